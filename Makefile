@@ -1,0 +1,92 @@
+# dmabench: a plain Makefile. `make` builds build/dmabench; `make test` runs every
+# test; `make run` runs the main job. CUDA parts build when nvcc is found
+# (`make CUDA=0` turns them off; CUDA_ARCH picks the targets).
+
+CC      ?= gcc
+ifeq ($(origin CC),default)
+CC      := gcc
+endif
+BUILD   := build
+CFLAGS  ?= -O2 -march=native -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fopenmp
+CFLAGS  += -Ikernels/common -Ikernels/dma -Ibaselines/mha -Ibaselines/swa -Ibaselines/nsa \
+           -Imodel -Itasks -Iharness
+LDLIBS  := -fopenmp -lcjson -lcurl -lm
+
+# ---- CUDA detection ----
+NVCC ?= $(shell command -v nvcc 2>/dev/null || (test -x /usr/local/cuda/bin/nvcc && echo /usr/local/cuda/bin/nvcc))
+ifeq ($(NVCC),)
+CUDA ?= 0
+else
+CUDA ?= 1
+endif
+CUDA_ARCH ?= 80 90a
+CUDA_HOME := $(patsubst %/bin/nvcc,%,$(NVCC))
+NVCCFLAGS := -O3 -std=c++17 -lineinfo -Xcompiler -Wall,-Werror -Ikernels/common -Ikernels/dma \
+             -Ibaselines/mha -Ibaselines/swa -Ibaselines/nsa -Imodel \
+             $(foreach a,$(CUDA_ARCH),-gencode=arch=compute_$(a),code=sm_$(a))
+
+C_SRCS  := $(wildcard kernels/*/*.c baselines/*/*.c model/*.c tasks/*/*.c harness/*.c)
+LIB_SRCS := $(filter-out harness/main.c,$(C_SRCS))
+CU_SRCS := $(wildcard kernels/*/*.cu baselines/*/*.cu model/*.cu)
+TEST_SRCS := $(wildcard tests/test_*.c)
+
+ifeq ($(CUDA),1)
+CFLAGS  += -DDMABENCH_CUDA=1
+LDLIBS  += -L$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -lstdc++ \
+           -Wl,-rpath,'$$ORIGIN/lib' -Wl,-rpath,$(CUDA_HOME)/lib64
+CU_OBJS := $(CU_SRCS:%.cu=$(BUILD)/%.cu.o)
+else
+CU_OBJS :=
+endif
+
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o) $(CU_OBJS)
+TEST_BINS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
+
+.PHONY: all setup run test test-gpu clean info
+all: info $(BUILD)/dmabench
+
+info:
+	@echo "dmabench build: CC=$(CC) CUDA=$(CUDA)$(if $(filter 1,$(CUDA)), (nvcc $(NVCC), arch $(CUDA_ARCH)))"
+
+setup:
+	@sh scripts/setup.sh
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/%.cu.o: %.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/libdmabench.a: $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/dmabench: $(BUILD)/harness/main.o $(BUILD)/libdmabench.a
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+ifeq ($(CUDA),1)
+	@mkdir -p $(BUILD)/lib && cp -L /usr/lib/x86_64-linux-gnu/libcjson.so.1 $(BUILD)/lib/ 2>/dev/null || true
+endif
+
+$(BUILD)/tests/%: tests/%.c $(BUILD)/libdmabench.a tests/check.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests $< $(BUILD)/libdmabench.a -o $@ $(LDLIBS)
+
+run: setup
+	@$(MAKE) --no-print-directory all
+	@sh scripts/run-main.sh
+
+test: setup
+	@$(MAKE) --no-print-directory all $(TEST_BINS)
+	@sh scripts/run-tests.sh $(TEST_BINS)
+
+test-gpu: setup
+	@$(MAKE) --no-print-directory all $(TEST_BINS)
+	@DMABENCH_GPU=1 sh scripts/run-tests.sh $(TEST_BINS)
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,164 @@
+/*
+ * attn_case.c: allocation, seeded filling and comparison of operator problems.
+ */
+#include "attn_case.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dtype.h"
+#include "rng.h"
+
+static int64_t slot_offset(const attn_case *c, const attn_slot *s, int64_t e) {
+    if (!s->stride_off) return e;
+    const attn_stride *st = (const attn_stride *)((const char *)&c->p + s->stride_off);
+    int64_t dims[4];
+    attn_slot_shape(s, &c->p, c->variant, dims);
+    int64_t d = e % dims[3];
+    e /= dims[3];
+    int64_t h = e % dims[2];
+    e /= dims[2];
+    int64_t n = e % dims[1];
+    int64_t b = e / dims[1];
+    return b * st->b + n * st->s + h * st->h + d;
+}
+
+static double get_raw(const void *ptr, attn_dtype t, int64_t i) {
+    switch (t) {
+    case ATTN_DTYPE_F32: return ((const float *)ptr)[i];
+    case ATTN_DTYPE_F16: return f16_to_f32(((const uint16_t *)ptr)[i]);
+    case ATTN_DTYPE_BF16: return bf16_to_f32(((const uint16_t *)ptr)[i]);
+    case ATTN_DTYPE_F64: return ((const double *)ptr)[i];
+    }
+    return NAN;
+}
+
+static void set_raw(void *ptr, attn_dtype t, int64_t i, double x) {
+    switch (t) {
+    case ATTN_DTYPE_F32: ((float *)ptr)[i] = (float)x; break;
+    case ATTN_DTYPE_F16: ((uint16_t *)ptr)[i] = f32_to_f16((float)x); break;
+    case ATTN_DTYPE_BF16: ((uint16_t *)ptr)[i] = f32_to_bf16((float)x); break;
+    case ATTN_DTYPE_F64: ((double *)ptr)[i] = x; break;
+    }
+}
+
+double attn_case_get(const attn_case *c, const attn_slot *s, int64_t e) {
+    const void *ptr = *attn_slot_ptr(s, (attn_params *)&c->p);
+    return get_raw(ptr, attn_slot_dtype(s, &c->p), slot_offset(c, s, e));
+}
+
+void attn_case_set(attn_case *c, const attn_slot *s, int64_t e, double x) {
+    void *ptr = *attn_slot_ptr(s, &c->p);
+    set_raw(ptr, attn_slot_dtype(s, &c->p), slot_offset(c, s, e), x);
+}
+
+/* Bytes a slot's buffer spans under its strides (contiguous when no strides). */
+static size_t slot_bytes(const attn_case *c, const attn_slot *s) {
+    int64_t n = attn_slot_numel(s, &c->p, c->variant);
+    size_t es = attn_dtype_size(attn_slot_dtype(s, &c->p));
+    if (n == 0) return es;
+    if (s->stride_off) n = slot_offset(c, s, n - 1) + 1;
+    return (size_t)n * es;
+}
+
+attn_status attn_case_alloc(attn_case *c, attn_variant v, const attn_params *shape, int dma_wdt,
+                            int with_bias, int backward) {
+    memset(c, 0, sizeof *c);
+    c->p = *shape;
+    c->variant = v;
+    c->dma_wdt = dma_wdt;
+    c->with_bias = with_bias;
+    c->backward = backward;
+    int ns;
+    const attn_slot *tab = attn_slot_table(&ns);
+    for (int i = 0; i < ns; i++) *attn_slot_ptr(&tab[i], &c->p) = NULL;
+    for (int i = 0; i < ns; i++) {
+        const attn_slot *s = &tab[i];
+        if (!attn_slot_used(s, v, &c->p, dma_wdt, with_bias)) continue;
+        if (!backward && (s->kind == SLOT_GRAD || !strcmp(s->name, "do"))) continue;
+        size_t bytes = slot_bytes(c, s);
+        c->buf[i] = malloc(bytes);
+        if (!c->buf[i]) {
+            attn_case_free(c);
+            return ATTN_ERR_OOM;
+        }
+        *attn_slot_ptr(s, &c->p) = c->buf[i];
+        if (s->kind != SLOT_INPUT) { /* poison outputs: NaN in every dtype */
+            attn_dtype t = attn_slot_dtype(s, &c->p);
+            size_t es = attn_dtype_size(t);
+            for (size_t k = 0; k < bytes / es; k++) set_raw(c->buf[i], t, (int64_t)k, NAN);
+        }
+    }
+    return ATTN_OK;
+}
+
+void attn_case_free(attn_case *c) {
+    for (int i = 0; i < 32; i++) {
+        free(c->buf[i]);
+        c->buf[i] = NULL;
+    }
+}
+
+/* Distributions: q, k, v, do ~ N(0, 1); z ~ N(0, 1) (or clustered); w_dt ~ N(0, 1/C)
+ * so dt is O(1); b_dt, a ~ N(0, 0.5^2); g ~ U(0, 1); w_ck, w_cv ~ N(0, 1/(l D));
+ * p_k, p_v ~ N(0, 0.5^2). */
+void attn_case_fill(attn_case *c, uint64_t seed, z_pattern zp) {
+    int ns;
+    const attn_slot *tab = attn_slot_table(&ns);
+    for (int i = 0; i < ns; i++) {
+        const attn_slot *s = &tab[i];
+        if (s->kind != SLOT_INPUT || !c->buf[i]) continue;
+        rng_t r;
+        rng_seed(&r, seed * 1000003u + (uint64_t)i);
+        int64_t n = attn_slot_numel(s, &c->p, c->variant);
+        double sd = 1.0;
+        const char *nm = s->name;
+        if (!strcmp(nm, "w_dt")) sd = 1.0 / sqrt((double)c->p.Hkv * c->p.D);
+        if (!strcmp(nm, "b_dt") || !strcmp(nm, "a") || !strcmp(nm, "p_k") || !strcmp(nm, "p_v")) sd = 0.5;
+        if (!strcmp(nm, "w_ck") || !strcmp(nm, "w_cv")) sd = 1.0 / sqrt((double)c->p.nsa_l * c->p.D);
+        for (int64_t e = 0; e < n; e++) {
+            double x;
+            if (!strcmp(nm, "g")) x = rng_uniform(&r);
+            else if (!strcmp(nm, "z") && zp == Z_CLUSTERED) {
+                /* runs of 16 keys share a level; a few runs are high */
+                int64_t j = e % c->p.Nk, run = j / 16;
+                rng_t rr;
+                rng_seed(&rr, seed ^ (uint64_t)(e / c->p.Nk) * 7919u ^ (uint64_t)run * 104729u);
+                x = (rng_uniform(&rr) < 0.25 ? 2.0 : -2.0) + 0.1 * rng_normal(&r);
+            } else x = sd * rng_normal(&r);
+            attn_case_set(c, s, e, x);
+        }
+    }
+}
+
+void attn_case_copy_inputs(attn_case *dst, const attn_case *src) {
+    int ns;
+    const attn_slot *tab = attn_slot_table(&ns);
+    for (int i = 0; i < ns; i++) {
+        const attn_slot *s = &tab[i];
+        if (s->kind != SLOT_INPUT || !src->buf[i] || !dst->buf[i]) continue;
+        int64_t n = attn_slot_numel(s, &src->p, src->variant);
+        for (int64_t e = 0; e < n; e++) attn_case_set(dst, s, e, attn_case_get(src, s, e));
+    }
+}
+
+void attn_case_compare(const attn_case *a, const attn_case *ref, const attn_slot *s, double *max_abs,
+                       double *max_rel) {
+    int64_t n = attn_slot_numel(s, &ref->p, ref->variant);
+    double ma = 0, mr = 0;
+    for (int64_t e = 0; e < n; e++) {
+        double x = attn_case_get(a, s, e), r = attn_case_get(ref, s, e);
+        if (isinf(r) && isinf(x) && (r > 0) == (x > 0)) continue; /* lse = -inf on empty rows */
+        if (!isfinite(x) || !isfinite(r)) {
+            ma = INFINITY;
+            continue;
+        }
+        double d = fabs(x - r);
+        if (d > ma) ma = d;
+        if (fabs(r) > mr) mr = fabs(r);
+    }
+    *max_abs = ma;
+    *max_rel = ma / (mr > 1e-30 ? mr : 1e-30);
+    if (ma == 0) *max_rel = 0;
+}
