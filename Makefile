@@ -10,7 +10,7 @@ BUILD   := build
 CFLAGS  ?= -O2 -march=native -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fopenmp
 CFLAGS  += -Ikernels/common -Ikernels/dma -Ibaselines/mha -Ibaselines/swa -Ibaselines/nsa \
-           -Imodel -Itasks -Iharness
+           -Imodel -Itasks -Iharness -I$(BUILD)/gen
 LDLIBS  := -fopenmp -lcjson -lcurl -lm
 
 # ---- CUDA detection ----
@@ -43,7 +43,9 @@ endif
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o) $(CU_OBJS)
 TEST_BINS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: all setup run test test-gpu clean info
+VERSION := 0.1.0
+
+.PHONY: all setup run test test-gpu clean info FORCE
 all: info $(BUILD)/dmabench
 
 info:
@@ -51,6 +53,17 @@ info:
 
 setup:
 	@sh scripts/setup.sh
+
+# version.h: rewritten only when the commit, dirty state or flags change
+$(BUILD)/gen/version.h: FORCE
+	@mkdir -p $(dir $@)
+	@{ echo '#define DMABENCH_VERSION "$(VERSION)"'; \
+	   echo '#define DMABENCH_GIT_COMMIT "'"$$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)"'"'; \
+	   echo '#define DMABENCH_GIT_DIRTY '"$$(test -n "$$(git status --porcelain --untracked-files=no 2>/dev/null)" && echo 1 || echo 0)"; \
+	   echo '#define DMABENCH_CFLAGS "$(CFLAGS)"'; } > $@.tmp
+	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
+
+$(BUILD)/harness/report.o $(BUILD)/harness/main.o: $(BUILD)/gen/version.h
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)

@@ -1,0 +1,14 @@
+/*
+ * commands.h: the dmabench subcommands. Each takes the whole argv (argv[1] is
+ * the command name) and returns the process exit status: 0 success, 1 a failed
+ * check or run, 2 bad usage or input.
+ */
+#ifndef DMABENCH_COMMANDS_H
+#define DMABENCH_COMMANDS_H
+
+int cmd_env(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
+int cmd_attn(int argc, char **argv);
+int cmd_attn_inputs(int argc, char **argv);
+
+#endif

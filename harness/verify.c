@@ -1,0 +1,335 @@
+/*
+ * verify.c: every implemented backend against the double-precision reference on
+ * fresh random inputs over a grid of shapes (GQA, MQA, Nq != Nk, Nq = 1, sizes
+ * that are no multiple of any tile, windows larger and smaller than N), forward
+ * and backward. `dmabench verify --help` for the options.
+ */
+#include "verify.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "report.h"
+
+double verify_tolerance(attn_backend b, attn_dtype t) {
+    (void)b;
+    switch (t) {
+    case ATTN_DTYPE_F64: return 1e-12;
+    case ATTN_DTYPE_F32: return 1e-4;
+    case ATTN_DTYPE_BF16: return 3e-2;
+    case ATTN_DTYPE_F16: return 1e-2;
+    }
+    return 0;
+}
+
+/* Pads the strides of q, k, v, o (and their gradients) so that rows are not packed:
+ * catches kernels that assume contiguity. */
+static void pad_strides(attn_params *p) {
+    int Dp = p->D + 3;
+    attn_stride qs = {(int64_t)(p->Nq + 1) * p->Hq * Dp, (int64_t)p->Hq * Dp, Dp};
+    attn_stride ks = {(int64_t)(p->Nk + 2) * p->Hkv * Dp, (int64_t)p->Hkv * Dp, Dp};
+    p->q_st = p->o_st = p->do_st = p->dq_st = qs;
+    p->k_st = p->v_st = p->dk_st = p->dv_st = ks;
+}
+
+void verify_one(const attn_op *op, const attn_params *shape, const verify_opts *o, verify_result *r) {
+    memset(r, 0, sizeof *r);
+    r->tol = verify_tolerance(op->backend, shape->dtype);
+    r->errors = cJSON_CreateObject();
+    attn_params sh = *shape;
+    if (o->padded) pad_strides(&sh);
+    attn_params rsh = *shape;
+    rsh.dtype = ATTN_DTYPE_F64;
+    attn_case c = {0}, ref = {0};
+    const attn_op *rop = attn_registry_find(op->variant, ATTN_BACKEND_REF);
+    attn_status st = attn_case_alloc(&c, op->variant, &sh, o->dma_wdt, o->dma_bias, o->backward);
+    if (st == ATTN_OK) st = attn_case_alloc(&ref, op->variant, &rsh, o->dma_wdt, o->dma_bias, o->backward);
+    if (st != ATTN_OK) {
+        r->status = st;
+        snprintf(r->why, sizeof r->why, "cannot allocate the test tensors");
+        goto done;
+    }
+    if (!op->supports(&c.p, o->backward, r->why, sizeof r->why)) {
+        r->status = ATTN_ERR_UNSUPPORTED;
+        goto done;
+    }
+    attn_case_fill(&c, o->seed, o->zp);
+    attn_case_copy_inputs(&ref, &c); /* the reference sees exactly the rounded inputs */
+    if ((st = rop->forward(&ref.p)) != ATTN_OK || (o->backward && (st = rop->backward(&ref.p)) != ATTN_OK)) {
+        r->status = st;
+        snprintf(r->why, sizeof r->why, "reference failed: %s", attn_status_str(st));
+        goto done;
+    }
+    if ((st = op->forward(&c.p)) != ATTN_OK || (o->backward && (st = op->backward(&c.p)) != ATTN_OK)) {
+        r->status = st;
+        snprintf(r->why, sizeof r->why, "%s failed: %s", o->backward ? "forward/backward" : "forward",
+                 attn_status_str(st));
+        goto done;
+    }
+    int ns;
+    const attn_slot *tab = attn_slot_table(&ns);
+    for (int i = 0; i < ns; i++) {
+        const attn_slot *s = &tab[i];
+        if (s->kind == SLOT_INPUT || !c.buf[i]) continue;
+        double ma, mr;
+        attn_case_compare(&c, &ref, s, &ma, &mr);
+        cJSON *e = cJSON_AddObjectToObject(r->errors, s->name);
+        cJSON_AddNumberToObject(e, "abs", isfinite(ma) ? ma : 1e308);
+        cJSON_AddNumberToObject(e, "rel", isfinite(mr) ? mr : 1e308);
+        int fwd = s->kind == SLOT_OUTPUT;
+        double *pa = fwd ? &r->fwd_abs : &r->bwd_abs, *pr = fwd ? &r->fwd_rel : &r->bwd_rel;
+        if (!(ma <= *pa)) *pa = ma;
+        if (!(mr <= *pr)) *pr = mr;
+    }
+    r->pass = r->fwd_rel <= r->tol && r->bwd_rel <= r->tol;
+done:
+    attn_case_free(&c);
+    attn_case_free(&ref);
+}
+
+/* ---- the grid ---- */
+
+typedef struct {
+    const char *name;
+    int B, Nq, Nk, Hq, Hkv, D, causal;
+} vshape;
+
+static const vshape grid[] = {
+    {"square", 1, 64, 64, 4, 4, 32, 1},
+    {"gqa_odd", 2, 37, 37, 4, 2, 24, 1},
+    {"mqa", 1, 50, 50, 6, 1, 16, 1},
+    {"nq<nk", 1, 19, 83, 4, 2, 32, 1},
+    {"decode", 2, 1, 101, 4, 2, 64, 1},
+    {"nq>nk", 1, 70, 33, 2, 2, 16, 1},
+    {"noncausal", 1, 29, 45, 2, 1, 40, 0},
+    {"d128", 1, 40, 40, 2, 1, 128, 1},
+};
+#define NGRID (int)(sizeof grid / sizeof *grid)
+
+typedef struct {
+    attn_params sh;
+    verify_opts o;
+    char label[96];
+    char settings[96];
+} vcell;
+
+/* Expands the grid for one variant into cells. Returns the count. */
+static int cells_for(attn_variant v, attn_dtype dt, uint64_t seed, vcell *out, int max) {
+    int n = 0;
+    for (int gi = 0; gi < NGRID; gi++) {
+        const vshape *g = &grid[gi];
+        if ((v == ATTN_SWA || v == ATTN_NSA) && !g->causal) continue;
+        int nw = v == ATTN_MHA ? 1 : 2;
+        for (int wi = 0; wi < nw; wi++) {
+            int nvar = v == ATTN_DMA ? 4 : v == ATTN_NSA ? 2 : 1;
+            for (int k = 0; k < nvar && n < max; k++) {
+                vcell *c = &out[n];
+                memset(c, 0, sizeof *c);
+                attn_params_init(&c->sh, g->B, g->Nq, g->Nk, g->Hq, g->Hkv, g->D, dt, g->causal);
+                c->sh.w = wi == 0 ? 7 : g->Nk + 5; /* smaller and larger than N */
+                c->o.backward = 1;
+                c->o.seed = seed + (uint64_t)n * 7919u + (uint64_t)v * 104729u;
+                c->o.padded = gi == 1;
+                snprintf(c->label, sizeof c->label, "%s B%d Nq%d Nk%d H%d/%d D%d%s", g->name, g->B, g->Nq,
+                         g->Nk, g->Hq, g->Hkv, g->D, g->causal ? "" : " noncausal");
+                if (v == ATTN_MHA) snprintf(c->settings, sizeof c->settings, "-");
+                else snprintf(c->settings, sizeof c->settings, "w=%d", c->sh.w);
+                if (v == ATTN_DMA) {
+                    /* z random, z clustered, w_dt exp with bias, w_dt linear */
+                    c->o.zp = k == 1 ? Z_CLUSTERED : Z_RANDOM;
+                    c->o.dma_wdt = k >= 2;
+                    c->o.dma_bias = k == 2;
+                    c->sh.dma_mode = k == 3 ? DMA_MODE_LINEAR : DMA_MODE_EXP;
+                    const char *kn[] = {"z random", "z clustered", "w_dt exp", "w_dt linear"};
+                    size_t L = strlen(c->settings);
+                    snprintf(c->settings + L, sizeof c->settings - L, " %s", kn[k]);
+                }
+                if (v == ATTN_NSA) {
+                    /* small blocks so that selection matters at these sizes */
+                    c->sh.nsa_l = 8;
+                    c->sh.nsa_d = 4;
+                    c->sh.nsa_ls = 8;
+                    c->sh.nsa_n = wi == 0 ? 3 : 16;
+                    c->sh.w = wi == 0 ? 8 : g->Nk + 5;
+                    c->sh.nsa_cmp = k == 0 ? NSA_CMP_LINEAR : NSA_CMP_MEAN;
+                    snprintf(c->settings, sizeof c->settings, "w=%d l=8 d=4 l'=8 n=%d %s", c->sh.w, c->sh.nsa_n,
+                             k == 0 ? "linear" : "mean");
+                }
+                n++;
+            }
+        }
+    }
+    /* NSA once at the paper's block sizes */
+    if (v == ATTN_NSA && n < max) {
+        vcell *c = &out[n];
+        memset(c, 0, sizeof *c);
+        attn_params_init(&c->sh, 1, 300, 300, 4, 2, 16, dt, 1);
+        c->sh.w = 64;
+        c->o.backward = 1;
+        c->o.seed = seed + 77;
+        snprintf(c->label, sizeof c->label, "paper_blocks B1 Nq300 Nk300 H4/2 D16");
+        snprintf(c->settings, sizeof c->settings, "w=64 l=32 d=16 l'=64 n=16 linear");
+        n++;
+    }
+    return n;
+}
+
+static void usage(void) {
+    printf("usage: dmabench verify [options]\n"
+           "\n"
+           "Checks every implemented backend against the double-precision reference on\n"
+           "fresh random inputs, forward and backward, over a grid of shapes (GQA, MQA,\n"
+           "Nq != Nk, Nq = 1, odd sizes, padded strides, windows smaller and larger than N).\n"
+           "Prints a table, writes a JSON report, exits 1 if any check fails.\n"
+           "\n"
+           "options:\n"
+           "  --variant LIST   mha,swa,dma,nsa (default: all)\n"
+           "  --backend LIST   ref,cpu,cuda (default: every non-reference backend built in;\n"
+           "                   'ref' checks the reference's own f32 path against f64)\n"
+           "  --dtype T        f32|bf16|f16 (default: f32 on cpu/ref, bf16 on cuda)\n"
+           "  --seed N         random seed (default 1)\n"
+           "  --out FILE       JSON report (default verify.json)\n"
+           "  --quiet          print only failures and the summary\n");
+}
+
+int cmd_verify(int argc, char **argv) {
+    cli_args a;
+    if (cli_parse(&a, "verify", argc, argv, 2, "--help -h --quiet") != 0) goto bad;
+    if (cli_flag(&a, "--help")) {
+        usage();
+        return 0;
+    }
+    const char *vlist = cli_str(&a, "--variant", "mha,swa,dma,nsa");
+    const char *blist = cli_str(&a, "--backend", NULL);
+    const char *dts = cli_str(&a, "--dtype", NULL);
+    const char *out = cli_str(&a, "--out", "verify.json");
+    int quiet = cli_flag(&a, "--quiet");
+    long long seed;
+    if (cli_int(&a, "--seed", 1, 0, (long long)1 << 62, &seed) != 0 || cli_finish(&a) != 0) goto bad;
+
+    attn_variant vars[ATTN_NVARIANTS];
+    int nv = 0;
+    char *items[16];
+    int ni = cli_list(vlist, items, 16);
+    for (int i = 0; i < ni; i++) {
+        if (attn_variant_parse(items[i], &vars[nv]) != 0) {
+            fprintf(stderr, "dmabench verify: unknown variant '%s' (known: mha, swa, dma, nsa)\n", items[i]);
+            cli_list_free(items, ni);
+            return 2;
+        }
+        nv++;
+    }
+    cli_list_free(items, ni);
+
+    attn_backend bes[ATTN_NBACKENDS];
+    int nb = 0;
+    if (blist) {
+        ni = cli_list(blist, items, 16);
+        for (int i = 0; i < ni; i++) {
+            if (attn_backend_parse(items[i], &bes[nb]) != 0) {
+                fprintf(stderr, "dmabench verify: unknown backend '%s' (known: ref, cpu, cuda)\n", items[i]);
+                cli_list_free(items, ni);
+                return 2;
+            }
+            nb++;
+        }
+        cli_list_free(items, ni);
+    } else {
+        /* every non-reference backend that is built in; the reference self-check
+         * when there is none */
+        for (int b = ATTN_BACKEND_CPU; b < ATTN_NBACKENDS; b++)
+            for (int v = 0; v < ATTN_NVARIANTS; v++)
+                if (attn_registry_find((attn_variant)v, (attn_backend)b)) {
+                    bes[nb++] = (attn_backend)b;
+                    break;
+                }
+        if (nb == 0) bes[nb++] = ATTN_BACKEND_REF;
+    }
+    attn_dtype fixed_dt = ATTN_DTYPE_F32;
+    if (dts && (attn_dtype_parse(dts, &fixed_dt) != 0 || fixed_dt == ATTN_DTYPE_F64)) {
+        fprintf(stderr, "dmabench verify: unknown dtype '%s' (use f32, bf16 or f16)\n", dts);
+        return 2;
+    }
+
+    cJSON *rep = report_new(report_provenance(argc, argv, (uint64_t)seed));
+    int npass = 0, nfail = 0, nskip = 0;
+    printf("| variant | backend | dtype | shape | settings | fwd rel err | bwd rel err | tol | result |\n");
+    printf("|---|---|---|---|---|---|---|---|---|\n");
+    for (int bi = 0; bi < nb; bi++)
+        for (int vi = 0; vi < nv; vi++) {
+            const attn_op *op = attn_registry_find(vars[vi], bes[bi]);
+            attn_dtype dt = dts ? fixed_dt : bes[bi] == ATTN_BACKEND_CUDA ? ATTN_DTYPE_BF16 : ATTN_DTYPE_F32;
+            if (!op) {
+                printf("| %s | %s | %s | - | - | - | - | - | not built |\n", attn_variant_name(vars[vi]),
+                       attn_backend_name(bes[bi]), attn_dtype_name(dt));
+                attn_params sh;
+                attn_params_init(&sh, 1, 1, 1, 1, 1, 1, dt, 1);
+                cJSON *rec = record_kernel(&sh, vars[vi], bes[bi], ATTN_MODE_FWDBWD, "unsupported");
+                cJSON_ReplaceItemInObject(rec, "kind", cJSON_CreateString("verify"));
+                cJSON_AddStringToObject(rec, "note", "backend not built into this binary");
+                report_add(rep, rec);
+                nskip++;
+                continue;
+            }
+            vcell cells[64];
+            int nc = cells_for(vars[vi], dt, (uint64_t)seed, cells, 64);
+            for (int ci = 0; ci < nc; ci++) {
+                verify_result r;
+                verify_one(op, &cells[ci].sh, &cells[ci].o, &r);
+                const char *status = r.status == ATTN_OK ? "ok"
+                                     : r.status == ATTN_ERR_UNSUPPORTED ? "unsupported"
+                                     : r.status == ATTN_ERR_OOM       ? "oom"
+                                                                      : "error";
+                const char *res;
+                if (r.status == ATTN_ERR_UNSUPPORTED) {
+                    res = "unsupported";
+                    nskip++;
+                } else if (r.status != ATTN_OK || !r.pass) {
+                    res = "FAIL";
+                    nfail++;
+                    if (r.status == ATTN_OK) status = "error";
+                } else {
+                    res = "pass";
+                    npass++;
+                }
+                if (!quiet || strcmp(res, "pass") != 0)
+                    printf("| %s | %s | %s | %s | %s | %.2e | %.2e | %.0e | %s%s%s |\n",
+                           attn_variant_name(vars[vi]), attn_backend_name(bes[bi]), attn_dtype_name(dt),
+                           cells[ci].label, cells[ci].settings, r.fwd_rel, r.bwd_rel, r.tol, res,
+                           r.why[0] ? ": " : "", r.why);
+                cJSON *rec = record_kernel(&cells[ci].sh, vars[vi], bes[bi], ATTN_MODE_FWDBWD, status);
+                cJSON_ReplaceItemInObject(rec, "kind", cJSON_CreateString("verify"));
+                cJSON_AddStringToObject(rec, "check", res);
+                cJSON_AddStringToObject(rec, "label", cells[ci].label);
+                cJSON_AddNumberToObject(rec, "seed", (double)cells[ci].o.seed);
+                cJSON_AddBoolToObject(rec, "padded_strides", cells[ci].o.padded);
+                if (vars[vi] == ATTN_DMA)
+                    cJSON_AddStringToObject(rec, "z_source",
+                                            cells[ci].o.dma_wdt ? (cells[ci].o.dma_bias ? "w_dt+b_dt" : "w_dt")
+                                            : cells[ci].o.zp == Z_CLUSTERED ? "clustered"
+                                                                            : "random");
+                cJSON_AddNumberToObject(rec, "max_abs_err", fmax(r.fwd_abs, r.bwd_abs));
+                cJSON_AddNumberToObject(rec, "max_rel_err", fmax(r.fwd_rel, r.bwd_rel));
+                cJSON_AddNumberToObject(rec, "tolerance_rel", r.tol);
+                if (r.why[0]) cJSON_AddStringToObject(rec, "error", r.why);
+                cJSON_AddItemToObject(rec, "errors", r.errors);
+                report_add(rep, rec);
+            }
+        }
+    char err[512];
+    int wrc = report_write(out, rep, err, sizeof err);
+    cJSON_Delete(rep);
+    printf("\nverify: %d passed, %d failed, %d skipped\n", npass, nfail, nskip);
+    if (wrc != 0) {
+        fprintf(stderr, "dmabench verify: %s\n", err);
+        return 1;
+    }
+    printf("report: %s\n", out);
+    return nfail ? 1 : 0;
+bad:
+    fprintf(stderr, "dmabench %s\n", a.err);
+    return 2;
+}

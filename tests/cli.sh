@@ -1,0 +1,83 @@
+#!/bin/sh
+# cli.sh: the dmabench command end to end: help, verify, attn, and bad input
+# (each must give a one-line error, a non-zero exit and no output file).
+B=${DMABENCH:-./build/dmabench}
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+ok() { echo "ok - cli/$1"; }
+nok() { echo "not ok - cli/$1: $2"; }
+
+# expect_fail NAME PATTERN CMD...: non-zero exit, one line on stderr matching
+# PATTERN, no crash (exit < 128), and $T/out not created
+expect_fail() {
+    name=$1 pat=$2
+    shift 2
+    rm -f "$T/out"
+    "$@" >"$T/stdout" 2>"$T/stderr"
+    rc=$?
+    lines=$(grep -c . "$T/stderr")
+    if [ "$rc" -eq 0 ] || [ "$rc" -ge 128 ]; then nok "$name" "exit status $rc"
+    elif [ -e "$T/out" ]; then nok "$name" "left an output file"
+    elif ! grep -q -- "$pat" "$T/stderr"; then nok "$name" "stderr '$(head -c 200 "$T/stderr")' lacks '$pat'"
+    elif [ "$lines" -ne 1 ]; then nok "$name" "$lines lines on stderr"
+    else ok "$name"; fi
+}
+
+$B help | grep -q verify && ok help || nok help "no command list"
+$B verify --help | grep -q -- --variant && ok verify_help || nok verify_help "no options"
+expect_fail unknown_command "unknown command" $B frobnicate
+expect_fail verify_bad_variant "unknown variant 'foo'" $B verify --variant foo --out "$T/out"
+expect_fail verify_bad_backend "unknown backend" $B verify --backend gpu --out "$T/out"
+expect_fail verify_bad_option "unknown option --frob" $B verify --frob 1
+
+# verify end to end: a JSON report with records and provenance
+if $B verify --variant mha,dma --quiet --out "$T/v.json" >"$T/vout" 2>&1 &&
+    grep -q '"schema_version"' "$T/v.json" && grep -q '"records"' "$T/v.json" && grep -q '"git_commit"' "$T/v.json" &&
+    grep -q 'passed, 0 failed' "$T/vout"; then ok verify_report; else nok verify_report "$(tail -3 "$T/vout")"; fi
+
+# attn end to end
+$B attn-inputs --variant dma --shape 2,9,9,4,2,8 --causal --w 4 --backward --out "$T/in.st" 2>/dev/null
+if $B attn --variant dma --in "$T/in.st" --out "$T/o.st" --causal --w 4 --backward 2>/dev/null && [ -s "$T/o.st" ]; then
+    ok attn_dma_backward; else nok attn_dma_backward "no output"; fi
+$B attn-inputs --variant nsa --shape 1,20,20,2,1,4 --causal --w 4 --nsa-l 4 --nsa-d 2 --nsa-ls 4 --nsa-n 2 --out "$T/nsa.st" 2>/dev/null
+if $B attn --variant nsa --in "$T/nsa.st" --out "$T/o2.st" --causal --w 4 --nsa-l 4 --nsa-d 2 --nsa-ls 4 --nsa-n 2 2>/dev/null; then
+    ok attn_nsa; else nok attn_nsa "failed"; fi
+
+# bad input to attn
+expect_fail attn_no_variant "--variant is required" $B attn --in "$T/in.st" --out "$T/out"
+expect_fail attn_unknown_variant "unknown variant" $B attn --variant xyz --in "$T/in.st" --out "$T/out"
+expect_fail attn_unknown_backend "unknown backend" $B attn --variant mha --backend tpu --in "$T/in.st" --out "$T/out"
+expect_fail attn_missing_file "cannot open" $B attn --variant mha --in "$T/nope.st" --out "$T/out"
+printf 'garbage' >"$T/short.st"
+expect_fail attn_short_file "$T/short.st" $B attn --variant mha --in "$T/short.st" --out "$T/out"
+printf '\020\000\000\000\000\000\000\000{"q": not json }' >"$T/badjson.st"
+expect_fail attn_bad_json "JSON" $B attn --variant mha --in "$T/badjson.st" --out "$T/out"
+expect_fail attn_missing_tensor "tensor 'g' is required" $B attn --variant nsa --causal --in "$T/in.st" --out "$T/out"
+expect_fail attn_missing_do "tensor 'do' is required" $B attn --variant mha --backward --in "$T/nsa.st" --out "$T/out"
+expect_fail attn_swa_noncausal "causal" $B attn --variant swa --in "$T/in.st" --out "$T/out"
+expect_fail attn_bad_w "--w must be in" $B attn --variant swa --w 0 --causal --in "$T/in.st" --out "$T/out"
+expect_fail attn_bad_scale "--scale" $B attn --variant mha --scale -1 --in "$T/in.st" --out "$T/out"
+# Hq not a multiple of Hkv
+$B attn-inputs --variant mha --shape 1,4,4,3,2,8 --out "$T/gqa.st" 2>/dev/null
+expect_fail attn_gqa_mismatch "not a multiple" $B attn --variant mha --in "$T/gqa.st" --out "$T/out"
+# D out of range
+$B attn-inputs --variant mha --shape 1,2,2,1,1,300 --out "$T/bigd.st" 2>/dev/null
+expect_fail attn_d_range "out of range" $B attn --variant mha --in "$T/bigd.st" --out "$T/out"
+# wrong shape: z for a different Nk
+$B attn-inputs --variant dma --shape 1,8,8,2,1,4 --out "$T/z8.st" 2>/dev/null
+$B attn-inputs --variant dma --shape 1,6,6,2,1,4 --out "$T/z6.st" 2>/dev/null
+# splice: take q,k,v from the 8-key file and z from the 6-key one via attn's own output? simpler: a
+# file whose k has another batch size
+$B attn-inputs --variant mha --shape 2,8,8,2,1,4 --out "$T/b2.st" 2>/dev/null
+expect_fail attn_dma_needs_z "needs tensor z" $B attn --variant dma --in "$T/b2.st" --out "$T/out"
+# NaN in an input: patch the first element of q (offset after the header) to a NaN
+$B attn-inputs --variant mha --shape 1,4,4,1,1,4 --out "$T/nan.st" 2>/dev/null
+hl=$(od -An -t u4 -N4 "$T/nan.st" | tr -d ' ')
+qoff=$(( 8 + hl ))
+# tensors are laid out sorted by size then name; find q's offset from the header
+qb=$(dd if="$T/nan.st" bs=1 skip=8 count="$hl" 2>/dev/null | sed 's/.*"q":{[^}]*"data_offsets":\[\([0-9]*\),.*/\1/')
+printf '\000\000\300\177' | dd of="$T/nan.st" bs=1 seek=$((qoff + qb)) conv=notrunc 2>/dev/null
+expect_fail attn_nan_input "NaN" $B attn --variant mha --in "$T/nan.st" --out "$T/out"
+# output into a missing folder: error, nothing left behind
+expect_fail attn_bad_out_dir "" $B attn --variant dma --causal --w 4 --in "$T/in.st" --out "$T/nodir/out.st"
+ls "$T/nodir" >/dev/null 2>&1 && nok attn_bad_out_dir_clean "created a folder" || ok attn_bad_out_dir_clean
