@@ -99,7 +99,13 @@ int64_t st_tensor_numel(const st_tensor *t);
 
 /* Reads and validates the whole file at path into *out. *out is overwritten
  * without being freed (pass a fresh or freed st_file); on error it is left empty,
- * so st_file_free(out) is always safe. Read tensors own their data. */
+ * so st_file_free(out) is always safe. Read tensors own their data (one malloc'd,
+ * suitably aligned buffer each) and keep the header's order. Errors read
+ * "'<path>': <problem>". Checked: sizes, the header length (<= ST_MAX_HEADER),
+ * UTF-8 JSON object with nothing after it, each entry's dtype / shape /
+ * data_offsets, byte lengths against shapes, bounds, overlaps, duplicate names,
+ * "__metadata__" (an object of strings). Tolerated, unlike the reference reader:
+ * gaps between tensors, bytes after the last one, unknown fields in an entry. */
 st_status st_read(const char *path, st_file *out, char *err, size_t err_len);
 
 /* Tensor by name, or NULL. */

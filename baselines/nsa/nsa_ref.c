@@ -163,6 +163,12 @@ static int cmp_block(const void *pa, const void *pb, void *sv) {
     return 0;
 }
 
+/* Row 0 of kv head hkv in a (B, nb, Hkv, D) compressed tensor; with no block at all
+ * (Nk < l) the base pointer, never dereferenced. */
+static double *cmp_base(const ref_tensor *t, int b, int hkv) {
+    return t->N ? ref_row(t, b, 0, hkv) : t->x;
+}
+
 static const double *bq(const nsa_state *s, int b, int64_t i, int h) {
     return ref_row(&s->q, b, (int)i, h);
 }
@@ -176,7 +182,7 @@ static void nsa_group_forward(const attn_params *p, nsa_state *s, int b, int hkv
     int D = p->D;
     int64_t ks = (int64_t)p->Hkv * D; /* distance between consecutive keys (or blocks) */
     int64_t ip = attn_qpos(p, i);
-    const double *Kc = ref_row(&s->kc, b, 0, hkv), *Vc = ref_row(&s->vc, b, 0, hkv);
+    const double *Kc = cmp_base(&s->kc, b, hkv), *Vc = cmp_base(&s->vc, b, hkv);
     const double *K = ref_row(&s->k, b, 0, hkv), *V = ref_row(&s->v, b, 0, hkv);
 
     /* 1. compressed branch: blocks c with c d + l - 1 <= i' */
@@ -360,13 +366,13 @@ attn_status nsa_ref_backward(const attn_params *p) {
                 /* per branch: keys (or blocks), their K/V and gradient rows */
                 const int *idx[3] = {s.cidx, s.sidx, s.widx};
                 int n[3] = {s.nc, s.nsk, s.nw};
-                const double *K[3] = {ref_row(&s.kc, b, 0, hkv), ref_row(&s.k, b, 0, hkv),
+                const double *K[3] = {cmp_base(&s.kc, b, hkv), ref_row(&s.k, b, 0, hkv),
                                       ref_row(&s.k, b, 0, hkv)};
-                const double *V[3] = {ref_row(&s.vc, b, 0, hkv), ref_row(&s.v, b, 0, hkv),
+                const double *V[3] = {cmp_base(&s.vc, b, hkv), ref_row(&s.v, b, 0, hkv),
                                       ref_row(&s.v, b, 0, hkv)};
-                double *dK[3] = {ref_row(&dkc, b, 0, hkv), ref_row(&dk, b, 0, hkv),
+                double *dK[3] = {cmp_base(&dkc, b, hkv), ref_row(&dk, b, 0, hkv),
                                  ref_row(&dk, b, 0, hkv)};
-                double *dV[3] = {ref_row(&dvc, b, 0, hkv), ref_row(&dv, b, 0, hkv),
+                double *dV[3] = {cmp_base(&dvc, b, hkv), ref_row(&dv, b, 0, hkv),
                                  ref_row(&dv, b, 0, hkv)};
                 for (int hh = 0; hh < s.group; hh++) {
                     int h = hkv * s.group + hh;

@@ -184,19 +184,24 @@ static double capped_pairs(const attn_params *p, int w) {
     return s;
 }
 
-/* NSA pairs per query head: visible compressed blocks + selected keys + window keys. */
+/* NSA pairs per query head: visible compressed blocks + selected keys + window keys.
+ * Selected keys: the forced blocks (block 0, the query's block and the one before)
+ * and up to n blocks in all, counting only keys j <= i'. */
 static double nsa_pairs(const attn_params *p) {
-    int64_t nb = nsa_num_cmp_blocks(p);
+    int64_t nb = nsa_num_cmp_blocks(p), ls = p->nsa_ls;
     double s = 0;
     for (int64_t i = 0; i < p->Nq; i++) {
         int64_t ip = attn_qpos(p, i);
         if (ip < 0) continue;
         int64_t ncmp = ip + 1 >= p->nsa_l ? (ip + 1 - p->nsa_l) / p->nsa_d + 1 : 0;
         if (ncmp > nb) ncmp = nb;
-        int64_t nsel_blocks = ip / p->nsa_ls + 1;
-        if (nsel_blocks > p->nsa_n) nsel_blocks = p->nsa_n;
-        int64_t sel = nsel_blocks * p->nsa_ls;
-        if (sel > ip + 1) sel = ip + 1;
+        int64_t cur = ip / ls;                       /* the query's own block */
+        int64_t cand = cur + 1;                      /* blocks 0..cur may be selected */
+        int64_t forced = 1 + (cur >= 1) + (cur >= 2); /* block 0, cur, cur - 1 (distinct) */
+        int64_t nsel = p->nsa_n > forced ? p->nsa_n : forced;
+        if (nsel > cand) nsel = cand;
+        /* the query's block holds ip % ls + 1 visible keys, every other one ls */
+        int64_t sel = (nsel - 1) * ls + (ip % ls + 1);
         int64_t win = ip + 1 < p->w ? ip + 1 : p->w;
         s += (double)(ncmp + sel + win);
     }

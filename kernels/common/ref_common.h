@@ -50,8 +50,6 @@ void ref_set_aux(void *dst, int f64, size_t i, double v);
 /* Checks an aux input for NaN/Inf. */
 int ref_aux_finite(const void *src, int f64, size_t n);
 
-#endif
-
 /* ---- the generic reference: softmax attention over a per-row key list ---- */
 
 /* Fills idx with the keys (ascending or any order) query row i of batch b and kv
@@ -73,3 +71,5 @@ attn_status ref_attention_backward(const attn_params *p, ref_select_fn sel, void
 /* The selectors of the dense and window variants, shared by those that build on them. */
 int ref_select_visible(const attn_params *p, void *ctx, int b, int hkv, int64_t i, int *idx);
 int ref_select_window(const attn_params *p, void *ctx, int b, int hkv, int64_t i, int *idx);
+
+#endif
