@@ -10,5 +10,6 @@ int cmd_env(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_attn(int argc, char **argv);
 int cmd_attn_inputs(int argc, char **argv);
+int cmd_kernels(int argc, char **argv);
 
 #endif

@@ -22,6 +22,7 @@ static const command commands[] = {
     {"verify", cmd_verify, "check every backend against the double-precision reference"},
     {"attn", cmd_attn, "run one attention operator on tensors from a safetensors file"},
     {"attn-inputs", cmd_attn_inputs, "write seeded random inputs for `dmabench attn`"},
+    {"kernels", cmd_kernels, "speed and memory sweep of the operators (llama-bench style)"},
     {"env", cmd_env, "print the provenance block (build, machine, GPU) as JSON"},
 };
 #define NCOMMANDS (int)(sizeof commands / sizeof *commands)

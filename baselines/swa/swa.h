@@ -1,7 +1,7 @@
 /*
  * swa.h: sliding-window attention: each query sees the w most recent visible keys.
  * S(i) = { j : i' - w < j <= i' }, the diagonal included; causal only.
- * Implementations side by side: swa_ref.c (double-precision oracle).
+ * Implementations side by side: swa_ref.c (double-precision oracle), swa_cpu.c (fast CPU).
  */
 #ifndef DMABENCH_SWA_H
 #define DMABENCH_SWA_H
@@ -15,6 +15,10 @@ extern "C" {
 int swa_ref_supports(const attn_params *p, int backward, char *why, size_t why_len);
 attn_status swa_ref_forward(const attn_params *p);
 attn_status swa_ref_backward(const attn_params *p);
+
+int swa_cpu_supports(const attn_params *p, int backward, char *why, size_t why_len);
+attn_status swa_cpu_forward(const attn_params *p);
+attn_status swa_cpu_backward(const attn_params *p);
 
 #ifdef __cplusplus
 }

@@ -60,6 +60,11 @@ typedef struct {
     int64_t b, s, h;
 } attn_stride;
 
+/* Optional per-call measurements an operator may fill (all in milliseconds). */
+typedef struct {
+    double select_ms;      /* dma/nsa: time spent choosing keys (thresholds, lists, scores) */
+} attn_stats;
+
 /* Limits every backend shares; a backend may support less (see its supports()). */
 #define ATTN_MAX_D 256
 
@@ -116,6 +121,8 @@ typedef struct {
     const void *p_k;       /* (Hkv, l, D) intra-block position embedding, keys */
     const void *p_v;       /* (Hkv, l, D) intra-block position embedding, values */
     void *dg, *dw_ck, *dw_cv, *dp_k, *dp_v; /* gradients, same shapes */
+
+    attn_stats *stats;     /* optional: filled by operators that measure parts of their work */
 } attn_params;
 
 /* Fills shape, contiguous bshd strides, scale 1/sqrt(D) and the paper's settings

@@ -16,6 +16,9 @@ static const attn_op ops[] = {
     OP(ATTN_SWA, ATTN_BACKEND_REF, swa_ref),
     OP(ATTN_DMA, ATTN_BACKEND_REF, dma_ref),
     OP(ATTN_NSA, ATTN_BACKEND_REF, nsa_ref),
+    OP(ATTN_MHA, ATTN_BACKEND_CPU, mha_cpu),
+    OP(ATTN_SWA, ATTN_BACKEND_CPU, swa_cpu),
+    OP(ATTN_DMA, ATTN_BACKEND_CPU, dma_cpu),
 };
 
 const attn_op *attn_registry_list(int *n) {

@@ -1,0 +1,61 @@
+/*
+ * cpu_attn.h: the tiled CPU attention engine the fast CPU variants share
+ * (FlashAttention-2 style: query tiles, key chunks, online softmax, no Nq x Nk
+ * matrix; the backward recomputes P from the saved log-sum-exp).
+ *
+ * A variant describes, per query tile, which keys to visit (a list of key indices)
+ * and, per query row, which of those keys it keeps:
+ *   lo(i) <= j <= hi(i)           (causal bound and sliding window), and
+ *   (z_j, j) >= (tz_i, tj_i)      (dma's per-query threshold; optional)
+ * plus an optional per-key bias z_j added to the logits (dma).
+ * The rows of a tile are the query heads of one GQA group times a range of
+ * queries, so a group's heads share one pass over the keys.
+ *
+ * fp32 only. Work is split over (batch, kv head, query tile) in the forward; the
+ * backward splits over (batch, kv head) and a fixed number of query-tile chunks,
+ * reducing dk/dv/dz in a fixed order: the results do not depend on the thread count.
+ */
+#ifndef DMABENCH_CPU_ATTN_H
+#define DMABENCH_CPU_ATTN_H
+
+#include <stdint.h>
+
+#include "attn.h"
+
+#define CPU_BQ 64 /* queries per tile; the tile's rows are G heads x CPU_BQ queries */
+#define CPU_KB 32 /* keys per chunk */
+
+typedef struct cpu_attn_spec cpu_attn_spec;
+
+struct cpu_attn_spec {
+    int window;          /* keys i' - window < j <= i' when causal; 0 = no window */
+    const float *z;      /* (B, Hkv, Nk) bias added to the logits, or NULL */
+    const float *tz;     /* (B, Hkv, Nq) per-query threshold score, or NULL (no threshold) */
+    const int32_t *tj;   /* (B, Hkv, Nq) per-query threshold index */
+    /* The keys a query tile [i0, i1) visits, ascending; returns the count (<= cap).
+     * NULL: the range lo(i0) .. hi(i1 - 1). */
+    int (*tile_keys)(const cpu_attn_spec *s, const attn_params *p, int b, int hkv, int i0, int i1,
+                     int32_t *out, int cap);
+    int max_tile_keys;   /* cap for tile_keys' output */
+    const void *ctx;     /* for tile_keys */
+};
+
+/* Forward: writes p->o and p->lse (fp32). */
+attn_status cpu_attn_forward(const attn_params *p, const cpu_attn_spec *s);
+
+/* Backward: writes p->dq, p->dk, p->dv; when dz is non-NULL writes the bias
+ * gradient (B, Hkv, Nk) there (sum over the group's heads and the queries). */
+attn_status cpu_attn_backward(const attn_params *p, const cpu_attn_spec *s, float *dz);
+
+/* The keys row i may see under the causal bound and window: [lo, hi], empty when
+ * hi < lo. */
+void cpu_row_bounds(const attn_params *p, int window, int64_t i, int64_t *lo, int64_t *hi);
+
+/* The instruction set the engine runs with: "avx512", "avx2" or "base"
+ * (DMABENCH_ISA=avx2|base forces a narrower one, for testing). */
+const char *cpu_attn_isa(void);
+
+/* Common supports() for the CPU engine: fp32, D <= ATTN_MAX_D, valid params. */
+int cpu_attn_supports(const attn_params *p, attn_variant v, int backward, char *why, size_t why_len);
+
+#endif
