@@ -30,7 +30,8 @@
 
 _Static_assert(CPU_KB == 2 * VL, "the register blocks below assume 32-key chunks");
 
-static int tile_queries(const attn_params *p) {
+static int tile_queries(const attn_params *p, const cpu_attn_spec *s) {
+    if (s->tile_q > 0) return s->tile_q;
     int g = p->Hq / p->Hkv;
     int bq = CPU_ROWS / g;
     return bq < 1 ? 1 : bq;
@@ -206,7 +207,8 @@ static void gather_chunk(const attn_params *p, const cpu_attn_spec *s, cpu_ws *w
             const float *vr = V + t->b * p->v_st.b + (int64_t)j * p->v_st.s + t->hkv * p->v_st.h;
             w->kidx[c] = j;
             w->zc[c] = zrow ? zrow[j] : 0.0f;
-            key_rows(p, s, t, j, w->zc[c], &w->rlo[c], &w->rhi[c]);
+            if (s->key_rows) s->key_rows(s, p, t->b, t->hkv, t->i0, t->i1, j, &w->rlo[c], &w->rhi[c]);
+            else key_rows(p, s, t, j, w->zc[c], &w->rlo[c], &w->rhi[c]);
             for (int d = 0; d < D; d++) {
                 if (want_kt) w->kt[d * CPU_KB + c] = kr[d];
                 if (want_vt) w->vt[d * CPU_KB + c] = vr[d];
@@ -381,7 +383,7 @@ static int tile_key_cap(const attn_params *p, const cpu_attn_spec *s) {
 }
 
 attn_status cpu_attn_forward(const attn_params *p, const cpu_attn_spec *s) {
-    int G = p->Hq / p->Hkv, bq = tile_queries(p);
+    int G = p->Hq / p->Hkv, bq = tile_queries(p, s);
     int ntiles = (p->Nq + bq - 1) / bq;
     int64_t items = (int64_t)p->B * p->Hkv * ntiles;
     int R = ((G * bq) + RB - 1) / RB * RB, Dp = pad16(p->D), cap = tile_key_cap(p, s);
@@ -426,7 +428,7 @@ static void store_kv_grad(const attn_params *p, int b, int hkv, const float *acc
 }
 
 attn_status cpu_attn_backward(const attn_params *p, const cpu_attn_spec *s, float *dz) {
-    int G = p->Hq / p->Hkv, bq = tile_queries(p);
+    int G = p->Hq / p->Hkv, bq = tile_queries(p, s);
     int ntiles = (p->Nq + bq - 1) / bq;
     int units = p->B * p->Hkv;
     /* a fixed number of chunks per unit, independent of the thread count, so that

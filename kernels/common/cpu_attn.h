@@ -37,7 +37,13 @@ struct cpu_attn_spec {
     int (*tile_keys)(const cpu_attn_spec *s, const attn_params *p, int b, int hkv, int i0, int i1,
                      int32_t *out, int cap);
     int max_tile_keys;   /* cap for tile_keys' output */
-    const void *ctx;     /* for tile_keys */
+    /* The queries [*rlo, *rhi] of tile [i0, i1) that keep key j (see key_rows in
+     * cpu_attn.c for the default: causal bound, window, thresholds). Optional: for
+     * key sets that are not positions in the sequence (NSA's compressed blocks). */
+    void (*key_rows)(const cpu_attn_spec *s, const attn_params *p, int b, int hkv, int i0, int i1, int32_t j,
+                     int32_t *rlo, int32_t *rhi);
+    int tile_q;          /* queries per tile; 0 = the engine's choice (~128 rows) */
+    const void *ctx;     /* for the callbacks */
 };
 
 /* Forward: writes p->o and p->lse (fp32). */
