@@ -31,10 +31,11 @@
 _Static_assert(CPU_KB == 2 * VL, "the register blocks below assume 32-key chunks");
 
 static int tile_queries(const attn_params *p, const cpu_attn_spec *s) {
-    if (s->tile_q > 0) return s->tile_q;
+    if (s->tile_q > 0) return s->tile_q < CPU_MAX_TILE_Q ? s->tile_q : CPU_MAX_TILE_Q;
     int g = p->Hq / p->Hkv;
     int bq = CPU_ROWS / g;
     return bq < 1 ? 1 : bq;
+    _Static_assert(CPU_ROWS <= CPU_MAX_TILE_Q, "tiles must not exceed CPU_MAX_TILE_Q queries");
 }
 
 static int pad16(int d) { return (d + VL - 1) / VL * VL; }

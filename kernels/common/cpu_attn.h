@@ -22,8 +22,8 @@
 
 #include "attn.h"
 
-#define CPU_BQ 64 /* queries per tile; the tile's rows are G heads x CPU_BQ queries */
-#define CPU_KB 32 /* keys per chunk */
+#define CPU_MAX_TILE_Q 128 /* queries per tile at most (the default is ~128 / G) */
+#define CPU_KB 32          /* keys per chunk */
 
 typedef struct cpu_attn_spec cpu_attn_spec;
 

@@ -186,8 +186,9 @@ static attn_status prepare(const attn_params *p, dma_state *st, cpu_attn_spec *s
     s->tz = st->tz;
     s->tj = st->tj;
     s->tile_keys = tile_keys;
-    int bq = p->Nq; /* cap: w + tile queries, bounded by Nk */
-    s->max_tile_keys = (int)((int64_t)p->w + bq < p->Nk ? (int64_t)p->w + bq : p->Nk);
+    /* a tile's list holds at most w + (its queries) keys, and never more than Nk */
+    int64_t cap = (int64_t)p->w + CPU_MAX_TILE_Q;
+    s->max_tile_keys = (int)(cap < p->Nk ? cap : p->Nk);
     s->ctx = st;
     return r;
 }
