@@ -136,6 +136,20 @@ void attn_case_fill(attn_case *c, uint64_t seed, z_pattern zp) {
     }
 }
 
+void attn_case_perturb(attn_case *c, uint64_t seed, double u) {
+    int ns;
+    const attn_slot *tab = attn_slot_table(&ns);
+    rng_t r;
+    rng_seed(&r, seed);
+    for (int i = 0; i < ns; i++) {
+        const attn_slot *s = &tab[i];
+        if (s->kind != SLOT_INPUT || !c->buf[i]) continue;
+        int64_t n = attn_slot_numel(s, &c->p, c->variant);
+        for (int64_t e = 0; e < n; e++)
+            attn_case_set(c, s, e, attn_case_get(c, s, e) * (1.0 + u * (2.0 * rng_uniform(&r) - 1.0)));
+    }
+}
+
 void attn_case_copy_inputs(attn_case *dst, const attn_case *src) {
     int ns;
     const attn_slot *tab = attn_slot_table(&ns);

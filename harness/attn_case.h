@@ -36,6 +36,9 @@ void attn_case_free(attn_case *c);
 /* Fills the inputs with seeded random values (see attn_case.c for distributions). */
 void attn_case_fill(attn_case *c, uint64_t seed, z_pattern zp);
 
+/* Multiplies every input element by (1 + u r), r uniform in [-1, 1], seeded. */
+void attn_case_perturb(attn_case *c, uint64_t seed, double u);
+
 /* Copies every input of src into dst (same variant and shape, any dtypes),
  * converting element by element. */
 void attn_case_copy_inputs(attn_case *dst, const attn_case *src);

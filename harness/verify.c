@@ -25,6 +25,28 @@ double verify_tolerance(attn_backend b, attn_dtype t) {
     return 0;
 }
 
+double verify_unit_roundoff(attn_dtype t) {
+    switch (t) {
+    case ATTN_DTYPE_F64: return 0x1p-53;
+    case ATTN_DTYPE_F32: return 0x1p-24;
+    case ATTN_DTYPE_F16: return 0x1p-11;
+    case ATTN_DTYPE_BF16: return 0x1p-8;
+    }
+    return 0;
+}
+
+/* A tensor's tolerance: the dtype's, raised where the problem itself is badly
+ * conditioned (the reference moves by `floor` when its inputs move by one unit
+ * roundoff) to VERIFY_FLOOR_MULT times that floor, and never past
+ * VERIFY_MAX_RAISE times the dtype's tolerance. */
+#define VERIFY_FLOOR_MULT 16.0
+#define VERIFY_MAX_RAISE 30.0
+double verify_tensor_tolerance(double tol, double floor) {
+    double t = VERIFY_FLOOR_MULT * floor;
+    if (!(t <= VERIFY_MAX_RAISE * tol)) t = VERIFY_MAX_RAISE * tol;
+    return t > tol ? t : tol;
+}
+
 /* Pads the strides of q, k, v, o (and their gradients) so that rows are not packed:
  * catches kernels that assume contiguity. */
 static void pad_strides(attn_params *p) {
@@ -43,10 +65,11 @@ void verify_one(const attn_op *op, const attn_params *shape, const verify_opts *
     if (o->padded) pad_strides(&sh);
     attn_params rsh = *shape;
     rsh.dtype = ATTN_DTYPE_F64;
-    attn_case c = {0}, ref = {0};
+    attn_case c = {0}, ref = {0}, pert = {0};
     const attn_op *rop = attn_registry_find(op->variant, ATTN_BACKEND_REF);
     attn_status st = attn_case_alloc(&c, op->variant, &sh, o->dma_wdt, o->dma_bias, o->backward);
     if (st == ATTN_OK) st = attn_case_alloc(&ref, op->variant, &rsh, o->dma_wdt, o->dma_bias, o->backward);
+    if (st == ATTN_OK) st = attn_case_alloc(&pert, op->variant, &rsh, o->dma_wdt, o->dma_bias, o->backward);
     if (st != ATTN_OK) {
         r->status = st;
         snprintf(r->why, sizeof r->why, "cannot allocate the test tensors");
@@ -63,6 +86,15 @@ void verify_one(const attn_op *op, const attn_params *shape, const verify_opts *
         snprintf(r->why, sizeof r->why, "reference failed: %s", attn_status_str(st));
         goto done;
     }
+    /* the conditioning floor: how far each output moves when every input moves by
+     * the dtype's unit roundoff (see docs/verify.md) */
+    attn_case_copy_inputs(&pert, &c);
+    attn_case_perturb(&pert, o->seed ^ 0x5eedu, verify_unit_roundoff(shape->dtype));
+    if ((st = rop->forward(&pert.p)) != ATTN_OK || (o->backward && (st = rop->backward(&pert.p)) != ATTN_OK)) {
+        r->status = st;
+        snprintf(r->why, sizeof r->why, "reference failed on perturbed inputs: %s", attn_status_str(st));
+        goto done;
+    }
     if ((st = op->forward(&c.p)) != ATTN_OK || (o->backward && (st = op->backward(&c.p)) != ATTN_OK)) {
         r->status = st;
         snprintf(r->why, sizeof r->why, "%s failed: %s", o->backward ? "forward/backward" : "forward",
@@ -71,23 +103,29 @@ void verify_one(const attn_op *op, const attn_params *shape, const verify_opts *
     }
     int ns;
     const attn_slot *tab = attn_slot_table(&ns);
+    r->pass = 1;
     for (int i = 0; i < ns; i++) {
         const attn_slot *s = &tab[i];
         if (s->kind == SLOT_INPUT || !c.buf[i]) continue;
-        double ma, mr;
+        double ma, mr, fa, fr;
         attn_case_compare(&c, &ref, s, &ma, &mr);
+        attn_case_compare(&pert, &ref, s, &fa, &fr);
+        double tol = verify_tensor_tolerance(r->tol, fr);
         cJSON *e = cJSON_AddObjectToObject(r->errors, s->name);
         cJSON_AddNumberToObject(e, "abs", isfinite(ma) ? ma : 1e308);
         cJSON_AddNumberToObject(e, "rel", isfinite(mr) ? mr : 1e308);
+        cJSON_AddNumberToObject(e, "floor", isfinite(fr) ? fr : 1e308);
+        cJSON_AddNumberToObject(e, "tol", tol);
         int fwd = s->kind == SLOT_OUTPUT;
         double *pa = fwd ? &r->fwd_abs : &r->bwd_abs, *pr = fwd ? &r->fwd_rel : &r->bwd_rel;
         if (!(ma <= *pa)) *pa = ma;
         if (!(mr <= *pr)) *pr = mr;
+        if (!(mr <= tol)) r->pass = 0;
     }
-    r->pass = r->fwd_rel <= r->tol && r->bwd_rel <= r->tol;
 done:
     attn_case_free(&c);
     attn_case_free(&ref);
+    attn_case_free(&pert);
 }
 
 /* ---- the grid ---- */

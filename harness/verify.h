@@ -32,6 +32,10 @@ typedef struct {
 
 /* Relative tolerance for a backend at a dtype (see docs/verify.md). */
 double verify_tolerance(attn_backend b, attn_dtype t);
+/* The dtype's unit roundoff (2^-24 for f32). */
+double verify_unit_roundoff(attn_dtype t);
+/* A tensor's tolerance given the dtype's and the tensor's conditioning floor. */
+double verify_tensor_tolerance(double tol, double floor);
 
 /* Runs op at shape (dtype, settings from *shape) against the F64 reference.
  * Never fails hard: problems land in r->status / r->why. */

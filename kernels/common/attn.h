@@ -60,7 +60,8 @@ typedef struct {
     int64_t b, s, h;
 } attn_stride;
 
-/* Optional per-call measurements an operator may fill (all in milliseconds). */
+/* Optional per-call measurements an operator adds to (all in milliseconds; the
+ * caller zeroes them). */
 typedef struct {
     double select_ms;      /* dma/nsa: time spent choosing keys (thresholds, lists, scores) */
 } attn_stats;

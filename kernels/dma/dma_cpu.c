@@ -210,7 +210,7 @@ attn_status dma_cpu_forward(const attn_params *p) {
     double t1 = omp_get_wtime();
     if (r == ATTN_OK) r = cpu_attn_forward(p, &s);
     if (r == ATTN_OK && p->z_out) memcpy(p->z_out, st.z, (size_t)p->B * p->Hkv * p->Nk * sizeof(float));
-    if (p->stats) p->stats->select_ms = 1e3 * ((t1 - t0) + st.list_s / omp_get_max_threads());
+    if (p->stats) p->stats->select_ms += 1e3 * ((t1 - t0) + st.list_s / omp_get_max_threads());
     release(&st);
     return r;
 }
@@ -222,8 +222,11 @@ attn_status dma_cpu_backward(const attn_params *p) {
     cpu_attn_spec s;
     size_t nz = (size_t)p->B * p->Hkv * p->Nk;
     float *dz = attn_alloc(nz * sizeof(float));
+    double t0 = omp_get_wtime();
     attn_status r = dz ? prepare(p, &st, &s) : ATTN_ERR_OOM;
+    double t1 = omp_get_wtime();
     if (r == ATTN_OK) r = cpu_attn_backward(p, &s, dz);
+    if (dz && p->stats) p->stats->select_ms += 1e3 * ((t1 - t0) + st.list_s / omp_get_max_threads());
     if (r == ATTN_OK && p->dz) memcpy(p->dz, dz, nz * sizeof(float));
     if (r == ATTN_OK && p->w_dt) {
         /* chain rule: ddt = dz * dz/ddt; then da, db_dt, dw_dt and dv += ddt w_dt^T */
