@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cuda_rt.h"
 #include "dtype.h"
 #include "rng.h"
 
@@ -133,6 +134,45 @@ void attn_case_fill(attn_case *c, uint64_t seed, z_pattern zp) {
             } else x = sd * rng_normal(&r);
             attn_case_set(c, s, e, x);
         }
+    }
+}
+
+attn_status attn_case_to_device(const attn_case *c, attn_case *d) {
+    *d = *c;
+    memset(d->buf, 0, sizeof d->buf);
+    int ns;
+    const attn_slot *tab = attn_slot_table(&ns);
+    for (int i = 0; i < ns; i++) {
+        const attn_slot *s = &tab[i];
+        if (!c->buf[i]) continue;
+        size_t bytes = slot_bytes(c, s);
+        attn_status st = dm_cuda_alloc(&d->buf[i], bytes);
+        if (st == ATTN_OK) st = dm_cuda_h2d(d->buf[i], c->buf[i], bytes);
+        if (st != ATTN_OK) {
+            attn_case_free_device(d);
+            return st;
+        }
+        *attn_slot_ptr(s, &d->p) = d->buf[i];
+    }
+    return ATTN_OK;
+}
+
+attn_status attn_case_from_device(attn_case *c, const attn_case *d) {
+    int ns;
+    const attn_slot *tab = attn_slot_table(&ns);
+    for (int i = 0; i < ns; i++) {
+        const attn_slot *s = &tab[i];
+        if (!c->buf[i] || s->kind == SLOT_INPUT) continue;
+        attn_status st = dm_cuda_d2h(c->buf[i], d->buf[i], slot_bytes(c, s));
+        if (st != ATTN_OK) return st;
+    }
+    return ATTN_OK;
+}
+
+void attn_case_free_device(attn_case *d) {
+    for (int i = 0; i < 32; i++) {
+        dm_cuda_free(d->buf[i]);
+        d->buf[i] = NULL;
     }
 }
 

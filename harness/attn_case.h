@@ -43,6 +43,13 @@ void attn_case_perturb(attn_case *c, uint64_t seed, double u);
  * converting element by element. */
 void attn_case_copy_inputs(attn_case *dst, const attn_case *src);
 
+/* A device mirror of c (CUDA operators take device pointers): d gets a device
+ * buffer for every buffer of c, inputs and poisoned outputs copied over, and d->p
+ * pointing there. attn_case_from_device copies outputs and gradients back. */
+attn_status attn_case_to_device(const attn_case *c, attn_case *d);
+attn_status attn_case_from_device(attn_case *c, const attn_case *d);
+void attn_case_free_device(attn_case *d);
+
 /* Reads element e of a slot's tensor (logical row-major index over its shape). */
 double attn_case_get(const attn_case *c, const attn_slot *s, int64_t e);
 void attn_case_set(attn_case *c, const attn_slot *s, int64_t e, double x);

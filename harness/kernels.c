@@ -19,6 +19,7 @@
 
 #include "attn_case.h"
 #include "cli.h"
+#include "cuda_rt.h"
 #include "commands.h"
 #include "registry.h"
 #include "report.h"
@@ -351,6 +352,18 @@ static attn_status run_once(const attn_op *op, const attn_params *p, attn_mode m
     }
 }
 
+typedef struct {
+    const attn_op *op;
+    const attn_params *p;
+    attn_mode m;
+    const char **what;
+} timed_call;
+
+static attn_status timed_run(void *arg) {
+    timed_call *t = arg;
+    return run_once(t->op, t->p, t->m, t->what);
+}
+
 /* Allocates, fills and times one cell whose check passed; fills rec. */
 static void time_cell(sweep *S, const attn_op *op, const kcell *c, cJSON *rec) {
     int bwd = mode_backward(c->m), wdt = c->v == ATTN_DMA && c->zsrc == ZSRC_WDT;
@@ -374,6 +387,20 @@ static void time_cell(sweep *S, const attn_op *op, const kcell *c, cJSON *rec) {
         return;
     }
     attn_case_fill(&cs, (uint64_t)S->o.seed, c->zsrc == ZSRC_CLUSTERED ? Z_CLUSTERED : Z_RANDOM);
+    /* CUDA operators run on a device mirror of the case, timed with CUDA events */
+    attn_case dev;
+    int on_dev = c->b == ATTN_BACKEND_CUDA;
+    attn_params *tp = &cs.p;
+    if (on_dev) {
+        st = attn_case_to_device(&cs, &dev);
+        if (st != ATTN_OK) {
+            set_status(rec, st == ATTN_ERR_OOM ? "oom" : "error", "cannot put the tensors on the GPU: %s",
+                       st == ATTN_ERR_OOM ? "out of device memory" : dm_cuda_last_error());
+            attn_case_free(&cs);
+            return;
+        }
+        tp = &dev.p;
+    }
     char why[256] = "";
     int nrep = (int)S->o.repeats;
     double *samples = malloc((size_t)nrep * sizeof *samples), *sorted = malloc((size_t)nrep * sizeof *sorted);
@@ -384,33 +411,44 @@ static void time_cell(sweep *S, const attn_op *op, const kcell *c, cJSON *rec) {
         set_status(rec, "oom", "cannot allocate the timing buffers");
         goto done;
     }
-    if (!op->supports(&cs.p, bwd, why, sizeof why)) {
+    if (!op->supports(tp, bwd, why, sizeof why)) {
         set_status(rec, "unsupported", "%s", why[0] ? why : "not supported at this size");
         goto done;
     }
     /* bwd times the backward alone: one untimed forward makes o and lse valid */
-    if (c->m == ATTN_MODE_BWD && (st = op->forward(&cs.p)) != ATTN_OK) {
+    if (c->m == ATTN_MODE_BWD && (st = op->forward(tp)) != ATTN_OK) {
         set_status(rec, "error", "forward (before the timed backward) failed: %s", attn_status_str(st));
         goto done;
     }
     for (int i = 0; i < S->o.warmup; i++)
-        if ((st = run_once(op, &cs.p, c->m, &what)) != ATTN_OK) {
+        if ((st = run_once(op, tp, c->m, &what)) != ATTN_OK) {
             set_status(rec, "error", "%s failed in warm-up: %s", what, attn_status_str(st));
             goto done;
         }
-    size_t cur0 = attn_mem_current();
-    attn_mem_reset_peak();
+    size_t cur0 = on_dev ? dm_cuda_mem_current() : attn_mem_current();
+    if (on_dev) dm_cuda_mem_reset_peak();
+    else attn_mem_reset_peak();
     /* variants that choose keys report that part of the time on their own */
     attn_stats stats;
     sel = malloc((size_t)nrep * sizeof *sel);
     int have_sel = 0;
-    cs.p.stats = &stats;
+    tp->stats = &stats;
     for (int i = 0; i < nrep; i++) {
         if (cpu) flush_llc(S);
+        else if (dm_cuda_flush_l2() != ATTN_OK) {
+            set_status(rec, "error", "cannot flush the L2 cache: %s", dm_cuda_last_error());
+            goto done;
+        }
         stats.select_ms = 0;
-        double t0 = now_ms();
-        st = run_once(op, &cs.p, c->m, &what);
-        samples[i] = now_ms() - t0;
+        if (on_dev) {
+            timed_call tc = {op, tp, c->m, &what};
+            attn_status tst = dm_cuda_time(timed_run, &tc, &samples[i]);
+            st = tst;
+        } else {
+            double t0 = now_ms();
+            st = run_once(op, tp, c->m, &what);
+            samples[i] = now_ms() - t0;
+        }
         if (sel) sel[i] = stats.select_ms;
         if (stats.select_ms > 0) have_sel++;
         if (st != ATTN_OK) {
@@ -418,7 +456,7 @@ static void time_cell(sweep *S, const attn_op *op, const kcell *c, cJSON *rec) {
             goto done;
         }
     }
-    size_t pk = attn_mem_peak();
+    size_t pk = on_dev ? dm_cuda_mem_peak() : attn_mem_peak();
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
 
@@ -436,6 +474,13 @@ static void time_cell(sweep *S, const attn_op *op, const kcell *c, cJSON *rec) {
     cJSON_AddNumberToObject(rec, "gbps", jnum(rec, "bytes", 0) / sec / 1e9);
     cJSON_AddNumberToObject(rec, "peak_mem_bytes", (double)(pk > cur0 ? pk - cur0 : 0));
     cJSON_AddNumberToObject(rec, "rss_peak_bytes", (double)ru.ru_maxrss * 1024.0);
+    if (on_dev) {
+        size_t fr = 0, tot = 0;
+        if (dm_cuda_mem_info(&fr, &tot) == ATTN_OK) {
+            cJSON_AddNumberToObject(rec, "device_mem_free_bytes", (double)fr);
+            cJSON_AddNumberToObject(rec, "device_mem_total_bytes", (double)tot);
+        }
+    }
     if (sel && have_sel == nrep) {
         qsort(sel, (size_t)nrep, sizeof *sel, cmp_double);
         cJSON *so = cJSON_AddObjectToObject(rec, "select_ms");
@@ -446,6 +491,7 @@ done:
     free(sel);
     free(samples);
     free(sorted);
+    if (on_dev) attn_case_free_device(&dev);
     attn_case_free(&cs);
 }
 

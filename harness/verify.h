@@ -27,6 +27,7 @@ typedef struct {
     double bwd_abs, bwd_rel; /* max over every gradient */
     double tol;             /* relative tolerance applied */
     int pass;
+    int forward_only;       /* the backend has no backward for this case: forward checked */
     cJSON *errors;          /* {"o": {"abs", "rel"}, "dq": ...} (owned by caller) */
 } verify_result;
 

@@ -74,6 +74,8 @@ typedef struct {
     int32_t *qi;                   /* [R] query index of each row, -1 for padding */
     float *kt, *vt;                /* [Dp][KB] */
     float *kc, *vc;                /* [KB][Dp] */
+    float *kt0, *vt0, *kc0, *vc0;  /* the own buffers of kt, vt, kc, vc (those point into
+                                      spec->packed for a packed chunk) */
     float *zc;                     /* [KB] */
     int32_t *kidx;                 /* [KB] */
     int32_t *rlo, *rhi;            /* [KB] the queries that keep each key: [rlo, rhi] */
@@ -122,6 +124,7 @@ static int ws_init(cpu_ws *w, int R, int Dp, int nkeys_cap) {
     TAKE(w->ds, (size_t)R * CPU_KB, float);
     TAKE(w->keys, nkeys_cap, int32_t);
 #undef TAKE
+    w->kt0 = w->kt, w->vt0 = w->vt, w->kc0 = w->kc, w->vc0 = w->vc;
     return 0; /* w->q is the first buffer: ws_free frees all */
 }
 
@@ -195,12 +198,35 @@ static void load_rows(const float *src, attn_stride st, const tile_info *t, int 
 }
 
 /* Gathers key chunk [c0, c0 + n) of the tile's list. kt/vt: [Dp][KB] transposed;
- * kc/vc: [KB][Dp] rows. Missing keys are zero with index INT32_MAX (always masked). */
+ * kc/vc: [KB][Dp] rows. Missing keys are zero with index INT32_MAX (always masked).
+ * With spec->packed, a run of keys from a chunk boundary points kt/vt/kc/vc into it
+ * instead (the keys past the run hold finite data and are masked the same way). */
 static void gather_chunk(const attn_params *p, const cpu_attn_spec *s, cpu_ws *w, const tile_info *t, int c0,
                          int n, int want_kt, int want_vt, int want_kc, int want_vc) {
     const float *K = p->k, *V = p->v;
     const float *zrow = s->z ? s->z + ((size_t)t->b * p->Hkv + t->hkv) * p->Nk : NULL;
     int D = p->D, Dp = w->Dp;
+    if (s->packed && n > 0 && w->keys[c0] % CPU_KB == 0 && w->keys[c0 + n - 1] - w->keys[c0] == n - 1) {
+        /* a run from a chunk boundary: read in place (keys past the run are masked) */
+        int32_t j0 = w->keys[c0];
+        size_t nch = ((size_t)p->Nk + CPU_KB - 1) / CPU_KB, per = (size_t)Dp * CPU_KB;
+        float *base = (float *)s->packed + (((size_t)t->b * p->Hkv + t->hkv) * nch + j0 / CPU_KB) * 4 * per;
+        w->kt = base, w->vt = base + per, w->kc = base + 2 * per, w->vc = base + 3 * per;
+        for (int c = 0; c < CPU_KB; c++) {
+            if (c < n) {
+                w->kidx[c] = j0 + c;
+                w->zc[c] = zrow ? zrow[j0 + c] : 0.0f;
+                if (s->key_rows) s->key_rows(s, p, t->b, t->hkv, t->i0, t->i1, j0 + c, &w->rlo[c], &w->rhi[c]);
+                else key_rows(p, s, t, j0 + c, w->zc[c], &w->rlo[c], &w->rhi[c]);
+            } else {
+                w->kidx[c] = INT32_MAX;
+                w->zc[c] = 0.0f;
+                w->rlo[c] = INT32_MAX, w->rhi[c] = -1;
+            }
+        }
+        return;
+    }
+    w->kt = w->kt0, w->vt = w->vt0, w->kc = w->kc0, w->vc = w->vc0;
     for (int c = 0; c < CPU_KB; c++) {
         if (c < n) {
             int32_t j = w->keys[c0 + c];
@@ -376,6 +402,31 @@ static void pick(fwd_tile_fn *f, bwd_tile_fn *b) {
     if (!strcmp(isa, "avx512")) *f = fwd_tile_avx512, *b = bwd_tile_avx512;
     else if (!strcmp(isa, "avx2")) *f = fwd_tile_avx2, *b = bwd_tile_avx2;
     else *f = fwd_tile_base, *b = bwd_tile_base;
+}
+
+float *cpu_attn_pack(const attn_params *p) {
+    int Dp = pad16(p->D), D = p->D;
+    int64_t nch = ((int64_t)p->Nk + CPU_KB - 1) / CPU_KB, items = (int64_t)p->B * p->Hkv * nch;
+    size_t per = 4 * (size_t)Dp * CPU_KB;
+    float *out = attn_alloc((items ? (size_t)items * per : 1) * sizeof(float));
+    if (!out) return NULL;
+    const float *K = p->k, *V = p->v;
+#pragma omp parallel for schedule(static)
+    for (int64_t it = 0; it < items; it++) {
+        int b = (int)(it / ((int64_t)p->Hkv * nch)), hkv = (int)(it / nch % p->Hkv);
+        int64_t j0 = it % nch * CPU_KB;
+        float *kt = out + (size_t)it * per, *vt = kt + (size_t)Dp * CPU_KB, *kc = vt + (size_t)Dp * CPU_KB,
+              *vc = kc + (size_t)CPU_KB * Dp;
+        memset(kt, 0, per * sizeof(float));
+        for (int c = 0; c < CPU_KB && j0 + c < p->Nk; c++) {
+            const float *kr = K + b * p->k_st.b + (j0 + c) * p->k_st.s + hkv * p->k_st.h;
+            const float *vr = V + b * p->v_st.b + (j0 + c) * p->v_st.s + hkv * p->v_st.h;
+            memcpy(kc + (size_t)c * Dp, kr, (size_t)D * sizeof(float));
+            memcpy(vc + (size_t)c * Dp, vr, (size_t)D * sizeof(float));
+            for (int d = 0; d < D; d++) kt[d * CPU_KB + c] = kr[d], vt[d * CPU_KB + c] = vr[d];
+        }
+    }
+    return out;
 }
 
 static int tile_key_cap(const attn_params *p, const cpu_attn_spec *s) {

@@ -44,6 +44,10 @@ struct cpu_attn_spec {
                      int32_t *rlo, int32_t *rhi);
     int tile_q;          /* queries per tile; 0 = the engine's choice (~128 rows) */
     const void *ctx;     /* for the callbacks */
+    /* Optional: p->k and p->v as cpu_attn_pack() laid them out. A chunk of the tile's
+     * list that is a run of consecutive keys from a multiple of CPU_KB is then read
+     * in place instead of gathered and transposed (NSA's selected blocks). */
+    const float *packed;
 };
 
 /* Forward: writes p->o and p->lse (fp32). */
@@ -52,6 +56,12 @@ attn_status cpu_attn_forward(const attn_params *p, const cpu_attn_spec *s);
 /* Backward: writes p->dq, p->dk, p->dv; when dz is non-NULL writes the bias
  * gradient (B, Hkv, Nk) there (sum over the group's heads and the queries). */
 attn_status cpu_attn_backward(const attn_params *p, const cpu_attn_spec *s, float *dz);
+
+/* K and V of p in chunks of CPU_KB keys from a multiple of CPU_KB: per (b, hkv, chunk)
+ * K^T and V^T ([Dp][CPU_KB]) then K and V rows ([CPU_KB][Dp]), Dp = D rounded up to
+ * 16, zero padded. From attn_alloc (the caller frees it with attn_free); NULL when
+ * out of memory. */
+float *cpu_attn_pack(const attn_params *p);
 
 /* The keys row i may see under the causal bound and window: [lo, hi], empty when
  * hi < lo. */

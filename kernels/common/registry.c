@@ -19,6 +19,13 @@ static const attn_op ops[] = {
     OP(ATTN_MHA, ATTN_BACKEND_CPU, mha_cpu),
     OP(ATTN_SWA, ATTN_BACKEND_CPU, swa_cpu),
     OP(ATTN_DMA, ATTN_BACKEND_CPU, dma_cpu),
+#ifdef DMABENCH_CUDA
+    /* CUDA operators take device pointers */
+    OP(ATTN_MHA, ATTN_BACKEND_CUDA, mha_cuda),
+    OP(ATTN_SWA, ATTN_BACKEND_CUDA, swa_cuda),
+    OP(ATTN_DMA, ATTN_BACKEND_CUDA, dma_cuda),
+#endif
+    OP(ATTN_NSA, ATTN_BACKEND_CPU, nsa_cpu),
 };
 
 const attn_op *attn_registry_list(int *n) {

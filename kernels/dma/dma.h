@@ -7,7 +7,8 @@
  * Position-aware part: query i attends to all visible keys when there are at most w
  * of them, else to the w visible keys with the largest z (ties: larger z, then the
  * larger index). Logits s q.k + z. The heads of a GQA group share z and the selection.
- * Implementations side by side: dma_ref.c (double-precision oracle), dma_cpu.c (fast CPU).
+ * Implementations side by side: dma_ref.c (double-precision oracle), dma_cpu.c (fast CPU),
+ * dma_cuda.cu (GPU; device pointers).
  */
 #ifndef DMABENCH_DMA_H
 #define DMABENCH_DMA_H
@@ -25,6 +26,10 @@ attn_status dma_ref_backward(const attn_params *p);
 int dma_cpu_supports(const attn_params *p, int backward, char *why, size_t why_len);
 attn_status dma_cpu_forward(const attn_params *p);
 attn_status dma_cpu_backward(const attn_params *p);
+
+int dma_cuda_supports(const attn_params *p, int backward, char *why, size_t why_len);
+attn_status dma_cuda_forward(const attn_params *p);
+attn_status dma_cuda_backward(const attn_params *p);
 
 /* The ordering selection uses: 1 when key a ranks above key b. */
 static inline int dma_key_before(double za, int a, double zb, int b) {

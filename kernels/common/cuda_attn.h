@@ -1,0 +1,58 @@
+/*
+ * cuda_attn.h: the CUDA attention engine the CUDA variants share: FlashAttention-2
+ * style tiles with tensor-core mma.sync (sm_80+), bf16 or fp16 in, fp32 accumulate,
+ * online softmax, no Nq x Nk matrix. Like the CPU engine (cpu_attn.h), a query tile
+ * visits either the contiguous key range its rows may see (causal bound and window)
+ * or a list of keys built per tile by the variant (dma), and each listed key carries
+ * the interval of queries that keep it, so masking is one compare per element.
+ * All pointers in attn_params and in the spec are device pointers.
+ */
+#ifndef DMABENCH_CUDA_ATTN_H
+#define DMABENCH_CUDA_ATTN_H
+
+#include <stdint.h>
+
+#include "attn.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CUDA_ATTN_BQ 64 /* queries per tile */
+
+typedef struct {
+    int window;              /* keys i' - window < j <= i' when causal; 0 = none */
+    const float *z;          /* (B, Hkv, Nk) bias added to the logits, or NULL */
+    /* Per (b, hkv, query tile) key lists, or NULL for the contiguous range. */
+    const int32_t *list;     /* (B * Hkv * ntiles, cap) */
+    const int32_t *list_len; /* (B * Hkv * ntiles) */
+    int cap;
+    /* dma's per-query thresholds as 64-bit keys (B, Hkv, Nq): query i keeps listed
+     * key j iff dma_key(z_j, j) >= tkey[i] (and j <= i'); NULL: no threshold. */
+    const unsigned long long *tkey;
+} cuda_attn_spec;
+
+#ifdef __CUDACC__
+#include <string.h>
+/* The order selection uses, as one integer: larger z first, then larger index. */
+__host__ __device__ static inline unsigned long long dma_key(float z, int j) {
+    unsigned int u;
+    memcpy(&u, &z, 4);
+    u = (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+    return ((unsigned long long)u << 32) | (unsigned int)j;
+}
+#endif
+
+/* Forward: writes p->o (dtype) and p->lse (fp32, (B, Hq, Nq)). */
+attn_status cuda_attn_forward(const attn_params *p, const cuda_attn_spec *s);
+
+/* What the engine can run: bf16/f16, D in {64, 128}, 16-byte aligned rows. */
+int cuda_attn_supports(const attn_params *p, attn_variant v, int backward, char *why, size_t why_len);
+
+/* Number of query tiles of p. */
+static inline int cuda_attn_ntiles(const attn_params *p) { return (p->Nq + CUDA_ATTN_BQ - 1) / CUDA_ATTN_BQ; }
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,106 @@
+/*
+ * cuda_rt.cu: device memory with a high-water mark, copies, events, L2 flush.
+ */
+#include <atomic>
+#include <cstdio>
+#include <cstring>
+#include <mutex>
+#include <unordered_map>
+
+#include "cuda_common.cuh"
+#include "cuda_rt.h"
+
+static char last_error[512];
+static std::mutex mem_mu;
+static std::unordered_map<void *, size_t> live;
+static size_t cur_bytes, peak_bytes;
+
+void dm_cuda_note_error(cudaError_t e, const char *what, const char *file, int line) {
+    snprintf(last_error, sizeof last_error, "%s at %s:%d: %s", cudaGetErrorString(e), file, line, what);
+}
+
+extern "C" const char *dm_cuda_last_error(void) { return last_error; }
+
+extern "C" attn_status dm_cuda_alloc(void **ptr, size_t bytes) {
+    *ptr = nullptr;
+    cudaError_t e = cudaMalloc(ptr, bytes ? bytes : 1);
+    if (e == cudaErrorMemoryAllocation) {
+        cudaGetLastError();
+        return ATTN_ERR_OOM;
+    }
+    CUDA_CHECK(e);
+    std::lock_guard<std::mutex> g(mem_mu);
+    live[*ptr] = bytes;
+    cur_bytes += bytes;
+    if (cur_bytes > peak_bytes) peak_bytes = cur_bytes;
+    return ATTN_OK;
+}
+
+extern "C" void dm_cuda_free(void *ptr) {
+    if (!ptr) return;
+    {
+        std::lock_guard<std::mutex> g(mem_mu);
+        auto it = live.find(ptr);
+        if (it != live.end()) {
+            cur_bytes -= it->second;
+            live.erase(it);
+        }
+    }
+    cudaFree(ptr);
+}
+
+extern "C" size_t dm_cuda_mem_current(void) { return cur_bytes; }
+extern "C" size_t dm_cuda_mem_peak(void) { return peak_bytes; }
+extern "C" void dm_cuda_mem_reset_peak(void) { peak_bytes = cur_bytes; }
+
+extern "C" attn_status dm_cuda_mem_info(size_t *free_bytes, size_t *total_bytes) {
+    CUDA_CHECK(cudaMemGetInfo(free_bytes, total_bytes));
+    return ATTN_OK;
+}
+
+extern "C" attn_status dm_cuda_h2d(void *dst, const void *src, size_t bytes) {
+    CUDA_CHECK(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice));
+    return ATTN_OK;
+}
+extern "C" attn_status dm_cuda_d2h(void *dst, const void *src, size_t bytes) {
+    CUDA_CHECK(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost));
+    return ATTN_OK;
+}
+extern "C" attn_status dm_cuda_memset(void *dst, int value, size_t bytes) {
+    CUDA_CHECK(cudaMemset(dst, value, bytes));
+    return ATTN_OK;
+}
+extern "C" attn_status dm_cuda_sync(void) {
+    CUDA_CHECK(cudaDeviceSynchronize());
+    return ATTN_OK;
+}
+
+extern "C" attn_status dm_cuda_flush_l2(void) {
+    static void *buf = nullptr;
+    static size_t bytes = 0;
+    if (!buf) {
+        int dev = 0, l2 = 0;
+        CUDA_CHECK(cudaGetDevice(&dev));
+        CUDA_CHECK(cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, dev));
+        bytes = (size_t)(l2 > 0 ? l2 : 64 << 20) * 2;
+        CUDA_CHECK(cudaMalloc(&buf, bytes));
+    }
+    CUDA_CHECK(cudaMemsetAsync(buf, 0, bytes));
+    return ATTN_OK;
+}
+
+extern "C" attn_status dm_cuda_time(attn_status (*fn)(void *), void *arg, double *ms) {
+    cudaEvent_t a, b;
+    CUDA_CHECK(cudaEventCreate(&a));
+    CUDA_CHECK(cudaEventCreate(&b));
+    CUDA_CHECK(cudaEventRecord(a));
+    attn_status st = fn(arg);
+    CUDA_CHECK(cudaEventRecord(b));
+    CUDA_CHECK(cudaEventSynchronize(b));
+    float t = 0;
+    CUDA_CHECK(cudaEventElapsedTime(&t, a, b));
+    cudaEventDestroy(a);
+    cudaEventDestroy(b);
+    *ms = t;
+    return st;
+}

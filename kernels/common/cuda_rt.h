@@ -1,0 +1,43 @@
+/*
+ * cuda_rt.h: the little of the CUDA runtime the C side needs (device memory with
+ * a high-water mark, copies, events, an L2 flush), behind a C API so that harness/
+ * stays plain C. Built without CUDA, every call fails with ATTN_ERR_UNSUPPORTED.
+ */
+#ifndef DMABENCH_CUDA_RT_H
+#define DMABENCH_CUDA_RT_H
+
+#include <stddef.h>
+
+#include "attn.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Device memory through one tracked allocator (like attn_alloc on the host). */
+attn_status dm_cuda_alloc(void **ptr, size_t bytes);
+void dm_cuda_free(void *ptr);
+size_t dm_cuda_mem_current(void);
+size_t dm_cuda_mem_peak(void);
+void dm_cuda_mem_reset_peak(void);
+/* Free and total device memory (cudaMemGetInfo). */
+attn_status dm_cuda_mem_info(size_t *free_bytes, size_t *total_bytes);
+
+attn_status dm_cuda_h2d(void *dst, const void *src, size_t bytes);
+attn_status dm_cuda_d2h(void *dst, const void *src, size_t bytes);
+attn_status dm_cuda_memset(void *dst, int value, size_t bytes);
+attn_status dm_cuda_sync(void);
+
+/* Writes a buffer larger than the L2 cache so the next kernel starts cold. */
+attn_status dm_cuda_flush_l2(void);
+
+/* Times fn(arg) with CUDA events: returns milliseconds in *ms. */
+attn_status dm_cuda_time(attn_status (*fn)(void *), void *arg, double *ms);
+
+/* The last CUDA error as text (for messages). */
+const char *dm_cuda_last_error(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

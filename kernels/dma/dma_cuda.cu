@@ -1,0 +1,310 @@
+/*
+ * dma_cuda.cu: Dynamic Mask Attention on the GPU (bf16/f16 in, fp32 accumulate).
+ *
+ * 1. dma_score_kernel: z = exp(a softplus(V_flat w_dt + b_dt)) (or the linear mode),
+ *    one warp per (batch, key), w_dt staged in shared memory. Skipped when z is given.
+ * 2. dma_plan_kernel, one CTA per (batch, kv head, query tile of 64):
+ *    - the tile's first threshold t_i0 (the w-th largest dma_key(z_j, j) over
+ *      j <= i0') by radix select over 8-bit digits of the 64-bit key, stopping as
+ *      soon as one key is left;
+ *    - the tile's list: every j <= i1' with key >= t_i0 (at most w + 64 of them,
+ *      since thresholds never decrease), gathered in shared memory and sorted by
+ *      key, largest first;
+ *    - each row's threshold: walking the sorted list, the w-th key with j <= i'.
+ *    No Nq x Nk mask exists anywhere: the list is O(w) per tile and the thresholds
+ *    O(Nq).
+ * 3. The attention engine over the lists; a listed key is kept by query i while
+ *    its key is >= tkey[i] (found by binary search over the tile's 64 thresholds).
+ */
+#include <climits>
+#include <cstdio>
+#include <cstring>
+
+#include "cuda_attn.h"
+#include "cuda_common.cuh"
+#include "cuda_rt.h"
+#include "dma.h"
+
+namespace {
+
+constexpr int PLAN_THREADS = 256;
+constexpr int MAX_CAP = 4096 + CUDA_ATTN_BQ; /* list entries a tile can hold in shared memory */
+
+__device__ __forceinline__ float softplusf(float x) { return x > 20.f ? x : log1pf(expf(x)); }
+
+template <typename T> __device__ __forceinline__ float tof(T x);
+template <> __device__ __forceinline__ float tof<__nv_bfloat16>(__nv_bfloat16 x) { return __bfloat162float(x); }
+template <> __device__ __forceinline__ float tof<__half>(__half x) { return __half2float(x); }
+
+/* One warp per (b, j): dt[h] = sum_c V_flat[c] w[c, h] + b[h]. Hkv <= 32. */
+template <typename T>
+__global__ void dma_score_kernel(const T *v, long long vsb, long long vss, long long vsh, int B, int Nk, int Hkv, int D,
+                                 const float *w, const float *bdt, const float *A, int linear, float *z) {
+    extern __shared__ float sw[]; /* (Hkv*D, Hkv) */
+    int C = Hkv * D;
+    for (int e = threadIdx.x; e < C * Hkv; e += blockDim.x) sw[e] = w[e];
+    __syncthreads();
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    long long row = (long long)blockIdx.x * (blockDim.x >> 5) + warp;
+    if (row >= (long long)B * Nk) return;
+    int b = (int)(row / Nk), j = (int)(row % Nk);
+    float acc[32];
+#pragma unroll
+    for (int h = 0; h < 32; h++) acc[h] = 0.f;
+    for (int c = lane; c < C; c += 32) {
+        int g = c / D, d = c % D;
+        float x = tof<T>(v[b * vsb + (long long)j * vss + g * vsh + d]);
+#pragma unroll
+        for (int h = 0; h < 32; h++)
+            if (h < Hkv) acc[h] += x * sw[c * Hkv + h];
+    }
+#pragma unroll
+    for (int h = 0; h < 32; h++) {
+        if (h >= Hkv) break;
+        float s = acc[h];
+        for (int o = 16; o; o >>= 1) s += __shfl_xor_sync(0xffffffff, s, o);
+        if (lane == 0) {
+            float dt = s + (bdt ? bdt[h] : 0.f);
+            float sp = softplusf(dt);
+            z[((size_t)b * Hkv + h) * Nk + j] = linear ? A[h] * sp : expf(A[h] * sp);
+        }
+    }
+}
+
+struct PlanArgs {
+    const float *z;
+    int B, Nq, Nk, Hkv, w, causal, ntiles, cap;
+    int *list, *list_len;
+    unsigned long long *tkey;
+};
+
+/* The rank-th largest key (1-based) among j in [0, n) of zrow, by radix select.
+ * All threads of the block call it. */
+__device__ unsigned long long select_rank(const float *zrow, int n, int rank, unsigned int *hist,
+                                          unsigned long long *shared_key) {
+    unsigned long long prefix = 0, mask = 0;
+    for (int digit = 7; digit >= 0; digit--) {
+        int shift = digit * 8;
+        for (int i = threadIdx.x; i < 256; i += blockDim.x) hist[i] = 0;
+        __syncthreads();
+        for (int j = threadIdx.x; j < n; j += blockDim.x) {
+            unsigned long long k = dma_key(zrow[j], j);
+            if ((k & mask) == prefix) atomicAdd(&hist[(k >> shift) & 255], 1u);
+        }
+        __syncthreads();
+        /* the digit holding the rank-th largest, scanning bins from the top */
+        __shared__ int sel_digit, sel_rank, sel_count;
+        if (threadIdx.x == 0) {
+            int r = rank, d = 255;
+            for (; d > 0; d--) {
+                if ((int)hist[d] >= r) break;
+                r -= hist[d];
+            }
+            sel_digit = d, sel_rank = r, sel_count = hist[d];
+        }
+        __syncthreads();
+        prefix |= (unsigned long long)sel_digit << shift;
+        mask |= 255ULL << shift;
+        rank = sel_rank;
+        if (sel_count == 1) { /* one key left with this prefix: fetch it */
+            for (int j = threadIdx.x; j < n; j += blockDim.x) {
+                unsigned long long k = dma_key(zrow[j], j);
+                if ((k & mask) == prefix) *shared_key = k;
+            }
+            __syncthreads();
+            unsigned long long k = *shared_key;
+            __syncthreads();
+            return k;
+        }
+        __syncthreads();
+    }
+    return prefix;
+}
+
+__global__ void __launch_bounds__(PLAN_THREADS) dma_plan_kernel(const PlanArgs a) {
+    extern __shared__ unsigned long long skeys[]; /* [MAX_CAP rounded to a power of two] */
+    __shared__ unsigned int hist[256];
+    __shared__ unsigned long long key_found;
+    __shared__ int count;
+    const int tile = blockIdx.x, hkv = blockIdx.y, b = blockIdx.z;
+    const size_t u = (size_t)b * a.Hkv + hkv;
+    const float *zrow = a.z + u * a.Nk;
+    const long long off = (long long)a.Nk - a.Nq;
+    const int i0 = tile * CUDA_ATTN_BQ, i1 = min(i0 + CUDA_ATTN_BQ, a.Nq);
+    /* keys the tile's rows may see: [0, n_last) ; the first row sees [0, n_first) */
+    long long n_first = a.causal ? min(max((long long)i0 + off + 1, 0LL), (long long)a.Nk) : a.Nk;
+    long long n_last = a.causal ? min(max((long long)i1 - 1 + off + 1, 0LL), (long long)a.Nk) : a.Nk;
+    unsigned long long t0 = n_first > a.w ? select_rank(zrow, (int)n_first, a.w, hist, &key_found) : 0ULL;
+
+    /* gather the candidates */
+    if (threadIdx.x == 0) count = 0;
+    __syncthreads();
+    for (int j = threadIdx.x; j < n_last; j += blockDim.x) {
+        unsigned long long k = dma_key(zrow[j], j);
+        if (k >= t0) {
+            int slot = atomicAdd(&count, 1);
+            if (slot < a.cap) skeys[slot] = k;
+        }
+    }
+    __syncthreads();
+    int n = min(count, a.cap);
+    int np2 = 1;
+    while (np2 < n) np2 <<= 1;
+    for (int i = n + threadIdx.x; i < np2; i += blockDim.x) skeys[i] = 0; /* pads sort last */
+    __syncthreads();
+    /* bitonic sort, descending */
+    for (int k = 2; k <= np2; k <<= 1)
+        for (int jj = k >> 1; jj > 0; jj >>= 1) {
+            for (int i = threadIdx.x; i < np2; i += blockDim.x) {
+                int l = i ^ jj;
+                if (l > i) {
+                    unsigned long long x = skeys[i], y = skeys[l];
+                    bool desc = (i & k) == 0;
+                    if (desc ? x < y : x > y) skeys[i] = y, skeys[l] = x;
+                }
+            }
+            __syncthreads();
+        }
+    /* write the list */
+    int *lst = a.list + (u * a.ntiles + tile) * a.cap;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) lst[i] = (int)(unsigned int)(skeys[i] & 0xffffffffu);
+    if (threadIdx.x == 0) a.list_len[u * a.ntiles + tile] = n;
+    /* each row's threshold: one warp per row walks the sorted list */
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nw = blockDim.x >> 5;
+    for (int i = i0 + warp; i < i1; i += nw) {
+        long long vis = a.causal ? min(max((long long)i + off + 1, 0LL), (long long)a.Nk) : a.Nk;
+        unsigned long long t = 0;
+        if (vis > a.w) {
+            int seen = 0;
+            for (int base = 0; base < n; base += 32) {
+                int idx = base + lane;
+                bool in = idx < n && (long long)(skeys[idx] & 0xffffffffu) < vis;
+                unsigned int bal = __ballot_sync(0xffffffff, in);
+                int c = __popc(bal);
+                if (seen + c >= a.w) { /* the (w - seen)-th set bit */
+                    int need = a.w - seen, pos = -1;
+                    for (int bit = 0; bit < 32; bit++)
+                        if ((bal >> bit) & 1u)
+                            if (--need == 0) {
+                                pos = bit;
+                                break;
+                            }
+                    t = skeys[base + pos];
+                    break;
+                }
+                seen += c;
+            }
+        }
+        if (lane == 0) a.tkey[u * a.Nq + i] = t;
+    }
+}
+
+/* A workspace kept between calls so that timing loops do not measure cudaMalloc. */
+struct dma_ws {
+    void *ptr = nullptr;
+    size_t bytes = 0;
+};
+dma_ws g_ws;
+
+attn_status ws_get(size_t bytes, void **out) {
+    if (g_ws.bytes < bytes) {
+        dm_cuda_free(g_ws.ptr);
+        g_ws.ptr = nullptr;
+        g_ws.bytes = 0;
+        attn_status st = dm_cuda_alloc(&g_ws.ptr, bytes);
+        if (st != ATTN_OK) return st;
+        g_ws.bytes = bytes;
+    }
+    *out = g_ws.ptr;
+    return ATTN_OK;
+}
+
+} // namespace
+
+extern "C" int dma_cuda_supports(const attn_params *p, int backward, char *why, size_t why_len) {
+    if (!cuda_attn_supports(p, ATTN_DMA, backward, why, why_len)) return 0;
+    if (p->w > MAX_CAP - CUDA_ATTN_BQ) {
+        if (why && why_len) snprintf(why, why_len, "the cuda dma keeps at most %d keys per query", MAX_CAP - CUDA_ATTN_BQ);
+        return 0;
+    }
+    if (p->w_dt && p->Hkv > 32) {
+        if (why && why_len) snprintf(why, why_len, "the cuda dma score kernel takes at most 32 kv heads");
+        return 0;
+    }
+    return 1;
+}
+
+extern "C" attn_status dma_cuda_forward(const attn_params *p) {
+    if (!dma_cuda_supports(p, 0, nullptr, 0))
+        return attn_params_check(p, ATTN_DMA, 0, nullptr, 0) != ATTN_OK ? ATTN_ERR_INVALID : ATTN_ERR_UNSUPPORTED;
+    const int ntiles = cuda_attn_ntiles(p);
+    const size_t units = (size_t)p->B * p->Hkv;
+    const int cap = (int)std::min<long long>((long long)p->w + CUDA_ATTN_BQ, p->Nk);
+    size_t zb = p->w_dt ? units * p->Nk * sizeof(float) : 0;
+    size_t tb = units * p->Nq * sizeof(unsigned long long);
+    size_t lb = units * ntiles * (size_t)cap * sizeof(int), nb = units * ntiles * sizeof(int);
+    char *ws;
+    attn_status st = ws_get(zb + tb + lb + nb + 256, (void **)&ws);
+    if (st != ATTN_OK) return st;
+    unsigned long long *tkey = reinterpret_cast<unsigned long long *>(ws);
+    int *list = reinterpret_cast<int *>(ws + tb);
+    int *len = reinterpret_cast<int *>(ws + tb + lb);
+    float *z = p->w_dt ? reinterpret_cast<float *>(ws + tb + lb + nb) : (float *)p->z;
+
+    cudaEvent_t e0 = nullptr, e1 = nullptr;
+    if (p->stats) {
+        CUDA_CHECK(cudaEventCreate(&e0));
+        CUDA_CHECK(cudaEventCreate(&e1));
+        CUDA_CHECK(cudaEventRecord(e0));
+    }
+    if (p->w_dt) {
+        int wpb = 8;
+        dim3 grid((unsigned)((units / p->Hkv * p->Nk + wpb - 1) / wpb));
+        size_t smem = (size_t)p->Hkv * p->D * p->Hkv * sizeof(float);
+        if (p->dtype == ATTN_DTYPE_BF16) {
+            CUDA_CHECK(cudaFuncSetAttribute(dma_score_kernel<__nv_bfloat16>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+            dma_score_kernel<__nv_bfloat16><<<grid, wpb * 32, smem>>>(
+                (const __nv_bfloat16 *)p->v, p->v_st.b, p->v_st.s, p->v_st.h, p->B, p->Nk, p->Hkv, p->D,
+                (const float *)p->w_dt, (const float *)p->b_dt, (const float *)p->a, p->dma_mode == DMA_MODE_LINEAR, z);
+        } else {
+            CUDA_CHECK(cudaFuncSetAttribute(dma_score_kernel<__half>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+            dma_score_kernel<__half><<<grid, wpb * 32, smem>>>(
+                (const __half *)p->v, p->v_st.b, p->v_st.s, p->v_st.h, p->B, p->Nk, p->Hkv, p->D, (const float *)p->w_dt,
+                (const float *)p->b_dt, (const float *)p->a, p->dma_mode == DMA_MODE_LINEAR, z);
+        }
+        CUDA_CHECK_LAUNCH();
+    }
+    PlanArgs pa;
+    pa.z = z;
+    pa.B = p->B, pa.Nq = p->Nq, pa.Nk = p->Nk, pa.Hkv = p->Hkv, pa.w = p->w, pa.causal = p->causal;
+    pa.ntiles = ntiles, pa.cap = cap, pa.list = list, pa.list_len = len, pa.tkey = tkey;
+    int np2 = 1;
+    while (np2 < cap) np2 <<= 1;
+    size_t psmem = (size_t)np2 * sizeof(unsigned long long);
+    CUDA_CHECK(cudaFuncSetAttribute(dma_plan_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)psmem));
+    dma_plan_kernel<<<dim3(ntiles, p->Hkv, p->B), PLAN_THREADS, psmem>>>(pa);
+    CUDA_CHECK_LAUNCH();
+    if (p->stats) {
+        CUDA_CHECK(cudaEventRecord(e1));
+        CUDA_CHECK(cudaEventSynchronize(e1));
+        float ms = 0;
+        CUDA_CHECK(cudaEventElapsedTime(&ms, e0, e1));
+        p->stats->select_ms += ms;
+        cudaEventDestroy(e0);
+        cudaEventDestroy(e1);
+    }
+    cuda_attn_spec s = {};
+    s.z = z;
+    s.list = list;
+    s.list_len = len;
+    s.cap = cap;
+    s.tkey = tkey;
+    st = cuda_attn_forward(p, &s);
+    if (st == ATTN_OK && p->z_out) CUDA_CHECK(cudaMemcpy(p->z_out, z, units * p->Nk * sizeof(float), cudaMemcpyDeviceToDevice));
+    return st;
+}
+
+extern "C" attn_status dma_cuda_backward(const attn_params *p) {
+    (void)p;
+    return ATTN_ERR_UNSUPPORTED; /* not built yet: supports() says so */
+}
