@@ -25,7 +25,6 @@ static const attn_op ops[] = {
     OP(ATTN_SWA, ATTN_BACKEND_CUDA, swa_cuda),
     OP(ATTN_DMA, ATTN_BACKEND_CUDA, dma_cuda),
 #endif
-    OP(ATTN_NSA, ATTN_BACKEND_CPU, nsa_cpu),
 };
 
 const attn_op *attn_registry_list(int *n) {
