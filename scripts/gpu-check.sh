@@ -28,7 +28,5 @@ $B kernels --backend cuda --variants mha --n 8192,16384 --b 1 --hq 32 --hkv 8 --
     --mode fwd --warmup 3 --repeats 15 --out "$OUT/kernels-mha.json" 2>/dev/null | tail -4
 $B kernels --backend cuda --variants swa,dma --n 8192-65536*2 --w 1024 --b 1 --hq 32 --hkv 8 --d 128 \
     --dtype bf16 --mode fwd --warmup 3 --repeats 15 --out "$OUT/kernels-sparse.json" 2>/dev/null | tail -10
-$B kernels --backend cuda --variants dma --n 131072,262144 --w 1024 --b 1 --hq 32 --hkv 8 --d 128 \
-    --dtype bf16 --mode fwd --warmup 1 --repeats 5 --out "$OUT/kernels-long.json" 2>/dev/null | tail -4
 echo "== anchors (PyTorch SDPA, same card)"
 python3 scripts/sdpa_anchor.py >"$OUT/anchors.json" 2>"$OUT/anchors.log"; tail -12 "$OUT/anchors.log"

@@ -1,17 +1,21 @@
 /*
  * cuda_attn.cu: the CUDA attention engine's forward (see cuda_attn.h).
  *
- * One CTA of 4 warps per (query tile of 64, query head, batch); warp w owns rows
- * 16w..16w+15. K/V blocks of 64 keys stream through shared memory, double
- * buffered with cp.async; each warp computes S = Q K^T for its 16 rows with
- * mma.sync m16n8k16 (Q fragments kept in registers), masks it with the per-key
- * query intervals, runs the online softmax in registers, and accumulates O += P V
- * with P converted straight from the S accumulators into A fragments.
+ * One CTA of 4 warps per (query tile of 128, query head, batch); warp w owns rows
+ * 32w..32w+31 (two m16 tiles). K/V blocks of 64 keys stream through shared
+ * memory, double buffered with cp.async; each warp computes S = Q K^T for its rows
+ * with mma.sync m16n8k16 (Q fragments re-read from shared memory each k-step, which
+ * keeps registers for the accumulators), masks it with the per-key query
+ * intervals, runs the online softmax in registers, and accumulates O += P V with P
+ * converted straight from the S accumulators into A fragments.
  * Shared-memory rows are 16-byte chunks XOR-swizzled by (row & 7), so ldmatrix
  * reads 8 rows of one column without bank conflicts.
  *
- * Tuning: 64 keys per block give 8 S tiles per warp (32 accumulators) beside
- * D/8 O tiles (64 accumulators at D = 128).
+ * Tuning: 32 rows per warp read each K/V fragment from shared memory once for two
+ * MMAs per m-tile pair, about 26 flops per shared-memory byte at D = 128 (16 rows
+ * per warp gave 16, which left the kernel bound by shared-memory bandwidth: 160
+ * TFLOP/s measured on an H200). 64 keys per block: 2 x 8 S tiles (64 accumulators)
+ * beside 2 x D/8 O tiles (128 at D = 128).
  */
 #include <climits>
 #include <cmath>
@@ -25,7 +29,8 @@ namespace {
 
 constexpr int BQ = CUDA_ATTN_BQ;
 constexpr int BK = 64;
-constexpr int NTHREADS = 128;
+constexpr int MT = 2;                          /* m16 tiles per warp: 32 query rows */
+constexpr int NTHREADS = 32 * (BQ / (16 * MT)); /* 4 warps */
 constexpr float LOG2E = 1.4426950408889634f;
 
 template <typename T> struct pack2;
@@ -52,6 +57,13 @@ template <> __device__ __forceinline__ void mma16816<__half>(float c[4], const u
     asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
                  : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+/* 2^x on the special-function unit; exp2(-inf) = 0 */
+__device__ __forceinline__ float fast_exp2(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+    return y;
 }
 
 __device__ __forceinline__ uint32_t smem_addr(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
@@ -102,6 +114,7 @@ __global__ void __launch_bounds__(NTHREADS) attn_fwd_kernel(const FwdArgs a) {
     int *sRlo = sIdx + 2 * BK;
     int *sRhi = sRlo + 2 * BK;
     float *sZ = reinterpret_cast<float *>(sRhi + 2 * BK);
+    int *sFull = reinterpret_cast<int *>(sZ + 2 * BK); /* [2][2]: per stage, per loading warp */
 
     const int tile = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
     const int hkv = h / a.G;
@@ -172,6 +185,10 @@ __global__ void __launch_bounds__(NTHREADS) attn_fwd_kernel(const FwdArgs a) {
             sRlo[stage * BK + tid] = rl;
             sRhi[stage * BK + tid] = rh;
             sZ[stage * BK + tid] = zz;
+            /* the block needs no mask when every row of the tile keeps every key */
+            bool full = j >= 0 && rl <= i0 && rh >= i0 + nrows - 1;
+            unsigned bal = __ballot_sync(0xffffffff, full);
+            if ((tid & 31) == 0) sFull[stage * 2 + (tid >> 5)] = bal == 0xffffffffu;
         }
         for (int c = tid; c < BK * CH; c += NTHREADS) {
             int r = c / CH, ch = c % CH, pos = c0 + r;
@@ -186,13 +203,16 @@ __global__ void __launch_bounds__(NTHREADS) attn_fwd_kernel(const FwdArgs a) {
     if (nblocks > 0) load_kv(0, 0);
     cp_commit();
 
-    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
-    float oacc[D / 8][4];
+    float m[MT][2], l[MT][2];
+    float oacc[MT][D / 8][4];
 #pragma unroll
-    for (int t = 0; t < D / 8; t++) oacc[t][0] = oacc[t][1] = oacc[t][2] = oacc[t][3] = 0.f;
-    uint32_t qf[D / 16][4];
-    const int row_a = warp * 16 + (lane >> 2);
-    const int qa = i0 + row_a, qbi = qa + 8;
+    for (int mt = 0; mt < MT; mt++) {
+        m[mt][0] = m[mt][1] = -INFINITY;
+        l[mt][0] = l[mt][1] = 0.f;
+#pragma unroll
+        for (int t = 0; t < D / 8; t++) oacc[mt][t][0] = oacc[mt][t][1] = oacc[mt][t][2] = oacc[mt][t][3] = 0.f;
+    }
+    const int wrow = warp * 16 * MT; /* the warp's first row in the tile */
 
     for (int kbk = 0; kbk < nblocks; kbk++) {
         const int st = kbk & 1;
@@ -200,78 +220,107 @@ __global__ void __launch_bounds__(NTHREADS) attn_fwd_kernel(const FwdArgs a) {
         cp_commit();
         cp_wait<1>();
         __syncthreads();
-        if (kbk == 0) {
-#pragma unroll
-            for (int kk = 0; kk < D / 16; kk++) {
-                int r = warp * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
-                ldsm_x4(qf[kk], sQ + swz<D>(r, 2 * kk + (lane >> 4)));
-            }
-        }
         const T *sKs = sK + st * BK * D, *sVs = sV + st * BK * D;
-        float s[BK / 8][4];
+        float s[MT][BK / 8][4];
 #pragma unroll
-        for (int t = 0; t < BK / 8; t++) s[t][0] = s[t][1] = s[t][2] = s[t][3] = 0.f;
+        for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+            for (int t = 0; t < BK / 8; t++) s[mt][t][0] = s[mt][t][1] = s[mt][t][2] = s[mt][t][3] = 0.f;
 #pragma unroll
         for (int kk = 0; kk < D / 16; kk++) {
+            uint32_t qf[MT][4];
+#pragma unroll
+            for (int mt = 0; mt < MT; mt++) {
+                int r = wrow + mt * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
+                ldsm_x4(qf[mt], sQ + swz<D>(r, 2 * kk + (lane >> 4)));
+            }
 #pragma unroll
             for (int nt = 0; nt < BK / 8; nt += 2) {
                 uint32_t kf[4];
                 int r = nt * 8 + (lane >> 4) * 8 + (lane & 7);
                 ldsm_x4(kf, sKs + swz<D>(r, 2 * kk + ((lane >> 3) & 1)));
-                mma16816<T>(s[nt], qf[kk], kf[0], kf[1]);
-                mma16816<T>(s[nt + 1], qf[kk], kf[2], kf[3]);
+#pragma unroll
+                for (int mt = 0; mt < MT; mt++) {
+                    mma16816<T>(s[mt][nt], qf[mt], kf[0], kf[1]);
+                    mma16816<T>(s[mt][nt + 1], qf[mt], kf[2], kf[3]);
+                }
             }
         }
-        /* scale, bias and mask; then the online softmax for rows qa and qbi */
-        float mx[2] = {-INFINITY, -INFINITY};
+        /* scale, bias and mask; then the online softmax, two rows per m-tile */
+        const bool full = sFull[st * 2] && sFull[st * 2 + 1];
+        float mx[MT][2];
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++) mx[mt][0] = mx[mt][1] = -INFINITY;
 #pragma unroll
         for (int nt = 0; nt < BK / 8; nt++)
 #pragma unroll
-            for (int e = 0; e < 4; e++) {
-                int t = nt * 8 + (lane & 3) * 2 + (e & 1);
-                int q = e < 2 ? qa : qbi;
-                int g = st * BK + t;
-                bool ok = sIdx[g] >= 0 && q >= sRlo[g] && q <= sRhi[g];
-                float val = ok ? s[nt][e] * a.scale_log2 + sZ[g] : -INFINITY;
-                s[nt][e] = val;
-                mx[e >> 1] = fmaxf(mx[e >> 1], val);
-            }
-        float alpha[2];
+            for (int e01 = 0; e01 < 2; e01++) { /* one key slot, all the thread's rows */
+                int g = st * BK + nt * 8 + (lane & 3) * 2 + e01;
+                float zb = a.z ? sZ[g] : 0.f;
+                int j = 0, rl = 0, rh = 0;
+                if (!full) j = sIdx[g], rl = sRlo[g], rh = sRhi[g];
 #pragma unroll
-        for (int r = 0; r < 2; r++) {
-            mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffff, mx[r], 1));
-            mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffff, mx[r], 2));
-            float mnew = fmaxf(m[r], mx[r]);
-            alpha[r] = mnew == -INFINITY ? 1.f : exp2f(m[r] - mnew);
-            m[r] = mnew;
-            l[r] *= alpha[r];
-        }
-#pragma unroll
-        for (int nt = 0; nt < BK / 8; nt++)
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-                float mr = m[e >> 1];
-                float pv = mr == -INFINITY ? 0.f : exp2f(s[nt][e] - mr);
-                s[nt][e] = pv;
-                l[e >> 1] += pv;
+                for (int mt = 0; mt < MT; mt++) {
+                    int qa = i0 + wrow + mt * 16 + (lane >> 2), qb8 = qa + 8;
+                    float v0 = s[mt][nt][e01] * a.scale_log2 + zb, v1 = s[mt][nt][e01 + 2] * a.scale_log2 + zb;
+                    if (!full) {
+                        if (j < 0 || qa < rl || qa > rh) v0 = -INFINITY;
+                        if (j < 0 || qb8 < rl || qb8 > rh) v1 = -INFINITY;
+                    }
+                    s[mt][nt][e01] = v0;
+                    s[mt][nt][e01 + 2] = v1;
+                    mx[mt][0] = fmaxf(mx[mt][0], v0);
+                    mx[mt][1] = fmaxf(mx[mt][1], v1);
+                }
             }
 #pragma unroll
-        for (int t = 0; t < D / 8; t++) {
-            oacc[t][0] *= alpha[0], oacc[t][1] *= alpha[0];
-            oacc[t][2] *= alpha[1], oacc[t][3] *= alpha[1];
+        for (int mt = 0; mt < MT; mt++) {
+            float alpha[2];
+#pragma unroll
+            for (int r = 0; r < 2; r++) {
+                float x = mx[mt][r];
+                x = fmaxf(x, __shfl_xor_sync(0xffffffff, x, 1));
+                x = fmaxf(x, __shfl_xor_sync(0xffffffff, x, 2));
+                float mnew = fmaxf(m[mt][r], x);
+                alpha[r] = mnew == -INFINITY ? 1.f : fast_exp2(m[mt][r] - mnew);
+                m[mt][r] = mnew;
+                l[mt][r] *= alpha[r];
+            }
+#pragma unroll
+            for (int nt = 0; nt < BK / 8; nt++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    float mr = m[mt][e >> 1];
+                    float pv = mr == -INFINITY ? 0.f : fast_exp2(s[mt][nt][e] - mr);
+                    s[mt][nt][e] = pv;
+                    l[mt][e >> 1] += pv;
+                }
+#pragma unroll
+            for (int t = 0; t < D / 8; t++) {
+                oacc[mt][t][0] *= alpha[0], oacc[mt][t][1] *= alpha[0];
+                oacc[mt][t][2] *= alpha[1], oacc[mt][t][3] *= alpha[1];
+            }
         }
 #pragma unroll
         for (int kk = 0; kk < BK / 16; kk++) {
-            uint32_t pf[4] = {pack2<T>::from(s[2 * kk][0], s[2 * kk][1]), pack2<T>::from(s[2 * kk][2], s[2 * kk][3]),
-                              pack2<T>::from(s[2 * kk + 1][0], s[2 * kk + 1][1]),
-                              pack2<T>::from(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+            uint32_t pf[MT][4];
+#pragma unroll
+            for (int mt = 0; mt < MT; mt++) {
+                pf[mt][0] = pack2<T>::from(s[mt][2 * kk][0], s[mt][2 * kk][1]);
+                pf[mt][1] = pack2<T>::from(s[mt][2 * kk][2], s[mt][2 * kk][3]);
+                pf[mt][2] = pack2<T>::from(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
+                pf[mt][3] = pack2<T>::from(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
+            }
 #pragma unroll
             for (int dt = 0; dt < D / 8; dt += 2) {
                 uint32_t vf[4];
                 int r = kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
                 ldsm_x4_t(vf, sVs + swz<D>(r, dt + (lane >> 4)));
-                mma16816<T>(oacc[dt], pf, vf[0], vf[1]);
-                mma16816<T>(oacc[dt + 1], pf, vf[2], vf[3]);
+#pragma unroll
+                for (int mt = 0; mt < MT; mt++) {
+                    mma16816<T>(oacc[mt][dt], pf[mt], vf[0], vf[1]);
+                    mma16816<T>(oacc[mt][dt + 1], pf[mt], vf[2], vf[3]);
+                }
             }
         }
         __syncthreads();
@@ -279,30 +328,32 @@ __global__ void __launch_bounds__(NTHREADS) attn_fwd_kernel(const FwdArgs a) {
     cp_wait<0>();
 
     /* finish: full row sums, normalise, write O and the natural-log lse */
-#pragma unroll
-    for (int r = 0; r < 2; r++) {
-        l[r] += __shfl_xor_sync(0xffffffff, l[r], 1);
-        l[r] += __shfl_xor_sync(0xffffffff, l[r], 2);
-    }
     T *ob = static_cast<T *>(a.o) + b * a.osb + h * a.osh;
 #pragma unroll
-    for (int r = 0; r < 2; r++) {
-        int q = r == 0 ? qa : qbi;
-        if (q >= a.Nq) continue;
-        float inv = l[r] > 0.f ? 1.f / l[r] : 0.f;
-        T *orow = ob + (long long)q * a.oss;
+    for (int mt = 0; mt < MT; mt++)
 #pragma unroll
-        for (int t = 0; t < D / 8; t++) {
-            int col = t * 8 + (lane & 3) * 2;
-            *reinterpret_cast<uint32_t *>(orow + col) = pack2<T>::from(oacc[t][2 * r] * inv, oacc[t][2 * r + 1] * inv);
+        for (int r = 0; r < 2; r++) {
+            float lr = l[mt][r];
+            lr += __shfl_xor_sync(0xffffffff, lr, 1);
+            lr += __shfl_xor_sync(0xffffffff, lr, 2);
+            int q = i0 + wrow + mt * 16 + (lane >> 2) + 8 * r;
+            if (q >= a.Nq) continue;
+            float inv = lr > 0.f ? 1.f / lr : 0.f;
+            T *orow = ob + (long long)q * a.oss;
+#pragma unroll
+            for (int t = 0; t < D / 8; t++) {
+                int col = t * 8 + (lane & 3) * 2;
+                *reinterpret_cast<uint32_t *>(orow + col) =
+                    pack2<T>::from(oacc[mt][t][2 * r] * inv, oacc[mt][t][2 * r + 1] * inv);
+            }
+            if ((lane & 3) == 0)
+                a.lse[((size_t)b * a.Hq + h) * a.Nq + q] =
+                    lr > 0.f ? (m[mt][r] + log2f(lr)) * 0.6931471805599453f : -INFINITY;
         }
-        if ((lane & 3) == 0)
-            a.lse[((size_t)b * a.Hq + h) * a.Nq + q] = l[r] > 0.f ? (m[r] + log2f(l[r])) * 0.6931471805599453f : -INFINITY;
-    }
 }
 
 template <typename T, int D> attn_status launch_fwd(const FwdArgs &a, int ntiles, int Hq, int B) {
-    size_t smem = (size_t)(BQ * D + 4 * BK * D) * sizeof(T) + BQ * 8 + 8 * BK * sizeof(int);
+    size_t smem = (size_t)(BQ * D + 4 * BK * D) * sizeof(T) + BQ * 8 + 8 * BK * sizeof(int) + 4 * sizeof(int);
     auto kern = attn_fwd_kernel<T, D>;
     CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
     dim3 grid(ntiles, Hq, B);

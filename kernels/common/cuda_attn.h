@@ -18,7 +18,7 @@
 extern "C" {
 #endif
 
-#define CUDA_ATTN_BQ 64 /* queries per tile */
+#define CUDA_ATTN_BQ 128 /* queries per tile: 8 warps of 16 rows */
 
 typedef struct {
     int window;              /* keys i' - window < j <= i' when causal; 0 = none */

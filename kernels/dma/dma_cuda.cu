@@ -3,17 +3,20 @@
  *
  * 1. dma_score_kernel: z = exp(a softplus(V_flat w_dt + b_dt)) (or the linear mode),
  *    one warp per (batch, key), w_dt staged in shared memory. Skipped when z is given.
- * 2. dma_plan_kernel, one CTA per (batch, kv head, query tile of 64):
- *    - the tile's first threshold t_i0 (the w-th largest dma_key(z_j, j) over
- *      j <= i0') by radix select over 8-bit digits of the 64-bit key, stopping as
- *      soon as one key is left;
- *    - the tile's list: every j <= i1' with key >= t_i0 (at most w + 64 of them,
- *      since thresholds never decrease), gathered in shared memory and sorted by
- *      key, largest first;
- *    - each row's threshold: walking the sorted list, the w-th key with j <= i'.
+ * 2. dma_coarse_kernel: for the first query of every 8th tile, its threshold (the
+ *    w-th largest dma_key(z_j, j) over j <= i') by radix select over 8-bit digits
+ *    of the 64-bit key, stopping as soon as one key is left. Thresholds never
+ *    decrease with the query, so this bounds every later tile's from below.
+ * 3. dma_plan_kernel, one CTA per (batch, kv head, query tile of 128), one pass
+ *    over the tile's visible keys: those at or above the coarse bound (at most
+ *    w + 9 x 128) go to shared memory and are sorted, largest first; the first
+ *    row's threshold is where w of them with j <= i0' have been seen, and the
+ *    tile's list is the sorted keys down to it (at most w + 127, since thresholds
+ *    never decrease); each row's threshold, walking the list, the w-th key with
+ *    j <= i'.
  *    No Nq x Nk mask exists anywhere: the list is O(w) per tile and the thresholds
  *    O(Nq).
- * 3. The attention engine over the lists; a listed key is kept by query i while
+ * 4. The attention engine over the lists; a listed key is kept by query i while
  *    its key is >= tkey[i] (found by binary search over the tile's 64 thresholds).
  */
 #include <climits>
@@ -28,7 +31,7 @@
 namespace {
 
 constexpr int PLAN_THREADS = 256;
-constexpr int MAX_CAP = 4096 + CUDA_ATTN_BQ; /* list entries a tile can hold in shared memory */
+constexpr int MAX_CAP = 4096 + CUDA_ATTN_BQ; /* list entries a tile can hold */
 
 __device__ __forceinline__ float softplusf(float x) { return x > 20.f ? x : log1pf(expf(x)); }
 
@@ -71,11 +74,13 @@ __global__ void dma_score_kernel(const T *v, long long vsb, long long vss, long 
     }
 }
 
+constexpr int COARSE = 8; /* tiles per coarse threshold */
+
 struct PlanArgs {
     const float *z;
-    int B, Nq, Nk, Hkv, w, causal, ntiles, cap;
+    int B, Nq, Nk, Hkv, w, causal, ntiles, cap, ncoarse, cand_cap;
     int *list, *list_len;
-    unsigned long long *tkey;
+    unsigned long long *tkey, *tcoarse;
 };
 
 /* The rank-th largest key (1-based) among j in [0, n) of zrow, by radix select.
@@ -87,9 +92,19 @@ __device__ unsigned long long select_rank(const float *zrow, int n, int rank, un
         int shift = digit * 8;
         for (int i = threadIdx.x; i < 256; i += blockDim.x) hist[i] = 0;
         __syncthreads();
-        for (int j = threadIdx.x; j < n; j += blockDim.x) {
-            unsigned long long k = dma_key(zrow[j], j);
-            if ((k & mask) == prefix) atomicAdd(&hist[(k >> shift) & 255], 1u);
+        /* z is often concentrated in a few digit values (the high bits of nearby
+         * floats agree): lanes that hit the same bin add once, through their leader */
+        for (int j0 = 0; j0 < n; j0 += blockDim.x) {
+            int j = j0 + threadIdx.x;
+            bool in = false;
+            unsigned int bin = 256;
+            if (j < n) {
+                unsigned long long k = dma_key(zrow[j], j);
+                in = (k & mask) == prefix;
+                if (in) bin = (unsigned int)((k >> shift) & 255);
+            }
+            unsigned int peers = __match_any_sync(0xffffffff, bin);
+            if (in && (threadIdx.x & 31) == (unsigned)(__ffs(peers) - 1)) atomicAdd(&hist[bin], (unsigned)__popc(peers));
         }
         __syncthreads();
         /* the digit holding the rank-th largest, scanning bins from the top */
@@ -121,38 +136,26 @@ __device__ unsigned long long select_rank(const float *zrow, int n, int rank, un
     return prefix;
 }
 
-__global__ void __launch_bounds__(PLAN_THREADS) dma_plan_kernel(const PlanArgs a) {
-    extern __shared__ unsigned long long skeys[]; /* [MAX_CAP rounded to a power of two] */
+/* Keys visible to query i: [0, n). */
+__device__ __forceinline__ long long visible_keys(const PlanArgs &a, long long i) {
+    long long off = (long long)a.Nk - a.Nq;
+    return a.causal ? min(max(i + off + 1, 0LL), (long long)a.Nk) : (long long)a.Nk;
+}
+
+/* Threshold of the first query of every COARSE-th tile, by radix select over its
+ * whole prefix: a lower bound for the thresholds of the tiles that follow. */
+__global__ void __launch_bounds__(PLAN_THREADS) dma_coarse_kernel(const PlanArgs a) {
     __shared__ unsigned int hist[256];
     __shared__ unsigned long long key_found;
-    __shared__ int count;
-    const int tile = blockIdx.x, hkv = blockIdx.y, b = blockIdx.z;
+    const int c = blockIdx.x, hkv = blockIdx.y, b = blockIdx.z;
     const size_t u = (size_t)b * a.Hkv + hkv;
-    const float *zrow = a.z + u * a.Nk;
-    const long long off = (long long)a.Nk - a.Nq;
-    const int i0 = tile * CUDA_ATTN_BQ, i1 = min(i0 + CUDA_ATTN_BQ, a.Nq);
-    /* keys the tile's rows may see: [0, n_last) ; the first row sees [0, n_first) */
-    long long n_first = a.causal ? min(max((long long)i0 + off + 1, 0LL), (long long)a.Nk) : a.Nk;
-    long long n_last = a.causal ? min(max((long long)i1 - 1 + off + 1, 0LL), (long long)a.Nk) : a.Nk;
-    unsigned long long t0 = n_first > a.w ? select_rank(zrow, (int)n_first, a.w, hist, &key_found) : 0ULL;
+    long long n = visible_keys(a, (long long)c * COARSE * CUDA_ATTN_BQ);
+    unsigned long long t = n > a.w ? select_rank(a.z + u * a.Nk, (int)n, a.w, hist, &key_found) : 0ULL;
+    if (threadIdx.x == 0) a.tcoarse[u * a.ncoarse + c] = t;
+}
 
-    /* gather the candidates */
-    if (threadIdx.x == 0) count = 0;
-    __syncthreads();
-    for (int j = threadIdx.x; j < n_last; j += blockDim.x) {
-        unsigned long long k = dma_key(zrow[j], j);
-        if (k >= t0) {
-            int slot = atomicAdd(&count, 1);
-            if (slot < a.cap) skeys[slot] = k;
-        }
-    }
-    __syncthreads();
-    int n = min(count, a.cap);
-    int np2 = 1;
-    while (np2 < n) np2 <<= 1;
-    for (int i = n + threadIdx.x; i < np2; i += blockDim.x) skeys[i] = 0; /* pads sort last */
-    __syncthreads();
-    /* bitonic sort, descending */
+/* Sorts skeys[0, np2) descending (np2 a power of two). */
+__device__ void bitonic_desc(unsigned long long *skeys, int np2) {
     for (int k = 2; k <= np2; k <<= 1)
         for (int jj = k >> 1; jj > 0; jj >>= 1) {
             for (int i = threadIdx.x; i < np2; i += blockDim.x) {
@@ -165,36 +168,78 @@ __global__ void __launch_bounds__(PLAN_THREADS) dma_plan_kernel(const PlanArgs a
             }
             __syncthreads();
         }
-    /* write the list */
+}
+
+/* The key at which the count of sorted keys with index < vis reaches w, walking the
+ * first n sorted keys (one warp); 0 when fewer than w qualify. Also returns, in
+ * *pos, that key's position in the sorted order (n - 1 when none). */
+__device__ unsigned long long walk_rank(const unsigned long long *skeys, int n, long long vis, int w, int *pos) {
+    int lane = threadIdx.x & 31, seen = 0;
+    for (int base = 0; base < n; base += 32) {
+        int idx = base + lane;
+        bool in = idx < n && (long long)(skeys[idx] & 0xffffffffu) < vis;
+        unsigned int bal = __ballot_sync(0xffffffff, in);
+        int c = __popc(bal);
+        if (seen + c >= w) { /* the (w - seen)-th set bit */
+            int need = w - seen, p = -1;
+            for (int bit = 0; bit < 32; bit++)
+                if ((bal >> bit) & 1u)
+                    if (--need == 0) {
+                        p = bit;
+                        break;
+                    }
+            *pos = base + p;
+            return skeys[base + p];
+        }
+        seen += c;
+    }
+    *pos = n - 1;
+    return 0ULL;
+}
+
+__global__ void __launch_bounds__(PLAN_THREADS) dma_plan_kernel(const PlanArgs a) {
+    extern __shared__ unsigned long long skeys[]; /* [a.cand_cap] */
+    __shared__ int count, list_n;
+    const int tile = blockIdx.x, hkv = blockIdx.y, b = blockIdx.z;
+    const size_t u = (size_t)b * a.Hkv + hkv;
+    const float *zrow = a.z + u * a.Nk;
+    const int i0 = tile * CUDA_ATTN_BQ, i1 = min(i0 + CUDA_ATTN_BQ, a.Nq);
+    const long long n_first = visible_keys(a, i0), n_last = visible_keys(a, i1 - 1);
+    /* one pass: every key the tile could keep is >= the coarse threshold before it */
+    const unsigned long long tc = a.tcoarse[u * a.ncoarse + tile / COARSE];
+    if (threadIdx.x == 0) count = 0;
+    __syncthreads();
+    for (int j = threadIdx.x; j < n_last; j += blockDim.x) {
+        unsigned long long k = dma_key(zrow[j], j);
+        if (k >= tc) {
+            int slot = atomicAdd(&count, 1);
+            if (slot < a.cand_cap) skeys[slot] = k;
+        }
+    }
+    __syncthreads();
+    int n = min(count, a.cand_cap);
+    int np2 = 1;
+    while (np2 < n) np2 <<= 1;
+    for (int i = n + threadIdx.x; i < np2; i += blockDim.x) skeys[i] = 0; /* pads sort last */
+    __syncthreads();
+    bitonic_desc(skeys, np2);
+    /* the tile's list: the sorted keys down to the first row's threshold */
+    if (threadIdx.x < 32) {
+        int pos = n - 1;
+        if (n_first > a.w) walk_rank(skeys, n, n_first, a.w, &pos);
+        if (threadIdx.x == 0) list_n = pos + 1;
+    }
+    __syncthreads();
+    const int ln = list_n;
     int *lst = a.list + (u * a.ntiles + tile) * a.cap;
-    for (int i = threadIdx.x; i < n; i += blockDim.x) lst[i] = (int)(unsigned int)(skeys[i] & 0xffffffffu);
-    if (threadIdx.x == 0) a.list_len[u * a.ntiles + tile] = n;
-    /* each row's threshold: one warp per row walks the sorted list */
+    for (int i = threadIdx.x; i < ln; i += blockDim.x) lst[i] = (int)(unsigned int)(skeys[i] & 0xffffffffu);
+    if (threadIdx.x == 0) a.list_len[u * a.ntiles + tile] = ln;
+    /* each row's threshold: one warp per row walks the list */
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nw = blockDim.x >> 5;
     for (int i = i0 + warp; i < i1; i += nw) {
-        long long vis = a.causal ? min(max((long long)i + off + 1, 0LL), (long long)a.Nk) : a.Nk;
-        unsigned long long t = 0;
-        if (vis > a.w) {
-            int seen = 0;
-            for (int base = 0; base < n; base += 32) {
-                int idx = base + lane;
-                bool in = idx < n && (long long)(skeys[idx] & 0xffffffffu) < vis;
-                unsigned int bal = __ballot_sync(0xffffffff, in);
-                int c = __popc(bal);
-                if (seen + c >= a.w) { /* the (w - seen)-th set bit */
-                    int need = a.w - seen, pos = -1;
-                    for (int bit = 0; bit < 32; bit++)
-                        if ((bal >> bit) & 1u)
-                            if (--need == 0) {
-                                pos = bit;
-                                break;
-                            }
-                    t = skeys[base + pos];
-                    break;
-                }
-                seen += c;
-            }
-        }
+        long long vis = visible_keys(a, i);
+        int pos;
+        unsigned long long t = vis > a.w ? walk_rank(skeys, ln, vis, a.w, &pos) : 0ULL;
         if (lane == 0) a.tkey[u * a.Nq + i] = t;
     }
 }
@@ -240,16 +285,22 @@ extern "C" attn_status dma_cuda_forward(const attn_params *p) {
     const int ntiles = cuda_attn_ntiles(p);
     const size_t units = (size_t)p->B * p->Hkv;
     const int cap = (int)std::min<long long>((long long)p->w + CUDA_ATTN_BQ, p->Nk);
-    size_t zb = p->w_dt ? units * p->Nk * sizeof(float) : 0;
-    size_t tb = units * p->Nq * sizeof(unsigned long long);
-    size_t lb = units * ntiles * (size_t)cap * sizeof(int), nb = units * ntiles * sizeof(int);
+    /* one workspace carved into pieces, each rounded up to 256 bytes so that every
+     * piece stays aligned for its type */
+    auto r256 = [](size_t x) { return (x + 255) & ~(size_t)255; };
+    size_t zb = r256(p->w_dt ? units * p->Nk * sizeof(float) : 0);
+    size_t tb = r256(units * p->Nq * sizeof(unsigned long long));
+    size_t lb = r256(units * ntiles * (size_t)cap * sizeof(int)), nb = r256(units * ntiles * sizeof(int));
+    const int ncoarse = (ntiles + COARSE - 1) / COARSE;
+    size_t cb = r256(units * ncoarse * sizeof(unsigned long long));
     char *ws;
-    attn_status st = ws_get(zb + tb + lb + nb + 256, (void **)&ws);
+    attn_status st = ws_get(zb + tb + lb + nb + cb + 256, (void **)&ws);
     if (st != ATTN_OK) return st;
     unsigned long long *tkey = reinterpret_cast<unsigned long long *>(ws);
     int *list = reinterpret_cast<int *>(ws + tb);
     int *len = reinterpret_cast<int *>(ws + tb + lb);
-    float *z = p->w_dt ? reinterpret_cast<float *>(ws + tb + lb + nb) : (float *)p->z;
+    unsigned long long *tcoarse = reinterpret_cast<unsigned long long *>(ws + tb + lb + nb);
+    float *z = p->w_dt ? reinterpret_cast<float *>(ws + tb + lb + nb + cb) : (float *)p->z;
 
     cudaEvent_t e0 = nullptr, e1 = nullptr;
     if (p->stats) {
@@ -278,9 +329,15 @@ extern "C" attn_status dma_cuda_forward(const attn_params *p) {
     pa.z = z;
     pa.B = p->B, pa.Nq = p->Nq, pa.Nk = p->Nk, pa.Hkv = p->Hkv, pa.w = p->w, pa.causal = p->causal;
     pa.ntiles = ntiles, pa.cap = cap, pa.list = list, pa.list_len = len, pa.tkey = tkey;
+    pa.ncoarse = ncoarse, pa.tcoarse = tcoarse;
+    /* candidates of a tile: w keys at its coarse tile's start, plus every key after */
+    long long cand = std::min<long long>((long long)p->w + (long long)(COARSE + 1) * CUDA_ATTN_BQ, p->Nk);
     int np2 = 1;
-    while (np2 < cap) np2 <<= 1;
+    while (np2 < cand) np2 <<= 1;
+    pa.cand_cap = np2;
     size_t psmem = (size_t)np2 * sizeof(unsigned long long);
+    dma_coarse_kernel<<<dim3(ncoarse, p->Hkv, p->B), PLAN_THREADS>>>(pa);
+    CUDA_CHECK_LAUNCH();
     CUDA_CHECK(cudaFuncSetAttribute(dma_plan_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)psmem));
     dma_plan_kernel<<<dim3(ntiles, p->Hkv, p->B), PLAN_THREADS, psmem>>>(pa);
     CUDA_CHECK_LAUNCH();
