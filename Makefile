@@ -14,7 +14,7 @@ CFLAGS  += -ffp-contract=fast -Wno-psabi
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fopenmp
 CFLAGS  += -Ikernels/common -Ikernels/dma -Ibaselines/mha -Ibaselines/swa -Ibaselines/nsa \
            -Imodel -Itasks -Iharness -I$(BUILD)/gen
-LDLIBS  := -fopenmp -lcjson -lcurl -lm
+LDLIBS  := -fopenmp -lcjson -lcurl -lopenblas -lm
 
 # ---- CUDA detection ----
 NVCC ?= $(shell command -v nvcc 2>/dev/null || (test -x /usr/local/cuda/bin/nvcc && echo /usr/local/cuda/bin/nvcc))
@@ -89,6 +89,9 @@ endif
 $(BUILD)/tests/%: tests/%.c $(BUILD)/libdmabench.a tests/check.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests $< $(BUILD)/libdmabench.a -o $@ $(LDLIBS)
+
+# the loopback HTTP server of the fetch/upload tests
+$(BUILD)/tests/test_reports_net: tests/httpd.h
 
 run: setup
 	@$(MAKE) --no-print-directory all

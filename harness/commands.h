@@ -11,5 +11,11 @@ int cmd_verify(int argc, char **argv);
 int cmd_attn(int argc, char **argv);
 int cmd_attn_inputs(int argc, char **argv);
 int cmd_kernels(int argc, char **argv);
+int cmd_table(int argc, char **argv);
+int cmd_plot(int argc, char **argv);
+int cmd_compare(int argc, char **argv);
+int cmd_export(int argc, char **argv);
+int cmd_fetch(int argc, char **argv);
+int cmd_upload(int argc, char **argv);
 
 #endif

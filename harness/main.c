@@ -23,6 +23,12 @@ static const command commands[] = {
     {"attn", cmd_attn, "run one attention operator on tensors from a safetensors file"},
     {"attn-inputs", cmd_attn_inputs, "write seeded random inputs for `dmabench attn`"},
     {"kernels", cmd_kernels, "speed and memory sweep of the operators (llama-bench style)"},
+    {"table", cmd_table, "paper-style tables (md, LaTeX, CSV) from report records"},
+    {"plot", cmd_plot, "SVG plots: speed, memory, needle heatmap, MQAR, perplexity"},
+    {"compare", cmd_compare, "regression verdicts between two reports (the CI gate)"},
+    {"export", cmd_export, "github-action-benchmark or Bencher JSON from a report"},
+    {"fetch", cmd_fetch, "download a dataset or URL into the cache, checksum-verified"},
+    {"upload", cmd_upload, "POST a report to a results server"},
     {"env", cmd_env, "print the provenance block (build, machine, GPU) as JSON"},
 };
 #define NCOMMANDS (int)(sizeof commands / sizeof *commands)

@@ -1,0 +1,147 @@
+#!/bin/sh
+# reports.sh: `dmabench table` and `plot` on the fixed reports in tests/golden/
+# (kernels.json: a kernel sweep with unsupported and oom cells; tasks.json: MQAR,
+# needle and perplexity records with seeds). Every output is compared byte for
+# byte with its golden file, every SVG must be well-formed XML (xmllint), the
+# same input must give the same bytes twice, and bad usage must give exit 2, one
+# line on stderr and no output file.
+#
+# After an intended change of the output, regenerate the golden files with
+#   UPDATE_GOLDEN=1 sh tests/reports.sh
+# and review the diff (git diff tests/golden/) before committing it.
+B=${DMABENCH:-./build/dmabench}
+G=tests/golden
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+ok() { echo "ok - reports/$1"; }
+nok() { echo "not ok - reports/$1: $2"; }
+
+# golden NAME FILE: FILE equals $G/NAME (or becomes it with UPDATE_GOLDEN=1)
+golden() {
+    if [ -n "$UPDATE_GOLDEN" ]; then
+        cp "$2" "$G/$1" && ok "golden_$1 (updated)"
+    elif [ ! -f "$G/$1" ]; then
+        nok "golden_$1" "no golden file $G/$1 (run UPDATE_GOLDEN=1 sh tests/reports.sh)"
+    elif cmp -s "$2" "$G/$1"; then
+        ok "golden_$1"
+    else
+        nok "golden_$1" "differs from $G/$1: $(diff "$G/$1" "$2" | head -4 | tr '\n' ' ')"
+    fi
+}
+
+# table NAME ARGS...: stdout of `dmabench table ARGS` against the golden NAME
+table() {
+    name=$1
+    shift
+    if "$B" table "$@" >"$T/$name" 2>"$T/$name.err"; then
+        golden "$name" "$T/$name"
+    else
+        nok "golden_$name" "exit $?: $(head -c 300 "$T/$name.err")"
+    fi
+}
+
+# plot NAME ARGS...: the SVG written by `dmabench plot ARGS --out`, checked with
+# xmllint and against the golden NAME
+plot() {
+    name=$1
+    shift
+    if "$B" plot "$@" --out "$T/$name" 2>"$T/$name.err"; then
+        if xmllint --noout "$T/$name" 2>"$T/$name.xml"; then ok "svg_wellformed_$name"
+        else nok "svg_wellformed_$name" "$(head -3 "$T/$name.xml" | tr '\n' ' ')"; fi
+        golden "$name" "$T/$name"
+    else
+        nok "golden_$name" "exit $?: $(head -c 300 "$T/$name.err")"
+    fi
+}
+
+K=$G/kernels.json
+TK=$G/tasks.json
+
+"$B" table --help | grep -q -- --baseline && ok table_help || nok table_help "no option list"
+"$B" plot --help | grep -q -- --kind && ok plot_help || nok plot_help "no option list"
+
+# ---- tables ----
+table table_kernels.md "$K"
+table table_kernels_baseline.tex "$K" --format latex --baseline mha
+table table_kernels.csv "$K" --format csv
+table table_kernels_gflops.md "$K" --metric gflops_effective,peak_mem_bytes --no-spread --where mode=fwd
+table table_kernels_cols.md "$K" --rows variant,N --cols mode --where variant=mha,dma
+table table_tasks.md "$TK"
+table table_tasks.tex "$TK" --format latex
+table table_ppl.csv "$TK" --task ppl --metric bits_per_byte,nll --format csv
+table table_niah_by_length.md "$TK" --task niah --rows context_len --baseline mha
+
+# best per row is bold: in the fwd N=256 row, swa is the fastest
+row=$(grep '^| fwd | 256 |' "$T/table_kernels.md")
+case $row in *"**0.0323**"*) ok table_best_bold ;; *) nok table_best_bold "row: $row" ;; esac
+# the oom and unsupported cells are named, not left blank
+grep -q 'oom' "$T/table_kernels.md" && grep -q 'unsupported' "$T/table_kernels.md" && ok table_status_cells ||
+    nok table_status_cells "no oom/unsupported cell"
+# latex: booktabs rules and bold
+grep -q '\\toprule' "$T/table_kernels_baseline.tex" && grep -q '\\textbf{' "$T/table_kernels_baseline.tex" &&
+    grep -q '\\bottomrule' "$T/table_kernels_baseline.tex" && ok table_latex_booktabs || nok table_latex_booktabs "no rules"
+# csv: every line of a table has the same number of fields (quoted fields have no commas here)
+awk -F, 'NF && !/^#/ { if (n && NF != n) bad = 1; n = NF } /^$/ { n = 0 } END { exit bad }' "$T/table_kernels.csv" &&
+    ok table_csv_rectangular || nok table_csv_rectangular "ragged lines"
+# the same input gives the same bytes
+"$B" table "$TK" --format latex >"$T/again.tex" 2>/dev/null
+cmp -s "$T/again.tex" "$T/table_tasks.tex" && ok table_deterministic || nok table_deterministic "two runs differ"
+# --out writes the same text atomically, leaving no temporary file
+"$B" table "$K" --out "$T/out.md" 2>/dev/null
+cmp -s "$T/out.md" "$T/table_kernels.md" && [ -z "$(ls "$T" | grep '\.tmp\.')" ] && ok table_out_file ||
+    nok table_out_file "differs or left a temporary file"
+
+# ---- plots ----
+plot plot_speed.svg "$K" --kind speed
+plot plot_speed_tflops.svg "$K" --kind speed --metric tflops_effective --where mode=fwd
+plot plot_memory.svg "$K" --kind memory
+plot plot_niah.svg "$TK" --kind niah
+plot plot_mqar.svg "$TK" --kind mqar
+plot plot_ppl.svg "$TK" --kind ppl
+# the same colour for a variant in every plot
+c=0
+for f in plot_speed.svg plot_memory.svg plot_mqar.svg plot_ppl.svg; do
+    grep -q 'stroke="#D55E00"' "$T/$f" && grep -q 'stroke="#0072B2"' "$T/$f" && c=$((c + 1))
+done
+[ "$c" -eq 4 ] && grep -q 'fill="#D55E00"' "$T/plot_niah.svg" && ok plot_fixed_colours ||
+    nok plot_fixed_colours "dma/mha colours missing in some plot"
+# axes carry tick labels and titles; a legend names every variant
+grep -q '>sequence length N (keys)<' "$T/plot_speed.svg" && grep -q '>time (ms)<' "$T/plot_speed.svg" &&
+    grep -q '>1K<' "$T/plot_speed.svg" && grep -q '>nsa<' "$T/plot_speed.svg" && ok plot_axes_legend ||
+    nok plot_axes_legend "missing axis titles, ticks or legend"
+"$B" plot "$TK" --kind mqar --out "$T/again.svg" 2>/dev/null
+cmp -s "$T/again.svg" "$T/plot_mqar.svg" && ok plot_deterministic || nok plot_deterministic "two runs differ"
+
+# ---- bad usage: exit 2, one line on stderr, no output ----
+expect_fail() {
+    name=$1 pat=$2
+    shift 2
+    rm -f "$T/out"
+    "$@" >"$T/stdout" 2>"$T/stderr"
+    rc=$?
+    lines=$(grep -c . "$T/stderr")
+    if [ "$rc" -ne 2 ]; then nok "$name" "exit status $rc, expected 2"
+    elif [ -e "$T/out" ]; then nok "$name" "left an output file"
+    elif ! grep -q -- "$pat" "$T/stderr"; then nok "$name" "stderr '$(head -c 200 "$T/stderr")' lacks '$pat'"
+    elif [ "$lines" -ne 1 ]; then nok "$name" "$lines lines on stderr"
+    else ok "$name"; fi
+}
+printf '{"schema_version": 2, "records": []}\n' >"$T/v2.json"
+printf '{"schema_version": 1, "records": [' >"$T/torn.json"
+expect_fail table_no_report "at least one REPORT" "$B" table
+expect_fail table_bad_format "unknown format" "$B" table "$K" --format html
+expect_fail table_bad_metric "unknown metric" "$B" table "$K" --metric speed
+expect_fail table_missing_file "cannot open" "$B" table "$T/nope.json"
+expect_fail table_schema "schema_version 2" "$B" table "$T/v2.json"
+expect_fail table_torn "not valid JSON" "$B" table "$T/torn.json"
+expect_fail table_bad_rows "no dimension 'colour'" "$B" table "$K" --rows colour
+expect_fail table_bad_baseline "no column of that variant" "$B" table "$K" --baseline xyz
+expect_fail table_no_task "no matching task records" "$B" table "$K" --task mqar
+expect_fail table_bad_where "--where expects" "$B" table "$K" --where mode
+expect_fail table_bad_option "unknown option --frob" "$B" table "$K" --frob 1
+expect_fail plot_no_kind "--kind is required" "$B" plot "$K" --out "$T/out"
+expect_fail plot_bad_kind "unknown kind" "$B" plot "$K" --kind pie --out "$T/out"
+expect_fail plot_no_out "--out FILE.svg is required" "$B" plot "$K" --kind speed
+expect_fail plot_wrong_records "no niah records" "$B" plot "$K" --kind niah --out "$T/out"
+expect_fail plot_bad_metric "does not fit" "$B" plot "$K" --kind memory --metric time_ms --out "$T/out"
+expect_fail plot_schema "schema_version 2" "$B" plot "$T/v2.json" --kind speed --out "$T/out"
