@@ -26,7 +26,9 @@ echo "racecheck exit $?"
 echo "== kernels (B=1 Hq=32 Hkv=8 D=128 bf16 causal)"
 $B kernels --backend cuda --variants mha --n 8192,16384 --b 1 --hq 32 --hkv 8 --d 128 --dtype bf16 \
     --mode fwd --warmup 3 --repeats 15 --out "$OUT/kernels-mha.json" 2>/dev/null | tail -4
-$B kernels --backend cuda --variants swa,dma --n 8192-65536*2 --w 1024 --b 1 --hq 32 --hkv 8 --d 128 \
-    --dtype bf16 --mode fwd --warmup 3 --repeats 15 --out "$OUT/kernels-sparse.json" 2>/dev/null | tail -10
+$B kernels --backend cuda --variants swa,dma --n 8192-262144*2 --w 1024 --b 1 --hq 32 --hkv 8 --d 128 \
+    --dtype bf16 --mode fwd --warmup 3 --repeats 15 --out "$OUT/kernels-sparse.json" 2>/dev/null | tail -14
+$B kernels --backend cuda --variants dma --n 65536 --w 1024 --b 1 --hq 32 --hkv 8 --d 128 --dtype bf16 \
+    --mode fwd --dma-z clustered,wdt --warmup 3 --repeats 15 --out "$OUT/kernels-dma-z.json" 2>/dev/null | tail -3
 echo "== anchors (PyTorch SDPA, same card)"
 python3 scripts/sdpa_anchor.py >"$OUT/anchors.json" 2>"$OUT/anchors.log"; tail -12 "$OUT/anchors.log"
