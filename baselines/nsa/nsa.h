@@ -9,7 +9,9 @@
  *    the query's own block and the one before it always selected;
  *  - window branch: sliding window of w keys.
  * lse is (3, B, Hq, Nq): one plane per branch (cmp, slc, win).
- * Implementations side by side: nsa_ref.c (double-precision oracle).
+ * Implementations side by side: nsa_ref.c (double-precision oracle), nsa_cpu.c (fast
+ * CPU, fp32: the tiled engine for the compressed and window branches, a block-major
+ * kernel of its own for the selected one).
  */
 #ifndef DMABENCH_NSA_H
 #define DMABENCH_NSA_H
@@ -23,6 +25,10 @@ extern "C" {
 int nsa_ref_supports(const attn_params *p, int backward, char *why, size_t why_len);
 attn_status nsa_ref_forward(const attn_params *p);
 attn_status nsa_ref_backward(const attn_params *p);
+
+int nsa_cpu_supports(const attn_params *p, int backward, char *why, size_t why_len);
+attn_status nsa_cpu_forward(const attn_params *p);
+attn_status nsa_cpu_backward(const attn_params *p);
 
 #ifdef __cplusplus
 }

@@ -19,6 +19,7 @@ static const attn_op ops[] = {
     OP(ATTN_MHA, ATTN_BACKEND_CPU, mha_cpu),
     OP(ATTN_SWA, ATTN_BACKEND_CPU, swa_cpu),
     OP(ATTN_DMA, ATTN_BACKEND_CPU, dma_cpu),
+    OP(ATTN_NSA, ATTN_BACKEND_CPU, nsa_cpu),
 #ifdef DMABENCH_CUDA
     /* CUDA operators take device pointers */
     OP(ATTN_MHA, ATTN_BACKEND_CUDA, mha_cuda),
