@@ -201,6 +201,16 @@ void attn_case_copy_inputs(attn_case *dst, const attn_case *src) {
     }
 }
 
+double attn_case_maxabs(const attn_case *c, const attn_slot *s) {
+    int64_t n = attn_slot_numel(s, &c->p, c->variant);
+    double m = 0;
+    for (int64_t e = 0; e < n; e++) {
+        double x = fabs(attn_case_get(c, s, e));
+        if (x > m) m = x;
+    }
+    return m;
+}
+
 void attn_case_compare(const attn_case *a, const attn_case *ref, const attn_slot *s, double *max_abs,
                        double *max_rel) {
     int64_t n = attn_slot_numel(s, &ref->p, ref->variant);

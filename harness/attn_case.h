@@ -54,6 +54,9 @@ void attn_case_free_device(attn_case *d);
 double attn_case_get(const attn_case *c, const attn_slot *s, int64_t e);
 void attn_case_set(attn_case *c, const attn_slot *s, int64_t e, double x);
 
+/* max |x| over a slot's tensor. */
+double attn_case_maxabs(const attn_case *c, const attn_slot *s);
+
 /* Compares one slot of a against the same slot of ref (any dtypes):
  * max |a - r| and that over max |r| (relative to the tensor's scale). Non-finite in
  * a where ref is finite, or a sign mismatch of infinities, gives +inf errors. */
