@@ -400,23 +400,8 @@ static void FN(slc_bwd_chunk)(const slc_chunk *ch, slc_rows *w, const int32_t *r
 #else /* ---- the second pass: the hot loops per instruction set, then the rest ---- */
 
 #define NSA_CPU_HOT
-#define FN(x) x##_avx512
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma,bmi,bmi2")
-#include "nsa_cpu.c"
-#pragma GCC pop_options
-#undef FN
-
-#define FN(x) x##_avx2
-#pragma GCC push_options
-#pragma GCC target("avx2,fma,bmi,bmi2")
-#include "nsa_cpu.c"
-#pragma GCC pop_options
-#undef FN
-
-#define FN(x) x##_base
-#include "nsa_cpu.c"
-#undef FN
+#define SIMD_ISA_FILE "nsa_cpu.c"
+#include "simd_isa.h"
 #undef NSA_CPU_HOT
 
 typedef void (*gemm4_fn)(const float *, int64_t, int, int, const float *, int64_t, int, float *, int64_t);

@@ -361,23 +361,8 @@ SIMD_INLINE void block_outer(float *const dst[4], int Dp, const float *W, int c0
 
 /* ---- the tile loops, compiled once per instruction set ---- */
 
-#define FN(x) x##_avx512
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma,bmi,bmi2")
-#include "cpu_attn_tile.inc"
-#pragma GCC pop_options
-#undef FN
-
-#define FN(x) x##_avx2
-#pragma GCC push_options
-#pragma GCC target("avx2,fma,bmi,bmi2")
-#include "cpu_attn_tile.inc"
-#pragma GCC pop_options
-#undef FN
-
-#define FN(x) x##_base
-#include "cpu_attn_tile.inc"
-#undef FN
+#define SIMD_ISA_FILE "cpu_attn_tile.inc"
+#include "simd_isa.h"
 
 typedef void (*fwd_tile_fn)(const attn_params *, const cpu_attn_spec *, cpu_ws *, tile_info *);
 typedef void (*bwd_tile_fn)(const attn_params *, const cpu_attn_spec *, cpu_ws *, tile_info *, float *, float *,
