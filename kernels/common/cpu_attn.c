@@ -218,10 +218,11 @@ static void gather_chunk(const attn_params *p, const cpu_attn_spec *s, cpu_ws *w
                 w->zc[c] = zrow ? zrow[j0 + c] : 0.0f;
                 if (s->key_rows) s->key_rows(s, p, t->b, t->hkv, t->i0, t->i1, j0 + c, &w->rlo[c], &w->rhi[c]);
                 else key_rows(p, s, t, j0 + c, w->zc[c], &w->rlo[c], &w->rhi[c]);
+                if (w->rhi[c] < w->rlo[c]) w->rlo[c] = w->rhi[c] = INT32_MAX; /* kept by no query */
             } else {
                 w->kidx[c] = INT32_MAX;
                 w->zc[c] = 0.0f;
-                w->rlo[c] = INT32_MAX, w->rhi[c] = -1;
+                w->rlo[c] = w->rhi[c] = INT32_MAX;
             }
         }
         return;
@@ -236,6 +237,7 @@ static void gather_chunk(const attn_params *p, const cpu_attn_spec *s, cpu_ws *w
             w->zc[c] = zrow ? zrow[j] : 0.0f;
             if (s->key_rows) s->key_rows(s, p, t->b, t->hkv, t->i0, t->i1, j, &w->rlo[c], &w->rhi[c]);
             else key_rows(p, s, t, j, w->zc[c], &w->rlo[c], &w->rhi[c]);
+            if (w->rhi[c] < w->rlo[c]) w->rlo[c] = w->rhi[c] = INT32_MAX; /* kept by no query */
             for (int d = 0; d < D; d++) {
                 if (want_kt) w->kt[d * CPU_KB + c] = kr[d];
                 if (want_vt) w->vt[d * CPU_KB + c] = vr[d];
@@ -245,7 +247,7 @@ static void gather_chunk(const attn_params *p, const cpu_attn_spec *s, cpu_ws *w
         } else {
             w->kidx[c] = INT32_MAX;
             w->zc[c] = 0.0f;
-            w->rlo[c] = INT32_MAX, w->rhi[c] = -1; /* kept by no query */
+            w->rlo[c] = w->rhi[c] = INT32_MAX; /* kept by no query */
             for (int d = 0; d < D; d++) {
                 if (want_kt) w->kt[d * CPU_KB + c] = 0;
                 if (want_vt) w->vt[d * CPU_KB + c] = 0;
@@ -263,10 +265,17 @@ static void gather_chunk(const attn_params *p, const cpu_attn_spec *s, cpu_ws *w
 }
 
 /* Mask of the chunk's keys that query q keeps. */
+/* One unsigned compare per lane, q - rlo <= rhi - rlo (intervals are never empty
+ * here: a key no query keeps has rlo = rhi = INT32_MAX, which no query index
+ * reaches): GCC scalarised the AND of two signed compares into per-lane selects. */
+SIMD_INLINE v16i in_interval(v16u32 q, const int32_t *rlo, const int32_t *rhi) {
+    v16u32 lo = (v16u32)vload_i(rlo), hi = (v16u32)vload_i(rhi);
+    return (v16i)((q - lo) <= (hi - lo));
+}
 SIMD_INLINE void query_mask(const cpu_ws *w, int32_t q, v16i *m0, v16i *m1) {
-    v16i qv = (v16i){0} + q;
-    *m0 = (qv >= vload_i(w->rlo)) & (qv <= vload_i(w->rhi));
-    *m1 = (qv >= vload_i(w->rlo + VL)) & (qv <= vload_i(w->rhi + VL));
+    v16u32 qv = (v16u32){0} + (uint32_t)q;
+    *m0 = in_interval(qv, w->rlo, w->rhi);
+    *m1 = in_interval(qv, w->rlo + VL, w->rhi + VL);
 }
 
 /* For rows [r0, r0 + RB): whether any row keeps any chunk key, and whether every
@@ -298,32 +307,45 @@ SIMD_INLINE void block_scores(const float *q, const float *kt, int Dp, v16 s[RB]
     }
 }
 
+/* The 4 x 4 vector accumulators below are named variables, not an array: GCC 12
+ * kept a v16 a[4][4] in memory (a load and a store around every FMA), which halved
+ * the speed of these loops. */
+#define ACC4(p) v16 p##0, p##1, p##2, p##3
+#define LOAD4(p, ptr) (p##0 = vload(ptr), p##1 = vload((ptr) + VL), p##2 = vload((ptr) + 2 * VL), p##3 = vload((ptr) + 3 * VL))
+#define STORE4(ptr, p) (vstore(ptr, p##0), vstore((ptr) + VL, p##1), vstore((ptr) + 2 * VL, p##2), vstore((ptr) + 3 * VL, p##3))
+#define FMA4(p, s, x) (p##0 += (s) * x##0, p##1 += (s) * x##1, p##2 += (s) * x##2, p##3 += (s) * x##3)
+#define SCALE4(p, s) (p##0 *= (s), p##1 *= (s), p##2 *= (s), p##3 *= (s))
+
 /* acc[r] = acc[r] * alpha[r] + sum_c P[r][c] X[c] for 4 rows, X [KB][Dp] rows, over n keys. */
 SIMD_INLINE void block_pv(float *acc, int Dp, const float *P, const float *alpha, const float *X, int n) {
     int d0 = 0;
     for (; d0 + 4 * VL <= Dp; d0 += 4 * VL) {
-        v16 a[RB][4];
-        for (int r = 0; r < RB; r++)
-            for (int v = 0; v < 4; v++) a[r][v] = vload(acc + (size_t)r * Dp + d0 + v * VL) * alpha[r];
-        for (int c = 0; c < n; c++) {
-            const float *x = X + (size_t)c * Dp + d0;
-            v16 x0 = vload(x), x1 = vload(x + VL), x2 = vload(x + 2 * VL), x3 = vload(x + 3 * VL);
-            for (int r = 0; r < RB; r++) {
-                float pr = P[r * CPU_KB + c];
-                a[r][0] += pr * x0, a[r][1] += pr * x1, a[r][2] += pr * x2, a[r][3] += pr * x3;
-            }
+        ACC4(a);
+        ACC4(b);
+        ACC4(g);
+        ACC4(e);
+        float *r0 = acc + d0, *r1 = r0 + Dp, *r2 = r1 + Dp, *r3 = r2 + Dp;
+        LOAD4(a, r0), LOAD4(b, r1), LOAD4(g, r2), LOAD4(e, r3);
+        SCALE4(a, alpha[0]), SCALE4(b, alpha[1]), SCALE4(g, alpha[2]), SCALE4(e, alpha[3]);
+        for (int k = 0; k < n; k++) {
+            ACC4(x);
+            LOAD4(x, X + (size_t)k * Dp + d0);
+            FMA4(a, P[k], x);
+            FMA4(b, P[CPU_KB + k], x);
+            FMA4(g, P[2 * CPU_KB + k], x);
+            FMA4(e, P[3 * CPU_KB + k], x);
         }
-        for (int r = 0; r < RB; r++)
-            for (int v = 0; v < 4; v++) vstore(acc + (size_t)r * Dp + d0 + v * VL, a[r][v]);
+        STORE4(r0, a), STORE4(r1, b), STORE4(r2, g), STORE4(r3, e);
     }
     for (; d0 < Dp; d0 += VL) {
-        v16 a[RB];
-        for (int r = 0; r < RB; r++) a[r] = vload(acc + (size_t)r * Dp + d0) * alpha[r];
-        for (int c = 0; c < n; c++) {
-            v16 x0 = vload(X + (size_t)c * Dp + d0);
-            for (int r = 0; r < RB; r++) a[r] += P[r * CPU_KB + c] * x0;
+        float *r0 = acc + d0;
+        v16 a0 = vload(r0) * alpha[0], a1 = vload(r0 + Dp) * alpha[1];
+        v16 a2 = vload(r0 + 2 * Dp) * alpha[2], a3 = vload(r0 + 3 * Dp) * alpha[3];
+        for (int k = 0; k < n; k++) {
+            v16 x0 = vload(X + (size_t)k * Dp + d0);
+            a0 += P[k] * x0, a1 += P[CPU_KB + k] * x0, a2 += P[2 * CPU_KB + k] * x0, a3 += P[3 * CPU_KB + k] * x0;
         }
-        for (int r = 0; r < RB; r++) vstore(acc + (size_t)r * Dp + d0, a[r]);
+        vstore(r0, a0), vstore(r0 + Dp, a1), vstore(r0 + 2 * Dp, a2), vstore(r0 + 3 * Dp, a3);
     }
 }
 
@@ -332,30 +354,30 @@ SIMD_INLINE void block_pv(float *acc, int Dp, const float *P, const float *alpha
 SIMD_INLINE void block_outer(float *const dst[4], int Dp, const float *W, int c0, const float *X, int R) {
     int d0 = 0;
     for (; d0 + 4 * VL <= Dp; d0 += 4 * VL) {
-        v16 a[4][4];
-        for (int c = 0; c < 4; c++)
-            for (int v = 0; v < 4; v++) a[c][v] = vload(dst[c] + d0 + v * VL);
+        ACC4(a);
+        ACC4(b);
+        ACC4(g);
+        ACC4(e);
+        LOAD4(a, dst[0] + d0), LOAD4(b, dst[1] + d0), LOAD4(g, dst[2] + d0), LOAD4(e, dst[3] + d0);
         for (int r = 0; r < R; r++) {
-            const float *x = X + (size_t)r * Dp + d0;
-            v16 x0 = vload(x), x1 = vload(x + VL), x2 = vload(x + 2 * VL), x3 = vload(x + 3 * VL);
+            ACC4(x);
+            LOAD4(x, X + (size_t)r * Dp + d0);
             const float *wr = W + (size_t)r * CPU_KB + c0;
-            for (int c = 0; c < 4; c++) {
-                float wc = wr[c];
-                a[c][0] += wc * x0, a[c][1] += wc * x1, a[c][2] += wc * x2, a[c][3] += wc * x3;
-            }
+            FMA4(a, wr[0], x);
+            FMA4(b, wr[1], x);
+            FMA4(g, wr[2], x);
+            FMA4(e, wr[3], x);
         }
-        for (int c = 0; c < 4; c++)
-            for (int v = 0; v < 4; v++) vstore(dst[c] + d0 + v * VL, a[c][v]);
+        STORE4(dst[0] + d0, a), STORE4(dst[1] + d0, b), STORE4(dst[2] + d0, g), STORE4(dst[3] + d0, e);
     }
     for (; d0 < Dp; d0 += VL) {
-        v16 a[4];
-        for (int c = 0; c < 4; c++) a[c] = vload(dst[c] + d0);
+        v16 a0 = vload(dst[0] + d0), a1 = vload(dst[1] + d0), a2 = vload(dst[2] + d0), a3 = vload(dst[3] + d0);
         for (int r = 0; r < R; r++) {
             v16 x0 = vload(X + (size_t)r * Dp + d0);
             const float *wr = W + (size_t)r * CPU_KB + c0;
-            for (int c = 0; c < 4; c++) a[c] += wr[c] * x0;
+            a0 += wr[0] * x0, a1 += wr[1] * x0, a2 += wr[2] * x0, a3 += wr[3] * x0;
         }
-        for (int c = 0; c < 4; c++) vstore(dst[c] + d0, a[c]);
+        vstore(dst[0] + d0, a0), vstore(dst[1] + d0, a1), vstore(dst[2] + d0, a2), vstore(dst[3] + d0, a3);
     }
 }
 

@@ -18,6 +18,7 @@
 
 typedef float v16 __attribute__((vector_size(64)));
 typedef int32_t v16i __attribute__((vector_size(64)));
+typedef uint32_t v16u32 __attribute__((vector_size(64)));
 /* unaligned, aliasing access to 16 floats */
 typedef float v16u __attribute__((vector_size(64), aligned(4), may_alias));
 typedef int32_t v16iu __attribute__((vector_size(64), aligned(4), may_alias));
