@@ -229,37 +229,47 @@ static void gather_chunk(const attn_params *p, const cpu_attn_spec *s, cpu_ws *w
     }
     w->kt = w->kt0, w->vt = w->vt0, w->kc = w->kc0, w->vc = w->vc0;
     for (int c = 0; c < CPU_KB; c++) {
+        const float *kr = NULL, *vr = NULL; /* NULL: a missing key, all zeros */
         if (c < n) {
             int32_t j = w->keys[c0 + c];
-            const float *kr = K + t->b * p->k_st.b + (int64_t)j * p->k_st.s + t->hkv * p->k_st.h;
-            const float *vr = V + t->b * p->v_st.b + (int64_t)j * p->v_st.s + t->hkv * p->v_st.h;
+            kr = K + t->b * p->k_st.b + (int64_t)j * p->k_st.s + t->hkv * p->k_st.h;
+            vr = V + t->b * p->v_st.b + (int64_t)j * p->v_st.s + t->hkv * p->v_st.h;
             w->kidx[c] = j;
             w->zc[c] = zrow ? zrow[j] : 0.0f;
             if (s->key_rows) s->key_rows(s, p, t->b, t->hkv, t->i0, t->i1, j, &w->rlo[c], &w->rhi[c]);
             else key_rows(p, s, t, j, w->zc[c], &w->rlo[c], &w->rhi[c]);
             if (w->rhi[c] < w->rlo[c]) w->rlo[c] = w->rhi[c] = INT32_MAX; /* kept by no query */
-            for (int d = 0; d < D; d++) {
-                if (want_kt) w->kt[d * CPU_KB + c] = kr[d];
-                if (want_vt) w->vt[d * CPU_KB + c] = vr[d];
-                if (want_kc) w->kc[c * Dp + d] = kr[d];
-                if (want_vc) w->vc[c * Dp + d] = vr[d];
-            }
         } else {
             w->kidx[c] = INT32_MAX;
             w->zc[c] = 0.0f;
             w->rlo[c] = w->rhi[c] = INT32_MAX; /* kept by no query */
-            for (int d = 0; d < D; d++) {
-                if (want_kt) w->kt[d * CPU_KB + c] = 0;
-                if (want_vt) w->vt[d * CPU_KB + c] = 0;
-                if (want_kc) w->kc[c * Dp + d] = 0;
-                if (want_vc) w->vc[c * Dp + d] = 0;
-            }
         }
-        for (int d = D; d < Dp; d++) {
-            if (want_kt) w->kt[d * CPU_KB + c] = 0;
-            if (want_vt) w->vt[d * CPU_KB + c] = 0;
-            if (want_kc) w->kc[c * Dp + d] = 0;
-            if (want_vc) w->vc[c * Dp + d] = 0;
+        /* one flag test per buffer and row, not per element; rows copy whole */
+        if (want_kc) {
+            if (kr) memcpy(w->kc + c * Dp, kr, (size_t)D * sizeof(float));
+            else memset(w->kc + c * Dp, 0, (size_t)D * sizeof(float));
+            if (D < Dp) memset(w->kc + c * Dp + D, 0, (size_t)(Dp - D) * sizeof(float));
+        }
+        if (want_vc) {
+            if (vr) memcpy(w->vc + c * Dp, vr, (size_t)D * sizeof(float));
+            else memset(w->vc + c * Dp, 0, (size_t)D * sizeof(float));
+            if (D < Dp) memset(w->vc + c * Dp + D, 0, (size_t)(Dp - D) * sizeof(float));
+        }
+        if (want_kt) {
+            float *dst = w->kt + c;
+            if (kr)
+                for (int d = 0; d < D; d++) dst[d * CPU_KB] = kr[d];
+            else
+                for (int d = 0; d < D; d++) dst[d * CPU_KB] = 0;
+            for (int d = D; d < Dp; d++) dst[d * CPU_KB] = 0;
+        }
+        if (want_vt) {
+            float *dst = w->vt + c;
+            if (vr)
+                for (int d = 0; d < D; d++) dst[d * CPU_KB] = vr[d];
+            else
+                for (int d = 0; d < D; d++) dst[d * CPU_KB] = 0;
+            for (int d = D; d < Dp; d++) dst[d * CPU_KB] = 0;
         }
     }
 }
