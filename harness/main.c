@@ -1,6 +1,7 @@
 /*
  * main.c: the dmabench command. Dispatches to the subcommands in harness/.
  *
+ *   dmabench run [SUITE]     the main job: a suite of task runs and a kernel profile
  *   dmabench verify            check every backend against the reference
  *   dmabench attn ...          run one operator on tensors from a safetensors file
  *   dmabench env               print the provenance block
@@ -19,6 +20,7 @@ typedef struct {
 } command;
 
 static const command commands[] = {
+    {"run", cmd_run, "the main job: train and score every variant on MQAR, needle, perplexity; kernel profile"},
     {"verify", cmd_verify, "check every backend against the double-precision reference"},
     {"attn", cmd_attn, "run one attention operator on tensors from a safetensors file"},
     {"attn-inputs", cmd_attn_inputs, "write seeded random inputs for `dmabench attn`"},

@@ -1,0 +1,391 @@
+/*
+ * runner.c: train one variant on a task, then score it (runner.h, docs/run.md).
+ */
+#include "runner/runner.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "model.h"
+
+void runner_model_default(runner_model *m) {
+    memset(m, 0, sizeof *m);
+    snprintf(m->variant, sizeof m->variant, "mha");
+    m->d_model = 64;
+    m->n_layers = 2;
+    m->n_heads = 4;
+    m->n_kv_heads = 2;
+    m->window = 64;
+    m->steps = 100;
+    m->batch_size = 8;
+    m->lr = 3e-3;
+    m->warmup = -1;
+    m->weight_decay = -1;
+    m->seed = 1;
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static task_status from_model(model_status s) {
+    switch (s) {
+    case MODEL_OK: return TASK_OK;
+    case MODEL_ERR_OOM: return TASK_ERR_OOM;
+    case MODEL_ERR_IO: return TASK_ERR_IO;
+    case MODEL_ERR_ARG:
+    case MODEL_ERR_CONFIG: return TASK_ERR_ARG;
+    default: return TASK_ERR_DATA;
+    }
+}
+
+/* ---- task_batcher -> model_data ---- */
+
+static int adapt_get(model_data *d, int64_t i, int bs, int ctx, int32_t *ids, int32_t *labels, char *err,
+                     size_t err_len) {
+    task_batcher *b = d->ctx;
+    return b->get_batch(b, i, bs, ctx, ids, labels, err, err_len) == TASK_OK ? 0 : -1;
+}
+
+static void adapt_init(model_data *d, task_batcher *b) {
+    memset(d, 0, sizeof *d);
+    d->get_batch = adapt_get;
+    d->free = NULL;
+    d->max_context = b->max_context;
+    d->vocab_needed = b->vocab_needed;
+    d->n_tokens = b->n_tokens;
+    d->ctx = b;
+}
+
+/* ---- building and training the model ---- */
+
+static task_status build_model(const runner_model *rm, int vocab, int train_ctx, int max_len, model **out,
+                               char *err, size_t err_len) {
+    model_config c;
+    model_config_default(&c);
+    attn_variant v;
+    if (attn_variant_parse(rm->variant, &v) != 0) {
+        task_errf(err, err_len, "unknown variant '%s' (use mha, swa, dma or nsa)", rm->variant);
+        return TASK_ERR_ARG;
+    }
+    if (rm->d_model < 2 || rm->n_heads < 1 || rm->d_model % rm->n_heads) {
+        task_errf(err, err_len, "d_model %d must be a multiple of heads %d", rm->d_model, rm->n_heads);
+        return TASK_ERR_ARG;
+    }
+    c.vocab_size = vocab;
+    if (vocab < TASK_BYTE_VOCAB) c.bos_token_id = c.eos_token_id = c.pad_token_id = -1; /* mqar: no specials */
+    c.hidden_size = rm->d_model;
+    c.intermediate_size = rm->ffn > 0 ? rm->ffn : 2 * rm->d_model;
+    c.num_hidden_layers = rm->n_layers;
+    c.num_attention_heads = rm->n_heads;
+    c.num_key_value_heads = rm->n_kv_heads > 0 ? rm->n_kv_heads : rm->n_heads;
+    c.head_dim = rm->d_model / rm->n_heads;
+    c.max_position_embeddings = max_len > train_ctx ? max_len : train_ctx;
+    c.variant = v;
+    c.window = rm->window;
+    c.keep_window_size = v == ATTN_DMA ? rm->window : c.max_position_embeddings;
+    if (rm->nsa_l > 0) c.nsa_l = rm->nsa_l;
+    if (rm->nsa_d > 0) c.nsa_d = rm->nsa_d;
+    if (rm->nsa_ls > 0) c.nsa_ls = rm->nsa_ls;
+    if (rm->nsa_n > 0) c.nsa_n = rm->nsa_n;
+    c.train.steps = rm->steps;
+    c.train.batch_size = rm->batch_size;
+    c.train.context = train_ctx;
+    c.train.lr = rm->lr;
+    c.train.warmup = rm->warmup >= 0 ? rm->warmup : rm->steps / 10;
+    if (c.train.warmup >= rm->steps) c.train.warmup = rm->steps > 1 ? rm->steps - 1 : 0;
+    if (rm->weight_decay >= 0) c.train.weight_decay = rm->weight_decay;
+    c.train.seed = rm->seed;
+    c.train.log_every = 1000000;
+    c.train.ckpt_every = 0;
+    if (model_config_check(&c, err, err_len) != 0) return TASK_ERR_ARG;
+    return from_model(model_create(&c, out, err, err_len));
+}
+
+typedef struct {
+    runner_progress cb;
+    void *user;
+    double *losses;
+    int64_t n;
+    int stopped;
+} train_cb_ctx;
+
+static int on_step(const model_step_info *info, void *user) {
+    train_cb_ctx *t = user;
+    if (t->n < info->steps) t->losses[t->n++] = info->loss;
+    if (t->cb && t->cb("train", info->step, info->steps, info->loss, t->user)) {
+        t->stopped = 1;
+        return 1;
+    }
+    return 0;
+}
+
+static task_status train(model *m, task_batcher *b, runner_stats *st, runner_progress cb, void *user, char *err,
+                         size_t err_len) {
+    model_data d;
+    adapt_init(&d, b);
+    model_trainer *tr = NULL;
+    const model_config *c = model_get_config(m);
+    model_status ms = model_trainer_create(m, &d, &tr, err, err_len);
+    if (ms != MODEL_OK) return from_model(ms);
+    train_cb_ctx t = {cb, user, calloc((size_t)c->train.steps + 1, sizeof(double)), 0, 0};
+    if (!t.losses) {
+        model_trainer_free(tr);
+        task_errf(err, err_len, "out of memory");
+        return TASK_ERR_OOM;
+    }
+    double t0 = now_s();
+    ms = model_train(tr, 0, 0, on_step, &t, err, err_len);
+    double dt = now_s() - t0;
+    model_trainer_free(tr);
+    task_status s = from_model(ms);
+    if (s == TASK_OK && t.stopped) {
+        task_errf(err, err_len, "interrupted");
+        s = TASK_ERR_DATA;
+    }
+    if (st) {
+        int64_t k = t.n / 10 > 0 ? t.n / 10 : 1, first = t.n - k;
+        double sum = 0;
+        for (int64_t i = first < 0 ? 0 : first; i < t.n; i++) sum += t.losses[i];
+        st->final_loss = t.n ? sum / (double)(t.n - (first < 0 ? 0 : first)) : NAN;
+        st->train_s = dt;
+        st->tokens_per_s = dt > 0 ? (double)c->train.steps * c->train.batch_size * c->train.context / dt : 0;
+        st->n_params = (int64_t)model_num_params(m);
+    }
+    free(t.losses);
+    return s;
+}
+
+/* ---- MQAR ---- */
+
+task_status runner_mqar(const runner_model *rm, const mqar_config *mc, int n_test, double *acc, double *acc_se,
+                        runner_stats *st, runner_progress cb, void *user, char *err, size_t err_len) {
+    if (st) memset(st, 0, sizeof *st);
+    task_status s = mqar_validate(mc, err, err_len);
+    if (s != TASK_OK) return s;
+    if (n_test < 1) {
+        task_errf(err, err_len, "mqar needs at least one test example");
+        return TASK_ERR_ARG;
+    }
+    model *m = NULL;
+    task_batcher *b = NULL;
+    int32_t *ids = NULL, *labels = NULL, *preds = NULL;
+    float *logits = NULL;
+    const int L = mc->seq_len, V = mc->vocab_size;
+    if ((s = build_model(rm, V, L, L, &m, err, err_len)) != TASK_OK) goto done;
+    if ((s = mqar_batcher_create(mc, &b, err, err_len)) != TASK_OK) goto done;
+    if ((s = train(m, b, st, cb, user, err, err_len)) != TASK_OK) goto done;
+    double t0 = now_s();
+    int eb = rm->batch_size > 0 ? rm->batch_size : 8;
+    ids = malloc(sizeof(int32_t) * (size_t)eb * L);
+    labels = malloc(sizeof(int32_t) * (size_t)eb * L);
+    preds = malloc(sizeof(int32_t) * (size_t)eb * L);
+    logits = malloc(sizeof(float) * (size_t)eb * L * V);
+    if (!ids || !labels || !preds || !logits) {
+        task_errf(err, err_len, "out of memory (mqar evaluation)");
+        s = TASK_ERR_OOM;
+        goto done;
+    }
+    mqar_acc a;
+    mqar_acc_init(&a);
+    for (int first = 0; first < n_test; first += eb) {
+        int n = n_test - first < eb ? n_test - first : eb;
+        if ((s = mqar_test_examples(mc, first, n, ids, labels, err, err_len)) != TASK_OK) goto done;
+        model_status ms = model_logits(m, ids, n, L, logits, err, err_len);
+        if (ms != MODEL_OK) {
+            s = from_model(ms);
+            goto done;
+        }
+        for (int64_t p = 0; p < (int64_t)n * L; p++)
+            preds[p] = labels[p] == TASK_IGNORE ? -1 : task_argmax(logits + p * V, V);
+        mqar_acc_add(&a, preds, labels, n, L);
+        if (cb && cb("eval", first + n, n_test, NAN, user)) {
+            task_errf(err, err_len, "interrupted");
+            s = TASK_ERR_DATA;
+            goto done;
+        }
+    }
+    *acc = mqar_acc_accuracy(&a);
+    if (acc_se) *acc_se = mqar_acc_stderr(&a);
+    if (st) st->eval_s = now_s() - t0;
+done:
+    free(ids);
+    free(labels);
+    free(preds);
+    free(logits);
+    task_batcher_free(b);
+    model_free(m);
+    return s;
+}
+
+/* ---- NIAH ---- */
+
+task_status runner_niah(const runner_model *rm, const niah_config *nc, int train_len, const int *lens, int n_lens,
+                        const double *depths, int n_depths, int samples, niah_grid *grid, runner_stats *st,
+                        runner_progress cb, void *user, char *err, size_t err_len) {
+    if (st) memset(st, 0, sizeof *st);
+    memset(grid, 0, sizeof *grid);
+    task_status s = niah_validate(nc, err, err_len);
+    if (s != TASK_OK) return s;
+    if (samples < 1 || n_lens < 1 || n_depths < 1) {
+        task_errf(err, err_len, "niah needs at least one length, one depth and one sample");
+        return TASK_ERR_ARG;
+    }
+    int max_len = train_len;
+    for (int i = 0; i < n_lens; i++) {
+        if (lens[i] < niah_min_prompt_len(nc)) {
+            task_errf(err, err_len, "niah context length %d is below the shortest prompt (%d)", lens[i],
+                      niah_min_prompt_len(nc));
+            return TASK_ERR_ARG;
+        }
+        if (lens[i] > max_len) max_len = lens[i];
+    }
+    int n_new = niah_answer_len(nc) + 2;
+    model *m = NULL;
+    task_batcher *b = NULL;
+    int32_t *prompts = NULL, *gen = NULL;
+    niah_example *ex = NULL;
+    if ((s = niah_grid_init(grid, lens, n_lens, depths, n_depths, err, err_len)) != TASK_OK) return s;
+    if ((s = build_model(rm, TASK_BYTE_VOCAB, train_len, max_len + n_new, &m, err, err_len)) != TASK_OK) goto done;
+    if ((s = niah_batcher_create(nc, &b, err, err_len)) != TASK_OK) goto done;
+    if ((s = train(m, b, st, cb, user, err, err_len)) != TASK_OK) goto done;
+    double t0 = now_s();
+    prompts = malloc(sizeof(int32_t) * (size_t)samples * max_len);
+    gen = malloc(sizeof(int32_t) * (size_t)samples * n_new);
+    ex = calloc((size_t)samples, sizeof *ex);
+    if (!prompts || !gen || !ex) {
+        task_errf(err, err_len, "out of memory (niah evaluation)");
+        s = TASK_ERR_OOM;
+        goto done;
+    }
+    /* cost of a cell ~ its length: report progress in tokens */
+    int64_t total = 0, done_tok = 0;
+    for (int li = 0; li < n_lens; li++) total += (int64_t)lens[li] * n_depths;
+    for (int li = 0; li < n_lens; li++) {
+        int L = lens[li];
+        for (int di = 0; di < n_depths; di++) {
+            for (int k = 0; k < samples; k++) {
+                if ((s = niah_eval_example(nc, L, depths[di], k, &ex[k], err, err_len)) != TASK_OK) goto done;
+                memcpy(prompts + (size_t)k * L, ex[k].ids, sizeof(int32_t) * (size_t)L);
+            }
+            model_status ms = model_greedy_batch(m, prompts, samples, L, n_new, gen, err, err_len);
+            if (ms != MODEL_OK) {
+                s = from_model(ms);
+                goto done;
+            }
+            for (int k = 0; k < samples; k++) {
+                niah_grid_add(grid, li, di, niah_score(&ex[k], gen + (size_t)k * n_new, n_new));
+                niah_example_free(&ex[k]);
+            }
+            done_tok += L;
+            if (cb && cb("eval", done_tok, total, NAN, user)) {
+                task_errf(err, err_len, "interrupted");
+                s = TASK_ERR_DATA;
+                goto done;
+            }
+        }
+    }
+    if (st) st->eval_s = now_s() - t0;
+done:
+    if (ex)
+        for (int k = 0; k < samples; k++) niah_example_free(&ex[k]);
+    free(ex);
+    free(prompts);
+    free(gen);
+    task_batcher_free(b);
+    model_free(m);
+    if (s != TASK_OK) niah_grid_free(grid);
+    return s;
+}
+
+/* ---- PPL ---- */
+
+task_status runner_ppl(const runner_model *rm, const ppl_corpus *corpus, int train_context, runner_ppl_eval *evals,
+                       int n_evals, int64_t max_eval_tokens, runner_stats *st, runner_progress cb, void *user,
+                       char *err, size_t err_len) {
+    if (st) memset(st, 0, sizeof *st);
+    if (n_evals < 1) {
+        task_errf(err, err_len, "ppl needs at least one evaluation context");
+        return TASK_ERR_ARG;
+    }
+    ppl_tokens test = corpus->test;
+    if (max_eval_tokens > 0 && test.n > max_eval_tokens) test.n = max_eval_tokens;
+    int max_len = train_context;
+    int64_t total = 0;
+    for (int i = 0; i < n_evals; i++) {
+        int64_t nw = ppl_num_windows(test.n, evals[i].context, evals[i].mode);
+        if (nw < 1) {
+            task_errf(err, err_len, "the test split (%lld tokens) has no %s window of %d tokens",
+                      (long long)test.n, ppl_mode_name(evals[i].mode), evals[i].context);
+            return TASK_ERR_DATA;
+        }
+        if (evals[i].context > max_len) max_len = evals[i].context;
+        total += nw * evals[i].context;
+    }
+    model *m = NULL;
+    task_batcher *b = NULL;
+    int32_t *ids = NULL, *labels = NULL;
+    float *losses = NULL;
+    task_status s;
+    if ((s = build_model(rm, TASK_BYTE_VOCAB, train_context, max_len, &m, err, err_len)) != TASK_OK) goto done;
+    if ((s = ppl_batcher_create(corpus, rm->seed, &b, err, err_len)) != TASK_OK) goto done;
+    if ((s = train(m, b, st, cb, user, err, err_len)) != TASK_OK) goto done;
+    double t0 = now_s();
+    const int WB = 8; /* windows per forward */
+    ids = malloc(sizeof(int32_t) * (size_t)WB * max_len);
+    labels = malloc(sizeof(int32_t) * (size_t)WB * max_len);
+    losses = malloc(sizeof(float) * (size_t)WB * max_len);
+    if (!ids || !labels || !losses) {
+        task_errf(err, err_len, "out of memory (ppl evaluation)");
+        s = TASK_ERR_OOM;
+        goto done;
+    }
+    int64_t done_tok = 0;
+    for (int i = 0; i < n_evals; i++) {
+        int ctx = evals[i].context;
+        ppl_mode md = evals[i].mode;
+        int64_t nw = ppl_num_windows(test.n, ctx, md);
+        ppl_acc a;
+        ppl_acc_init(&a);
+        for (int64_t w0 = 0; w0 < nw; w0 += WB) {
+            int n = nw - w0 < WB ? (int)(nw - w0) : WB;
+            for (int k = 0; k < n; k++)
+                if ((s = ppl_window(&test, ctx, md, 0, w0 + k, ids + (size_t)k * ctx, labels + (size_t)k * ctx, NULL,
+                                    err, err_len)) != TASK_OK)
+                    goto done;
+            model_status ms = model_token_losses(m, ids, labels, n, ctx, losses, NULL, NULL, NULL, err, err_len);
+            if (ms != MODEL_OK) {
+                s = from_model(ms);
+                goto done;
+            }
+            for (int k = 0; k < n; k++) ppl_acc_add_window(&a, losses + (size_t)k * ctx, labels + (size_t)k * ctx, ctx);
+            done_tok += (int64_t)n * ctx;
+            if (cb && cb("eval", done_tok, total, NAN, user)) {
+                task_errf(err, err_len, "interrupted");
+                s = TASK_ERR_DATA;
+                goto done;
+            }
+        }
+        ppl_acc_metrics(&a, &evals[i].m);
+        evals[i].floor_exact = 0;
+        evals[i].floor_bpb = NAN;
+        if (corpus->synthetic) {
+            ppl_corpus cc = *corpus;
+            cc.test = test;
+            evals[i].floor_bpb = ppl_synth_floor_bpb(&cc, ctx, md, &evals[i].floor_exact);
+        }
+    }
+    if (st) st->eval_s = now_s() - t0;
+done:
+    free(ids);
+    free(labels);
+    free(losses);
+    task_batcher_free(b);
+    model_free(m);
+    return s;
+}

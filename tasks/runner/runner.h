@@ -1,0 +1,92 @@
+/*
+ * runner.h: the per-task training and evaluation loops (docs/run.md). Each
+ * runner builds the model layer's Doge-style model with one attention variant,
+ * trains it on the task's training stream under a fixed budget (steps, batch,
+ * context, learning rate, seed), then scores it:
+ *
+ *   - runner_mqar: MQAR accuracy (argmax at the query positions) on the test set;
+ *   - runner_niah: needle accuracy per (context length, depth) cell, greedy
+ *     decoding with the KV cache, exact match, Wilson intervals (niah_grid);
+ *   - runner_ppl: mean NLL, perplexity and bits per byte with standard errors
+ *     over windows of the corpus's test split, in disjoint and chunk mode, at
+ *     several contexts (also longer than the training context).
+ *
+ * Library code: nothing prints or exits. Every function returns a task_status
+ * and, given err, one line saying why. Progress goes through a callback.
+ */
+#ifndef DMABENCH_RUNNER_H
+#define DMABENCH_RUNNER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mqar/mqar.h"
+#include "niah/niah.h"
+#include "ppl/ppl.h"
+#include "task.h"
+
+/* The model and training budget shared by every variant of a comparison. */
+typedef struct {
+    char variant[8];     /* mha, swa, dma, nsa */
+    int d_model;         /* hidden size */
+    int n_layers;
+    int n_heads, n_kv_heads; /* head_dim = d_model / n_heads */
+    int ffn;             /* intermediate size (0: 2 * d_model) */
+    int window;          /* swa window, dma keep window, nsa window branch */
+    int nsa_l, nsa_d, nsa_ls, nsa_n; /* 0: the model layer's defaults */
+    int64_t steps;
+    int batch_size;
+    double lr;
+    int64_t warmup;      /* -1: steps / 10 */
+    double weight_decay; /* < 0: the default (0.1) */
+    uint64_t seed;       /* initialisation and data order */
+} runner_model;
+
+void runner_model_default(runner_model *m);
+
+/* Called during training (phase "train": done = steps done, total = steps,
+ * loss = the step's loss) and evaluation (phase "eval": done/total in units of
+ * the runner's choosing, loss NaN). A non-zero return stops the run
+ * (TASK_ERR_DATA, "interrupted"). */
+typedef int (*runner_progress)(const char *phase, int64_t done, int64_t total, double loss, void *user);
+
+typedef struct {
+    double final_loss;   /* mean loss of the last 10% of training steps */
+    double train_s, eval_s;
+    double tokens_per_s; /* training throughput */
+    int64_t n_params;
+} runner_stats;
+
+/* ---- MQAR ---- */
+
+/* Trains on mqar's train stream (context = seq_len) and scores n_test test
+ * examples: *acc the accuracy, *acc_se its standard error over examples. */
+task_status runner_mqar(const runner_model *rm, const mqar_config *mc, int n_test, double *acc, double *acc_se,
+                        runner_stats *st, runner_progress cb, void *user, char *err, size_t err_len);
+
+/* ---- NIAH ---- */
+
+/* Trains at train_len, then evaluates every (lens[li], depths[di]) cell with
+ * `samples` examples into grid (initialised here; free with niah_grid_free). */
+task_status runner_niah(const runner_model *rm, const niah_config *nc, int train_len, const int *lens, int n_lens,
+                        const double *depths, int n_depths, int samples, niah_grid *grid, runner_stats *st,
+                        runner_progress cb, void *user, char *err, size_t err_len);
+
+/* ---- PPL ---- */
+
+typedef struct {
+    int context;
+    ppl_mode mode;
+    ppl_metrics m;
+    double floor_bpb;    /* synthetic corpora: the ideal model's bits/byte on these windows (NaN otherwise) */
+    int floor_exact;
+} runner_ppl_eval;
+
+/* Trains on the corpus's train split at train_context, then evaluates each
+ * evals[i].context / evals[i].mode over at most max_eval_tokens tokens of the
+ * test split (0: all), filling evals[i].m. */
+task_status runner_ppl(const runner_model *rm, const ppl_corpus *corpus, int train_context, runner_ppl_eval *evals,
+                       int n_evals, int64_t max_eval_tokens, runner_stats *st, runner_progress cb, void *user,
+                       char *err, size_t err_len);
+
+#endif

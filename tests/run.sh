@@ -1,0 +1,105 @@
+#!/bin/sh
+# run.sh: `dmabench run` end to end on a tiny suite (tests/run/tiny.json, a few
+# seconds): the files it writes, resume after an interruption giving the same
+# tables byte for byte, suite validation errors (one line, exit 2), paper.json
+# refusing to run on the CPU, and the embedded default matching suites/quick.json.
+B=${DMABENCH:-./build/dmabench}
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+ok() { echo "ok - run/$1"; }
+nok() { echo "not ok - run/$1: $2"; }
+SUITE=tests/run/tiny.json
+
+# expect_fail NAME PATTERN CMD...: exit 2, one line on stderr matching PATTERN
+expect_fail() {
+    name=$1 pat=$2
+    shift 2
+    "$@" >"$T/stdout" 2>"$T/stderr"
+    rc=$?
+    lines=$(grep -c . "$T/stderr")
+    if [ "$rc" -ne 2 ]; then nok "$name" "exit status $rc (want 2): $(head -c 200 "$T/stderr")"
+    elif ! grep -q -- "$pat" "$T/stderr"; then nok "$name" "stderr '$(head -c 200 "$T/stderr")' lacks '$pat'"
+    elif [ "$lines" -ne 1 ]; then nok "$name" "$lines lines on stderr"
+    else ok "$name"; fi
+}
+
+# 1. an uninterrupted run
+$B run $SUITE --out "$T/full" --quiet >"$T/full.out" 2>"$T/full.err"
+rc=$?
+if [ $rc -ne 0 ]; then nok full_run "exit $rc: $(tail -3 "$T/full.err")"; else ok full_run; fi
+for f in records.jsonl report.json tables.md suite.json; do
+    [ -s "$T/full/$f" ] && ok "writes_$f" || nok "writes_$f" "missing or empty"
+done
+n=$(grep -c . "$T/full/records.jsonl")
+# mqar 2 pairs x 2 variants x 2 seeds = 8; niah 4 cells x (2 lengths x 2 depths) = 16; ppl 4 cells x 4 evals = 16
+[ "$n" -eq 40 ] && ok records_count || nok records_count "$n records, want 40"
+cmp -s "$T/full.out" "$T/full/tables.md" && ok tables_on_stdout || nok tables_on_stdout "stdout differs from tables.md"
+for t in "MQAR accuracy" "Needle in a haystack" "Perplexity"; do
+    grep -q "^## $t" "$T/full/tables.md" && ok "table_$(echo $t | cut -c1-4)" || nok "table_$t" "no '$t' table"
+done
+grep -q '| num_kv_pairs | mha (%) | dma (%) |' "$T/full/tables.md" && ok mqar_columns || nok mqar_columns "variants are not the columns"
+grep -q '± ' "$T/full/tables.md" && ok intervals || nok intervals "no interval over seeds"
+grep -q '"schema_version":[[:space:]]*1' "$T/full/report.json" && ok report_schema || nok report_schema "no schema_version"
+# the report works with the report commands
+$B table "$T/full/report.json" --task niah >/dev/null 2>&1 && ok table_reads_report || nok table_reads_report "dmabench table failed"
+$B plot "$T/full/report.json" --kind niah --out "$T/niah.svg" 2>/dev/null && ok plot_niah || nok plot_niah "dmabench plot failed"
+$B plot "$T/full/report.json" --kind ppl --metric bits_per_byte --out "$T/ppl.svg" 2>/dev/null && ok plot_ppl || nok plot_ppl "dmabench plot failed"
+
+# 2. interrupted after 5 cells (--max-cells), then resumed: same tables
+$B run $SUITE --out "$T/part" --quiet --max-cells 5 >/dev/null 2>"$T/part.err"
+rc=$?
+[ $rc -eq 0 ] && [ ! -e "$T/part/tables.md" ] && ok stop_after_cells || nok stop_after_cells "exit $rc or tables written"
+grep -q -- "--resume $T/part" "$T/part.err" && ok says_how_to_resume || nok says_how_to_resume "$(tail -1 "$T/part.err")"
+$B run --resume "$T/part" --quiet >/dev/null 2>"$T/part2.err"
+rc=$?
+[ $rc -eq 0 ] && ok resume_run || nok resume_run "exit $rc: $(tail -2 "$T/part2.err")"
+grep -q "5 cells already done" "$T/part2.err" && ok resume_skips || nok resume_skips "$(grep resuming "$T/part2.err")"
+cmp -s "$T/full/tables.md" "$T/part/tables.md" && ok resume_same_tables || nok resume_same_tables "tables.md differs"
+
+# 3. a torn last line (killed mid-write) and a partial cell: dropped, rerun, same tables
+cp -r "$T/full" "$T/torn"
+rm "$T/torn/tables.md" "$T/torn/report.json"
+head -n 30 "$T/full/records.jsonl" >"$T/torn/records.jsonl"      # ends inside a ppl cell
+tail -n 1 "$T/full/records.jsonl" | head -c 50 >>"$T/torn/records.jsonl"   # and a torn line
+$B run $SUITE --out "$T/torn" --quiet >/dev/null 2>"$T/torn.err"
+rc=$?
+[ $rc -eq 0 ] && ok rerun_same_out || nok rerun_same_out "exit $rc: $(tail -2 "$T/torn.err")"
+grep -q "dropped" "$T/torn.err" && ok drops_torn_lines || nok drops_torn_lines "$(grep resuming "$T/torn.err")"
+cmp -s "$T/full/tables.md" "$T/torn/tables.md" && ok torn_same_tables || nok torn_same_tables "tables.md differs"
+n=$(grep -c . "$T/torn/records.jsonl")
+[ "$n" -eq 40 ] && ok torn_records_count || nok torn_records_count "$n records, want 40"
+
+# 4. suite validation: one line, exit 2
+printf '{"tasks": {"mqar": {"seq_len": [63], "num_kv_pairs": 4}}}' >"$T/s1.json"
+expect_fail bad_seq_len "seq_len 63" $B run "$T/s1.json" --out "$T/o1"
+printf '{"tasks": {"mqar": {"seq_len": 64, "num_kv_pairs": 4, "stepz": 3}}}' >"$T/s2.json"
+expect_fail unknown_key "unknown key 'tasks.mqar.stepz'" $B run "$T/s2.json" --out "$T/o2"
+printf '{"variants": ["mha", "flash"], "tasks": {"ppl": {"train_context": 64}}}' >"$T/s3.json"
+expect_fail bad_variant "unknown variant 'flash'" $B run "$T/s3.json" --out "$T/o3"
+printf '{"tasks": {"niah": {"train_context_len": 256}' >"$T/s4.json"
+expect_fail bad_json "not valid JSON" $B run "$T/s4.json" --out "$T/o4"
+printf '{}' >"$T/s5.json"
+expect_fail empty_suite "nothing to run" $B run "$T/s5.json" --out "$T/o5"
+printf '{"tasks": {"ppl": {"train_context": 64, "modes": ["sliding"]}}}' >"$T/s6.json"
+expect_fail bad_mode "modes" $B run "$T/s6.json" --out "$T/o6"
+printf '{"tasks": {"ppl": {"train_context": 64}}, "kernels": {"n": [1024], "flavour": 2}}' >"$T/s7.json"
+expect_fail bad_kernel_key "unknown key 'kernels.flavour'" $B run "$T/s7.json" --out "$T/o7"
+printf '{"model": {"d_model": 30}, "tasks": {"ppl": {"train_context": 64}}}' >"$T/s8.json"
+expect_fail bad_d_model "d_model 30" $B run "$T/s8.json" --out "$T/o8"
+expect_fail missing_suite "cannot read suite" $B run "$T/nope.json" --out "$T/o9"
+expect_fail resume_not_run_dir "not a run folder" $B run --resume "$T"
+expect_fail bad_only "unknown part" $B run $SUITE --only mqar,foo
+[ ! -e "$T/o1" ] && [ ! -e "$T/o4" ] && ok no_output_on_error || nok no_output_on_error "an output folder was created"
+# another suite into a used folder
+printf '{"tasks": {"ppl": {"train_context": 64}}}' >"$T/s9.json"
+expect_fail other_suite_same_out "another suite" $B run "$T/s9.json" --out "$T/full"
+
+# 5. the shipped suites validate; paper.json refuses to train on the CPU
+$B run --validate >/dev/null 2>&1 && ok quick_validates || nok quick_validates "$($B run --validate 2>&1 | tail -1)"
+$B run suites/paper.json --validate >"$T/pv" 2>&1 && ok paper_validates || nok paper_validates "$(tail -1 "$T/pv")"
+grep -q "needs --backend cuda" "$T/pv" && ok paper_says_cuda || nok paper_says_cuda "$(cat "$T/pv")"
+expect_fail paper_needs_gpu "needs a GPU" $B run suites/paper.json --out "$T/paper"
+
+# 6. the embedded default is suites/quick.json (regenerate with sh suites/embed.sh)
+$B run --print-suite | cmp -s - suites/quick.json && ok embedded_quick_in_sync ||
+    nok embedded_quick_in_sync "harness/run_quick.c differs from suites/quick.json: run sh suites/embed.sh"
