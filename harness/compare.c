@@ -291,17 +291,11 @@ int cmd_compare(int argc, char **argv) {
     const metric_def *asked[32];
     int nasked = 0;
     if (metric) {
-        char *items[32];
-        int ni = cli_list(metric, items, 32);
-        for (int i = 0; i < ni; i++) {
-            if (!(asked[nasked] = metric_find(items[i]))) {
-                fprintf(stderr, "dmabench compare: unknown metric '%s' (known: %s)\n", items[i], metric_names());
-                cli_list_free(items, ni);
-                return 2;
-            }
-            nasked++;
+        char merr[512];
+        if ((nasked = metric_parse_list(metric, asked, 32, merr, sizeof merr)) < 0) {
+            fprintf(stderr, "dmabench compare: %s\n", merr);
+            return 2;
         }
-        cli_list_free(items, ni);
     }
 
     cside B, N;

@@ -161,24 +161,18 @@ int cmd_export(int argc, char **argv) {
     const metric_def *ms[32];
     int nm = 0;
     if (metric) {
-        char *items[32];
-        int ni = cli_list(metric, items, 32);
-        for (int i = 0; i < ni; i++) {
-            const metric_def *m = metric_find(items[i]);
-            if (!m) {
-                fprintf(stderr, "dmabench export: unknown metric '%s' (known: %s)\n", items[i], metric_names());
-                cli_list_free(items, ni);
-                return 2;
-            }
-            if (gab && m->higher != bigger) {
-                fprintf(stderr, "dmabench export: %s is %s-is-better; it goes into a --tool %s file\n", m->name,
-                        m->higher ? "bigger" : "smaller", m->higher ? "customBiggerIsBetter" : "customSmallerIsBetter");
-                cli_list_free(items, ni);
-                return 2;
-            }
-            ms[nm++] = m;
+        char merr[512];
+        if ((nm = metric_parse_list(metric, ms, 32, merr, sizeof merr)) < 0) {
+            fprintf(stderr, "dmabench export: %s\n", merr);
+            return 2;
         }
-        cli_list_free(items, ni);
+        for (int i = 0; i < nm; i++)
+            if (gab && ms[i]->higher != bigger) {
+                fprintf(stderr, "dmabench export: %s is %s-is-better; it goes into a --tool %s file\n", ms[i]->name,
+                        ms[i]->higher ? "bigger" : "smaller",
+                        ms[i]->higher ? "customBiggerIsBetter" : "customSmallerIsBetter");
+                return 2;
+            }
     } else {
         static const char *dflt[] = {"time_ms", "peak_mem_bytes", "gflops_dense", "gflops_effective",
                                      "accuracy", "nll",            "ppl",          "bits_per_byte"};

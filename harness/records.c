@@ -5,6 +5,8 @@
  */
 #include "records.h"
 
+#include "cli.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdint.h>
@@ -878,4 +880,19 @@ void dims_names(const dim_list *l, char *buf, size_t len) {
     buf[0] = 0;
     for (int i = 0; i < l->n && off < len; i++)
         off += (size_t)snprintf(buf + off, len - off, "%s%s", i ? ", " : "", l->d[i].name);
+}
+
+int metric_parse_list(const char *list, const metric_def **out, int max, char *err, size_t err_len) {
+    char *items[32];
+    int ni = cli_list(list, items, max < 32 ? max : 32), n = 0;
+    for (int i = 0; i < ni; i++) {
+        if (!(out[n] = metric_find(items[i]))) {
+            snprintf(err, err_len, "unknown metric '%s' (known: %s)", items[i], metric_names());
+            cli_list_free(items, ni);
+            return -1;
+        }
+        n++;
+    }
+    cli_list_free(items, ni);
+    return n;
 }

@@ -83,6 +83,9 @@ typedef struct {
 const metric_def *metric_find(const char *name);
 /* Every known metric, for --help texts: "time_ms, gflops_dense, ..." */
 const char *metric_names(void);
+/* Parses a comma list of metric names into out (at most max); returns the count,
+ * or -1 with "unknown metric 'x' (known: ...)" in err. */
+int metric_parse_list(const char *list, const metric_def **out, int max, char *err, size_t err_len);
 /* The i-th metric of the registry, NULL past the end. */
 const metric_def *metric_at(int i);
 

@@ -608,17 +608,11 @@ int cmd_table(int argc, char **argv) {
     const metric_def *mlist[32];
     int nm = 0;
     if (metric) {
-        char *items[32];
-        int ni = cli_list(metric, items, 32);
-        for (int i = 0; i < ni; i++) {
-            if (!(mlist[nm] = metric_find(items[i]))) {
-                fprintf(stderr, "dmabench table: unknown metric '%s' (known: %s)\n", items[i], metric_names());
-                cli_list_free(items, ni);
-                return 2;
-            }
-            nm++;
+        char merr[512];
+        if ((nm = metric_parse_list(metric, mlist, 32, merr, sizeof merr)) < 0) {
+            fprintf(stderr, "dmabench table: %s\n", merr);
+            return 2;
         }
-        cli_list_free(items, ni);
     }
 
     rec_set s = {0};
