@@ -333,6 +333,13 @@ static void add_variant_settings(cJSON *set, const char *variant, const runner_m
     if (strcmp(variant, "mha")) cJSON_AddNumberToObject(set, "window", rm->window);
 }
 
+/* RULER-style needles: recorded only when asked for, so that single-needle
+ * records stay as they were */
+static void add_niah_settings(cJSON *set, const suite_task_cfg *t) {
+    if (t->n_keys > 1) cJSON_AddNumberToObject(set, "n_keys", t->n_keys);
+    if (t->n_values > 1) cJSON_AddNumberToObject(set, "n_values", t->n_values);
+}
+
 static void put_num(cJSON *o, const char *k, double v) {
     if (isfinite(v)) cJSON_AddNumberToObject(o, k, v);
     else cJSON_AddNullToObject(o, k);
@@ -361,7 +368,19 @@ static cJSON *run_cell(const suite *s, const suite_cell *c, const ppl_corpus *co
         mc.train_seed = (uint64_t)c->seed * 1000;
         mc.test_seed = mc.train_seed + 10;
         double acc = NAN, se = NAN;
-        ts = runner_mqar(&rm, &mc, t->n_test, &acc, &se, &st, on_progress, pr, err, sizeof err);
+        int sweep = t->lrs.n > 0 || t->early_stop > 0;
+        runner_mqar_sweep sw;
+        runner_mqar_result res;
+        memset(&res, 0, sizeof res);
+        runner_mqar_sweep_default(&sw);
+        sw.n_lrs = t->lrs.n;
+        sw.lrs = t->lrs.v;
+        sw.early_stop = t->early_stop;
+        sw.eval_every = t->eval_every;
+        sw.n_val = t->n_val;
+        sw.val_seed = mc.train_seed + 20; /* apart from train (+0) and test (+10) */
+        ts = runner_mqar_ex(&rm, &mc, t->n_test, sweep ? &sw : NULL, &res, &acc, &se, &st, on_progress, pr, err,
+                            sizeof err);
         cJSON *r = task_record(s, c, backend);
         cJSON *set = cJSON_AddObjectToObject(r, "settings");
         cJSON_AddNumberToObject(set, "seq_len", c->seq_len);
@@ -379,8 +398,40 @@ static cJSON *run_cell(const suite *s, const suite_cell *c, const ppl_corpus *co
             cJSON_AddItemToArray(ci, cJSON_CreateNumber(fmin(1, acc + TASK_Z95 * (isfinite(se) ? se : 0))));
             cJSON_AddNumberToObject(m, "n", t->n_test);
             cJSON_AddNumberToObject(m, "chance", 1.0 / c->num_kv_pairs);
+            if (sweep && res.n_trials > 0) {
+                const runner_mqar_trial *b = &res.trials[res.best];
+                cJSON_AddNumberToObject(m, "lr", b->lr);
+                cJSON_AddNumberToObject(m, "steps_taken", (double)b->steps);
+                put_num(m, "val_accuracy", b->val_acc);
+                cJSON_AddNumberToObject(m, "n_val", sw.n_val);
+                cJSON *sa = cJSON_AddArrayToObject(r, "lr_sweep");
+                for (int i = 0; i < res.n_trials; i++) {
+                    cJSON *o = cJSON_CreateObject();
+                    cJSON_AddNumberToObject(o, "lr", res.trials[i].lr);
+                    cJSON_AddNumberToObject(o, "steps_taken", (double)res.trials[i].steps);
+                    put_num(o, "val_accuracy", res.trials[i].val_acc);
+                    cJSON_AddBoolToObject(o, "early_stopped", res.trials[i].early_stopped);
+                    put_num(o, "final_loss", res.trials[i].final_loss);
+                    cJSON_AddItemToArray(sa, o);
+                }
+                rm.lr = b->lr;
+            }
         }
         add_train(r, &rm, c->seq_len, &st);
+        if (sweep) {
+            cJSON *tr = cJSON_GetObjectItemCaseSensitive(r, "train");
+            if (t->lrs.n) {
+                cJSON *l = cJSON_AddArrayToObject(tr, "lrs");
+                for (int i = 0; i < t->lrs.n; i++) cJSON_AddItemToArray(l, cJSON_CreateNumber(t->lrs.v[i]));
+            }
+            if (t->early_stop > 0) {
+                cJSON_AddNumberToObject(tr, "early_stop", t->early_stop);
+                cJSON_AddNumberToObject(tr, "eval_every",
+                                        (double)(t->eval_every ? t->eval_every : (rm.steps + 9) / 10));
+            }
+            if (ts == TASK_OK && res.n_trials > 0)
+                cJSON_AddNumberToObject(tr, "steps_taken", (double)res.trials[res.best].steps);
+        }
         cJSON_AddItemToArray(out, r);
     } else if (c->task == SUITE_NIAH) {
         niah_config nc;
@@ -409,6 +460,7 @@ static cJSON *run_cell(const suite *s, const suite_cell *c, const ppl_corpus *co
                     cJSON_AddNumberToObject(set, "depth", t->depths.v[di]);
                     cJSON_AddNumberToObject(set, "train_context_len", t->train_context_len);
                     cJSON_AddNumberToObject(set, "d_model", c->d_model);
+                    add_niah_settings(set, t);
                     add_variant_settings(set, rm.variant, &rm);
                     cJSON_AddStringToObject(r, "status", "ok");
                     cJSON *m = cJSON_AddObjectToObject(r, "metrics");
@@ -430,6 +482,7 @@ static cJSON *run_cell(const suite *s, const suite_cell *c, const ppl_corpus *co
             cJSON *set = cJSON_AddObjectToObject(r, "settings");
             cJSON_AddNumberToObject(set, "train_context_len", t->train_context_len);
             cJSON_AddNumberToObject(set, "d_model", c->d_model);
+            add_niah_settings(set, t);
             add_variant_settings(set, rm.variant, &rm);
             add_train(r, &rm, t->train_context_len, NULL);
             cJSON_AddItemToArray(out, r);
@@ -530,7 +583,12 @@ static void cell_summary(const cJSON *recs, char *buf, size_t n) {
              cJSON_IsNumber(tps) ? tps->valuedouble : 0);
     if (!strcmp(task, "mqar")) {
         double a = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(r0, "metrics"), "accuracy")->valuedouble;
-        snprintf(buf, n, "accuracy %.1f%% (%s)", 100 * a, head);
+        const cJSON *lr = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(r0, "metrics"), "lr");
+        const cJSON *sk = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(r0, "metrics"), "steps_taken");
+        if (cJSON_IsNumber(lr) && cJSON_IsNumber(sk))
+            snprintf(buf, n, "accuracy %.1f%% at lr %g after %.0f steps (%s)", 100 * a, lr->valuedouble,
+                     sk->valuedouble, head);
+        else snprintf(buf, n, "accuracy %.1f%% (%s)", 100 * a, head);
     } else if (!strcmp(task, "niah")) {
         /* accuracy per context length, over depths */
         char acc[256] = "";
@@ -672,6 +730,74 @@ static int has_kind(const cJSON *recs, const char *kind) {
     return 0;
 }
 
+/* The needle's depth x length matrix per variant (and d_model when it varies),
+ * from the niah records of the report, seeds pooled: rows depth, columns
+ * context length, cells accuracy (%), then the column over all depths with its
+ * 95% Wilson interval (niah_grid_format). */
+static void niah_matrices(sbuf *b, const cJSON *recs, const suite *s) {
+    const suite_task_cfg *t = &s->task[SUITE_NIAH];
+    if (!t->present) return;
+    int lens[SUITE_MAX_LIST];
+    for (int i = 0; i < t->context_len.n; i++) lens[i] = (int)t->context_len.v[i];
+    for (int vi = 0; vi < s->n_variants; vi++)
+        for (int di = 0; di < t->d_model.n; di++) {
+            niah_grid g;
+            char e[200];
+            if (niah_grid_init(&g, lens, t->context_len.n, t->depths.v, t->depths.n, e, sizeof e) != TASK_OK) return;
+            int64_t seeds[SUITE_MAX_LIST];
+            int n_seeds = 0, n_recs = 0;
+            for (const cJSON *r = recs->child; r; r = r->next) {
+                const cJSON *tk = cJSON_GetObjectItemCaseSensitive(r, "task");
+                const cJSON *v = cJSON_GetObjectItemCaseSensitive(r, "variant");
+                const cJSON *st = cJSON_GetObjectItemCaseSensitive(r, "status");
+                const cJSON *set = cJSON_GetObjectItemCaseSensitive(r, "settings");
+                const cJSON *m = cJSON_GetObjectItemCaseSensitive(r, "metrics");
+                if (!cJSON_IsString(tk) || strcmp(tk->valuestring, "niah") || !cJSON_IsString(v) ||
+                    strcmp(v->valuestring, s->variants[vi]) || !cJSON_IsString(st) || strcmp(st->valuestring, "ok"))
+                    continue;
+                const cJSON *dm = cJSON_GetObjectItemCaseSensitive(set, "d_model");
+                const cJSON *L = cJSON_GetObjectItemCaseSensitive(set, "context_len");
+                const cJSON *D = cJSON_GetObjectItemCaseSensitive(set, "depth");
+                const cJSON *k = cJSON_GetObjectItemCaseSensitive(m, "correct");
+                const cJSON *n = cJSON_GetObjectItemCaseSensitive(m, "n");
+                if (!cJSON_IsNumber(dm) || dm->valuedouble != (double)t->d_model.v[di] || !cJSON_IsNumber(L) ||
+                    !cJSON_IsNumber(D) || !cJSON_IsNumber(k) || !cJSON_IsNumber(n))
+                    continue;
+                int li = -1, dj = -1;
+                for (int i = 0; i < g.n_lens; i++)
+                    if (g.lens[i] == (int)L->valuedouble) li = i;
+                for (int j = 0; j < g.n_depths; j++)
+                    if (fabs(g.depths[j] - D->valuedouble) < 1e-9) dj = j;
+                if (li < 0 || dj < 0) continue;
+                g.k[(size_t)dj * g.n_lens + li] += (int64_t)k->valuedouble;
+                g.n[(size_t)dj * g.n_lens + li] += (int64_t)n->valuedouble;
+                n_recs++;
+                const cJSON *sd = cJSON_GetObjectItemCaseSensitive(r, "seed");
+                int64_t seed = cJSON_IsNumber(sd) ? (int64_t)sd->valuedouble : -1, seen = 0;
+                for (int i = 0; i < n_seeds; i++) seen |= seeds[i] == seed;
+                if (!seen && n_seeds < SUITE_MAX_LIST) seeds[n_seeds++] = seed;
+            }
+            if (n_recs) {
+                sb_printf(b, "## Needle in a haystack: depth x length matrix, %s", s->variants[vi]);
+                if (t->d_model.n > 1) sb_printf(b, ", d_model=%lld", t->d_model.v[di]);
+                sb_printf(b, "\n\nAccuracy (%%) per (depth, context length), %d seed%s pooled (seed", n_seeds,
+                          n_seeds == 1 ? "" : "s");
+                for (int i = 0; i < n_seeds; i++) sb_printf(b, "%s %lld", i ? "," : "", (long long)seeds[i]);
+                sb_printf(b, "); trained at %d; the last row is over all depths, with its 95%% Wilson interval.\n\n",
+                          t->train_context_len);
+                size_t cap = 256 + (size_t)(g.n_depths + 4) * (size_t)(g.n_lens * 32 + 32);
+                char *buf = malloc(cap);
+                if (buf) {
+                    niah_grid_format(&g, buf, cap);
+                    sb_puts(b, buf);
+                    free(buf);
+                }
+                sb_puts(b, "\n");
+            }
+            niah_grid_free(&g);
+        }
+}
+
 static int write_tables(const cJSON *report, const char *report_path, const char *dir, const suite *s, sbuf *b) {
     const cJSON *recs = cJSON_GetObjectItemCaseSensitive(report, "records");
     sb_printf(b, "# dmabench run: suite %s\n\n", s->name);
@@ -683,6 +809,7 @@ static int write_tables(const cJSON *report, const char *report_path, const char
     if (has_task(recs, "niah")) {
         const char *o[] = {"--task", "niah", NULL};
         rc |= table_view(b, report_path, dir, "Needle in a haystack: exact-match accuracy per (context length, depth)", o);
+        niah_matrices(b, recs, s);
     }
     if (has_task(recs, "ppl")) {
         const char *o[] = {"--task", "ppl", "--metric", "bits_per_byte", NULL};

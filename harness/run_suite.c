@@ -182,7 +182,8 @@ static int parse_task(pctx *p, suite_task k, const cJSON *t, const cJSON *model,
     char where[32], name[80];
     snprintf(where, sizeof where, "tasks.%s.", tn);
     static const char *const mqar_keys[] = {MODEL_KEYS, TRAIN_KEYS, "seq_len", "num_kv_pairs", "vocab_size",
-                                            "power_a", "n_test", NULL};
+                                            "power_a", "n_test", "lrs", "early_stop", "eval_every",
+                                            "n_val", NULL};
     static const char *const niah_keys[] = {MODEL_KEYS, TRAIN_KEYS, "train_context_len", "context_len", "depths",
                                             "samples", "n_keys", "n_values", "haystack", NULL};
     static const char *const ppl_keys[] = {MODEL_KEYS, TRAIN_KEYS, "corpus", "synth", "train_tokens", "test_tokens",
@@ -217,6 +218,25 @@ static int parse_task(pctx *p, suite_task k, const cJSON *t, const cJSON *model,
         OPT("n_test")
         if (get_int(p, cJSON_GetObjectItemCaseSensitive(t, "n_test"), name, 1, 1 << 24, &x)) return -1;
         c->n_test = (int)x;
+        OPT("lrs")
+        if (get_dlist(p, cJSON_GetObjectItemCaseSensitive(t, "lrs"), name, 1e-7, 1, &c->lrs)) return -1;
+        if (c->lrs.n > RUNNER_MAX_LRS) return fail(p, "tasks.mqar.lrs holds at most %d learning rates", RUNNER_MAX_LRS);
+        for (int i = 0; i < c->lrs.n; i++)
+            for (int j = 0; j < i; j++)
+                if (c->lrs.v[i] == c->lrs.v[j]) return fail(p, "tasks.mqar.lrs lists %g twice", c->lrs.v[i]);
+        OPT("early_stop")
+        if (get_real(p, cJSON_GetObjectItemCaseSensitive(t, "early_stop"), name, 0, 1, &c->early_stop)) return -1;
+        x = 0;
+        OPT("eval_every")
+        if (get_int(p, cJSON_GetObjectItemCaseSensitive(t, "eval_every"), name, 1, 100000000, &x)) return -1;
+        c->eval_every = x;
+        x = 256;
+        OPT("n_val")
+        if (get_int(p, cJSON_GetObjectItemCaseSensitive(t, "n_val"), name, 1, 1 << 24, &x)) return -1;
+        c->n_val = (int)x;
+        if ((cJSON_GetObjectItemCaseSensitive(t, "eval_every") || cJSON_GetObjectItemCaseSensitive(t, "n_val")) &&
+            !c->lrs.n && !(c->early_stop > 0))
+            return fail(p, "tasks.mqar: eval_every and n_val need lrs or early_stop");
         for (int i = 0; i < c->seq_len.n; i++)
             for (int j = 0; j < c->num_kv_pairs.n; j++) {
                 mc.vocab_size = c->vocab_size;
@@ -580,6 +600,14 @@ int suite_cells(const suite *s, suite_cell **out, char *err, size_t err_len) {
                                          s->variants[vi], x->seed, x->d_model, x->seq_len, x->num_kv_pairs);
                                 tokens *= x->seq_len;
                                 ev = (double)t->n_test * x->seq_len / 3;
+                                if (t->lrs.n || t->early_stop > 0) { /* at worst: every run to the end */
+                                    int nl = t->lrs.n ? t->lrs.n : 1;
+                                    int64_t k = t->early_stop > 0 ? (t->eval_every ? t->eval_every
+                                                                                   : (t->base.steps + 9) / 10)
+                                                                  : t->base.steps;
+                                    tokens *= nl;
+                                    ev += (double)nl * ((t->base.steps + k - 1) / k) * t->n_val * x->seq_len / 3;
+                                }
                             } else if (k == SUITE_NIAH) {
                                 snprintf(x->key, sizeof x->key, "niah/%s/seed=%lld/d_model=%d/train_context_len=%d",
                                          s->variants[vi], x->seed, x->d_model, t->train_context_len);

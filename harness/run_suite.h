@@ -37,6 +37,10 @@ typedef struct {
     suite_ilist seq_len, num_kv_pairs;
     int vocab_size, n_test;
     double power_a;
+    suite_dlist lrs;      /* the learning-rate sweep (n 0: none) */
+    double early_stop;    /* 0: none */
+    int64_t eval_every;   /* 0: steps / 10 */
+    int n_val;
     /* niah */
     int train_context_len, samples, n_keys, n_values;
     suite_ilist context_len;

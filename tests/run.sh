@@ -69,6 +69,73 @@ cmp -s "$T/full/tables.md" "$T/torn/tables.md" && ok torn_same_tables || nok tor
 n=$(grep -c . "$T/torn/records.jsonl")
 [ "$n" -eq 40 ] && ok torn_records_count || nok torn_records_count "$n records, want 40"
 
+# 3b. the needle's depth x length matrix per variant, from the records (seeds pooled):
+# one cell's count edited in records.jsonl shows up in the rebuilt tables
+for v in mha dma; do
+    grep -q "^## Needle in a haystack: depth x length matrix, $v\$" "$T/full/tables.md" && ok "niah_matrix_$v" ||
+        nok "niah_matrix_$v" "no matrix for $v"
+done
+grep -q '^| depth \\ context | 96 | 192 |$' "$T/full/tables.md" && ok niah_matrix_columns ||
+    nok niah_matrix_columns "no 'depth \\ context | 96 | 192' header"
+n=$(grep -c '^| 100% | ' "$T/full/tables.md")
+[ "$n" -eq 2 ] && ok niah_matrix_rows || nok niah_matrix_rows "$n rows of depth 100%, want 2 (one per variant)"
+mkdir "$T/mat" && cp "$T/full/suite.json" "$T/mat/"
+awk '!done && /"variant":"mha"/ && /"seed":1,/ && /"context_len":96,"depth":0,/ { sub(/"correct":0/, "\"correct\":2"); done = 1 } { print }' \
+    "$T/full/records.jsonl" >"$T/mat/records.jsonl"
+$B run $SUITE --out "$T/mat" --quiet --only mqar,niah,ppl >"$T/mat.out" 2>"$T/mat.err"
+# mha: 2 of the 4 pooled samples at (depth 0, 96) found; dma unchanged
+sed -n '/matrix, mha$/,/^## /p' "$T/mat/tables.md" | grep -q '^| 0% | 50 | 0 |$' && ok niah_matrix_pools_seeds ||
+    nok niah_matrix_pools_seeds "$(sed -n '/matrix, mha$/,/^## /p' "$T/mat/tables.md" | grep '^| 0%')"
+sed -n '/matrix, dma$/,/^## /p' "$T/mat/tables.md" | grep -q '^| 0% | 0 | 0 |$' && ok niah_matrix_per_variant ||
+    nok niah_matrix_per_variant "dma's matrix changed"
+
+# 3c. MQAR learning-rate sweep with early stop (tests/run/mqar_sweep.json: lrs 1e-5 and
+# 1e-2, early_stop 0.3 every 25 steps of 400): the best lr by validation accuracy is
+# kept, dma's 1e-2 run stops early, and the records say so
+$B run tests/run/mqar_sweep.json --out "$T/sweep" --quiet >/dev/null 2>"$T/sweep.err"
+rc=$?
+[ $rc -eq 0 ] && ok sweep_run || nok sweep_run "exit $rc: $(tail -2 "$T/sweep.err")"
+n=$(grep -c '"metrics":{[^}]*"lr":0.01,"steps_taken":[0-9]*,"val_accuracy"' "$T/sweep/records.jsonl")
+[ "$n" -eq 2 ] && ok sweep_keeps_best_lr || nok sweep_keeps_best_lr "$n records chose lr 0.01, want 2"
+# every early-stopped run stopped at an evaluation (a multiple of 25), before the
+# budget, at or above 30% validation accuracy; at least one did (dma's, here)
+grep -o '{"lr":[^}]*"early_stopped":true[^}]*}' "$T/sweep/records.jsonl" | awk -F'[:,]' '
+    { s = $4; a = $6; n++; if (s % 25 || s >= 400 || a < 0.3) bad++ }
+    END { exit !(n >= 1 && !bad) }' && ok sweep_early_stop ||
+    nok sweep_early_stop "$(grep -o '{"lr":[^}]*"early_stopped":true[^}]*}' "$T/sweep/records.jsonl" | head -2)"
+grep -o '{"lr":[^}]*"early_stopped":false[^}]*}' "$T/sweep/records.jsonl" | grep -qv '"steps_taken":400,' &&
+    nok sweep_no_stop_full_budget "a run that did not stop early trained less than 400 steps" || ok sweep_no_stop_full_budget
+grep -q '"lr":1e-05,"steps_taken":400,' "$T/sweep/records.jsonl" &&
+    ok sweep_full_budget_without_stop || nok sweep_full_budget_without_stop "the 1e-5 run did not train 400 steps"
+grep -c '"train":{"steps":400,[^}]*"lr":0.01,.*"steps_taken":[0-9]*}' "$T/sweep/records.jsonl" | grep -qx 2 &&
+    ok sweep_train_block || nok sweep_train_block "train block lacks the chosen lr or steps_taken"
+grep -q '^| mha (%) | dma (%) |$' "$T/sweep/tables.md" && ok sweep_one_row ||
+    nok sweep_one_row "the chosen lr split the table's rows"
+# no sweep asked: the records carry none of it
+grep -q 'lr_sweep\|steps_taken\|val_accuracy' "$T/full/records.jsonl" && nok no_sweep_by_default "sweep keys in tiny's records" ||
+    ok no_sweep_by_default
+
+# 3d. RULER-style needles (tests/run/niah_multi.json: 3 keys, 2 values)
+$B run tests/run/niah_multi.json --out "$T/multi" --quiet >/dev/null 2>"$T/multi.err"
+rc=$?
+[ $rc -eq 0 ] && ok multi_needle_run || nok multi_needle_run "exit $rc: $(tail -2 "$T/multi.err")"
+n=$(grep -c '"n_keys":3,"n_values":2}' "$T/multi/records.jsonl")
+[ "$n" -eq 3 ] && ok multi_needle_records || nok multi_needle_records "$n records with n_keys 3 and n_values 2, want 3"
+grep -q 'n_keys=3, n_values=2' "$T/multi/tables.md" && ok multi_needle_caption || nok multi_needle_caption "not in the table caption"
+grep -q 'n_keys\|n_values' "$T/full/records.jsonl" && nok single_needle_records_unchanged "n_keys in tiny's records" ||
+    ok single_needle_records_unchanged
+# the longer prompt is checked against every context length
+printf '{"tasks": {"niah": {"train_context_len": 256, "context_len": [120], "n_keys": 3, "n_values": 2}}}' >"$T/m1.json"
+expect_fail multi_needle_too_short "context_len 120 is below the shortest prompt (240)" $B run "$T/m1.json" --out "$T/om1"
+printf '{"tasks": {"niah": {"train_context_len": 256, "context_len": [256], "n_keys": 17}}}' >"$T/m2.json"
+expect_fail multi_needle_too_many_keys "n_keys must be an integer in \[1, 16\]" $B run "$T/m2.json" --out "$T/om2"
+printf '{"tasks": {"mqar": {"seq_len": 64, "num_kv_pairs": 4, "vocab_size": 96, "lrs": [0.01, 0.01]}}}' >"$T/m3.json"
+expect_fail sweep_lr_twice "lrs lists 0.01 twice" $B run "$T/m3.json" --out "$T/om3"
+printf '{"tasks": {"mqar": {"seq_len": 64, "num_kv_pairs": 4, "vocab_size": 96, "eval_every": 10}}}' >"$T/m4.json"
+expect_fail sweep_eval_every_alone "need lrs or early_stop" $B run "$T/m4.json" --out "$T/om4"
+printf '{"tasks": {"mqar": {"seq_len": 64, "num_kv_pairs": 4, "vocab_size": 96, "early_stop": 1.5}}}' >"$T/m5.json"
+expect_fail sweep_bad_early_stop "early_stop must be a number in \[0, 1\]" $B run "$T/m5.json" --out "$T/om5"
+
 # 4. suite validation: one line, exit 2
 printf '{"tasks": {"mqar": {"seq_len": [63], "num_kv_pairs": 4}}}' >"$T/s1.json"
 expect_fail bad_seq_len "seq_len 63" $B run "$T/s1.json" --out "$T/o1"

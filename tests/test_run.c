@@ -71,6 +71,34 @@ int main(void) {
     CHECK(parse_fails("{\"backend\":\"tpu\",\"tasks\":{\"ppl\":{\"train_context\":64}}}", "backend"), "bad_backend",
           "accepted");
     CHECK(parse_fails("[1,2]", "object"), "not_object", "accepted");
+    /* the mqar sweep options and RULER-style needles */
+    rc = suite_parse("{\"tasks\":{\"mqar\":{\"seq_len\":64,\"num_kv_pairs\":4,\"vocab_size\":96,\"steps\":100,"
+                     "\"lrs\":[1e-3,3e-3],\"early_stop\":0.99,\"eval_every\":20,\"n_val\":64},"
+                     "\"niah\":{\"train_context_len\":512,\"context_len\":[512],\"n_keys\":4,\"n_values\":3}}}",
+                     "t", &s, err, sizeof err);
+    CHECK(rc == 0, "sweep_parses", "%s", err);
+    if (rc == 0) {
+        const suite_task_cfg *q = &s.task[SUITE_MQAR];
+        CHECK(q->lrs.n == 2 && q->lrs.v[1] == 3e-3 && q->early_stop == 0.99 && q->eval_every == 20 && q->n_val == 64,
+              "sweep_fields", "lrs %d early_stop %g eval_every %lld n_val %d", q->lrs.n, q->early_stop,
+              (long long)q->eval_every, q->n_val);
+        CHECK(s.task[SUITE_NIAH].n_keys == 4 && s.task[SUITE_NIAH].n_values == 3, "multi_needle_fields", "%d keys %d values",
+              s.task[SUITE_NIAH].n_keys, s.task[SUITE_NIAH].n_values);
+        suite_free(&s);
+    }
+    rc = suite_parse("{\"tasks\":{\"mqar\":{\"seq_len\":64,\"num_kv_pairs\":4,\"vocab_size\":96}}}", "t", &s, err,
+                     sizeof err);
+    CHECK(rc == 0 && s.task[SUITE_MQAR].lrs.n == 0 && s.task[SUITE_MQAR].early_stop == 0, "no_sweep_by_default",
+          "rc %d lrs %d early_stop %g", rc, s.task[SUITE_MQAR].lrs.n, s.task[SUITE_MQAR].early_stop);
+    if (rc == 0) suite_free(&s);
+    CHECK(parse_fails("{\"tasks\":{\"mqar\":{\"seq_len\":64,\"num_kv_pairs\":4,\"vocab_size\":96,\"lrs\":[]}}}", "lrs"),
+          "sweep_empty_lrs", "accepted");
+    CHECK(parse_fails("{\"tasks\":{\"mqar\":{\"seq_len\":64,\"num_kv_pairs\":4,\"vocab_size\":96,\"n_val\":8}}}",
+                      "need lrs or early_stop"),
+          "sweep_n_val_alone", "accepted");
+    CHECK(parse_fails("{\"tasks\":{\"niah\":{\"train_context_len\":512,\"context_len\":[512],\"n_values\":17}}}",
+                      "n_values"),
+          "too_many_values", "accepted");
     CHECK(parse_fails("{\"kernels\":{\"n\":[]}}", "empty"), "kernels_empty_list", "accepted");
 
     /* the runners refuse bad input with a message, before training */
@@ -100,5 +128,47 @@ int main(void) {
     ts = runner_mqar(&rm, &mc, 8, &acc, &se, &st, NULL, NULL, err, sizeof err);
     CHECK(ts == TASK_OK && acc >= 0 && acc <= 1 && st.n_params > 0, "runner_mqar_tiny", "status %d acc %g: %s", ts,
           acc, err);
+    /* no sweep: runner_mqar_ex is runner_mqar, bit for bit */
+    double acc2 = NAN, se2 = NAN;
+    ts = runner_mqar_ex(&rm, &mc, 8, NULL, NULL, &acc2, &se2, &st, NULL, NULL, err, sizeof err);
+    CHECK(ts == TASK_OK && acc2 == acc && (se2 == se || (isnan(se) && isnan(se2))), "runner_mqar_ex_plain",
+          "acc %g vs %g", acc2, acc);
+    /* a sweep of two lrs with early stop at any accuracy: each run stops at its
+     * first evaluation, the best is kept and scored on the test set */
+    double lrs[2] = {1e-4, 1e-2};
+    runner_mqar_sweep sw;
+    runner_mqar_sweep_default(&sw);
+    sw.n_lrs = 2;
+    sw.lrs = lrs;
+    sw.early_stop = 1e-12;
+    sw.eval_every = 1;
+    sw.n_val = 8;
+    rm.steps = 4;
+    runner_mqar_result res;
+    ts = runner_mqar_ex(&rm, &mc, 8, &sw, &res, &acc2, NULL, &st, NULL, NULL, err, sizeof err);
+    CHECK(ts == TASK_OK && res.n_trials == 2 && acc2 >= 0 && acc2 <= 1, "runner_mqar_sweep", "status %d trials %d: %s",
+          ts, res.n_trials, err);
+    if (ts == TASK_OK && res.n_trials == 2) {
+        int okst = 1;
+        for (int i = 0; i < 2; i++) {
+            const runner_mqar_trial *t = &res.trials[i];
+            if (t->lr != lrs[i] || t->steps < 1 || t->steps > 4 || (t->early_stopped != (t->steps < 4 || t->val_acc > 0)))
+                okst = 0;
+            if (t->early_stopped && t->val_acc < sw.early_stop) okst = 0;
+        }
+        CHECK(okst, "runner_mqar_sweep_trials", "lr %g: %lld steps, val %g; lr %g: %lld steps, val %g", res.trials[0].lr,
+              (long long)res.trials[0].steps, res.trials[0].val_acc, res.trials[1].lr, (long long)res.trials[1].steps,
+              res.trials[1].val_acc);
+        const runner_mqar_trial *b = &res.trials[res.best], *o = &res.trials[1 - res.best];
+        CHECK(b->val_acc > o->val_acc || (b->val_acc == o->val_acc && b->steps <= o->steps), "runner_mqar_sweep_best",
+              "best %d (val %g) over val %g", res.best, b->val_acc, o->val_acc);
+    }
+    /* without early stop every run trains the whole budget */
+    sw.early_stop = 0;
+    ts = runner_mqar_ex(&rm, &mc, 8, &sw, &res, &acc2, NULL, &st, NULL, NULL, err, sizeof err);
+    CHECK(ts == TASK_OK && res.n_trials == 2 && res.trials[0].steps == 4 && res.trials[1].steps == 4 &&
+              !res.trials[0].early_stopped,
+          "runner_mqar_sweep_no_stop", "status %d steps %lld %lld", ts, (long long)res.trials[0].steps,
+          (long long)res.trials[1].steps);
     return check_exit();
 }

@@ -125,8 +125,13 @@ static int on_step(const model_step_info *info, void *user) {
     return 0;
 }
 
-static task_status train(model *m, task_batcher *b, runner_stats *st, runner_progress cb, void *user, char *err,
-                         size_t err_len) {
+/* Called every `every` steps of train_ex (and not after the last step unless it
+ * falls on a multiple): a non-zero return stops training early (not an error). */
+typedef int (*train_hook)(model *m, int64_t step, void *user, task_status *s);
+
+static task_status train_ex(model *m, task_batcher *b, runner_stats *st, runner_progress cb, void *user,
+                            int64_t every, train_hook hook, void *hook_user, int64_t *steps_done, char *err,
+                            size_t err_len) {
     model_data d;
     adapt_init(&d, b);
     model_trainer *tr = NULL;
@@ -139,11 +144,24 @@ static task_status train(model *m, task_batcher *b, runner_stats *st, runner_pro
         task_errf(err, err_len, "out of memory");
         return TASK_ERR_OOM;
     }
+    task_status hs = TASK_OK;
     double t0 = now_s();
-    ms = model_train(tr, 0, 0, on_step, &t, err, err_len);
+    if (every > 0 && hook) {
+        for (;;) {
+            ms = model_train(tr, every, 0, on_step, &t, err, err_len);
+            if (ms != MODEL_OK || t.stopped) break;
+            int64_t k = model_trainer_step_count(tr);
+            if (hook(m, k, hook_user, &hs) || hs != TASK_OK) break;
+            if (k >= c->train.steps) break;
+        }
+    } else {
+        ms = model_train(tr, 0, 0, on_step, &t, err, err_len);
+    }
     double dt = now_s() - t0;
+    if (steps_done) *steps_done = model_trainer_step_count(tr);
     model_trainer_free(tr);
     task_status s = from_model(ms);
+    if (s == TASK_OK && hs != TASK_OK) s = hs;
     if (s == TASK_OK && t.stopped) {
         task_errf(err, err_len, "interrupted");
         s = TASK_ERR_DATA;
@@ -154,38 +172,30 @@ static task_status train(model *m, task_batcher *b, runner_stats *st, runner_pro
         for (int64_t i = first < 0 ? 0 : first; i < t.n; i++) sum += t.losses[i];
         st->final_loss = t.n ? sum / (double)(t.n - (first < 0 ? 0 : first)) : NAN;
         st->train_s = dt;
-        st->tokens_per_s = dt > 0 ? (double)c->train.steps * c->train.batch_size * c->train.context / dt : 0;
+        st->tokens_per_s = dt > 0 ? (double)t.n * c->train.batch_size * c->train.context / dt : 0;
         st->n_params = (int64_t)model_num_params(m);
     }
     free(t.losses);
     return s;
 }
 
+static task_status train(model *m, task_batcher *b, runner_stats *st, runner_progress cb, void *user, char *err,
+                         size_t err_len) {
+    return train_ex(m, b, st, cb, user, 0, NULL, NULL, NULL, err, err_len);
+}
+
 /* ---- MQAR ---- */
 
-task_status runner_mqar(const runner_model *rm, const mqar_config *mc, int n_test, double *acc, double *acc_se,
-                        runner_stats *st, runner_progress cb, void *user, char *err, size_t err_len) {
-    if (st) memset(st, 0, sizeof *st);
-    task_status s = mqar_validate(mc, err, err_len);
-    if (s != TASK_OK) return s;
-    if (n_test < 1) {
-        task_errf(err, err_len, "mqar needs at least one test example");
-        return TASK_ERR_ARG;
-    }
-    model *m = NULL;
-    task_batcher *b = NULL;
-    int32_t *ids = NULL, *labels = NULL, *preds = NULL;
-    float *logits = NULL;
+/* Accuracy of m on examples 0 .. n-1 of the test stream of mc (cb: "eval"
+ * progress, may be NULL). */
+static task_status mqar_score(model *m, const mqar_config *mc, int n_ex, int eb, double *acc, double *acc_se,
+                              runner_progress cb, void *user, char *err, size_t err_len) {
     const int L = mc->seq_len, V = mc->vocab_size;
-    if ((s = build_model(rm, V, L, L, &m, err, err_len)) != TASK_OK) goto done;
-    if ((s = mqar_batcher_create(mc, &b, err, err_len)) != TASK_OK) goto done;
-    if ((s = train(m, b, st, cb, user, err, err_len)) != TASK_OK) goto done;
-    double t0 = now_s();
-    int eb = rm->batch_size > 0 ? rm->batch_size : 8;
-    ids = malloc(sizeof(int32_t) * (size_t)eb * L);
-    labels = malloc(sizeof(int32_t) * (size_t)eb * L);
-    preds = malloc(sizeof(int32_t) * (size_t)eb * L);
-    logits = malloc(sizeof(float) * (size_t)eb * L * V);
+    task_status s = TASK_OK;
+    int32_t *ids = malloc(sizeof(int32_t) * (size_t)eb * L);
+    int32_t *labels = malloc(sizeof(int32_t) * (size_t)eb * L);
+    int32_t *preds = malloc(sizeof(int32_t) * (size_t)eb * L);
+    float *logits = malloc(sizeof(float) * (size_t)eb * L * V);
     if (!ids || !labels || !preds || !logits) {
         task_errf(err, err_len, "out of memory (mqar evaluation)");
         s = TASK_ERR_OOM;
@@ -193,8 +203,8 @@ task_status runner_mqar(const runner_model *rm, const mqar_config *mc, int n_tes
     }
     mqar_acc a;
     mqar_acc_init(&a);
-    for (int first = 0; first < n_test; first += eb) {
-        int n = n_test - first < eb ? n_test - first : eb;
+    for (int first = 0; first < n_ex; first += eb) {
+        int n = n_ex - first < eb ? n_ex - first : eb;
         if ((s = mqar_test_examples(mc, first, n, ids, labels, err, err_len)) != TASK_OK) goto done;
         model_status ms = model_logits(m, ids, n, L, logits, err, err_len);
         if (ms != MODEL_OK) {
@@ -204,7 +214,7 @@ task_status runner_mqar(const runner_model *rm, const mqar_config *mc, int n_tes
         for (int64_t p = 0; p < (int64_t)n * L; p++)
             preds[p] = labels[p] == TASK_IGNORE ? -1 : task_argmax(logits + p * V, V);
         mqar_acc_add(&a, preds, labels, n, L);
-        if (cb && cb("eval", first + n, n_test, NAN, user)) {
+        if (cb && cb("eval", first + n, n_ex, NAN, user)) {
             task_errf(err, err_len, "interrupted");
             s = TASK_ERR_DATA;
             goto done;
@@ -212,14 +222,147 @@ task_status runner_mqar(const runner_model *rm, const mqar_config *mc, int n_tes
     }
     *acc = mqar_acc_accuracy(&a);
     if (acc_se) *acc_se = mqar_acc_stderr(&a);
-    if (st) st->eval_s = now_s() - t0;
 done:
     free(ids);
     free(labels);
     free(preds);
     free(logits);
+    return s;
+}
+
+task_status runner_mqar(const runner_model *rm, const mqar_config *mc, int n_test, double *acc, double *acc_se,
+                        runner_stats *st, runner_progress cb, void *user, char *err, size_t err_len) {
+    return runner_mqar_ex(rm, mc, n_test, NULL, NULL, acc, acc_se, st, cb, user, err, err_len);
+}
+
+void runner_mqar_sweep_default(runner_mqar_sweep *sw) {
+    memset(sw, 0, sizeof *sw);
+    sw->n_val = 256;
+    sw->val_seed = 20;
+}
+
+typedef struct {
+    const runner_mqar_sweep *sw;
+    const mqar_config *val; /* the validation stream (test_seed = val_seed) */
+    int eb;
+    double last_acc;
+    int64_t last_step;
+} val_ctx;
+
+static int val_hook(model *m, int64_t step, void *user, task_status *s) {
+    val_ctx *v = user;
+    char e[256];
+    double a = NAN;
+    *s = mqar_score(m, v->val, v->sw->n_val, v->eb, &a, NULL, NULL, NULL, e, sizeof e);
+    if (*s != TASK_OK) return 1;
+    v->last_acc = a;
+    v->last_step = step;
+    return v->sw->early_stop > 0 && a >= v->sw->early_stop;
+}
+
+/* per-lr progress: steps of all the runs of the sweep as one count */
+typedef struct {
+    runner_progress cb;
+    void *user;
+    int64_t offset, total;
+} sweep_cb_ctx;
+
+static int sweep_cb(const char *phase, int64_t done, int64_t total, double loss, void *user) {
+    sweep_cb_ctx *c = user;
+    (void)total;
+    return c->cb ? c->cb(phase, c->offset + done, c->total, loss, c->user) : 0;
+}
+
+task_status runner_mqar_ex(const runner_model *rm, const mqar_config *mc, int n_test, const runner_mqar_sweep *sw,
+                           runner_mqar_result *res, double *acc, double *acc_se, runner_stats *st, runner_progress cb,
+                           void *user, char *err, size_t err_len) {
+    runner_mqar_result local;
+    if (!res) res = &local;
+    if (st) memset(st, 0, sizeof *st);
+    memset(res, 0, sizeof *res);
+    task_status s = mqar_validate(mc, err, err_len);
+    if (s != TASK_OK) return s;
+    if (n_test < 1) {
+        task_errf(err, err_len, "mqar needs at least one test example");
+        return TASK_ERR_ARG;
+    }
+    if (sw && (sw->n_lrs < 0 || sw->n_lrs > RUNNER_MAX_LRS || (sw->n_lrs > 0 && !sw->lrs) || sw->n_val < 1 ||
+               sw->early_stop < 0 || sw->early_stop > 1)) {
+        task_errf(err, err_len, "mqar sweep: 0 to %d learning rates, n_val >= 1 and early_stop in [0, 1]",
+                  RUNNER_MAX_LRS);
+        return TASK_ERR_ARG;
+    }
+    const int L = mc->seq_len, V = mc->vocab_size;
+    int eb = rm->batch_size > 0 ? rm->batch_size : 8;
+    model *m = NULL, *best = NULL;
+    task_batcher *b = NULL;
+    if ((s = mqar_batcher_create(mc, &b, err, err_len)) != TASK_OK) goto done;
+    if (!sw) {
+        /* the plain path: train the whole budget, then score */
+        if ((s = build_model(rm, V, L, L, &m, err, err_len)) != TASK_OK) goto done;
+        if ((s = train(m, b, st, cb, user, err, err_len)) != TASK_OK) goto done;
+        best = m;
+        m = NULL;
+    } else {
+        mqar_config val = *mc;
+        val.test_seed = sw->val_seed;
+        int n_lrs = sw->n_lrs > 0 ? sw->n_lrs : 1;
+        int64_t every = sw->early_stop > 0 ? (sw->eval_every > 0 ? sw->eval_every : (rm->steps + 9) / 10) : 0;
+        sweep_cb_ctx sc = {cb, user, 0, (int64_t)n_lrs * rm->steps};
+        runner_stats best_st, one;
+        memset(&best_st, 0, sizeof best_st);
+        double train_s = 0;
+        for (int i = 0; i < n_lrs; i++) {
+            runner_model r = *rm;
+            if (sw->n_lrs > 0) r.lr = sw->lrs[i];
+            val_ctx vc = {sw, &val, eb, NAN, -1};
+            int64_t done_steps = 0;
+            sc.offset = (int64_t)i * rm->steps;
+            if ((s = build_model(&r, V, L, L, &m, err, err_len)) != TASK_OK) goto done;
+            if ((s = train_ex(m, b, &one, sweep_cb, &sc, every, val_hook, &vc, &done_steps, err, err_len)) !=
+                TASK_OK)
+                goto done;
+            if (vc.last_step != done_steps &&
+                (s = mqar_score(m, &val, sw->n_val, eb, &vc.last_acc, NULL, NULL, NULL, err, err_len)) != TASK_OK)
+                goto done;
+            train_s += one.train_s;
+            runner_mqar_trial *tr = &res->trials[i];
+            {
+                tr->lr = r.lr;
+                tr->steps = done_steps;
+                tr->val_acc = vc.last_acc;
+                tr->early_stopped = sw->early_stop > 0 && vc.last_acc >= sw->early_stop;
+                tr->final_loss = one.final_loss;
+            }
+            /* the best: highest validation accuracy; ties go to fewer steps, then the first listed */
+            int better = !best;
+            if (best) {
+                const runner_mqar_trial *bt = &res->trials[res->best];
+                better = vc.last_acc > bt->val_acc || (vc.last_acc == bt->val_acc && done_steps < bt->steps);
+            }
+            if (better) {
+                model_free(best);
+                best = m;
+                best_st = one;
+                res->best = i;
+            } else {
+                model_free(m);
+            }
+            m = NULL;
+            res->n_trials = i + 1;
+        }
+        if (st) {
+            *st = best_st;
+            st->train_s = train_s; /* the whole sweep */
+        }
+    }
+    double t0 = now_s();
+    if ((s = mqar_score(best, mc, n_test, eb, acc, acc_se, cb, user, err, err_len)) != TASK_OK) goto done;
+    if (st) st->eval_s = now_s() - t0;
+done:
     task_batcher_free(b);
     model_free(m);
+    model_free(best);
     return s;
 }
 

@@ -64,6 +64,45 @@ typedef struct {
 task_status runner_mqar(const runner_model *rm, const mqar_config *mc, int n_test, double *acc, double *acc_se,
                         runner_stats *st, runner_progress cb, void *user, char *err, size_t err_len);
 
+/* The optional learning-rate sweep and early stop (docs/run.md). For each lr
+ * (lrs[0 .. n_lrs-1]; none: rm->lr alone) a fresh model is trained; with
+ * early_stop > 0 the validation accuracy (n_val examples of the stream of
+ * val_seed, apart from the train and test streams) is measured every
+ * eval_every steps (0: steps/10, rounded up) and the run stops once it reaches
+ * early_stop. Each run ends with its validation accuracy; the best (highest;
+ * ties: fewer steps, then the first listed) is scored on the test set. */
+#define RUNNER_MAX_LRS 16
+
+typedef struct {
+    int n_lrs;
+    const double *lrs;   /* borrowed */
+    double early_stop;   /* 0: train the whole budget */
+    int64_t eval_every;
+    int n_val;           /* default 256 */
+    uint64_t val_seed;   /* default 20 */
+} runner_mqar_sweep;
+
+void runner_mqar_sweep_default(runner_mqar_sweep *sw);
+
+typedef struct {
+    double lr;
+    int64_t steps;       /* steps taken (< the budget when stopped early) */
+    double val_acc;      /* at the end of the run */
+    int early_stopped;
+    double final_loss;
+} runner_mqar_trial;
+
+typedef struct {
+    int n_trials, best; /* best: the index of the chosen run */
+    runner_mqar_trial trials[RUNNER_MAX_LRS];
+} runner_mqar_result;
+
+/* runner_mqar with a sweep (sw NULL: exactly runner_mqar). res (may be NULL)
+ * receives every run; st describes the chosen run (train_s: the whole sweep). */
+task_status runner_mqar_ex(const runner_model *rm, const mqar_config *mc, int n_test, const runner_mqar_sweep *sw,
+                           runner_mqar_result *res, double *acc, double *acc_se, runner_stats *st, runner_progress cb,
+                           void *user, char *err, size_t err_len);
+
 /* ---- NIAH ---- */
 
 /* Trains at train_len, then evaluates every (lens[li], depths[di]) cell with
