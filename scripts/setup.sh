@@ -8,7 +8,6 @@ have_header cjson/cJSON.h || missing="$missing libcjson-dev"
 have_header curl/curl.h || missing="$missing libcurl4-openssl-dev"
 have_header cblas.h || missing="$missing libopenblas-dev"
 command -v xmllint >/dev/null 2>&1 || missing="$missing libxml2-utils"
-command -v python3 >/dev/null 2>&1 || missing="$missing python3"
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" != 0 ]; then
     echo "dmabench setup: missing packages; run as root:" >&2
