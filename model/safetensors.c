@@ -1007,56 +1007,36 @@ cleanup:
     return rc;
 }
 
+/* The lookup and shape check st_file_get_f32 and st_file_get_i64 share. */
+static st_status find_checked(const st_file *f, const char *name, int ndim, const int64_t *shape,
+                              const void *out, const char *fn, const st_tensor **t, char *err,
+                              size_t err_len) {
+    if (!f || !name || !out) {
+        st_errf(err, err_len, "%s: %s is NULL", fn, !f ? "file" : !name ? "name" : "out");
+        return ST_ERR_ARG;
+    }
+    *t = st_file_find(f, name);
+    if (!*t) {
+        st_errf(err, err_len, "no tensor named '%s'", name);
+        return ST_ERR_NOT_FOUND;
+    }
+    return shape ? st_tensor_check_shape(*t, ndim, shape, err, err_len) : ST_OK;
+}
+
 st_status st_file_get_f32(const st_file *f, const char *name, int ndim, const int64_t *shape,
                           float **out, char *err, size_t err_len) {
-    st_status rc = ST_OK;
     const st_tensor *t;
-
     if (out) *out = NULL;
-    if (!f || !name || !out) {
-        st_errf(err, err_len, "st_file_get_f32: %s is NULL", !f ? "file" : !name ? "name" : "out");
-        rc = ST_ERR_ARG;
-        goto cleanup;
-    }
-    t = st_file_find(f, name);
-    if (!t) {
-        st_errf(err, err_len, "no tensor named '%s'", name);
-        rc = ST_ERR_NOT_FOUND;
-        goto cleanup;
-    }
-    if (shape) {
-        rc = st_tensor_check_shape(t, ndim, shape, err, err_len);
-        if (rc != ST_OK) goto cleanup;
-    }
-    rc = st_tensor_to_f32(t, out, err, err_len);
-cleanup:
-    return rc;
+    st_status rc = find_checked(f, name, ndim, shape, out, "st_file_get_f32", &t, err, err_len);
+    return rc != ST_OK ? rc : st_tensor_to_f32(t, out, err, err_len);
 }
 
 st_status st_file_get_i64(const st_file *f, const char *name, int ndim, const int64_t *shape,
                           int64_t **out, char *err, size_t err_len) {
-    st_status rc = ST_OK;
     const st_tensor *t;
-
     if (out) *out = NULL;
-    if (!f || !name || !out) {
-        st_errf(err, err_len, "st_file_get_i64: %s is NULL", !f ? "file" : !name ? "name" : "out");
-        rc = ST_ERR_ARG;
-        goto cleanup;
-    }
-    t = st_file_find(f, name);
-    if (!t) {
-        st_errf(err, err_len, "no tensor named '%s'", name);
-        rc = ST_ERR_NOT_FOUND;
-        goto cleanup;
-    }
-    if (shape) {
-        rc = st_tensor_check_shape(t, ndim, shape, err, err_len);
-        if (rc != ST_OK) goto cleanup;
-    }
-    rc = st_tensor_to_i64(t, out, err, err_len);
-cleanup:
-    return rc;
+    st_status rc = find_checked(f, name, ndim, shape, out, "st_file_get_i64", &t, err, err_len);
+    return rc != ST_OK ? rc : st_tensor_to_i64(t, out, err, err_len);
 }
 
 /* ---- building ---- */
