@@ -18,13 +18,33 @@ LDLIBS  := -fopenmp -lcjson -lcurl -lopenblas -lm
 
 # ---- CUDA detection ----
 NVCC ?= $(shell command -v nvcc 2>/dev/null || (test -x /usr/local/cuda/bin/nvcc && echo /usr/local/cuda/bin/nvcc))
+CUDA_ARCH ?= 80 90a
+# the toolkit's root as nvcc itself reports it (nvcc may be a wrapper script
+# outside the toolkit, e.g. /usr/local/bin/nvcc)
+ifneq ($(NVCC),)
+ifeq ($(origin CUDA_HOME),undefined)
+CUDA_HOME := $(shell $(NVCC) -dryrun -c -x cu /dev/null 2>&1 | sed -n 's/^\#\$$ TOP=//p' | head -n 1 | xargs -r realpath 2>/dev/null)
+endif
+ifeq ($(CUDA_HOME),)
+CUDA_HOME := $(patsubst %/bin/nvcc,%,$(NVCC))
+endif
+endif
+CUDA_LIBDIR ?= $(firstword $(wildcard $(CUDA_HOME)/lib64/libcudart.so $(CUDA_HOME)/targets/x86_64-linux/lib/libcudart.so))
+CUDA_LIBDIR := $(patsubst %/libcudart.so,%,$(CUDA_LIBDIR))
+# CUDA on by default when both nvcc and the runtime library are there
 ifeq ($(NVCC),)
+CUDA ?= 0
+else ifeq ($(CUDA_LIBDIR),)
+ifeq ($(CUDA),1)
+$(error CUDA=1 but no libcudart.so under '$(CUDA_HOME)' (nvcc $(NVCC)); set CUDA_HOME=/path/to/cuda or build with CUDA=0)
+endif
+ifneq ($(CUDA),0)
+$(warning nvcc found ($(NVCC)) but no libcudart.so under '$(CUDA_HOME)': building without CUDA)
+endif
 CUDA ?= 0
 else
 CUDA ?= 1
 endif
-CUDA_ARCH ?= 80 90a
-CUDA_HOME := $(patsubst %/bin/nvcc,%,$(NVCC))
 NVCCFLAGS := -O3 -std=c++17 -lineinfo -Xcompiler -Wall,-Werror -Ikernels/common -Ikernels/dma \
              -Ibaselines/mha -Ibaselines/swa -Ibaselines/nsa -Imodel \
              $(foreach a,$(CUDA_ARCH),-gencode=arch=compute_$(a),code=sm_$(a))
@@ -36,8 +56,8 @@ TEST_SRCS := $(wildcard tests/test_*.c)
 
 ifeq ($(CUDA),1)
 CFLAGS  += -DDMABENCH_CUDA=1
-LDLIBS  += -L$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -lstdc++ \
-           -Wl,-rpath,'$$ORIGIN/lib' -Wl,-rpath,$(CUDA_HOME)/lib64
+LDLIBS  += -L$(CUDA_LIBDIR) -lcublasLt -lcublas -lcudart -lstdc++ \
+           -Wl,-rpath,'$$ORIGIN/lib' -Wl,-rpath,$(CUDA_LIBDIR)
 CU_OBJS := $(CU_SRCS:%.cu=$(BUILD)/%.cu.o)
 else
 CU_OBJS :=
