@@ -1,7 +1,7 @@
 #!/bin/sh
 # gpu-check.sh: the whole GPU check in one run, for a GPU machine (docs/gpu.md):
-# provenance, every CUDA kernel against the double-precision reference (verify,
-# bf16 and f16), compute-sanitizer (memcheck, racecheck) on a subset, the speed
+# provenance, the GPU tests (tests/gpu.sh: every CUDA kernel against the reference,
+# bf16 and f16, forward and backward; compute-sanitizer), the speed
 # profile at the DMA paper's shapes (B=1, Hq=32, Hkv=8, D=128, bf16, causal), and
 # PyTorch's SDPA timed in the same run as the anchor. Reports go to $OUT.
 #   OUT=results/gpu sh scripts/gpu-check.sh [quick]
@@ -12,20 +12,14 @@ mkdir -p "$OUT"
 $B env >"$OUT/env.json"
 nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm,clocks.mem,driver_version --format=csv >"$OUT/nvidia-smi.csv" 2>&1
 cat "$OUT/nvidia-smi.csv"
-echo "== verify (bf16, f16)"
-$B verify --backend cuda --quiet --out "$OUT/verify-cuda-bf16.json" | tail -4
-$B verify --backend cuda --dtype f16 --quiet --out "$OUT/verify-cuda-f16.json" | tail -2
-echo "== compute-sanitizer"
-compute-sanitizer --tool memcheck --error-exitcode 9 $B verify --backend cuda --variant mha,swa,dma --quiet \
-    --out "$OUT/sanitize-memcheck.json" >"$OUT/memcheck.log" 2>&1
-echo "memcheck exit $? ($(grep -c 'ERROR SUMMARY: 0' "$OUT/memcheck.log") clean summaries)"
-compute-sanitizer --tool racecheck --error-exitcode 9 $B verify --backend cuda --variant dma --quiet \
-    --out "$OUT/sanitize-racecheck.json" >"$OUT/racecheck.log" 2>&1
-echo "racecheck exit $?"
+echo "== GPU tests (tests/gpu.sh: verify bf16/f16 forward and backward, sanitizers, a small sweep)"
+DMABENCH_GPU=1 DMABENCH=$B sh tests/gpu.sh | tee "$OUT/gpu-tests.log"
 [ "${1:-}" = quick ] && exit 0
 echo "== kernels (B=1 Hq=32 Hkv=8 D=128 bf16 causal)"
 $B kernels --backend cuda --variants mha --n 8192,16384 --b 1 --hq 32 --hkv 8 --d 128 --dtype bf16 \
-    --mode fwd --warmup 3 --repeats 15 --out "$OUT/kernels-mha.json" 2>/dev/null | tail -4
+    --mode fwd,fwdbwd --warmup 3 --repeats 15 --out "$OUT/kernels-mha.json" 2>/dev/null | tail -6
+$B kernels --backend cuda --variants swa,dma --n 8192,65536 --w 1024 --b 1 --hq 32 --hkv 8 --d 128 --dtype bf16 \
+    --mode fwdbwd --warmup 3 --repeats 10 --out "$OUT/kernels-sparse-bwd.json" 2>/dev/null | tail -6
 $B kernels --backend cuda --variants swa,dma --n 8192-262144*2 --w 1024 --b 1 --hq 32 --hkv 8 --d 128 \
     --dtype bf16 --mode fwd --warmup 3 --repeats 15 --out "$OUT/kernels-sparse.json" 2>/dev/null | tail -14
 $B kernels --backend cuda --variants dma --n 65536 --w 1024 --b 1 --hq 32 --hkv 8 --d 128 --dtype bf16 \

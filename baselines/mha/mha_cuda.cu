@@ -18,6 +18,9 @@ extern "C" attn_status mha_cuda_forward(const attn_params *p) {
 }
 
 extern "C" attn_status mha_cuda_backward(const attn_params *p) {
-    (void)p;
-    return ATTN_ERR_UNSUPPORTED; /* not built yet: supports() says so */
+    if (!mha_cuda_supports(p, 1, nullptr, 0))
+        return attn_params_check(p, ATTN_MHA, 1, nullptr, 0) != ATTN_OK ? ATTN_ERR_INVALID : ATTN_ERR_UNSUPPORTED;
+    cuda_attn_spec s = {};
+    s.window = 0;
+    return cuda_attn_backward(p, &s, nullptr);
 }

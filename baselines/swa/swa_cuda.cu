@@ -19,6 +19,9 @@ extern "C" attn_status swa_cuda_forward(const attn_params *p) {
 }
 
 extern "C" attn_status swa_cuda_backward(const attn_params *p) {
-    (void)p;
-    return ATTN_ERR_UNSUPPORTED; /* not built yet: supports() says so */
+    if (!swa_cuda_supports(p, 1, nullptr, 0))
+        return attn_params_check(p, ATTN_SWA, 1, nullptr, 0) != ATTN_OK ? ATTN_ERR_INVALID : ATTN_ERR_UNSUPPORTED;
+    cuda_attn_spec s = {};
+    s.window = p->w;
+    return cuda_attn_backward(p, &s, nullptr);
 }

@@ -24,70 +24,16 @@
 
 #include "cuda_attn.h"
 #include "cuda_common.cuh"
+#include "cuda_mma.cuh"
 
 namespace {
+using namespace dm;
 
 constexpr int BQ = CUDA_ATTN_BQ;
 constexpr int BK = 64;
 constexpr int MT = 2;                          /* m16 tiles per warp: 32 query rows */
 constexpr int NTHREADS = 32 * (BQ / (16 * MT)); /* 4 warps */
 constexpr float LOG2E = 1.4426950408889634f;
-
-template <typename T> struct pack2;
-template <> struct pack2<__nv_bfloat16> {
-    static __device__ __forceinline__ uint32_t from(float a, float b) {
-        __nv_bfloat162 h = __floats2bfloat162_rn(a, b);
-        return *reinterpret_cast<uint32_t *>(&h);
-    }
-};
-template <> struct pack2<__half> {
-    static __device__ __forceinline__ uint32_t from(float a, float b) {
-        __half2 h = __floats2half2_rn(a, b);
-        return *reinterpret_cast<uint32_t *>(&h);
-    }
-};
-
-template <typename T> __device__ __forceinline__ void mma16816(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1);
-template <> __device__ __forceinline__ void mma16816<__nv_bfloat16>(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-template <> __device__ __forceinline__ void mma16816<__half>(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-/* 2^x on the special-function unit; exp2(-inf) = 0 */
-__device__ __forceinline__ float fast_exp2(float x) {
-    float y;
-    asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
-    return y;
-}
-
-__device__ __forceinline__ uint32_t smem_addr(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
-
-__device__ __forceinline__ void ldsm_x4(uint32_t r[4], const void *p) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(smem_addr(p)));
-}
-__device__ __forceinline__ void ldsm_x4_t(uint32_t r[4], const void *p) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(smem_addr(p)));
-}
-
-/* 16-byte global -> shared copy; zero-fills when !ok. */
-__device__ __forceinline__ void cp16(void *dst, const void *src, bool ok) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src), "r"(ok ? 16 : 0));
-}
-__device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_group;\n"); }
-template <int N> __device__ __forceinline__ void cp_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
-
-/* Element offset of chunk c (8 elements) of row r in a swizzled [rows][D] tile. */
-template <int D> __device__ __forceinline__ int swz(int r, int c) { return r * D + ((c ^ (r & 7)) << 3); }
 
 struct FwdArgs {
     const void *q, *k, *v;
@@ -160,25 +106,8 @@ __global__ void __launch_bounds__(NTHREADS) attn_fwd_kernel(const FwdArgs a) {
             float zz = 0.f;
             if (pos < nkeys) {
                 j = lst ? lst[pos] : kstart + pos;
-                if (a.causal) {
-                    long long lo = (long long)j - off;
-                    long long hi = a.window > 0 ? lo + a.window - 1 : (long long)INT_MAX - 1;
-                    rl = (int)max(lo, 0LL);
-                    rh = (int)min(hi, (long long)INT_MAX - 1);
-                } else {
-                    rl = 0;
-                    rh = INT_MAX - 1;
-                }
-                if (a.tkey) { /* last row of the tile whose threshold the key still meets */
-                    unsigned long long kj = dma_key(zrow[j], j);
-                    int lo2 = 0, hi2 = nrows; /* first row with sT > kj */
-                    while (lo2 < hi2) {
-                        int mid = (lo2 + hi2) >> 1;
-                        if (sT[mid] <= kj) lo2 = mid + 1;
-                        else hi2 = mid;
-                    }
-                    if (lo2 < nrows) rh = min(rh, i0 + lo2 - 1);
-                }
+                key_rows(j, off, a.causal, a.window, a.tkey ? sT : nullptr, a.tkey ? dma_key(zrow[j], j) : 0ULL, i0,
+                         nrows, &rl, &rh);
                 if (zrow) zz = zrow[j] * LOG2E;
             }
             sIdx[stage * BK + tid] = j;
@@ -376,15 +305,15 @@ extern "C" int cuda_attn_supports(const attn_params *p, attn_variant v, int back
         ndev = 0;
     }
     if (ndev < 1) return no("no usable CUDA device on this machine");
-    if (backward) return no("the cuda backward is not built yet");
     if (p->dtype != ATTN_DTYPE_BF16 && p->dtype != ATTN_DTYPE_F16) return no("the cuda kernels take bf16 or f16");
     if (p->D != 64 && p->D != 128) return no("the cuda kernels support head dims 64 and 128");
-    const attn_stride *sts[] = {&p->q_st, &p->k_st, &p->v_st, &p->o_st};
-    for (const attn_stride *s : sts)
+    const attn_stride *sts[] = {&p->q_st, &p->k_st, &p->v_st, &p->o_st, &p->do_st, &p->dq_st, &p->dk_st, &p->dv_st};
+    const void *ptrs[] = {p->q, p->k, p->v, p->o, p->dout, p->dq, p->dk, p->dv};
+    for (int t = 0; t < (backward ? 8 : 4); t++) {
+        const attn_stride *s = sts[t];
         if (s->b % 8 || s->s % 8 || s->h % 8) return no("the cuda kernels need strides that are multiples of 8 elements");
-    const void *ptrs[] = {p->q, p->k, p->v, p->o};
-    for (const void *q : ptrs)
-        if ((uintptr_t)q % 16) return no("the cuda kernels need 16-byte aligned tensors");
+        if ((uintptr_t)ptrs[t] % 16) return no("the cuda kernels need 16-byte aligned tensors");
+    }
     return 1;
 }
 

@@ -30,6 +30,13 @@ typedef struct {
     /* dma's per-query thresholds as 64-bit keys (B, Hkv, Nq): query i keeps listed
      * key j iff dma_key(z_j, j) >= tkey[i] (and j <= i'); NULL: no threshold. */
     const unsigned long long *tkey;
+    /* backward only: dv += dv_ddt w^T at the end, with dv_ddt (B, Hkv, Nk) and dv_w
+     * (Hkv*D, Hkv) (dma's z path through V), both NULL for none; after_main, when
+     * set, runs between the main kernel (which has produced dz) and that step. */
+    const float *dv_ddt;
+    const float *dv_w;
+    attn_status (*after_main)(void *ctx);
+    void *after_main_ctx;
 } cuda_attn_spec;
 
 #ifdef __CUDACC__
@@ -45,6 +52,12 @@ __host__ __device__ static inline unsigned long long dma_key(float z, int j) {
 
 /* Forward: writes p->o (dtype) and p->lse (fp32, (B, Hq, Nq)). */
 attn_status cuda_attn_forward(const attn_params *p, const cuda_attn_spec *s);
+
+/* Backward (cuda_attn_bwd.cu): reads q, k, v, o, lse and dout; writes dq, dk, dv
+ * (dtype). dz, when non-NULL, receives the gradient of the logit bias z summed
+ * over the queries and the group's heads, fp32 (B, Hkv, Nk). Uses the same key
+ * ranges and lists as the forward. */
+attn_status cuda_attn_backward(const attn_params *p, const cuda_attn_spec *s, float *dz);
 
 /* What the engine can run: bf16/f16, D in {64, 128}, 16-byte aligned rows. */
 int cuda_attn_supports(const attn_params *p, attn_variant v, int backward, char *why, size_t why_len);

@@ -42,7 +42,7 @@ template <> __device__ __forceinline__ float tof<__half>(__half x) { return __ha
 /* One warp per (b, j): dt[h] = sum_c V_flat[c] w[c, h] + b[h]. Hkv <= 32. */
 template <typename T>
 __global__ void dma_score_kernel(const T *v, long long vsb, long long vss, long long vsh, int B, int Nk, int Hkv, int D,
-                                 const float *w, const float *bdt, const float *A, int linear, float *z) {
+                                 const float *w, const float *bdt, const float *A, int linear, float *z, float *dt_out) {
     extern __shared__ float sw[]; /* (Hkv*D, Hkv) */
     int C = Hkv * D;
     for (int e = threadIdx.x; e < C * Hkv; e += blockDim.x) sw[e] = w[e];
@@ -69,7 +69,9 @@ __global__ void dma_score_kernel(const T *v, long long vsb, long long vss, long 
         if (lane == 0) {
             float dt = s + (bdt ? bdt[h] : 0.f);
             float sp = softplusf(dt);
-            z[((size_t)b * Hkv + h) * Nk + j] = linear ? A[h] * sp : expf(A[h] * sp);
+            size_t zi = ((size_t)b * Hkv + h) * Nk + j;
+            z[zi] = linear ? A[h] * sp : expf(A[h] * sp);
+            if (dt_out) dt_out[zi] = dt;
         }
     }
 }
@@ -266,41 +268,51 @@ attn_status ws_get(size_t bytes, void **out) {
 
 } // namespace
 
-extern "C" int dma_cuda_supports(const attn_params *p, int backward, char *why, size_t why_len) {
-    if (!cuda_attn_supports(p, ATTN_DMA, backward, why, why_len)) return 0;
-    if (p->w > MAX_CAP - CUDA_ATTN_BQ) {
-        if (why && why_len) snprintf(why, why_len, "the cuda dma keeps at most %d keys per query", MAX_CAP - CUDA_ATTN_BQ);
-        return 0;
-    }
-    if (p->w_dt && p->Hkv > 32) {
-        if (why && why_len) snprintf(why, why_len, "the cuda dma score kernel takes at most 32 kv heads");
-        return 0;
-    }
-    return 1;
-}
+namespace {
 
-extern "C" attn_status dma_cuda_forward(const attn_params *p) {
-    if (!dma_cuda_supports(p, 0, nullptr, 0))
-        return attn_params_check(p, ATTN_DMA, 0, nullptr, 0) != ATTN_OK ? ATTN_ERR_INVALID : ATTN_ERR_UNSUPPORTED;
+/* What forward and backward share: z (given or computed), the thresholds and the
+ * per-tile key lists, all in the workspace. With backward, also dt (when z is
+ * computed), dz and ddt. */
+struct DmaPlan {
+    float *z, *dt, *dz, *ddt;
+    float *dadb; /* [2 * Hkv]: da, db_dt accumulators */
+    cuda_attn_spec s;
+};
+
+attn_status dma_plan(const attn_params *p, int backward, DmaPlan *pl) {
     const int ntiles = cuda_attn_ntiles(p);
     const size_t units = (size_t)p->B * p->Hkv;
     const int cap = (int)std::min<long long>((long long)p->w + CUDA_ATTN_BQ, p->Nk);
     /* one workspace carved into pieces, each rounded up to 256 bytes so that every
      * piece stays aligned for its type */
     auto r256 = [](size_t x) { return (x + 255) & ~(size_t)255; };
-    size_t zb = r256(p->w_dt ? units * p->Nk * sizeof(float) : 0);
+    const size_t nzb = r256(units * p->Nk * sizeof(float));
+    size_t zb = p->w_dt ? nzb : 0;
     size_t tb = r256(units * p->Nq * sizeof(unsigned long long));
     size_t lb = r256(units * ntiles * (size_t)cap * sizeof(int)), nb = r256(units * ntiles * sizeof(int));
     const int ncoarse = (ntiles + COARSE - 1) / COARSE;
     size_t cb = r256(units * ncoarse * sizeof(unsigned long long));
+    size_t bwb = backward ? (p->w_dt ? 3 * nzb + r256(2 * p->Hkv * sizeof(float)) : nzb) : 0;
     char *ws;
-    attn_status st = ws_get(zb + tb + lb + nb + cb + 256, (void **)&ws);
+    attn_status st = ws_get(zb + tb + lb + nb + cb + bwb + 256, (void **)&ws);
     if (st != ATTN_OK) return st;
     unsigned long long *tkey = reinterpret_cast<unsigned long long *>(ws);
     int *list = reinterpret_cast<int *>(ws + tb);
     int *len = reinterpret_cast<int *>(ws + tb + lb);
     unsigned long long *tcoarse = reinterpret_cast<unsigned long long *>(ws + tb + lb + nb);
-    float *z = p->w_dt ? reinterpret_cast<float *>(ws + tb + lb + nb + cb) : (float *)p->z;
+    char *rest = ws + tb + lb + nb + cb;
+    float *z = p->w_dt ? reinterpret_cast<float *>(rest) : (float *)p->z;
+    rest += zb;
+    pl->dt = pl->dz = pl->ddt = pl->dadb = nullptr;
+    if (backward) {
+        pl->dz = reinterpret_cast<float *>(rest);
+        if (p->w_dt) {
+            pl->dt = reinterpret_cast<float *>(rest + nzb);
+            pl->ddt = reinterpret_cast<float *>(rest + 2 * nzb);
+            pl->dadb = reinterpret_cast<float *>(rest + 3 * nzb);
+        }
+    }
+    pl->z = z;
 
     cudaEvent_t e0 = nullptr, e1 = nullptr;
     if (p->stats) {
@@ -316,12 +328,13 @@ extern "C" attn_status dma_cuda_forward(const attn_params *p) {
             CUDA_CHECK(cudaFuncSetAttribute(dma_score_kernel<__nv_bfloat16>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
             dma_score_kernel<__nv_bfloat16><<<grid, wpb * 32, smem>>>(
                 (const __nv_bfloat16 *)p->v, p->v_st.b, p->v_st.s, p->v_st.h, p->B, p->Nk, p->Hkv, p->D,
-                (const float *)p->w_dt, (const float *)p->b_dt, (const float *)p->a, p->dma_mode == DMA_MODE_LINEAR, z);
+                (const float *)p->w_dt, (const float *)p->b_dt, (const float *)p->a, p->dma_mode == DMA_MODE_LINEAR, z,
+                pl->dt);
         } else {
             CUDA_CHECK(cudaFuncSetAttribute(dma_score_kernel<__half>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
             dma_score_kernel<__half><<<grid, wpb * 32, smem>>>(
                 (const __half *)p->v, p->v_st.b, p->v_st.s, p->v_st.h, p->B, p->Nk, p->Hkv, p->D, (const float *)p->w_dt,
-                (const float *)p->b_dt, (const float *)p->a, p->dma_mode == DMA_MODE_LINEAR, z);
+                (const float *)p->b_dt, (const float *)p->a, p->dma_mode == DMA_MODE_LINEAR, z, pl->dt);
         }
         CUDA_CHECK_LAUNCH();
     }
@@ -350,18 +363,147 @@ extern "C" attn_status dma_cuda_forward(const attn_params *p) {
         cudaEventDestroy(e0);
         cudaEventDestroy(e1);
     }
-    cuda_attn_spec s = {};
-    s.z = z;
-    s.list = list;
-    s.list_len = len;
-    s.cap = cap;
-    s.tkey = tkey;
-    st = cuda_attn_forward(p, &s);
-    if (st == ATTN_OK && p->z_out) CUDA_CHECK(cudaMemcpy(p->z_out, z, units * p->Nk * sizeof(float), cudaMemcpyDeviceToDevice));
+    pl->s = cuda_attn_spec{};
+    pl->s.z = z;
+    pl->s.list = list;
+    pl->s.list_len = len;
+    pl->s.cap = cap;
+    pl->s.tkey = tkey;
+    return ATTN_OK;
+}
+
+/* Chain rule from dz to dt, per (b, h, key): ddt = dz dz/ddt; da[h] and db[h] are
+ * sums over (b, key), reduced per block and added with one atomic each. */
+__global__ void dma_ddt_kernel(const float *dz, const float *z, const float *dt, const float *A, int linear, int Hkv,
+                               int Nk, float *ddt, float *dadb) {
+    const int h = blockIdx.y, b = blockIdx.z;
+    const size_t u = ((size_t)b * Hkv + h) * Nk;
+    float sa = 0.f, sb = 0.f;
+    for (int j = blockIdx.x * blockDim.x + threadIdx.x; j < Nk; j += gridDim.x * blockDim.x) {
+        float x = dt[u + j], g = dz[u + j];
+        float sp = softplusf(x), sg = 1.f / (1.f + expf(-x));
+        float dsp = linear ? g * A[h] : g * z[u + j] * A[h];
+        sa += linear ? g * sp : g * z[u + j] * sp;
+        float d = dsp * sg;
+        sb += d;
+        ddt[u + j] = d;
+    }
+    __shared__ float ra[32], rb[32];
+    for (int o = 16; o; o >>= 1) sa += __shfl_xor_sync(0xffffffff, sa, o), sb += __shfl_xor_sync(0xffffffff, sb, o);
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nw = blockDim.x >> 5;
+    if (lane == 0) ra[warp] = sa, rb[warp] = sb;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        float ta = 0.f, tb = 0.f;
+        for (int w = 0; w < nw; w++) ta += ra[w], tb += rb[w];
+        atomicAdd(&dadb[h], ta);
+        atomicAdd(&dadb[Hkv + h], tb);
+    }
+}
+
+/* dw_dt[c, h] = sum_{b, j} V_flat[b, j, c] ddt[b, h, j]: a block per chunk of
+ * DW_TOK keys of one batch, a thread per column c (strided), Hkv accumulators. */
+constexpr int DW_TOK = 64;
+template <typename T>
+__global__ void dma_dw_kernel(const T *v, long long vsb, long long vss, long long vsh, int Nk, int Hkv, int D,
+                              const float *ddt, float *dw) {
+    __shared__ float sd[DW_TOK][32];
+    const int b = blockIdx.y, j0 = blockIdx.x * DW_TOK;
+    const int nt = min(DW_TOK, Nk - j0);
+    for (int e = threadIdx.x; e < DW_TOK * Hkv; e += blockDim.x) {
+        int t = e / Hkv, h = e % Hkv;
+        sd[t][h] = t < nt ? ddt[((size_t)b * Hkv + h) * Nk + j0 + t] : 0.f;
+    }
+    __syncthreads();
+    const int C = Hkv * D;
+    for (int c = threadIdx.x; c < C; c += blockDim.x) {
+        int g = c / D, d = c % D;
+        float acc[32];
+#pragma unroll
+        for (int h = 0; h < 32; h++) acc[h] = 0.f;
+        for (int t = 0; t < nt; t++) {
+            float x = tof<T>(v[b * vsb + (long long)(j0 + t) * vss + g * vsh + d]);
+#pragma unroll
+            for (int h = 0; h < 32; h++)
+                if (h < Hkv) acc[h] += x * sd[t][h];
+        }
+#pragma unroll
+        for (int h = 0; h < 32; h++)
+            if (h < Hkv) atomicAdd(&dw[(size_t)c * Hkv + h], acc[h]);
+    }
+}
+
+struct ChainCtx {
+    const attn_params *p;
+    DmaPlan *pl;
+};
+
+/* Runs between the engine's main kernel and its finish: dz out, then dt's chain. */
+attn_status dma_after_main(void *vctx) {
+    ChainCtx *c = static_cast<ChainCtx *>(vctx);
+    const attn_params *p = c->p;
+    DmaPlan *pl = c->pl;
+    const size_t nz = (size_t)p->B * p->Hkv * p->Nk;
+    if (p->dz) CUDA_CHECK(cudaMemcpyAsync(p->dz, pl->dz, nz * sizeof(float), cudaMemcpyDeviceToDevice));
+    if (!p->w_dt) return ATTN_OK;
+    CUDA_CHECK(cudaMemsetAsync(pl->dadb, 0, 2 * p->Hkv * sizeof(float)));
+    CUDA_CHECK(cudaMemsetAsync(p->dw_dt, 0, (size_t)p->Hkv * p->D * p->Hkv * sizeof(float)));
+    int nbx = std::max(1, std::min(64, dm_div_up(p->Nk, 256)));
+    dma_ddt_kernel<<<dim3(nbx, p->Hkv, p->B), 256>>>(pl->dz, pl->z, pl->dt, (const float *)p->a,
+                                                     p->dma_mode == DMA_MODE_LINEAR, p->Hkv, p->Nk, pl->ddt, pl->dadb);
+    CUDA_CHECK_LAUNCH();
+    dim3 g(dm_div_up(p->Nk, DW_TOK), p->B);
+    if (p->dtype == ATTN_DTYPE_BF16)
+        dma_dw_kernel<__nv_bfloat16><<<g, 256>>>((const __nv_bfloat16 *)p->v, p->v_st.b, p->v_st.s, p->v_st.h, p->Nk,
+                                                  p->Hkv, p->D, pl->ddt, (float *)p->dw_dt);
+    else
+        dma_dw_kernel<__half><<<g, 256>>>((const __half *)p->v, p->v_st.b, p->v_st.s, p->v_st.h, p->Nk, p->Hkv, p->D,
+                                           pl->ddt, (float *)p->dw_dt);
+    CUDA_CHECK_LAUNCH();
+    CUDA_CHECK(cudaMemcpyAsync(p->da, pl->dadb, p->Hkv * sizeof(float), cudaMemcpyDeviceToDevice));
+    if (p->b_dt) CUDA_CHECK(cudaMemcpyAsync(p->db_dt, pl->dadb + p->Hkv, p->Hkv * sizeof(float), cudaMemcpyDeviceToDevice));
+    return ATTN_OK;
+}
+
+} // namespace
+
+extern "C" int dma_cuda_supports(const attn_params *p, int backward, char *why, size_t why_len) {
+    if (!cuda_attn_supports(p, ATTN_DMA, backward, why, why_len)) return 0;
+    if (p->w > MAX_CAP - CUDA_ATTN_BQ) {
+        if (why && why_len) snprintf(why, why_len, "the cuda dma keeps at most %d keys per query", MAX_CAP - CUDA_ATTN_BQ);
+        return 0;
+    }
+    if (p->w_dt && p->Hkv > 32) {
+        if (why && why_len) snprintf(why, why_len, "the cuda dma score kernel takes at most 32 kv heads");
+        return 0;
+    }
+    return 1;
+}
+
+extern "C" attn_status dma_cuda_forward(const attn_params *p) {
+    if (!dma_cuda_supports(p, 0, nullptr, 0))
+        return attn_params_check(p, ATTN_DMA, 0, nullptr, 0) != ATTN_OK ? ATTN_ERR_INVALID : ATTN_ERR_UNSUPPORTED;
+    DmaPlan pl;
+    attn_status st = dma_plan(p, 0, &pl);
+    if (st != ATTN_OK) return st;
+    st = cuda_attn_forward(p, &pl.s);
+    if (st == ATTN_OK && p->z_out)
+        CUDA_CHECK(cudaMemcpy(p->z_out, pl.z, (size_t)p->B * p->Hkv * p->Nk * sizeof(float), cudaMemcpyDeviceToDevice));
     return st;
 }
 
 extern "C" attn_status dma_cuda_backward(const attn_params *p) {
-    (void)p;
-    return ATTN_ERR_UNSUPPORTED; /* not built yet: supports() says so */
+    if (!dma_cuda_supports(p, 1, nullptr, 0))
+        return attn_params_check(p, ATTN_DMA, 1, nullptr, 0) != ATTN_OK ? ATTN_ERR_INVALID : ATTN_ERR_UNSUPPORTED;
+    DmaPlan pl;
+    attn_status st = dma_plan(p, 1, &pl);
+    if (st != ATTN_OK) return st;
+    ChainCtx ctx = {p, &pl};
+    pl.s.after_main = dma_after_main;
+    pl.s.after_main_ctx = &ctx;
+    if (p->w_dt) {
+        pl.s.dv_ddt = pl.ddt;
+        pl.s.dv_w = (const float *)p->w_dt;
+    }
+    return cuda_attn_backward(p, &pl.s, pl.dz);
 }

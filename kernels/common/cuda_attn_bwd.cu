@@ -1,0 +1,446 @@
+/*
+ * cuda_attn_bwd.cu: the CUDA attention engine's backward (see cuda_attn.h).
+ *
+ * FlashAttention-2's backward with P recomputed from the forward's log-sum-exp,
+ * organised by query tile so that it walks the same key ranges and per-tile key
+ * lists as the forward (dma's selected keys are scattered; a key-parallel pass
+ * would visit nearly every query for every key block):
+ *
+ * 1. bwd_dot_kernel: Dsum_i = rowsum(dO_i * O_i) in fp32, and zeroes nothing else.
+ * 2. bwd_main_kernel, one CTA of 4 warps per (query tile of 64, query head, batch),
+ *    warp w owning rows 16w..16w+15. Q and dO of the tile sit in shared memory;
+ *    blocks of 64 keys (K, V and each key's query interval) stream through shared
+ *    memory, double buffered with cp.async. Per block:
+ *      S = Q K^T and dP = dO V^T (mma.sync, rows per warp),
+ *      P = exp2(S log2e s + z log2e - lse log2e), masked to 0,
+ *      dS = P (dP - Dsum),
+ *      dQ += s dS K in registers (written once at the end: a tile owns its rows),
+ *      dz_j += sum_i dS_ij (dma: z is a logit bias shared by the group's heads),
+ *      dV_j += P^T dO and dK_j += s dS^T Q: P and s dS go to shared memory as
+ *      bf16/f16, each warp computes 16 keys x D of both products over the tile's
+ *      64 rows and adds them into fp32 accumulators in global memory with vector
+ *      reductions (red.global.add.v2.f32 on sm_90).
+ * 3. bwd_finish_kernel: dK, dV (fp32 accumulators) to the output dtype, plus an
+ *    optional dv += ddt w_dt^T (dma's score path through V).
+ * The fp32 accumulators make the sum order depend on scheduling: results agree
+ * with the reference to the tolerance verify derives, not bit for bit between runs.
+ */
+#include <climits>
+#include <cmath>
+#include <cstdio>
+
+#include "cuda_attn.h"
+#include "cuda_common.cuh"
+#include "cuda_mma.cuh"
+#include "cuda_rt.h"
+
+namespace {
+using namespace dm;
+
+constexpr int BQ = 64; /* query rows per tile */
+constexpr int BK = 64; /* keys per block */
+constexpr int NTHREADS = 128;
+constexpr float LOG2E = 1.4426950408889634f;
+
+struct BwdArgs {
+    const void *q, *k, *v, *dout;
+    void *dq;
+    const float *lse, *dsum;
+    float *dk_acc, *dv_acc; /* (B, Nk, Hkv, D) contiguous fp32 */
+    float *dz;              /* (B, Hkv, Nk) or null */
+    long long qsb, qss, qsh, ksb, kss, ksh, vsb, vss, vsh, dosb, doss, dosh, dqsb, dqss, dqsh;
+    int B, Nq, Nk, Hq, Hkv, G;
+    float scale, scale_log2;
+    int causal, window;
+    const float *z;
+    const int *list, *list_len;
+    const unsigned long long *tkey;
+    int cap, list_tile; /* list entries per tile; queries per list tile (the forward's) */
+    int ntiles_list;
+};
+
+/* Dsum[b, h, i] = sum_d dO[b, i, h, d] O[b, i, h, d]: one warp per row. */
+template <typename T>
+__global__ void bwd_dot_kernel(const T *o, long long osb, long long oss, long long osh, const T *dout, long long dsb,
+                               long long dss, long long dsh, int B, int Nq, int Hq, int D, float *dsum) {
+    long long row = (long long)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    int lane = threadIdx.x & 31;
+    if (row >= (long long)B * Nq * Hq) return;
+    int h = (int)(row % Hq), i = (int)((row / Hq) % Nq), b = (int)(row / ((long long)Hq * Nq));
+    const T *orow = o + b * osb + (long long)i * oss + h * osh;
+    const T *drow = dout + b * dsb + (long long)i * dss + h * dsh;
+    float s = 0.f;
+    for (int d = lane; d < D; d += 32) s += to_f32<T>(orow[d]) * to_f32<T>(drow[d]);
+    for (int x = 16; x; x >>= 1) s += __shfl_xor_sync(0xffffffff, s, x);
+    if (lane == 0) dsum[((size_t)b * Hq + h) * Nq + i] = s;
+}
+
+template <typename T, int D>
+__global__ void __launch_bounds__(NTHREADS) bwd_main_kernel(const BwdArgs a) {
+    extern __shared__ __align__(128) unsigned char smem[];
+    T *sQ = reinterpret_cast<T *>(smem);
+    T *sdO = sQ + BQ * D;
+    T *sK = sdO + BQ * D;
+    T *sV = sK + 2 * BK * D;
+    T *sP = sV + 2 * BK * D;  /* [BQ rows][BK keys], swizzled */
+    T *sdS = sP + BQ * BK;
+    unsigned long long *sT = reinterpret_cast<unsigned long long *>(sdS + BQ * BK);
+    int *sIdx = reinterpret_cast<int *>(sT + BQ);
+    int *sRlo = sIdx + 2 * BK;
+    int *sRhi = sRlo + 2 * BK;
+    float *sZ = reinterpret_cast<float *>(sRhi + 2 * BK);
+    int *sFull = reinterpret_cast<int *>(sZ + 2 * BK); /* [2 stages][2 loading warps] */
+
+    const int tile = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+    const int hkv = h / a.G;
+    const int i0 = tile * BQ;
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    const long long off = (long long)a.Nk - a.Nq;
+    const int nrows = min(BQ, a.Nq - i0);
+
+    if (a.tkey) {
+        if (tid < BQ) sT[tid] = tid < nrows ? a.tkey[((size_t)b * a.Hkv + hkv) * a.Nq + i0 + tid] : ~0ULL;
+        __syncthreads();
+    }
+    int nkeys, kstart = 0;
+    const int *lst = nullptr;
+    if (a.list) { /* the forward's list of the tile that holds these rows */
+        size_t u = ((size_t)b * a.Hkv + hkv) * a.ntiles_list + i0 / a.list_tile;
+        nkeys = a.list_len[u];
+        lst = a.list + u * a.cap;
+    } else if (a.causal) {
+        int ilast = i0 + nrows - 1;
+        long long hi = min((long long)ilast + off, (long long)a.Nk - 1);
+        long long lo = a.window > 0 ? max(0LL, (long long)i0 + off - a.window + 1) : 0;
+        kstart = (int)lo;
+        nkeys = hi >= lo ? (int)(hi - lo + 1) : 0;
+    } else {
+        nkeys = a.Nk;
+    }
+
+    const T *qb = static_cast<const T *>(a.q) + b * a.qsb + h * a.qsh;
+    const T *dob = static_cast<const T *>(a.dout) + b * a.dosb + h * a.dosh;
+    const T *kb = static_cast<const T *>(a.k) + b * a.ksb + hkv * a.ksh;
+    const T *vb = static_cast<const T *>(a.v) + b * a.vsb + hkv * a.vsh;
+    const float *zrow = a.z ? a.z + ((size_t)b * a.Hkv + hkv) * a.Nk : nullptr;
+
+    constexpr int CH = D / 8;
+    for (int c = tid; c < BQ * CH; c += NTHREADS) {
+        int r = c / CH, ch = c % CH, i = i0 + r;
+        bool ok = i < a.Nq;
+        cp16(sQ + swz<D>(r, ch), qb + (long long)(ok ? i : 0) * a.qss + ch * 8, ok);
+        cp16(sdO + swz<D>(r, ch), dob + (long long)(ok ? i : 0) * a.doss + ch * 8, ok);
+    }
+    auto load_kv = [&](int stage, int c0) {
+        if (tid < BK) {
+            int pos = c0 + tid, j = -1, rl = INT_MAX, rh = -1;
+            float zz = 0.f;
+            if (pos < nkeys) {
+                j = lst ? lst[pos] : kstart + pos;
+                key_rows(j, off, a.causal, a.window, a.tkey ? sT : nullptr, a.tkey ? dma_key(zrow[j], j) : 0ULL, i0,
+                         nrows, &rl, &rh);
+                if (zrow) zz = zrow[j] * LOG2E;
+            }
+            sIdx[stage * BK + tid] = j;
+            sRlo[stage * BK + tid] = rl;
+            sRhi[stage * BK + tid] = rh;
+            sZ[stage * BK + tid] = zz;
+            bool full = j >= 0 && rl <= i0 && rh >= i0 + nrows - 1;
+            unsigned bal = __ballot_sync(0xffffffff, full);
+            if ((tid & 31) == 0) sFull[stage * 2 + (tid >> 5)] = bal == 0xffffffffu;
+        }
+        for (int c = tid; c < BK * CH; c += NTHREADS) {
+            int r = c / CH, ch = c % CH, pos = c0 + r;
+            bool ok = pos < nkeys;
+            int j = ok ? (lst ? lst[pos] : kstart + pos) : 0;
+            cp16(sK + stage * BK * D + swz<D>(r, ch), kb + (long long)j * a.kss + ch * 8, ok);
+            cp16(sV + stage * BK * D + swz<D>(r, ch), vb + (long long)j * a.vss + ch * 8, ok);
+        }
+    };
+
+    const int nblocks = (nkeys + BK - 1) / BK;
+    if (nblocks > 0) load_kv(0, 0);
+    cp_commit();
+
+    /* the thread's two rows: wrow + lane/4 and 8 below; an invalid or empty row gets
+     * lse = +inf so that every P of it is 0 */
+    const int wrow = warp * 16;
+    float lse2[2], dsm[2];
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        int q = i0 + wrow + (lane >> 2) + 8 * r;
+        float l = INFINITY, d = 0.f;
+        if (q < a.Nq) {
+            size_t u = ((size_t)b * a.Hq + h) * a.Nq + q;
+            l = a.lse[u];
+            l = l == -INFINITY ? INFINITY : l * LOG2E;
+            d = a.dsum[u];
+        }
+        lse2[r] = l;
+        dsm[r] = d;
+    }
+    float dq[D / 8][4];
+#pragma unroll
+    for (int t = 0; t < D / 8; t++) dq[t][0] = dq[t][1] = dq[t][2] = dq[t][3] = 0.f;
+
+    float *dkb = a.dk_acc + ((size_t)b * a.Nk * a.Hkv + hkv) * D;
+    float *dvb = a.dv_acc + ((size_t)b * a.Nk * a.Hkv + hkv) * D;
+    const long long accs = (long long)a.Hkv * D; /* accumulator row stride */
+
+    for (int kbk = 0; kbk < nblocks; kbk++) {
+        const int st = kbk & 1;
+        if (kbk + 1 < nblocks) load_kv(st ^ 1, (kbk + 1) * BK);
+        cp_commit();
+        cp_wait<1>();
+        __syncthreads();
+        const T *sKs = sK + st * BK * D, *sVs = sV + st * BK * D;
+
+        /* S = Q K^T and dP = dO V^T for the warp's 16 rows x 64 keys */
+        float s[BK / 8][4], dp[BK / 8][4];
+#pragma unroll
+        for (int t = 0; t < BK / 8; t++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) s[t][e] = dp[t][e] = 0.f;
+#pragma unroll
+        for (int kk = 0; kk < D / 16; kk++) {
+            uint32_t qf[4], df[4];
+            int r = wrow + (lane & 7) + ((lane >> 3) & 1) * 8;
+            ldsm_x4(qf, sQ + swz<D>(r, 2 * kk + (lane >> 4)));
+            ldsm_x4(df, sdO + swz<D>(r, 2 * kk + (lane >> 4)));
+#pragma unroll
+            for (int nt = 0; nt < BK / 8; nt += 2) {
+                uint32_t kf[4], vf[4];
+                int rk = nt * 8 + (lane >> 4) * 8 + (lane & 7);
+                ldsm_x4(kf, sKs + swz<D>(rk, 2 * kk + ((lane >> 3) & 1)));
+                ldsm_x4(vf, sVs + swz<D>(rk, 2 * kk + ((lane >> 3) & 1)));
+                mma16816<T>(s[nt], qf, kf[0], kf[1]);
+                mma16816<T>(s[nt + 1], qf, kf[2], kf[3]);
+                mma16816<T>(dp[nt], df, vf[0], vf[1]);
+                mma16816<T>(dp[nt + 1], df, vf[2], vf[3]);
+            }
+        }
+        /* P and dS (dS kept in dp); dz column sums */
+        const bool full = sFull[st * 2] && sFull[st * 2 + 1];
+#pragma unroll
+        for (int nt = 0; nt < BK / 8; nt++)
+#pragma unroll
+            for (int e01 = 0; e01 < 2; e01++) {
+                int g = st * BK + nt * 8 + (lane & 3) * 2 + e01;
+                float zb = a.z ? sZ[g] : 0.f;
+                int j = 0, rl = 0, rh = 0;
+                if (!full) j = sIdx[g], rl = sRlo[g], rh = sRhi[g];
+                float colsum = 0.f;
+#pragma unroll
+                for (int r = 0; r < 2; r++) {
+                    int qi = i0 + wrow + (lane >> 2) + 8 * r;
+                    int e = e01 + 2 * r;
+                    float pv = fast_exp2(s[nt][e] * a.scale_log2 + zb - lse2[r]);
+                    if (!full && (j < 0 || qi < rl || qi > rh)) pv = 0.f;
+                    float ds = pv * (dp[nt][e] - dsm[r]);
+                    s[nt][e] = pv;
+                    dp[nt][e] = ds;
+                    colsum += ds;
+                }
+                if (a.dz) {
+                    colsum += __shfl_xor_sync(0xffffffff, colsum, 4);
+                    colsum += __shfl_xor_sync(0xffffffff, colsum, 8);
+                    colsum += __shfl_xor_sync(0xffffffff, colsum, 16);
+                    int jj = sIdx[g];
+                    if (lane < 4 && jj >= 0 && colsum != 0.f) atomicAdd(a.dz + ((size_t)b * a.Hkv + hkv) * a.Nk + jj, colsum);
+                }
+            }
+        /* P and s dS to shared memory as [row][key] (8 chunks of 8 keys per row) */
+#pragma unroll
+        for (int nt = 0; nt < BK / 8; nt++)
+#pragma unroll
+            for (int r = 0; r < 2; r++) {
+                int row = wrow + (lane >> 2) + 8 * r;
+                int idx = swz<BK>(row, nt) + (lane & 3) * 2;
+                *reinterpret_cast<uint32_t *>(sP + idx) = pack2<T>::from(s[nt][2 * r], s[nt][2 * r + 1]);
+                *reinterpret_cast<uint32_t *>(sdS + idx) =
+                    pack2<T>::from(dp[nt][2 * r] * a.scale, dp[nt][2 * r + 1] * a.scale);
+            }
+        /* dQ += dS K (the scale is applied once at the end) */
+#pragma unroll
+        for (int kk = 0; kk < BK / 16; kk++) {
+            uint32_t af[4];
+            af[0] = pack2<T>::from(dp[2 * kk][0], dp[2 * kk][1]);
+            af[1] = pack2<T>::from(dp[2 * kk][2], dp[2 * kk][3]);
+            af[2] = pack2<T>::from(dp[2 * kk + 1][0], dp[2 * kk + 1][1]);
+            af[3] = pack2<T>::from(dp[2 * kk + 1][2], dp[2 * kk + 1][3]);
+#pragma unroll
+            for (int dt = 0; dt < D / 8; dt += 2) {
+                uint32_t kf[4];
+                int r = kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
+                ldsm_x4_t(kf, sKs + swz<D>(r, dt + (lane >> 4)));
+                mma16816<T>(dq[dt], af, kf[0], kf[1]);
+                mma16816<T>(dq[dt + 1], af, kf[2], kf[3]);
+            }
+        }
+        __syncthreads();
+        /* dV_j += P^T dO, then dK_j += (s dS)^T Q: the warp's 16 keys x D over 64 rows */
+        const int wkey = warp * 16;
+#pragma unroll
+        for (int which = 0; which < 2; which++) {
+            const T *sA = which ? sdS : sP;
+            const T *sB = which ? sQ : sdO;
+            float *dst = which ? dkb : dvb;
+            float acc[D / 8][4];
+#pragma unroll
+            for (int t = 0; t < D / 8; t++) acc[t][0] = acc[t][1] = acc[t][2] = acc[t][3] = 0.f;
+#pragma unroll
+            for (int kk = 0; kk < BQ / 16; kk++) {
+                uint32_t af[4];
+                {   /* A = (stored [row][key])^T: matrix q of ldmatrix is rows kk*16 + (q>>1)*8,
+                     * key chunk wkey/8 + (q&1) */
+                    int qm = lane >> 3;
+                    int row = kk * 16 + (lane & 7) + (qm >> 1) * 8;
+                    ldsm_x4_t(af, sA + swz<BK>(row, wkey / 8 + (qm & 1)));
+                }
+#pragma unroll
+                for (int dt = 0; dt < D / 8; dt += 2) {
+                    uint32_t bf[4];
+                    int r = kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
+                    ldsm_x4_t(bf, sB + swz<D>(r, dt + (lane >> 4)));
+                    mma16816<T>(acc[dt], af, bf[0], bf[1]);
+                    mma16816<T>(acc[dt + 1], af, bf[2], bf[3]);
+                }
+            }
+#pragma unroll
+            for (int r = 0; r < 2; r++) {
+                int j = sIdx[st * BK + wkey + (lane >> 2) + 8 * r];
+                if (j < 0) continue;
+                float *row = dst + (long long)j * accs + (lane & 3) * 2;
+#pragma unroll
+                for (int t = 0; t < D / 8; t++) {
+                    float x0 = acc[t][2 * r], x1 = acc[t][2 * r + 1];
+                    if (x0 != 0.f || x1 != 0.f) red_add2(row + t * 8, x0, x1);
+                }
+            }
+        }
+        __syncthreads();
+    }
+    cp_wait<0>();
+
+    T *dqb = static_cast<T *>(a.dq) + b * a.dqsb + h * a.dqsh;
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        int q = i0 + wrow + (lane >> 2) + 8 * r;
+        if (q >= a.Nq) continue;
+        T *row = dqb + (long long)q * a.dqss;
+#pragma unroll
+        for (int t = 0; t < D / 8; t++)
+            *reinterpret_cast<uint32_t *>(row + t * 8 + (lane & 3) * 2) =
+                pack2<T>::from(dq[t][2 * r] * a.scale, dq[t][2 * r + 1] * a.scale);
+    }
+}
+
+/* dK, dV from the fp32 accumulators to the output dtype; dv += ddt w^T when given
+ * (ddt (B, Hkv, Nk), w (Hkv*D, Hkv)). One thread per 2 elements. */
+template <typename T>
+__global__ void bwd_finish_kernel(const float *dk_acc, const float *dv_acc, T *dk, long long dksb, long long dkss,
+                                  long long dksh, T *dv, long long dvsb, long long dvss, long long dvsh, int B, int Nk,
+                                  int Hkv, int D, const float *ddt, const float *w) {
+    long long e = 2 * ((long long)blockIdx.x * blockDim.x + threadIdx.x);
+    long long n = (long long)B * Nk * Hkv * D;
+    if (e >= n) return;
+    int d = (int)(e % D), g = (int)((e / D) % Hkv), j = (int)((e / ((long long)D * Hkv)) % Nk);
+    int b = (int)(e / ((long long)D * Hkv * Nk));
+    float v0 = dv_acc[e], v1 = dv_acc[e + 1];
+    if (ddt) {
+        const float *w0 = w + ((size_t)g * D + d) * Hkv;
+        for (int hh = 0; hh < Hkv; hh++) {
+            float x = ddt[((size_t)b * Hkv + hh) * Nk + j];
+            v0 += w0[hh] * x;
+            v1 += w0[Hkv + hh] * x;
+        }
+    }
+    *reinterpret_cast<uint32_t *>(dk + b * dksb + (long long)j * dkss + g * dksh + d) = pack2<T>::from(dk_acc[e], dk_acc[e + 1]);
+    *reinterpret_cast<uint32_t *>(dv + b * dvsb + (long long)j * dvss + g * dvsh + d) = pack2<T>::from(v0, v1);
+}
+
+struct BwdWs {
+    void *ptr = nullptr;
+    size_t bytes = 0;
+};
+BwdWs g_bws;
+
+attn_status bws_get(size_t bytes, void **out) {
+    if (g_bws.bytes < bytes) {
+        dm_cuda_free(g_bws.ptr);
+        g_bws.ptr = nullptr;
+        g_bws.bytes = 0;
+        attn_status st = dm_cuda_alloc(&g_bws.ptr, bytes);
+        if (st != ATTN_OK) return st;
+        g_bws.bytes = bytes;
+    }
+    *out = g_bws.ptr;
+    return ATTN_OK;
+}
+
+template <typename T, int D> attn_status launch_bwd(const attn_params *p, BwdArgs &a, const cuda_attn_spec *s) {
+    const int ntiles = (p->Nq + BQ - 1) / BQ;
+    {
+        int wpb = 8;
+        long long rows = (long long)p->B * p->Nq * p->Hq;
+        bwd_dot_kernel<T><<<(unsigned)((rows + wpb - 1) / wpb), wpb * 32>>>(
+            static_cast<const T *>(p->o), p->o_st.b, p->o_st.s, p->o_st.h, static_cast<const T *>(p->dout), p->do_st.b,
+            p->do_st.s, p->do_st.h, p->B, p->Nq, p->Hq, p->D, const_cast<float *>(a.dsum));
+        CUDA_CHECK_LAUNCH();
+    }
+    size_t smem = (size_t)(2 * BQ * D + 4 * BK * D + 2 * BQ * BK) * sizeof(T) + BQ * 8 + 8 * BK * sizeof(int) +
+                  4 * sizeof(int);
+    auto kern = bwd_main_kernel<T, D>;
+    CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+    kern<<<dim3(ntiles, p->Hq, p->B), NTHREADS, smem>>>(a);
+    CUDA_CHECK_LAUNCH();
+    if (s->after_main) {
+        attn_status st = s->after_main(s->after_main_ctx);
+        if (st != ATTN_OK) return st;
+    }
+    long long n2 = (long long)p->B * p->Nk * p->Hkv * p->D / 2;
+    bwd_finish_kernel<T><<<(unsigned)((n2 + 255) / 256), 256>>>(
+        a.dk_acc, a.dv_acc, static_cast<T *>(p->dk), p->dk_st.b, p->dk_st.s, p->dk_st.h, static_cast<T *>(p->dv),
+        p->dv_st.b, p->dv_st.s, p->dv_st.h, p->B, p->Nk, p->Hkv, p->D, s->dv_ddt, s->dv_w);
+    CUDA_CHECK_LAUNCH();
+    return ATTN_OK;
+}
+
+} // namespace
+
+extern "C" attn_status cuda_attn_backward(const attn_params *p, const cuda_attn_spec *s, float *dz) {
+    auto r256 = [](size_t x) { return (x + 255) & ~(size_t)255; };
+    size_t nacc = (size_t)p->B * p->Nk * p->Hkv * p->D;
+    size_t accb = r256(nacc * sizeof(float));
+    size_t sumb = r256((size_t)p->B * p->Hq * p->Nq * sizeof(float));
+    char *ws;
+    attn_status st = bws_get(2 * accb + sumb, (void **)&ws);
+    if (st != ATTN_OK) return st;
+    BwdArgs a;
+    a.dk_acc = reinterpret_cast<float *>(ws);
+    a.dv_acc = reinterpret_cast<float *>(ws + accb);
+    a.dsum = reinterpret_cast<float *>(ws + 2 * accb);
+    CUDA_CHECK(cudaMemsetAsync(ws, 0, 2 * accb));
+    if (dz) CUDA_CHECK(cudaMemsetAsync(dz, 0, (size_t)p->B * p->Hkv * p->Nk * sizeof(float)));
+    a.q = p->q, a.k = p->k, a.v = p->v, a.dout = p->dout, a.dq = p->dq;
+    a.lse = static_cast<const float *>(p->lse);
+    a.dz = dz;
+    a.qsb = p->q_st.b, a.qss = p->q_st.s, a.qsh = p->q_st.h;
+    a.ksb = p->k_st.b, a.kss = p->k_st.s, a.ksh = p->k_st.h;
+    a.vsb = p->v_st.b, a.vss = p->v_st.s, a.vsh = p->v_st.h;
+    a.dosb = p->do_st.b, a.doss = p->do_st.s, a.dosh = p->do_st.h;
+    a.dqsb = p->dq_st.b, a.dqss = p->dq_st.s, a.dqsh = p->dq_st.h;
+    a.B = p->B, a.Nq = p->Nq, a.Nk = p->Nk, a.Hq = p->Hq, a.Hkv = p->Hkv, a.G = p->Hq / p->Hkv;
+    a.scale = (float)p->scale;
+    a.scale_log2 = (float)(p->scale * 1.4426950408889634);
+    a.causal = p->causal;
+    a.window = s->window;
+    a.z = s->z;
+    a.list = s->list, a.list_len = s->list_len, a.tkey = s->tkey;
+    a.cap = s->cap;
+    a.list_tile = CUDA_ATTN_BQ;
+    a.ntiles_list = cuda_attn_ntiles(p);
+    if (p->dtype == ATTN_DTYPE_BF16)
+        return p->D == 64 ? launch_bwd<__nv_bfloat16, 64>(p, a, s) : launch_bwd<__nv_bfloat16, 128>(p, a, s);
+    return p->D == 64 ? launch_bwd<__half, 64>(p, a, s) : launch_bwd<__half, 128>(p, a, s);
+}

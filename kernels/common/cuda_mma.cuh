@@ -1,0 +1,114 @@
+/*
+ * cuda_mma.cuh: the tensor-core and memory primitives the CUDA attention kernels
+ * share (forward engine, backward, decode): mma.sync m16n8k16 for bf16/f16,
+ * ldmatrix, cp.async, the XOR-swizzled shared-memory layout, ex2 on the SFU.
+ */
+#ifndef DMABENCH_CUDA_MMA_CUH
+#define DMABENCH_CUDA_MMA_CUH
+
+#include <climits>
+
+#include "cuda_common.cuh"
+
+namespace dm {
+
+template <typename T> struct pack2;
+template <> struct pack2<__nv_bfloat16> {
+    static __device__ __forceinline__ uint32_t from(float a, float b) {
+        __nv_bfloat162 h = __floats2bfloat162_rn(a, b);
+        return *reinterpret_cast<uint32_t *>(&h);
+    }
+};
+template <> struct pack2<__half> {
+    static __device__ __forceinline__ uint32_t from(float a, float b) {
+        __half2 h = __floats2half2_rn(a, b);
+        return *reinterpret_cast<uint32_t *>(&h);
+    }
+};
+
+template <typename T> __device__ __forceinline__ void mma16816(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1);
+template <> __device__ __forceinline__ void mma16816<__nv_bfloat16>(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+template <> __device__ __forceinline__ void mma16816<__half>(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+/* 2^x on the special-function unit; exp2(-inf) = 0 */
+__device__ __forceinline__ float fast_exp2(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+    return y;
+}
+
+__device__ __forceinline__ uint32_t smem_addr(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
+
+__device__ __forceinline__ void ldsm_x4(uint32_t r[4], const void *p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(smem_addr(p)));
+}
+__device__ __forceinline__ void ldsm_x4_t(uint32_t r[4], const void *p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(smem_addr(p)));
+}
+
+/* 16-byte global -> shared copy; zero-fills when !ok. */
+__device__ __forceinline__ void cp16(void *dst, const void *src, bool ok) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src), "r"(ok ? 16 : 0));
+}
+__device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_group;\n"); }
+template <int N> __device__ __forceinline__ void cp_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+
+/* Element offset of chunk c (8 elements) of row r in a swizzled [rows][D] tile. */
+template <int D> __device__ __forceinline__ int swz(int r, int c) { return r * D + ((c ^ (r & 7)) << 3); }
+
+/* fp32 reduction into global memory: a pair of adjacent floats (8-byte aligned).
+ * One vector red on sm_90, two scalar ones before. */
+__device__ __forceinline__ void red_add2(float *p, float a, float b) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("red.global.add.v2.f32 [%0], {%1, %2};\n" ::"l"(p), "f"(a), "f"(b) : "memory");
+#else
+    atomicAdd(p, a);
+    atomicAdd(p + 1, b);
+#endif
+}
+
+template <typename T> __device__ __forceinline__ float to_f32(T x);
+template <> __device__ __forceinline__ float to_f32<__nv_bfloat16>(__nv_bfloat16 x) { return __bfloat162float(x); }
+template <> __device__ __forceinline__ float to_f32<__half>(__half x) { return __half2float(x); }
+
+/* The rows of a query tile that keep key j, as an interval [*rl, *rh] of query
+ * indices: the causal bound (query i sits at i + off, off = Nk - Nq), the window
+ * (keys i' - window < j <= i'), and for dma the tile's thresholds sT[0..nrows)
+ * (non-decreasing; row r keeps j while key_j >= sT[r]). */
+__device__ __forceinline__ void key_rows(int j, long long off, int causal, int window, const unsigned long long *sT,
+                                         unsigned long long keyj, int i0, int nrows, int *rl, int *rh) {
+    int lo = 0, hi = INT_MAX - 1;
+    if (causal) {
+        long long l = (long long)j - off;
+        long long h = window > 0 ? l + window - 1 : (long long)INT_MAX - 1;
+        lo = (int)max(l, 0LL);
+        hi = (int)min(h, (long long)INT_MAX - 1);
+    }
+    if (sT) { /* first row whose threshold is above the key */
+        int a = 0, b = nrows;
+        while (a < b) {
+            int mid = (a + b) >> 1;
+            if (sT[mid] <= keyj) a = mid + 1;
+            else b = mid;
+        }
+        if (a < nrows) hi = min(hi, i0 + a - 1);
+    }
+    *rl = lo;
+    *rh = hi;
+}
+
+} // namespace dm
+
+#endif

@@ -1,0 +1,49 @@
+#!/bin/sh
+# gpu.sh: the GPU tests. Skipped (no checks counted) unless DMABENCH_GPU=1, which
+# `make test-gpu` sets; on a GPU machine without the build's libraries run it as
+#   DMABENCH_GPU=1 DMABENCH=path/to/dmabench sh tests/gpu.sh
+# Every CUDA kernel against the double-precision reference (verify's grid: GQA,
+# MQA, Nq != Nk, decode Nq = 1, odd sizes, padded strides; forward and backward)
+# in bf16 and f16; compute-sanitizer memcheck and racecheck when it is installed;
+# a small timed sweep whose cells must all be checked and ok.
+[ "${DMABENCH_GPU:-0}" = 1 ] || { echo "# gpu tests skipped (DMABENCH_GPU=1 runs them)"; exit 0; }
+B=${DMABENCH:-./build/dmabench}
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+ok() { echo "ok - gpu/$1"; }
+nok() { echo "not ok - gpu/$1: $2"; }
+
+$B env >"$T/env.json" 2>&1
+if grep -q '"gpu":[[:space:]]*{' "$T/env.json"; then ok "device found"
+else nok "device found" "dmabench env lists no CUDA device"; exit 0; fi
+
+for dt in bf16 f16; do
+    $B verify --backend cuda --dtype $dt --quiet --out "$T/v-$dt.json" >"$T/v-$dt.log" 2>&1
+    rc=$?
+    s=$(grep '^verify:' "$T/v-$dt.log")
+    if [ $rc -eq 0 ] && echo "$s" | grep -q ' 0 failed' && ! echo "$s" | grep -q 'forward only'; then
+        ok "verify $dt forward and backward ($s)"
+    else nok "verify $dt" "exit $rc: $(grep -v '^$' "$T/v-$dt.log" | tail -6 | tr '\n' ' ')"; fi
+done
+
+if command -v compute-sanitizer >/dev/null 2>&1; then
+    compute-sanitizer --tool memcheck --error-exitcode 9 $B verify --backend cuda --variant mha,swa,dma --quiet \
+        --out "$T/m.json" >"$T/memcheck.log" 2>&1
+    rc=$?
+    if [ $rc -eq 0 ] && grep -q 'ERROR SUMMARY: 0 errors' "$T/memcheck.log"; then ok "memcheck"
+    else nok "memcheck" "exit $rc: $(grep -m3 -E 'ERROR|Invalid' "$T/memcheck.log" | tr '\n' ' ')"; fi
+    compute-sanitizer --tool racecheck --error-exitcode 9 $B verify --backend cuda --variant dma --quiet \
+        --out "$T/r.json" >"$T/racecheck.log" 2>&1
+    rc=$?
+    if [ $rc -eq 0 ] && grep -q 'RACECHECK SUMMARY: 0 hazards' "$T/racecheck.log"; then ok "racecheck"
+    else nok "racecheck" "exit $rc: $(grep -m3 -E 'hazard|ERROR' "$T/racecheck.log" | tr '\n' ' ')"; fi
+else
+    echo "# compute-sanitizer not found: memcheck and racecheck not run"
+fi
+
+$B kernels --backend cuda --variants mha,swa,dma --n 1024,4096 --w 256 --b 1 --hq 8 --hkv 2 --d 128 --dtype bf16 \
+    --mode fwd,fwdbwd,decode --warmup 1 --repeats 3 --out "$T/k.json" >"$T/k.log" 2>&1
+rc=$?
+n=$(grep -c '"status":[[:space:]]*"ok"' "$T/k.json" 2>/dev/null)
+if [ $rc -eq 0 ] && [ "${n:-0}" -eq 18 ]; then ok "kernels sweep: 18 cells checked and timed"
+else nok "kernels sweep" "exit $rc, $n of 18 cells ok: $(tail -3 "$T/k.log" | tr '\n' ' ')"; fi
