@@ -55,7 +55,8 @@ double verify_tensor_tolerance(double tol, double floor) {
 /* Pads the strides of q, k, v, o (and their gradients) so that rows are not packed:
  * catches kernels that assume contiguity. */
 static void pad_strides(attn_params *p) {
-    int Dp = p->D + 3;
+    /* 16-bit rows stay 16-byte aligned (what the CUDA kernels need), yet padded */
+    int Dp = p->D + (attn_dtype_size(p->dtype) == 2 ? 8 : 3);
     attn_stride qs = {(int64_t)(p->Nq + 1) * p->Hq * Dp, (int64_t)p->Hq * Dp, Dp};
     attn_stride ks = {(int64_t)(p->Nk + 2) * p->Hkv * Dp, (int64_t)p->Hkv * Dp, Dp};
     p->q_st = p->o_st = p->do_st = p->dq_st = qs;
@@ -174,18 +175,27 @@ done:
 
 typedef struct {
     const char *name;
-    int B, Nq, Nk, Hq, Hkv, D, causal;
+    int B, Nq, Nk, Hq, Hkv, D, causal, padded;
 } vshape;
 
+/* Odd sizes, GQA, MQA, Nq != Nk, decode, non-causal, padded strides. The second
+ * half uses head dims 64 and 128 (what the CUDA kernels take) at sizes that span
+ * several query tiles and key blocks of the CUDA engine (128 and 64). */
 static const vshape grid[] = {
-    {"square", 1, 64, 64, 4, 4, 32, 1},
-    {"gqa_odd", 2, 37, 37, 4, 2, 24, 1},
-    {"mqa", 1, 50, 50, 6, 1, 16, 1},
-    {"nq<nk", 1, 19, 83, 4, 2, 32, 1},
-    {"decode", 2, 1, 101, 4, 2, 64, 1},
-    {"nq>nk", 1, 70, 33, 2, 2, 16, 1},
-    {"noncausal", 1, 29, 45, 2, 1, 40, 0},
-    {"d128", 1, 40, 40, 2, 1, 128, 1},
+    {"square", 1, 64, 64, 4, 4, 32, 1, 0},
+    {"gqa_odd", 2, 37, 37, 4, 2, 24, 1, 1},
+    {"mqa", 1, 50, 50, 6, 1, 16, 1, 0},
+    {"nq<nk", 1, 19, 83, 4, 2, 32, 1, 0},
+    {"decode", 2, 1, 101, 4, 2, 64, 1, 0},
+    {"nq>nk", 1, 70, 33, 2, 2, 16, 1, 0},
+    {"noncausal", 1, 29, 45, 2, 1, 40, 0, 0},
+    {"d128", 1, 40, 40, 2, 1, 128, 1, 0},
+    {"tiles_gqa", 1, 200, 200, 8, 2, 64, 1, 1},
+    {"mqa_d128", 2, 77, 77, 4, 1, 128, 1, 0},
+    {"nq<nk_d64", 1, 45, 261, 4, 2, 64, 1, 0},
+    {"nq>nk_d128", 1, 150, 70, 2, 2, 128, 1, 0},
+    {"noncausal_d64", 1, 130, 97, 4, 2, 64, 0, 0},
+    {"decode_long", 1, 1, 1500, 8, 2, 128, 1, 0},
 };
 #define NGRID (int)(sizeof grid / sizeof *grid)
 
@@ -212,7 +222,7 @@ static int cells_for(attn_variant v, attn_dtype dt, uint64_t seed, vcell *out, i
                 c->sh.w = wi == 0 ? 7 : g->Nk + 5; /* smaller and larger than N */
                 c->o.backward = 1;
                 c->o.seed = seed + (uint64_t)n * 7919u + (uint64_t)v * 104729u;
-                c->o.padded = gi == 1;
+                c->o.padded = g->padded;
                 snprintf(c->label, sizeof c->label, "%s B%d Nq%d Nk%d H%d/%d D%d%s", g->name, g->B, g->Nq,
                          g->Nk, g->Hq, g->Hkv, g->D, g->causal ? "" : " noncausal");
                 if (v == ATTN_MHA) snprintf(c->settings, sizeof c->settings, "-");
