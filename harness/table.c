@@ -365,9 +365,10 @@ static int emit_table(sbuf *b, rec_ref **rs, int n, const metric_def *m, topts *
         for (int c = 0; c < ngc + nratio; c++) sb_puts(b, "---:|");
         sb_puts(b, "\n");
     } else if (o->fmt == TF_LATEX) {
-        sb_puts(b, "% needs \\usepackage{booktabs}\n\\begin{table}[t]\n\\centering\n\\caption{");
+        sb_puts(b, "% needs \\usepackage{booktabs} and \\usepackage{graphicx}\n\\begin{table}[t]\n\\centering\n\\caption{");
         put_latex(b, cap.s);
-        sb_puts(b, "}\n\\begin{tabular}{");
+        /* a table wider than the text is scaled down to the text width, never up */
+        sb_puts(b, "}\n\\resizebox{\\ifdim\\width>\\linewidth\\linewidth\\else\\width\\fi}{!}{%\n\\begin{tabular}{");
         for (int k = 0; k < nr; k++) sb_puts(b, "l");
         for (int c = 0; c < ngc + nratio; c++) sb_puts(b, "r");
         sb_puts(b, "}\n\\toprule\n");
@@ -511,7 +512,7 @@ static int emit_table(sbuf *b, rec_ref **rs, int n, const metric_def *m, topts *
         }
         sb_puts(b, o->fmt == TF_LATEX ? " \\\\\n" : "\n");
     }
-    if (o->fmt == TF_LATEX) sb_puts(b, "\\bottomrule\n\\end{tabular}\n\\end{table}\n");
+    if (o->fmt == TF_LATEX) sb_puts(b, "\\bottomrule\n\\end{tabular}}\n\\end{table}\n");
     if (o->fmt != TF_CSV && o->ntables + 1 < o->total) sb_puts(b, "\n");
     o->ntables++;
     free(clabel);

@@ -83,6 +83,15 @@ grep -q '\\toprule' "$T/table_kernels_baseline.tex" && grep -q '\\textbf{' "$T/t
 # csv: every line of a table has the same number of fields (quoted fields have no commas here)
 awk -F, 'NF && !/^#/ { if (n && NF != n) bad = 1; n = NF } /^$/ { n = 0 } END { exit bad }' "$T/table_kernels.csv" &&
     ok table_csv_rectangular || nok table_csv_rectangular "ragged lines"
+# the LaTeX compiles, with no error and no overfull box, where pdflatex is installed
+# (texlive-latex-base and texlive-latex-recommended); not counted without it
+if command -v pdflatex >/dev/null 2>&1; then
+    { printf '\\documentclass{article}\n\\usepackage{booktabs}\n\\usepackage{graphicx}\n\\usepackage[margin=1cm]{geometry}\n\\begin{document}\n'
+      cat "$T/table_kernels_baseline.tex" "$T/table_tasks.tex"; printf '\\end{document}\n'; } >"$T/doc.tex"
+    if (cd "$T" && pdflatex -interaction=nonstopmode -halt-on-error doc.tex >latex.log 2>&1) &&
+        ! grep -q -E '^!|Overfull' "$T/latex.log"; then ok table_latex_compiles
+    else nok table_latex_compiles "$(grep -m2 -E '^!|Overfull' "$T/latex.log")"; fi
+fi
 # the same input gives the same bytes
 "$B" table "$TK" --format latex >"$T/again.tex" 2>/dev/null
 cmp -s "$T/again.tex" "$T/table_tasks.tex" && ok table_deterministic || nok table_deterministic "two runs differ"
