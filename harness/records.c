@@ -255,6 +255,7 @@ static const metric_def metrics[] = {
     {"max_abs_err", "max abs error", "", 1, 0, K_KV, MSRC_FIELD, "max_abs_err", 0, "max-abs-error", 1, "", 0},
     {"max_rel_err", "max rel error", "", 1, 0, K_KV, MSRC_FIELD, "max_rel_err", 0, "max-rel-error", 1, "", 0},
     {"accuracy", "accuracy", "%", 100, 1, REC_TASK, MSRC_TASK, "accuracy", 0, "accuracy", 100, "%", 0},
+    {"recall", "recall", "%", 100, 1, REC_TASK, MSRC_TASK, "recall", 0, "recall", 100, "%", 0},
     {"nll", "NLL", "nats", 1, 0, REC_TASK, MSRC_TASK, "nll", 0, "nll", 1, "nats", 0},
     {"ppl", "perplexity", "", 1, 0, REC_TASK, MSRC_TASK, "ppl", 0, "perplexity", 1, "", 0},
     {"bits_per_byte", "bits per byte", "bits/byte", 1, 0, REC_TASK, MSRC_TASK, "bits_per_byte", 0,

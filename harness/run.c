@@ -470,6 +470,14 @@ static cJSON *run_cell(const suite *s, const suite_cell *c, const ppl_corpus *co
                     cJSON_AddItemToArray(ci, cJSON_CreateNumber(hi));
                     cJSON_AddNumberToObject(m, "n", (double)cnt);
                     cJSON_AddNumberToObject(m, "correct", (double)g.k[di * g.n_lens + li]);
+                    if (t->n_values > 1) { /* RULER's lenient score: the fraction of the values found */
+                        double rm_, rlo, rhi;
+                        niah_grid_recall(&g, li, di, &rm_, &rlo, &rhi);
+                        put_num(m, "recall", rm_);
+                        cJSON *rci = cJSON_AddArrayToObject(m, "recall_ci95");
+                        cJSON_AddItemToArray(rci, cJSON_CreateNumber(rlo));
+                        cJSON_AddItemToArray(rci, cJSON_CreateNumber(rhi));
+                    }
                     add_train(r, &rm, t->train_context_len, &st);
                     cJSON *pp = cJSON_AddArrayToObject(r, "cell_part");
                     cJSON_AddItemToArray(pp, cJSON_CreateNumber(++k));

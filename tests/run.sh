@@ -122,6 +122,18 @@ rc=$?
 n=$(grep -c '"n_keys":3,"n_values":2}' "$T/multi/records.jsonl")
 [ "$n" -eq 3 ] && ok multi_needle_records || nok multi_needle_records "$n records with n_keys 3 and n_values 2, want 3"
 grep -q 'n_keys=3, n_values=2' "$T/multi/tables.md" && ok multi_needle_caption || nok multi_needle_caption "not in the table caption"
+# with several values, each cell also carries RULER's recall (the fraction of values
+# found), a number in [0, 1] at least the exact-match accuracy, inside its interval
+awk '/"n_values":2/ {
+        if (!match($0, /"accuracy":[-0-9.e]+/)) { bad = 1; next } a = substr($0, RSTART + 11, RLENGTH - 11) + 0
+        if (!match($0, /"recall":[-0-9.e]+/)) { bad = 1; next } r = substr($0, RSTART + 9, RLENGTH - 9) + 0
+        if (!match($0, /"recall_ci95":\[[-0-9.e]+,[-0-9.e]+\]/)) { bad = 1; next }
+        split(substr($0, RSTART + 15, RLENGTH - 16), ci, ",")
+        if (r < a - 1e-12 || r < 0 || r > 1 || ci[1] > r + 1e-12 || ci[2] < r - 1e-12) bad = 1; n++ }
+     END { exit bad || n != 3 }' "$T/multi/records.jsonl" && ok multi_needle_recall ||
+    nok multi_needle_recall "recall missing or inconsistent: $(grep -o '"recall[^]]*]' "$T/multi/records.jsonl" | head -2 | tr '\n' ' ')"
+$B table "$T/multi/report.json" --task niah --metric recall >"$T/recall.md" 2>&1 && grep -q 'niah: recall (%)' "$T/recall.md" &&
+    ok multi_needle_recall_table || nok multi_needle_recall_table "$(head -2 "$T/recall.md")"
 grep -q 'n_keys\|n_values' "$T/full/records.jsonl" && nok single_needle_records_unchanged "n_keys in tiny's records" ||
     ok single_needle_records_unchanged
 # the longer prompt is checked against every context length

@@ -355,8 +355,8 @@ static void check_wilson_grid(void) {
     double depths[3] = {0, 0.5, 1};
     niah_grid g;
     niah_grid_init(&g, lens, 2, depths, 3, err, sizeof err);
-    for (int i = 0; i < 10; i++) niah_grid_add(&g, 0, 1, i < 8);
-    for (int i = 0; i < 20; i++) niah_grid_add(&g, 1, 2, 0);
+    for (int i = 0; i < 10; i++) niah_grid_add(&g, 0, 1, i < 8, i < 8 ? 1.0 : 0.5);
+    for (int i = 0; i < 20; i++) niah_grid_add(&g, 1, 2, 0, 0.0);
     double acc;
     int64_t n;
     niah_grid_cell(&g, 0, 1, &acc, &lo, &hi, &n);
@@ -364,6 +364,14 @@ static void check_wilson_grid(void) {
           "acc %g n %lld", acc, (long long)n);
     niah_grid_cell(&g, 1, 0, &acc, &lo, &hi, &n);
     CHECK(n == 0 && isnan(acc), "niah: empty cell", "n %lld", (long long)n);
+    /* recall 8 x 1 and 2 x 0.5: mean 0.9, sample variance 0.4/9, interval clipped at 1 */
+    double rm, rlo, rhi;
+    niah_grid_recall(&g, 0, 1, &rm, &rlo, &rhi);
+    double half = 1.959963984540054 * sqrt(0.4 / 9 / 10);
+    CHECK(fabs(rm - 0.9) < 1e-12 && fabs(rlo - (0.9 - half)) < 1e-9 && rhi == 1, "niah: grid cell recall and interval",
+          "%g [%g, %g]", rm, rlo, rhi);
+    niah_grid_recall(&g, 1, 0, &rm, &rlo, &rhi);
+    CHECK(isnan(rm) && isnan(rlo), "niah: empty cell recall", "%g", rm);
     niah_grid_column(&g, 1, &acc, &lo, &hi, &n);
     CHECK(n == 20 && acc == 0 && fabs(hi - W[1].hi) < 1e-12, "niah: column over depths", "n %lld", (long long)n);
     char buf[1024];

@@ -442,7 +442,9 @@ task_status niah_grid_init(niah_grid *g, const int *lens, int n_lens, const doub
     g->depths = malloc(sizeof(double) * (size_t)n_depths);
     g->k = calloc((size_t)n_lens * n_depths, sizeof(int64_t));
     g->n = calloc((size_t)n_lens * n_depths, sizeof(int64_t));
-    if (!g->lens || !g->depths || !g->k || !g->n) {
+    g->rs = calloc((size_t)n_lens * n_depths, sizeof(double));
+    g->rss = calloc((size_t)n_lens * n_depths, sizeof(double));
+    if (!g->lens || !g->depths || !g->k || !g->n || !g->rs || !g->rss) {
         niah_grid_free(g);
         task_errf(err, err_len, "niah: out of memory for the grid");
         return TASK_ERR_OOM;
@@ -453,15 +455,32 @@ task_status niah_grid_init(niah_grid *g, const int *lens, int n_lens, const doub
 }
 
 void niah_grid_free(niah_grid *g) {
-    free(g->lens), free(g->depths), free(g->k), free(g->n);
+    free(g->lens), free(g->depths), free(g->k), free(g->n), free(g->rs), free(g->rss);
     memset(g, 0, sizeof *g);
 }
 
-void niah_grid_add(niah_grid *g, int li, int di, int correct) {
+void niah_grid_add(niah_grid *g, int li, int di, int correct, double recall) {
     if (li < 0 || li >= g->n_lens || di < 0 || di >= g->n_depths) return;
     size_t i = (size_t)di * g->n_lens + li;
     g->n[i]++;
     g->k[i] += correct != 0;
+    g->rs[i] += recall;
+    g->rss[i] += recall * recall;
+}
+
+void niah_grid_recall(const niah_grid *g, int li, int di, double *mean, double *lo, double *hi) {
+    size_t i = (size_t)di * g->n_lens + li;
+    int64_t n = g->n[i];
+    double m = n ? g->rs[i] / n : NAN, l = 0, h = 1;
+    if (n > 1) {
+        double var = (g->rss[i] - n * m * m) / (n - 1);
+        double half = TASK_Z95 * sqrt(var > 0 ? var / n : 0);
+        l = m - half < 0 ? 0 : m - half;
+        h = m + half > 1 ? 1 : m + half;
+    }
+    if (mean) *mean = m;
+    if (lo) *lo = n ? l : NAN;
+    if (hi) *hi = n ? h : NAN;
 }
 
 static void cell_stats(int64_t k, int64_t n, double *acc, double *lo, double *hi, int64_t *nout) {

@@ -129,13 +129,18 @@ typedef struct {
     int *lens;
     double *depths;
     int64_t *k, *n; /* (n_depths, n_lens): correct and total per cell */
+    double *rs, *rss; /* (n_depths, n_lens): sum and sum of squares of the recall */
 } niah_grid;
 
 task_status niah_grid_init(niah_grid *g, const int *lens, int n_lens, const double *depths, int n_depths,
                            char *err, size_t err_len);
 void niah_grid_free(niah_grid *g);
-/* Records one scored sample of cell (length index li, depth index di). */
-void niah_grid_add(niah_grid *g, int li, int di, int correct);
+/* Records one scored sample of cell (length index li, depth index di): exact
+ * match (niah_score) and recall (niah_recall). */
+void niah_grid_add(niah_grid *g, int li, int di, int correct, double recall);
+/* Mean recall of a cell with a 95% normal interval clipped to [0, 1] (NaN when
+ * empty; with one sample the interval is [0, 1]). */
+void niah_grid_recall(const niah_grid *g, int li, int di, double *mean, double *lo, double *hi);
 /* Accuracy of a cell with its 95% Wilson interval (NaN accuracy when empty). */
 void niah_grid_cell(const niah_grid *g, int li, int di, double *acc, double *lo, double *hi, int64_t *n);
 /* Accuracy over all depths of a length (a column), with its interval. */

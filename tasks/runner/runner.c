@@ -422,7 +422,8 @@ task_status runner_niah(const runner_model *rm, const niah_config *nc, int train
                 goto done;
             }
             for (int k = 0; k < samples; k++) {
-                niah_grid_add(grid, li, di, niah_score(&ex[k], gen + (size_t)k * n_new, n_new));
+                const int32_t *gk = gen + (size_t)k * n_new;
+                niah_grid_add(grid, li, di, niah_score(&ex[k], gk, n_new), niah_recall(&ex[k], gk, n_new));
                 niah_example_free(&ex[k]);
             }
             done_tok += L;
