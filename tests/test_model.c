@@ -4,7 +4,9 @@
  * checkpoint round trips (bit-exact) and malformed checkpoints, exact resume
  * (2N steps == N + resume N, with gradient accumulation, clipping and a
  * schedule), KV-cache decoding against full recomputation for every variant,
- * the schedules and the data sources.
+ * the schedules and the data sources, gradient accumulation weighted by
+ * counted tokens (one step of K micro-batches == one step on their
+ * concatenation) and token-weighted evaluation.
  */
 #include <math.h>
 #include <stdio.h>
@@ -625,6 +627,20 @@ static void test_accum_weighting(void) {
                (long long)ib.label_tokens, g, gw, p, pw);
         CHECK(g < 1e-5, "accum/same_gradients", "relative difference %.3g in %s", g, gw);
         CHECK(p < 1e-5, "accum/same_parameters", "relative difference %.3g in %s", p, pw);
+    }
+    /* validation over the K batches is the token-weighted loss of all the rows */
+    if (st == MODEL_OK) {
+        static float losses[K * BS * T];
+        double ev = 0, whole = 0;
+        int64_t nev = 0, nwhole = 0;
+        st = model_evaluate(ma, &d, 0, K, BS, T, &ev, &nev, err, sizeof err);
+        if (st == MODEL_OK)
+            st = model_token_losses(ma, ids, labels, K * BS, T, losses, &whole, &nwhole, NULL, err, sizeof err);
+        CHECK(st == MODEL_OK && nev == nwhole && nev == 60 && fabs(ev - whole) <= 1e-6 * fabs(whole),
+              "accum/evaluate_token_weighted", "%s: %.9g (%lld tokens) vs %.9g (%lld)", st ? err : "differ", ev,
+              (long long)nev, whole, (long long)nwhole);
+        st = model_evaluate(ma, &d, 2, 2, BS, T, &ev, &nev, err, sizeof err);
+        CHECK(st == MODEL_ERR_DATA && strstr(err, "batch 3"), "accum/evaluate_data_error", "%s", err);
     }
     model_trainer_free(ta);
     model_trainer_free(tb);
