@@ -244,8 +244,8 @@ static int load_side(cside *S, const char *path, const char *const *where, int n
         snprintf(err, elen, "out of memory");
         return -1;
     }
-    for (int i = 0; i < S->s.nrecs; i++) S->sel[S->n++] = &S->s.recs[i];
-    S->n = rec_filter_where(S->sel, S->n, where, nwhere, err, elen);
+    rec_select q = {.where = where, .nwhere = nwhere};
+    S->n = rec_select_records(&S->s, &q, S->sel, err, elen);
     if (S->n < 0) return -1;
     if (make_cells(S, ignore_card) != 0) {
         snprintf(err, elen, "out of memory");

@@ -198,10 +198,8 @@ int cmd_export(int argc, char **argv) {
         fprintf(stderr, "dmabench export: out of memory\n");
         goto done;
     }
-    int n = 0;
-    for (int i = 0; i < s.nrecs; i++)
-        if (s.recs[i].kind != REC_VERIFY) sel[n++] = &s.recs[i];
-    n = rec_filter_where(sel, n, where, nwhere, err, sizeof err);
+    rec_select q = {.kinds = REC_KERNEL | REC_TASK, .where = where, .nwhere = nwhere};
+    int n = rec_select_records(&s, &q, sel, err, sizeof err);
     if (n < 0) {
         fprintf(stderr, "dmabench export: %s\n", err);
         goto done;

@@ -2,6 +2,7 @@
  * model_cmd.c: the model commands (docs/model.md).
  *
  *   dmabench train --config C --data D --out DIR [overrides]   train, checkpoint, log
+ *                  [--val-data V --val-every N --val-batches M] validate on held-out V
  *   dmabench train --resume DIR [--data D] [overrides]          continue exactly
  *   dmabench generate --model DIR --prompt TEXT [...]          sample with the KV cache
  *   dmabench forward --model DIR --in IN.st --out OUT.st        logits for input_ids
@@ -57,6 +58,13 @@ static void train_usage(void) {
            "DIR/optimizer.safetensors (every --ckpt-every steps and at the end) and the\n"
            "log DIR/train_log.jsonl. --resume continues a run exactly where its last\n"
            "checkpoint left it (same losses as an uninterrupted run).\n"
+           "\n"
+           "validation (on held-out data: a file other than D, in either format):\n"
+           "  --val-data V       validate on V: its batches 0..M-1 (batch-size x context,\n"
+           "                     drawn as from D with the run's seed; the same every time)\n"
+           "  --val-every N      also every N steps (default 0: only at the end)\n"
+           "  --val-batches M    batches per validation (default 8)\n"
+           "  The loss is the mean NLL per counted label token, and its perplexity.\n"
            "\n"
            "options (each overrides the config's \"train\" block):\n"
            "  --steps N  --batch-size N  --context N  --grad-accum N  --lr X  --min-lr-ratio X\n"
@@ -147,17 +155,65 @@ static int trim_log(const char *path, int64_t step, char *err, size_t err_len) {
     return rc;
 }
 
-static int write_state(const char *dir, const char *data, int64_t step, char *err, size_t err_len) {
+/* Validation settings of a run (kept in train_state.json for --resume). */
+typedef struct {
+    const char *data; /* NULL: no validation */
+    long long every, batches;
+} val_opts;
+
+static int write_state(const char *dir, const char *data, const val_opts *vo, int64_t step, char *err,
+                       size_t err_len) {
     char path[4200];
     snprintf(path, sizeof path, "%s/train_state.json", dir);
     cJSON *j = cJSON_CreateObject();
     char *abs = realpath(data, NULL);
     cJSON_AddStringToObject(j, "data", abs ? abs : data);
     free(abs);
+    if (vo->data) {
+        abs = realpath(vo->data, NULL);
+        cJSON_AddStringToObject(j, "val_data", abs ? abs : vo->data);
+        free(abs);
+        cJSON_AddNumberToObject(j, "val_every", (double)vo->every);
+        cJSON_AddNumberToObject(j, "val_batches", (double)vo->batches);
+    }
     cJSON_AddNumberToObject(j, "step", (double)step);
     int rc = report_write(path, j, err, err_len);
     cJSON_Delete(j);
     return rc;
+}
+
+/* One validation pass: the loss of m on batches 0..M-1 of val. The time and
+ * the model timers it takes are added to *val_s and *vt (the run's throughput
+ * leaves them out). */
+typedef struct {
+    double loss, ppl;
+    int64_t tokens, step; /* step: the optimizer step validated (-1: none yet) */
+} val_result;
+
+static model_status validate(model *m, model_data *val, const val_opts *vo, const model_train_config *tc,
+                             int64_t step, val_result *r, double *val_s, model_timers *vt, char *err,
+                             size_t err_len) {
+    model_timers a, b;
+    model_get_timers(m, &a);
+    double t0 = omp_get_wtime();
+    model_status st = model_evaluate(m, val, 0, (int)vo->batches, tc->batch_size, tc->context, &r->loss,
+                                     &r->tokens, err, err_len);
+    *val_s += omp_get_wtime() - t0;
+    model_get_timers(m, &b);
+    vt->gemm_s += b.gemm_s - a.gemm_s;
+    vt->gemm_flops += b.gemm_flops - a.gemm_flops;
+    vt->attn_fwd_s += b.attn_fwd_s - a.attn_fwd_s;
+    vt->attn_bwd_s += b.attn_bwd_s - a.attn_bwd_s;
+    vt->total_s += b.total_s - a.total_s;
+    r->ppl = exp(r->loss);
+    r->step = step;
+    return st;
+}
+
+static void add_val(cJSON *r, const val_result *v) {
+    cJSON_AddNumberToObject(r, "val_loss", v->loss);
+    cJSON_AddNumberToObject(r, "val_ppl", v->ppl);
+    cJSON_AddNumberToObject(r, "val_tokens", (double)v->tokens);
 }
 
 #define TDIE(code, ...)                                  \
@@ -174,9 +230,10 @@ int cmd_train(int argc, char **argv) {
     int rc = 0;
     char err[1024], path[4200];
     model *m = NULL;
-    model_data *data = NULL;
+    model_data *data = NULL, *val = NULL;
     model_trainer *t = NULL;
     cJSON *state = NULL;
+    val_opts vo = {NULL, 0, 8};
     if (cli_parse(&a, "train", argc, argv, 2, "--help --quiet --force") != 0) {
         fprintf(stderr, "dmabench %s\n", a.err);
         return 2;
@@ -192,6 +249,9 @@ int cmd_train(int argc, char **argv) {
     double max_s;
     if (cli_int(&a, "--threads", 0, 0, 4096, &threads) || cli_real(&a, "--max-seconds", 0, &max_s))
         TDIE(2, "%s", strchr(a.err, ':') ? strchr(a.err, ':') + 2 : a.err);
+    vo.data = cli_str(&a, "--val-data", NULL);
+    int val_every_given = cli_str(&a, "--val-every", NULL) != NULL;
+    int val_batches_given = cli_str(&a, "--val-batches", NULL) != NULL;
     if (resume && cfg_path) TDIE(2, "--resume takes the config from the checkpoint: drop --config");
     if (!resume && !cfg_path) TDIE(2, "--config is required (or --resume DIR)");
     if (!resume && !out) TDIE(2, "--out is required");
@@ -204,20 +264,32 @@ int cmd_train(int argc, char **argv) {
         model_status st = model_load(resume, &m, &ckpt_step, err, sizeof err);
         if (st != MODEL_OK) TDIE(st == MODEL_ERR_IO ? 2 : 1, "%s", err);
         cfg = *model_get_config(m);
+        snprintf(path, sizeof path, "%s/train_state.json", resume);
+        state = exists(path) ? report_read(path, err, sizeof err) : NULL;
         if (!data_path) {
-            snprintf(path, sizeof path, "%s/train_state.json", resume);
-            state = report_read(path, err, sizeof err);
             const cJSON *d = state ? cJSON_GetObjectItemCaseSensitive(state, "data") : NULL;
             if (!cJSON_IsString(d)) TDIE(2, "--data is required: '%s' does not name the run's data", path);
             data_path = d->valuestring;
+        }
+        /* the run's validation settings, unless given again */
+        const cJSON *vd = state ? cJSON_GetObjectItemCaseSensitive(state, "val_data") : NULL;
+        const cJSON *ve = state ? cJSON_GetObjectItemCaseSensitive(state, "val_every") : NULL;
+        const cJSON *vb = state ? cJSON_GetObjectItemCaseSensitive(state, "val_batches") : NULL;
+        if (!vo.data && cJSON_IsString(vd)) {
+            vo.data = vd->valuestring;
+            if (cJSON_IsNumber(ve) && ve->valuedouble >= 0) vo.every = (long long)ve->valuedouble;
+            if (cJSON_IsNumber(vb) && vb->valuedouble >= 1) vo.batches = (long long)vb->valuedouble;
         }
     } else {
         if (model_config_load(cfg_path, &cfg, err, sizeof err)) TDIE(2, "%s", err);
         if (!data_path) TDIE(2, "--data is required");
     }
     model_train_config before = cfg.train;
-    if (train_overrides(&a, &cfg.train) || cli_finish(&a))
+    if (train_overrides(&a, &cfg.train) || cli_int(&a, "--val-every", vo.every, 0, 1LL << 40, &vo.every) ||
+        cli_int(&a, "--val-batches", vo.batches, 1, 1 << 20, &vo.batches) || cli_finish(&a))
         TDIE(2, "%s", strchr(a.err, ':') ? strchr(a.err, ':') + 2 : a.err);
+    if (!vo.data && (val_every_given || val_batches_given))
+        TDIE(2, "--val-every and --val-batches need --val-data (the held-out data to validate on)");
     if (model_config_check(&cfg, err, sizeof err)) TDIE(2, "%s", err);
     if (resume && (before.batch_size != cfg.train.batch_size || before.context != cfg.train.context ||
                    before.grad_accum != cfg.train.grad_accum || before.seed != cfg.train.seed))
@@ -230,6 +302,20 @@ int cmd_train(int argc, char **argv) {
     if (resume && strcmp(out, resume)) TDIE(2, "--resume continues in its own folder: drop --out");
 
     if (model_data_open(data_path, cfg.train.seed, &data, err, sizeof err)) TDIE(2, "%s", err);
+    if (vo.data) {
+        char *ra = realpath(data_path, NULL), *rb = realpath(vo.data, NULL);
+        int same = ra && rb && !strcmp(ra, rb);
+        free(ra);
+        free(rb);
+        if (same) TDIE(2, "--val-data '%s' is the training data: validate on a held-out file", vo.data);
+        if (model_data_open(vo.data, cfg.train.seed, &val, err, sizeof err)) TDIE(2, "--val-data: %s", err);
+        if (val->vocab_needed > cfg.vocab_size)
+            TDIE(2, "--val-data '%s' holds token ids up to %d but vocab_size is %d", vo.data, val->vocab_needed - 1,
+                 cfg.vocab_size);
+        if (val->max_context > 0 && cfg.train.context > val->max_context)
+            TDIE(2, "--val-data '%s' allows a context of %d, shorter than train.context %d", vo.data,
+                 val->max_context, cfg.train.context);
+    }
     if (!m) {
         model_status st = model_create(&cfg, &m, err, sizeof err);
         if (st != MODEL_OK) TDIE(2, "%s", err);
@@ -253,7 +339,7 @@ int cmd_train(int argc, char **argv) {
     /* the starting checkpoint, so a run stopped before its first one can resume */
     if (!resume) {
         st = model_trainer_save(t, out, err, sizeof err);
-        if (st != MODEL_OK || write_state(out, data_path, 0, err, sizeof err)) TDIE(1, "%s", err);
+        if (st != MODEL_OK || write_state(out, data_path, &vo, 0, err, sizeof err)) TDIE(1, "%s", err);
     }
 
     const model_train_config *tc = &cfg.train;
@@ -267,47 +353,73 @@ int cmd_train(int argc, char **argv) {
                 (long long)data->n_tokens, omp_get_max_threads());
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
-    double t0 = omp_get_wtime(), run_s = 0;
+    if (!quiet && val) {
+        char when[64] = "at the end";
+        if (vo.every > 0) snprintf(when, sizeof when, "every %lld steps and at the end", vo.every);
+        fprintf(stderr, "validation: %lld batches of %d x %d from %s (%lld tokens), %s\n", vo.batches,
+                tc->batch_size, tc->context, vo.data, (long long)val->n_tokens, when);
+    }
+    double t0 = omp_get_wtime(), run_s = 0, val_s = 0;
     int64_t done_steps = 0;
     model_step_info info = {0};
+    val_result vr = {0, 0, 0, -1};
+    model_timers vt = {0};
     model_reset_timers(m);
     while (model_trainer_step_count(t) < tc->steps && !stop_requested) {
         if (max_s > 0 && omp_get_wtime() - t0 >= max_s) break;
         st = model_trainer_step(t, &info, err, sizeof err);
         if (st != MODEL_OK) TDIE(1, "step %lld: %s", (long long)model_trainer_step_count(t) + 1, err);
         done_steps++;
-        run_s = omp_get_wtime() - t0;
         int last = info.step == tc->steps;
-        if (info.step % tc->log_every == 0 || last) {
+        int do_val = val && vo.every > 0 && info.step % vo.every == 0;
+        if (do_val) {
+            st = validate(m, val, &vo, tc, info.step, &vr, &val_s, &vt, err, sizeof err);
+            if (st != MODEL_OK) TDIE(1, "validation at step %lld: %s", (long long)info.step, err);
+        }
+        run_s = omp_get_wtime() - t0;
+        if (info.step % tc->log_every == 0 || last || do_val) {
             cJSON *r = cJSON_CreateObject();
             cJSON_AddNumberToObject(r, "step", (double)info.step);
             cJSON_AddNumberToObject(r, "loss", info.loss);
             cJSON_AddNumberToObject(r, "lr", info.lr);
             cJSON_AddNumberToObject(r, "grad_norm", info.grad_norm);
             cJSON_AddNumberToObject(r, "tokens", (double)info.tokens);
+            cJSON_AddNumberToObject(r, "label_tokens", (double)info.label_tokens);
+            if (do_val) add_val(r, &vr);
             cJSON_AddNumberToObject(r, "tokens_per_s", info.tokens_per_s);
             cJSON_AddNumberToObject(r, "step_s", info.step_s);
             int lrc = report_append_jsonl(logp, r, err, sizeof err);
             cJSON_Delete(r);
             if (lrc) TDIE(1, "%s", err);
             if (!quiet) {
-                double avg = run_s / (double)done_steps;
-                char eta[32];
+                double avg = run_s / (double)done_steps, train_s = run_s - val_s;
+                char eta[32], vtxt[64] = "";
                 fmt_dur(avg * (double)(tc->steps - info.step), eta, sizeof eta);
-                fprintf(stderr, "step %6lld/%lld  loss %.4f  lr %.3e  gnorm %.3f  %.0f tok/s  eta %s\n",
+                if (do_val) snprintf(vtxt, sizeof vtxt, "  val %.4f ppl %.3f", vr.loss, vr.ppl);
+                fprintf(stderr, "step %6lld/%lld  loss %.4f  lr %.3e  gnorm %.3f  %.0f tok/s  eta %s%s\n",
                         (long long)info.step, (long long)tc->steps, info.loss, info.lr, info.grad_norm,
-                        (double)done_steps * tc->batch_size * tc->context * tc->grad_accum / run_s, eta);
+                        train_s > 0 ? (double)done_steps * tc->batch_size * tc->context * tc->grad_accum / train_s : 0,
+                        eta, vtxt);
             }
         }
         if (tc->ckpt_every > 0 && info.step % tc->ckpt_every == 0 && !last) {
             st = model_trainer_save(t, out, err, sizeof err);
-            if (st != MODEL_OK || write_state(out, data_path, info.step, err, sizeof err)) TDIE(1, "%s", err);
+            if (st != MODEL_OK || write_state(out, data_path, &vo, info.step, err, sizeof err)) TDIE(1, "%s", err);
         }
     }
     st = model_trainer_save(t, out, err, sizeof err);
-    if (st != MODEL_OK || write_state(out, data_path, model_trainer_step_count(t), err, sizeof err)) TDIE(1, "%s", err);
+    if (st != MODEL_OK || write_state(out, data_path, &vo, model_trainer_step_count(t), err, sizeof err)) TDIE(1, "%s", err);
+    /* the final weights are validated (once: a pass at the last step counts) */
+    if (val && vr.step != model_trainer_step_count(t)) {
+        st = validate(m, val, &vo, tc, model_trainer_step_count(t), &vr, &val_s, &vt, err, sizeof err);
+        if (st != MODEL_OK) TDIE(1, "validation at step %lld: %s", (long long)model_trainer_step_count(t), err);
+    }
+    run_s = omp_get_wtime() - t0;
+    double train_s = run_s - val_s;
     model_timers tm;
     model_get_timers(m, &tm);
+    tm.gemm_s -= vt.gemm_s, tm.gemm_flops -= vt.gemm_flops, tm.attn_fwd_s -= vt.attn_fwd_s;
+    tm.attn_bwd_s -= vt.attn_bwd_s, tm.total_s -= vt.total_s;
     double tokens = (double)done_steps * tc->batch_size * tc->context * tc->grad_accum;
     double gemm_gf = tm.gemm_s > 0 ? tm.gemm_flops / tm.gemm_s / 1e9 : 0;
     cJSON *r = cJSON_CreateObject();
@@ -315,30 +427,39 @@ int cmd_train(int argc, char **argv) {
     cJSON_AddNumberToObject(r, "step", (double)model_trainer_step_count(t));
     cJSON_AddNumberToObject(r, "steps_run", (double)done_steps);
     cJSON_AddNumberToObject(r, "seconds", run_s);
-    cJSON_AddNumberToObject(r, "tokens_per_s", run_s > 0 ? tokens / run_s : 0);
+    cJSON_AddNumberToObject(r, "tokens_per_s", train_s > 0 ? tokens / train_s : 0);
     cJSON_AddNumberToObject(r, "gemm_s", tm.gemm_s);
     cJSON_AddNumberToObject(r, "gemm_gflops_per_s", gemm_gf);
     cJSON_AddNumberToObject(r, "attn_fwd_s", tm.attn_fwd_s);
     cJSON_AddNumberToObject(r, "attn_bwd_s", tm.attn_bwd_s);
     cJSON_AddNumberToObject(r, "model_s", tm.total_s);
     cJSON_AddNumberToObject(r, "threads", omp_get_max_threads());
+    if (val) {
+        add_val(r, &vr);
+        cJSON_AddNumberToObject(r, "val_batches", (double)vo.batches);
+        cJSON_AddNumberToObject(r, "val_s", val_s);
+    }
     report_append_jsonl(logp, r, err, sizeof err);
     cJSON_Delete(r);
     if (!quiet) {
         const char *peak = getenv(FMA_PEAK_ENV);
-        char frac[64] = "";
+        char frac[64] = "", vtxt[128] = "";
         if (peak && atof(peak) > 0) snprintf(frac, sizeof frac, " (%.0f%% of %s GFLOP/s)", 100 * gemm_gf / atof(peak), peak);
+        if (val)
+            snprintf(vtxt, sizeof vtxt, "; val loss %.4f ppl %.3f (%lld tokens)", vr.loss, vr.ppl,
+                     (long long)vr.tokens);
         fprintf(stderr,
                 "train: %s at step %lld/%lld: %lld steps in %.1fs, %.0f tokens/s; GEMMs %.1fs at %.1f GFLOP/s%s, "
-                "attention %.1fs fwd + %.1fs bwd; checkpoint in %s\n",
+                "attention %.1fs fwd + %.1fs bwd%s; checkpoint in %s\n",
                 stop_requested ? "stopped" : "done", (long long)model_trainer_step_count(t), (long long)tc->steps,
-                (long long)done_steps, run_s, run_s > 0 ? tokens / run_s : 0, tm.gemm_s, gemm_gf, frac, tm.attn_fwd_s,
-                tm.attn_bwd_s, out);
+                (long long)done_steps, run_s, train_s > 0 ? tokens / train_s : 0, tm.gemm_s, gemm_gf, frac,
+                tm.attn_fwd_s, tm.attn_bwd_s, vtxt, out);
     }
 done:
     cJSON_Delete(state);
     model_trainer_free(t);
     model_data_free(data);
+    model_data_free(val);
     model_free(m);
     return rc;
 }
@@ -460,7 +581,9 @@ static void forward_usage(void) {
            "the token ids in tensor \"input_ids\" (I32 or I64, (B, T)), so another\n"
            "implementation (HF transformers: scripts/check_hf_doge.py) can be checked\n"
            "against dmabench. With a \"labels\" tensor (B, T) (-100 = ignored) it also\n"
-           "writes the per-token cross-entropy \"losses\" (F32, (B, T)).\n"
+           "writes the per-token cross-entropy \"losses\" (F32, (B, T)) and prints their mean\n"
+           "over the counted positions (NLL per token), its perplexity and the count:\n"
+           "  loss L  ppl P  tokens N\n"
            "\n"
            "options:\n"
            "  --threads N        OpenMP and OpenBLAS threads\n");
@@ -486,6 +609,8 @@ int cmd_forward(int argc, char **argv) {
     int64_t *ids64 = NULL, *lab64 = NULL;
     int32_t *ids = NULL, *labels = NULL;
     float *logits = NULL, *losses = NULL;
+    double mean = 0;
+    int64_t count = 0;
     if (cli_parse(&a, "forward", argc, argv, 2, "--help") != 0) {
         fprintf(stderr, "dmabench %s\n", a.err);
         return 2;
@@ -536,7 +661,7 @@ int cmd_forward(int argc, char **argv) {
                      (long long)lab64[i]);
             labels[i] = (int32_t)lab64[i];
         }
-        st = model_token_losses(m, ids, labels, B, T, losses, NULL, NULL, logits, err, sizeof err);
+        st = model_token_losses(m, ids, labels, B, T, losses, &mean, &count, logits, err, sizeof err);
     } else {
         st = model_logits(m, ids, B, T, logits, err, sizeof err);
     }
@@ -546,6 +671,7 @@ int cmd_forward(int argc, char **argv) {
         (losses && st_file_add(&outf, "losses", ST_F32, 2, shp2, losses, ST_BORROW, err, sizeof err) != ST_OK) ||
         st_write(outp, &outf, err, sizeof err) != ST_OK)
         FDIE(1, "%s", err);
+    if (labels) printf("loss %.9g  ppl %.9g  tokens %lld\n", mean, exp(mean), (long long)count);
 done:
     st_file_free(&in);
     st_file_free(&outf);

@@ -950,17 +950,9 @@ int cmd_plot(int argc, char **argv) {
         goto done;
     }
     static const char *task_of[] = {NULL, NULL, "niah", "mqar", "ppl"};
-    int n = 0;
-    for (int i = 0; i < s.nrecs; i++) {
-        rec_ref *r = &s.recs[i];
-        if (!r->ok) continue;
-        if (k <= PK_MEMORY ? r->kind != REC_KERNEL
-                           : r->kind != REC_TASK || !rec_str(r->rec, "task") ||
-                                 strcmp(rec_str(r->rec, "task"), task_of[k]) != 0)
-            continue;
-        sel[n++] = r;
-    }
-    n = rec_filter_where(sel, n, where, nwhere, err, sizeof err);
+    rec_select q = {.kinds = k <= PK_MEMORY ? REC_KERNEL : REC_TASK, .task = task_of[k], .ok_only = 1,
+                    .where = where, .nwhere = nwhere};
+    int n = rec_select_records(&s, &q, sel, err, sizeof err);
     if (n < 0) {
         fprintf(stderr, "dmabench plot: %s\n", err);
         goto done;

@@ -876,6 +876,21 @@ int rec_filter_where(rec_ref **rs, int n, const char *const *where, int nwhere, 
     return n;
 }
 
+int rec_select_records(const rec_set *s, const rec_select *q, rec_ref **out, char *err, size_t err_len) {
+    int n = 0;
+    for (int i = 0; i < s->nrecs; i++) {
+        rec_ref *r = &s->recs[i];
+        if (q->kinds && !(r->kind & q->kinds)) continue;
+        if (q->ok_only && !r->ok) continue;
+        if (q->task) {
+            const char *t = r->kind == REC_TASK ? rec_str(r->rec, "task") : NULL;
+            if (!t || strcmp(t, q->task) != 0) continue;
+        }
+        out[n++] = r;
+    }
+    return rec_filter_where(out, n, q->where, q->nwhere, err, err_len);
+}
+
 void dims_names(const dim_list *l, char *buf, size_t len) {
     size_t off = 0;
     buf[0] = 0;

@@ -158,6 +158,18 @@ int cli_all(cli_args *a, const char *name, const char **out, int max);
 /* Keeps the records that match every DIM=V1,V2 filter; returns the new count, or -1
  * with a reason (a malformed filter) in err. A record without DIM never matches. */
 int rec_filter_where(rec_ref **rs, int n, const char *const *where, int nwhere, char *err, size_t err_len);
+/* Which records a view takes from a loaded set. */
+typedef struct {
+    int kinds;                /* rec_kind mask (0: every kind) */
+    const char *task;         /* non-NULL: only task records of this task */
+    int ok_only;              /* 1: only records with status ok (or none) */
+    const char *const *where; /* --where filters (rec_filter_where) */
+    int nwhere;
+} rec_select;
+/* Fills out (room for s->nrecs entries) with the records of s that q selects, in
+ * their order; returns the count, or -1 with a reason (a malformed --where) in
+ * err. */
+int rec_select_records(const rec_set *s, const rec_select *q, rec_ref **out, char *err, size_t err_len);
 /* A list of the dimension names, for error messages. */
 void dims_names(const dim_list *l, char *buf, size_t len);
 

@@ -630,19 +630,13 @@ int cmd_table(int argc, char **argv) {
         }
     sel = malloc((size_t)(s.nrecs + 1) * sizeof *sel);
     if (!sel) goto oom;
-    int n = 0;
+    int n;
     /* verify records only when asked for, or when there is nothing else */
     int have_kt = 0;
     for (int i = 0; i < s.nrecs; i++) have_kt |= s.recs[i].kind & (REC_KERNEL | REC_TASK);
     if (!kind && !task && !have_kt) kinds = REC_VERIFY;
-    for (int i = 0; i < s.nrecs; i++) {
-        rec_ref *r = &s.recs[i];
-        if (!(r->kind & kinds)) continue;
-        if (task && (r->kind != REC_TASK || !rec_str(r->rec, "task") || strcmp(rec_str(r->rec, "task"), task)))
-            continue;
-        sel[n++] = r;
-    }
-    n = rec_filter_where(sel, n, where, nwhere, err, sizeof err);
+    rec_select q = {.kinds = kinds, .task = task, .where = where, .nwhere = nwhere};
+    n = rec_select_records(&s, &q, sel, err, sizeof err);
     if (n < 0) {
         fprintf(stderr, "dmabench table: %s\n", err);
         goto done;

@@ -146,7 +146,8 @@ model_status model_adamw_load(const model *m, model_adamw *o, const char *dir, i
 typedef struct {
     int64_t step;        /* optimizer steps done (this one included) */
     int64_t steps;       /* of the whole run */
-    double loss;         /* mean over the step's micro-batches */
+    double loss;         /* mean over the counted label positions of all the step's micro-batches */
+    int64_t label_tokens; /* those positions (not MODEL_IGNORE) in the step */
     double lr, grad_norm;
     int64_t tokens;      /* tokens trained on so far in the run */
     double step_s;       /* seconds this step took */
@@ -160,7 +161,10 @@ typedef struct model_trainer model_trainer;
 model_status model_trainer_create(model *m, model_data *data, model_trainer **out, char *err, size_t err_len);
 void model_trainer_free(model_trainer *t);
 int64_t model_trainer_step_count(const model_trainer *t);
-/* One optimizer step: grad_accum micro-batches, clip, AdamW. */
+/* One optimizer step: grad_accum micro-batches, clip, AdamW. The micro-batches
+ * count as one batch: each one's mean loss is weighted by its share of the
+ * step's counted label positions (not 1 / grad_accum), so loss and gradient
+ * equal those of a single batch holding all of them. */
 model_status model_trainer_step(model_trainer *t, model_step_info *info, char *err, size_t err_len);
 /* Writes a full checkpoint into dir: config.json, model.safetensors,
  * optimizer.safetensors (with the step and the data position). */
@@ -175,6 +179,14 @@ model_status model_trainer_resume(model_trainer *t, const char *dir, char *err, 
 typedef int (*model_step_cb)(const model_step_info *info, void *user);
 model_status model_train(model_trainer *t, int64_t max_steps, double max_seconds, model_step_cb cb, void *user,
                          char *err, size_t err_len);
+
+/* Validation: the mean cross-entropy of m over batches first .. first +
+ * n_batches - 1 of data (batch_size x context each), weighted by token: the sum
+ * of the per-token losses over all counted positions divided by their number
+ * (*count, may be NULL; *mean is 0 when there are none). No gradients; the
+ * weights and the training state are untouched. */
+model_status model_evaluate(model *m, model_data *data, int64_t first, int n_batches, int batch_size, int context,
+                            double *mean, int64_t *count, char *err, size_t err_len);
 
 /* ---- decoding ---- */
 

@@ -1,8 +1,11 @@
 /*
  * model_train.c: the training loop. One optimizer step = grad_accum
  * micro-batches (batch i of the data source, i counting on from the last
- * step), each contributing (mean loss) / grad_accum, then clipping by the
- * global norm, then AdamW at the schedule's learning rate. The trainer's whole
+ * step), together weighted as one batch: micro-batch a contributes its mean
+ * loss times n_a / N, n_a its counted label positions and N the step's, so the
+ * step's loss and gradient are those of the mean over all N positions (with
+ * ignored labels, as in MQAR, the n_a differ). Then clipping by the global
+ * norm, then AdamW at the schedule's learning rate. The trainer's whole
  * state is the weights, the AdamW moments, the step and the data index, so a
  * checkpoint resumes exactly.
  */
@@ -21,7 +24,8 @@ struct model_trainer {
     model_adamw *opt;
     int64_t step;       /* optimizer steps done */
     int64_t data_index; /* the next batch index */
-    int32_t *ids, *labels; /* (batch_size, context) */
+    int32_t *ids, *labels; /* (grad_accum, batch_size, context) */
+    int64_t *counts;       /* (grad_accum) counted label positions */
 };
 
 static model_status tfail(model_status st, char *err, size_t err_len, const char *fmt, ...) {
@@ -49,10 +53,11 @@ model_status model_trainer_create(model *m, model_data *data, model_trainer **ou
     model_trainer *t = calloc(1, sizeof *t);
     if (!t) return tfail(MODEL_ERR_OOM, err, err_len, "out of memory");
     t->m = m, t->data = data;
-    size_t n = (size_t)tc->batch_size * tc->context;
+    size_t n = (size_t)tc->batch_size * tc->context * tc->grad_accum;
     t->ids = malloc(n * sizeof(int32_t));
     t->labels = malloc(n * sizeof(int32_t));
-    if (!t->ids || !t->labels || model_adamw_create(m, &t->opt) != MODEL_OK) {
+    t->counts = malloc((size_t)tc->grad_accum * sizeof(int64_t));
+    if (!t->ids || !t->labels || !t->counts || model_adamw_create(m, &t->opt) != MODEL_OK) {
         model_trainer_free(t);
         return tfail(MODEL_ERR_OOM, err, err_len, "out of memory");
     }
@@ -65,6 +70,7 @@ void model_trainer_free(model_trainer *t) {
     model_adamw_free(t->opt);
     free(t->ids);
     free(t->labels);
+    free(t->counts);
     free(t);
 }
 
@@ -74,18 +80,31 @@ model_status model_trainer_step(model_trainer *t, model_step_info *info, char *e
     model *m = t->m;
     const model_train_config *tc = &m->cfg.train;
     int B = tc->batch_size, T = tc->context, A = tc->grad_accum;
+    size_t BT = (size_t)B * T;
     double t0 = omp_get_wtime();
     model_zero_grads(m);
-    double lsum = 0;
     char why[384];
+    /* all micro-batches first: each one's weight is its share of the step's
+     * counted (not ignored) label positions */
+    int64_t total = 0;
     for (int a = 0; a < A; a++) {
         int64_t bi = t->data_index + a;
-        if (t->data->get_batch(t->data, bi, B, T, t->ids, t->labels, why, sizeof why))
+        int32_t *ids = t->ids + a * BT, *labels = t->labels + a * BT;
+        if (t->data->get_batch(t->data, bi, B, T, ids, labels, why, sizeof why))
             return tfail(MODEL_ERR_DATA, err, err_len, "batch %lld: %s", (long long)bi, why);
-        double l = 0;
-        model_status st = model_forward_backward(m, t->ids, t->labels, B, T, 1.0 / A, &l, err, err_len);
+        int64_t n = 0;
+        for (size_t i = 0; i < BT; i++) n += labels[i] != MODEL_IGNORE;
+        t->counts[a] = n;
+        total += n;
+    }
+    double lsum = 0;
+    for (int a = 0; a < A && total > 0; a++) {
+        if (t->counts[a] == 0) continue;
+        double l = 0, w = (double)t->counts[a] / (double)total;
+        model_status st =
+            model_forward_backward(m, t->ids + a * BT, t->labels + a * BT, B, T, w, &l, err, err_len);
         if (st != MODEL_OK) return st;
-        lsum += l;
+        lsum += l * w;
     }
     double gn = model_grad_norm(m);
     if (!isfinite(gn))
@@ -105,7 +124,8 @@ model_status model_trainer_step(model_trainer *t, model_step_info *info, char *e
     if (info) {
         info->step = t->step;
         info->steps = tc->steps;
-        info->loss = lsum / A;
+        info->loss = lsum;
+        info->label_tokens = total;
         info->lr = lr;
         info->grad_norm = gn;
         info->tokens = t->step * (int64_t)B * T * A;
@@ -153,5 +173,49 @@ model_status model_train(model_trainer *t, int64_t max_steps, double max_seconds
         done++;
         if (cb && cb(&info, user)) break;
     }
+    return MODEL_OK;
+}
+
+model_status model_evaluate(model *m, model_data *data, int64_t first, int n_batches, int batch_size, int context,
+                            double *mean, int64_t *count, char *err, size_t err_len) {
+    if (mean) *mean = 0;
+    if (count) *count = 0;
+    if (!data || !data->get_batch) return tfail(MODEL_ERR_ARG, err, err_len, "no data source");
+    if (n_batches < 1 || batch_size < 1 || context < 1)
+        return tfail(MODEL_ERR_ARG, err, err_len, "evaluation needs at least one batch of at least one token");
+    if (data->vocab_needed > m->V)
+        return tfail(MODEL_ERR_CONFIG, err, err_len, "the data holds token ids up to %d but vocab_size is %d",
+                     data->vocab_needed - 1, m->V);
+    if (data->max_context > 0 && context > data->max_context)
+        return tfail(MODEL_ERR_CONFIG, err, err_len, "a context of %d is longer than the data allows (%d)", context,
+                     data->max_context);
+    size_t BT = (size_t)batch_size * context;
+    int32_t *ids = malloc(BT * sizeof(int32_t)), *labels = malloc(BT * sizeof(int32_t));
+    if (!ids || !labels) {
+        free(ids);
+        free(labels);
+        return tfail(MODEL_ERR_OOM, err, err_len, "out of memory");
+    }
+    model_status st = MODEL_OK;
+    double sum = 0;
+    int64_t total = 0;
+    char why[384];
+    for (int k = 0; k < n_batches && st == MODEL_OK; k++) {
+        int64_t bi = first + k;
+        if (data->get_batch(data, bi, batch_size, context, ids, labels, why, sizeof why)) {
+            st = tfail(MODEL_ERR_DATA, err, err_len, "batch %lld: %s", (long long)bi, why);
+            break;
+        }
+        double mb = 0;
+        int64_t nb = 0;
+        st = model_token_losses(m, ids, labels, batch_size, context, NULL, &mb, &nb, NULL, err, err_len);
+        sum += mb * (double)nb;
+        total += nb;
+    }
+    free(ids);
+    free(labels);
+    if (st != MODEL_OK) return st;
+    if (mean) *mean = total ? sum / (double)total : 0.0;
+    if (count) *count = total;
     return MODEL_OK;
 }

@@ -2,7 +2,8 @@
 # model.sh: `dmabench train`, `generate` and `forward` end to end on a tiny model:
 # the log and checkpoint files, exact resume through the command line (the same
 # log and the same weights file as an uninterrupted run), generation, forward's
-# logits, and bad input giving one line on stderr and a non-zero exit.
+# logits, validation (its loss against forward's, repeatable, kept on resume),
+# and bad input giving one line on stderr and a non-zero exit.
 B=${DMABENCH:-./build/dmabench}
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
@@ -80,6 +81,52 @@ if $B forward --model "$T/full" --in "$T/in.st" --out "$T/out.st" 2>"$T/e" && [ 
     ok forward_logits
 else nok forward_logits "$(cat "$T/e")"; fi
 
+# validation: held-out token rows (safetensors, I32, some labels ignored); the
+# loss at the end equals forward's over the same rows, the run is repeatable,
+# and --resume keeps validating
+le32() {
+    v=$1
+    [ "$v" -lt 0 ] && v=$((v + 4294967296))
+    printf "$(printf '\\%03o\\%03o\\%03o\\%03o' $((v % 256)) $((v / 256 % 256)) $((v / 65536 % 256)) $((v / 16777216 % 256)))"
+}
+printf '%s' '{"input_ids":{"dtype":"I32","shape":[4,24],"data_offsets":[0,384]},"labels":{"dtype":"I32","shape":[4,24],"data_offsets":[384,768]}}' >"$T/vhdr"
+hl=$(wc -c <"$T/vhdr")
+{
+    printf "$(printf '\\%03o' $((hl % 256)) $((hl / 256)) 0 0 0 0 0 0)"
+    cat "$T/vhdr"
+    for part in ids labels; do
+        r=0
+        while [ $r -lt 4 ]; do
+            t=0
+            while [ $t -lt 24 ]; do
+                if [ $part = ids ]; then le32 $((97 + (r * 7 + t * 3) % 26))
+                elif [ $t -eq 23 ] || { [ $((r % 2)) -eq 1 ] && [ $((t % 3)) -ne 0 ]; }; then le32 -100
+                else le32 $((97 + (r * 7 + t * 3 + 3) % 26)); fi
+                t=$((t + 1))
+            done
+            r=$((r + 1))
+        done
+    done
+} >"$T/val.st"
+vflags="--val-data $T/val.st --val-every 2 --val-batches 2"
+$B train --config "$T/c.json" --data "$T/data.txt" --out "$T/v1" --steps 4 $vflags --threads 2 2>"$T/ev1"
+vend=$(grep '"event":"end"' "$T/v1/train_log.jsonl" | sed -n 's/.*"val_loss":\([^,]*\),.*/\1/p')
+vfwd=$($B forward --model "$T/v1" --in "$T/val.st" --out "$T/vf.st" 2>>"$T/ev1")
+if [ -n "$vend" ] && echo "$vfwd" | awk -v v="$vend" '{ d = $2 - v; if (d < 0) d = -d; exit !(NF >= 6 && d <= 1e-5 * $2) }'; then
+    ok val_equals_forward
+else nok val_equals_forward "train's val_loss '$vend', forward '$vfwd': $(tail -2 "$T/ev1")"; fi
+vtok=$(grep '"event":"end"' "$T/v1/train_log.jsonl" | sed -n 's/.*"val_tokens":\([0-9]*\).*/\1/p')
+if [ "$(grep -c '"val_loss"' "$T/v1/train_log.jsonl")" -eq 3 ] && [ "$vtok" = "$(echo "$vfwd" | awk '{ print $6 }')" ] &&
+    grep -q 'step      2/4  loss .* val [0-9.]* ppl' "$T/ev1" && grep -q 'val loss [0-9.]* ppl [0-9.]* (62 tokens)' "$T/ev1"; then
+    ok val_log_and_progress
+else nok val_log_and_progress "val lines, tokens ($vtok) or progress: $(cat "$T/ev1")"; fi
+$B train --config "$T/c.json" --data "$T/data.txt" --out "$T/v2" --steps 2 $vflags --quiet 2>"$T/ev2" &&
+    $B train --resume "$T/v2" --steps 4 --quiet 2>>"$T/ev2"
+grep '"val_loss"' "$T/v1/train_log.jsonl" | sed 's/.*"step":\([0-9]*\),.*\("val_loss":[^,]*,"val_ppl":[^,]*,"val_tokens":[0-9]*\).*/\1 \2/' >"$T/vl1"
+grep '"val_loss"' "$T/v2/train_log.jsonl" | sed 's/.*"step":\([0-9]*\),.*\("val_loss":[^,]*,"val_ppl":[^,]*,"val_tokens":[0-9]*\).*/\1 \2/' >"$T/vl2"
+if [ -s "$T/vl1" ] && cmp -s "$T/vl1" "$T/vl2"; then ok val_deterministic_resume
+else nok val_deterministic_resume "$(diff "$T/vl1" "$T/vl2" | head -4) $(cat "$T/ev2")"; fi
+
 # bad input
 expect_fail train_no_config "--config is required" $B train --data "$T/data.txt" --out "$T/x"
 expect_fail train_missing_config "cannot open config" $B train --config "$T/nope.json" --data "$T/data.txt" --out "$T/x"
@@ -94,6 +141,13 @@ expect_fail train_bad_schedule "--schedule must be" $B train --config "$T/c.json
 expect_fail train_missing_data "cannot open data" $B train --config "$T/c.json" --data "$T/nodata" --out "$T/x"
 printf 'abc' >"$T/short.txt"
 expect_fail train_short_data "context" $B train --config "$T/c.json" --data "$T/short.txt" --out "$T/x"
+expect_fail train_val_every_negative "--val-every must be in" $B train --config "$T/c.json" --data "$T/data.txt" --out "$T/x" --val-data "$T/val.st" --val-every -1
+expect_fail train_val_batches_zero "--val-batches must be in" $B train --config "$T/c.json" --data "$T/data.txt" --out "$T/x" --val-data "$T/val.st" --val-batches 0
+expect_fail train_val_batches_word "--val-batches" $B train --config "$T/c.json" --data "$T/data.txt" --out "$T/x" --val-data "$T/val.st" --val-batches many
+expect_fail train_val_every_no_data "need --val-data" $B train --config "$T/c.json" --data "$T/data.txt" --out "$T/x" --val-every 2
+expect_fail train_val_is_train "is the training data" $B train --config "$T/c.json" --data "$T/data.txt" --out "$T/x" --val-data "$T/data.txt"
+expect_fail train_val_missing "cannot open data" $B train --config "$T/c.json" --data "$T/data.txt" --out "$T/x" --val-data "$T/noval"
+expect_fail train_val_short "context" $B train --config "$T/c.json" --data "$T/data.txt" --out "$T/x" --val-data "$T/short.txt"
 expect_fail generate_no_model "is not a model folder" $B generate --model "$T/nothing" --prompt hi
 mkdir -p "$T/broken" && cp "$T/full/config.json" "$T/broken/" && head -c 300 "$T/full/model.safetensors" >"$T/broken/model.safetensors"
 expect_fail generate_truncated_ckpt "model.safetensors" $B generate --model "$T/broken" --prompt hi

@@ -4,7 +4,9 @@
  * checkpoint round trips (bit-exact) and malformed checkpoints, exact resume
  * (2N steps == N + resume N, with gradient accumulation, clipping and a
  * schedule), KV-cache decoding against full recomputation for every variant,
- * the schedules and the data sources.
+ * the schedules and the data sources, gradient accumulation weighted by
+ * counted tokens (one step of K micro-batches == one step on their
+ * concatenation) and token-weighted evaluation.
  */
 #include <math.h>
 #include <stdio.h>
@@ -542,6 +544,110 @@ static void test_data(void) {
     model_free(m);
 }
 
+/* ---- gradient accumulation weighted by counted tokens ---- */
+
+/* Rows of a fixed table: batch i takes rows i * bs .. i * bs + bs - 1. */
+typedef struct {
+    int rows, T;
+    int32_t *ids, *labels;
+} rows_src;
+
+static int rows_get(model_data *d, int64_t i, int bs, int ctx, int32_t *ids, int32_t *labels, char *err,
+                    size_t err_len) {
+    rows_src *s = d->ctx;
+    if (ctx != s->T || (i + 1) * bs > s->rows) {
+        snprintf(err, err_len, "no batch %lld of %d x %d", (long long)i, bs, ctx);
+        return -1;
+    }
+    memcpy(ids, s->ids + (size_t)i * bs * ctx, (size_t)bs * ctx * sizeof(int32_t));
+    memcpy(labels, s->labels + (size_t)i * bs * ctx, (size_t)bs * ctx * sizeof(int32_t));
+    return 0;
+}
+
+/* Largest |a - b| over the largest |b|, per tensor; the worst tensor. */
+static double worst_rel(const model *m, const float *a, const float *b, const char **which) {
+    double worst = 0;
+    for (int i = 0; i < model_num_tensors(m); i++) {
+        const model_tensor *t = model_tensor_at(m, i);
+        double d = 0, mx = 0;
+        for (size_t e = 0; e < t->numel; e++) {
+            double x = a[t->offset + e], y = b[t->offset + e];
+            if (fabs(x - y) > d) d = fabs(x - y);
+            if (fabs(y) > mx) mx = fabs(y);
+        }
+        double r = mx > 0 ? d / mx : d;
+        if (r > worst) worst = r, *which = t->name;
+    }
+    return worst;
+}
+
+/* K micro-batches whose counted label positions differ (MQAR-like: most
+ * labels ignored in some) make one step equal to a single step on their
+ * concatenation: the same loss, gradients and updated parameters. */
+static void test_accum_weighting(void) {
+    enum { K = 3, BS = 2, T = 16 };
+    static int32_t ids[K * BS * T], labels[K * BS * T];
+    tiny_batch(41, K * BS, T, 32, ids, labels);
+    /* micro-batch 0: every label counts; 1: every 5th ignored (tiny_batch);
+     * 2: only 3 positions count */
+    for (int i = 0; i < BS * T; i++)
+        if (labels[i] == MODEL_IGNORE) labels[i] = (i * 7) % 32;
+    for (int i = 2 * BS * T; i < 3 * BS * T; i++)
+        if (i % 11 != 4) labels[i] = MODEL_IGNORE;
+    rows_src src = {K * BS, T, ids, labels};
+    model_data d = {.get_batch = rows_get, .vocab_needed = 32, .max_context = T, .ctx = &src};
+    model *ma = NULL, *mb = NULL;
+    model_trainer *ta = NULL, *tb = NULL;
+    char err[512] = "";
+    model_status st = MODEL_OK;
+    model_step_info ia = {0}, ib = {0};
+    for (int pass = 0; pass < 2 && st == MODEL_OK; pass++) {
+        model_config c;
+        tiny_config(&c, ATTN_DMA);
+        c.train.steps = 2, c.train.warmup = 0, c.train.lr = 1e-3, c.train.clip = 0;
+        c.train.batch_size = pass ? K * BS : BS;
+        c.train.grad_accum = pass ? 1 : K;
+        model **mp = pass ? &mb : &ma;
+        model_trainer **tp = pass ? &tb : &ta;
+        st = model_create(&c, mp, err, sizeof err);
+        if (st == MODEL_OK) tiny_randomize(*mp, 5, 0.3);
+        if (st == MODEL_OK) st = model_trainer_create(*mp, &d, tp, err, sizeof err);
+        if (st == MODEL_OK) st = model_trainer_step(*tp, pass ? &ib : &ia, err, sizeof err);
+    }
+    CHECK(st == MODEL_OK, "accum/steps", "%s", err);
+    if (st == MODEL_OK) {
+        double lrel = fabs(ia.loss - ib.loss) / fabs(ib.loss);
+        CHECK(lrel < 1e-5 && ia.label_tokens == ib.label_tokens, "accum/same_loss",
+              "loss %.9g vs %.9g (%lld vs %lld tokens)", ia.loss, ib.loss, (long long)ia.label_tokens,
+              (long long)ib.label_tokens);
+        const char *gw = "", *pw = "";
+        double g = worst_rel(ma, model_grads(ma), model_grads(mb), &gw);
+        double p = worst_rel(ma, model_params(ma), model_params(mb), &pw);
+        printf("# accum: %lld counted tokens; gradients %.2e (%s), parameters %.2e (%s)\n",
+               (long long)ib.label_tokens, g, gw, p, pw);
+        CHECK(g < 1e-5, "accum/same_gradients", "relative difference %.3g in %s", g, gw);
+        CHECK(p < 1e-5, "accum/same_parameters", "relative difference %.3g in %s", p, pw);
+    }
+    /* validation over the K batches is the token-weighted loss of all the rows */
+    if (st == MODEL_OK) {
+        static float losses[K * BS * T];
+        double ev = 0, whole = 0;
+        int64_t nev = 0, nwhole = 0;
+        st = model_evaluate(ma, &d, 0, K, BS, T, &ev, &nev, err, sizeof err);
+        if (st == MODEL_OK)
+            st = model_token_losses(ma, ids, labels, K * BS, T, losses, &whole, &nwhole, NULL, err, sizeof err);
+        CHECK(st == MODEL_OK && nev == nwhole && nev == 60 && fabs(ev - whole) <= 1e-6 * fabs(whole),
+              "accum/evaluate_token_weighted", "%s: %.9g (%lld tokens) vs %.9g (%lld)", st ? err : "differ", ev,
+              (long long)nev, whole, (long long)nwhole);
+        st = model_evaluate(ma, &d, 2, 2, BS, T, &ev, &nev, err, sizeof err);
+        CHECK(st == MODEL_ERR_DATA && strstr(err, "batch 3"), "accum/evaluate_data_error", "%s", err);
+    }
+    model_trainer_free(ta);
+    model_trainer_free(tb);
+    model_free(ma);
+    model_free(mb);
+}
+
 int main(void) {
     model_set_threads(2);
     snprintf(tmpdir, sizeof tmpdir, "/tmp/dmabench_test_model_XXXXXX");
@@ -561,6 +667,7 @@ int main(void) {
     test_resume(ATTN_DMA);
     test_resume(ATTN_NSA);
     test_resume_inconsistent();
+    test_accum_weighting();
     for (int v = 0; v < ATTN_NVARIANTS; v++) test_decode((attn_variant)v);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);

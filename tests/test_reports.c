@@ -571,6 +571,41 @@ static void record_tests(void) {
     cJSON_Delete(k1);
     cJSON_Delete(k2);
 
+    /* the selector table, plot, compare and export share: kind, task, status, --where */
+    {
+        cJSON *sr[6] = {kernel_rec("dma", "fwd", 1024, 1.0, 0.02, 0, "ok"),
+                        kernel_rec("mha", "fwd", 1024, 1.0, 0.02, 0, "oom"),
+                        cJSON_Parse("{\"kind\":\"verify\",\"variant\":\"dma\"}"),
+                        task_rec("mqar", "dma", 64, 1, "accuracy", 0.5),
+                        task_rec("niah", "mha", 64, 1, "accuracy", 0.5),
+                        task_rec("mqar", "mha", 128, 1, "accuracy", 0.7)};
+        static const rec_kind sk[6] = {REC_KERNEL, REC_KERNEL, REC_VERIFY, REC_TASK, REC_TASK, REC_TASK};
+        rec_ref sref[6], *out[6];
+        for (int i = 0; i < 6; i++) sref[i] = (rec_ref){sr[i], NULL, "cpu", sk[i], 0, i != 1};
+        rec_set set = {.recs = sref, .nrecs = 6};
+        char serr[256] = "";
+        const char *w_dma[] = {"variant=dma"}, *w_bad[] = {"variant"};
+        rec_select q1 = {.kinds = REC_KERNEL | REC_TASK};
+        rec_select q2 = {.kinds = REC_KERNEL, .ok_only = 1};
+        rec_select q3 = {.kinds = REC_TASK, .task = "mqar", .ok_only = 1};
+        rec_select q4 = {.where = w_dma, .nwhere = 1};
+        rec_select q5 = {.kinds = REC_TASK, .task = "mqar", .where = w_dma, .nwhere = 1};
+        rec_select q6 = {.where = w_bad, .nwhere = 1};
+        int n1 = rec_select_records(&set, &q1, out, serr, sizeof serr);
+        int first_task = n1 == 5 && out[0] == &sref[0] && out[2] == &sref[3];
+        int n2 = rec_select_records(&set, &q2, out, serr, sizeof serr);
+        int n3 = rec_select_records(&set, &q3, out, serr, sizeof serr);
+        int mqar_order = n3 == 2 && out[0] == &sref[3] && out[1] == &sref[5];
+        int n4 = rec_select_records(&set, &q4, out, serr, sizeof serr);
+        int n5 = rec_select_records(&set, &q5, out, serr, sizeof serr);
+        int dma_mqar = n5 == 1 && out[0] == &sref[3];
+        int n6 = rec_select_records(&set, &q6, out, serr, sizeof serr);
+        CHECK(first_task && n2 == 1 && mqar_order && n4 == 3 && dma_mqar,
+              "records/select_kind_task_status_where", "counts %d %d %d %d %d", n1, n2, n3, n4, n5);
+        CHECK(n6 == -1 && strstr(serr, "--where expects DIM=VALUE"), "records/select_bad_where", "%d '%s'", n6, serr);
+        for (int i = 0; i < 6; i++) cJSON_Delete(sr[i]);
+    }
+
     /* three significant digits */
     static const struct {
         double v;
