@@ -10,6 +10,7 @@ extern "C" int mha_cuda_supports(const attn_params *p, int backward, char *why, 
 }
 
 extern "C" attn_status mha_cuda_forward(const attn_params *p) {
+    if (p->dtype == ATTN_DTYPE_F32 && mha_cuda_supports(p, 0, nullptr, 0)) return cuda_f32_forward(p, mha_cuda_forward);
     if (!mha_cuda_supports(p, 0, nullptr, 0))
         return attn_params_check(p, ATTN_MHA, 0, nullptr, 0) != ATTN_OK ? ATTN_ERR_INVALID : ATTN_ERR_UNSUPPORTED;
     cuda_attn_spec s = {};
@@ -18,6 +19,7 @@ extern "C" attn_status mha_cuda_forward(const attn_params *p) {
 }
 
 extern "C" attn_status mha_cuda_backward(const attn_params *p) {
+    if (p->dtype == ATTN_DTYPE_F32 && mha_cuda_supports(p, 1, nullptr, 0)) return cuda_f32_backward(p, mha_cuda_backward);
     if (!mha_cuda_supports(p, 1, nullptr, 0))
         return attn_params_check(p, ATTN_MHA, 1, nullptr, 0) != ATTN_OK ? ATTN_ERR_INVALID : ATTN_ERR_UNSUPPORTED;
     cuda_attn_spec s = {};

@@ -11,6 +11,7 @@ extern "C" int swa_cuda_supports(const attn_params *p, int backward, char *why, 
 }
 
 extern "C" attn_status swa_cuda_forward(const attn_params *p) {
+    if (p->dtype == ATTN_DTYPE_F32 && swa_cuda_supports(p, 0, nullptr, 0)) return cuda_f32_forward(p, swa_cuda_forward);
     if (!swa_cuda_supports(p, 0, nullptr, 0))
         return attn_params_check(p, ATTN_SWA, 0, nullptr, 0) != ATTN_OK ? ATTN_ERR_INVALID : ATTN_ERR_UNSUPPORTED;
     cuda_attn_spec s = {};
@@ -19,6 +20,7 @@ extern "C" attn_status swa_cuda_forward(const attn_params *p) {
 }
 
 extern "C" attn_status swa_cuda_backward(const attn_params *p) {
+    if (p->dtype == ATTN_DTYPE_F32 && swa_cuda_supports(p, 1, nullptr, 0)) return cuda_f32_backward(p, swa_cuda_backward);
     if (!swa_cuda_supports(p, 1, nullptr, 0))
         return attn_params_check(p, ATTN_SWA, 1, nullptr, 0) != ATTN_OK ? ATTN_ERR_INVALID : ATTN_ERR_UNSUPPORTED;
     cuda_attn_spec s = {};

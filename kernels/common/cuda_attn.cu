@@ -305,11 +305,13 @@ extern "C" int cuda_attn_supports(const attn_params *p, attn_variant v, int back
         ndev = 0;
     }
     if (ndev < 1) return no("no usable CUDA device on this machine");
-    if (p->dtype != ATTN_DTYPE_BF16 && p->dtype != ATTN_DTYPE_F16) return no("the cuda kernels take bf16 or f16");
+    if (p->dtype != ATTN_DTYPE_BF16 && p->dtype != ATTN_DTYPE_F16 && p->dtype != ATTN_DTYPE_F32)
+        return no("the cuda kernels take bf16, f16 or f32");
     if (p->D != 64 && p->D != 128) return no("the cuda kernels support head dims 64 and 128");
     const attn_stride *sts[] = {&p->q_st, &p->k_st, &p->v_st, &p->o_st, &p->do_st, &p->dq_st, &p->dk_st, &p->dv_st};
     const void *ptrs[] = {p->q, p->k, p->v, p->o, p->dout, p->dq, p->dk, p->dv};
-    for (int t = 0; t < (backward ? 8 : 4); t++) {
+    /* fp32 tensors are copied into contiguous bf16 ones (cuda_f32.cu): any strides */
+    for (int t = 0; t < (p->dtype == ATTN_DTYPE_F32 ? 0 : backward ? 8 : 4); t++) {
         const attn_stride *s = sts[t];
         if (s->b % 8 || s->s % 8 || s->h % 8) return no("the cuda kernels need strides that are multiples of 8 elements");
         if ((uintptr_t)ptrs[t] % 16) return no("the cuda kernels need 16-byte aligned tensors");

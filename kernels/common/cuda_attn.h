@@ -59,7 +59,13 @@ attn_status cuda_attn_forward(const attn_params *p, const cuda_attn_spec *s);
  * ranges and lists as the forward. */
 attn_status cuda_attn_backward(const attn_params *p, const cuda_attn_spec *s, float *dz);
 
-/* What the engine can run: bf16/f16, D in {64, 128}, 16-byte aligned rows. */
+/* fp32 tensors (cuda_f32.cu): rounds q, k, v (o, dout) to bf16 in a workspace,
+ * runs inner (a variant's bf16 forward or backward) on them and widens its outputs
+ * into p's fp32 tensors. bf16 accuracy. */
+attn_status cuda_f32_forward(const attn_params *p, attn_status (*inner)(const attn_params *));
+attn_status cuda_f32_backward(const attn_params *p, attn_status (*inner)(const attn_params *));
+
+/* What the engine can run: bf16/f16 with 16-byte aligned rows, or f32 (through cuda_f32.cu); D in {64, 128}. */
 int cuda_attn_supports(const attn_params *p, attn_variant v, int backward, char *why, size_t why_len);
 
 /* Number of query tiles of p. */

@@ -481,6 +481,7 @@ extern "C" int dma_cuda_supports(const attn_params *p, int backward, char *why, 
 }
 
 extern "C" attn_status dma_cuda_forward(const attn_params *p) {
+    if (p->dtype == ATTN_DTYPE_F32 && dma_cuda_supports(p, 0, nullptr, 0)) return cuda_f32_forward(p, dma_cuda_forward);
     if (!dma_cuda_supports(p, 0, nullptr, 0))
         return attn_params_check(p, ATTN_DMA, 0, nullptr, 0) != ATTN_OK ? ATTN_ERR_INVALID : ATTN_ERR_UNSUPPORTED;
     DmaPlan pl;
@@ -493,6 +494,7 @@ extern "C" attn_status dma_cuda_forward(const attn_params *p) {
 }
 
 extern "C" attn_status dma_cuda_backward(const attn_params *p) {
+    if (p->dtype == ATTN_DTYPE_F32 && dma_cuda_supports(p, 1, nullptr, 0)) return cuda_f32_backward(p, dma_cuda_backward);
     if (!dma_cuda_supports(p, 1, nullptr, 0))
         return attn_params_check(p, ATTN_DMA, 1, nullptr, 0) != ATTN_OK ? ATTN_ERR_INVALID : ATTN_ERR_UNSUPPORTED;
     DmaPlan pl;
