@@ -4,7 +4,7 @@
 #   DMABENCH_GPU=1 DMABENCH=path/to/dmabench sh tests/gpu.sh
 # Every CUDA kernel against the double-precision reference (verify's grid: GQA,
 # MQA, Nq != Nk, decode Nq = 1, odd sizes, padded strides; forward and backward)
-# in bf16 and f16; compute-sanitizer memcheck and racecheck when it is installed;
+# in bf16, f16 and f32 (computed in bf16); compute-sanitizer memcheck and racecheck when it is installed;
 # a small timed sweep whose cells must all be checked and ok.
 [ "${DMABENCH_GPU:-0}" = 1 ] || { echo "# gpu tests skipped (DMABENCH_GPU=1 runs them)"; exit 0; }
 B=${DMABENCH:-./build/dmabench}
@@ -17,7 +17,7 @@ $B env >"$T/env.json" 2>&1
 if grep -q '"gpu":[[:space:]]*{' "$T/env.json"; then ok "device found"
 else nok "device found" "dmabench env lists no CUDA device"; exit 0; fi
 
-for dt in bf16 f16; do
+for dt in bf16 f16 f32; do
     $B verify --backend cuda --dtype $dt --quiet --out "$T/v-$dt.json" >"$T/v-$dt.log" 2>&1
     rc=$?
     s=$(grep '^verify:' "$T/v-$dt.log")
