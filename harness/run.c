@@ -95,7 +95,7 @@ static void usage(void) {
            "  --threads N        threads (default: the suite's, else all cores)\n"
            "  --validate         check the suite, list its cells and estimated work, run nothing\n"
            "  --print-suite      print the suite (the embedded default without SUITE) and exit\n"
-           "  --max-cells N      stop after N newly run cells (to test resume)\n"
+           "  --max-cells N      stop after N newly run cells (to test resume; 0: no limit)\n"
            "  --quiet            no per-step progress, only one line per cell\n"
            "\n"
            "Exit status: 0 done, 1 a cell failed (its record says why) or a file could not\n"
@@ -927,6 +927,10 @@ int cmd_run(int argc, char **argv) {
         fprintf(stderr, "dmabench run: --resume DIR reruns DIR/suite.json; give no SUITE with it\n");
         return 2;
     }
+    if (fresh && !resume && !cli_str(&a, "--out", NULL)) {
+        fprintf(stderr, "dmabench run: --fresh needs --out DIR (the folder to start over in)\n");
+        return 2;
+    }
     if (fresh && resume) {
         fprintf(stderr, "dmabench run: --fresh and --resume contradict each other\n");
         return 2;
@@ -982,6 +986,18 @@ int cmd_run(int argc, char **argv) {
         return 0;
     }
     if (backend_opt) snprintf(S.backend, sizeof S.backend, "%s", backend_opt);
+    /* every cell of the whole suite: the report covers them all, also when --only
+     * runs some parts (records of the others come from earlier runs) */
+    suite_cell *all_cells = NULL;
+    int nall = suite_cells(&S, &all_cells, err, sizeof err);
+    if (nall < 0) {
+        fprintf(stderr, "dmabench run: %s\n", err);
+        suite_free(&S);
+        return 2;
+    }
+    const int suite_has_kernels = S.kernel_argc > 0;
+    int present0[SUITE_NTASKS];
+    for (int i = 0; i < SUITE_NTASKS; i++) present0[i] = S.task[i].present;
     /* drop the parts not asked for */
     if (only) {
         int k = 0;
@@ -998,6 +1014,7 @@ int cmd_run(int argc, char **argv) {
     int ncells = suite_cells(&S, &cells, err, sizeof err);
     if (ncells < 0) {
         fprintf(stderr, "dmabench run: %s\n", err);
+        free(all_cells);
         suite_free(&S);
         return 2;
     }
@@ -1019,10 +1036,14 @@ int cmd_run(int argc, char **argv) {
         printf("), %d variants, %d seed%s; training backend %s; kernel profile: %s\n", S.n_variants, S.seeds.n,
                S.seeds.n == 1 ? "" : "s", S.backend, S.kernel_argc ? S.kernel_backend : "none");
         printf("estimated CPU time for the training cells: %s (2 cores)\n", d);
-        if (want_cuda_train || want_cuda_kern)
-            printf("needs --backend cuda: %s%s%s\n", want_cuda_train ? "training (not built yet)" : "",
-                   want_cuda_train && want_cuda_kern ? ", " : "", want_cuda_kern ? "the kernel profile" : "");
+        if (want_cuda_train)
+            printf("cannot run with this build: training on cuda is not built yet (--backend cpu would take about %s "
+                   "here)\n", d);
+        if (want_cuda_kern)
+            printf("the kernel profile runs on %s%s\n", S.kernel_backend,
+                   cuda_available() ? "" : ": this machine has no usable GPU, so it would be refused here");
         free(cells);
+        free(all_cells);
         suite_free(&S);
         return 0;
     }
@@ -1044,9 +1065,12 @@ int cmd_run(int argc, char **argv) {
             snprintf(parts + l, sizeof parts - l, "%sthe kernel profile (backend %s: no usable GPU%s)", l ? " and " : "",
                      S.kernel_backend, cuda_built() ? "" : ", CUDA not built");
         }
-        fprintf(stderr, "dmabench run: suite %s needs a GPU for %s; `--only kernels` runs the kernel profile alone on a GPU host\n",
-                S.name, parts);
+        fprintf(stderr, "dmabench run: suite %s cannot run here: %s%s\n", S.name, parts,
+                want_cuda_train && suite_has_kernels && cuda_available()
+                    ? "; `--only kernels` runs the kernel profile alone"
+                    : want_cuda_train && suite_has_kernels ? "; `--only kernels` runs the kernel profile alone on a GPU host" : "");
         free(cells);
+        free(all_cells);
         suite_free(&S);
         return 2;
     }
@@ -1065,8 +1089,9 @@ int cmd_run(int argc, char **argv) {
     if (mkdir_p(dir) != 0) {
         fprintf(stderr, "dmabench run: cannot create %s: %s\n", dir, strerror(errno));
         free(cells);
+        free(all_cells);
         suite_free(&S);
-        return 2;
+        return 1;
     }
     char p_suite[1100], p_jsonl[1100], p_report[1100], p_tables[1100], p_kern[1100];
     snprintf(p_suite, sizeof p_suite, "%s/suite.json", dir);
@@ -1092,6 +1117,7 @@ int cmd_run(int argc, char **argv) {
         if (!text) {
             fprintf(stderr, "dmabench run: cannot serialise the suite\n");
             free(cells);
+            free(all_cells);
             suite_free(&S);
             return 2;
         }
@@ -1106,6 +1132,7 @@ int cmd_run(int argc, char **argv) {
                         dir);
                 free(buf);
                 free(cells);
+                free(all_cells);
                 suite_free(&S);
                 return 2;
             }
@@ -1125,6 +1152,7 @@ int cmd_run(int argc, char **argv) {
         if (w != 0) {
             fprintf(stderr, "dmabench run: %s\n", err[0] ? err : "out of memory");
             free(cells);
+            free(all_cells);
             suite_free(&S);
             return 1;
         }
@@ -1135,6 +1163,7 @@ int cmd_run(int argc, char **argv) {
     if (load_done(p_jsonl, &done, &dropped, err, sizeof err) != 0) {
         fprintf(stderr, "dmabench run: %s\n", err);
         free(cells);
+        free(all_cells);
         suite_free(&S);
         return 1;
     }
@@ -1142,12 +1171,17 @@ int cmd_run(int argc, char **argv) {
     for (int i = 0; i < ncells; i++) nskip += done_has(&done, cells[i].key);
     int threads = (int)(threads_opt ? threads_opt : S.threads ? S.threads : omp_get_max_threads());
     model_set_threads(threads);
-    fprintf(stderr, "run: suite %s, %d cells (%s), %d variants, %d seed%s, %d threads -> %s\n", S.name, ncells,
-            S.kernel_argc ? "plus a kernel profile" : "no kernel profile", S.n_variants, S.seeds.n,
-            S.seeds.n == 1 ? "" : "s", threads, dir);
+    fprintf(stderr, "run: suite %s, %d cell%s (%s), %d variant%s, %d seed%s, %d thread%s -> %s\n", S.name, ncells,
+            ncells == 1 ? "" : "s", S.kernel_argc ? "plus a kernel profile" : "no kernel profile", S.n_variants,
+            S.n_variants == 1 ? "" : "s", S.seeds.n, S.seeds.n == 1 ? "" : "s", threads, threads == 1 ? "" : "s", dir);
     if (nskip || dropped)
-        fprintf(stderr, "run: resuming: %d cells already done%s%d torn or partial lines dropped\n", nskip,
-                dropped ? ", " : " (", dropped);
+    {
+        if (dropped)
+            fprintf(stderr, "run: resuming: %d cell%s already done, %d torn or partial line%s dropped\n", nskip,
+                    nskip == 1 ? "" : "s", dropped, dropped == 1 ? "" : "s");
+        else
+            fprintf(stderr, "run: resuming: %d cell%s already done\n", nskip, nskip == 1 ? "" : "s");
+    }
 
     /* shared data: the ppl corpus and the niah haystack */
     ppl_corpus corpus;
@@ -1291,15 +1325,15 @@ int cmd_run(int argc, char **argv) {
         cJSON *rep = report_new(report_provenance(argc, argv, S.seeds.v[0]));
         cJSON *suite_info = cJSON_CreateObject();
         cJSON_AddStringToObject(suite_info, "name", S.name);
-        cJSON_AddNumberToObject(suite_info, "cells", ncells);
+        cJSON_AddNumberToObject(suite_info, "cells", nall);
         cJSON_AddItemToObject(rep, "suite", suite_info);
-        for (int i = 0; i < ncells; i++)
+        for (int i = 0; i < nall; i++)
             for (int j = 0; j < all.nrecs; j++) {
                 const cJSON *c = cJSON_GetObjectItemCaseSensitive(all.recs[j], "cell");
-                if (!strcmp(c->valuestring, cells[i].key)) report_add(rep, cJSON_Duplicate(all.recs[j], 1));
+                if (!strcmp(c->valuestring, all_cells[i].key)) report_add(rep, cJSON_Duplicate(all.recs[j], 1));
             }
         done_free(&all);
-        if (S.kernel_argc && file_exists(p_kern)) {
+        if (suite_has_kernels && file_exists(p_kern)) {
             cJSON *k = report_read(p_kern, err, sizeof err);
             const cJSON *kr = k ? cJSON_GetObjectItemCaseSensitive(k, "records") : NULL;
             for (const cJSON *r = kr ? kr->child : NULL; r; r = r->next) report_add(rep, cJSON_Duplicate(r, 1));
@@ -1312,6 +1346,7 @@ int cmd_run(int argc, char **argv) {
             goto finish;
         }
         sbuf tb = {0};
+        for (int i = 0; i < SUITE_NTASKS; i++) S.task[i].present = present0[i]; /* the tables cover the whole suite */
         write_tables(rep, p_report, dir, &S, &tb);
         cJSON_Delete(rep);
         if (tb.oom || write_file_atomic(p_tables, tb.s ? tb.s : "", tb.len, err, sizeof err) != 0) {
@@ -1337,6 +1372,7 @@ finish:
     if (have_corpus) ppl_corpus_free(&corpus);
     free(hay);
     free(cells);
+    free(all_cells);
     suite_free(&S);
     return rc;
 }

@@ -125,6 +125,15 @@ static int get_str(pctx *p, const cJSON *v, const char *name, char *out, size_t 
 #define MODEL_KEYS "d_model", "n_layers", "n_heads", "n_kv_heads", "ffn", "window", "nsa_l", "nsa_d", "nsa_ls", "nsa_n"
 #define TRAIN_KEYS "steps", "batch_size", "lr", "warmup", "weight_decay"
 
+/* The name a value is reported under: where it was written, the task's own key
+ * or the suite-level block's ("tasks.mqar.window" or "model.window"). */
+static const char *key_name(char *buf, size_t n, const cJSON *task, const char *tn, const char *block,
+                            const char *key) {
+    if (task && cJSON_GetObjectItemCaseSensitive(task, key)) snprintf(buf, n, "tasks.%s.%s", tn, key);
+    else snprintf(buf, n, "%s.%s", block, key);
+    return buf;
+}
+
 static int parse_model_train(pctx *p, const cJSON *t, const cJSON *model, const cJSON *train, const char *tn,
                              suite_task_cfg *c) {
     char name[64];
@@ -133,7 +142,7 @@ static int parse_model_train(pctx *p, const cJSON *t, const cJSON *model, const 
     long long x;
 #define MI(key, field, lo, hi)                                                              \
     x = m->field;                                                                           \
-    snprintf(name, sizeof name, "tasks.%s.%s", tn, key);                                    \
+    key_name(name, sizeof name, t, tn, "model", key);                                       \
     if (get_int(p, lookup(t, model, key), name, lo, hi, &x)) return -1;                     \
     m->field = (int)x;
     MI("n_layers", n_layers, 1, 64)
@@ -147,32 +156,31 @@ static int parse_model_train(pctx *p, const cJSON *t, const cJSON *model, const 
     MI("nsa_n", nsa_n, 0, 4096)
 #undef MI
     x = m->batch_size;
-    snprintf(name, sizeof name, "tasks.%s.batch_size", tn);
+    key_name(name, sizeof name, t, tn, "train", "batch_size");
     if (get_int(p, lookup(t, train, "batch_size"), name, 1, 1 << 16, &x)) return -1;
     m->batch_size = (int)x;
     x = m->steps;
-    snprintf(name, sizeof name, "tasks.%s.steps", tn);
+    key_name(name, sizeof name, t, tn, "train", "steps");
     if (get_int(p, lookup(t, train, "steps"), name, 1, 100000000, &x)) return -1;
     m->steps = x;
     x = m->warmup;
-    snprintf(name, sizeof name, "tasks.%s.warmup", tn);
+    key_name(name, sizeof name, t, tn, "train", "warmup");
     if (get_int(p, lookup(t, train, "warmup"), name, 0, 100000000, &x)) return -1;
     m->warmup = x;
-    snprintf(name, sizeof name, "tasks.%s.lr", tn);
+    key_name(name, sizeof name, t, tn, "train", "lr");
     if (get_real(p, lookup(t, train, "lr"), name, 1e-7, 1, &m->lr)) return -1;
-    snprintf(name, sizeof name, "tasks.%s.weight_decay", tn);
+    key_name(name, sizeof name, t, tn, "train", "weight_decay");
     if (get_real(p, lookup(t, train, "weight_decay"), name, 0, 10, &m->weight_decay)) return -1;
     if (m->n_heads % m->n_kv_heads)
         return fail(p, "tasks.%s: n_heads %d is not a multiple of n_kv_heads %d", tn, m->n_heads, m->n_kv_heads);
     c->d_model.n = 1;
     c->d_model.v[0] = 64;
-    snprintf(name, sizeof name, "tasks.%s.d_model", tn);
+    key_name(name, sizeof name, t, tn, "model", "d_model");
     if (get_ilist(p, lookup(t, model, "d_model"), name, 2, 8192, &c->d_model)) return -1;
     for (int i = 0; i < c->d_model.n; i++) {
         long long d = c->d_model.v[i];
         if (d % m->n_heads || (d / m->n_heads) % 2 || d / m->n_heads > 256)
-            return fail(p, "tasks.%s.d_model %lld must split into %d heads of an even size <= 256", tn, d,
-                        m->n_heads);
+            return fail(p, "%s %lld must split into %d heads of an even size <= 256", name, d, m->n_heads);
     }
     return 0;
 }

@@ -154,8 +154,6 @@ model_status model_create(const model_config *cfg, model **out, char *err, size_
     m->Wd = (m->H + 2 * m->K) * m->D + (cfg->variant == ATTN_NSA ? 3 * m->H : 0);
     openblas_set_num_threads(1); /* mops_gemm threads the GEMMs itself */
     m->op = attn_registry_find(cfg->variant, cfg->backend);
-    if (!m->op && cfg->variant == ATTN_NSA && cfg->backend == ATTN_BACKEND_CPU)
-        m->op = attn_registry_find(ATTN_NSA, ATTN_BACKEND_REF); /* until nsa's cpu backend lands */
     if (!m->op) {
         model_free(m);
         return mfail(MODEL_ERR_ATTN, err, err_len, "no %s backend of %s is built in", attn_backend_name(cfg->backend),
