@@ -1,0 +1,553 @@
+/*
+ * model_gpu.c: the model on the GPU (model_gpu.h). The same steps as model.c's
+ * layer_forward / layer_backward, op for op, on model_cuda.h's ops and the CUDA
+ * attention operators:
+ *
+ *   x0 = embed(ids)                                          fp32 residual stream
+ *   xn = RMSNorm(x) (bf16); qkv = xn Wqkv^T (bf16)
+ *   qf, kf = RoPE(norm(q)), RoPE(norm(k)) (bf16); o = Attn(qf, kf, v) (bf16)
+ *   h = rin x + o Wo^T (fp32); hn = RMSNorm(h) (bf16); gu = hn Wgu^T (bf16)
+ *   act = silu(gate) up (bf16); y = rpost h + act Wdown^T (fp32)
+ *   xf = RMSNorm(x_L) (bf16); loss = CE(xf Whead^T) in vocabulary chunks
+ *
+ * Weights: fp32 master copy (d_p, the host model's flat layout) and its bf16
+ * compute copy (d_pb), refreshed by the fused AdamW. Gradients fp32 (d_g, same
+ * layout). Backward GEMMs take bf16 copies of the fp32 gradients they multiply.
+ */
+#include "model_gpu.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model_internal.h"
+
+static model_status gfail(model_status st, char *err, size_t err_len, const char *fmt, ...) {
+    if (err && err_len) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, err_len, fmt, ap);
+        va_end(ap);
+    }
+    return st;
+}
+
+#ifndef DMABENCH_CUDA
+
+model_status model_gpu_create(model *m, int B, int T, model_gpu **out, char *err, size_t err_len) {
+    (void)m, (void)B, (void)T;
+    *out = NULL;
+    return gfail(MODEL_ERR_ATTN, err, err_len, "CUDA is not built into this binary");
+}
+void model_gpu_free(model_gpu *g) { (void)g; }
+void model_gpu_memory(const model_gpu *g, model_gpu_mem *mem) {
+    (void)g;
+    memset(mem, 0, sizeof *mem);
+}
+model_status model_gpu_forward_backward(model_gpu *g, const int32_t *ids, const int32_t *labels, int B, int T,
+                                        double scale, double *loss, char *err, size_t err_len) {
+    (void)g, (void)ids, (void)labels, (void)B, (void)T, (void)scale, (void)loss;
+    return gfail(MODEL_ERR_ATTN, err, err_len, "CUDA is not built into this binary");
+}
+model_status model_gpu_token_losses(model_gpu *g, const int32_t *ids, const int32_t *labels, int B, int T,
+                                    float *losses, double *mean, int64_t *count, char *err, size_t err_len) {
+    (void)g, (void)ids, (void)labels, (void)B, (void)T, (void)losses, (void)mean, (void)count;
+    return gfail(MODEL_ERR_ATTN, err, err_len, "CUDA is not built into this binary");
+}
+void model_gpu_zero_grads(model_gpu *g) { (void)g; }
+model_status model_gpu_grad_norm(model_gpu *g, double *norm, char *err, size_t err_len) {
+    (void)g, (void)norm;
+    return gfail(MODEL_ERR_ATTN, err, err_len, "CUDA is not built into this binary");
+}
+model_status model_gpu_adamw_step(model_gpu *g, double lr, float gscale, char *err, size_t err_len) {
+    (void)g, (void)lr, (void)gscale;
+    return gfail(MODEL_ERR_ATTN, err, err_len, "CUDA is not built into this binary");
+}
+int64_t model_gpu_adamw_steps(const model_gpu *g) {
+    (void)g;
+    return 0;
+}
+model_status model_gpu_download(model_gpu *g, char *err, size_t err_len) {
+    (void)g;
+    return gfail(MODEL_ERR_ATTN, err, err_len, "CUDA is not built into this binary");
+}
+model_status model_gpu_upload(model_gpu *g, char *err, size_t err_len) {
+    (void)g;
+    return gfail(MODEL_ERR_ATTN, err, err_len, "CUDA is not built into this binary");
+}
+model_status model_gpu_adamw_download(model_gpu *g, model_adamw *o, char *err, size_t err_len) {
+    (void)g, (void)o;
+    return gfail(MODEL_ERR_ATTN, err, err_len, "CUDA is not built into this binary");
+}
+model_status model_gpu_adamw_upload(model_gpu *g, const model_adamw *o, char *err, size_t err_len) {
+    (void)g, (void)o;
+    return gfail(MODEL_ERR_ATTN, err, err_len, "CUDA is not built into this binary");
+}
+
+#else
+
+#include "cuda_rt.h"
+#include "model_cuda.h"
+#include "model_gpu_kern.h"
+#include "registry.h"
+
+typedef mcuda_bf16 bf16;
+
+/* One layer's saved activations (device). */
+typedef struct {
+    bf16 *xn, *qkv, *qf, *kf, *o, *hn, *gu, *act;
+    float *r1, *rq, *rk, *lse, *h, *r2;
+} glayer;
+
+struct model_gpu {
+    model *m;
+    const attn_op *op;
+    int Bmax, Tmax;
+    size_t np;
+    float *p, *g;   /* master weights, gradients (np) */
+    bf16 *pb;       /* compute copy (np) */
+    mcuda_adamw *opt;
+    float *cos, *sin; /* RoPE tables (rope_len, D/2) */
+    int rope_len;
+    float *wdt;     /* dma: (L, K*D, K) dt_proj transposed for the operator */
+    float *aux;     /* dma: dw_dt (K*D, K) and da (K) of one layer */
+    int32_t *ids, *labels; /* (Bmax * Tmax) */
+    float **x;      /* L + 1 residual streams (M, C) */
+    glayer *la;
+    bf16 *xf;       /* (M, C) final norm */
+    float *rf, *rowloss;
+    /* backward scratch */
+    float *dx[2], *dh, *dhn, *dxn, *dxf;
+    bf16 *dyb, *dact, *dgu, *dout, *dqf, *dkf, *dqkv;
+    size_t act_bytes;
+};
+
+#define DP(g, i) ((g)->p + (g)->m->t[i].offset)
+#define DPB(g, i) ((g)->pb + (g)->m->t[i].offset)
+#define DG(g, i) ((g)->g + (g)->m->t[i].offset)
+
+/* A CUDA-side failure as a model status with the op's reason. */
+static model_status cfail(attn_status st, char *err, size_t err_len, const char *what) {
+    if (st == ATTN_ERR_OOM) return gfail(MODEL_ERR_OOM, err, err_len, "out of GPU memory in %s", what);
+    const char *why = mcuda_last_error();
+    if (!why || !why[0]) why = dm_cuda_last_error();
+    return gfail(MODEL_ERR_ATTN, err, err_len, "%s failed: %s (%s)", what, attn_status_str(st), why ? why : "");
+}
+#define CK(call, what)                                                \
+    do {                                                              \
+        attn_status s_ = (call);                                      \
+        if (s_ != ATTN_OK) return cfail(s_, err, err_len, what);      \
+    } while (0)
+
+/* Device allocations in one list, freed together. */
+typedef struct {
+    void **ptrs;
+    int n, cap;
+    size_t bytes;
+} alist;
+static alist g_dummy;
+
+static int take(alist *a, void **out, size_t bytes) {
+    if (a->n == a->cap) {
+        int nc = a->cap ? 2 * a->cap : 64;
+        void **np = realloc(a->ptrs, (size_t)nc * sizeof *np);
+        if (!np) return -1;
+        a->ptrs = np, a->cap = nc;
+    }
+    if (dm_cuda_alloc(out, bytes ? bytes : 16) != ATTN_OK) return -1;
+    a->ptrs[a->n++] = *out;
+    a->bytes += bytes;
+    return 0;
+}
+
+/* the allocations of each model_gpu (kept beside it: the struct is opaque) */
+typedef struct {
+    model_gpu g;
+    alist mem;
+    size_t params_b, grads_b;
+} gpu_box;
+
+static alist *mem_of(model_gpu *g) { return g ? &((gpu_box *)g)->mem : &g_dummy; }
+
+void model_gpu_free(model_gpu *g) {
+    if (!g) return;
+    alist *a = mem_of(g);
+    for (int i = 0; i < a->n; i++) dm_cuda_free(a->ptrs[i]);
+    free(a->ptrs);
+    mcuda_adamw_free(g->opt);
+    free(g->x);
+    free(g->la);
+    free(g);
+}
+
+void model_gpu_memory(const model_gpu *g, model_gpu_mem *mem) {
+    memset(mem, 0, sizeof *mem);
+    if (!g) return;
+    const gpu_box *b = (const gpu_box *)g;
+    mem->params = b->params_b;
+    mem->grads = b->grads_b;
+    mem->optimizer = 2 * g->np * sizeof(float);
+    mem->activations = g->act_bytes;
+    mem->peak = dm_cuda_mem_peak();
+}
+
+static size_t align256(size_t x) { return (x + 255) & ~(size_t)255; }
+
+/* dt_proj (K, K*D) of every layer -> (K*D, K) as the operator wants it */
+static model_status refresh_wdt(model_gpu *g, char *err, size_t err_len) {
+    model *m = g->m;
+    if (m->cfg.variant != ATTN_DMA) return MODEL_OK;
+    for (int l = 0; l < m->L; l++)
+        CK(mgk_transpose(DP(g, m->li[l].dt), g->wdt + (size_t)l * m->KD * m->K, m->K, m->KD, 0), "dt_proj transpose");
+    return MODEL_OK;
+}
+
+model_status model_gpu_create(model *m, int B, int T, model_gpu **out, char *err, size_t err_len) {
+    *out = NULL;
+    const model_config *c = &m->cfg;
+    if (c->variant == ATTN_NSA)
+        return gfail(MODEL_ERR_CONFIG, err, err_len, "nsa has no CUDA attention operator yet: train it with --backend cpu");
+    const attn_op *op = attn_registry_find(c->variant, ATTN_BACKEND_CUDA);
+    if (!op) return gfail(MODEL_ERR_ATTN, err, err_len, "no cuda backend of %s is built in", attn_variant_name(c->variant));
+    if (B < 1 || T < 1) return gfail(MODEL_ERR_ARG, err, err_len, "batch and length must be >= 1");
+    /* the attention's shape check, before any allocation */
+    {
+        attn_params p;
+        attn_params_init(&p, B, T, T, m->H, m->K, m->D, ATTN_DTYPE_BF16, 1);
+        char why[256] = "";
+        if (attn_params_check(&p, c->variant, 1, why, sizeof why) == ATTN_OK && m->D != 64 && m->D != 128)
+            snprintf(why, sizeof why, "the cuda attention takes head_dim 64 or 128 (this model has %d)", m->D);
+        if (why[0]) return gfail(MODEL_ERR_CONFIG, err, err_len, "%s", why);
+    }
+    if (model_rope_ensure(m, T) != MODEL_OK) return gfail(MODEL_ERR_OOM, err, err_len, "out of memory");
+    gpu_box *box = calloc(1, sizeof *box);
+    if (!box) return gfail(MODEL_ERR_OOM, err, err_len, "out of memory");
+    model_gpu *g = &box->g;
+    alist *a = &box->mem;
+    g->m = m, g->op = op, g->Bmax = B, g->Tmax = T, g->np = m->np;
+    int L = m->L, C = m->C, H = m->H, K = m->K, D = m->D, F = m->F, Wd = m->Wd, HD = m->HD, KD = m->KD;
+    size_t M = (size_t)B * T;
+    g->x = calloc((size_t)L + 1, sizeof *g->x);
+    g->la = calloc((size_t)L, sizeof *g->la);
+    int bad = !g->x || !g->la;
+    /* parameters, gradients, optimizer */
+    bad = bad || take(a, (void **)&g->p, m->np * sizeof(float)) || take(a, (void **)&g->pb, m->np * sizeof(bf16)) ||
+          take(a, (void **)&g->g, m->np * sizeof(float));
+    box->params_b = m->np * (sizeof(float) + sizeof(bf16));
+    box->grads_b = m->np * sizeof(float);
+    g->rope_len = m->rope_len;
+    bad = bad || take(a, (void **)&g->cos, (size_t)m->rope_len * (D / 2) * sizeof(float)) ||
+          take(a, (void **)&g->sin, (size_t)m->rope_len * (D / 2) * sizeof(float));
+    if (c->variant == ATTN_DMA)
+        bad = bad || take(a, (void **)&g->wdt, (size_t)L * KD * K * sizeof(float)) ||
+              take(a, (void **)&g->aux, ((size_t)KD * K + K) * sizeof(float));
+    size_t before = a->bytes;
+    bad = bad || take(a, (void **)&g->ids, M * sizeof(int32_t)) || take(a, (void **)&g->labels, M * sizeof(int32_t));
+    /* activations: every layer's saved tensors and the residual streams */
+    for (int l = 0; l <= L && !bad; l++) bad = take(a, (void **)&g->x[l], M * C * sizeof(float));
+    for (int l = 0; l < L && !bad; l++) {
+        glayer *la = &g->la[l];
+        bad = take(a, (void **)&la->xn, align256(M * C * 2)) || take(a, (void **)&la->qkv, align256(M * Wd * 2)) ||
+              take(a, (void **)&la->qf, align256(M * HD * 2)) || take(a, (void **)&la->kf, align256(M * KD * 2)) ||
+              take(a, (void **)&la->o, align256(M * HD * 2)) || take(a, (void **)&la->hn, align256(M * C * 2)) ||
+              take(a, (void **)&la->gu, align256(M * 2 * F * 2)) || take(a, (void **)&la->act, align256(M * F * 2)) ||
+              take(a, (void **)&la->r1, M * sizeof(float)) || take(a, (void **)&la->rq, M * H * sizeof(float)) ||
+              take(a, (void **)&la->rk, M * K * sizeof(float)) || take(a, (void **)&la->lse, M * H * sizeof(float)) ||
+              take(a, (void **)&la->h, M * C * sizeof(float)) || take(a, (void **)&la->r2, M * sizeof(float));
+    }
+    bad = bad || take(a, (void **)&g->xf, align256(M * C * 2)) || take(a, (void **)&g->rf, M * sizeof(float)) ||
+          take(a, (void **)&g->rowloss, M * sizeof(float));
+    /* backward scratch */
+    bad = bad || take(a, (void **)&g->dx[0], M * C * sizeof(float)) || take(a, (void **)&g->dx[1], M * C * sizeof(float)) ||
+          take(a, (void **)&g->dh, M * C * sizeof(float)) || take(a, (void **)&g->dhn, M * C * sizeof(float)) ||
+          take(a, (void **)&g->dxn, M * C * sizeof(float)) || take(a, (void **)&g->dxf, M * C * sizeof(float)) ||
+          take(a, (void **)&g->dyb, align256(M * C * 2)) || take(a, (void **)&g->dact, align256(M * F * 2)) ||
+          take(a, (void **)&g->dgu, align256(M * 2 * F * 2)) || take(a, (void **)&g->dout, align256(M * HD * 2)) ||
+          take(a, (void **)&g->dqf, align256(M * HD * 2)) || take(a, (void **)&g->dkf, align256(M * KD * 2)) ||
+          take(a, (void **)&g->dqkv, align256(M * Wd * 2));
+    g->act_bytes = a->bytes - before;
+    if (bad) {
+        size_t need = a->bytes;
+        model_gpu_free(g);
+        size_t fr = 0, tot = 0;
+        dm_cuda_mem_info(&fr, &tot);
+        return gfail(MODEL_ERR_OOM, err, err_len,
+                     "the model does not fit on the GPU for batches of %d x %d tokens: %.2f GiB taken when an "
+                     "allocation failed (%.2f of %.2f GiB free); use a smaller batch or context",
+                     B, T, need / 1073741824.0, fr / 1073741824.0, tot / 1073741824.0);
+    }
+    attn_status st = mcuda_adamw_create(m->t, m->nt, m->np, &g->opt);
+    if (st != ATTN_OK) {
+        model_gpu_free(g);
+        return cfail(st, err, err_len, "the optimizer state");
+    }
+    st = dm_cuda_h2d(g->cos, m->rope_cos, (size_t)m->rope_len * (D / 2) * sizeof(float));
+    if (st == ATTN_OK) st = dm_cuda_h2d(g->sin, m->rope_sin, (size_t)m->rope_len * (D / 2) * sizeof(float));
+    if (st != ATTN_OK) {
+        model_gpu_free(g);
+        return cfail(st, err, err_len, "the RoPE tables' upload");
+    }
+    model_status ms = model_gpu_upload(g, err, err_len);
+    if (ms != MODEL_OK) {
+        model_gpu_free(g);
+        return ms;
+    }
+    model_gpu_zero_grads(g);
+    *out = g;
+    return MODEL_OK;
+}
+
+model_status model_gpu_upload(model_gpu *g, char *err, size_t err_len) {
+    CK(dm_cuda_h2d(g->p, g->m->p, g->np * sizeof(float)), "the parameters' upload");
+    CK(mcuda_f32_to_bf16(g->p, g->pb, g->np), "the bf16 copy of the parameters");
+    return refresh_wdt(g, err, err_len);
+}
+
+model_status model_gpu_download(model_gpu *g, char *err, size_t err_len) {
+    CK(dm_cuda_d2h(g->m->p, g->p, g->np * sizeof(float)), "the parameters' download");
+    return MODEL_OK;
+}
+
+model_status model_gpu_adamw_download(model_gpu *g, model_adamw *o, char *err, size_t err_len) {
+    CK(dm_cuda_d2h(model_adamw_m1(o), mcuda_adamw_m1(g->opt), g->np * sizeof(float)), "the optimizer download");
+    CK(dm_cuda_d2h(model_adamw_m2(o), mcuda_adamw_m2(g->opt), g->np * sizeof(float)), "the optimizer download");
+    model_adamw_set_steps(o, mcuda_adamw_steps(g->opt));
+    return MODEL_OK;
+}
+
+model_status model_gpu_adamw_upload(model_gpu *g, const model_adamw *o, char *err, size_t err_len) {
+    model_adamw *oo = (model_adamw *)o;
+    CK(dm_cuda_h2d(mcuda_adamw_m1(g->opt), model_adamw_m1(oo), g->np * sizeof(float)), "the optimizer upload");
+    CK(dm_cuda_h2d(mcuda_adamw_m2(g->opt), model_adamw_m2(oo), g->np * sizeof(float)), "the optimizer upload");
+    mcuda_adamw_set_steps(g->opt, model_adamw_steps(o));
+    return MODEL_OK;
+}
+
+void model_gpu_zero_grads(model_gpu *g) { dm_cuda_memset(g->g, 0, g->np * sizeof(float)); }
+
+model_status model_gpu_grad_norm(model_gpu *g, double *norm, char *err, size_t err_len) {
+    CK(mcuda_grad_norm(g->g, g->np, norm), "the gradient norm");
+    return MODEL_OK;
+}
+
+model_status model_gpu_adamw_step(model_gpu *g, double lr, float gscale, char *err, size_t err_len) {
+    CK(mcuda_adamw_update(g->opt, g->p, g->g, g->pb, lr, &g->m->cfg.train, gscale), "the AdamW update");
+    return refresh_wdt(g, err, err_len);
+}
+
+int64_t model_gpu_adamw_steps(const model_gpu *g) { return mcuda_adamw_steps(g->opt); }
+
+/* ---- forward ---- */
+
+/* The attention operator's params for layer l (device pointers, bf16). */
+static void attn_setup(model_gpu *g, int l, int B, int n, attn_params *p) {
+    model *m = g->m;
+    const model_config *c = &m->cfg;
+    glayer *la = &g->la[l];
+    attn_params_init(p, B, n, n, m->H, m->K, m->D, ATTN_DTYPE_BF16, 1);
+    p->w = c->variant == ATTN_MHA ? 1 : model_config_attn_w(c);
+    p->dma_mode = c->dma_mode;
+    p->q = la->qf;
+    p->k = la->kf;
+    p->v = la->qkv + (size_t)(m->H + m->K) * m->D;
+    attn_stride vst = {(int64_t)n * m->Wd, m->Wd, m->D};
+    p->v_st = vst;
+    p->o = la->o;
+    p->lse = la->lse;
+    if (c->variant == ATTN_DMA) {
+        p->w_dt = g->wdt + (size_t)l * m->KD * m->K;
+        p->a = DP(g, m->li[l].A);
+    }
+}
+
+static model_status attn_error(model_gpu *g, const attn_params *p, attn_status st, int backward, char *err,
+                               size_t err_len) {
+    char why[256] = "";
+    if (!g->op->supports(p, backward, why, sizeof why) && why[0])
+        return gfail(MODEL_ERR_ATTN, err, err_len, "%s cuda %s: %s", attn_variant_name(g->op->variant),
+                     backward ? "backward" : "forward", why);
+    if (st == ATTN_ERR_OOM) return gfail(MODEL_ERR_OOM, err, err_len, "out of GPU memory in the attention");
+    return gfail(MODEL_ERR_ATTN, err, err_len, "%s cuda %s failed: %s (%s)", attn_variant_name(g->op->variant),
+                 backward ? "backward" : "forward", attn_status_str(st), dm_cuda_last_error());
+}
+
+static model_status layer_forward(model_gpu *g, int l, int B, int n, char *err, size_t err_len) {
+    model *m = g->m;
+    const layer_idx *li = &m->li[l];
+    glayer *la = &g->la[l];
+    int M = B * n, C = m->C, F = m->F, Wd = m->Wd, HD = m->HD;
+    float eps = (float)m->cfg.rms_norm_eps;
+    const float *x = g->x[l];
+    float *y = g->x[l + 1];
+
+    CK(mcuda_rmsnorm_forward(x, DP(g, li->in_norm), M, C, eps, NULL, la->xn, la->r1), "rmsnorm");
+    CK(mcuda_gemm(0, 1, M, Wd, C, 1.0f, la->xn, C, DPB(g, li->q), C, 0.0f, la->qkv, Wd, ATTN_DTYPE_BF16), "qkv gemm");
+    mcuda_qk_shape qs = {M, Wd, m->H, m->K, m->D, n, 0, g->cos, g->sin, g->rope_len, eps};
+    CK(mcuda_qk_norm_rope_forward(&qs, la->qkv, DP(g, li->q_norm), DP(g, li->k_norm), la->qf, la->kf, la->rq, la->rk,
+                                  ATTN_DTYPE_BF16),
+       "q/k norm and RoPE");
+    attn_params p;
+    attn_setup(g, l, B, n, &p);
+    attn_status st = g->op->forward(&p);
+    if (st != ATTN_OK) return attn_error(g, &p, st, 0, err, err_len);
+    /* h = rin x + o Wo^T */
+    CK(mgk_mul_rows(x, DP(g, li->res_in), la->h, M, C), "residual");
+    CK(mcuda_gemm(0, 1, M, C, HD, 1.0f, la->o, HD, DPB(g, li->o), HD, 1.0f, la->h, C, ATTN_DTYPE_F32), "o gemm");
+    /* MLP */
+    CK(mcuda_rmsnorm_forward(la->h, DP(g, li->post_norm), M, C, eps, NULL, la->hn, la->r2), "rmsnorm");
+    CK(mcuda_gemm(0, 1, M, 2 * F, C, 1.0f, la->hn, C, DPB(g, li->gate), C, 0.0f, la->gu, 2 * F, ATTN_DTYPE_BF16),
+       "gate/up gemm");
+    CK(mcuda_swiglu_forward(la->gu, la->act, M, F, ATTN_DTYPE_BF16), "swiglu");
+    CK(mgk_mul_rows(la->h, DP(g, li->res_post), y, M, C), "residual");
+    CK(mcuda_gemm(0, 1, M, C, F, 1.0f, la->act, F, DPB(g, li->down), F, 1.0f, y, C, ATTN_DTYPE_F32), "down gemm");
+    return MODEL_OK;
+}
+
+static model_status check_batch(model_gpu *g, const int32_t *ids, const int32_t *labels, int B, int T, char *err,
+                                size_t err_len) {
+    if (B < 1 || T < 1 || (size_t)B * T > (size_t)g->Bmax * g->Tmax || T > g->rope_len)
+        return gfail(MODEL_ERR_ARG, err, err_len, "batch %d x %d is larger than the GPU model was set up for (%d x %d)",
+                     B, T, g->Bmax, g->Tmax);
+    size_t M = (size_t)B * T;
+    int V = g->m->V;
+    for (size_t i = 0; i < M; i++) {
+        if (ids[i] < 0 || ids[i] >= V)
+            return gfail(MODEL_ERR_ARG, err, err_len, "token id %d at position %zu is outside the vocabulary (0..%d)",
+                         ids[i], i, V - 1);
+        if (labels && labels[i] != MODEL_IGNORE && (labels[i] < 0 || labels[i] >= V))
+            return gfail(MODEL_ERR_ARG, err, err_len, "label %d at position %zu is neither a token id (0..%d) nor %d",
+                         labels[i], i, V - 1, MODEL_IGNORE);
+    }
+    return MODEL_OK;
+}
+
+static model_status stack_forward(model_gpu *g, const int32_t *ids, const int32_t *labels, int B, int T, char *err,
+                                  size_t err_len) {
+    model *m = g->m;
+    size_t M = (size_t)B * T;
+    CK(dm_cuda_h2d(g->ids, ids, M * sizeof(int32_t)), "the ids' upload");
+    if (labels) CK(dm_cuda_h2d(g->labels, labels, M * sizeof(int32_t)), "the labels' upload");
+    CK(mcuda_embed_forward(g->ids, (int)M, DP(g, m->emb), m->V, m->C, g->x[0], NULL), "embedding");
+    for (int l = 0; l < m->L; l++) {
+        model_status st = layer_forward(g, l, B, T, err, err_len);
+        if (st != MODEL_OK) return st;
+    }
+    CK(mcuda_rmsnorm_forward(g->x[m->L], DP(g, m->fnorm), (int)M, m->C, (float)m->cfg.rms_norm_eps, NULL, g->xf, g->rf),
+       "final rmsnorm");
+    return MODEL_OK;
+}
+
+model_status model_gpu_token_losses(model_gpu *g, const int32_t *ids, const int32_t *labels, int B, int T,
+                                    float *losses, double *mean, int64_t *count, char *err, size_t err_len) {
+    model *m = g->m;
+    model_status st = check_batch(g, ids, labels, B, T, err, err_len);
+    if (st == MODEL_OK) st = stack_forward(g, ids, labels, B, T, err, err_len);
+    if (st != MODEL_OK) return st;
+    size_t M = (size_t)B * T;
+    int64_t n = 0;
+    double s = 0;
+    CK(mcuda_cross_entropy(g->xf, DPB(g, m->head), ATTN_DTYPE_BF16, g->labels, (int)M, m->C, m->V, 0, 0.0, g->rowloss,
+                           NULL, NULL, &n, &s),
+       "cross-entropy");
+    if (losses) CK(dm_cuda_d2h(losses, g->rowloss, M * sizeof(float)), "the losses' download");
+    if (mean) *mean = n ? s / (double)n : 0.0;
+    if (count) *count = n;
+    return isfinite(s) ? MODEL_OK : gfail(MODEL_ERR_NONFINITE, err, err_len, "the loss is not finite");
+}
+
+/* ---- backward ---- */
+
+static model_status layer_backward(model_gpu *g, int l, int B, int n, const float *dy, float *dx, char *err,
+                                   size_t err_len) {
+    model *m = g->m;
+    const model_config *c = &m->cfg;
+    const layer_idx *li = &m->li[l];
+    glayer *la = &g->la[l];
+    const float *x = g->x[l];
+    int M = B * n, C = m->C, K = m->K, F = m->F, Wd = m->Wd, HD = m->HD, KD = m->KD;
+
+    /* y = rpost h + act Wdown^T */
+    CK(mcuda_colsum_prod(dy, la->h, M, C, DG(g, li->res_post)), "colsum");
+    CK(mcuda_f32_to_bf16(dy, g->dyb, (size_t)M * C), "cast");
+    CK(mcuda_gemm(0, 0, M, F, C, 1.0f, g->dyb, C, DPB(g, li->down), F, 0.0f, g->dact, F, ATTN_DTYPE_BF16), "down^T gemm");
+    CK(mcuda_gemm(1, 0, C, F, M, 1.0f, g->dyb, C, la->act, F, 1.0f, DG(g, li->down), F, ATTN_DTYPE_F32), "down grad gemm");
+    CK(mcuda_swiglu_backward(la->gu, g->dact, g->dgu, M, F, ATTN_DTYPE_BF16), "swiglu backward");
+    CK(mcuda_gemm(0, 0, M, C, 2 * F, 1.0f, g->dgu, 2 * F, DPB(g, li->gate), C, 0.0f, g->dhn, C, ATTN_DTYPE_F32),
+       "gate/up^T gemm");
+    CK(mcuda_gemm(1, 0, 2 * F, C, M, 1.0f, g->dgu, 2 * F, la->hn, C, 1.0f, DG(g, li->gate), C, ATTN_DTYPE_F32),
+       "gate/up grad gemm");
+    /* dh = rpost dy + RMSNorm'(h) dhn */
+    CK(mgk_mul_rows(dy, DP(g, li->res_post), g->dh, M, C), "residual");
+    CK(mcuda_rmsnorm_backward(la->h, la->r2, DP(g, li->post_norm), g->dhn, M, C, g->dh, 1, DG(g, li->post_norm)),
+       "rmsnorm backward");
+    /* h = rin x + o Wo^T */
+    CK(mcuda_colsum_prod(g->dh, x, M, C, DG(g, li->res_in)), "colsum");
+    CK(mgk_mul_rows(g->dh, DP(g, li->res_in), dx, M, C), "residual");
+    CK(mcuda_f32_to_bf16(g->dh, g->dyb, (size_t)M * C), "cast");
+    CK(mcuda_gemm(0, 0, M, HD, C, 1.0f, g->dyb, C, DPB(g, li->o), HD, 0.0f, g->dout, HD, ATTN_DTYPE_BF16), "o^T gemm");
+    CK(mcuda_gemm(1, 0, C, HD, M, 1.0f, g->dyb, C, la->o, HD, 1.0f, DG(g, li->o), HD, ATTN_DTYPE_F32), "o grad gemm");
+
+    /* attention: dq, dk into dqf, dkf; dv straight into dqkv's v columns */
+    attn_params p;
+    attn_setup(g, l, B, n, &p);
+    attn_stride vst = {(int64_t)n * Wd, Wd, m->D};
+    p.dout = g->dout;
+    p.dq = g->dqf;
+    p.dk = g->dkf;
+    p.dv = g->dqkv + (size_t)(m->H + K) * m->D;
+    p.dv_st = vst;
+    if (c->variant == ATTN_DMA) p.dw_dt = g->aux, p.da = g->aux + (size_t)KD * K;
+    attn_status st = g->op->backward(&p);
+    if (st != ATTN_OK) return attn_error(g, &p, st, 1, err, err_len);
+    if (c->variant == ATTN_DMA) {
+        /* dw_dt (K*D, K) is dt_proj's (K, K*D) gradient transposed */
+        CK(mgk_transpose(g->aux, DG(g, li->dt), KD, K, 1), "dt_proj grad");
+        CK(mgk_add(g->aux + (size_t)KD * K, DG(g, li->A), K), "A grad");
+    }
+    mcuda_qk_shape qs = {M, Wd, m->H, K, m->D, n, 0, g->cos, g->sin, g->rope_len, (float)c->rms_norm_eps};
+    CK(mcuda_qk_norm_rope_backward(&qs, la->qkv, DP(g, li->q_norm), DP(g, li->k_norm), la->rq, la->rk, g->dqf, g->dkf,
+                                   g->dqkv, DG(g, li->q_norm), DG(g, li->k_norm), ATTN_DTYPE_BF16),
+       "q/k norm and RoPE backward");
+    /* qkv = xn Wqkv^T, then the input norm */
+    CK(mcuda_gemm(0, 0, M, C, Wd, 1.0f, g->dqkv, Wd, DPB(g, li->q), C, 0.0f, g->dxn, C, ATTN_DTYPE_F32), "qkv^T gemm");
+    CK(mcuda_gemm(1, 0, Wd, C, M, 1.0f, g->dqkv, Wd, la->xn, C, 1.0f, DG(g, li->q), C, ATTN_DTYPE_F32), "qkv grad gemm");
+    CK(mcuda_rmsnorm_backward(x, la->r1, DP(g, li->in_norm), g->dxn, M, C, dx, 1, DG(g, li->in_norm)),
+       "rmsnorm backward");
+    return MODEL_OK;
+}
+
+model_status model_gpu_forward_backward(model_gpu *g, const int32_t *ids, const int32_t *labels, int B, int T,
+                                        double scale, double *loss, char *err, size_t err_len) {
+    model *m = g->m;
+    if (loss) *loss = 0;
+    model_status st = check_batch(g, ids, labels, B, T, err, err_len);
+    if (st != MODEL_OK) return st;
+    size_t M = (size_t)B * T;
+    int64_t n = 0;
+    for (size_t i = 0; i < M; i++) n += labels[i] != MODEL_IGNORE;
+    if (n == 0) return MODEL_OK;
+    st = stack_forward(g, ids, labels, B, T, err, err_len);
+    if (st != MODEL_OK) return st;
+    int64_t cnt = 0;
+    double s = 0;
+    /* dlogits = scale / n (p - onehot); dxf = dlogits Whead; dWhead += dlogits^T xf */
+    CK(mcuda_cross_entropy(g->xf, DPB(g, m->head), ATTN_DTYPE_BF16, g->labels, (int)M, m->C, m->V, 0, scale / (double)n,
+                           g->rowloss, g->dxf, DG(g, m->head), &cnt, &s),
+       "cross-entropy");
+    if (!isfinite(s)) return gfail(MODEL_ERR_NONFINITE, err, err_len, "the loss is not finite (the model diverged?)");
+    if (loss) *loss = s / (double)n;
+    float *dcur = g->dx[0], *dnext = g->dx[1];
+    CK(mcuda_rmsnorm_backward(g->x[m->L], g->rf, DP(g, m->fnorm), g->dxf, (int)M, m->C, dcur, 0, DG(g, m->fnorm)),
+       "final rmsnorm backward");
+    for (int l = m->L - 1; l >= 0; l--) {
+        st = layer_backward(g, l, B, T, dcur, dnext, err, err_len);
+        if (st != MODEL_OK) return st;
+        float *tmp = dcur;
+        dcur = dnext, dnext = tmp;
+    }
+    CK(mcuda_embed_backward(g->ids, (int)M, dcur, m->V, m->C, m->cfg.pad_token_id, DG(g, m->emb)), "embedding backward");
+    return MODEL_OK;
+}
+
+#endif
