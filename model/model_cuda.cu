@@ -13,6 +13,7 @@
  * by one final pass in a fixed order, so they do not depend on scheduling.
  */
 #include <cublasLt.h>
+#include <cublas_v2.h>
 
 #include <cmath>
 #include <cstdarg>
@@ -61,6 +62,14 @@ attn_status fail(attn_status st, const char *fmt, ...) {
         if (s_ != CUBLAS_STATUS_SUCCESS)                                                                   \
             return fail(s_ == CUBLAS_STATUS_ALLOC_FAILED ? ATTN_ERR_OOM : ATTN_ERR_CUDA, "%s at %s:%d: %s", \
                         cublasLtGetStatusString(s_), __FILE__, __LINE__, #call);                          \
+    } while (0)
+
+#define BLAS_CHECK(call)                                                                                   \
+    do {                                                                                                   \
+        cublasStatus_t s_ = (call);                                                                        \
+        if (s_ != CUBLAS_STATUS_SUCCESS)                                                                   \
+            return fail(s_ == CUBLAS_STATUS_ALLOC_FAILED ? ATTN_ERR_OOM : ATTN_ERR_CUDA, "%s at %s:%d: %s", \
+                        cublasGetStatusString(s_), __FILE__, __LINE__, #call);                            \
     } while (0)
 
 #define MC_OK(expr)                                                                                        \
@@ -716,10 +725,13 @@ struct AlgoEntry {
     AlgoKey k;
     cublasLtMatmulAlgo_t algo;
     int used;
+    int fallback; /* cuBLASLt had no algorithm: cublasGemmEx runs it */
 };
 constexpr int NALGO = 128;
 AlgoEntry g_algo[NALGO];
 int g_algo_next;
+cublasHandle_t g_blas; /* for the fallback only */
+int g_fallbacks;
 
 /* Largest power of two (<= 256) dividing the address of every column: the
  * pointer and the leading dimension in bytes. */
@@ -782,8 +794,9 @@ attn_status gemm_lt(int ta, int tb, int M, int N, int K, float alpha, const void
     key.al_b = align_of(A, (long long)lda * abs);
     key.al_c = align_of(C, (long long)ldc * cs);
     const cublasLtMatmulAlgo_t *algo = nullptr;
+    int fb = 0;
     for (int e = 0; e < NALGO && !algo; e++)
-        if (g_algo[e].used && g_algo[e].k == key) algo = &g_algo[e].algo;
+        if (g_algo[e].used && g_algo[e].k == key) algo = &g_algo[e].algo, fb = g_algo[e].fallback;
     if (!algo) {
         LT_CHECK(cublasLtMatmulPreferenceCreate(&d.pref));
         uint64_t ws = WS_BYTES;
@@ -799,15 +812,23 @@ attn_status gemm_lt(int ta, int tb, int M, int N, int K, float alpha, const void
         cublasLtMatmulHeuristicResult_t res;
         int nres = 0;
         LT_CHECK(cublasLtMatmulAlgoGetHeuristic(g_lt, d.op, d.a, d.b, d.c, d.c, d.pref, 1, &res, &nres));
-        if (nres < 1)
-            return fail(ATTN_ERR_UNSUPPORTED, "cuBLASLt has no algorithm for a %dx%dx%d GEMM (ta %d tb %d, ld %d %d %d)",
-                        M, N, K, ta, tb, lda, ldb, ldc);
         AlgoEntry *en = &g_algo[g_algo_next];
         g_algo_next = (g_algo_next + 1) % NALGO;
-        en->k = key, en->algo = res.algo, en->used = 1;
+        en->k = key, en->used = 1, en->fallback = nres < 1;
+        if (nres >= 1) en->algo = res.algo;
+        fb = en->fallback;
         algo = &en->algo;
     }
-    LT_CHECK(cublasLtMatmul(g_lt, d.op, &alpha, B, d.a, A, d.b, &beta, C, d.c, C, d.c, algo, g_ws, WS_BYTES, 0));
+    if (!fb) {
+        LT_CHECK(cublasLtMatmul(g_lt, d.op, &alpha, B, d.a, A, d.b, &beta, C, d.c, C, d.c, algo, g_ws, WS_BYTES, 0));
+        MC_LAUNCH();
+        return ATTN_OK;
+    }
+    /* no cuBLASLt algorithm for these alignments: cuBLAS's cublasGemmEx, same operands, same fp32 accumulation */
+    g_fallbacks++;
+    if (!g_blas) BLAS_CHECK(cublasCreate(&g_blas));
+    BLAS_CHECK(cublasGemmEx(g_blas, opa, opb, N, M, K, &alpha, B, abt, ldb, A, abt, lda, &beta, C, ct, ldc,
+                            CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
     MC_LAUNCH();
     return ATTN_OK;
 }
@@ -888,9 +909,13 @@ QkArgs qk_args(const mcuda_qk_shape *s, const float *wq, const float *wk) {
 
 extern "C" const char *mcuda_last_error(void) { return g_own_err ? g_err : dm_cuda_last_error(); }
 
+extern "C" int mcuda_gemm_fallbacks(void) { return g_fallbacks; }
+
 extern "C" void mcuda_release(void) {
     if (g_lt) cublasLtDestroy(g_lt);
     g_lt = nullptr;
+    if (g_blas) cublasDestroy(g_blas);
+    g_blas = nullptr;
     dm_cuda_free(g_ws);
     g_ws = nullptr;
     memset(g_algo, 0, sizeof g_algo);

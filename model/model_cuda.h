@@ -57,6 +57,9 @@ attn_status mcuda_gemm(int ta, int tb, int M, int N, int K, float alpha, const m
  * references. */
 attn_status mcuda_gemm_f32(int ta, int tb, int M, int N, int K, float alpha, const float *d_A, int lda,
                            const float *d_B, int ldb, float beta, float *d_C, int ldc);
+/* GEMMs so far that cuBLASLt had no algorithm for (operands aligned to less than it
+ * handles) and cuBLAS's cublasGemmEx ran instead, same math. */
+int mcuda_gemm_fallbacks(void);
 
 /* ---- embedding ---- */
 

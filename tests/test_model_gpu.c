@@ -965,6 +965,7 @@ int main(void) {
     test_casts(1003, 0);
     test_casts(1003, 1);
 
+    printf("# %d GEMM calls ran on cublasGemmEx (no cuBLASLt algorithm for their alignment)\n", mcuda_gemm_fallbacks());
     mcuda_release();
     size_t mem1 = dm_cuda_mem_current();
     CHECK(mem1 == mem0, "model_gpu/no device memory left behind", "%zu bytes before, %zu after", mem0, mem1);
