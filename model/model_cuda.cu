@@ -542,9 +542,9 @@ struct CeStats {
     int bad; /* a label outside [0, V) and not MODEL_IGNORE */
 };
 
-template <int VEC>
+template <typename T, int VEC>
 __global__ void __launch_bounds__(NT) k_ce_rows(const float *logits, const int32_t *labels, int V, float scale,
-                                                float *rowloss, double *rowloss_d, bf16 *dlog, CeStats *st) {
+                                                float *rowloss, double *rowloss_d, T *dlog, CeStats *st) {
     __shared__ double shd[WARPS];
     __shared__ float shf[WARPS];
     const int row = blockIdx.x;
@@ -558,7 +558,7 @@ __global__ void __launch_bounds__(NT) k_ce_rows(const float *logits, const int32
             if (rowloss) rowloss[row] = 0.0f;
         }
         if (dlog)
-            for (int j = threadIdx.x; j < V; j += NT) dlog[(size_t)row * V + j] = __float2bfloat16_rn(0.0f);
+            for (int j = threadIdx.x; j < V; j += NT) dlog[(size_t)row * V + j] = from_f<T>(0.0f);
         return;
     }
     float mx = -INFINITY;
@@ -584,7 +584,7 @@ __global__ void __launch_bounds__(NT) k_ce_rows(const float *logits, const int32
     }
     if (!dlog) return;
     const float lsef = (float)lse;
-    bf16 *dr = dlog + (size_t)row * V;
+    T *dr = dlog + (size_t)row * V;
     for (int j = threadIdx.x * VEC; j < V; j += NT * VEC) {
         float v[VEC];
         ldv<VEC>(lr + j, v);
@@ -948,7 +948,8 @@ extern "C" attn_status mcuda_embed_forward(const int32_t *d_ids, int M, const fl
     if (!d_out_f32 && !d_out_bf16) return fail(ATTN_ERR_INVALID, "embedding: no output");
     if (M == 0) return ATTN_OK;
     bf16 *ob = reinterpret_cast<bf16 *>(d_out_bf16);
-    const bool v4 = C % 4 == 0 && aligned(d_emb, 16) && (!d_out_f32 || aligned(d_out_f32, 16)) && (!ob || aligned(ob, 8));
+    const bool v4 =
+        C % 4 == 0 && aligned(d_emb, 16) && (!d_out_f32 || aligned(d_out_f32, 16)) && (!ob || aligned(ob, 8));
     if (v4) k_embed_fwd<4><<<grid_for((long long)M * C / 4, NT), NT>>>(d_ids, M, d_emb, V, C, d_out_f32, ob);
     else k_embed_fwd<1><<<grid_for((long long)M * C, NT), NT>>>(d_ids, M, d_emb, V, C, d_out_f32, ob);
     MC_LAUNCH();
@@ -1074,11 +1075,16 @@ extern "C" attn_status mcuda_swiglu_backward(const void *d_gu, const void *d_dac
     return ATTN_OK;
 }
 
-extern "C" attn_status mcuda_cross_entropy(const mcuda_bf16 *d_x, const mcuda_bf16 *d_w, const int32_t *d_labels,
-                                           int rows, int C, int V, int chunk, double scale, float *d_rowloss,
-                                           float *d_dx, float *d_dw, int64_t *count, double *loss_sum) {
+extern "C" attn_status mcuda_cross_entropy(const void *d_x, const void *d_w, attn_dtype dtype,
+                                           const int32_t *d_labels, int rows, int C, int V, int chunk, double scale,
+                                           float *d_rowloss, float *d_dx, float *d_dw, int64_t *count, double *loss_sum) {
     if (rows < 0 || C < 1 || V < 1)
         return fail(ATTN_ERR_INVALID, "cross-entropy: bad shape (rows %d, C %d, V %d)", rows, C, V);
+    if (dtype != ATTN_DTYPE_BF16 && dtype != ATTN_DTYPE_F32)
+        return fail(ATTN_ERR_INVALID, "cross-entropy: dtype %s (bf16 or f32 only)", attn_dtype_name(dtype));
+    const bool bf = dtype == ATTN_DTYPE_BF16;
+    const size_t es = bf ? 2 : 4;
+    const cudaDataType_t dt = bf ? CUDA_R_16BF : CUDA_R_32F;
     if (rows == 0) {
         if (count) *count = 0;
         if (loss_sum) *loss_sum = 0;
@@ -1092,27 +1098,35 @@ extern "C" attn_status mcuda_cross_entropy(const mcuda_bf16 *d_x, const mcuda_bf
     const bool grad = d_dx || d_dw;
     void *lp = nullptr, *dp = nullptr, *rp = nullptr;
     MC_OK(scratch(SCR_LOGITS, (size_t)chunk * V * sizeof(float), &lp));
-    if (grad) MC_OK(scratch(SCR_DLOGITS, (size_t)chunk * V * sizeof(bf16), &dp));
+    if (grad) MC_OK(scratch(SCR_DLOGITS, (size_t)chunk * V * es, &dp));
     MC_OK(scratch(SCR_ROWS, (size_t)rows * sizeof(double) + sizeof(CeStats), &rp));
     float *logits = static_cast<float *>(lp);
-    bf16 *dlog = static_cast<bf16 *>(dp);
     double *rowloss_d = static_cast<double *>(rp);
     CeStats *st = reinterpret_cast<CeStats *>(rowloss_d + rows);
     MC_CHECK(cudaMemsetAsync(st, 0, sizeof(CeStats)));
     const bool v4 = V % 4 == 0; /* logits rows start 16-byte aligned */
     for (int r0 = 0; r0 < rows; r0 += chunk) {
         const int cr = rows - r0 < chunk ? rows - r0 : chunk;
-        const mcuda_bf16 *xc = d_x + (size_t)r0 * C;
+        const void *xc = static_cast<const char *>(d_x) + (size_t)r0 * C * es;
         /* logits (cr, V) = x_chunk W^T */
-        MC_OK(mcuda_gemm(0, 1, cr, V, C, 1.0f, xc, C, d_w, C, 0.0f, logits, V, ATTN_DTYPE_F32));
+        MC_OK(gemm_lt(0, 1, cr, V, C, 1.0f, xc, C, d_w, C, dt, es, 0.0f, logits, V, CUDA_R_32F, 4));
         float *rl = d_rowloss ? d_rowloss + r0 : nullptr;
-        if (v4) k_ce_rows<4><<<cr, NT>>>(logits, d_labels + r0, V, (float)scale, rl, rowloss_d + r0, dlog, st);
-        else k_ce_rows<1><<<cr, NT>>>(logits, d_labels + r0, V, (float)scale, rl, rowloss_d + r0, dlog, st);
+        const float sc = (float)scale;
+        const int32_t *lab = d_labels + r0;
+        if (bf) {
+            bf16 *dl = static_cast<bf16 *>(dp);
+            if (v4) k_ce_rows<bf16, 4><<<cr, NT>>>(logits, lab, V, sc, rl, rowloss_d + r0, dl, st);
+            else k_ce_rows<bf16, 1><<<cr, NT>>>(logits, lab, V, sc, rl, rowloss_d + r0, dl, st);
+        } else {
+            float *dl = static_cast<float *>(dp);
+            if (v4) k_ce_rows<float, 4><<<cr, NT>>>(logits, lab, V, sc, rl, rowloss_d + r0, dl, st);
+            else k_ce_rows<float, 1><<<cr, NT>>>(logits, lab, V, sc, rl, rowloss_d + r0, dl, st);
+        }
         MC_LAUNCH();
-        const mcuda_bf16 *dl = reinterpret_cast<const mcuda_bf16 *>(dlog);
         /* dx_chunk (cr, C) = dlogits W;  dW (V, C) += dlogits^T x_chunk */
-        if (d_dx) MC_OK(mcuda_gemm(0, 0, cr, C, V, 1.0f, dl, V, d_w, C, 0.0f, d_dx + (size_t)r0 * C, C, ATTN_DTYPE_F32));
-        if (d_dw) MC_OK(mcuda_gemm(1, 0, V, C, cr, 1.0f, dl, V, xc, C, 1.0f, d_dw, C, ATTN_DTYPE_F32));
+        if (d_dx)
+            MC_OK(gemm_lt(0, 0, cr, C, V, 1.0f, dp, V, d_w, C, dt, es, 0.0f, d_dx + (size_t)r0 * C, C, CUDA_R_32F, 4));
+        if (d_dw) MC_OK(gemm_lt(1, 0, V, C, cr, 1.0f, dp, V, xc, C, dt, es, 1.0f, d_dw, C, CUDA_R_32F, 4));
     }
     if (!count && !loss_sum) return ATTN_OK;
     k_ce_final<<<1, FIN>>>(rowloss_d, d_labels, rows, V, st);
@@ -1151,7 +1165,8 @@ extern "C" attn_status mcuda_adamw_create(const model_tensor *t, int nt, size_t 
     long long blocks = 0;
     attn_status st = ATTN_OK;
     for (int i = 0; i < nt && st == ATTN_OK; i++) {
-        if (t[i].offset != at) st = fail(ATTN_ERR_INVALID, "AdamW: tensor %d (%s) is not adjacent to the one before", i, t[i].name);
+        if (t[i].offset != at)
+            st = fail(ATTN_ERR_INVALID, "AdamW: tensor %d (%s) is not adjacent to the one before", i, t[i].name);
         if (t[i].numel == 0) continue;
         int dec = t[i].decay ? 1 : 0;
         if (nr == 0 || rd[nr - 1] != dec) rs[nr] = at, rd[nr] = dec, nr++;

@@ -127,11 +127,12 @@ attn_status mcuda_swiglu_backward(const void *d_gu, const void *d_dact, void *d_
 
 /* ---- cross-entropy over the vocabulary ---- */
 
-/* For hidden rows d_x (rows, C) bf16 (the final norm's output) and the LM head
- * d_w (V, C) bf16, labels d_labels (rows) (MODEL_IGNORE: not counted), `chunk`
- * rows at a time (<= 0: as many as 128 MiB of fp32 logits allow):
+/* For hidden rows d_x (rows, C) (the final norm's output) and the LM head d_w
+ * (V, C), both of dtype (bf16; f32 for tests and references), and labels
+ * d_labels (rows) (MODEL_IGNORE: not counted), `chunk` rows at a time (<= 0: as
+ * many as 128 MiB of fp32 logits allow):
  *   logits = x w^T (fp32, one chunk only), loss_i = logsumexp(logits_i) - logits_i[y_i],
- *   dlogits = scale (softmax - onehot) for counted rows (0 for ignored ones), bf16,
+ *   dlogits = scale (softmax - onehot) for counted rows (0 for ignored ones), dtype,
  *   d_dx (rows, C) fp32 = dlogits w (written; NULL: not computed),
  *   d_dw (V, C) fp32 += dlogits^T x (NULL: not computed).
  * The caller applies the mean through scale (1 / counted rows, as
@@ -141,9 +142,9 @@ attn_status mcuda_swiglu_backward(const void *d_gu, const void *d_dact, void *d_
  * the counted rows and the sum of their losses (double). A label that is
  * neither MODEL_IGNORE nor in [0, V) counts nothing and, when count or loss_sum
  * is asked for, fails the call with ATTN_ERR_INVALID. */
-attn_status mcuda_cross_entropy(const mcuda_bf16 *d_x, const mcuda_bf16 *d_w, const int32_t *d_labels, int rows,
-                                int C, int V, int chunk, double scale, float *d_rowloss, float *d_dx, float *d_dw,
-                                int64_t *count, double *loss_sum);
+attn_status mcuda_cross_entropy(const void *d_x, const void *d_w, attn_dtype dtype, const int32_t *d_labels,
+                                int rows, int C, int V, int chunk, double scale, float *d_rowloss, float *d_dx,
+                                float *d_dw, int64_t *count, double *loss_sum);
 
 /* ---- AdamW, gradient norm ---- */
 
