@@ -60,6 +60,16 @@ if [ -x "$TB/test_model_gpu" ]; then
     elif grep -q '^# skipped' "$T/model_gpu.log"; then
         nok "model gpu ops" "$(grep '^# skipped' "$T/model_gpu.log")"
     fi
+    if command -v compute-sanitizer >/dev/null 2>&1; then
+        for tool in memcheck racecheck; do
+            DMABENCH_GPU=1 compute-sanitizer --tool $tool --error-exitcode 9 "$TB/test_model_gpu" \
+                >"$T/model_gpu_$tool.log" 2>&1
+            rc=$?
+            if [ $rc -eq 0 ] && grep -qE '(ERROR SUMMARY: 0 errors|RACECHECK SUMMARY: 0 hazards)' "$T/model_gpu_$tool.log"
+            then ok "model gpu ops $tool"
+            else nok "model gpu ops $tool" "exit $rc: $(grep -m3 -E 'ERROR|Invalid|hazard' "$T/model_gpu_$tool.log" | tr '\n' ' ')"; fi
+        done
+    fi
 else
     nok "model gpu ops" "$TB/test_model_gpu not found (build it: make build/tests/test_model_gpu)"
 fi
