@@ -47,3 +47,29 @@ rc=$?
 n=$(grep -c '"status":[[:space:]]*"ok"' "$T/k.json" 2>/dev/null)
 if [ $rc -eq 0 ] && [ "${n:-0}" -eq 18 ]; then ok "kernels sweep: 18 cells checked and timed"
 else nok "kernels sweep" "exit $rc, $n of 18 cells ok: $(tail -3 "$T/k.log" | tr '\n' ' ')"; fi
+
+# the model's GPU ops (model/model_cuda.h) against the CPU ops: every check of the
+# test program counts here
+TB=${DMABENCH_TESTS:-./build/tests}
+if [ -x "$TB/test_model_gpu" ]; then
+    DMABENCH_GPU=1 "$TB/test_model_gpu" >"$T/model_gpu.log" 2>&1
+    rc=$?
+    grep -E '^(ok|not ok) - ' "$T/model_gpu.log"
+    if [ $rc -ne 0 ] && ! grep -q '^not ok - ' "$T/model_gpu.log"; then
+        nok "model gpu ops" "exit $rc: $(tail -3 "$T/model_gpu.log" | tr '\n' ' ')"
+    elif grep -q '^# skipped' "$T/model_gpu.log"; then
+        nok "model gpu ops" "$(grep '^# skipped' "$T/model_gpu.log")"
+    fi
+    if command -v compute-sanitizer >/dev/null 2>&1; then
+        for tool in memcheck racecheck; do
+            DMABENCH_GPU=1 compute-sanitizer --tool $tool --error-exitcode 9 "$TB/test_model_gpu" \
+                >"$T/model_gpu_$tool.log" 2>&1
+            rc=$?
+            if [ $rc -eq 0 ] && grep -qE '(ERROR SUMMARY: 0 errors|RACECHECK SUMMARY: 0 hazards)' "$T/model_gpu_$tool.log"
+            then ok "model gpu ops $tool"
+            else nok "model gpu ops $tool" "exit $rc: $(grep -m3 -E 'ERROR|Invalid|hazard' "$T/model_gpu_$tool.log" | tr '\n' ' ')"; fi
+        done
+    fi
+else
+    nok "model gpu ops" "$TB/test_model_gpu not found (build it: make build/tests/test_model_gpu)"
+fi
