@@ -16,6 +16,7 @@
  */
 #include "model_gpu.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
