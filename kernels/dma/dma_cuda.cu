@@ -25,6 +25,7 @@
 
 #include "cuda_attn.h"
 #include "cuda_common.cuh"
+#include "cuda_decode.h"
 #include "cuda_rt.h"
 #include "dma.h"
 
@@ -264,6 +265,26 @@ attn_status ws_get(size_t bytes, void **out) {
     return ATTN_OK;
 }
 
+/* z from v and w_dt with dma_score_kernel (the decode path calls it). */
+attn_status dma_score_launch(const attn_params *p, float *z) {
+    const int wpb = 8;
+    const dim3 grid((unsigned)(((size_t)p->B * p->Nk + wpb - 1) / wpb));
+    const size_t smem = (size_t)p->Hkv * p->D * p->Hkv * sizeof(float);
+    const int linear = p->dma_mode == DMA_MODE_LINEAR;
+    const float *w = (const float *)p->w_dt, *bdt = (const float *)p->b_dt, *A = (const float *)p->a;
+    if (p->dtype == ATTN_DTYPE_BF16) {
+        CUDA_CHECK(cudaFuncSetAttribute(dma_score_kernel<__nv_bfloat16>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+        dma_score_kernel<__nv_bfloat16><<<grid, wpb * 32, smem>>>((const __nv_bfloat16 *)p->v, p->v_st.b, p->v_st.s, p->v_st.h,
+                                                                  p->B, p->Nk, p->Hkv, p->D, w, bdt, A, linear, z);
+    } else {
+        CUDA_CHECK(cudaFuncSetAttribute(dma_score_kernel<__half>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+        dma_score_kernel<__half><<<grid, wpb * 32, smem>>>((const __half *)p->v, p->v_st.b, p->v_st.s, p->v_st.h, p->B, p->Nk,
+                                                           p->Hkv, p->D, w, bdt, A, linear, z);
+    }
+    CUDA_CHECK_LAUNCH();
+    return ATTN_OK;
+}
+
 } // namespace
 
 extern "C" int dma_cuda_supports(const attn_params *p, int backward, char *why, size_t why_len) {
@@ -282,6 +303,7 @@ extern "C" int dma_cuda_supports(const attn_params *p, int backward, char *why, 
 extern "C" attn_status dma_cuda_forward(const attn_params *p) {
     if (!dma_cuda_supports(p, 0, nullptr, 0))
         return attn_params_check(p, ATTN_DMA, 0, nullptr, 0) != ATTN_OK ? ATTN_ERR_INVALID : ATTN_ERR_UNSUPPORTED;
+    if (cuda_decode_applies(p, ATTN_DMA)) return cuda_decode_dma_forward(p, dma_score_launch); /* Nq = 1 */
     const int ntiles = cuda_attn_ntiles(p);
     const size_t units = (size_t)p->B * p->Hkv;
     const int cap = (int)std::min<long long>((long long)p->w + CUDA_ATTN_BQ, p->Nk);
