@@ -5,7 +5,7 @@
  *    A key's D elements are read by D/8 lanes (a "key group"), 16 bytes each; a CTA
  *    has 128 / (D/8) groups (16 at D = 128) and each group takes KU keys per step,
  *    so a step reads NG * KU keys (64 at D = 128) with all its loads issued before
- *    any arithmetic. Every lane holds the rows' 8 query elements of its slice in
+ *    any arithmetic, and prefetches the next step's rows into L2. Every lane holds the rows' 8 query elements of its slice in
  *    registers (scaled by s log2 e), so a logit is 8 FMAs per lane and a butterfly
  *    over the group's lanes (which leaves the same bits in every lane: each step adds
  *    the same two numbers on both sides). Each group keeps its own online softmax
@@ -68,10 +68,11 @@ __device__ __forceinline__ float fast_exp2(float x) {
 }
 
 /* The order dma's selection uses, as one integer: larger z first, then the larger
- * index. The same function as dma_key in cuda_attn.h (kept here so that this file
- * does not depend on the engine's header). */
+ * index. dma_key in cuda_attn.h, kept here so that this file does not depend on the
+ * engine's header, with one difference: -0 counts as +0, so that equal z (as the
+ * reference compares them) always fall to the index. */
 __device__ __forceinline__ unsigned long long sel_key(float z, int j) {
-    unsigned int u = __float_as_uint(z);
+    unsigned int u = z == 0.f ? 0u : __float_as_uint(z);
     u = (u & 0x80000000u) ? ~u : (u | 0x80000000u);
     return ((unsigned long long)u << 32) | (unsigned int)j;
 }
