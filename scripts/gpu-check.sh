@@ -24,5 +24,8 @@ $B kernels --backend cuda --variants swa,dma --n 8192-262144*2 --w 1024 --b 1 --
     --dtype bf16 --mode fwd --warmup 3 --repeats 15 --out "$OUT/kernels-sparse.json" 2>/dev/null | tail -14
 $B kernels --backend cuda --variants dma --n 65536 --w 1024 --b 1 --hq 32 --hkv 8 --d 128 --dtype bf16 \
     --mode fwd --dma-z clustered,wdt --warmup 3 --repeats 15 --out "$OUT/kernels-dma-z.json" 2>/dev/null | tail -3
+echo "== decode (Nq = 1, same shape)"
+$B kernels --backend cuda --variants mha,dma --n 65536,524288 --w 1024 --b 1 --hq 32 --hkv 8 --d 128 --dtype bf16 \
+    --mode decode --warmup 3 --repeats 15 --out "$OUT/kernels-decode.json" 2>/dev/null | tail -6
 echo "== anchors (PyTorch SDPA, same card)"
 python3 scripts/sdpa_anchor.py >"$OUT/anchors.json" 2>"$OUT/anchors.log"; tail -12 "$OUT/anchors.log"

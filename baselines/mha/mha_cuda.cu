@@ -3,6 +3,7 @@
  * bf16/f16 in, fp32 accumulation, tensor cores.
  */
 #include "cuda_attn.h"
+#include "cuda_decode.h"
 #include "mha.h"
 
 extern "C" int mha_cuda_supports(const attn_params *p, int backward, char *why, size_t why_len) {
@@ -13,6 +14,7 @@ extern "C" attn_status mha_cuda_forward(const attn_params *p) {
     if (p->dtype == ATTN_DTYPE_F32 && mha_cuda_supports(p, 0, nullptr, 0)) return cuda_f32_forward(p, mha_cuda_forward);
     if (!mha_cuda_supports(p, 0, nullptr, 0))
         return attn_params_check(p, ATTN_MHA, 0, nullptr, 0) != ATTN_OK ? ATTN_ERR_INVALID : ATTN_ERR_UNSUPPORTED;
+    if (cuda_decode_applies(p, ATTN_MHA)) return cuda_decode_forward(p, 0); /* few queries: split-K */
     cuda_attn_spec s = {};
     s.window = 0;
     return cuda_attn_forward(p, &s);

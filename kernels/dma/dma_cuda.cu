@@ -25,6 +25,7 @@
 
 #include "cuda_attn.h"
 #include "cuda_common.cuh"
+#include "cuda_decode.h"
 #include "cuda_rt.h"
 #include "dma.h"
 
@@ -266,6 +267,29 @@ attn_status ws_get(size_t bytes, void **out) {
     return ATTN_OK;
 }
 
+/* z from v and w_dt with dma_score_kernel; dt too when dt_out is not NULL. */
+attn_status score_launch(const attn_params *p, float *z, float *dt_out) {
+    const int wpb = 8;
+    const dim3 grid((unsigned)(((size_t)p->B * p->Nk + wpb - 1) / wpb));
+    const size_t smem = (size_t)p->Hkv * p->D * p->Hkv * sizeof(float);
+    const int linear = p->dma_mode == DMA_MODE_LINEAR;
+    const float *w = (const float *)p->w_dt, *bdt = (const float *)p->b_dt, *A = (const float *)p->a;
+    if (p->dtype == ATTN_DTYPE_BF16) {
+        CUDA_CHECK(cudaFuncSetAttribute(dma_score_kernel<__nv_bfloat16>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+        dma_score_kernel<__nv_bfloat16><<<grid, wpb * 32, smem>>>((const __nv_bfloat16 *)p->v, p->v_st.b, p->v_st.s, p->v_st.h,
+                                                                  p->B, p->Nk, p->Hkv, p->D, w, bdt, A, linear, z, dt_out);
+    } else {
+        CUDA_CHECK(cudaFuncSetAttribute(dma_score_kernel<__half>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+        dma_score_kernel<__half><<<grid, wpb * 32, smem>>>((const __half *)p->v, p->v_st.b, p->v_st.s, p->v_st.h, p->B, p->Nk,
+                                                           p->Hkv, p->D, w, bdt, A, linear, z, dt_out);
+    }
+    CUDA_CHECK_LAUNCH();
+    return ATTN_OK;
+}
+
+/* The decode path's entry (cuda_decode.h): z only. */
+attn_status dma_score_launch(const attn_params *p, float *z) { return score_launch(p, z, nullptr); }
+
 } // namespace
 
 namespace {
@@ -321,22 +345,8 @@ attn_status dma_plan(const attn_params *p, int backward, DmaPlan *pl) {
         CUDA_CHECK(cudaEventRecord(e0));
     }
     if (p->w_dt) {
-        int wpb = 8;
-        dim3 grid((unsigned)((units / p->Hkv * p->Nk + wpb - 1) / wpb));
-        size_t smem = (size_t)p->Hkv * p->D * p->Hkv * sizeof(float);
-        if (p->dtype == ATTN_DTYPE_BF16) {
-            CUDA_CHECK(cudaFuncSetAttribute(dma_score_kernel<__nv_bfloat16>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-            dma_score_kernel<__nv_bfloat16><<<grid, wpb * 32, smem>>>(
-                (const __nv_bfloat16 *)p->v, p->v_st.b, p->v_st.s, p->v_st.h, p->B, p->Nk, p->Hkv, p->D,
-                (const float *)p->w_dt, (const float *)p->b_dt, (const float *)p->a, p->dma_mode == DMA_MODE_LINEAR, z,
-                pl->dt);
-        } else {
-            CUDA_CHECK(cudaFuncSetAttribute(dma_score_kernel<__half>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-            dma_score_kernel<__half><<<grid, wpb * 32, smem>>>(
-                (const __half *)p->v, p->v_st.b, p->v_st.s, p->v_st.h, p->B, p->Nk, p->Hkv, p->D, (const float *)p->w_dt,
-                (const float *)p->b_dt, (const float *)p->a, p->dma_mode == DMA_MODE_LINEAR, z, pl->dt);
-        }
-        CUDA_CHECK_LAUNCH();
+        attn_status sst = score_launch(p, z, pl->dt);
+        if (sst != ATTN_OK) return sst;
     }
     PlanArgs pa;
     pa.z = z;
@@ -484,6 +494,7 @@ extern "C" attn_status dma_cuda_forward(const attn_params *p) {
     if (p->dtype == ATTN_DTYPE_F32 && dma_cuda_supports(p, 0, nullptr, 0)) return cuda_f32_forward(p, dma_cuda_forward);
     if (!dma_cuda_supports(p, 0, nullptr, 0))
         return attn_params_check(p, ATTN_DMA, 0, nullptr, 0) != ATTN_OK ? ATTN_ERR_INVALID : ATTN_ERR_UNSUPPORTED;
+    if (cuda_decode_applies(p, ATTN_DMA)) return cuda_decode_dma_forward(p, dma_score_launch); /* Nq = 1 */
     DmaPlan pl;
     attn_status st = dma_plan(p, 0, &pl);
     if (st != ATTN_OK) return st;
