@@ -836,6 +836,7 @@ const char *variant_color(const char *v) {
 
 int cli_all(cli_args *a, const char *name, const char **out, int max) {
     int n = 0;
+    cli_note(a, name);
     for (int i = 0; i < a->n; i++)
         if (a->name[i] && !strcmp(a->name[i], name)) {
             a->used[i] = 1;
