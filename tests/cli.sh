@@ -29,6 +29,36 @@ expect_fail unknown_command "unknown command" $B frobnicate
 expect_fail verify_bad_variant "unknown variant 'foo'" $B verify --variant foo --out "$T/out"
 expect_fail verify_bad_backend "unknown backend" $B verify --backend gpu --out "$T/out"
 expect_fail verify_bad_option "unknown option --frob" $B verify --frob 1
+# an unknown option last on the line is unknown, not "needs a value"; a close
+# known name is suggested
+expect_fail last_unknown_option "unknown option --casual (did you mean --causal?)" \
+    $B attn --variant mha --in "$T/none.st" --out "$T/out" --casual
+expect_fail env_unknown_option "unknown option --foo" $B env --foo
+expect_fail fetch_unknown_flag "unknown option --progres (did you mean --progress?)" \
+    $B fetch file:///nonexistent --out "$T/out" --progres
+expect_fail last_option_no_value "option --in needs a value" $B attn --variant mha --out "$T/out" --in
+expect_fail int_option_no_value "option --seed needs a value" $B verify --seed
+
+# nothing checked (the cpu backend has no bf16): exit 1, one line saying why, "-" for
+# the errors of the cells that did not run; the report of skips still written
+$B verify --variants mha --backend cpu --dtype bf16 --out "$T/vs.json" >"$T/vs.out" 2>"$T/vs.err"
+rc=$?
+if [ "$rc" -eq 1 ] && [ "$(grep -c . "$T/vs.err")" -eq 1 ] && grep -q 'nothing was checked: 14 cells skipped (mha cpu: ' "$T/vs.err" &&
+    ! grep -q '0\.00e+00' "$T/vs.out" && grep -q '| - | - | 3e-02 | unsupported' "$T/vs.out" && [ -s "$T/vs.json" ]; then
+    ok verify_nothing_checked
+else nok verify_nothing_checked "exit $rc: $(head -c 200 "$T/vs.err")"; fi
+# the same for --backend cuda where no GPU can be used (skipped where one can)
+if $B env | grep -q '"gpu":[[:space:]]*null'; then
+    $B verify --variants mha --backend cuda --out "$T/vc.json" >/dev/null 2>"$T/vc.err"
+    rc=$?
+    [ "$rc" -eq 1 ] && [ "$(grep -c . "$T/vc.err")" -eq 1 ] && grep -q 'nothing was checked' "$T/vc.err" &&
+        ok verify_cuda_unavailable || nok verify_cuda_unavailable "exit $rc: $(head -c 200 "$T/vc.err")"
+fi
+# --quiet with every check passing: no table header, just the summary
+$B verify --variants swa --quiet --out "$T/vq.json" >"$T/vq.out" 2>&1
+rc=$?
+[ "$rc" -eq 0 ] && ! grep -q '^|' "$T/vq.out" && head -1 "$T/vq.out" | grep -q '^verify: [0-9]* passed, 0 failed' &&
+    ok verify_quiet_no_header || nok verify_quiet_no_header "exit $rc: $(head -2 "$T/vq.out" | tr '\n' ' ')"
 
 # verify end to end: a JSON report with records and provenance
 if $B verify --variant mha,dma --quiet --out "$T/v.json" >"$T/vout" 2>&1 &&
