@@ -933,6 +933,7 @@ int cmd_upload(int argc, char **argv) {
         fprintf(stderr, "dmabench upload: %s\n", err);
         return 1;
     }
-    if (!o.quiet) fprintf(stderr, "upload: %s (%d records) accepted by %s: HTTP %ld\n", path, nrec, url, status);
+    if (!o.quiet) fprintf(stderr, "upload: %s (%d record%s) accepted by %s: HTTP %ld\n", path, nrec, nrec == 1 ? "" : "s", url,
+                          status);
     return 0;
 }
