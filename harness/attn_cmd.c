@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "attn_case.h"
 #include "cli.h"
@@ -93,14 +94,48 @@ static void apply_settings(const attn_settings *s, attn_params *p) {
     p->nsa_l = (int)s->nl, p->nsa_d = (int)s->nd, p->nsa_ls = (int)s->nls, p->nsa_n = (int)s->nn;
 }
 
+/* One line on stderr, prefixed with the command's name (attn or attn-inputs). */
 #define DIE(code, ...)                             \
     do {                                           \
-        fprintf(stderr, "dmabench attn: ");        \
+        fprintf(stderr, "dmabench %s: ", a.cmd);   \
         fprintf(stderr, __VA_ARGS__);              \
         fprintf(stderr, "\n");                     \
         rc = code;                                 \
         goto done;                                 \
     } while (0)
+
+/* 1 when a and b name the same file (the same path, or the same inode). */
+static int same_file(const char *a, const char *b) {
+    if (!strcmp(a, b)) return 1;
+    struct stat sa, sb;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+/* Why a tensor of the input file is not read: not an input of the variant at
+ * all, an input only under other settings, or a gradient input (do) that only
+ * --backward reads. */
+static void unused_reason(const attn_slot *s, attn_variant v, const attn_params *p, char *why, size_t len) {
+    const char *vn = attn_variant_name(v);
+    if (!s || s->kind != SLOT_INPUT) {
+        snprintf(why, len, "not an input of %s", vn);
+        return;
+    }
+    if (!strcmp(s->name, "do")) {
+        snprintf(why, len, "a gradient input, used only with --backward");
+        return;
+    }
+    /* used by this variant under some other settings? */
+    attn_params q = *p;
+    int other = 0;
+    for (int cmp = 0; cmp < 2 && !other; cmp++) {
+        q.nsa_cmp = cmp ? NSA_CMP_MEAN : NSA_CMP_LINEAR;
+        for (int wdt = 0; wdt < 2 && !other; wdt++) other = attn_slot_used(s, v, &q, wdt, wdt);
+    }
+    if (!other) snprintf(why, len, "not an input of %s", vn);
+    else if (v == ATTN_NSA && p->nsa_cmp == NSA_CMP_MEAN)
+        snprintf(why, len, "not used by %s with these settings (--nsa-cmp mean)", vn);
+    else snprintf(why, len, "not used by %s with these settings", vn);
+}
 
 int cmd_attn(int argc, char **argv) {
     cli_args a;
@@ -118,7 +153,7 @@ int cmd_attn(int argc, char **argv) {
         usage();
         return 0;
     }
-    const char *vname = cli_str(&a, "--variant", NULL), *bname = cli_str(&a, "--backend", "ref");
+    const char *vname = cli_str2(&a, "--variant", "--variants", NULL), *bname = cli_str(&a, "--backend", "ref");
     const char *inp = cli_str(&a, "--in", NULL), *outp = cli_str(&a, "--out", NULL);
     int backward = cli_flag(&a, "--backward");
     attn_settings set;
@@ -131,6 +166,7 @@ int cmd_attn(int argc, char **argv) {
     const attn_op *op = attn_registry_find(v, b);
     if (!op) DIE(2, "backend '%s' of %s is not built into this binary", bname, vname);
     if (!inp || !outp) DIE(2, "--in and --out are required");
+    if (same_file(inp, outp)) DIE(2, "--out '%s' is the input file: write the outputs to another file", outp);
 
     if (st_read(inp, &in, err, sizeof err) != ST_OK) DIE(2, "%s", err);
     const st_tensor *tq = st_file_find(&in, "q"), *tk = st_file_find(&in, "k"), *tv = st_file_find(&in, "v");
@@ -210,13 +246,14 @@ int cmd_attn(int argc, char **argv) {
     st_file_set_meta(&outf, "variant", vname, err, sizeof err);
     st_file_set_meta(&outf, "backend", bname, err, sizeof err);
     if (st_write(outp, &outf, err, sizeof err) != ST_OK) DIE(1, "%s", err);
-    fprintf(stderr, "dmabench attn: wrote %s (%zu tensors)\n", outp, outf.n_tensors);
     for (size_t i = 0; i < in.n_tensors; i++) {
         const attn_slot *s = attn_slot_find(in.tensors[i].name);
-        if (!s || s->kind != SLOT_INPUT || !c.buf[s - tab])
-            fprintf(stderr, "dmabench attn: note: ignoring tensor '%s' (not an input of %s%s)\n",
-                    in.tensors[i].name, vname, backward ? "" : " without --backward");
+        if (s && s->kind == SLOT_INPUT && c.buf[s - tab]) continue;
+        char why[160];
+        unused_reason(s, v, &sh, why, sizeof why);
+        fprintf(stderr, "dmabench attn: note: ignoring tensor '%s' (%s)\n", in.tensors[i].name, why);
     }
+    fprintf(stderr, "dmabench attn: wrote %s (%zu tensor%s)\n", outp, outf.n_tensors, outf.n_tensors == 1 ? "" : "s");
 
 done:
     attn_case_free(&c);
@@ -242,13 +279,25 @@ int cmd_attn_inputs(int argc, char **argv) {
         printf("usage: dmabench attn-inputs --variant V --shape B,Nq,Nk,Hq,Hkv,D --out FILE [options]\n"
                "\n"
                "Writes seeded random inputs for `dmabench attn`: q, k, v, the variant's tensors\n"
-               "and, with --backward, do. Takes the same settings flags as attn.\n"
-               "  --dtype T     f32 | bf16 | f16 for q, k, v, do (default f32)\n"
-               "  --seed N      (default 1)\n"
-               "  --wdt         dma: write w_dt and a instead of z (--bias adds b_dt)\n");
+               "and, with --backward, do. The shape and settings are checked as attn checks them\n"
+               "(Hq a multiple of Hkv, D in 1..%d, ...) before anything is written.\n"
+               "\n"
+               "options:\n"
+               "  --variant V        mha | swa | dma | nsa (required)\n"
+               "  --shape LIST       B,Nq,Nk,Hq,Hkv,D (required)\n"
+               "  --out FILE         output safetensors file (required; written atomically)\n"
+               "  --backward         also write 'do', the output gradient attn --backward reads\n"
+               "  --dtype T          f32 | bf16 | f16 for q, k, v, do (default f32)\n"
+               "  --seed N           random seed (default 1)\n"
+               "  --wdt              dma only: write w_dt and a instead of z\n"
+               "  --bias             with --wdt: also write b_dt\n"
+               "  --causal --scale S --w N --dma-mode M --nsa-l N --nsa-d N --nsa-ls N --nsa-n N\n"
+               "  --nsa-cmp C        the settings, as for attn (they decide which tensors exist\n"
+               "                     and are checked with the shape)\n",
+               ATTN_MAX_D);
         return 0;
     }
-    const char *vname = cli_str(&a, "--variant", NULL), *shape = cli_str(&a, "--shape", NULL);
+    const char *vname = cli_str2(&a, "--variant", "--variants", NULL), *shape = cli_str(&a, "--shape", NULL);
     const char *outp = cli_str(&a, "--out", NULL), *dts = cli_str(&a, "--dtype", "f32");
     int backward = cli_flag(&a, "--backward"), wdt = cli_flag(&a, "--wdt"), bias = cli_flag(&a, "--bias");
     long long seed;
@@ -259,6 +308,9 @@ int cmd_attn_inputs(int argc, char **argv) {
     attn_dtype dt;
     if (!vname || attn_variant_parse(vname, &v)) DIE(2, "--variant must be one of mha, swa, dma, nsa");
     if (!outp) DIE(2, "--out is required");
+    if ((wdt || bias) && v != ATTN_DMA)
+        DIE(2, "%s applies to dma only (%s has no w_dt or b_dt)", wdt ? "--wdt" : "--bias", vname);
+    if (bias && !wdt) DIE(2, "--bias needs --wdt (b_dt is the bias of w_dt's projection)");
     if (attn_dtype_parse(dts, &dt) || dt == ATTN_DTYPE_F64) DIE(2, "--dtype must be f32, bf16 or f16");
     long long dims[6];
     int nd = shape ? cli_int_list(shape, dims, 6, err, sizeof err) : -1;
@@ -269,6 +321,19 @@ int cmd_attn_inputs(int argc, char **argv) {
     attn_params_init(&sh, (int)dims[0], (int)dims[1], (int)dims[2], (int)dims[3], (int)dims[4], (int)dims[5], dt,
                      set.causal);
     apply_settings(&set, &sh);
+    /* the checks attn makes, before anything is allocated or written: every tensor
+     * the variant uses counts as present */
+    {
+        static const float present = 0;
+        attn_params chk = sh;
+        int ns0;
+        const attn_slot *tab0 = attn_slot_table(&ns0);
+        for (int i = 0; i < ns0; i++)
+            if (attn_slot_used(&tab0[i], v, &sh, wdt, bias) &&
+                (backward || (tab0[i].kind != SLOT_GRAD && strcmp(tab0[i].name, "do"))))
+                *attn_slot_ptr(&tab0[i], &chk) = (void *)&present;
+        if (attn_params_check(&chk, v, backward, err, sizeof err) != ATTN_OK) DIE(2, "%s", err);
+    }
     attn_status st = attn_case_alloc(&c, v, &sh, v == ATTN_DMA && wdt, bias, backward);
     if (st != ATTN_OK) DIE(1, "cannot allocate the tensors: %s", attn_status_str(st));
     attn_case_fill(&c, (uint64_t)seed, Z_RANDOM);

@@ -18,15 +18,28 @@ typedef struct {
     const char *name[CLI_MAX];   /* "--x" or NULL for a positional argument */
     const char *value[CLI_MAX];  /* NULL for a bare flag */
     int used[CLI_MAX];
+    int novalue[CLI_MAX];        /* 1: a value-taking option last on the line, without its value */
+    const char *known[CLI_MAX];  /* every option name the command asked about, for hints */
+    int nknown;
+    const char *flags;           /* the flags given to cli_parse */
     char err[256];
 } cli_args;
 
 /* Parses argv[first..argc); flags lists the options that take no value
- * (space separated, e.g. "--backward --causal"). Returns 0 or -1 (err set). */
+ * (space separated, e.g. "--backward --causal"). Returns 0 or -1 (err set).
+ * An option other than a flag at the very end of the line has no value: it is
+ * kept, and cli_finish reports it as unknown (when the command never asks for
+ * it) or as missing its value. */
 int cli_parse(cli_args *a, const char *cmd, int argc, char **argv, int first, const char *flags);
 
 /* The last value of an option, or def. */
 const char *cli_str(cli_args *a, const char *name, const char *def);
+/* The last value of either spelling of an option (e.g. "--variants" and its
+ * alias "--variant"), or def. */
+const char *cli_str2(cli_args *a, const char *name, const char *alias, const char *def);
+/* Records name as an option of the command (for cli_finish's hints) without
+ * reading it; cli_str and friends do this themselves. */
+void cli_note(cli_args *a, const char *name);
 int cli_flag(cli_args *a, const char *name);
 /* Integer/real options: 0 on success, -1 with a message in a->err. */
 int cli_int(cli_args *a, const char *name, long long def, long long lo, long long hi, long long *out);
@@ -34,7 +47,9 @@ int cli_real(cli_args *a, const char *name, double def, double *out);
 /* The i-th positional argument, or NULL. */
 const char *cli_pos(cli_args *a, int i);
 int cli_npos(cli_args *a);
-/* -1 with a message when an option was given that the command never read. */
+/* -1 with a message when an option was given that the command never read
+ * ("unknown option --casual (did you mean --causal?)"), or when an option the
+ * command reads was given without its value. */
 int cli_finish(cli_args *a);
 
 /* Splits a comma list into at most max items (strdup'd into one buffer the

@@ -39,8 +39,9 @@ static void usage(void) {
            "  --out FILE         also write the summary to FILE (atomically)\n"
            "\n"
            "Exit status: 0 no regression, 1 a regression (or a missing cell with\n"
-           "--fail-on-missing), 2 unusable input: an unreadable file, another\n"
-           "schema_version, or no cell in common.\n",
+           "--fail-on-missing), or --out cannot be written (then nothing is printed),\n"
+           "2 unusable input: an unreadable file, another schema_version, an unknown\n"
+           "--where key, or no cell in common.\n",
            metric_names());
 }
 
@@ -370,10 +371,8 @@ int cmd_compare(int argc, char **argv) {
         cells_imp += cimp && !creg;
     }
     if (matched == 0) {
-        fprintf(stderr,
-                "dmabench compare: nothing to compare: no cell of %s matches one of %s (another machine? "
-                "--ignore-card matches across cards)\n",
-                npath, bpath);
+        fprintf(stderr, "dmabench compare: nothing to compare: no cell of %s matches one of %s%s\n", npath, bpath,
+                ignore_card ? "" : " (another machine? --ignore-card matches across cards)");
         goto done;
     }
     if (judged == 0) {
@@ -497,9 +496,15 @@ int cmd_compare(int argc, char **argv) {
     if (cells_reg) sb_printf(&o, "\nverdict: FAIL (%d regressed cell%s)\n", cells_reg, cells_reg == 1 ? "" : "s");
     else if (fail) sb_printf(&o, "\nverdict: FAIL (%d missing cell%s)\n", nmiss, nmiss == 1 ? "" : "s");
     else sb_puts(&o, "\nverdict: ok\n");
-    if (sb_emit(&o, NULL, err, sizeof err) != 0 || (out && sb_emit(&o, out, err, sizeof err) != 0)) {
+    /* --out first: a summary that cannot be saved is not printed as if all went well */
+    if (out && strcmp(out, "-") && sb_emit(&o, out, err, sizeof err) != 0) {
         fprintf(stderr, "dmabench compare: %s\n", err);
-        rc = 2;
+        rc = 1;
+        goto done;
+    }
+    if (sb_emit(&o, NULL, err, sizeof err) != 0) {
+        fprintf(stderr, "dmabench compare: %s\n", err);
+        rc = 1;
         goto done;
     }
     rc = fail ? 1 : 0;

@@ -42,8 +42,10 @@ static void usage(void) {
            "  --out FILE         write to FILE (atomically) instead of stdout\n"
            "\n"
            "Names: kernels VARIANT/BACKEND/MODE/DTYPE/B=..,N=..,Hq=..,Hkv=..,D=../SETTINGS,\n"
-           "tasks TASK/VARIANT[/BACKEND]/SETTINGS (seed left out). Exit 2 on bad usage or when there\n"
-           "is nothing to export.\n");
+           "tasks TASK/VARIANT[/BACKEND]/SETTINGS (seed left out). Units: as the metric's name\n"
+           "says (time_ms in ms, *_bytes in bytes) in gab; Bencher's own units in bmf.\n"
+           "Exit 1 when --out cannot be written, 2 on bad usage or when there is nothing to\n"
+           "export.\n");
 }
 
 /* The stable benchmark name of a record's cell. */
@@ -253,20 +255,26 @@ int cmd_export(int argc, char **argv) {
                     cJSON_Delete(e);
                     continue;
                 }
+                /* the unit the metric's name says: *_bytes in bytes (the display unit
+                 * of table and plot is MiB), the others in their display units */
+                size_t nl = strlen(ms[mi]->name);
+                int in_bytes = nl > 6 && !strcmp(ms[mi]->name + nl - 6, "_bytes");
+                double sc = in_bytes ? 1 : ms[mi]->scale;
+                const char *unit = in_bytes ? "bytes" : ms[mi]->unit[0] ? ms[mi]->unit : "1";
                 cJSON_AddStringToObject(e, "name", nb);
-                cJSON_AddStringToObject(e, "unit", ms[mi]->unit[0] ? ms[mi]->unit : "1");
-                cJSON_AddNumberToObject(e, "value", round6(g.v * ms[mi]->scale));
+                cJSON_AddStringToObject(e, "unit", unit);
+                cJSON_AddNumberToObject(e, "value", round6(g.v * sc));
                 size_t off = 0;
                 extra[0] = 0;
                 if (g.has_int) {
                     char half[32];
-                    fmt_num(half, sizeof half, (g.hi - g.lo) / 2 * ms[mi]->scale);
+                    fmt_num(half, sizeof half, (g.hi - g.lo) / 2 * sc);
                     snprintf(rb, sizeof rb, "± %s", half);
                     cJSON_AddStringToObject(e, "range", rb);
-                    fmt_num(lo, sizeof lo, g.lo * ms[mi]->scale);
-                    fmt_num(hi, sizeof hi, g.hi * ms[mi]->scale);
+                    fmt_num(lo, sizeof lo, g.lo * sc);
+                    fmt_num(hi, sizeof hi, g.hi * sc);
                     off += (size_t)snprintf(extra + off, sizeof extra - off, "%s: %s to %s %s\n", g.spread, lo, hi,
-                                            ms[mi]->unit);
+                                            unit);
                 }
                 if (g.how == AGG_MEAN && off < sizeof extra)
                     off += (size_t)snprintf(extra + off, sizeof extra - off, "mean of %d runs\n", g.n);

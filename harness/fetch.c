@@ -402,6 +402,41 @@ static int fetch_once(const char *url, int fd, const net_opts *o, fetch_result *
     return 0;
 }
 
+/* A file:// URL must name a regular file: libcurl would "download" a folder as an
+ * empty file. 0 when url is not file:// or names a regular file; -1 with a reason. */
+static int check_file_url(const char *url, char *err, size_t elen) {
+    if (strncasecmp(url, "file://", 7)) return 0;
+    const char *p = url + 7;
+    if (*p != '/') p = strchr(p, '/'); /* file://host/path: the host part goes */
+    if (!p) {
+        snprintf(err, elen, "%s: no path in the file:// URL", url);
+        return -1;
+    }
+    char path[PATH_MAX];
+    size_t k = 0;
+    for (; *p && *p != '?' && *p != '#' && k + 1 < sizeof path; p++) {
+        int hi, lo;
+        if (*p == '%' && sscanf(p + 1, "%1x%1x", &hi, &lo) == 2) {
+            path[k++] = (char)(hi * 16 + lo);
+            p += 2;
+        } else {
+            path[k++] = *p;
+        }
+    }
+    path[k] = 0;
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        snprintf(err, elen, "cannot open %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        snprintf(err, elen, "%s is %s, not a regular file: a file:// URL must name a file", path,
+                 S_ISDIR(st.st_mode) ? "a folder" : "a special file");
+        return -1;
+    }
+    return 0;
+}
+
 int fetch_url(const char *url, const char *path, const char *sha256, const net_opts *o, fetch_result *r, char *err,
               size_t elen) {
     memset(r, 0, sizeof *r);
@@ -409,6 +444,7 @@ int fetch_url(const char *url, const char *path, const char *sha256, const net_o
         snprintf(err, elen, "cannot initialise libcurl");
         return -1;
     }
+    if (check_file_url(url, err, elen) != 0) return -1;
     size_t pl = strlen(path) + 8;
     char *part = malloc(pl);
     if (!part) {
@@ -642,7 +678,8 @@ static void fetch_usage(void) {
            "\n"
            "options:\n"
            "  --sha256 HEX        the expected SHA-256 (known datasets have theirs built in)\n"
-           "  --out PATH          download to PATH instead of the cache\n"
+           "  --out PATH          download to PATH instead of the cache (its folders are\n"
+           "                      created when missing)\n"
            "  --force             download again even when the file is there\n"
            "  --retries N         attempts after the first (default 5)\n"
            "  --backoff-ms MS     first wait between attempts, doubling (default 1000)\n"
@@ -747,6 +784,17 @@ int cmd_fetch(int argc, char **argv) {
     char path[PATH_MAX], err[1024];
     if (out) {
         snprintf(path, sizeof path, "%s", out);
+        /* the folders of --out are created, as the cache folder is */
+        char dir[PATH_MAX];
+        snprintf(dir, sizeof dir, "%s", out);
+        char *slash = strrchr(dir, '/');
+        if (slash && slash != dir) {
+            *slash = 0;
+            if (mkdirs(dir) != 0) {
+                fprintf(stderr, "dmabench fetch: cannot create the folder %s: %s\n", dir, strerror(errno));
+                return 1;
+            }
+        }
     } else {
         char dir[PATH_MAX - 300];
         if (fetch_cache_dir(dir, sizeof dir, err, sizeof err) != 0) {
@@ -885,6 +933,7 @@ int cmd_upload(int argc, char **argv) {
         fprintf(stderr, "dmabench upload: %s\n", err);
         return 1;
     }
-    if (!o.quiet) fprintf(stderr, "upload: %s (%d records) accepted by %s: HTTP %ld\n", path, nrec, url, status);
+    if (!o.quiet) fprintf(stderr, "upload: %s (%d record%s) accepted by %s: HTTP %ld\n", path, nrec, nrec == 1 ? "" : "s", url,
+                          status);
     return 0;
 }

@@ -61,6 +61,7 @@ typedef struct {
     int format;
     const char *out;
     int resume;
+    int quiet;
 } kopts;
 
 typedef struct {
@@ -705,7 +706,7 @@ static void usage(void) {
            "every option takes a comma list and the cells are their cross product. Each\n"
            "cell is checked against the double-precision reference at a small size, then\n"
            "timed. Prints a table (or csv/json/jsonl); with --out also writes a JSON report\n"
-           "and streams records to OUT.jsonl. Exit 1 when a cell fails its check or errors.\n"
+           "and streams records to OUT.jsonl.\n"
            "\n"
            "what to run:\n"
            "  --variants LIST  mha,swa,dma,nsa (default: all)\n"
@@ -716,8 +717,8 @@ static void usage(void) {
            "  --n LIST         sequence length N, Nq = Nk = N (default 1024,2048,4096)\n"
            "  --b LIST         batch (default 1)\n"
            "  --hq LIST        query heads (default 8)\n"
-           "  --hkv LIST       kv heads (default 2)\n"
-           "  --d LIST         head dim (default 64)\n"
+           "  --hkv LIST       kv heads (default 2); Hq must be a multiple of Hkv\n"
+           "  --d LIST         head dim, 1..%d (default 64)\n"
            "  --causal LIST    0,1 (default 1; swa and nsa are causal only)\n"
            "settings (each multiplies only the cells of the variants that use it):\n"
            "  --w LIST         window of swa, dma, nsa (default 1024; mha ignores it)\n"
@@ -727,7 +728,7 @@ static void usage(void) {
            "  --nsa-l LIST --nsa-d LIST --nsa-ls LIST --nsa-n LIST\n"
            "                   NSA block sizes (default 32, 16, 64, 16)\n"
            "  --nsa-cmp LIST   linear,mean (default linear)\n"
-           "  --threads LIST   OpenMP threads (default: all, %d here)\n"
+           "  --threads LIST   OpenMP threads; 0 = all cores (default: all, %d here)\n"
            "timing:\n"
            "  --warmup N       untimed runs per cell (default 1)\n"
            "  --repeats N      timed runs per cell (default 5)\n"
@@ -740,8 +741,15 @@ static void usage(void) {
            "  --format F       md|csv|json|jsonl on stdout (default md); progress on stderr\n"
            "  --out FILE       also write the JSON report to FILE (atomically, at the end) and\n"
            "                   stream each finished cell to FILE.jsonl\n"
-           "  --resume         keep FILE.jsonl and skip the cells already in it (needs --out)\n",
-           omp_get_max_threads());
+           "  --resume         keep FILE.jsonl and skip the cells already in it (needs --out)\n"
+           "  --quiet          no table and no progress lines: only the summary (and errors)\n"
+           "\n"
+           "Exit status: 0 when at least one cell was measured and none failed; 1 when a\n"
+           "cell failed its check or ended in error, when no cell could be measured\n"
+           "(every one unsupported or oom), or when an output file cannot be written;\n"
+           "2 bad usage (an unknown name, a bad list, Hq not a multiple of Hkv, D out of\n"
+           "range).\n",
+           ATTN_MAX_D, omp_get_max_threads());
 }
 
 /* Parses a comma list of names into indices; -1 with a message on an unknown one. */
@@ -803,8 +811,7 @@ static int parse_opts(cli_args *a, kopts *o) {
     int tmp[16], n;
     memset(o, 0, sizeof *o);
 
-    const char *vs = cli_str(a, "--variant", NULL);
-    vs = cli_str(a, "--variants", vs ? vs : "mha,swa,dma,nsa");
+    const char *vs = cli_str2(a, "--variants", "--variant", "mha,swa,dma,nsa");
     if ((n = parse_names(a, "--variants", "variant", vs, vnames, 4, tmp, "mha, swa, dma, nsa")) < 0) return -1;
     for (int i = 0; i < n; i++) o->var[i] = (attn_variant)tmp[i];
     o->nvar = n;
@@ -843,17 +850,30 @@ static int parse_opts(cli_args *a, kopts *o) {
     }
     o->format = tmp[0];
 
-    char defthreads[32];
-    snprintf(defthreads, sizeof defthreads, "%d", omp_get_max_threads());
     const long long big = 1LL << 30;
     if (parse_ints(a, "--n", "1024,2048,4096", 1, big, &o->n) || parse_ints(a, "--b", "1", 1, big, &o->b) ||
         parse_ints(a, "--hq", "8", 1, 1 << 20, &o->hq) || parse_ints(a, "--hkv", "2", 1, 1 << 20, &o->hkv) ||
-        parse_ints(a, "--d", "64", 1, 1 << 20, &o->d) || parse_ints(a, "--w", "1024", 1, big, &o->w) ||
-        parse_ints(a, "--causal", "1", 0, 1, &o->causal) ||
-        parse_ints(a, "--threads", defthreads, 1, 4096, &o->threads) ||
+        parse_ints(a, "--d", "64", 1, ATTN_MAX_D, &o->d) || parse_ints(a, "--w", "1024", 1, big, &o->w) ||
+        parse_ints(a, "--causal", "1", 0, 1, &o->causal) || parse_ints(a, "--threads", "0", 0, 4096, &o->threads) ||
         parse_ints(a, "--nsa-l", "32", 1, big, &o->nl) || parse_ints(a, "--nsa-d", "16", 1, big, &o->nd) ||
         parse_ints(a, "--nsa-ls", "64", 1, big, &o->nls) || parse_ints(a, "--nsa-n", "16", 1, big, &o->nn))
         return -1;
+    /* 0 threads: every core, as in train and run */
+    for (int i = 0; i < o->threads.n; i++)
+        if (o->threads.v[i] == 0) o->threads.v[i] = omp_get_max_threads();
+    /* query heads are shared by groups of Hkv: a sweep in which no pair can run is a mistake
+     * (pairs that cannot run among others that can are recorded as unsupported) */
+    int pairs = 0;
+    for (int i = 0; i < o->hq.n; i++)
+        for (int j = 0; j < o->hkv.n; j++) pairs += o->hq.v[i] % o->hkv.v[j] == 0;
+    if (!pairs) {
+        if (o->hq.n == 1 && o->hkv.n == 1)
+            snprintf(a->err, sizeof a->err, "kernels: --hq %lld is not a multiple of --hkv %lld", o->hq.v[0],
+                     o->hkv.v[0]);
+        else
+            snprintf(a->err, sizeof a->err, "kernels: no --hq value is a multiple of an --hkv value");
+        return -1;
+    }
     if (cli_int(a, "--warmup", 1, 0, 1000000, &o->warmup) || cli_int(a, "--repeats", 5, 1, 1000000, &o->repeats) ||
         cli_int(a, "--check-n", 256, 0, big, &o->check_n) ||
         cli_int(a, "--seed", 1, 0, (long long)1 << 52, &o->seed))
@@ -868,6 +888,7 @@ static int parse_opts(cli_args *a, kopts *o) {
     o->max_mem = gb * 1073741824.0;
     o->out = cli_str(a, "--out", NULL);
     o->resume = cli_flag(a, "--resume");
+    o->quiet = cli_flag(a, "--quiet");
     if (o->out && !o->out[0]) {
         snprintf(a->err, sizeof a->err, "kernels: --out needs a file name");
         return -1;
@@ -1086,7 +1107,7 @@ int cmd_kernels(int argc, char **argv) {
     sweep S;
     memset(&S, 0, sizeof S);
     g_default_threads = omp_get_max_threads();
-    if (cli_parse(&a, "kernels", argc, argv, 2, "--help -h --resume") != 0) {
+    if (cli_parse(&a, "kernels", argc, argv, 2, "--help -h --resume --quiet") != 0) {
         fprintf(stderr, "dmabench %s\n", a.err);
         return 2;
     }
@@ -1126,15 +1147,17 @@ int cmd_kernels(int argc, char **argv) {
             int nbad;
             if (load_resume(jsonl, &resumed_arr, &done, &rkeys, &nrkeys, &nbad, err, sizeof err) != 0) {
                 fprintf(stderr, "dmabench kernels: %s\n", err);
-                rc = 2;
+                rc = 1;
                 goto cleanup;
             }
-            if (nbad) fprintf(stderr, "dmabench kernels: dropped %d unreadable lines of %s\n", nbad, jsonl);
+            if (nbad)
+                fprintf(stderr, "dmabench kernels: dropped %d unreadable line%s of %s\n", nbad, nbad == 1 ? "" : "s",
+                        jsonl);
         } else {
             FILE *f = fopen(jsonl, "w");
             if (!f || fclose(f) != 0) {
-                fprintf(stderr, "dmabench kernels: cannot create %s: %s\n", jsonl, strerror(errno));
-                rc = 2;
+                fprintf(stderr, "dmabench kernels: cannot write '%s': %s\n", jsonl, strerror(errno));
+                rc = 1;
                 goto cleanup;
             }
         }
@@ -1151,12 +1174,15 @@ int cmd_kernels(int argc, char **argv) {
             left_n++;
         }
     }
-    if (o->resume) fprintf(stderr, "kernels: resumed %d cells from %s, %d to run\n", nresume, jsonl, S.ncells - nresume);
+    if (o->resume && !o->quiet)
+        fprintf(stderr, "kernels: resumed %d cell%s from %s, %d to run\n", nresume, nresume == 1 ? "" : "s", jsonl,
+                S.ncells - nresume);
 
     omp_set_num_threads((int)o->threads.v[0]);
     cJSON *rep = report_new(report_provenance(argc, argv, (uint64_t)o->seed));
-    if (o->format == FMT_MD) print_md_header();
-    if (o->format == FMT_CSV) print_csv_header();
+    int table = !o->quiet; /* --quiet: the summary only */
+    if (table && o->format == FMT_MD) print_md_header();
+    if (table && o->format == FMT_CSV) print_csv_header();
     fflush(stdout);
 
     int nok = 0, nuns = 0, noom = 0, nerr = 0, ntimed = 0;
@@ -1205,8 +1231,8 @@ int cmd_kernels(int argc, char **argv) {
             snprintf(eta, sizeof eta, " (ETA %s)", d);
         }
         record_label(rec, label, sizeof label);
-        fprintf(stderr, "[%d/%d] %s : %s%s\n", k + 1, S.ncells, label, res, eta);
-        switch (o->format) {
+        if (!o->quiet) fprintf(stderr, "[%d/%d] %s : %s%s\n", k + 1, S.ncells, label, res, eta);
+        switch (table ? o->format : -1) {
         case FMT_MD: print_md_row(rec); break;
         case FMT_CSV: print_csv_row(rec); break;
         case FMT_JSONL: print_jsonl_row(rec); break;
@@ -1215,7 +1241,7 @@ int cmd_kernels(int argc, char **argv) {
         fflush(stdout);
         report_add(rep, rec);
     }
-    if (o->format == FMT_JSON) {
+    if (table && o->format == FMT_JSON) {
         char *s = cJSON_Print(rep);
         if (s) printf("%s\n", s);
         free(s);
@@ -1223,18 +1249,24 @@ int cmd_kernels(int argc, char **argv) {
     }
     char el[32];
     fmt_dur(el, sizeof el, (now_ms() - t_start) * 1e-3);
-    fprintf(stderr, "kernels: %d cells: %d ok, %d unsupported, %d oom, %d error; timed %d, resumed %d, in %s\n",
-            S.ncells, nok, nuns, noom, nerr, ntimed, nresume, el);
+    fprintf(stderr, "kernels: %d cell%s: %d ok, %d unsupported, %d oom, %d error; timed %d, resumed %d, in %s\n",
+            S.ncells, S.ncells == 1 ? "" : "s", nok, nuns, noom, nerr, ntimed, nresume, el);
     if (o->out) {
         if (report_write(o->out, rep, err, sizeof err) != 0) {
             fprintf(stderr, "dmabench kernels: %s\n", err);
             rc = 1;
-        } else {
+        } else if (!o->quiet) {
             fprintf(stderr, "report: %s (records streamed to %s)\n", o->out, jsonl);
         }
     }
     cJSON_Delete(rep);
     if (nerr) rc = 1;
+    if (nok == 0) {
+        /* the records say why each cell did not run; the sweep as a whole measured nothing */
+        fprintf(stderr, "dmabench kernels: no cell was measured (%d unsupported, %d oom, %d error)\n", nuns, noom,
+                nerr);
+        rc = 1;
+    }
 
 cleanup:
     for (int i = 0; i < S.ncells; i++) free(S.cells[i].key);

@@ -34,6 +34,9 @@ static void on_signal(int sig) {
     stop_requested = 1;
 }
 
+/* "s" for a plural count */
+#define PL(n) ((n) == 1 ? "" : "s")
+
 static int exists(const char *p) {
     struct stat sb;
     return stat(p, &sb) == 0;
@@ -74,7 +77,10 @@ static void train_usage(void) {
            "  --threads N        OpenMP and OpenBLAS threads (default: all cores)\n"
            "  --max-seconds S    stop (with a checkpoint) after S seconds\n"
            "  --force            write into an --out folder that already holds a checkpoint\n"
-           "  --quiet            no progress lines\n");
+           "  --quiet            no progress lines\n"
+           "\n"
+           "Exit status: 0 done (or stopped with a checkpoint), 1 a failed step or an output\n"
+           "that cannot be written (the --out folder or a file in it), 2 bad usage or input.\n");
 }
 
 /* Applies the "train" flags on top of t; returns 0 or -1 (a->err). */
@@ -324,7 +330,7 @@ int cmd_train(int argc, char **argv) {
     }
     model_status st = model_trainer_create(m, data, &t, err, sizeof err);
     if (st != MODEL_OK) TDIE(2, "%s", err);
-    if (mkdir(out, 0755) != 0 && errno != EEXIST) TDIE(2, "cannot create '%s': %s", out, strerror(errno));
+    if (mkdir(out, 0755) != 0 && errno != EEXIST) TDIE(1, "cannot create '%s': %s", out, strerror(errno));
     char logp[4200];
     snprintf(logp, sizeof logp, "%s/train_log.jsonl", out);
     if (resume) {
@@ -333,7 +339,7 @@ int cmd_train(int argc, char **argv) {
         if (trim_log(logp, ckpt_step, err, sizeof err)) TDIE(1, "%s", err);
     } else {
         FILE *lf = fopen(logp, "w");
-        if (!lf) TDIE(2, "cannot write '%s': %s", logp, strerror(errno));
+        if (!lf) TDIE(1, "cannot write '%s': %s", logp, strerror(errno));
         fclose(lf);
     }
     /* the starting checkpoint, so a run stopped before its first one can resume */
@@ -345,18 +351,19 @@ int cmd_train(int argc, char **argv) {
     const model_train_config *tc = &cfg.train;
     if (!quiet)
         fprintf(stderr,
-                "train: %s, %d layers, hidden %d, %d/%d heads x %d, %zu parameters; %lld steps of %d x %d tokens"
-                " (x%d accum), lr %g %s; data %s (%lld tokens); %d threads\n",
-                attn_variant_name(cfg.variant), cfg.num_hidden_layers, cfg.hidden_size, cfg.num_attention_heads,
-                cfg.num_key_value_heads, cfg.head_dim, model_num_params(m), (long long)tc->steps, tc->batch_size,
-                tc->context, tc->grad_accum, tc->lr, model_schedule_name(tc->schedule), data_path,
-                (long long)data->n_tokens, omp_get_max_threads());
+                "train: %s, %d layer%s, hidden %d, %d/%d heads x %d, %zu parameters; %lld step%s of %d x %d tokens"
+                " (x%d accum), lr %g %s; data %s (%lld tokens); %d thread%s\n",
+                attn_variant_name(cfg.variant), cfg.num_hidden_layers, PL(cfg.num_hidden_layers), cfg.hidden_size,
+                cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim, model_num_params(m),
+                (long long)tc->steps, PL(tc->steps), tc->batch_size, tc->context, tc->grad_accum, tc->lr,
+                model_schedule_name(tc->schedule), data_path, (long long)data->n_tokens, omp_get_max_threads(),
+                PL(omp_get_max_threads()));
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     if (!quiet && val) {
         char when[64] = "at the end";
-        if (vo.every > 0) snprintf(when, sizeof when, "every %lld steps and at the end", vo.every);
-        fprintf(stderr, "validation: %lld batches of %d x %d from %s (%lld tokens), %s\n", vo.batches,
+        if (vo.every > 0) snprintf(when, sizeof when, "every %lld step%s and at the end", vo.every, PL(vo.every));
+        fprintf(stderr, "validation: %lld batch%s of %d x %d from %s (%lld tokens), %s\n", vo.batches, vo.batches == 1 ? "" : "es",
                 tc->batch_size, tc->context, vo.data, (long long)val->n_tokens, when);
     }
     double t0 = omp_get_wtime(), run_s = 0, val_s = 0;
@@ -449,10 +456,10 @@ int cmd_train(int argc, char **argv) {
             snprintf(vtxt, sizeof vtxt, "; val loss %.4f ppl %.3f (%lld tokens)", vr.loss, vr.ppl,
                      (long long)vr.tokens);
         fprintf(stderr,
-                "train: %s at step %lld/%lld: %lld steps in %.1fs, %.0f tokens/s; GEMMs %.1fs at %.1f GFLOP/s%s, "
+                "train: %s at step %lld/%lld: %lld step%s in %.1fs, %.0f tokens/s; GEMMs %.1fs at %.1f GFLOP/s%s, "
                 "attention %.1fs fwd + %.1fs bwd%s; checkpoint in %s\n",
                 stop_requested ? "stopped" : "done", (long long)model_trainer_step_count(t), (long long)tc->steps,
-                (long long)done_steps, run_s, train_s > 0 ? tokens / train_s : 0, tm.gemm_s, gemm_gf, frac,
+                (long long)done_steps, PL(done_steps), run_s, train_s > 0 ? tokens / train_s : 0, tm.gemm_s, gemm_gf, frac,
                 tm.attn_fwd_s, tm.attn_bwd_s, vtxt, out);
     }
 done:

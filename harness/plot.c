@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "cli.h"
 #include "commands.h"
@@ -42,7 +43,8 @@ static void usage(void) {
            "\n"
            "options:\n"
            "  --kind K           speed|memory|niah|mqar|ppl (required)\n"
-           "  --out FILE         the SVG file, written atomically (required)\n"
+           "  --out FILE.svg     the SVG file, written atomically (required; the name must\n"
+           "                     end in .svg, or be - for stdout)\n"
            "  --metric M         speed: time_ms (default), tflops_dense, tflops_effective,\n"
            "                     gflops_dense, gflops_effective, gbps, select_ms; memory:\n"
            "                     peak_mem_bytes (default), rss_peak_bytes, tensor_bytes;\n"
@@ -52,7 +54,8 @@ static void usage(void) {
            "\n"
            "Colours: mha blue, swa orange, dma vermilion, nsa green (Okabe-Ito), with a\n"
            "marker of its own per variant. Error bars: p5-p95 for times, 95%% intervals for\n"
-           "task metrics. Exit 2 on bad usage or when no record fits the plot.\n");
+           "task metrics. Exit 1 when --out cannot be written, 2 on bad usage or when no\n"
+           "record fits the plot.\n");
 }
 
 /* ---- SVG text helpers ---- */
@@ -912,6 +915,11 @@ int cmd_plot(int argc, char **argv) {
     }
     if (!out) {
         fprintf(stderr, "dmabench plot: --out FILE.svg is required\n");
+        return 2;
+    }
+    size_t ol = strlen(out);
+    if (strcmp(out, "-") && (ol < 5 || strcasecmp(out + ol - 4, ".svg"))) {
+        fprintf(stderr, "dmabench plot: plot writes SVG; use an .svg name for --out (got '%s')\n", out);
         return 2;
     }
     if (npos == 0) {

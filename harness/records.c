@@ -836,6 +836,7 @@ const char *variant_color(const char *v) {
 
 int cli_all(cli_args *a, const char *name, const char **out, int max) {
     int n = 0;
+    cli_note(a, name);
     for (int i = 0; i < a->n; i++)
         if (a->name[i] && !strcmp(a->name[i], name)) {
             a->used[i] = 1;
@@ -845,6 +846,9 @@ int cli_all(cli_args *a, const char *name, const char **out, int max) {
 }
 
 int rec_filter_where(rec_ref **rs, int n, const char *const *where, int nwhere, char *err, size_t err_len) {
+    /* every key must be a dimension of some record: a misspelt key names what exists */
+    dim_list all = {0};
+    if (nwhere) dims_collect(rs, n, &all);
     for (int w = 0; w < nwhere; w++) {
         const char *eq = strchr(where[w], '=');
         if (!eq || eq == where[w] || !eq[1]) {
@@ -853,6 +857,12 @@ int rec_filter_where(rec_ref **rs, int n, const char *const *where, int nwhere, 
         }
         char dim[64];
         snprintf(dim, sizeof dim, "%.*s", (int)(eq - where[w]), where[w]);
+        if (n > 0 && !dims_find(&all, dim)) {
+            char names[512];
+            dims_names(&all, names, sizeof names);
+            snprintf(err, err_len, "unknown --where key '%s' (known: %s)", dim, names);
+            return -1;
+        }
         char *items[64];
         int ni = cli_list(eq + 1, items, 64);
         int k = 0;
@@ -887,6 +897,28 @@ int rec_select_records(const rec_set *s, const rec_select *q, rec_ref **out, cha
             if (!t || strcmp(t, q->task) != 0) continue;
         }
         out[n++] = r;
+    }
+    if (n == 0 && q->task) {
+        /* a task name that is neither built in nor in the records is a typo: name the known ones */
+        static const char *const builtin[] = {"mqar", "niah", "ppl"};
+        int known = 0;
+        for (int i = 0; i < 3; i++) known |= !strcmp(q->task, builtin[i]);
+        if (!known) {
+            size_t off = (size_t)snprintf(err, err_len, "unknown task '%s' (known: mqar, niah, ppl", q->task);
+            const char *seen[16];
+            int nseen = 0;
+            for (int i = 0; i < s->nrecs && off < err_len && nseen < 16; i++) {
+                const char *t = s->recs[i].kind == REC_TASK ? rec_str(s->recs[i].rec, "task") : NULL;
+                int dup = !t;
+                for (int j = 0; j < 3 && !dup; j++) dup = !strcmp(t, builtin[j]);
+                for (int j = 0; j < nseen && !dup; j++) dup = !strcmp(t, seen[j]);
+                if (dup) continue;
+                seen[nseen++] = t;
+                off += (size_t)snprintf(err + off, err_len - off, ", %s", t);
+            }
+            if (off < err_len) snprintf(err + off, err_len - off, ")");
+            return -1;
+        }
     }
     return rec_filter_where(out, n, q->where, q->nwhere, err, err_len);
 }

@@ -147,7 +147,7 @@ int write_file_atomic(const char *path, const char *data, size_t len, char *err,
     snprintf(tmp, n, "%s.tmp.%ld", path, (long)getpid());
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd < 0) {
-        snprintf(err, err_len, "cannot create %s: %s", path, strerror(errno));
+        snprintf(err, err_len, "cannot write '%s': %s", path, strerror(errno));
         free(tmp);
         return -1;
     }
@@ -156,7 +156,7 @@ int write_file_atomic(const char *path, const char *data, size_t len, char *err,
         ssize_t w = write(fd, data + off, len - off);
         if (w < 0) {
             if (errno == EINTR) continue;
-            snprintf(err, err_len, "cannot write %s: %s", path, strerror(errno));
+            snprintf(err, err_len, "cannot write '%s': %s", path, strerror(errno));
             close(fd);
             unlink(tmp);
             free(tmp);
@@ -165,13 +165,14 @@ int write_file_atomic(const char *path, const char *data, size_t len, char *err,
         off += (size_t)w;
     }
     if (fsync(fd) != 0 || close(fd) != 0) {
-        snprintf(err, err_len, "cannot write %s: %s", path, strerror(errno));
+        snprintf(err, err_len, "cannot write '%s': %s", path, strerror(errno));
         unlink(tmp);
         free(tmp);
         return -1;
     }
     if (rename(tmp, path) != 0) {
-        snprintf(err, err_len, "cannot rename onto %s: %s", path, strerror(errno));
+        snprintf(err, err_len, "cannot write '%s' (cannot rename the temporary file onto it): %s", path,
+                 strerror(errno));
         unlink(tmp);
         free(tmp);
         return -1;

@@ -54,7 +54,8 @@ static void usage(void) {
            "Dimensions: variant, backend, mode, dtype, B, N, Hq, Hkv, D, causal, threads, w,\n"
            "dma_mode, dma_z, nsa_*, card (GPU name or CPU model), task settings (seq_len,\n"
            "num_kv_pairs, d_model, context_len, depth, context, ...). Records that share a\n"
-           "cell (several seeds, repeated runs) are pooled. Exit 2 on bad usage or input.\n",
+           "cell (several seeds, repeated runs) are pooled. Exit 1 when --out cannot be\n"
+           "written, 2 on bad usage or input (an unknown --where key or --task included).\n",
            metric_names());
 }
 

@@ -283,23 +283,35 @@ static int cells_for(attn_variant v, attn_backend be, attn_dtype dt, uint64_t se
     return n;
 }
 
+/* The table header, printed before the first row (none when no row is printed). */
+static void print_header(int *done) {
+    if (*done) return;
+    printf("| variant | backend | dtype | shape | settings | fwd rel err | bwd rel err | tol | result |\n");
+    printf("|---|---|---|---|---|---|---|---|---|\n");
+    *done = 1;
+}
+
 static void usage(void) {
     printf("usage: dmabench verify [options]\n"
            "\n"
            "Checks every implemented backend against the double-precision reference on\n"
            "fresh random inputs, forward and backward, over a grid of shapes (GQA, MQA,\n"
            "Nq != Nk, Nq = 1, odd sizes, padded strides, windows smaller and larger than N).\n"
-           "Prints a table, writes a JSON report, exits 1 if any check fails.\n"
+           "Prints a table and writes a JSON report.\n"
            "\n"
            "options:\n"
-           "  --variant LIST   mha,swa,dma,nsa (default: all)\n"
+           "  --variants LIST  mha,swa,dma,nsa (default: all; --variant is the same)\n"
            "  --backend LIST   ref,cpu,cuda (default: every non-reference backend built in,\n"
            "                   cuda only when a GPU is present; 'ref' checks the\n"
            "                   reference's own f32 path against f64)\n"
            "  --dtype T        f32|bf16|f16 (default: f32 on cpu/ref, bf16 on cuda)\n"
            "  --seed N         random seed (default 1)\n"
            "  --out FILE       JSON report (default verify.json)\n"
-           "  --quiet          print only failures and the summary\n");
+           "  --quiet          print only failures and the summary\n"
+           "\n"
+           "Exit status: 0 every check ran passed, 1 a check failed, nothing could be\n"
+           "checked (every cell unsupported or not built, e.g. --backend cuda without a\n"
+           "GPU) or the report could not be written, 2 bad usage.\n");
 }
 
 int cmd_verify(int argc, char **argv) {
@@ -309,7 +321,7 @@ int cmd_verify(int argc, char **argv) {
         usage();
         return 0;
     }
-    const char *vlist = cli_str(&a, "--variant", "mha,swa,dma,nsa");
+    const char *vlist = cli_str2(&a, "--variants", "--variant", "mha,swa,dma,nsa");
     const char *blist = cli_str(&a, "--backend", NULL);
     const char *dts = cli_str(&a, "--dtype", NULL);
     const char *out = cli_str(&a, "--out", "verify.json");
@@ -364,16 +376,21 @@ int cmd_verify(int argc, char **argv) {
     }
 
     cJSON *rep = report_new(report_provenance(argc, argv, (uint64_t)seed));
-    int npass = 0, nfail = 0, nskip = 0, nfwd_only = 0;
-    printf("| variant | backend | dtype | shape | settings | fwd rel err | bwd rel err | tol | result |\n");
-    printf("|---|---|---|---|---|---|---|---|---|\n");
+    int npass = 0, nfail = 0, nskip = 0, nfwd_only = 0, header = 0;
+    char skip_why[512] = ""; /* why the first skipped cell was skipped */
+    cuda_info ci;
+    int have_gpu = cuda_query(&ci) == 0;
     for (int bi = 0; bi < nb; bi++)
         for (int vi = 0; vi < nv; vi++) {
             const attn_op *op = attn_registry_find(vars[vi], bes[bi]);
             attn_dtype dt = dts ? fixed_dt : bes[bi] == ATTN_BACKEND_CUDA ? ATTN_DTYPE_BF16 : ATTN_DTYPE_F32;
             if (!op) {
+                print_header(&header);
                 printf("| %s | %s | %s | - | - | - | - | - | not built |\n", attn_variant_name(vars[vi]),
                        attn_backend_name(bes[bi]), attn_dtype_name(dt));
+                if (!skip_why[0])
+                    snprintf(skip_why, sizeof skip_why, "backend %s of %s is not built into this binary",
+                             attn_backend_name(bes[bi]), attn_variant_name(vars[vi]));
                 attn_params sh;
                 attn_params_init(&sh, 1, 1, 1, 1, 1, 1, dt, 1);
                 cJSON *rec = record_kernel(&sh, vars[vi], bes[bi], ATTN_MODE_FWDBWD, "unsupported");
@@ -396,6 +413,11 @@ int cmd_verify(int argc, char **argv) {
                 if (r.status == ATTN_ERR_UNSUPPORTED) {
                     res = "unsupported";
                     nskip++;
+                    if (!skip_why[0]) {
+                        if (bes[bi] == ATTN_BACKEND_CUDA && !have_gpu) snprintf(skip_why, sizeof skip_why, "no CUDA device");
+                        else snprintf(skip_why, sizeof skip_why, "%s %s: %s", attn_variant_name(vars[vi]),
+                                      attn_backend_name(bes[bi]), r.why[0] ? r.why : "unsupported");
+                    }
                 } else if (r.status != ATTN_OK || !r.pass) {
                     res = "FAIL";
                     nfail++;
@@ -406,11 +428,18 @@ int cmd_verify(int argc, char **argv) {
                 }
                 if (r.forward_only) nfwd_only++;
                 if (r.forward_only && !strcmp(res, "pass")) res = "pass (fwd only)";
-                if (!quiet || strcmp(res, "pass") != 0)
-                    printf("| %s | %s | %s | %s | %s | %.2e | %.2e | %.0e | %s%s%s |\n",
-                           attn_variant_name(vars[vi]), attn_backend_name(bes[bi]), attn_dtype_name(dt),
-                           cells[ci].label, cells[ci].settings, r.fwd_rel, r.bwd_rel, r.tol, res,
-                           r.why[0] ? ": " : "", r.why);
+                if (!quiet || strcmp(res, "pass") != 0) {
+                    /* errors only where they were measured: "-" for a cell that did not run */
+                    char fe[32] = "-", be[32] = "-";
+                    if (r.status == ATTN_OK) {
+                        snprintf(fe, sizeof fe, "%.2e", r.fwd_rel);
+                        if (!r.forward_only) snprintf(be, sizeof be, "%.2e", r.bwd_rel);
+                    }
+                    print_header(&header);
+                    printf("| %s | %s | %s | %s | %s | %s | %s | %.0e | %s%s%s |\n", attn_variant_name(vars[vi]),
+                           attn_backend_name(bes[bi]), attn_dtype_name(dt), cells[ci].label, cells[ci].settings, fe,
+                           be, r.tol, res, r.why[0] ? ": " : "", r.why);
+                }
                 cJSON *rec = record_kernel(&cells[ci].sh, vars[vi], bes[bi],
                                            cells[ci].o.backward ? ATTN_MODE_FWDBWD : ATTN_MODE_FWD, status);
                 cJSON_ReplaceItemInObject(rec, "kind", cJSON_CreateString("verify"));
@@ -438,7 +467,7 @@ int cmd_verify(int argc, char **argv) {
     char err[512];
     int wrc = report_write(out, rep, err, sizeof err);
     cJSON_Delete(rep);
-    printf("\nverify: %d passed, %d failed, %d skipped", npass, nfail, nskip);
+    printf("%sverify: %d passed, %d failed, %d skipped", header ? "\n" : "", npass, nfail, nskip);
     if (nfwd_only) printf(" (%d checked forward only: no backward in that backend yet)", nfwd_only);
     printf("\n");
     if (wrc != 0) {
@@ -446,6 +475,12 @@ int cmd_verify(int argc, char **argv) {
         return 1;
     }
     printf("report: %s\n", out);
+    if (npass + nfail == 0) {
+        fflush(stdout);
+        fprintf(stderr, "dmabench verify: nothing was checked: %d cell%s skipped (%s)\n", nskip,
+                nskip == 1 ? "" : "s", skip_why[0] ? skip_why : "no cell to check");
+        return 1;
+    }
     return nfail ? 1 : 0;
 bad:
     fprintf(stderr, "dmabench %s\n", a.err);

@@ -1487,28 +1487,29 @@ st_status st_write(const char *path, const st_file *f, char *err, size_t err_len
                  atomic_fetch_add(&st_tmp_counter, 1u));
         fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
         if (fd < 0 && (errno != EEXIST || attempt >= 100)) {
-            st_errf(err, err_len, "cannot create temporary file '%s': %s", tmp, strerror(errno));
+            /* the temporary file is ours: name the user's path */
+            st_errf(err, err_len, "cannot write '%s': %s", path, strerror(errno));
             rc = ST_ERR_IO;
             goto cleanup;
         }
     }
     tmp_exists = 1;
     if (st_write_all(fd, head, 8 + hlen) != 0) {
-        st_errf(err, err_len, "cannot write the header to '%s': %s", tmp, strerror(errno));
+        st_errf(err, err_len, "cannot write the header to '%s': %s", path, strerror(errno));
         rc = ST_ERR_IO;
         goto cleanup;
     }
     for (size_t i = 0; i < n; i++) {
         const st_tensor *t = &f->tensors[layout[i].idx];
         if (t->nbytes > 0 && st_write_all(fd, t->data, t->nbytes) != 0) {
-            st_errf(err, err_len, "cannot write tensor '%s' to '%s': %s", t->name, tmp,
+            st_errf(err, err_len, "cannot write tensor '%s' to '%s': %s", t->name, path,
                     strerror(errno));
             rc = ST_ERR_IO;
             goto cleanup;
         }
     }
     if (fsync(fd) != 0) {
-        st_errf(err, err_len, "cannot fsync '%s': %s", tmp, strerror(errno));
+        st_errf(err, err_len, "cannot write '%s': %s", path, strerror(errno));
         rc = ST_ERR_IO;
         goto cleanup;
     }
@@ -1516,13 +1517,14 @@ st_status st_write(const char *path, const st_file *f, char *err, size_t err_len
         int c = close(fd);
         fd = -1;
         if (c != 0) {
-            st_errf(err, err_len, "cannot close '%s': %s", tmp, strerror(errno));
+            st_errf(err, err_len, "cannot write '%s': %s", path, strerror(errno));
             rc = ST_ERR_IO;
             goto cleanup;
         }
     }
     if (rename(tmp, path) != 0) {
-        st_errf(err, err_len, "cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
+        st_errf(err, err_len, "cannot write '%s' (cannot rename the temporary file onto it): %s", path,
+                strerror(errno));
         rc = ST_ERR_IO;
         goto cleanup;
     }

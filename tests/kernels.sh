@@ -125,12 +125,30 @@ case "$rc|$l1|$l2" in
 *) nok unsupported_recorded "exit $rc: $(head -c 300 "$T/u.jsonl")" ;;
 esac
 
-# ---- a cell over --max-mem-gb is recorded as oom without allocating ----
+# ---- a cell over --max-mem-gb is recorded as oom without allocating; with no
+# cell measured at all the sweep exits 1 with a one-line summary, report written ----
 $B kernels --backend ref --variants mha --n 64 --hq 2 --hkv 1 --d 8 --max-mem-gb 0.00001 --repeats 1 \
-    --format jsonl >"$T/o.jsonl" 2>/dev/null
+    --format jsonl --out "$T/o.json" >"$T/o.jsonl" 2>"$T/o.err"
 rc=$?
-[ "$rc" -eq 0 ] && grep -q '"status":"oom"' "$T/o.jsonl" && grep -q 'max-mem-gb' "$T/o.jsonl" && ok oom_recorded ||
+[ "$rc" -eq 1 ] && grep -q '"status":"oom"' "$T/o.jsonl" && grep -q 'max-mem-gb' "$T/o.jsonl" && ok oom_recorded ||
     nok oom_recorded "exit $rc: $(head -c 200 "$T/o.jsonl")"
+if [ "$(count '^dmabench kernels: no cell was measured (0 unsupported, 1 oom, 0 error)$' "$T/o.err")" -eq 1 ] &&
+    [ "$(count '^dmabench' "$T/o.err")" -eq 1 ] && grep -q '"status":[[:space:]]*"oom"' "$T/o.json"; then ok none_measured_exit1
+else nok none_measured_exit1 "$(cat "$T/o.err" | tr '\n' ' ')"; fi
+# one cell ok among oom cells: exit 0
+$B kernels --backend ref --variants mha --n 8,64 --hq 2 --hkv 1 --d 8 --max-mem-gb 0.000008 --repeats 1 \
+    --format jsonl >"$T/o2.jsonl" 2>/dev/null
+rc=$?
+[ "$rc" -eq 0 ] && [ "$(count '"status":"oom"' "$T/o2.jsonl")" -eq 1 ] && [ "$(count '"status":"ok"' "$T/o2.jsonl")" -eq 1 ] &&
+    ok some_measured_exit0 || nok some_measured_exit0 "exit $rc: $(head -c 300 "$T/o2.jsonl")"
+
+# ---- --quiet: only the summary line; --threads 0 means every core ----
+$B kernels --backend ref --variants mha --n 16 --hq 2 --hkv 1 --d 8 --repeats 1 --warmup 0 --threads 0 --quiet \
+    --out "$T/q.json" >"$T/q.out" 2>"$T/q.err"
+rc=$?
+if [ "$rc" -eq 0 ] && [ ! -s "$T/q.out" ] && [ "$(count . "$T/q.err")" -eq 1 ] &&
+    grep -q '^kernels: 1 cell: 1 ok' "$T/q.err" && grep -q '"threads":[[:space:]]*[1-9]' "$T/q.json"; then ok quiet_threads0
+else nok quiet_threads0 "exit $rc: $(head -c 200 "$T/q.out") / $(tr '\n' ' ' <"$T/q.err")"; fi
 
 # ---- bwd and decode modes, dma with z from w_dt and clustered z ----
 $B kernels --backend ref --variants dma --mode bwd,decode --dma-z wdt,clustered --n 40 --hq 2 --hkv 1 --d 8 --w 8 \
@@ -161,4 +179,14 @@ expect_fail bad_dtype "unknown dtype" $B kernels --dtype f64 --out "$T/out"
 expect_fail bad_causal "--causal values must be" $B kernels --causal 2 --out "$T/out"
 expect_fail bad_option "unknown option --frob" $B kernels --frob 1 --out "$T/out"
 expect_fail resume_needs_out "--resume needs --out" $B kernels --resume
-expect_fail bad_out_dir "cannot create" $B kernels --backend ref --n 8 --out "$T/nodir/out"
+expect_fail bad_heads "--hq 2 is not a multiple of --hkv 4" $B kernels --hq 2 --hkv 4 --out "$T/out"
+expect_fail bad_heads_lists "no --hq value is a multiple" $B kernels --hq 2,3 --hkv 4,5 --out "$T/out"
+expect_fail bad_d_range "--d values must be in 1..256, got 512" $B kernels --d 512 --out "$T/out"
+expect_fail unknown_last_flag "unknown option --quiett (did you mean --quiet?)" $B kernels --out "$T/out" --quiett
+expect_fail variant_alias_bad "unknown variant 'foo'" $B kernels --variant foo --out "$T/out"
+# an output that cannot be written: exit 1 (not a usage error), one line, nothing left
+$B kernels --backend ref --variants mha --n 8 --hq 1 --hkv 1 --d 8 --out "$T/nodir/out" >/dev/null 2>"$T/nd.err"
+rc=$?
+if [ "$rc" -eq 1 ] && [ "$(count . "$T/nd.err")" -eq 1 ] && grep -q "cannot write '$T/nodir/out.jsonl'" "$T/nd.err" &&
+    [ ! -e "$T/nodir" ]; then ok bad_out_dir
+else nok bad_out_dir "exit $rc: $(head -c 200 "$T/nd.err")"; fi

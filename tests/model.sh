@@ -127,6 +127,16 @@ grep '"val_loss"' "$T/v2/train_log.jsonl" | sed 's/.*"step":\([0-9]*\),.*\("val_
 if [ -s "$T/vl1" ] && cmp -s "$T/vl1" "$T/vl2"; then ok val_deterministic_resume
 else nok val_deterministic_resume "$(diff "$T/vl1" "$T/vl2" | head -4) $(cat "$T/ev2")"; fi
 
+# an --out folder that cannot be created: exit 1 (an output problem, not bad usage)
+$B train --config "$T/c.json" --data "$T/data.txt" --out "$T/nodir/x" --steps 1 >/dev/null 2>"$T/nd.err"
+rc=$?
+[ "$rc" -eq 1 ] && [ "$(grep -c . "$T/nd.err")" -eq 1 ] && grep -q "cannot create '$T/nodir/x'" "$T/nd.err" &&
+    ok train_out_unwritable || nok train_out_unwritable "exit $rc: $(head -c 200 "$T/nd.err")"
+# counts of one are singular
+$B train --config "$T/c.json" --data "$T/data.txt" --out "$T/one" --steps 1 --threads 1 >/dev/null 2>"$T/one.err"
+if grep -q '; 1 step of .*; 1 thread$' "$T/one.err" && grep -q ': 1 step in ' "$T/one.err"; then ok train_singular
+else nok train_singular "$(grep '^train:' "$T/one.err" | tr '\n' ' ')"; fi
+
 # bad input
 expect_fail train_no_config "--config is required" $B train --data "$T/data.txt" --out "$T/x"
 expect_fail train_missing_config "cannot open config" $B train --config "$T/nope.json" --data "$T/data.txt" --out "$T/x"

@@ -4,7 +4,7 @@
 # needle and perplexity records with seeds). Every output is compared byte for
 # byte with its golden file, every SVG must be well-formed XML (xmllint), the
 # same input must give the same bytes twice, and bad usage must give exit 2, one
-# line on stderr and no output file.
+# line on stderr and no output file (an output that cannot be written: exit 1).
 #
 # After an intended change of the output, regenerate the golden files with
 #   UPDATE_GOLDEN=1 sh tests/reports.sh
@@ -125,12 +125,12 @@ cmp -s "$T/again.svg" "$T/plot_mqar.svg" && ok plot_deterministic || nok plot_de
 expect_fail() {
     name=$1 pat=$2
     shift 2
-    rm -f "$T/out"
+    rm -f "$T/out" "$T/out.svg"
     "$@" >"$T/stdout" 2>"$T/stderr"
     rc=$?
     lines=$(grep -c . "$T/stderr")
     if [ "$rc" -ne 2 ]; then nok "$name" "exit status $rc, expected 2"
-    elif [ -e "$T/out" ]; then nok "$name" "left an output file"
+    elif [ -e "$T/out" ] || [ -e "$T/out.svg" ]; then nok "$name" "left an output file"
     elif ! grep -q -- "$pat" "$T/stderr"; then nok "$name" "stderr '$(head -c 200 "$T/stderr")' lacks '$pat'"
     elif [ "$lines" -ne 1 ]; then nok "$name" "$lines lines on stderr"
     else ok "$name"; fi
@@ -151,6 +151,54 @@ expect_fail table_bad_option "unknown option --frob" "$B" table "$K" --frob 1
 expect_fail plot_no_kind "--kind is required" "$B" plot "$K" --out "$T/out"
 expect_fail plot_bad_kind "unknown kind" "$B" plot "$K" --kind pie --out "$T/out"
 expect_fail plot_no_out "--out FILE.svg is required" "$B" plot "$K" --kind speed
-expect_fail plot_wrong_records "no niah records" "$B" plot "$K" --kind niah --out "$T/out"
-expect_fail plot_bad_metric "does not fit" "$B" plot "$K" --kind memory --metric time_ms --out "$T/out"
-expect_fail plot_schema "schema_version 2" "$B" plot "$T/v2.json" --kind speed --out "$T/out"
+expect_fail plot_wrong_records "no niah records" "$B" plot "$K" --kind niah --out "$T/out.svg"
+expect_fail plot_bad_metric "does not fit" "$B" plot "$K" --kind memory --metric time_ms --out "$T/out.svg"
+expect_fail plot_schema "schema_version 2" "$B" plot "$T/v2.json" --kind speed --out "$T/out.svg"
+# unknown filter keys and tasks are named, with what the records do have
+expect_fail table_unknown_where_key "unknown --where key 'foo' (known: card, backend, dtype, mode, variant" \
+    "$B" table "$K" --where foo=1
+expect_fail table_unknown_task "unknown task 'foo' (known: mqar, niah, ppl)" "$B" table "$TK" --task foo
+expect_fail compare_unknown_where_key "unknown --where key 'varient'" "$B" compare "$K" "$K" --where varient=dma
+expect_fail plot_unknown_where_key "unknown --where key 'foo'" "$B" plot "$K" --kind speed --where foo=1 --out "$T/out.svg"
+# plot writes SVG: another extension is refused
+expect_fail plot_png_name "plot writes SVG; use an .svg name" "$B" plot "$K" --kind speed --out "$T/out"
+"$B" plot "$K" --kind speed --out "$T/x.png" >/dev/null 2>&1
+[ ! -e "$T/x.png" ] && ok plot_png_not_written || nok plot_png_not_written "wrote x.png"
+"$B" plot "$K" --kind speed --out "$T/up.SVG" 2>/dev/null && [ -s "$T/up.SVG" ] && ok plot_svg_any_case ||
+    nok plot_svg_any_case "refused .SVG"
+
+# export gab: a *_bytes metric is in bytes, as its name says (and as bmf gives it)
+"$B" export "$K" --format gab --metric peak_mem_bytes >"$T/gab.json" 2>/dev/null
+n=$(grep -c '"unit":[[:space:]]*"bytes"' "$T/gab.json")
+m=$(grep -c '"unit":' "$T/gab.json")
+[ "$n" -ge 1 ] && [ "$n" -eq "$m" ] && ! grep -q 'MiB' "$T/gab.json" && grep -q '"value":[[:space:]]*65536' "$T/gab.json" &&
+    ok export_gab_bytes || nok export_gab_bytes "$n of $m entries in bytes"
+
+# output that cannot be written: exit 1, one line, nothing on stdout (compare prints
+# no verdict it could not save)
+out_fail() {
+    name=$1
+    shift
+    "$@" >"$T/stdout" 2>"$T/stderr"
+    rc=$?
+    if [ "$rc" -eq 1 ] && [ ! -s "$T/stdout" ] && [ "$(grep -c . "$T/stderr")" -eq 1 ] &&
+        grep -q "cannot write '$T/nodir/" "$T/stderr"; then ok "$name"
+    else nok "$name" "exit $rc, stdout $(wc -c <"$T/stdout") bytes: $(head -c 200 "$T/stderr")"; fi
+}
+out_fail compare_out_unwritable "$B" compare "$K" "$K" --out "$T/nodir/s.md"
+out_fail table_out_unwritable "$B" table "$K" --out "$T/nodir/t.md"
+out_fail export_out_unwritable "$B" export "$K" --format bmf --out "$T/nodir/b.json"
+out_fail plot_out_unwritable "$B" plot "$K" --kind speed --out "$T/nodir/p.svg"
+
+# fetch: a file:// folder is refused (not cached as an empty file); the folders of
+# --out are created
+mkdir -p "$T/src"
+printf 'hello\n' >"$T/src/a.txt"
+"$B" fetch "file://$T/src/" --out "$T/dirdl" --quiet >"$T/stdout" 2>"$T/stderr"
+rc=$?
+[ "$rc" -eq 1 ] && [ ! -e "$T/dirdl" ] && [ ! -e "$T/dirdl.part" ] && grep -q 'is a folder, not a regular file' "$T/stderr" &&
+    [ "$(grep -c . "$T/stderr")" -eq 1 ] && ok fetch_refuses_folder || nok fetch_refuses_folder "exit $rc: $(head -c 200 "$T/stderr")"
+"$B" fetch "file://$T/src/a.txt" --out "$T/dl/sub/a.txt" --quiet >"$T/stdout" 2>"$T/stderr"
+rc=$?
+[ "$rc" -eq 0 ] && cmp -s "$T/src/a.txt" "$T/dl/sub/a.txt" && grep -qx "$T/dl/sub/a.txt" "$T/stdout" &&
+    ok fetch_out_makes_folders || nok fetch_out_makes_folders "exit $rc: $(head -c 200 "$T/stderr")"

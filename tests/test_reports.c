@@ -301,6 +301,16 @@ static void compare_tests(void) {
     rc = run(cmd_compare, a13, "card_ignored");
     CHECK(rc == 0 && has("card_ignored", "out", "4 unchanged"), "compare/ignore_card", "rc %d, %s", rc,
           first_line("card_ignored"));
+    /* nothing in common even across cards: the hint is not given again */
+    cJSON *o2 = new_report("Other CPU");
+    add(o2, kernel_rec("mha", "fwd", 4096, 64.0, 0.02, 1 << 20, "ok"));
+    char p2[300];
+    save(o2, "other_n.json", p2, sizeof p2);
+    char *a13b[] = {"dmabench", "compare", base, p2, "--ignore-card", NULL};
+    rc = run(cmd_compare, a13b, "card_ignored_none");
+    CHECK(rc == 2 && has("card_ignored_none", "err", "nothing to compare") &&
+              !has("card_ignored_none", "err", "--ignore-card"),
+          "compare/ignore_card_no_repeat_hint", "rc %d, %s", rc, first_line("card_ignored_none"));
 
     /* unusable input: exit 2 with one line */
     char v2[300], empty[300], bad[300];

@@ -766,6 +766,13 @@ static void test_write_failures(void) {
     CHECK(rc == ST_ERR_IO && one_line(errbuf) && !file_exists(path) &&
               count_prefix(tdir, "no") == 0,
           "write: missing directory fails cleanly", "rc %d: %s", (int)rc, errbuf);
+    /* the message names the caller's path, not the temporary file next to it */
+    {
+        char want[1200];
+        snprintf(want, sizeof want, "cannot write '%s': No such file or directory", path);
+        CHECK(strstr(errbuf, want) && !strstr(errbuf, ".tmp."), "write: missing directory names the target path",
+              "'%s'", errbuf);
+    }
 
     /* the target is a directory: the rename fails after the temp file was written */
     const char *dir_target = tpath("target.safetensors");
