@@ -121,9 +121,11 @@ test: setup
 	@$(MAKE) --no-print-directory all $(TEST_BINS)
 	@sh scripts/run-tests.sh $(TEST_BINS)
 
+# every test, with the GPU ones on (tests/gpu.sh runs the GPU test programs, so
+# they are not run a second time here)
 test-gpu: setup
 	@$(MAKE) --no-print-directory all $(TEST_BINS)
-	@DMABENCH_GPU=1 sh scripts/run-tests.sh $(TEST_BINS)
+	@DMABENCH_GPU=1 sh scripts/run-tests.sh $(filter-out %/test_model_gpu %/test_model_gpu_train,$(TEST_BINS))
 
 clean:
 	rm -rf $(BUILD)

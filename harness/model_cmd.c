@@ -74,6 +74,9 @@ static void train_usage(void) {
            "  --schedule cosine|wsd|constant  --warmup N  --decay-frac X  --weight-decay X\n"
            "  --clip X  --seed N  --log-every N  --ckpt-every N\n"
            "other options:\n"
+           "  --backend B        cpu (default) or cuda: the whole model on the GPU, bf16\n"
+           "                     compute with fp32 master weights (mha, swa, dma); the\n"
+           "                     checkpoints are the same files either way\n"
            "  --threads N        OpenMP and OpenBLAS threads (default: all cores)\n"
            "  --max-seconds S    stop (with a checkpoint) after S seconds\n"
            "  --force            write into an --out folder that already holds a checkpoint\n"
@@ -251,6 +254,9 @@ int cmd_train(int argc, char **argv) {
     const char *cfg_path = cli_str(&a, "--config", NULL), *data_path = cli_str(&a, "--data", NULL);
     const char *out = cli_str(&a, "--out", NULL), *resume = cli_str(&a, "--resume", NULL);
     int quiet = cli_flag(&a, "--quiet"), force = cli_flag(&a, "--force");
+    const char *backend = cli_str(&a, "--backend", "cpu");
+    if (strcmp(backend, "cpu") && strcmp(backend, "cuda")) TDIE(2, "--backend must be cpu or cuda (got '%s')", backend);
+    int on_gpu = !strcmp(backend, "cuda");
     long long threads;
     double max_s;
     if (cli_int(&a, "--threads", 0, 0, 4096, &threads) || cli_real(&a, "--max-seconds", 0, &max_s))
@@ -330,6 +336,10 @@ int cmd_train(int argc, char **argv) {
     }
     model_status st = model_trainer_create(m, data, &t, err, sizeof err);
     if (st != MODEL_OK) TDIE(2, "%s", err);
+    if (on_gpu) { /* before anything is written: a model that does not fit fails here */
+        st = model_trainer_use_gpu(t, err, sizeof err);
+        if (st != MODEL_OK) TDIE(2, "%s", err);
+    }
     if (mkdir(out, 0755) != 0 && errno != EEXIST) TDIE(1, "cannot create '%s': %s", out, strerror(errno));
     char logp[4200];
     snprintf(logp, sizeof logp, "%s/train_log.jsonl", out);
@@ -380,7 +390,8 @@ int cmd_train(int argc, char **argv) {
         int last = info.step == tc->steps;
         int do_val = val && vo.every > 0 && info.step % vo.every == 0;
         if (do_val) {
-            st = validate(m, val, &vo, tc, info.step, &vr, &val_s, &vt, err, sizeof err);
+            st = model_trainer_sync_host(t, err, sizeof err);
+            if (st == MODEL_OK) st = validate(m, val, &vo, tc, info.step, &vr, &val_s, &vt, err, sizeof err);
             if (st != MODEL_OK) TDIE(1, "validation at step %lld: %s", (long long)info.step, err);
         }
         run_s = omp_get_wtime() - t0;
@@ -418,7 +429,8 @@ int cmd_train(int argc, char **argv) {
     if (st != MODEL_OK || write_state(out, data_path, &vo, model_trainer_step_count(t), err, sizeof err)) TDIE(1, "%s", err);
     /* the final weights are validated (once: a pass at the last step counts) */
     if (val && vr.step != model_trainer_step_count(t)) {
-        st = validate(m, val, &vo, tc, model_trainer_step_count(t), &vr, &val_s, &vt, err, sizeof err);
+        st = model_trainer_sync_host(t, err, sizeof err);
+        if (st == MODEL_OK) st = validate(m, val, &vo, tc, model_trainer_step_count(t), &vr, &val_s, &vt, err, sizeof err);
         if (st != MODEL_OK) TDIE(1, "validation at step %lld: %s", (long long)model_trainer_step_count(t), err);
     }
     run_s = omp_get_wtime() - t0;

@@ -166,6 +166,18 @@ int64_t model_trainer_step_count(const model_trainer *t);
  * step's counted label positions (not 1 / grad_accum), so loss and gradient
  * equal those of a single batch holding all of them. */
 model_status model_trainer_step(model_trainer *t, model_step_info *info, char *err, size_t err_len);
+/* Moves training to the GPU (model_gpu.h): the model's weights and the
+ * trainer's optimizer state go to the device, every later step runs there, and
+ * model_trainer_save / model_trainer_sync_host bring them back. Fails (with the
+ * reason) when CUDA is not built, the variant has no CUDA operator, or the
+ * batch does not fit in GPU memory. */
+model_status model_trainer_use_gpu(model_trainer *t, char *err, size_t err_len);
+/* The trainer's GPU model, or NULL when it trains on the CPU. */
+struct model_gpu *model_trainer_gpu(const model_trainer *t);
+/* GPU training: the device's weights and optimizer state into the host model
+ * and the trainer's model_adamw (for evaluation on the host, or saving); a no-op
+ * on the CPU. */
+model_status model_trainer_sync_host(const model_trainer *t, char *err, size_t err_len);
 /* Writes a full checkpoint into dir: config.json, model.safetensors,
  * optimizer.safetensors (with the step and the data position). */
 model_status model_trainer_save(const model_trainer *t, const char *dir, char *err, size_t err_len);

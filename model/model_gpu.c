@@ -57,6 +57,10 @@ model_status model_gpu_token_losses(model_gpu *g, const int32_t *ids, const int3
     return gfail(MODEL_ERR_ATTN, err, err_len, "CUDA is not built into this binary");
 }
 void model_gpu_zero_grads(model_gpu *g) { (void)g; }
+model_status model_gpu_download_grads(model_gpu *g, float *out, char *err, size_t err_len) {
+    (void)g, (void)out;
+    return gfail(MODEL_ERR_ATTN, err, err_len, "CUDA is not built into this binary");
+}
 model_status model_gpu_grad_norm(model_gpu *g, double *norm, char *err, size_t err_len) {
     (void)g, (void)norm;
     return gfail(MODEL_ERR_ATTN, err, err_len, "CUDA is not built into this binary");
@@ -88,6 +92,7 @@ model_status model_gpu_adamw_upload(model_gpu *g, const model_adamw *o, char *er
 
 #else
 
+#include "cuda_info.h"
 #include "cuda_rt.h"
 #include "model_cuda.h"
 #include "model_gpu_kern.h"
@@ -212,15 +217,21 @@ model_status model_gpu_create(model *m, int B, int T, model_gpu **out, char *err
     const attn_op *op = attn_registry_find(c->variant, ATTN_BACKEND_CUDA);
     if (!op) return gfail(MODEL_ERR_ATTN, err, err_len, "no cuda backend of %s is built in", attn_variant_name(c->variant));
     if (B < 1 || T < 1) return gfail(MODEL_ERR_ARG, err, err_len, "batch and length must be >= 1");
-    /* the attention's shape check, before any allocation */
-    {
-        attn_params p;
-        attn_params_init(&p, B, T, T, m->H, m->K, m->D, ATTN_DTYPE_BF16, 1);
-        char why[256] = "";
-        if (attn_params_check(&p, c->variant, 1, why, sizeof why) == ATTN_OK && m->D != 64 && m->D != 128)
-            snprintf(why, sizeof why, "the cuda attention takes head_dim 64 or 128 (this model has %d)", m->D);
-        if (why[0]) return gfail(MODEL_ERR_CONFIG, err, err_len, "%s", why);
+    cuda_info ci;
+    if (cuda_query(&ci) != 0) return gfail(MODEL_ERR_ATTN, err, err_len, "no usable CUDA device on this machine");
+    /* what the CUDA attention takes, before any allocation */
+    if (m->D != 64 && m->D != 128)
+        return gfail(MODEL_ERR_CONFIG, err, err_len, "the cuda attention takes head_dim 64 or 128 (this model has %d)", m->D);
+    {   /* the ops index rows x width in 32 bits */
+        size_t wmax = (size_t)(m->Wd > 2 * m->F ? m->Wd : 2 * m->F);
+        if (wmax < (size_t)m->C) wmax = (size_t)m->C;
+        if ((size_t)B * T * wmax > 2147483647u)
+            return gfail(MODEL_ERR_ARG, err, err_len, "batch %d x %d is too large for the GPU path (%zu elements per "
+                         "activation, the limit is 2^31)", B, T, (size_t)B * T * wmax);
     }
+    if (m->H % m->K)
+        return gfail(MODEL_ERR_CONFIG, err, err_len, "num_attention_heads %d is not a multiple of num_key_value_heads %d",
+                     m->H, m->K);
     if (model_rope_ensure(m, T) != MODEL_OK) return gfail(MODEL_ERR_OOM, err, err_len, "out of memory");
     gpu_box *box = calloc(1, sizeof *box);
     if (!box) return gfail(MODEL_ERR_OOM, err, err_len, "out of memory");
@@ -326,6 +337,11 @@ model_status model_gpu_adamw_upload(model_gpu *g, const model_adamw *o, char *er
 }
 
 void model_gpu_zero_grads(model_gpu *g) { dm_cuda_memset(g->g, 0, g->np * sizeof(float)); }
+
+model_status model_gpu_download_grads(model_gpu *g, float *out, char *err, size_t err_len) {
+    CK(dm_cuda_d2h(out, g->g, g->np * sizeof(float)), "the gradients' download");
+    return MODEL_OK;
+}
 
 model_status model_gpu_grad_norm(model_gpu *g, double *norm, char *err, size_t err_len) {
     CK(mcuda_grad_norm(g->g, g->np, norm), "the gradient norm");

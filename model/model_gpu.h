@@ -46,6 +46,8 @@ model_status model_gpu_token_losses(model_gpu *g, const int32_t *ids, const int3
                                     float *losses, double *mean, int64_t *count, char *err, size_t err_len);
 
 void model_gpu_zero_grads(model_gpu *g);
+/* The device gradients into out (model_num_params floats, the host layout). */
+model_status model_gpu_download_grads(model_gpu *g, float *out, char *err, size_t err_len);
 /* Global L2 norm of the device gradients (deterministic). */
 model_status model_gpu_grad_norm(model_gpu *g, double *norm, char *err, size_t err_len);
 /* One AdamW update with learning rate lr from the gradients times gscale (the

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model_gpu.h"
 #include "model_internal.h"
 
 struct model_trainer {
@@ -26,6 +27,7 @@ struct model_trainer {
     int64_t data_index; /* the next batch index */
     int32_t *ids, *labels; /* (grad_accum, batch_size, context) */
     int64_t *counts;       /* (grad_accum) counted label positions */
+    model_gpu *gpu;        /* training on the GPU (model_trainer_use_gpu), else NULL */
 };
 
 static model_status tfail(model_status st, char *err, size_t err_len, const char *fmt, ...) {
@@ -67,6 +69,7 @@ model_status model_trainer_create(model *m, model_data *data, model_trainer **ou
 
 void model_trainer_free(model_trainer *t) {
     if (!t) return;
+    model_gpu_free(t->gpu);
     model_adamw_free(t->opt);
     free(t->ids);
     free(t->labels);
@@ -98,26 +101,40 @@ model_status model_trainer_step(model_trainer *t, model_step_info *info, char *e
         total += n;
     }
     double lsum = 0;
+    if (t->gpu) model_gpu_zero_grads(t->gpu);
     for (int a = 0; a < A && total > 0; a++) {
         if (t->counts[a] == 0) continue;
         double l = 0, w = (double)t->counts[a] / (double)total;
         model_status st =
-            model_forward_backward(m, t->ids + a * BT, t->labels + a * BT, B, T, w, &l, err, err_len);
+            t->gpu ? model_gpu_forward_backward(t->gpu, t->ids + a * BT, t->labels + a * BT, B, T, w, &l, err, err_len)
+                   : model_forward_backward(m, t->ids + a * BT, t->labels + a * BT, B, T, w, &l, err, err_len);
         if (st != MODEL_OK) return st;
         lsum += l * w;
     }
-    double gn = model_grad_norm(m);
+    double gn = 0;
+    if (t->gpu) {
+        model_status st = model_gpu_grad_norm(t->gpu, &gn, err, err_len);
+        if (st != MODEL_OK) return st;
+    } else {
+        gn = model_grad_norm(m);
+    }
     if (!isfinite(gn))
         return tfail(MODEL_ERR_NONFINITE, err, err_len, "step %lld: the gradient norm is not finite",
                      (long long)t->step + 1);
-    if (tc->clip > 0 && gn > tc->clip) {
-        float s = (float)(tc->clip / gn);
-        float *g = m->g;
-#pragma omp parallel for schedule(static)
-        for (size_t i = 0; i < m->np; i++) g[i] *= s;
-    }
+    float clip_scale = 1.0f;
+    if (tc->clip > 0 && gn > tc->clip) clip_scale = (float)(tc->clip / gn);
     double lr = model_lr_at(tc, t->step);
-    model_adamw_update(m, t->opt, lr, tc);
+    if (t->gpu) {
+        model_status st = model_gpu_adamw_step(t->gpu, lr, clip_scale, err, err_len);
+        if (st != MODEL_OK) return st;
+    } else {
+        if (clip_scale != 1.0f) {
+            float *g = m->g;
+#pragma omp parallel for schedule(static)
+            for (size_t i = 0; i < m->np; i++) g[i] *= clip_scale;
+        }
+        model_adamw_update(m, t->opt, lr, tc);
+    }
     t->data_index += A;
     t->step++;
     double dt = omp_get_wtime() - t0;
@@ -135,7 +152,32 @@ model_status model_trainer_step(model_trainer *t, model_step_info *info, char *e
     return MODEL_OK;
 }
 
+model_status model_trainer_use_gpu(model_trainer *t, char *err, size_t err_len) {
+    if (t->gpu) return MODEL_OK;
+    const model_train_config *tc = &t->m->cfg.train;
+    model_status st = model_gpu_create(t->m, tc->batch_size, tc->context, &t->gpu, err, err_len);
+    if (st != MODEL_OK) return st;
+    /* the optimizer state as it stands (fresh, or loaded by model_trainer_resume) */
+    st = model_gpu_adamw_upload(t->gpu, t->opt, err, err_len);
+    if (st != MODEL_OK) {
+        model_gpu_free(t->gpu);
+        t->gpu = NULL;
+    }
+    return st;
+}
+
+model_gpu *model_trainer_gpu(const model_trainer *t) { return t->gpu; }
+
+model_status model_trainer_sync_host(const model_trainer *t, char *err, size_t err_len) {
+    if (!t->gpu) return MODEL_OK;
+    model_status st = model_gpu_download(t->gpu, err, err_len);
+    if (st == MODEL_OK) st = model_gpu_adamw_download(t->gpu, t->opt, err, err_len);
+    return st;
+}
+
 model_status model_trainer_save(const model_trainer *t, const char *dir, char *err, size_t err_len) {
+    model_status st0 = model_trainer_sync_host(t, err, err_len);
+    if (st0 != MODEL_OK) return st0;
     model_status st = model_save(t->m, dir, t->step, err, err_len);
     if (st == MODEL_OK) st = model_adamw_save(t->m, t->opt, dir, t->data_index, err, err_len);
     return st;
@@ -157,6 +199,11 @@ model_status model_trainer_resume(model_trainer *t, const char *dir, char *err, 
                      (long long)di, (long long)s, tc->grad_accum);
     t->step = s;
     t->data_index = di;
+    if (t->gpu) { /* the checkpoint's weights and optimizer state onto the device */
+        st = model_gpu_upload(t->gpu, err, err_len);
+        if (st == MODEL_OK) st = model_gpu_adamw_upload(t->gpu, t->opt, err, err_len);
+        if (st != MODEL_OK) return st;
+    }
     return MODEL_OK;
 }
 

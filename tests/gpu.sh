@@ -73,3 +73,18 @@ if [ -x "$TB/test_model_gpu" ]; then
 else
     nok "model gpu ops" "$TB/test_model_gpu not found (build it: make build/tests/test_model_gpu)"
 fi
+
+# the whole model on the GPU against the CPU model: one step, 200-step loss curves,
+# checkpoints both ways, a batch too large for the card
+if [ -x "$TB/test_model_gpu_train" ]; then
+    DMABENCH_GPU=1 "$TB/test_model_gpu_train" >"$T/model_gpu_train.log" 2>&1
+    rc=$?
+    grep -E '^(ok|not ok) - ' "$T/model_gpu_train.log"
+    if [ $rc -ne 0 ] && ! grep -q '^not ok - ' "$T/model_gpu_train.log"; then
+        nok "gpu model training" "exit $rc: $(tail -3 "$T/model_gpu_train.log" | tr '\n' ' ')"
+    elif grep -q '^# skipped' "$T/model_gpu_train.log"; then
+        nok "gpu model training" "$(grep '^# skipped' "$T/model_gpu_train.log")"
+    fi
+else
+    nok "gpu model training" "$TB/test_model_gpu_train not found (build it: make build/tests/test_model_gpu_train)"
+fi

@@ -138,6 +138,14 @@ if grep -q '; 1 step of .*; 1 thread$' "$T/one.err" && grep -q ': 1 step in ' "$
 else nok train_singular "$(grep '^train:' "$T/one.err" | tr '\n' ' ')"; fi
 
 # bad input
+# --backend: cuda without a usable GPU (or CUDA) is refused before anything is written
+expect_fail train_bad_backend "--backend must be cpu or cuda" $B train --config "$T/c.json" --data "$T/data.txt" \
+    --out "$T/bk" --backend gpu
+if [ "${DMABENCH_GPU:-0}" != 1 ]; then
+    expect_fail train_cuda_without_gpu "CUDA" $B train --config "$T/c.json" --data "$T/data.txt" --out "$T/bk" \
+        --backend cuda
+    [ -e "$T/bk" ] && nok train_cuda_nothing_written "left $T/bk" || ok train_cuda_nothing_written
+fi
 expect_fail train_no_config "--config is required" $B train --data "$T/data.txt" --out "$T/x"
 expect_fail train_missing_config "cannot open config" $B train --config "$T/nope.json" --data "$T/data.txt" --out "$T/x"
 echo '{"vocab_size": 259, "hidden_size": 32, "intermediate_size": 48, "num_hidden_layers": 2, "num_attention_heads": 3, "attention": {"variant": "mha"}}' >"$T/bad1.json"
