@@ -90,8 +90,8 @@ static void usage(void) {
            "                     with the same --out also skips the cells already done\n"
            "  --fresh            with --out: start over, discarding DIR/records.jsonl\n"
            "  --only LIST        run only these parts: mqar, niah, ppl, kernels\n"
-           "  --backend B        training backend: cpu (overrides the suite's; the suite's\n"
-           "                     cuda training path is not built yet)\n"
+           "  --backend B        training backend: cpu or cuda (overrides the suite's); on\n"
+           "                     cuda the models train on the GPU, scoring stays on the host\n"
            "  --threads N        threads (default: the suite's, else all cores)\n"
            "  --validate         check the suite, list its cells and estimated work, run nothing\n"
            "  --print-suite      print the suite (the embedded default without SUITE) and exit\n"
@@ -357,7 +357,8 @@ static cJSON *run_cell(const suite *s, const suite_cell *c, const ppl_corpus *co
     char err[512] = "";
     cJSON *out = cJSON_CreateArray();
     task_status ts;
-    const char *backend = "cpu";
+    rm.cuda = !strcmp(s->backend, "cuda");
+    const char *backend = rm.cuda ? "cuda" : "cpu";
     if (c->task == SUITE_MQAR) {
         mqar_config mc;
         mqar_config_default(&mc);
@@ -1037,8 +1038,8 @@ int cmd_run(int argc, char **argv) {
                S.seeds.n == 1 ? "" : "s", S.backend, S.kernel_argc ? S.kernel_backend : "none");
         printf("estimated CPU time for the training cells: %s (2 cores)\n", d);
         if (want_cuda_train)
-            printf("cannot run with this build: training on cuda is not built yet (--backend cpu would take about %s "
-                   "here)\n", d);
+            printf("training on cuda%s\n", cuda_available() ? "" : ": this machine has no usable GPU, so it would be "
+                                                                   "refused here");
         if (want_cuda_kern)
             printf("the kernel profile runs on %s%s\n", S.kernel_backend,
                    cuda_available() ? "" : ": this machine has no usable GPU, so it would be refused here");
@@ -1047,7 +1048,7 @@ int cmd_run(int argc, char **argv) {
         suite_free(&S);
         return 0;
     }
-    if (want_cuda_train || (want_cuda_kern && !cuda_available())) {
+    if ((want_cuda_train || want_cuda_kern) && !cuda_available()) {
         char d[32];
         fmt_dur(d, sizeof d, est_cpu_s);
         char parts[256] = "";
@@ -1057,8 +1058,8 @@ int cmd_run(int argc, char **argv) {
                 snprintf(parts + l, sizeof parts - l, "%s%s", l ? ", " : "", suite_task_name((suite_task)S.order[i]));
             }
             size_t l = strlen(parts);
-            snprintf(parts + l, sizeof parts - l, " training (--backend cuda training is not built yet; --backend cpu "
-                                                  "would take about %s here)", d);
+            snprintf(parts + l, sizeof parts - l, " training (backend cuda: no usable GPU%s; --backend cpu would take "
+                                                  "about %s here)", cuda_built() ? "" : ", CUDA not built", d);
         }
         if (want_cuda_kern && !cuda_available()) {
             size_t l = strlen(parts);

@@ -129,7 +129,7 @@ static int on_step(const model_step_info *info, void *user) {
  * falls on a multiple): a non-zero return stops training early (not an error). */
 typedef int (*train_hook)(model *m, int64_t step, void *user, task_status *s);
 
-static task_status train_ex(model *m, task_batcher *b, runner_stats *st, runner_progress cb, void *user,
+static task_status train_ex(model *m, int gpu, task_batcher *b, runner_stats *st, runner_progress cb, void *user,
                             int64_t every, train_hook hook, void *hook_user, int64_t *steps_done, char *err,
                             size_t err_len) {
     model_data d;
@@ -137,7 +137,11 @@ static task_status train_ex(model *m, task_batcher *b, runner_stats *st, runner_
     model_trainer *tr = NULL;
     const model_config *c = model_get_config(m);
     model_status ms = model_trainer_create(m, &d, &tr, err, err_len);
-    if (ms != MODEL_OK) return from_model(ms);
+    if (ms == MODEL_OK && gpu) ms = model_trainer_use_gpu(tr, err, err_len);
+    if (ms != MODEL_OK) {
+        model_trainer_free(tr);
+        return from_model(ms);
+    }
     train_cb_ctx t = {cb, user, calloc((size_t)c->train.steps + 1, sizeof(double)), 0, 0};
     if (!t.losses) {
         model_trainer_free(tr);
@@ -151,6 +155,8 @@ static task_status train_ex(model *m, task_batcher *b, runner_stats *st, runner_
             ms = model_train(tr, every, 0, on_step, &t, err, err_len);
             if (ms != MODEL_OK || t.stopped) break;
             int64_t k = model_trainer_step_count(tr);
+            /* the hook scores the host model: bring the GPU's weights back first */
+            if ((ms = model_trainer_sync_host(tr, err, err_len)) != MODEL_OK) break;
             if (hook(m, k, hook_user, &hs) || hs != TASK_OK) break;
             if (k >= c->train.steps) break;
         }
@@ -159,6 +165,7 @@ static task_status train_ex(model *m, task_batcher *b, runner_stats *st, runner_
     }
     double dt = now_s() - t0;
     if (steps_done) *steps_done = model_trainer_step_count(tr);
+    if (ms == MODEL_OK) ms = model_trainer_sync_host(tr, err, err_len); /* scoring runs on the host model */
     model_trainer_free(tr);
     task_status s = from_model(ms);
     if (s == TASK_OK && hs != TASK_OK) s = hs;
@@ -179,9 +186,9 @@ static task_status train_ex(model *m, task_batcher *b, runner_stats *st, runner_
     return s;
 }
 
-static task_status train(model *m, task_batcher *b, runner_stats *st, runner_progress cb, void *user, char *err,
-                         size_t err_len) {
-    return train_ex(m, b, st, cb, user, 0, NULL, NULL, NULL, err, err_len);
+static task_status train(model *m, int gpu, task_batcher *b, runner_stats *st, runner_progress cb, void *user,
+                         char *err, size_t err_len) {
+    return train_ex(m, gpu, b, st, cb, user, 0, NULL, NULL, NULL, err, err_len);
 }
 
 /* ---- MQAR ---- */
@@ -300,7 +307,7 @@ task_status runner_mqar_ex(const runner_model *rm, const mqar_config *mc, int n_
     if (!sw) {
         /* the plain path: train the whole budget, then score */
         if ((s = build_model(rm, V, L, L, &m, err, err_len)) != TASK_OK) goto done;
-        if ((s = train(m, b, st, cb, user, err, err_len)) != TASK_OK) goto done;
+        if ((s = train(m, rm->cuda, b, st, cb, user, err, err_len)) != TASK_OK) goto done;
         best = m;
         m = NULL;
     } else {
@@ -319,7 +326,7 @@ task_status runner_mqar_ex(const runner_model *rm, const mqar_config *mc, int n_
             int64_t done_steps = 0;
             sc.offset = (int64_t)i * rm->steps;
             if ((s = build_model(&r, V, L, L, &m, err, err_len)) != TASK_OK) goto done;
-            if ((s = train_ex(m, b, &one, sweep_cb, &sc, every, val_hook, &vc, &done_steps, err, err_len)) !=
+            if ((s = train_ex(m, rm->cuda, b, &one, sweep_cb, &sc, every, val_hook, &vc, &done_steps, err, err_len)) !=
                 TASK_OK)
                 goto done;
             if (vc.last_step != done_steps &&
@@ -396,7 +403,7 @@ task_status runner_niah(const runner_model *rm, const niah_config *nc, int train
     if ((s = niah_grid_init(grid, lens, n_lens, depths, n_depths, err, err_len)) != TASK_OK) return s;
     if ((s = build_model(rm, TASK_BYTE_VOCAB, train_len, max_len + n_new, &m, err, err_len)) != TASK_OK) goto done;
     if ((s = niah_batcher_create(nc, &b, err, err_len)) != TASK_OK) goto done;
-    if ((s = train(m, b, st, cb, user, err, err_len)) != TASK_OK) goto done;
+    if ((s = train(m, rm->cuda, b, st, cb, user, err, err_len)) != TASK_OK) goto done;
     double t0 = now_s();
     prompts = malloc(sizeof(int32_t) * (size_t)samples * max_len);
     gen = malloc(sizeof(int32_t) * (size_t)samples * n_new);
@@ -478,7 +485,7 @@ task_status runner_ppl(const runner_model *rm, const ppl_corpus *corpus, int tra
     task_status s;
     if ((s = build_model(rm, TASK_BYTE_VOCAB, train_context, max_len, &m, err, err_len)) != TASK_OK) goto done;
     if ((s = ppl_batcher_create(corpus, rm->seed, &b, err, err_len)) != TASK_OK) goto done;
-    if ((s = train(m, b, st, cb, user, err, err_len)) != TASK_OK) goto done;
+    if ((s = train(m, rm->cuda, b, st, cb, user, err, err_len)) != TASK_OK) goto done;
     double t0 = now_s();
     const int WB = 8; /* windows per forward */
     ids = malloc(sizeof(int32_t) * (size_t)WB * max_len);
