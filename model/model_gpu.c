@@ -220,8 +220,9 @@ model_status model_gpu_create(model *m, int B, int T, model_gpu **out, char *err
     cuda_info ci;
     if (cuda_query(&ci) != 0) return gfail(MODEL_ERR_ATTN, err, err_len, "no usable CUDA device on this machine");
     /* what the CUDA attention takes, before any allocation */
-    if (m->D != 64 && m->D != 128)
-        return gfail(MODEL_ERR_CONFIG, err, err_len, "the cuda attention takes head_dim 64 or 128 (this model has %d)", m->D);
+    if (m->D != 16 && m->D != 32 && m->D != 64 && m->D != 128)
+        return gfail(MODEL_ERR_CONFIG, err, err_len, "the cuda attention takes head_dim 16, 32, 64 or 128 (this model has %d)",
+                     m->D);
     {   /* the ops index rows x width in 32 bits */
         size_t wmax = (size_t)(m->Wd > 2 * m->F ? m->Wd : 2 * m->F);
         if (wmax < (size_t)m->C) wmax = (size_t)m->C;

@@ -307,7 +307,8 @@ extern "C" int cuda_attn_supports(const attn_params *p, attn_variant v, int back
     if (ndev < 1) return no("no usable CUDA device on this machine");
     if (p->dtype != ATTN_DTYPE_BF16 && p->dtype != ATTN_DTYPE_F16 && p->dtype != ATTN_DTYPE_F32)
         return no("the cuda kernels take bf16, f16 or f32");
-    if (p->D != 64 && p->D != 128) return no("the cuda kernels support head dims 64 and 128");
+    if (p->D != 16 && p->D != 32 && p->D != 64 && p->D != 128)
+        return no("the cuda kernels support head dims 16, 32, 64 and 128");
     const attn_stride *sts[] = {&p->q_st, &p->k_st, &p->v_st, &p->o_st, &p->do_st, &p->dq_st, &p->dk_st, &p->dv_st};
     const void *ptrs[] = {p->q, p->k, p->v, p->o, p->dout, p->dq, p->dk, p->dv};
     /* fp32 tensors are copied into contiguous bf16 ones (cuda_f32.cu): any strides */
@@ -335,8 +336,11 @@ extern "C" attn_status cuda_attn_forward(const attn_params *p, const cuda_attn_s
     a.list = s->list, a.list_len = s->list_len, a.tkey = s->tkey;
     a.cap = s->cap;
     a.ntiles = cuda_attn_ntiles(p);
-    if (p->dtype == ATTN_DTYPE_BF16)
-        return p->D == 64 ? launch_fwd<__nv_bfloat16, 64>(a, a.ntiles, p->Hq, p->B)
-                          : launch_fwd<__nv_bfloat16, 128>(a, a.ntiles, p->Hq, p->B);
-    return p->D == 64 ? launch_fwd<__half, 64>(a, a.ntiles, p->Hq, p->B) : launch_fwd<__half, 128>(a, a.ntiles, p->Hq, p->B);
+    const bool bf = p->dtype == ATTN_DTYPE_BF16;
+    switch (p->D) {
+    case 16: return bf ? launch_fwd<__nv_bfloat16, 16>(a, a.ntiles, p->Hq, p->B) : launch_fwd<__half, 16>(a, a.ntiles, p->Hq, p->B);
+    case 32: return bf ? launch_fwd<__nv_bfloat16, 32>(a, a.ntiles, p->Hq, p->B) : launch_fwd<__half, 32>(a, a.ntiles, p->Hq, p->B);
+    case 64: return bf ? launch_fwd<__nv_bfloat16, 64>(a, a.ntiles, p->Hq, p->B) : launch_fwd<__half, 64>(a, a.ntiles, p->Hq, p->B);
+    default: return bf ? launch_fwd<__nv_bfloat16, 128>(a, a.ntiles, p->Hq, p->B) : launch_fwd<__half, 128>(a, a.ntiles, p->Hq, p->B);
+    }
 }

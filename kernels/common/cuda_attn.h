@@ -65,7 +65,7 @@ attn_status cuda_attn_backward(const attn_params *p, const cuda_attn_spec *s, fl
 attn_status cuda_f32_forward(const attn_params *p, attn_status (*inner)(const attn_params *));
 attn_status cuda_f32_backward(const attn_params *p, attn_status (*inner)(const attn_params *));
 
-/* What the engine can run: bf16/f16 with 16-byte aligned rows, or f32 (through cuda_f32.cu); D in {64, 128}. */
+/* What the engine can run: bf16/f16 with 16-byte aligned rows, or f32 (through cuda_f32.cu); D in {16, 32, 64, 128}. */
 int cuda_attn_supports(const attn_params *p, attn_variant v, int backward, char *why, size_t why_len);
 
 /* Number of query tiles of p. */

@@ -440,7 +440,11 @@ extern "C" attn_status cuda_attn_backward(const attn_params *p, const cuda_attn_
     a.cap = s->cap;
     a.list_tile = CUDA_ATTN_BQ;
     a.ntiles_list = cuda_attn_ntiles(p);
-    if (p->dtype == ATTN_DTYPE_BF16)
-        return p->D == 64 ? launch_bwd<__nv_bfloat16, 64>(p, a, s) : launch_bwd<__nv_bfloat16, 128>(p, a, s);
-    return p->D == 64 ? launch_bwd<__half, 64>(p, a, s) : launch_bwd<__half, 128>(p, a, s);
+    const bool bf = p->dtype == ATTN_DTYPE_BF16;
+    switch (p->D) {
+    case 16: return bf ? launch_bwd<__nv_bfloat16, 16>(p, a, s) : launch_bwd<__half, 16>(p, a, s);
+    case 32: return bf ? launch_bwd<__nv_bfloat16, 32>(p, a, s) : launch_bwd<__half, 32>(p, a, s);
+    case 64: return bf ? launch_bwd<__nv_bfloat16, 64>(p, a, s) : launch_bwd<__half, 64>(p, a, s);
+    default: return bf ? launch_bwd<__nv_bfloat16, 128>(p, a, s) : launch_bwd<__half, 128>(p, a, s);
+    }
 }

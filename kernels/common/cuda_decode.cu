@@ -680,6 +680,7 @@ cudaEvent_t g_ev[2];
 } // namespace
 
 extern "C" int cuda_decode_applies(const attn_params *p, attn_variant v) {
+    if (p->D != 64 && p->D != 128) return 0; /* the decode kernels' head dims; others take the engine */
     if (v == ATTN_DMA) return p->Nq == 1;
     if (v == ATTN_MHA || v == ATTN_SWA) return p->Nq <= CUDA_DECODE_MAX_NQ;
     return 0;

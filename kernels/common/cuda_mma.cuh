@@ -65,8 +65,14 @@ __device__ __forceinline__ void cp16(void *dst, const void *src, bool ok) {
 __device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_group;\n"); }
 template <int N> __device__ __forceinline__ void cp_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
 
-/* Element offset of chunk c (8 elements) of row r in a swizzled [rows][D] tile. */
-template <int D> __device__ __forceinline__ int swz(int r, int c) { return r * D + ((c ^ (r & 7)) << 3); }
+/* Element offset of chunk c (8 elements) of row r in a swizzled [rows][D] tile: the
+ * chunk index XORed with the row's low bits (3 bits when a row holds 8 or more
+ * chunks, fewer for D = 16 and 32, which then see 2- to 4-way bank conflicts). */
+template <int D> __device__ __forceinline__ int swz(int r, int c) {
+    constexpr int CH = D / 8;
+    constexpr int M = CH < 8 ? CH - 1 : 7;
+    return r * D + ((c ^ (r & M)) << 3);
+}
 
 /* fp32 reduction into global memory: a pair of adjacent floats (8-byte aligned).
  * One vector red on sm_90, two scalar ones before. */
