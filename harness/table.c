@@ -37,7 +37,7 @@ static void usage(void) {
            "options:\n"
            "  --format F         md|latex|csv (default md; latex uses booktabs)\n"
            "  --metric LIST      what the cells show (default: time_ms for kernels, accuracy for\n"
-           "                     mqar and niah, ppl for ppl); one table per metric. Known:\n"
+           "                     mqar and niah, bits_per_byte for ppl); one table per metric. Known:\n"
            "                     %s\n"
            "  --task T           only the task records of T (mqar, niah, ppl)\n"
            "  --kind K           kernel|task|verify (default: kernel and task records; verify\n"
@@ -545,7 +545,7 @@ typedef struct {
 static const metric_def *default_metric(rec_kind k, const char *task, rec_ref **rs, int n) {
     if (k == REC_KERNEL) return metric_find("time_ms");
     if (k == REC_VERIFY) return metric_find("max_rel_err");
-    static const char *order_ppl[] = {"ppl", "bits_per_byte", "nll", "accuracy"};
+    static const char *order_ppl[] = {"bits_per_byte", "ppl", "nll", "accuracy"};
     static const char *order_acc[] = {"accuracy", "ppl", "bits_per_byte", "nll"};
     const char **ord = task && !strcmp(task, "ppl") ? order_ppl : order_acc;
     for (int i = 0; i < 4; i++) {
