@@ -197,10 +197,12 @@ SIMD_INLINE void rows_outer(float *dst, int Dp, const float *W, int c0, const fl
 SIMD_INLINE void chunk_mask(const slc_chunk *ch, int32_t pos, vi mk[NKV]) {
     int32_t hi = pos - ch->k0 < ch->cb - 1 ? pos - ch->k0 : ch->cb - 1; /* lanes [ca, hi] */
     if (hi < ch->ca) {
+        SIMD_UNROLL
         for (int v = 0; v < NKV; v++) mk[v] = (vi){0};
         return;
     }
     vu lane = (vu)viota(), lo = (vu){0} + (uint32_t)ch->ca, span = (vu){0} + (uint32_t)(hi - ch->ca);
+    SIMD_UNROLL
     for (int v = 0; v < NKV; v++) mk[v] = (vi)(lane + (uint32_t)(v * VL) - lo <= span); /* wraps below ca */
 }
 
@@ -287,12 +289,14 @@ static void FN(cmp_probs)(const float *q, const float *lse, int G, int Dp, const
     for (int c0 = 0; c0 < nc; c0 += CPU_KB) {
         const float *k = kt + (size_t)(c0 / CPU_KB) * cs;
         float *ps = psum + c0;
+        SIMD_UNROLL
         for (int v = 0; v < NKV; v++) vstore(ps + v * VL, (vf){0});
         for (int r0 = 0; r0 < G; r0 += 4) {
             const float *q4[4] = {q + (size_t)r0 * Dp, q + (size_t)(r0 + 1) * Dp, q + (size_t)(r0 + 2) * Dp,
                                   q + (size_t)(r0 + 3) * Dp};
             rows_scores(q4, k, Dp, S);
             for (int r = 0; r < 4 && r0 + r < G; r++)
+                SIMD_UNROLL
                 for (int v = 0; v < NKV; v++) {
                     vi m = lane + (c0 + v * VL) < (vi){0} + nc;
                     vstore(ps + v * VL, vload(ps + v * VL) + vzero_unless(m, vexp(vload(S + r * CPU_KB + v * VL) - lse[r0 + r])));
@@ -314,6 +318,7 @@ static void FN(slc_fwd_chunk)(const slc_chunk *ch, slc_rows *w, const int32_t *r
                        w->o + (size_t)rr[3] * Dp};
         rows_scores(q, ch->kt, Dp, P);
         vi mk[NKV];
+        SIMD_UNROLL
         for (int v = 0; v < NKV; v++) mk[v] = ~(vi){0};
         int32_t mpos = INT32_MIN; /* the position the masks are for */
         int full = 0;
@@ -326,21 +331,25 @@ static void FN(slc_fwd_chunk)(const slc_chunk *ch, slc_rows *w, const int32_t *r
                 if (!full) chunk_mask(ch, mpos, mk);
             }
             vf sv[NKV];
+            SIMD_UNROLL
             for (int v = 0; v < NKV; v++) {
                 sv[v] = vload(Pr + v * VL);
                 if (!full) sv[v] = vselect(mk[v], sv[v], vset1(-INFINITY));
             }
             vf mx = sv[0];
+            SIMD_UNROLL
             for (int v = 1; v < NKV; v++) mx = vmax(mx, sv[v]);
             float mloc = vhmax(mx);
             float mnew = mloc > w->m[r] ? mloc : w->m[r];
             if (mnew == -INFINITY) { /* nothing kept yet */
                 alpha[k] = 1.0f;
+                SIMD_UNROLL
                 for (int v = 0; v < NKV; v++) vstore(Pr + v * VL, (vf){0});
                 continue;
             }
             alpha[k] = vexp(vset1(w->m[r] - mnew))[0]; /* no libm call: it would spill the vectors */
             vf sum = {0};
+            SIMD_UNROLL
             for (int v = 0; v < NKV; v++) {
                 vf pv = vexp(sv[v] - mnew);
                 if (!full) pv = vzero_unless(mk[v], pv);
@@ -373,6 +382,7 @@ static void FN(slc_bwd_chunk)(const slc_chunk *ch, slc_rows *w, const int32_t *r
         rows_scores(q, ch->kt, Dp, P);
         rows_scores(dO, ch->vt, Dp, dS);
         vi mk[NKV];
+        SIMD_UNROLL
         for (int v = 0; v < NKV; v++) mk[v] = ~(vi){0};
         int32_t mpos = INT32_MIN;
         int full = 0;
@@ -386,6 +396,7 @@ static void FN(slc_bwd_chunk)(const slc_chunk *ch, slc_rows *w, const int32_t *r
                 if (!full) chunk_mask(ch, mpos, mk);
             }
             float lse = w->lse[r], di = w->di[r];
+            SIMD_UNROLL
             for (int v = 0; v < NKV; v++) {
                 vf pv = (vf){0};
                 if (live) {
