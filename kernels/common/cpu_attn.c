@@ -274,22 +274,6 @@ static void gather_chunk(const attn_params *p, const cpu_attn_spec *s, cpu_ws *w
     }
 }
 
-/* For rows [r0, r0 + RB): whether any row keeps any chunk key, and whether every
- * row keeps every key (then no mask is needed). */
-static inline void block_cover(const cpu_ws *w, int r0, int n, int *any, int *full) {
-    int32_t qa = w->qi[r0], qb = w->qi[r0];
-    for (int r = r0 + 1; r < r0 + RB; r++) {
-        if (w->qi[r] < qa) qa = w->qi[r];
-        if (w->qi[r] > qb) qb = w->qi[r];
-    }
-    *any = 0;
-    *full = n == CPU_KB && qa >= 0;
-    for (int c = 0; c < n; c++) {
-        if (w->rlo[c] <= qb && w->rhi[c] >= qa) *any = 1;
-        if (w->rlo[c] > qa || w->rhi[c] < qb) *full = 0;
-    }
-}
-
 /* ---- the tile loops, compiled once per instruction set ---- */
 
 #define SIMD_ISA_FILE "cpu_attn_tile.inc"

@@ -64,6 +64,7 @@
 #define vhmax FN(vhmax)
 #define vhsum FN(vhsum)
 #define vexp FN(vexp)
+#define vany FN(vany)
 
 typedef float vf __attribute__((vector_size(4 * VL)));
 typedef int32_t vi __attribute__((vector_size(4 * VL)));
@@ -112,6 +113,7 @@ SIMD_INLINE vf vzero_unless(vi m, vf a) { return (vf)((vi)a & m); }
      v = op(v, __builtin_shuffle(v, (vi){1, 0, 3, 2})))
 #endif
 #define SIMD_ADD(a, b) ((a) + (b))
+#define SIMD_OR(a, b) ((a) | (b))
 
 SIMD_INLINE float vhmax(vf v) {
     SIMD_FOLD(v, vmax);
@@ -121,6 +123,12 @@ SIMD_INLINE float vhmax(vf v) {
 SIMD_INLINE float vhsum(vf v) {
     SIMD_FOLD(v, SIMD_ADD);
     return v[0];
+}
+
+/* whether any lane of m is non-zero */
+SIMD_INLINE int vany(vi m) {
+    SIMD_FOLD(m, SIMD_OR);
+    return m[0] != 0;
 }
 
 /* e^x for x in float range; relative error about 2e-7. x <= -87.3 gives ~1e-38,
@@ -185,8 +193,10 @@ SIMD_INLINE vf vexp(vf x) {
 #undef vhmax
 #undef vhsum
 #undef vexp
+#undef vany
 #undef SIMD_FOLD
 #undef SIMD_ADD
+#undef SIMD_OR
 #undef VB
 #undef ACCV
 #undef ZEROV
