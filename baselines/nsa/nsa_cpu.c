@@ -44,7 +44,6 @@
 #include <string.h>
 
 #include "cpu_attn.h"
-#include "simd.h"
 
 #define NSA_QT 16 /* queries per selection work item */
 
@@ -89,57 +88,70 @@ typedef struct {
     float *pb, *ds;           /* [list rows][KB]: P and dS of one chunk, by list position */
 } slc_rows;
 
-/* S for 4 rows (pointers) x 32 keys (kt [Dp][KB]). */
-SIMD_INLINE void rows_scores(const float *const q[4], const float *kt, int Dp, v16 s[4][2]) {
-    for (int r = 0; r < 4; r++) s[r][0] = s[r][1] = (v16){0};
+#endif /* NSA_CPU_HOT */
+
+#ifdef NSA_CPU_HOT /* ---- the hot loops, once per instruction set ---- */
+
+/* simd.h's vectors are VL floats here (16, 8 or 4); a chunk row of CPU_KB keys is
+ * NKV of them. Register blocks as in the engine: 4 rows x 2 vectors of keys for
+ * scores, 4 rows x VB vectors of dims for the updates. */
+#define NKV (CPU_KB / VL)
+#define rows_scores FN(rows_scores)
+#define rows_pv FN(rows_pv)
+#define rows_outer FN(rows_outer)
+#define chunk_mask FN(chunk_mask)
+
+/* S [4][KB] = Q K^T for 4 rows (pointers) x 32 keys (kt [Dp][KB]), 2 vectors of keys
+ * at a time (8 accumulators). */
+SIMD_INLINE void rows_scores(const float *const q[4], const float *kt, int Dp, float *S) {
     const float *q0 = q[0], *q1 = q[1], *q2 = q[2], *q3 = q[3];
-    for (int d = 0; d < Dp; d++) {
-        v16 k0 = vload(kt + d * CPU_KB), k1 = vload(kt + d * CPU_KB + VL);
-        s[0][0] += q0[d] * k0, s[0][1] += q0[d] * k1;
-        s[1][0] += q1[d] * k0, s[1][1] += q1[d] * k1;
-        s[2][0] += q2[d] * k0, s[2][1] += q2[d] * k1;
-        s[3][0] += q3[d] * k0, s[3][1] += q3[d] * k1;
+    for (int g = 0; g < CPU_KB; g += 2 * VL) {
+        vf a0 = {0}, a1 = {0}, b0 = {0}, b1 = {0}, c0 = {0}, c1 = {0}, e0 = {0}, e1 = {0};
+        const float *k = kt + g;
+        for (int d = 0; d < Dp; d++, k += CPU_KB) {
+            vf k0 = vload(k), k1 = vload(k + VL);
+            a0 += q0[d] * k0, a1 += q0[d] * k1;
+            b0 += q1[d] * k0, b1 += q1[d] * k1;
+            c0 += q2[d] * k0, c1 += q2[d] * k1;
+            e0 += q3[d] * k0, e1 += q3[d] * k1;
+        }
+        float *s = S + g;
+        vstore(s, a0), vstore(s + VL, a1);
+        vstore(s + CPU_KB, b0), vstore(s + CPU_KB + VL, b1);
+        vstore(s + 2 * CPU_KB, c0), vstore(s + 2 * CPU_KB + VL, c1);
+        vstore(s + 3 * CPU_KB, e0), vstore(s + 3 * CPU_KB + VL, e1);
     }
 }
 
 /* acc[r] = alpha[r] acc[r] + sum_{c in [c0, c1)} P[r][c] X[c] for 4 rows (pointers),
- * P [4][KB], X [KB][Dp]. Rows may repeat (the dummy): each stores the same values.
- * The 16 accumulators are spelled out: GCC -O2 keeps an a[4][4] array on the stack. */
+ * P [4][KB], X [KB][Dp]. Rows may repeat (the dummy): each stores the same values. */
 SIMD_INLINE void rows_pv(float *const acc[4], int Dp, const float *P, const float *alpha, const float *X, int c0,
                          int c1) {
     float *o0 = acc[0], *o1 = acc[1], *o2 = acc[2], *o3 = acc[3];
     const float *P0 = P, *P1 = P + CPU_KB, *P2 = P + 2 * CPU_KB, *P3 = P + 3 * CPU_KB;
     int d0 = 0;
-    for (; d0 + 4 * VL <= Dp; d0 += 4 * VL) {
-#define LD4(o, r) v16 o##_0 = vload(o + d0) * alpha[r], o##_1 = vload(o + d0 + VL) * alpha[r], \
-                      o##_2 = vload(o + d0 + 2 * VL) * alpha[r], o##_3 = vload(o + d0 + 3 * VL) * alpha[r]
-        LD4(o0, 0);
-        LD4(o1, 1);
-        LD4(o2, 2);
-        LD4(o3, 3);
-#undef LD4
+    for (; d0 + VB * VL <= Dp; d0 += VB * VL) {
+        ACCV(a);
+        ACCV(b);
+        ACCV(g);
+        ACCV(e);
+        LOADV(a, o0 + d0), LOADV(b, o1 + d0), LOADV(g, o2 + d0), LOADV(e, o3 + d0);
+        SCALEV(a, alpha[0]), SCALEV(b, alpha[1]), SCALEV(g, alpha[2]), SCALEV(e, alpha[3]);
         for (int c = c0; c < c1; c++) {
-            const float *x = X + (size_t)c * Dp + d0;
-            v16 x0 = vload(x), x1 = vload(x + VL), x2 = vload(x + 2 * VL), x3 = vload(x + 3 * VL);
-            float p0 = P0[c], p1 = P1[c], p2 = P2[c], p3 = P3[c];
-            o0_0 += p0 * x0, o0_1 += p0 * x1, o0_2 += p0 * x2, o0_3 += p0 * x3;
-            o1_0 += p1 * x0, o1_1 += p1 * x1, o1_2 += p1 * x2, o1_3 += p1 * x3;
-            o2_0 += p2 * x0, o2_1 += p2 * x1, o2_2 += p2 * x2, o2_3 += p2 * x3;
-            o3_0 += p3 * x0, o3_1 += p3 * x1, o3_2 += p3 * x2, o3_3 += p3 * x3;
+            ACCV(x);
+            LOADV(x, X + (size_t)c * Dp + d0);
+            FMAV(a, P0[c], x);
+            FMAV(b, P1[c], x);
+            FMAV(g, P2[c], x);
+            FMAV(e, P3[c], x);
         }
-#define ST4(o) vstore(o + d0, o##_0), vstore(o + d0 + VL, o##_1), vstore(o + d0 + 2 * VL, o##_2), \
-               vstore(o + d0 + 3 * VL, o##_3)
-        ST4(o0);
-        ST4(o1);
-        ST4(o2);
-        ST4(o3);
-#undef ST4
+        STOREV(o0 + d0, a), STOREV(o1 + d0, b), STOREV(o2 + d0, g), STOREV(o3 + d0, e);
     }
     for (; d0 < Dp; d0 += VL) {
-        v16 a0 = vload(o0 + d0) * alpha[0], a1 = vload(o1 + d0) * alpha[1], a2 = vload(o2 + d0) * alpha[2],
-            a3 = vload(o3 + d0) * alpha[3];
+        vf a0 = vload(o0 + d0) * alpha[0], a1 = vload(o1 + d0) * alpha[1], a2 = vload(o2 + d0) * alpha[2],
+           a3 = vload(o3 + d0) * alpha[3];
         for (int c = c0; c < c1; c++) {
-            v16 x0 = vload(X + (size_t)c * Dp + d0);
+            vf x0 = vload(X + (size_t)c * Dp + d0);
             a0 += P0[c] * x0, a1 += P1[c] * x0, a2 += P2[c] * x0, a3 += P3[c] * x0;
         }
         vstore(o0 + d0, a0), vstore(o1 + d0, a1), vstore(o2 + d0, a2), vstore(o3 + d0, a3);
@@ -147,40 +159,31 @@ SIMD_INLINE void rows_pv(float *const acc[4], int Dp, const float *P, const floa
 }
 
 /* dst[c] += sum_{k < n} W[k][c] X[rows[k]] for the 4 keys c = c0 .. c0 + 3 (W [n][KB],
- * X and dst rows Dp apart); accumulators spelled out as in rows_pv. */
+ * X and dst rows Dp apart). */
 SIMD_INLINE void rows_outer(float *dst, int Dp, const float *W, int c0, const float *X, const int32_t *rows, int n) {
     float *t0 = dst + (size_t)c0 * Dp, *t1 = t0 + Dp, *t2 = t1 + Dp, *t3 = t2 + Dp;
     int d0 = 0;
-    for (; d0 + 4 * VL <= Dp; d0 += 4 * VL) {
-#define LD4(o) v16 o##_0 = vload(o + d0), o##_1 = vload(o + d0 + VL), o##_2 = vload(o + d0 + 2 * VL), \
-                   o##_3 = vload(o + d0 + 3 * VL)
-        LD4(t0);
-        LD4(t1);
-        LD4(t2);
-        LD4(t3);
-#undef LD4
+    for (; d0 + VB * VL <= Dp; d0 += VB * VL) {
+        ACCV(a);
+        ACCV(b);
+        ACCV(g);
+        ACCV(e);
+        LOADV(a, t0 + d0), LOADV(b, t1 + d0), LOADV(g, t2 + d0), LOADV(e, t3 + d0);
         for (int k = 0; k < n; k++) {
-            const float *x = X + (size_t)rows[k] * Dp + d0;
-            v16 x0 = vload(x), x1 = vload(x + VL), x2 = vload(x + 2 * VL), x3 = vload(x + 3 * VL);
+            ACCV(x);
+            LOADV(x, X + (size_t)rows[k] * Dp + d0);
             const float *wr = W + (size_t)k * CPU_KB + c0;
-            float w0 = wr[0], w1 = wr[1], w2 = wr[2], w3 = wr[3];
-            t0_0 += w0 * x0, t0_1 += w0 * x1, t0_2 += w0 * x2, t0_3 += w0 * x3;
-            t1_0 += w1 * x0, t1_1 += w1 * x1, t1_2 += w1 * x2, t1_3 += w1 * x3;
-            t2_0 += w2 * x0, t2_1 += w2 * x1, t2_2 += w2 * x2, t2_3 += w2 * x3;
-            t3_0 += w3 * x0, t3_1 += w3 * x1, t3_2 += w3 * x2, t3_3 += w3 * x3;
+            FMAV(a, wr[0], x);
+            FMAV(b, wr[1], x);
+            FMAV(g, wr[2], x);
+            FMAV(e, wr[3], x);
         }
-#define ST4(o) vstore(o + d0, o##_0), vstore(o + d0 + VL, o##_1), vstore(o + d0 + 2 * VL, o##_2), \
-               vstore(o + d0 + 3 * VL, o##_3)
-        ST4(t0);
-        ST4(t1);
-        ST4(t2);
-        ST4(t3);
-#undef ST4
+        STOREV(t0 + d0, a), STOREV(t1 + d0, b), STOREV(t2 + d0, g), STOREV(t3 + d0, e);
     }
     for (; d0 < Dp; d0 += VL) {
-        v16 a0 = vload(t0 + d0), a1 = vload(t1 + d0), a2 = vload(t2 + d0), a3 = vload(t3 + d0);
+        vf a0 = vload(t0 + d0), a1 = vload(t1 + d0), a2 = vload(t2 + d0), a3 = vload(t3 + d0);
         for (int k = 0; k < n; k++) {
-            v16 x0 = vload(X + (size_t)rows[k] * Dp + d0);
+            vf x0 = vload(X + (size_t)rows[k] * Dp + d0);
             const float *wr = W + (size_t)k * CPU_KB + c0;
             a0 += wr[0] * x0, a1 += wr[1] * x0, a2 += wr[2] * x0, a3 += wr[3] * x0;
         }
@@ -188,56 +191,56 @@ SIMD_INLINE void rows_outer(float *dst, int Dp, const float *W, int c0, const fl
     }
 }
 
-typedef uint32_t v16ui __attribute__((vector_size(64)));
-
-/* Lanes of chunk ch that row position pos keeps: in [ca, cb) and key <= pos. One
- * unsigned compare per vector: GCC 12 scalarises the and of several AVX-512 masks. */
-SIMD_INLINE void chunk_mask(const slc_chunk *ch, int32_t pos, v16i *m0, v16i *m1) {
-    const v16ui lane = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+/* Lanes of chunk ch that row position pos keeps: in [ca, cb) and key <= pos, NKV
+ * vectors. One unsigned compare per vector: GCC 12 scalarises the and of several
+ * AVX-512 masks. */
+SIMD_INLINE void chunk_mask(const slc_chunk *ch, int32_t pos, vi mk[NKV]) {
     int32_t hi = pos - ch->k0 < ch->cb - 1 ? pos - ch->k0 : ch->cb - 1; /* lanes [ca, hi] */
     if (hi < ch->ca) {
-        *m0 = *m1 = (v16i){0};
+        SIMD_UNROLL
+        for (int v = 0; v < NKV; v++) mk[v] = (vi){0};
         return;
     }
-    v16ui lo = (v16ui){0} + (uint32_t)ch->ca, span = (v16ui){0} + (uint32_t)(hi - ch->ca);
-    *m0 = (v16i)(lane - lo <= span); /* lane - ca wraps around below ca */
-    *m1 = (v16i)(lane + VL - lo <= span);
+    vu lane = (vu)viota(), lo = (vu){0} + (uint32_t)ch->ca, span = (vu){0} + (uint32_t)(hi - ch->ca);
+    SIMD_UNROLL
+    for (int v = 0; v < NKV; v++) mk[v] = (vi)(lane + (uint32_t)(v * VL) - lo <= span); /* wraps below ca */
 }
-
-#endif /* NSA_CPU_HOT */
-
-#ifdef NSA_CPU_HOT /* ---- the hot loops, once per instruction set ---- */
 
 /* out[r][0..ncol) = sum_{k < m} X[r][k] W[k][0..ncol) for rows r < nr <= 4. X rows
  * are xs apart, W rows ws apart, out rows os apart; ncol is a multiple of 16. */
 static void FN(gemm4)(const float *X, int64_t xs, int nr, int m, const float *W, int64_t ws, int ncol, float *out,
                       int64_t os) {
     const float *x0 = X, *x1 = X + (nr > 1 ? xs : 0), *x2 = X + (nr > 2 ? 2 * xs : 0), *x3 = X + (nr > 3 ? 3 * xs : 0);
-    int c0 = 0;
-    for (; c0 + 4 * VL <= ncol; c0 += 4 * VL) {
-        v16 a[4][4];
-        for (int r = 0; r < 4; r++)
-            for (int v = 0; v < 4; v++) a[r][v] = (v16){0};
+    int c0 = 0; /* rows past nr compute row 0 again and store nothing */
+    for (; c0 + VB * VL <= ncol; c0 += VB * VL) {
+        ACCV(a);
+        ACCV(b);
+        ACCV(g);
+        ACCV(e);
+        ZEROV(a), ZEROV(b), ZEROV(g), ZEROV(e);
         for (int k = 0; k < m; k++) {
-            const float *wr = W + k * ws + c0;
-            v16 w0 = vload(wr), w1 = vload(wr + VL), w2 = vload(wr + 2 * VL), w3 = vload(wr + 3 * VL);
-            float y0 = x0[k], y1 = x1[k], y2 = x2[k], y3 = x3[k];
-            a[0][0] += y0 * w0, a[0][1] += y0 * w1, a[0][2] += y0 * w2, a[0][3] += y0 * w3;
-            a[1][0] += y1 * w0, a[1][1] += y1 * w1, a[1][2] += y1 * w2, a[1][3] += y1 * w3;
-            a[2][0] += y2 * w0, a[2][1] += y2 * w1, a[2][2] += y2 * w2, a[2][3] += y2 * w3;
-            a[3][0] += y3 * w0, a[3][1] += y3 * w1, a[3][2] += y3 * w2, a[3][3] += y3 * w3;
+            ACCV(w);
+            LOADV(w, W + k * ws + c0);
+            FMAV(a, x0[k], w);
+            FMAV(b, x1[k], w);
+            FMAV(g, x2[k], w);
+            FMAV(e, x3[k], w);
         }
-        for (int r = 0; r < nr; r++)
-            for (int v = 0; v < 4; v++) vstore(out + r * os + c0 + v * VL, a[r][v]);
+        STOREV(out + c0, a);
+        if (nr > 1) STOREV(out + os + c0, b);
+        if (nr > 2) STOREV(out + 2 * os + c0, g);
+        if (nr > 3) STOREV(out + 3 * os + c0, e);
     }
     for (; c0 < ncol; c0 += VL) {
-        v16 a0 = (v16){0}, a1 = (v16){0}, a2 = (v16){0}, a3 = (v16){0};
+        vf a0 = (vf){0}, a1 = (vf){0}, a2 = (vf){0}, a3 = (vf){0};
         for (int k = 0; k < m; k++) {
-            v16 w0 = vload(W + k * ws + c0);
+            vf w0 = vload(W + k * ws + c0);
             a0 += x0[k] * w0, a1 += x1[k] * w0, a2 += x2[k] * w0, a3 += x3[k] * w0;
         }
-        v16 a[4] = {a0, a1, a2, a3};
-        for (int r = 0; r < nr; r++) vstore(out + r * os + c0, a[r]);
+        vstore(out + c0, a0);
+        if (nr > 1) vstore(out + os + c0, a1);
+        if (nr > 2) vstore(out + 2 * os + c0, a2);
+        if (nr > 3) vstore(out + 3 * os + c0, a3);
     }
 }
 
@@ -246,30 +249,33 @@ static void FN(gemm4)(const float *X, int64_t xs, int nr, int m, const float *W,
  * compression, X^T dK~, with X's columns read straight from the keys. */
 static void FN(wgrad4)(const float *const col[4], int64_t cs, const float pm[4], int64_t n, const float *Y, int Dp,
                        float *acc) {
-    int e0 = 0;
-    for (; e0 + 4 * VL <= Dp; e0 += 4 * VL) {
-        v16 a[4][4];
-        for (int r = 0; r < 4; r++)
-            for (int v = 0; v < 4; v++) a[r][v] = vload(acc + r * Dp + e0 + v * VL);
+    const float *x0 = col[0], *x1 = col[1], *x2 = col[2], *x3 = col[3];
+    float *t0 = acc, *t1 = acc + Dp, *t2 = acc + 2 * Dp, *t3 = acc + 3 * Dp;
+    int d0 = 0;
+    for (; d0 + VB * VL <= Dp; d0 += VB * VL) {
+        ACCV(a);
+        ACCV(b);
+        ACCV(g);
+        ACCV(e);
+        LOADV(a, t0 + d0), LOADV(b, t1 + d0), LOADV(g, t2 + d0), LOADV(e, t3 + d0);
         for (int64_t c = 0; c < n; c++) {
-            const float *yr = Y + c * Dp + e0;
-            v16 y0 = vload(yr), y1 = vload(yr + VL), y2 = vload(yr + 2 * VL), y3 = vload(yr + 3 * VL);
-            for (int r = 0; r < 4; r++) {
-                float x = col[r][c * cs] + pm[r];
-                a[r][0] += x * y0, a[r][1] += x * y1, a[r][2] += x * y2, a[r][3] += x * y3;
-            }
+            ACCV(y);
+            LOADV(y, Y + c * Dp + d0);
+            FMAV(a, x0[c * cs] + pm[0], y);
+            FMAV(b, x1[c * cs] + pm[1], y);
+            FMAV(g, x2[c * cs] + pm[2], y);
+            FMAV(e, x3[c * cs] + pm[3], y);
         }
-        for (int r = 0; r < 4; r++)
-            for (int v = 0; v < 4; v++) vstore(acc + r * Dp + e0 + v * VL, a[r][v]);
+        STOREV(t0 + d0, a), STOREV(t1 + d0, b), STOREV(t2 + d0, g), STOREV(t3 + d0, e);
     }
-    for (; e0 < Dp; e0 += VL) {
-        v16 a[4];
-        for (int r = 0; r < 4; r++) a[r] = vload(acc + r * Dp + e0);
+    for (; d0 < Dp; d0 += VL) {
+        vf a0 = vload(t0 + d0), a1 = vload(t1 + d0), a2 = vload(t2 + d0), a3 = vload(t3 + d0);
         for (int64_t c = 0; c < n; c++) {
-            v16 y0 = vload(Y + c * Dp + e0);
-            for (int r = 0; r < 4; r++) a[r] += (col[r][c * cs] + pm[r]) * y0;
+            vf y0 = vload(Y + c * Dp + d0);
+            a0 += (x0[c * cs] + pm[0]) * y0, a1 += (x1[c * cs] + pm[1]) * y0;
+            a2 += (x2[c * cs] + pm[2]) * y0, a3 += (x3[c * cs] + pm[3]) * y0;
         }
-        for (int r = 0; r < 4; r++) vstore(acc + r * Dp + e0, a[r]);
+        vstore(t0 + d0, a0), vstore(t1 + d0, a1), vstore(t2 + d0, a2), vstore(t3 + d0, a3);
     }
 }
 
@@ -278,29 +284,24 @@ static void FN(wgrad4)(const float *const col[4], int64_t cs, const float pm[4],
  * kt: K~ transposed in chunks of 32 blocks ([Dp][32]), chunks cs floats apart. */
 static void FN(cmp_probs)(const float *q, const float *lse, int G, int Dp, const float *kt, size_t cs, int nc,
                           float *psum) {
-    const v16i lane = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+    const vi lane = viota();
+    float S[4 * CPU_KB] __attribute__((aligned(64)));
     for (int c0 = 0; c0 < nc; c0 += CPU_KB) {
         const float *k = kt + (size_t)(c0 / CPU_KB) * cs;
-        v16i m0 = lane + c0 < (v16i){0} + nc, m1 = lane + (c0 + VL) < (v16i){0} + nc;
-        v16 ps0 = (v16){0}, ps1 = (v16){0};
+        float *ps = psum + c0;
+        SIMD_UNROLL
+        for (int v = 0; v < NKV; v++) vstore(ps + v * VL, (vf){0});
         for (int r0 = 0; r0 < G; r0 += 4) {
-            v16 s[4][2];
-            for (int r = 0; r < 4; r++) s[r][0] = s[r][1] = (v16){0};
-            const float *q0 = q + (size_t)r0 * Dp, *q1 = q0 + Dp, *q2 = q1 + Dp, *q3 = q2 + Dp;
-            for (int d = 0; d < Dp; d++) {
-                v16 k0 = vload(k + d * CPU_KB), k1 = vload(k + d * CPU_KB + VL);
-                s[0][0] += q0[d] * k0, s[0][1] += q0[d] * k1;
-                s[1][0] += q1[d] * k0, s[1][1] += q1[d] * k1;
-                s[2][0] += q2[d] * k0, s[2][1] += q2[d] * k1;
-                s[3][0] += q3[d] * k0, s[3][1] += q3[d] * k1;
-            }
-            for (int r = 0; r < 4 && r0 + r < G; r++) {
-                ps0 += vzero_unless(m0, vexp(s[r][0] - lse[r0 + r]));
-                ps1 += vzero_unless(m1, vexp(s[r][1] - lse[r0 + r]));
-            }
+            const float *q4[4] = {q + (size_t)r0 * Dp, q + (size_t)(r0 + 1) * Dp, q + (size_t)(r0 + 2) * Dp,
+                                  q + (size_t)(r0 + 3) * Dp};
+            rows_scores(q4, k, Dp, S);
+            for (int r = 0; r < 4 && r0 + r < G; r++)
+                SIMD_UNROLL
+                for (int v = 0; v < NKV; v++) {
+                    vi m = lane + (c0 + v * VL) < (vi){0} + nc;
+                    vstore(ps + v * VL, vload(ps + v * VL) + vzero_unless(m, vexp(vload(S + r * CPU_KB + v * VL) - lse[r0 + r])));
+                }
         }
-        vstore(psum + c0, ps0);
-        vstore(psum + c0 + VL, ps1);
     }
 }
 
@@ -308,42 +309,55 @@ static void FN(cmp_probs)(const float *q, const float *lse, int G, int Dp, const
  * multiple of 4): the online softmax update of their m, l and o. */
 static void FN(slc_fwd_chunk)(const slc_chunk *ch, slc_rows *w, const int32_t *rows, int n) {
     int Dp = w->Dp;
-    float P[4 * CPU_KB] __attribute__((aligned(64))), alpha[4];
+    float P[4 * CPU_KB] __attribute__((aligned(64))), alpha[4]; /* S, then P in its place */
     for (int r0 = 0; r0 < n; r0 += 4) {
         const int32_t *rr = rows + r0;
         const float *q[4] = {w->q + (size_t)rr[0] * Dp, w->q + (size_t)rr[1] * Dp, w->q + (size_t)rr[2] * Dp,
                              w->q + (size_t)rr[3] * Dp};
         float *o[4] = {w->o + (size_t)rr[0] * Dp, w->o + (size_t)rr[1] * Dp, w->o + (size_t)rr[2] * Dp,
                        w->o + (size_t)rr[3] * Dp};
-        v16 s[4][2];
-        rows_scores(q, ch->kt, Dp, s);
-        v16i m0 = ~(v16i){0}, m1 = ~(v16i){0};
+        rows_scores(q, ch->kt, Dp, P);
+        vi mk[NKV];
+        SIMD_UNROLL
+        for (int v = 0; v < NKV; v++) mk[v] = ~(vi){0};
         int32_t mpos = INT32_MIN; /* the position the masks are for */
         int full = 0;
         for (int k = 0; k < 4; k++) {
             int r = rr[k];
+            float *Pr = P + k * CPU_KB;
             if (w->pos[r] != mpos) {
                 mpos = w->pos[r];
                 full = ch->ca == 0 && ch->cb == CPU_KB && mpos - ch->k0 >= CPU_KB - 1;
-                if (!full) chunk_mask(ch, mpos, &m0, &m1);
+                if (!full) chunk_mask(ch, mpos, mk);
             }
-            v16 s0 = s[k][0], s1 = s[k][1];
-            if (!full) s0 = vselect(m0, s0, vset1(-INFINITY)), s1 = vselect(m1, s1, vset1(-INFINITY));
-            float mloc = vhmax(vmax(s0, s1));
+            vf sv[NKV];
+            SIMD_UNROLL
+            for (int v = 0; v < NKV; v++) {
+                sv[v] = vload(Pr + v * VL);
+                if (!full) sv[v] = vselect(mk[v], sv[v], vset1(-INFINITY));
+            }
+            vf mx = sv[0];
+            SIMD_UNROLL
+            for (int v = 1; v < NKV; v++) mx = vmax(mx, sv[v]);
+            float mloc = vhmax(mx);
             float mnew = mloc > w->m[r] ? mloc : w->m[r];
             if (mnew == -INFINITY) { /* nothing kept yet */
                 alpha[k] = 1.0f;
-                vstore(P + k * CPU_KB, (v16){0});
-                vstore(P + k * CPU_KB + VL, (v16){0});
+                SIMD_UNROLL
+                for (int v = 0; v < NKV; v++) vstore(Pr + v * VL, (vf){0});
                 continue;
             }
-            alpha[k] = vexp(vset1(w->m[r] - mnew))[0]; /* no libm call: it would spill the masks */
-            v16 p0 = vexp(s0 - mnew), p1 = vexp(s1 - mnew);
-            if (!full) p0 = vzero_unless(m0, p0), p1 = vzero_unless(m1, p1);
-            w->l[r] = w->l[r] * alpha[k] + vhsum(p0 + p1);
+            alpha[k] = vexp(vset1(w->m[r] - mnew))[0]; /* no libm call: it would spill the vectors */
+            vf sum = {0};
+            SIMD_UNROLL
+            for (int v = 0; v < NKV; v++) {
+                vf pv = vexp(sv[v] - mnew);
+                if (!full) pv = vzero_unless(mk[v], pv);
+                sum += pv;
+                vstore(Pr + v * VL, pv);
+            }
+            w->l[r] = w->l[r] * alpha[k] + vhsum(sum);
             w->m[r] = mnew;
-            vstore(P + k * CPU_KB, p0);
-            vstore(P + k * CPU_KB + VL, p1);
         }
         rows_pv(o, Dp, P, alpha, ch->vc, ch->ca, ch->cb);
     }
@@ -363,29 +377,35 @@ static void FN(slc_bwd_chunk)(const slc_chunk *ch, slc_rows *w, const int32_t *r
             dO[k] = w->dout + (size_t)rr[k] * Dp;
             dq[k] = w->dq + (size_t)rr[k] * Dp;
         }
-        v16 s[4][2], dp[4][2];
-        rows_scores(q, ch->kt, Dp, s);
-        rows_scores(dO, ch->vt, Dp, dp);
+        /* S and dP, then P and dS in their places */
         float *P = w->pb + (size_t)r0 * CPU_KB, *dS = w->ds + (size_t)r0 * CPU_KB;
-        v16i m0 = ~(v16i){0}, m1 = ~(v16i){0};
+        rows_scores(q, ch->kt, Dp, P);
+        rows_scores(dO, ch->vt, Dp, dS);
+        vi mk[NKV];
+        SIMD_UNROLL
+        for (int v = 0; v < NKV; v++) mk[v] = ~(vi){0};
         int32_t mpos = INT32_MIN;
         int full = 0;
         for (int k = 0; k < 4; k++) {
             int r = rr[k];
-            v16 p0 = (v16){0}, p1 = (v16){0};
-            if (w->lse[r] != -INFINITY) {
-                if (w->pos[r] != mpos) {
-                    mpos = w->pos[r];
-                    full = ch->ca == 0 && ch->cb == CPU_KB && mpos - ch->k0 >= CPU_KB - 1;
-                    if (!full) chunk_mask(ch, mpos, &m0, &m1);
-                }
-                p0 = vexp(s[k][0] - w->lse[r]), p1 = vexp(s[k][1] - w->lse[r]);
-                if (!full) p0 = vzero_unless(m0, p0), p1 = vzero_unless(m1, p1);
+            float *Pr = P + k * CPU_KB, *dSr = dS + k * CPU_KB;
+            int live = w->lse[r] != -INFINITY;
+            if (live && w->pos[r] != mpos) {
+                mpos = w->pos[r];
+                full = ch->ca == 0 && ch->cb == CPU_KB && mpos - ch->k0 >= CPU_KB - 1;
+                if (!full) chunk_mask(ch, mpos, mk);
             }
-            vstore(P + k * CPU_KB, p0);
-            vstore(P + k * CPU_KB + VL, p1);
-            vstore(dS + k * CPU_KB, p0 * (dp[k][0] - w->di[r]));
-            vstore(dS + k * CPU_KB + VL, p1 * (dp[k][1] - w->di[r]));
+            float lse = w->lse[r], di = w->di[r];
+            SIMD_UNROLL
+            for (int v = 0; v < NKV; v++) {
+                vf pv = (vf){0};
+                if (live) {
+                    pv = vexp(vload(Pr + v * VL) - lse);
+                    if (!full) pv = vzero_unless(mk[v], pv);
+                }
+                vstore(dSr + v * VL, pv * (vload(dSr + v * VL) - di));
+                vstore(Pr + v * VL, pv);
+            }
         }
         rows_pv(dq, Dp, dS, one, ch->kc, ch->ca, ch->cb);
     }
@@ -396,6 +416,12 @@ static void FN(slc_bwd_chunk)(const slc_chunk *ch, slc_rows *w, const int32_t *r
         rows_outer(dv, Dp, w->pb, c, w->dout, rows, n);
     }
 }
+
+#undef NKV
+#undef rows_scores
+#undef rows_pv
+#undef rows_outer
+#undef chunk_mask
 
 #else /* ---- the second pass: the hot loops per instruction set, then the rest ---- */
 
@@ -432,7 +458,7 @@ int nsa_cpu_supports(const attn_params *p, int backward, char *why, size_t why_l
     return cpu_attn_supports(p, ATTN_NSA, backward, why, why_len);
 }
 
-static int pad16(int d) { return (d + VL - 1) / VL * VL; }
+static int pad16(int d) { return (d + CPU_DALIGN - 1) / CPU_DALIGN * CPU_DALIGN; }
 
 static attn_stride contiguous(int N, int H, int D) {
     attn_stride s = {(int64_t)N * H * D, (int64_t)H * D, D};

@@ -11,8 +11,11 @@
  *   and per group of 4 keys dK += dS^T Q, dV += P^T dO into the item's buffers.
  *
  * Tuning: rows per tile ~128 (a tile's Q, O and dO stay in L2 while the keys
- * stream through L1); 4 rows x 32 keys gives 8 vector accumulators for S (16 in
- * the backward with dP), and 4 rows x 64 dims gives 16 for the P V update.
+ * stream through L1). The loops over vectors live in cpu_attn_tile.inc, compiled
+ * once per instruction set at its native width (simd.h); their register blocks
+ * are 4 rows x 2 vectors of keys for S (8 accumulators) and 4 rows x VB vectors
+ * of dims for the P V and dS^T Q updates (16 accumulators with AVX-512, 8 with
+ * AVX2 and SSE2).
  */
 #include "cpu_attn.h"
 
@@ -23,12 +26,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "simd.h"
 
 #define CPU_ROWS 128 /* target rows (heads x queries) per tile */
 #define RB 4         /* rows per register block */
-
-_Static_assert(CPU_KB == 2 * VL, "the register blocks below assume 32-key chunks");
 
 static int tile_queries(const attn_params *p, const cpu_attn_spec *s) {
     if (s->tile_q > 0) return s->tile_q < CPU_MAX_TILE_Q ? s->tile_q : CPU_MAX_TILE_Q;
@@ -38,7 +38,7 @@ static int tile_queries(const attn_params *p, const cpu_attn_spec *s) {
     _Static_assert(CPU_ROWS <= CPU_MAX_TILE_Q, "tiles must not exceed CPU_MAX_TILE_Q queries");
 }
 
-static int pad16(int d) { return (d + VL - 1) / VL * VL; }
+static int pad16(int d) { return (d + CPU_DALIGN - 1) / CPU_DALIGN * CPU_DALIGN; }
 
 void cpu_row_bounds(const attn_params *p, int window, int64_t i, int64_t *lo, int64_t *hi) {
     if (!p->causal) {
@@ -271,123 +271,6 @@ static void gather_chunk(const attn_params *p, const cpu_attn_spec *s, cpu_ws *w
                 for (int d = 0; d < D; d++) dst[d * CPU_KB] = 0;
             for (int d = D; d < Dp; d++) dst[d * CPU_KB] = 0;
         }
-    }
-}
-
-/* Mask of the chunk's keys that query q keeps. */
-/* One unsigned compare per lane, q - rlo <= rhi - rlo (intervals are never empty
- * here: a key no query keeps has rlo = rhi = INT32_MAX, which no query index
- * reaches): GCC scalarised the AND of two signed compares into per-lane selects. */
-SIMD_INLINE v16i in_interval(v16u32 q, const int32_t *rlo, const int32_t *rhi) {
-    v16u32 lo = (v16u32)vload_i(rlo), hi = (v16u32)vload_i(rhi);
-    return (v16i)((q - lo) <= (hi - lo));
-}
-SIMD_INLINE void query_mask(const cpu_ws *w, int32_t q, v16i *m0, v16i *m1) {
-    v16u32 qv = (v16u32){0} + (uint32_t)q;
-    *m0 = in_interval(qv, w->rlo, w->rhi);
-    *m1 = in_interval(qv, w->rlo + VL, w->rhi + VL);
-}
-
-/* For rows [r0, r0 + RB): whether any row keeps any chunk key, and whether every
- * row keeps every key (then no mask is needed). */
-static inline void block_cover(const cpu_ws *w, int r0, int n, int *any, int *full) {
-    int32_t qa = w->qi[r0], qb = w->qi[r0];
-    for (int r = r0 + 1; r < r0 + RB; r++) {
-        if (w->qi[r] < qa) qa = w->qi[r];
-        if (w->qi[r] > qb) qb = w->qi[r];
-    }
-    *any = 0;
-    *full = n == CPU_KB && qa >= 0;
-    for (int c = 0; c < n; c++) {
-        if (w->rlo[c] <= qb && w->rhi[c] >= qa) *any = 1;
-        if (w->rlo[c] > qa || w->rhi[c] < qb) *full = 0;
-    }
-}
-
-/* S for 4 rows x 32 keys: s[r][0..1] = Q[r] . KT (+ z). */
-SIMD_INLINE void block_scores(const float *q, const float *kt, int Dp, v16 s[RB][2]) {
-    for (int r = 0; r < RB; r++) s[r][0] = s[r][1] = (v16){0};
-    const float *q0 = q, *q1 = q + Dp, *q2 = q + 2 * Dp, *q3 = q + 3 * Dp;
-    for (int d = 0; d < Dp; d++) {
-        v16 k0 = vload(kt + d * CPU_KB), k1 = vload(kt + d * CPU_KB + VL);
-        s[0][0] += q0[d] * k0, s[0][1] += q0[d] * k1;
-        s[1][0] += q1[d] * k0, s[1][1] += q1[d] * k1;
-        s[2][0] += q2[d] * k0, s[2][1] += q2[d] * k1;
-        s[3][0] += q3[d] * k0, s[3][1] += q3[d] * k1;
-    }
-}
-
-/* The 4 x 4 vector accumulators below are named variables, not an array: GCC 12
- * kept a v16 a[4][4] in memory (a load and a store around every FMA), which halved
- * the speed of these loops. */
-#define ACC4(p) v16 p##0, p##1, p##2, p##3
-#define LOAD4(p, ptr) (p##0 = vload(ptr), p##1 = vload((ptr) + VL), p##2 = vload((ptr) + 2 * VL), p##3 = vload((ptr) + 3 * VL))
-#define STORE4(ptr, p) (vstore(ptr, p##0), vstore((ptr) + VL, p##1), vstore((ptr) + 2 * VL, p##2), vstore((ptr) + 3 * VL, p##3))
-#define FMA4(p, s, x) (p##0 += (s) * x##0, p##1 += (s) * x##1, p##2 += (s) * x##2, p##3 += (s) * x##3)
-#define SCALE4(p, s) (p##0 *= (s), p##1 *= (s), p##2 *= (s), p##3 *= (s))
-
-/* acc[r] = acc[r] * alpha[r] + sum_c P[r][c] X[c] for 4 rows, X [KB][Dp] rows, over n keys. */
-SIMD_INLINE void block_pv(float *acc, int Dp, const float *P, const float *alpha, const float *X, int n) {
-    int d0 = 0;
-    for (; d0 + 4 * VL <= Dp; d0 += 4 * VL) {
-        ACC4(a);
-        ACC4(b);
-        ACC4(g);
-        ACC4(e);
-        float *r0 = acc + d0, *r1 = r0 + Dp, *r2 = r1 + Dp, *r3 = r2 + Dp;
-        LOAD4(a, r0), LOAD4(b, r1), LOAD4(g, r2), LOAD4(e, r3);
-        SCALE4(a, alpha[0]), SCALE4(b, alpha[1]), SCALE4(g, alpha[2]), SCALE4(e, alpha[3]);
-        for (int k = 0; k < n; k++) {
-            ACC4(x);
-            LOAD4(x, X + (size_t)k * Dp + d0);
-            FMA4(a, P[k], x);
-            FMA4(b, P[CPU_KB + k], x);
-            FMA4(g, P[2 * CPU_KB + k], x);
-            FMA4(e, P[3 * CPU_KB + k], x);
-        }
-        STORE4(r0, a), STORE4(r1, b), STORE4(r2, g), STORE4(r3, e);
-    }
-    for (; d0 < Dp; d0 += VL) {
-        float *r0 = acc + d0;
-        v16 a0 = vload(r0) * alpha[0], a1 = vload(r0 + Dp) * alpha[1];
-        v16 a2 = vload(r0 + 2 * Dp) * alpha[2], a3 = vload(r0 + 3 * Dp) * alpha[3];
-        for (int k = 0; k < n; k++) {
-            v16 x0 = vload(X + (size_t)k * Dp + d0);
-            a0 += P[k] * x0, a1 += P[CPU_KB + k] * x0, a2 += P[2 * CPU_KB + k] * x0, a3 += P[3 * CPU_KB + k] * x0;
-        }
-        vstore(r0, a0), vstore(r0 + Dp, a1), vstore(r0 + 2 * Dp, a2), vstore(r0 + 3 * Dp, a3);
-    }
-}
-
-/* acc[c] += sum_r W[r][c] X[r] for 4 keys c0..c0+3 (W [R][KB], X [R][Dp]) into
- * rows dst[c] (each Dp floats). */
-SIMD_INLINE void block_outer(float *const dst[4], int Dp, const float *W, int c0, const float *X, int R) {
-    int d0 = 0;
-    for (; d0 + 4 * VL <= Dp; d0 += 4 * VL) {
-        ACC4(a);
-        ACC4(b);
-        ACC4(g);
-        ACC4(e);
-        LOAD4(a, dst[0] + d0), LOAD4(b, dst[1] + d0), LOAD4(g, dst[2] + d0), LOAD4(e, dst[3] + d0);
-        for (int r = 0; r < R; r++) {
-            ACC4(x);
-            LOAD4(x, X + (size_t)r * Dp + d0);
-            const float *wr = W + (size_t)r * CPU_KB + c0;
-            FMA4(a, wr[0], x);
-            FMA4(b, wr[1], x);
-            FMA4(g, wr[2], x);
-            FMA4(e, wr[3], x);
-        }
-        STORE4(dst[0] + d0, a), STORE4(dst[1] + d0, b), STORE4(dst[2] + d0, g), STORE4(dst[3] + d0, e);
-    }
-    for (; d0 < Dp; d0 += VL) {
-        v16 a0 = vload(dst[0] + d0), a1 = vload(dst[1] + d0), a2 = vload(dst[2] + d0), a3 = vload(dst[3] + d0);
-        for (int r = 0; r < R; r++) {
-            v16 x0 = vload(X + (size_t)r * Dp + d0);
-            const float *wr = W + (size_t)r * CPU_KB + c0;
-            a0 += wr[0] * x0, a1 += wr[1] * x0, a2 += wr[2] * x0, a3 += wr[3] * x0;
-        }
-        vstore(dst[0] + d0, a0), vstore(dst[1] + d0, a1), vstore(dst[2] + d0, a2), vstore(dst[3] + d0, a3);
     }
 }
 

@@ -24,6 +24,7 @@
 
 #define CPU_MAX_TILE_Q 128 /* queries per tile at most (the default is ~128 / G) */
 #define CPU_KB 32          /* keys per chunk */
+#define CPU_DALIGN 16      /* head dims padded to a multiple of this (of every copy's lanes) */
 
 typedef struct cpu_attn_spec cpu_attn_spec;
 
@@ -59,7 +60,7 @@ attn_status cpu_attn_backward(const attn_params *p, const cpu_attn_spec *s, floa
 
 /* K and V of p in chunks of CPU_KB keys from a multiple of CPU_KB: per (b, hkv, chunk)
  * K^T and V^T ([Dp][CPU_KB]) then K and V rows ([CPU_KB][Dp]), Dp = D rounded up to
- * 16, zero padded. From attn_alloc (the caller frees it with attn_free); NULL when
+ * CPU_DALIGN, zero padded. From attn_alloc (the caller frees it with attn_free); NULL when
  * out of memory. */
 float *cpu_attn_pack(const attn_params *p);
 
