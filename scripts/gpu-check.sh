@@ -4,7 +4,8 @@
 # bf16 and f16, forward and backward; compute-sanitizer), the speed
 # profile at the DMA paper's shapes (B=1, Hq=32, Hkv=8, D=128, bf16, causal), and
 # PyTorch's SDPA timed in the same run as the anchor. Reports go to $OUT.
-#   OUT=results/gpu sh scripts/gpu-check.sh [quick]
+#   OUT=results/gpu sh scripts/gpu-check.sh [tests|sanitize|bench]   (default: all)
+# The test programs come from $DMABENCH_TESTS (default ./build/tests).
 set -u
 OUT=${OUT:-results/gpu-local}
 B=${DMABENCH:-./build/dmabench}
@@ -12,9 +13,18 @@ mkdir -p "$OUT"
 $B env >"$OUT/env.json"
 nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm,clocks.mem,driver_version --format=csv >"$OUT/nvidia-smi.csv" 2>&1
 cat "$OUT/nvidia-smi.csv"
-echo "== GPU tests (tests/gpu.sh: verify bf16/f16 forward and backward, sanitizers, a small sweep)"
-DMABENCH_GPU=1 DMABENCH=$B sh tests/gpu.sh | tee "$OUT/gpu-tests.log"
-[ "${1:-}" = quick ] && exit 0
+# parts, so that each fits a time-limited run: tests (no sanitizers), sanitize
+# (tests/gpu.sh with them), bench (timings and anchors); no argument: all
+PART=${1:-all}
+if [ "$PART" = tests ] || [ "$PART" = all ] || [ "$PART" = quick ]; then
+    echo "== GPU tests (tests/gpu.sh without the sanitizers)"
+    DMABENCH_GPU=1 DMABENCH_GPU_SANITIZE=0 DMABENCH=$B sh tests/gpu.sh | tee "$OUT/gpu-tests.log"
+fi
+if [ "$PART" = sanitize ] || [ "$PART" = all ]; then
+    echo "== GPU tests with compute-sanitizer"
+    DMABENCH_GPU=1 DMABENCH=$B sh tests/gpu.sh | tee "$OUT/gpu-tests-sanitize.log"
+fi
+[ "$PART" = bench ] || [ "$PART" = all ] || exit 0
 echo "== kernels (B=1 Hq=32 Hkv=8 D=128 bf16 causal)"
 $B kernels --backend cuda --variants mha --n 8192,16384 --b 1 --hq 32 --hkv 8 --d 128 --dtype bf16 \
     --mode fwd,fwdbwd --warmup 3 --repeats 15 --out "$OUT/kernels-mha.json" 2>/dev/null | tail -6
