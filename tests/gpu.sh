@@ -18,12 +18,18 @@ if grep -q '"gpu":[[:space:]]*{' "$T/env.json"; then ok "device found"
 else nok "device found" "dmabench env lists no CUDA device"; exit 0; fi
 
 for dt in bf16 f16 f32; do
-    $B verify --backend cuda --dtype $dt --quiet --out "$T/v-$dt.json" >"$T/v-$dt.log" 2>&1
+    $B verify --backend cuda --variants mha,swa,dma --dtype $dt --quiet --out "$T/v-$dt.json" >"$T/v-$dt.log" 2>&1
     rc=$?
     s=$(grep '^verify:' "$T/v-$dt.log")
     if [ $rc -eq 0 ] && echo "$s" | grep -q ' 0 failed' && ! echo "$s" | grep -q 'forward only'; then
-        ok "verify $dt forward and backward ($s)"
-    else nok "verify $dt" "exit $rc: $(grep -v '^$' "$T/v-$dt.log" | tail -6 | tr '\n' ' ')"; fi
+        ok "verify $dt mha, swa, dma forward and backward ($s)"
+    else nok "verify $dt mha, swa, dma" "exit $rc: $(grep -v '^$' "$T/v-$dt.log" | tail -6 | tr '\n' ' ')"; fi
+    # nsa: the forward (its cuda backward is not built yet)
+    $B verify --backend cuda --variants nsa --dtype $dt --quiet --out "$T/vn-$dt.json" >"$T/vn-$dt.log" 2>&1
+    rc=$?
+    s=$(grep '^verify:' "$T/vn-$dt.log")
+    if [ $rc -eq 0 ] && echo "$s" | grep -q ' 0 failed'; then ok "verify $dt nsa forward ($s)"
+    else nok "verify $dt nsa" "exit $rc: $(grep -v '^$' "$T/vn-$dt.log" | tail -6 | tr '\n' ' ')"; fi
 done
 
 # DMABENCH_GPU_SANITIZE=0 skips the sanitizer runs (the slowest part), e.g. to
@@ -31,12 +37,12 @@ done
 SAN=0
 [ "${DMABENCH_GPU_SANITIZE:-1}" = 1 ] && command -v compute-sanitizer >/dev/null 2>&1 && SAN=1
 if [ $SAN = 1 ]; then
-    compute-sanitizer --tool memcheck --error-exitcode 9 $B verify --backend cuda --variant mha,swa,dma --quiet \
+    compute-sanitizer --tool memcheck --error-exitcode 9 $B verify --backend cuda --variants mha,swa,dma,nsa --quiet \
         --out "$T/m.json" >"$T/memcheck.log" 2>&1
     rc=$?
     if [ $rc -eq 0 ] && grep -q 'ERROR SUMMARY: 0 errors' "$T/memcheck.log"; then ok "memcheck"
     else nok "memcheck" "exit $rc: $(grep -m3 -E 'ERROR|Invalid' "$T/memcheck.log" | tr '\n' ' ')"; fi
-    compute-sanitizer --tool racecheck --error-exitcode 9 $B verify --backend cuda --variant dma --quiet \
+    compute-sanitizer --tool racecheck --error-exitcode 9 $B verify --backend cuda --variants dma,nsa --quiet \
         --out "$T/r.json" >"$T/racecheck.log" 2>&1
     rc=$?
     if [ $rc -eq 0 ] && grep -q 'RACECHECK SUMMARY: 0 hazards' "$T/racecheck.log"; then ok "racecheck"

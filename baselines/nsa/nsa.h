@@ -11,7 +11,7 @@
  * lse is (3, B, Hq, Nq): one plane per branch (cmp, slc, win).
  * Implementations side by side: nsa_ref.c (double-precision oracle), nsa_cpu.c (fast
  * CPU, fp32: the tiled engine for the compressed and window branches, a block-major
- * kernel of its own for the selected one).
+ * kernel of its own for the selected one), nsa_cuda.cu (GPU forward; device pointers).
  */
 #ifndef DMABENCH_NSA_H
 #define DMABENCH_NSA_H
@@ -29,6 +29,10 @@ attn_status nsa_ref_backward(const attn_params *p);
 int nsa_cpu_supports(const attn_params *p, int backward, char *why, size_t why_len);
 attn_status nsa_cpu_forward(const attn_params *p);
 attn_status nsa_cpu_backward(const attn_params *p);
+
+int nsa_cuda_supports(const attn_params *p, int backward, char *why, size_t why_len);
+attn_status nsa_cuda_forward(const attn_params *p);
+attn_status nsa_cuda_backward(const attn_params *p);
 
 #ifdef __cplusplus
 }

@@ -30,6 +30,11 @@ typedef struct {
     /* dma's per-query thresholds as 64-bit keys (B, Hkv, Nq): query i keeps listed
      * key j iff dma_key(z_j, j) >= tkey[i] (and j <= i'); NULL: no threshold. */
     const unsigned long long *tkey;
+    /* Keys at other positions than their index (nsa's compressed blocks): key j
+     * sits at position j kpos_mul + kpos_add and query i at i + qoff, for the causal
+     * rule (window must be 0). kpos_mul = 0: key j at j, query i at i + Nk - Nq. */
+    int kpos_mul, kpos_add;
+    long long qoff;
     /* backward only: dv += dv_ddt w^T at the end, with dv_ddt (B, Hkv, Nk) and dv_w
      * (Hkv*D, Hkv) (dma's z path through V), both NULL for none; after_main, when
      * set, runs between the main kernel (which has produced dz) and that step. */

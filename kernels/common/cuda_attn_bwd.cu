@@ -57,6 +57,8 @@ struct BwdArgs {
     const unsigned long long *tkey;
     int cap, list_tile; /* list entries per tile; queries per list tile (the forward's) */
     int ntiles_list;
+    long long off; /* query i sits at position i + off */
+    int kmul, kadd; /* key j sits at position j kmul + kadd */
 };
 
 /* Dsum[b, h, i] = sum_d dO[b, i, h, d] O[b, i, h, d]: one warp per row. */
@@ -95,7 +97,7 @@ __global__ void __launch_bounds__(NTHREADS) bwd_main_kernel(const BwdArgs a) {
     const int hkv = h / a.G;
     const int i0 = tile * BQ;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-    const long long off = (long long)a.Nk - a.Nq;
+    const long long off = a.off; /* query i sits at i + off */
     const int nrows = min(BQ, a.Nq - i0);
 
     if (a.tkey) {
@@ -110,7 +112,8 @@ __global__ void __launch_bounds__(NTHREADS) bwd_main_kernel(const BwdArgs a) {
         lst = a.list + u * a.cap;
     } else if (a.causal) {
         int ilast = i0 + nrows - 1;
-        long long hi = min((long long)ilast + off, (long long)a.Nk - 1);
+        long long lim = (long long)ilast + off - a.kadd; /* the last key position the tile sees */
+        long long hi = lim < 0 ? -1 : min(lim / a.kmul, (long long)a.Nk - 1);
         long long lo = a.window > 0 ? max(0LL, (long long)i0 + off - a.window + 1) : 0;
         kstart = (int)lo;
         nkeys = hi >= lo ? (int)(hi - lo + 1) : 0;
@@ -137,7 +140,7 @@ __global__ void __launch_bounds__(NTHREADS) bwd_main_kernel(const BwdArgs a) {
             float zz = 0.f;
             if (pos < nkeys) {
                 j = lst ? lst[pos] : kstart + pos;
-                key_rows(j, off, a.causal, a.window, a.tkey ? sT : nullptr, a.tkey ? dma_key(zrow[j], j) : 0ULL, i0,
+                key_rows((long long)j * a.kmul + a.kadd, off, a.causal, a.window, a.tkey ? sT : nullptr, a.tkey ? dma_key(zrow[j], j) : 0ULL, i0,
                          nrows, &rl, &rh);
                 if (zrow) zz = zrow[j] * LOG2E;
             }
@@ -435,6 +438,9 @@ extern "C" attn_status cuda_attn_backward(const attn_params *p, const cuda_attn_
     a.scale_log2 = (float)(p->scale * 1.4426950408889634);
     a.causal = p->causal;
     a.window = s->window;
+    a.kmul = s->kpos_mul > 0 ? s->kpos_mul : 1;
+    a.kadd = s->kpos_mul > 0 ? s->kpos_add : 0;
+    a.off = s->kpos_mul > 0 ? s->qoff : (long long)p->Nk - p->Nq;
     a.z = s->z;
     a.list = s->list, a.list_len = s->list_len, a.tkey = s->tkey;
     a.cap = s->cap;

@@ -89,11 +89,11 @@ template <typename T> __device__ __forceinline__ float to_f32(T x);
 template <> __device__ __forceinline__ float to_f32<__nv_bfloat16>(__nv_bfloat16 x) { return __bfloat162float(x); }
 template <> __device__ __forceinline__ float to_f32<__half>(__half x) { return __half2float(x); }
 
-/* The rows of a query tile that keep key j, as an interval [*rl, *rh] of query
- * indices: the causal bound (query i sits at i + off, off = Nk - Nq), the window
+/* The rows of a query tile that keep the key at position j, as an interval [*rl,
+ * *rh] of query indices: the causal bound (query i sits at i + off), the window
  * (keys i' - window < j <= i'), and for dma the tile's thresholds sT[0..nrows)
  * (non-decreasing; row r keeps j while key_j >= sT[r]). */
-__device__ __forceinline__ void key_rows(int j, long long off, int causal, int window, const unsigned long long *sT,
+__device__ __forceinline__ void key_rows(long long j, long long off, int causal, int window, const unsigned long long *sT,
                                          unsigned long long keyj, int i0, int nrows, int *rl, int *rh) {
     int lo = 0, hi = INT_MAX - 1;
     if (causal) {

@@ -1,0 +1,481 @@
+/*
+ * nsa_cuda.cu: Native Sparse Attention on the GPU, forward (bf16/f16 in, fp32
+ * accumulate; fp32 inputs through cuda_f32.cu). The three branches:
+ *
+ * 1. nsa_compress_kernel: K~, V~ (B, nb, Hkv, D) in the input dtype, one CTA per
+ *    (block, kv head, batch): the block's l rows (plus the position embedding) in
+ *    shared memory, thread e computing column e of flatten(.) W_c (linear mode), or
+ *    the block mean.
+ * 2. compressed branch: the attention engine (cuda_attn.cu) over K~, V~, with block
+ *    c at key position c d + l - 1 (it is visible to query i iff c d + l - 1 <= i');
+ *    lse plane 0.
+ * 3. nsa_select_kernel, one warp per (batch, kv head, query), a lane per block:
+ *    p_cmp[c] = exp(s q.K~_c - lse_cmp) for the visible blocks, each K~ row read
+ *    once for the group's heads and summed over them, spread over the selection blocks by overlap / d into shared memory; block
+ *    0, the query's block and the one before are forced; the rest by repeated warp
+ *    argmax over (score, larger j); ids written ascending, -1 padded.
+ * 4. nsa_slc_kernel, one warp per (batch, kv head, query) for the group's heads,
+ *    which share the selection: online softmax over the keys j <= i' of the
+ *    selected blocks, a lane per key for the logits (a K row read once for the
+ *    group) and a lane per head-dim slice for P V; lse plane 1.
+ * 5. window branch: the engine as swa; lse plane 2.
+ * 6. nsa_combine_kernel: o = g_cmp O_cmp + g_slc O_slc + g_win O_win.
+ * Steps 3 and 4 run on CUDA cores: correct first; docs/perf-notes.md has the plan.
+ * The backward is not built yet (supports() says so).
+ */
+#include <algorithm>
+#include <climits>
+#include <cmath>
+#include <cstdio>
+
+#include "cuda_attn.h"
+#include "cuda_common.cuh"
+#include "cuda_mma.cuh"
+#include "cuda_rt.h"
+#include "nsa.h"
+
+namespace {
+using namespace dm;
+
+constexpr int NSA_MAXG = 16; /* query heads per kv head the selection kernel takes */
+
+
+template <typename T> __device__ __forceinline__ T from_f32(float x);
+template <> __device__ __forceinline__ __nv_bfloat16 from_f32<__nv_bfloat16>(float x) { return __float2bfloat16(x); }
+template <> __device__ __forceinline__ __half from_f32<__half>(float x) { return __float2half(x); }
+
+/* K~ or V~: one CTA of D threads per (block c, kv head h, batch b). */
+template <typename T>
+__global__ void nsa_compress_kernel(const T *x, long long xsb, long long xss, long long xsh, int Nk, int Hkv, int D,
+                                    int l, int d, int nb, const float *w, const float *pos, T *out) {
+    extern __shared__ float sx[]; /* [l][D] */
+    const int c = blockIdx.x, h = blockIdx.y, b = blockIdx.z, e = threadIdx.x;
+    for (int t = 0; t < l; t++) {
+        float v = to_f32<T>(x[b * xsb + (long long)(c * d + t) * xss + h * xsh + e]);
+        if (w) v += pos[((size_t)h * l + t) * D + e];
+        sx[t * D + e] = v;
+    }
+    __syncthreads();
+    float acc = 0.f;
+    if (w) {
+        const float *wh = w + (size_t)h * l * D * D; /* (l*D, D) */
+        for (int r = 0; r < l * D; r++) acc += sx[r] * wh[(size_t)r * D + e];
+    } else {
+        for (int t = 0; t < l; t++) acc += sx[t * D + e];
+        acc /= (float)l;
+    }
+    out[(((size_t)b * nb + c) * Hkv + h) * D + e] = from_f32<T>(acc);
+}
+
+struct SelArgs {
+    const void *q;
+    long long qsb, qss, qsh;
+    const void *kc; /* (B, nb, Hkv, D) */
+    const float *lse0; /* (B, Hq, Nq) natural */
+    int *sel;          /* (B, Hkv, Nq, nsel) */
+    int B, Nq, Nk, Hq, Hkv, G, D, nb, ns, nsel, l, d, ls, n;
+    float scale;
+};
+
+/* One warp per (b, hkv, i); scores of the ns selection blocks in shared memory. */
+template <typename T>
+__global__ void nsa_select_kernel(const SelArgs a) {
+    extern __shared__ float smem[];
+    const int wpb = blockDim.x >> 5, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    float *sc = smem + (size_t)warp * (a.ns + 1);       /* scores */
+    unsigned char *chosen = reinterpret_cast<unsigned char *>(smem + (size_t)wpb * (a.ns + 1)) + (size_t)warp * a.ns;
+    float *sq = reinterpret_cast<float *>(reinterpret_cast<unsigned char *>(smem + (size_t)wpb * (a.ns + 1)) +
+                                          (((size_t)wpb * a.ns + 15) & ~(size_t)15)) +
+                (size_t)warp * a.G * a.D;
+    const long long item = (long long)blockIdx.x * wpb + warp;
+    if (item >= (long long)a.B * a.Hkv * a.Nq) return;
+    const int i = (int)(item % a.Nq), hkv = (int)((item / a.Nq) % a.Hkv), b = (int)(item / ((long long)a.Nq * a.Hkv));
+    int *out = a.sel + (((size_t)b * a.Hkv + hkv) * a.Nq + i) * a.nsel;
+    const long long ip = (long long)i + a.Nk - a.Nq;
+    if (ip < 0) {
+        for (int k = lane; k < a.nsel; k += 32) out[k] = -1;
+        return;
+    }
+    const int jmax = (int)(ip / a.ls);
+    long long ncl = ip + 1 >= a.l ? (ip + 1 - a.l) / a.d + 1 : 0;
+    const int nc = (int)min(ncl, (long long)a.nb);
+    for (int j = lane; j <= jmax; j += 32) sc[j] = 0.f, chosen[j] = 0;
+    __syncwarp();
+    const T *Kc = static_cast<const T *>(a.kc) + (size_t)b * a.nb * a.Hkv * a.D + (size_t)hkv * a.D;
+    const long long kcs = (long long)a.Hkv * a.D;
+    /* the group's queries (scaled) and lse, then one pass over the blocks: each K~
+     * row is read once for all the group's heads */
+    for (int hh = 0; hh < a.G; hh++) {
+        const T *qr = static_cast<const T *>(a.q) + b * a.qsb + (long long)i * a.qss + (hkv * a.G + hh) * a.qsh;
+        for (int e = lane; e < a.D; e += 32) sq[hh * a.D + e] = to_f32<T>(qr[e]) * a.scale;
+    }
+    __syncwarp();
+    float lse[NSA_MAXG];
+#pragma unroll
+    for (int hh = 0; hh < NSA_MAXG; hh++)
+        lse[hh] = hh < a.G ? a.lse0[((size_t)b * a.Hq + hkv * a.G + hh) * a.Nq + i] : 0.f;
+    for (int c = lane; c < nc; c += 32) {
+        const T *kr = Kc + (long long)c * kcs;
+        float dot[NSA_MAXG];
+#pragma unroll
+        for (int hh = 0; hh < NSA_MAXG; hh++) dot[hh] = 0.f;
+        for (int e = 0; e < a.D; e++) {
+            const float kv = to_f32<T>(kr[e]);
+#pragma unroll
+            for (int hh = 0; hh < NSA_MAXG; hh++)
+                if (hh < a.G) dot[hh] += sq[hh * a.D + e] * kv;
+        }
+        float P = 0.f;
+#pragma unroll
+        for (int hh = 0; hh < NSA_MAXG; hh++)
+            if (hh < a.G) P += expf(dot[hh] - lse[hh]);
+        long long lo = (long long)c * a.d, hi = lo + a.l; /* keys [lo, hi) */
+        for (long long j = lo / a.ls; j <= (hi - 1) / a.ls && j <= jmax; j++) {
+            long long s0 = lo > j * a.ls ? lo : j * a.ls, e0 = hi < (j + 1) * a.ls ? hi : (j + 1) * a.ls;
+            atomicAdd(&sc[j], P * (float)(e0 - s0) / (float)a.d);
+        }
+    }
+    __syncwarp();
+    /* 0, jmax and jmax - 1, each counted once (the same in every lane) */
+    const int nforced = 1 + (jmax > 0) + (jmax - 1 > 0);
+    if (lane == 0) {
+        chosen[0] = 1;
+        chosen[jmax] = 1;
+        if (jmax > 0) chosen[jmax - 1] = 1;
+    }
+    __syncwarp();
+    for (int r = 0; r < a.n - nforced; r++) {
+        float bs = -1.f;
+        int bj = -1;
+        for (int j = lane; j <= jmax; j += 32)
+            if (!chosen[j] && (sc[j] > bs || (sc[j] == bs && j > bj))) bs = sc[j], bj = j;
+        for (int o = 16; o; o >>= 1) {
+            float os = __shfl_xor_sync(0xffffffff, bs, o);
+            int oj = __shfl_xor_sync(0xffffffff, bj, o);
+            if (oj >= 0 && (bj < 0 || os > bs || (os == bs && oj > bj))) bs = os, bj = oj;
+        }
+        if (bj < 0) break; /* no candidate left */
+        if (lane == 0) chosen[bj] = 1;
+        __syncwarp();
+    }
+    /* the chosen ids, ascending */
+    int base = 0;
+    for (int j0 = 0; j0 <= jmax; j0 += 32) {
+        int j = j0 + lane;
+        bool on = j <= jmax && chosen[j];
+        unsigned bal = __ballot_sync(0xffffffff, on);
+        if (on) {
+            int k = base + __popc(bal & ((1u << lane) - 1));
+            if (k < a.nsel) out[k] = j;
+        }
+        base += __popc(bal);
+    }
+    for (int k = base + lane; k < a.nsel; k += 32) out[k] = -1;
+}
+
+struct SlcArgs {
+    const void *q, *k, *v;
+    void *o; /* (B, Nq, Hq, D) contiguous */
+    float *lse1;
+    const int *sel;
+    long long qsb, qss, qsh, ksb, kss, ksh, vsb, vss, vsh;
+    int B, Nq, Nk, Hq, Hkv, G, D, nsel, ls;
+    float scale_log2;
+};
+
+/* One warp per (b, hkv, i) for the group's G heads (they share the selection):
+ * online softmax over the selected keys j <= i'; a lane per key for the logits
+ * (each K row read once for all G heads), a lane per head-dim slice for P V. */
+template <typename T>
+__global__ void nsa_slc_kernel(const SlcArgs a) {
+    extern __shared__ float smem[];
+    const int wpb = blockDim.x >> 5, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    float *sq = smem + (size_t)warp * a.G * a.D;
+    const long long item = (long long)blockIdx.x * wpb + warp;
+    if (item >= (long long)a.B * a.Hkv * a.Nq) return;
+    const int i = (int)(item % a.Nq), hkv = (int)((item / a.Nq) % a.Hkv), b = (int)(item / ((long long)a.Nq * a.Hkv));
+    const long long ip = (long long)i + a.Nk - a.Nq;
+    for (int hh = 0; hh < a.G; hh++) {
+        const T *qr = static_cast<const T *>(a.q) + b * a.qsb + (long long)i * a.qss + (hkv * a.G + hh) * a.qsh;
+        for (int e = lane; e < a.D; e += 32) sq[hh * a.D + e] = to_f32<T>(qr[e]) * a.scale_log2;
+    }
+    __syncwarp();
+    const int *sel = a.sel + (((size_t)b * a.Hkv + hkv) * a.Nq + i) * a.nsel;
+    const T *kb = static_cast<const T *>(a.k) + b * a.ksb + hkv * a.ksh;
+    const T *vb = static_cast<const T *>(a.v) + b * a.vsb + hkv * a.vsh;
+    constexpr int MAXD = 128;
+    float acc[NSA_MAXG][MAXD / 32], m[NSA_MAXG], l[NSA_MAXG];
+#pragma unroll
+    for (int hh = 0; hh < NSA_MAXG; hh++) {
+        m[hh] = -INFINITY, l[hh] = 0.f;
+#pragma unroll
+        for (int t = 0; t < MAXD / 32; t++) acc[hh][t] = 0.f;
+    }
+    for (int s = 0; s < a.nsel; s++) {
+        const int jb = sel[s];
+        if (jb < 0) break;
+        const long long j0 = (long long)jb * a.ls;
+        const long long j1 = min(j0 + a.ls, min(ip + 1, (long long)a.Nk));
+        for (long long c0 = j0; c0 < j1; c0 += 32) {
+            const long long j = c0 + lane;
+            float x[NSA_MAXG];
+#pragma unroll
+            for (int hh = 0; hh < NSA_MAXG; hh++) x[hh] = j < j1 ? 0.f : -INFINITY;
+            if (j < j1) {
+                const T *kr = kb + j * a.kss;
+                for (int e = 0; e < a.D; e++) {
+                    const float kv = to_f32<T>(kr[e]);
+#pragma unroll
+                    for (int hh = 0; hh < NSA_MAXG; hh++)
+                        if (hh < a.G) x[hh] += sq[hh * a.D + e] * kv;
+                }
+            }
+            float p[NSA_MAXG];
+#pragma unroll
+            for (int hh = 0; hh < NSA_MAXG; hh++) {
+                if (hh >= a.G) break;
+                float cm = x[hh];
+                for (int o = 16; o; o >>= 1) cm = fmaxf(cm, __shfl_xor_sync(0xffffffff, cm, o));
+                const float mn = fmaxf(m[hh], cm);
+                const float alpha = m[hh] == -INFINITY ? 0.f : exp2f(m[hh] - mn);
+                p[hh] = x[hh] == -INFINITY ? 0.f : exp2f(x[hh] - mn);
+                float ps = p[hh];
+                for (int o = 16; o; o >>= 1) ps += __shfl_xor_sync(0xffffffff, ps, o);
+                l[hh] = l[hh] * alpha + ps;
+                m[hh] = mn;
+#pragma unroll
+                for (int t = 0; t < MAXD / 32; t++) acc[hh][t] *= alpha;
+            }
+            const int nk = (int)min((long long)32, j1 - c0);
+            for (int kk = 0; kk < nk; kk++) {
+                const T *vr = vb + (c0 + kk) * a.vss;
+                float vv[MAXD / 32];
+#pragma unroll
+                for (int t = 0; t < MAXD / 32; t++) {
+                    int e = t * 32 + lane;
+                    vv[t] = e < a.D ? to_f32<T>(vr[e]) : 0.f;
+                }
+#pragma unroll
+                for (int hh = 0; hh < NSA_MAXG; hh++) {
+                    if (hh >= a.G) break;
+                    const float pk = __shfl_sync(0xffffffff, p[hh], kk);
+#pragma unroll
+                    for (int t = 0; t < MAXD / 32; t++) acc[hh][t] += pk * vv[t];
+                }
+            }
+        }
+    }
+#pragma unroll
+    for (int hh = 0; hh < NSA_MAXG; hh++) {
+        if (hh >= a.G) break;
+        const int h = hkv * a.G + hh;
+        T *orow = static_cast<T *>(a.o) + (((size_t)b * a.Nq + i) * a.Hq + h) * a.D;
+        const float inv = l[hh] > 0.f ? 1.f / l[hh] : 0.f;
+#pragma unroll
+        for (int t = 0; t < MAXD / 32; t++) {
+            int e = t * 32 + lane;
+            if (e < a.D) orow[e] = from_f32<T>(acc[hh][t] * inv);
+        }
+        if (lane == 0)
+            a.lse1[((size_t)b * a.Hq + h) * a.Nq + i] = l[hh] > 0.f ? (m[hh] + log2f(l[hh])) * 0.6931471805599453f : -INFINITY;
+    }
+}
+
+/* o = g0 O_cmp + g1 O_slc + g2 O_win, per element; O_cmp and O_slc contiguous, O_win
+ * in o itself. */
+template <typename T>
+__global__ void nsa_combine_kernel(T *o, long long osb, long long oss, long long osh, const T *ocmp, const T *oslc,
+                                   const float *g, int B, int Nq, int Hq, int D) {
+    long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    long long n = (long long)B * Nq * Hq * D;
+    if (e >= n) return;
+    int d = (int)(e % D), h = (int)((e / D) % Hq), i = (int)((e / ((long long)D * Hq)) % Nq);
+    int b = (int)(e / ((long long)D * Hq * Nq));
+    const float *gr = g + (((size_t)b * Nq + i) * Hq + h) * 3;
+    T *op = o + b * osb + (long long)i * oss + h * osh + d;
+    float x = gr[0] * to_f32<T>(ocmp[e]) + gr[1] * to_f32<T>(oslc[e]) + gr[2] * to_f32<T>(*op);
+    *op = from_f32<T>(x);
+}
+
+struct NsaWs {
+    void *ptr = nullptr;
+    size_t bytes = 0;
+};
+NsaWs g_nws;
+
+attn_status nws_get(size_t bytes, char **out) {
+    if (g_nws.bytes < bytes) {
+        dm_cuda_free(g_nws.ptr);
+        g_nws.ptr = nullptr;
+        g_nws.bytes = 0;
+        attn_status st = dm_cuda_alloc(&g_nws.ptr, bytes);
+        if (st != ATTN_OK) return st;
+        g_nws.bytes = bytes;
+    }
+    *out = static_cast<char *>(g_nws.ptr);
+    return ATTN_OK;
+}
+
+template <typename T> attn_status nsa_forward_t(const attn_params *p) {
+    const int B = p->B, Nq = p->Nq, Nk = p->Nk, Hq = p->Hq, Hkv = p->Hkv, D = p->D, G = Hq / Hkv;
+    const int l = p->nsa_l, d = p->nsa_d, ls = p->nsa_ls;
+    const int nb = (int)nsa_num_cmp_blocks(p);
+    const int ns = (int)(((long long)Nk + ls - 1) / ls);
+    const int nsel = (int)std::min<long long>(std::max(p->nsa_n, 3), ns);
+    auto r256 = [](size_t x) { return (x + 255) & ~(size_t)255; };
+    const size_t kcb = r256((size_t)B * (nb > 0 ? nb : 1) * Hkv * D * sizeof(T));
+    const size_t ob = r256((size_t)B * Nq * Hq * D * sizeof(T));
+    const size_t selb = r256((size_t)B * Hkv * Nq * nsel * sizeof(int));
+    char *ws;
+    attn_status st = nws_get(2 * kcb + 2 * ob + selb, &ws);
+    if (st != ATTN_OK) return st;
+    T *kc = reinterpret_cast<T *>(ws), *vc = reinterpret_cast<T *>(ws + kcb);
+    T *ocmp = reinterpret_cast<T *>(ws + 2 * kcb), *oslc = reinterpret_cast<T *>(ws + 2 * kcb + ob);
+    int *sel = reinterpret_cast<int *>(ws + 2 * kcb + 2 * ob);
+    const size_t plane = (size_t)B * Hq * Nq;
+    float *lse = static_cast<float *>(p->lse);
+    const attn_stride cst = {(int64_t)Nq * Hq * D, (int64_t)Hq * D, D};
+
+    cudaEvent_t e0 = nullptr, e1 = nullptr;
+    float sel_ms = 0.f;
+    if (p->stats) {
+        CUDA_CHECK(cudaEventCreate(&e0));
+        CUDA_CHECK(cudaEventCreate(&e1));
+        CUDA_CHECK(cudaEventRecord(e0));
+    }
+    /* 1. compression */
+    const int linear = p->nsa_cmp == NSA_CMP_LINEAR;
+    if (nb > 0) {
+        const size_t smem = (size_t)l * D * sizeof(float);
+        CUDA_CHECK(cudaFuncSetAttribute(nsa_compress_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+        dim3 grid(nb, Hkv, B);
+        nsa_compress_kernel<T><<<grid, D, smem>>>(static_cast<const T *>(p->k), p->k_st.b, p->k_st.s, p->k_st.h, Nk, Hkv,
+                                                  D, l, d, nb, linear ? (const float *)p->w_ck : nullptr,
+                                                  linear ? (const float *)p->p_k : nullptr, kc);
+        CUDA_CHECK_LAUNCH();
+        nsa_compress_kernel<T><<<grid, D, smem>>>(static_cast<const T *>(p->v), p->v_st.b, p->v_st.s, p->v_st.h, Nk, Hkv,
+                                                  D, l, d, nb, linear ? (const float *)p->w_cv : nullptr,
+                                                  linear ? (const float *)p->p_v : nullptr, vc);
+        CUDA_CHECK_LAUNCH();
+    }
+    if (p->stats) CUDA_CHECK(cudaEventRecord(e1));
+    /* 2. compressed branch: block c at key position c d + l - 1 */
+    {
+        attn_params pc = *p;
+        pc.Nk = nb > 0 ? nb : 1; /* no block: every row is empty */
+        pc.k = kc, pc.v = vc;
+        attn_stride kst = {(int64_t)(nb > 0 ? nb : 1) * Hkv * D, (int64_t)Hkv * D, D};
+        pc.k_st = pc.v_st = kst;
+        pc.o = ocmp, pc.o_st = cst;
+        pc.lse = lse;
+        cuda_attn_spec s = {};
+        s.kpos_mul = d;
+        s.kpos_add = nb > 0 ? l - 1 : INT_MAX / 2; /* with no block, the one placeholder is never visible */
+        s.qoff = (long long)Nk - Nq;
+        if (nb == 0) {
+            CUDA_CHECK(cudaMemsetAsync(kc, 0, kcb));
+            CUDA_CHECK(cudaMemsetAsync(vc, 0, kcb));
+        }
+        st = cuda_attn_forward(&pc, &s);
+        if (st != ATTN_OK) return st;
+    }
+    /* 3. selection */
+    {
+        cudaEvent_t s0 = nullptr, s1 = nullptr;
+        if (p->stats) {
+            CUDA_CHECK(cudaEventCreate(&s0));
+            CUDA_CHECK(cudaEventCreate(&s1));
+            CUDA_CHECK(cudaEventRecord(s0));
+        }
+        SelArgs a;
+        a.q = p->q, a.qsb = p->q_st.b, a.qss = p->q_st.s, a.qsh = p->q_st.h;
+        a.kc = kc, a.lse0 = lse, a.sel = sel;
+        a.B = B, a.Nq = Nq, a.Nk = Nk, a.Hq = Hq, a.Hkv = Hkv, a.G = G, a.D = D, a.nb = nb, a.ns = ns, a.nsel = nsel;
+        a.l = l, a.d = d, a.ls = ls, a.n = p->nsa_n;
+        a.scale = (float)p->scale;
+        const int wpb = 4;
+        const size_t smem = (size_t)wpb * (ns + 1) * sizeof(float) + (((size_t)wpb * ns + 15) & ~(size_t)15) +
+                            (size_t)wpb * G * D * sizeof(float);
+        CUDA_CHECK(cudaFuncSetAttribute(nsa_select_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+        const long long items = (long long)B * Hkv * Nq;
+        nsa_select_kernel<T><<<(unsigned)((items + wpb - 1) / wpb), wpb * 32, smem>>>(a);
+        CUDA_CHECK_LAUNCH();
+        if (p->stats) {
+            CUDA_CHECK(cudaEventRecord(s1));
+            CUDA_CHECK(cudaEventSynchronize(s1));
+            float ms = 0.f;
+            CUDA_CHECK(cudaEventElapsedTime(&ms, s0, s1));
+            sel_ms += ms;
+            cudaEventDestroy(s0);
+            cudaEventDestroy(s1);
+        }
+    }
+    /* 4. selected branch */
+    {
+        SlcArgs a;
+        a.q = p->q, a.k = p->k, a.v = p->v, a.o = oslc, a.lse1 = lse + plane, a.sel = sel;
+        a.qsb = p->q_st.b, a.qss = p->q_st.s, a.qsh = p->q_st.h;
+        a.ksb = p->k_st.b, a.kss = p->k_st.s, a.ksh = p->k_st.h;
+        a.vsb = p->v_st.b, a.vss = p->v_st.s, a.vsh = p->v_st.h;
+        a.B = B, a.Nq = Nq, a.Nk = Nk, a.Hq = Hq, a.Hkv = Hkv, a.G = G, a.D = D, a.nsel = nsel, a.ls = ls;
+        a.scale_log2 = (float)(p->scale * 1.4426950408889634);
+        const int wpb = 4;
+        const long long items = (long long)B * Hkv * Nq;
+        nsa_slc_kernel<T><<<(unsigned)((items + wpb - 1) / wpb), wpb * 32, (size_t)wpb * G * D * sizeof(float)>>>(a);
+        CUDA_CHECK_LAUNCH();
+    }
+    /* 5. window branch straight into o, lse plane 2 */
+    {
+        attn_params pw = *p;
+        pw.lse = lse + 2 * plane;
+        cuda_attn_spec s = {};
+        s.window = p->w;
+        st = cuda_attn_forward(&pw, &s);
+        if (st != ATTN_OK) return st;
+    }
+    /* 6. gates */
+    {
+        long long n = (long long)B * Nq * Hq * D;
+        nsa_combine_kernel<T><<<(unsigned)((n + 255) / 256), 256>>>(static_cast<T *>(p->o), p->o_st.b, p->o_st.s, p->o_st.h,
+                                                                     ocmp, oslc, (const float *)p->g, B, Nq, Hq, D);
+        CUDA_CHECK_LAUNCH();
+    }
+    if (p->stats) {
+        float ms = 0.f;
+        CUDA_CHECK(cudaEventSynchronize(e1));
+        CUDA_CHECK(cudaEventElapsedTime(&ms, e0, e1));
+        p->stats->select_ms += ms + sel_ms; /* compression and selection */
+        cudaEventDestroy(e0);
+        cudaEventDestroy(e1);
+    }
+    return ATTN_OK;
+}
+
+} // namespace
+
+extern "C" int nsa_cuda_supports(const attn_params *p, int backward, char *why, size_t why_len) {
+    if (!cuda_attn_supports(p, ATTN_NSA, backward, why, why_len)) return 0;
+    auto no = [&](const char *msg) {
+        if (why && why_len) snprintf(why, why_len, "%s", msg);
+        return 0;
+    };
+    if (backward) return no("the cuda nsa backward is not built yet");
+    if (p->D > 128) return no("the cuda nsa takes head dims up to 128");
+    if (p->Hq / p->Hkv > NSA_MAXG) return no("the cuda nsa takes at most 16 query heads per kv head");
+    long long ns = ((long long)p->Nk + p->nsa_ls - 1) / p->nsa_ls;
+    if ((ns + 1) * 4 * 5 + 4LL * 16 * 128 * 4 > 200 * 1024) return no("the cuda nsa keeps at most about 8000 selection blocks");
+    if ((long long)p->nsa_l * p->D * 4 > 200 * 1024) return no("the cuda nsa compresses blocks of at most 200 KB");
+    return 1;
+}
+
+extern "C" attn_status nsa_cuda_forward(const attn_params *p) {
+    if (p->dtype == ATTN_DTYPE_F32 && nsa_cuda_supports(p, 0, nullptr, 0)) return cuda_f32_forward(p, nsa_cuda_forward);
+    if (!nsa_cuda_supports(p, 0, nullptr, 0))
+        return attn_params_check(p, ATTN_NSA, 0, nullptr, 0) != ATTN_OK ? ATTN_ERR_INVALID : ATTN_ERR_UNSUPPORTED;
+    return p->dtype == ATTN_DTYPE_BF16 ? nsa_forward_t<__nv_bfloat16>(p) : nsa_forward_t<__half>(p);
+}
+
+extern "C" attn_status nsa_cuda_backward(const attn_params *p) {
+    (void)p;
+    return ATTN_ERR_UNSUPPORTED; /* not built yet: supports() says so */
+}
