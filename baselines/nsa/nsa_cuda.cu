@@ -21,7 +21,13 @@
  * 5. window branch: the engine as swa; lse plane 2.
  * 6. nsa_combine_kernel: o = g_cmp O_cmp + g_slc O_slc + g_win O_win.
  * Steps 3 and 4 run on CUDA cores: correct first; docs/perf-notes.md has the plan.
- * The backward is not built yet (supports() says so).
+ *
+ * Backward: the branches again (into scratch: o and lse are the caller's inputs),
+ * dg = dout . O_branch, then each branch's backward with dout times its gate: the
+ * window and the compressed branch through the engine's backward, the selected one
+ * by nsa_slc_bwd_kernel (dk, dv of its scattered keys by fp32 atomics), and dK~,
+ * dV~ through the compression into dk, dv and (linear) dw_c, dp. Gradients are
+ * summed in fp32 and written once.
  */
 #include <algorithm>
 #include <climits>
@@ -297,6 +303,243 @@ __global__ void nsa_combine_kernel(T *o, long long osb, long long oss, long long
     *op = from_f32<T>(x);
 }
 
+
+/* ---- backward kernels ---- */
+
+/* out (B, Nq, Hq, D) contiguous = g[..., which] dout */
+template <typename T>
+__global__ void nsa_gate_dout_kernel(const T *dout, long long sb, long long ss, long long sh, const float *g, int which,
+                                     T *out, int B, int Nq, int Hq, int D) {
+    long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (e >= (long long)B * Nq * Hq * D) return;
+    int dd = (int)(e % D), h = (int)((e / D) % Hq), i = (int)((e / ((long long)D * Hq)) % Nq);
+    int b = (int)(e / ((long long)D * Hq * Nq));
+    float gv = g[(((size_t)b * Nq + i) * Hq + h) * 3 + which];
+    out[e] = from_f32<T>(gv * to_f32<T>(dout[b * sb + (long long)i * ss + h * sh + dd]));
+}
+
+/* dg[b, i, h, :] = (dout . O_cmp, dout . O_slc, dout . O_win): one warp per row. */
+template <typename T>
+__global__ void nsa_dg_kernel(const T *dout, long long sb, long long ss, long long sh, const T *ocmp, const T *oslc,
+                              const T *owin, float *dg, int B, int Nq, int Hq, int D) {
+    long long row = (long long)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    int lane = threadIdx.x & 31;
+    if (row >= (long long)B * Nq * Hq) return;
+    int h = (int)(row % Hq), i = (int)((row / Hq) % Nq), b = (int)(row / ((long long)Hq * Nq));
+    const T *dr = dout + b * sb + (long long)i * ss + h * sh;
+    const size_t o = (size_t)row * D;
+    float s0 = 0.f, s1 = 0.f, s2 = 0.f;
+    for (int e = lane; e < D; e += 32) {
+        float x = to_f32<T>(dr[e]);
+        s0 += x * to_f32<T>(ocmp[o + e]), s1 += x * to_f32<T>(oslc[o + e]), s2 += x * to_f32<T>(owin[o + e]);
+    }
+    for (int k = 16; k; k >>= 1) {
+        s0 += __shfl_xor_sync(0xffffffff, s0, k);
+        s1 += __shfl_xor_sync(0xffffffff, s1, k);
+        s2 += __shfl_xor_sync(0xffffffff, s2, k);
+    }
+    if (lane == 0) dg[row * 3] = s0, dg[row * 3 + 1] = s1, dg[row * 3 + 2] = s2;
+}
+
+/* acc (n) += src (n), src in the input dtype; both contiguous */
+template <typename T> __global__ void nsa_acc_kernel(const T *src, float *acc, long long n) {
+    long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (e < n) acc[e] += to_f32<T>(src[e]);
+}
+
+/* dst (B, N, H, D) with strides = acc (contiguous fp32), in the input dtype */
+template <typename T>
+__global__ void nsa_store_kernel(const float *acc, T *dst, long long sb, long long ss, long long sh, int B, int N, int H,
+                                 int D) {
+    long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (e >= (long long)B * N * H * D) return;
+    int dd = (int)(e % D), h = (int)((e / D) % H), i = (int)((e / ((long long)D * H)) % N);
+    int b = (int)(e / ((long long)D * H * N));
+    dst[b * sb + (long long)i * ss + h * sh + dd] = from_f32<T>(acc[e]);
+}
+
+struct SlcBwdArgs {
+    const void *q, *k, *v, *oslc, *dout; /* dout: (B, Nq, Hq, D) contiguous, already times g_slc */
+    const float *lse1;
+    const int *sel;
+    float *dq, *dk, *dv; /* fp32 accumulators: (B, Nq, Hq, D), (B, Nk, Hkv, D) x 2 */
+    long long qsb, qss, qsh, ksb, kss, ksh, vsb, vss, vsh;
+    int B, Nq, Nk, Hq, Hkv, G, D, nsel, ls;
+    float scale;
+};
+
+/* The selected branch's backward, one warp per (b, hkv, i) for the group's heads:
+ * P from lse plane 1, dS = P (dP - Dsum); dq in registers (the warp owns the rows),
+ * dk and dv of the scattered keys by fp32 atomics. */
+template <typename T>
+__global__ void nsa_slc_bwd_kernel(const SlcBwdArgs a) {
+    extern __shared__ float smem[];
+    const int wpb = blockDim.x >> 5, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int GD = a.G * a.D;
+    float *sq = smem + (size_t)warp * 3 * GD; /* q, log2-scaled */
+    float *sqr = sq + GD;                     /* q */
+    float *sdo = sqr + GD;                    /* dO_slc */
+    const long long item = (long long)blockIdx.x * wpb + warp;
+    if (item >= (long long)a.B * a.Hkv * a.Nq) return;
+    const int i = (int)(item % a.Nq), hkv = (int)((item / a.Nq) % a.Hkv), b = (int)(item / ((long long)a.Nq * a.Hkv));
+    const long long ip = (long long)i + a.Nk - a.Nq;
+    const float LOG2E_ = 1.4426950408889634f;
+    float dsum[NSA_MAXG], lse2[NSA_MAXG];
+#pragma unroll
+    for (int hh = 0; hh < NSA_MAXG; hh++) {
+        dsum[hh] = 0.f, lse2[hh] = INFINITY;
+        if (hh >= a.G) continue;
+        const int h = hkv * a.G + hh;
+        const T *qr = static_cast<const T *>(a.q) + b * a.qsb + (long long)i * a.qss + h * a.qsh;
+        const size_t ro = (((size_t)b * a.Nq + i) * a.Hq + h) * a.D;
+        const T *dr = static_cast<const T *>(a.dout) + ro;
+        const T *orr = static_cast<const T *>(a.oslc) + ro;
+        float ds = 0.f;
+        for (int e = lane; e < a.D; e += 32) {
+            float qv = to_f32<T>(qr[e]);
+            sq[hh * a.D + e] = qv * a.scale * LOG2E_;
+            sqr[hh * a.D + e] = qv;
+            float dv = to_f32<T>(dr[e]);
+            sdo[hh * a.D + e] = dv;
+            ds += dv * to_f32<T>(orr[e]);
+        }
+        for (int k = 16; k; k >>= 1) ds += __shfl_xor_sync(0xffffffff, ds, k);
+        dsum[hh] = ds;
+        float L = a.lse1[((size_t)b * a.Hq + h) * a.Nq + i];
+        lse2[hh] = L == -INFINITY ? INFINITY : L * LOG2E_;
+    }
+    __syncwarp();
+    const int *sel = a.sel + (((size_t)b * a.Hkv + hkv) * a.Nq + i) * a.nsel;
+    const T *kb = static_cast<const T *>(a.k) + b * a.ksb + hkv * a.ksh;
+    const T *vb = static_cast<const T *>(a.v) + b * a.vsb + hkv * a.vsh;
+    float *dkb = a.dk + ((size_t)b * a.Nk * a.Hkv + hkv) * a.D;
+    float *dvb = a.dv + ((size_t)b * a.Nk * a.Hkv + hkv) * a.D;
+    const long long accs = (long long)a.Hkv * a.D;
+    constexpr int MAXD = 128;
+    float dq[NSA_MAXG][MAXD / 32];
+#pragma unroll
+    for (int hh = 0; hh < NSA_MAXG; hh++)
+#pragma unroll
+        for (int t = 0; t < MAXD / 32; t++) dq[hh][t] = 0.f;
+    for (int s = 0; s < a.nsel; s++) {
+        const int jb = sel[s];
+        if (jb < 0) break;
+        const long long j0 = (long long)jb * a.ls;
+        const long long j1 = min(j0 + a.ls, min(ip + 1, (long long)a.Nk));
+        for (long long c0 = j0; c0 < j1; c0 += 32) {
+            const long long j = c0 + lane;
+            float pr[NSA_MAXG], dsr[NSA_MAXG];
+#pragma unroll
+            for (int hh = 0; hh < NSA_MAXG; hh++) pr[hh] = dsr[hh] = 0.f;
+            if (j < j1) {
+                const T *kr = kb + j * a.kss, *vr = vb + j * a.vss;
+                float x[NSA_MAXG], dp[NSA_MAXG];
+#pragma unroll
+                for (int hh = 0; hh < NSA_MAXG; hh++) x[hh] = dp[hh] = 0.f;
+                for (int e = 0; e < a.D; e++) {
+                    const float kv = to_f32<T>(kr[e]), vv = to_f32<T>(vr[e]);
+#pragma unroll
+                    for (int hh = 0; hh < NSA_MAXG; hh++)
+                        if (hh < a.G) x[hh] += sq[hh * a.D + e] * kv, dp[hh] += sdo[hh * a.D + e] * vv;
+                }
+#pragma unroll
+                for (int hh = 0; hh < NSA_MAXG; hh++)
+                    if (hh < a.G) {
+                        pr[hh] = exp2f(x[hh] - lse2[hh]);
+                        dsr[hh] = pr[hh] * (dp[hh] - dsum[hh]);
+                    }
+            }
+            const int nk = (int)min((long long)32, j1 - c0);
+            for (int kk = 0; kk < nk; kk++) {
+                const long long jj = c0 + kk;
+                const T *kr = kb + jj * a.kss;
+                float kv[MAXD / 32];
+#pragma unroll
+                for (int t = 0; t < MAXD / 32; t++) {
+                    int e = t * 32 + lane;
+                    kv[t] = e < a.D ? to_f32<T>(kr[e]) : 0.f;
+                }
+                float gk[MAXD / 32], gv[MAXD / 32];
+#pragma unroll
+                for (int t = 0; t < MAXD / 32; t++) gk[t] = gv[t] = 0.f;
+#pragma unroll
+                for (int hh = 0; hh < NSA_MAXG; hh++) {
+                    if (hh >= a.G) break;
+                    const float dsk = __shfl_sync(0xffffffff, dsr[hh], kk);
+                    const float pk = __shfl_sync(0xffffffff, pr[hh], kk);
+#pragma unroll
+                    for (int t = 0; t < MAXD / 32; t++) {
+                        int e = t * 32 + lane;
+                        if (e < a.D) {
+                            dq[hh][t] += dsk * kv[t];
+                            gk[t] += dsk * sqr[hh * a.D + e];
+                            gv[t] += pk * sdo[hh * a.D + e];
+                        }
+                    }
+                }
+#pragma unroll
+                for (int t = 0; t < MAXD / 32; t++) {
+                    int e = t * 32 + lane;
+                    if (e < a.D) {
+                        if (gk[t] != 0.f) atomicAdd(dkb + jj * accs + e, gk[t] * a.scale);
+                        if (gv[t] != 0.f) atomicAdd(dvb + jj * accs + e, gv[t]);
+                    }
+                }
+            }
+        }
+    }
+#pragma unroll
+    for (int hh = 0; hh < NSA_MAXG; hh++) {
+        if (hh >= a.G) break;
+        float *qrow = a.dq + (((size_t)b * a.Nq + i) * a.Hq + hkv * a.G + hh) * a.D;
+#pragma unroll
+        for (int t = 0; t < MAXD / 32; t++) {
+            int e = t * 32 + lane;
+            if (e < a.D) qrow[e] += dq[hh][t] * a.scale;
+        }
+    }
+}
+
+/* The compression's backward into the rows: dX[t] = dK~_c W[t]^T (linear) or
+ * dK~_c / l (mean), added to dk_acc at row c d + t (blocks overlap: atomics) and,
+ * linear, to dpos[h, t]. One CTA of D threads per (c, h, b). */
+__global__ void nsa_cmp_bwd_rows_kernel(const float *dkc, int nb, int Hkv, int D, int l, int d, int Nk, const float *w,
+                                        float *dacc, float *dpos) {
+    extern __shared__ float sd[]; /* [D] */
+    const int c = blockIdx.x, h = blockIdx.y, b = blockIdx.z, e = threadIdx.x;
+    sd[e] = dkc[(((size_t)b * nb + c) * Hkv + h) * D + e];
+    __syncthreads();
+    for (int t = 0; t < l; t++) {
+        float x;
+        if (w) {
+            const float *wr = w + (((size_t)h * l + t) * D + e) * D; /* row t*D + e of W_c[h] */
+            x = 0.f;
+            for (int col = 0; col < D; col++) x += wr[col] * sd[col];
+        } else {
+            x = sd[e] / (float)l;
+        }
+        atomicAdd(&dacc[(((size_t)b * Nk + (size_t)c * d + t) * Hkv + h) * D + e], x);
+        if (w) atomicAdd(&dpos[((size_t)h * l + t) * D + e], x);
+    }
+}
+
+/* dW_c[h, r, col] = sum_{b, c} (X[b, c d + r / D, h, r % D] + P[h, r / D, r % D]) dK~[b, c, h, col]:
+ * one CTA of D threads per (r, h). */
+template <typename T>
+__global__ void nsa_cmp_bwd_w_kernel(const T *x, long long xsb, long long xss, long long xsh, const float *pos,
+                                     const float *dkc, int B, int nb, int Hkv, int D, int l, int d, float *dw) {
+    const int r = blockIdx.x, h = blockIdx.y, col = threadIdx.x;
+    const int t = r / D, e = r % D;
+    const float pv = pos[((size_t)h * l + t) * D + e];
+    float acc = 0.f;
+    for (int b = 0; b < B; b++)
+        for (int c = 0; c < nb; c++) {
+            float xv = to_f32<T>(x[b * xsb + (long long)(c * d + t) * xss + h * xsh + e]) + pv;
+            acc += xv * dkc[(((size_t)b * nb + c) * Hkv + h) * D + col];
+        }
+    dw[((size_t)h * l * D + r) * D + col] = acc;
+}
+
 struct NsaWs {
     void *ptr = nullptr;
     size_t bytes = 0;
@@ -316,26 +559,43 @@ attn_status nws_get(size_t bytes, char **out) {
     return ATTN_OK;
 }
 
-template <typename T> attn_status nsa_forward_t(const attn_params *p) {
-    const int B = p->B, Nq = p->Nq, Nk = p->Nk, Hq = p->Hq, Hkv = p->Hkv, D = p->D, G = Hq / Hkv;
-    const int l = p->nsa_l, d = p->nsa_d, ls = p->nsa_ls;
-    const int nb = (int)nsa_num_cmp_blocks(p);
-    const int ns = (int)(((long long)Nk + ls - 1) / ls);
-    const int nsel = (int)std::min<long long>(std::max(p->nsa_n, 3), ns);
-    auto r256 = [](size_t x) { return (x + 255) & ~(size_t)255; };
-    const size_t kcb = r256((size_t)B * (nb > 0 ? nb : 1) * Hkv * D * sizeof(T));
-    const size_t ob = r256((size_t)B * Nq * Hq * D * sizeof(T));
-    const size_t selb = r256((size_t)B * Hkv * Nq * nsel * sizeof(int));
-    char *ws;
-    attn_status st = nws_get(2 * kcb + 2 * ob + selb, &ws);
-    if (st != ATTN_OK) return st;
-    T *kc = reinterpret_cast<T *>(ws), *vc = reinterpret_cast<T *>(ws + kcb);
-    T *ocmp = reinterpret_cast<T *>(ws + 2 * kcb), *oslc = reinterpret_cast<T *>(ws + 2 * kcb + ob);
-    int *sel = reinterpret_cast<int *>(ws + 2 * kcb + 2 * ob);
-    const size_t plane = (size_t)B * Hq * Nq;
-    float *lse = static_cast<float *>(p->lse);
-    const attn_stride cst = {(int64_t)Nq * Hq * D, (int64_t)Hq * D, D};
+/* Sizes every step shares. */
+struct NsaDims {
+    int B, Nq, Nk, Hq, Hkv, D, G, l, d, ls, nb, ns, nsel;
+};
 
+NsaDims nsa_dims(const attn_params *p) {
+    NsaDims z;
+    z.B = p->B, z.Nq = p->Nq, z.Nk = p->Nk, z.Hq = p->Hq, z.Hkv = p->Hkv, z.D = p->D, z.G = p->Hq / p->Hkv;
+    z.l = p->nsa_l, z.d = p->nsa_d, z.ls = p->nsa_ls;
+    z.nb = (int)nsa_num_cmp_blocks(p);
+    z.ns = (int)(((long long)p->Nk + z.ls - 1) / z.ls);
+    z.nsel = (int)std::min<long long>(std::max(p->nsa_n, 3), z.ns);
+    return z;
+}
+
+/* Where the branches go: K~, V~ (kc, vc, kcb bytes each), O_cmp and O_slc
+ * (contiguous), O_win (owin, owin_st), the selection and the three lse planes. */
+template <typename T> struct NsaBufs {
+    T *kc, *vc, *ocmp, *oslc, *owin;
+    attn_stride owin_st;
+    int *sel;
+    float *lse;
+    size_t kcb;
+};
+
+/* Steps 1-5: compression, the three branches and the selection. */
+template <typename T> attn_status nsa_branches(const attn_params *p, const NsaBufs<T> &bf) {
+    const NsaDims z = nsa_dims(p);
+    const int B = z.B, Nq = z.Nq, Nk = z.Nk, Hq = z.Hq, Hkv = z.Hkv, D = z.D, G = z.G;
+    const int l = z.l, d = z.d, ls = z.ls, nb = z.nb, ns = z.ns, nsel = z.nsel;
+    T *kc = bf.kc, *vc = bf.vc, *ocmp = bf.ocmp, *oslc = bf.oslc;
+    int *sel = bf.sel;
+    const size_t kcb = bf.kcb;
+    const size_t plane = (size_t)B * Hq * Nq;
+    float *lse = bf.lse;
+    const attn_stride cst = {(int64_t)Nq * Hq * D, (int64_t)Hq * D, D};
+    attn_status st;
     cudaEvent_t e0 = nullptr, e1 = nullptr;
     float sel_ms = 0.f;
     if (p->stats) {
@@ -424,21 +684,15 @@ template <typename T> attn_status nsa_forward_t(const attn_params *p) {
         nsa_slc_kernel<T><<<(unsigned)((items + wpb - 1) / wpb), wpb * 32, (size_t)wpb * G * D * sizeof(float)>>>(a);
         CUDA_CHECK_LAUNCH();
     }
-    /* 5. window branch straight into o, lse plane 2 */
+    /* 5. window branch, lse plane 2 */
     {
         attn_params pw = *p;
+        pw.o = bf.owin, pw.o_st = bf.owin_st;
         pw.lse = lse + 2 * plane;
         cuda_attn_spec s = {};
         s.window = p->w;
         st = cuda_attn_forward(&pw, &s);
         if (st != ATTN_OK) return st;
-    }
-    /* 6. gates */
-    {
-        long long n = (long long)B * Nq * Hq * D;
-        nsa_combine_kernel<T><<<(unsigned)((n + 255) / 256), 256>>>(static_cast<T *>(p->o), p->o_st.b, p->o_st.s, p->o_st.h,
-                                                                     ocmp, oslc, (const float *)p->g, B, Nq, Hq, D);
-        CUDA_CHECK_LAUNCH();
     }
     if (p->stats) {
         float ms = 0.f;
@@ -451,6 +705,191 @@ template <typename T> attn_status nsa_forward_t(const attn_params *p) {
     return ATTN_OK;
 }
 
+
+template <typename T> attn_status nsa_forward_t(const attn_params *p) {
+    const NsaDims z = nsa_dims(p);
+    auto r256 = [](size_t x) { return (x + 255) & ~(size_t)255; };
+    NsaBufs<T> bf;
+    bf.kcb = r256((size_t)z.B * (z.nb > 0 ? z.nb : 1) * z.Hkv * z.D * sizeof(T));
+    const size_t ob = r256((size_t)z.B * z.Nq * z.Hq * z.D * sizeof(T));
+    const size_t selb = r256((size_t)z.B * z.Hkv * z.Nq * z.nsel * sizeof(int));
+    char *ws;
+    attn_status st = nws_get(2 * bf.kcb + 2 * ob + selb, &ws);
+    if (st != ATTN_OK) return st;
+    bf.kc = reinterpret_cast<T *>(ws), bf.vc = reinterpret_cast<T *>(ws + bf.kcb);
+    bf.ocmp = reinterpret_cast<T *>(ws + 2 * bf.kcb), bf.oslc = reinterpret_cast<T *>(ws + 2 * bf.kcb + ob);
+    bf.sel = reinterpret_cast<int *>(ws + 2 * bf.kcb + 2 * ob);
+    bf.owin = static_cast<T *>(p->o), bf.owin_st = p->o_st; /* the window branch straight into o */
+    bf.lse = static_cast<float *>(p->lse);
+    if ((st = nsa_branches<T>(p, bf)) != ATTN_OK) return st;
+    /* 6. o = g_cmp O_cmp + g_slc O_slc + g_win O_win */
+    long long n = (long long)z.B * z.Nq * z.Hq * z.D;
+    nsa_combine_kernel<T><<<(unsigned)((n + 255) / 256), 256>>>(static_cast<T *>(p->o), p->o_st.b, p->o_st.s, p->o_st.h,
+                                                                 bf.ocmp, bf.oslc, (const float *)p->g, z.B, z.Nq, z.Hq,
+                                                                 z.D);
+    CUDA_CHECK_LAUNCH();
+    return ATTN_OK;
+}
+
+
+template <typename T> attn_status nsa_backward_t(const attn_params *p) {
+    const NsaDims z = nsa_dims(p);
+    const int B = z.B, Nq = z.Nq, Nk = z.Nk, Hq = z.Hq, Hkv = z.Hkv, D = z.D, G = z.G, nb = z.nb;
+    const int linear = p->nsa_cmp == NSA_CMP_LINEAR;
+    auto r256 = [](size_t x) { return (x + 255) & ~(size_t)255; };
+    const size_t nqe = (size_t)B * Nq * Hq * D, nke = (size_t)B * Nk * Hkv * D;
+    const size_t nce = (size_t)B * (nb > 0 ? nb : 1) * Hkv * D;
+    const size_t kcb = r256(nce * sizeof(T)), ob = r256(nqe * sizeof(T)), kb = r256(nke * sizeof(T));
+    const size_t selb = r256((size_t)B * Hkv * Nq * z.nsel * sizeof(int)), lseb = r256(3 * (size_t)B * Hq * Nq * 4);
+    const size_t qa = r256(nqe * 4), ka = r256(nke * 4), ca = r256(nce * 4);
+    /* T: kc vc ocmp oslc owin dout_s dq_t dk_t dv_t dkc_t dvc_t; sel; lse; fp32: dq dk dv dkc dvc */
+    const size_t total = 4 * kcb + 5 * ob + 2 * kb + selb + lseb + qa + 2 * ka + 2 * ca;
+    char *ws;
+    attn_status st = nws_get(total, &ws);
+    if (st != ATTN_OK) return st;
+    char *c = ws;
+    auto take = [&](size_t n) {
+        char *r = c;
+        c += n;
+        return r;
+    };
+    NsaBufs<T> bf;
+    bf.kcb = kcb;
+    bf.kc = reinterpret_cast<T *>(take(kcb)), bf.vc = reinterpret_cast<T *>(take(kcb));
+    bf.ocmp = reinterpret_cast<T *>(take(ob)), bf.oslc = reinterpret_cast<T *>(take(ob));
+    bf.owin = reinterpret_cast<T *>(take(ob));
+    const attn_stride cst = {(int64_t)Nq * Hq * D, (int64_t)Hq * D, D};
+    const attn_stride kst = {(int64_t)Nk * Hkv * D, (int64_t)Hkv * D, D};
+    const attn_stride ccst = {(int64_t)(nb > 0 ? nb : 1) * Hkv * D, (int64_t)Hkv * D, D};
+    bf.owin_st = cst;
+    T *dout_s = reinterpret_cast<T *>(take(ob)), *dq_t = reinterpret_cast<T *>(take(ob));
+    T *dk_t = reinterpret_cast<T *>(take(kb)), *dv_t = reinterpret_cast<T *>(take(kb));
+    T *dkc_t = reinterpret_cast<T *>(take(kcb)), *dvc_t = reinterpret_cast<T *>(take(kcb));
+    bf.sel = reinterpret_cast<int *>(take(selb));
+    bf.lse = reinterpret_cast<float *>(take(lseb));
+    float *dq_a = reinterpret_cast<float *>(take(qa));
+    float *dk_a = reinterpret_cast<float *>(take(ka)), *dv_a = reinterpret_cast<float *>(take(ka));
+    float *dkc_a = reinterpret_cast<float *>(take(ca)), *dvc_a = reinterpret_cast<float *>(take(ca));
+    const size_t plane = (size_t)B * Hq * Nq;
+    const unsigned nqb = (unsigned)((nqe + 255) / 256);
+
+    /* the forward's branches again, into scratch (o and lse as the caller gave them are inputs) */
+    if ((st = nsa_branches<T>(p, bf)) != ATTN_OK) return st;
+    {
+        const int wpb = 8;
+        nsa_dg_kernel<T><<<(unsigned)((plane + wpb - 1) / wpb), wpb * 32>>>(
+            static_cast<const T *>(p->dout), p->do_st.b, p->do_st.s, p->do_st.h, bf.ocmp, bf.oslc, bf.owin,
+            static_cast<float *>(p->dg), B, Nq, Hq, D);
+        CUDA_CHECK_LAUNCH();
+    }
+    CUDA_CHECK(cudaMemsetAsync(dq_a, 0, qa));
+    CUDA_CHECK(cudaMemsetAsync(dk_a, 0, 2 * ka));
+    CUDA_CHECK(cudaMemsetAsync(dkc_a, 0, 2 * ca));
+    auto gate = [&](int which) -> attn_status {
+        nsa_gate_dout_kernel<T><<<nqb, 256>>>(static_cast<const T *>(p->dout), p->do_st.b, p->do_st.s, p->do_st.h,
+                                              (const float *)p->g, which, dout_s, B, Nq, Hq, D);
+        CUDA_CHECK_LAUNCH();
+        return ATTN_OK;
+    };
+    auto acc = [&](const T *src, float *dst, size_t n) -> attn_status {
+        nsa_acc_kernel<T><<<(unsigned)((n + 255) / 256), 256>>>(src, dst, (long long)n);
+        CUDA_CHECK_LAUNCH();
+        return ATTN_OK;
+    };
+    /* window branch */
+    {
+        if ((st = gate(2)) != ATTN_OK) return st;
+        attn_params pw = *p;
+        pw.o = bf.owin, pw.o_st = cst;
+        pw.lse = bf.lse + 2 * plane;
+        pw.dout = dout_s, pw.do_st = cst;
+        pw.dq = dq_t, pw.dq_st = cst;
+        pw.dk = dk_t, pw.dk_st = kst;
+        pw.dv = dv_t, pw.dv_st = kst;
+        cuda_attn_spec s = {};
+        s.window = p->w;
+        if ((st = cuda_attn_backward(&pw, &s, nullptr)) != ATTN_OK) return st;
+        if ((st = acc(dq_t, dq_a, nqe)) != ATTN_OK || (st = acc(dk_t, dk_a, nke)) != ATTN_OK ||
+            (st = acc(dv_t, dv_a, nke)) != ATTN_OK)
+            return st;
+    }
+    /* selected branch */
+    {
+        if ((st = gate(1)) != ATTN_OK) return st;
+        SlcBwdArgs a;
+        a.q = p->q, a.k = p->k, a.v = p->v, a.oslc = bf.oslc, a.dout = dout_s;
+        a.lse1 = bf.lse + plane, a.sel = bf.sel;
+        a.dq = dq_a, a.dk = dk_a, a.dv = dv_a;
+        a.qsb = p->q_st.b, a.qss = p->q_st.s, a.qsh = p->q_st.h;
+        a.ksb = p->k_st.b, a.kss = p->k_st.s, a.ksh = p->k_st.h;
+        a.vsb = p->v_st.b, a.vss = p->v_st.s, a.vsh = p->v_st.h;
+        a.B = B, a.Nq = Nq, a.Nk = Nk, a.Hq = Hq, a.Hkv = Hkv, a.G = G, a.D = D, a.nsel = z.nsel, a.ls = z.ls;
+        a.scale = (float)p->scale;
+        const int wpb = 4;
+        const size_t smem = (size_t)wpb * 3 * G * D * sizeof(float);
+        CUDA_CHECK(cudaFuncSetAttribute(nsa_slc_bwd_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+        const long long items = (long long)B * Hkv * Nq;
+        nsa_slc_bwd_kernel<T><<<(unsigned)((items + wpb - 1) / wpb), wpb * 32, smem>>>(a);
+        CUDA_CHECK_LAUNCH();
+    }
+    /* compressed branch, then through the compression */
+    const size_t nw = (size_t)Hkv * z.l * D * D, np = (size_t)Hkv * z.l * D;
+    if (linear) {
+        CUDA_CHECK(cudaMemsetAsync(p->dp_k, 0, np * 4));
+        CUDA_CHECK(cudaMemsetAsync(p->dp_v, 0, np * 4));
+    }
+    if (nb > 0) {
+        if ((st = gate(0)) != ATTN_OK) return st;
+        attn_params pc = *p;
+        pc.Nk = nb;
+        pc.k = bf.kc, pc.v = bf.vc, pc.k_st = pc.v_st = ccst;
+        pc.o = bf.ocmp, pc.o_st = cst;
+        pc.lse = bf.lse;
+        pc.dout = dout_s, pc.do_st = cst;
+        pc.dq = dq_t, pc.dq_st = cst;
+        pc.dk = dkc_t, pc.dk_st = ccst;
+        pc.dv = dvc_t, pc.dv_st = ccst;
+        cuda_attn_spec s = {};
+        s.kpos_mul = z.d;
+        s.kpos_add = z.l - 1;
+        s.qoff = (long long)Nk - Nq;
+        if ((st = cuda_attn_backward(&pc, &s, nullptr)) != ATTN_OK) return st;
+        if ((st = acc(dq_t, dq_a, nqe)) != ATTN_OK || (st = acc(dkc_t, dkc_a, nce)) != ATTN_OK ||
+            (st = acc(dvc_t, dvc_a, nce)) != ATTN_OK)
+            return st;
+        dim3 grid(nb, Hkv, B);
+        nsa_cmp_bwd_rows_kernel<<<grid, D, D * sizeof(float)>>>(dkc_a, nb, Hkv, D, z.l, z.d, Nk,
+                                                                linear ? (const float *)p->w_ck : nullptr, dk_a,
+                                                                linear ? (float *)p->dp_k : nullptr);
+        CUDA_CHECK_LAUNCH();
+        nsa_cmp_bwd_rows_kernel<<<grid, D, D * sizeof(float)>>>(dvc_a, nb, Hkv, D, z.l, z.d, Nk,
+                                                                linear ? (const float *)p->w_cv : nullptr, dv_a,
+                                                                linear ? (float *)p->dp_v : nullptr);
+        CUDA_CHECK_LAUNCH();
+        if (linear) {
+            dim3 gw(z.l * D, Hkv);
+            nsa_cmp_bwd_w_kernel<T><<<gw, D>>>(static_cast<const T *>(p->k), p->k_st.b, p->k_st.s, p->k_st.h,
+                                               (const float *)p->p_k, dkc_a, B, nb, Hkv, D, z.l, z.d, (float *)p->dw_ck);
+            CUDA_CHECK_LAUNCH();
+            nsa_cmp_bwd_w_kernel<T><<<gw, D>>>(static_cast<const T *>(p->v), p->v_st.b, p->v_st.s, p->v_st.h,
+                                               (const float *)p->p_v, dvc_a, B, nb, Hkv, D, z.l, z.d, (float *)p->dw_cv);
+            CUDA_CHECK_LAUNCH();
+        }
+    } else if (linear) {
+        CUDA_CHECK(cudaMemsetAsync(p->dw_ck, 0, nw * 4));
+        CUDA_CHECK(cudaMemsetAsync(p->dw_cv, 0, nw * 4));
+    }
+    /* the accumulated gradients into the caller's tensors */
+    nsa_store_kernel<T><<<nqb, 256>>>(dq_a, static_cast<T *>(p->dq), p->dq_st.b, p->dq_st.s, p->dq_st.h, B, Nq, Hq, D);
+    CUDA_CHECK_LAUNCH();
+    const unsigned nkb = (unsigned)((nke + 255) / 256);
+    nsa_store_kernel<T><<<nkb, 256>>>(dk_a, static_cast<T *>(p->dk), p->dk_st.b, p->dk_st.s, p->dk_st.h, B, Nk, Hkv, D);
+    CUDA_CHECK_LAUNCH();
+    nsa_store_kernel<T><<<nkb, 256>>>(dv_a, static_cast<T *>(p->dv), p->dv_st.b, p->dv_st.s, p->dv_st.h, B, Nk, Hkv, D);
+    CUDA_CHECK_LAUNCH();
+    return ATTN_OK;
+}
+
 } // namespace
 
 extern "C" int nsa_cuda_supports(const attn_params *p, int backward, char *why, size_t why_len) {
@@ -459,7 +898,6 @@ extern "C" int nsa_cuda_supports(const attn_params *p, int backward, char *why, 
         if (why && why_len) snprintf(why, why_len, "%s", msg);
         return 0;
     };
-    if (backward) return no("the cuda nsa backward is not built yet");
     if (p->D > 128) return no("the cuda nsa takes head dims up to 128");
     if (p->Hq / p->Hkv > NSA_MAXG) return no("the cuda nsa takes at most 16 query heads per kv head");
     long long ns = ((long long)p->Nk + p->nsa_ls - 1) / p->nsa_ls;
@@ -476,6 +914,8 @@ extern "C" attn_status nsa_cuda_forward(const attn_params *p) {
 }
 
 extern "C" attn_status nsa_cuda_backward(const attn_params *p) {
-    (void)p;
-    return ATTN_ERR_UNSUPPORTED; /* not built yet: supports() says so */
+    if (p->dtype == ATTN_DTYPE_F32 && nsa_cuda_supports(p, 1, nullptr, 0)) return cuda_f32_backward(p, nsa_cuda_backward);
+    if (!nsa_cuda_supports(p, 1, nullptr, 0))
+        return attn_params_check(p, ATTN_NSA, 1, nullptr, 0) != ATTN_OK ? ATTN_ERR_INVALID : ATTN_ERR_UNSUPPORTED;
+    return p->dtype == ATTN_DTYPE_BF16 ? nsa_backward_t<__nv_bfloat16>(p) : nsa_backward_t<__half>(p);
 }
