@@ -36,7 +36,9 @@ $B kernels --backend cuda --variants dma --n 65536 --w 1024 --b 1 --hq 32 --hkv 
     --mode fwd --dma-z clustered,wdt --warmup 3 --repeats 15 --out "$OUT/kernels-dma-z.json" 2>/dev/null | tail -3
 echo "== nsa forward and backward (l 32, d 16, l' 64, n 16, w 512)"
 $B kernels --backend cuda --variants nsa --n 8192,65536 --w 512 --b 1 --hq 32 --hkv 8 --d 128 --dtype bf16 \
-    --mode fwd,fwdbwd --warmup 2 --repeats 5 --out "$OUT/kernels-nsa.json" 2>/dev/null | tail -4
+    --mode fwd --warmup 2 --repeats 5 --out "$OUT/kernels-nsa.json" 2>/dev/null | tail -4
+$B kernels --backend cuda --variants nsa --n 8192 --w 512 --b 1 --hq 32 --hkv 8 --d 128 --dtype bf16 \
+    --mode fwdbwd --warmup 1 --repeats 3 --out "$OUT/kernels-nsa-bwd.json" 2>/dev/null | tail -3
 echo "== decode (Nq = 1, same shape)"
 $B kernels --backend cuda --variants mha,dma --n 65536,524288 --w 1024 --b 1 --hq 32 --hkv 8 --d 128 --dtype bf16 \
     --mode decode --warmup 3 --repeats 15 --out "$OUT/kernels-decode.json" 2>/dev/null | tail -6
