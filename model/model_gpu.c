@@ -104,6 +104,8 @@ typedef mcuda_bf16 bf16;
 typedef struct {
     bf16 *xn, *qkv, *qf, *kf, *o, *hn, *gu, *act;
     float *r1, *rq, *rk, *lse, *h, *r2;
+    float *gs; /* nsa: (M, 3H) gates */
+    bf16 *vc;  /* nsa: (M, K*D) v copied out of qkv (its row stride, Wd, is not 8-aligned) */
 } glayer;
 
 struct model_gpu {
@@ -126,6 +128,8 @@ struct model_gpu {
     /* backward scratch */
     float *dx[2], *dh, *dhn, *dxn, *dxf;
     bf16 *dyb, *dact, *dgu, *dout, *dqf, *dkf, *dqkv;
+    float *dgs; /* nsa: (M, 3H) */
+    bf16 *dvc;  /* nsa: (M, K*D) */
     size_t act_bytes;
 };
 
@@ -212,8 +216,6 @@ static model_status refresh_wdt(model_gpu *g, char *err, size_t err_len) {
 model_status model_gpu_create(model *m, int B, int T, model_gpu **out, char *err, size_t err_len) {
     *out = NULL;
     const model_config *c = &m->cfg;
-    if (c->variant == ATTN_NSA)
-        return gfail(MODEL_ERR_CONFIG, err, err_len, "nsa has no CUDA attention operator yet: train it with --backend cpu");
     const attn_op *op = attn_registry_find(c->variant, ATTN_BACKEND_CUDA);
     if (!op) return gfail(MODEL_ERR_ATTN, err, err_len, "no cuda backend of %s is built in", attn_variant_name(c->variant));
     if (B < 1 || T < 1) return gfail(MODEL_ERR_ARG, err, err_len, "batch and length must be >= 1");
@@ -252,9 +254,12 @@ model_status model_gpu_create(model *m, int B, int T, model_gpu **out, char *err
     g->rope_len = m->rope_len;
     bad = bad || take(a, (void **)&g->cos, (size_t)m->rope_len * (D / 2) * sizeof(float)) ||
           take(a, (void **)&g->sin, (size_t)m->rope_len * (D / 2) * sizeof(float));
+    const int nsa = c->variant == ATTN_NSA;
     if (c->variant == ATTN_DMA)
         bad = bad || take(a, (void **)&g->wdt, (size_t)L * KD * K * sizeof(float)) ||
               take(a, (void **)&g->aux, ((size_t)KD * K + K) * sizeof(float));
+    if (nsa && c->nsa_cmp == NSA_CMP_LINEAR) /* dw_ck, dw_cv, dp_k, dp_v of one layer */
+        bad = bad || take(a, (void **)&g->aux, 2 * (size_t)K * c->nsa_l * D * (D + 1) * sizeof(float));
     size_t before = a->bytes;
     bad = bad || take(a, (void **)&g->ids, M * sizeof(int32_t)) || take(a, (void **)&g->labels, M * sizeof(int32_t));
     /* activations: every layer's saved tensors and the residual streams */
@@ -266,8 +271,11 @@ model_status model_gpu_create(model *m, int B, int T, model_gpu **out, char *err
               take(a, (void **)&la->o, align256(M * HD * 2)) || take(a, (void **)&la->hn, align256(M * C * 2)) ||
               take(a, (void **)&la->gu, align256(M * 2 * F * 2)) || take(a, (void **)&la->act, align256(M * F * 2)) ||
               take(a, (void **)&la->r1, M * sizeof(float)) || take(a, (void **)&la->rq, M * H * sizeof(float)) ||
-              take(a, (void **)&la->rk, M * K * sizeof(float)) || take(a, (void **)&la->lse, M * H * sizeof(float)) ||
+              take(a, (void **)&la->rk, M * K * sizeof(float)) ||
+              take(a, (void **)&la->lse, M * H * (nsa ? 3 : 1) * sizeof(float)) ||
               take(a, (void **)&la->h, M * C * sizeof(float)) || take(a, (void **)&la->r2, M * sizeof(float));
+        if (nsa && !bad)
+            bad = take(a, (void **)&la->gs, M * 3 * H * sizeof(float)) || take(a, (void **)&la->vc, align256(M * KD * 2));
     }
     bad = bad || take(a, (void **)&g->xf, align256(M * C * 2)) || take(a, (void **)&g->rf, M * sizeof(float)) ||
           take(a, (void **)&g->rowloss, M * sizeof(float));
@@ -279,6 +287,8 @@ model_status model_gpu_create(model *m, int B, int T, model_gpu **out, char *err
           take(a, (void **)&g->dgu, align256(M * 2 * F * 2)) || take(a, (void **)&g->dout, align256(M * HD * 2)) ||
           take(a, (void **)&g->dqf, align256(M * HD * 2)) || take(a, (void **)&g->dkf, align256(M * KD * 2)) ||
           take(a, (void **)&g->dqkv, align256(M * Wd * 2));
+    if (nsa)
+        bad = bad || take(a, (void **)&g->dgs, M * 3 * H * sizeof(float)) || take(a, (void **)&g->dvc, align256(M * KD * 2));
     g->act_bytes = a->bytes - before;
     if (bad) {
         size_t need = a->bytes;
@@ -377,6 +387,18 @@ static void attn_setup(model_gpu *g, int l, int B, int n, attn_params *p) {
         p->w_dt = g->wdt + (size_t)l * m->KD * m->K;
         p->a = DP(g, m->li[l].A);
     }
+    if (c->variant == ATTN_NSA) {
+        const layer_idx *li = &m->li[l];
+        attn_stride cst = {(int64_t)n * m->KD, m->KD, m->D};
+        p->v = la->vc, p->v_st = cst;
+        p->nsa_cmp = c->nsa_cmp;
+        p->nsa_l = c->nsa_l, p->nsa_d = c->nsa_d, p->nsa_ls = c->nsa_ls, p->nsa_n = c->nsa_n;
+        p->g = la->gs;
+        if (c->nsa_cmp == NSA_CMP_LINEAR) {
+            p->w_ck = DP(g, li->ck), p->w_cv = DP(g, li->cv);
+            p->p_k = DP(g, li->pk), p->p_v = DP(g, li->pv);
+        }
+    }
 }
 
 static model_status attn_error(model_gpu *g, const attn_params *p, attn_status st, int backward, char *err,
@@ -405,6 +427,11 @@ static model_status layer_forward(model_gpu *g, int l, int B, int n, char *err, 
     CK(mcuda_qk_norm_rope_forward(&qs, la->qkv, DP(g, li->q_norm), DP(g, li->k_norm), la->qf, la->kf, la->rq, la->rk,
                                   ATTN_DTYPE_BF16),
        "q/k norm and RoPE");
+    if (m->cfg.variant == ATTN_NSA) {
+        const int H = m->H, K = m->K, D = m->D;
+        CK(mgk_sigmoid_cols(la->qkv, Wd, (H + 2 * K) * D, 3 * H, M, la->gs), "nsa gates");
+        CK(mgk_copy_cols(la->qkv, Wd, (H + K) * D, la->vc, m->KD, 0, m->KD, M), "nsa v copy");
+    }
     attn_params p;
     attn_setup(g, l, B, n, &p);
     attn_status st = g->op->forward(&p);
@@ -516,8 +543,30 @@ static model_status layer_backward(model_gpu *g, int l, int B, int n, const floa
     p.dv = g->dqkv + (size_t)(m->H + K) * m->D;
     p.dv_st = vst;
     if (c->variant == ATTN_DMA) p.dw_dt = g->aux, p.da = g->aux + (size_t)KD * K;
+    const int nsa = c->variant == ATTN_NSA;
+    size_t ncw = 0, ncp = 0;
+    if (nsa) {
+        attn_stride cst = {(int64_t)n * KD, KD, m->D};
+        p.dv = g->dvc, p.dv_st = cst;
+        p.dg = g->dgs;
+        if (c->nsa_cmp == NSA_CMP_LINEAR) {
+            ncw = (size_t)K * c->nsa_l * m->D * m->D, ncp = (size_t)K * c->nsa_l * m->D;
+            p.dw_ck = g->aux, p.dw_cv = g->aux + ncw, p.dp_k = g->aux + 2 * ncw, p.dp_v = g->aux + 2 * ncw + ncp;
+        }
+    }
     attn_status st = g->op->backward(&p);
     if (st != ATTN_OK) return attn_error(g, &p, st, 1, err, err_len);
+    if (nsa) {
+        const int H = m->H, D = m->D;
+        CK(mgk_copy_cols(g->dvc, KD, 0, g->dqkv, Wd, (H + K) * D, KD, M), "nsa dv copy");
+        CK(mgk_sigmoid_bwd_cols(la->gs, g->dgs, g->dqkv, Wd, (H + 2 * K) * D, 3 * H, M), "nsa gate backward");
+        if (c->nsa_cmp == NSA_CMP_LINEAR) {
+            CK(mgk_add(g->aux, DG(g, li->ck), (long long)ncw), "nsa grads");
+            CK(mgk_add(g->aux + ncw, DG(g, li->cv), (long long)ncw), "nsa grads");
+            CK(mgk_add(g->aux + 2 * ncw, DG(g, li->pk), (long long)ncp), "nsa grads");
+            CK(mgk_add(g->aux + 2 * ncw + ncp, DG(g, li->pv), (long long)ncp), "nsa grads");
+        }
+    }
     if (c->variant == ATTN_DMA) {
         /* dw_dt (K*D, K) is dt_proj's (K, K*D) gradient transposed */
         CK(mgk_transpose(g->aux, DG(g, li->dt), KD, K, 1), "dt_proj grad");

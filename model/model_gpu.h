@@ -8,7 +8,7 @@
  * parameters; training runs on the device; model_gpu_download writes the master
  * weights back into the host model, so checkpoints are the host path's files
  * (model_save) and a model trained here loads on the CPU and the other way round.
- * Variants: mha, swa and dma (nsa has no CUDA operator yet).
+ * Every variant (nsa's gates and compression weights included).
  *
  * Built only with CUDA (DMABENCH_CUDA); without it every call returns
  * MODEL_ERR_ATTN with "CUDA is not built into this binary".

@@ -4,6 +4,7 @@
  * transposed to and from the operator's layout.
  */
 #include "cuda_common.cuh"
+#include <cuda_bf16.h>
 #include "model_gpu_kern.h"
 
 namespace {
@@ -26,6 +27,35 @@ __global__ void transpose_kernel(const float *src, float *dst, int R, int Cc, in
 __global__ void add_kernel(const float *src, float *dst, long long n) {
     long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (e < n) dst[e] += src[e];
+}
+
+
+/* out (M, n) = sigmoid(x[:, col0 .. col0 + n)) of a bf16 (M, ld) matrix */
+__global__ void sigmoid_cols_kernel(const __nv_bfloat16 *x, int ld, int col0, int n, int M, float *out) {
+    long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (e >= (long long)M * n) return;
+    int i = (int)(e / n), j = (int)(e % n);
+    float v = __bfloat162float(x[(size_t)i * ld + col0 + j]);
+    out[e] = 1.f / (1.f + expf(-v));
+}
+
+/* dx[:, col0 + j] = ds s (1 - s) */
+__global__ void sigmoid_bwd_cols_kernel(const float *sg, const float *ds, __nv_bfloat16 *dx, int ld, int col0, int n,
+                                        int M) {
+    long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (e >= (long long)M * n) return;
+    int i = (int)(e / n), j = (int)(e % n);
+    float s = sg[e];
+    dx[(size_t)i * ld + col0 + j] = __float2bfloat16(ds[e] * s * (1.f - s));
+}
+
+/* dst[:, dcol .. dcol + n) = src[:, scol .. scol + n), bf16 */
+__global__ void copy_cols_kernel(const __nv_bfloat16 *src, int lds, int scol, __nv_bfloat16 *dst, int ldd, int dcol, int n,
+                                 int M) {
+    long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (e >= (long long)M * n) return;
+    int i = (int)(e / n), j = (int)(e % n);
+    dst[(size_t)i * ldd + dcol + j] = src[(size_t)i * lds + scol + j];
 }
 
 unsigned blocks(long long n) { return (unsigned)((n + 255) / 256); }
@@ -51,6 +81,32 @@ extern "C" attn_status mgk_transpose(const float *d_src, float *d_dst, int R, in
 extern "C" attn_status mgk_add(const float *d_src, float *d_dst, long long n) {
     if (n == 0) return ATTN_OK;
     add_kernel<<<blocks(n), 256>>>(d_src, d_dst, n);
+    CUDA_CHECK_LAUNCH();
+    return ATTN_OK;
+}
+
+extern "C" attn_status mgk_sigmoid_cols(const void *d_x, int ld, int col0, int n, int M, float *d_out) {
+    long long all = (long long)M * n;
+    if (all == 0) return ATTN_OK;
+    sigmoid_cols_kernel<<<blocks(all), 256>>>(static_cast<const __nv_bfloat16 *>(d_x), ld, col0, n, M, d_out);
+    CUDA_CHECK_LAUNCH();
+    return ATTN_OK;
+}
+
+extern "C" attn_status mgk_sigmoid_bwd_cols(const float *d_s, const float *d_ds, void *d_dx, int ld, int col0, int n,
+                                            int M) {
+    long long all = (long long)M * n;
+    if (all == 0) return ATTN_OK;
+    sigmoid_bwd_cols_kernel<<<blocks(all), 256>>>(d_s, d_ds, static_cast<__nv_bfloat16 *>(d_dx), ld, col0, n, M);
+    CUDA_CHECK_LAUNCH();
+    return ATTN_OK;
+}
+
+extern "C" attn_status mgk_copy_cols(const void *d_src, int lds, int scol, void *d_dst, int ldd, int dcol, int n, int M) {
+    long long all = (long long)M * n;
+    if (all == 0) return ATTN_OK;
+    copy_cols_kernel<<<blocks(all), 256>>>(static_cast<const __nv_bfloat16 *>(d_src), lds, scol,
+                                           static_cast<__nv_bfloat16 *>(d_dst), ldd, dcol, n, M);
     CUDA_CHECK_LAUNCH();
     return ATTN_OK;
 }

@@ -1,7 +1,7 @@
 /*
  * test_model_gpu_train.c: the whole model on the GPU against the CPU model.
  *
- * For mha, swa and dma at a small config the CUDA kernels take (head_dim 64):
+ * For every variant at a small config the CUDA kernels take (head_dim 64):
  *  - one forward/backward: the loss within 1% and the gradient direction (cosine
  *    similarity > 0.99) of the fp32 CPU model's, from the same weights;
  *  - 200 training steps from the same seed on each: the logged losses within 2%
@@ -212,8 +212,8 @@ int main(void) {
     model_set_threads(0);
     size_t tn;
     char *text = make_text(&tn);
-    attn_variant vs[] = {ATTN_MHA, ATTN_SWA, ATTN_DMA};
-    for (int i = 0; i < 3; i++) run_variant(vs[i], text, tn);
+    attn_variant vs[] = {ATTN_MHA, ATTN_SWA, ATTN_DMA, ATTN_NSA};
+    for (int i = 0; i < 4; i++) run_variant(vs[i], text, tn);
     free(text);
 
     /* a batch that cannot fit: a clear error at set-up, nothing left allocated */
