@@ -811,7 +811,11 @@ attn_status gemm_lt(int ta, int tb, int M, int N, int K, float alpha, const void
                                                       sizeof key.al_c));
         cublasLtMatmulHeuristicResult_t res;
         int nres = 0;
-        LT_CHECK(cublasLtMatmulAlgoGetHeuristic(g_lt, d.op, d.a, d.b, d.c, d.c, d.pref, 1, &res, &nres));
+        /* no algorithm shows either as nres = 0 or as CUBLAS_STATUS_NOT_SUPPORTED: both
+         * mean the fallback, which is remembered for the shape like an algorithm */
+        cublasStatus_t hs = cublasLtMatmulAlgoGetHeuristic(g_lt, d.op, d.a, d.b, d.c, d.c, d.pref, 1, &res, &nres);
+        if (hs == CUBLAS_STATUS_NOT_SUPPORTED) nres = 0;
+        else LT_CHECK(hs);
         AlgoEntry *en = &g_algo[g_algo_next];
         g_algo_next = (g_algo_next + 1) % NALGO;
         en->k = key, en->used = 1, en->fallback = nres < 1;

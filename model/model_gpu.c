@@ -486,6 +486,7 @@ static model_status stack_forward(model_gpu *g, const int32_t *ids, const int32_
 model_status model_gpu_token_losses(model_gpu *g, const int32_t *ids, const int32_t *labels, int B, int T,
                                     float *losses, double *mean, int64_t *count, char *err, size_t err_len) {
     model *m = g->m;
+    if (!labels) return gfail(MODEL_ERR_ARG, err, err_len, "token losses need labels");
     model_status st = check_batch(g, ids, labels, B, T, err, err_len);
     if (st == MODEL_OK) st = stack_forward(g, ids, labels, B, T, err, err_len);
     if (st != MODEL_OK) return st;

@@ -324,6 +324,7 @@ extern "C" int cuda_attn_supports(const attn_params *p, attn_variant v, int back
 }
 
 extern "C" attn_status cuda_attn_forward(const attn_params *p, const cuda_attn_spec *s) {
+    if (s->kpos_mul > 0 && s->window > 0) return ATTN_ERR_INVALID; /* a key-position map takes no window */
     FwdArgs a;
     a.q = p->q, a.k = p->k, a.v = p->v, a.o = p->o;
     a.lse = static_cast<float *>(p->lse);

@@ -18,7 +18,7 @@
 extern "C" {
 #endif
 
-#define CUDA_ATTN_BQ 128 /* queries per tile: 8 warps of 16 rows */
+#define CUDA_ATTN_BQ 128 /* queries per tile of the forward: 4 warps of 32 rows */
 
 typedef struct {
     int window;              /* keys i' - window < j <= i' when causal; 0 = none */
@@ -50,6 +50,7 @@ typedef struct {
 __host__ __device__ static inline unsigned long long dma_key(float z, int j) {
     unsigned int u;
     memcpy(&u, &z, 4);
+    if ((u & 0x7fffffffu) == 0) u = 0; /* -0 ties with +0, as the values do */
     u = (u & 0x80000000u) ? ~u : (u | 0x80000000u);
     return ((unsigned long long)u << 32) | (unsigned int)j;
 }

@@ -412,6 +412,7 @@ template <typename T, int D> attn_status launch_bwd(const attn_params *p, BwdArg
 } // namespace
 
 extern "C" attn_status cuda_attn_backward(const attn_params *p, const cuda_attn_spec *s, float *dz) {
+    if (s->kpos_mul > 0 && s->window > 0) return ATTN_ERR_INVALID; /* a key-position map takes no window */
     auto r256 = [](size_t x) { return (x + 255) & ~(size_t)255; };
     size_t nacc = (size_t)p->B * p->Nk * p->Hkv * p->D;
     size_t accb = r256(nacc * sizeof(float));

@@ -483,6 +483,11 @@ extern "C" int dma_cuda_supports(const attn_params *p, int backward, char *why, 
         if (why && why_len) snprintf(why, why_len, "the cuda dma keeps at most %d keys per query", MAX_CAP - CUDA_ATTN_BQ);
         return 0;
     }
+    if (p->w_dt && (size_t)p->Hkv * p->Hkv * p->D * sizeof(float) > 200 * 1024) {
+        if (why && why_len)
+            snprintf(why, why_len, "the cuda dma score kernel keeps w_dt (Hkv * D x Hkv floats) in 200 KB of shared memory");
+        return 0;
+    }
     if (p->w_dt && p->Hkv > 32) {
         if (why && why_len) snprintf(why, why_len, "the cuda dma score kernel takes at most 32 kv heads");
         return 0;
