@@ -91,7 +91,7 @@ static void usage(void) {
            "  --fresh            with --out: start over, discarding DIR/records.jsonl\n"
            "  --only LIST        run only these parts: mqar, niah, ppl, kernels\n"
            "  --backend B        training backend: cpu or cuda (overrides the suite's); on\n"
-           "                     cuda the models train on the GPU, scoring stays on the host\n"
+           "                     cuda the models train and are scored on the GPU\n"
            "  --threads N        threads (default: the suite's, else all cores)\n"
            "  --validate         check the suite, list its cells and estimated work, run nothing\n"
            "  --print-suite      print the suite (the embedded default without SUITE) and exit\n"

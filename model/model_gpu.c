@@ -56,6 +56,10 @@ model_status model_gpu_token_losses(model_gpu *g, const int32_t *ids, const int3
     (void)g, (void)ids, (void)labels, (void)B, (void)T, (void)losses, (void)mean, (void)count;
     return gfail(MODEL_ERR_ATTN, err, err_len, "CUDA is not built into this binary");
 }
+model_status model_gpu_predict(model_gpu *g, const int32_t *ids, int B, int T, int32_t *pred, char *err, size_t err_len) {
+    (void)g, (void)ids, (void)B, (void)T, (void)pred;
+    return gfail(MODEL_ERR_ATTN, err, err_len, "CUDA is not built into this binary");
+}
 void model_gpu_zero_grads(model_gpu *g) { (void)g; }
 model_status model_gpu_download_grads(model_gpu *g, float *out, char *err, size_t err_len) {
     (void)g, (void)out;
@@ -130,6 +134,9 @@ struct model_gpu {
     bf16 *dyb, *dact, *dgu, *dout, *dqf, *dkf, *dqkv;
     float *dgs; /* nsa: (M, 3H) */
     bf16 *dvc;  /* nsa: (M, K*D) */
+    float *plog;   /* (pchunk, V) logits of a chunk of rows (model_gpu_predict) */
+    int *ppred;    /* (M) */
+    int pchunk;
     size_t act_bytes;
 };
 
@@ -289,6 +296,12 @@ model_status model_gpu_create(model *m, int B, int T, model_gpu **out, char *err
           take(a, (void **)&g->dqkv, align256(M * Wd * 2));
     if (nsa)
         bad = bad || take(a, (void **)&g->dgs, M * 3 * H * sizeof(float)) || take(a, (void **)&g->dvc, align256(M * KD * 2));
+    {   /* prediction: logits of up to 64 MiB of rows at a time */
+        size_t pc = ((size_t)64 << 20) / ((size_t)m->V * sizeof(float));
+        g->pchunk = (int)(pc < 1 ? 1 : pc > M ? M : pc);
+        bad = bad || take(a, (void **)&g->plog, (size_t)g->pchunk * m->V * sizeof(float)) ||
+              take(a, (void **)&g->ppred, M * sizeof(int));
+    }
     g->act_bytes = a->bytes - before;
     if (bad) {
         size_t need = a->bytes;
@@ -500,6 +513,23 @@ model_status model_gpu_token_losses(model_gpu *g, const int32_t *ids, const int3
     if (mean) *mean = n ? s / (double)n : 0.0;
     if (count) *count = n;
     return isfinite(s) ? MODEL_OK : gfail(MODEL_ERR_NONFINITE, err, err_len, "the loss is not finite");
+}
+
+model_status model_gpu_predict(model_gpu *g, const int32_t *ids, int B, int T, int32_t *pred, char *err, size_t err_len) {
+    model *m = g->m;
+    model_status st = check_batch(g, ids, NULL, B, T, err, err_len);
+    if (st == MODEL_OK) st = stack_forward(g, ids, NULL, B, T, err, err_len);
+    if (st != MODEL_OK) return st;
+    const int M = B * T;
+    for (int r0 = 0; r0 < M; r0 += g->pchunk) {
+        const int rows = M - r0 < g->pchunk ? M - r0 : g->pchunk;
+        CK(mcuda_gemm(0, 1, rows, m->V, m->C, 1.0f, g->xf + (size_t)r0 * m->C, m->C, DPB(g, m->head), m->C, 0.0f, g->plog,
+                      m->V, ATTN_DTYPE_F32),
+           "logits gemm");
+        CK(mgk_argmax_rows(g->plog, rows, m->V, g->ppred + r0), "argmax");
+    }
+    CK(dm_cuda_d2h(pred, g->ppred, (size_t)M * sizeof(int32_t)), "the predictions' download");
+    return MODEL_OK;
 }
 
 /* ---- backward ---- */

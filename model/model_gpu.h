@@ -45,6 +45,10 @@ model_status model_gpu_forward_backward(model_gpu *g, const int32_t *ids, const 
 model_status model_gpu_token_losses(model_gpu *g, const int32_t *ids, const int32_t *labels, int B, int T,
                                     float *losses, double *mean, int64_t *count, char *err, size_t err_len);
 
+/* pred (B, T) (host) = the argmax of the logits at every position (the first of
+ * equal maxima), the logits made a chunk of rows at a time. */
+model_status model_gpu_predict(model_gpu *g, const int32_t *ids, int B, int T, int32_t *pred, char *err, size_t err_len);
+
 void model_gpu_zero_grads(model_gpu *g);
 /* The device gradients into out (model_num_params floats, the host layout). */
 model_status model_gpu_download_grads(model_gpu *g, float *out, char *err, size_t err_len);

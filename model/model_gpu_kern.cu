@@ -58,6 +58,29 @@ __global__ void copy_cols_kernel(const __nv_bfloat16 *src, int lds, int scol, __
     dst[(size_t)i * ldd + dcol + j] = src[(size_t)i * lds + scol + j];
 }
 
+/* out[r] = argmax of row r of x (rows, n) fp32: the first of equal maxima, as the
+ * host's argmax. One block per row. */
+__global__ void argmax_rows_kernel(const float *x, int n, int *out) {
+    __shared__ float sv[256];
+    __shared__ int si[256];
+    const float *row = x + (size_t)blockIdx.x * n;
+    float bv = -INFINITY;
+    int bi = n; /* "none" ranks last */
+    for (int j = threadIdx.x; j < n; j += blockDim.x)
+        if (row[j] > bv || (row[j] == bv && j < bi)) bv = row[j], bi = j;
+    sv[threadIdx.x] = bv, si[threadIdx.x] = bi;
+    __syncthreads();
+    for (int st = blockDim.x / 2; st > 0; st >>= 1) {
+        if (threadIdx.x < st) {
+            float ov = sv[threadIdx.x + st];
+            int oi = si[threadIdx.x + st];
+            if (ov > sv[threadIdx.x] || (ov == sv[threadIdx.x] && oi < si[threadIdx.x])) sv[threadIdx.x] = ov, si[threadIdx.x] = oi;
+        }
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) out[blockIdx.x] = si[0] < n ? si[0] : 0;
+}
+
 unsigned blocks(long long n) { return (unsigned)((n + 255) / 256); }
 
 } // namespace
@@ -107,6 +130,13 @@ extern "C" attn_status mgk_copy_cols(const void *d_src, int lds, int scol, void 
     if (all == 0) return ATTN_OK;
     copy_cols_kernel<<<blocks(all), 256>>>(static_cast<const __nv_bfloat16 *>(d_src), lds, scol,
                                            static_cast<__nv_bfloat16 *>(d_dst), ldd, dcol, n, M);
+    CUDA_CHECK_LAUNCH();
+    return ATTN_OK;
+}
+
+extern "C" attn_status mgk_argmax_rows(const float *d_x, int rows, int n, int *d_out) {
+    if (rows == 0) return ATTN_OK;
+    argmax_rows_kernel<<<rows, 256>>>(d_x, n, d_out);
     CUDA_CHECK_LAUNCH();
     return ATTN_OK;
 }

@@ -21,6 +21,8 @@ attn_status mgk_add(const float *d_src, float *d_dst, long long n);
  * matrix x; and back: dx's columns = ds s (1 - s) (bf16). */
 attn_status mgk_sigmoid_cols(const void *d_x, int ld, int col0, int n, int M, float *d_out);
 attn_status mgk_sigmoid_bwd_cols(const float *d_s, const float *d_ds, void *d_dx, int ld, int col0, int n, int M);
+/* out (rows) = the index of each row's largest value (the first of equal ones). */
+attn_status mgk_argmax_rows(const float *d_x, int rows, int n, int *d_out);
 /* Columns of one bf16 matrix into another: dst[:, dcol + j] = src[:, scol + j]. */
 attn_status mgk_copy_cols(const void *d_src, int lds, int scol, void *d_dst, int ldd, int dcol, int n, int M);
 

@@ -92,3 +92,13 @@ if [ -x "$TB/test_model_gpu_train" ]; then
 else
     nok "gpu model training" "$TB/test_model_gpu_train not found (build it: make build/tests/test_model_gpu_train)"
 fi
+
+# the task runner on the GPU: train and score a tiny suite with --backend cuda
+# (tests/run/tiny.json at d_model 32: head dim 16, which the CUDA kernels take)
+sed 's/"d_model": 16/"d_model": 32/' tests/run/tiny.json >"$T/tiny32.json"
+$B run "$T/tiny32.json" --backend cuda --out "$T/runcuda" --quiet >"$T/runcuda.log" 2>&1
+rc=$?
+n=$(grep -c '"status":"ok"' "$T/runcuda/records.jsonl" 2>/dev/null)
+if [ $rc -eq 0 ] && [ "${n:-0}" -gt 0 ] && ! grep -q '"status":"failed"' "$T/runcuda/records.jsonl"; then
+    ok "run --backend cuda: the tiny suite trained and scored on the GPU ($n records)"
+else nok "run --backend cuda" "exit $rc, ${n:-0} ok records: $(tail -3 "$T/runcuda.log" | tr '\n' ' ')"; fi

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "model.h"
+#include "model_gpu.h"
 
 void runner_model_default(runner_model *m) {
     memset(m, 0, sizeof *m);
@@ -191,19 +192,68 @@ static task_status train(model *m, int gpu, task_batcher *b, runner_stats *st, r
     return train_ex(m, gpu, b, st, cb, user, 0, NULL, NULL, NULL, err, err_len);
 }
 
+/* ---- scoring on the GPU ----
+ * When a run trains on the GPU it also scores there: a model_gpu made from the host
+ * model's weights (brought back after training) for the largest batch the scoring
+ * uses. Greedy decoding reruns the whole forward for every new token (no KV cache
+ * on the GPU yet): a few forwards of a prompt, cheap next to the training. */
+
+typedef struct {
+    model_gpu *g;
+    int B, T;
+} gpu_scorer;
+
+static void scorer_free(gpu_scorer *sc) {
+    model_gpu_free(sc->g);
+    memset(sc, 0, sizeof *sc);
+}
+
+/* sc->g for batches up to B x T with m's current weights. */
+static task_status scorer_get(gpu_scorer *sc, model *m, int B, int T, char *err, size_t err_len) {
+    if (sc->g && B <= sc->B && T <= sc->T) return from_model(model_gpu_upload(sc->g, err, err_len));
+    scorer_free(sc);
+    model_status ms = model_gpu_create(m, B, T, &sc->g, err, err_len);
+    if (ms != MODEL_OK) return from_model(ms);
+    sc->B = B, sc->T = T;
+    return TASK_OK;
+}
+
+/* Greedy decoding of B prompts (B, n) for n_new tokens, by full forwards. */
+static task_status scorer_greedy(gpu_scorer *sc, const int32_t *prompts, int B, int n, int n_new, int32_t *out, char *err,
+                                 size_t err_len) {
+    const int Lm = n + n_new;
+    int32_t *seq = malloc(sizeof(int32_t) * (size_t)B * Lm), *pred = malloc(sizeof(int32_t) * (size_t)B * Lm);
+    task_status s = seq && pred ? TASK_OK : TASK_ERR_OOM;
+    if (s == TASK_ERR_OOM) task_errf(err, err_len, "out of memory (greedy decoding)");
+    for (int t = 0; t < n_new && s == TASK_OK; t++) {
+        const int L = n + t;
+        for (int b = 0; b < B; b++) {
+            memcpy(seq + (size_t)b * L, prompts + (size_t)b * n, sizeof(int32_t) * (size_t)n);
+            memcpy(seq + (size_t)b * L + n, out + (size_t)b * n_new, sizeof(int32_t) * (size_t)t);
+        }
+        s = from_model(model_gpu_predict(sc->g, seq, B, L, pred, err, err_len));
+        for (int b = 0; b < B && s == TASK_OK; b++) out[(size_t)b * n_new + t] = pred[(size_t)b * L + L - 1];
+    }
+    free(seq);
+    free(pred);
+    return s;
+}
+
 /* ---- MQAR ---- */
 
 /* Accuracy of m on examples 0 .. n-1 of the test stream of mc (cb: "eval"
  * progress, may be NULL). */
-static task_status mqar_score(model *m, const mqar_config *mc, int n_ex, int eb, double *acc, double *acc_se,
+static task_status mqar_score(model *m, int gpu, const mqar_config *mc, int n_ex, int eb, double *acc, double *acc_se,
                               runner_progress cb, void *user, char *err, size_t err_len) {
     const int L = mc->seq_len, V = mc->vocab_size;
     task_status s = TASK_OK;
+    gpu_scorer sc = {0};
+    if (gpu && (s = scorer_get(&sc, m, eb, L, err, err_len)) != TASK_OK) return s;
     int32_t *ids = malloc(sizeof(int32_t) * (size_t)eb * L);
     int32_t *labels = malloc(sizeof(int32_t) * (size_t)eb * L);
     int32_t *preds = malloc(sizeof(int32_t) * (size_t)eb * L);
-    float *logits = malloc(sizeof(float) * (size_t)eb * L * V);
-    if (!ids || !labels || !preds || !logits) {
+    float *logits = gpu ? NULL : malloc(sizeof(float) * (size_t)eb * L * V);
+    if (!ids || !labels || !preds || (!gpu && !logits)) {
         task_errf(err, err_len, "out of memory (mqar evaluation)");
         s = TASK_ERR_OOM;
         goto done;
@@ -213,13 +263,14 @@ static task_status mqar_score(model *m, const mqar_config *mc, int n_ex, int eb,
     for (int first = 0; first < n_ex; first += eb) {
         int n = n_ex - first < eb ? n_ex - first : eb;
         if ((s = mqar_test_examples(mc, first, n, ids, labels, err, err_len)) != TASK_OK) goto done;
-        model_status ms = model_logits(m, ids, n, L, logits, err, err_len);
+        model_status ms = gpu ? model_gpu_predict(sc.g, ids, n, L, preds, err, err_len)
+                              : model_logits(m, ids, n, L, logits, err, err_len);
         if (ms != MODEL_OK) {
             s = from_model(ms);
             goto done;
         }
         for (int64_t p = 0; p < (int64_t)n * L; p++)
-            preds[p] = labels[p] == TASK_IGNORE ? -1 : task_argmax(logits + p * V, V);
+            preds[p] = labels[p] == TASK_IGNORE ? -1 : gpu ? preds[p] : task_argmax(logits + p * V, V);
         mqar_acc_add(&a, preds, labels, n, L);
         if (cb && cb("eval", first + n, n_ex, NAN, user)) {
             task_errf(err, err_len, "interrupted");
@@ -234,6 +285,7 @@ done:
     free(labels);
     free(preds);
     free(logits);
+    scorer_free(&sc);
     return s;
 }
 
@@ -254,13 +306,14 @@ typedef struct {
     int eb;
     double last_acc;
     int64_t last_step;
+    int gpu;
 } val_ctx;
 
 static int val_hook(model *m, int64_t step, void *user, task_status *s) {
     val_ctx *v = user;
     char e[256];
     double a = NAN;
-    *s = mqar_score(m, v->val, v->sw->n_val, v->eb, &a, NULL, NULL, NULL, e, sizeof e);
+    *s = mqar_score(m, v->gpu, v->val, v->sw->n_val, v->eb, &a, NULL, NULL, NULL, e, sizeof e);
     if (*s != TASK_OK) return 1;
     v->last_acc = a;
     v->last_step = step;
@@ -322,7 +375,7 @@ task_status runner_mqar_ex(const runner_model *rm, const mqar_config *mc, int n_
         for (int i = 0; i < n_lrs; i++) {
             runner_model r = *rm;
             if (sw->n_lrs > 0) r.lr = sw->lrs[i];
-            val_ctx vc = {sw, &val, eb, NAN, -1};
+            val_ctx vc = {sw, &val, eb, NAN, -1, rm->cuda};
             int64_t done_steps = 0;
             sc.offset = (int64_t)i * rm->steps;
             if ((s = build_model(&r, V, L, L, &m, err, err_len)) != TASK_OK) goto done;
@@ -330,7 +383,7 @@ task_status runner_mqar_ex(const runner_model *rm, const mqar_config *mc, int n_
                 TASK_OK)
                 goto done;
             if (vc.last_step != done_steps &&
-                (s = mqar_score(m, &val, sw->n_val, eb, &vc.last_acc, NULL, NULL, NULL, err, err_len)) != TASK_OK)
+                (s = mqar_score(m, rm->cuda, &val, sw->n_val, eb, &vc.last_acc, NULL, NULL, NULL, err, err_len)) != TASK_OK)
                 goto done;
             train_s += one.train_s;
             runner_mqar_trial *tr = &res->trials[i];
@@ -364,7 +417,7 @@ task_status runner_mqar_ex(const runner_model *rm, const mqar_config *mc, int n_
         }
     }
     double t0 = now_s();
-    if ((s = mqar_score(best, mc, n_test, eb, acc, acc_se, cb, user, err, err_len)) != TASK_OK) goto done;
+    if ((s = mqar_score(best, rm->cuda, mc, n_test, eb, acc, acc_se, cb, user, err, err_len)) != TASK_OK) goto done;
     if (st) st->eval_s = now_s() - t0;
 done:
     task_batcher_free(b);
@@ -400,10 +453,12 @@ task_status runner_niah(const runner_model *rm, const niah_config *nc, int train
     task_batcher *b = NULL;
     int32_t *prompts = NULL, *gen = NULL;
     niah_example *ex = NULL;
+    gpu_scorer sc = {0};
     if ((s = niah_grid_init(grid, lens, n_lens, depths, n_depths, err, err_len)) != TASK_OK) return s;
     if ((s = build_model(rm, TASK_BYTE_VOCAB, train_len, max_len + n_new, &m, err, err_len)) != TASK_OK) goto done;
     if ((s = niah_batcher_create(nc, &b, err, err_len)) != TASK_OK) goto done;
     if ((s = train(m, rm->cuda, b, st, cb, user, err, err_len)) != TASK_OK) goto done;
+    if (rm->cuda && (s = scorer_get(&sc, m, samples, max_len + n_new, err, err_len)) != TASK_OK) goto done;
     double t0 = now_s();
     prompts = malloc(sizeof(int32_t) * (size_t)samples * max_len);
     gen = malloc(sizeof(int32_t) * (size_t)samples * n_new);
@@ -423,10 +478,14 @@ task_status runner_niah(const runner_model *rm, const niah_config *nc, int train
                 if ((s = niah_eval_example(nc, L, depths[di], k, &ex[k], err, err_len)) != TASK_OK) goto done;
                 memcpy(prompts + (size_t)k * L, ex[k].ids, sizeof(int32_t) * (size_t)L);
             }
-            model_status ms = model_greedy_batch(m, prompts, samples, L, n_new, gen, err, err_len);
-            if (ms != MODEL_OK) {
-                s = from_model(ms);
-                goto done;
+            if (rm->cuda) {
+                if ((s = scorer_greedy(&sc, prompts, samples, L, n_new, gen, err, err_len)) != TASK_OK) goto done;
+            } else {
+                model_status ms = model_greedy_batch(m, prompts, samples, L, n_new, gen, err, err_len);
+                if (ms != MODEL_OK) {
+                    s = from_model(ms);
+                    goto done;
+                }
             }
             for (int k = 0; k < samples; k++) {
                 const int32_t *gk = gen + (size_t)k * n_new;
@@ -443,6 +502,7 @@ task_status runner_niah(const runner_model *rm, const niah_config *nc, int train
     }
     if (st) st->eval_s = now_s() - t0;
 done:
+    scorer_free(&sc);
     if (ex)
         for (int k = 0; k < samples; k++) niah_example_free(&ex[k]);
     free(ex);
@@ -482,12 +542,14 @@ task_status runner_ppl(const runner_model *rm, const ppl_corpus *corpus, int tra
     task_batcher *b = NULL;
     int32_t *ids = NULL, *labels = NULL;
     float *losses = NULL;
+    gpu_scorer sc = {0};
     task_status s;
     if ((s = build_model(rm, TASK_BYTE_VOCAB, train_context, max_len, &m, err, err_len)) != TASK_OK) goto done;
     if ((s = ppl_batcher_create(corpus, rm->seed, &b, err, err_len)) != TASK_OK) goto done;
     if ((s = train(m, rm->cuda, b, st, cb, user, err, err_len)) != TASK_OK) goto done;
-    double t0 = now_s();
     const int WB = 8; /* windows per forward */
+    if (rm->cuda && (s = scorer_get(&sc, m, WB, max_len, err, err_len)) != TASK_OK) goto done;
+    double t0 = now_s();
     ids = malloc(sizeof(int32_t) * (size_t)WB * max_len);
     labels = malloc(sizeof(int32_t) * (size_t)WB * max_len);
     losses = malloc(sizeof(float) * (size_t)WB * max_len);
@@ -509,7 +571,8 @@ task_status runner_ppl(const runner_model *rm, const ppl_corpus *corpus, int tra
                 if ((s = ppl_window(&test, ctx, md, 0, w0 + k, ids + (size_t)k * ctx, labels + (size_t)k * ctx, NULL,
                                     err, err_len)) != TASK_OK)
                     goto done;
-            model_status ms = model_token_losses(m, ids, labels, n, ctx, losses, NULL, NULL, NULL, err, err_len);
+            model_status ms = rm->cuda ? model_gpu_token_losses(sc.g, ids, labels, n, ctx, losses, NULL, NULL, err, err_len)
+                                       : model_token_losses(m, ids, labels, n, ctx, losses, NULL, NULL, NULL, err, err_len);
             if (ms != MODEL_OK) {
                 s = from_model(ms);
                 goto done;
@@ -533,6 +596,7 @@ task_status runner_ppl(const runner_model *rm, const ppl_corpus *corpus, int tra
     }
     if (st) st->eval_s = now_s() - t0;
 done:
+    scorer_free(&sc);
     free(ids);
     free(labels);
     free(losses);

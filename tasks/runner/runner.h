@@ -40,7 +40,7 @@ typedef struct {
     int64_t warmup;      /* -1: steps / 10 */
     double weight_decay; /* < 0: the default (0.1) */
     uint64_t seed;       /* initialisation and data order */
-    int cuda;            /* 1: train on the GPU (model_trainer_use_gpu); scoring stays on the host */
+    int cuda;            /* 1: train and score on the GPU (model_gpu.h) */
 } runner_model;
 
 void runner_model_default(runner_model *m);
