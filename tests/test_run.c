@@ -8,8 +8,54 @@
 #include <string.h>
 
 #include "check.h"
+#include "model.h"
+#include "model_tiny.h"
 #include "run_suite.h"
 #include "runner/runner.h"
+
+/* predict through the host model: logits, then the first of equal maxima */
+static task_status host_predict(void *ctx, const int32_t *ids, int B, int L, int32_t *pred, char *err, size_t err_len) {
+    model *m = ctx;
+    int V = model_get_config(m)->vocab_size;
+    float *lg = malloc(sizeof(float) * (size_t)B * L * V);
+    if (!lg) return TASK_ERR_OOM;
+    model_status ms = model_logits(m, ids, B, L, lg, err, err_len);
+    for (int64_t r = 0; ms == MODEL_OK && r < (int64_t)B * L; r++) {
+        const float *row = lg + r * V;
+        int best = 0;
+        for (int j = 1; j < V; j++)
+            if (row[j] > row[best]) best = j;
+        pred[r] = best;
+    }
+    free(lg);
+    return ms == MODEL_OK ? TASK_OK : TASK_ERR_DATA;
+}
+
+/* The GPU runner's greedy decoding (full forwards) against the KV-cache decoding of
+ * the host model, for every variant: the same tokens. */
+static void greedy_by_forward(void) {
+    attn_variant vs[] = {ATTN_MHA, ATTN_SWA, ATTN_DMA, ATTN_NSA};
+    for (int vi = 0; vi < 4; vi++) {
+        model_config c;
+        tiny_config(&c, vs[vi]);
+        model *m = NULL;
+        char err[256] = "";
+        char name[96];
+        snprintf(name, sizeof name, "greedy by full forwards = KV-cache greedy (%s)", attn_variant_name(vs[vi]));
+        if (model_create(&c, &m, err, sizeof err) != MODEL_OK) {
+            CHECK(0, name, "%s", err);
+            continue;
+        }
+        tiny_randomize(m, 11 + vi, 0.3);
+        const int B = 2, n = 9, n_new = 7;
+        int32_t prompts[B * n], a[B * n_new], b[B * n_new];
+        tiny_batch(5 + vi, B, n, c.vocab_size, prompts, NULL);
+        model_status ms = model_greedy_batch(m, prompts, B, n, n_new, a, err, sizeof err);
+        task_status ts = runner_greedy_by_forward(host_predict, m, prompts, B, n, n_new, b, err, sizeof err);
+        CHECK(ms == MODEL_OK && ts == TASK_OK && !memcmp(a, b, sizeof a), name, "%s; first tokens %d/%d", err, a[0], b[0]);
+        model_free(m);
+    }
+}
 
 static int parse_fails(const char *json, const char *want) {
     suite s;
@@ -25,6 +71,7 @@ static int parse_fails(const char *json, const char *want) {
 int main(void) {
     suite s;
     char err[512] = "";
+    greedy_by_forward();
     /* the embedded default parses and expands */
     int rc = suite_parse(suite_quick_json, "quick", &s, err, sizeof err);
     CHECK(rc == 0, "quick_parses", "%s", err);

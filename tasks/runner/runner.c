@@ -218,25 +218,37 @@ static task_status scorer_get(gpu_scorer *sc, model *m, int B, int T, char *err,
     return TASK_OK;
 }
 
-/* Greedy decoding of B prompts (B, n) for n_new tokens, by full forwards. */
-static task_status scorer_greedy(gpu_scorer *sc, const int32_t *prompts, int B, int n, int n_new, int32_t *out, char *err,
-                                 size_t err_len) {
+task_status runner_greedy_by_forward(runner_predict_fn predict, void *ctx, const int32_t *prompts, int B, int n,
+                                     int n_new, int32_t *out, char *err, size_t err_len) {
+    if (B < 1 || n < 1 || n_new < 0) {
+        task_errf(err, err_len, "greedy: bad sizes");
+        return TASK_ERR_ARG;
+    }
     const int Lm = n + n_new;
     int32_t *seq = malloc(sizeof(int32_t) * (size_t)B * Lm), *pred = malloc(sizeof(int32_t) * (size_t)B * Lm);
     task_status s = seq && pred ? TASK_OK : TASK_ERR_OOM;
     if (s == TASK_ERR_OOM) task_errf(err, err_len, "out of memory (greedy decoding)");
     for (int t = 0; t < n_new && s == TASK_OK; t++) {
-        const int L = n + t;
+        const int L = n + t; /* the prompt and the t tokens so far, row by row */
         for (int b = 0; b < B; b++) {
             memcpy(seq + (size_t)b * L, prompts + (size_t)b * n, sizeof(int32_t) * (size_t)n);
             memcpy(seq + (size_t)b * L + n, out + (size_t)b * n_new, sizeof(int32_t) * (size_t)t);
         }
-        s = from_model(model_gpu_predict(sc->g, seq, B, L, pred, err, err_len));
+        s = predict(ctx, seq, B, L, pred, err, err_len);
         for (int b = 0; b < B && s == TASK_OK; b++) out[(size_t)b * n_new + t] = pred[(size_t)b * L + L - 1];
     }
     free(seq);
     free(pred);
     return s;
+}
+
+static task_status gpu_predict(void *ctx, const int32_t *ids, int B, int T, int32_t *pred, char *err, size_t err_len) {
+    return from_model(model_gpu_predict(((gpu_scorer *)ctx)->g, ids, B, T, pred, err, err_len));
+}
+
+static task_status scorer_greedy(gpu_scorer *sc, const int32_t *prompts, int B, int n, int n_new, int32_t *out, char *err,
+                                 size_t err_len) {
+    return runner_greedy_by_forward(gpu_predict, sc, prompts, B, n, n_new, out, err, err_len);
 }
 
 /* ---- MQAR ---- */

@@ -58,6 +58,16 @@ typedef struct {
     int64_t n_params;
 } runner_stats;
 
+/* Greedy decoding by full forwards (no KV cache): for each of n_new steps, predict
+ * (the argmax at every position of B rows of L tokens) runs on the prompts (B, n)
+ * followed by the tokens so far, and the last position's prediction is appended.
+ * out (B, n_new). What the runner uses on the GPU; on the CPU it must equal
+ * model_greedy_batch (tests/test_run.c). */
+typedef task_status (*runner_predict_fn)(void *ctx, const int32_t *ids, int B, int L, int32_t *pred, char *err,
+                                         size_t err_len);
+task_status runner_greedy_by_forward(runner_predict_fn predict, void *ctx, const int32_t *prompts, int B, int n,
+                                     int n_new, int32_t *out, char *err, size_t err_len);
+
 /* ---- MQAR ---- */
 
 /* Trains on mqar's train stream (context = seq_len) and scores n_test test
