@@ -23,6 +23,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "model.h"
+#include "model_gpu.h"
 #include "report.h"
 #include "safetensors.h"
 
@@ -84,6 +85,22 @@ static void train_usage(void) {
            "\n"
            "Exit status: 0 done (or stopped with a checkpoint), 1 a failed step or an output\n"
            "that cannot be written (the --out folder or a file in it), 2 bad usage or input.\n");
+}
+
+/* Training FLOPs per token, the usual count: 6 per weight of every matrix product
+ * (forward 2, backward 4; the embedding lookup is none, a tied head is one) plus
+ * the attention's 6 L Hq D ctx (QK^T and PV, causal: half of the 12 of a full
+ * context), dense-equivalent for every variant. */
+static double model_flops_per_token(const model *m, int ctx) {
+    const model_config *c = model_get_config(m);
+    double w = 0;
+    for (int i = 0; i < model_num_tensors(m); i++) {
+        const model_tensor *t = model_tensor_at(m, i);
+        if (t->ndim != 2) continue;
+        if (!strcmp(t->name, "model.embed_tokens.weight") && !c->tie_word_embeddings) continue;
+        w += (double)t->numel;
+    }
+    return 6.0 * w + 6.0 * c->num_hidden_layers * c->num_attention_heads * c->head_dim * (double)ctx;
 }
 
 /* Applies the "train" flags on top of t; returns 0 or -1 (a->err). */
@@ -453,6 +470,21 @@ int cmd_train(int argc, char **argv) {
     cJSON_AddNumberToObject(r, "attn_bwd_s", tm.attn_bwd_s);
     cJSON_AddNumberToObject(r, "model_s", tm.total_s);
     cJSON_AddNumberToObject(r, "threads", omp_get_max_threads());
+    const double fpt = model_flops_per_token(m, tc->context);
+    const double model_tf = train_s > 0 ? fpt * tokens / train_s / 1e12 : 0;
+    cJSON_AddNumberToObject(r, "model_flops_per_token", fpt);
+    cJSON_AddNumberToObject(r, "model_tflops_per_s", model_tf);
+    cJSON_AddStringToObject(r, "backend", on_gpu ? "cuda" : "cpu");
+    model_gpu_mem gm;
+    model_gpu_memory(model_trainer_gpu(t), &gm);
+    if (on_gpu) {
+        cJSON *g = cJSON_AddObjectToObject(r, "gpu_memory_bytes");
+        cJSON_AddNumberToObject(g, "params", (double)gm.params);
+        cJSON_AddNumberToObject(g, "grads", (double)gm.grads);
+        cJSON_AddNumberToObject(g, "optimizer", (double)gm.optimizer);
+        cJSON_AddNumberToObject(g, "activations", (double)gm.activations);
+        cJSON_AddNumberToObject(g, "peak", (double)gm.peak);
+    }
     if (val) {
         add_val(r, &vr);
         cJSON_AddNumberToObject(r, "val_batches", (double)vo.batches);
@@ -467,12 +499,20 @@ int cmd_train(int argc, char **argv) {
         if (val)
             snprintf(vtxt, sizeof vtxt, "; val loss %.4f ppl %.3f (%lld tokens)", vr.loss, vr.ppl,
                      (long long)vr.tokens);
-        fprintf(stderr,
-                "train: %s at step %lld/%lld: %lld step%s in %.1fs, %.0f tokens/s; GEMMs %.1fs at %.1f GFLOP/s%s, "
-                "attention %.1fs fwd + %.1fs bwd%s; checkpoint in %s\n",
-                stop_requested ? "stopped" : "done", (long long)model_trainer_step_count(t), (long long)tc->steps,
-                (long long)done_steps, PL(done_steps), run_s, train_s > 0 ? tokens / train_s : 0, tm.gemm_s, gemm_gf, frac,
-                tm.attn_fwd_s, tm.attn_bwd_s, vtxt, out);
+        if (on_gpu) /* the GPU's work is not split into timers: model FLOPs and memory instead */
+            fprintf(stderr,
+                    "train: %s at step %lld/%lld: %lld step%s in %.1fs, %.0f tokens/s, %.1f model TFLOP/s; GPU memory "
+                    "%.2f GiB at peak (activations %.2f GiB)%s; checkpoint in %s\n",
+                    stop_requested ? "stopped" : "done", (long long)model_trainer_step_count(t), (long long)tc->steps,
+                    (long long)done_steps, PL(done_steps), run_s, train_s > 0 ? tokens / train_s : 0, model_tf,
+                    gm.peak / 1073741824.0, gm.activations / 1073741824.0, vtxt, out);
+        else
+            fprintf(stderr,
+                    "train: %s at step %lld/%lld: %lld step%s in %.1fs, %.0f tokens/s; GEMMs %.1fs at %.1f GFLOP/s%s, "
+                    "attention %.1fs fwd + %.1fs bwd%s; checkpoint in %s\n",
+                    stop_requested ? "stopped" : "done", (long long)model_trainer_step_count(t), (long long)tc->steps,
+                    (long long)done_steps, PL(done_steps), run_s, train_s > 0 ? tokens / train_s : 0, tm.gemm_s, gemm_gf, frac,
+                    tm.attn_fwd_s, tm.attn_bwd_s, vtxt, out);
     }
 done:
     cJSON_Delete(state);

@@ -138,6 +138,10 @@ if grep -q '; 1 step of .*; 1 thread$' "$T/one.err" && grep -q ': 1 step in ' "$
 else nok train_singular "$(grep '^train:' "$T/one.err" | tr '\n' ' ')"; fi
 
 # bad input
+# the end line carries the model FLOPs per token and the achieved rate
+if tail -n 1 "$T/full/train_log.jsonl" | grep -q '"model_flops_per_token":[1-9]' &&
+    tail -n 1 "$T/full/train_log.jsonl" | grep -q '"model_tflops_per_s":[0-9.e-]*[1-9]'; then ok train_log_model_flops
+else nok train_log_model_flops "$(tail -n 1 "$T/full/train_log.jsonl" | head -c 300)"; fi
 # --backend: cuda without a usable GPU (or CUDA) is refused before anything is written
 expect_fail train_bad_backend "--backend must be cpu or cuda" $B train --config "$T/c.json" --data "$T/data.txt" \
     --out "$T/bk" --backend gpu
