@@ -18,6 +18,7 @@
 
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -242,6 +243,24 @@ model_status model_gpu_create(model *m, int B, int T, model_gpu **out, char *err
     if (m->H % m->K)
         return gfail(MODEL_ERR_CONFIG, err, err_len, "num_attention_heads %d is not a multiple of num_key_value_heads %d",
                      m->H, m->K);
+    {   /* the operator's own limits at this shape (dma's window and heads, nsa's group size, ...),
+         * asked with stand-in pointers before anything is allocated */
+        void *fake = (void *)(uintptr_t)256;
+        attn_params p;
+        attn_params_init(&p, B, T, T, m->H, m->K, m->D, ATTN_DTYPE_BF16, 1);
+        p.w = c->variant == ATTN_MHA ? 1 : model_config_attn_w(c);
+        p.dma_mode = c->dma_mode, p.nsa_cmp = c->nsa_cmp;
+        p.nsa_l = c->nsa_l, p.nsa_d = c->nsa_d, p.nsa_ls = c->nsa_ls, p.nsa_n = c->nsa_n;
+        attn_stride vst = {(int64_t)T * m->Wd, m->Wd, m->D};
+        if (c->variant != ATTN_NSA) p.v_st = vst; /* v inside the fused projection (nsa copies it out) */
+        p.q = p.k = p.v = p.dout = p.w_dt = p.a = p.g = p.w_ck = p.w_cv = p.p_k = p.p_v = fake;
+        p.o = p.lse = p.dq = p.dk = p.dv = p.dw_dt = p.da = fake;
+        p.dg = p.dw_ck = p.dw_cv = p.dp_k = p.dp_v = fake;
+        char why[256] = "";
+        if (!op->supports(&p, 1, why, sizeof why))
+            return gfail(MODEL_ERR_CONFIG, err, err_len, "the cuda %s cannot run this model: %s",
+                         attn_variant_name(c->variant), why[0] ? why : "unsupported shape");
+    }
     if (model_rope_ensure(m, T) != MODEL_OK) return gfail(MODEL_ERR_OOM, err, err_len, "out of memory");
     gpu_box *box = calloc(1, sizeof *box);
     if (!box) return gfail(MODEL_ERR_OOM, err, err_len, "out of memory");
