@@ -31,15 +31,19 @@ endif
 endif
 CUDA_LIBDIR ?= $(firstword $(wildcard $(CUDA_HOME)/lib64/libcudart.so $(CUDA_HOME)/targets/x86_64-linux/lib/libcudart.so))
 CUDA_LIBDIR := $(patsubst %/libcudart.so,%,$(CUDA_LIBDIR))
-# CUDA on by default when both nvcc and the runtime library are there
+# the link needs cuBLAS and cuBLASLt beside the runtime
+ifneq ($(words $(wildcard $(CUDA_LIBDIR)/libcublasLt.so $(CUDA_LIBDIR)/libcublas.so)),2)
+CUDA_LIBDIR :=
+endif
+# CUDA on by default when nvcc and the libraries (cudart, cuBLAS, cuBLASLt) are there
 ifeq ($(NVCC),)
 CUDA ?= 0
 else ifeq ($(CUDA_LIBDIR),)
 ifeq ($(CUDA),1)
-$(error CUDA=1 but no libcudart.so under '$(CUDA_HOME)' (nvcc $(NVCC)); set CUDA_HOME=/path/to/cuda or build with CUDA=0)
+$(error CUDA=1 but libcudart, libcublas or libcublasLt is missing under '$(CUDA_HOME)' (nvcc $(NVCC)); set CUDA_HOME=/path/to/cuda or build with CUDA=0)
 endif
 ifneq ($(CUDA),0)
-$(warning nvcc found ($(NVCC)) but no libcudart.so under '$(CUDA_HOME)': building without CUDA)
+$(warning nvcc found ($(NVCC)) but libcudart, libcublas or libcublasLt is missing under '$(CUDA_HOME)': building without CUDA)
 endif
 CUDA ?= 0
 else
