@@ -185,7 +185,7 @@ typedef struct {
 } vshape;
 
 /* Odd sizes, GQA, MQA, Nq != Nk, decode, non-causal, padded strides. The second
- * half uses head dims 64 and 128 (what the CUDA kernels take) at sizes that span
+ * half uses head dims 64 and 128 (the paper models' and the CUDA decode path's) at sizes that span
  * several query tiles and key blocks of the CUDA engine (128 and 64). */
 static const vshape grid[] = {
     {"square", 1, 64, 64, 4, 4, 32, 1, 0, 0, 0, 0},
