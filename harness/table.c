@@ -440,6 +440,10 @@ static int emit_table(sbuf *b, rec_ref **rs, int n, const metric_def *m, topts *
                 best = c;
         }
         double bestv = best >= 0 ? cells[r * ngc + best].a.v : 0;
+        /* a row where every value ties has no best: nothing bold */
+        int nbest = 0;
+        for (int c = 0; c < ngc; c++) nbest += cells[r * ngc + c].has && cells[r * ngc + c].a.v == bestv;
+        const int marks = nval > 1 && nbest < nval;
         if (o->fmt == TF_MD) sb_puts(b, "|");
         if (o->fmt == TF_LATEX && nr > 1 && r > 0) {
             char v0[128];
@@ -467,7 +471,7 @@ static int emit_table(sbuf *b, rec_ref **rs, int n, const metric_def *m, topts *
         }
         for (int c = 0; c < ngc; c++) {
             const tcell *t = &cells[r * ngc + c];
-            int bold = nval > 1 && t->has && t->a.v == bestv;
+            int bold = marks && t->has && t->a.v == bestv;
             if (o->fmt == TF_MD) {
                 sb_puts(b, " ");
                 cell_text(b, o, m, t, bold);
@@ -506,7 +510,7 @@ static int emit_table(sbuf *b, rec_ref **rs, int n, const metric_def *m, topts *
             size_t off = 0;
             for (int c = 0; c < ngc; c++) {
                 const tcell *t = &cells[r * ngc + c];
-                if (nval > 1 && t->has && t->a.v == bestv && off < sizeof bl)
+                if (marks && t->has && t->a.v == bestv && off < sizeof bl)
                     off += (size_t)snprintf(bl + off, sizeof bl - off, "%s%s", nb++ ? " " : "", clabel[c]);
             }
             put_csv(b, bl);

@@ -92,6 +92,19 @@ if command -v pdflatex >/dev/null 2>&1; then
         ! grep -q -E '^!|Overfull' "$T/latex.log"; then ok table_latex_compiles
     else nok table_latex_compiles "$(grep -m2 -E '^!|Overfull' "$T/latex.log")"; fi
 fi
+# a row where every variant ties (every needle found, or none) has nothing bold;
+# the other row keeps its bold best
+cat >"$T/ties.json" <<'EOF2'
+{"schema_version": 1, "provenance": {"machine": {"cpu": "Test CPU 9000"}}, "records": [
+{"kind": "task", "task": "niah", "variant": "mha", "backend": "cpu", "seed": 1, "settings": {"context_len": 256, "depth": 0.0}, "status": "ok", "metrics": {"accuracy": 0.0, "n": 10}},
+{"kind": "task", "task": "niah", "variant": "dma", "backend": "cpu", "seed": 1, "settings": {"context_len": 256, "depth": 0.0}, "status": "ok", "metrics": {"accuracy": 0.0, "n": 10}},
+{"kind": "task", "task": "niah", "variant": "mha", "backend": "cpu", "seed": 1, "settings": {"context_len": 256, "depth": 1.0}, "status": "ok", "metrics": {"accuracy": 0.5, "n": 10}},
+{"kind": "task", "task": "niah", "variant": "dma", "backend": "cpu", "seed": 1, "settings": {"context_len": 256, "depth": 1.0}, "status": "ok", "metrics": {"accuracy": 0.9, "n": 10}}]}
+EOF2
+"$B" table "$T/ties.json" --task niah --rows depth >"$T/ties.md" 2>"$T/ties.err"
+if grep -q '^| 0 | 0 \[' "$T/ties.md" && ! grep '^| 0 |' "$T/ties.md" | grep -q '\*\*' &&
+    grep '^| 1 |' "$T/ties.md" | grep -q '\*\*90'; then ok table_all_tied_not_bold
+else nok table_all_tied_not_bold "$(grep '^| [01] |' "$T/ties.md" | tr '\n' ' ') $(head -c 200 "$T/ties.err")"; fi
 # the same input gives the same bytes
 "$B" table "$TK" --format latex >"$T/again.tex" 2>/dev/null
 cmp -s "$T/again.tex" "$T/table_tasks.tex" && ok table_deterministic || nok table_deterministic "two runs differ"
