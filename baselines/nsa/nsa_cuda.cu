@@ -540,24 +540,7 @@ __global__ void nsa_cmp_bwd_w_kernel(const T *x, long long xsb, long long xss, l
     dw[((size_t)h * l * D + r) * D + col] = acc;
 }
 
-struct NsaWs {
-    void *ptr = nullptr;
-    size_t bytes = 0;
-};
-NsaWs g_nws;
-
-attn_status nws_get(size_t bytes, char **out) {
-    if (g_nws.bytes < bytes) {
-        dm_cuda_free(g_nws.ptr);
-        g_nws.ptr = nullptr;
-        g_nws.bytes = 0;
-        attn_status st = dm_cuda_alloc(&g_nws.ptr, bytes);
-        if (st != ATTN_OK) return st;
-        g_nws.bytes = bytes;
-    }
-    *out = static_cast<char *>(g_nws.ptr);
-    return ATTN_OK;
-}
+dm_cuda_ws g_nws; /* compressed keys, branch outputs, selection and gradients, kept between calls */
 
 /* Sizes every step shares. */
 struct NsaDims {
@@ -714,7 +697,7 @@ template <typename T> attn_status nsa_forward_t(const attn_params *p) {
     const size_t ob = r256((size_t)z.B * z.Nq * z.Hq * z.D * sizeof(T));
     const size_t selb = r256((size_t)z.B * z.Hkv * z.Nq * z.nsel * sizeof(int));
     char *ws;
-    attn_status st = nws_get(2 * bf.kcb + 2 * ob + selb, &ws);
+    attn_status st = dm_cuda_ws_get(&g_nws, 2 * bf.kcb + 2 * ob + selb, (void **)&ws, nullptr);
     if (st != ATTN_OK) return st;
     bf.kc = reinterpret_cast<T *>(ws), bf.vc = reinterpret_cast<T *>(ws + bf.kcb);
     bf.ocmp = reinterpret_cast<T *>(ws + 2 * bf.kcb), bf.oslc = reinterpret_cast<T *>(ws + 2 * bf.kcb + ob);
@@ -745,7 +728,7 @@ template <typename T> attn_status nsa_backward_t(const attn_params *p) {
     /* T: kc vc ocmp oslc owin dout_s dq_t dk_t dv_t dkc_t dvc_t; sel; lse; fp32: dq dk dv dkc dvc */
     const size_t total = 4 * kcb + 5 * ob + 2 * kb + selb + lseb + qa + 2 * ka + 2 * ca;
     char *ws;
-    attn_status st = nws_get(total, &ws);
+    attn_status st = dm_cuda_ws_get(&g_nws, total, (void **)&ws, nullptr);
     if (st != ATTN_OK) return st;
     char *c = ws;
     auto take = [&](size_t n) {

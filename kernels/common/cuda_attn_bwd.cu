@@ -362,24 +362,7 @@ __global__ void bwd_finish_kernel(const float *dk_acc, const float *dv_acc, T *d
     *reinterpret_cast<uint32_t *>(dv + b * dvsb + (long long)j * dvss + g * dvsh + d) = pack2<T>::from(v0, v1);
 }
 
-struct BwdWs {
-    void *ptr = nullptr;
-    size_t bytes = 0;
-};
-BwdWs g_bws;
-
-attn_status bws_get(size_t bytes, void **out) {
-    if (g_bws.bytes < bytes) {
-        dm_cuda_free(g_bws.ptr);
-        g_bws.ptr = nullptr;
-        g_bws.bytes = 0;
-        attn_status st = dm_cuda_alloc(&g_bws.ptr, bytes);
-        if (st != ATTN_OK) return st;
-        g_bws.bytes = bytes;
-    }
-    *out = g_bws.ptr;
-    return ATTN_OK;
-}
+dm_cuda_ws g_bws; /* the backward's accumulators, kept between calls */
 
 template <typename T, int D> attn_status launch_bwd(const attn_params *p, BwdArgs &a, const cuda_attn_spec *s) {
     const int ntiles = (p->Nq + BQ - 1) / BQ;
@@ -418,7 +401,7 @@ extern "C" attn_status cuda_attn_backward(const attn_params *p, const cuda_attn_
     size_t accb = r256(nacc * sizeof(float));
     size_t sumb = r256((size_t)p->B * p->Hq * p->Nq * sizeof(float));
     char *ws;
-    attn_status st = bws_get(2 * accb + sumb, (void **)&ws);
+    attn_status st = dm_cuda_ws_get(&g_bws, 2 * accb + sumb, (void **)&ws, nullptr);
     if (st != ATTN_OK) return st;
     BwdArgs a;
     a.dk_acc = reinterpret_cast<float *>(ws);

@@ -616,33 +616,14 @@ attn_status plan_decode(const attn_params *p, long long nkeys, DecPlan *pl) {
 }
 
 /* Workspaces kept between calls (timing loops must not measure cudaMalloc). */
-struct dec_ws {
-    char *ptr = nullptr;
-    size_t bytes = 0;
-};
-dec_ws g_part; /* the splits' partials */
-dec_ws g_sel;  /* dma: select state and histograms first, then candidates, lists, z */
+dm_cuda_ws g_part; /* the splits' partials */
+dm_cuda_ws g_sel;  /* dma: select state and histograms first, then candidates, lists, z */
 /* The select's state and histograms must be zero when a select starts (the last
  * CTA of each pass clears what it used). They are cleared here when the buffer is
  * new, when the number of (batch, kv head) rows (and so their place) changed, or
  * when a call stopped after queuing part of a select. */
 long long g_sel_units = -1;
 bool g_sel_dirty = true;
-
-attn_status ws_get(dec_ws &w, size_t bytes, char **out, bool *fresh) {
-    *fresh = false;
-    if (w.bytes < bytes) {
-        dm_cuda_free(w.ptr);
-        w.ptr = nullptr;
-        w.bytes = 0;
-        attn_status st = dm_cuda_alloc(reinterpret_cast<void **>(&w.ptr), bytes);
-        if (st != ATTN_OK) return st;
-        w.bytes = bytes;
-        *fresh = true;
-    }
-    *out = w.ptr;
-    return ATTN_OK;
-}
 
 void fill_args(const attn_params *p, int window, DecArgs *a) {
     memset(a, 0, sizeof *a);
@@ -700,8 +681,7 @@ extern "C" attn_status cuda_decode_forward(const attn_params *p, int window) {
     attn_status st = plan_decode(p, n, &pl);
     if (st != ATTN_OK) return st;
     char *ws;
-    bool fresh;
-    if ((st = ws_get(g_part, pl.o_bytes + pl.ml_bytes, &ws, &fresh)) != ATTN_OK) return st;
+    if ((st = dm_cuda_ws_get(&g_part, pl.o_bytes + pl.ml_bytes, (void **)&ws, nullptr)) != ATTN_OK) return st;
     DecArgs a;
     fill_args(p, window, &a);
     a.klo = (int)(n > 0 ? lo : 0);
@@ -736,9 +716,9 @@ extern "C" attn_status cuda_decode_dma_forward(const attn_params *p, cuda_decode
     const size_t nb = r256(units * sizeof(int));
     const size_t zb = p->w_dt ? r256(units * p->Nk * sizeof(float)) : 0;
     char *part, *ws;
-    bool fresh;
-    if ((st = ws_get(g_part, pl.o_bytes + pl.ml_bytes, &part, &fresh)) != ATTN_OK) return st;
-    if ((st = ws_get(g_sel, sb + hb + cb + lb + nb + zb, &ws, &fresh)) != ATTN_OK) return st;
+    int fresh = 0;
+    if ((st = dm_cuda_ws_get(&g_part, pl.o_bytes + pl.ml_bytes, (void **)&part, nullptr)) != ATTN_OK) return st;
+    if ((st = dm_cuda_ws_get(&g_sel, sb + hb + cb + lb + nb + zb, (void **)&ws, &fresh)) != ATTN_OK) return st;
     if (fresh) g_sel_dirty = true;
     if (select && (g_sel_dirty || g_sel_units != (long long)units)) {
         CUDA_CHECK(cudaMemsetAsync(ws, 0, sb + hb));

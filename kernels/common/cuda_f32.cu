@@ -38,24 +38,7 @@ attn_status convert(const void *src, const attn_stride &s, void *dst, const attn
     return ATTN_OK;
 }
 
-struct F32Ws {
-    void *ptr = nullptr;
-    size_t bytes = 0;
-};
-F32Ws g_f32;
-
-attn_status ws_get(size_t bytes, char **out) {
-    if (g_f32.bytes < bytes) {
-        dm_cuda_free(g_f32.ptr);
-        g_f32.ptr = nullptr;
-        g_f32.bytes = 0;
-        attn_status st = dm_cuda_alloc(&g_f32.ptr, bytes);
-        if (st != ATTN_OK) return st;
-        g_f32.bytes = bytes;
-    }
-    *out = static_cast<char *>(g_f32.ptr);
-    return ATTN_OK;
-}
+dm_cuda_ws g_f32; /* the bf16 copies, kept between calls */
 
 attn_stride contiguous(int N, int H, int D) { return attn_stride{(int64_t)N * H * D, (int64_t)H * D, D}; }
 
@@ -69,7 +52,7 @@ attn_status make_twin(const attn_params *p, int backward, attn_params *t) {
     /* q, o (and dout, dq) of the queries' shape; k, v (and dk, dv) of the keys' */
     size_t total = backward ? 4 * bq + 4 * bk : 2 * bq + 2 * bk;
     char *ws;
-    attn_status st = ws_get(total, &ws);
+    attn_status st = dm_cuda_ws_get(&g_f32, total, (void **)&ws, nullptr);
     if (st != ATTN_OK) return st;
     const attn_stride qs = contiguous(p->Nq, p->Hq, p->D), ks = contiguous(p->Nk, p->Hkv, p->D);
     t->q = ws, t->q_st = qs;

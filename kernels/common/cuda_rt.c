@@ -11,6 +11,12 @@ attn_status dm_cuda_alloc(void **ptr, size_t bytes) {
     return ATTN_ERR_UNSUPPORTED;
 }
 void dm_cuda_free(void *ptr) { (void)ptr; }
+attn_status dm_cuda_ws_get(dm_cuda_ws *w, size_t bytes, void **out, int *fresh) {
+    (void)w, (void)bytes;
+    *out = NULL;
+    if (fresh) *fresh = 0;
+    return ATTN_ERR_UNSUPPORTED;
+}
 size_t dm_cuda_mem_current(void) { return 0; }
 size_t dm_cuda_mem_peak(void) { return 0; }
 void dm_cuda_mem_reset_peak(void) {}

@@ -49,6 +49,21 @@ extern "C" void dm_cuda_free(void *ptr) {
     cudaFree(ptr);
 }
 
+extern "C" attn_status dm_cuda_ws_get(dm_cuda_ws *w, size_t bytes, void **out, int *fresh) {
+    if (fresh) *fresh = 0;
+    if (w->bytes < bytes) {
+        dm_cuda_free(w->ptr);
+        w->ptr = nullptr;
+        w->bytes = 0;
+        attn_status st = dm_cuda_alloc(&w->ptr, bytes);
+        if (st != ATTN_OK) return st;
+        w->bytes = bytes;
+        if (fresh) *fresh = 1;
+    }
+    *out = w->ptr;
+    return ATTN_OK;
+}
+
 extern "C" size_t dm_cuda_mem_current(void) { return cur_bytes; }
 extern "C" size_t dm_cuda_mem_peak(void) { return peak_bytes; }
 extern "C" void dm_cuda_mem_reset_peak(void) { peak_bytes = cur_bytes; }

@@ -20,6 +20,16 @@ void dm_cuda_free(void *ptr);
 size_t dm_cuda_mem_current(void);
 size_t dm_cuda_mem_peak(void);
 void dm_cuda_mem_reset_peak(void);
+/* A device buffer kept between calls and grown on demand, so that timing loops
+ * do not measure cudaMalloc (zero-initialise it: {0}). */
+typedef struct {
+    void *ptr;
+    size_t bytes;
+} dm_cuda_ws;
+/* *out = w's buffer of at least bytes; a smaller one is freed and replaced (its
+ * contents lost), and then *fresh (may be NULL) is 1, else 0. */
+attn_status dm_cuda_ws_get(dm_cuda_ws *w, size_t bytes, void **out, int *fresh);
+
 /* Free and total device memory (cudaMemGetInfo). */
 attn_status dm_cuda_mem_info(size_t *free_bytes, size_t *total_bytes);
 

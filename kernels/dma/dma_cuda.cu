@@ -247,25 +247,7 @@ __global__ void __launch_bounds__(PLAN_THREADS) dma_plan_kernel(const PlanArgs a
     }
 }
 
-/* A workspace kept between calls so that timing loops do not measure cudaMalloc. */
-struct dma_ws {
-    void *ptr = nullptr;
-    size_t bytes = 0;
-};
-dma_ws g_ws;
-
-attn_status ws_get(size_t bytes, void **out) {
-    if (g_ws.bytes < bytes) {
-        dm_cuda_free(g_ws.ptr);
-        g_ws.ptr = nullptr;
-        g_ws.bytes = 0;
-        attn_status st = dm_cuda_alloc(&g_ws.ptr, bytes);
-        if (st != ATTN_OK) return st;
-        g_ws.bytes = bytes;
-    }
-    *out = g_ws.ptr;
-    return ATTN_OK;
-}
+dm_cuda_ws g_ws; /* plan and selection state, kept between calls */
 
 /* z from v and w_dt with dma_score_kernel; dt too when dt_out is not NULL. */
 attn_status score_launch(const attn_params *p, float *z, float *dt_out) {
@@ -318,7 +300,7 @@ attn_status dma_plan(const attn_params *p, int backward, DmaPlan *pl) {
     size_t cb = r256(units * ncoarse * sizeof(unsigned long long));
     size_t bwb = backward ? (p->w_dt ? 3 * nzb + r256(2 * p->Hkv * sizeof(float)) : nzb) : 0;
     char *ws;
-    attn_status st = ws_get(zb + tb + lb + nb + cb + bwb + 256, (void **)&ws);
+    attn_status st = dm_cuda_ws_get(&g_ws, zb + tb + lb + nb + cb + bwb + 256, (void **)&ws, nullptr);
     if (st != ATTN_OK) return st;
     unsigned long long *tkey = reinterpret_cast<unsigned long long *>(ws);
     int *list = reinterpret_cast<int *>(ws + tb);
