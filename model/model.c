@@ -24,7 +24,7 @@ const char *model_status_str(model_status s) {
     return (unsigned)s <= MODEL_ERR_NONFINITE ? status_names[s] : "unknown status";
 }
 
-static model_status mfail(model_status st, char *err, size_t err_len, const char *fmt, ...) {
+model_status model_errf(model_status st, char *err, size_t err_len, const char *fmt, ...) {
     if (err && err_len) {
         va_list ap;
         va_start(ap, fmt);
@@ -144,9 +144,9 @@ void model_set_threads(int n) {
 model_status model_create(const model_config *cfg, model **out, char *err, size_t err_len) {
     *out = NULL;
     char why[256];
-    if (model_config_check(cfg, why, sizeof why)) return mfail(MODEL_ERR_CONFIG, err, err_len, "%s", why);
+    if (model_config_check(cfg, why, sizeof why)) return model_errf(MODEL_ERR_CONFIG, err, err_len, "%s", why);
     model *m = calloc(1, sizeof *m);
-    if (!m) return mfail(MODEL_ERR_OOM, err, err_len, "out of memory");
+    if (!m) return model_errf(MODEL_ERR_OOM, err, err_len, "out of memory");
     m->cfg = *cfg;
     m->L = cfg->num_hidden_layers, m->C = cfg->hidden_size, m->H = cfg->num_attention_heads;
     m->K = cfg->num_key_value_heads, m->D = cfg->head_dim, m->F = cfg->intermediate_size, m->V = cfg->vocab_size;
@@ -156,19 +156,19 @@ model_status model_create(const model_config *cfg, model **out, char *err, size_
     m->op = attn_registry_find(cfg->variant, cfg->backend);
     if (!m->op) {
         model_free(m);
-        return mfail(MODEL_ERR_ATTN, err, err_len, "no %s backend of %s is built in", attn_backend_name(cfg->backend),
+        return model_errf(MODEL_ERR_ATTN, err, err_len, "no %s backend of %s is built in", attn_backend_name(cfg->backend),
                      attn_variant_name(cfg->variant));
     }
     if (build_table(m)) {
         model_free(m);
-        return mfail(MODEL_ERR_OOM, err, err_len, "out of memory");
+        return model_errf(MODEL_ERR_OOM, err, err_len, "out of memory");
     }
     m->p = attn_alloc(m->np * sizeof(float));
     m->g = attn_calloc(m->np, sizeof(float));
     if (cfg->variant == ATTN_DMA) m->wdt_t = attn_alloc((size_t)m->L * m->KD * m->K * sizeof(float));
     if (!m->p || !m->g || (cfg->variant == ATTN_DMA && !m->wdt_t)) {
         model_free(m);
-        return mfail(MODEL_ERR_OOM, err, err_len, "out of memory for %zu parameters", m->np);
+        return model_errf(MODEL_ERR_OOM, err, err_len, "out of memory for %zu parameters", m->np);
     }
     model_init_params(m, cfg->train.seed);
     *out = m;
@@ -359,12 +359,12 @@ static model_status attn_fail(model *m, const attn_params *p, attn_status st, in
                               size_t err_len) {
     char why[256] = "";
     if (!m->op->supports(p, backward, why, sizeof why) && why[0])
-        return mfail(MODEL_ERR_ATTN, err, err_len, "%s %s %s: %s", attn_variant_name(m->op->variant),
+        return model_errf(MODEL_ERR_ATTN, err, err_len, "%s %s %s: %s", attn_variant_name(m->op->variant),
                      attn_backend_name(m->op->backend), backward ? "backward" : "forward", why);
     if (st == ATTN_ERR_NONFINITE)
-        return mfail(MODEL_ERR_NONFINITE, err, err_len, "NaN or Inf reached the attention (the model diverged?)");
-    if (st == ATTN_ERR_OOM) return mfail(MODEL_ERR_OOM, err, err_len, "out of memory in the attention operator");
-    return mfail(MODEL_ERR_ATTN, err, err_len, "%s %s %s failed: %s", attn_variant_name(m->op->variant),
+        return model_errf(MODEL_ERR_NONFINITE, err, err_len, "NaN or Inf reached the attention (the model diverged?)");
+    if (st == ATTN_ERR_OOM) return model_errf(MODEL_ERR_OOM, err, err_len, "out of memory in the attention operator");
+    return model_errf(MODEL_ERR_ATTN, err, err_len, "%s %s %s failed: %s", attn_variant_name(m->op->variant),
                  attn_backend_name(m->op->backend), backward ? "backward" : "forward", attn_status_str(st));
 }
 
@@ -504,7 +504,7 @@ model_status model_stack_forward(model *m, model_acts *a, const int32_t *ids, in
                                  struct model_cache *cache, char *err, size_t err_len) {
     size_t M = (size_t)B * n;
     int C = m->C;
-    if (model_rope_ensure(m, pos0 + n) != MODEL_OK) return mfail(MODEL_ERR_OOM, err, err_len, "out of memory");
+    if (model_rope_ensure(m, pos0 + n) != MODEL_OK) return model_errf(MODEL_ERR_OOM, err, err_len, "out of memory");
     refresh_wdt(m);
     const float *E = TP(m, m->emb);
     float *x0 = a->x[0];
@@ -669,19 +669,19 @@ static model_status check_ids(const model *m, const int32_t *ids, const int32_t 
                               size_t err_len) {
     for (size_t i = 0; i < M; i++) {
         if (ids[i] < 0 || ids[i] >= m->V)
-            return mfail(MODEL_ERR_ARG, err, err_len, "token id %d at position %zu is outside the vocabulary (0..%d)",
+            return model_errf(MODEL_ERR_ARG, err, err_len, "token id %d at position %zu is outside the vocabulary (0..%d)",
                          ids[i], i, m->V - 1);
         if (labels && labels[i] != MODEL_IGNORE && (labels[i] < 0 || labels[i] >= m->V))
-            return mfail(MODEL_ERR_ARG, err, err_len, "label %d at position %zu is neither a token id (0..%d) nor %d",
+            return model_errf(MODEL_ERR_ARG, err, err_len, "label %d at position %zu is neither a token id (0..%d) nor %d",
                          labels[i], i, m->V - 1, MODEL_IGNORE);
     }
     return MODEL_OK;
 }
 
 static model_status check_shape(const model *m, int B, int T, char *err, size_t err_len) {
-    if (B < 1 || T < 1) return mfail(MODEL_ERR_ARG, err, err_len, "batch and length must be >= 1 (got %d, %d)", B, T);
+    if (B < 1 || T < 1) return model_errf(MODEL_ERR_ARG, err, err_len, "batch and length must be >= 1 (got %d, %d)", B, T);
     if ((double)B * T * (m->Wd > m->V ? m->Wd : m->V) > 4e9)
-        return mfail(MODEL_ERR_ARG, err, err_len, "batch %d x length %d is too large", B, T);
+        return model_errf(MODEL_ERR_ARG, err, err_len, "batch %d x length %d is too large", B, T);
     return MODEL_OK;
 }
 
@@ -692,7 +692,7 @@ static model_status score_forward(model *m, const int32_t *ids, int B, int T, ch
     if (st == MODEL_OK) st = check_ids(m, ids, NULL, (size_t)B * T, err, err_len);
     if (st != MODEL_OK) return st;
     if (model_acts_ensure(m, &m->acts, B, T, m->acts.train) != MODEL_OK)
-        return mfail(MODEL_ERR_OOM, err, err_len, "out of memory for the activations of %d x %d tokens", B, T);
+        return model_errf(MODEL_ERR_OOM, err, err_len, "out of memory for the activations of %d x %d tokens", B, T);
     st = model_stack_forward(m, &m->acts, ids, B, T, 0, NULL, err, err_len);
     if (st == MODEL_OK) model_lm_head(m, m->acts.xf, (size_t)B * T, m->acts.logits);
     return st;
@@ -724,7 +724,7 @@ model_status model_token_losses(model *m, const int32_t *ids, const int32_t *lab
     if (count) *count = n;
     if (logits) memcpy(logits, m->acts.logits, M * m->V * sizeof(float));
     m->tm.total_s += omp_get_wtime() - t0;
-    return isfinite(s) ? MODEL_OK : mfail(MODEL_ERR_NONFINITE, err, err_len, "the loss is not finite");
+    return isfinite(s) ? MODEL_OK : model_errf(MODEL_ERR_NONFINITE, err, err_len, "the loss is not finite");
 }
 
 model_status model_forward_backward(model *m, const int32_t *ids, const int32_t *labels, int B, int T, double scale,
@@ -738,7 +738,7 @@ model_status model_forward_backward(model *m, const int32_t *ids, const int32_t 
     if (loss) *loss = 0;
     model_acts *a = &m->acts;
     if (model_acts_ensure(m, a, B, T, 1) != MODEL_OK)
-        return mfail(MODEL_ERR_OOM, err, err_len, "out of memory for the training activations of %d x %d tokens", B, T);
+        return model_errf(MODEL_ERR_OOM, err, err_len, "out of memory for the training activations of %d x %d tokens", B, T);
     int64_t n = 0;
     for (size_t i = 0; i < M; i++) n += labels[i] != MODEL_IGNORE;
     if (n == 0) return MODEL_OK;
@@ -748,7 +748,7 @@ model_status model_forward_backward(model *m, const int32_t *ids, const int32_t 
     mops_cross_entropy(a->logits, labels, M, V, a->rowloss, a->dlogits, scale / (double)n);
     double s = 0;
     for (size_t i = 0; i < M; i++) s += a->rowloss[i];
-    if (!isfinite(s)) return mfail(MODEL_ERR_NONFINITE, err, err_len, "the loss is not finite (the model diverged?)");
+    if (!isfinite(s)) return model_errf(MODEL_ERR_NONFINITE, err, err_len, "the loss is not finite (the model diverged?)");
     if (loss) *loss = s / (double)n;
 
     /* logits = xf E^T: dxf = dlogits E; dE += dlogits^T xf */

@@ -16,21 +16,11 @@
 #include "model_internal.h"
 #include "rng.h"
 
-static model_status dfail(model_status st, char *err, size_t err_len, const char *fmt, ...) {
-    if (err && err_len) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, err_len, fmt, ap);
-        va_end(ap);
-    }
-    return st;
-}
-
 model_status model_cache_create(model *m, int B, int max_len, model_cache **out, char *err, size_t err_len) {
     *out = NULL;
-    if (B < 1 || max_len < 1) return dfail(MODEL_ERR_ARG, err, err_len, "cache: batch and length must be >= 1");
+    if (B < 1 || max_len < 1) return model_errf(MODEL_ERR_ARG, err, err_len, "cache: batch and length must be >= 1");
     model_cache *c = calloc(1, sizeof *c);
-    if (!c) return dfail(MODEL_ERR_OOM, err, err_len, "out of memory");
+    if (!c) return model_errf(MODEL_ERR_OOM, err, err_len, "out of memory");
     c->B = B, c->max_len = max_len;
     size_t kv = (size_t)m->L * B * max_len * m->KD;
     c->k = attn_alloc(kv * sizeof(float));
@@ -45,7 +35,7 @@ model_status model_cache_create(model *m, int B, int max_len, model_cache **out,
     }
     if (!ok || model_rope_ensure(m, max_len) != MODEL_OK) {
         model_cache_free(c);
-        return dfail(MODEL_ERR_OOM, err, err_len, "out of memory for a cache of %d x %d tokens", B, max_len);
+        return model_errf(MODEL_ERR_OOM, err, err_len, "out of memory for a cache of %d x %d tokens", B, max_len);
     }
     *out = c;
     return MODEL_OK;
@@ -67,16 +57,16 @@ int model_cache_len(const model_cache *c) { return c->len; }
 
 model_status model_cache_step(model *m, model_cache *c, const int32_t *ids, int n, int all_logits, float *logits,
                               char *err, size_t err_len) {
-    if (n < 1) return dfail(MODEL_ERR_ARG, err, err_len, "cache step: no tokens");
+    if (n < 1) return model_errf(MODEL_ERR_ARG, err, err_len, "cache step: no tokens");
     if (c->len + n > c->max_len)
-        return dfail(MODEL_ERR_ARG, err, err_len, "the cache holds %d tokens at most (%d + %d asked)", c->max_len, c->len,
+        return model_errf(MODEL_ERR_ARG, err, err_len, "the cache holds %d tokens at most (%d + %d asked)", c->max_len, c->len,
                      n);
     size_t M = (size_t)c->B * n;
     for (size_t i = 0; i < M; i++)
         if (ids[i] < 0 || ids[i] >= m->V)
-            return dfail(MODEL_ERR_ARG, err, err_len, "token id %d is outside the vocabulary (0..%d)", ids[i], m->V - 1);
+            return model_errf(MODEL_ERR_ARG, err, err_len, "token id %d is outside the vocabulary (0..%d)", ids[i], m->V - 1);
     if (model_acts_ensure(m, &c->acts, c->B, n, 0) != MODEL_OK)
-        return dfail(MODEL_ERR_OOM, err, err_len, "out of memory");
+        return model_errf(MODEL_ERR_OOM, err, err_len, "out of memory");
     model_status st = model_stack_forward(m, &c->acts, ids, c->B, n, c->len, c, err, err_len);
     if (st != MODEL_OK) return st;
     c->len += n;
@@ -131,10 +121,10 @@ static int pick(const float *lg, int V, double temp, int top_k, rng_t *r, double
 model_status model_generate(model *m, const int32_t *prompt, int n_prompt, const model_gen_opts *o, int32_t *out,
                             int *n_out, float *step_logits, char *err, size_t err_len) {
     *n_out = 0;
-    if (n_prompt < 1) return dfail(MODEL_ERR_ARG, err, err_len, "generate: the prompt is empty");
-    if (o->max_new < 0) return dfail(MODEL_ERR_ARG, err, err_len, "generate: max_new must be >= 0");
+    if (n_prompt < 1) return model_errf(MODEL_ERR_ARG, err, err_len, "generate: the prompt is empty");
+    if (o->max_new < 0) return model_errf(MODEL_ERR_ARG, err, err_len, "generate: max_new must be >= 0");
     if (!(o->temperature >= 0) || !isfinite(o->temperature))
-        return dfail(MODEL_ERR_ARG, err, err_len, "generate: temperature must be >= 0");
+        return model_errf(MODEL_ERR_ARG, err, err_len, "generate: temperature must be >= 0");
     if (o->max_new == 0) return MODEL_OK;
     model_cache *c = NULL;
     model_status st = model_cache_create(m, 1, n_prompt + o->max_new, &c, err, err_len);
@@ -142,7 +132,7 @@ model_status model_generate(model *m, const int32_t *prompt, int n_prompt, const
     float *lg = malloc((size_t)m->V * sizeof(float));
     double *work = malloc((size_t)m->V * sizeof(double));
     if (!lg || !work) {
-        st = dfail(MODEL_ERR_OOM, err, err_len, "out of memory");
+        st = model_errf(MODEL_ERR_OOM, err, err_len, "out of memory");
         goto done;
     }
     rng_t r;
@@ -165,14 +155,14 @@ done:
 
 model_status model_greedy_batch(model *m, const int32_t *prompts, int B, int n_prompt, int n_new, int32_t *out,
                                 char *err, size_t err_len) {
-    if (n_prompt < 1 || B < 1 || n_new < 0) return dfail(MODEL_ERR_ARG, err, err_len, "greedy: bad sizes");
+    if (n_prompt < 1 || B < 1 || n_new < 0) return model_errf(MODEL_ERR_ARG, err, err_len, "greedy: bad sizes");
     if (n_new == 0) return MODEL_OK;
     model_cache *c = NULL;
     model_status st = model_cache_create(m, B, n_prompt + n_new, &c, err, err_len);
     if (st != MODEL_OK) return st;
     float *lg = malloc((size_t)B * m->V * sizeof(float));
     int32_t *next = malloc((size_t)B * sizeof(int32_t));
-    if (!lg || !next) st = dfail(MODEL_ERR_OOM, err, err_len, "out of memory");
+    if (!lg || !next) st = model_errf(MODEL_ERR_OOM, err, err_len, "out of memory");
     if (st == MODEL_OK) st = model_cache_step(m, c, prompts, n_prompt, 0, lg, err, err_len);
     for (int i = 0; i < n_new && st == MODEL_OK; i++) {
         for (int b = 0; b < B; b++) {

@@ -25,22 +25,12 @@
 
 #include "model_internal.h"
 
-static model_status gfail(model_status st, char *err, size_t err_len, const char *fmt, ...) {
-    if (err && err_len) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, err_len, fmt, ap);
-        va_end(ap);
-    }
-    return st;
-}
-
 #ifndef DMABENCH_CUDA
 
 model_status model_gpu_create(model *m, int B, int T, model_gpu **out, char *err, size_t err_len) {
     (void)m, (void)B, (void)T;
     *out = NULL;
-    return gfail(MODEL_ERR_ATTN, err, err_len, "CUDA is not built into this binary");
+    return model_errf(MODEL_ERR_ATTN, err, err_len, "CUDA is not built into this binary");
 }
 void model_gpu_free(model_gpu *g) { (void)g; }
 void model_gpu_memory(const model_gpu *g, model_gpu_mem *mem) {
@@ -50,29 +40,29 @@ void model_gpu_memory(const model_gpu *g, model_gpu_mem *mem) {
 model_status model_gpu_forward_backward(model_gpu *g, const int32_t *ids, const int32_t *labels, int B, int T,
                                         double scale, double *loss, char *err, size_t err_len) {
     (void)g, (void)ids, (void)labels, (void)B, (void)T, (void)scale, (void)loss;
-    return gfail(MODEL_ERR_ATTN, err, err_len, "CUDA is not built into this binary");
+    return model_errf(MODEL_ERR_ATTN, err, err_len, "CUDA is not built into this binary");
 }
 model_status model_gpu_token_losses(model_gpu *g, const int32_t *ids, const int32_t *labels, int B, int T,
                                     float *losses, double *mean, int64_t *count, char *err, size_t err_len) {
     (void)g, (void)ids, (void)labels, (void)B, (void)T, (void)losses, (void)mean, (void)count;
-    return gfail(MODEL_ERR_ATTN, err, err_len, "CUDA is not built into this binary");
+    return model_errf(MODEL_ERR_ATTN, err, err_len, "CUDA is not built into this binary");
 }
 model_status model_gpu_predict(model_gpu *g, const int32_t *ids, int B, int T, int32_t *pred, char *err, size_t err_len) {
     (void)g, (void)ids, (void)B, (void)T, (void)pred;
-    return gfail(MODEL_ERR_ATTN, err, err_len, "CUDA is not built into this binary");
+    return model_errf(MODEL_ERR_ATTN, err, err_len, "CUDA is not built into this binary");
 }
 void model_gpu_zero_grads(model_gpu *g) { (void)g; }
 model_status model_gpu_download_grads(model_gpu *g, float *out, char *err, size_t err_len) {
     (void)g, (void)out;
-    return gfail(MODEL_ERR_ATTN, err, err_len, "CUDA is not built into this binary");
+    return model_errf(MODEL_ERR_ATTN, err, err_len, "CUDA is not built into this binary");
 }
 model_status model_gpu_grad_norm(model_gpu *g, double *norm, char *err, size_t err_len) {
     (void)g, (void)norm;
-    return gfail(MODEL_ERR_ATTN, err, err_len, "CUDA is not built into this binary");
+    return model_errf(MODEL_ERR_ATTN, err, err_len, "CUDA is not built into this binary");
 }
 model_status model_gpu_adamw_step(model_gpu *g, double lr, float gscale, char *err, size_t err_len) {
     (void)g, (void)lr, (void)gscale;
-    return gfail(MODEL_ERR_ATTN, err, err_len, "CUDA is not built into this binary");
+    return model_errf(MODEL_ERR_ATTN, err, err_len, "CUDA is not built into this binary");
 }
 int64_t model_gpu_adamw_steps(const model_gpu *g) {
     (void)g;
@@ -80,19 +70,19 @@ int64_t model_gpu_adamw_steps(const model_gpu *g) {
 }
 model_status model_gpu_download(model_gpu *g, char *err, size_t err_len) {
     (void)g;
-    return gfail(MODEL_ERR_ATTN, err, err_len, "CUDA is not built into this binary");
+    return model_errf(MODEL_ERR_ATTN, err, err_len, "CUDA is not built into this binary");
 }
 model_status model_gpu_upload(model_gpu *g, char *err, size_t err_len) {
     (void)g;
-    return gfail(MODEL_ERR_ATTN, err, err_len, "CUDA is not built into this binary");
+    return model_errf(MODEL_ERR_ATTN, err, err_len, "CUDA is not built into this binary");
 }
 model_status model_gpu_adamw_download(model_gpu *g, model_adamw *o, char *err, size_t err_len) {
     (void)g, (void)o;
-    return gfail(MODEL_ERR_ATTN, err, err_len, "CUDA is not built into this binary");
+    return model_errf(MODEL_ERR_ATTN, err, err_len, "CUDA is not built into this binary");
 }
 model_status model_gpu_adamw_upload(model_gpu *g, const model_adamw *o, char *err, size_t err_len) {
     (void)g, (void)o;
-    return gfail(MODEL_ERR_ATTN, err, err_len, "CUDA is not built into this binary");
+    return model_errf(MODEL_ERR_ATTN, err, err_len, "CUDA is not built into this binary");
 }
 
 #else
@@ -147,10 +137,10 @@ struct model_gpu {
 
 /* A CUDA-side failure as a model status with the op's reason. */
 static model_status cfail(attn_status st, char *err, size_t err_len, const char *what) {
-    if (st == ATTN_ERR_OOM) return gfail(MODEL_ERR_OOM, err, err_len, "out of GPU memory in %s", what);
+    if (st == ATTN_ERR_OOM) return model_errf(MODEL_ERR_OOM, err, err_len, "out of GPU memory in %s", what);
     const char *why = mcuda_last_error();
     if (!why || !why[0]) why = dm_cuda_last_error();
-    return gfail(MODEL_ERR_ATTN, err, err_len, "%s failed: %s (%s)", what, attn_status_str(st), why ? why : "");
+    return model_errf(MODEL_ERR_ATTN, err, err_len, "%s failed: %s (%s)", what, attn_status_str(st), why ? why : "");
 }
 #define CK(call, what)                                                \
     do {                                                              \
@@ -225,23 +215,23 @@ model_status model_gpu_create(model *m, int B, int T, model_gpu **out, char *err
     *out = NULL;
     const model_config *c = &m->cfg;
     const attn_op *op = attn_registry_find(c->variant, ATTN_BACKEND_CUDA);
-    if (!op) return gfail(MODEL_ERR_ATTN, err, err_len, "no cuda backend of %s is built in", attn_variant_name(c->variant));
-    if (B < 1 || T < 1) return gfail(MODEL_ERR_ARG, err, err_len, "batch and length must be >= 1");
+    if (!op) return model_errf(MODEL_ERR_ATTN, err, err_len, "no cuda backend of %s is built in", attn_variant_name(c->variant));
+    if (B < 1 || T < 1) return model_errf(MODEL_ERR_ARG, err, err_len, "batch and length must be >= 1");
     cuda_info ci;
-    if (cuda_query(&ci) != 0) return gfail(MODEL_ERR_ATTN, err, err_len, "no usable CUDA device on this machine");
+    if (cuda_query(&ci) != 0) return model_errf(MODEL_ERR_ATTN, err, err_len, "no usable CUDA device on this machine");
     /* what the CUDA attention takes, before any allocation */
     if (m->D != 16 && m->D != 32 && m->D != 64 && m->D != 128)
-        return gfail(MODEL_ERR_CONFIG, err, err_len, "the cuda attention takes head_dim 16, 32, 64 or 128 (this model has %d)",
+        return model_errf(MODEL_ERR_CONFIG, err, err_len, "the cuda attention takes head_dim 16, 32, 64 or 128 (this model has %d)",
                      m->D);
     {   /* the ops index rows x width in 32 bits */
         size_t wmax = (size_t)(m->Wd > 2 * m->F ? m->Wd : 2 * m->F);
         if (wmax < (size_t)m->C) wmax = (size_t)m->C;
         if ((size_t)B * T * wmax > 2147483647u)
-            return gfail(MODEL_ERR_ARG, err, err_len, "batch %d x %d is too large for the GPU path (%zu elements per "
+            return model_errf(MODEL_ERR_ARG, err, err_len, "batch %d x %d is too large for the GPU path (%zu elements per "
                          "activation, the limit is 2^31)", B, T, (size_t)B * T * wmax);
     }
     if (m->H % m->K)
-        return gfail(MODEL_ERR_CONFIG, err, err_len, "num_attention_heads %d is not a multiple of num_key_value_heads %d",
+        return model_errf(MODEL_ERR_CONFIG, err, err_len, "num_attention_heads %d is not a multiple of num_key_value_heads %d",
                      m->H, m->K);
     {   /* the operator's own limits at this shape (dma's window and heads, nsa's group size, ...),
          * asked with stand-in pointers before anything is allocated */
@@ -258,12 +248,12 @@ model_status model_gpu_create(model *m, int B, int T, model_gpu **out, char *err
         p.dg = p.dw_ck = p.dw_cv = p.dp_k = p.dp_v = fake;
         char why[256] = "";
         if (!op->supports(&p, 1, why, sizeof why))
-            return gfail(MODEL_ERR_CONFIG, err, err_len, "the cuda %s cannot run this model: %s",
+            return model_errf(MODEL_ERR_CONFIG, err, err_len, "the cuda %s cannot run this model: %s",
                          attn_variant_name(c->variant), why[0] ? why : "unsupported shape");
     }
-    if (model_rope_ensure(m, T) != MODEL_OK) return gfail(MODEL_ERR_OOM, err, err_len, "out of memory");
+    if (model_rope_ensure(m, T) != MODEL_OK) return model_errf(MODEL_ERR_OOM, err, err_len, "out of memory");
     gpu_box *box = calloc(1, sizeof *box);
-    if (!box) return gfail(MODEL_ERR_OOM, err, err_len, "out of memory");
+    if (!box) return model_errf(MODEL_ERR_OOM, err, err_len, "out of memory");
     model_gpu *g = &box->g;
     alist *a = &box->mem;
     g->m = m, g->op = op, g->Bmax = B, g->Tmax = T, g->np = m->np;
@@ -327,7 +317,7 @@ model_status model_gpu_create(model *m, int B, int T, model_gpu **out, char *err
         model_gpu_free(g);
         size_t fr = 0, tot = 0;
         dm_cuda_mem_info(&fr, &tot);
-        return gfail(MODEL_ERR_OOM, err, err_len,
+        return model_errf(MODEL_ERR_OOM, err, err_len,
                      "the model does not fit on the GPU for batches of %d x %d tokens: %.2f GiB taken when an "
                      "allocation failed (%.2f of %.2f GiB free); use a smaller batch or context",
                      B, T, need / 1073741824.0, fr / 1073741824.0, tot / 1073741824.0);
@@ -437,10 +427,10 @@ static model_status attn_error(model_gpu *g, const attn_params *p, attn_status s
                                size_t err_len) {
     char why[256] = "";
     if (!g->op->supports(p, backward, why, sizeof why) && why[0])
-        return gfail(MODEL_ERR_ATTN, err, err_len, "%s cuda %s: %s", attn_variant_name(g->op->variant),
+        return model_errf(MODEL_ERR_ATTN, err, err_len, "%s cuda %s: %s", attn_variant_name(g->op->variant),
                      backward ? "backward" : "forward", why);
-    if (st == ATTN_ERR_OOM) return gfail(MODEL_ERR_OOM, err, err_len, "out of GPU memory in the attention");
-    return gfail(MODEL_ERR_ATTN, err, err_len, "%s cuda %s failed: %s (%s)", attn_variant_name(g->op->variant),
+    if (st == ATTN_ERR_OOM) return model_errf(MODEL_ERR_OOM, err, err_len, "out of GPU memory in the attention");
+    return model_errf(MODEL_ERR_ATTN, err, err_len, "%s cuda %s failed: %s (%s)", attn_variant_name(g->op->variant),
                  backward ? "backward" : "forward", attn_status_str(st), dm_cuda_last_error());
 }
 
@@ -484,16 +474,16 @@ static model_status layer_forward(model_gpu *g, int l, int B, int n, char *err, 
 static model_status check_batch(model_gpu *g, const int32_t *ids, const int32_t *labels, int B, int T, char *err,
                                 size_t err_len) {
     if (B < 1 || T < 1 || (size_t)B * T > (size_t)g->Bmax * g->Tmax || T > g->rope_len)
-        return gfail(MODEL_ERR_ARG, err, err_len, "batch %d x %d is larger than the GPU model was set up for (%d x %d)",
+        return model_errf(MODEL_ERR_ARG, err, err_len, "batch %d x %d is larger than the GPU model was set up for (%d x %d)",
                      B, T, g->Bmax, g->Tmax);
     size_t M = (size_t)B * T;
     int V = g->m->V;
     for (size_t i = 0; i < M; i++) {
         if (ids[i] < 0 || ids[i] >= V)
-            return gfail(MODEL_ERR_ARG, err, err_len, "token id %d at position %zu is outside the vocabulary (0..%d)",
+            return model_errf(MODEL_ERR_ARG, err, err_len, "token id %d at position %zu is outside the vocabulary (0..%d)",
                          ids[i], i, V - 1);
         if (labels && labels[i] != MODEL_IGNORE && (labels[i] < 0 || labels[i] >= V))
-            return gfail(MODEL_ERR_ARG, err, err_len, "label %d at position %zu is neither a token id (0..%d) nor %d",
+            return model_errf(MODEL_ERR_ARG, err, err_len, "label %d at position %zu is neither a token id (0..%d) nor %d",
                          labels[i], i, V - 1, MODEL_IGNORE);
     }
     return MODEL_OK;
@@ -518,7 +508,7 @@ static model_status stack_forward(model_gpu *g, const int32_t *ids, const int32_
 model_status model_gpu_token_losses(model_gpu *g, const int32_t *ids, const int32_t *labels, int B, int T,
                                     float *losses, double *mean, int64_t *count, char *err, size_t err_len) {
     model *m = g->m;
-    if (!labels) return gfail(MODEL_ERR_ARG, err, err_len, "token losses need labels");
+    if (!labels) return model_errf(MODEL_ERR_ARG, err, err_len, "token losses need labels");
     model_status st = check_batch(g, ids, labels, B, T, err, err_len);
     if (st == MODEL_OK) st = stack_forward(g, ids, labels, B, T, err, err_len);
     if (st != MODEL_OK) return st;
@@ -531,7 +521,7 @@ model_status model_gpu_token_losses(model_gpu *g, const int32_t *ids, const int3
     if (losses) CK(dm_cuda_d2h(losses, g->rowloss, M * sizeof(float)), "the losses' download");
     if (mean) *mean = n ? s / (double)n : 0.0;
     if (count) *count = n;
-    return isfinite(s) ? MODEL_OK : gfail(MODEL_ERR_NONFINITE, err, err_len, "the loss is not finite");
+    return isfinite(s) ? MODEL_OK : model_errf(MODEL_ERR_NONFINITE, err, err_len, "the loss is not finite");
 }
 
 model_status model_gpu_predict(model_gpu *g, const int32_t *ids, int B, int T, int32_t *pred, char *err, size_t err_len) {
@@ -652,7 +642,7 @@ model_status model_gpu_forward_backward(model_gpu *g, const int32_t *ids, const 
     CK(mcuda_cross_entropy(g->xf, DPB(g, m->head), ATTN_DTYPE_BF16, g->labels, (int)M, m->C, m->V, 0, scale / (double)n,
                            g->rowloss, g->dxf, DG(g, m->head), &cnt, &s),
        "cross-entropy");
-    if (!isfinite(s)) return gfail(MODEL_ERR_NONFINITE, err, err_len, "the loss is not finite (the model diverged?)");
+    if (!isfinite(s)) return model_errf(MODEL_ERR_NONFINITE, err, err_len, "the loss is not finite (the model diverged?)");
     if (loss) *loss = s / (double)n;
     float *dcur = g->dx[0], *dnext = g->dx[1];
     CK(mcuda_rmsnorm_backward(g->x[m->L], g->rf, DP(g, m->fnorm), g->dxf, (int)M, m->C, dcur, 0, DG(g, m->fnorm)),

@@ -88,6 +88,9 @@ struct model_cache {
 #define MODEL_NCHUNK 16
 
 /* model.c */
+/* Writes the one-line reason (printf format) into err when given; returns st. */
+model_status model_errf(model_status st, char *err, size_t err_len, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 model_status model_acts_ensure(model *m, model_acts *a, int B, int n, int train);
 void model_acts_free(model_acts *a);
 model_status model_rope_ensure(model *m, int len);

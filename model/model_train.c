@@ -30,30 +30,20 @@ struct model_trainer {
     model_gpu *gpu;        /* training on the GPU (model_trainer_use_gpu), else NULL */
 };
 
-static model_status tfail(model_status st, char *err, size_t err_len, const char *fmt, ...) {
-    if (err && err_len) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, err_len, fmt, ap);
-        va_end(ap);
-    }
-    return st;
-}
-
 model_status model_trainer_create(model *m, model_data *data, model_trainer **out, char *err, size_t err_len) {
     *out = NULL;
     const model_train_config *tc = &m->cfg.train;
     char why[256];
-    if (model_train_config_check(tc, why, sizeof why)) return tfail(MODEL_ERR_CONFIG, err, err_len, "%s", why);
-    if (!data || !data->get_batch) return tfail(MODEL_ERR_ARG, err, err_len, "no data source");
+    if (model_train_config_check(tc, why, sizeof why)) return model_errf(MODEL_ERR_CONFIG, err, err_len, "%s", why);
+    if (!data || !data->get_batch) return model_errf(MODEL_ERR_ARG, err, err_len, "no data source");
     if (data->vocab_needed > m->V)
-        return tfail(MODEL_ERR_CONFIG, err, err_len, "the data holds token ids up to %d but vocab_size is %d",
+        return model_errf(MODEL_ERR_CONFIG, err, err_len, "the data holds token ids up to %d but vocab_size is %d",
                      data->vocab_needed - 1, m->V);
     if (data->max_context > 0 && tc->context > data->max_context)
-        return tfail(MODEL_ERR_CONFIG, err, err_len, "train.context %d is longer than the data allows (%d)",
+        return model_errf(MODEL_ERR_CONFIG, err, err_len, "train.context %d is longer than the data allows (%d)",
                      tc->context, data->max_context);
     model_trainer *t = calloc(1, sizeof *t);
-    if (!t) return tfail(MODEL_ERR_OOM, err, err_len, "out of memory");
+    if (!t) return model_errf(MODEL_ERR_OOM, err, err_len, "out of memory");
     t->m = m, t->data = data;
     size_t n = (size_t)tc->batch_size * tc->context * tc->grad_accum;
     t->ids = malloc(n * sizeof(int32_t));
@@ -61,7 +51,7 @@ model_status model_trainer_create(model *m, model_data *data, model_trainer **ou
     t->counts = malloc((size_t)tc->grad_accum * sizeof(int64_t));
     if (!t->ids || !t->labels || !t->counts || model_adamw_create(m, &t->opt) != MODEL_OK) {
         model_trainer_free(t);
-        return tfail(MODEL_ERR_OOM, err, err_len, "out of memory");
+        return model_errf(MODEL_ERR_OOM, err, err_len, "out of memory");
     }
     *out = t;
     return MODEL_OK;
@@ -94,7 +84,7 @@ model_status model_trainer_step(model_trainer *t, model_step_info *info, char *e
         int64_t bi = t->data_index + a;
         int32_t *ids = t->ids + a * BT, *labels = t->labels + a * BT;
         if (t->data->get_batch(t->data, bi, B, T, ids, labels, why, sizeof why))
-            return tfail(MODEL_ERR_DATA, err, err_len, "batch %lld: %s", (long long)bi, why);
+            return model_errf(MODEL_ERR_DATA, err, err_len, "batch %lld: %s", (long long)bi, why);
         int64_t n = 0;
         for (size_t i = 0; i < BT; i++) n += labels[i] != MODEL_IGNORE;
         t->counts[a] = n;
@@ -119,7 +109,7 @@ model_status model_trainer_step(model_trainer *t, model_step_info *info, char *e
         gn = model_grad_norm(m);
     }
     if (!isfinite(gn))
-        return tfail(MODEL_ERR_NONFINITE, err, err_len, "step %lld: the gradient norm is not finite",
+        return model_errf(MODEL_ERR_NONFINITE, err, err_len, "step %lld: the gradient norm is not finite",
                      (long long)t->step + 1);
     float clip_scale = 1.0f;
     if (tc->clip > 0 && gn > tc->clip) clip_scale = (float)(tc->clip / gn);
@@ -189,12 +179,12 @@ model_status model_trainer_resume(model_trainer *t, const char *dir, char *err, 
     if (st != MODEL_OK) return st;
     int64_t s = model_adamw_steps(t->opt);
     if (s != t->m->ckpt_step)
-        return tfail(MODEL_ERR_FORMAT, err, err_len,
+        return model_errf(MODEL_ERR_FORMAT, err, err_len,
                      "checkpoint '%s' is inconsistent: the weights are from step %lld, the optimizer from step %lld",
                      dir, (long long)t->m->ckpt_step, (long long)s);
     const model_train_config *tc = &t->m->cfg.train;
     if (di != s * tc->grad_accum)
-        return tfail(MODEL_ERR_CONFIG, err, err_len,
+        return model_errf(MODEL_ERR_CONFIG, err, err_len,
                      "checkpoint '%s' was at batch %lld after %lld steps: train.grad_accum changed since (now %d)", dir,
                      (long long)di, (long long)s, tc->grad_accum);
     t->step = s;
@@ -227,21 +217,21 @@ model_status model_evaluate(model *m, model_data *data, int64_t first, int n_bat
                             double *mean, int64_t *count, char *err, size_t err_len) {
     if (mean) *mean = 0;
     if (count) *count = 0;
-    if (!data || !data->get_batch) return tfail(MODEL_ERR_ARG, err, err_len, "no data source");
+    if (!data || !data->get_batch) return model_errf(MODEL_ERR_ARG, err, err_len, "no data source");
     if (n_batches < 1 || batch_size < 1 || context < 1)
-        return tfail(MODEL_ERR_ARG, err, err_len, "evaluation needs at least one batch of at least one token");
+        return model_errf(MODEL_ERR_ARG, err, err_len, "evaluation needs at least one batch of at least one token");
     if (data->vocab_needed > m->V)
-        return tfail(MODEL_ERR_CONFIG, err, err_len, "the data holds token ids up to %d but vocab_size is %d",
+        return model_errf(MODEL_ERR_CONFIG, err, err_len, "the data holds token ids up to %d but vocab_size is %d",
                      data->vocab_needed - 1, m->V);
     if (data->max_context > 0 && context > data->max_context)
-        return tfail(MODEL_ERR_CONFIG, err, err_len, "a context of %d is longer than the data allows (%d)", context,
+        return model_errf(MODEL_ERR_CONFIG, err, err_len, "a context of %d is longer than the data allows (%d)", context,
                      data->max_context);
     size_t BT = (size_t)batch_size * context;
     int32_t *ids = malloc(BT * sizeof(int32_t)), *labels = malloc(BT * sizeof(int32_t));
     if (!ids || !labels) {
         free(ids);
         free(labels);
-        return tfail(MODEL_ERR_OOM, err, err_len, "out of memory");
+        return model_errf(MODEL_ERR_OOM, err, err_len, "out of memory");
     }
     model_status st = MODEL_OK;
     double sum = 0;
@@ -250,7 +240,7 @@ model_status model_evaluate(model *m, model_data *data, int64_t first, int n_bat
     for (int k = 0; k < n_batches && st == MODEL_OK; k++) {
         int64_t bi = first + k;
         if (data->get_batch(data, bi, batch_size, context, ids, labels, why, sizeof why)) {
-            st = tfail(MODEL_ERR_DATA, err, err_len, "batch %lld: %s", (long long)bi, why);
+            st = model_errf(MODEL_ERR_DATA, err, err_len, "batch %lld: %s", (long long)bi, why);
             break;
         }
         double mb = 0;
