@@ -334,15 +334,19 @@ model_status model_acts_ensure(model *m, model_acts *a, int B, int n, int train)
 
 /* ---- attention parameters ---- */
 
+void model_attn_settings(const model_config *c, attn_params *p) {
+    p->w = c->variant == ATTN_MHA ? 1 : model_config_attn_w(c);
+    p->dma_mode = c->dma_mode;
+    p->nsa_cmp = c->nsa_cmp;
+    p->nsa_l = c->nsa_l, p->nsa_d = c->nsa_d, p->nsa_ls = c->nsa_ls, p->nsa_n = c->nsa_n;
+}
+
 /* The operator's params for layer l over queries (B, n) and keys (B, Nk) at k/v. */
 static void attn_setup(model *m, int l, layer_acts *la, int B, int n, int Nk, attn_params *p) {
     const model_config *c = &m->cfg;
     const layer_idx *li = &m->li[l];
     attn_params_init(p, B, n, Nk, m->H, m->K, m->D, ATTN_DTYPE_F32, 1);
-    p->w = c->variant == ATTN_MHA ? 1 : model_config_attn_w(c);
-    p->dma_mode = c->dma_mode;
-    p->nsa_cmp = c->nsa_cmp;
-    p->nsa_l = c->nsa_l, p->nsa_d = c->nsa_d, p->nsa_ls = c->nsa_ls, p->nsa_n = c->nsa_n;
+    model_attn_settings(c, p);
     p->q = la->qf;
     p->o = la->o;
     p->lse = la->lse;

@@ -238,9 +238,7 @@ model_status model_gpu_create(model *m, int B, int T, model_gpu **out, char *err
         void *fake = (void *)(uintptr_t)256;
         attn_params p;
         attn_params_init(&p, B, T, T, m->H, m->K, m->D, ATTN_DTYPE_BF16, 1);
-        p.w = c->variant == ATTN_MHA ? 1 : model_config_attn_w(c);
-        p.dma_mode = c->dma_mode, p.nsa_cmp = c->nsa_cmp;
-        p.nsa_l = c->nsa_l, p.nsa_d = c->nsa_d, p.nsa_ls = c->nsa_ls, p.nsa_n = c->nsa_n;
+        model_attn_settings(c, &p);
         attn_stride vst = {(int64_t)T * m->Wd, m->Wd, m->D};
         if (c->variant != ATTN_NSA) p.v_st = vst; /* v inside the fused projection (nsa copies it out) */
         p.q = p.k = p.v = p.dout = p.w_dt = p.a = p.g = p.w_ck = p.w_cv = p.p_k = p.p_v = fake;
@@ -396,8 +394,7 @@ static void attn_setup(model_gpu *g, int l, int B, int n, attn_params *p) {
     const model_config *c = &m->cfg;
     glayer *la = &g->la[l];
     attn_params_init(p, B, n, n, m->H, m->K, m->D, ATTN_DTYPE_BF16, 1);
-    p->w = c->variant == ATTN_MHA ? 1 : model_config_attn_w(c);
-    p->dma_mode = c->dma_mode;
+    model_attn_settings(c, p);
     p->q = la->qf;
     p->k = la->kf;
     p->v = la->qkv + (size_t)(m->H + m->K) * m->D;
@@ -413,8 +410,6 @@ static void attn_setup(model_gpu *g, int l, int B, int n, attn_params *p) {
         const layer_idx *li = &m->li[l];
         attn_stride cst = {(int64_t)n * m->KD, m->KD, m->D};
         p->v = la->vc, p->v_st = cst;
-        p->nsa_cmp = c->nsa_cmp;
-        p->nsa_l = c->nsa_l, p->nsa_d = c->nsa_d, p->nsa_ls = c->nsa_ls, p->nsa_n = c->nsa_n;
         p->g = la->gs;
         if (c->nsa_cmp == NSA_CMP_LINEAR) {
             p->w_ck = DP(g, li->ck), p->w_cv = DP(g, li->cv);

@@ -91,6 +91,8 @@ struct model_cache {
 /* Writes the one-line reason (printf format) into err when given; returns st. */
 model_status model_errf(model_status st, char *err, size_t err_len, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* The attention operator's settings from the config: w, dma's mode, nsa's blocks. */
+void model_attn_settings(const model_config *c, attn_params *p);
 model_status model_acts_ensure(model *m, model_acts *a, int B, int n, int train);
 void model_acts_free(model_acts *a);
 model_status model_rope_ensure(model *m, int len);
