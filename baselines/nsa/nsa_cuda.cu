@@ -383,7 +383,6 @@ __global__ void nsa_slc_bwd_kernel(const SlcBwdArgs a) {
     if (item >= (long long)a.B * a.Hkv * a.Nq) return;
     const int i = (int)(item % a.Nq), hkv = (int)((item / a.Nq) % a.Hkv), b = (int)(item / ((long long)a.Nq * a.Hkv));
     const long long ip = (long long)i + a.Nk - a.Nq;
-    const float LOG2E_ = 1.4426950408889634f;
     float dsum[NSA_MAXG], lse2[NSA_MAXG];
 #pragma unroll
     for (int hh = 0; hh < NSA_MAXG; hh++) {
@@ -397,7 +396,7 @@ __global__ void nsa_slc_bwd_kernel(const SlcBwdArgs a) {
         float ds = 0.f;
         for (int e = lane; e < a.D; e += 32) {
             float qv = to_f32<T>(qr[e]);
-            sq[hh * a.D + e] = qv * a.scale * LOG2E_;
+            sq[hh * a.D + e] = qv * a.scale * LOG2E;
             sqr[hh * a.D + e] = qv;
             float dv = to_f32<T>(dr[e]);
             sdo[hh * a.D + e] = dv;
@@ -406,7 +405,7 @@ __global__ void nsa_slc_bwd_kernel(const SlcBwdArgs a) {
         for (int k = 16; k; k >>= 1) ds += __shfl_xor_sync(0xffffffff, ds, k);
         dsum[hh] = ds;
         float L = a.lse1[((size_t)b * a.Hq + h) * a.Nq + i];
-        lse2[hh] = L == -INFINITY ? INFINITY : L * LOG2E_;
+        lse2[hh] = L == -INFINITY ? INFINITY : L * LOG2E;
     }
     __syncwarp();
     const int *sel = a.sel + (((size_t)b * a.Hkv + hkv) * a.Nq + i) * a.nsel;

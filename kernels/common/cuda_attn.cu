@@ -24,6 +24,7 @@
 
 #include "cuda_attn.h"
 #include "cuda_common.cuh"
+#include "cuda_attn_keys.cuh"
 #include "cuda_mma.cuh"
 
 namespace {
@@ -33,7 +34,6 @@ constexpr int BQ = CUDA_ATTN_BQ;
 constexpr int BK = 64;
 constexpr int MT = 2;                          /* m16 tiles per warp: 32 query rows */
 constexpr int NTHREADS = 32 * (BQ / (16 * MT)); /* 4 warps */
-constexpr float LOG2E = 1.4426950408889634f;
 
 struct FwdArgs {
     const void *q, *k, *v;
@@ -68,7 +68,7 @@ __global__ void __launch_bounds__(NTHREADS) attn_fwd_kernel(const FwdArgs a) {
     const int hkv = h / a.G;
     const int i0 = tile * BQ;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-    const long long off = a.off; /* query i sits at i + off */
+    const KeyPos kp = {a.off, a.kmul, a.kadd, a.causal, a.window};
 
     int nkeys, kstart = 0;
     const int *lst = nullptr;
@@ -81,15 +81,8 @@ __global__ void __launch_bounds__(NTHREADS) attn_fwd_kernel(const FwdArgs a) {
         size_t u = ((size_t)b * a.Hkv + hkv) * a.ntiles + tile;
         nkeys = a.list_len[u];
         lst = a.list + u * a.cap;
-    } else if (a.causal) {
-        int ilast = min(i0 + BQ, a.Nq) - 1;
-        long long lim = (long long)ilast + off - a.kadd; /* the last key position the tile sees */
-        long long hi = lim < 0 ? -1 : min(lim / a.kmul, (long long)a.Nk - 1);
-        long long lo = a.window > 0 ? max(0LL, (long long)i0 + off - a.window + 1) : 0;
-        kstart = (int)lo;
-        nkeys = hi >= lo ? (int)(hi - lo + 1) : 0;
     } else {
-        nkeys = a.Nk;
+        tile_key_range(kp, a.Nk, i0, nrows, &kstart, &nkeys);
     }
 
     const T *qb = static_cast<const T *>(a.q) + b * a.qsb + h * a.qsh;
@@ -104,24 +97,9 @@ __global__ void __launch_bounds__(NTHREADS) attn_fwd_kernel(const FwdArgs a) {
         cp16(sQ + swz<D>(r, ch), qb + (long long)(ok ? i : 0) * a.qss + ch * 8, ok);
     }
     auto load_kv = [&](int stage, int c0) {
-        if (tid < BK) {
-            int pos = c0 + tid, j = -1, rl = INT_MAX, rh = -1;
-            float zz = 0.f;
-            if (pos < nkeys) {
-                j = lst ? lst[pos] : kstart + pos;
-                key_rows((long long)j * a.kmul + a.kadd, off, a.causal, a.window, a.tkey ? sT : nullptr, a.tkey ? dma_key(zrow[j], j) : 0ULL, i0,
-                         nrows, &rl, &rh);
-                if (zrow) zz = zrow[j] * LOG2E;
-            }
-            sIdx[stage * BK + tid] = j;
-            sRlo[stage * BK + tid] = rl;
-            sRhi[stage * BK + tid] = rh;
-            sZ[stage * BK + tid] = zz;
-            /* the block needs no mask when every row of the tile keeps every key */
-            bool full = j >= 0 && rl <= i0 && rh >= i0 + nrows - 1;
-            unsigned bal = __ballot_sync(0xffffffff, full);
-            if ((tid & 31) == 0) sFull[stage * 2 + (tid >> 5)] = bal == 0xffffffffu;
-        }
+        if (tid < BK)
+            key_slot_meta(kp, tid, c0, nkeys, lst, kstart, a.tkey ? sT : nullptr, zrow, i0, nrows, sIdx + stage * BK,
+                          sRlo + stage * BK, sRhi + stage * BK, sZ + stage * BK, sFull + stage * 2);
         for (int c = tid; c < BK * CH; c += NTHREADS) {
             int r = c / CH, ch = c % CH, pos = c0 + r;
             bool ok = pos < nkeys;

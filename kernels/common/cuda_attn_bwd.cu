@@ -31,6 +31,7 @@
 
 #include "cuda_attn.h"
 #include "cuda_common.cuh"
+#include "cuda_attn_keys.cuh"
 #include "cuda_mma.cuh"
 #include "cuda_rt.h"
 
@@ -40,7 +41,6 @@ using namespace dm;
 constexpr int BQ = 64; /* query rows per tile */
 constexpr int BK = 64; /* keys per block */
 constexpr int NTHREADS = 128;
-constexpr float LOG2E = 1.4426950408889634f;
 
 struct BwdArgs {
     const void *q, *k, *v, *dout;
@@ -97,7 +97,7 @@ __global__ void __launch_bounds__(NTHREADS) bwd_main_kernel(const BwdArgs a) {
     const int hkv = h / a.G;
     const int i0 = tile * BQ;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-    const long long off = a.off; /* query i sits at i + off */
+    const KeyPos kp = {a.off, a.kmul, a.kadd, a.causal, a.window};
     const int nrows = min(BQ, a.Nq - i0);
 
     if (a.tkey) {
@@ -110,15 +110,8 @@ __global__ void __launch_bounds__(NTHREADS) bwd_main_kernel(const BwdArgs a) {
         size_t u = ((size_t)b * a.Hkv + hkv) * a.ntiles_list + i0 / a.list_tile;
         nkeys = a.list_len[u];
         lst = a.list + u * a.cap;
-    } else if (a.causal) {
-        int ilast = i0 + nrows - 1;
-        long long lim = (long long)ilast + off - a.kadd; /* the last key position the tile sees */
-        long long hi = lim < 0 ? -1 : min(lim / a.kmul, (long long)a.Nk - 1);
-        long long lo = a.window > 0 ? max(0LL, (long long)i0 + off - a.window + 1) : 0;
-        kstart = (int)lo;
-        nkeys = hi >= lo ? (int)(hi - lo + 1) : 0;
     } else {
-        nkeys = a.Nk;
+        tile_key_range(kp, a.Nk, i0, nrows, &kstart, &nkeys);
     }
 
     const T *qb = static_cast<const T *>(a.q) + b * a.qsb + h * a.qsh;
@@ -135,23 +128,9 @@ __global__ void __launch_bounds__(NTHREADS) bwd_main_kernel(const BwdArgs a) {
         cp16(sdO + swz<D>(r, ch), dob + (long long)(ok ? i : 0) * a.doss + ch * 8, ok);
     }
     auto load_kv = [&](int stage, int c0) {
-        if (tid < BK) {
-            int pos = c0 + tid, j = -1, rl = INT_MAX, rh = -1;
-            float zz = 0.f;
-            if (pos < nkeys) {
-                j = lst ? lst[pos] : kstart + pos;
-                key_rows((long long)j * a.kmul + a.kadd, off, a.causal, a.window, a.tkey ? sT : nullptr, a.tkey ? dma_key(zrow[j], j) : 0ULL, i0,
-                         nrows, &rl, &rh);
-                if (zrow) zz = zrow[j] * LOG2E;
-            }
-            sIdx[stage * BK + tid] = j;
-            sRlo[stage * BK + tid] = rl;
-            sRhi[stage * BK + tid] = rh;
-            sZ[stage * BK + tid] = zz;
-            bool full = j >= 0 && rl <= i0 && rh >= i0 + nrows - 1;
-            unsigned bal = __ballot_sync(0xffffffff, full);
-            if ((tid & 31) == 0) sFull[stage * 2 + (tid >> 5)] = bal == 0xffffffffu;
-        }
+        if (tid < BK)
+            key_slot_meta(kp, tid, c0, nkeys, lst, kstart, a.tkey ? sT : nullptr, zrow, i0, nrows, sIdx + stage * BK,
+                          sRlo + stage * BK, sRhi + stage * BK, sZ + stage * BK, sFull + stage * 2);
         for (int c = tid; c < BK * CH; c += NTHREADS) {
             int r = c / CH, ch = c % CH, pos = c0 + r;
             bool ok = pos < nkeys;

@@ -12,6 +12,8 @@
 
 namespace dm {
 
+constexpr float LOG2E = 1.4426950408889634f;
+
 template <typename T> struct pack2;
 template <> struct pack2<__nv_bfloat16> {
     static __device__ __forceinline__ uint32_t from(float a, float b) {
@@ -88,32 +90,6 @@ __device__ __forceinline__ void red_add2(float *p, float a, float b) {
 template <typename T> __device__ __forceinline__ float to_f32(T x);
 template <> __device__ __forceinline__ float to_f32<__nv_bfloat16>(__nv_bfloat16 x) { return __bfloat162float(x); }
 template <> __device__ __forceinline__ float to_f32<__half>(__half x) { return __half2float(x); }
-
-/* The rows of a query tile that keep the key at position j, as an interval [*rl,
- * *rh] of query indices: the causal bound (query i sits at i + off), the window
- * (keys i' - window < j <= i'), and for dma the tile's thresholds sT[0..nrows)
- * (non-decreasing; row r keeps j while key_j >= sT[r]). */
-__device__ __forceinline__ void key_rows(long long j, long long off, int causal, int window, const unsigned long long *sT,
-                                         unsigned long long keyj, int i0, int nrows, int *rl, int *rh) {
-    int lo = 0, hi = INT_MAX - 1;
-    if (causal) {
-        long long l = (long long)j - off;
-        long long h = window > 0 ? l + window - 1 : (long long)INT_MAX - 1;
-        lo = (int)max(l, 0LL);
-        hi = (int)min(h, (long long)INT_MAX - 1);
-    }
-    if (sT) { /* first row whose threshold is above the key */
-        int a = 0, b = nrows;
-        while (a < b) {
-            int mid = (a + b) >> 1;
-            if (sT[mid] <= keyj) a = mid + 1;
-            else b = mid;
-        }
-        if (a < nrows) hi = min(hi, i0 + a - 1);
-    }
-    *rl = lo;
-    *rh = hi;
-}
 
 } // namespace dm
 

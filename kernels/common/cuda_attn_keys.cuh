@@ -1,0 +1,92 @@
+/*
+ * cuda_attn_keys.cuh: how a query tile of the CUDA attention engine (forward and
+ * backward) finds its keys: a contiguous range (the causal bound and the window)
+ * or the variant's list for the tile, and for each key the interval of the
+ * tile's rows that keep it, so that masking is two compares (cuda_attn.h).
+ */
+#ifndef DMABENCH_CUDA_ATTN_KEYS_CUH
+#define DMABENCH_CUDA_ATTN_KEYS_CUH
+
+#include <climits>
+
+#include "cuda_attn.h"
+#include "cuda_mma.cuh"
+
+namespace dm {
+
+/* Where queries and keys sit for the causal rule: query i at i + off, key j at
+ * j kmul + kadd (kmul 1, kadd 0 but for nsa's compressed blocks); the window
+ * keeps keys i' - window < j <= i' (0: none). */
+struct KeyPos {
+    long long off;
+    int kmul, kadd, causal, window;
+};
+
+/* The rows of a query tile that keep key j, as an interval [*rl, *rh] of query
+ * indices: the causal bound, the window, and for dma the tile's thresholds
+ * sT[0..nrows) (non-decreasing; row r keeps j while key_j >= sT[r]). */
+__device__ __forceinline__ void key_rows(const KeyPos &kp, int j, const unsigned long long *sT, unsigned long long keyj,
+                                         int i0, int nrows, int *rl, int *rh) {
+    int lo = 0, hi = INT_MAX - 1;
+    if (kp.causal) {
+        long long l = (long long)j * kp.kmul + kp.kadd - kp.off;
+        long long h = kp.window > 0 ? l + kp.window - 1 : (long long)INT_MAX - 1;
+        lo = (int)max(l, 0LL);
+        hi = (int)min(h, (long long)INT_MAX - 1);
+    }
+    if (sT) { /* first row whose threshold is above the key */
+        int a = 0, b = nrows;
+        while (a < b) {
+            int mid = (a + b) >> 1;
+            if (sT[mid] <= keyj) a = mid + 1;
+            else b = mid;
+        }
+        if (a < nrows) hi = min(hi, i0 + a - 1);
+    }
+    *rl = lo;
+    *rh = hi;
+}
+
+/* The contiguous key range [*kstart, *kstart + *nkeys) of a tile of rows [i0, i0 +
+ * nrows) when the variant gives no list: the keys up to the last row's causal
+ * bound, from the first row's window start; all Nk keys when not causal. */
+__device__ __forceinline__ void tile_key_range(const KeyPos &kp, int Nk, int i0, int nrows, int *kstart, int *nkeys) {
+    *kstart = 0;
+    if (!kp.causal) {
+        *nkeys = Nk;
+        return;
+    }
+    long long lim = (long long)i0 + nrows - 1 + kp.off - kp.kadd; /* the last key position the tile sees */
+    long long hi = lim < 0 ? -1 : min(lim / kp.kmul, (long long)Nk - 1);
+    long long lo = kp.window > 0 ? max(0LL, (long long)i0 + kp.off - kp.window + 1) : 0;
+    *kstart = (int)lo;
+    *nkeys = hi >= lo ? (int)(hi - lo + 1) : 0;
+}
+
+/* Key slot `slot` of a block of BK keys from position c0 of the tile's keys, by
+ * thread `slot` of the first BK / 32 warps (each warp's slots together): the key's
+ * index (-1 past the end), the rows that keep it, its bias z log2e, and per warp
+ * in sFull whether every row of the tile keeps all its slots' keys. */
+__device__ __forceinline__ void key_slot_meta(const KeyPos &kp, int slot, int c0, int nkeys, const int *lst, int kstart,
+                                              const unsigned long long *sT, const float *zrow, int i0, int nrows,
+                                              int *sIdx, int *sRlo, int *sRhi, float *sZ, int *sFull) {
+    int pos = c0 + slot, j = -1, rl = INT_MAX, rh = -1;
+    float zz = 0.f;
+    if (pos < nkeys) {
+        j = lst ? lst[pos] : kstart + pos;
+        key_rows(kp, j, sT, sT ? dma_key(zrow[j], j) : 0ULL, i0, nrows, &rl, &rh);
+        if (zrow) zz = zrow[j] * LOG2E;
+    }
+    sIdx[slot] = j;
+    sRlo[slot] = rl;
+    sRhi[slot] = rh;
+    sZ[slot] = zz;
+    /* the block needs no mask when every row of the tile keeps every key */
+    bool full = j >= 0 && rl <= i0 && rh >= i0 + nrows - 1;
+    unsigned bal = __ballot_sync(0xffffffff, full);
+    if ((slot & 31) == 0) sFull[slot >> 5] = bal == 0xffffffffu;
+}
+
+} // namespace dm
+
+#endif
