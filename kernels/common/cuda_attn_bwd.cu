@@ -131,13 +131,8 @@ __global__ void __launch_bounds__(NTHREADS) bwd_main_kernel(const BwdArgs a) {
         if (tid < BK)
             key_slot_meta(kp, tid, c0, nkeys, lst, kstart, a.tkey ? sT : nullptr, zrow, i0, nrows, sIdx + stage * BK,
                           sRlo + stage * BK, sRhi + stage * BK, sZ + stage * BK, sFull + stage * 2);
-        for (int c = tid; c < BK * CH; c += NTHREADS) {
-            int r = c / CH, ch = c % CH, pos = c0 + r;
-            bool ok = pos < nkeys;
-            int j = ok ? (lst ? lst[pos] : kstart + pos) : 0;
-            cp16(sK + stage * BK * D + swz<D>(r, ch), kb + (long long)j * a.kss + ch * 8, ok);
-            cp16(sV + stage * BK * D + swz<D>(r, ch), vb + (long long)j * a.vss + ch * 8, ok);
-        }
+        load_key_rows<T, D, BK, NTHREADS>(sK + stage * BK * D, sV + stage * BK * D, kb, vb, a.kss, a.vss, c0, nkeys, lst,
+                                          kstart, tid);
     };
 
     const int nblocks = (nkeys + BK - 1) / BK;
