@@ -52,46 +52,30 @@ n=$(grep -c '"status":[[:space:]]*"ok"' "$T/k.json" 2>/dev/null)
 if [ $rc -eq 0 ] && [ "${n:-0}" -eq 18 ]; then ok "kernels sweep: 18 cells checked and timed"
 else nok "kernels sweep" "exit $rc, $n of 18 cells ok: $(tail -3 "$T/k.log" | tr '\n' ' ')"; fi
 
-# the model's GPU ops (model/model_cuda.h) against the CPU ops: every check of the
-# test program counts here
+# gpu_prog NAME PROG [SANITIZE]: a GPU test program, whose own ok/not ok lines
+# count here; with SANITIZE, once more under memcheck and racecheck
 TB=${DMABENCH_TESTS:-./build/tests}
-if [ -x "$TB/test_model_gpu" ]; then
-    DMABENCH_GPU=1 "$TB/test_model_gpu" >"$T/model_gpu.log" 2>&1
+gpu_prog() {
+    name=$1 prog=$TB/$2 log=$T/$2.log
+    if [ ! -x "$prog" ]; then nok "$name" "$prog not found (build it: make build/tests/$2)"; return; fi
+    DMABENCH_GPU=1 "$prog" >"$log" 2>&1
     rc=$?
-    grep -E '^(ok|not ok) - ' "$T/model_gpu.log"
-    if [ $rc -ne 0 ] && ! grep -q '^not ok - ' "$T/model_gpu.log"; then
-        nok "model gpu ops" "exit $rc: $(tail -3 "$T/model_gpu.log" | tr '\n' ' ')"
-    elif grep -q '^# skipped' "$T/model_gpu.log"; then
-        nok "model gpu ops" "$(grep '^# skipped' "$T/model_gpu.log")"
-    fi
-    if [ $SAN = 1 ]; then
-        for tool in memcheck racecheck; do
-            DMABENCH_GPU=1 compute-sanitizer --tool $tool --error-exitcode 9 "$TB/test_model_gpu" \
-                >"$T/model_gpu_$tool.log" 2>&1
-            rc=$?
-            if [ $rc -eq 0 ] && grep -qE '(ERROR SUMMARY: 0 errors|RACECHECK SUMMARY: 0 hazards)' "$T/model_gpu_$tool.log"
-            then ok "model gpu ops $tool"
-            else nok "model gpu ops $tool" "exit $rc: $(grep -m3 -E 'ERROR|Invalid|hazard' "$T/model_gpu_$tool.log" | tr '\n' ' ')"; fi
-        done
-    fi
-else
-    nok "model gpu ops" "$TB/test_model_gpu not found (build it: make build/tests/test_model_gpu)"
-fi
-
+    grep -E '^(ok|not ok) - ' "$log"
+    if [ $rc -ne 0 ] && ! grep -q '^not ok - ' "$log"; then nok "$name" "exit $rc: $(tail -3 "$log" | tr '\n' ' ')"
+    elif grep -q '^# skipped' "$log"; then nok "$name" "$(grep '^# skipped' "$log")"; fi
+    [ "${3:-}" = sanitize ] && [ $SAN = 1 ] || return
+    for tool in memcheck racecheck; do
+        DMABENCH_GPU=1 compute-sanitizer --tool $tool --error-exitcode 9 "$prog" >"$log.$tool" 2>&1
+        rc=$?
+        if [ $rc -eq 0 ] && grep -qE '(ERROR SUMMARY: 0 errors|RACECHECK SUMMARY: 0 hazards)' "$log.$tool"; then ok "$name $tool"
+        else nok "$name $tool" "exit $rc: $(grep -m3 -E 'ERROR|Invalid|hazard' "$log.$tool" | tr '\n' ' ')"; fi
+    done
+}
+# the model's GPU ops (model/model_cuda.h) against the CPU ops
+gpu_prog "model gpu ops" test_model_gpu sanitize
 # the whole model on the GPU against the CPU model: one step, 200-step loss curves,
 # checkpoints both ways, a batch too large for the card
-if [ -x "$TB/test_model_gpu_train" ]; then
-    DMABENCH_GPU=1 "$TB/test_model_gpu_train" >"$T/model_gpu_train.log" 2>&1
-    rc=$?
-    grep -E '^(ok|not ok) - ' "$T/model_gpu_train.log"
-    if [ $rc -ne 0 ] && ! grep -q '^not ok - ' "$T/model_gpu_train.log"; then
-        nok "gpu model training" "exit $rc: $(tail -3 "$T/model_gpu_train.log" | tr '\n' ' ')"
-    elif grep -q '^# skipped' "$T/model_gpu_train.log"; then
-        nok "gpu model training" "$(grep '^# skipped' "$T/model_gpu_train.log")"
-    fi
-else
-    nok "gpu model training" "$TB/test_model_gpu_train not found (build it: make build/tests/test_model_gpu_train)"
-fi
+gpu_prog "gpu model training" test_model_gpu_train
 
 # the task runner on the GPU: train and score a tiny suite with --backend cuda
 # (tests/run/tiny.json at d_model 32: head dim 16, which the CUDA kernels take)
