@@ -174,8 +174,8 @@ model_status model_trainer_step(model_trainer *t, model_step_info *info, char *e
 model_status model_trainer_use_gpu(model_trainer *t, char *err, size_t err_len);
 /* The trainer's GPU model, or NULL when it trains on the CPU. */
 struct model_gpu *model_trainer_gpu(const model_trainer *t);
-/* GPU training: the device's weights and optimizer state into the host model
- * and the trainer's model_adamw (for evaluation on the host, or saving); a no-op
+/* GPU training: the device's weights into the host model (for evaluating or
+ * scoring it there; model_trainer_save brings the optimizer state too); a no-op
  * on the CPU. */
 model_status model_trainer_sync_host(const model_trainer *t, char *err, size_t err_len);
 /* Writes a full checkpoint into dir: config.json, model.safetensors,

@@ -159,16 +159,14 @@ model_status model_trainer_use_gpu(model_trainer *t, char *err, size_t err_len) 
 model_gpu *model_trainer_gpu(const model_trainer *t) { return t->gpu; }
 
 model_status model_trainer_sync_host(const model_trainer *t, char *err, size_t err_len) {
-    if (!t->gpu) return MODEL_OK;
-    model_status st = model_gpu_download(t->gpu, err, err_len);
-    if (st == MODEL_OK) st = model_gpu_adamw_download(t->gpu, t->opt, err, err_len);
-    return st;
+    return t->gpu ? model_gpu_download(t->gpu, err, err_len) : MODEL_OK;
 }
 
 model_status model_trainer_save(const model_trainer *t, const char *dir, char *err, size_t err_len) {
-    model_status st0 = model_trainer_sync_host(t, err, err_len);
-    if (st0 != MODEL_OK) return st0;
-    model_status st = model_save(t->m, dir, t->step, err, err_len);
+    /* from the GPU: the weights, and the optimizer state the checkpoint holds too */
+    model_status st = model_trainer_sync_host(t, err, err_len);
+    if (st == MODEL_OK && t->gpu) st = model_gpu_adamw_download(t->gpu, t->opt, err, err_len);
+    if (st == MODEL_OK) st = model_save(t->m, dir, t->step, err, err_len);
     if (st == MODEL_OK) st = model_adamw_save(t->m, t->opt, dir, t->data_index, err, err_len);
     return st;
 }
