@@ -103,6 +103,26 @@ typedef struct {
     bf16 *vc;  /* nsa: (M, K*D) v copied out of qkv (its row stride, Wd, is not 8-aligned) */
 } glayer;
 
+/* Device allocations in one list, freed together. */
+typedef struct {
+    void **ptrs;
+    int n, cap;
+    size_t bytes;
+} alist;
+
+static int take(alist *a, void **out, size_t bytes) {
+    if (a->n == a->cap) {
+        int nc = a->cap ? 2 * a->cap : 64;
+        void **np = realloc(a->ptrs, (size_t)nc * sizeof *np);
+        if (!np) return -1;
+        a->ptrs = np, a->cap = nc;
+    }
+    if (dm_cuda_alloc(out, bytes ? bytes : 16) != ATTN_OK) return -1;
+    a->ptrs[a->n++] = *out;
+    a->bytes += bytes;
+    return 0;
+}
+
 struct model_gpu {
     model *m;
     const attn_op *op;
@@ -129,6 +149,7 @@ struct model_gpu {
     int *ppred;    /* (M) */
     int pchunk;
     size_t act_bytes;
+    alist mem; /* every device allocation, freed together */
 };
 
 #define DP(g, i) ((g)->p + (g)->m->t[i].offset)
@@ -148,39 +169,10 @@ static model_status cfail(attn_status st, char *err, size_t err_len, const char 
         if (s_ != ATTN_OK) return cfail(s_, err, err_len, what);      \
     } while (0)
 
-/* Device allocations in one list, freed together. */
-typedef struct {
-    void **ptrs;
-    int n, cap;
-    size_t bytes;
-} alist;
-static alist g_dummy;
-
-static int take(alist *a, void **out, size_t bytes) {
-    if (a->n == a->cap) {
-        int nc = a->cap ? 2 * a->cap : 64;
-        void **np = realloc(a->ptrs, (size_t)nc * sizeof *np);
-        if (!np) return -1;
-        a->ptrs = np, a->cap = nc;
-    }
-    if (dm_cuda_alloc(out, bytes ? bytes : 16) != ATTN_OK) return -1;
-    a->ptrs[a->n++] = *out;
-    a->bytes += bytes;
-    return 0;
-}
-
-/* the allocations of each model_gpu (kept beside it: the struct is opaque) */
-typedef struct {
-    model_gpu g;
-    alist mem;
-    size_t params_b, grads_b;
-} gpu_box;
-
-static alist *mem_of(model_gpu *g) { return g ? &((gpu_box *)g)->mem : &g_dummy; }
 
 void model_gpu_free(model_gpu *g) {
     if (!g) return;
-    alist *a = mem_of(g);
+    alist *a = &g->mem;
     for (int i = 0; i < a->n; i++) dm_cuda_free(a->ptrs[i]);
     free(a->ptrs);
     mcuda_adamw_free(g->opt);
@@ -192,9 +184,8 @@ void model_gpu_free(model_gpu *g) {
 void model_gpu_memory(const model_gpu *g, model_gpu_mem *mem) {
     memset(mem, 0, sizeof *mem);
     if (!g) return;
-    const gpu_box *b = (const gpu_box *)g;
-    mem->params = b->params_b;
-    mem->grads = b->grads_b;
+    mem->params = g->np * (sizeof(float) + sizeof(bf16)); /* master and compute copies */
+    mem->grads = g->np * sizeof(float);
     mem->optimizer = 2 * g->np * sizeof(float);
     mem->activations = g->act_bytes;
     mem->peak = dm_cuda_mem_peak();
@@ -250,10 +241,9 @@ model_status model_gpu_create(model *m, int B, int T, model_gpu **out, char *err
                          attn_variant_name(c->variant), why[0] ? why : "unsupported shape");
     }
     if (model_rope_ensure(m, T) != MODEL_OK) return model_errf(MODEL_ERR_OOM, err, err_len, "out of memory");
-    gpu_box *box = calloc(1, sizeof *box);
-    if (!box) return model_errf(MODEL_ERR_OOM, err, err_len, "out of memory");
-    model_gpu *g = &box->g;
-    alist *a = &box->mem;
+    model_gpu *g = calloc(1, sizeof *g);
+    if (!g) return model_errf(MODEL_ERR_OOM, err, err_len, "out of memory");
+    alist *a = &g->mem;
     g->m = m, g->op = op, g->Bmax = B, g->Tmax = T, g->np = m->np;
     int L = m->L, C = m->C, H = m->H, K = m->K, D = m->D, F = m->F, Wd = m->Wd, HD = m->HD, KD = m->KD;
     size_t M = (size_t)B * T;
@@ -263,8 +253,6 @@ model_status model_gpu_create(model *m, int B, int T, model_gpu **out, char *err
     /* parameters, gradients, optimizer */
     bad = bad || take(a, (void **)&g->p, m->np * sizeof(float)) || take(a, (void **)&g->pb, m->np * sizeof(bf16)) ||
           take(a, (void **)&g->g, m->np * sizeof(float));
-    box->params_b = m->np * (sizeof(float) + sizeof(bf16));
-    box->grads_b = m->np * sizeof(float);
     g->rope_len = m->rope_len;
     bad = bad || take(a, (void **)&g->cos, (size_t)m->rope_len * (D / 2) * sizeof(float)) ||
           take(a, (void **)&g->sin, (size_t)m->rope_len * (D / 2) * sizeof(float));
