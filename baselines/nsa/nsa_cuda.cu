@@ -347,17 +347,6 @@ template <typename T> __global__ void nsa_acc_kernel(const T *src, float *acc, l
     if (e < n) acc[e] += to_f32<T>(src[e]);
 }
 
-/* dst (B, N, H, D) with strides = acc (contiguous fp32), in the input dtype */
-template <typename T>
-__global__ void nsa_store_kernel(const float *acc, T *dst, long long sb, long long ss, long long sh, int B, int N, int H,
-                                 int D) {
-    long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (e >= (long long)B * N * H * D) return;
-    int dd = (int)(e % D), h = (int)((e / D) % H), i = (int)((e / ((long long)D * H)) % N);
-    int b = (int)(e / ((long long)D * H * N));
-    dst[b * sb + (long long)i * ss + h * sh + dd] = from_f32<T>(acc[e]);
-}
-
 struct SlcBwdArgs {
     const void *q, *k, *v, *oslc, *dout; /* dout: (B, Nq, Hq, D) contiguous, already times g_slc */
     const float *lse1;
@@ -862,14 +851,9 @@ template <typename T> attn_status nsa_backward_t(const attn_params *p) {
         CUDA_CHECK(cudaMemsetAsync(p->dw_cv, 0, nw * 4));
     }
     /* the accumulated gradients into the caller's tensors */
-    nsa_store_kernel<T><<<nqb, 256>>>(dq_a, static_cast<T *>(p->dq), p->dq_st.b, p->dq_st.s, p->dq_st.h, B, Nq, Hq, D);
-    CUDA_CHECK_LAUNCH();
-    const unsigned nkb = (unsigned)((nke + 255) / 256);
-    nsa_store_kernel<T><<<nkb, 256>>>(dk_a, static_cast<T *>(p->dk), p->dk_st.b, p->dk_st.s, p->dk_st.h, B, Nk, Hkv, D);
-    CUDA_CHECK_LAUNCH();
-    nsa_store_kernel<T><<<nkb, 256>>>(dv_a, static_cast<T *>(p->dv), p->dv_st.b, p->dv_st.s, p->dv_st.h, B, Nk, Hkv, D);
-    CUDA_CHECK_LAUNCH();
-    return ATTN_OK;
+    if ((st = convert<float, T>(dq_a, cst, p->dq, p->dq_st, B, Nq, Hq, D)) != ATTN_OK) return st;
+    if ((st = convert<float, T>(dk_a, kst, p->dk, p->dk_st, B, Nk, Hkv, D)) != ATTN_OK) return st;
+    return convert<float, T>(dv_a, kst, p->dv, p->dv_st, B, Nk, Hkv, D);
 }
 
 } // namespace

@@ -11,32 +11,11 @@
 
 #include "cuda_attn.h"
 #include "cuda_common.cuh"
+#include "cuda_mma.cuh"
 #include "cuda_rt.h"
 
 namespace {
-
-/* dst[b, n, h, :] = src[b, n, h, :] for (B, N, H, D) tensors with their own strides. */
-template <typename Ti, typename To>
-__global__ void convert_kernel(const Ti *src, long long sb, long long ss, long long sh, To *dst, long long db,
-                               long long ds, long long dh, int B, int N, int H, int D) {
-    long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    long long n = (long long)B * N * H * D;
-    if (e >= n) return;
-    int d = (int)(e % D), h = (int)((e / D) % H), i = (int)((e / ((long long)D * H)) % N);
-    int b = (int)(e / ((long long)D * H * N));
-    float x = static_cast<float>(src[b * sb + (long long)i * ss + h * sh + d]);
-    dst[b * db + (long long)i * ds + h * dh + d] = static_cast<To>(x);
-}
-
-template <typename Ti, typename To>
-attn_status convert(const void *src, const attn_stride &s, void *dst, const attn_stride &d, int B, int N, int H, int D) {
-    long long n = (long long)B * N * H * D;
-    if (n == 0) return ATTN_OK;
-    convert_kernel<Ti, To><<<(unsigned)((n + 255) / 256), 256>>>(static_cast<const Ti *>(src), s.b, s.s, s.h,
-                                                                  static_cast<To *>(dst), d.b, d.s, d.h, B, N, H, D);
-    CUDA_CHECK_LAUNCH();
-    return ATTN_OK;
-}
+using namespace dm;
 
 dm_cuda_ws g_f32; /* the bf16 copies, kept between calls */
 

@@ -91,6 +91,29 @@ template <typename T> __device__ __forceinline__ float to_f32(T x);
 template <> __device__ __forceinline__ float to_f32<__nv_bfloat16>(__nv_bfloat16 x) { return __bfloat162float(x); }
 template <> __device__ __forceinline__ float to_f32<__half>(__half x) { return __half2float(x); }
 
+/* dst[b, n, h, :] = src[b, n, h, :] for (B, N, H, D) tensors with their own strides. */
+template <typename Ti, typename To>
+__global__ void convert_kernel(const Ti *src, long long sb, long long ss, long long sh, To *dst, long long db,
+                               long long ds, long long dh, int B, int N, int H, int D) {
+    long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    long long n = (long long)B * N * H * D;
+    if (e >= n) return;
+    int d = (int)(e % D), h = (int)((e / D) % H), i = (int)((e / ((long long)D * H)) % N);
+    int b = (int)(e / ((long long)D * H * N));
+    float x = static_cast<float>(src[b * sb + (long long)i * ss + h * sh + d]);
+    dst[b * db + (long long)i * ds + h * dh + d] = static_cast<To>(x);
+}
+
+template <typename Ti, typename To>
+attn_status convert(const void *src, const attn_stride &s, void *dst, const attn_stride &d, int B, int N, int H, int D) {
+    long long n = (long long)B * N * H * D;
+    if (n == 0) return ATTN_OK;
+    convert_kernel<Ti, To><<<(unsigned)((n + 255) / 256), 256>>>(static_cast<const Ti *>(src), s.b, s.s, s.h,
+                                                                  static_cast<To *>(dst), d.b, d.s, d.h, B, N, H, D);
+    CUDA_CHECK_LAUNCH();
+    return ATTN_OK;
+}
+
 } // namespace dm
 
 #endif
