@@ -14,6 +14,7 @@
 #include "cli.h"
 #include "cuda_info.h"
 #include "cuda_rt.h"
+#include "dtype.h"
 #include "report.h"
 
 double verify_tolerance(attn_backend b, attn_dtype t) {
@@ -94,6 +95,22 @@ void verify_one(const attn_op *op, const attn_params *shape, const verify_opts *
         backward = 0;
     }
     attn_case_fill(&c, o->seed, o->zp);
+    if (cdt != sh.dtype) {
+        /* fp32 computed in bf16: the kernel rounds q, k, v and dout to bf16 before
+         * anything else (cuda_f32.cu), so the cell's values are made bf16-exact here.
+         * Otherwise a top-k (dma's keys, nsa's blocks) taken on the rounded values may
+         * rightly differ from one on the unrounded, and the reference would not be
+         * the operator the kernel computes. */
+        static const char *main_in[] = {"q", "k", "v", "do"};
+        int ns0;
+        const attn_slot *tab0 = attn_slot_table(&ns0);
+        for (int m = 0; m < 4; m++) {
+            const attn_slot *s = attn_slot_find(main_in[m]);
+            int64_t n = s && c.buf[s - tab0] ? attn_slot_numel(s, &c.p, c.variant) : 0;
+            for (int64_t e = 0; e < n; e++)
+                attn_case_set(&c, s, e, bf16_to_f32(f32_to_bf16((float)attn_case_get(&c, s, e))));
+        }
+    }
     attn_case_copy_inputs(&ref, &c); /* the reference sees exactly the rounded inputs */
     if ((st = rop->forward(&ref.p)) != ATTN_OK || (backward && (st = rop->backward(&ref.p)) != ATTN_OK)) {
         r->status = st;

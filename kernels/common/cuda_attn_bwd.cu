@@ -6,7 +6,12 @@
  * lists as the forward (dma's selected keys are scattered; a key-parallel pass
  * would visit nearly every query for every key block):
  *
- * 1. bwd_dot_kernel: Dsum_i = rowsum(dO_i * O_i) in fp32, and zeroes nothing else.
+ * 1. bwd_dot_kernel: Dsum_i = rowsum(dO_i * O_i) in fp32. With dz asked for (dma),
+ *    Dsum_i = sum_j P_ij dP_ij instead, from a first pass of bwd_main_kernel over the
+ *    same key blocks (S and dP only): O was rounded to the output dtype, and with
+ *    Dsum from the rounded O every row's dS is off by (rounding error) * P_i., which
+ *    is small next to dQ and dK but not next to the sums of dz over queries and keys
+ *    (da, db_dt), which cancel.
  * 2. bwd_main_kernel, one CTA of 4 warps per (query tile of 64, query head, batch),
  *    warp w owning rows 16w..16w+15. Q and dO of the tile sit in shared memory;
  *    blocks of 64 keys (K, V and each key's query interval) stream through shared
@@ -59,6 +64,7 @@ struct BwdArgs {
     int ntiles_list;
     long long off; /* query i sits at position i + off */
     int kmul, kadd; /* key j sits at position j kmul + kadd */
+    int exact_dsum; /* Dsum from P and dP in a first pass instead of from dO and O */
 };
 
 /* Dsum[b, h, i] = sum_d dO[b, i, h, d] O[b, i, h, d]: one warp per row. */
@@ -151,7 +157,7 @@ __global__ void __launch_bounds__(NTHREADS) bwd_main_kernel(const BwdArgs a) {
             size_t u = ((size_t)b * a.Hq + h) * a.Nq + q;
             l = a.lse[u];
             l = l == -INFINITY ? INFINITY : l * LOG2E;
-            d = a.dsum[u];
+            d = a.exact_dsum ? 0.f : a.dsum[u];
         }
         lse2[r] = l;
         dsm[r] = d;
@@ -164,13 +170,27 @@ __global__ void __launch_bounds__(NTHREADS) bwd_main_kernel(const BwdArgs a) {
     float *dvb = a.dv_acc + ((size_t)b * a.Nk * a.Hkv + hkv) * D;
     const long long accs = (long long)a.Hkv * D; /* accumulator row stride */
 
-    for (int kbk = 0; kbk < nblocks; kbk++) {
-        const int st = kbk & 1;
-        if (kbk + 1 < nblocks) load_kv(st ^ 1, (kbk + 1) * BK);
+    /* with a.exact_dsum, a first pass over the same key blocks computes Dsum as
+     * sum_j P_ij dP_ij in fp32 (see the file comment); the second pass is the backward */
+    const int nit = (a.exact_dsum ? 2 : 1) * nblocks;
+    const int pre_end = a.exact_dsum ? nblocks : 0;
+    float dacc[2] = {0.f, 0.f};
+    for (int it = 0; it < nit; it++) {
+        const int st = it & 1;
+        if (it + 1 < nit) load_kv(st ^ 1, ((it + 1) % nblocks) * BK);
         cp_commit();
         cp_wait<1>();
         __syncthreads();
         const T *sKs = sK + st * BK * D, *sVs = sV + st * BK * D;
+        if (it == pre_end && pre_end > 0) {
+#pragma unroll
+            for (int r = 0; r < 2; r++) {
+                float d = dacc[r];
+                d += __shfl_xor_sync(0xffffffff, d, 1);
+                d += __shfl_xor_sync(0xffffffff, d, 2);
+                dsm[r] = d;
+            }
+        }
 
         /* S = Q K^T and dP = dO V^T for the warp's 16 rows x 64 keys */
         float s[BK / 8][4], dp[BK / 8][4];
@@ -196,8 +216,28 @@ __global__ void __launch_bounds__(NTHREADS) bwd_main_kernel(const BwdArgs a) {
                 mma16816<T>(dp[nt + 1], df, vf[2], vf[3]);
             }
         }
-        /* P and dS (dS kept in dp); dz column sums */
         const bool full = sFull[st * 2] && sFull[st * 2 + 1];
+        if (it < pre_end) { /* first pass: Dsum only */
+#pragma unroll
+            for (int nt = 0; nt < BK / 8; nt++)
+#pragma unroll
+                for (int e01 = 0; e01 < 2; e01++) {
+                    int g = st * BK + nt * 8 + (lane & 3) * 2 + e01;
+                    float zb = a.z ? sZ[g] : 0.f;
+                    int j = 0, rl = 0, rh = 0;
+                    if (!full) j = sIdx[g], rl = sRlo[g], rh = sRhi[g];
+#pragma unroll
+                    for (int r = 0; r < 2; r++) {
+                        int qi = i0 + wrow + (lane >> 2) + 8 * r;
+                        float pv = fast_exp2(s[nt][e01 + 2 * r] * a.scale_log2 + zb - lse2[r]);
+                        if (!full && (j < 0 || qi < rl || qi > rh)) pv = 0.f;
+                        dacc[r] += pv * dp[nt][e01 + 2 * r];
+                    }
+                }
+            __syncthreads();
+            continue;
+        }
+        /* P and dS (dS kept in dp); dz column sums */
 #pragma unroll
         for (int nt = 0; nt < BK / 8; nt++)
 #pragma unroll
@@ -340,7 +380,7 @@ dm_cuda_ws g_bws; /* the backward's accumulators, kept between calls */
 
 template <typename T, int D> attn_status launch_bwd(const attn_params *p, BwdArgs &a, const cuda_attn_spec *s) {
     const int ntiles = (p->Nq + BQ - 1) / BQ;
-    {
+    if (!a.exact_dsum) {
         int wpb = 8;
         long long rows = (long long)p->B * p->Nq * p->Hq;
         bwd_dot_kernel<T><<<(unsigned)((rows + wpb - 1) / wpb), wpb * 32>>>(
@@ -386,6 +426,7 @@ extern "C" attn_status cuda_attn_backward(const attn_params *p, const cuda_attn_
     a.q = p->q, a.k = p->k, a.v = p->v, a.dout = p->dout, a.dq = p->dq;
     a.lse = static_cast<const float *>(p->lse);
     a.dz = dz;
+    a.exact_dsum = dz != nullptr;
     a.qsb = p->q_st.b, a.qss = p->q_st.s, a.qsh = p->q_st.h;
     a.ksb = p->k_st.b, a.kss = p->k_st.s, a.ksh = p->k_st.h;
     a.vsb = p->v_st.b, a.vss = p->v_st.s, a.vsh = p->v_st.h;
