@@ -107,14 +107,17 @@ void attn_case_free(attn_case *c) {
  * row, P turns one-hot and the gradients shrink to the fp32 rounding floor, which
  * says nothing about a kernel); g ~ U(0, 1); w_ck, w_cv ~ N(0, 1/(l D));
  * p_k, p_v ~ N(0, 0.5^2). */
+/* Elements per independently seeded chunk: a tensor is filled in parallel, and the
+ * values do not depend on the thread count (chunk 0 keeps the slot's own seed, so
+ * tensors of up to FILL_CHUNK elements are what they always were). */
+#define FILL_CHUNK ((int64_t)1 << 20)
+
 void attn_case_fill(attn_case *c, uint64_t seed, z_pattern zp) {
     int ns;
     const attn_slot *tab = attn_slot_table(&ns);
     for (int i = 0; i < ns; i++) {
         const attn_slot *s = &tab[i];
         if (s->kind != SLOT_INPUT || !c->buf[i]) continue;
-        rng_t r;
-        rng_seed(&r, seed * 1000003u + (uint64_t)i);
         int64_t n = attn_slot_numel(s, &c->p, c->variant);
         double sd = 1.0;
         const char *nm = s->name;
@@ -122,17 +125,26 @@ void attn_case_fill(attn_case *c, uint64_t seed, z_pattern zp) {
         if (!strcmp(nm, "b_dt") || !strcmp(nm, "p_k") || !strcmp(nm, "p_v")) sd = 0.5;
         if (!strcmp(nm, "a")) sd = 0.2;
         if (!strcmp(nm, "w_ck") || !strcmp(nm, "w_cv")) sd = 1.0 / sqrt((double)c->p.nsa_l * c->p.D);
-        for (int64_t e = 0; e < n; e++) {
-            double x;
-            if (!strcmp(nm, "g")) x = rng_uniform(&r);
-            else if (!strcmp(nm, "z") && zp == Z_CLUSTERED) {
-                /* runs of 16 keys share a level; a few runs are high */
-                int64_t j = e % c->p.Nk, run = j / 16;
-                rng_t rr;
-                rng_seed(&rr, seed ^ (uint64_t)(e / c->p.Nk) * 7919u ^ (uint64_t)run * 104729u);
-                x = (rng_uniform(&rr) < 0.25 ? 2.0 : -2.0) + 0.1 * rng_normal(&r);
-            } else x = sd * rng_normal(&r);
-            attn_case_set(c, s, e, x);
+        const int uniform = !strcmp(nm, "g"), clustered = !strcmp(nm, "z") && zp == Z_CLUSTERED;
+        const int64_t nchunks = (n + FILL_CHUNK - 1) / FILL_CHUNK;
+#pragma omp parallel for schedule(dynamic, 1) if (nchunks > 1)
+        for (int64_t k = 0; k < nchunks; k++) {
+            rng_t r;
+            uint64_t cs = seed * 1000003u + (uint64_t)i;
+            rng_seed(&r, k == 0 ? cs : cs ^ ((uint64_t)k * 0xD1B54A32D192ED03ull));
+            const int64_t e1 = (k + 1) * FILL_CHUNK < n ? (k + 1) * FILL_CHUNK : n;
+            for (int64_t e = k * FILL_CHUNK; e < e1; e++) {
+                double x;
+                if (uniform) x = rng_uniform(&r);
+                else if (clustered) {
+                    /* runs of 16 keys share a level; a few runs are high */
+                    int64_t j = e % c->p.Nk, run = j / 16;
+                    rng_t rr;
+                    rng_seed(&rr, seed ^ (uint64_t)(e / c->p.Nk) * 7919u ^ (uint64_t)run * 104729u);
+                    x = (rng_uniform(&rr) < 0.25 ? 2.0 : -2.0) + 0.1 * rng_normal(&r);
+                } else x = sd * rng_normal(&r);
+                attn_case_set(c, s, e, x);
+            }
         }
     }
 }
