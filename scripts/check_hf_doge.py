@@ -114,8 +114,29 @@ def main():
             return 1
         ours = load_file(outp)["logits"]
 
+    # dma: count the queries whose keep-window boundary falls inside an exact tie of
+    # z (the w-th and (w+1)-th largest score equal in fp32), where the two tie-breaks
+    # may pick different keys; z is taken from transformers' own dt_proj outputs
+    dts = []
+    hooks = []
+    if variant == "dma":
+        for layer in model.model.layers:
+            hooks.append(layer.self_attn.dt_proj.register_forward_hook(lambda m, i, o: dts.append(o.detach())))
     with torch.no_grad():
         theirs = model(input_ids=ids).logits.float()
+    for h in hooks:
+        h.remove()
+    w = raw.get("keep_window_size", 0)
+    if dts and L > w:
+        ties = 0
+        for li, dt in enumerate(dts):
+            A = model.model.layers[li].self_attn.A.detach()
+            z = torch.exp(A * torch.nn.functional.softplus(dt)).transpose(-1, -2)  # (B, Hkv, L)
+            for i in range(w, L):
+                top = torch.sort(z[:, :, : i + 1], dim=-1, descending=True).values
+                ties += int((top[..., w - 1] == top[..., w]).sum().item())
+        print(f"dma: {ties} (batch row, layer, kv head, query) cells have an exact tie of z at the keep-window boundary"
+              f"{' (tie-breaks may differ there)' if ties else ''}")
     diff = (ours - theirs).abs().max().item()
     scale = theirs.abs().max().item()
     rel = diff / max(scale, 1e-30)

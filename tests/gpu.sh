@@ -9,7 +9,10 @@
 [ "${DMABENCH_GPU:-0}" = 1 ] || { echo "# gpu tests skipped (DMABENCH_GPU=1 runs them)"; exit 0; }
 B=${DMABENCH:-./build/dmabench}
 T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
+# DMABENCH_GPU_KEEP=DIR keeps the logs and reports of every step in DIR
+if [ -n "${DMABENCH_GPU_KEEP:-}" ]; then
+    trap 'mkdir -p "$DMABENCH_GPU_KEEP"; cp -r "$T"/. "$DMABENCH_GPU_KEEP"/; rm -rf "$T"' EXIT
+else trap 'rm -rf "$T"' EXIT; fi
 ok() { echo "ok - gpu/$1"; }
 nok() { echo "not ok - gpu/$1: $2"; }
 

@@ -280,7 +280,8 @@ static void test_gemm_edges(void) {
     int ok = 1;
     for (int i = 0; i < 6; i++) ok &= got[i] == 0.5f * C0[i];
     attn_status st = mcuda_gemm(0, 0, 2, 3, 4, 1.0f, dA, 3, dB, 3, 0.0f, dC, 3, ATTN_DTYPE_F32);
-    const char *why = mcuda_last_error();
+    char why[256]; /* mcuda_last_error's buffer is overwritten by the next call */
+    snprintf(why, sizeof why, "%s", mcuda_last_error());
     attn_status st2 = mcuda_gemm(0, 0, 2, 3, 4, 1.0f, dA, 4, dB, 3, 0.0f, dC, 3, ATTN_DTYPE_F16);
     CHECK(dev_ok(name) && ok && st == ATTN_ERR_INVALID && strstr(why, "leading") && st2 == ATTN_ERR_INVALID, name,
           "K = 0 %s; lda < K gave %s ('%s'); f16 output gave %s", ok ? "ok" : "wrong", attn_status_str(st), why,
