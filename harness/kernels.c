@@ -417,6 +417,12 @@ static void time_cell(sweep *S, const attn_op *op, const kcell *c, cJSON *rec) {
         goto done;
     }
     /* bwd times the backward alone: one untimed forward makes o and lse valid */
+    /* the high-water mark counts from here: the operator's workspaces (kept between
+     * calls) are freed first, so that this cell's warm-up allocates its own */
+    if (on_dev) dm_cuda_ws_release_all();
+    size_t cur0 = on_dev ? dm_cuda_mem_current() : attn_mem_current();
+    if (on_dev) dm_cuda_mem_reset_peak();
+    else attn_mem_reset_peak();
     if (c->m == ATTN_MODE_BWD && (st = op->forward(tp)) != ATTN_OK) {
         set_status(rec, "error", "forward (before the timed backward) failed: %s", attn_status_str(st));
         goto done;
@@ -426,9 +432,6 @@ static void time_cell(sweep *S, const attn_op *op, const kcell *c, cJSON *rec) {
             set_status(rec, "error", "%s failed in warm-up: %s", what, attn_status_str(st));
             goto done;
         }
-    size_t cur0 = on_dev ? dm_cuda_mem_current() : attn_mem_current();
-    if (on_dev) dm_cuda_mem_reset_peak();
-    else attn_mem_reset_peak();
     /* variants that choose keys report that part of the time on their own */
     attn_stats stats;
     sel = malloc((size_t)nrep * sizeof *sel);

@@ -17,6 +17,7 @@ attn_status dm_cuda_ws_get(dm_cuda_ws *w, size_t bytes, void **out, int *fresh) 
     if (fresh) *fresh = 0;
     return ATTN_ERR_UNSUPPORTED;
 }
+void dm_cuda_ws_release_all(void) {}
 size_t dm_cuda_mem_current(void) { return 0; }
 size_t dm_cuda_mem_peak(void) { return 0; }
 void dm_cuda_mem_reset_peak(void) {}

@@ -49,8 +49,25 @@ extern "C" void dm_cuda_free(void *ptr) {
     cudaFree(ptr);
 }
 
+static dm_cuda_ws *ws_seen[64]; /* every workspace handed out, for release_all */
+static int n_ws_seen;
+
+extern "C" void dm_cuda_ws_release_all(void) {
+    for (int i = 0; i < n_ws_seen; i++) {
+        dm_cuda_free(ws_seen[i]->ptr);
+        ws_seen[i]->ptr = nullptr;
+        ws_seen[i]->bytes = 0;
+    }
+}
+
 extern "C" attn_status dm_cuda_ws_get(dm_cuda_ws *w, size_t bytes, void **out, int *fresh) {
     if (fresh) *fresh = 0;
+    {
+        std::lock_guard<std::mutex> g(mem_mu);
+        int known = 0;
+        for (int i = 0; i < n_ws_seen && !known; i++) known = ws_seen[i] == w;
+        if (!known && n_ws_seen < (int)(sizeof ws_seen / sizeof ws_seen[0])) ws_seen[n_ws_seen++] = w;
+    }
     if (w->bytes < bytes) {
         dm_cuda_free(w->ptr);
         w->ptr = nullptr;

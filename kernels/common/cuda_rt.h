@@ -29,6 +29,10 @@ typedef struct {
 /* *out = w's buffer of at least bytes; a smaller one is freed and replaced (its
  * contents lost), and then *fresh (may be NULL) is 1, else 0. */
 attn_status dm_cuda_ws_get(dm_cuda_ws *w, size_t bytes, void **out, int *fresh);
+/* Frees every workspace dm_cuda_ws_get has handed out (the next get allocates
+ * afresh, with *fresh = 1): `kernels` calls it before each cell, so that the
+ * cell's high-water mark includes the operator's workspaces. */
+void dm_cuda_ws_release_all(void);
 
 /* Free and total device memory (cudaMemGetInfo). */
 attn_status dm_cuda_mem_info(size_t *free_bytes, size_t *total_bytes);
