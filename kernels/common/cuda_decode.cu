@@ -40,11 +40,12 @@
 
 #include "cuda_common.cuh"
 #include "cuda_decode.h"
+#include "cuda_mma.cuh"
 #include "cuda_rt.h"
 
 namespace {
+using namespace dm; /* LOG2E, fast_exp2, cvt8 */
 
-constexpr float LOG2E = 1.4426950408889634f;
 constexpr float LN2 = 0.6931471805599453f;
 
 constexpr int DEC_THREADS = 128;
@@ -60,13 +61,6 @@ constexpr bool DEC_PREFETCH = true;
 
 __device__ __forceinline__ void prefetch_l2(const void *p) { asm volatile("prefetch.global.L2 [%0];\n" ::"l"(p)); }
 
-/* 2^x on the special-function unit; 2^-inf = 0 */
-__device__ __forceinline__ float fast_exp2(float x) {
-    float y;
-    asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
-    return y;
-}
-
 /* The order dma's selection uses, as one integer: larger z first, then the larger
  * index. dma_key in cuda_attn.h, kept here so that this file does not depend on the
  * engine's header, with one difference: -0 counts as +0, so that equal z (as the
@@ -75,25 +69,6 @@ __device__ __forceinline__ unsigned long long sel_key(float z, int j) {
     unsigned int u = z == 0.f ? 0u : __float_as_uint(z);
     u = (u & 0x80000000u) ? ~u : (u | 0x80000000u);
     return ((unsigned long long)u << 32) | (unsigned int)j;
-}
-
-/* 8 elements (16 bytes) to fp32 */
-template <typename T> __device__ __forceinline__ void cvt8(const uint4 &r, float f[8]);
-template <> __device__ __forceinline__ void cvt8<__nv_bfloat16>(const uint4 &r, float f[8]) {
-    const unsigned int w[4] = {r.x, r.y, r.z, r.w};
-#pragma unroll
-    for (int i = 0; i < 4; i++) {
-        f[2 * i] = __uint_as_float(w[i] << 16);
-        f[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
-    }
-}
-template <> __device__ __forceinline__ void cvt8<__half>(const uint4 &r, float f[8]) {
-    const unsigned int w[4] = {r.x, r.y, r.z, r.w};
-#pragma unroll
-    for (int i = 0; i < 4; i++) {
-        f[2 * i] = __half2float(__ushort_as_half((unsigned short)(w[i] & 0xffffu)));
-        f[2 * i + 1] = __half2float(__ushort_as_half((unsigned short)(w[i] >> 16)));
-    }
 }
 
 template <typename T> __device__ __forceinline__ T from_float(float x);

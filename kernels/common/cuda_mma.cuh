@@ -91,6 +91,30 @@ template <typename T> __device__ __forceinline__ float to_f32(T x);
 template <> __device__ __forceinline__ float to_f32<__nv_bfloat16>(__nv_bfloat16 x) { return __bfloat162float(x); }
 template <> __device__ __forceinline__ float to_f32<__half>(__half x) { return __half2float(x); }
 
+/* 8 elements (16 bytes) to fp32 */
+template <typename T> __device__ __forceinline__ void cvt8(const uint4 &r, float f[8]);
+template <> __device__ __forceinline__ void cvt8<__nv_bfloat16>(const uint4 &r, float f[8]) {
+    const unsigned int w[4] = {r.x, r.y, r.z, r.w};
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        f[2 * i] = __uint_as_float(w[i] << 16);
+        f[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
+    }
+}
+template <> __device__ __forceinline__ void cvt8<__half>(const uint4 &r, float f[8]) {
+    const unsigned int w[4] = {r.x, r.y, r.z, r.w};
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        f[2 * i] = __half2float(__ushort_as_half((unsigned short)(w[i] & 0xffffu)));
+        f[2 * i + 1] = __half2float(__ushort_as_half((unsigned short)(w[i] >> 16)));
+    }
+}
+
+/* 8 consecutive elements from a 16-byte aligned address, to fp32 (read-only path) */
+template <typename T> __device__ __forceinline__ void ld8f(const T *p, float f[8]) {
+    cvt8<T>(__ldg(reinterpret_cast<const uint4 *>(p)), f);
+}
+
 /* dst[b, n, h, :] = src[b, n, h, :] for (B, N, H, D) tensors with their own strides. */
 template <typename Ti, typename To>
 __global__ void convert_kernel(const Ti *src, long long sb, long long ss, long long sh, To *dst, long long db,
