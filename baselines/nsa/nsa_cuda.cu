@@ -14,10 +14,15 @@
  *    once for the group's heads and summed over them, spread over the selection blocks by overlap / d into shared memory; block
  *    0, the query's block and the one before are forced; the rest by repeated warp
  *    argmax over (score, larger j); ids written ascending, -1 padded.
+ *    With DMABENCH_NSA_TC=1, nsa_select_tc_kernel instead: the same scores from
+ *    S = q K~^T on the tensor cores for a tile of queries x the group's heads,
+ *    accumulated in shared memory, and the same pick (nsa_pick_blocks).
  * 4. nsa_slc_kernel, one warp per (batch, kv head, query) for the group's heads,
  *    which share the selection: online softmax over the keys j <= i' of the
  *    selected blocks, a lane per key for the logits (a K row read once for the
- *    group) and a lane per head-dim slice for P V; lse plane 1.
+ *    group) and a lane per head-dim slice for P V; lse plane 1. With
+ *    DMABENCH_NSA_TC=1, nsa_slc_tc_kernel instead: a tile of queries x the group's
+ *    heads as mma rows over the union of the tile's selected blocks.
  * 5. window branch: the engine as swa; lse plane 2.
  * 6. nsa_combine_kernel: o = g_cmp O_cmp + g_slc O_slc + g_win O_win.
  * Steps 3 and 4 run on CUDA cores: correct first; docs/perf-notes.md has the plan.
@@ -33,6 +38,8 @@
 #include <climits>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 
 #include "cuda_attn.h"
 #include "cuda_common.cuh"
@@ -83,6 +90,50 @@ struct SelArgs {
     float scale;
 };
 
+/* One warp picks a query's blocks from its block scores sc[0..jmax]: block 0, jmax
+ * and jmax - 1 forced, then the best of the rest by (score, larger j) up to n in
+ * all; the ids go to out[0..nsel) ascending, -1 padded. chosen: jmax + 1 bytes. */
+__device__ __forceinline__ void nsa_pick_blocks(const float *sc, unsigned char *chosen, int jmax, int n, int nsel, int *out) {
+    const int lane = threadIdx.x & 31;
+    for (int j = lane; j <= jmax; j += 32) chosen[j] = 0;
+    __syncwarp();
+    /* 0, jmax and jmax - 1, each counted once (the same in every lane) */
+    const int nforced = 1 + (jmax > 0) + (jmax - 1 > 0);
+    if (lane == 0) {
+        chosen[0] = 1;
+        chosen[jmax] = 1;
+        if (jmax > 0) chosen[jmax - 1] = 1;
+    }
+    __syncwarp();
+    for (int r = 0; r < n - nforced; r++) {
+        float bs = -1.f;
+        int bj = -1;
+        for (int j = lane; j <= jmax; j += 32)
+            if (!chosen[j] && (sc[j] > bs || (sc[j] == bs && j > bj))) bs = sc[j], bj = j;
+        for (int o = 16; o; o >>= 1) {
+            float os = __shfl_xor_sync(0xffffffff, bs, o);
+            int oj = __shfl_xor_sync(0xffffffff, bj, o);
+            if (oj >= 0 && (bj < 0 || os > bs || (os == bs && oj > bj))) bs = os, bj = oj;
+        }
+        if (bj < 0) break; /* no candidate left */
+        if (lane == 0) chosen[bj] = 1;
+        __syncwarp();
+    }
+    /* the chosen ids, ascending */
+    int base = 0;
+    for (int j0 = 0; j0 <= jmax; j0 += 32) {
+        int j = j0 + lane;
+        bool on = j <= jmax && chosen[j];
+        unsigned bal = __ballot_sync(0xffffffff, on);
+        if (on) {
+            int k = base + __popc(bal & ((1u << lane) - 1));
+            if (k < nsel) out[k] = j;
+        }
+        base += __popc(bal);
+    }
+    for (int k = base + lane; k < nsel; k += 32) out[k] = -1;
+}
+
 /* One warp per (b, hkv, i); scores of the ns selection blocks in shared memory. */
 template <typename T>
 __global__ void nsa_select_kernel(const SelArgs a) {
@@ -105,7 +156,7 @@ __global__ void nsa_select_kernel(const SelArgs a) {
     const int jmax = (int)(ip / a.ls);
     long long ncl = ip + 1 >= a.l ? (ip + 1 - a.l) / a.d + 1 : 0;
     const int nc = (int)min(ncl, (long long)a.nb);
-    for (int j = lane; j <= jmax; j += 32) sc[j] = 0.f, chosen[j] = 0;
+    for (int j = lane; j <= jmax; j += 32) sc[j] = 0.f;
     __syncwarp();
     const T *Kc = static_cast<const T *>(a.kc) + (size_t)b * a.nb * a.Hkv * a.D + (size_t)hkv * a.D;
     const long long kcs = (long long)a.Hkv * a.D;
@@ -125,11 +176,14 @@ __global__ void nsa_select_kernel(const SelArgs a) {
         float dot[NSA_MAXG];
 #pragma unroll
         for (int hh = 0; hh < NSA_MAXG; hh++) dot[hh] = 0.f;
-        for (int e = 0; e < a.D; e++) {
-            const float kv = to_f32<T>(kr[e]);
+        for (int e0 = 0; e0 < a.D; e0 += 8) { /* 16-byte loads: a lane reads its own row */
+            float kv[8];
+            ld8f<T>(kr + e0, kv);
 #pragma unroll
-            for (int hh = 0; hh < NSA_MAXG; hh++)
-                if (hh < a.G) dot[hh] += sq[hh * a.D + e] * kv;
+            for (int k = 0; k < 8; k++)
+#pragma unroll
+                for (int hh = 0; hh < NSA_MAXG; hh++)
+                    if (hh < a.G) dot[hh] += sq[hh * a.D + e0 + k] * kv[k];
         }
         float P = 0.f;
 #pragma unroll
@@ -142,41 +196,139 @@ __global__ void nsa_select_kernel(const SelArgs a) {
         }
     }
     __syncwarp();
-    /* 0, jmax and jmax - 1, each counted once (the same in every lane) */
-    const int nforced = 1 + (jmax > 0) + (jmax - 1 > 0);
-    if (lane == 0) {
-        chosen[0] = 1;
-        chosen[jmax] = 1;
-        if (jmax > 0) chosen[jmax - 1] = 1;
+    nsa_pick_blocks(sc, chosen, jmax, a.n, a.nsel, out);
+}
+
+/* Compressed blocks visible at position ip: block c covers keys [c d, c d + l). */
+__host__ __device__ __forceinline__ int nsa_visible_blocks(long long ip, int l, int d, int nb) {
+    if (ip + 1 < l) return 0;
+    const long long nc = (ip + 1 - l) / d + 1;
+    return (int)(nc < nb ? nc : nb);
+}
+
+/* The selection on the tensor cores (used with DMABENCH_NSA_TC=1): one CTA of 4
+ * warps per (tile of QT queries, kv head, batch) with 64 mma rows r = hh QT + qi
+ * (head hh of the group, query i0 + qi; rows from G QT on are idle). Blocks of 64
+ * compressed keys stream through shared memory (cp.async, double buffered);
+ * S = q K~^T on the tensor cores, p = exp(s S - lse_cmp) per row, added into the
+ * tile's selection-block scores in shared memory by overlap / d (atomically: the
+ * group's heads add into their query's scores). Then warp w picks the blocks of
+ * queries w, w + 4, ... as nsa_select_kernel does. */
+template <typename T, int D>
+__global__ void __launch_bounds__(128) nsa_select_tc_kernel(const SelArgs a, const int QT, const int NS) {
+    constexpr int BKC = 64; /* compressed blocks per step */
+    constexpr int CH = D / 8;
+    extern __shared__ __align__(128) unsigned char tc_smem[];
+    T *sQ = reinterpret_cast<T *>(tc_smem);                 /* [64 rows][D], swizzled */
+    T *sK = sQ + 64 * D;                                    /* [2 stages][BKC][D] */
+    float *sc = reinterpret_cast<float *>(sK + 2 * BKC * D); /* [QT][NS] */
+    unsigned char *chosen = reinterpret_cast<unsigned char *>(sc + (size_t)QT * NS); /* [4][NS] */
+    const int hkv = blockIdx.y, b = blockIdx.z;
+    const int i0 = blockIdx.x * QT;
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    const int nrows = a.G * QT;
+    const long long off = (long long)a.Nk - a.Nq;
+
+    for (int x = tid; x < QT * NS; x += 128) sc[x] = 0.f;
+    for (int c = tid; c < 64 * CH; c += 128) {
+        const int r = c / CH, ch = c % CH, hh = r / QT, qi = r % QT;
+        const bool ok = r < nrows && i0 + qi < a.Nq;
+        const T *src = static_cast<const T *>(a.q) + b * a.qsb + (long long)(ok ? i0 + qi : 0) * a.qss +
+                       (long long)(hkv * a.G + (ok ? hh : 0)) * a.qsh + ch * 8;
+        cp16(sQ + swz<D>(r, ch), src, ok);
     }
-    __syncwarp();
-    for (int r = 0; r < a.n - nforced; r++) {
-        float bs = -1.f;
-        int bj = -1;
-        for (int j = lane; j <= jmax; j += 32)
-            if (!chosen[j] && (sc[j] > bs || (sc[j] == bs && j > bj))) bs = sc[j], bj = j;
-        for (int o = 16; o; o >>= 1) {
-            float os = __shfl_xor_sync(0xffffffff, bs, o);
-            int oj = __shfl_xor_sync(0xffffffff, bj, o);
-            if (oj >= 0 && (bj < 0 || os > bs || (os == bs && oj > bj))) bs = os, bj = oj;
+    /* the tile's last query sees the most blocks */
+    const int nc_tile = nsa_visible_blocks((long long)min(i0 + QT, a.Nq) - 1 + off, a.l, a.d, a.nb);
+    const T *Kc = static_cast<const T *>(a.kc) + (size_t)b * a.nb * a.Hkv * D + (size_t)hkv * D;
+    const long long kcs = (long long)a.Hkv * D;
+    auto load_kc = [&](int stage, int c0) {
+        for (int c = tid; c < BKC * CH; c += 128) {
+            const int r = c / CH, ch = c % CH;
+            const bool ok = c0 + r < nc_tile;
+            cp16(sK + stage * BKC * D + swz<D>(r, ch), Kc + (long long)(ok ? c0 + r : 0) * kcs + ch * 8, ok);
         }
-        if (bj < 0) break; /* no candidate left */
-        if (lane == 0) chosen[bj] = 1;
-        __syncwarp();
+    };
+    const int nsteps = (nc_tile + BKC - 1) / BKC;
+    if (nsteps > 0) load_kc(0, 0);
+    cp_commit();
+
+    /* the thread's two rows: wrow + lane/4 (x0) and 8 below (x1), as scalars */
+    const int wrow = warp * 16;
+    float lse20 = 0.f, lse21 = 0.f;
+    int nc0 = 0, nc1 = 0, jm0 = -1, jm1 = -1;
+    float *sc0 = sc, *sc1 = sc;
+#pragma unroll
+    for (int r2 = 0; r2 < 2; r2++) {
+        const int rr = wrow + (lane >> 2) + 8 * r2, hh = rr / QT, qi = rr % QT;
+        const long long ip = (long long)(i0 + qi) + off;
+        const bool ok = rr < nrows && i0 + qi < a.Nq && ip >= 0;
+        const int nc = ok ? nsa_visible_blocks(ip, a.l, a.d, a.nb) : 0;
+        const int jm = ok ? (int)(ip / a.ls) : -1;
+        const float l2 = nc > 0 ? a.lse0[((size_t)b * a.Hq + hkv * a.G + hh) * a.Nq + i0 + qi] * LOG2E : 0.f;
+        float *row = sc + (size_t)qi * NS;
+        if (r2 == 0) nc0 = nc, jm0 = jm, lse20 = l2, sc0 = row;
+        else nc1 = nc, jm1 = jm, lse21 = l2, sc1 = row;
     }
-    /* the chosen ids, ascending */
-    int base = 0;
-    for (int j0 = 0; j0 <= jmax; j0 += 32) {
-        int j = j0 + lane;
-        bool on = j <= jmax && chosen[j];
-        unsigned bal = __ballot_sync(0xffffffff, on);
-        if (on) {
-            int k = base + __popc(bal & ((1u << lane) - 1));
-            if (k < a.nsel) out[k] = j;
+    const float sl2 = a.scale * LOG2E;
+    __syncthreads(); /* the zeroed scores */
+
+    for (int step = 0; step < nsteps; step++) {
+        const int st = step & 1;
+        if (step + 1 < nsteps) load_kc(st ^ 1, (step + 1) * BKC);
+        cp_commit();
+        cp_wait<1>();
+        __syncthreads();
+        const T *sKs = sK + st * BKC * D;
+        float s[BKC / 8][4];
+#pragma unroll
+        for (int t = 0; t < BKC / 8; t++) s[t][0] = s[t][1] = s[t][2] = s[t][3] = 0.f;
+#pragma unroll
+        for (int kk = 0; kk < D / 16; kk++) {
+            uint32_t qf[4];
+            const int r = wrow + (lane & 7) + ((lane >> 3) & 1) * 8;
+            ldsm_x4(qf, sQ + swz<D>(r, 2 * kk + (lane >> 4)));
+#pragma unroll
+            for (int nt = 0; nt < BKC / 8; nt += 2) {
+                uint32_t kf[4];
+                const int rk = nt * 8 + (lane >> 4) * 8 + (lane & 7);
+                ldsm_x4(kf, sKs + swz<D>(rk, 2 * kk + ((lane >> 3) & 1)));
+                mma16816<T>(s[nt], qf, kf[0], kf[1]);
+                mma16816<T>(s[nt + 1], qf, kf[2], kf[3]);
+            }
         }
-        base += __popc(bal);
+        const int c0 = step * BKC;
+#pragma unroll
+        for (int nt = 0; nt < BKC / 8; nt++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const int c = c0 + nt * 8 + (lane & 3) * 2 + (e & 1);
+                const bool r1 = e >= 2;
+                if (c < (r1 ? nc1 : nc0)) {
+                    const float pc = fast_exp2(s[nt][e] * sl2 - (r1 ? lse21 : lse20)) / (float)a.d;
+                    float *row = r1 ? sc1 : sc0;
+                    const int lo = c * a.d, hi = lo + a.l;
+                    const int jhi = min((hi - 1) / a.ls, r1 ? jm1 : jm0);
+                    for (int j = lo / a.ls; j <= jhi; j++) {
+                        const int s0 = max(lo, j * a.ls), e0 = min(hi, (j + 1) * a.ls);
+                        atomicAdd(row + j, pc * (float)(e0 - s0));
+                    }
+                }
+            }
+        __syncthreads();
     }
-    for (int k = base + lane; k < a.nsel; k += 32) out[k] = -1;
+    cp_wait<0>();
+    __syncthreads();
+    for (int qi = warp; qi < QT; qi += 4) {
+        const int i = i0 + qi;
+        if (i >= a.Nq) break;
+        int *out = a.sel + (((size_t)b * a.Hkv + hkv) * a.Nq + i) * a.nsel;
+        const long long ip = (long long)i + off;
+        if (ip < 0) {
+            for (int k = lane; k < a.nsel; k += 32) out[k] = -1;
+            continue;
+        }
+        nsa_pick_blocks(sc + (size_t)qi * NS, chosen + (size_t)warp * NS, (int)(ip / a.ls), a.n, a.nsel, out);
+    }
 }
 
 struct SlcArgs {
@@ -229,11 +381,14 @@ __global__ void nsa_slc_kernel(const SlcArgs a) {
             for (int hh = 0; hh < NSA_MAXG; hh++) x[hh] = j < j1 ? 0.f : -INFINITY;
             if (j < j1) {
                 const T *kr = kb + j * a.kss;
-                for (int e = 0; e < a.D; e++) {
-                    const float kv = to_f32<T>(kr[e]);
+                for (int e0 = 0; e0 < a.D; e0 += 8) { /* 16-byte loads: a lane reads its own row */
+                    float kv[8];
+                    ld8f<T>(kr + e0, kv);
 #pragma unroll
-                    for (int hh = 0; hh < NSA_MAXG; hh++)
-                        if (hh < a.G) x[hh] += sq[hh * a.D + e] * kv;
+                    for (int k = 0; k < 8; k++)
+#pragma unroll
+                        for (int hh = 0; hh < NSA_MAXG; hh++)
+                            if (hh < a.G) x[hh] += sq[hh * a.D + e0 + k] * kv[k];
                 }
             }
             float p[NSA_MAXG];
@@ -284,6 +439,222 @@ __global__ void nsa_slc_kernel(const SlcArgs a) {
         }
         if (lane == 0)
             a.lse1[((size_t)b * a.Hq + h) * a.Nq + i] = l[hh] > 0.f ? (m[hh] + log2f(l[hh])) * 0.6931471805599453f : -INFINITY;
+    }
+}
+
+/* The selected branch on the tensor cores (used with DMABENCH_NSA_TC=1): one CTA of
+ * 4 warps per (tile of QS = 64 / G queries, kv head, batch), 64 mma rows
+ * r = hh QS + qi as in nsa_select_tc_kernel. The tile's queries select blocks that
+ * mostly coincide, so the CTA walks the union of their selections (ascending, with a
+ * bit mask of the queries that chose each block) in chunks of 64 keys through shared
+ * memory (cp.async, double buffered), each row masked to its own query's blocks and
+ * keys j <= i': S = q K^T and O += P V on the tensor cores, online softmax in fp32
+ * (FlashAttention-2's forward over a gathered key list). */
+template <typename T, int D>
+__global__ void __launch_bounds__(128) nsa_slc_tc_kernel(const SlcArgs a, const int QS, const int NSB, const int cap) {
+    constexpr int BK = 64;
+    constexpr int CH = D / 8;
+    extern __shared__ __align__(128) unsigned char slc_smem[];
+    T *sQ = reinterpret_cast<T *>(slc_smem);  /* [64 rows][D] */
+    T *sK = sQ + 64 * D;                       /* [2][BK][D] */
+    T *sV = sK + 2 * BK * D;                   /* [2][BK][D] */
+    unsigned long long *qmask = reinterpret_cast<unsigned long long *>(sV + 2 * BK * D); /* [NSB] */
+    int *list = reinterpret_cast<int *>(qmask + NSB);                                    /* [cap] */
+    int *wsum = list + cap;                                                              /* [4] + count */
+    const int hkv = blockIdx.y, b = blockIdx.z;
+    const int i0 = blockIdx.x * QS;
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    const int nrows = a.G * QS;
+    const long long off = (long long)a.Nk - a.Nq;
+
+    /* the union of the tile's selections */
+    for (int x = tid; x < NSB; x += 128) qmask[x] = 0ULL;
+    for (int c = tid; c < 64 * CH; c += 128) {
+        const int r = c / CH, ch = c % CH, hh = r / QS, qi = r % QS;
+        const bool ok = r < nrows && i0 + qi < a.Nq;
+        const T *src = static_cast<const T *>(a.q) + b * a.qsb + (long long)(ok ? i0 + qi : 0) * a.qss +
+                       (long long)(hkv * a.G + (ok ? hh : 0)) * a.qsh + ch * 8;
+        cp16(sQ + swz<D>(r, ch), src, ok);
+    }
+    cp_commit();
+    __syncthreads();
+    const int *selb = a.sel + ((size_t)b * a.Hkv + hkv) * a.Nq * a.nsel;
+    for (int x = tid; x < QS * a.nsel; x += 128) {
+        const int qi = x / a.nsel, i = i0 + qi;
+        if (i >= a.Nq) continue;
+        const int jb = selb[(size_t)i * a.nsel + x % a.nsel];
+        if (jb >= 0 && jb < NSB) atomicOr(&qmask[jb], 1ULL << qi);
+    }
+    __syncthreads();
+    {   /* compaction: thread t owns blocks [t per, (t + 1) per) */
+        const int per = (NSB + 127) / 128, j0 = tid * per, j1 = min(j0 + per, NSB);
+        int cnt = 0;
+        for (int j = j0; j < j1; j++) cnt += qmask[j] != 0ULL;
+        int x = cnt;
+#pragma unroll
+        for (int o = 1; o < 32; o <<= 1) {
+            const int y = __shfl_up_sync(0xffffffff, x, o);
+            if (lane >= o) x += y;
+        }
+        if (lane == 31) wsum[warp] = x;
+        __syncthreads();
+        int base = x - cnt;
+        for (int w = 0; w < warp; w++) base += wsum[w];
+        for (int j = j0; j < j1; j++)
+            if (qmask[j] != 0ULL) {
+                if (base < cap) list[base] = j;
+                base++;
+            }
+        if (tid == 127) wsum[4] = min(base, cap);
+        __syncthreads();
+    }
+    const int nlist = wsum[4];
+    const int cpb = (a.ls + BK - 1) / BK; /* chunks per block */
+    const int nchunks = nlist * cpb;
+    const T *kb = static_cast<const T *>(a.k) + b * a.ksb + hkv * a.ksh;
+    const T *vb = static_cast<const T *>(a.v) + b * a.vsb + hkv * a.vsh;
+    auto chunk_range = [&](int t, long long *k0, long long *kend, unsigned long long *qm) {
+        const int jb = list[t / cpb];
+        *k0 = (long long)jb * a.ls + (long long)(t % cpb) * BK;
+        *kend = min((long long)jb * a.ls + a.ls, (long long)a.Nk);
+        *qm = qmask[jb];
+    };
+    auto load_kv = [&](int stage, int t) {
+        long long k0, kend;
+        unsigned long long qm;
+        chunk_range(t, &k0, &kend, &qm);
+        for (int c = tid; c < BK * CH; c += 128) {
+            const int r = c / CH, ch = c % CH;
+            const bool ok = k0 + r < kend;
+            const long long j = ok ? k0 + r : 0;
+            cp16(sK + stage * BK * D + swz<D>(r, ch), kb + j * a.kss + ch * 8, ok);
+            cp16(sV + stage * BK * D + swz<D>(r, ch), vb + j * a.vss + ch * 8, ok);
+        }
+    };
+    if (nchunks > 0) load_kv(0, 0);
+    cp_commit();
+
+    /* the thread's two rows (x0: wrow + lane/4, x1: 8 below) */
+    const int wrow = warp * 16;
+    int qi0 = 0, qi1 = 0;
+    long long ip0 = -1, ip1 = -1; /* -1: the row takes no key */
+#pragma unroll
+    for (int r2 = 0; r2 < 2; r2++) {
+        const int rr = wrow + (lane >> 2) + 8 * r2, qi = rr % QS;
+        const long long ip = rr < nrows && i0 + qi < a.Nq ? (long long)(i0 + qi) + off : -1;
+        if (r2 == 0) qi0 = qi, ip0 = ip;
+        else qi1 = qi, ip1 = ip;
+    }
+    float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.f, l1 = 0.f;
+    float o[D / 8][4];
+#pragma unroll
+    for (int t = 0; t < D / 8; t++) o[t][0] = o[t][1] = o[t][2] = o[t][3] = 0.f;
+
+    for (int t = 0; t < nchunks; t++) {
+        const int st = t & 1;
+        if (t + 1 < nchunks) load_kv(st ^ 1, t + 1);
+        cp_commit();
+        cp_wait<1>();
+        __syncthreads();
+        const T *sKs = sK + st * BK * D, *sVs = sV + st * BK * D;
+        long long k0, kend;
+        unsigned long long qm;
+        chunk_range(t, &k0, &kend, &qm);
+        const bool on0 = (qm >> qi0) & 1ULL, on1 = (qm >> qi1) & 1ULL;
+        float s[BK / 8][4];
+#pragma unroll
+        for (int x = 0; x < BK / 8; x++) s[x][0] = s[x][1] = s[x][2] = s[x][3] = 0.f;
+#pragma unroll
+        for (int kk = 0; kk < D / 16; kk++) {
+            uint32_t qf[4];
+            const int r = wrow + (lane & 7) + ((lane >> 3) & 1) * 8;
+            ldsm_x4(qf, sQ + swz<D>(r, 2 * kk + (lane >> 4)));
+#pragma unroll
+            for (int nt = 0; nt < BK / 8; nt += 2) {
+                uint32_t kf[4];
+                const int rk = nt * 8 + (lane >> 4) * 8 + (lane & 7);
+                ldsm_x4(kf, sKs + swz<D>(rk, 2 * kk + ((lane >> 3) & 1)));
+                mma16816<T>(s[nt], qf, kf[0], kf[1]);
+                mma16816<T>(s[nt + 1], qf, kf[2], kf[3]);
+            }
+        }
+        /* mask, scale to log2 units, the rows' new maxima */
+        float mx0 = -INFINITY, mx1 = -INFINITY;
+#pragma unroll
+        for (int nt = 0; nt < BK / 8; nt++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const long long j = k0 + nt * 8 + (lane & 3) * 2 + (e & 1);
+                const bool r1 = e >= 2;
+                const bool vis = j < kend && (r1 ? on1 : on0) && j <= (r1 ? ip1 : ip0);
+                const float x = vis ? s[nt][e] * a.scale_log2 : -INFINITY;
+                s[nt][e] = x;
+                if (r1) mx1 = fmaxf(mx1, x);
+                else mx0 = fmaxf(mx0, x);
+            }
+#pragma unroll
+        for (int o2 = 1; o2 < 4; o2 <<= 1) {
+            mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffff, mx0, o2));
+            mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffff, mx1, o2));
+        }
+        const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);
+        const float mu0 = mn0 == -INFINITY ? 0.f : mn0, mu1 = mn1 == -INFINITY ? 0.f : mn1;
+        const float al0 = fast_exp2(m0 - mu0), al1 = fast_exp2(m1 - mu1); /* 0 while m = -inf */
+        float rs0 = 0.f, rs1 = 0.f;
+#pragma unroll
+        for (int nt = 0; nt < BK / 8; nt++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const bool r1 = e >= 2;
+                const float pv = fast_exp2(s[nt][e] - (r1 ? mu1 : mu0));
+                s[nt][e] = pv;
+                if (r1) rs1 += pv;
+                else rs0 += pv;
+            }
+        l0 = l0 * al0 + rs0, l1 = l1 * al1 + rs1; /* the quad's partial sums: reduced at the end */
+        m0 = mn0, m1 = mn1;
+#pragma unroll
+        for (int x = 0; x < D / 8; x++) o[x][0] *= al0, o[x][1] *= al0, o[x][2] *= al1, o[x][3] *= al1;
+        /* O += P V */
+#pragma unroll
+        for (int kk = 0; kk < BK / 16; kk++) {
+            uint32_t af[4];
+            af[0] = pack2<T>::from(s[2 * kk][0], s[2 * kk][1]);
+            af[1] = pack2<T>::from(s[2 * kk][2], s[2 * kk][3]);
+            af[2] = pack2<T>::from(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+            af[3] = pack2<T>::from(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+#pragma unroll
+            for (int dt = 0; dt < D / 8; dt += 2) {
+                uint32_t vf[4];
+                const int r = kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
+                ldsm_x4_t(vf, sVs + swz<D>(r, dt + (lane >> 4)));
+                mma16816<T>(o[dt], af, vf[0], vf[1]);
+                mma16816<T>(o[dt + 1], af, vf[2], vf[3]);
+            }
+        }
+        __syncthreads();
+    }
+    cp_wait<0>();
+#pragma unroll
+    for (int o2 = 1; o2 < 4; o2 <<= 1) {
+        l0 += __shfl_xor_sync(0xffffffff, l0, o2);
+        l1 += __shfl_xor_sync(0xffffffff, l1, o2);
+    }
+#pragma unroll
+    for (int r2 = 0; r2 < 2; r2++) {
+        const int rr = wrow + (lane >> 2) + 8 * r2, hh = rr / QS, qi = rr % QS, i = i0 + qi;
+        if (rr < nrows && i < a.Nq) {
+            const int h = hkv * a.G + hh;
+            const float L = r2 ? l1 : l0, M = r2 ? m1 : m0;
+            const float inv = L > 0.f ? 1.f / L : 0.f;
+            T *orow = static_cast<T *>(a.o) + (((size_t)b * a.Nq + i) * a.Hq + h) * D;
+#pragma unroll
+            for (int x = 0; x < D / 8; x++)
+                *reinterpret_cast<uint32_t *>(orow + x * 8 + (lane & 3) * 2) =
+                    pack2<T>::from(o[x][2 * r2] * inv, o[x][2 * r2 + 1] * inv);
+            if ((lane & 3) == 0)
+                a.lse1[((size_t)b * a.Hq + h) * a.Nq + i] = L > 0.f ? (M + log2f(L)) * 0.6931471805599453f : -INFINITY;
+        }
     }
 }
 
@@ -424,11 +795,18 @@ __global__ void nsa_slc_bwd_kernel(const SlcBwdArgs a) {
                 float x[NSA_MAXG], dp[NSA_MAXG];
 #pragma unroll
                 for (int hh = 0; hh < NSA_MAXG; hh++) x[hh] = dp[hh] = 0.f;
-                for (int e = 0; e < a.D; e++) {
-                    const float kv = to_f32<T>(kr[e]), vv = to_f32<T>(vr[e]);
+                for (int e0 = 0; e0 < a.D; e0 += 8) { /* 16-byte loads: a lane reads its own rows */
+                    float kv[8], vv[8];
+                    ld8f<T>(kr + e0, kv);
+                    ld8f<T>(vr + e0, vv);
 #pragma unroll
-                    for (int hh = 0; hh < NSA_MAXG; hh++)
-                        if (hh < a.G) x[hh] += sq[hh * a.D + e] * kv, dp[hh] += sdo[hh * a.D + e] * vv;
+                    for (int k = 0; k < 8; k++)
+#pragma unroll
+                        for (int hh = 0; hh < NSA_MAXG; hh++)
+                            if (hh < a.G) {
+                                x[hh] += sq[hh * a.D + e0 + k] * kv[k];
+                                dp[hh] += sdo[hh * a.D + e0 + k] * vv[k];
+                            }
                 }
 #pragma unroll
                 for (int hh = 0; hh < NSA_MAXG; hh++)
@@ -531,6 +909,88 @@ __global__ void nsa_cmp_bwd_w_kernel(const T *x, long long xsb, long long xss, l
 dm_cuda_ws g_nws; /* compressed keys, branch outputs, selection and gradients, kept between calls */
 
 /* Sizes every step shares. */
+/* DMABENCH_NSA_TC=1 selects with nsa_select_tc_kernel (until it has been verified
+ * on a GPU, the CUDA-core kernel stays the default). */
+int nsa_tc_enabled() {
+    static int on = -1;
+    if (on < 0) {
+        const char *e = getenv("DMABENCH_NSA_TC");
+        on = e && !strcmp(e, "1");
+    }
+    return on;
+}
+
+/* The tensor-core selection's tile: *qt queries (64 / G, halved until the tile's
+ * block scores fit the device's shared memory; 0 when even one query's do not, or
+ * G does not divide 64) and its shared-memory bytes. */
+attn_status select_tc_tile(int G, int ns, int D, size_t esize, int *qt, size_t *smem) {
+    *qt = 0, *smem = 0;
+    if (G < 1 || 64 % G != 0 || (D != 16 && D != 32 && D != 64 && D != 128)) return ATTN_OK;
+    int dev = 0, optin = 0;
+    CUDA_CHECK(cudaGetDevice(&dev));
+    CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+    const size_t fixed = 3 * 64 * (size_t)D * esize + (((size_t)4 * ns + 15) & ~(size_t)15);
+    int q = 64 / G;
+    while (q > 1 && fixed + (size_t)q * ns * sizeof(float) > (size_t)optin) q /= 2;
+    if (fixed + (size_t)q * ns * sizeof(float) > (size_t)optin) return ATTN_OK;
+    *qt = q;
+    *smem = fixed + (size_t)q * ns * sizeof(float);
+    return ATTN_OK;
+}
+
+template <typename T, int D> attn_status launch_select_tc_d(const SelArgs &a, int qt, size_t smem) {
+    auto kern = nsa_select_tc_kernel<T, D>;
+    CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+    const dim3 grid((unsigned)((a.Nq + qt - 1) / qt), (unsigned)a.Hkv, (unsigned)a.B);
+    kern<<<grid, 128, smem>>>(a, qt, a.ns);
+    CUDA_CHECK_LAUNCH();
+    return ATTN_OK;
+}
+
+template <typename T> attn_status launch_select_tc(const SelArgs &a, int qt, size_t smem) {
+    switch (a.D) {
+    case 16: return launch_select_tc_d<T, 16>(a, qt, smem);
+    case 32: return launch_select_tc_d<T, 32>(a, qt, smem);
+    case 64: return launch_select_tc_d<T, 64>(a, qt, smem);
+    default: return launch_select_tc_d<T, 128>(a, qt, smem);
+    }
+}
+
+/* The tensor-core selected branch's tile: *qs = 64 / G queries, the union list's
+ * capacity and the shared-memory bytes; *qs = 0 when it does not apply (G does not
+ * divide 64, or the block masks do not fit the device's shared memory). */
+attn_status slc_tc_tile(int G, int ns, int nsel, int D, size_t esize, int *qs, int *cap, size_t *smem) {
+    *qs = 0, *cap = 0, *smem = 0;
+    if (G < 1 || 64 % G != 0 || (D != 16 && D != 32 && D != 64 && D != 128)) return ATTN_OK;
+    int dev = 0, optin = 0;
+    CUDA_CHECK(cudaGetDevice(&dev));
+    CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+    const int q = 64 / G;
+    const int c = std::min(ns, q * nsel);
+    const size_t need = 5 * 64 * (size_t)D * esize + (size_t)ns * 8 + (size_t)c * 4 + 8 * sizeof(int);
+    if (need > (size_t)optin) return ATTN_OK;
+    *qs = q, *cap = c, *smem = need;
+    return ATTN_OK;
+}
+
+template <typename T, int D> attn_status launch_slc_tc_d(const SlcArgs &a, int qs, int ns, int cap, size_t smem) {
+    auto kern = nsa_slc_tc_kernel<T, D>;
+    CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+    const dim3 grid((unsigned)((a.Nq + qs - 1) / qs), (unsigned)a.Hkv, (unsigned)a.B);
+    kern<<<grid, 128, smem>>>(a, qs, ns, cap);
+    CUDA_CHECK_LAUNCH();
+    return ATTN_OK;
+}
+
+template <typename T> attn_status launch_slc_tc(const SlcArgs &a, int qs, int ns, int cap, size_t smem) {
+    switch (a.D) {
+    case 16: return launch_slc_tc_d<T, 16>(a, qs, ns, cap, smem);
+    case 32: return launch_slc_tc_d<T, 32>(a, qs, ns, cap, smem);
+    case 64: return launch_slc_tc_d<T, 64>(a, qs, ns, cap, smem);
+    default: return launch_slc_tc_d<T, 128>(a, qs, ns, cap, smem);
+    }
+}
+
 struct NsaDims {
     int B, Nq, Nk, Hq, Hkv, D, G, l, d, ls, nb, ns, nsel;
 };
@@ -624,13 +1084,20 @@ template <typename T> attn_status nsa_branches(const attn_params *p, const NsaBu
         a.B = B, a.Nq = Nq, a.Nk = Nk, a.Hq = Hq, a.Hkv = Hkv, a.G = G, a.D = D, a.nb = nb, a.ns = ns, a.nsel = nsel;
         a.l = l, a.d = d, a.ls = ls, a.n = p->nsa_n;
         a.scale = (float)p->scale;
-        const int wpb = 4;
-        const size_t smem = (size_t)wpb * (ns + 1) * sizeof(float) + (((size_t)wpb * ns + 15) & ~(size_t)15) +
-                            (size_t)wpb * G * D * sizeof(float);
-        CUDA_CHECK(cudaFuncSetAttribute(nsa_select_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-        const long long items = (long long)B * Hkv * Nq;
-        nsa_select_kernel<T><<<(unsigned)((items + wpb - 1) / wpb), wpb * 32, smem>>>(a);
-        CUDA_CHECK_LAUNCH();
+        int qt = 0;
+        size_t tc_smem = 0;
+        if (nsa_tc_enabled() && (st = select_tc_tile(G, ns, D, sizeof(T), &qt, &tc_smem)) != ATTN_OK) return st;
+        if (qt > 0) {
+            if ((st = launch_select_tc<T>(a, qt, tc_smem)) != ATTN_OK) return st;
+        } else {
+            const int wpb = 4;
+            const size_t smem = (size_t)wpb * (ns + 1) * sizeof(float) + (((size_t)wpb * ns + 15) & ~(size_t)15) +
+                                (size_t)wpb * G * D * sizeof(float);
+            CUDA_CHECK(cudaFuncSetAttribute(nsa_select_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+            const long long items = (long long)B * Hkv * Nq;
+            nsa_select_kernel<T><<<(unsigned)((items + wpb - 1) / wpb), wpb * 32, smem>>>(a);
+            CUDA_CHECK_LAUNCH();
+        }
         if (p->stats) {
             CUDA_CHECK(cudaEventRecord(s1));
             CUDA_CHECK(cudaEventSynchronize(s1));
@@ -650,10 +1117,18 @@ template <typename T> attn_status nsa_branches(const attn_params *p, const NsaBu
         a.vsb = p->v_st.b, a.vss = p->v_st.s, a.vsh = p->v_st.h;
         a.B = B, a.Nq = Nq, a.Nk = Nk, a.Hq = Hq, a.Hkv = Hkv, a.G = G, a.D = D, a.nsel = nsel, a.ls = ls;
         a.scale_log2 = (float)(p->scale * 1.4426950408889634);
-        const int wpb = 4;
-        const long long items = (long long)B * Hkv * Nq;
-        nsa_slc_kernel<T><<<(unsigned)((items + wpb - 1) / wpb), wpb * 32, (size_t)wpb * G * D * sizeof(float)>>>(a);
-        CUDA_CHECK_LAUNCH();
+        int qs = 0, cap = 0;
+        size_t tc_smem = 0;
+        if (nsa_tc_enabled() && (st = slc_tc_tile(G, ns, nsel, D, sizeof(T), &qs, &cap, &tc_smem)) != ATTN_OK)
+            return st;
+        if (qs > 0) {
+            if ((st = launch_slc_tc<T>(a, qs, ns, cap, tc_smem)) != ATTN_OK) return st;
+        } else {
+            const int wpb = 4;
+            const long long items = (long long)B * Hkv * Nq;
+            nsa_slc_kernel<T><<<(unsigned)((items + wpb - 1) / wpb), wpb * 32, (size_t)wpb * G * D * sizeof(float)>>>(a);
+            CUDA_CHECK_LAUNCH();
+        }
     }
     /* 5. window branch, lse plane 2 */
     {
