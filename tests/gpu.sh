@@ -29,13 +29,17 @@ for dt in bf16 f16 f32; do
     else nok "verify $dt" "exit $rc: $(grep -v '^$' "$T/v-$dt.log" | tail -6 | tr '\n' ' ')"; fi
 done
 
-# nsa's tensor-core selection (opt-in until it has passed here)
-for dt in bf16 f16; do
-    DMABENCH_NSA_TC=1 $B verify --backend cuda --variants nsa --dtype $dt --quiet --out "$T/vtc-$dt.json" >"$T/vtc-$dt.log" 2>&1
-    rc=$?
-    s=$(grep '^verify:' "$T/vtc-$dt.log")
-    if [ $rc -eq 0 ] && echo "$s" | grep -q ' 0 failed'; then ok "verify $dt nsa with DMABENCH_NSA_TC=1 ($s)"
-    else nok "verify $dt nsa with DMABENCH_NSA_TC=1" "exit $rc: $(grep -v '^$' "$T/vtc-$dt.log" | tail -4 | tr '\n' ' ')"; fi
+# the opt-in kernel versions (each becomes the default once it has passed here):
+# nsa's tensor-core selection and selected branch; the backward's 128-row tiles
+for optin in DMABENCH_NSA_TC=1 DMABENCH_CUDA_BWD_TILE=128; do
+    for dt in bf16 f16; do
+        env $optin $B verify --backend cuda --dtype $dt --quiet --out "$T/vopt-$dt.json" >"$T/vopt-$dt.log" 2>&1
+        rc=$?
+        s=$(grep '^verify:' "$T/vopt-$dt.log")
+        if [ $rc -eq 0 ] && echo "$s" | grep -q ' 0 failed'; then ok "verify $dt with $optin ($s)"
+        else nok "verify $dt with $optin" "exit $rc: $(grep -v '^$' "$T/vopt-$dt.log" | tail -4 | tr '\n' ' ')"; fi
+        cp "$T/vopt-$dt.log" "$T/vopt-$dt-${optin%%=*}.log"
+    done
 done
 
 # DMABENCH_GPU_SANITIZE=0 skips the sanitizer runs (the slowest part), e.g. to
@@ -53,13 +57,16 @@ if [ $SAN = 1 ]; then
     rc=$?
     if [ $rc -eq 0 ] && grep -q 'RACECHECK SUMMARY: 0 hazards' "$T/racecheck.log"; then ok "racecheck"
     else nok "racecheck" "exit $rc: $(grep -m3 -E 'hazard|ERROR' "$T/racecheck.log" | tr '\n' ' ')"; fi
-    for tool in memcheck racecheck; do
-        DMABENCH_NSA_TC=1 compute-sanitizer --tool $tool --error-exitcode 9 $B verify --backend cuda --variants nsa \
-            --quiet --out "$T/tc-$tool.json" >"$T/tc-$tool.log" 2>&1
-        rc=$?
-        if [ $rc -eq 0 ] && grep -qE '(ERROR SUMMARY: 0 errors|RACECHECK SUMMARY: 0 hazards)' "$T/tc-$tool.log"; then
-            ok "$tool nsa with DMABENCH_NSA_TC=1"
-        else nok "$tool nsa with DMABENCH_NSA_TC=1" "exit $rc: $(grep -m3 -E 'ERROR|Invalid|hazard' "$T/tc-$tool.log" | tr '\n' ' ')"; fi
+    for optin in "DMABENCH_NSA_TC=1 nsa" "DMABENCH_CUDA_BWD_TILE=128 mha,dma"; do
+        set -- $optin
+        for tool in memcheck racecheck; do
+            env $1 compute-sanitizer --tool $tool --error-exitcode 9 $B verify --backend cuda --variants $2 \
+                --quiet --out "$T/opt-$tool.json" >"$T/opt-$tool-${1%%=*}.log" 2>&1
+            rc=$?
+            if [ $rc -eq 0 ] && grep -qE '(ERROR SUMMARY: 0 errors|RACECHECK SUMMARY: 0 hazards)' "$T/opt-$tool-${1%%=*}.log"
+            then ok "$tool $2 with $1"
+            else nok "$tool $2 with $1" "exit $rc: $(grep -m3 -E 'ERROR|Invalid|hazard' "$T/opt-$tool-${1%%=*}.log" | tr '\n' ' ')"; fi
+        done
     done
 else
     echo "# compute-sanitizer not run (not found, or DMABENCH_GPU_SANITIZE=0)"

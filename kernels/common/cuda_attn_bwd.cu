@@ -33,6 +33,8 @@
 #include <climits>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 
 #include "cuda_attn.h"
 #include "cuda_common.cuh"
@@ -43,9 +45,9 @@
 namespace {
 using namespace dm;
 
-constexpr int BQ = 64; /* query rows per tile */
 constexpr int BK = 64; /* keys per block */
-constexpr int NTHREADS = 128;
+/* Query rows per tile (BQ): 64 (4 warps), or 128 (8 warps; DMABENCH_CUDA_BWD_TILE=128
+ * until tests/gpu.sh has verified it), with 16 rows per warp and 2 BQ threads. */
 
 struct BwdArgs {
     const void *q, *k, *v, *dout;
@@ -83,8 +85,14 @@ __global__ void bwd_dot_kernel(const T *o, long long osb, long long oss, long lo
     if (lane == 0) dsum[((size_t)b * Hq + h) * Nq + i] = s;
 }
 
-template <typename T, int D>
-__global__ void __launch_bounds__(NTHREADS) bwd_main_kernel(const BwdArgs a) {
+template <typename T, int D, int BQ>
+__global__ void __launch_bounds__(2 * BQ) bwd_main_kernel(const BwdArgs a) {
+    constexpr int NTHREADS = 2 * BQ;
+    /* the dV/dK products: warp w takes keys 16 (w % 4) .. + 15 and, with 8 warps,
+     * one half of the head dimension (DW columns from d0) */
+    constexpr int DSPLIT = BQ / 64, DW = D / DSPLIT;
+    static_assert(BQ == 64 || BQ == 128, "64 or 128 query rows per tile");
+    static_assert(DW >= 16, "a warp's share of the head dimension holds whole ldmatrix pairs");
     extern __shared__ __align__(128) unsigned char smem[];
     T *sQ = reinterpret_cast<T *>(smem);
     T *sdO = sQ + BQ * D;
@@ -295,16 +303,17 @@ __global__ void __launch_bounds__(NTHREADS) bwd_main_kernel(const BwdArgs a) {
             }
         }
         __syncthreads();
-        /* dV_j += P^T dO, then dK_j += (s dS)^T Q: the warp's 16 keys x D over 64 rows */
-        const int wkey = warp * 16;
+        /* dV_j += P^T dO, then dK_j += (s dS)^T Q: the warp's 16 keys x DW columns over
+         * the tile's rows */
+        const int wkey = (warp % 4) * 16, d0 = (warp / 4) * DW;
 #pragma unroll
         for (int which = 0; which < 2; which++) {
             const T *sA = which ? sdS : sP;
             const T *sB = which ? sQ : sdO;
             float *dst = which ? dkb : dvb;
-            float acc[D / 8][4];
+            float acc[DW / 8][4];
 #pragma unroll
-            for (int t = 0; t < D / 8; t++) acc[t][0] = acc[t][1] = acc[t][2] = acc[t][3] = 0.f;
+            for (int t = 0; t < DW / 8; t++) acc[t][0] = acc[t][1] = acc[t][2] = acc[t][3] = 0.f;
 #pragma unroll
             for (int kk = 0; kk < BQ / 16; kk++) {
                 uint32_t af[4];
@@ -315,10 +324,10 @@ __global__ void __launch_bounds__(NTHREADS) bwd_main_kernel(const BwdArgs a) {
                     ldsm_x4_t(af, sA + swz<BK>(row, wkey / 8 + (qm & 1)));
                 }
 #pragma unroll
-                for (int dt = 0; dt < D / 8; dt += 2) {
+                for (int dt = 0; dt < DW / 8; dt += 2) {
                     uint32_t bf[4];
                     int r = kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
-                    ldsm_x4_t(bf, sB + swz<D>(r, dt + (lane >> 4)));
+                    ldsm_x4_t(bf, sB + swz<D>(r, d0 / 8 + dt + (lane >> 4)));
                     mma16816<T>(acc[dt], af, bf[0], bf[1]);
                     mma16816<T>(acc[dt + 1], af, bf[2], bf[3]);
                 }
@@ -327,9 +336,9 @@ __global__ void __launch_bounds__(NTHREADS) bwd_main_kernel(const BwdArgs a) {
             for (int r = 0; r < 2; r++) {
                 int j = sIdx[st * BK + wkey + (lane >> 2) + 8 * r];
                 if (j < 0) continue;
-                float *row = dst + (long long)j * accs + (lane & 3) * 2;
+                float *row = dst + (long long)j * accs + d0 + (lane & 3) * 2;
 #pragma unroll
-                for (int t = 0; t < D / 8; t++) {
+                for (int t = 0; t < DW / 8; t++) {
                     float x0 = acc[t][2 * r], x1 = acc[t][2 * r + 1];
                     if (x0 != 0.f || x1 != 0.f) red_add2(row + t * 8, x0, x1);
                 }
@@ -378,7 +387,30 @@ __global__ void bwd_finish_kernel(const float *dk_acc, const float *dv_acc, T *d
 
 dm_cuda_ws g_bws; /* the backward's accumulators, kept between calls */
 
-template <typename T, int D> attn_status launch_bwd(const attn_params *p, BwdArgs &a, const cuda_attn_spec *s) {
+/* The backward's shared memory at BQ query rows per tile. */
+size_t bwd_smem(int BQ, int D, size_t esize) {
+    return (size_t)(2 * BQ * D + 4 * BK * D + 2 * BQ * BK) * esize + BQ * 8 + 8 * BK * sizeof(int) + 4 * sizeof(int);
+}
+
+/* DMABENCH_CUDA_BWD_TILE=128: 128-row tiles where they fit (D >= 32). */
+int bwd_tile_rows(int D, size_t esize) {
+    static int want = -1;
+    if (want < 0) {
+        const char *e = getenv("DMABENCH_CUDA_BWD_TILE");
+        want = e && !strcmp(e, "128") ? 128 : 64;
+    }
+    if (want == 64 || D < 32) return 64;
+    int dev = 0, optin = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess) {
+        cudaGetLastError();
+        return 64;
+    }
+    return bwd_smem(128, D, esize) <= (size_t)optin ? 128 : 64;
+}
+
+template <typename T, int D, int BQ>
+attn_status launch_bwd_bq(const attn_params *p, BwdArgs &a, const cuda_attn_spec *s) {
     const int ntiles = (p->Nq + BQ - 1) / BQ;
     if (!a.exact_dsum) {
         int wpb = 8;
@@ -388,11 +420,10 @@ template <typename T, int D> attn_status launch_bwd(const attn_params *p, BwdArg
             p->do_st.s, p->do_st.h, p->B, p->Nq, p->Hq, p->D, const_cast<float *>(a.dsum));
         CUDA_CHECK_LAUNCH();
     }
-    size_t smem = (size_t)(2 * BQ * D + 4 * BK * D + 2 * BQ * BK) * sizeof(T) + BQ * 8 + 8 * BK * sizeof(int) +
-                  4 * sizeof(int);
-    auto kern = bwd_main_kernel<T, D>;
+    const size_t smem = bwd_smem(BQ, D, sizeof(T));
+    auto kern = bwd_main_kernel<T, D, BQ>;
     CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-    kern<<<dim3(ntiles, p->Hq, p->B), NTHREADS, smem>>>(a);
+    kern<<<dim3(ntiles, p->Hq, p->B), 2 * BQ, smem>>>(a);
     CUDA_CHECK_LAUNCH();
     if (s->after_main) {
         attn_status st = s->after_main(s->after_main_ctx);
@@ -404,6 +435,13 @@ template <typename T, int D> attn_status launch_bwd(const attn_params *p, BwdArg
         p->dv_st.b, p->dv_st.s, p->dv_st.h, p->B, p->Nk, p->Hkv, p->D, s->dv_ddt, s->dv_w);
     CUDA_CHECK_LAUNCH();
     return ATTN_OK;
+}
+
+template <typename T, int D> attn_status launch_bwd(const attn_params *p, BwdArgs &a, const cuda_attn_spec *s) {
+    if constexpr (D >= 32) {
+        if (bwd_tile_rows(D, sizeof(T)) == 128) return launch_bwd_bq<T, D, 128>(p, a, s);
+    }
+    return launch_bwd_bq<T, D, 64>(p, a, s);
 }
 
 } // namespace
