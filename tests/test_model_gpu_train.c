@@ -5,7 +5,9 @@
  *  - one forward/backward: the loss within 1% and the gradient direction (cosine
  *    similarity > 0.99) of the fp32 CPU model's, from the same weights;
  *  - 200 training steps from the same seed on each: the logged losses within 2%
- *    of each other at every 10th step (bf16 compute against fp32);
+ *    of each other at every 10th step (bf16 compute against fp32); for dma, whose
+ *    top-w selection makes runs chaotic, within 2% or 1.5 times the gap between
+ *    the CPU run and a CPU run from weights perturbed by bf16's rounding;
  *  - checkpoints: a GPU-trained model saved and loaded on the CPU scores the same
  *    batch within 1% of what the GPU scored; a CPU checkpoint continues on the GPU;
  *  - a batch that cannot fit fails at set-up with MODEL_ERR_OOM and leaves no
@@ -48,7 +50,10 @@ static void gpu_config(model_config *c, attn_variant v) {
     c->train.batch_size = 4;
     c->train.context = 64;
     c->train.steps = 200;
-    c->train.lr = 2e-3;
+    /* at 2e-3 the runs are chaotic: fp32 CPU runs whose initial weights differ by
+     * 2^-9 relative (bf16's rounding) end 2.8% (mha) to 30% (dma) apart at some
+     * logged step; at 1e-3, 0.1-0.3% for mha, swa and nsa (dma: below) */
+    c->train.lr = 1e-3;
     c->train.warmup = 10;
     c->train.log_every = 10;
 }
@@ -137,32 +142,58 @@ static void run_variant(attn_variant v, const char *text, size_t tn) {
         free(labels);
     }
 
-    /* 2. 200 steps each, same seed */
+    /* 2. 200 steps each, same seed; and, for the measure of how far rounding alone
+     * takes two runs apart, a CPU run whose initial weights differ by 2^-9 relative */
     {
-        double lcpu[32], lgpu[32];
+        double lcpu[32], lgpu[32], lper[32];
         int nlog = 0, ok = 1;
+        model *mp = NULL;
+        model_trainer *tp = NULL;
         model_init_params(mc, cfg.train.seed);
         model_init_params(mg, cfg.train.seed);
-        model_status st = model_trainer_create(mc, data, &tc, err, sizeof err);
+        model_status st = model_create(&cfg, &mp, err, sizeof err);
+        if (st == MODEL_OK) {
+            model_init_params(mp, cfg.train.seed);
+            rng_t r;
+            rng_seed(&r, 7);
+            float *pp = model_params(mp);
+            for (size_t i = 0; i < model_num_params(mp); i++) pp[i] *= (float)(1.0 + 0x1p-9 * (2 * rng_uniform(&r) - 1));
+            st = model_trainer_create(mp, data, &tp, err, sizeof err);
+        }
+        if (st == MODEL_OK) st = model_trainer_create(mc, data, &tc, err, sizeof err);
         if (st == MODEL_OK) st = model_trainer_create(mg, data, &tg, err, sizeof err);
         if (st == MODEL_OK) st = model_trainer_use_gpu(tg, err, sizeof err);
         for (int s = 0; s < cfg.train.steps && st == MODEL_OK; s++) {
-            model_step_info ic, ig;
+            model_step_info ic, ig, ip;
             st = model_trainer_step(tc, &ic, err, sizeof err);
             if (st == MODEL_OK) st = model_trainer_step(tg, &ig, err, sizeof err);
-            if (st == MODEL_OK && (s + 1) % 10 == 0 && nlog < 32) lcpu[nlog] = ic.loss, lgpu[nlog++] = ig.loss;
+            if (st == MODEL_OK) st = model_trainer_step(tp, &ip, err, sizeof err);
+            if (st == MODEL_OK && (s + 1) % 10 == 0 && nlog < 32)
+                lcpu[nlog] = ic.loss, lgpu[nlog] = ig.loss, lper[nlog++] = ip.loss;
         }
-        double worst = 0;
+        double worst = 0, wper = 0;
         int at = 0;
         for (int i = 0; i < nlog; i++) {
-            double r = fabs(lgpu[i] - lcpu[i]) / lcpu[i];
+            double r = fabs(lgpu[i] - lcpu[i]) / lcpu[i], rp = fabs(lper[i] - lcpu[i]) / lcpu[i];
             if (r > worst) worst = r, at = (i + 1) * 10;
+            if (rp > wper) wper = rp;
         }
-        ok = st == MODEL_OK && nlog == 20 && worst <= 0.02 && lcpu[nlog - 1] < 0.8 * lcpu[0];
-        snprintf(name, sizeof name, "gpu model %s: 200 steps, losses within 2%% of the CPU's at every 10th step", vn);
-        CHECK(ok, name, "worst %.2f%% at step %d; cpu %.4f -> %.4f, gpu %.4f -> %.4f (%s)", 100 * worst, at,
-              nlog ? lcpu[0] : NAN, nlog ? lcpu[nlog - 1] : NAN, nlog ? lgpu[0] : NAN, nlog ? lgpu[nlog - 1] : NAN,
-              st == MODEL_OK ? "" : err);
+        /* dma picks its keys by a top-w of z, which starts tied (A = 0) and stays
+         * close for many steps: a selection that flips on rounding makes its runs
+         * chaotic (the perturbed CPU run above ends several % away). There the GPU
+         * must stay within 2% or within 1.5 times what the perturbation did. */
+        const double bound = v == ATTN_DMA && 1.5 * wper > 0.02 ? 1.5 * wper : 0.02;
+        ok = st == MODEL_OK && nlog == 20 && worst <= bound && lcpu[nlog - 1] < 0.8 * lcpu[0];
+        snprintf(name, sizeof name, "gpu model %s: 200 steps, losses within %.1f%% of the CPU's at every 10th step", vn,
+                 100 * bound);
+        CHECK(ok, name,
+              "worst %.2f%% at step %d (a CPU run from weights perturbed by 2^-9: %.2f%%); cpu %.4f -> %.4f, "
+              "gpu %.4f -> %.4f (%s)",
+              100 * worst, at, 100 * wper, nlog ? lcpu[0] : NAN, nlog ? lcpu[nlog - 1] : NAN, nlog ? lgpu[0] : NAN,
+              nlog ? lgpu[nlog - 1] : NAN, st == MODEL_OK ? "" : err);
+        if (st == MODEL_OK) printf("# %s: gpu vs cpu %.2f%%, perturbed cpu vs cpu %.2f%%\n", vn, 100 * worst, 100 * wper);
+        model_trainer_free(tp);
+        model_free(mp);
         if (st != MODEL_OK) goto done;
     }
 
