@@ -540,6 +540,8 @@ static void generate_usage(void) {
            "  --ids LIST         the prompt as token ids (1,2,3) instead of --prompt\n"
            "  --print-ids        print the generated ids instead of text\n"
            "  --echo             print the prompt before the continuation\n"
+           "  --backend B        cpu (default) or cuda: the model and its KV cache on the GPU\n"
+           "                     (bf16 compute; each variant's decode kernels)\n"
            "  --threads N        OpenMP and OpenBLAS threads\n");
 }
 
@@ -568,6 +570,7 @@ int cmd_generate(int argc, char **argv) {
     }
     const char *dir = cli_str(&a, "--model", NULL), *text = cli_str(&a, "--prompt", NULL);
     const char *ids = cli_str(&a, "--ids", NULL);
+    const char *backend = cli_str(&a, "--backend", "cpu");
     int print_ids = cli_flag(&a, "--print-ids"), echo = cli_flag(&a, "--echo");
     long long max_new, top_k, seed, threads;
     double temp;
@@ -578,6 +581,7 @@ int cmd_generate(int argc, char **argv) {
     if (!dir) GDIE(2, "--model is required");
     if (!text == !ids) GDIE(2, "give exactly one of --prompt and --ids");
     if (!(temp >= 0) || !isfinite(temp)) GDIE(2, "--temperature must be >= 0");
+    if (strcmp(backend, "cpu") && strcmp(backend, "cuda")) GDIE(2, "--backend must be cpu or cuda (got '%s')", backend);
     model_set_threads((int)threads);
     model_status st = model_load(dir, &m, NULL, err, sizeof err);
     if (st != MODEL_OK) GDIE(2, "%s", err);
@@ -610,7 +614,15 @@ int cmd_generate(int argc, char **argv) {
     model_gen_opts o = {.max_new = (int)max_new, .temperature = temp, .top_k = (int)top_k, .seed = (uint64_t)seed,
                         .stop_token = c->eos_token_id};
     int n_out = 0;
-    st = model_generate(m, prompt, n, &o, outtok, &n_out, NULL, err, sizeof err);
+    if (!strcmp(backend, "cuda")) {
+        model_gpu *g = NULL;
+        st = model_gpu_create(m, 1, n + (int)max_new, &g, err, sizeof err);
+        if (st != MODEL_OK) GDIE(st == MODEL_ERR_CONFIG || st == MODEL_ERR_ARG ? 2 : 1, "%s", err);
+        st = model_gpu_generate(g, prompt, n, &o, outtok, &n_out, err, sizeof err);
+        model_gpu_free(g);
+    } else {
+        st = model_generate(m, prompt, n, &o, outtok, &n_out, NULL, err, sizeof err);
+    }
     if (st != MODEL_OK) GDIE(1, "%s", err);
     if (echo) {
         if (text) fputs(text, stdout);

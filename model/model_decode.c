@@ -118,38 +118,84 @@ static int pick(const float *lg, int V, double temp, int top_k, rng_t *r, double
     return best;
 }
 
-model_status model_generate(model *m, const int32_t *prompt, int n_prompt, const model_gen_opts *o, int32_t *out,
-                            int *n_out, float *step_logits, char *err, size_t err_len) {
+/* The generation loops over any cache: step(ctx, ids (B, n), n, logits (B, V)). */
+model_status model_generate_loop(model_step_fn step, void *ctx, int V, const int32_t *prompt, int n_prompt,
+                                 const model_gen_opts *o, int32_t *out, int *n_out, float *step_logits, char *err,
+                                 size_t err_len) {
     *n_out = 0;
     if (n_prompt < 1) return model_errf(MODEL_ERR_ARG, err, err_len, "generate: the prompt is empty");
     if (o->max_new < 0) return model_errf(MODEL_ERR_ARG, err, err_len, "generate: max_new must be >= 0");
     if (!(o->temperature >= 0) || !isfinite(o->temperature))
         return model_errf(MODEL_ERR_ARG, err, err_len, "generate: temperature must be >= 0");
     if (o->max_new == 0) return MODEL_OK;
-    model_cache *c = NULL;
-    model_status st = model_cache_create(m, 1, n_prompt + o->max_new, &c, err, err_len);
-    if (st != MODEL_OK) return st;
-    float *lg = malloc((size_t)m->V * sizeof(float));
-    double *work = malloc((size_t)m->V * sizeof(double));
+    model_status st = MODEL_OK;
+    float *lg = malloc((size_t)V * sizeof(float));
+    double *work = malloc((size_t)V * sizeof(double));
     if (!lg || !work) {
         st = model_errf(MODEL_ERR_OOM, err, err_len, "out of memory");
         goto done;
     }
     rng_t r;
     rng_seed(&r, o->seed);
-    st = model_cache_step(m, c, prompt, n_prompt, 0, lg, err, err_len);
+    st = step(ctx, prompt, n_prompt, lg, err, err_len);
     for (int i = 0; i < o->max_new && st == MODEL_OK; i++) {
-        if (step_logits) memcpy(step_logits + (size_t)i * m->V, lg, (size_t)m->V * sizeof(float));
-        int tok = pick(lg, m->V, o->temperature, o->top_k, &r, work);
+        if (step_logits) memcpy(step_logits + (size_t)i * V, lg, (size_t)V * sizeof(float));
+        int tok = pick(lg, V, o->temperature, o->top_k, &r, work);
         out[i] = tok;
         *n_out = i + 1;
         if (tok == o->stop_token || i + 1 == o->max_new) break;
-        st = model_cache_step(m, c, &out[i], 1, 0, lg, err, err_len);
+        st = step(ctx, &out[i], 1, lg, err, err_len);
     }
 done:
     free(lg);
     free(work);
-    model_cache_free(c);
+    return st;
+}
+
+model_status model_greedy_loop(model_step_fn step, void *ctx, int V, const int32_t *prompts, int B, int n_prompt,
+                               int n_new, int32_t *out, char *err, size_t err_len) {
+    if (n_prompt < 1 || B < 1 || n_new < 0) return model_errf(MODEL_ERR_ARG, err, err_len, "greedy: bad sizes");
+    if (n_new == 0) return MODEL_OK;
+    model_status st = MODEL_OK;
+    float *lg = malloc((size_t)B * V * sizeof(float));
+    int32_t *next = malloc((size_t)B * sizeof(int32_t));
+    if (!lg || !next) st = model_errf(MODEL_ERR_OOM, err, err_len, "out of memory");
+    if (st == MODEL_OK) st = step(ctx, prompts, n_prompt, lg, err, err_len);
+    for (int i = 0; i < n_new && st == MODEL_OK; i++) {
+        for (int b = 0; b < B; b++) {
+            const float *row = lg + (size_t)b * V;
+            int best = 0;
+            for (int j = 1; j < V; j++)
+                if (row[j] > row[best]) best = j;
+            next[b] = best;
+            out[(size_t)b * n_new + i] = best;
+        }
+        if (i + 1 < n_new) st = step(ctx, next, 1, lg, err, err_len);
+    }
+    free(lg);
+    free(next);
+    return st;
+}
+
+typedef struct {
+    model *m;
+    model_cache *c;
+} cpu_step_ctx;
+
+static model_status cpu_step(void *ctx, const int32_t *ids, int n, float *logits, char *err, size_t err_len) {
+    cpu_step_ctx *x = ctx;
+    return model_cache_step(x->m, x->c, ids, n, 0, logits, err, err_len);
+}
+
+model_status model_generate(model *m, const int32_t *prompt, int n_prompt, const model_gen_opts *o, int32_t *out,
+                            int *n_out, float *step_logits, char *err, size_t err_len) {
+    *n_out = 0;
+    if (n_prompt < 1 || o->max_new <= 0) /* the loop's argument checks, before a cache is made */
+        return model_generate_loop(cpu_step, NULL, m->V, prompt, n_prompt, o, out, n_out, step_logits, err, err_len);
+    cpu_step_ctx x = {m, NULL};
+    model_status st = model_cache_create(m, 1, n_prompt + o->max_new, &x.c, err, err_len);
+    if (st == MODEL_OK) st = model_generate_loop(cpu_step, &x, m->V, prompt, n_prompt, o, out, n_out, step_logits, err, err_len);
+    model_cache_free(x.c);
     return st;
 }
 
@@ -157,26 +203,9 @@ model_status model_greedy_batch(model *m, const int32_t *prompts, int B, int n_p
                                 char *err, size_t err_len) {
     if (n_prompt < 1 || B < 1 || n_new < 0) return model_errf(MODEL_ERR_ARG, err, err_len, "greedy: bad sizes");
     if (n_new == 0) return MODEL_OK;
-    model_cache *c = NULL;
-    model_status st = model_cache_create(m, B, n_prompt + n_new, &c, err, err_len);
-    if (st != MODEL_OK) return st;
-    float *lg = malloc((size_t)B * m->V * sizeof(float));
-    int32_t *next = malloc((size_t)B * sizeof(int32_t));
-    if (!lg || !next) st = model_errf(MODEL_ERR_OOM, err, err_len, "out of memory");
-    if (st == MODEL_OK) st = model_cache_step(m, c, prompts, n_prompt, 0, lg, err, err_len);
-    for (int i = 0; i < n_new && st == MODEL_OK; i++) {
-        for (int b = 0; b < B; b++) {
-            const float *row = lg + (size_t)b * m->V;
-            int best = 0;
-            for (int j = 1; j < m->V; j++)
-                if (row[j] > row[best]) best = j;
-            next[b] = best;
-            out[(size_t)b * n_new + i] = best;
-        }
-        if (i + 1 < n_new) st = model_cache_step(m, c, next, 1, 0, lg, err, err_len);
-    }
-    free(lg);
-    free(next);
-    model_cache_free(c);
+    cpu_step_ctx x = {m, NULL};
+    model_status st = model_cache_create(m, B, n_prompt + n_new, &x.c, err, err_len);
+    if (st == MODEL_OK) st = model_greedy_loop(cpu_step, &x, m->V, prompts, B, n_prompt, n_new, out, err, err_len);
+    model_cache_free(x.c);
     return st;
 }

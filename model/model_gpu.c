@@ -84,6 +84,33 @@ model_status model_gpu_adamw_upload(model_gpu *g, const model_adamw *o, char *er
     (void)g, (void)o;
     return model_errf(MODEL_ERR_ATTN, err, err_len, "CUDA is not built into this binary");
 }
+model_status model_gpu_cache_create(model_gpu *g, int B, int max_len, model_gpu_cache **out, char *err, size_t err_len) {
+    (void)g, (void)B, (void)max_len;
+    *out = NULL;
+    return model_errf(MODEL_ERR_ATTN, err, err_len, "CUDA is not built into this binary");
+}
+void model_gpu_cache_free(model_gpu_cache *c) { (void)c; }
+void model_gpu_cache_reset(model_gpu_cache *c) { (void)c; }
+int model_gpu_cache_len(const model_gpu_cache *c) {
+    (void)c;
+    return 0;
+}
+model_status model_gpu_cache_step(model_gpu *g, model_gpu_cache *c, const int32_t *ids, int n, float *logits, char *err,
+                                  size_t err_len) {
+    (void)g, (void)c, (void)ids, (void)n, (void)logits;
+    return model_errf(MODEL_ERR_ATTN, err, err_len, "CUDA is not built into this binary");
+}
+model_status model_gpu_greedy_batch(model_gpu *g, const int32_t *prompts, int B, int n_prompt, int n_new, int32_t *out,
+                                    char *err, size_t err_len) {
+    (void)g, (void)prompts, (void)B, (void)n_prompt, (void)n_new, (void)out;
+    return model_errf(MODEL_ERR_ATTN, err, err_len, "CUDA is not built into this binary");
+}
+model_status model_gpu_generate(model_gpu *g, const int32_t *prompt, int n_prompt, const model_gen_opts *o, int32_t *out,
+                                int *n_out, char *err, size_t err_len) {
+    (void)g, (void)prompt, (void)n_prompt, (void)o, (void)out;
+    *n_out = 0;
+    return model_errf(MODEL_ERR_ATTN, err, err_len, "CUDA is not built into this binary");
+}
 
 #else
 
@@ -150,6 +177,11 @@ struct model_gpu {
     int pchunk;
     size_t act_bytes;
     alist mem; /* every device allocation, freed together */
+};
+
+struct model_gpu_cache {
+    int B, max_len, len;
+    bf16 *k, *v; /* (L, B, max_len, K, D) */
 };
 
 #define DP(g, i) ((g)->p + (g)->m->t[i].offset)
@@ -417,7 +449,10 @@ static model_status attn_error(model_gpu *g, const attn_params *p, attn_status s
                  backward ? "backward" : "forward", attn_status_str(st), dm_cuda_last_error());
 }
 
-static model_status layer_forward(model_gpu *g, int l, int B, int n, char *err, size_t err_len) {
+/* Layer l over B x n tokens; with a cache c, the tokens sit at positions c->len ..
+ * c->len + n - 1, their keys and values join the cache and the attention runs over
+ * all of it. */
+static model_status layer_forward(model_gpu *g, int l, int B, int n, model_gpu_cache *c, char *err, size_t err_len) {
     model *m = g->m;
     const layer_idx *li = &m->li[l];
     glayer *la = &g->la[l];
@@ -425,10 +460,11 @@ static model_status layer_forward(model_gpu *g, int l, int B, int n, char *err, 
     float eps = (float)m->cfg.rms_norm_eps;
     const float *x = g->x[l];
     float *y = g->x[l + 1];
+    const int pos0 = c ? c->len : 0;
 
     CK(mcuda_rmsnorm_forward(x, DP(g, li->in_norm), M, C, eps, NULL, la->xn, la->r1), "rmsnorm");
     CK(mcuda_gemm(0, 1, M, Wd, C, 1.0f, la->xn, C, DPB(g, li->q), C, 0.0f, la->qkv, Wd, ATTN_DTYPE_BF16), "qkv gemm");
-    mcuda_qk_shape qs = {M, Wd, m->H, m->K, m->D, n, 0, g->cos, g->sin, g->rope_len, eps};
+    mcuda_qk_shape qs = {M, Wd, m->H, m->K, m->D, n, pos0, g->cos, g->sin, g->rope_len, eps};
     CK(mcuda_qk_norm_rope_forward(&qs, la->qkv, DP(g, li->q_norm), DP(g, li->k_norm), la->qf, la->kf, la->rq, la->rk,
                                   ATTN_DTYPE_BF16),
        "q/k norm and RoPE");
@@ -439,6 +475,20 @@ static model_status layer_forward(model_gpu *g, int l, int B, int n, char *err, 
     }
     attn_params p;
     attn_setup(g, l, B, n, &p);
+    if (c) { /* the new keys and values into the cache; the attention over all of it */
+        const int KD = m->KD, Nk = pos0 + n;
+        bf16 *kc = c->k + (size_t)l * c->B * c->max_len * KD, *vc = c->v + (size_t)l * c->B * c->max_len * KD;
+        for (int b = 0; b < B; b++) {
+            bf16 *kd = kc + ((size_t)b * c->max_len + pos0) * KD, *vd = vc + ((size_t)b * c->max_len + pos0) * KD;
+            CK(mgk_copy_cols(la->kf + (size_t)b * n * KD, KD, 0, kd, KD, 0, KD, n), "k into the cache");
+            CK(mgk_copy_cols(la->qkv + (size_t)b * n * Wd, Wd, (m->H + m->K) * m->D, vd, KD, 0, KD, n),
+               "v into the cache");
+        }
+        attn_stride cst = {(int64_t)c->max_len * KD, KD, m->D};
+        p.Nk = Nk;
+        p.k = kc, p.k_st = cst;
+        p.v = vc, p.v_st = cst;
+    }
     attn_status st = g->op->forward(&p);
     if (st != ATTN_OK) return attn_error(g, &p, st, 0, err, err_len);
     /* h = rin x + o Wo^T */
@@ -480,7 +530,7 @@ static model_status stack_forward(model_gpu *g, const int32_t *ids, const int32_
     if (labels) CK(dm_cuda_h2d(g->labels, labels, M * sizeof(int32_t)), "the labels' upload");
     CK(mcuda_embed_forward(g->ids, (int)M, DP(g, m->emb), m->V, m->C, g->x[0], NULL), "embedding");
     for (int l = 0; l < m->L; l++) {
-        model_status st = layer_forward(g, l, B, T, err, err_len);
+        model_status st = layer_forward(g, l, B, T, NULL, err, err_len);
         if (st != MODEL_OK) return st;
     }
     CK(mcuda_rmsnorm_forward(g->x[m->L], DP(g, m->fnorm), (int)M, m->C, (float)m->cfg.rms_norm_eps, NULL, g->xf, g->rf),
@@ -522,6 +572,106 @@ model_status model_gpu_predict(model_gpu *g, const int32_t *ids, int B, int T, i
     }
     CK(dm_cuda_d2h(pred, g->ppred, (size_t)M * sizeof(int32_t)), "the predictions' download");
     return MODEL_OK;
+}
+
+/* ---- incremental decoding ---- */
+
+model_status model_gpu_cache_create(model_gpu *g, int B, int max_len, model_gpu_cache **out, char *err, size_t err_len) {
+    model *m = g->m;
+    *out = NULL;
+    if (B < 1 || max_len < 1) return model_errf(MODEL_ERR_ARG, err, err_len, "cache: batch and length must be >= 1");
+    if (B > g->pchunk)
+        return model_errf(MODEL_ERR_ARG, err, err_len, "cache: %d sequences, the GPU model takes %d at a time", B, g->pchunk);
+    if (max_len > g->rope_len) { /* RoPE tables as long as the cache */
+        if (model_rope_ensure(m, max_len) != MODEL_OK) return model_errf(MODEL_ERR_OOM, err, err_len, "out of memory");
+        float *cs = NULL, *sn = NULL;
+        const size_t tb = (size_t)m->rope_len * (m->D / 2) * sizeof(float);
+        if (take(&g->mem, (void **)&cs, tb) || take(&g->mem, (void **)&sn, tb))
+            return model_errf(MODEL_ERR_OOM, err, err_len, "out of GPU memory for RoPE tables of %d positions", max_len);
+        CK(dm_cuda_h2d(cs, m->rope_cos, tb), "the RoPE tables' upload");
+        CK(dm_cuda_h2d(sn, m->rope_sin, tb), "the RoPE tables' upload");
+        g->cos = cs, g->sin = sn, g->rope_len = m->rope_len;
+    }
+    model_gpu_cache *c = calloc(1, sizeof *c);
+    if (!c) return model_errf(MODEL_ERR_OOM, err, err_len, "out of memory");
+    c->B = B, c->max_len = max_len;
+    const size_t kv = (size_t)m->L * B * max_len * m->KD * sizeof(bf16);
+    if (dm_cuda_alloc((void **)&c->k, kv) != ATTN_OK || dm_cuda_alloc((void **)&c->v, kv) != ATTN_OK) {
+        model_gpu_cache_free(c);
+        return model_errf(MODEL_ERR_OOM, err, err_len, "out of GPU memory for a cache of %d x %d tokens (%.2f GiB)", B,
+                          max_len, 2.0 * kv / 1073741824.0);
+    }
+    *out = c;
+    return MODEL_OK;
+}
+
+void model_gpu_cache_free(model_gpu_cache *c) {
+    if (!c) return;
+    dm_cuda_free(c->k);
+    dm_cuda_free(c->v);
+    free(c);
+}
+
+void model_gpu_cache_reset(model_gpu_cache *c) { c->len = 0; }
+int model_gpu_cache_len(const model_gpu_cache *c) { return c->len; }
+
+model_status model_gpu_cache_step(model_gpu *g, model_gpu_cache *c, const int32_t *ids, int n, float *logits, char *err,
+                                  size_t err_len) {
+    model *m = g->m;
+    if (n < 1) return model_errf(MODEL_ERR_ARG, err, err_len, "cache step: no tokens");
+    if (c->len + n > c->max_len)
+        return model_errf(MODEL_ERR_ARG, err, err_len, "the cache holds %d tokens at most (%d + %d asked)", c->max_len,
+                          c->len, n);
+    const int B = c->B;
+    model_status st = check_batch(g, ids, NULL, B, n, err, err_len);
+    if (st != MODEL_OK) return st;
+    const size_t M = (size_t)B * n;
+    CK(dm_cuda_h2d(g->ids, ids, M * sizeof(int32_t)), "the ids' upload");
+    CK(mcuda_embed_forward(g->ids, (int)M, DP(g, m->emb), m->V, m->C, g->x[0], NULL), "embedding");
+    for (int l = 0; l < m->L; l++)
+        if ((st = layer_forward(g, l, B, n, c, err, err_len)) != MODEL_OK) return st;
+    c->len += n;
+    CK(mcuda_rmsnorm_forward(g->x[m->L], DP(g, m->fnorm), (int)M, m->C, (float)m->cfg.rms_norm_eps, NULL, g->xf, g->rf),
+       "final rmsnorm");
+    for (int b = 0; b < B; b++) /* each sequence's last new row */
+        CK(mcuda_gemm(0, 1, 1, m->V, m->C, 1.0f, g->xf + ((size_t)b * n + n - 1) * m->C, m->C, DPB(g, m->head), m->C,
+                      0.0f, g->plog + (size_t)b * m->V, m->V, ATTN_DTYPE_F32),
+           "logits gemm");
+    CK(dm_cuda_d2h(logits, g->plog, (size_t)B * m->V * sizeof(float)), "the logits' download");
+    return MODEL_OK;
+}
+
+typedef struct {
+    model_gpu *g;
+    model_gpu_cache *c;
+} gpu_step_ctx;
+
+static model_status gpu_step(void *ctx, const int32_t *ids, int n, float *logits, char *err, size_t err_len) {
+    gpu_step_ctx *x = ctx;
+    return model_gpu_cache_step(x->g, x->c, ids, n, logits, err, err_len);
+}
+
+model_status model_gpu_greedy_batch(model_gpu *g, const int32_t *prompts, int B, int n_prompt, int n_new, int32_t *out,
+                                    char *err, size_t err_len) {
+    if (n_prompt < 1 || B < 1 || n_new < 0) return model_errf(MODEL_ERR_ARG, err, err_len, "greedy: bad sizes");
+    if (n_new == 0) return MODEL_OK;
+    gpu_step_ctx x = {g, NULL};
+    model_status st = model_gpu_cache_create(g, B, n_prompt + n_new, &x.c, err, err_len);
+    if (st == MODEL_OK) st = model_greedy_loop(gpu_step, &x, g->m->V, prompts, B, n_prompt, n_new, out, err, err_len);
+    model_gpu_cache_free(x.c);
+    return st;
+}
+
+model_status model_gpu_generate(model_gpu *g, const int32_t *prompt, int n_prompt, const model_gen_opts *o, int32_t *out,
+                                int *n_out, char *err, size_t err_len) {
+    *n_out = 0;
+    if (n_prompt < 1 || o->max_new <= 0)
+        return model_generate_loop(gpu_step, NULL, g->m->V, prompt, n_prompt, o, out, n_out, NULL, err, err_len);
+    gpu_step_ctx x = {g, NULL};
+    model_status st = model_gpu_cache_create(g, 1, n_prompt + o->max_new, &x.c, err, err_len);
+    if (st == MODEL_OK) st = model_generate_loop(gpu_step, &x, g->m->V, prompt, n_prompt, o, out, n_out, NULL, err, err_len);
+    model_gpu_cache_free(x.c);
+    return st;
 }
 
 /* ---- backward ---- */

@@ -67,4 +67,26 @@ model_status model_gpu_upload(model_gpu *g, char *err, size_t err_len);
 model_status model_gpu_adamw_download(model_gpu *g, model_adamw *o, char *err, size_t err_len);
 model_status model_gpu_adamw_upload(model_gpu *g, const model_adamw *o, char *err, size_t err_len);
 
+/* Incremental decoding on the GPU: a cache of the keys (after k_norm and RoPE) and
+ * values of B sequences of up to max_len tokens, every layer, in bf16 device
+ * memory. A step runs the stack over the n new tokens of each sequence (B x n at
+ * most the create size of g) with the attention's Nq = n, Nk = cached + n, so every
+ * variant uses its own selection (dma recomputes z from the cached values; nsa
+ * recompresses) and Nq = 1 goes through the operators' decode paths. */
+typedef struct model_gpu_cache model_gpu_cache;
+model_status model_gpu_cache_create(model_gpu *g, int B, int max_len, model_gpu_cache **out, char *err, size_t err_len);
+void model_gpu_cache_free(model_gpu_cache *c);
+void model_gpu_cache_reset(model_gpu_cache *c);
+int model_gpu_cache_len(const model_gpu_cache *c);
+/* ids (B, n) (host); logits (B, V) (host, fp32) of each sequence's last new token. */
+model_status model_gpu_cache_step(model_gpu *g, model_gpu_cache *c, const int32_t *ids, int n, float *logits, char *err,
+                                  size_t err_len);
+/* Greedy continuation of B prompts (B, n_prompt) by n_new tokens into out (B, n_new)
+ * (the first of equal maxima), through a cache. */
+model_status model_gpu_greedy_batch(model_gpu *g, const int32_t *prompts, int B, int n_prompt, int n_new, int32_t *out,
+                                    char *err, size_t err_len);
+/* model_generate on the GPU: one prompt, greedy or sampled (opts as there). */
+model_status model_gpu_generate(model_gpu *g, const int32_t *prompt, int n_prompt, const model_gen_opts *opts,
+                                int32_t *out, int *n_out, char *err, size_t err_len);
+
 #endif

@@ -96,6 +96,16 @@ void model_attn_settings(const model_config *c, attn_params *p);
 model_status model_acts_ensure(model *m, model_acts *a, int B, int n, int train);
 void model_acts_free(model_acts *a);
 model_status model_rope_ensure(model *m, int len);
+
+/* One decoding step over any KV cache (model_decode.c, model_gpu.c): ids (B, n) in,
+ * logits (B, V) of each sequence's last new token out. */
+typedef model_status (*model_step_fn)(void *ctx, const int32_t *ids, int n, float *logits, char *err, size_t err_len);
+/* model_generate's and model_greedy_batch's loops over a step function. */
+model_status model_generate_loop(model_step_fn step, void *ctx, int V, const int32_t *prompt, int n_prompt,
+                                 const model_gen_opts *o, int32_t *out, int *n_out, float *step_logits, char *err,
+                                 size_t err_len);
+model_status model_greedy_loop(model_step_fn step, void *ctx, int V, const int32_t *prompts, int B, int n_prompt,
+                               int n_new, int32_t *out, char *err, size_t err_len);
 /* The forward of the whole stack over ids (B, n) at positions pos0.., into a->x
  * and the final norm a->xf; with a cache, keys/values are appended to it. */
 struct model_cache;

@@ -8,6 +8,8 @@
  *    of each other at every 10th step (bf16 compute against fp32); for dma, whose
  *    top-w selection makes runs chaotic, within 2% or 1.5 times the gap between
  *    the CPU run and a CPU run from weights perturbed by bf16's rounding;
+ *  - KV-cache decoding (a prefill, then single tokens) against the CPU's cache, same
+ *    weights: the logits within 3% of the largest;
  *  - checkpoints: a GPU-trained model saved and loaded on the CPU scores the same
  *    batch within 1% of what the GPU scored; a CPU checkpoint continues on the GPU;
  *  - a batch that cannot fit fails at set-up with MODEL_ERR_OOM and leaves no
@@ -195,6 +197,51 @@ static void run_variant(attn_variant v, const char *text, size_t tn) {
         model_trainer_free(tp);
         model_free(mp);
         if (st != MODEL_OK) goto done;
+    }
+
+    /* 2b. KV-cache decoding on the GPU against the CPU's, same (trained) weights: a
+     * prefill of 24 tokens (the operators' prefill path), then 8 single tokens (their
+     * decode paths); the last position's logits within 3% of the largest */
+    {
+        enum { CB = 2, T0 = 24, NN = 8 };
+        int32_t ids[CB * (T0 + NN)], labels[CB * (T0 + NN)], pr[CB * T0], one[CB];
+        float lc[CB * 259], lg[CB * 259];
+        model_gpu *g2 = NULL;
+        model_gpu_cache *gc = NULL;
+        model_cache *cc = NULL;
+        double worst = 0;
+        int steps = 0;
+        model_status st = data->get_batch(data, 3, CB, T0 + NN, ids, labels, err, sizeof err);
+        if (st == MODEL_OK) st = model_gpu_create(mc, CB, T0 + NN, &g2, err, sizeof err);
+        if (st == MODEL_OK) st = model_gpu_cache_create(g2, CB, T0 + NN, &gc, err, sizeof err);
+        if (st == MODEL_OK) st = model_cache_create(mc, CB, T0 + NN, &cc, err, sizeof err);
+        for (int b = 0; b < CB; b++) memcpy(pr + b * T0, ids + b * (T0 + NN), T0 * sizeof(int32_t));
+        for (int k = -1; k < NN && st == MODEL_OK; k++) {
+            const int32_t *in = pr;
+            int n = T0;
+            if (k >= 0) {
+                for (int b = 0; b < CB; b++) one[b] = ids[b * (T0 + NN) + T0 + k];
+                in = one, n = 1;
+            }
+            st = model_cache_step(mc, cc, in, n, 0, lc, err, sizeof err);
+            if (st == MODEL_OK) st = model_gpu_cache_step(g2, gc, in, n, lg, err, sizeof err);
+            if (st != MODEL_OK) break;
+            double mx = 0, d = 0;
+            for (int i = 0; i < CB * cfg.vocab_size; i++) {
+                if (fabs(lc[i]) > mx) mx = fabs(lc[i]);
+                if (fabs((double)lg[i] - lc[i]) > d) d = fabs((double)lg[i] - lc[i]);
+            }
+            if (d / mx > worst) worst = d / mx;
+            steps++;
+        }
+        snprintf(name, sizeof name,
+                 "gpu model %s: KV-cache decoding (prefill of %d, then %d single tokens) gives the CPU cache's logits (3%%)",
+                 vn, T0, NN);
+        CHECK(st == MODEL_OK && steps == NN + 1 && worst <= 0.03, name, "worst %.4f over %d steps (%s)", worst, steps,
+              st == MODEL_OK ? "" : err);
+        model_cache_free(cc);
+        model_gpu_cache_free(gc);
+        model_gpu_free(g2);
     }
 
     /* 3. checkpoints both ways */
