@@ -171,6 +171,11 @@ expect_fail train_val_is_train "is the training data" $B train --config "$T/c.js
 expect_fail train_val_missing "cannot open data" $B train --config "$T/c.json" --data "$T/data.txt" --out "$T/x" --val-data "$T/noval"
 expect_fail train_val_short "context" $B train --config "$T/c.json" --data "$T/data.txt" --out "$T/x" --val-data "$T/short.txt"
 expect_fail generate_no_model "is not a model folder" $B generate --model "$T/nothing" --prompt hi
+expect_fail generate_bad_backend "must be cpu or cuda" $B generate --model "$T/full" --prompt hi --backend gpu
+# without a GPU (or without CUDA built in), --backend cuda says so in one line
+if ! $B env 2>/dev/null | grep -q '"gpu":[[:space:]]*{'; then
+    expect_fail generate_cuda_without_gpu "CUDA" $B generate --model "$T/full" --prompt hi --backend cuda
+fi
 mkdir -p "$T/broken" && cp "$T/full/config.json" "$T/broken/" && head -c 300 "$T/full/model.safetensors" >"$T/broken/model.safetensors"
 expect_fail generate_truncated_ckpt "model.safetensors" $B generate --model "$T/broken" --prompt hi
 mkdir -p "$T/wrongcfg" && sed 's/"num_hidden_layers":\t2/"num_hidden_layers":\t3/' "$T/full/config.json" >"$T/wrongcfg/config.json" &&
