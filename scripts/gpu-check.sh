@@ -4,7 +4,7 @@
 # bf16 and f16, forward and backward; compute-sanitizer), the speed
 # profile at the DMA paper's shapes (B=1, Hq=32, Hkv=8, D=128, bf16, causal), and
 # PyTorch's SDPA timed in the same run as the anchor. Reports go to $OUT.
-#   OUT=results/gpu sh scripts/gpu-check.sh [tests|sanitize|bench|bench-optin]   (default: all)
+#   OUT=results/gpu sh scripts/gpu-check.sh [tests|sanitize|sanitize-optin|bench|bench-optin]   (default: all)
 # The test programs come from $DMABENCH_TESTS (default ./build/tests).
 set -u
 OUT=${OUT:-results/gpu-local}
@@ -14,17 +14,20 @@ $B env >"$OUT/env.json"
 nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm,clocks.mem,driver_version --format=csv >"$OUT/nvidia-smi.csv" 2>&1
 cat "$OUT/nvidia-smi.csv"
 # parts, so that each fits a time-limited run: tests (no sanitizers), sanitize
-# (tests/gpu.sh with them), bench (timings and anchors), bench-optin (the opt-in
-# kernel versions); no argument: all
+# and sanitize-optin (tests/gpu.sh's sanitizer runs of the default and the opt-in
+# kernel versions), bench (timings and anchors), bench-optin (the opt-in kernel
+# versions); no argument: all
 PART=${1:-all}
 if [ "$PART" = tests ] || [ "$PART" = all ] || [ "$PART" = quick ]; then
     echo "== GPU tests (tests/gpu.sh without the sanitizers)"
     DMABENCH_GPU=1 DMABENCH_GPU_SANITIZE=0 DMABENCH=$B sh tests/gpu.sh | tee "$OUT/gpu-tests.log"
 fi
-if [ "$PART" = sanitize ] || [ "$PART" = all ]; then
-    echo "== GPU tests with compute-sanitizer"
-    DMABENCH_GPU=1 DMABENCH=$B sh tests/gpu.sh | tee "$OUT/gpu-tests-sanitize.log"
-fi
+for san in sanitize sanitize-optin; do
+    if [ "$PART" = $san ] || [ "$PART" = all ]; then
+        echo "== GPU tests under compute-sanitizer ($san)"
+        DMABENCH_GPU=1 DMABENCH_GPU_PART=$san DMABENCH=$B sh tests/gpu.sh | tee "$OUT/gpu-tests-$san.log"
+    fi
+done
 [ "$PART" = bench ] || [ "$PART" = all ] || [ "$PART" = bench-optin ] || exit 0
 K="$B kernels --backend cuda --b 1 --hq 32 --hkv 8 --d 128 --dtype bf16"
 # each step under a time limit, so that one slow cell cannot take the whole run

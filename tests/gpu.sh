@@ -6,6 +6,11 @@
 # MQA, Nq != Nk, decode Nq = 1, odd sizes, padded strides; forward and backward)
 # in bf16, f16 and f32 (computed in bf16); compute-sanitizer memcheck and racecheck when it is installed;
 # a small timed sweep whose cells must all be checked and ok.
+# DMABENCH_GPU_PART picks one part (default: all), so that each fits a time-limited
+# run: verify (the kernels against the reference, opt-in versions included, and the
+# sweep), model (the GPU model's tests and a tiny suite), sanitize (the default
+# kernels and the model ops under compute-sanitizer), sanitize-optin (the opt-in
+# kernel versions under it).
 [ "${DMABENCH_GPU:-0}" = 1 ] || { echo "# gpu tests skipped (DMABENCH_GPU=1 runs them)"; exit 0; }
 B=${DMABENCH:-./build/dmabench}
 T=$(mktemp -d)
@@ -14,13 +19,14 @@ if [ -n "${DMABENCH_GPU_KEEP:-}" ]; then
     trap 'mkdir -p "$DMABENCH_GPU_KEEP"; cp -r "$T"/. "$DMABENCH_GPU_KEEP"/; rm -rf "$T"' EXIT
 else trap 'rm -rf "$T"' EXIT; fi
 ok() { echo "ok - gpu/$1"; }
+want() { [ -z "${DMABENCH_GPU_PART:-}" ] || [ "$DMABENCH_GPU_PART" = "$1" ]; }
 nok() { echo "not ok - gpu/$1: $2"; }
 
 $B env >"$T/env.json" 2>&1
 if grep -q '"gpu":[[:space:]]*{' "$T/env.json"; then ok "device found"
 else nok "device found" "dmabench env lists no CUDA device"; exit 0; fi
 
-for dt in bf16 f16 f32; do
+want verify && for dt in bf16 f16 f32; do
     $B verify --backend cuda --dtype $dt --quiet --out "$T/v-$dt.json" >"$T/v-$dt.log" 2>&1
     rc=$?
     s=$(grep '^verify:' "$T/v-$dt.log")
@@ -31,7 +37,7 @@ done
 
 # the opt-in kernel versions (each becomes the default once it has passed here):
 # nsa's tensor-core selection and selected branch; the backward's 128-row tiles
-for optin in DMABENCH_NSA_TC=1 DMABENCH_CUDA_BWD_TILE=128; do
+want verify && for optin in DMABENCH_NSA_TC=1 DMABENCH_CUDA_BWD_TILE=128; do
     for dt in bf16 f16; do
         env $optin $B verify --backend cuda --dtype $dt --quiet --out "$T/vopt-$dt.json" >"$T/vopt-$dt.log" 2>&1
         rc=$?
@@ -46,7 +52,7 @@ done
 # split the check over several runs with a time limit each
 SAN=0
 [ "${DMABENCH_GPU_SANITIZE:-1}" = 1 ] && command -v compute-sanitizer >/dev/null 2>&1 && SAN=1
-if [ $SAN = 1 ]; then
+if [ $SAN = 1 ] && want sanitize; then
     compute-sanitizer --tool memcheck --error-exitcode 9 $B verify --backend cuda --variants mha,swa,dma,nsa --quiet \
         --out "$T/m.json" >"$T/memcheck.log" 2>&1
     rc=$?
@@ -57,6 +63,8 @@ if [ $SAN = 1 ]; then
     rc=$?
     if [ $rc -eq 0 ] && grep -q 'RACECHECK SUMMARY: 0 hazards' "$T/racecheck.log"; then ok "racecheck"
     else nok "racecheck" "exit $rc: $(grep -m3 -E 'hazard|ERROR' "$T/racecheck.log" | tr '\n' ' ')"; fi
+fi
+if [ $SAN = 1 ] && want sanitize-optin; then
     for optin in "DMABENCH_NSA_TC=1 nsa" "DMABENCH_CUDA_BWD_TILE=128 mha,dma"; do
         set -- $optin
         for tool in memcheck racecheck; do
@@ -68,29 +76,32 @@ if [ $SAN = 1 ]; then
             else nok "$tool $2 with $1" "exit $rc: $(grep -m3 -E 'ERROR|Invalid|hazard' "$T/opt-$tool-${1%%=*}.log" | tr '\n' ' ')"; fi
         done
     done
-else
-    echo "# compute-sanitizer not run (not found, or DMABENCH_GPU_SANITIZE=0)"
+fi
+[ $SAN = 1 ] || echo "# compute-sanitizer not run (not found, or DMABENCH_GPU_SANITIZE=0)"
+
+if want verify; then
+    $B kernels --backend cuda --variants mha,swa,dma --n 1024,4096 --w 256 --b 1 --hq 8 --hkv 2 --d 128 --dtype bf16 \
+        --mode fwd,fwdbwd,decode --warmup 1 --repeats 3 --out "$T/k.json" >"$T/k.log" 2>&1
+    rc=$?
+    n=$(grep -c '"status":[[:space:]]*"ok"' "$T/k.json" 2>/dev/null)
+    if [ $rc -eq 0 ] && [ "${n:-0}" -eq 18 ]; then ok "kernels sweep: 18 cells checked and timed"
+    else nok "kernels sweep" "exit $rc, $n of 18 cells ok: $(tail -3 "$T/k.log" | tr '\n' ' ')"; fi
 fi
 
-$B kernels --backend cuda --variants mha,swa,dma --n 1024,4096 --w 256 --b 1 --hq 8 --hkv 2 --d 128 --dtype bf16 \
-    --mode fwd,fwdbwd,decode --warmup 1 --repeats 3 --out "$T/k.json" >"$T/k.log" 2>&1
-rc=$?
-n=$(grep -c '"status":[[:space:]]*"ok"' "$T/k.json" 2>/dev/null)
-if [ $rc -eq 0 ] && [ "${n:-0}" -eq 18 ]; then ok "kernels sweep: 18 cells checked and timed"
-else nok "kernels sweep" "exit $rc, $n of 18 cells ok: $(tail -3 "$T/k.log" | tr '\n' ' ')"; fi
-
 # gpu_prog NAME PROG [SANITIZE]: a GPU test program, whose own ok/not ok lines
-# count here; with SANITIZE, once more under memcheck and racecheck
+# count here (part model); with SANITIZE, under memcheck and racecheck (part sanitize)
 TB=${DMABENCH_TESTS:-./build/tests}
 gpu_prog() {
     name=$1 prog=$TB/$2 log=$T/$2.log
     if [ ! -x "$prog" ]; then nok "$name" "$prog not found (build it: make build/tests/$2)"; return; fi
-    DMABENCH_GPU=1 "$prog" >"$log" 2>&1
-    rc=$?
-    grep -E '^(ok|not ok) - ' "$log"
-    if [ $rc -ne 0 ] && ! grep -q '^not ok - ' "$log"; then nok "$name" "exit $rc: $(tail -3 "$log" | tr '\n' ' ')"
-    elif grep -q '^# skipped' "$log"; then nok "$name" "$(grep '^# skipped' "$log")"; fi
-    [ "${3:-}" = sanitize ] && [ $SAN = 1 ] || return
+    if want model; then
+        DMABENCH_GPU=1 "$prog" >"$log" 2>&1
+        rc=$?
+        grep -E '^(ok|not ok) - ' "$log"
+        if [ $rc -ne 0 ] && ! grep -q '^not ok - ' "$log"; then nok "$name" "exit $rc: $(tail -3 "$log" | tr '\n' ' ')"
+        elif grep -q '^# skipped' "$log"; then nok "$name" "$(grep '^# skipped' "$log")"; fi
+    fi
+    [ "${3:-}" = sanitize ] && [ $SAN = 1 ] && want sanitize || return
     for tool in memcheck racecheck; do
         DMABENCH_GPU=1 compute-sanitizer --tool $tool --error-exitcode 9 "$prog" >"$log.$tool" 2>&1
         rc=$?
@@ -106,6 +117,7 @@ gpu_prog "gpu model training" test_model_gpu_train
 
 # the task runner on the GPU: train and score a tiny suite with --backend cuda
 # (tests/run/tiny.json at d_model 32: head dim 16, which the CUDA kernels take)
+want model || exit 0
 sed 's/"d_model": 16/"d_model": 32/' tests/run/tiny.json >"$T/tiny32.json"
 $B run "$T/tiny32.json" --backend cuda --out "$T/runcuda" --quiet >"$T/runcuda.log" 2>&1
 rc=$?
@@ -113,3 +125,9 @@ n=$(grep -c '"status":"ok"' "$T/runcuda/records.jsonl" 2>/dev/null)
 if [ $rc -eq 0 ] && [ "${n:-0}" -gt 0 ] && ! grep -q '"status":"failed"' "$T/runcuda/records.jsonl"; then
     ok "run --backend cuda: the tiny suite trained and scored on the GPU ($n records)"
 else nok "run --backend cuda" "exit $rc, ${n:-0} ok records: $(tail -3 "$T/runcuda.log" | tr '\n' ' ')"; fi
+# generate --backend cuda (the GPU KV cache) on a tiny dma model trained on the CPU
+$B train --config model/configs/tiny-dma.json --data README.md --out "$T/gck" --steps 30 --quiet >"$T/gck.log" 2>&1
+out=$($B generate --model "$T/gck" --ids 116,104,101 --max-new 8 --print-ids --backend cuda 2>"$T/gen.err")
+rc=$?
+if [ $rc -eq 0 ] && echo "$out" | grep -Eq '^[0-9]+(,[0-9]+){7}$'; then ok "generate --backend cuda: 8 tokens ($out)"
+else nok "generate --backend cuda" "exit $rc: '$out' $(tail -2 "$T/gck.log" "$T/gen.err" | tr '\n' ' ')"; fi
