@@ -206,6 +206,21 @@ __host__ __device__ __forceinline__ int nsa_visible_blocks(long long ip, int l, 
     return (int)(nc < nb ? nc : nb);
 }
 
+/* The 64 mma rows of a (tile of QT queries, kv head) into sQ ([64][D], swizzled,
+ * cp.async): row r = hh QT + qi holds query i0 + qi of head hkv G + hh; rows past
+ * the group's heads or the queries are zero. A: SelArgs or SlcArgs. */
+template <typename T, int D, typename A>
+__device__ __forceinline__ void load_group_q(T *sQ, const A &a, int b, int hkv, int i0, int QT, int tid) {
+    constexpr int CH = D / 8;
+    for (int c = tid; c < 64 * CH; c += 128) {
+        const int r = c / CH, ch = c % CH, hh = r / QT, qi = r % QT;
+        const bool ok = r < a.G * QT && i0 + qi < a.Nq;
+        const T *src = static_cast<const T *>(a.q) + b * a.qsb + (long long)(ok ? i0 + qi : 0) * a.qss +
+                       (long long)(hkv * a.G + (ok ? hh : 0)) * a.qsh + ch * 8;
+        cp16(sQ + swz<D>(r, ch), src, ok);
+    }
+}
+
 /* The selection on the tensor cores (used with DMABENCH_NSA_TC=1): one CTA of 4
  * warps per (tile of QT queries, kv head, batch) with 64 mma rows r = hh QT + qi
  * (head hh of the group, query i0 + qi; rows from G QT on are idle). Blocks of 64
@@ -230,13 +245,7 @@ __global__ void __launch_bounds__(128) nsa_select_tc_kernel(const SelArgs a, con
     const long long off = (long long)a.Nk - a.Nq;
 
     for (int x = tid; x < QT * NS; x += 128) sc[x] = 0.f;
-    for (int c = tid; c < 64 * CH; c += 128) {
-        const int r = c / CH, ch = c % CH, hh = r / QT, qi = r % QT;
-        const bool ok = r < nrows && i0 + qi < a.Nq;
-        const T *src = static_cast<const T *>(a.q) + b * a.qsb + (long long)(ok ? i0 + qi : 0) * a.qss +
-                       (long long)(hkv * a.G + (ok ? hh : 0)) * a.qsh + ch * 8;
-        cp16(sQ + swz<D>(r, ch), src, ok);
-    }
+    load_group_q<T, D>(sQ, a, b, hkv, i0, QT, tid);
     /* the tile's last query sees the most blocks */
     const int nc_tile = nsa_visible_blocks((long long)min(i0 + QT, a.Nq) - 1 + off, a.l, a.d, a.nb);
     const T *Kc = static_cast<const T *>(a.kc) + (size_t)b * a.nb * a.Hkv * D + (size_t)hkv * D;
@@ -278,24 +287,8 @@ __global__ void __launch_bounds__(128) nsa_select_tc_kernel(const SelArgs a, con
         cp_commit();
         cp_wait<1>();
         __syncthreads();
-        const T *sKs = sK + st * BKC * D;
         float s[BKC / 8][4];
-#pragma unroll
-        for (int t = 0; t < BKC / 8; t++) s[t][0] = s[t][1] = s[t][2] = s[t][3] = 0.f;
-#pragma unroll
-        for (int kk = 0; kk < D / 16; kk++) {
-            uint32_t qf[4];
-            const int r = wrow + (lane & 7) + ((lane >> 3) & 1) * 8;
-            ldsm_x4(qf, sQ + swz<D>(r, 2 * kk + (lane >> 4)));
-#pragma unroll
-            for (int nt = 0; nt < BKC / 8; nt += 2) {
-                uint32_t kf[4];
-                const int rk = nt * 8 + (lane >> 4) * 8 + (lane & 7);
-                ldsm_x4(kf, sKs + swz<D>(rk, 2 * kk + ((lane >> 3) & 1)));
-                mma16816<T>(s[nt], qf, kf[0], kf[1]);
-                mma16816<T>(s[nt + 1], qf, kf[2], kf[3]);
-            }
-        }
+        warp_qk<T, D, BKC>(s, sQ, sK + st * BKC * D, wrow, lane);
         const int c0 = step * BKC;
 #pragma unroll
         for (int nt = 0; nt < BKC / 8; nt++)
@@ -469,13 +462,7 @@ __global__ void __launch_bounds__(128) nsa_slc_tc_kernel(const SlcArgs a, const 
 
     /* the union of the tile's selections */
     for (int x = tid; x < NSB; x += 128) qmask[x] = 0ULL;
-    for (int c = tid; c < 64 * CH; c += 128) {
-        const int r = c / CH, ch = c % CH, hh = r / QS, qi = r % QS;
-        const bool ok = r < nrows && i0 + qi < a.Nq;
-        const T *src = static_cast<const T *>(a.q) + b * a.qsb + (long long)(ok ? i0 + qi : 0) * a.qss +
-                       (long long)(hkv * a.G + (ok ? hh : 0)) * a.qsh + ch * 8;
-        cp16(sQ + swz<D>(r, ch), src, ok);
-    }
+    load_group_q<T, D>(sQ, a, b, hkv, i0, QS, tid);
     cp_commit();
     __syncthreads();
     const int *selb = a.sel + ((size_t)b * a.Hkv + hkv) * a.Nq * a.nsel;
@@ -562,22 +549,7 @@ __global__ void __launch_bounds__(128) nsa_slc_tc_kernel(const SlcArgs a, const 
         chunk_range(t, &k0, &kend, &qm);
         const bool on0 = (qm >> qi0) & 1ULL, on1 = (qm >> qi1) & 1ULL;
         float s[BK / 8][4];
-#pragma unroll
-        for (int x = 0; x < BK / 8; x++) s[x][0] = s[x][1] = s[x][2] = s[x][3] = 0.f;
-#pragma unroll
-        for (int kk = 0; kk < D / 16; kk++) {
-            uint32_t qf[4];
-            const int r = wrow + (lane & 7) + ((lane >> 3) & 1) * 8;
-            ldsm_x4(qf, sQ + swz<D>(r, 2 * kk + (lane >> 4)));
-#pragma unroll
-            for (int nt = 0; nt < BK / 8; nt += 2) {
-                uint32_t kf[4];
-                const int rk = nt * 8 + (lane >> 4) * 8 + (lane & 7);
-                ldsm_x4(kf, sKs + swz<D>(rk, 2 * kk + ((lane >> 3) & 1)));
-                mma16816<T>(s[nt], qf, kf[0], kf[1]);
-                mma16816<T>(s[nt + 1], qf, kf[2], kf[3]);
-            }
-        }
+        warp_qk<T, D, BK>(s, sQ, sKs, wrow, lane);
         /* mask, scale to log2 units, the rows' new maxima */
         float mx0 = -INFINITY, mx1 = -INFINITY;
 #pragma unroll

@@ -225,22 +225,26 @@ __global__ void __launch_bounds__(2 * BQ) bwd_main_kernel(const BwdArgs a) {
             }
         }
         const bool full = sFull[st * 2] && sFull[st * 2 + 1];
+        /* P of the thread's element (nt, e01 + 2 r), recomputed from lse and masked to 0,
+         * with the key's metadata (slot g) read once per (nt, e01) */
+        auto p_at = [&](int nt, int e01, int r, float zb, int j, int rl, int rh) -> float {
+            const int qi = i0 + wrow + (lane >> 2) + 8 * r;
+            const float pv = fast_exp2(s[nt][e01 + 2 * r] * a.scale_log2 + zb - lse2[r]);
+            return !full && (j < 0 || qi < rl || qi > rh) ? 0.f : pv;
+        };
+#define BWD_SLOT_META                                                  \
+    const int g = st * BK + nt * 8 + (lane & 3) * 2 + e01;             \
+    const float zb = a.z ? sZ[g] : 0.f;                                \
+    int j = 0, rl = 0, rh = 0;                                         \
+    if (!full) j = sIdx[g], rl = sRlo[g], rh = sRhi[g]
         if (it < pre_end) { /* first pass: Dsum only */
 #pragma unroll
             for (int nt = 0; nt < BK / 8; nt++)
 #pragma unroll
                 for (int e01 = 0; e01 < 2; e01++) {
-                    int g = st * BK + nt * 8 + (lane & 3) * 2 + e01;
-                    float zb = a.z ? sZ[g] : 0.f;
-                    int j = 0, rl = 0, rh = 0;
-                    if (!full) j = sIdx[g], rl = sRlo[g], rh = sRhi[g];
+                    BWD_SLOT_META;
 #pragma unroll
-                    for (int r = 0; r < 2; r++) {
-                        int qi = i0 + wrow + (lane >> 2) + 8 * r;
-                        float pv = fast_exp2(s[nt][e01 + 2 * r] * a.scale_log2 + zb - lse2[r]);
-                        if (!full && (j < 0 || qi < rl || qi > rh)) pv = 0.f;
-                        dacc[r] += pv * dp[nt][e01 + 2 * r];
-                    }
+                    for (int r = 0; r < 2; r++) dacc[r] += p_at(nt, e01, r, zb, j, rl, rh) * dp[nt][e01 + 2 * r];
                 }
             __syncthreads();
             continue;
@@ -250,17 +254,12 @@ __global__ void __launch_bounds__(2 * BQ) bwd_main_kernel(const BwdArgs a) {
         for (int nt = 0; nt < BK / 8; nt++)
 #pragma unroll
             for (int e01 = 0; e01 < 2; e01++) {
-                int g = st * BK + nt * 8 + (lane & 3) * 2 + e01;
-                float zb = a.z ? sZ[g] : 0.f;
-                int j = 0, rl = 0, rh = 0;
-                if (!full) j = sIdx[g], rl = sRlo[g], rh = sRhi[g];
+                BWD_SLOT_META;
                 float colsum = 0.f;
 #pragma unroll
                 for (int r = 0; r < 2; r++) {
-                    int qi = i0 + wrow + (lane >> 2) + 8 * r;
                     int e = e01 + 2 * r;
-                    float pv = fast_exp2(s[nt][e] * a.scale_log2 + zb - lse2[r]);
-                    if (!full && (j < 0 || qi < rl || qi > rh)) pv = 0.f;
+                    float pv = p_at(nt, e01, r, zb, j, rl, rh);
                     float ds = pv * (dp[nt][e] - dsm[r]);
                     s[nt][e] = pv;
                     dp[nt][e] = ds;
@@ -347,6 +346,7 @@ __global__ void __launch_bounds__(2 * BQ) bwd_main_kernel(const BwdArgs a) {
         __syncthreads();
     }
     cp_wait<0>();
+#undef BWD_SLOT_META
 
     T *dqb = static_cast<T *>(a.dq) + b * a.dqsb + h * a.dqsh;
 #pragma unroll

@@ -138,6 +138,29 @@ attn_status convert(const void *src, const attn_stride &s, void *dst, const attn
     return ATTN_OK;
 }
 
+/* A warp's S = Q K^T tile: its 16 rows from wrow of sQ ([rows][D], swizzled)
+ * against the BK rows of sK ([BK][D], swizzled), fp32 accumulators in the m16n8
+ * layout (s[nt][e]: row wrow + lane / 4 + 8 (e / 2), key nt 8 + 2 (lane % 4) + e % 2). */
+template <typename T, int D, int BK>
+__device__ __forceinline__ void warp_qk(float (&s)[BK / 8][4], const T *sQ, const T *sK, int wrow, int lane) {
+#pragma unroll
+    for (int t = 0; t < BK / 8; t++) s[t][0] = s[t][1] = s[t][2] = s[t][3] = 0.f;
+#pragma unroll
+    for (int kk = 0; kk < D / 16; kk++) {
+        uint32_t qf[4];
+        const int r = wrow + (lane & 7) + ((lane >> 3) & 1) * 8;
+        ldsm_x4(qf, sQ + swz<D>(r, 2 * kk + (lane >> 4)));
+#pragma unroll
+        for (int nt = 0; nt < BK / 8; nt += 2) {
+            uint32_t kf[4];
+            const int rk = nt * 8 + (lane >> 4) * 8 + (lane & 7);
+            ldsm_x4(kf, sK + swz<D>(rk, 2 * kk + ((lane >> 3) & 1)));
+            mma16816<T>(s[nt], qf, kf[0], kf[1]);
+            mma16816<T>(s[nt + 1], qf, kf[2], kf[3]);
+        }
+    }
+}
+
 } // namespace dm
 
 #endif
