@@ -423,6 +423,12 @@ int cmd_train(int argc, char **argv) {
             if (do_val) add_val(r, &vr);
             cJSON_AddNumberToObject(r, "tokens_per_s", info.tokens_per_s);
             cJSON_AddNumberToObject(r, "step_s", info.step_s);
+            if (on_gpu) { /* the activations are allocated once, up front; the peak is the allocator's */
+                model_gpu_mem sm;
+                model_gpu_memory(model_trainer_gpu(t), &sm);
+                cJSON_AddNumberToObject(r, "gpu_activation_bytes", (double)sm.activations);
+                cJSON_AddNumberToObject(r, "gpu_peak_bytes", (double)sm.peak);
+            }
             int lrc = report_append_jsonl(logp, r, err, sizeof err);
             cJSON_Delete(r);
             if (lrc) TDIE(1, "%s", err);
@@ -431,10 +437,17 @@ int cmd_train(int argc, char **argv) {
                 char eta[32], vtxt[64] = "";
                 fmt_dur(avg * (double)(tc->steps - info.step), eta, sizeof eta);
                 if (do_val) snprintf(vtxt, sizeof vtxt, "  val %.4f ppl %.3f", vr.loss, vr.ppl);
-                fprintf(stderr, "step %6lld/%lld  loss %.4f  lr %.3e  gnorm %.3f  %.0f tok/s  eta %s%s\n",
+                char gtxt[64] = "";
+                if (on_gpu) {
+                    model_gpu_mem sm;
+                    model_gpu_memory(model_trainer_gpu(t), &sm);
+                    snprintf(gtxt, sizeof gtxt, "  gpu %.2f GiB (act %.2f)", sm.peak / 1073741824.0,
+                             sm.activations / 1073741824.0);
+                }
+                fprintf(stderr, "step %6lld/%lld  loss %.4f  lr %.3e  gnorm %.3f  %.0f tok/s  eta %s%s%s\n",
                         (long long)info.step, (long long)tc->steps, info.loss, info.lr, info.grad_norm,
                         train_s > 0 ? (double)done_steps * tc->batch_size * tc->context * tc->grad_accum / train_s : 0,
-                        eta, vtxt);
+                        eta, gtxt, vtxt);
             }
         }
         if (tc->ckpt_every > 0 && info.step % tc->ckpt_every == 0 && !last) {
