@@ -36,6 +36,7 @@
 #include <climits>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "cuda_common.cuh"
@@ -561,8 +562,18 @@ struct DecPlan {
     size_t o_bytes, ml_bytes; /* partials */
 };
 
+/* A positive integer tuning knob from the environment (read once per name), or def.
+ * DMABENCH_DECODE_WAVES: waves of resident CTAs the key splits fill (default 1);
+ * DMABENCH_DECODE_SEL_CTAS: dma decode's select CTAs per SM (default 4). For
+ * measuring sweeps; reports record them (provenance.run.environment). */
+int env_knob(const char *name, int def) {
+    const char *e = getenv(name);
+    const int v = e ? atoi(e) : 0;
+    return v > 0 ? v : def;
+}
+
 /* Row tiles and key splits for nkeys keys (or list entries) per (batch, kv head):
- * enough splits for one full wave of resident CTAs. */
+ * enough splits for one full wave of resident CTAs (DMABENCH_DECODE_WAVES). */
 attn_status plan_decode(const attn_params *p, long long nkeys, DecPlan *pl) {
     const long long R = (long long)(p->Hq / p->Hkv) * p->Nq;
     pl->rt = R <= 1 ? 1 : R <= 2 ? 2 : R <= 4 ? 4 : 8;
@@ -577,7 +588,8 @@ attn_status plan_decode(const attn_params *p, long long nkeys, DecPlan *pl) {
     attn_status st = num_sms(&nsm);
     if (st != ATTN_OK) return st;
     const long long per_split = (long long)pl->nrt * p->Hkv * p->B;
-    const long long target = (long long)occ * nsm;
+    static const int waves = env_knob("DMABENCH_DECODE_WAVES", 1);
+    const long long target = (long long)occ * nsm * waves;
     const long long want = std::max(1LL, (target + per_split - 1) / per_split);
     const long long step = dec_step(p->D, pl->rt);
     long long chunk = (nkeys + want - 1) / want;
@@ -676,7 +688,8 @@ extern "C" attn_status cuda_decode_dma_forward(const attn_params *p, cuda_decode
     if ((st = num_sms(&nsm)) != ATTN_OK) return st;
 
     /* select chunks: about 4 CTAs per SM over all (batch, kv head) rows */
-    const long long want = std::max(1LL, (4LL * nsm + (long long)units - 1) / (long long)units);
+    static const int sel_ctas = env_knob("DMABENCH_DECODE_SEL_CTAS", 4);
+    const long long want = std::max(1LL, ((long long)sel_ctas * nsm + (long long)units - 1) / (long long)units);
     long long chunk = std::max((long long)SEL_GRAIN, ((n + want - 1) / want + SEL_GRAIN - 1) / SEL_GRAIN * SEL_GRAIN);
     const long long min_chunk = (n + 65534) / 65535; /* gridDim.x stays within 65535 */
     if (chunk < min_chunk) chunk = (min_chunk + SEL_GRAIN - 1) / SEL_GRAIN * SEL_GRAIN;
