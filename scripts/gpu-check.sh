@@ -56,11 +56,11 @@ lim 120 env DMABENCH_CUDA_BWD_TILE=128 $K --variants mha,swa,dma --n 8192,65536 
 echo "== decode tuning sweep (DMABENCH_DECODE_WAVES, DMABENCH_DECODE_SEL_CTAS) at K = 524288"
 for wv in 1 2 4; do
     echo "-- waves $wv"
-    lim 60 env DMABENCH_DECODE_WAVES=$wv $K --variants mha --n 524288 --mode decode --warmup 3 --repeats 10 \
+    lim 40 env DMABENCH_DECODE_WAVES=$wv $K --variants mha --n 524288 --mode decode --warmup 3 --repeats 10 \
         --out "$OUT/kernels-decode-waves$wv.json"
 done
 for sc in 1 2 8; do
     echo "-- select CTAs per SM $sc"
-    lim 60 env DMABENCH_DECODE_SEL_CTAS=$sc $K --variants dma --n 524288 --w 1024 --mode decode --warmup 3 --repeats 10 \
+    lim 40 env DMABENCH_DECODE_SEL_CTAS=$sc $K --variants dma --n 524288 --w 1024 --mode decode --warmup 3 --repeats 10 \
         --out "$OUT/kernels-decode-sel$sc.json"
 done
