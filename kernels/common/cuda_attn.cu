@@ -64,7 +64,9 @@ __global__ void __launch_bounds__(NTHREADS) attn_fwd_kernel(const FwdArgs a) {
     float *sZ = reinterpret_cast<float *>(sRhi + 2 * BK);
     int *sFull = reinterpret_cast<int *>(sZ + 2 * BK); /* [2][2]: per stage, per loading warp */
 
-    const int tile = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+    /* the last tiles first: under a causal mask they hold the most keys, and
+     * starting them early leaves the short ones to fill the final wave */
+    const int tile = gridDim.x - 1 - blockIdx.x, h = blockIdx.y, b = blockIdx.z;
     const int hkv = h / a.G;
     const int i0 = tile * BQ;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
