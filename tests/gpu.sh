@@ -125,6 +125,13 @@ n=$(grep -c '"status":"ok"' "$T/runcuda/records.jsonl" 2>/dev/null)
 if [ $rc -eq 0 ] && [ "${n:-0}" -gt 0 ] && ! grep -q '"status":"failed"' "$T/runcuda/records.jsonl"; then
     ok "run --backend cuda: the tiny suite trained and scored on the GPU ($n records)"
 else nok "run --backend cuda" "exit $rc, ${n:-0} ok records: $(tail -3 "$T/runcuda.log" | tr '\n' ' ')"; fi
+# the same suite with the runner's needle decoding through the GPU KV cache
+DMABENCH_GPU_KV_CACHE=1 $B run "$T/tiny32.json" --backend cuda --only niah --out "$T/runkv" --quiet >"$T/runkv.log" 2>&1
+rc=$?
+n=$(grep -c '"status":"ok"' "$T/runkv/records.jsonl" 2>/dev/null)
+if [ $rc -eq 0 ] && [ "${n:-0}" -gt 0 ] && ! grep -q '"status":"failed"' "$T/runkv/records.jsonl"; then
+    ok "run --backend cuda --only niah with DMABENCH_GPU_KV_CACHE=1 ($n records)"
+else nok "run --backend cuda --only niah with DMABENCH_GPU_KV_CACHE=1" "exit $rc, ${n:-0} ok records: $(tail -3 "$T/runkv.log" | tr '\n' ' ')"; fi
 # generate --backend cuda (the GPU KV cache) on a tiny dma model trained on the CPU
 $B train --config model/configs/tiny-dma.json --data README.md --out "$T/gck" --steps 30 --quiet >"$T/gck.log" 2>&1
 out=$($B generate --model "$T/gck" --ids 116,104,101 --max-new 8 --print-ids --backend cuda 2>"$T/gen.err")
