@@ -46,13 +46,15 @@ echo "== anchors (PyTorch SDPA, same card)"
 timeout 90 python3 scripts/sdpa_anchor.py >"$OUT/anchors.json" 2>"$OUT/anchors.log"; tail -12 "$OUT/anchors.log"
 fi
 [ "$PART" = bench ] && exit 0
-echo "== opt-in versions: nsa on tensor cores (DMABENCH_NSA_TC=1), 128-row backward tiles (DMABENCH_CUDA_BWD_TILE=128)"
+echo "== opt-in versions: nsa on tensor cores (DMABENCH_NSA_TC=1), 128-row backward tiles (DMABENCH_CUDA_BWD_TILE=128), the key-parallel backward (DMABENCH_CUDA_BWD_KEYPAR=1)"
 lim 120 env DMABENCH_NSA_TC=1 $K --variants nsa --n 8192,65536,131072 --w 512 --mode fwd --warmup 1 --repeats 5 \
     --out "$OUT/kernels-nsa-tc.json"
 lim 60 env DMABENCH_NSA_TC=1 $K --variants nsa --n 8192 --w 512 --mode fwdbwd --warmup 1 --repeats 3 \
     --out "$OUT/kernels-nsa-tc-bwd.json"
-lim 120 env DMABENCH_CUDA_BWD_TILE=128 $K --variants mha,swa,dma --n 8192,65536 --w 1024 --mode fwdbwd --warmup 2 \
+lim 100 env DMABENCH_CUDA_BWD_TILE=128 $K --variants mha,swa,dma --n 8192,65536 --w 1024 --mode fwdbwd --warmup 2 \
     --repeats 5 --out "$OUT/kernels-bwd128.json"
+lim 60 env DMABENCH_CUDA_BWD_KEYPAR=1 $K --variants mha,swa --n 8192,65536 --w 1024 --mode fwdbwd --warmup 2 \
+    --repeats 5 --out "$OUT/kernels-bwd-keypar.json"
 echo "== decode tuning sweep (DMABENCH_DECODE_WAVES, DMABENCH_DECODE_SEL_CTAS) at K = 524288"
 for wv in 1 2 4; do
     echo "-- waves $wv"

@@ -36,8 +36,9 @@ want verify && for dt in bf16 f16 f32; do
 done
 
 # the opt-in kernel versions (each becomes the default once it has passed here):
-# nsa's tensor-core selection and selected branch; the backward's 128-row tiles
-want verify && for optin in DMABENCH_NSA_TC=1 DMABENCH_CUDA_BWD_TILE=128; do
+# nsa's tensor-core selection and selected branch; the backward's 128-row tiles;
+# the key-parallel backward (mha, swa and nsa's window branch)
+want verify && for optin in DMABENCH_NSA_TC=1 DMABENCH_CUDA_BWD_TILE=128 DMABENCH_CUDA_BWD_KEYPAR=1; do
     for dt in bf16 f16; do
         env $optin $B verify --backend cuda --dtype $dt --quiet --out "$T/vopt-$dt.json" >"$T/vopt-$dt.log" 2>&1
         rc=$?
@@ -65,7 +66,7 @@ if [ $SAN = 1 ] && want sanitize; then
     else nok "racecheck" "exit $rc: $(grep -m3 -E 'hazard|ERROR' "$T/racecheck.log" | tr '\n' ' ')"; fi
 fi
 if [ $SAN = 1 ] && want sanitize-optin; then
-    for optin in "DMABENCH_NSA_TC=1 nsa" "DMABENCH_CUDA_BWD_TILE=128 mha,dma"; do
+    for optin in "DMABENCH_NSA_TC=1 nsa" "DMABENCH_CUDA_BWD_TILE=128 mha,dma" "DMABENCH_CUDA_BWD_KEYPAR=1 mha,swa"; do
         set -- $optin
         for tool in memcheck racecheck; do
             env $1 compute-sanitizer --tool $tool --error-exitcode 9 $B verify --backend cuda --variants $2 \

@@ -67,6 +67,8 @@ struct BwdArgs {
     long long off; /* query i sits at position i + off */
     int kmul, kadd; /* key j sits at position j kmul + kadd */
     int exact_dsum; /* Dsum from P and dP in a first pass instead of from dO and O */
+    void *dk_out, *dv_out; /* the key-parallel kernel writes dK, dV directly */
+    long long dksb, dkss, dksh, dvsb, dvss, dvsh;
 };
 
 /* Dsum[b, h, i] = sum_d dO[b, i, h, d] O[b, i, h, d]: one warp per row. */
@@ -389,6 +391,253 @@ __global__ void bwd_finish_kernel(const float *dk_acc, const float *dv_acc, T *d
 
 dm_cuda_ws g_bws; /* the backward's accumulators, kept between calls */
 
+/* ---- key-parallel backward (DMABENCH_CUDA_BWD_KEYPAR=1, until tests/gpu.sh has
+ * verified it), for contiguous key ranges (mha, swa: no lists, no z, no key map) ----
+ *
+ * FlashAttention-2's order: one CTA of 4 warps per (block of 64 keys, kv head,
+ * batch), warp w owning keys 16w..16w+15. K and V of the block stay in shared
+ * memory; for each of the group's heads, the blocks of 64 queries that see any of
+ * the keys stream through (Q, dO, lse, Dsum; cp.async, double buffered). Per step:
+ *   S^T = K Q^T and dP^T = V dO^T (keys as mma rows), P^T = exp2(S^T s log2e -
+ *   lse log2e) masked, dS^T = s P^T (dP^T - Dsum);
+ *   dV += P^T dO and dK += dS^T Q in registers (no reductions: the CTA owns its
+ *   keys for every head of the group);
+ *   dQ += dS K through shared memory (dS^T stored [key][query]), each warp 16
+ *   query rows, reduced into an fp32 accumulator with red.global.add.
+ * dK and dV are written once at the end; dQ is converted by the caller. */
+constexpr int KP_BK = 64, KP_BQ = 64, KP_THREADS = 128;
+
+template <typename T, int D>
+__global__ void __launch_bounds__(KP_THREADS) bwd_kp_kernel(const BwdArgs a, float *dq_acc) {
+    extern __shared__ __align__(128) unsigned char kp_smem[];
+    T *sK = reinterpret_cast<T *>(kp_smem); /* [KP_BK][D] */
+    T *sV = sK + KP_BK * D;                  /* [KP_BK][D] */
+    T *sQ = sV + KP_BK * D;                  /* [2][KP_BQ][D] */
+    T *sdO = sQ + 2 * KP_BQ * D;             /* [2][KP_BQ][D] */
+    T *sdST = sdO + 2 * KP_BQ * D;           /* [KP_BK keys][KP_BQ queries] */
+    float *sL = reinterpret_cast<float *>(sdST + KP_BK * KP_BQ); /* [2][KP_BQ] lse log2e */
+    float *sD = sL + 2 * KP_BQ;                                  /* [2][KP_BQ] Dsum */
+    constexpr int CH = D / 8;
+    const int j0 = blockIdx.x * KP_BK, hkv = blockIdx.y, b = blockIdx.z;
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    const long long off = (long long)a.Nk - a.Nq;
+
+    const T *kb = static_cast<const T *>(a.k) + b * a.ksb + hkv * a.ksh;
+    const T *vb = static_cast<const T *>(a.v) + b * a.vsb + hkv * a.vsh;
+    for (int c = tid; c < KP_BK * CH; c += KP_THREADS) {
+        const int r = c / CH, ch = c % CH, j = j0 + r;
+        const bool ok = j < a.Nk;
+        cp16(sK + swz<D>(r, ch), kb + (long long)(ok ? j : 0) * a.kss + ch * 8, ok);
+        cp16(sV + swz<D>(r, ch), vb + (long long)(ok ? j : 0) * a.vss + ch * 8, ok);
+    }
+    /* the queries that see a key of the block: i' = i + off >= j (causal) and, with
+     * a window, i' - window + 1 <= j */
+    const int jl = min(j0 + KP_BK, a.Nk) - 1;
+    long long qlo = a.causal ? (long long)j0 - off : 0;
+    long long qhi = a.window > 0 ? (long long)jl + a.window - 1 - off : (long long)a.Nq - 1;
+    qlo = max(qlo, 0LL), qhi = min(qhi, (long long)a.Nq - 1);
+    const int qb0 = qhi >= qlo ? (int)(qlo / KP_BQ) : 0;
+    const int nqb = qhi >= qlo ? (int)(qhi / KP_BQ) - qb0 + 1 : 0;
+    const int nit = nqb * a.G;
+
+    auto load_q = [&](int stage, int it) {
+        const int hh = it / nqb, q0 = (qb0 + it % nqb) * KP_BQ, h = hkv * a.G + hh;
+        const T *qb = static_cast<const T *>(a.q) + b * a.qsb + h * a.qsh;
+        const T *dob = static_cast<const T *>(a.dout) + b * a.dosb + h * a.dosh;
+        for (int c = tid; c < KP_BQ * CH; c += KP_THREADS) {
+            const int r = c / CH, ch = c % CH, i = q0 + r;
+            const bool ok = i < a.Nq;
+            cp16(sQ + stage * KP_BQ * D + swz<D>(r, ch), qb + (long long)(ok ? i : 0) * a.qss + ch * 8, ok);
+            cp16(sdO + stage * KP_BQ * D + swz<D>(r, ch), dob + (long long)(ok ? i : 0) * a.doss + ch * 8, ok);
+        }
+        if (tid < KP_BQ) {
+            const int i = q0 + tid;
+            float l = INFINITY, d = 0.f; /* a row past the end: P = 0 */
+            if (i < a.Nq) {
+                const size_t u = ((size_t)b * a.Hq + h) * a.Nq + i;
+                l = a.lse[u];
+                l = l == -INFINITY ? INFINITY : l * LOG2E;
+                d = a.dsum[u];
+            }
+            sL[stage * KP_BQ + tid] = l;
+            sD[stage * KP_BQ + tid] = d;
+        }
+    };
+    if (nit > 0) load_q(0, 0);
+    cp_commit(); /* K, V and the first Q, dO */
+
+    const int wrow = warp * 16; /* the warp's keys in the block */
+    float dk[D / 8][4], dv[D / 8][4];
+#pragma unroll
+    for (int t = 0; t < D / 8; t++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) dk[t][e] = dv[t][e] = 0.f;
+
+    for (int it = 0; it < nit; it++) {
+        const int st = it & 1;
+        if (it + 1 < nit) load_q(st ^ 1, it + 1);
+        cp_commit();
+        cp_wait<1>();
+        __syncthreads();
+        const int hh = it / nqb, q0 = (qb0 + it % nqb) * KP_BQ, h = hkv * a.G + hh;
+        const T *sQs = sQ + st * KP_BQ * D, *sdOs = sdO + st * KP_BQ * D;
+        float s[KP_BQ / 8][4], dp[KP_BQ / 8][4];
+        warp_qk<T, D, KP_BQ>(s, sK, sQs, wrow, lane);   /* S^T: keys x queries */
+        warp_qk<T, D, KP_BQ>(dp, sV, sdOs, wrow, lane); /* dP^T */
+#pragma unroll
+        for (int nt = 0; nt < KP_BQ / 8; nt++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const int jj = j0 + wrow + (lane >> 2) + 8 * (e >> 1);
+                const int qc = nt * 8 + (lane & 3) * 2 + (e & 1);
+                const long long ip = (long long)(q0 + qc) + off;
+                bool vis = jj < a.Nk && q0 + qc < a.Nq;
+                if (a.causal) vis = vis && jj <= ip;
+                if (a.window > 0) vis = vis && jj > ip - a.window;
+                const float pv = vis ? fast_exp2(s[nt][e] * a.scale_log2 - sL[st * KP_BQ + qc]) : 0.f;
+                s[nt][e] = pv;
+                dp[nt][e] = pv * (dp[nt][e] - sD[st * KP_BQ + qc]) * a.scale; /* s dS^T */
+            }
+        /* s dS^T into shared memory as [key][query], for dQ */
+#pragma unroll
+        for (int nt = 0; nt < KP_BQ / 8; nt++)
+#pragma unroll
+            for (int r = 0; r < 2; r++) {
+                const int row = wrow + (lane >> 2) + 8 * r;
+                *reinterpret_cast<uint32_t *>(sdST + swz<KP_BQ>(row, nt) + (lane & 3) * 2) =
+                    pack2<T>::from(dp[nt][2 * r], dp[nt][2 * r + 1]);
+            }
+        /* dV += P^T dO, dK += (s dS^T) Q: A from registers (keys x queries), B from
+         * shared memory ([query][d], transposed loads) */
+#pragma unroll
+        for (int kk = 0; kk < KP_BQ / 16; kk++) {
+            uint32_t pa[4], da[4];
+            pa[0] = pack2<T>::from(s[2 * kk][0], s[2 * kk][1]);
+            pa[1] = pack2<T>::from(s[2 * kk][2], s[2 * kk][3]);
+            pa[2] = pack2<T>::from(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+            pa[3] = pack2<T>::from(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+            da[0] = pack2<T>::from(dp[2 * kk][0], dp[2 * kk][1]);
+            da[1] = pack2<T>::from(dp[2 * kk][2], dp[2 * kk][3]);
+            da[2] = pack2<T>::from(dp[2 * kk + 1][0], dp[2 * kk + 1][1]);
+            da[3] = pack2<T>::from(dp[2 * kk + 1][2], dp[2 * kk + 1][3]);
+#pragma unroll
+            for (int dt = 0; dt < D / 8; dt += 2) {
+                uint32_t of[4], qf[4];
+                const int r = kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
+                ldsm_x4_t(of, sdOs + swz<D>(r, dt + (lane >> 4)));
+                ldsm_x4_t(qf, sQs + swz<D>(r, dt + (lane >> 4)));
+                mma16816<T>(dv[dt], pa, of[0], of[1]);
+                mma16816<T>(dv[dt + 1], pa, of[2], of[3]);
+                mma16816<T>(dk[dt], da, qf[0], qf[1]);
+                mma16816<T>(dk[dt + 1], da, qf[2], qf[3]);
+            }
+        }
+        __syncthreads(); /* sdST complete */
+        /* dQ rows wq..wq+15 of this query block += (s dS) K over the block's keys */
+        {
+            const int wq = warp * 16;
+            float dq[D / 8][4];
+#pragma unroll
+            for (int t = 0; t < D / 8; t++) dq[t][0] = dq[t][1] = dq[t][2] = dq[t][3] = 0.f;
+#pragma unroll
+            for (int kk = 0; kk < KP_BK / 16; kk++) {
+                uint32_t af[4];
+                {   /* A = (stored [key][query])^T: rows wq.., keys kk*16.. */
+                    const int qm = lane >> 3;
+                    const int row = kk * 16 + (lane & 7) + (qm >> 1) * 8;
+                    ldsm_x4_t(af, sdST + swz<KP_BQ>(row, wq / 8 + (qm & 1)));
+                }
+#pragma unroll
+                for (int dt = 0; dt < D / 8; dt += 2) {
+                    uint32_t kf[4];
+                    const int r = kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
+                    ldsm_x4_t(kf, sK + swz<D>(r, dt + (lane >> 4)));
+                    mma16816<T>(dq[dt], af, kf[0], kf[1]);
+                    mma16816<T>(dq[dt + 1], af, kf[2], kf[3]);
+                }
+            }
+#pragma unroll
+            for (int r = 0; r < 2; r++) {
+                const int i = q0 + wq + (lane >> 2) + 8 * r;
+                if (i >= a.Nq) continue;
+                float *row = dq_acc + (((size_t)b * a.Nq + i) * a.Hq + h) * D + (lane & 3) * 2;
+#pragma unroll
+                for (int t = 0; t < D / 8; t++)
+                    if (dq[t][2 * r] != 0.f || dq[t][2 * r + 1] != 0.f) red_add2(row + t * 8, dq[t][2 * r], dq[t][2 * r + 1]);
+            }
+        }
+        __syncthreads(); /* the stage and sdST are free again */
+    }
+    cp_wait<0>();
+    __syncthreads();
+    /* dK, dV of the warp's keys (every head of the group summed) */
+    T *dkb = static_cast<T *>(a.dk_out) + b * a.dksb + hkv * a.dksh;
+    T *dvb = static_cast<T *>(a.dv_out) + b * a.dvsb + hkv * a.dvsh;
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        const int j = j0 + wrow + (lane >> 2) + 8 * r;
+        if (j >= a.Nk) continue;
+#pragma unroll
+        for (int t = 0; t < D / 8; t++) {
+            const int col = t * 8 + (lane & 3) * 2;
+            *reinterpret_cast<uint32_t *>(dkb + (long long)j * a.dkss + col) = pack2<T>::from(dk[t][2 * r], dk[t][2 * r + 1]);
+            *reinterpret_cast<uint32_t *>(dvb + (long long)j * a.dvss + col) = pack2<T>::from(dv[t][2 * r], dv[t][2 * r + 1]);
+        }
+    }
+}
+
+/* DMABENCH_CUDA_BWD_KEYPAR=1, and the shape is one the key-parallel kernel takes. */
+bool bwd_kp_applies(const attn_params *p, const cuda_attn_spec *s, const float *dz) {
+    static int want = -1;
+    if (want < 0) {
+        const char *e = getenv("DMABENCH_CUDA_BWD_KEYPAR");
+        want = e && !strcmp(e, "1");
+    }
+    return want && !dz && !s->list && !s->z && !s->tkey && s->kpos_mul <= 0 && !s->dv_ddt && !s->after_main &&
+           (p->causal || s->window <= 0);
+}
+
+size_t bwd_kp_smem(int D, size_t esize) {
+    return (size_t)(2 * KP_BK * D + 4 * KP_BQ * D + KP_BK * KP_BQ) * esize + 4 * KP_BQ * sizeof(float);
+}
+
+/* Dsum = rowsum(dO O) into a.dsum. */
+template <typename T> attn_status launch_dot(const attn_params *p, const BwdArgs &a) {
+    const int wpb = 8;
+    const long long rows = (long long)p->B * p->Nq * p->Hq;
+    bwd_dot_kernel<T><<<(unsigned)((rows + wpb - 1) / wpb), wpb * 32>>>(
+        static_cast<const T *>(p->o), p->o_st.b, p->o_st.s, p->o_st.h, static_cast<const T *>(p->dout), p->do_st.b,
+        p->do_st.s, p->do_st.h, p->B, p->Nq, p->Hq, p->D, const_cast<float *>(a.dsum));
+    CUDA_CHECK_LAUNCH();
+    return ATTN_OK;
+}
+
+dm_cuda_ws g_kws; /* the key-parallel backward's dQ accumulator and Dsum */
+
+/* The key-parallel backward (bwd_kp_kernel): Dsum, the kernel, dQ to its dtype. */
+template <typename T, int D> attn_status launch_bwd_kp(const attn_params *p, BwdArgs &a) {
+    auto r256 = [](size_t x) { return (x + 255) & ~(size_t)255; };
+    const size_t nq = (size_t)p->B * p->Nq * p->Hq * D;
+    const size_t qb = r256(nq * sizeof(float)), sb = r256((size_t)p->B * p->Hq * p->Nq * sizeof(float));
+    char *ws;
+    attn_status st = dm_cuda_ws_get(&g_kws, qb + sb, (void **)&ws, nullptr);
+    if (st != ATTN_OK) return st;
+    float *dq_acc = reinterpret_cast<float *>(ws);
+    a.dsum = reinterpret_cast<float *>(ws + qb);
+    CUDA_CHECK(cudaMemsetAsync(dq_acc, 0, nq * sizeof(float)));
+    if ((st = launch_dot<T>(p, a)) != ATTN_OK) return st;
+    a.dk_out = p->dk, a.dv_out = p->dv;
+    a.dksb = p->dk_st.b, a.dkss = p->dk_st.s, a.dksh = p->dk_st.h;
+    a.dvsb = p->dv_st.b, a.dvss = p->dv_st.s, a.dvsh = p->dv_st.h;
+    const size_t smem = bwd_kp_smem(D, sizeof(T));
+    auto kern = bwd_kp_kernel<T, D>;
+    CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+    kern<<<dim3((p->Nk + KP_BK - 1) / KP_BK, p->Hkv, p->B), KP_THREADS, smem>>>(a, dq_acc);
+    CUDA_CHECK_LAUNCH();
+    const attn_stride qs = {(int64_t)p->Nq * p->Hq * D, (int64_t)p->Hq * D, D};
+    return convert<float, T>(dq_acc, qs, p->dq, p->dq_st, p->B, p->Nq, p->Hq, D);
+}
+
 /* The backward's shared memory at BQ query rows per tile. */
 size_t bwd_smem(int BQ, int D, size_t esize) {
     return (size_t)(2 * BQ * D + 4 * BK * D + 2 * BQ * BK) * esize + BQ * 8 + 8 * BK * sizeof(int) + 4 * sizeof(int);
@@ -415,12 +664,8 @@ template <typename T, int D, int BQ>
 attn_status launch_bwd_bq(const attn_params *p, BwdArgs &a, const cuda_attn_spec *s) {
     const int ntiles = (p->Nq + BQ - 1) / BQ;
     if (!a.exact_dsum) {
-        int wpb = 8;
-        long long rows = (long long)p->B * p->Nq * p->Hq;
-        bwd_dot_kernel<T><<<(unsigned)((rows + wpb - 1) / wpb), wpb * 32>>>(
-            static_cast<const T *>(p->o), p->o_st.b, p->o_st.s, p->o_st.h, static_cast<const T *>(p->dout), p->do_st.b,
-            p->do_st.s, p->do_st.h, p->B, p->Nq, p->Hq, p->D, const_cast<float *>(a.dsum));
-        CUDA_CHECK_LAUNCH();
+        attn_status st = launch_dot<T>(p, a);
+        if (st != ATTN_OK) return st;
     }
     const size_t smem = bwd_smem(BQ, D, sizeof(T));
     auto kern = bwd_main_kernel<T, D, BQ>;
@@ -450,18 +695,21 @@ template <typename T, int D> attn_status launch_bwd(const attn_params *p, BwdArg
 
 extern "C" attn_status cuda_attn_backward(const attn_params *p, const cuda_attn_spec *s, float *dz) {
     if (s->kpos_mul > 0 && s->window > 0) return ATTN_ERR_INVALID; /* a key-position map takes no window */
-    auto r256 = [](size_t x) { return (x + 255) & ~(size_t)255; };
-    size_t nacc = (size_t)p->B * p->Nk * p->Hkv * p->D;
-    size_t accb = r256(nacc * sizeof(float));
-    size_t sumb = r256((size_t)p->B * p->Hq * p->Nq * sizeof(float));
-    char *ws;
-    attn_status st = dm_cuda_ws_get(&g_bws, 2 * accb + sumb, (void **)&ws, nullptr);
-    if (st != ATTN_OK) return st;
-    BwdArgs a;
-    a.dk_acc = reinterpret_cast<float *>(ws);
-    a.dv_acc = reinterpret_cast<float *>(ws + accb);
-    a.dsum = reinterpret_cast<float *>(ws + 2 * accb);
-    CUDA_CHECK(cudaMemsetAsync(ws, 0, 2 * accb));
+    const bool kp = bwd_kp_applies(p, s, dz);
+    BwdArgs a = {};
+    if (!kp) { /* the query-tile backward's fp32 dK, dV accumulators and Dsum */
+        auto r256 = [](size_t x) { return (x + 255) & ~(size_t)255; };
+        size_t nacc = (size_t)p->B * p->Nk * p->Hkv * p->D;
+        size_t accb = r256(nacc * sizeof(float));
+        size_t sumb = r256((size_t)p->B * p->Hq * p->Nq * sizeof(float));
+        char *ws;
+        attn_status st = dm_cuda_ws_get(&g_bws, 2 * accb + sumb, (void **)&ws, nullptr);
+        if (st != ATTN_OK) return st;
+        a.dk_acc = reinterpret_cast<float *>(ws);
+        a.dv_acc = reinterpret_cast<float *>(ws + accb);
+        a.dsum = reinterpret_cast<float *>(ws + 2 * accb);
+        CUDA_CHECK(cudaMemsetAsync(ws, 0, 2 * accb));
+    }
     if (dz) CUDA_CHECK(cudaMemsetAsync(dz, 0, (size_t)p->B * p->Hkv * p->Nk * sizeof(float)));
     a.q = p->q, a.k = p->k, a.v = p->v, a.dout = p->dout, a.dq = p->dq;
     a.lse = static_cast<const float *>(p->lse);
@@ -486,6 +734,12 @@ extern "C" attn_status cuda_attn_backward(const attn_params *p, const cuda_attn_
     a.list_tile = CUDA_ATTN_BQ;
     a.ntiles_list = cuda_attn_ntiles(p);
     const bool bf = p->dtype == ATTN_DTYPE_BF16;
+    if (kp) switch (p->D) {
+        case 16: return bf ? launch_bwd_kp<__nv_bfloat16, 16>(p, a) : launch_bwd_kp<__half, 16>(p, a);
+        case 32: return bf ? launch_bwd_kp<__nv_bfloat16, 32>(p, a) : launch_bwd_kp<__half, 32>(p, a);
+        case 64: return bf ? launch_bwd_kp<__nv_bfloat16, 64>(p, a) : launch_bwd_kp<__half, 64>(p, a);
+        default: return bf ? launch_bwd_kp<__nv_bfloat16, 128>(p, a) : launch_bwd_kp<__half, 128>(p, a);
+        }
     switch (p->D) {
     case 16: return bf ? launch_bwd<__nv_bfloat16, 16>(p, a, s) : launch_bwd<__half, 16>(p, a, s);
     case 32: return bf ? launch_bwd<__nv_bfloat16, 32>(p, a, s) : launch_bwd<__half, 32>(p, a, s);
