@@ -591,18 +591,8 @@ __global__ void __launch_bounds__(128) nsa_slc_tc_kernel(const SlcArgs a, const 
 #pragma unroll
         for (int kk = 0; kk < BK / 16; kk++) {
             uint32_t af[4];
-            af[0] = pack2<T>::from(s[2 * kk][0], s[2 * kk][1]);
-            af[1] = pack2<T>::from(s[2 * kk][2], s[2 * kk][3]);
-            af[2] = pack2<T>::from(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-            af[3] = pack2<T>::from(s[2 * kk + 1][2], s[2 * kk + 1][3]);
-#pragma unroll
-            for (int dt = 0; dt < D / 8; dt += 2) {
-                uint32_t vf[4];
-                const int r = kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
-                ldsm_x4_t(vf, sVs + swz<D>(r, dt + (lane >> 4)));
-                mma16816<T>(o[dt], af, vf[0], vf[1]);
-                mma16816<T>(o[dt + 1], af, vf[2], vf[3]);
-            }
+            acc_to_a<T>(s, kk, af);
+            mma_a_rows<T, D, D / 8>(o, af, sVs, kk, 0, lane);
         }
         __syncthreads();
     }

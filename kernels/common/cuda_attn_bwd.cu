@@ -292,18 +292,8 @@ __global__ void __launch_bounds__(2 * BQ) bwd_main_kernel(const BwdArgs a) {
 #pragma unroll
         for (int kk = 0; kk < BK / 16; kk++) {
             uint32_t af[4];
-            af[0] = pack2<T>::from(dp[2 * kk][0], dp[2 * kk][1]);
-            af[1] = pack2<T>::from(dp[2 * kk][2], dp[2 * kk][3]);
-            af[2] = pack2<T>::from(dp[2 * kk + 1][0], dp[2 * kk + 1][1]);
-            af[3] = pack2<T>::from(dp[2 * kk + 1][2], dp[2 * kk + 1][3]);
-#pragma unroll
-            for (int dt = 0; dt < D / 8; dt += 2) {
-                uint32_t kf[4];
-                int r = kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
-                ldsm_x4_t(kf, sKs + swz<D>(r, dt + (lane >> 4)));
-                mma16816<T>(dq[dt], af, kf[0], kf[1]);
-                mma16816<T>(dq[dt + 1], af, kf[2], kf[3]);
-            }
+            acc_to_a<T>(dp, kk, af);
+            mma_a_rows<T, D, D / 8>(dq, af, sKs, kk, 0, lane);
         }
         __syncthreads();
         /* dV_j += P^T dO, then dK_j += (s dS)^T Q: the warp's 16 keys x DW columns over
@@ -326,14 +316,7 @@ __global__ void __launch_bounds__(2 * BQ) bwd_main_kernel(const BwdArgs a) {
                     int row = kk * 16 + (lane & 7) + (qm >> 1) * 8;
                     ldsm_x4_t(af, sA + swz<BK>(row, wkey / 8 + (qm & 1)));
                 }
-#pragma unroll
-                for (int dt = 0; dt < DW / 8; dt += 2) {
-                    uint32_t bf[4];
-                    int r = kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
-                    ldsm_x4_t(bf, sB + swz<D>(r, d0 / 8 + dt + (lane >> 4)));
-                    mma16816<T>(acc[dt], af, bf[0], bf[1]);
-                    mma16816<T>(acc[dt + 1], af, bf[2], bf[3]);
-                }
+                mma_a_rows<T, D, DW / 8>(acc, af, sB, kk, d0 / 8, lane);
             }
 #pragma unroll
             for (int r = 0; r < 2; r++) {
@@ -512,25 +495,10 @@ __global__ void __launch_bounds__(KP_THREADS) bwd_kp_kernel(const BwdArgs a, flo
 #pragma unroll
         for (int kk = 0; kk < KP_BQ / 16; kk++) {
             uint32_t pa[4], da[4];
-            pa[0] = pack2<T>::from(s[2 * kk][0], s[2 * kk][1]);
-            pa[1] = pack2<T>::from(s[2 * kk][2], s[2 * kk][3]);
-            pa[2] = pack2<T>::from(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-            pa[3] = pack2<T>::from(s[2 * kk + 1][2], s[2 * kk + 1][3]);
-            da[0] = pack2<T>::from(dp[2 * kk][0], dp[2 * kk][1]);
-            da[1] = pack2<T>::from(dp[2 * kk][2], dp[2 * kk][3]);
-            da[2] = pack2<T>::from(dp[2 * kk + 1][0], dp[2 * kk + 1][1]);
-            da[3] = pack2<T>::from(dp[2 * kk + 1][2], dp[2 * kk + 1][3]);
-#pragma unroll
-            for (int dt = 0; dt < D / 8; dt += 2) {
-                uint32_t of[4], qf[4];
-                const int r = kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
-                ldsm_x4_t(of, sdOs + swz<D>(r, dt + (lane >> 4)));
-                ldsm_x4_t(qf, sQs + swz<D>(r, dt + (lane >> 4)));
-                mma16816<T>(dv[dt], pa, of[0], of[1]);
-                mma16816<T>(dv[dt + 1], pa, of[2], of[3]);
-                mma16816<T>(dk[dt], da, qf[0], qf[1]);
-                mma16816<T>(dk[dt + 1], da, qf[2], qf[3]);
-            }
+            acc_to_a<T>(s, kk, pa);
+            acc_to_a<T>(dp, kk, da);
+            mma_a_rows<T, D, D / 8>(dv, pa, sdOs, kk, 0, lane);
+            mma_a_rows<T, D, D / 8>(dk, da, sQs, kk, 0, lane);
         }
         __syncthreads(); /* sdST complete */
         /* dQ rows wq..wq+15 of this query block += (s dS) K over the block's keys */
@@ -547,14 +515,7 @@ __global__ void __launch_bounds__(KP_THREADS) bwd_kp_kernel(const BwdArgs a, flo
                     const int row = kk * 16 + (lane & 7) + (qm >> 1) * 8;
                     ldsm_x4_t(af, sdST + swz<KP_BQ>(row, wq / 8 + (qm & 1)));
                 }
-#pragma unroll
-                for (int dt = 0; dt < D / 8; dt += 2) {
-                    uint32_t kf[4];
-                    const int r = kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
-                    ldsm_x4_t(kf, sK + swz<D>(r, dt + (lane >> 4)));
-                    mma16816<T>(dq[dt], af, kf[0], kf[1]);
-                    mma16816<T>(dq[dt + 1], af, kf[2], kf[3]);
-                }
+                mma_a_rows<T, D, D / 8>(dq, af, sK, kk, 0, lane);
             }
 #pragma unroll
             for (int r = 0; r < 2; r++) {

@@ -161,6 +161,32 @@ __device__ __forceinline__ void warp_qk(float (&s)[BK / 8][4], const T *sQ, cons
     }
 }
 
+/* The m16k16 A fragment of keys 16 kk .. 16 kk + 15 of an fp32 m16n8 accumulator
+ * tile c (a P or dS tile in registers), rounded to T. */
+template <typename T, int N>
+__device__ __forceinline__ void acc_to_a(const float (&c)[N][4], int kk, uint32_t a[4]) {
+    a[0] = pack2<T>::from(c[2 * kk][0], c[2 * kk][1]);
+    a[1] = pack2<T>::from(c[2 * kk][2], c[2 * kk][3]);
+    a[2] = pack2<T>::from(c[2 * kk + 1][0], c[2 * kk + 1][1]);
+    a[3] = pack2<T>::from(c[2 * kk + 1][2], c[2 * kk + 1][3]);
+}
+
+/* acc[t] += A x B for the NC 8-column chunks from chunk c0 of sB (a swizzled
+ * [rows][D] tile whose rows kk*16 .. kk*16 + 15 are the k dimension; transposed
+ * ldmatrix): A is an m16k16 fragment (acc_to_a, or ldmatrix). */
+template <typename T, int D, int NC>
+__device__ __forceinline__ void mma_a_rows(float (&acc)[NC][4], const uint32_t a[4], const T *sB, int kk, int c0,
+                                           int lane) {
+#pragma unroll
+    for (int dt = 0; dt < NC; dt += 2) {
+        uint32_t bf[4];
+        const int r = kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
+        ldsm_x4_t(bf, sB + swz<D>(r, c0 + dt + (lane >> 4)));
+        mma16816<T>(acc[dt], a, bf[0], bf[1]);
+        mma16816<T>(acc[dt + 1], a, bf[2], bf[3]);
+    }
+}
+
 } // namespace dm
 
 #endif
