@@ -53,9 +53,6 @@ using namespace dm;
 constexpr int NSA_MAXG = 16; /* query heads per kv head the selection kernel takes */
 
 
-template <typename T> __device__ __forceinline__ T from_f32(float x);
-template <> __device__ __forceinline__ __nv_bfloat16 from_f32<__nv_bfloat16>(float x) { return __float2bfloat16(x); }
-template <> __device__ __forceinline__ __half from_f32<__half>(float x) { return __float2half(x); }
 
 /* K~ or V~: one CTA of D threads per (block c, kv head h, batch b). */
 template <typename T>
@@ -888,13 +885,13 @@ int nsa_tc_enabled() {
 attn_status select_tc_tile(int G, int ns, int D, size_t esize, int *qt, size_t *smem) {
     *qt = 0, *smem = 0;
     if (G < 1 || 64 % G != 0 || (D != 16 && D != 32 && D != 64 && D != 128)) return ATTN_OK;
-    int dev = 0, optin = 0;
-    CUDA_CHECK(cudaGetDevice(&dev));
-    CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+    size_t optin = 0;
+    attn_status st = dm_cuda_smem_optin(&optin);
+    if (st != ATTN_OK) return st;
     const size_t fixed = 3 * 64 * (size_t)D * esize + (((size_t)4 * ns + 15) & ~(size_t)15);
     int q = 64 / G;
-    while (q > 1 && fixed + (size_t)q * ns * sizeof(float) > (size_t)optin) q /= 2;
-    if (fixed + (size_t)q * ns * sizeof(float) > (size_t)optin) return ATTN_OK;
+    while (q > 1 && fixed + (size_t)q * ns * sizeof(float) > optin) q /= 2;
+    if (fixed + (size_t)q * ns * sizeof(float) > optin) return ATTN_OK;
     *qt = q;
     *smem = fixed + (size_t)q * ns * sizeof(float);
     return ATTN_OK;
@@ -924,13 +921,13 @@ template <typename T> attn_status launch_select_tc(const SelArgs &a, int qt, siz
 attn_status slc_tc_tile(int G, int ns, int nsel, int D, size_t esize, int *qs, int *cap, size_t *smem) {
     *qs = 0, *cap = 0, *smem = 0;
     if (G < 1 || 64 % G != 0 || (D != 16 && D != 32 && D != 64 && D != 128)) return ATTN_OK;
-    int dev = 0, optin = 0;
-    CUDA_CHECK(cudaGetDevice(&dev));
-    CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+    size_t optin = 0;
+    attn_status st = dm_cuda_smem_optin(&optin);
+    if (st != ATTN_OK) return st;
     const int q = 64 / G;
     const int c = std::min(ns, q * nsel);
     const size_t need = 5 * 64 * (size_t)D * esize + (size_t)ns * 8 + (size_t)c * 4 + 8 * sizeof(int);
-    if (need > (size_t)optin) return ATTN_OK;
+    if (need > optin) return ATTN_OK;
     *qs = q, *cap = c, *smem = need;
     return ATTN_OK;
 }

@@ -310,12 +310,7 @@ __global__ void __launch_bounds__(2 * BQ) bwd_main_kernel(const BwdArgs a) {
 #pragma unroll
             for (int kk = 0; kk < BQ / 16; kk++) {
                 uint32_t af[4];
-                {   /* A = (stored [row][key])^T: matrix q of ldmatrix is rows kk*16 + (q>>1)*8,
-                     * key chunk wkey/8 + (q&1) */
-                    int qm = lane >> 3;
-                    int row = kk * 16 + (lane & 7) + (qm >> 1) * 8;
-                    ldsm_x4_t(af, sA + swz<BK>(row, wkey / 8 + (qm & 1)));
-                }
+                ld_a_t<BK>(af, sA, kk, wkey, lane); /* A = (stored [row][key])^T: the warp's keys */
                 mma_a_rows<T, D, DW / 8>(acc, af, sB, kk, d0 / 8, lane);
             }
 #pragma unroll
@@ -510,11 +505,7 @@ __global__ void __launch_bounds__(KP_THREADS) bwd_kp_kernel(const BwdArgs a, flo
 #pragma unroll
             for (int kk = 0; kk < KP_BK / 16; kk++) {
                 uint32_t af[4];
-                {   /* A = (stored [key][query])^T: rows wq.., keys kk*16.. */
-                    const int qm = lane >> 3;
-                    const int row = kk * 16 + (lane & 7) + (qm >> 1) * 8;
-                    ldsm_x4_t(af, sdST + swz<KP_BQ>(row, wq / 8 + (qm & 1)));
-                }
+                ld_a_t<KP_BQ>(af, sdST, kk, wq, lane); /* A = (stored [key][query])^T: rows wq.. */
                 mma_a_rows<T, D, D / 8>(dq, af, sK, kk, 0, lane);
             }
 #pragma unroll
@@ -612,13 +603,9 @@ int bwd_tile_rows(int D, size_t esize) {
         want = e && !strcmp(e, "128") ? 128 : 64;
     }
     if (want == 64 || D < 32) return 64;
-    int dev = 0, optin = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess ||
-        cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess) {
-        cudaGetLastError();
-        return 64;
-    }
-    return bwd_smem(128, D, esize) <= (size_t)optin ? 128 : 64;
+    size_t optin = 0;
+    if (dm_cuda_smem_optin(&optin) != ATTN_OK) return 64;
+    return bwd_smem(128, D, esize) <= optin ? 128 : 64;
 }
 
 template <typename T, int D, int BQ>

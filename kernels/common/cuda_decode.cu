@@ -72,9 +72,6 @@ __device__ __forceinline__ unsigned long long sel_key(float z, int j) {
     return ((unsigned long long)u << 32) | (unsigned int)j;
 }
 
-template <typename T> __device__ __forceinline__ T from_float(float x);
-template <> __device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float x) { return __float2bfloat16_rn(x); }
-template <> __device__ __forceinline__ __half from_float<__half>(float x) { return __float2half_rn(x); }
 
 struct DecArgs {
     const void *q, *k, *v;
@@ -317,7 +314,7 @@ __global__ void __launch_bounds__(D) decode_combine_kernel(const DecArgs a) {
     }
     const float inv = L > 0.f ? 1.f / L : 0.f;
     T *orow = static_cast<T *>(a.o) + b * a.osb + (long long)qi * a.oss + h * a.osh;
-    orow[d] = from_float<T>(acc * inv);
+    orow[d] = from_f32<T>(acc * inv);
     if (d == 0) a.lse[row] = L > 0.f ? (M + log2f(L)) * LN2 : -INFINITY;
 }
 

@@ -90,6 +90,9 @@ __device__ __forceinline__ void red_add2(float *p, float a, float b) {
 template <typename T> __device__ __forceinline__ float to_f32(T x);
 template <> __device__ __forceinline__ float to_f32<__nv_bfloat16>(__nv_bfloat16 x) { return __bfloat162float(x); }
 template <> __device__ __forceinline__ float to_f32<__half>(__half x) { return __half2float(x); }
+template <typename T> __device__ __forceinline__ T from_f32(float x);
+template <> __device__ __forceinline__ __nv_bfloat16 from_f32<__nv_bfloat16>(float x) { return __float2bfloat16_rn(x); }
+template <> __device__ __forceinline__ __half from_f32<__half>(float x) { return __float2half_rn(x); }
 
 /* 8 elements (16 bytes) to fp32 */
 template <typename T> __device__ __forceinline__ void cvt8(const uint4 &r, float f[8]);
@@ -169,6 +172,16 @@ __device__ __forceinline__ void acc_to_a(const float (&c)[N][4], int kk, uint32_
     a[1] = pack2<T>::from(c[2 * kk][2], c[2 * kk][3]);
     a[2] = pack2<T>::from(c[2 * kk + 1][0], c[2 * kk + 1][1]);
     a[3] = pack2<T>::from(c[2 * kk + 1][2], c[2 * kk + 1][3]);
+}
+
+/* The m16k16 A fragment read transposed from a swizzled [k rows][KW] tile: A's rows
+ * are the tile's columns m0 .. m0 + 15, its k the tile's rows kk*16 .. kk*16 + 15
+ * (ldmatrix matrix q: rows kk*16 + (q / 2) 8, column chunk m0 / 8 + q % 2). */
+template <int KW, typename T>
+__device__ __forceinline__ void ld_a_t(uint32_t a[4], const T *s, int kk, int m0, int lane) {
+    const int qm = lane >> 3;
+    const int row = kk * 16 + (lane & 7) + (qm >> 1) * 8;
+    ldsm_x4_t(a, s + swz<KW>(row, m0 / 8 + (qm & 1)));
 }
 
 /* acc[t] += A x B for the NC 8-column chunks from chunk c0 of sB (a swizzled

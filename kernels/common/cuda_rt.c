@@ -21,6 +21,10 @@ void dm_cuda_ws_release_all(void) {}
 size_t dm_cuda_mem_current(void) { return 0; }
 size_t dm_cuda_mem_peak(void) { return 0; }
 void dm_cuda_mem_reset_peak(void) {}
+attn_status dm_cuda_smem_optin(size_t *bytes) {
+    *bytes = 0;
+    return ATTN_ERR_UNSUPPORTED;
+}
 attn_status dm_cuda_mem_info(size_t *f, size_t *t) {
     *f = *t = 0;
     return ATTN_ERR_UNSUPPORTED;

@@ -85,6 +85,14 @@ extern "C" size_t dm_cuda_mem_current(void) { return cur_bytes; }
 extern "C" size_t dm_cuda_mem_peak(void) { return peak_bytes; }
 extern "C" void dm_cuda_mem_reset_peak(void) { peak_bytes = cur_bytes; }
 
+extern "C" attn_status dm_cuda_smem_optin(size_t *bytes) {
+    int dev = 0, v = 0;
+    CUDA_CHECK(cudaGetDevice(&dev));
+    CUDA_CHECK(cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+    *bytes = (size_t)v;
+    return ATTN_OK;
+}
+
 extern "C" attn_status dm_cuda_mem_info(size_t *free_bytes, size_t *total_bytes) {
     CUDA_CHECK(cudaMemGetInfo(free_bytes, total_bytes));
     return ATTN_OK;

@@ -34,6 +34,9 @@ attn_status dm_cuda_ws_get(dm_cuda_ws *w, size_t bytes, void **out, int *fresh);
  * cell's high-water mark includes the operator's workspaces. */
 void dm_cuda_ws_release_all(void);
 
+/* The most dynamic shared memory one block may opt in to on the current device. */
+attn_status dm_cuda_smem_optin(size_t *bytes);
+
 /* Free and total device memory (cudaMemGetInfo). */
 attn_status dm_cuda_mem_info(size_t *free_bytes, size_t *total_bytes);
 
