@@ -633,10 +633,10 @@ model_status model_gpu_cache_step(model_gpu *g, model_gpu_cache *c, const int32_
     c->len += n;
     CK(mcuda_rmsnorm_forward(g->x[m->L], DP(g, m->fnorm), (int)M, m->C, (float)m->cfg.rms_norm_eps, NULL, g->xf, g->rf),
        "final rmsnorm");
-    for (int b = 0; b < B; b++) /* each sequence's last new row */
-        CK(mcuda_gemm(0, 1, 1, m->V, m->C, 1.0f, g->xf + ((size_t)b * n + n - 1) * m->C, m->C, DPB(g, m->head), m->C,
-                      0.0f, g->plog + (size_t)b * m->V, m->V, ATTN_DTYPE_F32),
-           "logits gemm");
+    /* each sequence's last new row: rows n - 1, 2n - 1, ... of xf, read with stride n C */
+    CK(mcuda_gemm(0, 1, B, m->V, m->C, 1.0f, g->xf + (size_t)(n - 1) * m->C, n * m->C, DPB(g, m->head), m->C, 0.0f,
+                  g->plog, m->V, ATTN_DTYPE_F32),
+       "logits gemm");
     CK(dm_cuda_d2h(logits, g->plog, (size_t)B * m->V * sizeof(float)), "the logits' download");
     return MODEL_OK;
 }
