@@ -14,9 +14,9 @@ $B env >"$OUT/env.json"
 nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm,clocks.mem,driver_version --format=csv >"$OUT/nvidia-smi.csv" 2>&1
 cat "$OUT/nvidia-smi.csv"
 # parts, so that each fits a time-limited run: tests (no sanitizers), sanitize
-# and sanitize-optin (tests/gpu.sh's sanitizer runs of the default and the opt-in
-# kernel versions), bench (timings and anchors), bench-optin (the opt-in kernel
-# versions); no argument: all
+# and sanitize-optin (tests/gpu.sh's sanitizer runs of the default and the other
+# kernel versions, chosen in the environment), bench (timings and anchors),
+# bench-optin (the other versions and the decode knobs); no argument: all
 PART=${1:-all}
 if [ "$PART" = tests ] || [ "$PART" = all ] || [ "$PART" = quick ]; then
     echo "== GPU tests (tests/gpu.sh without the sanitizers)"
@@ -39,20 +39,17 @@ lim 120 $K --variants swa,dma --n 8192,65536 --w 1024 --mode fwd,fwdbwd --warmup
 lim 90 $K --variants swa,dma --n 131072,262144 --w 1024 --mode fwd --warmup 1 --repeats 3 --out "$OUT/kernels-long.json"
 lim 40 $K --variants dma --n 65536 --w 1024 --mode fwd --dma-z clustered,wdt --warmup 2 --repeats 7 --out "$OUT/kernels-dma-z.json"
 echo "== nsa (l 32, d 16, l' 64, n 16, w 512)"
-lim 60 $K --variants nsa --n 8192,65536 --w 512 --mode fwd --warmup 1 --repeats 3 --out "$OUT/kernels-nsa.json"
+lim 120 $K --variants nsa --n 8192,65536,131072,262144 --w 512 --mode fwd --warmup 1 --repeats 3 --out "$OUT/kernels-nsa.json"
+lim 90 $K --variants nsa --n 8192,65536 --w 512 --mode fwdbwd --warmup 1 --repeats 3 --out "$OUT/kernels-nsa-bwd.json"
 echo "== decode (Nq = 1)"
 lim 90 $K --variants mha,dma --n 65536,524288 --w 1024 --mode decode --warmup 3 --repeats 10 --out "$OUT/kernels-decode.json"
 echo "== anchors (PyTorch SDPA, same card)"
 timeout 90 python3 scripts/sdpa_anchor.py >"$OUT/anchors.json" 2>"$OUT/anchors.log"; tail -12 "$OUT/anchors.log"
 fi
 [ "$PART" = bench ] && exit 0
-echo "== opt-in versions: nsa on tensor cores (DMABENCH_NSA_TC=1), 128-row backward tiles (DMABENCH_CUDA_BWD_TILE=128), the key-parallel backward (DMABENCH_CUDA_BWD_KEYPAR=1)"
-lim 120 env DMABENCH_NSA_TC=1 $K --variants nsa --n 8192,65536,131072 --w 512 --mode fwd --warmup 1 --repeats 5 \
-    --out "$OUT/kernels-nsa-tc.json"
-lim 60 env DMABENCH_NSA_TC=1 $K --variants nsa --n 8192 --w 512 --mode fwdbwd --warmup 1 --repeats 3 \
-    --out "$OUT/kernels-nsa-tc-bwd.json"
-lim 100 env DMABENCH_CUDA_BWD_TILE=128 $K --variants mha,swa,dma --n 8192,65536 --w 1024 --mode fwdbwd --warmup 2 \
-    --repeats 5 --out "$OUT/kernels-bwd128.json"
+echo "== other versions: the backward on 64-row tiles (DMABENCH_CUDA_BWD_TILE=64), the key-parallel backward (DMABENCH_CUDA_BWD_KEYPAR=1)"
+lim 100 env DMABENCH_CUDA_BWD_TILE=64 $K --variants mha,swa,dma --n 8192,65536 --w 1024 --mode fwdbwd --warmup 2 \
+    --repeats 5 --out "$OUT/kernels-bwd64.json"
 lim 60 env DMABENCH_CUDA_BWD_KEYPAR=1 $K --variants mha,swa --n 8192,65536 --w 1024 --mode fwdbwd --warmup 2 \
     --repeats 5 --out "$OUT/kernels-bwd-keypar.json"
 echo "== decode tuning sweep (DMABENCH_DECODE_WAVES, DMABENCH_DECODE_SEL_CTAS) at K = 524288"

@@ -14,18 +14,19 @@
  *    once for the group's heads and summed over them, spread over the selection blocks by overlap / d into shared memory; block
  *    0, the query's block and the one before are forced; the rest by repeated warp
  *    argmax over (score, larger j); ids written ascending, -1 padded.
- *    With DMABENCH_NSA_TC=1, nsa_select_tc_kernel instead: the same scores from
- *    S = q K~^T on the tensor cores for a tile of queries x the group's heads,
+ *    By default nsa_select_tc_kernel instead (DMABENCH_NSA_TC=0 keeps the kernel
+ *    above): the same scores from S = q K~^T on the tensor cores for a tile of queries x the group's heads,
  *    accumulated in shared memory, and the same pick (nsa_pick_blocks).
  * 4. nsa_slc_kernel, one warp per (batch, kv head, query) for the group's heads,
  *    which share the selection: online softmax over the keys j <= i' of the
  *    selected blocks, a lane per key for the logits (a K row read once for the
- *    group) and a lane per head-dim slice for P V; lse plane 1. With
- *    DMABENCH_NSA_TC=1, nsa_slc_tc_kernel instead: a tile of queries x the group's
+ *    group) and a lane per head-dim slice for P V; lse plane 1. By default
+ *    nsa_slc_tc_kernel instead (DMABENCH_NSA_TC=0 keeps the kernel above): a tile of queries x the group's
  *    heads as mma rows over the union of the tile's selected blocks.
  * 5. window branch: the engine as swa; lse plane 2.
  * 6. nsa_combine_kernel: o = g_cmp O_cmp + g_slc O_slc + g_win O_win.
- * Steps 3 and 4 run on CUDA cores: correct first; docs/perf-notes.md has the plan.
+ * The CUDA-core versions of steps 3 and 4 stay as the simpler reading of the
+ * same sums (and what DMABENCH_NSA_TC=0 runs); docs/perf-notes.md has the timings.
  *
  * Backward: the branches again (into scratch: o and lse are the caller's inputs),
  * dg = dout . O_branch, then each branch's backward with dout times its gate: the
@@ -218,22 +219,27 @@ __device__ __forceinline__ void load_group_q(T *sQ, const A &a, int b, int hkv, 
     }
 }
 
-/* The selection on the tensor cores (used with DMABENCH_NSA_TC=1): one CTA of 4
+/* The selection on the tensor cores (the default): one CTA of 4
  * warps per (tile of QT queries, kv head, batch) with 64 mma rows r = hh QT + qi
  * (head hh of the group, query i0 + qi; rows from G QT on are idle). Blocks of 64
  * compressed keys stream through shared memory (cp.async, double buffered);
- * S = q K~^T on the tensor cores, p = exp(s S - lse_cmp) per row, added into the
- * tile's selection-block scores in shared memory by overlap / d (atomically: the
- * group's heads add into their query's scores). Then warp w picks the blocks of
- * queries w, w + 4, ... as nsa_select_kernel does. */
+ * S = q K~^T on the tensor cores, p = exp(s S - lse_cmp) / d per row into a step
+ * buffer sP; then each (query, selection block) pair the step reaches is owned by
+ * one thread, which adds sum over the group's heads and the step's compressed
+ * blocks c of p overlap(c, j) into the tile's scores: no atomics, and the same sum
+ * in every run. Then warp w picks the blocks of queries w, w + 4, ... as
+ * nsa_select_kernel does. */
+constexpr int SEL_BKC = 64;           /* compressed blocks per step */
+constexpr int SEL_PS = SEL_BKC + 8;   /* sP's row stride in floats */
 template <typename T, int D>
 __global__ void __launch_bounds__(128) nsa_select_tc_kernel(const SelArgs a, const int QT, const int NS) {
-    constexpr int BKC = 64; /* compressed blocks per step */
+    constexpr int BKC = SEL_BKC;
     constexpr int CH = D / 8;
     extern __shared__ __align__(128) unsigned char tc_smem[];
     T *sQ = reinterpret_cast<T *>(tc_smem);                 /* [64 rows][D], swizzled */
     T *sK = sQ + 64 * D;                                    /* [2 stages][BKC][D] */
-    float *sc = reinterpret_cast<float *>(sK + 2 * BKC * D); /* [QT][NS] */
+    float *sP = reinterpret_cast<float *>(sK + 2 * BKC * D); /* [64 rows][SEL_PS] */
+    float *sc = sP + 64 * SEL_PS;                           /* [QT][NS] */
     unsigned char *chosen = reinterpret_cast<unsigned char *>(sc + (size_t)QT * NS); /* [4][NS] */
     const int hkv = blockIdx.y, b = blockIdx.z;
     const int i0 = blockIdx.x * QT;
@@ -261,21 +267,18 @@ __global__ void __launch_bounds__(128) nsa_select_tc_kernel(const SelArgs a, con
     /* the thread's two rows: wrow + lane/4 (x0) and 8 below (x1), as scalars */
     const int wrow = warp * 16;
     float lse20 = 0.f, lse21 = 0.f;
-    int nc0 = 0, nc1 = 0, jm0 = -1, jm1 = -1;
-    float *sc0 = sc, *sc1 = sc;
+    int nc0 = 0, nc1 = 0;
 #pragma unroll
     for (int r2 = 0; r2 < 2; r2++) {
         const int rr = wrow + (lane >> 2) + 8 * r2, hh = rr / QT, qi = rr % QT;
         const long long ip = (long long)(i0 + qi) + off;
         const bool ok = rr < nrows && i0 + qi < a.Nq && ip >= 0;
         const int nc = ok ? nsa_visible_blocks(ip, a.l, a.d, a.nb) : 0;
-        const int jm = ok ? (int)(ip / a.ls) : -1;
         const float l2 = nc > 0 ? a.lse0[((size_t)b * a.Hq + hkv * a.G + hh) * a.Nq + i0 + qi] * LOG2E : 0.f;
-        float *row = sc + (size_t)qi * NS;
-        if (r2 == 0) nc0 = nc, jm0 = jm, lse20 = l2, sc0 = row;
-        else nc1 = nc, jm1 = jm, lse21 = l2, sc1 = row;
+        if (r2 == 0) nc0 = nc, lse20 = l2;
+        else nc1 = nc, lse21 = l2;
     }
-    const float sl2 = a.scale * LOG2E;
+    const float sl2 = a.scale * LOG2E, inv_d = 1.f / (float)a.d;
     __syncthreads(); /* the zeroed scores */
 
     for (int step = 0; step < nsteps; step++) {
@@ -287,23 +290,41 @@ __global__ void __launch_bounds__(128) nsa_select_tc_kernel(const SelArgs a, con
         float s[BKC / 8][4];
         warp_qk<T, D, BKC>(s, sQ, sK + st * BKC * D, wrow, lane);
         const int c0 = step * BKC;
+        /* p of the thread's fragment into sP (0 where the row does not see block c) */
 #pragma unroll
         for (int nt = 0; nt < BKC / 8; nt++)
 #pragma unroll
-            for (int e = 0; e < 4; e++) {
-                const int c = c0 + nt * 8 + (lane & 3) * 2 + (e & 1);
-                const bool r1 = e >= 2;
-                if (c < (r1 ? nc1 : nc0)) {
-                    const float pc = fast_exp2(s[nt][e] * sl2 - (r1 ? lse21 : lse20)) / (float)a.d;
-                    float *row = r1 ? sc1 : sc0;
-                    const int lo = c * a.d, hi = lo + a.l;
-                    const int jhi = min((hi - 1) / a.ls, r1 ? jm1 : jm0);
-                    for (int j = lo / a.ls; j <= jhi; j++) {
-                        const int s0 = max(lo, j * a.ls), e0 = min(hi, (j + 1) * a.ls);
-                        atomicAdd(row + j, pc * (float)(e0 - s0));
-                    }
-                }
+            for (int r2 = 0; r2 < 2; r2++) {
+                const int col = nt * 8 + (lane & 3) * 2, nc = r2 ? nc1 : nc0;
+                const float l2 = r2 ? lse21 : lse20;
+                float2 pv;
+                pv.x = c0 + col < nc ? fast_exp2(s[nt][2 * r2] * sl2 - l2) * inv_d : 0.f;
+                pv.y = c0 + col + 1 < nc ? fast_exp2(s[nt][2 * r2 + 1] * sl2 - l2) * inv_d : 0.f;
+                *reinterpret_cast<float2 *>(sP + (wrow + (lane >> 2) + 8 * r2) * SEL_PS + col) = pv;
             }
+        __syncthreads();
+        /* the selection blocks the step's compressed blocks overlap: block c covers
+         * keys [c d, c d + l), selection block j keys [j l', (j + 1) l') */
+        const int cend = min(c0 + BKC, nc_tile);
+        const int jlo = (int)((long long)c0 * a.d / a.ls);
+        const int jhi = min((int)(((long long)(cend - 1) * a.d + a.l - 1) / a.ls), NS - 1);
+        const int nj = jhi - jlo + 1;
+        for (int x = tid; x < QT * nj; x += 128) {
+            const int qi = x / nj, j = jlo + x % nj;
+            const long long k0 = (long long)j * a.ls, k1 = k0 + a.ls;
+            /* c d < k1 and c d + l > k0 */
+            const int cl = max(c0, k0 - a.l + 1 <= 0 ? 0 : (int)((k0 - a.l + a.d) / a.d));
+            const int ch = min(cend - 1, (int)((k1 - 1) / a.d));
+            float acc = 0.f;
+            for (int c = cl; c <= ch; c++) {
+                const long long lo = (long long)c * a.d, hi = lo + a.l;
+                const float ov = (float)(min(hi, k1) - max(lo, k0));
+                float ps = 0.f;
+                for (int hh = 0; hh < a.G; hh++) ps += sP[(hh * QT + qi) * SEL_PS + (c - c0)];
+                acc += ps * ov;
+            }
+            sc[(size_t)qi * NS + j] += acc;
+        }
         __syncthreads();
     }
     cp_wait<0>();
@@ -432,7 +453,7 @@ __global__ void nsa_slc_kernel(const SlcArgs a) {
     }
 }
 
-/* The selected branch on the tensor cores (used with DMABENCH_NSA_TC=1): one CTA of
+/* The selected branch on the tensor cores (the default): one CTA of
  * 4 warps per (tile of QS = 64 / G queries, kv head, batch), 64 mma rows
  * r = hh QS + qi as in nsa_select_tc_kernel. The tile's queries select blocks that
  * mostly coincide, so the CTA walks the union of their selections (ascending, with a
@@ -868,13 +889,14 @@ __global__ void nsa_cmp_bwd_w_kernel(const T *x, long long xsb, long long xss, l
 dm_cuda_ws g_nws; /* compressed keys, branch outputs, selection and gradients, kept between calls */
 
 /* Sizes every step shares. */
-/* DMABENCH_NSA_TC=1 selects with nsa_select_tc_kernel (until it has been verified
- * on a GPU, the CUDA-core kernel stays the default). */
+/* The selection and the selected branch run on the tensor cores
+ * (nsa_select_tc_kernel, nsa_slc_tc_kernel); DMABENCH_NSA_TC=0 asks for the
+ * CUDA-core kernels. */
 int nsa_tc_enabled() {
     static int on = -1;
     if (on < 0) {
         const char *e = getenv("DMABENCH_NSA_TC");
-        on = e && !strcmp(e, "1");
+        on = !(e && !strcmp(e, "0"));
     }
     return on;
 }
@@ -888,7 +910,7 @@ attn_status select_tc_tile(int G, int ns, int D, size_t esize, int *qt, size_t *
     size_t optin = 0;
     attn_status st = dm_cuda_smem_optin(&optin);
     if (st != ATTN_OK) return st;
-    const size_t fixed = 3 * 64 * (size_t)D * esize + (((size_t)4 * ns + 15) & ~(size_t)15);
+    const size_t fixed = 3 * 64 * (size_t)D * esize + 64 * SEL_PS * sizeof(float) + (((size_t)4 * ns + 15) & ~(size_t)15);
     int q = 64 / G;
     while (q > 1 && fixed + (size_t)q * ns * sizeof(float) > optin) q /= 2;
     if (fixed + (size_t)q * ns * sizeof(float) > optin) return ATTN_OK;

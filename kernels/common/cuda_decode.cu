@@ -560,7 +560,7 @@ struct DecPlan {
 };
 
 /* A positive integer tuning knob from the environment (read once per name), or def.
- * DMABENCH_DECODE_WAVES: waves of resident CTAs the key splits fill (default 1);
+ * DMABENCH_DECODE_WAVES: waves of resident CTAs the key splits fill (default 2);
  * DMABENCH_DECODE_SEL_CTAS: dma decode's select CTAs per SM (default 4). For
  * measuring sweeps; reports record them (provenance.run.environment). */
 int env_knob(const char *name, int def) {
@@ -585,7 +585,7 @@ attn_status plan_decode(const attn_params *p, long long nkeys, DecPlan *pl) {
     attn_status st = num_sms(&nsm);
     if (st != ATTN_OK) return st;
     const long long per_split = (long long)pl->nrt * p->Hkv * p->B;
-    static const int waves = env_knob("DMABENCH_DECODE_WAVES", 1);
+    static const int waves = env_knob("DMABENCH_DECODE_WAVES", 2);
     const long long target = (long long)occ * nsm * waves;
     const long long want = std::max(1LL, (target + per_split - 1) / per_split);
     const long long step = dec_step(p->D, pl->rt);

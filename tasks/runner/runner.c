@@ -246,13 +246,13 @@ static task_status gpu_predict(void *ctx, const int32_t *ids, int B, int T, int3
     return from_model(model_gpu_predict(((gpu_scorer *)ctx)->g, ids, B, T, pred, err, err_len));
 }
 
-/* Greedy decoding on the GPU: full forwards per new token, or, with
- * DMABENCH_GPU_KV_CACHE=1 (until tests/gpu.sh has verified the GPU cache), the
- * KV cache (model_gpu_greedy_batch). */
+/* Greedy decoding on the GPU: through the KV cache in device memory
+ * (model_gpu_greedy_batch), or, with DMABENCH_GPU_KV_CACHE=0, one full forward
+ * per new token. */
 static task_status scorer_greedy(gpu_scorer *sc, const int32_t *prompts, int B, int n, int n_new, int32_t *out, char *err,
                                  size_t err_len) {
     const char *e = getenv("DMABENCH_GPU_KV_CACHE");
-    if (e && !strcmp(e, "1")) return from_model(model_gpu_greedy_batch(sc->g, prompts, B, n, n_new, out, err, err_len));
+    if (!(e && !strcmp(e, "0"))) return from_model(model_gpu_greedy_batch(sc->g, prompts, B, n, n_new, out, err, err_len));
     return runner_greedy_by_forward(gpu_predict, sc, prompts, B, n, n_new, out, err, err_len);
 }
 
