@@ -119,6 +119,33 @@ model_status model_gpu_generate(model_gpu *g, const int32_t *prompt, int n_promp
 #include "model_cuda.h"
 #include "model_gpu_kern.h"
 #include "registry.h"
+#include <omp.h>
+
+/* DMABENCH_GPU_PHASES=1: each forward/backward prints to stderr, per phase, the
+ * host's time to issue its work and the time until the GPU has finished it (a
+ * device synchronisation closes every phase, so this slows the step down). For
+ * finding where a training step's time goes. */
+static int phases_on(void) {
+    static int on = -1;
+    if (on < 0) {
+        const char *e = getenv("DMABENCH_GPU_PHASES");
+        on = e && !strcmp(e, "1");
+    }
+    return on;
+}
+static double phase_t0;
+static void phase_begin(void) {
+    if (phases_on() && dm_cuda_sync() == ATTN_OK) phase_t0 = omp_get_wtime();
+}
+static void phase_end(const char *name) {
+    if (!phases_on()) return;
+    double issued = omp_get_wtime();
+    dm_cuda_sync();
+    double done = omp_get_wtime();
+    fprintf(stderr, "gpu phase %-9s issued %8.3f ms, done %8.3f ms\n", name, 1e3 * (issued - phase_t0),
+            1e3 * (done - phase_t0));
+    phase_t0 = done;
+}
 
 typedef mcuda_bf16 bf16;
 
@@ -387,7 +414,11 @@ model_status model_gpu_adamw_upload(model_gpu *g, const model_adamw *o, char *er
     return MODEL_OK;
 }
 
-void model_gpu_zero_grads(model_gpu *g) { dm_cuda_memset(g->g, 0, g->np * sizeof(float)); }
+void model_gpu_zero_grads(model_gpu *g) {
+    phase_begin();
+    dm_cuda_memset(g->g, 0, g->np * sizeof(float));
+    phase_end("zero grad");
+}
 
 model_status model_gpu_download_grads(model_gpu *g, float *out, char *err, size_t err_len) {
     CK(dm_cuda_d2h(out, g->g, g->np * sizeof(float)), "the gradients' download");
@@ -395,13 +426,18 @@ model_status model_gpu_download_grads(model_gpu *g, float *out, char *err, size_
 }
 
 model_status model_gpu_grad_norm(model_gpu *g, double *norm, char *err, size_t err_len) {
+    phase_begin();
     CK(mcuda_grad_norm(g->g, g->np, norm), "the gradient norm");
+    phase_end("grad norm");
     return MODEL_OK;
 }
 
 model_status model_gpu_adamw_step(model_gpu *g, double lr, float gscale, char *err, size_t err_len) {
+    phase_begin();
     CK(mcuda_adamw_update(g->opt, g->p, g->g, g->pb, lr, &g->m->cfg.train, gscale), "the AdamW update");
-    return refresh_wdt(g, err, err_len);
+    model_status st = refresh_wdt(g, err, err_len);
+    phase_end("adamw");
+    return st;
 }
 
 int64_t model_gpu_adamw_steps(const model_gpu *g) { return mcuda_adamw_steps(g->opt); }
@@ -767,8 +803,10 @@ model_status model_gpu_forward_backward(model_gpu *g, const int32_t *ids, const 
     int64_t n = 0;
     for (size_t i = 0; i < M; i++) n += labels[i] != MODEL_IGNORE;
     if (n == 0) return MODEL_OK;
+    phase_begin();
     st = stack_forward(g, ids, labels, B, T, err, err_len);
     if (st != MODEL_OK) return st;
+    phase_end("forward");
     int64_t cnt = 0;
     double s = 0;
     /* dlogits = scale / n (p - onehot); dxf = dlogits Whead; dWhead += dlogits^T xf */
@@ -777,6 +815,7 @@ model_status model_gpu_forward_backward(model_gpu *g, const int32_t *ids, const 
        "cross-entropy");
     if (!isfinite(s)) return model_errf(MODEL_ERR_NONFINITE, err, err_len, "the loss is not finite (the model diverged?)");
     if (loss) *loss = s / (double)n;
+    phase_end("loss");
     float *dcur = g->dx[0], *dnext = g->dx[1];
     CK(mcuda_rmsnorm_backward(g->x[m->L], g->rf, DP(g, m->fnorm), g->dxf, (int)M, m->C, dcur, 0, DG(g, m->fnorm)),
        "final rmsnorm backward");
@@ -787,6 +826,7 @@ model_status model_gpu_forward_backward(model_gpu *g, const int32_t *ids, const 
         dcur = dnext, dnext = tmp;
     }
     CK(mcuda_embed_backward(g->ids, (int)M, dcur, m->V, m->C, m->cfg.pad_token_id, DG(g, m->emb)), "embedding backward");
+    phase_end("backward");
     return MODEL_OK;
 }
 

@@ -75,7 +75,7 @@ model_status model_trainer_step(model_trainer *t, model_step_info *info, char *e
     int B = tc->batch_size, T = tc->context, A = tc->grad_accum;
     size_t BT = (size_t)B * T;
     double t0 = omp_get_wtime();
-    model_zero_grads(m);
+    if (!t->gpu) model_zero_grads(m); /* the GPU's gradients live on the GPU (zeroed below) */
     char why[384];
     /* all micro-batches first: each one's weight is its share of the step's
      * counted (not ignored) label positions */

@@ -5,9 +5,11 @@
  *  - one forward/backward: the loss within 1% and the gradient direction (cosine
  *    similarity > 0.99) of the fp32 CPU model's, from the same weights;
  *  - 200 training steps from the same seed on each: the logged losses within 2%
- *    of each other at every 10th step (bf16 compute against fp32); for dma, whose
- *    top-w selection makes runs chaotic, within 2% or 1.5 times the gap between
- *    the CPU run and a CPU run from weights perturbed by bf16's rounding;
+ *    of each other at every 10th step (bf16 compute against fp32); dma also with
+ *    its keep window as long as the context, held to 2%, because at w 24 of 64
+ *    its top-w selection makes runs chaotic: there within 2% or 1.5 times the
+ *    largest gap between the CPU run and three CPU runs from weights perturbed by
+ *    bf16's rounding;
  *  - KV-cache decoding (a prefill, then single tokens) against the CPU's cache, same
  *    weights: the logits within 3% of the largest;
  *  - checkpoints: a GPU-trained model saved and loaded on the CPU scores the same
@@ -82,6 +84,56 @@ static double cosine(const float *a, const float *b, size_t n) {
     return aa > 0 && bb > 0 ? ab / sqrt(aa * bb) : 0;
 }
 
+/* Trains mc on the CPU and mg on the GPU for cfg->train.steps steps (their
+ * trainers come back in *tc and *tg), and nper CPU runs from mc's initial weights
+ * perturbed by 2^-9 relative (bf16's rounding), each from another seed. Out: the
+ * worst relative gap between the GPU's and the CPU's loss at every 10th step and
+ * where, the largest gap of a perturbed run, and the first and last logged losses. */
+static model_status train_curves(const model_config *cfg, model_data *data, model *mc, model *mg, model_trainer **tc,
+                                 model_trainer **tg, int nper, double *worst, int *at, double *wper, int *nlog,
+                                 double *l0c, double *l1c, double *l0g, double *l1g, char *err, size_t errlen) {
+    enum { NP = 3, NL = 32 };
+    double lcpu[NL], lgpu[NL], lper[NP][NL];
+    model *mp[NP] = {0};
+    model_trainer *tp[NP] = {0};
+    model_status st = MODEL_OK;
+    *nlog = 0, *worst = 0, *wper = 0, *at = 0;
+    for (int k = 0; k < nper && k < NP && st == MODEL_OK; k++) {
+        st = model_create(cfg, &mp[k], err, errlen);
+        if (st != MODEL_OK) break;
+        memcpy(model_params(mp[k]), model_params(mc), sizeof(float) * model_num_params(mc));
+        rng_t r;
+        rng_seed(&r, 7 + (uint64_t)k);
+        float *pp = model_params(mp[k]);
+        for (size_t i = 0; i < model_num_params(mp[k]); i++) pp[i] *= (float)(1.0 + 0x1p-9 * (2 * rng_uniform(&r) - 1));
+        st = model_trainer_create(mp[k], data, &tp[k], err, errlen);
+    }
+    if (st == MODEL_OK) st = model_trainer_create(mc, data, tc, err, errlen);
+    if (st == MODEL_OK) st = model_trainer_create(mg, data, tg, err, errlen);
+    if (st == MODEL_OK) st = model_trainer_use_gpu(*tg, err, errlen);
+    for (int s = 0; s < cfg->train.steps && st == MODEL_OK; s++) {
+        model_step_info ic, ig, ip;
+        st = model_trainer_step(*tc, &ic, err, errlen);
+        if (st == MODEL_OK) st = model_trainer_step(*tg, &ig, err, errlen);
+        for (int k = 0; k < nper && k < NP && st == MODEL_OK; k++) {
+            st = model_trainer_step(tp[k], &ip, err, errlen);
+            if ((s + 1) % 10 == 0 && *nlog < NL) lper[k][*nlog] = ip.loss;
+        }
+        if (st == MODEL_OK && (s + 1) % 10 == 0 && *nlog < NL) lcpu[*nlog] = ic.loss, lgpu[(*nlog)++] = ig.loss;
+    }
+    for (int i = 0; i < *nlog; i++) {
+        double r = fabs(lgpu[i] - lcpu[i]) / lcpu[i];
+        if (r > *worst) *worst = r, *at = (i + 1) * 10;
+        for (int k = 0; k < nper && k < NP; k++) {
+            double rp = fabs(lper[k][i] - lcpu[i]) / lcpu[i];
+            if (rp > *wper) *wper = rp;
+        }
+    }
+    if (*nlog) *l0c = lcpu[0], *l1c = lcpu[*nlog - 1], *l0g = lgpu[0], *l1g = lgpu[*nlog - 1];
+    for (int k = 0; k < NP; k++) model_trainer_free(tp[k]), model_free(mp[k]);
+    return st;
+}
+
 static void run_variant(attn_variant v, const char *text, size_t tn) {
     char name[128], err[512];
     const char *vn = attn_variant_name(v);
@@ -144,59 +196,53 @@ static void run_variant(attn_variant v, const char *text, size_t tn) {
         free(labels);
     }
 
-    /* 2. 200 steps each, same seed; and, for the measure of how far rounding alone
-     * takes two runs apart, a CPU run whose initial weights differ by 2^-9 relative */
+    /* 2. 200 steps each, same seed, on the CPU (fp32) and the GPU (bf16 compute):
+     * the logged losses within 2% at every 10th step. dma at this config is chaotic:
+     * its top-w of z (z starts tied, A = 0, and stays close for many steps) flips on
+     * rounding, and fp32 CPU runs from weights perturbed by 2^-9 relative (bf16's
+     * rounding) end 5-11% apart, where mha, swa and nsa stay within 0.3%. So dma
+     * runs twice: with the keep window as long as the context (no selection, the z
+     * bias and its gradients alone), held to 2%; and at w = 24 (the selection
+     * trained), held to 1.5 times the largest gap of three such perturbed CPU runs. */
     {
-        double lcpu[32], lgpu[32], lper[32];
-        int nlog = 0, ok = 1;
-        model *mp = NULL;
-        model_trainer *tp = NULL;
+        double worst = 0, wper = 0, l0c = NAN, l1c = NAN, l0g = NAN, l1g = NAN;
+        int at = 0, nlog = 0;
         model_init_params(mc, cfg.train.seed);
         model_init_params(mg, cfg.train.seed);
-        model_status st = model_create(&cfg, &mp, err, sizeof err);
-        if (st == MODEL_OK) {
-            model_init_params(mp, cfg.train.seed);
-            rng_t r;
-            rng_seed(&r, 7);
-            float *pp = model_params(mp);
-            for (size_t i = 0; i < model_num_params(mp); i++) pp[i] *= (float)(1.0 + 0x1p-9 * (2 * rng_uniform(&r) - 1));
-            st = model_trainer_create(mp, data, &tp, err, sizeof err);
-        }
-        if (st == MODEL_OK) st = model_trainer_create(mc, data, &tc, err, sizeof err);
-        if (st == MODEL_OK) st = model_trainer_create(mg, data, &tg, err, sizeof err);
-        if (st == MODEL_OK) st = model_trainer_use_gpu(tg, err, sizeof err);
-        for (int s = 0; s < cfg.train.steps && st == MODEL_OK; s++) {
-            model_step_info ic, ig, ip;
-            st = model_trainer_step(tc, &ic, err, sizeof err);
-            if (st == MODEL_OK) st = model_trainer_step(tg, &ig, err, sizeof err);
-            if (st == MODEL_OK) st = model_trainer_step(tp, &ip, err, sizeof err);
-            if (st == MODEL_OK && (s + 1) % 10 == 0 && nlog < 32)
-                lcpu[nlog] = ic.loss, lgpu[nlog] = ig.loss, lper[nlog++] = ip.loss;
-        }
-        double worst = 0, wper = 0;
-        int at = 0;
-        for (int i = 0; i < nlog; i++) {
-            double r = fabs(lgpu[i] - lcpu[i]) / lcpu[i], rp = fabs(lper[i] - lcpu[i]) / lcpu[i];
-            if (r > worst) worst = r, at = (i + 1) * 10;
-            if (rp > wper) wper = rp;
-        }
-        /* dma picks its keys by a top-w of z, which starts tied (A = 0) and stays
-         * close for many steps: a selection that flips on rounding makes its runs
-         * chaotic (the perturbed CPU run above ends several % away). There the GPU
-         * must stay within 2% or within 1.5 times what the perturbation did. */
+        model_status st = train_curves(&cfg, data, mc, mg, &tc, &tg, v == ATTN_DMA ? 3 : 1, &worst, &at, &wper, &nlog,
+                                       &l0c, &l1c, &l0g, &l1g, err, sizeof err);
         const double bound = v == ATTN_DMA && 1.5 * wper > 0.02 ? 1.5 * wper : 0.02;
-        ok = st == MODEL_OK && nlog == 20 && worst <= bound && lcpu[nlog - 1] < 0.8 * lcpu[0];
-        snprintf(name, sizeof name, "gpu model %s: 200 steps, losses within %.1f%% of the CPU's at every 10th step", vn,
-                 100 * bound);
-        CHECK(ok, name,
-              "worst %.2f%% at step %d (a CPU run from weights perturbed by 2^-9: %.2f%%); cpu %.4f -> %.4f, "
+        snprintf(name, sizeof name, "gpu model %s%s: 200 steps, losses within %.1f%% of the CPU's at every 10th step", vn,
+                 v == ATTN_DMA ? " (w 24 of 64)" : "", 100 * bound);
+        CHECK(st == MODEL_OK && nlog == 20 && worst <= bound && l1c < 0.8 * l0c, name,
+              "worst %.2f%% at step %d (CPU runs from weights perturbed by 2^-9: up to %.2f%%); cpu %.4f -> %.4f, "
               "gpu %.4f -> %.4f (%s)",
-              100 * worst, at, 100 * wper, nlog ? lcpu[0] : NAN, nlog ? lcpu[nlog - 1] : NAN, nlog ? lgpu[0] : NAN,
-              nlog ? lgpu[nlog - 1] : NAN, st == MODEL_OK ? "" : err);
-        if (st == MODEL_OK) printf("# %s: gpu vs cpu %.2f%%, perturbed cpu vs cpu %.2f%%\n", vn, 100 * worst, 100 * wper);
-        model_trainer_free(tp);
-        model_free(mp);
+              100 * worst, at, 100 * wper, l0c, l1c, l0g, l1g, st == MODEL_OK ? "" : err);
+        if (st == MODEL_OK) printf("# %s: gpu vs cpu %.2f%%, perturbed cpu vs cpu up to %.2f%%\n", vn, 100 * worst, 100 * wper);
         if (st != MODEL_OK) goto done;
+        if (v == ATTN_DMA) {
+            model_config c2 = cfg;
+            c2.keep_window_size = c2.train.context;
+            model *m1 = NULL, *m2 = NULL;
+            model_trainer *t1 = NULL, *t2 = NULL;
+            st = model_create(&c2, &m1, err, sizeof err);
+            if (st == MODEL_OK) st = model_create(&c2, &m2, err, sizeof err);
+            if (st == MODEL_OK) {
+                model_init_params(m1, c2.train.seed);
+                model_init_params(m2, c2.train.seed);
+                st = train_curves(&c2, data, m1, m2, &t1, &t2, 1, &worst, &at, &wper, &nlog, &l0c, &l1c, &l0g, &l1g, err,
+                                  sizeof err);
+            }
+            CHECK(st == MODEL_OK && nlog == 20 && worst <= 0.02 && l1c < 0.8 * l0c,
+                  "gpu model dma (w 64 of 64): 200 steps, losses within 2.0% of the CPU's at every 10th step",
+                  "worst %.2f%% at step %d (a CPU run from weights perturbed by 2^-9: %.2f%%); cpu %.4f -> %.4f, "
+                  "gpu %.4f -> %.4f (%s)",
+                  100 * worst, at, 100 * wper, l0c, l1c, l0g, l1g, st == MODEL_OK ? "" : err);
+            model_trainer_free(t1);
+            model_trainer_free(t2);
+            model_free(m1);
+            model_free(m2);
+        }
     }
 
     /* 2b. KV-cache decoding on the GPU against the CPU's, same (trained) weights: a
