@@ -47,11 +47,17 @@ echo "== anchors (PyTorch SDPA, same card)"
 timeout 90 python3 scripts/sdpa_anchor.py >"$OUT/anchors.json" 2>"$OUT/anchors.log"; tail -12 "$OUT/anchors.log"
 fi
 [ "$PART" = bench ] && exit 0
-echo "== other versions: the backward on 64-row tiles (DMABENCH_CUDA_BWD_TILE=64), the key-parallel backward (DMABENCH_CUDA_BWD_KEYPAR=1)"
+echo "== other versions: the backward on 64-row tiles (DMABENCH_CUDA_BWD_TILE=64), the key-parallel backward (DMABENCH_CUDA_BWD_KEYPAR=1), nsa's selected-branch backward on tensor cores"
 lim 100 env DMABENCH_CUDA_BWD_TILE=64 $K --variants mha,swa,dma --n 8192,65536 --w 1024 --mode fwdbwd --warmup 2 \
     --repeats 5 --out "$OUT/kernels-bwd64.json"
 lim 60 env DMABENCH_CUDA_BWD_KEYPAR=1 $K --variants mha,swa --n 8192,65536 --w 1024 --mode fwdbwd --warmup 2 \
     --repeats 5 --out "$OUT/kernels-bwd-keypar.json"
+echo "-- nsa's selected-branch backward on tensor cores (DMABENCH_NSA_TC_BWD=1)"
+lim 90 env DMABENCH_NSA_TC_BWD=1 $K --variants nsa --n 8192,65536 --w 512 --mode fwdbwd --warmup 1 --repeats 3 \
+    --out "$OUT/kernels-nsa-tcbwd.json"
+echo "== the model's attention shapes (B=2, Hq=6, Hkv=3, D=128, N=8192; model/configs/gpu-131m-*.json)"
+lim 90 $B kernels --backend cuda --b 2 --hq 6 --hkv 3 --d 128 --dtype bf16 --variants mha,dma,nsa --n 8192 --w 1024 \
+    --mode fwd,fwdbwd --warmup 2 --repeats 5 --out "$OUT/kernels-model-shape.json"
 echo "== decode tuning sweep (DMABENCH_DECODE_WAVES, DMABENCH_DECODE_SEL_CTAS) at K = 524288"
 for wv in 1 2 4; do
     echo "-- waves $wv"

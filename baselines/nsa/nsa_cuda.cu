@@ -31,7 +31,8 @@
  * Backward: the branches again (into scratch: o and lse are the caller's inputs),
  * dg = dout . O_branch, then each branch's backward with dout times its gate: the
  * window and the compressed branch through the engine's backward, the selected one
- * by nsa_slc_bwd_kernel (dk, dv of its scattered keys by fp32 atomics), and dK~,
+ * by nsa_slc_bwd_kernel (dk, dv of its scattered keys by fp32 atomics; with
+ * DMABENCH_NSA_TC_BWD=1 nsa_slc_bwd_tc_kernel on the tensor cores instead), and dK~,
  * dV~ through the compression into dk, dv and (linear) dw_c, dp. Gradients are
  * summed in fp32 and written once.
  */
@@ -846,6 +847,237 @@ __global__ void nsa_slc_bwd_kernel(const SlcBwdArgs a) {
     }
 }
 
+/* Rows of a (B, N, heads, D) tensor for load_group_q: dO of the selected branch. */
+struct GroupRows {
+    const void *q;
+    long long qsb, qss, qsh;
+    int G, Nq;
+};
+
+/* The selected branch's backward on the tensor cores (DMABENCH_NSA_TC_BWD=1 until
+ * tests/gpu.sh has verified it): one CTA of 4 warps per (tile of QS = 64 / G
+ * queries, kv head, batch), the 64 mma rows and the union of the tile's selected
+ * blocks as nsa_slc_tc_kernel has them. Per chunk of 64 keys: S = q K^T and
+ * dP = dO V^T, P from lse plane 1 (masked to the row's own blocks and j <= i'),
+ * dS = P (dP - Dsum); dQ += dS K in registers (the CTA owns its rows); P and s dS
+ * go to shared memory, and each warp forms dV += P^T dO and dK += (s dS)^T Q for
+ * 16 of the chunk's keys over the tile's rows and adds them into the fp32
+ * accumulators with vector reductions. Dsum = dO . O_slc per row, as the CUDA-core
+ * kernel takes it. */
+template <typename T, int D>
+__global__ void __launch_bounds__(128) nsa_slc_bwd_tc_kernel(const SlcBwdArgs a, const int QS, const int NSB,
+                                                             const int cap) {
+    constexpr int BK = 64;
+    constexpr int CH = D / 8;
+    extern __shared__ __align__(128) unsigned char sbw_smem[];
+    T *sQ = reinterpret_cast<T *>(sbw_smem); /* [64 rows][D] */
+    T *sdO = sQ + 64 * D;                     /* [64 rows][D] */
+    T *sK = sdO + 64 * D;                     /* [2][BK][D] */
+    T *sV = sK + 2 * BK * D;                  /* [2][BK][D] */
+    T *sP = sV + 2 * BK * D;                  /* [64 rows][BK] */
+    T *sdS = sP + 64 * BK;                    /* [64 rows][BK] */
+    float *sDs = reinterpret_cast<float *>(sdS + 64 * BK);                         /* [64] */
+    unsigned long long *qmask = reinterpret_cast<unsigned long long *>(sDs + 64); /* [NSB] */
+    int *list = reinterpret_cast<int *>(qmask + NSB);                             /* [cap] */
+    int *wsum = list + cap;                                                       /* [4] + count */
+    const int hkv = blockIdx.y, b = blockIdx.z;
+    const int i0 = blockIdx.x * QS;
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    const int nrows = a.G * QS;
+    const long long off = (long long)a.Nk - a.Nq;
+
+    for (int x = tid; x < NSB; x += 128) qmask[x] = 0ULL;
+    load_group_q<T, D>(sQ, a, b, hkv, i0, QS, tid);
+    const GroupRows gd = {a.dout, (long long)a.Nq * a.Hq * D, (long long)a.Hq * D, D, a.G, a.Nq};
+    load_group_q<T, D>(sdO, gd, b, hkv, i0, QS, tid);
+    cp_commit();
+    __syncthreads();
+    const int *selb = a.sel + ((size_t)b * a.Hkv + hkv) * a.Nq * a.nsel;
+    for (int x = tid; x < QS * a.nsel; x += 128) {
+        const int qi = x / a.nsel, i = i0 + qi;
+        if (i >= a.Nq) continue;
+        const int jb = selb[(size_t)i * a.nsel + x % a.nsel];
+        if (jb >= 0 && jb < NSB) atomicOr(&qmask[jb], 1ULL << qi);
+    }
+    __syncthreads();
+    {   /* compaction, as in nsa_slc_tc_kernel */
+        const int per = (NSB + 127) / 128, j0 = tid * per, j1 = min(j0 + per, NSB);
+        int cnt = 0;
+        for (int j = j0; j < j1; j++) cnt += qmask[j] != 0ULL;
+        int x = cnt;
+#pragma unroll
+        for (int o = 1; o < 32; o <<= 1) {
+            const int y = __shfl_up_sync(0xffffffff, x, o);
+            if (lane >= o) x += y;
+        }
+        if (lane == 31) wsum[warp] = x;
+        __syncthreads();
+        int base = x - cnt;
+        for (int w = 0; w < warp; w++) base += wsum[w];
+        for (int j = j0; j < j1; j++)
+            if (qmask[j] != 0ULL) {
+                if (base < cap) list[base] = j;
+                base++;
+            }
+        if (tid == 127) wsum[4] = min(base, cap);
+        __syncthreads();
+    }
+    const int nlist = wsum[4];
+    const int cpb = (a.ls + BK - 1) / BK;
+    const int nchunks = nlist * cpb;
+    const T *kb = static_cast<const T *>(a.k) + b * a.ksb + hkv * a.ksh;
+    const T *vb = static_cast<const T *>(a.v) + b * a.vsb + hkv * a.vsh;
+    auto chunk_range = [&](int t, long long *k0, long long *kend, unsigned long long *qm) {
+        const int jb = list[t / cpb];
+        *k0 = (long long)jb * a.ls + (long long)(t % cpb) * BK;
+        *kend = min((long long)jb * a.ls + a.ls, (long long)a.Nk);
+        *qm = qmask[jb];
+    };
+    auto load_kv = [&](int stage, int t) {
+        long long k0, kend;
+        unsigned long long qm;
+        chunk_range(t, &k0, &kend, &qm);
+        for (int c = tid; c < BK * CH; c += 128) {
+            const int r = c / CH, ch = c % CH;
+            const bool ok = k0 + r < kend;
+            const long long j = ok ? k0 + r : 0;
+            cp16(sK + stage * BK * D + swz<D>(r, ch), kb + j * a.kss + ch * 8, ok);
+            cp16(sV + stage * BK * D + swz<D>(r, ch), vb + j * a.vss + ch * 8, ok);
+        }
+    };
+    if (nchunks > 0) load_kv(0, 0);
+    cp_commit();
+    cp_wait<1>(); /* Q and dO */
+    __syncthreads();
+    {   /* Dsum of the 64 rows: two threads per row, each half of D */
+        const int rr = tid >> 1, half = tid & 1, hh = rr / QS, qi = rr % QS, i = i0 + qi;
+        float ds = 0.f;
+        if (rr < nrows && i < a.Nq) {
+            const T *orow = static_cast<const T *>(a.oslc) + (((size_t)b * a.Nq + i) * a.Hq + hkv * a.G + hh) * D;
+            for (int d = half * (D / 2); d < (half + 1) * (D / 2); d++)
+                ds += to_f32<T>(sdO[swz<D>(rr, d >> 3) + (d & 7)]) * to_f32<T>(orow[d]);
+        }
+        ds += __shfl_xor_sync(0xffffffff, ds, 1);
+        if (!half) sDs[rr] = ds;
+    }
+    __syncthreads();
+
+    /* the thread's two rows (wrow + lane/4 and 8 below): query bit, position, lse in
+     * log2 units (+inf where the row takes no key, so that its P is 0), Dsum */
+    const int wrow = warp * 16;
+    int qi0 = 0, qi1 = 0;
+    long long ip0 = -1, ip1 = -1;
+    float lse20 = INFINITY, lse21 = INFINITY, dsm0 = 0.f, dsm1 = 0.f;
+#pragma unroll
+    for (int r2 = 0; r2 < 2; r2++) {
+        const int rr = wrow + (lane >> 2) + 8 * r2, hh = rr / QS, qi = rr % QS, i = i0 + qi;
+        long long ip = -1;
+        float l2 = INFINITY;
+        if (rr < nrows && i < a.Nq) {
+            ip = (long long)i + off;
+            const float L = a.lse1[((size_t)b * a.Hq + hkv * a.G + hh) * a.Nq + i];
+            l2 = L == -INFINITY ? INFINITY : L * LOG2E;
+        }
+        if (r2 == 0) qi0 = qi, ip0 = ip, lse20 = l2, dsm0 = sDs[rr];
+        else qi1 = qi, ip1 = ip, lse21 = l2, dsm1 = sDs[rr];
+    }
+    const float sl2 = a.scale * LOG2E;
+    float dq[D / 8][4];
+#pragma unroll
+    for (int t = 0; t < D / 8; t++) dq[t][0] = dq[t][1] = dq[t][2] = dq[t][3] = 0.f;
+    float *dkb = a.dk + ((size_t)b * a.Nk * a.Hkv + hkv) * D;
+    float *dvb = a.dv + ((size_t)b * a.Nk * a.Hkv + hkv) * D;
+    const long long accs = (long long)a.Hkv * D;
+
+    for (int t = 0; t < nchunks; t++) {
+        const int st = t & 1;
+        if (t + 1 < nchunks) load_kv(st ^ 1, t + 1);
+        cp_commit();
+        cp_wait<1>();
+        __syncthreads();
+        const T *sKs = sK + st * BK * D, *sVs = sV + st * BK * D;
+        long long k0, kend;
+        unsigned long long qm;
+        chunk_range(t, &k0, &kend, &qm);
+        const bool on0 = (qm >> qi0) & 1ULL, on1 = (qm >> qi1) & 1ULL;
+        float s[BK / 8][4], dp[BK / 8][4];
+        warp_qk<T, D, BK>(s, sQ, sKs, wrow, lane);
+        warp_qk<T, D, BK>(dp, sdO, sVs, wrow, lane);
+#pragma unroll
+        for (int nt = 0; nt < BK / 8; nt++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const long long j = k0 + nt * 8 + (lane & 3) * 2 + (e & 1);
+                const bool r1 = e >= 2;
+                const bool vis = j < kend && (r1 ? on1 : on0) && j <= (r1 ? ip1 : ip0);
+                const float pv = vis ? fast_exp2(s[nt][e] * sl2 - (r1 ? lse21 : lse20)) : 0.f;
+                s[nt][e] = pv;
+                dp[nt][e] = pv * (dp[nt][e] - (r1 ? dsm1 : dsm0));
+            }
+        /* P and s dS to shared memory as [row][key] */
+#pragma unroll
+        for (int nt = 0; nt < BK / 8; nt++)
+#pragma unroll
+            for (int r = 0; r < 2; r++) {
+                const int row = wrow + (lane >> 2) + 8 * r;
+                const int idx = swz<BK>(row, nt) + (lane & 3) * 2;
+                *reinterpret_cast<uint32_t *>(sP + idx) = pack2<T>::from(s[nt][2 * r], s[nt][2 * r + 1]);
+                *reinterpret_cast<uint32_t *>(sdS + idx) =
+                    pack2<T>::from(dp[nt][2 * r] * a.scale, dp[nt][2 * r + 1] * a.scale);
+            }
+        /* dQ += dS K (the scale at the end) */
+#pragma unroll
+        for (int kk = 0; kk < BK / 16; kk++) {
+            uint32_t af[4];
+            acc_to_a<T>(dp, kk, af);
+            mma_a_rows<T, D, D / 8>(dq, af, sKs, kk, 0, lane);
+        }
+        __syncthreads();
+        /* dV += P^T dO, dK += (s dS)^T Q: the warp's 16 keys over the 64 rows */
+        const int wkey = warp * 16;
+#pragma unroll
+        for (int which = 0; which < 2; which++) {
+            const T *sA = which ? sdS : sP;
+            const T *sB = which ? sQ : sdO;
+            float *dst = which ? dkb : dvb;
+            float acc[D / 8][4];
+#pragma unroll
+            for (int x = 0; x < D / 8; x++) acc[x][0] = acc[x][1] = acc[x][2] = acc[x][3] = 0.f;
+#pragma unroll
+            for (int kk = 0; kk < 64 / 16; kk++) {
+                uint32_t af[4];
+                ld_a_t<BK>(af, sA, kk, wkey, lane);
+                mma_a_rows<T, D, D / 8>(acc, af, sB, kk, 0, lane);
+            }
+#pragma unroll
+            for (int r = 0; r < 2; r++) {
+                const long long j = k0 + wkey + (lane >> 2) + 8 * r;
+                if (j >= kend) continue;
+                float *row = dst + j * accs + (lane & 3) * 2;
+#pragma unroll
+                for (int x = 0; x < D / 8; x++) {
+                    const float x0 = acc[x][2 * r], x1 = acc[x][2 * r + 1];
+                    if (x0 != 0.f || x1 != 0.f) red_add2(row + x * 8, x0, x1);
+                }
+            }
+        }
+        __syncthreads();
+    }
+    cp_wait<0>();
+    /* dQ into the fp32 accumulator: the CTA owns these rows in this kernel */
+#pragma unroll
+    for (int r2 = 0; r2 < 2; r2++) {
+        const int rr = wrow + (lane >> 2) + 8 * r2, hh = rr / QS, qi = rr % QS, i = i0 + qi;
+        if (rr >= nrows || i >= a.Nq) continue;
+        float *qrow = a.dq + (((size_t)b * a.Nq + i) * a.Hq + hkv * a.G + hh) * D + (lane & 3) * 2;
+#pragma unroll
+        for (int x = 0; x < D / 8; x++) {
+            qrow[x * 8] += dq[x][2 * r2] * a.scale;
+            qrow[x * 8 + 1] += dq[x][2 * r2 + 1] * a.scale;
+        }
+    }
+}
+
 /* The compression's backward into the rows: dX[t] = dK~_c W[t]^T (linear) or
  * dK~_c / l (mean), added to dk_acc at row c d + t (blocks overlap: atomics) and,
  * linear, to dpos[h, t]. One CTA of D threads per (c, h, b). */
@@ -952,6 +1184,51 @@ attn_status slc_tc_tile(int G, int ns, int nsel, int D, size_t esize, int *qs, i
     if (need > optin) return ATTN_OK;
     *qs = q, *cap = c, *smem = need;
     return ATTN_OK;
+}
+
+/* DMABENCH_NSA_TC_BWD=1: the selected branch's backward on the tensor cores
+ * (nsa_slc_bwd_tc_kernel) until tests/gpu.sh has verified it. */
+int nsa_tc_bwd_enabled() {
+    static int on = -1;
+    if (on < 0) {
+        const char *e = getenv("DMABENCH_NSA_TC_BWD");
+        on = e && !strcmp(e, "1");
+    }
+    return on;
+}
+
+/* nsa_slc_bwd_tc_kernel's tile: as slc_tc_tile, with dO, P and dS besides. */
+attn_status slc_bwd_tc_tile(int G, int ns, int nsel, int D, size_t esize, int *qs, int *cap, size_t *smem) {
+    *qs = 0, *cap = 0, *smem = 0;
+    if (G < 1 || 64 % G != 0 || (D != 16 && D != 32 && D != 64 && D != 128)) return ATTN_OK;
+    size_t optin = 0;
+    attn_status st = dm_cuda_smem_optin(&optin);
+    if (st != ATTN_OK) return st;
+    const int q = 64 / G;
+    const int c = std::min(ns, q * nsel);
+    const size_t need = 6 * 64 * (size_t)D * esize + 2 * 64 * 64 * esize + 64 * sizeof(float) + (size_t)ns * 8 +
+                        (size_t)c * 4 + 8 * sizeof(int);
+    if (need > optin) return ATTN_OK;
+    *qs = q, *cap = c, *smem = need;
+    return ATTN_OK;
+}
+
+template <typename T, int D> attn_status launch_slc_bwd_tc_d(const SlcBwdArgs &a, int qs, int ns, int cap, size_t smem) {
+    auto kern = nsa_slc_bwd_tc_kernel<T, D>;
+    CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+    const dim3 grid((unsigned)((a.Nq + qs - 1) / qs), (unsigned)a.Hkv, (unsigned)a.B);
+    kern<<<grid, 128, smem>>>(a, qs, ns, cap);
+    CUDA_CHECK_LAUNCH();
+    return ATTN_OK;
+}
+
+template <typename T> attn_status launch_slc_bwd_tc(const SlcBwdArgs &a, int qs, int ns, int cap, size_t smem) {
+    switch (a.D) {
+    case 16: return launch_slc_bwd_tc_d<T, 16>(a, qs, ns, cap, smem);
+    case 32: return launch_slc_bwd_tc_d<T, 32>(a, qs, ns, cap, smem);
+    case 64: return launch_slc_bwd_tc_d<T, 64>(a, qs, ns, cap, smem);
+    default: return launch_slc_bwd_tc_d<T, 128>(a, qs, ns, cap, smem);
+    }
 }
 
 template <typename T, int D> attn_status launch_slc_tc_d(const SlcArgs &a, int qs, int ns, int cap, size_t smem) {
@@ -1252,12 +1529,21 @@ template <typename T> attn_status nsa_backward_t(const attn_params *p) {
         a.vsb = p->v_st.b, a.vss = p->v_st.s, a.vsh = p->v_st.h;
         a.B = B, a.Nq = Nq, a.Nk = Nk, a.Hq = Hq, a.Hkv = Hkv, a.G = G, a.D = D, a.nsel = z.nsel, a.ls = z.ls;
         a.scale = (float)p->scale;
-        const int wpb = 4;
-        const size_t smem = (size_t)wpb * 3 * G * D * sizeof(float);
-        CUDA_CHECK(cudaFuncSetAttribute(nsa_slc_bwd_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-        const long long items = (long long)B * Hkv * Nq;
-        nsa_slc_bwd_kernel<T><<<(unsigned)((items + wpb - 1) / wpb), wpb * 32, smem>>>(a);
-        CUDA_CHECK_LAUNCH();
+        int qs = 0, cap = 0;
+        size_t tc_smem = 0;
+        const int ns = z.ns;
+        if (nsa_tc_bwd_enabled() && (st = slc_bwd_tc_tile(G, ns, z.nsel, D, sizeof(T), &qs, &cap, &tc_smem)) != ATTN_OK)
+            return st;
+        if (qs > 0) {
+            if ((st = launch_slc_bwd_tc<T>(a, qs, ns, cap, tc_smem)) != ATTN_OK) return st;
+        } else {
+            const int wpb = 4;
+            const size_t smem = (size_t)wpb * 3 * G * D * sizeof(float);
+            CUDA_CHECK(cudaFuncSetAttribute(nsa_slc_bwd_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+            const long long items = (long long)B * Hkv * Nq;
+            nsa_slc_bwd_kernel<T><<<(unsigned)((items + wpb - 1) / wpb), wpb * 32, smem>>>(a);
+            CUDA_CHECK_LAUNCH();
+        }
     }
     /* compressed branch, then through the compression */
     const size_t nw = (size_t)Hkv * z.l * D * D, np = (size_t)Hkv * z.l * D;
