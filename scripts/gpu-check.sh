@@ -55,6 +55,9 @@ lim 60 env DMABENCH_CUDA_BWD_KEYPAR=1 $K --variants mha,swa --n 8192,65536 --w 1
 echo "-- nsa's selected-branch backward on tensor cores (DMABENCH_NSA_TC_BWD=1)"
 lim 90 env DMABENCH_NSA_TC_BWD=1 $K --variants nsa --n 8192,65536 --w 512 --mode fwdbwd --warmup 1 --repeats 3 \
     --out "$OUT/kernels-nsa-tcbwd.json"
+echo "-- nsa's single-scan pick (DMABENCH_NSA_PICK=top4)"
+lim 90 env DMABENCH_NSA_PICK=top4 $K --variants nsa --n 8192,65536,262144 --w 512 --mode fwd --warmup 1 --repeats 3 \
+    --out "$OUT/kernels-nsa-pick.json"
 echo "== the model's attention shapes (B=2, Hq=6, Hkv=3, D=128, N=8192; model/configs/gpu-131m-*.json)"
 lim 90 $B kernels --backend cuda --b 2 --hq 6 --hkv 3 --d 128 --dtype bf16 --variants mha,dma,nsa --n 8192 --w 1024 \
     --mode fwd,fwdbwd --warmup 2 --repeats 5 --out "$OUT/kernels-model-shape.json"

@@ -37,8 +37,9 @@ done
 
 # the other kernel versions, chosen in the environment: nsa's CUDA-core selection
 # and selected branch; the backward on 64-row tiles; the key-parallel backward
-# (mha, swa and nsa's window branch); nsa's selected-branch backward on tensor cores
-want verify && for optin in DMABENCH_NSA_TC=0 DMABENCH_CUDA_BWD_TILE=64 DMABENCH_CUDA_BWD_KEYPAR=1 DMABENCH_NSA_TC_BWD=1; do
+# (mha, swa and nsa's window branch); nsa's selected-branch backward on tensor cores;
+# nsa's single-scan pick of the selected blocks
+want verify && for optin in DMABENCH_NSA_TC=0 DMABENCH_CUDA_BWD_TILE=64 DMABENCH_CUDA_BWD_KEYPAR=1 DMABENCH_NSA_TC_BWD=1 DMABENCH_NSA_PICK=top4; do
     for dt in bf16 f16; do
         env $optin $B verify --backend cuda --dtype $dt --quiet --out "$T/vopt-$dt.json" >"$T/vopt-$dt.log" 2>&1
         rc=$?
@@ -67,7 +68,7 @@ if [ $SAN = 1 ] && want sanitize; then
 fi
 if [ $SAN = 1 ] && want sanitize-optin; then
     for optin in "DMABENCH_NSA_TC=0 nsa" "DMABENCH_CUDA_BWD_TILE=64 mha,dma" "DMABENCH_CUDA_BWD_KEYPAR=1 mha,swa" \
-        "DMABENCH_NSA_TC_BWD=1 nsa"; do
+        "DMABENCH_NSA_TC_BWD=1 nsa" "DMABENCH_NSA_PICK=top4 nsa"; do
         set -- $optin
         for tool in memcheck racecheck; do
             env $1 compute-sanitizer --tool $tool --error-exitcode 9 $B verify --backend cuda --variants $2 \

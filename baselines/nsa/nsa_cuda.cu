@@ -86,13 +86,49 @@ struct SelArgs {
     const float *lse0; /* (B, Hq, Nq) natural */
     int *sel;          /* (B, Hkv, Nq, nsel) */
     int B, Nq, Nk, Hq, Hkv, G, D, nb, ns, nsel, l, d, ls, n;
+    int pick_top; /* nsa_pick_blocks' single-scan version (DMABENCH_NSA_PICK=top4) */
     float scale;
 };
+
+/* (s, j) ranks above (s2, j2): the larger score, then the larger block. */
+__device__ __forceinline__ bool nsa_better(float s, int j, float s2, int j2) {
+    return j >= 0 && (j2 < 0 || s > s2 || (s == s2 && j > j2));
+}
+
+/* Inserts (s, j) into the lane's best four, kept sorted in registers (t0 best). */
+__device__ __forceinline__ void nsa_top4_insert(float s, int j, float (&ts)[4], int (&tj)[4]) {
+    if (s != s || !nsa_better(s, j, ts[3], tj[3])) return; /* a NaN score is never picked, as in the rounds */
+    ts[3] = s, tj[3] = j;
+#pragma unroll
+    for (int k = 3; k > 0; k--)
+        if (nsa_better(ts[k], tj[k], ts[k - 1], tj[k - 1])) {
+            const float x = ts[k];
+            const int y = tj[k];
+            ts[k] = ts[k - 1], tj[k] = tj[k - 1];
+            ts[k - 1] = x, tj[k - 1] = y;
+        }
+}
+
+/* The lane's best four blocks j = lane + 32 k <= jmax not yet chosen; *more: the
+ * lane has candidates beyond them. */
+__device__ __forceinline__ void nsa_top4_scan(const float *sc, const unsigned char *chosen, int jmax, int lane,
+                                              float (&ts)[4], int (&tj)[4], bool *more) {
+    int cnt = 0;
+#pragma unroll
+    for (int k = 0; k < 4; k++) ts[k] = -1.f, tj[k] = -1;
+    for (int j = lane; j <= jmax; j += 32)
+        if (!chosen[j]) {
+            nsa_top4_insert(sc[j], j, ts, tj);
+            cnt++;
+        }
+    *more = cnt > 4;
+}
 
 /* One warp picks a query's blocks from its block scores sc[0..jmax]: block 0, jmax
  * and jmax - 1 forced, then the best of the rest by (score, larger j) up to n in
  * all; the ids go to out[0..nsel) ascending, -1 padded. chosen: jmax + 1 bytes. */
-__device__ __forceinline__ void nsa_pick_blocks(const float *sc, unsigned char *chosen, int jmax, int n, int nsel, int *out) {
+__device__ __forceinline__ void nsa_pick_blocks(const float *sc, unsigned char *chosen, int jmax, int n, int nsel, int *out,
+                                                int top) {
     const int lane = threadIdx.x & 31;
     for (int j = lane; j <= jmax; j += 32) chosen[j] = 0;
     __syncwarp();
@@ -104,6 +140,36 @@ __device__ __forceinline__ void nsa_pick_blocks(const float *sc, unsigned char *
         if (jmax > 0) chosen[jmax - 1] = 1;
     }
     __syncwarp();
+    if (top) {
+        /* one scan: each lane keeps its best four in registers; every round the
+         * warp takes the best of the lanes' heads, the winner pops its head and
+         * scans again only when its four are spent and it has more. The same picks
+         * as the rounds below (the same order, the same ties). */
+        float ts[4];
+        int tj[4];
+        bool more = false;
+        if (n - nforced > 0) nsa_top4_scan(sc, chosen, jmax, lane, ts, tj, &more);
+        for (int r = 0; r < n - nforced; r++) {
+            float bs = ts[0];
+            int bj = tj[0];
+            for (int o = 16; o; o >>= 1) {
+                float os = __shfl_xor_sync(0xffffffff, bs, o);
+                int oj = __shfl_xor_sync(0xffffffff, bj, o);
+                if (nsa_better(os, oj, bs, bj)) bs = os, bj = oj;
+            }
+            if (bj < 0) break; /* no candidate left */
+            const bool won = tj[0] == bj;
+            if (won) {
+                chosen[bj] = 1;
+#pragma unroll
+                for (int k = 0; k < 3; k++) ts[k] = ts[k + 1], tj[k] = tj[k + 1];
+                ts[3] = -1.f, tj[3] = -1;
+            }
+            __syncwarp();
+            if (won && tj[0] < 0 && more) nsa_top4_scan(sc, chosen, jmax, lane, ts, tj, &more);
+        }
+        __syncwarp();
+    } else
     for (int r = 0; r < n - nforced; r++) {
         float bs = -1.f;
         int bj = -1;
@@ -195,7 +261,7 @@ __global__ void nsa_select_kernel(const SelArgs a) {
         }
     }
     __syncwarp();
-    nsa_pick_blocks(sc, chosen, jmax, a.n, a.nsel, out);
+    nsa_pick_blocks(sc, chosen, jmax, a.n, a.nsel, out, a.pick_top);
 }
 
 /* Compressed blocks visible at position ip: block c covers keys [c d, c d + l). */
@@ -339,7 +405,7 @@ __global__ void __launch_bounds__(128) nsa_select_tc_kernel(const SelArgs a, con
             for (int k = lane; k < a.nsel; k += 32) out[k] = -1;
             continue;
         }
-        nsa_pick_blocks(sc + (size_t)qi * NS, chosen + (size_t)warp * NS, (int)(ip / a.ls), a.n, a.nsel, out);
+        nsa_pick_blocks(sc + (size_t)qi * NS, chosen + (size_t)warp * NS, (int)(ip / a.ls), a.n, a.nsel, out, a.pick_top);
     }
 }
 
@@ -1186,6 +1252,17 @@ attn_status slc_tc_tile(int G, int ns, int nsel, int D, size_t esize, int *qs, i
     return ATTN_OK;
 }
 
+/* DMABENCH_NSA_PICK=top4: nsa_pick_blocks' single-scan version (each lane's best
+ * four in registers) until tests/gpu.sh has verified it. */
+int nsa_pick_top() {
+    static int on = -1;
+    if (on < 0) {
+        const char *e = getenv("DMABENCH_NSA_PICK");
+        on = e && !strcmp(e, "top4");
+    }
+    return on;
+}
+
 /* DMABENCH_NSA_TC_BWD=1: the selected branch's backward on the tensor cores
  * (nsa_slc_bwd_tc_kernel) until tests/gpu.sh has verified it. */
 int nsa_tc_bwd_enabled() {
@@ -1342,6 +1419,7 @@ template <typename T> attn_status nsa_branches(const attn_params *p, const NsaBu
         a.B = B, a.Nq = Nq, a.Nk = Nk, a.Hq = Hq, a.Hkv = Hkv, a.G = G, a.D = D, a.nb = nb, a.ns = ns, a.nsel = nsel;
         a.l = l, a.d = d, a.ls = ls, a.n = p->nsa_n;
         a.scale = (float)p->scale;
+        a.pick_top = nsa_pick_top();
         int qt = 0;
         size_t tc_smem = 0;
         if (nsa_tc_enabled() && (st = select_tc_tile(G, ns, D, sizeof(T), &qt, &tc_smem)) != ATTN_OK) return st;
