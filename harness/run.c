@@ -94,6 +94,9 @@ static void usage(void) {
            "                     cuda the models train and are scored on the GPU\n"
            "  --threads N        threads (default: the suite's, else all cores)\n"
            "  --validate         check the suite, list its cells and estimated work, run nothing\n"
+           "  --timing-from F    with --validate: estimate the training cells' time from the\n"
+           "                     throughput measured in F (records.jsonl or report.json of a\n"
+           "                     short run of the same shapes, e.g. suites/paper-probe.json)\n"
            "  --print-suite      print the suite (the embedded default without SUITE) and exit\n"
            "  --max-cells N      stop after N newly run cells (to test resume; 0: no limit)\n"
            "  --quiet            no per-step progress, only one line per cell\n"
@@ -904,6 +907,7 @@ int cmd_run(int argc, char **argv) {
     const char *resume = cli_str(&a, "--resume", NULL);
     const char *only = cli_str(&a, "--only", NULL);
     const char *backend_opt = cli_str(&a, "--backend", NULL);
+    const char *timing_from = cli_str(&a, "--timing-from", NULL);
     int validate = cli_flag(&a, "--validate"), print_suite = cli_flag(&a, "--print-suite");
     int quiet = cli_flag(&a, "--quiet"), fresh = cli_flag(&a, "--fresh");
     long long threads_opt = 0, max_cells = 0;
@@ -922,6 +926,10 @@ int cmd_run(int argc, char **argv) {
     }
     if (resume && out_opt && strcmp(resume, out_opt)) {
         fprintf(stderr, "dmabench run: --resume DIR and --out DIR name different folders\n");
+        return 2;
+    }
+    if (timing_from && !validate) {
+        fprintf(stderr, "dmabench run: --timing-from estimates a suite's time: use it with --validate\n");
         return 2;
     }
     if (resume && suite_path) {
@@ -1037,6 +1045,13 @@ int cmd_run(int argc, char **argv) {
         printf("), %d variants, %d seed%s; training backend %s; kernel profile: %s\n", S.n_variants, S.seeds.n,
                S.seeds.n == 1 ? "" : "s", S.backend, S.kernel_argc ? S.kernel_backend : "none");
         printf("estimated CPU time for the training cells: %s (2 cores)\n", d);
+        if (timing_from && suite_estimate_time(&S, cells, ncells, timing_from, stdout, NULL, err, sizeof err) < 0) {
+            fprintf(stderr, "dmabench run: %s\n", err);
+            free(cells);
+            free(all_cells);
+            suite_free(&S);
+            return 2;
+        }
         if (want_cuda_train)
             printf("training on cuda%s\n", cuda_available() ? "" : ": this machine has no usable GPU, so it would be "
                                                                    "refused here");

@@ -7,6 +7,7 @@
 
 #include <cjson/cJSON.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #include "runner/runner.h"
@@ -93,5 +94,13 @@ int suite_cells(const suite *s, suite_cell **out, char *err, size_t err_len);
 
 /* The embedded default suite (suites/quick.json, harness/run_quick.c). */
 extern const char suite_quick_json[];
+
+/* Prints to out how long the suite's training cells take, from the throughput and
+ * evaluation time that the records in path (a run's records.jsonl or report.json)
+ * measured for cells of the same key, the seed aside (harness/run_estimate.c);
+ * *total_s (may be NULL) gets the estimate in seconds.
+ * Returns the number of cells without a measured record, or -1 with err set. */
+int suite_estimate_time(const suite *S, const suite_cell *cells, int ncells, const char *path, FILE *out,
+                        double *total_s, char *err, size_t err_len);
 
 #endif

@@ -57,6 +57,53 @@ static void greedy_by_forward(void) {
     }
 }
 
+/* suite_estimate_time against a records file written here: the cells of seed 2
+ * take the throughput measured for seed 1, the evaluation time scales with
+ * n_test, records that did not finish are ignored, and a cell without a record
+ * is counted as missing. */
+static void timing_estimate(void) {
+    suite s;
+    char err[512] = "";
+    int rc = suite_parse("{\"variants\":[\"mha\",\"dma\"],\"seeds\":[1,2],\"model\":{\"window\":16},"
+                         "\"train\":{\"batch_size\":8},\"tasks\":{\"mqar\":{\"seq_len\":[64,128],"
+                         "\"num_kv_pairs\":4,\"vocab_size\":256,\"d_model\":[32,64],\"steps\":100,\"n_test\":200}}}",
+                         "t", &s, err, sizeof err);
+    CHECK(rc == 0, "timing estimate: the suite parses", "%s", err);
+    if (rc) return;
+    suite_cell *c = NULL;
+    int n = suite_cells(&s, &c, err, sizeof err);
+    char path[] = "/tmp/dmabench-timing-XXXXXX";
+    int fd = mkstemp(path);
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    double want = 0;
+    int nrec = 0;
+    for (int i = 0; f && i < n; i++) {
+        if (c[i].seed != 1 || c[i].d_model != 32) continue; /* d_model 64: no record */
+        const double tps = 1000.0 * (1 + nrec++);
+        fprintf(f, "{\"kind\":\"task\",\"status\":\"ok\",\"cell\":\"%s\",\"metrics\":{\"n\":50},"
+                   "\"train\":{\"tokens_per_s\":%.1f,\"eval_s\":2.0}}\n", c[i].key, tps);
+        /* seeds 1 and 2 of this key: 100 steps x 8 x seq_len at tps, plus 2 s x 200 / 50 */
+        want += 2 * (100.0 * 8 * c[i].seq_len / tps + 8.0);
+    }
+    if (f) {
+        fprintf(f, "{\"kind\":\"task\",\"status\":\"failed\",\"cell\":\"%s\",\"train\":{\"tokens_per_s\":1,"
+                   "\"eval_s\":1}}\n", n > 0 ? c[0].key : "");
+        fprintf(f, "{\"kind\":\"task\",\"cell\":"); /* a torn last line */
+        fclose(f);
+    }
+    FILE *out = tmpfile();
+    double got = -1;
+    int missing = n > 0 && out ? suite_estimate_time(&s, c, n, path, out, &got, err, sizeof err) : -1;
+    CHECK(n == 16 && nrec == 4 && missing == 8 && fabs(got - want) <= 1e-9 * want, "timing estimate from measured records",
+          "cells %d, records %d, missing %d, estimate %.6f s, want %.6f s (%s)", n, nrec, missing, got, want, err);
+    missing = out ? suite_estimate_time(&s, c, n, "/nonexistent/records.jsonl", out, &got, err, sizeof err) : 0;
+    CHECK(missing == -1 && strstr(err, "cannot read"), "timing estimate: a missing records file is an error", "%s", err);
+    if (out) fclose(out);
+    remove(path);
+    free(c);
+    suite_free(&s);
+}
+
 static int parse_fails(const char *json, const char *want) {
     suite s;
     char err[512] = "";
@@ -69,6 +116,7 @@ static int parse_fails(const char *json, const char *want) {
 }
 
 int main(void) {
+    timing_estimate();
     suite s;
     char err[512] = "";
     greedy_by_forward();

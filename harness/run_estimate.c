@@ -1,0 +1,175 @@
+/*
+ * run_estimate.c: how long a suite's training cells take, estimated from measured
+ * records (`dmabench run SUITE --validate --timing-from RECORDS`).
+ *
+ * A record measured the cell's training throughput (train.tokens_per_s) and its
+ * evaluation time (train.eval_s, for metrics.n test examples or samples). A cell
+ * of the suite takes steps x batch x context tokens at the throughput of the
+ * record with the same key (task, variant and settings; the seed aside), plus the
+ * record's evaluation time scaled to the suite's n_test (mqar) or samples (niah).
+ * So a short run of the same shapes (few steps, one seed, a small test set) tells
+ * how long the whole suite will take on that machine.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "run_suite.h"
+
+typedef struct {
+    char key[160]; /* the cell's key without its seed */
+    double tps, eval_s, n;
+} measured;
+
+/* key without its "seed=N/" part */
+static void strip_seed(const char *key, char *out, size_t n) {
+    const char *s = strstr(key, "seed=");
+    if (!s) {
+        snprintf(out, n, "%s", key);
+        return;
+    }
+    const char *e = strchr(s, '/');
+    snprintf(out, n, "%.*s%s", (int)(s - key), key, e ? e + 1 : "");
+}
+
+static double num(const cJSON *o, const char *name) {
+    const cJSON *x = o ? cJSON_GetObjectItemCaseSensitive(o, name) : NULL;
+    return cJSON_IsNumber(x) ? x->valuedouble : -1;
+}
+
+static int add_record(const cJSON *r, measured **m, int *n, int *cap) {
+    const cJSON *kind = cJSON_GetObjectItemCaseSensitive(r, "kind"), *status = cJSON_GetObjectItemCaseSensitive(r, "status");
+    const cJSON *cell = cJSON_GetObjectItemCaseSensitive(r, "cell"), *train = cJSON_GetObjectItemCaseSensitive(r, "train");
+    if (!cJSON_IsString(kind) || strcmp(kind->valuestring, "task") || !cJSON_IsString(status) ||
+        strcmp(status->valuestring, "ok") || !cJSON_IsString(cell) || !cJSON_IsObject(train))
+        return 0;
+    double tps = num(train, "tokens_per_s"), ev = num(train, "eval_s");
+    if (!(tps > 0) || ev < 0) return 0;
+    char key[160];
+    strip_seed(cell->valuestring, key, sizeof key);
+    for (int i = 0; i < *n; i++)
+        if (!strcmp((*m)[i].key, key)) return 0; /* the first record of a key counts */
+    if (*n == *cap) {
+        int nc = *cap ? 2 * *cap : 64;
+        measured *nm = realloc(*m, sizeof *nm * (size_t)nc);
+        if (!nm) return -1;
+        *m = nm, *cap = nc;
+    }
+    measured *x = &(*m)[(*n)++];
+    snprintf(x->key, sizeof x->key, "%s", key);
+    x->tps = tps, x->eval_s = ev;
+    x->n = num(cJSON_GetObjectItemCaseSensitive(r, "metrics"), "n");
+    return 0;
+}
+
+/* The records of a report (an object with "records") or of a records.jsonl file. */
+static int load_measured(const char *path, measured **m, int *n, char *err, size_t err_len) {
+    *m = NULL, *n = 0;
+    int cap = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, err_len, "cannot read %s: %s", path, strerror(errno));
+        return -1;
+    }
+    size_t len = 0, bcap = 1 << 16;
+    char *buf = malloc(bcap);
+    size_t got;
+    while (buf && (got = fread(buf + len, 1, bcap - len - 1, f)) > 0) {
+        len += got;
+        if (len + 1 == bcap) {
+            char *nb = realloc(buf, bcap * 2);
+            if (!nb) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = nb, bcap *= 2;
+        }
+    }
+    fclose(f);
+    if (!buf) {
+        snprintf(err, err_len, "out of memory reading %s", path);
+        return -1;
+    }
+    buf[len] = 0;
+    int rc = 0;
+    cJSON *whole = cJSON_Parse(buf);
+    const cJSON *recs = whole ? cJSON_GetObjectItemCaseSensitive(whole, "records") : NULL;
+    if (cJSON_IsArray(recs)) {
+        const cJSON *r;
+        cJSON_ArrayForEach(r, recs) if (rc == 0) rc = add_record(r, m, n, &cap);
+    } else {
+        for (char *line = buf; line && *line && rc == 0;) {
+            char *nl = strchr(line, '\n');
+            if (nl) *nl = 0;
+            cJSON *r = cJSON_Parse(line);
+            if (r) rc = add_record(r, m, n, &cap);
+            cJSON_Delete(r);
+            line = nl ? nl + 1 : NULL;
+        }
+    }
+    cJSON_Delete(whole);
+    free(buf);
+    if (rc) {
+        free(*m);
+        *m = NULL, *n = 0;
+        snprintf(err, err_len, "out of memory reading %s", path);
+        return -1;
+    }
+    if (*n == 0) {
+        snprintf(err, err_len, "%s holds no finished task records (a run's records.jsonl or report.json)", path);
+        return -1;
+    }
+    return 0;
+}
+
+int suite_estimate_time(const suite *S, const suite_cell *cells, int ncells, const char *path, FILE *out,
+                        double *total_s, char *err, size_t err_len) {
+    if (total_s) *total_s = 0;
+    measured *m = NULL;
+    int nm = 0;
+    if (load_measured(path, &m, &nm, err, err_len)) return -1;
+    double per_task[SUITE_NTASKS] = {0}, total = 0;
+    int found = 0, missing = 0;
+    for (int i = 0; i < ncells; i++) {
+        const suite_cell *c = &cells[i];
+        const suite_task_cfg *t = &S->task[c->task];
+        char key[160];
+        strip_seed(c->key, key, sizeof key);
+        const measured *x = NULL;
+        for (int j = 0; j < nm && !x; j++)
+            if (!strcmp(m[j].key, key)) x = &m[j];
+        if (!x) {
+            if (missing++ < 5) fprintf(out, "  no measured record for %s\n", c->key);
+            continue;
+        }
+        found++;
+        const int ctx = c->task == SUITE_MQAR ? c->seq_len
+                        : c->task == SUITE_NIAH ? t->train_context_len
+                                                : t->train_context;
+        const double runs = c->task == SUITE_MQAR && t->lrs.n > 0 ? t->lrs.n : 1;
+        double ev = x->eval_s;
+        if (c->task == SUITE_MQAR && x->n > 0) ev *= t->n_test / x->n;
+        if (c->task == SUITE_NIAH && x->n > 0) ev *= t->samples / x->n;
+        const double s = runs * (double)t->base.steps * t->base.batch_size * ctx / x->tps + ev;
+        per_task[c->task] += s;
+        total += s;
+    }
+    free(m);
+    if (missing > 5) fprintf(out, "  ... and %d more cells without a measured record\n", missing - 5);
+    char d[32];
+    const double h = total / 3600;
+    if (total_s) *total_s = total;
+    fprintf(out, "estimated time for the %d training cells with a measured record: %.2f h, %.0f s (", found, h, total);
+    for (int k = 0, first = 1; k < S->n_tasks; k++) {
+        const int tk = S->order[k];
+        snprintf(d, sizeof d, "%.2f h", per_task[tk] / 3600);
+        fprintf(out, "%s%s %s", first ? "" : ", ", suite_task_name((suite_task)tk), d);
+        first = 0;
+    }
+    fprintf(out, "), from the throughput measured in %s\n", path);
+    return missing;
+}
