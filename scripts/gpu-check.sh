@@ -4,7 +4,7 @@
 # bf16 and f16, forward and backward; compute-sanitizer), the speed
 # profile at the DMA paper's shapes (B=1, Hq=32, Hkv=8, D=128, bf16, causal), and
 # PyTorch's SDPA timed in the same run as the anchor. Reports go to $OUT.
-#   OUT=results/gpu sh scripts/gpu-check.sh [tests|sanitize|sanitize-optin|bench|bench-optin]   (default: all)
+#   OUT=results/gpu sh scripts/gpu-check.sh [tests|sanitize|sanitize-optin|bench|bench-optin|profile]   (default: all)
 # The test programs come from $DMABENCH_TESTS (default ./build/tests).
 set -u
 OUT=${OUT:-results/gpu-local}
@@ -28,6 +28,18 @@ for san in sanitize sanitize-optin; do
         DMABENCH_GPU=1 DMABENCH_GPU_PART=$san DMABENCH=$B sh tests/gpu.sh | tee "$OUT/gpu-tests-$san.log"
     fi
 done
+if [ "$PART" = profile ]; then
+    # Nsight Compute kernel times (scripts/gpu-profile.sh) of the cells whose
+    # timings missed their predictions: one timed call each (the check against the
+    # reference runs first, at a small shape, and is in the sums too)
+    P="$B kernels --backend cuda --b 1 --hq 32 --hkv 8 --d 128 --dtype bf16 --warmup 0 --repeats 1"
+    OUT=$OUT timeout 120 sh scripts/gpu-profile.sh dma-decode $P --variants dma --n 524288 --w 1024 --mode decode --out /tmp/p1.json
+    OUT=$OUT timeout 150 sh scripts/gpu-profile.sh nsa-fwd-65536 $P --variants nsa --n 65536 --w 512 --mode fwd --out /tmp/p2.json
+    OUT=$OUT timeout 150 sh scripts/gpu-profile.sh mha-bwd-8192 $P --variants mha --n 8192 --mode fwdbwd --out /tmp/p3.json
+    DMABENCH=$B OUT=$OUT STEPS=2 timeout 150 sh scripts/gpu-train-profile.sh dma 8192 2
+    rm -f "$OUT"/ncu-*.csv # large; the sums are in profile-*.txt
+    exit 0
+fi
 [ "$PART" = bench ] || [ "$PART" = all ] || [ "$PART" = bench-optin ] || exit 0
 K="$B kernels --backend cuda --b 1 --hq 32 --hkv 8 --d 128 --dtype bf16"
 # each step under a time limit, so that one slow cell cannot take the whole run
