@@ -26,57 +26,96 @@ $B env >"$T/env.json" 2>&1
 if grep -q '"gpu":[[:space:]]*{' "$T/env.json"; then ok "device found"
 else nok "device found" "dmabench env lists no CUDA device"; exit 0; fi
 
-want verify && for dt in bf16 f16 f32; do
-    $B verify --backend cuda --dtype $dt --quiet --out "$T/v-$dt.json" >"$T/v-$dt.log" 2>&1
-    rc=$?
-    s=$(grep '^verify:' "$T/v-$dt.log")
-    if [ $rc -eq 0 ] && echo "$s" | grep -q ' 0 failed' && ! echo "$s" | grep -q 'forward only'; then
-        ok "verify $dt every variant forward and backward ($s)"
-    else nok "verify $dt" "exit $rc: $(grep -v '^$' "$T/v-$dt.log" | tail -6 | tr '\n' ' ')"; fi
-done
+# bg NAME command...: runs the command in the background, at most DMABENCH_GPU_JOBS
+# (default 4) at once (the verify runs wait mostly on launches and copies, so
+# several share the GPU well); output in $T/NAME.log, exit status in $T/NAME.rc.
+NJ=0
+bg() {
+    n=$1
+    shift
+    ("$@" >"$T/$n.log" 2>&1; echo $? >"$T/$n.rc") &
+    NJ=$((NJ + 1))
+    if [ $NJ -ge "${DMABENCH_GPU_JOBS:-4}" ]; then wait; NJ=0; fi
+}
+rc_of() { cat "$T/$1.rc" 2>/dev/null || echo "?"; }
 
-# the other kernel versions, chosen in the environment: nsa's CUDA-core selection
-# and selected branch; the backward on 64-row tiles; the key-parallel backward
-# (mha, swa and nsa's window branch); nsa's selected-branch backward on tensor cores;
-# nsa's single-scan pick of the selected blocks
-want verify && for optin in DMABENCH_NSA_TC=0 DMABENCH_CUDA_BWD_TILE=64 DMABENCH_CUDA_BWD_KEYPAR=1 DMABENCH_NSA_TC_BWD=1 DMABENCH_NSA_PICK=top4; do
-    for dt in bf16 f16; do
-        env $optin $B verify --backend cuda --dtype $dt --quiet --out "$T/vopt-$dt.json" >"$T/vopt-$dt.log" 2>&1
-        rc=$?
-        s=$(grep '^verify:' "$T/vopt-$dt.log")
-        if [ $rc -eq 0 ] && echo "$s" | grep -q ' 0 failed'; then ok "verify $dt with $optin ($s)"
-        else nok "verify $dt with $optin" "exit $rc: $(grep -v '^$' "$T/vopt-$dt.log" | tail -4 | tr '\n' ' ')"; fi
-        cp "$T/vopt-$dt.log" "$T/vopt-$dt-${optin%%=*}.log"
+# every kernel against the reference, whole grid, in each dtype; and the other
+# kernel versions, chosen in the environment, on the variants they change: nsa's
+# CUDA-core selection and selected branch; the backward on 64-row tiles; the
+# key-parallel backward (mha, swa and nsa's window branch); nsa's selected-branch
+# backward on tensor cores; nsa's single-scan pick of the selected blocks
+OPTINS="DMABENCH_NSA_TC=0:nsa DMABENCH_CUDA_BWD_TILE=64:mha,swa,dma,nsa DMABENCH_CUDA_BWD_KEYPAR=1:mha,swa,nsa
+DMABENCH_NSA_TC_BWD=1:nsa DMABENCH_NSA_PICK=top4:nsa"
+if want verify; then
+    for dt in bf16 f16 f32; do bg "v-$dt" $B verify --backend cuda --dtype $dt --quiet --out "$T/v-$dt.json"; done
+    for o in $OPTINS; do
+        for dt in bf16 f16; do
+            bg "vopt-$dt-${o%%=*}" env "${o%%:*}" $B verify --backend cuda --dtype $dt --variants "${o#*:}" --quiet \
+                --out "$T/vopt-$dt-${o%%=*}.json"
+        done
     done
-done
+    wait
+    NJ=0
+    for dt in bf16 f16 f32; do
+        rc=$(rc_of "v-$dt")
+        s=$(grep '^verify:' "$T/v-$dt.log")
+        if [ "$rc" = 0 ] && echo "$s" | grep -q ' 0 failed' && ! echo "$s" | grep -q 'forward only'; then
+            ok "verify $dt every variant forward and backward ($s)"
+        else nok "verify $dt" "exit $rc: $(grep -v '^$' "$T/v-$dt.log" | tail -6 | tr '\n' ' ')"; fi
+    done
+    for o in $OPTINS; do
+        for dt in bf16 f16; do
+            n="vopt-$dt-${o%%=*}"
+            rc=$(rc_of "$n")
+            s=$(grep '^verify:' "$T/$n.log")
+            if [ "$rc" = 0 ] && echo "$s" | grep -q ' 0 failed'; then ok "verify $dt ${o#*:} with ${o%%:*} ($s)"
+            else nok "verify $dt ${o#*:} with ${o%%:*}" "exit $rc: $(grep -v '^$' "$T/$n.log" | tail -4 | tr '\n' ' ')"; fi
+        done
+    done
+fi
 
 # DMABENCH_GPU_SANITIZE=0 skips the sanitizer runs (the slowest part), e.g. to
 # split the check over several runs with a time limit each
 SAN=0
 [ "${DMABENCH_GPU_SANITIZE:-1}" = 1 ] && command -v compute-sanitizer >/dev/null 2>&1 && SAN=1
 if [ $SAN = 1 ] && want sanitize; then
-    compute-sanitizer --tool memcheck --error-exitcode 9 $B verify --backend cuda --variants mha,swa,dma,nsa --quiet \
-        --out "$T/m.json" >"$T/memcheck.log" 2>&1
-    rc=$?
-    if [ $rc -eq 0 ] && grep -q 'ERROR SUMMARY: 0 errors' "$T/memcheck.log"; then ok "memcheck"
-    else nok "memcheck" "exit $rc: $(grep -m3 -E 'ERROR|Invalid' "$T/memcheck.log" | tr '\n' ' ')"; fi
-    compute-sanitizer --tool racecheck --error-exitcode 9 $B verify --backend cuda --variants dma,nsa --quiet \
-        --out "$T/r.json" >"$T/racecheck.log" 2>&1
-    rc=$?
-    if [ $rc -eq 0 ] && grep -q 'RACECHECK SUMMARY: 0 hazards' "$T/racecheck.log"; then ok "racecheck"
-    else nok "racecheck" "exit $rc: $(grep -m3 -E 'hazard|ERROR' "$T/racecheck.log" | tr '\n' ' ')"; fi
+    # memcheck over verify of each variant, racecheck over dma's and nsa's (their
+    # kernels share memory between warps the most), in parallel
+    for v in mha swa dma nsa; do
+        bg "memcheck-$v" compute-sanitizer --tool memcheck --error-exitcode 9 $B verify --backend cuda --variants $v --quiet \
+            --out "$T/m-$v.json"
+    done
+    for v in dma nsa; do
+        bg "racecheck-$v" compute-sanitizer --tool racecheck --error-exitcode 9 $B verify --backend cuda --variants $v \
+            --quiet --out "$T/r-$v.json"
+    done
+    wait
+    NJ=0
+    for n in memcheck-mha memcheck-swa memcheck-dma memcheck-nsa racecheck-dma racecheck-nsa; do
+        rc=$(rc_of "$n")
+        if [ "$rc" = 0 ] && grep -qE '(ERROR SUMMARY: 0 errors|RACECHECK SUMMARY: 0 hazards)' "$T/$n.log"; then
+            ok "$(echo "$n" | tr '-' ' ')"
+        else nok "$(echo "$n" | tr '-' ' ')" "exit $rc: $(grep -m3 -E 'ERROR|Invalid|hazard' "$T/$n.log" | tr '\n' ' ')"; fi
+    done
 fi
 if [ $SAN = 1 ] && want sanitize-optin; then
-    for optin in "DMABENCH_NSA_TC=0 nsa" "DMABENCH_CUDA_BWD_TILE=64 mha,dma" "DMABENCH_CUDA_BWD_KEYPAR=1 mha,swa" \
-        "DMABENCH_NSA_TC_BWD=1 nsa" "DMABENCH_NSA_PICK=top4 nsa"; do
-        set -- $optin
+    for o in DMABENCH_NSA_TC=0:nsa DMABENCH_CUDA_BWD_TILE=64:mha,dma DMABENCH_CUDA_BWD_KEYPAR=1:mha,swa \
+        DMABENCH_NSA_TC_BWD=1:nsa DMABENCH_NSA_PICK=top4:nsa; do
         for tool in memcheck racecheck; do
-            env $1 compute-sanitizer --tool $tool --error-exitcode 9 $B verify --backend cuda --variants $2 \
-                --quiet --out "$T/opt-$tool.json" >"$T/opt-$tool-${1%%=*}.log" 2>&1
-            rc=$?
-            if [ $rc -eq 0 ] && grep -qE '(ERROR SUMMARY: 0 errors|RACECHECK SUMMARY: 0 hazards)' "$T/opt-$tool-${1%%=*}.log"
-            then ok "$tool $2 with $1"
-            else nok "$tool $2 with $1" "exit $rc: $(grep -m3 -E 'ERROR|Invalid|hazard' "$T/opt-$tool-${1%%=*}.log" | tr '\n' ' ')"; fi
+            bg "opt-$tool-${o%%=*}" env "${o%%:*}" compute-sanitizer --tool $tool --error-exitcode 9 $B verify --backend cuda \
+                --variants "${o#*:}" --quiet --out "$T/opt-$tool-${o%%=*}.json"
+        done
+    done
+    wait
+    NJ=0
+    for o in DMABENCH_NSA_TC=0:nsa DMABENCH_CUDA_BWD_TILE=64:mha,dma DMABENCH_CUDA_BWD_KEYPAR=1:mha,swa \
+        DMABENCH_NSA_TC_BWD=1:nsa DMABENCH_NSA_PICK=top4:nsa; do
+        for tool in memcheck racecheck; do
+            n="opt-$tool-${o%%=*}"
+            rc=$(rc_of "$n")
+            if [ "$rc" = 0 ] && grep -qE '(ERROR SUMMARY: 0 errors|RACECHECK SUMMARY: 0 hazards)' "$T/$n.log"
+            then ok "$tool ${o#*:} with ${o%%:*}"
+            else nok "$tool ${o#*:} with ${o%%:*}" "exit $rc: $(grep -m3 -E 'ERROR|Invalid|hazard' "$T/$n.log" | tr '\n' ' ')"; fi
         done
     done
 fi
