@@ -67,6 +67,11 @@ lim 60 env DMABENCH_CUDA_BWD_KEYPAR=1 $K --variants mha,swa --n 8192,65536 --w 1
 echo "-- nsa's selected-branch backward on tensor cores (DMABENCH_NSA_TC_BWD=1)"
 lim 90 env DMABENCH_NSA_TC_BWD=1 $K --variants nsa --n 8192,65536 --w 512 --mode fwdbwd --warmup 1 --repeats 3 \
     --out "$OUT/kernels-nsa-tcbwd.json"
+echo "-- the forward on Hopper's wgmma (DMABENCH_CUDA_WGMMA=1)"
+lim 90 env DMABENCH_CUDA_WGMMA=1 $K --variants mha --n 8192,16384 --mode fwd --warmup 3 --repeats 10 \
+    --out "$OUT/kernels-wgmma-mha.json"
+lim 60 env DMABENCH_CUDA_WGMMA=1 $K --variants swa,dma --n 65536 --w 1024 --mode fwd --warmup 2 --repeats 7 \
+    --out "$OUT/kernels-wgmma-sparse.json"
 echo "-- nsa's single-scan pick (DMABENCH_NSA_PICK=top4)"
 lim 90 env DMABENCH_NSA_PICK=top4 $K --variants nsa --n 8192,65536,262144 --w 512 --mode fwd --warmup 1 --repeats 3 \
     --out "$OUT/kernels-nsa-pick.json"

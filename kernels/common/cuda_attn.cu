@@ -24,6 +24,7 @@
 
 #include "cuda_attn.h"
 #include "cuda_common.cuh"
+#include "cuda_attn_fwd.cuh"
 #include "cuda_attn_keys.cuh"
 #include "cuda_mma.cuh"
 
@@ -34,22 +35,6 @@ constexpr int BQ = CUDA_ATTN_BQ;
 constexpr int BK = 64;
 constexpr int MT = 2;                          /* m16 tiles per warp: 32 query rows */
 constexpr int NTHREADS = 32 * (BQ / (16 * MT)); /* 4 warps */
-
-struct FwdArgs {
-    const void *q, *k, *v;
-    void *o;
-    float *lse;
-    long long qsb, qss, qsh, ksb, kss, ksh, vsb, vss, vsh, osb, oss, osh;
-    int B, Nq, Nk, Hq, Hkv, G;
-    float scale_log2;
-    int causal, window;
-    const float *z;
-    const int *list, *list_len;
-    const unsigned long long *tkey;
-    int cap, ntiles;
-    long long off; /* query i sits at position i + off */
-    int kmul, kadd; /* key j sits at position j kmul + kadd */
-};
 
 template <typename T, int D>
 __global__ void __launch_bounds__(NTHREADS) attn_fwd_kernel(const FwdArgs a) {
@@ -300,7 +285,7 @@ extern "C" int cuda_attn_supports(const attn_params *p, attn_variant v, int back
 
 extern "C" attn_status cuda_attn_forward(const attn_params *p, const cuda_attn_spec *s) {
     if (s->kpos_mul > 0 && s->window > 0) return ATTN_ERR_INVALID; /* a key-position map takes no window */
-    FwdArgs a;
+    dm::FwdArgs a;
     a.q = p->q, a.k = p->k, a.v = p->v, a.o = p->o;
     a.lse = static_cast<float *>(p->lse);
     a.qsb = p->q_st.b, a.qss = p->q_st.s, a.qsh = p->q_st.h;
@@ -318,6 +303,10 @@ extern "C" attn_status cuda_attn_forward(const attn_params *p, const cuda_attn_s
     a.list = s->list, a.list_len = s->list_len, a.tkey = s->tkey;
     a.cap = s->cap;
     a.ntiles = cuda_attn_ntiles(p);
+    if (dm::fwd_wgmma_enabled()) {
+        attn_status st = dm::launch_fwd_wgmma(a, p->D, p->dtype);
+        if (st != ATTN_ERR_UNSUPPORTED) return st;
+    }
     const bool bf = p->dtype == ATTN_DTYPE_BF16;
     switch (p->D) {
     case 16: return bf ? launch_fwd<__nv_bfloat16, 16>(a, a.ntiles, p->Hq, p->B) : launch_fwd<__half, 16>(a, a.ntiles, p->Hq, p->B);

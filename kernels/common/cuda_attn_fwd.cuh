@@ -1,0 +1,37 @@
+/*
+ * cuda_attn_fwd.cuh: what the CUDA forward kernels take (cuda_attn.cu's
+ * mma.sync kernel and cuda_attn_wgmma.cu's Hopper kernel), filled once by
+ * cuda_attn_forward.
+ */
+#ifndef DMABENCH_CUDA_ATTN_FWD_CUH
+#define DMABENCH_CUDA_ATTN_FWD_CUH
+
+#include "cuda_attn.h"
+
+namespace dm {
+
+struct FwdArgs {
+    const void *q, *k, *v;
+    void *o;
+    float *lse;
+    long long qsb, qss, qsh, ksb, kss, ksh, vsb, vss, vsh, osb, oss, osh;
+    int B, Nq, Nk, Hq, Hkv, G;
+    float scale_log2;
+    int causal, window;
+    const float *z;
+    const int *list, *list_len;
+    const unsigned long long *tkey;
+    int cap, ntiles;
+    long long off; /* query i sits at position i + off */
+    int kmul, kadd; /* key j sits at position j kmul + kadd */
+};
+
+/* The Hopper forward (cuda_attn_wgmma.cu): wgmma from shared memory, D 64 or 128,
+ * bf16 or f16, on an sm_90 device. ATTN_ERR_UNSUPPORTED where it does not apply. */
+attn_status launch_fwd_wgmma(const FwdArgs &a, int D, attn_dtype dt);
+/* DMABENCH_CUDA_WGMMA=1 and the device is an sm_90 one. */
+bool fwd_wgmma_enabled();
+
+} // namespace dm
+
+#endif
