@@ -47,6 +47,9 @@ constexpr int WNT = 256;          /* 2 warpgroups */
 
 /* D = A B (+ D when acc): m64nNk16, A and B from shared-memory descriptors (N = 64: S). */
 template <typename T, int N> __device__ __forceinline__ void wgmma_ss(float (&d)[N / 2], uint64_t da, uint64_t db, int acc);
+/* D = A B, D written only (its old values dead: no dependence on the registers'
+ * last writers, which the softmax's masked stores are). */
+template <typename T, int N> __device__ __forceinline__ void wgmma_ss0(float (&d)[N / 2], uint64_t da, uint64_t db);
 /* D += A B: m64nNk16, A from registers (mma.sync's m16k16 A fragment per warp). */
 template <typename T, int N> __device__ __forceinline__ void wgmma_rs(float (&d)[N / 2], const uint32_t (&a)[4], uint64_t db);
 
@@ -62,6 +65,19 @@ template <> __device__ __forceinline__ void wgmma_ss<__nv_bfloat16, 64>(float (&
                    "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
                    "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
                  : "l"(da), "l"(db), "r"(acc));
+}
+
+template <> __device__ __forceinline__ void wgmma_ss0<__nv_bfloat16, 64>(float (&d)[32], uint64_t da, uint64_t db) {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
+                 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15,"
+                 "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
+                 "%32, %33, p, 1, 1, 0, 0;\n}\n"
+                 : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3]), "=f"(d[4]), "=f"(d[5]), "=f"(d[6]), "=f"(d[7]),
+                   "=f"(d[8]), "=f"(d[9]), "=f"(d[10]), "=f"(d[11]), "=f"(d[12]), "=f"(d[13]), "=f"(d[14]), "=f"(d[15]),
+                   "=f"(d[16]), "=f"(d[17]), "=f"(d[18]), "=f"(d[19]), "=f"(d[20]), "=f"(d[21]), "=f"(d[22]), "=f"(d[23]),
+                   "=f"(d[24]), "=f"(d[25]), "=f"(d[26]), "=f"(d[27]), "=f"(d[28]), "=f"(d[29]), "=f"(d[30]), "=f"(d[31])
+                 : "l"(da), "l"(db), "r"(0));
 }
 
 template <> __device__ __forceinline__ void wgmma_rs<__nv_bfloat16, 64>(float (&d)[32], const uint32_t (&a)[4], uint64_t db) {
@@ -109,6 +125,19 @@ template <> __device__ __forceinline__ void wgmma_ss<__half, 64>(float (&d)[32],
                  : "l"(da), "l"(db), "r"(acc));
 }
 
+template <> __device__ __forceinline__ void wgmma_ss0<__half, 64>(float (&d)[32], uint64_t da, uint64_t db) {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 "
+                 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15,"
+                 "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
+                 "%32, %33, p, 1, 1, 0, 0;\n}\n"
+                 : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3]), "=f"(d[4]), "=f"(d[5]), "=f"(d[6]), "=f"(d[7]),
+                   "=f"(d[8]), "=f"(d[9]), "=f"(d[10]), "=f"(d[11]), "=f"(d[12]), "=f"(d[13]), "=f"(d[14]), "=f"(d[15]),
+                   "=f"(d[16]), "=f"(d[17]), "=f"(d[18]), "=f"(d[19]), "=f"(d[20]), "=f"(d[21]), "=f"(d[22]), "=f"(d[23]),
+                   "=f"(d[24]), "=f"(d[25]), "=f"(d[26]), "=f"(d[27]), "=f"(d[28]), "=f"(d[29]), "=f"(d[30]), "=f"(d[31])
+                 : "l"(da), "l"(db), "r"(0));
+}
+
 template <> __device__ __forceinline__ void wgmma_rs<__half, 64>(float (&d)[32], const uint32_t (&a)[4], uint64_t db) {
     asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
                  "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 "
@@ -144,6 +173,8 @@ template <> __device__ __forceinline__ void wgmma_rs<__half, 128>(float (&d)[64]
 #else
 template <> __device__ __forceinline__ void wgmma_ss<__nv_bfloat16, 64>(float (&)[32], uint64_t, uint64_t, int) { __trap(); }
 template <> __device__ __forceinline__ void wgmma_ss<__half, 64>(float (&)[32], uint64_t, uint64_t, int) { __trap(); }
+template <> __device__ __forceinline__ void wgmma_ss0<__nv_bfloat16, 64>(float (&)[32], uint64_t, uint64_t) { __trap(); }
+template <> __device__ __forceinline__ void wgmma_ss0<__half, 64>(float (&)[32], uint64_t, uint64_t) { __trap(); }
 template <> __device__ __forceinline__ void wgmma_rs<__nv_bfloat16, 64>(float (&)[32], const uint32_t (&)[4], uint64_t) { __trap(); }
 template <> __device__ __forceinline__ void wgmma_rs<__half, 64>(float (&)[32], const uint32_t (&)[4], uint64_t) { __trap(); }
 template <> __device__ __forceinline__ void wgmma_rs<__nv_bfloat16, 128>(float (&)[64], const uint32_t (&)[4], uint64_t) { __trap(); }
@@ -232,9 +263,24 @@ __global__ void __launch_bounds__(WNT) attn_fwd_wgmma_kernel(const FwdArgs a) {
         cp16(sQ + cm_off<D>(r, ch), qb + (long long)(ok ? i : 0) * a.qss + ch * 8, ok);
     }
     auto load_kv = [&](int stage, int c0) {
-        if (tid < WBK)
-            key_slot_meta(kp, tid, c0, nkeys, lst, kstart, a.tkey ? sT : nullptr, zrow, i0, nrows, sIdx + stage * WBK,
-                          sRlo + stage * WBK, sRhi + stage * WBK, sZ + stage * WBK, sFull + stage * 2);
+        {   /* key_slot_meta's work in every thread (a branch around it would make ptxas
+             * serialise the wgmmas), stored by the first WBK threads only */
+            const int slot = tid & (WBK - 1), pos = c0 + slot;
+            int j = -1, rl = INT_MAX, rh = -1;
+            float zz = 0.f;
+            if (pos < nkeys) {
+                j = lst ? lst[pos] : kstart + pos;
+                key_rows(kp, j, a.tkey ? sT : nullptr, a.tkey ? dma_key(zrow[j], j) : 0ULL, i0, nrows, &rl, &rh);
+                if (zrow) zz = zrow[j] * LOG2E;
+            }
+            const bool full = j >= 0 && rl <= i0 && rh >= i0 + nrows - 1;
+            const unsigned bal = __ballot_sync(0xffffffff, full);
+            if (tid < WBK) {
+                sIdx[stage * WBK + slot] = j, sRlo[stage * WBK + slot] = rl, sRhi[stage * WBK + slot] = rh;
+                sZ[stage * WBK + slot] = zz;
+                if ((slot & 31) == 0) sFull[stage * 2 + (slot >> 5)] = bal == 0xffffffffu;
+            }
+        }
         for (int c = tid; c < WBK * CH; c += WNT) {
             const int r = c / CH, ch = c % CH, pos = c0 + r;
             const bool ok = pos < nkeys;
@@ -287,9 +333,10 @@ __global__ void __launch_bounds__(WNT) attn_fwd_wgmma_kernel(const FwdArgs a) {
         float(&sf)[WBK / 2] = reinterpret_cast<float(&)[WBK / 2]>(s);
         const T *sKs = sK + st * WBK * D;
         wg_fence();
+        wgmma_ss0<T, WBK>(sf, dq0, gmma_desc(sKs, D * 16));
 #pragma unroll
-        for (int kk = 0; kk < D / 16; kk++)
-            wgmma_ss<T, WBK>(sf, dq0 + (uint64_t)((kk * 2 * 128) >> 4), gmma_desc(sKs + cm_off<D>(0, 2 * kk), D * 16), kk > 0);
+        for (int kk = 1; kk < D / 16; kk++)
+            wgmma_ss<T, WBK>(sf, dq0 + (uint64_t)((kk * 2 * 128) >> 4), gmma_desc(sKs + cm_off<D>(0, 2 * kk), D * 16), 1);
         wg_commit();
         wg_wait0();
 
@@ -341,21 +388,22 @@ __global__ void __launch_bounds__(WNT) attn_fwd_wgmma_kernel(const FwdArgs a) {
             o[4 * t + 2] *= alpha[1], o[4 * t + 3] *= alpha[1];
         }
 
-        /* O += P V */
+        /* O += P V: every A fragment first, so that one fence covers them */
+        uint32_t pf[WBK / 16][4];
+#pragma unroll
+        for (int kk = 0; kk < WBK / 16; kk++) acc_to_a<T>(s, kk, pf[kk]);
         wg_fence();
 #pragma unroll
-        for (int kk = 0; kk < WBK / 16; kk++) {
-            uint32_t pf[4];
-            acc_to_a<T>(s, kk, pf);
-            wgmma_rs<T, D>(o, pf, gmma_desc(sVt + cm_off<WBK>(0, 2 * kk), WBK * 16));
-        }
+        for (int kk = 0; kk < WBK / 16; kk++) wgmma_rs<T, D>(o, pf[kk], gmma_desc(sVt + cm_off<WBK>(0, 2 * kk), WBK * 16));
         wg_commit();
         wg_wait0();
         __syncthreads();
     }
     cp_wait<0>();
 
-    /* finish: full row sums, normalise, write O and the natural-log lse */
+    /* finish: full row sums, normalise, write O and the natural-log lse (the
+     * accumulators are read outside the row check: a read of them on a divergent
+     * path makes ptxas serialise the wgmmas) */
     T *ob = static_cast<T *>(a.o) + b * a.osb + h * a.osh;
 #pragma unroll
     for (int r = 0; r < 2; r++) {
@@ -363,14 +411,14 @@ __global__ void __launch_bounds__(WNT) attn_fwd_wgmma_kernel(const FwdArgs a) {
         lr += __shfl_xor_sync(0xffffffff, lr, 1);
         lr += __shfl_xor_sync(0xffffffff, lr, 2);
         const int q = i0 + wrow + (lane >> 2) + 8 * r;
-        if (q >= a.Nq) continue;
         const float inv = lr > 0.f ? 1.f / lr : 0.f;
+        uint32_t packed[D / 8];
+#pragma unroll
+        for (int t = 0; t < D / 8; t++) packed[t] = pack2<T>::from(o[4 * t + 2 * r] * inv, o[4 * t + 2 * r + 1] * inv);
+        if (q >= a.Nq) continue;
         T *orow = ob + (long long)q * a.oss;
 #pragma unroll
-        for (int t = 0; t < D / 8; t++) {
-            const int col = t * 8 + (lane & 3) * 2;
-            *reinterpret_cast<uint32_t *>(orow + col) = pack2<T>::from(o[4 * t + 2 * r] * inv, o[4 * t + 2 * r + 1] * inv);
-        }
+        for (int t = 0; t < D / 8; t++) *reinterpret_cast<uint32_t *>(orow + t * 8 + (lane & 3) * 2) = packed[t];
         if ((lane & 3) == 0)
             a.lse[((size_t)b * a.Hq + h) * a.Nq + q] = lr > 0.f ? (m[r] + log2f(lr)) * 0.6931471805599453f : -INFINITY;
     }
