@@ -84,6 +84,11 @@ for wv in 1 2 4; do
     lim 40 env DMABENCH_DECODE_WAVES=$wv $K --variants mha --n 524288 --mode decode --warmup 3 --repeats 10 \
         --out "$OUT/kernels-decode-waves$wv.json"
 done
+echo "-- the select's histogram without __match_any_sync (DMABENCH_DECODE_SEL_ATOMIC=1)"
+lim 40 env DMABENCH_DECODE_SEL_ATOMIC=1 $K --variants dma --n 65536,524288 --w 1024 --mode decode --warmup 3 --repeats 10 \
+    --out "$OUT/kernels-decode-selatomic.json"
+lim 40 env DMABENCH_DECODE_SEL_ATOMIC=1 $K --variants dma --n 524288 --w 1024 --mode decode --dma-z clustered \
+    --warmup 3 --repeats 10 --out "$OUT/kernels-decode-selatomic-clustered.json"
 for sc in 1 2 8; do
     echo "-- select CTAs per SM $sc"
     lim 40 env DMABENCH_DECODE_SEL_CTAS=$sc $K --variants dma --n 524288 --w 1024 --mode decode --warmup 3 --repeats 10 \

@@ -44,9 +44,9 @@ rc_of() { cat "$T/$1.rc" 2>/dev/null || echo "?"; }
 # CUDA-core selection and selected branch; the backward on 64-row tiles; the
 # key-parallel backward (mha, swa and nsa's window branch); nsa's selected-branch
 # backward on tensor cores; nsa's single-scan pick of the selected blocks; the
-# forward on Hopper's wgmma
+# forward on Hopper's wgmma; dma decode's select histogram without match
 OPTINS="DMABENCH_NSA_TC=0:nsa DMABENCH_CUDA_BWD_TILE=64:mha,swa,dma,nsa DMABENCH_CUDA_BWD_KEYPAR=1:mha,swa,nsa
-DMABENCH_NSA_TC_BWD=1:nsa DMABENCH_NSA_PICK=top4:nsa DMABENCH_CUDA_WGMMA=1:mha,swa,dma,nsa"
+DMABENCH_NSA_TC_BWD=1:nsa DMABENCH_NSA_PICK=top4:nsa DMABENCH_CUDA_WGMMA=1:mha,swa,dma,nsa DMABENCH_DECODE_SEL_ATOMIC=1:dma"
 if want verify; then
     for dt in bf16 f16 f32; do bg "v-$dt" $B verify --backend cuda --dtype $dt --quiet --out "$T/v-$dt.json"; done
     for o in $OPTINS; do

@@ -378,6 +378,10 @@ __device__ __forceinline__ void warp_append(bool take, V val, unsigned int *coun
     }
 }
 
+/* MATCH: the lanes of a warp that fall in the same bin add once (__match_any_sync);
+ * without it every lane adds its own count (DMABENCH_DECODE_SEL_ATOMIC=1, until
+ * measured: the same histogram, no match instruction per key). */
+template <bool MATCH>
 __global__ void __launch_bounds__(SEL_THREADS, 4) sel_pass_kernel(const SelArgs a, int pass) {
     __shared__ unsigned int hist[SEL_BINS];
     __shared__ unsigned int wsum[SEL_WARPS];
@@ -417,8 +421,12 @@ __global__ void __launch_bounds__(SEL_THREADS, 4) sel_pass_kernel(const SelArgs 
             const long long pos = p0 + k * SEL_THREADS + tid;
             const bool in = pos < end && (key[k] & mask) == prefix;
             const unsigned int bin = in ? (unsigned int)(key[k] >> shift) & (nb - 1) : nb;
-            const unsigned int peers = __match_any_sync(0xffffffffu, bin);
-            if (in && lane == __ffs(peers) - 1) atomicAdd(&hist[bin], (unsigned int)__popc(peers));
+            if (MATCH) {
+                const unsigned int peers = __match_any_sync(0xffffffffu, bin);
+                if (in && lane == __ffs(peers) - 1) atomicAdd(&hist[bin], (unsigned int)__popc(peers));
+            } else if (in) {
+                atomicAdd(&hist[bin], 1u);
+            }
             if (write_cand) warp_append(in, key[k], &st->ncand, cbuf, (unsigned int)a.cand_cap);
         }
     }
@@ -561,7 +569,8 @@ struct DecPlan {
 
 /* A positive integer tuning knob from the environment (read once per name), or def.
  * DMABENCH_DECODE_WAVES: waves of resident CTAs the key splits fill (default 2);
- * DMABENCH_DECODE_SEL_CTAS: dma decode's select CTAs per SM (default 4). For
+ * DMABENCH_DECODE_SEL_CTAS: dma decode's select CTAs per SM (default 4);
+ * DMABENCH_DECODE_SEL_ATOMIC=1: the select's histogram without __match_any_sync. For
  * measuring sweeps; reports record them (provenance.run.environment). */
 int env_knob(const char *name, int def) {
     const char *e = getenv(name);
@@ -742,8 +751,10 @@ extern "C" attn_status cuda_decode_dma_forward(const attn_params *p, cuda_decode
         sa.chunk = (int)chunk, sa.cand_cap = cand_cap;
         const dim3 grid((unsigned)nchunks, (unsigned)p->Hkv, (unsigned)p->B);
         g_sel_dirty = true; /* until every pass is queued: the histograms must end clean */
+        static const int sel_atomic = env_knob("DMABENCH_DECODE_SEL_ATOMIC", 0);
         for (int pass = 0; pass < SEL_PASSES; pass++) {
-            sel_pass_kernel<<<grid, SEL_THREADS>>>(sa, pass);
+            if (sel_atomic) sel_pass_kernel<false><<<grid, SEL_THREADS>>>(sa, pass);
+            else sel_pass_kernel<true><<<grid, SEL_THREADS>>>(sa, pass);
             CUDA_CHECK_LAUNCH();
         }
         sel_compact_kernel<<<grid, SEL_THREADS>>>(sa);
