@@ -78,6 +78,11 @@ lim 90 env DMABENCH_NSA_PICK=top4 $K --variants nsa --n 8192,65536,262144 --w 51
 echo "== the model's attention shapes (B=2, Hq=6, Hkv=3, D=128, N=8192; model/configs/gpu-131m-*.json)"
 lim 90 $B kernels --backend cuda --b 2 --hq 6 --hkv 3 --d 128 --dtype bf16 --variants mha,dma,nsa --n 8192 --w 1024 \
     --mode fwd,fwdbwd --warmup 2 --repeats 5 --out "$OUT/kernels-model-shape.json"
+for bw in "" DMABENCH_CUDA_BWD_KEYPAR=1 DMABENCH_CUDA_WGMMA=1; do
+    echo "-- mha at the 131M model's context 2048 (B=8, Hq=6, Hkv=3) ${bw:-default}"
+    lim 60 env $bw $B kernels --backend cuda --b 8 --hq 6 --hkv 3 --d 128 --dtype bf16 --variants mha --n 2048 \
+        --mode fwd,fwdbwd --warmup 3 --repeats 10 --out "$OUT/kernels-model-2048${bw:+-${bw%%=*}}.json"
+done
 echo "== decode tuning sweep (DMABENCH_DECODE_WAVES, DMABENCH_DECODE_SEL_CTAS) at K = 524288"
 for wv in 1 2 4; do
     echo "-- waves $wv"
