@@ -72,9 +72,13 @@ lim 90 env DMABENCH_CUDA_WGMMA=1 $K --variants mha --n 8192,16384 --mode fwd --w
     --out "$OUT/kernels-wgmma-mha.json"
 lim 60 env DMABENCH_CUDA_WGMMA=1 $K --variants swa,dma --n 65536 --w 1024 --mode fwd --warmup 2 --repeats 7 \
     --out "$OUT/kernels-wgmma-sparse.json"
-echo "-- nsa's single-scan pick (DMABENCH_NSA_PICK=top4)"
+echo "-- nsa's single-scan pick (DMABENCH_NSA_PICK=top4), blocked compression (DMABENCH_NSA_CMP_BLK=1), both"
 lim 90 env DMABENCH_NSA_PICK=top4 $K --variants nsa --n 8192,65536,262144 --w 512 --mode fwd --warmup 1 --repeats 3 \
     --out "$OUT/kernels-nsa-pick.json"
+lim 60 env DMABENCH_NSA_CMP_BLK=1 $K --variants nsa --n 8192,65536 --w 512 --mode fwd --warmup 1 --repeats 3 \
+    --out "$OUT/kernels-nsa-cmpblk.json"
+lim 90 env DMABENCH_NSA_CMP_BLK=1 DMABENCH_NSA_PICK=top4 DMABENCH_NSA_TC_BWD=1 $K --variants nsa --n 65536,262144 \
+    --w 512 --mode fwd --warmup 1 --repeats 3 --out "$OUT/kernels-nsa-all.json"
 echo "== the model's attention shapes (B=2, Hq=6, Hkv=3, D=128, N=8192; model/configs/gpu-131m-*.json)"
 lim 90 $B kernels --backend cuda --b 2 --hq 6 --hkv 3 --d 128 --dtype bf16 --variants mha,dma,nsa --n 8192 --w 1024 \
     --mode fwd,fwdbwd --warmup 2 --repeats 5 --out "$OUT/kernels-model-shape.json"

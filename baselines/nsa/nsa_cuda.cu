@@ -79,6 +79,43 @@ __global__ void nsa_compress_kernel(const T *x, long long xsb, long long xss, lo
     out[(((size_t)b * nb + c) * Hkv + h) * D + e] = from_f32<T>(acc);
 }
 
+/* Linear compression, CB consecutive blocks per CTA (DMABENCH_NSA_CMP_BLK=1 until
+ * tests/gpu.sh has verified it): the kernel above reads the head's whole W
+ * (l D x D floats, 2 MB at l 32, D 128) once per block, 128 GB of L2 traffic for
+ * K~ and V~ at N = 65536; here once per CB blocks. The rows the CTA's blocks cover,
+ * (CB - 1) d + l of them, sit in shared memory; thread e keeps CB sums, and the
+ * position term, the same for every block, as one more:
+ * out[c] = sum_t (x[c d + t] + pos[t]) W_t = sum_t x[c d + t] W_t + sum_t pos[t] W_t. */
+constexpr int NSA_CB = 8;
+template <typename T>
+__global__ void nsa_compress_blk_kernel(const T *x, long long xsb, long long xss, long long xsh, int Nk, int Hkv, int D,
+                                        int l, int d, int nb, const float *w, const float *pos, T *out) {
+    extern __shared__ float sxb[]; /* [(NSA_CB - 1) d + l][D] */
+    const int c0 = blockIdx.x * NSA_CB, h = blockIdx.y, b = blockIdx.z, e = threadIdx.x;
+    const int R = (NSA_CB - 1) * d + l;
+    const long long r0 = (long long)c0 * d;
+    for (int r = 0; r < R; r++) {
+        const long long row = r0 + r;
+        sxb[r * D + e] = row < Nk ? to_f32<T>(x[b * xsb + row * xss + h * xsh + e]) : 0.f;
+    }
+    __syncthreads();
+    float acc[NSA_CB], bias = 0.f;
+#pragma unroll
+    for (int cc = 0; cc < NSA_CB; cc++) acc[cc] = 0.f;
+    const float *wh = w + (size_t)h * l * D * D; /* (l*D, D) */
+    const float *ph = pos + (size_t)h * l * D;
+    for (int t = 0; t < l; t++)
+        for (int e2 = 0; e2 < D; e2++) {
+            const float wv = wh[(size_t)(t * D + e2) * D + e];
+            bias += ph[t * D + e2] * wv;
+#pragma unroll
+            for (int cc = 0; cc < NSA_CB; cc++) acc[cc] += sxb[(cc * d + t) * D + e2] * wv;
+        }
+#pragma unroll
+    for (int cc = 0; cc < NSA_CB; cc++)
+        if (c0 + cc < nb) out[(((size_t)b * nb + c0 + cc) * Hkv + h) * D + e] = from_f32<T>(acc[cc] + bias);
+}
+
 struct SelArgs {
     const void *q;
     long long qsb, qss, qsh;
@@ -1252,6 +1289,17 @@ attn_status slc_tc_tile(int G, int ns, int nsel, int D, size_t esize, int *qs, i
     return ATTN_OK;
 }
 
+/* DMABENCH_NSA_CMP_BLK=1: linear compression NSA_CB blocks per CTA
+ * (nsa_compress_blk_kernel) until tests/gpu.sh has verified it. */
+int nsa_cmp_blk_enabled() {
+    static int on = -1;
+    if (on < 0) {
+        const char *e = getenv("DMABENCH_NSA_CMP_BLK");
+        on = e && !strcmp(e, "1");
+    }
+    return on;
+}
+
 /* DMABENCH_NSA_PICK=top4: nsa_pick_blocks' single-scan version (each lane's best
  * four in registers) until tests/gpu.sh has verified it. */
 int nsa_pick_top() {
@@ -1371,7 +1419,22 @@ template <typename T> attn_status nsa_branches(const attn_params *p, const NsaBu
     }
     /* 1. compression */
     const int linear = p->nsa_cmp == NSA_CMP_LINEAR;
-    if (nb > 0) {
+    const size_t blk_smem = (size_t)((NSA_CB - 1) * d + l) * D * sizeof(float);
+    size_t optin = 0;
+    if (linear && nb > 0 && nsa_cmp_blk_enabled() && (st = dm_cuda_smem_optin(&optin)) != ATTN_OK) return st;
+    if (linear && nb > 0 && nsa_cmp_blk_enabled() && blk_smem <= optin) {
+        CUDA_CHECK(cudaFuncSetAttribute(nsa_compress_blk_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                        (int)blk_smem));
+        dim3 grid((nb + NSA_CB - 1) / NSA_CB, Hkv, B);
+        nsa_compress_blk_kernel<T><<<grid, D, blk_smem>>>(static_cast<const T *>(p->k), p->k_st.b, p->k_st.s, p->k_st.h,
+                                                          Nk, Hkv, D, l, d, nb, (const float *)p->w_ck,
+                                                          (const float *)p->p_k, kc);
+        CUDA_CHECK_LAUNCH();
+        nsa_compress_blk_kernel<T><<<grid, D, blk_smem>>>(static_cast<const T *>(p->v), p->v_st.b, p->v_st.s, p->v_st.h,
+                                                          Nk, Hkv, D, l, d, nb, (const float *)p->w_cv,
+                                                          (const float *)p->p_v, vc);
+        CUDA_CHECK_LAUNCH();
+    } else if (nb > 0) {
         const size_t smem = (size_t)l * D * sizeof(float);
         CUDA_CHECK(cudaFuncSetAttribute(nsa_compress_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
         dim3 grid(nb, Hkv, B);
