@@ -33,8 +33,9 @@
  * window and the compressed branch through the engine's backward, the selected one
  * by nsa_slc_bwd_kernel (dk, dv of its scattered keys by fp32 atomics; with
  * DMABENCH_NSA_TC_BWD=1 nsa_slc_bwd_tc_kernel on the tensor cores instead), and dK~,
- * dV~ through the compression into dk, dv and (linear) dw_c, dp. Gradients are
- * summed in fp32 and written once.
+ * dV~ through the compression into dk, dv and (linear) dw_c, dp (with
+ * DMABENCH_NSA_CMP_BLK=1: 8 blocks per CTA, dpos from the sum of dK~, dW as a
+ * tiled GEMM). Gradients are summed in fp32 and written once.
  */
 #include <algorithm>
 #include <climits>
@@ -1221,6 +1222,130 @@ __global__ void nsa_cmp_bwd_w_kernel(const T *x, long long xsb, long long xss, l
     dw[((size_t)h * l * D + r) * D + col] = acc;
 }
 
+/* The compression's backward with DMABENCH_NSA_CMP_BLK=1 (until verified on a GPU):
+ * the two kernels above read the head's W (rows) or all of dK~ (weights) once per
+ * CTA, and add dpos with one atomic per (block, t, e) into the same l D addresses.
+ * Here:
+ * - rows: NSA_CB blocks per CTA; thread e takes W's rows (t, e), dotted with the
+ *   CTA's NSA_CB dK~ vectors, the sums gathered per row in shared memory and added
+ *   to dk_acc once per row (atomically: neighbouring CTAs share l - d rows);
+ * - dpos[h, t, e] = sum_col W[h, t, e, col] S[h, col] with S = sum over blocks of
+ *   dK~ (nsa_cmp_bwd_pos_kernel), the same sum in another order;
+ * - dW as a tiled GEMM, dW_h = X_h^T dK~_h over the blocks (X_h's row c is block c's
+ *   l D inputs), plus pos[t, e] S[col] (nsa_cmp_bwd_w_gemm_kernel; D 64 or 128). */
+__global__ void nsa_cmp_bwd_rows_blk_kernel(const float *dkc, int nb, int Hkv, int D, int l, int d, int Nk,
+                                            const float *w, float *dacc) {
+    extern __shared__ float sbw[]; /* sd [NSA_CB][D], then rows [(NSA_CB - 1) d + l][D] */
+    float *sd = sbw, *srow = sbw + NSA_CB * D;
+    const int c0 = blockIdx.x * NSA_CB, h = blockIdx.y, b = blockIdx.z, e = threadIdx.x;
+    const int R = (NSA_CB - 1) * d + l;
+    for (int cc = 0; cc < NSA_CB; cc++)
+        sd[cc * D + e] = c0 + cc < nb ? dkc[(((size_t)b * nb + c0 + cc) * Hkv + h) * D + e] : 0.f;
+    for (int r = 0; r < R; r++) srow[r * D + e] = 0.f; /* thread e owns column e */
+    __syncthreads();
+    for (int t = 0; t < l; t++) {
+        float xs[NSA_CB];
+#pragma unroll
+        for (int cc = 0; cc < NSA_CB; cc++) xs[cc] = 0.f;
+        if (w) {
+            const float4 *wr = reinterpret_cast<const float4 *>(w + (((size_t)h * l + t) * D + e) * D);
+            for (int q = 0; q < D / 4; q++) {
+                const float4 wv = wr[q];
+#pragma unroll
+                for (int cc = 0; cc < NSA_CB; cc++) {
+                    const float *s4 = sd + cc * D + 4 * q;
+                    xs[cc] += wv.x * s4[0] + wv.y * s4[1] + wv.z * s4[2] + wv.w * s4[3];
+                }
+            }
+        } else {
+#pragma unroll
+            for (int cc = 0; cc < NSA_CB; cc++) xs[cc] = sd[cc * D + e] / (float)l;
+        }
+#pragma unroll
+        for (int cc = 0; cc < NSA_CB; cc++) srow[(cc * d + t) * D + e] += xs[cc];
+    }
+    for (int r = 0; r < R; r++) {
+        const long long row = (long long)c0 * d + r;
+        const float v = srow[r * D + e];
+        if (row < Nk && v != 0.f) atomicAdd(&dacc[(((size_t)b * Nk + row) * Hkv + h) * D + e], v);
+    }
+}
+
+/* dpos[h, t, e] += sum_col W[h, t, e, col] S[col], S = sum_{b, c} dK~[b, c, h]: one CTA of
+ * D threads per kv head. */
+__global__ void nsa_cmp_bwd_pos_kernel(const float *dkc, int B, int nb, int Hkv, int D, int l, const float *w,
+                                       float *dpos) {
+    extern __shared__ float sS[]; /* [D] */
+    const int h = blockIdx.x, e = threadIdx.x;
+    float s = 0.f;
+    for (long long k = 0; k < (long long)B * nb; k++) s += dkc[((size_t)k * Hkv + h) * D + e];
+    sS[e] = s;
+    __syncthreads();
+    for (int t = 0; t < l; t++) {
+        const float *wr = w + (((size_t)h * l + t) * D + e) * D;
+        float x = 0.f;
+        for (int col = 0; col < D; col++) x += wr[col] * sS[col];
+        dpos[((size_t)h * l + t) * D + e] += x;
+    }
+}
+
+constexpr int CG_T = 64, CG_K = 16; /* the dW GEMM's output tile and k chunk */
+template <typename T>
+__global__ void __launch_bounds__(256) nsa_cmp_bwd_w_gemm_kernel(const T *x, long long xsb, long long xss, long long xsh,
+                                                                 const float *pos, const float *dkc, int B, int nb,
+                                                                 int Hkv, int D, int l, int d, float *dw) {
+    __shared__ float sA[CG_K][CG_T]; /* [k][r]: X^T */
+    __shared__ float sB[CG_K][CG_T]; /* [k][col]: dK~ */
+    __shared__ float sS[CG_T];
+    const int r0 = blockIdx.x * CG_T, col0 = blockIdx.y * CG_T, h = blockIdx.z;
+    const int tid = threadIdx.x, tr = tid / 16, tc = tid % 16;
+    const int t = r0 / D, e0 = r0 % D; /* D % 64 == 0: the tile's rows share t */
+    float acc[4][4];
+#pragma unroll
+    for (int i = 0; i < 4; i++) acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = 0.f;
+    float ssum = 0.f;
+    const long long K = (long long)B * nb;
+    for (long long k0 = 0; k0 < K; k0 += CG_K) {
+        for (int i = tid; i < CG_K * CG_T; i += 256) {
+            const int kk = i / CG_T, j = i % CG_T;
+            const long long k = k0 + kk;
+            float av = 0.f, bv = 0.f;
+            if (k < K) {
+                const int bb = (int)(k / nb), c = (int)(k % nb);
+                av = to_f32<T>(x[bb * xsb + (long long)(c * d + t) * xss + h * xsh + e0 + j]);
+                bv = dkc[(((size_t)bb * nb + c) * Hkv + h) * D + col0 + j];
+            }
+            sA[kk][j] = av;
+            sB[kk][j] = bv;
+        }
+        __syncthreads();
+        if (tid < CG_T)
+#pragma unroll
+            for (int kk = 0; kk < CG_K; kk++) ssum += sB[kk][tid];
+#pragma unroll
+        for (int kk = 0; kk < CG_K; kk++) {
+            float av[4], bv[4];
+#pragma unroll
+            for (int i = 0; i < 4; i++) av[i] = sA[kk][tr * 4 + i], bv[i] = sB[kk][tc * 4 + i];
+#pragma unroll
+            for (int i = 0; i < 4; i++)
+#pragma unroll
+                for (int j = 0; j < 4; j++) acc[i][j] += av[i] * bv[j];
+        }
+        __syncthreads();
+    }
+    if (tid < CG_T) sS[tid] = ssum;
+    __syncthreads();
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        const int r = r0 + tr * 4 + i;
+        const float pv = pos[((size_t)h * l + t) * D + e0 + tr * 4 + i];
+#pragma unroll
+        for (int j = 0; j < 4; j++)
+            dw[((size_t)h * l * D + r) * D + col0 + tc * 4 + j] = acc[i][j] + pv * sS[tc * 4 + j];
+    }
+}
+
 dm_cuda_ws g_nws; /* compressed keys, branch outputs, selection and gradients, kept between calls */
 
 /* Sizes every step shares. */
@@ -1711,6 +1836,28 @@ template <typename T> attn_status nsa_backward_t(const attn_params *p) {
         if ((st = acc(dq_t, dq_a, nqe)) != ATTN_OK || (st = acc(dkc_t, dkc_a, nce)) != ATTN_OK ||
             (st = acc(dvc_t, dvc_a, nce)) != ATTN_OK)
             return st;
+        const size_t rb_smem = (size_t)(NSA_CB + (NSA_CB - 1) * z.d + z.l) * D * sizeof(float);
+        size_t optin = 0;
+        if (nsa_cmp_blk_enabled() && (st = dm_cuda_smem_optin(&optin)) != ATTN_OK) return st;
+        if (nsa_cmp_blk_enabled() && rb_smem <= optin) {
+            CUDA_CHECK(cudaFuncSetAttribute(nsa_cmp_bwd_rows_blk_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                            (int)rb_smem));
+            dim3 gb((nb + NSA_CB - 1) / NSA_CB, Hkv, B);
+            nsa_cmp_bwd_rows_blk_kernel<<<gb, D, rb_smem>>>(dkc_a, nb, Hkv, D, z.l, z.d, Nk,
+                                                            linear ? (const float *)p->w_ck : nullptr, dk_a);
+            CUDA_CHECK_LAUNCH();
+            nsa_cmp_bwd_rows_blk_kernel<<<gb, D, rb_smem>>>(dvc_a, nb, Hkv, D, z.l, z.d, Nk,
+                                                            linear ? (const float *)p->w_cv : nullptr, dv_a);
+            CUDA_CHECK_LAUNCH();
+            if (linear) {
+                nsa_cmp_bwd_pos_kernel<<<Hkv, D, D * sizeof(float)>>>(dkc_a, B, nb, Hkv, D, z.l, (const float *)p->w_ck,
+                                                                      (float *)p->dp_k);
+                CUDA_CHECK_LAUNCH();
+                nsa_cmp_bwd_pos_kernel<<<Hkv, D, D * sizeof(float)>>>(dvc_a, B, nb, Hkv, D, z.l, (const float *)p->w_cv,
+                                                                      (float *)p->dp_v);
+                CUDA_CHECK_LAUNCH();
+            }
+        } else {
         dim3 grid(nb, Hkv, B);
         nsa_cmp_bwd_rows_kernel<<<grid, D, D * sizeof(float)>>>(dkc_a, nb, Hkv, D, z.l, z.d, Nk,
                                                                 linear ? (const float *)p->w_ck : nullptr, dk_a,
@@ -1720,7 +1867,18 @@ template <typename T> attn_status nsa_backward_t(const attn_params *p) {
                                                                 linear ? (const float *)p->w_cv : nullptr, dv_a,
                                                                 linear ? (float *)p->dp_v : nullptr);
         CUDA_CHECK_LAUNCH();
-        if (linear) {
+        }
+        if (linear && nsa_cmp_blk_enabled() && D % CG_T == 0) {
+            dim3 gg(z.l * D / CG_T, D / CG_T, Hkv);
+            nsa_cmp_bwd_w_gemm_kernel<T><<<gg, 256>>>(static_cast<const T *>(p->k), p->k_st.b, p->k_st.s, p->k_st.h,
+                                                      (const float *)p->p_k, dkc_a, B, nb, Hkv, D, z.l, z.d,
+                                                      (float *)p->dw_ck);
+            CUDA_CHECK_LAUNCH();
+            nsa_cmp_bwd_w_gemm_kernel<T><<<gg, 256>>>(static_cast<const T *>(p->v), p->v_st.b, p->v_st.s, p->v_st.h,
+                                                      (const float *)p->p_v, dvc_a, B, nb, Hkv, D, z.l, z.d,
+                                                      (float *)p->dw_cv);
+            CUDA_CHECK_LAUNCH();
+        } else if (linear) {
             dim3 gw(z.l * D, Hkv);
             nsa_cmp_bwd_w_kernel<T><<<gw, D>>>(static_cast<const T *>(p->k), p->k_st.b, p->k_st.s, p->k_st.h,
                                                (const float *)p->p_k, dkc_a, B, nb, Hkv, D, z.l, z.d, (float *)p->dw_ck);
