@@ -410,19 +410,22 @@ __global__ void __launch_bounds__(128) nsa_select_tc_kernel(const SelArgs a, con
         __syncthreads();
         /* the selection blocks the step's compressed blocks overlap: block c covers
          * keys [c d, c d + l), selection block j keys [j l', (j + 1) l') */
+        /* key positions fit an int (the keys' count does, and a block ends at most
+         * l - 1 past its start): 32-bit divisions, several times cheaper than the
+         * 64-bit ones */
         const int cend = min(c0 + BKC, nc_tile);
-        const int jlo = (int)((long long)c0 * a.d / a.ls);
-        const int jhi = min((int)(((long long)(cend - 1) * a.d + a.l - 1) / a.ls), NS - 1);
+        const int jlo = c0 * a.d / a.ls;
+        const int jhi = min(((cend - 1) * a.d + a.l - 1) / a.ls, NS - 1);
         const int nj = jhi - jlo + 1;
         for (int x = tid; x < QT * nj; x += 128) {
-            const int qi = x / nj, j = jlo + x % nj;
-            const long long k0 = (long long)j * a.ls, k1 = k0 + a.ls;
+            const int qi = x / nj, j = jlo + x - qi * nj;
+            const int k0 = j * a.ls, k1 = k0 + a.ls;
             /* c d < k1 and c d + l > k0 */
-            const int cl = max(c0, k0 - a.l + 1 <= 0 ? 0 : (int)((k0 - a.l + a.d) / a.d));
-            const int ch = min(cend - 1, (int)((k1 - 1) / a.d));
+            const int cl = max(c0, k0 - a.l + 1 <= 0 ? 0 : (k0 - a.l + a.d) / a.d);
+            const int ch = min(cend - 1, (k1 - 1) / a.d);
             float acc = 0.f;
             for (int c = cl; c <= ch; c++) {
-                const long long lo = (long long)c * a.d, hi = lo + a.l;
+                const int lo = c * a.d, hi = lo + a.l;
                 const float ov = (float)(min(hi, k1) - max(lo, k0));
                 float ps = 0.f;
                 for (int hh = 0; hh < a.G; hh++) ps += sP[(hh * QT + qi) * SEL_PS + (c - c0)];
