@@ -341,12 +341,15 @@ __global__ void __launch_bounds__(32 * CS_ROWS) k_colsum_part(const float *a, co
     }
 }
 
+/* One warp per column: lane l adds chunks l, l + 32, ..., then a fixed butterfly. */
 __global__ void k_colsum_final(const double *part, int nch, int n, float *out) {
-    const int col = blockIdx.x * blockDim.x + threadIdx.x;
+    const int col = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), lane = threadIdx.x & 31;
     if (col >= n) return;
     double s = 0.0;
-    for (int c = 0; c < nch; c++) s += part[(size_t)c * n + col];
-    out[col] += (float)s;
+    for (int c = lane; c < nch; c += 32) s += part[(size_t)c * n + col];
+#pragma unroll
+    for (int o = 16; o; o >>= 1) s += __shfl_xor_sync(0xffffffff, s, o);
+    if (lane == 0) out[col] += (float)s;
 }
 
 /* out[j] += sum_i a[i, j] b[i, j] (rs[i]) */
@@ -360,7 +363,7 @@ attn_status colsum(const float *a, const float *b, const float *rs, int rows, in
     dim3 grid((n + 31) / 32, nch), block(32, CS_ROWS);
     k_colsum_part<<<grid, block>>>(a, b, rs, rows, n, nch, part);
     MC_LAUNCH();
-    k_colsum_final<<<(n + 255) / 256, 256>>>(part, nch, n, out);
+    k_colsum_final<<<(n + 7) / 8, 256>>>(part, nch, n, out);
     MC_LAUNCH();
     return ATTN_OK;
 }
