@@ -569,21 +569,25 @@ __global__ void __launch_bounds__(NT) k_ce_rows(const float *logits, const int32
             for (int j = threadIdx.x; j < V; j += NT) dlog[(size_t)row * V + j] = from_f<T>(0.0f);
         return;
     }
-    float mx = -INFINITY;
+    /* one pass for the maximum and the sum of exponentials (each thread rescales its
+     * running sum when its maximum grows), then the block's: the row is read twice
+     * in all instead of three times */
+    float tm = -INFINITY, ts = 0.0f;
     for (int j = threadIdx.x * VEC; j < V; j += NT * VEC) {
         float v[VEC];
         ldv<VEC>(lr + j, v);
+        float vm = v[0];
 #pragma unroll
-        for (int k = 0; k < VEC; k++) mx = fmaxf(mx, v[k]);
-    }
-    mx = block_max<NT>(mx, shf);
-    float s = 0.0f;
-    for (int j = threadIdx.x * VEC; j < V; j += NT * VEC) {
-        float v[VEC];
-        ldv<VEC>(lr + j, v);
+        for (int k = 1; k < VEC; k++) vm = fmaxf(vm, v[k]);
+        if (vm > tm) {
+            ts = tm == -INFINITY ? 0.0f : ts * expf(tm - vm);
+            tm = vm;
+        }
 #pragma unroll
-        for (int k = 0; k < VEC; k++) s += expf(v[k] - mx);
+        for (int k = 0; k < VEC; k++) ts += expf(v[k] - tm);
     }
+    const float mx = block_max<NT>(tm, shf);
+    const float s = tm == -INFINITY ? 0.0f : ts * expf(tm - mx);
     const double lse = (double)mx + log(block_sum<NT>((double)s, shd));
     if (threadIdx.x == 0) {
         double l = lse - (double)lr[y];
