@@ -19,4 +19,7 @@ cp -r "$B/lib" "$DIR/lib"
 for t in test_model_gpu test_model_gpu_train; do strip --strip-debug -o "$DIR/tests/$t" "$B/tests/$t"; done
 # the test programs link the same way as dmabench: give them the libraries too
 cp -r "$B/lib" "$DIR/tests/lib"
+# the license corpus that the paper suites' needle and perplexity tasks read
+# (/usr/share/common-licenses), for a GPU machine whose image lacks it
+[ -d /usr/share/common-licenses ] && cp -r /usr/share/common-licenses "$DIR/licenses"
 du -sh "$DIR" | sed 's/^/gpu-stage: /'
