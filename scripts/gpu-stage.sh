@@ -21,5 +21,5 @@ for t in test_model_gpu test_model_gpu_train; do strip --strip-debug -o "$DIR/te
 cp -r "$B/lib" "$DIR/tests/lib"
 # the license corpus that the paper suites' needle and perplexity tasks read
 # (/usr/share/common-licenses), for a GPU machine whose image lacks it
-[ -d /usr/share/common-licenses ] && cp -r /usr/share/common-licenses "$DIR/licenses"
+if [ -d /usr/share/common-licenses ]; then cp -r /usr/share/common-licenses "$DIR/licenses"; fi
 du -sh "$DIR" | sed 's/^/gpu-stage: /'
