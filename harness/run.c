@@ -97,6 +97,7 @@ static void usage(void) {
            "  --timing-from F    with --validate: estimate the training cells' time from the\n"
            "                     throughput measured in F (records.jsonl or report.json of a\n"
            "                     short run of the same shapes, e.g. suites/paper-probe.json)\n"
+           "  --budget DUR       with --timing-from: the steps per task that fit DUR (1h, 90m)\n"
            "  --print-suite      print the suite (the embedded default without SUITE) and exit\n"
            "  --max-cells N      stop after N newly run cells (to test resume; 0: no limit)\n"
            "  --quiet            no per-step progress, only one line per cell\n"
@@ -908,6 +909,19 @@ int cmd_run(int argc, char **argv) {
     const char *only = cli_str(&a, "--only", NULL);
     const char *backend_opt = cli_str(&a, "--backend", NULL);
     const char *timing_from = cli_str(&a, "--timing-from", NULL);
+    const char *budget_opt = cli_str(&a, "--budget", NULL);
+    double budget_s = 0;
+    if (budget_opt) {
+        char *end = NULL;
+        budget_s = strtod(budget_opt, &end);
+        if (end && *end == 'h' && !end[1]) budget_s *= 3600, end++;
+        else if (end && *end == 'm' && !end[1]) budget_s *= 60, end++;
+        else if (end && *end == 's' && !end[1]) end++;
+        if (!end || end == budget_opt || *end || !(budget_s > 0)) {
+            fprintf(stderr, "dmabench run: --budget takes a duration such as 1h, 90m or 3600s (got '%s')\n", budget_opt);
+            return 2;
+        }
+    }
     int validate = cli_flag(&a, "--validate"), print_suite = cli_flag(&a, "--print-suite");
     int quiet = cli_flag(&a, "--quiet"), fresh = cli_flag(&a, "--fresh");
     long long threads_opt = 0, max_cells = 0;
@@ -926,6 +940,10 @@ int cmd_run(int argc, char **argv) {
     }
     if (resume && out_opt && strcmp(resume, out_opt)) {
         fprintf(stderr, "dmabench run: --resume DIR and --out DIR name different folders\n");
+        return 2;
+    }
+    if (budget_opt && !timing_from) {
+        fprintf(stderr, "dmabench run: --budget sizes a suite from measured records: use it with --timing-from\n");
         return 2;
     }
     if (timing_from && !validate) {
@@ -1045,7 +1063,7 @@ int cmd_run(int argc, char **argv) {
         printf("), %d variants, %d seed%s; training backend %s; kernel profile: %s\n", S.n_variants, S.seeds.n,
                S.seeds.n == 1 ? "" : "s", S.backend, S.kernel_argc ? S.kernel_backend : "none");
         printf("estimated CPU time for the training cells: %s (2 cores)\n", d);
-        if (timing_from && suite_estimate_time(&S, cells, ncells, timing_from, stdout, NULL, err, sizeof err) < 0) {
+        if (timing_from && suite_estimate_time(&S, cells, ncells, timing_from, budget_s, stdout, NULL, err, sizeof err) < 0) {
             fprintf(stderr, "dmabench run: %s\n", err);
             free(cells);
             free(all_cells);

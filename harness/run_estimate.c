@@ -126,13 +126,13 @@ static int load_measured(const char *path, measured **m, int *n, char *err, size
     return 0;
 }
 
-int suite_estimate_time(const suite *S, const suite_cell *cells, int ncells, const char *path, FILE *out,
-                        double *total_s, char *err, size_t err_len) {
+int suite_estimate_time(const suite *S, const suite_cell *cells, int ncells, const char *path, double budget_s,
+                        FILE *out, double *total_s, char *err, size_t err_len) {
     if (total_s) *total_s = 0;
     measured *m = NULL;
     int nm = 0;
     if (load_measured(path, &m, &nm, err, err_len)) return -1;
-    double per_task[SUITE_NTASKS] = {0}, total = 0;
+    double per_task[SUITE_NTASKS] = {0}, train_task[SUITE_NTASKS] = {0}, total = 0, train_total = 0;
     int found = 0, missing = 0;
     for (int i = 0; i < ncells; i++) {
         const suite_cell *c = &cells[i];
@@ -154,9 +154,11 @@ int suite_estimate_time(const suite *S, const suite_cell *cells, int ncells, con
         double ev = x->eval_s;
         if (c->task == SUITE_MQAR && x->n > 0) ev *= t->n_test / x->n;
         if (c->task == SUITE_NIAH && x->n > 0) ev *= t->samples / x->n;
-        const double s = runs * (double)t->base.steps * t->base.batch_size * ctx / x->tps + ev;
-        per_task[c->task] += s;
-        total += s;
+        const double tr = runs * (double)t->base.steps * t->base.batch_size * ctx / x->tps;
+        per_task[c->task] += tr + ev;
+        train_task[c->task] += tr;
+        train_total += tr;
+        total += tr + ev;
     }
     free(m);
     if (missing > 5) fprintf(out, "  ... and %d more cells without a measured record\n", missing - 5);
@@ -171,5 +173,22 @@ int suite_estimate_time(const suite *S, const suite_cell *cells, int ncells, con
         first = 0;
     }
     fprintf(out, "), from the throughput measured in %s\n", path);
+    if (budget_s > 0 && found > 0) {
+        /* training time scales with the steps, evaluation does not */
+        const double eval = total - train_total, f = train_total > 0 ? (budget_s - eval) / train_total : 0;
+        if (f <= 0) {
+            fprintf(out, "a budget of %.2f h: the evaluations alone take %.2f h\n", budget_s / 3600, eval / 3600);
+        } else {
+            fprintf(out, "a budget of %.2f h: the training steps times %.3f, i.e.", budget_s / 3600, f);
+            for (int k = 0, first = 1; k < S->n_tasks; k++) {
+                const int tk = S->order[k];
+                if (train_task[tk] <= 0) continue;
+                long long st = (long long)(S->task[tk].base.steps * f + 0.5);
+                fprintf(out, "%s %s \"steps\": %lld", first ? "" : ",", suite_task_name((suite_task)tk), st < 1 ? 1 : st);
+                first = 0;
+            }
+            fprintf(out, "\n");
+        }
+    }
     return missing;
 }

@@ -98,9 +98,11 @@ extern const char suite_quick_json[];
 /* Prints to out how long the suite's training cells take, from the throughput and
  * evaluation time that the records in path (a run's records.jsonl or report.json)
  * measured for cells of the same key, the seed aside (harness/run_estimate.c);
- * *total_s (may be NULL) gets the estimate in seconds.
+ * *total_s (may be NULL) gets the estimate in seconds. With budget_s > 0, also the
+ * factor on every task's steps (and the steps) that would make the training cells
+ * take budget_s, evaluations unchanged.
  * Returns the number of cells without a measured record, or -1 with err set. */
-int suite_estimate_time(const suite *S, const suite_cell *cells, int ncells, const char *path, FILE *out,
-                        double *total_s, char *err, size_t err_len);
+int suite_estimate_time(const suite *S, const suite_cell *cells, int ncells, const char *path, double budget_s,
+                        FILE *out, double *total_s, char *err, size_t err_len);
 
 #endif

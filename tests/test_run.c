@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "model.h"
@@ -93,10 +94,24 @@ static void timing_estimate(void) {
     }
     FILE *out = tmpfile();
     double got = -1;
-    int missing = n > 0 && out ? suite_estimate_time(&s, c, n, path, out, &got, err, sizeof err) : -1;
+    int missing = n > 0 && out ? suite_estimate_time(&s, c, n, path, 0, out, &got, err, sizeof err) : -1;
     CHECK(n == 16 && nrec == 4 && missing == 8 && fabs(got - want) <= 1e-9 * want, "timing estimate from measured records",
           "cells %d, records %d, missing %d, estimate %.6f s, want %.6f s (%s)", n, nrec, missing, got, want, err);
-    missing = out ? suite_estimate_time(&s, c, n, "/nonexistent/records.jsonl", out, &got, err, sizeof err) : 0;
+    /* a budget of the evaluations (8 cells x 8 s) plus twice the training: steps x 2 */
+    char line[512] = "";
+    if (out) {
+        rewind(out);
+        if (ftruncate(fileno(out), 0)) {
+        }
+        suite_estimate_time(&s, c, n, path, 64.0 + 2 * (want - 64.0), out, &got, err, sizeof err);
+        fflush(out);
+        rewind(out);
+        while (fgets(line, sizeof line, out) && !strstr(line, "a budget of")) {
+        }
+    }
+    CHECK(strstr(line, "times 2.000") && strstr(line, "mqar \"steps\": 200"), "timing estimate: the steps that fit a budget",
+          "%s", line);
+    missing = out ? suite_estimate_time(&s, c, n, "/nonexistent/records.jsonl", 0, out, &got, err, sizeof err) : 0;
     CHECK(missing == -1 && strstr(err, "cannot read"), "timing estimate: a missing records file is an error", "%s", err);
     if (out) fclose(out);
     remove(path);
