@@ -561,6 +561,45 @@ __global__ void nsa_slc_kernel(const SlcArgs a) {
     }
 }
 
+/* The union of the selections of queries i0 .. i0 + QS - 1 (QS <= 64) of one (batch,
+ * kv head), whose selections sel holds (Nq x nsel, -1 padded): qmask[j] gets bit qi
+ * when query i0 + qi chose block j, and list[0 .. n) the blocks any of them chose,
+ * ascending (at most cap); returns n. Called by all 128 threads of the CTA after
+ * qmask[0 .. NSB) was zeroed and a barrier; ends with a barrier. wsum: 5 ints. */
+__device__ int tile_block_union(const int *sel, int Nq, int nsel, int i0, int QS, int NSB, int cap,
+                                unsigned long long *qmask, int *list, int *wsum) {
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    for (int x = tid; x < QS * nsel; x += 128) {
+        const int qi = x / nsel, i = i0 + qi;
+        if (i >= Nq) continue;
+        const int jb = sel[(size_t)i * nsel + x % nsel];
+        if (jb >= 0 && jb < NSB) atomicOr(&qmask[jb], 1ULL << qi);
+    }
+    __syncthreads();
+    /* compaction: thread t owns blocks [t per, (t + 1) per) */
+    const int per = (NSB + 127) / 128, j0 = tid * per, j1 = min(j0 + per, NSB);
+    int cnt = 0;
+    for (int j = j0; j < j1; j++) cnt += qmask[j] != 0ULL;
+    int x = cnt;
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+        const int y = __shfl_up_sync(0xffffffff, x, o);
+        if (lane >= o) x += y;
+    }
+    if (lane == 31) wsum[warp] = x;
+    __syncthreads();
+    int base = x - cnt;
+    for (int w = 0; w < warp; w++) base += wsum[w];
+    for (int j = j0; j < j1; j++)
+        if (qmask[j] != 0ULL) {
+            if (base < cap) list[base] = j;
+            base++;
+        }
+    if (tid == 127) wsum[4] = min(base, cap);
+    __syncthreads();
+    return wsum[4];
+}
+
 /* The selected branch on the tensor cores (the default): one CTA of
  * 4 warps per (tile of QS = 64 / G queries, kv head, batch), 64 mma rows
  * r = hh QS + qi as in nsa_select_tc_kernel. The tile's queries select blocks that
@@ -591,37 +630,8 @@ __global__ void __launch_bounds__(128) nsa_slc_tc_kernel(const SlcArgs a, const 
     load_group_q<T, D>(sQ, a, b, hkv, i0, QS, tid);
     cp_commit();
     __syncthreads();
-    const int *selb = a.sel + ((size_t)b * a.Hkv + hkv) * a.Nq * a.nsel;
-    for (int x = tid; x < QS * a.nsel; x += 128) {
-        const int qi = x / a.nsel, i = i0 + qi;
-        if (i >= a.Nq) continue;
-        const int jb = selb[(size_t)i * a.nsel + x % a.nsel];
-        if (jb >= 0 && jb < NSB) atomicOr(&qmask[jb], 1ULL << qi);
-    }
-    __syncthreads();
-    {   /* compaction: thread t owns blocks [t per, (t + 1) per) */
-        const int per = (NSB + 127) / 128, j0 = tid * per, j1 = min(j0 + per, NSB);
-        int cnt = 0;
-        for (int j = j0; j < j1; j++) cnt += qmask[j] != 0ULL;
-        int x = cnt;
-#pragma unroll
-        for (int o = 1; o < 32; o <<= 1) {
-            const int y = __shfl_up_sync(0xffffffff, x, o);
-            if (lane >= o) x += y;
-        }
-        if (lane == 31) wsum[warp] = x;
-        __syncthreads();
-        int base = x - cnt;
-        for (int w = 0; w < warp; w++) base += wsum[w];
-        for (int j = j0; j < j1; j++)
-            if (qmask[j] != 0ULL) {
-                if (base < cap) list[base] = j;
-                base++;
-            }
-        if (tid == 127) wsum[4] = min(base, cap);
-        __syncthreads();
-    }
-    const int nlist = wsum[4];
+    const int nlist = tile_block_union(a.sel + ((size_t)b * a.Hkv + hkv) * a.Nq * a.nsel, a.Nq, a.nsel, i0, QS, NSB, cap,
+                                       qmask, list, wsum);
     const int cpb = (a.ls + BK - 1) / BK; /* chunks per block */
     const int nchunks = nlist * cpb;
     const T *kb = static_cast<const T *>(a.k) + b * a.ksb + hkv * a.ksh;
@@ -999,37 +1009,8 @@ __global__ void __launch_bounds__(128) nsa_slc_bwd_tc_kernel(const SlcBwdArgs a,
     load_group_q<T, D>(sdO, gd, b, hkv, i0, QS, tid);
     cp_commit();
     __syncthreads();
-    const int *selb = a.sel + ((size_t)b * a.Hkv + hkv) * a.Nq * a.nsel;
-    for (int x = tid; x < QS * a.nsel; x += 128) {
-        const int qi = x / a.nsel, i = i0 + qi;
-        if (i >= a.Nq) continue;
-        const int jb = selb[(size_t)i * a.nsel + x % a.nsel];
-        if (jb >= 0 && jb < NSB) atomicOr(&qmask[jb], 1ULL << qi);
-    }
-    __syncthreads();
-    {   /* compaction, as in nsa_slc_tc_kernel */
-        const int per = (NSB + 127) / 128, j0 = tid * per, j1 = min(j0 + per, NSB);
-        int cnt = 0;
-        for (int j = j0; j < j1; j++) cnt += qmask[j] != 0ULL;
-        int x = cnt;
-#pragma unroll
-        for (int o = 1; o < 32; o <<= 1) {
-            const int y = __shfl_up_sync(0xffffffff, x, o);
-            if (lane >= o) x += y;
-        }
-        if (lane == 31) wsum[warp] = x;
-        __syncthreads();
-        int base = x - cnt;
-        for (int w = 0; w < warp; w++) base += wsum[w];
-        for (int j = j0; j < j1; j++)
-            if (qmask[j] != 0ULL) {
-                if (base < cap) list[base] = j;
-                base++;
-            }
-        if (tid == 127) wsum[4] = min(base, cap);
-        __syncthreads();
-    }
-    const int nlist = wsum[4];
+    const int nlist = tile_block_union(a.sel + ((size_t)b * a.Hkv + hkv) * a.Nq * a.nsel, a.Nq, a.nsel, i0, QS, NSB, cap,
+                                       qmask, list, wsum);
     const int cpb = (a.ls + BK - 1) / BK;
     const int nchunks = nlist * cpb;
     const T *kb = static_cast<const T *>(a.k) + b * a.ksb + hkv * a.ksh;
