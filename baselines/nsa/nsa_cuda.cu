@@ -600,6 +600,37 @@ __device__ int tile_block_union(const int *sel, int Nq, int nsel, int i0, int QS
     return wsum[4];
 }
 
+/* The 64-key chunks of the blocks in a tile's union (tile_block_union): chunk t is
+ * keys [k0, kend) of block list[t / cpb], and qmask says which of the tile's queries
+ * chose it; load() copies its K and V rows into swizzled [64][D] tiles (cp.async,
+ * zero past the block's end), by the CTA's 128 threads. */
+template <typename T, int D> struct UnionChunks {
+    const int *list;
+    const unsigned long long *qmask;
+    int cpb, ls, Nk;
+    const T *kb, *vb;
+    long long kss, vss;
+    __device__ void range(int t, long long *k0, long long *kend, unsigned long long *qm) const {
+        const int jb = list[t / cpb];
+        *k0 = (long long)jb * ls + (long long)(t % cpb) * 64;
+        *kend = min((long long)jb * ls + ls, (long long)Nk);
+        *qm = qmask[jb];
+    }
+    __device__ void load(T *sK, T *sV, int t, int tid) const {
+        constexpr int CH = D / 8;
+        long long k0, kend;
+        unsigned long long qm;
+        range(t, &k0, &kend, &qm);
+        for (int c = tid; c < 64 * CH; c += 128) {
+            const int r = c / CH, ch = c % CH;
+            const bool ok = k0 + r < kend;
+            const long long j = ok ? k0 + r : 0;
+            cp16(sK + swz<D>(r, ch), kb + j * kss + ch * 8, ok);
+            cp16(sV + swz<D>(r, ch), vb + j * vss + ch * 8, ok);
+        }
+    }
+};
+
 /* The selected branch on the tensor cores (the default): one CTA of
  * 4 warps per (tile of QS = 64 / G queries, kv head, batch), 64 mma rows
  * r = hh QS + qi as in nsa_select_tc_kernel. The tile's queries select blocks that
@@ -611,7 +642,6 @@ __device__ int tile_block_union(const int *sel, int Nq, int nsel, int i0, int QS
 template <typename T, int D>
 __global__ void __launch_bounds__(128) nsa_slc_tc_kernel(const SlcArgs a, const int QS, const int NSB, const int cap) {
     constexpr int BK = 64;
-    constexpr int CH = D / 8;
     extern __shared__ __align__(128) unsigned char slc_smem[];
     T *sQ = reinterpret_cast<T *>(slc_smem);  /* [64 rows][D] */
     T *sK = sQ + 64 * D;                       /* [2][BK][D] */
@@ -632,28 +662,12 @@ __global__ void __launch_bounds__(128) nsa_slc_tc_kernel(const SlcArgs a, const 
     __syncthreads();
     const int nlist = tile_block_union(a.sel + ((size_t)b * a.Hkv + hkv) * a.Nq * a.nsel, a.Nq, a.nsel, i0, QS, NSB, cap,
                                        qmask, list, wsum);
-    const int cpb = (a.ls + BK - 1) / BK; /* chunks per block */
-    const int nchunks = nlist * cpb;
-    const T *kb = static_cast<const T *>(a.k) + b * a.ksb + hkv * a.ksh;
-    const T *vb = static_cast<const T *>(a.v) + b * a.vsb + hkv * a.vsh;
-    auto chunk_range = [&](int t, long long *k0, long long *kend, unsigned long long *qm) {
-        const int jb = list[t / cpb];
-        *k0 = (long long)jb * a.ls + (long long)(t % cpb) * BK;
-        *kend = min((long long)jb * a.ls + a.ls, (long long)a.Nk);
-        *qm = qmask[jb];
-    };
-    auto load_kv = [&](int stage, int t) {
-        long long k0, kend;
-        unsigned long long qm;
-        chunk_range(t, &k0, &kend, &qm);
-        for (int c = tid; c < BK * CH; c += 128) {
-            const int r = c / CH, ch = c % CH;
-            const bool ok = k0 + r < kend;
-            const long long j = ok ? k0 + r : 0;
-            cp16(sK + stage * BK * D + swz<D>(r, ch), kb + j * a.kss + ch * 8, ok);
-            cp16(sV + stage * BK * D + swz<D>(r, ch), vb + j * a.vss + ch * 8, ok);
-        }
-    };
+    const UnionChunks<T, D> uc = {list, qmask, (a.ls + BK - 1) / BK, a.ls, a.Nk,
+                                  static_cast<const T *>(a.k) + b * a.ksb + hkv * a.ksh,
+                                  static_cast<const T *>(a.v) + b * a.vsb + hkv * a.vsh, a.kss, a.vss};
+    const int nchunks = nlist * uc.cpb;
+    auto chunk_range = [&](int t, long long *k0, long long *kend, unsigned long long *qm) { uc.range(t, k0, kend, qm); };
+    auto load_kv = [&](int stage, int t) { uc.load(sK + stage * BK * D, sV + stage * BK * D, t, tid); };
     if (nchunks > 0) load_kv(0, 0);
     cp_commit();
 
@@ -985,7 +999,6 @@ template <typename T, int D>
 __global__ void __launch_bounds__(128) nsa_slc_bwd_tc_kernel(const SlcBwdArgs a, const int QS, const int NSB,
                                                              const int cap) {
     constexpr int BK = 64;
-    constexpr int CH = D / 8;
     extern __shared__ __align__(128) unsigned char sbw_smem[];
     T *sQ = reinterpret_cast<T *>(sbw_smem); /* [64 rows][D] */
     T *sdO = sQ + 64 * D;                     /* [64 rows][D] */
@@ -1011,28 +1024,12 @@ __global__ void __launch_bounds__(128) nsa_slc_bwd_tc_kernel(const SlcBwdArgs a,
     __syncthreads();
     const int nlist = tile_block_union(a.sel + ((size_t)b * a.Hkv + hkv) * a.Nq * a.nsel, a.Nq, a.nsel, i0, QS, NSB, cap,
                                        qmask, list, wsum);
-    const int cpb = (a.ls + BK - 1) / BK;
-    const int nchunks = nlist * cpb;
-    const T *kb = static_cast<const T *>(a.k) + b * a.ksb + hkv * a.ksh;
-    const T *vb = static_cast<const T *>(a.v) + b * a.vsb + hkv * a.vsh;
-    auto chunk_range = [&](int t, long long *k0, long long *kend, unsigned long long *qm) {
-        const int jb = list[t / cpb];
-        *k0 = (long long)jb * a.ls + (long long)(t % cpb) * BK;
-        *kend = min((long long)jb * a.ls + a.ls, (long long)a.Nk);
-        *qm = qmask[jb];
-    };
-    auto load_kv = [&](int stage, int t) {
-        long long k0, kend;
-        unsigned long long qm;
-        chunk_range(t, &k0, &kend, &qm);
-        for (int c = tid; c < BK * CH; c += 128) {
-            const int r = c / CH, ch = c % CH;
-            const bool ok = k0 + r < kend;
-            const long long j = ok ? k0 + r : 0;
-            cp16(sK + stage * BK * D + swz<D>(r, ch), kb + j * a.kss + ch * 8, ok);
-            cp16(sV + stage * BK * D + swz<D>(r, ch), vb + j * a.vss + ch * 8, ok);
-        }
-    };
+    const UnionChunks<T, D> uc = {list, qmask, (a.ls + BK - 1) / BK, a.ls, a.Nk,
+                                  static_cast<const T *>(a.k) + b * a.ksb + hkv * a.ksh,
+                                  static_cast<const T *>(a.v) + b * a.vsb + hkv * a.vsh, a.kss, a.vss};
+    const int nchunks = nlist * uc.cpb;
+    auto chunk_range = [&](int t, long long *k0, long long *kend, unsigned long long *qm) { uc.range(t, k0, kend, qm); };
+    auto load_kv = [&](int stage, int t) { uc.load(sK + stage * BK * D, sV + stage * BK * D, t, tid); };
     if (nchunks > 0) load_kv(0, 0);
     cp_commit();
     cp_wait<1>(); /* Q and dO */
