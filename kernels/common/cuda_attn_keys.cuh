@@ -87,6 +87,30 @@ __device__ __forceinline__ void key_slot_meta(const KeyPos &kp, int slot, int c0
     if ((slot & 31) == 0) sFull[slot >> 5] = bal == 0xffffffffu;
 }
 
+/* key_slot_meta computed by every thread of the CTA (slot tid % BK) and stored by
+ * the first BK only: for the wgmma kernels, where a branch around the metadata
+ * inside the key loop makes ptxas serialise the wgmmas. */
+template <int BK>
+__device__ __forceinline__ void key_slot_meta_all(const KeyPos &kp, int tid, int c0, int nkeys, const int *lst, int kstart,
+                                                  const unsigned long long *sT, const float *zrow, int i0, int nrows,
+                                                  int *sIdx, int *sRlo, int *sRhi, float *sZ, int *sFull) {
+    const int slot = tid & (BK - 1), pos = c0 + slot;
+    int j = -1, rl = INT_MAX, rh = -1;
+    float zz = 0.f;
+    if (pos < nkeys) {
+        j = lst ? lst[pos] : kstart + pos;
+        key_rows(kp, j, sT, sT ? dma_key(zrow[j], j) : 0ULL, i0, nrows, &rl, &rh);
+        if (zrow) zz = zrow[j] * LOG2E;
+    }
+    const bool full = j >= 0 && rl <= i0 && rh >= i0 + nrows - 1;
+    const unsigned bal = __ballot_sync(0xffffffff, full);
+    if (tid < BK) {
+        sIdx[slot] = j, sRlo[slot] = rl, sRhi[slot] = rh;
+        sZ[slot] = zz;
+        if ((slot & 31) == 0) sFull[slot >> 5] = bal == 0xffffffffu;
+    }
+}
+
 /* K and V rows of the block of BK keys from position c0 of the tile's keys into
  * the stage's swizzled [BK][D] tiles (cp.async, 16 bytes at a time; rows past the
  * end zero-filled), by all NT threads of the CTA. */

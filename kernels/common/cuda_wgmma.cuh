@@ -1,0 +1,152 @@
+/*
+ * cuda_wgmma.cuh: Hopper's warpgroup MMA (wgmma) for the CUDA attention kernels
+ * (cuda_attn_wgmma.cu's forward, cuda_attn_bwd.cu's wgmma backward): the
+ * instruction wrappers for the shapes they use, the fences, and the canonical
+ * no-swizzle K-major shared-memory layout with its descriptors. Compiled into
+ * wgmma only for sm_90a (DM_WGMMA); elsewhere the wrappers trap, and the hosts
+ * never launch those kernels there.
+ */
+#ifndef DMABENCH_CUDA_WGMMA_CUH
+#define DMABENCH_CUDA_WGMMA_CUH
+
+#include <cstdint>
+
+#include "cuda_mma.cuh"
+
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define DM_WGMMA 1
+#endif
+
+namespace dm {
+
+
+/* D = A B (+ D when acc): m64nNk16, A and B from shared-memory descriptors (N = 64: S). */
+template <typename T, int N> __device__ __forceinline__ void wgmma_ss(float (&d)[N / 2], uint64_t da, uint64_t db, int acc);
+/* D = A B, D written only (its old values dead: no dependence on the registers'
+ * last writers, which the softmax's masked stores are). */
+template <typename T, int N> __device__ __forceinline__ void wgmma_ss0(float (&d)[N / 2], uint64_t da, uint64_t db);
+/* D += A B: m64nNk16, A from registers (mma.sync's m16k16 A fragment per warp). */
+template <typename T, int N> __device__ __forceinline__ void wgmma_rs(float (&d)[N / 2], const uint32_t (&a)[4], uint64_t db);
+
+/* The asm operand lists: the accumulators as %0.. and their constraints. */
+#define DM_ACC32 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}"
+#define DM_ACC64 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}"
+#define DM_RW32 \
+    "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), \
+    "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), \
+    "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), \
+    "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+#define DM_W32 \
+    "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3]), "=f"(d[4]), "=f"(d[5]), "=f"(d[6]), "=f"(d[7]), \
+    "=f"(d[8]), "=f"(d[9]), "=f"(d[10]), "=f"(d[11]), "=f"(d[12]), "=f"(d[13]), "=f"(d[14]), "=f"(d[15]), \
+    "=f"(d[16]), "=f"(d[17]), "=f"(d[18]), "=f"(d[19]), "=f"(d[20]), "=f"(d[21]), "=f"(d[22]), "=f"(d[23]), \
+    "=f"(d[24]), "=f"(d[25]), "=f"(d[26]), "=f"(d[27]), "=f"(d[28]), "=f"(d[29]), "=f"(d[30]), "=f"(d[31])
+#define DM_RW64 \
+    "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), \
+    "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), \
+    "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), \
+    "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), \
+    "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), \
+    "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), \
+    "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), \
+    "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+
+/* the wgmma where this is compiled for sm_90a, a trap elsewhere (never launched) */
+#ifdef DM_WGMMA
+#define DM_WG_ASM(...) asm volatile(__VA_ARGS__)
+#else
+#define DM_WG_ASM(...) __trap()
+#endif
+
+/* scale-d is a predicate: p = (acc != 0) */
+#define DM_WGMMA_SS(T, TY)                                                                                             \
+    template <> __device__ __forceinline__ void wgmma_ss<T, 64>(float (&d)[32], uint64_t da, uint64_t db, int acc) {  \
+        DM_WG_ASM("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"                                                         \
+                  "wgmma.mma_async.sync.aligned.m64n64k16.f32." TY "." TY " " DM_ACC32 ", %32, %33, p, 1, 1, 0, 0;\n}\n" \
+                  : DM_RW32                                                                                            \
+                  : "l"(da), "l"(db), "r"(acc));                                                                      \
+    }                                                                                                                  \
+    template <> __device__ __forceinline__ void wgmma_ss0<T, 64>(float (&d)[32], uint64_t da, uint64_t db) {           \
+        DM_WG_ASM("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"                                                         \
+                  "wgmma.mma_async.sync.aligned.m64n64k16.f32." TY "." TY " " DM_ACC32 ", %32, %33, p, 1, 1, 0, 0;\n}\n" \
+                  : DM_W32                                                                                             \
+                  : "l"(da), "l"(db), "r"(0));                                                                        \
+    }
+#define DM_WGMMA_RS64(T, TY)                                                                                           \
+    template <> __device__ __forceinline__ void wgmma_rs<T, 64>(float (&d)[32], const uint32_t (&a)[4], uint64_t db) {  \
+        DM_WG_ASM("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"                                                         \
+                  "wgmma.mma_async.sync.aligned.m64n64k16.f32." TY "." TY " " DM_ACC32                                   \
+                  ", {%32, %33, %34, %35}, %36, p, 1, 1, 0;\n}\n"                                                        \
+                  : DM_RW32                                                                                            \
+                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1));                                   \
+    }
+#define DM_WGMMA_RS128(T, TY)                                                                                          \
+    template <> __device__ __forceinline__ void wgmma_rs<T, 128>(float (&d)[64], const uint32_t (&a)[4], uint64_t db) { \
+        DM_WG_ASM("{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"                                                         \
+                  "wgmma.mma_async.sync.aligned.m64n128k16.f32." TY "." TY " " DM_ACC64                                  \
+                  ", {%64, %65, %66, %67}, %68, p, 1, 1, 0;\n}\n"                                                        \
+                  : DM_RW64                                                                                            \
+                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1));                                   \
+    }
+
+DM_WGMMA_SS(__nv_bfloat16, "bf16")
+DM_WGMMA_SS(__half, "f16")
+DM_WGMMA_RS64(__nv_bfloat16, "bf16")
+DM_WGMMA_RS64(__half, "f16")
+DM_WGMMA_RS128(__nv_bfloat16, "bf16")
+DM_WGMMA_RS128(__half, "f16")
+
+__device__ __forceinline__ void wg_fence() {
+#ifdef DM_WGMMA
+    asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void wg_commit() {
+#ifdef DM_WGMMA
+    asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void wg_wait0() {
+#ifdef DM_WGMMA
+    asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
+#endif
+}
+/* shared-memory writes of the generic proxy (st.shared, cp.async) made visible
+ * to the async proxy that wgmma reads through */
+__device__ __forceinline__ void fence_async_smem() {
+#ifdef DM_WGMMA
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+#endif
+}
+
+/* Element offset of chunk c (8 elements along K) of row r in a K-major tile whose
+ * rows hold KE elements, laid out as 8 x 16-byte core matrices: row blocks of 8
+ * outer, K chunks inner, 64 elements per core matrix. */
+template <int KE> __device__ __forceinline__ int cm_off(int r, int c) { return ((r >> 3) * (KE / 8) + c) * 64 + (r & 7) * 8; }
+
+/* The descriptor of a K-major, no-swizzle operand at p: LBO (the next core matrix
+ * along K) 128 bytes, SBO (the next 8 rows) sbo bytes. */
+__device__ __forceinline__ uint64_t gmma_desc(const void *p, uint32_t sbo) {
+    const uint64_t a = smem_addr(p);
+    return ((a & 0x3FFFFull) >> 4) | ((uint64_t)(128u >> 4) << 16) | ((uint64_t)(sbo >> 4) << 32);
+}
+
+/* acc[t] += A x B for the NC 8-column chunks from chunk c0 of sB, a [rows][D] tile in
+ * the core-matrix layout (cm_off) whose rows kk*16 .. kk*16 + 15 are the k dimension
+ * (transposed ldmatrix): mma_a_rows for that layout. */
+template <typename T, int D, int NC>
+__device__ __forceinline__ void mma_a_rows_cm(float (&acc)[NC][4], const uint32_t a[4], const T *sB, int kk, int c0,
+                                              int lane) {
+#pragma unroll
+    for (int dt = 0; dt < NC; dt += 2) {
+        uint32_t bf[4];
+        const int r = kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
+        ldsm_x4_t(bf, sB + cm_off<D>(r, c0 + dt + (lane >> 4)));
+        mma16816<T>(acc[dt], a, bf[0], bf[1]);
+        mma16816<T>(acc[dt + 1], a, bf[2], bf[3]);
+    }
+}
+
+} // namespace dm
+
+#endif
