@@ -72,6 +72,11 @@ lim 90 env DMABENCH_CUDA_WGMMA=1 $K --variants mha --n 8192,16384 --mode fwd --w
     --out "$OUT/kernels-wgmma-mha.json"
 lim 60 env DMABENCH_CUDA_WGMMA=1 $K --variants swa,dma --n 65536 --w 1024 --mode fwd --warmup 2 --repeats 7 \
     --out "$OUT/kernels-wgmma-sparse.json"
+echo "-- the backward's S and dP on wgmma (DMABENCH_CUDA_WGMMA_BWD=1), with and without the wgmma forward"
+lim 90 env DMABENCH_CUDA_WGMMA_BWD=1 $K --variants mha,swa,dma --n 8192,65536 --w 1024 --mode fwdbwd --warmup 2 \
+    --repeats 5 --out "$OUT/kernels-wgmma-bwd.json"
+lim 60 env DMABENCH_CUDA_WGMMA_BWD=1 DMABENCH_CUDA_WGMMA=1 $K --variants mha,dma --n 8192 --w 1024 --mode fwdbwd \
+    --warmup 2 --repeats 5 --out "$OUT/kernels-wgmma-both.json"
 echo "-- nsa's single-scan pick (DMABENCH_NSA_PICK=top4), blocked compression (DMABENCH_NSA_CMP_BLK=1), both"
 lim 90 env DMABENCH_NSA_PICK=top4 $K --variants nsa --n 8192,65536,262144 --w 512 --mode fwd --warmup 1 --repeats 3 \
     --out "$OUT/kernels-nsa-pick.json"
@@ -82,7 +87,7 @@ lim 90 env DMABENCH_NSA_CMP_BLK=1 DMABENCH_NSA_PICK=top4 DMABENCH_NSA_TC_BWD=1 $
 echo "== the model's attention shapes (B=2, Hq=6, Hkv=3, D=128, N=8192; model/configs/gpu-131m-*.json)"
 lim 90 $B kernels --backend cuda --b 2 --hq 6 --hkv 3 --d 128 --dtype bf16 --variants mha,dma,nsa --n 8192 --w 1024 \
     --mode fwd,fwdbwd --warmup 2 --repeats 5 --out "$OUT/kernels-model-shape.json"
-for bw in "" DMABENCH_CUDA_BWD_KEYPAR=1 DMABENCH_CUDA_WGMMA=1; do
+for bw in "" DMABENCH_CUDA_BWD_KEYPAR=1 DMABENCH_CUDA_WGMMA=1 DMABENCH_CUDA_WGMMA_BWD=1; do
     echo "-- mha at the 131M model's context 2048 (B=8, Hq=6, Hkv=3) ${bw:-default}"
     lim 60 env $bw $B kernels --backend cuda --b 8 --hq 6 --hkv 3 --d 128 --dtype bf16 --variants mha --n 2048 \
         --mode fwd,fwdbwd --warmup 3 --repeats 10 --out "$OUT/kernels-model-2048${bw:+-${bw%%=*}}.json"

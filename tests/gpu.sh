@@ -45,10 +45,10 @@ rc_of() { cat "$T/$1.rc" 2>/dev/null || echo "?"; }
 # key-parallel backward (mha, swa and nsa's window branch); nsa's selected-branch
 # backward on tensor cores; nsa's single-scan pick of the selected blocks; the
 # forward on Hopper's wgmma; dma decode's select histogram without match; nsa's
-# linear compression 8 blocks per CTA
+# linear compression 8 blocks per CTA; the backward's S and dP on wgmma
 OPTINS="DMABENCH_NSA_TC=0:nsa DMABENCH_CUDA_BWD_TILE=64:mha,swa,dma,nsa DMABENCH_CUDA_BWD_KEYPAR=1:mha,swa,nsa
 DMABENCH_NSA_TC_BWD=1:nsa DMABENCH_NSA_PICK=top4:nsa DMABENCH_CUDA_WGMMA=1:mha,swa,dma,nsa DMABENCH_DECODE_SEL_ATOMIC=1:dma
-DMABENCH_NSA_CMP_BLK=1:nsa"
+DMABENCH_NSA_CMP_BLK=1:nsa DMABENCH_CUDA_WGMMA_BWD=1:mha,swa,dma,nsa"
 if want verify; then
     for dt in bf16 f16 f32; do bg "v-$dt" $B verify --backend cuda --dtype $dt --quiet --out "$T/v-$dt.json"; done
     for o in $OPTINS; do
@@ -103,7 +103,8 @@ if [ $SAN = 1 ] && want sanitize; then
 fi
 if [ $SAN = 1 ] && want sanitize-optin; then
     for o in DMABENCH_NSA_TC=0:nsa DMABENCH_CUDA_BWD_TILE=64:mha,dma DMABENCH_CUDA_BWD_KEYPAR=1:mha,swa \
-        DMABENCH_NSA_TC_BWD=1:nsa DMABENCH_NSA_PICK=top4:nsa DMABENCH_CUDA_WGMMA=1:mha,dma DMABENCH_NSA_CMP_BLK=1:nsa; do
+        DMABENCH_NSA_TC_BWD=1:nsa DMABENCH_NSA_PICK=top4:nsa DMABENCH_CUDA_WGMMA=1:mha,dma DMABENCH_NSA_CMP_BLK=1:nsa \
+        DMABENCH_CUDA_WGMMA_BWD=1:mha,dma; do
         for tool in memcheck racecheck; do
             bg "opt-$tool-${o%%=*}" env "${o%%:*}" compute-sanitizer --tool $tool --error-exitcode 9 $B verify --backend cuda \
                 --variants "${o#*:}" --quiet --out "$T/opt-$tool-${o%%=*}.json"
@@ -112,7 +113,8 @@ if [ $SAN = 1 ] && want sanitize-optin; then
     wait
     NJ=0
     for o in DMABENCH_NSA_TC=0:nsa DMABENCH_CUDA_BWD_TILE=64:mha,dma DMABENCH_CUDA_BWD_KEYPAR=1:mha,swa \
-        DMABENCH_NSA_TC_BWD=1:nsa DMABENCH_NSA_PICK=top4:nsa DMABENCH_CUDA_WGMMA=1:mha,dma DMABENCH_NSA_CMP_BLK=1:nsa; do
+        DMABENCH_NSA_TC_BWD=1:nsa DMABENCH_NSA_PICK=top4:nsa DMABENCH_CUDA_WGMMA=1:mha,dma DMABENCH_NSA_CMP_BLK=1:nsa \
+        DMABENCH_CUDA_WGMMA_BWD=1:mha,dma; do
         for tool in memcheck racecheck; do
             n="opt-$tool-${o%%=*}"
             rc=$(rc_of "$n")

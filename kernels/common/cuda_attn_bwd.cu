@@ -40,6 +40,7 @@
 #include "cuda_common.cuh"
 #include "cuda_attn_keys.cuh"
 #include "cuda_mma.cuh"
+#include "cuda_wgmma.cuh"
 #include "cuda_rt.h"
 
 namespace {
@@ -88,8 +89,14 @@ __global__ void bwd_dot_kernel(const T *o, long long osb, long long oss, long lo
     if (lane == 0) dsum[((size_t)b * Hq + h) * Nq + i] = s;
 }
 
-template <typename T, int D, int BQ>
+/* WG (DMABENCH_CUDA_WGMMA_BWD=1 on sm_90, BQ 64, D 64 or 128, until tests/gpu.sh has
+ * verified it): S = Q K^T and dP = dO V^T on Hopper's warpgroup MMA from shared
+ * memory (the tile's 64 rows are one warpgroup's m64), with Q, dO, K and V in the
+ * core-matrix layout (cuda_wgmma.cuh) that the other products read conflict-free
+ * through ldmatrix; everything else as below. */
+template <typename T, int D, int BQ, bool WG = false>
 __global__ void __launch_bounds__(2 * BQ) bwd_main_kernel(const BwdArgs a) {
+    static_assert(!WG || (BQ == 64 && (D == 64 || D == 128)), "the wgmma version takes 64 rows, D 64 or 128");
     constexpr int NTHREADS = 2 * BQ;
     /* the dV/dK products: warp w takes keys 16 (w % 4) .. + 15 and, with 8 warps,
      * one half of the head dimension (DW columns from d0) */
@@ -140,18 +147,37 @@ __global__ void __launch_bounds__(2 * BQ) bwd_main_kernel(const BwdArgs a) {
     const float *zrow = a.z ? a.z + ((size_t)b * a.Hkv + hkv) * a.Nk : nullptr;
 
     constexpr int CH = D / 8;
+    /* where chunk c of row r of Q, dO, K and V sits */
+    auto lay = [](int r, int c) -> int {
+        if constexpr (WG) return cm_off<D>(r, c);
+        else return swz<D>(r, c);
+    };
     for (int c = tid; c < BQ * CH; c += NTHREADS) {
         int r = c / CH, ch = c % CH, i = i0 + r;
         bool ok = i < a.Nq;
-        cp16(sQ + swz<D>(r, ch), qb + (long long)(ok ? i : 0) * a.qss + ch * 8, ok);
-        cp16(sdO + swz<D>(r, ch), dob + (long long)(ok ? i : 0) * a.doss + ch * 8, ok);
+        cp16(sQ + lay(r, ch), qb + (long long)(ok ? i : 0) * a.qss + ch * 8, ok);
+        cp16(sdO + lay(r, ch), dob + (long long)(ok ? i : 0) * a.doss + ch * 8, ok);
     }
     auto load_kv = [&](int stage, int c0) {
-        if (tid < BK)
-            key_slot_meta(kp, tid, c0, nkeys, lst, kstart, a.tkey ? sT : nullptr, zrow, i0, nrows, sIdx + stage * BK,
-                          sRlo + stage * BK, sRhi + stage * BK, sZ + stage * BK, sFull + stage * 2);
-        load_key_rows<T, D, BK, NTHREADS>(sK + stage * BK * D, sV + stage * BK * D, kb, vb, a.kss, a.vss, c0, nkeys, lst,
-                                          kstart, tid);
+        if constexpr (WG) {
+            key_slot_meta_all<BK>(kp, tid, c0, nkeys, lst, kstart, a.tkey ? sT : nullptr, zrow, i0, nrows,
+                                  sIdx + stage * BK, sRlo + stage * BK, sRhi + stage * BK, sZ + stage * BK,
+                                  sFull + stage * 2);
+            for (int c = tid; c < BK * CH; c += NTHREADS) {
+                const int r = c / CH, ch = c % CH, pos = c0 + r;
+                const bool ok = pos < nkeys;
+                const int j = ok ? (lst ? lst[pos] : kstart + pos) : 0;
+                cp16(sK + stage * BK * D + cm_off<D>(r, ch), kb + (long long)j * a.kss + ch * 8, ok);
+                cp16(sV + stage * BK * D + cm_off<D>(r, ch), vb + (long long)j * a.vss + ch * 8, ok);
+            }
+        } else {
+            if (tid < BK)
+                key_slot_meta(kp, tid, c0, nkeys, lst, kstart, a.tkey ? sT : nullptr, zrow, i0, nrows,
+                              sIdx + stage * BK, sRlo + stage * BK, sRhi + stage * BK, sZ + stage * BK,
+                              sFull + stage * 2);
+            load_key_rows<T, D, BK, NTHREADS>(sK + stage * BK * D, sV + stage * BK * D, kb, vb, a.kss, a.vss, c0,
+                                              nkeys, lst, kstart, tid);
+        }
     };
 
     const int nblocks = (nkeys + BK - 1) / BK;
@@ -193,6 +219,7 @@ __global__ void __launch_bounds__(2 * BQ) bwd_main_kernel(const BwdArgs a) {
         if (it + 1 < nit) load_kv(st ^ 1, ((it + 1) % nblocks) * BK);
         cp_commit();
         cp_wait<1>();
+        if constexpr (WG) fence_async_smem(); /* the copies, visible to the wgmmas */
         __syncthreads();
         const T *sKs = sK + st * BK * D, *sVs = sV + st * BK * D;
         if (it == pre_end && pre_end > 0) {
@@ -207,6 +234,22 @@ __global__ void __launch_bounds__(2 * BQ) bwd_main_kernel(const BwdArgs a) {
 
         /* S = Q K^T and dP = dO V^T for the warp's 16 rows x 64 keys */
         float s[BK / 8][4], dp[BK / 8][4];
+        if constexpr (WG) {
+            float(&sf)[BK / 2] = reinterpret_cast<float(&)[BK / 2]>(s);
+            float(&df)[BK / 2] = reinterpret_cast<float(&)[BK / 2]>(dp);
+            const uint64_t dq0 = gmma_desc(sQ, D * 16), ddo0 = gmma_desc(sdO, D * 16);
+            wg_fence();
+            wgmma_ss0<T, BK>(sf, dq0, gmma_desc(sKs, D * 16));
+            wgmma_ss0<T, BK>(df, ddo0, gmma_desc(sVs, D * 16));
+#pragma unroll
+            for (int kk = 1; kk < D / 16; kk++) {
+                const uint64_t step = (uint64_t)((kk * 2 * 128) >> 4);
+                wgmma_ss<T, BK>(sf, dq0 + step, gmma_desc(sKs + cm_off<D>(0, 2 * kk), D * 16), 1);
+                wgmma_ss<T, BK>(df, ddo0 + step, gmma_desc(sVs + cm_off<D>(0, 2 * kk), D * 16), 1);
+            }
+            wg_commit();
+            wg_wait0();
+        } else {
 #pragma unroll
         for (int t = 0; t < BK / 8; t++)
 #pragma unroll
@@ -228,6 +271,7 @@ __global__ void __launch_bounds__(2 * BQ) bwd_main_kernel(const BwdArgs a) {
                 mma16816<T>(dp[nt], df, vf[0], vf[1]);
                 mma16816<T>(dp[nt + 1], df, vf[2], vf[3]);
             }
+        }
         }
         const bool full = sFull[st * 2] && sFull[st * 2 + 1];
         /* P of the thread's element (nt, e01 + 2 r), recomputed from lse and masked to 0,
@@ -294,7 +338,8 @@ __global__ void __launch_bounds__(2 * BQ) bwd_main_kernel(const BwdArgs a) {
         for (int kk = 0; kk < BK / 16; kk++) {
             uint32_t af[4];
             acc_to_a<T>(dp, kk, af);
-            mma_a_rows<T, D, D / 8>(dq, af, sKs, kk, 0, lane);
+            if constexpr (WG) mma_a_rows_cm<T, D, D / 8>(dq, af, sKs, kk, 0, lane);
+            else mma_a_rows<T, D, D / 8>(dq, af, sKs, kk, 0, lane);
         }
         __syncthreads();
         /* dV_j += P^T dO, then dK_j += (s dS)^T Q: the warp's 16 keys x DW columns over
@@ -312,7 +357,8 @@ __global__ void __launch_bounds__(2 * BQ) bwd_main_kernel(const BwdArgs a) {
             for (int kk = 0; kk < BQ / 16; kk++) {
                 uint32_t af[4];
                 ld_a_t<BK>(af, sA, kk, wkey, lane); /* A = (stored [row][key])^T: the warp's keys */
-                mma_a_rows<T, D, DW / 8>(acc, af, sB, kk, d0 / 8, lane);
+                if constexpr (WG) mma_a_rows_cm<T, D, DW / 8>(acc, af, sB, kk, d0 / 8, lane);
+                else mma_a_rows<T, D, DW / 8>(acc, af, sB, kk, d0 / 8, lane);
             }
 #pragma unroll
             for (int r = 0; r < 2; r++) {
@@ -611,7 +657,7 @@ int bwd_tile_rows(int D, size_t esize) {
     return bwd_smem(128, D, esize) <= optin ? 128 : 64;
 }
 
-template <typename T, int D, int BQ>
+template <typename T, int D, int BQ, bool WG = false>
 attn_status launch_bwd_bq(const attn_params *p, BwdArgs &a, const cuda_attn_spec *s) {
     const int ntiles = (p->Nq + BQ - 1) / BQ;
     if (!a.exact_dsum) {
@@ -619,7 +665,7 @@ attn_status launch_bwd_bq(const attn_params *p, BwdArgs &a, const cuda_attn_spec
         if (st != ATTN_OK) return st;
     }
     const size_t smem = bwd_smem(BQ, D, sizeof(T));
-    auto kern = bwd_main_kernel<T, D, BQ>;
+    auto kern = bwd_main_kernel<T, D, BQ, WG>;
     CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
     kern<<<dim3(ntiles, p->Hq, p->B), 2 * BQ, smem>>>(a);
     CUDA_CHECK_LAUNCH();
@@ -635,7 +681,24 @@ attn_status launch_bwd_bq(const attn_params *p, BwdArgs &a, const cuda_attn_spec
     return ATTN_OK;
 }
 
+/* DMABENCH_CUDA_WGMMA_BWD=1 on an sm_90 device: the wgmma version of the query-tile
+ * backward (bwd_main_kernel's WG), for D 64 and 128. */
+bool bwd_wgmma_enabled() {
+    static int on = -1;
+    if (on < 0) {
+        const char *e = getenv("DMABENCH_CUDA_WGMMA_BWD");
+        int dev = 0, major = 0;
+        on = e && !strcmp(e, "1") && cudaGetDevice(&dev) == cudaSuccess &&
+             cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess && major == 9;
+        cudaGetLastError();
+    }
+    return on == 1;
+}
+
 template <typename T, int D> attn_status launch_bwd(const attn_params *p, BwdArgs &a, const cuda_attn_spec *s) {
+    if constexpr (D == 64 || D == 128) {
+        if (bwd_wgmma_enabled()) return launch_bwd_bq<T, D, 64, true>(p, a, s);
+    }
     if constexpr (D >= 32) {
         if (bwd_tile_rows(D, sizeof(T)) == 128) return launch_bwd_bq<T, D, 128>(p, a, s);
     }
