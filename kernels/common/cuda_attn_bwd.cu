@@ -116,6 +116,9 @@ __global__ void __launch_bounds__(2 * BQ) bwd_main_kernel(const BwdArgs a) {
     int *sRhi = sRlo + 2 * BK;
     float *sZ = reinterpret_cast<float *>(sRhi + 2 * BK);
     int *sFull = reinterpret_cast<int *>(sZ + 2 * BK); /* [2 stages][2 loading warps] */
+    /* WG: Q^T and dO^T, [D][BQ rows] core-matrix, the B operands of dK and dV */
+    T *sQt = reinterpret_cast<T *>(sFull + 4);
+    T *sdOt = sQt + D * BQ;
 
     /* the last tiles first: under a causal mask they hold the most keys, and
      * starting them early leaves the short ones to fill the final wave */
@@ -219,7 +222,29 @@ __global__ void __launch_bounds__(2 * BQ) bwd_main_kernel(const BwdArgs a) {
         if (it + 1 < nit) load_kv(st ^ 1, ((it + 1) % nblocks) * BK);
         cp_commit();
         cp_wait<1>();
-        if constexpr (WG) fence_async_smem(); /* the copies, visible to the wgmmas */
+        if constexpr (WG) {
+            if (it == 0) { /* Q^T and dO^T once per tile: 8 x 8 blocks through ldmatrix.trans */
+                __syncthreads();
+                constexpr int NBLK = (BQ / 8) * (D / 8);
+#pragma unroll
+                for (int which = 0; which < 2; which++) {
+                    const T *src = which ? sdO : sQ;
+                    T *dst = which ? sdOt : sQt;
+                    for (int it4 = warp; it4 < NBLK / 4; it4 += NTHREADS / 32) {
+                        const int blk = it4 * 4 + (lane >> 3), rb = blk / (D / 8), dc = blk % (D / 8);
+                        uint32_t r4[4];
+                        ldsm_x4_t(r4, src + cm_off<D>(rb * 8 + (lane & 7), dc));
+#pragma unroll
+                        for (int q = 0; q < 4; q++) {
+                            const int bq = it4 * 4 + q, rq = bq / (D / 8), cq = bq % (D / 8);
+                            *reinterpret_cast<uint32_t *>(dst + cm_off<BQ>(cq * 8 + (lane >> 2), rq) + (lane & 3) * 2) =
+                                r4[q];
+                        }
+                    }
+                }
+            }
+            fence_async_smem(); /* the copies and the transposes, visible to the wgmmas */
+        }
         __syncthreads();
         const T *sKs = sK + st * BK * D, *sVs = sV + st * BK * D;
         if (it == pre_end && pre_end > 0) {
@@ -322,16 +347,27 @@ __global__ void __launch_bounds__(2 * BQ) bwd_main_kernel(const BwdArgs a) {
                     if (lane < 4 && jj >= 0 && colsum != 0.f) atomicAdd(a.dz + ((size_t)b * a.Hkv + hkv) * a.Nk + jj, colsum);
                 }
             }
-        /* P and s dS to shared memory as [row][key] (8 chunks of 8 keys per row) */
+        /* P and s dS to shared memory as [row][key] (8 chunks of 8 keys per row); WG: as
+         * [key][row] in the core-matrix layout, the A operands of dV and dK */
 #pragma unroll
         for (int nt = 0; nt < BK / 8; nt++)
 #pragma unroll
             for (int r = 0; r < 2; r++) {
                 int row = wrow + (lane >> 2) + 8 * r;
-                int idx = swz<BK>(row, nt) + (lane & 3) * 2;
-                *reinterpret_cast<uint32_t *>(sP + idx) = pack2<T>::from(s[nt][2 * r], s[nt][2 * r + 1]);
-                *reinterpret_cast<uint32_t *>(sdS + idx) =
-                    pack2<T>::from(dp[nt][2 * r] * a.scale, dp[nt][2 * r + 1] * a.scale);
+                if constexpr (WG) {
+                    const int k = nt * 8 + (lane & 3) * 2;
+                    const T p0 = from_f32<T>(s[nt][2 * r]), p1 = from_f32<T>(s[nt][2 * r + 1]);
+                    const T d0s = from_f32<T>(dp[nt][2 * r] * a.scale), d1s = from_f32<T>(dp[nt][2 * r + 1] * a.scale);
+                    sP[cm_off<BQ>(k, row >> 3) + (row & 7)] = p0;
+                    sP[cm_off<BQ>(k + 1, row >> 3) + (row & 7)] = p1;
+                    sdS[cm_off<BQ>(k, row >> 3) + (row & 7)] = d0s;
+                    sdS[cm_off<BQ>(k + 1, row >> 3) + (row & 7)] = d1s;
+                } else {
+                    int idx = swz<BK>(row, nt) + (lane & 3) * 2;
+                    *reinterpret_cast<uint32_t *>(sP + idx) = pack2<T>::from(s[nt][2 * r], s[nt][2 * r + 1]);
+                    *reinterpret_cast<uint32_t *>(sdS + idx) =
+                        pack2<T>::from(dp[nt][2 * r] * a.scale, dp[nt][2 * r + 1] * a.scale);
+                }
             }
         /* dQ += dS K (the scale is applied once at the end) */
 #pragma unroll
@@ -341,6 +377,7 @@ __global__ void __launch_bounds__(2 * BQ) bwd_main_kernel(const BwdArgs a) {
             if constexpr (WG) mma_a_rows_cm<T, D, D / 8>(dq, af, sKs, kk, 0, lane);
             else mma_a_rows<T, D, D / 8>(dq, af, sKs, kk, 0, lane);
         }
+        if constexpr (WG) fence_async_smem(); /* P and dS, visible to the wgmmas */
         __syncthreads();
         /* dV_j += P^T dO, then dK_j += (s dS)^T Q: the warp's 16 keys x DW columns over
          * the tile's rows */
@@ -351,14 +388,28 @@ __global__ void __launch_bounds__(2 * BQ) bwd_main_kernel(const BwdArgs a) {
             const T *sB = which ? sQ : sdO;
             float *dst = which ? dkb : dvb;
             float acc[DW / 8][4];
+            if constexpr (WG) { /* m64 keys x nD over the tile's 64 rows: A = P^T or dS^T, B = dO^T or Q^T */
+                float(&af)[DW / 2] = reinterpret_cast<float(&)[DW / 2]>(acc);
+                const T *sBt = which ? sQt : sdOt;
+                wg_fence();
+                wgmma_ss0<T, D>(af, gmma_desc(sA, BQ * 16), gmma_desc(sBt, BQ * 16));
+#pragma unroll
+                for (int kk = 1; kk < BQ / 16; kk++) {
+                    const uint64_t step = (uint64_t)((kk * 2 * 128) >> 4);
+                    wgmma_ss<T, D>(af, gmma_desc(sA, BQ * 16) + step, gmma_desc(sBt, BQ * 16) + step, 1);
+                }
+                wg_commit();
+                wg_wait0();
+                (void)sB;
+            } else {
 #pragma unroll
             for (int t = 0; t < DW / 8; t++) acc[t][0] = acc[t][1] = acc[t][2] = acc[t][3] = 0.f;
 #pragma unroll
             for (int kk = 0; kk < BQ / 16; kk++) {
                 uint32_t af[4];
                 ld_a_t<BK>(af, sA, kk, wkey, lane); /* A = (stored [row][key])^T: the warp's keys */
-                if constexpr (WG) mma_a_rows_cm<T, D, DW / 8>(acc, af, sB, kk, d0 / 8, lane);
-                else mma_a_rows<T, D, DW / 8>(acc, af, sB, kk, d0 / 8, lane);
+                mma_a_rows<T, D, DW / 8>(acc, af, sB, kk, d0 / 8, lane);
+            }
             }
 #pragma unroll
             for (int r = 0; r < 2; r++) {
@@ -664,7 +715,7 @@ attn_status launch_bwd_bq(const attn_params *p, BwdArgs &a, const cuda_attn_spec
         attn_status st = launch_dot<T>(p, a);
         if (st != ATTN_OK) return st;
     }
-    const size_t smem = bwd_smem(BQ, D, sizeof(T));
+    const size_t smem = bwd_smem(BQ, D, sizeof(T)) + (WG ? 2 * (size_t)D * BQ * sizeof(T) : 0);
     auto kern = bwd_main_kernel<T, D, BQ, WG>;
     CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
     kern<<<dim3(ntiles, p->Hq, p->B), 2 * BQ, smem>>>(a);

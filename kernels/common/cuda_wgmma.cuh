@@ -41,6 +41,15 @@ template <typename T, int N> __device__ __forceinline__ void wgmma_rs(float (&d)
     "=f"(d[8]), "=f"(d[9]), "=f"(d[10]), "=f"(d[11]), "=f"(d[12]), "=f"(d[13]), "=f"(d[14]), "=f"(d[15]), \
     "=f"(d[16]), "=f"(d[17]), "=f"(d[18]), "=f"(d[19]), "=f"(d[20]), "=f"(d[21]), "=f"(d[22]), "=f"(d[23]), \
     "=f"(d[24]), "=f"(d[25]), "=f"(d[26]), "=f"(d[27]), "=f"(d[28]), "=f"(d[29]), "=f"(d[30]), "=f"(d[31])
+#define DM_W64 \
+    "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3]), "=f"(d[4]), "=f"(d[5]), "=f"(d[6]), "=f"(d[7]), \
+    "=f"(d[8]), "=f"(d[9]), "=f"(d[10]), "=f"(d[11]), "=f"(d[12]), "=f"(d[13]), "=f"(d[14]), "=f"(d[15]), \
+    "=f"(d[16]), "=f"(d[17]), "=f"(d[18]), "=f"(d[19]), "=f"(d[20]), "=f"(d[21]), "=f"(d[22]), "=f"(d[23]), \
+    "=f"(d[24]), "=f"(d[25]), "=f"(d[26]), "=f"(d[27]), "=f"(d[28]), "=f"(d[29]), "=f"(d[30]), "=f"(d[31]), \
+    "=f"(d[32]), "=f"(d[33]), "=f"(d[34]), "=f"(d[35]), "=f"(d[36]), "=f"(d[37]), "=f"(d[38]), "=f"(d[39]), \
+    "=f"(d[40]), "=f"(d[41]), "=f"(d[42]), "=f"(d[43]), "=f"(d[44]), "=f"(d[45]), "=f"(d[46]), "=f"(d[47]), \
+    "=f"(d[48]), "=f"(d[49]), "=f"(d[50]), "=f"(d[51]), "=f"(d[52]), "=f"(d[53]), "=f"(d[54]), "=f"(d[55]), \
+    "=f"(d[56]), "=f"(d[57]), "=f"(d[58]), "=f"(d[59]), "=f"(d[60]), "=f"(d[61]), "=f"(d[62]), "=f"(d[63])
 #define DM_RW64 \
     "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), \
     "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), \
@@ -89,12 +98,29 @@ template <typename T, int N> __device__ __forceinline__ void wgmma_rs(float (&d)
                   : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1));                                   \
     }
 
+/* m64n128k16 from shared memory: the backward's dK and dV at D = 128 */
+#define DM_WGMMA_SS128(T, TY)                                                                                          \
+    template <> __device__ __forceinline__ void wgmma_ss<T, 128>(float (&d)[64], uint64_t da, uint64_t db, int acc) { \
+        DM_WG_ASM("{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"                                                         \
+                  "wgmma.mma_async.sync.aligned.m64n128k16.f32." TY "." TY " " DM_ACC64 ", %64, %65, p, 1, 1, 0, 0;\n}\n" \
+                  : DM_RW64                                                                                            \
+                  : "l"(da), "l"(db), "r"(acc));                                                                      \
+    }                                                                                                                  \
+    template <> __device__ __forceinline__ void wgmma_ss0<T, 128>(float (&d)[64], uint64_t da, uint64_t db) {          \
+        DM_WG_ASM("{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"                                                         \
+                  "wgmma.mma_async.sync.aligned.m64n128k16.f32." TY "." TY " " DM_ACC64 ", %64, %65, p, 1, 1, 0, 0;\n}\n" \
+                  : DM_W64                                                                                             \
+                  : "l"(da), "l"(db), "r"(0));                                                                        \
+    }
+
 DM_WGMMA_SS(__nv_bfloat16, "bf16")
 DM_WGMMA_SS(__half, "f16")
 DM_WGMMA_RS64(__nv_bfloat16, "bf16")
 DM_WGMMA_RS64(__half, "f16")
 DM_WGMMA_RS128(__nv_bfloat16, "bf16")
 DM_WGMMA_RS128(__half, "f16")
+DM_WGMMA_SS128(__nv_bfloat16, "bf16")
+DM_WGMMA_SS128(__half, "f16")
 
 __device__ __forceinline__ void wg_fence() {
 #ifdef DM_WGMMA
