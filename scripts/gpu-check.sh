@@ -72,7 +72,7 @@ lim 90 env DMABENCH_CUDA_WGMMA=1 $K --variants mha --n 8192,16384 --mode fwd --w
     --out "$OUT/kernels-wgmma-mha.json"
 lim 60 env DMABENCH_CUDA_WGMMA=1 $K --variants swa,dma --n 65536 --w 1024 --mode fwd --warmup 2 --repeats 7 \
     --out "$OUT/kernels-wgmma-sparse.json"
-echo "-- the backward's S and dP on wgmma (DMABENCH_CUDA_WGMMA_BWD=1), with and without the wgmma forward"
+echo "-- the backward on wgmma (DMABENCH_CUDA_WGMMA_BWD=1), with and without the wgmma forward"
 lim 90 env DMABENCH_CUDA_WGMMA_BWD=1 $K --variants mha,swa,dma --n 8192,65536 --w 1024 --mode fwdbwd --warmup 2 \
     --repeats 5 --out "$OUT/kernels-wgmma-bwd.json"
 lim 60 env DMABENCH_CUDA_WGMMA_BWD=1 DMABENCH_CUDA_WGMMA=1 $K --variants mha,dma --n 8192 --w 1024 --mode fwdbwd \

@@ -45,7 +45,7 @@ rc_of() { cat "$T/$1.rc" 2>/dev/null || echo "?"; }
 # key-parallel backward (mha, swa and nsa's window branch); nsa's selected-branch
 # backward on tensor cores; nsa's single-scan pick of the selected blocks; the
 # forward on Hopper's wgmma; dma decode's select histogram without match; nsa's
-# linear compression 8 blocks per CTA; the backward's S and dP on wgmma
+# linear compression 8 blocks per CTA; the backward's products on wgmma
 OPTINS="DMABENCH_NSA_TC=0:nsa DMABENCH_CUDA_BWD_TILE=64:mha,swa,dma,nsa DMABENCH_CUDA_BWD_KEYPAR=1:mha,swa,nsa
 DMABENCH_NSA_TC_BWD=1:nsa DMABENCH_NSA_PICK=top4:nsa DMABENCH_CUDA_WGMMA=1:mha,swa,dma,nsa DMABENCH_DECODE_SEL_ATOMIC=1:dma
 DMABENCH_NSA_CMP_BLK=1:nsa DMABENCH_CUDA_WGMMA_BWD=1:mha,swa,dma,nsa"
