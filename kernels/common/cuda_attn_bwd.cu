@@ -90,10 +90,12 @@ __global__ void bwd_dot_kernel(const T *o, long long osb, long long oss, long lo
 }
 
 /* WG (DMABENCH_CUDA_WGMMA_BWD=1 on sm_90, BQ 64, D 64 or 128, until tests/gpu.sh has
- * verified it): S = Q K^T and dP = dO V^T on Hopper's warpgroup MMA from shared
- * memory (the tile's 64 rows are one warpgroup's m64), with Q, dO, K and V in the
- * core-matrix layout (cuda_wgmma.cuh) that the other products read conflict-free
- * through ldmatrix; everything else as below. */
+ * verified it): Hopper's warpgroup MMA from shared memory for S = Q K^T and
+ * dP = dO V^T (the tile's 64 rows are one warpgroup's m64) and for dV = P^T dO and
+ * dK = (s dS)^T Q (the block's 64 keys as m64; P and s dS stored [key][row], Q^T and
+ * dO^T made once per tile), all in the core-matrix layout (cuda_wgmma.cuh); dQ += dS K
+ * stays on mma.sync, reading K conflict-free from that layout. Masks, Dsum, dz and
+ * the reductions as below. */
 template <typename T, int D, int BQ, bool WG = false>
 __global__ void __launch_bounds__(2 * BQ) bwd_main_kernel(const BwdArgs a) {
     static_assert(!WG || (BQ == 64 && (D == 64 || D == 128)), "the wgmma version takes 64 rows, D 64 or 128");
