@@ -93,9 +93,9 @@ __global__ void bwd_dot_kernel(const T *o, long long osb, long long oss, long lo
  * verified it): Hopper's warpgroup MMA from shared memory for S = Q K^T and
  * dP = dO V^T (the tile's 64 rows are one warpgroup's m64) and for dV = P^T dO and
  * dK = (s dS)^T Q (the block's 64 keys as m64; P and s dS stored [key][row], Q^T and
- * dO^T made once per tile), all in the core-matrix layout (cuda_wgmma.cuh); dQ += dS K
- * stays on mma.sync, reading K conflict-free from that layout. Masks, Dsum, dz and
- * the reductions as below. */
+ * dO^T made once per tile) and dQ += dS K (dS from registers, K^T made per block),
+ * all in the core-matrix layout (cuda_wgmma.cuh). Masks, Dsum, dz and the
+ * reductions as below. */
 template <typename T, int D, int BQ, bool WG = false>
 __global__ void __launch_bounds__(2 * BQ) bwd_main_kernel(const BwdArgs a) {
     static_assert(!WG || (BQ == 64 && (D == 64 || D == 128)), "the wgmma version takes 64 rows, D 64 or 128");
@@ -121,6 +121,7 @@ __global__ void __launch_bounds__(2 * BQ) bwd_main_kernel(const BwdArgs a) {
     /* WG: Q^T and dO^T, [D][BQ rows] core-matrix, the B operands of dK and dV */
     T *sQt = reinterpret_cast<T *>(sFull + 4);
     T *sdOt = sQt + D * BQ;
+    T *sKt = sdOt + D * BQ; /* WG: the block's K^T, [D][BK keys], the B operand of dQ */
 
     /* the last tiles first: under a causal mask they hold the most keys, and
      * starting them early leaves the short ones to fill the final wave */
@@ -224,30 +225,32 @@ __global__ void __launch_bounds__(2 * BQ) bwd_main_kernel(const BwdArgs a) {
         if (it + 1 < nit) load_kv(st ^ 1, ((it + 1) % nblocks) * BK);
         cp_commit();
         cp_wait<1>();
+        __syncthreads();
         if constexpr (WG) {
-            if (it == 0) { /* Q^T and dO^T once per tile: 8 x 8 blocks through ldmatrix.trans */
-                __syncthreads();
-                constexpr int NBLK = (BQ / 8) * (D / 8);
+            /* [64][D] core-matrix tiles transposed into [D][64] ones, 8 x 8 blocks
+             * through ldmatrix.trans: Q^T and dO^T once per tile, K^T every block */
+            static_assert(!WG || BQ == 64, "the transposes take 64 rows");
+            auto transpose = [&](const T *src, T *dst) {
+                constexpr int NBLK = (64 / 8) * (D / 8);
+                for (int it4 = warp; it4 < NBLK / 4; it4 += NTHREADS / 32) {
+                    const int blk = it4 * 4 + (lane >> 3), rb = blk / (D / 8), dc = blk % (D / 8);
+                    uint32_t r4[4];
+                    ldsm_x4_t(r4, src + cm_off<D>(rb * 8 + (lane & 7), dc));
 #pragma unroll
-                for (int which = 0; which < 2; which++) {
-                    const T *src = which ? sdO : sQ;
-                    T *dst = which ? sdOt : sQt;
-                    for (int it4 = warp; it4 < NBLK / 4; it4 += NTHREADS / 32) {
-                        const int blk = it4 * 4 + (lane >> 3), rb = blk / (D / 8), dc = blk % (D / 8);
-                        uint32_t r4[4];
-                        ldsm_x4_t(r4, src + cm_off<D>(rb * 8 + (lane & 7), dc));
-#pragma unroll
-                        for (int q = 0; q < 4; q++) {
-                            const int bq = it4 * 4 + q, rq = bq / (D / 8), cq = bq % (D / 8);
-                            *reinterpret_cast<uint32_t *>(dst + cm_off<BQ>(cq * 8 + (lane >> 2), rq) + (lane & 3) * 2) =
-                                r4[q];
-                        }
+                    for (int q = 0; q < 4; q++) {
+                        const int bq = it4 * 4 + q, rq = bq / (D / 8), cq = bq % (D / 8);
+                        *reinterpret_cast<uint32_t *>(dst + cm_off<64>(cq * 8 + (lane >> 2), rq) + (lane & 3) * 2) = r4[q];
                     }
                 }
+            };
+            if (it == 0) {
+                transpose(sQ, sQt);
+                transpose(sdO, sdOt);
             }
+            transpose(sK + st * BK * D, sKt);
             fence_async_smem(); /* the copies and the transposes, visible to the wgmmas */
+            __syncthreads();
         }
-        __syncthreads();
         const T *sKs = sK + st * BK * D, *sVs = sV + st * BK * D;
         if (it == pre_end && pre_end > 0) {
 #pragma unroll
@@ -372,12 +375,24 @@ __global__ void __launch_bounds__(2 * BQ) bwd_main_kernel(const BwdArgs a) {
                 }
             }
         /* dQ += dS K (the scale is applied once at the end) */
+        if constexpr (WG) { /* m64 rows x nD, A = dS from registers, B = K^T */
+            uint32_t pf[BK / 16][4];
 #pragma unroll
-        for (int kk = 0; kk < BK / 16; kk++) {
-            uint32_t af[4];
-            acc_to_a<T>(dp, kk, af);
-            if constexpr (WG) mma_a_rows_cm<T, D, D / 8>(dq, af, sKs, kk, 0, lane);
-            else mma_a_rows<T, D, D / 8>(dq, af, sKs, kk, 0, lane);
+            for (int kk = 0; kk < BK / 16; kk++) acc_to_a<T>(dp, kk, pf[kk]);
+            float(&dqf)[D / 2] = reinterpret_cast<float(&)[D / 2]>(dq);
+            wg_fence();
+#pragma unroll
+            for (int kk = 0; kk < BK / 16; kk++)
+                wgmma_rs<T, D>(dqf, pf[kk], gmma_desc(sKt + cm_off<BK>(0, 2 * kk), BK * 16));
+            wg_commit();
+            wg_wait0();
+        } else {
+#pragma unroll
+            for (int kk = 0; kk < BK / 16; kk++) {
+                uint32_t af[4];
+                acc_to_a<T>(dp, kk, af);
+                mma_a_rows<T, D, D / 8>(dq, af, sKs, kk, 0, lane);
+            }
         }
         if constexpr (WG) fence_async_smem(); /* P and dS, visible to the wgmmas */
         __syncthreads();
@@ -717,7 +732,7 @@ attn_status launch_bwd_bq(const attn_params *p, BwdArgs &a, const cuda_attn_spec
         attn_status st = launch_dot<T>(p, a);
         if (st != ATTN_OK) return st;
     }
-    const size_t smem = bwd_smem(BQ, D, sizeof(T)) + (WG ? 2 * (size_t)D * BQ * sizeof(T) : 0);
+    const size_t smem = bwd_smem(BQ, D, sizeof(T)) + (WG ? (2 * (size_t)BQ + BK) * D * sizeof(T) : 0);
     auto kern = bwd_main_kernel<T, D, BQ, WG>;
     CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
     kern<<<dim3(ntiles, p->Hq, p->B), 2 * BQ, smem>>>(a);
