@@ -4,7 +4,8 @@
 # bf16 and f16, forward and backward; compute-sanitizer), the speed
 # profile at the DMA paper's shapes (B=1, Hq=32, Hkv=8, D=128, bf16, causal), and
 # PyTorch's SDPA timed in the same run as the anchor. Reports go to $OUT.
-#   OUT=results/gpu sh scripts/gpu-check.sh [tests|sanitize|sanitize-optin|bench|bench-optin|profile]   (default: all)
+#   OUT=results/gpu sh scripts/gpu-check.sh [tests|sanitize|sanitize-optin|bench|bench-optin|optin-engine|optin-nsa|optin-decode|profile]
+#   (default: all)
 # The test programs come from $DMABENCH_TESTS (default ./build/tests).
 set -u
 OUT=${OUT:-results/gpu-local}
@@ -40,11 +41,11 @@ if [ "$PART" = profile ]; then
     rm -f "$OUT"/ncu-*.csv # large; the sums are in profile-*.txt
     exit 0
 fi
-[ "$PART" = bench ] || [ "$PART" = all ] || [ "$PART" = bench-optin ] || exit 0
+case "$PART" in bench | all | bench-optin | optin-*) ;; *) exit 0 ;; esac
 K="$B kernels --backend cuda --b 1 --hq 32 --hkv 8 --d 128 --dtype bf16"
 # each step under a time limit, so that one slow cell cannot take the whole run
 lim() { t=$1; shift; timeout "$t" "$@" 2>/dev/null | grep -E '^\| (mha|swa|dma|nsa) ' | cut -c1-150; }
-if [ "$PART" != bench-optin ]; then
+if [ "$PART" = bench ] || [ "$PART" = all ]; then
 echo "== kernels (B=1 Hq=32 Hkv=8 D=128 bf16 causal)"
 lim 90 $K --variants mha --n 8192,16384 --mode fwd,fwdbwd --warmup 3 --repeats 10 --out "$OUT/kernels-mha.json"
 lim 120 $K --variants swa,dma --n 8192,65536 --w 1024 --mode fwd,fwdbwd --warmup 2 --repeats 7 --out "$OUT/kernels-sparse.json"
@@ -59,14 +60,14 @@ echo "== anchors (PyTorch SDPA, same card)"
 timeout 90 python3 scripts/sdpa_anchor.py >"$OUT/anchors.json" 2>"$OUT/anchors.log"; tail -12 "$OUT/anchors.log"
 fi
 [ "$PART" = bench ] && exit 0
-echo "== other versions: the backward on 64-row tiles (DMABENCH_CUDA_BWD_TILE=64), the key-parallel backward (DMABENCH_CUDA_BWD_KEYPAR=1), nsa's selected-branch backward on tensor cores"
+# the other versions in three parts (each fits a time-limited run); bench-optin: all
+want() { [ "$PART" = bench-optin ] || [ "$PART" = all ] || [ "$PART" = "$1" ]; }
+if want optin-engine; then
+echo "== the engine's other versions: 64-row backward tiles, key-parallel backward, wgmma forward and backward"
 lim 100 env DMABENCH_CUDA_BWD_TILE=64 $K --variants mha,swa,dma --n 8192,65536 --w 1024 --mode fwdbwd --warmup 2 \
     --repeats 5 --out "$OUT/kernels-bwd64.json"
 lim 60 env DMABENCH_CUDA_BWD_KEYPAR=1 $K --variants mha,swa --n 8192,65536 --w 1024 --mode fwdbwd --warmup 2 \
     --repeats 5 --out "$OUT/kernels-bwd-keypar.json"
-echo "-- nsa's selected-branch backward on tensor cores (DMABENCH_NSA_TC_BWD=1)"
-lim 90 env DMABENCH_NSA_TC_BWD=1 $K --variants nsa --n 8192,65536 --w 512 --mode fwdbwd --warmup 1 --repeats 3 \
-    --out "$OUT/kernels-nsa-tcbwd.json"
 echo "-- the forward on Hopper's wgmma (DMABENCH_CUDA_WGMMA=1)"
 lim 90 env DMABENCH_CUDA_WGMMA=1 $K --variants mha --n 8192,16384 --mode fwd --warmup 3 --repeats 10 \
     --out "$OUT/kernels-wgmma-mha.json"
@@ -77,13 +78,6 @@ lim 90 env DMABENCH_CUDA_WGMMA_BWD=1 $K --variants mha,swa,dma --n 8192,65536 --
     --repeats 5 --out "$OUT/kernels-wgmma-bwd.json"
 lim 60 env DMABENCH_CUDA_WGMMA_BWD=1 DMABENCH_CUDA_WGMMA=1 $K --variants mha,dma --n 8192 --w 1024 --mode fwdbwd \
     --warmup 2 --repeats 5 --out "$OUT/kernels-wgmma-both.json"
-echo "-- nsa's single-scan pick (DMABENCH_NSA_PICK=top4), blocked compression (DMABENCH_NSA_CMP_BLK=1), both"
-lim 90 env DMABENCH_NSA_PICK=top4 $K --variants nsa --n 8192,65536,262144 --w 512 --mode fwd --warmup 1 --repeats 3 \
-    --out "$OUT/kernels-nsa-pick.json"
-lim 60 env DMABENCH_NSA_CMP_BLK=1 $K --variants nsa --n 8192,65536 --w 512 --mode fwd --warmup 1 --repeats 3 \
-    --out "$OUT/kernels-nsa-cmpblk.json"
-lim 90 env DMABENCH_NSA_CMP_BLK=1 DMABENCH_NSA_PICK=top4 DMABENCH_NSA_TC_BWD=1 $K --variants nsa --n 65536,262144 \
-    --w 512 --mode fwd --warmup 1 --repeats 3 --out "$OUT/kernels-nsa-all.json"
 echo "== the model's attention shapes (B=2, Hq=6, Hkv=3, D=128, N=8192; model/configs/gpu-131m-*.json)"
 lim 90 $B kernels --backend cuda --b 2 --hq 6 --hkv 3 --d 128 --dtype bf16 --variants mha,dma,nsa --n 8192 --w 1024 \
     --mode fwd,fwdbwd --warmup 2 --repeats 5 --out "$OUT/kernels-model-shape.json"
@@ -92,19 +86,27 @@ for bw in "" DMABENCH_CUDA_BWD_KEYPAR=1 DMABENCH_CUDA_WGMMA=1 DMABENCH_CUDA_WGMM
     lim 60 env $bw $B kernels --backend cuda --b 8 --hq 6 --hkv 3 --d 128 --dtype bf16 --variants mha --n 2048 \
         --mode fwd,fwdbwd --warmup 3 --repeats 10 --out "$OUT/kernels-model-2048${bw:+-${bw%%=*}}.json"
 done
-echo "== decode tuning sweep (DMABENCH_DECODE_WAVES, DMABENCH_DECODE_SEL_CTAS) at K = 524288"
-for wv in 1 2 4; do
-    echo "-- waves $wv"
-    lim 40 env DMABENCH_DECODE_WAVES=$wv $K --variants mha --n 524288 --mode decode --warmup 3 --repeats 10 \
-        --out "$OUT/kernels-decode-waves$wv.json"
-done
-echo "-- the select's histogram without __match_any_sync (DMABENCH_DECODE_SEL_ATOMIC=1)"
+fi
+if want optin-nsa; then
+echo "== nsa: selected-branch backward on tensor cores (DMABENCH_NSA_TC_BWD=1), single-scan pick (DMABENCH_NSA_PICK=top4),"
+echo "   blocked compression (DMABENCH_NSA_CMP_BLK=1), all three"
+lim 90 env DMABENCH_NSA_TC_BWD=1 $K --variants nsa --n 8192,65536 --w 512 --mode fwdbwd --warmup 1 --repeats 3 \
+    --out "$OUT/kernels-nsa-tcbwd.json"
+lim 90 env DMABENCH_NSA_PICK=top4 $K --variants nsa --n 8192,65536,262144 --w 512 --mode fwd --warmup 1 --repeats 3 \
+    --out "$OUT/kernels-nsa-pick.json"
+lim 60 env DMABENCH_NSA_CMP_BLK=1 $K --variants nsa --n 8192,65536 --w 512 --mode fwd --warmup 1 --repeats 3 \
+    --out "$OUT/kernels-nsa-cmpblk.json"
+lim 120 env DMABENCH_NSA_CMP_BLK=1 DMABENCH_NSA_PICK=top4 DMABENCH_NSA_TC_BWD=1 $K --variants nsa --n 65536,262144 \
+    --w 512 --mode fwd --warmup 1 --repeats 3 --out "$OUT/kernels-nsa-all.json"
+lim 120 env DMABENCH_NSA_CMP_BLK=1 DMABENCH_NSA_PICK=top4 DMABENCH_NSA_TC_BWD=1 $K --variants nsa --n 8192,65536 \
+    --w 512 --mode fwdbwd --warmup 1 --repeats 3 --out "$OUT/kernels-nsa-all-bwd.json"
+fi
+if want optin-decode; then
+echo "== decode: the select's histogram without __match_any_sync (DMABENCH_DECODE_SEL_ATOMIC=1), random and clustered z"
 lim 40 env DMABENCH_DECODE_SEL_ATOMIC=1 $K --variants dma --n 65536,524288 --w 1024 --mode decode --warmup 3 --repeats 10 \
     --out "$OUT/kernels-decode-selatomic.json"
+lim 40 $K --variants dma --n 524288 --w 1024 --mode decode --dma-z clustered --warmup 3 --repeats 10 \
+    --out "$OUT/kernels-decode-clustered.json"
 lim 40 env DMABENCH_DECODE_SEL_ATOMIC=1 $K --variants dma --n 524288 --w 1024 --mode decode --dma-z clustered \
     --warmup 3 --repeats 10 --out "$OUT/kernels-decode-selatomic-clustered.json"
-for sc in 1 2 8; do
-    echo "-- select CTAs per SM $sc"
-    lim 40 env DMABENCH_DECODE_SEL_CTAS=$sc $K --variants dma --n 524288 --w 1024 --mode decode --warmup 3 --repeats 10 \
-        --out "$OUT/kernels-decode-sel$sc.json"
-done
+fi
