@@ -1334,11 +1334,7 @@ dm_cuda_ws g_nws; /* compressed keys, branch outputs, selection and gradients, k
  * (nsa_select_tc_kernel, nsa_slc_tc_kernel); DMABENCH_NSA_TC=0 asks for the
  * CUDA-core kernels. */
 int nsa_tc_enabled() {
-    static int on = -1;
-    if (on < 0) {
-        const char *e = getenv("DMABENCH_NSA_TC");
-        on = !(e && !strcmp(e, "0"));
-    }
+    static const bool on = !dm_env_is("DMABENCH_NSA_TC", "0");
     return on;
 }
 
@@ -1398,33 +1394,21 @@ attn_status slc_tc_tile(int G, int ns, int nsel, int D, size_t esize, int *qs, i
 /* DMABENCH_NSA_CMP_BLK=1: linear compression NSA_CB blocks per CTA
  * (nsa_compress_blk_kernel) until tests/gpu.sh has verified it. */
 int nsa_cmp_blk_enabled() {
-    static int on = -1;
-    if (on < 0) {
-        const char *e = getenv("DMABENCH_NSA_CMP_BLK");
-        on = e && !strcmp(e, "1");
-    }
+    static const bool on = dm_env_is("DMABENCH_NSA_CMP_BLK", "1");
     return on;
 }
 
 /* DMABENCH_NSA_PICK=top4: nsa_pick_blocks' single-scan version (each lane's best
  * four in registers) until tests/gpu.sh has verified it. */
 int nsa_pick_top() {
-    static int on = -1;
-    if (on < 0) {
-        const char *e = getenv("DMABENCH_NSA_PICK");
-        on = e && !strcmp(e, "top4");
-    }
+    static const bool on = dm_env_is("DMABENCH_NSA_PICK", "top4");
     return on;
 }
 
 /* DMABENCH_NSA_TC_BWD=1: the selected branch's backward on the tensor cores
  * (nsa_slc_bwd_tc_kernel) until tests/gpu.sh has verified it. */
 int nsa_tc_bwd_enabled() {
-    static int on = -1;
-    if (on < 0) {
-        const char *e = getenv("DMABENCH_NSA_TC_BWD");
-        on = e && !strcmp(e, "1");
-    }
+    static const bool on = dm_env_is("DMABENCH_NSA_TC_BWD", "1");
     return on;
 }
 

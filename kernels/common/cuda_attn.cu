@@ -57,6 +57,8 @@ __global__ void __launch_bounds__(NTHREADS) attn_fwd_kernel(const FwdArgs a) {
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
     const KeyPos kp = {a.off, a.kmul, a.kadd, a.causal, a.window};
 
+    /* tile_keys (cuda_attn_keys.cuh) written out: through the helper ptxas spills 28
+     * more bytes in this kernel at D = 128 */
     int nkeys, kstart = 0;
     const int *lst = nullptr;
     const int nrows = min(BQ, a.Nq - i0);

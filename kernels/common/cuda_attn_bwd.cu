@@ -131,20 +131,10 @@ __global__ void __launch_bounds__(2 * BQ) bwd_main_kernel(const BwdArgs a) {
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
     const KeyPos kp = {a.off, a.kmul, a.kadd, a.causal, a.window};
     const int nrows = min(BQ, a.Nq - i0);
-
-    if (a.tkey) {
-        if (tid < BQ) sT[tid] = tid < nrows ? a.tkey[((size_t)b * a.Hkv + hkv) * a.Nq + i0 + tid] : ~0ULL;
-        __syncthreads();
-    }
-    int nkeys, kstart = 0;
-    const int *lst = nullptr;
-    if (a.list) { /* the forward's list of the tile that holds these rows */
-        size_t u = ((size_t)b * a.Hkv + hkv) * a.ntiles_list + i0 / a.list_tile;
-        nkeys = a.list_len[u];
-        lst = a.list + u * a.cap;
-    } else {
-        tile_key_range(kp, a.Nk, i0, nrows, &kstart, &nkeys);
-    }
+    int nkeys, kstart;
+    const int *lst; /* with a list: the forward's, of the tile that holds these rows */
+    tile_keys<BQ>(kp, a.Nk, a.Nq, a.Hkv, b, hkv, i0, nrows, a.tkey, sT, a.list, a.list_len, a.cap,
+                  ((size_t)b * a.Hkv + hkv) * a.ntiles_list + i0 / a.list_tile, &kstart, &nkeys, &lst);
 
     const T *qb = static_cast<const T *>(a.q) + b * a.qsb + h * a.qsh;
     const T *dob = static_cast<const T *>(a.dout) + b * a.dosb + h * a.dosh;
@@ -656,11 +646,7 @@ __global__ void __launch_bounds__(KP_THREADS) bwd_kp_kernel(const BwdArgs a, flo
 
 /* DMABENCH_CUDA_BWD_KEYPAR=1, and the shape is one the key-parallel kernel takes. */
 bool bwd_kp_applies(const attn_params *p, const cuda_attn_spec *s, const float *dz) {
-    static int want = -1;
-    if (want < 0) {
-        const char *e = getenv("DMABENCH_CUDA_BWD_KEYPAR");
-        want = e && !strcmp(e, "1");
-    }
+    static const bool want = dm_env_is("DMABENCH_CUDA_BWD_KEYPAR", "1");
     return want && !dz && !s->list && !s->z && !s->tkey && s->kpos_mul <= 0 && !s->dv_ddt && !s->after_main &&
            (p->causal || s->window <= 0);
 }
@@ -714,12 +700,8 @@ size_t bwd_smem(int BQ, int D, size_t esize) {
 /* 128-row tiles where they fit (D >= 32 and the device's shared memory);
  * DMABENCH_CUDA_BWD_TILE=64 asks for 64-row tiles everywhere. */
 int bwd_tile_rows(int D, size_t esize) {
-    static int want = -1;
-    if (want < 0) {
-        const char *e = getenv("DMABENCH_CUDA_BWD_TILE");
-        want = e && !strcmp(e, "64") ? 64 : 128;
-    }
-    if (want == 64 || D < 32) return 64;
+    static const bool only64 = dm_env_is("DMABENCH_CUDA_BWD_TILE", "64");
+    if (only64 || D < 32) return 64;
     size_t optin = 0;
     if (dm_cuda_smem_optin(&optin) != ATTN_OK) return 64;
     return bwd_smem(128, D, esize) <= optin ? 128 : 64;
@@ -752,15 +734,8 @@ attn_status launch_bwd_bq(const attn_params *p, BwdArgs &a, const cuda_attn_spec
 /* DMABENCH_CUDA_WGMMA_BWD=1 on an sm_90 device: the wgmma version of the query-tile
  * backward (bwd_main_kernel's WG), for D 64 and 128. */
 bool bwd_wgmma_enabled() {
-    static int on = -1;
-    if (on < 0) {
-        const char *e = getenv("DMABENCH_CUDA_WGMMA_BWD");
-        int dev = 0, major = 0;
-        on = e && !strcmp(e, "1") && cudaGetDevice(&dev) == cudaSuccess &&
-             cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess && major == 9;
-        cudaGetLastError();
-    }
-    return on == 1;
+    static const bool on = dm_env_is("DMABENCH_CUDA_WGMMA_BWD", "1") && dm_cuda_sm90();
+    return on;
 }
 
 template <typename T, int D> attn_status launch_bwd(const attn_params *p, BwdArgs &a, const cuda_attn_spec *s) {

@@ -63,6 +63,30 @@ __device__ __forceinline__ void tile_key_range(const KeyPos &kp, int Nk, int i0,
     *nkeys = hi >= lo ? (int)(hi - lo + 1) : 0;
 }
 
+/* The keys a query tile of rows [i0, i0 + nrows) of (batch b, kv head hkv) walks:
+ * with a list, the *nkeys entries *lst of list row u (the forward tile that holds the
+ * rows); else the contiguous range from *kstart. With thresholds (dma) the tile's go
+ * to sT[0..BQ) first (~0 past the last row), then a barrier. Called by every thread. */
+template <int BQ>
+__device__ __forceinline__ void tile_keys(const KeyPos &kp, int Nk, int Nq, int Hkv, int b, int hkv, int i0, int nrows,
+                                          const unsigned long long *tkey, unsigned long long *sT, const int *list,
+                                          const int *list_len, int cap, size_t u, int *kstart, int *nkeys,
+                                          const int **lst) {
+    const int tid = threadIdx.x;
+    if (tkey) {
+        if (tid < BQ) sT[tid] = tid < nrows ? tkey[((size_t)b * Hkv + hkv) * Nq + i0 + tid] : ~0ULL;
+        __syncthreads();
+    }
+    if (list) {
+        *kstart = 0;
+        *nkeys = list_len[u];
+        *lst = list + u * cap;
+    } else {
+        *lst = nullptr;
+        tile_key_range(kp, Nk, i0, nrows, kstart, nkeys);
+    }
+}
+
 /* Key slot `slot` of a block of BK keys from position c0 of the tile's keys, by
  * thread `slot` of the first BK / 32 warps (each warp's slots together): the key's
  * index (-1 past the end), the rows that keep it, its bias z log2e, and per warp

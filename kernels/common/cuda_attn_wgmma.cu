@@ -62,20 +62,11 @@ __global__ void __launch_bounds__(WNT) attn_fwd_wgmma_kernel(const FwdArgs a) {
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, wg = warp >> 2;
     const KeyPos kp = {a.off, a.kmul, a.kadd, a.causal, a.window};
 
-    int nkeys, kstart = 0;
-    const int *lst = nullptr;
     const int nrows = min(WBQ, a.Nq - i0);
-    if (a.tkey) {
-        if (tid < WBQ) sT[tid] = tid < nrows ? a.tkey[((size_t)b * a.Hkv + hkv) * a.Nq + i0 + tid] : ~0ULL;
-        __syncthreads();
-    }
-    if (a.list) {
-        size_t u = ((size_t)b * a.Hkv + hkv) * a.ntiles + tile;
-        nkeys = a.list_len[u];
-        lst = a.list + u * a.cap;
-    } else {
-        tile_key_range(kp, a.Nk, i0, nrows, &kstart, &nkeys);
-    }
+    int nkeys, kstart;
+    const int *lst;
+    tile_keys<WBQ>(kp, a.Nk, a.Nq, a.Hkv, b, hkv, i0, nrows, a.tkey, sT, a.list, a.list_len, a.cap,
+                   ((size_t)b * a.Hkv + hkv) * a.ntiles + tile, &kstart, &nkeys, &lst);
 
     const T *qb = static_cast<const T *>(a.q) + b * a.qsb + h * a.qsh;
     const T *kb = static_cast<const T *>(a.k) + b * a.ksb + hkv * a.ksh;
@@ -248,15 +239,8 @@ template <typename T, int D> attn_status launch_wgmma(const FwdArgs &a) {
 } // namespace
 
 bool fwd_wgmma_enabled() {
-    static int on = -1;
-    if (on < 0) {
-        const char *e = getenv("DMABENCH_CUDA_WGMMA");
-        int dev = 0, major = 0;
-        on = e && !strcmp(e, "1") && cudaGetDevice(&dev) == cudaSuccess &&
-             cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess && major == 9;
-        cudaGetLastError();
-    }
-    return on == 1;
+    static const bool on = dm_env_is("DMABENCH_CUDA_WGMMA", "1") && dm_cuda_sm90();
+    return on;
 }
 
 attn_status launch_fwd_wgmma(const FwdArgs &a, int D, attn_dtype dt) {

@@ -9,6 +9,8 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "attn.h"
 
@@ -29,5 +31,21 @@ void dm_cuda_note_error(cudaError_t e, const char *what, const char *file, int l
 #define CUDA_CHECK_LAUNCH() CUDA_CHECK(cudaGetLastError())
 
 static inline int dm_div_up(long long a, long long b) { return (int)((a + b - 1) / b); }
+
+/* Whether environment variable name holds value: the switches that choose kernel
+ * versions (reports record them; callers keep the answer in a static). */
+static inline bool dm_env_is(const char *name, const char *value) {
+    const char *e = getenv(name);
+    return e && !strcmp(e, value);
+}
+
+/* Whether the current device is an sm_90 one (Hopper's wgmma). */
+static inline bool dm_cuda_sm90() {
+    int dev = 0, major = 0;
+    const bool yes = cudaGetDevice(&dev) == cudaSuccess &&
+                     cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess && major == 9;
+    cudaGetLastError();
+    return yes;
+}
 
 #endif

@@ -157,22 +157,6 @@ __device__ __forceinline__ uint64_t gmma_desc(const void *p, uint32_t sbo) {
     return ((a & 0x3FFFFull) >> 4) | ((uint64_t)(128u >> 4) << 16) | ((uint64_t)(sbo >> 4) << 32);
 }
 
-/* acc[t] += A x B for the NC 8-column chunks from chunk c0 of sB, a [rows][D] tile in
- * the core-matrix layout (cm_off) whose rows kk*16 .. kk*16 + 15 are the k dimension
- * (transposed ldmatrix): mma_a_rows for that layout. */
-template <typename T, int D, int NC>
-__device__ __forceinline__ void mma_a_rows_cm(float (&acc)[NC][4], const uint32_t a[4], const T *sB, int kk, int c0,
-                                              int lane) {
-#pragma unroll
-    for (int dt = 0; dt < NC; dt += 2) {
-        uint32_t bf[4];
-        const int r = kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
-        ldsm_x4_t(bf, sB + cm_off<D>(r, c0 + dt + (lane >> 4)));
-        mma16816<T>(acc[dt], a, bf[0], bf[1]);
-        mma16816<T>(acc[dt + 1], a, bf[2], bf[3]);
-    }
-}
-
 } // namespace dm
 
 #endif
