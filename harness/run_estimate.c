@@ -10,13 +10,13 @@
  * So a short run of the same shapes (few steps, one seed, a small test set) tells
  * how long the whole suite will take on that machine.
  */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <cjson/cJSON.h>
 
+#include "records.h"
 #include "run_suite.h"
 
 typedef struct {
@@ -65,54 +65,18 @@ static int add_record(const cJSON *r, measured **m, int *n, int *cap) {
     return 0;
 }
 
-/* The records of a report (an object with "records") or of a records.jsonl file. */
+/* The task records of a report or of a records.jsonl stream (recset_load). */
 static int load_measured(const char *path, measured **m, int *n, char *err, size_t err_len) {
     *m = NULL, *n = 0;
-    int cap = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, err_len, "cannot read %s: %s", path, strerror(errno));
+    int cap = 0, rc = 0;
+    rec_set set = {0};
+    if (recset_load(&set, path, err, err_len) != 0) {
+        recset_free(&set);
         return -1;
     }
-    size_t len = 0, bcap = 1 << 16;
-    char *buf = malloc(bcap);
-    size_t got;
-    while (buf && (got = fread(buf + len, 1, bcap - len - 1, f)) > 0) {
-        len += got;
-        if (len + 1 == bcap) {
-            char *nb = realloc(buf, bcap * 2);
-            if (!nb) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = nb, bcap *= 2;
-        }
-    }
-    fclose(f);
-    if (!buf) {
-        snprintf(err, err_len, "out of memory reading %s", path);
-        return -1;
-    }
-    buf[len] = 0;
-    int rc = 0;
-    cJSON *whole = cJSON_Parse(buf);
-    const cJSON *recs = whole ? cJSON_GetObjectItemCaseSensitive(whole, "records") : NULL;
-    if (cJSON_IsArray(recs)) {
-        const cJSON *r;
-        cJSON_ArrayForEach(r, recs) if (rc == 0) rc = add_record(r, m, n, &cap);
-    } else {
-        for (char *line = buf; line && *line && rc == 0;) {
-            char *nl = strchr(line, '\n');
-            if (nl) *nl = 0;
-            cJSON *r = cJSON_Parse(line);
-            if (r) rc = add_record(r, m, n, &cap);
-            cJSON_Delete(r);
-            line = nl ? nl + 1 : NULL;
-        }
-    }
-    cJSON_Delete(whole);
-    free(buf);
+    for (int i = 0; i < set.nrecs && rc == 0; i++)
+        if (set.recs[i].kind == REC_TASK) rc = add_record(set.recs[i].rec, m, n, &cap);
+    recset_free(&set);
     if (rc) {
         free(*m);
         *m = NULL, *n = 0;

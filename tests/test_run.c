@@ -73,8 +73,8 @@ static void timing_estimate(void) {
     if (rc) return;
     suite_cell *c = NULL;
     int n = suite_cells(&s, &c, err, sizeof err);
-    char path[] = "/tmp/dmabench-timing-XXXXXX";
-    int fd = mkstemp(path);
+    char path[] = "/tmp/dmabench-timing-XXXXXX.jsonl"; /* a record stream: recset_load goes by the suffix */
+    int fd = mkstemps(path, 6);
     FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
     double want = 0;
     int nrec = 0;
@@ -112,7 +112,7 @@ static void timing_estimate(void) {
     CHECK(strstr(line, "times 2.000") && strstr(line, "mqar \"steps\": 200"), "timing estimate: the steps that fit a budget",
           "%s", line);
     missing = out ? suite_estimate_time(&s, c, n, "/nonexistent/records.jsonl", 0, out, &got, err, sizeof err) : 0;
-    CHECK(missing == -1 && strstr(err, "cannot read"), "timing estimate: a missing records file is an error", "%s", err);
+    CHECK(missing == -1 && strstr(err, "cannot open"), "timing estimate: a missing records file is an error", "%s", err);
     if (out) fclose(out);
     remove(path);
     free(c);
