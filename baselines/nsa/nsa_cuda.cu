@@ -1374,10 +1374,12 @@ template <typename T> attn_status launch_select_tc(const SelArgs &a, int qt, siz
     }
 }
 
-/* The tensor-core selected branch's tile: *qs = 64 / G queries, the union list's
- * capacity and the shared-memory bytes; *qs = 0 when it does not apply (G does not
- * divide 64, or the block masks do not fit the device's shared memory). */
-attn_status slc_tc_tile(int G, int ns, int nsel, int D, size_t esize, int *qs, int *cap, size_t *smem) {
+/* The tile of a kernel over the union of a tile's selected blocks (the selected
+ * branch's forward and backward on the tensor cores): *qs = 64 / G queries, the
+ * union list's capacity and the shared-memory bytes, fixed bytes for the kernel's
+ * own tiles besides the block masks and the list; *qs = 0 when it does not apply
+ * (G does not divide 64, or it does not fit the device's shared memory). */
+attn_status union_tile(int G, int ns, int nsel, int D, size_t fixed, int *qs, int *cap, size_t *smem) {
     *qs = 0, *cap = 0, *smem = 0;
     if (G < 1 || 64 % G != 0 || (D != 16 && D != 32 && D != 64 && D != 128)) return ATTN_OK;
     size_t optin = 0;
@@ -1385,10 +1387,15 @@ attn_status slc_tc_tile(int G, int ns, int nsel, int D, size_t esize, int *qs, i
     if (st != ATTN_OK) return st;
     const int q = 64 / G;
     const int c = std::min(ns, q * nsel);
-    const size_t need = 5 * 64 * (size_t)D * esize + (size_t)ns * 8 + (size_t)c * 4 + 8 * sizeof(int);
+    const size_t need = fixed + (size_t)ns * 8 + (size_t)c * 4 + 8 * sizeof(int);
     if (need > optin) return ATTN_OK;
     *qs = q, *cap = c, *smem = need;
     return ATTN_OK;
+}
+
+/* nsa_slc_tc_kernel: Q and two stages of K and V */
+attn_status slc_tc_tile(int G, int ns, int nsel, int D, size_t esize, int *qs, int *cap, size_t *smem) {
+    return union_tile(G, ns, nsel, D, 5 * 64 * (size_t)D * esize, qs, cap, smem);
 }
 
 /* DMABENCH_NSA_CMP_BLK=1: linear compression NSA_CB blocks per CTA
@@ -1412,24 +1419,16 @@ int nsa_tc_bwd_enabled() {
     return on;
 }
 
-/* nsa_slc_bwd_tc_kernel's tile: as slc_tc_tile, with dO, P and dS besides. */
+/* nsa_slc_bwd_tc_kernel: as nsa_slc_tc_kernel's, with dO, P, dS and the rows' Dsum besides */
 attn_status slc_bwd_tc_tile(int G, int ns, int nsel, int D, size_t esize, int *qs, int *cap, size_t *smem) {
-    *qs = 0, *cap = 0, *smem = 0;
-    if (G < 1 || 64 % G != 0 || (D != 16 && D != 32 && D != 64 && D != 128)) return ATTN_OK;
-    size_t optin = 0;
-    attn_status st = dm_cuda_smem_optin(&optin);
-    if (st != ATTN_OK) return st;
-    const int q = 64 / G;
-    const int c = std::min(ns, q * nsel);
-    const size_t need = 6 * 64 * (size_t)D * esize + 2 * 64 * 64 * esize + 64 * sizeof(float) + (size_t)ns * 8 +
-                        (size_t)c * 4 + 8 * sizeof(int);
-    if (need > optin) return ATTN_OK;
-    *qs = q, *cap = c, *smem = need;
-    return ATTN_OK;
+    return union_tile(G, ns, nsel, D, 6 * 64 * (size_t)D * esize + 2 * 64 * 64 * esize + 64 * sizeof(float), qs, cap,
+                      smem);
 }
 
-template <typename T, int D> attn_status launch_slc_bwd_tc_d(const SlcBwdArgs &a, int qs, int ns, int cap, size_t smem) {
-    auto kern = nsa_slc_bwd_tc_kernel<T, D>;
+/* A union-tile kernel (nsa_slc_tc_kernel, nsa_slc_bwd_tc_kernel): one CTA of 128 per
+ * (tile of qs queries, kv head, batch). */
+template <typename A>
+attn_status launch_union_kernel(void (*kern)(A, int, int, int), const A &a, int qs, int ns, int cap, size_t smem) {
     CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
     const dim3 grid((unsigned)((a.Nq + qs - 1) / qs), (unsigned)a.Hkv, (unsigned)a.B);
     kern<<<grid, 128, smem>>>(a, qs, ns, cap);
@@ -1439,28 +1438,19 @@ template <typename T, int D> attn_status launch_slc_bwd_tc_d(const SlcBwdArgs &a
 
 template <typename T> attn_status launch_slc_bwd_tc(const SlcBwdArgs &a, int qs, int ns, int cap, size_t smem) {
     switch (a.D) {
-    case 16: return launch_slc_bwd_tc_d<T, 16>(a, qs, ns, cap, smem);
-    case 32: return launch_slc_bwd_tc_d<T, 32>(a, qs, ns, cap, smem);
-    case 64: return launch_slc_bwd_tc_d<T, 64>(a, qs, ns, cap, smem);
-    default: return launch_slc_bwd_tc_d<T, 128>(a, qs, ns, cap, smem);
+    case 16: return launch_union_kernel(nsa_slc_bwd_tc_kernel<T, 16>, a, qs, ns, cap, smem);
+    case 32: return launch_union_kernel(nsa_slc_bwd_tc_kernel<T, 32>, a, qs, ns, cap, smem);
+    case 64: return launch_union_kernel(nsa_slc_bwd_tc_kernel<T, 64>, a, qs, ns, cap, smem);
+    default: return launch_union_kernel(nsa_slc_bwd_tc_kernel<T, 128>, a, qs, ns, cap, smem);
     }
-}
-
-template <typename T, int D> attn_status launch_slc_tc_d(const SlcArgs &a, int qs, int ns, int cap, size_t smem) {
-    auto kern = nsa_slc_tc_kernel<T, D>;
-    CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-    const dim3 grid((unsigned)((a.Nq + qs - 1) / qs), (unsigned)a.Hkv, (unsigned)a.B);
-    kern<<<grid, 128, smem>>>(a, qs, ns, cap);
-    CUDA_CHECK_LAUNCH();
-    return ATTN_OK;
 }
 
 template <typename T> attn_status launch_slc_tc(const SlcArgs &a, int qs, int ns, int cap, size_t smem) {
     switch (a.D) {
-    case 16: return launch_slc_tc_d<T, 16>(a, qs, ns, cap, smem);
-    case 32: return launch_slc_tc_d<T, 32>(a, qs, ns, cap, smem);
-    case 64: return launch_slc_tc_d<T, 64>(a, qs, ns, cap, smem);
-    default: return launch_slc_tc_d<T, 128>(a, qs, ns, cap, smem);
+    case 16: return launch_union_kernel(nsa_slc_tc_kernel<T, 16>, a, qs, ns, cap, smem);
+    case 32: return launch_union_kernel(nsa_slc_tc_kernel<T, 32>, a, qs, ns, cap, smem);
+    case 64: return launch_union_kernel(nsa_slc_tc_kernel<T, 64>, a, qs, ns, cap, smem);
+    default: return launch_union_kernel(nsa_slc_tc_kernel<T, 128>, a, qs, ns, cap, smem);
     }
 }
 
