@@ -631,6 +631,14 @@ template <typename T, int D> struct UnionChunks {
     }
 };
 
+/* The union's chunks for the rows of batch b, kv head hkv (A: SlcArgs or SlcBwdArgs). */
+template <typename T, int D, typename A>
+__device__ __forceinline__ UnionChunks<T, D> union_chunks(const A &a, int b, int hkv, const int *list,
+                                                          const unsigned long long *qmask) {
+    return {list, qmask, (a.ls + 63) / 64, a.ls, a.Nk, static_cast<const T *>(a.k) + b * a.ksb + hkv * a.ksh,
+            static_cast<const T *>(a.v) + b * a.vsb + hkv * a.vsh, a.kss, a.vss};
+}
+
 /* The selected branch on the tensor cores (the default): one CTA of
  * 4 warps per (tile of QS = 64 / G queries, kv head, batch), 64 mma rows
  * r = hh QS + qi as in nsa_select_tc_kernel. The tile's queries select blocks that
@@ -662,13 +670,9 @@ __global__ void __launch_bounds__(128) nsa_slc_tc_kernel(const SlcArgs a, const 
     __syncthreads();
     const int nlist = tile_block_union(a.sel + ((size_t)b * a.Hkv + hkv) * a.Nq * a.nsel, a.Nq, a.nsel, i0, QS, NSB, cap,
                                        qmask, list, wsum);
-    const UnionChunks<T, D> uc = {list, qmask, (a.ls + BK - 1) / BK, a.ls, a.Nk,
-                                  static_cast<const T *>(a.k) + b * a.ksb + hkv * a.ksh,
-                                  static_cast<const T *>(a.v) + b * a.vsb + hkv * a.vsh, a.kss, a.vss};
+    const auto uc = union_chunks<T, D>(a, b, hkv, list, qmask);
     const int nchunks = nlist * uc.cpb;
-    auto chunk_range = [&](int t, long long *k0, long long *kend, unsigned long long *qm) { uc.range(t, k0, kend, qm); };
-    auto load_kv = [&](int stage, int t) { uc.load(sK + stage * BK * D, sV + stage * BK * D, t, tid); };
-    if (nchunks > 0) load_kv(0, 0);
+    if (nchunks > 0) uc.load(sK, sV, 0, tid);
     cp_commit();
 
     /* the thread's two rows (x0: wrow + lane/4, x1: 8 below) */
@@ -689,14 +693,14 @@ __global__ void __launch_bounds__(128) nsa_slc_tc_kernel(const SlcArgs a, const 
 
     for (int t = 0; t < nchunks; t++) {
         const int st = t & 1;
-        if (t + 1 < nchunks) load_kv(st ^ 1, t + 1);
+        if (t + 1 < nchunks) uc.load(sK + (st ^ 1) * BK * D, sV + (st ^ 1) * BK * D, t + 1, tid);
         cp_commit();
         cp_wait<1>();
         __syncthreads();
         const T *sKs = sK + st * BK * D, *sVs = sV + st * BK * D;
         long long k0, kend;
         unsigned long long qm;
-        chunk_range(t, &k0, &kend, &qm);
+        uc.range(t, &k0, &kend, &qm);
         const bool on0 = (qm >> qi0) & 1ULL, on1 = (qm >> qi1) & 1ULL;
         float s[BK / 8][4];
         warp_qk<T, D, BK>(s, sQ, sKs, wrow, lane);
@@ -1024,13 +1028,9 @@ __global__ void __launch_bounds__(128) nsa_slc_bwd_tc_kernel(const SlcBwdArgs a,
     __syncthreads();
     const int nlist = tile_block_union(a.sel + ((size_t)b * a.Hkv + hkv) * a.Nq * a.nsel, a.Nq, a.nsel, i0, QS, NSB, cap,
                                        qmask, list, wsum);
-    const UnionChunks<T, D> uc = {list, qmask, (a.ls + BK - 1) / BK, a.ls, a.Nk,
-                                  static_cast<const T *>(a.k) + b * a.ksb + hkv * a.ksh,
-                                  static_cast<const T *>(a.v) + b * a.vsb + hkv * a.vsh, a.kss, a.vss};
+    const auto uc = union_chunks<T, D>(a, b, hkv, list, qmask);
     const int nchunks = nlist * uc.cpb;
-    auto chunk_range = [&](int t, long long *k0, long long *kend, unsigned long long *qm) { uc.range(t, k0, kend, qm); };
-    auto load_kv = [&](int stage, int t) { uc.load(sK + stage * BK * D, sV + stage * BK * D, t, tid); };
-    if (nchunks > 0) load_kv(0, 0);
+    if (nchunks > 0) uc.load(sK, sV, 0, tid);
     cp_commit();
     cp_wait<1>(); /* Q and dO */
     __syncthreads();
@@ -1076,14 +1076,14 @@ __global__ void __launch_bounds__(128) nsa_slc_bwd_tc_kernel(const SlcBwdArgs a,
 
     for (int t = 0; t < nchunks; t++) {
         const int st = t & 1;
-        if (t + 1 < nchunks) load_kv(st ^ 1, t + 1);
+        if (t + 1 < nchunks) uc.load(sK + (st ^ 1) * BK * D, sV + (st ^ 1) * BK * D, t + 1, tid);
         cp_commit();
         cp_wait<1>();
         __syncthreads();
         const T *sKs = sK + st * BK * D, *sVs = sV + st * BK * D;
         long long k0, kend;
         unsigned long long qm;
-        chunk_range(t, &k0, &kend, &qm);
+        uc.range(t, &k0, &kend, &qm);
         const bool on0 = (qm >> qi0) & 1ULL, on1 = (qm >> qi1) & 1ULL;
         float s[BK / 8][4], dp[BK / 8][4];
         warp_qk<T, D, BK>(s, sQ, sKs, wrow, lane);
