@@ -159,13 +159,8 @@ __global__ void __launch_bounds__(2 * BQ) bwd_main_kernel(const BwdArgs a) {
             key_slot_meta_all<BK>(kp, tid, c0, nkeys, lst, kstart, a.tkey ? sT : nullptr, zrow, i0, nrows,
                                   sIdx + stage * BK, sRlo + stage * BK, sRhi + stage * BK, sZ + stage * BK,
                                   sFull + stage * 2);
-            for (int c = tid; c < BK * CH; c += NTHREADS) {
-                const int r = c / CH, ch = c % CH, pos = c0 + r;
-                const bool ok = pos < nkeys;
-                const int j = ok ? (lst ? lst[pos] : kstart + pos) : 0;
-                cp16(sK + stage * BK * D + cm_off<D>(r, ch), kb + (long long)j * a.kss + ch * 8, ok);
-                cp16(sV + stage * BK * D + cm_off<D>(r, ch), vb + (long long)j * a.vss + ch * 8, ok);
-            }
+            load_key_rows<T, D, BK, NTHREADS, true, true>(sK + stage * BK * D, sV + stage * BK * D, kb, vb, a.kss, a.vss,
+                                                          c0, nkeys, lst, kstart, tid);
         } else {
             if (tid < BK)
                 key_slot_meta(kp, tid, c0, nkeys, lst, kstart, a.tkey ? sT : nullptr, zrow, i0, nrows,

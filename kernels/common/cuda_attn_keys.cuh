@@ -136,9 +136,10 @@ __device__ __forceinline__ void key_slot_meta_all(const KeyPos &kp, int tid, int
 }
 
 /* K and V rows of the block of BK keys from position c0 of the tile's keys into
- * the stage's swizzled [BK][D] tiles (cp.async, 16 bytes at a time; rows past the
- * end zero-filled), by all NT threads of the CTA. */
-template <typename T, int D, int BK, int NT>
+ * the stage's [BK][D] tiles (cp.async, 16 bytes at a time; rows past the end
+ * zero-filled), by all NT threads of the CTA: swizzled (swz), or with KCM / VCM in
+ * the core-matrix layout (cm_off) that the wgmma kernels read. */
+template <typename T, int D, int BK, int NT, bool KCM = false, bool VCM = false>
 __device__ __forceinline__ void load_key_rows(T *sK, T *sV, const T *kb, const T *vb, long long kss, long long vss, int c0,
                                               int nkeys, const int *lst, int kstart, int tid) {
     constexpr int CH = D / 8;
@@ -146,8 +147,8 @@ __device__ __forceinline__ void load_key_rows(T *sK, T *sV, const T *kb, const T
         int r = c / CH, ch = c % CH, pos = c0 + r;
         bool ok = pos < nkeys;
         int j = ok ? (lst ? lst[pos] : kstart + pos) : 0;
-        cp16(sK + swz<D>(r, ch), kb + (long long)j * kss + ch * 8, ok);
-        cp16(sV + swz<D>(r, ch), vb + (long long)j * vss + ch * 8, ok);
+        cp16(sK + (KCM ? cm_off<D>(r, ch) : swz<D>(r, ch)), kb + (long long)j * kss + ch * 8, ok);
+        cp16(sV + (VCM ? cm_off<D>(r, ch) : swz<D>(r, ch)), vb + (long long)j * vss + ch * 8, ok);
     }
 }
 

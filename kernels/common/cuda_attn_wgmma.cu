@@ -83,13 +83,8 @@ __global__ void __launch_bounds__(WNT) attn_fwd_wgmma_kernel(const FwdArgs a) {
         key_slot_meta_all<WBK>(kp, tid, c0, nkeys, lst, kstart, a.tkey ? sT : nullptr, zrow, i0, nrows,
                                sIdx + stage * WBK, sRlo + stage * WBK, sRhi + stage * WBK, sZ + stage * WBK,
                                sFull + stage * 2);
-        for (int c = tid; c < WBK * CH; c += WNT) {
-            const int r = c / CH, ch = c % CH, pos = c0 + r;
-            const bool ok = pos < nkeys;
-            const int j = ok ? (lst ? lst[pos] : kstart + pos) : 0;
-            cp16(sK + stage * WBK * D + cm_off<D>(r, ch), kb + (long long)j * a.kss + ch * 8, ok);
-            cp16(sV + stage * WBK * D + swz<D>(r, ch), vb + (long long)j * a.vss + ch * 8, ok);
-        }
+        load_key_rows<T, D, WBK, WNT, true, false>(sK + stage * WBK * D, sV + stage * WBK * D, kb, vb, a.kss, a.vss, c0,
+                                                   nkeys, lst, kstart, tid);
     };
 
     const int nblocks = (nkeys + WBK - 1) / WBK;

@@ -76,6 +76,11 @@ template <int D> __device__ __forceinline__ int swz(int r, int c) {
     return r * D + ((c ^ (r & M)) << 3);
 }
 
+/* Element offset of chunk c (8 elements along K) of row r in a K-major tile (the layout wgmma reads, cuda_wgmma.cuh) whose
+ * rows hold KE elements, laid out as 8 x 16-byte core matrices: row blocks of 8
+ * outer, K chunks inner, 64 elements per core matrix. */
+template <int KE> __device__ __forceinline__ int cm_off(int r, int c) { return ((r >> 3) * (KE / 8) + c) * 64 + (r & 7) * 8; }
+
 /* fp32 reduction into global memory: a pair of adjacent floats (8-byte aligned).
  * One vector red on sm_90, two scalar ones before. */
 __device__ __forceinline__ void red_add2(float *p, float a, float b) {

@@ -145,11 +145,6 @@ __device__ __forceinline__ void fence_async_smem() {
 #endif
 }
 
-/* Element offset of chunk c (8 elements along K) of row r in a K-major tile whose
- * rows hold KE elements, laid out as 8 x 16-byte core matrices: row blocks of 8
- * outer, K chunks inner, 64 elements per core matrix. */
-template <int KE> __device__ __forceinline__ int cm_off(int r, int c) { return ((r >> 3) * (KE / 8) + c) * 64 + (r & 7) * 8; }
-
 /* The descriptor of a K-major, no-swizzle operand at p: LBO (the next core matrix
  * along K) 128 bytes, SBO (the next 8 rows) sbo bytes. */
 __device__ __forceinline__ uint64_t gmma_desc(const void *p, uint32_t sbo) {
