@@ -341,12 +341,14 @@ __global__ void __launch_bounds__(32 * CS_ROWS) k_colsum_part(const float *a, co
     }
 }
 
-/* One warp per column: lane l adds chunks l, l + 32, ..., then a fixed butterfly. */
-__global__ void k_colsum_final(const double *part, int nch, int n, float *out) {
+/* out[col] += the sum over the nch rows (ld apart) of part's column col, for col < n:
+ * one warp per column, lane l adding rows l, l + 32, ..., then a fixed butterfly (the
+ * same result every run). */
+__global__ void k_colsum_final(const double *part, int nch, int n, int ld, float *out) {
     const int col = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), lane = threadIdx.x & 31;
     if (col >= n) return;
     double s = 0.0;
-    for (int c = lane; c < nch; c += 32) s += part[(size_t)c * n + col];
+    for (int c = lane; c < nch; c += 32) s += part[(size_t)c * ld + col];
 #pragma unroll
     for (int o = 16; o; o >>= 1) s += __shfl_xor_sync(0xffffffff, s, o);
     if (lane == 0) out[col] += (float)s;
@@ -363,7 +365,7 @@ attn_status colsum(const float *a, const float *b, const float *rs, int rows, in
     dim3 grid((n + 31) / 32, nch), block(32, CS_ROWS);
     k_colsum_part<<<grid, block>>>(a, b, rs, rows, n, nch, part);
     MC_LAUNCH();
-    k_colsum_final<<<(n + 7) / 8, 256>>>(part, nch, n, out);
+    k_colsum_final<<<(n + 7) / 8, 256>>>(part, nch, n, n, out);
     MC_LAUNCH();
     return ATTN_OK;
 }
@@ -417,7 +419,7 @@ __global__ void __launch_bounds__(NT) k_qk_fwd(const QkArgs a, const T *qkv, T *
 
 /* Block b takes rows [M b / G, M (b + 1) / G) (all their heads); each warp keeps
  * its norm-weight partial sums per lane, the block adds the warps in order and
- * writes part[b, 2D] (q then k), k_qk_dw_final adds the blocks in order. */
+ * writes part[b, 2D] (q then k), k_colsum_final adds the blocks in order. */
 template <typename T, int NP>
 __global__ void __launch_bounds__(NT) k_qk_bwd(const QkArgs a, const T *qkv, const float *rq, const float *rk,
                                                const T *dqf, const T *dkf, T *dqkv, double *part) {
@@ -486,20 +488,6 @@ __global__ void __launch_bounds__(NT) k_qk_bwd(const QkArgs a, const T *qkv, con
     }
 }
 
-/* One warp per element: lane l adds blocks l, l + 32, ..., then the warp's sums
- * in a fixed butterfly (the same result every run). One thread per element, each
- * adding up to 1024 blocks in turn, took 84 us per call on an H200. */
-__global__ void k_qk_dw_final(const double *part, int G, int D, float *dwq, float *dwk) {
-    const int e = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), lane = threadIdx.x & 31;
-    if (e >= 2 * D) return;
-    float *out = e < D ? dwq : dwk;
-    if (!out) return; /* the same in the whole warp */
-    double s = 0.0;
-    for (int b = lane; b < G; b += 32) s += part[(size_t)b * 2 * D + e];
-#pragma unroll
-    for (int o = 16; o; o >>= 1) s += __shfl_xor_sync(0xffffffff, s, o);
-    if (lane == 0) out[e % D] += (float)s;
-}
 
 /* ---- SwiGLU ---- */
 
@@ -1041,8 +1029,13 @@ extern "C" attn_status mcuda_qk_norm_rope_backward(const mcuda_qk_shape *s, cons
     }
     MC_OK(act == ATTN_DTYPE_BF16 ? qk_backward<bf16>(a, G, d_qkv, d_rq, d_rk, d_dqf, d_dkf, d_dqkv, part)
                                  : qk_backward<float>(a, G, d_qkv, d_rq, d_rk, d_dqf, d_dkf, d_dqkv, part));
-    if (part) {
-        k_qk_dw_final<<<dm_div_up(2 * s->D, 8), 256>>>(part, G, s->D, d_dwq, d_dwk);
+    /* the blocks' partial sums (q then k, 2 D per block) in fixed order */
+    if (d_dwq) {
+        k_colsum_final<<<dm_div_up(s->D, 8), 256>>>(part, G, s->D, 2 * s->D, d_dwq);
+        MC_LAUNCH();
+    }
+    if (d_dwk) {
+        k_colsum_final<<<dm_div_up(s->D, 8), 256>>>(part + s->D, G, s->D, 2 * s->D, d_dwk);
         MC_LAUNCH();
     }
     return ATTN_OK;
