@@ -39,9 +39,18 @@ model_status model_errf(model_status st, char *err, size_t err_len, const char *
 
 /* ---- parameter table ---- */
 
+/* Each tensor starts on a 64-float (256-byte) boundary, so that the bf16 and fp32
+ * copies on the GPU meet cuBLASLt's 16-byte alignment whatever the sizes before
+ * it (dma's A has num_key_value_heads floats); the gaps hold zeros. A tensor
+ * that continues a fused GEMM's weight (k and v after q, g after v, up after
+ * gate) goes right after the one before it instead (decay | ADJ). */
+#define ADJ 2
+#define TENSOR_ALIGN 64
 static int add_tensor(model *m, int cap, int decay, int ndim, int64_t s0, int64_t s1, int64_t s2, const char *fmt,
                       ...) {
     if (m->nt >= cap) return -1;
+    if (!(decay & ADJ)) m->np = (m->np + TENSOR_ALIGN - 1) / TENSOR_ALIGN * TENSOR_ALIGN;
+    decay &= 1;
     model_tensor *t = &m->t[m->nt];
     memset(t, 0, sizeof *t);
     va_list ap;
@@ -54,6 +63,7 @@ static int add_tensor(model *m, int cap, int decay, int ndim, int64_t s0, int64_
     t->offset = m->np;
     t->decay = decay;
     m->np += t->numel;
+    m->nparams += t->numel;
     return m->nt++;
 }
 
@@ -72,10 +82,10 @@ static int build_table(model *m) {
         li->in_norm = add_tensor(m, cap, 0, 1, C, 0, 0, "%s.%d.input_layernorm.weight", pre, l);
         /* q, k, v (and g) adjacent: one fused GEMM */
         li->q = add_tensor(m, cap, 1, 2, (int64_t)H * D, C, 0, "%s.%d.self_attn.q_proj.weight", pre, l);
-        li->k = add_tensor(m, cap, 1, 2, (int64_t)K * D, C, 0, "%s.%d.self_attn.k_proj.weight", pre, l);
-        li->v = add_tensor(m, cap, 1, 2, (int64_t)K * D, C, 0, "%s.%d.self_attn.v_proj.weight", pre, l);
+        li->k = add_tensor(m, cap, 1 | ADJ, 2, (int64_t)K * D, C, 0, "%s.%d.self_attn.k_proj.weight", pre, l);
+        li->v = add_tensor(m, cap, 1 | ADJ, 2, (int64_t)K * D, C, 0, "%s.%d.self_attn.v_proj.weight", pre, l);
         if (c->variant == ATTN_NSA)
-            li->g = add_tensor(m, cap, 1, 2, 3 * (int64_t)H, C, 0, "%s.%d.self_attn.g_proj.weight", pre, l);
+            li->g = add_tensor(m, cap, 1 | ADJ, 2, 3 * (int64_t)H, C, 0, "%s.%d.self_attn.g_proj.weight", pre, l);
         li->q_norm = add_tensor(m, cap, 0, 1, D, 0, 0, "%s.%d.self_attn.q_norm.weight", pre, l);
         li->k_norm = add_tensor(m, cap, 0, 1, D, 0, 0, "%s.%d.self_attn.k_norm.weight", pre, l);
         if (c->variant == ATTN_DMA) {
@@ -95,7 +105,7 @@ static int build_table(model *m) {
         li->res_post = add_tensor(m, cap, 0, 1, C, 0, 0, "%s.%d.post_attention_residual", pre, l);
         /* gate and up adjacent: one fused GEMM */
         li->gate = add_tensor(m, cap, 1, 2, F, C, 0, "%s.%d.mlp.gate_proj.weight", pre, l);
-        li->up = add_tensor(m, cap, 1, 2, F, C, 0, "%s.%d.mlp.up_proj.weight", pre, l);
+        li->up = add_tensor(m, cap, 1 | ADJ, 2, F, C, 0, "%s.%d.mlp.up_proj.weight", pre, l);
         li->down = add_tensor(m, cap, 1, 2, C, F, 0, "%s.%d.mlp.down_proj.weight", pre, l);
         if (li->in_norm < 0 || li->down < 0) return -1;
     }
@@ -163,7 +173,7 @@ model_status model_create(const model_config *cfg, model **out, char *err, size_
         model_free(m);
         return model_errf(MODEL_ERR_OOM, err, err_len, "out of memory");
     }
-    m->p = attn_alloc(m->np * sizeof(float));
+    m->p = attn_calloc(m->np, sizeof(float));
     m->g = attn_calloc(m->np, sizeof(float));
     if (cfg->variant == ATTN_DMA) m->wdt_t = attn_alloc((size_t)m->L * m->KD * m->K * sizeof(float));
     if (!m->p || !m->g || (cfg->variant == ATTN_DMA && !m->wdt_t)) {
@@ -199,7 +209,8 @@ const model_tensor *model_find_tensor(const model *m, const char *name) {
 }
 float *model_params(model *m) { return m->p; }
 float *model_grads(model *m) { return m->g; }
-size_t model_num_params(const model *m) { return m->np; }
+size_t model_num_params(const model *m) { return m->nparams; }
+size_t model_params_len(const model *m) { return m->np; }
 void model_zero_grads(model *m) { memset(m->g, 0, m->np * sizeof(float)); }
 void model_get_timers(const model *m, model_timers *t) { *t = m->tm; }
 void model_reset_timers(model *m) { memset(&m->tm, 0, sizeof m->tm); }

@@ -68,9 +68,12 @@ void model_set_train_config(model *m, const model_train_config *t);
 int model_num_tensors(const model *m);
 const model_tensor *model_tensor_at(const model *m, int i);
 const model_tensor *model_find_tensor(const model *m, const char *name);
-float *model_params(model *m);          /* all parameters, flat */
+float *model_params(model *m);          /* all parameters, flat (model_params_len floats) */
 float *model_grads(model *m);           /* their gradients, same layout */
-size_t model_num_params(const model *m);
+size_t model_num_params(const model *m); /* the parameters' count */
+/* The flat buffers' length in floats: each tensor starts 256-byte aligned, and the
+ * gaps between them hold zeros (model_tensor.offset places a tensor). */
+size_t model_params_len(const model *m);
 /* Re-initialises every parameter from seed (as model_create does). */
 void model_init_params(model *m, uint64_t seed);
 

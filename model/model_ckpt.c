@@ -161,7 +161,7 @@ model_status model_load_weights(model *m, const char *path, int64_t *step, char 
         return model_errf(strstr(e, "cannot open") ? MODEL_ERR_IO : MODEL_ERR_FORMAT, err, err_len, "%s", e);
     }
     model_status st = MODEL_OK;
-    float *buf = attn_alloc(m->np * sizeof(float)); /* all or nothing: m is untouched on error */
+    float *buf = attn_calloc(m->np, sizeof(float)); /* all or nothing: m is untouched on error */
     if (!buf) st = model_errf(MODEL_ERR_OOM, err, err_len, "out of memory");
     for (int i = 0; i < m->nt && st == MODEL_OK; i++) {
         const model_tensor *t = &m->t[i];
@@ -300,8 +300,8 @@ model_status model_adamw_load(const model *m, model_adamw *o, const char *dir, i
         st = model_errf(MODEL_ERR_FORMAT, err, err_len, "'%s': metadata 'step' is missing or not a count", path);
     else if (parse_i64(st_file_get_meta(&f, "data_index"), &di) || di < 0)
         st = model_errf(MODEL_ERR_FORMAT, err, err_len, "'%s': metadata 'data_index' is missing or not a count", path);
-    float *m1 = st == MODEL_OK ? attn_alloc(m->np * sizeof(float)) : NULL;
-    float *m2 = st == MODEL_OK ? attn_alloc(m->np * sizeof(float)) : NULL;
+    float *m1 = st == MODEL_OK ? attn_calloc(m->np, sizeof(float)) : NULL;
+    float *m2 = st == MODEL_OK ? attn_calloc(m->np, sizeof(float)) : NULL;
     if (st == MODEL_OK && (!m1 || !m2)) st = model_errf(MODEL_ERR_OOM, err, err_len, "out of memory");
     for (int i = 0; i < m->nt && st == MODEL_OK; i++) {
         const model_tensor *t = &m->t[i];

@@ -1162,7 +1162,8 @@ struct mcuda_adamw {
 extern "C" attn_status mcuda_adamw_create(const model_tensor *t, int nt, size_t np, mcuda_adamw **out) {
     *out = nullptr;
     if (!t || nt < 1 || np == 0) return fail(ATTN_ERR_INVALID, "AdamW: no tensors");
-    /* runs of adjacent tensors with one decay flag, covering [0, np) exactly */
+    /* runs of tensors with one decay flag, covering [0, np): the zeros in a gap
+     * before an aligned tensor join the run before it (a zero stays zero) */
     unsigned long long *rs = (unsigned long long *)calloc((size_t)nt + 1, sizeof *rs);
     int *rb = (int *)calloc((size_t)nt + 1, sizeof *rb), *rd = (int *)calloc((size_t)nt, sizeof *rd);
     if (!rs || !rb || !rd) {
@@ -1174,14 +1175,15 @@ extern "C" attn_status mcuda_adamw_create(const model_tensor *t, int nt, size_t 
     long long blocks = 0;
     attn_status st = ATTN_OK;
     for (int i = 0; i < nt && st == ATTN_OK; i++) {
-        if (t[i].offset != at)
-            st = fail(ATTN_ERR_INVALID, "AdamW: tensor %d (%s) is not adjacent to the one before", i, t[i].name);
+        if (t[i].offset < at)
+            st = fail(ATTN_ERR_INVALID, "AdamW: tensor %d (%s) overlaps the one before", i, t[i].name);
         if (t[i].numel == 0) continue;
+        at = t[i].offset;
         int dec = t[i].decay ? 1 : 0;
-        if (nr == 0 || rd[nr - 1] != dec) rs[nr] = at, rd[nr] = dec, nr++;
+        if (nr == 0 || rd[nr - 1] != dec) rs[nr] = nr ? at : 0, rd[nr] = dec, nr++;
         at += t[i].numel;
     }
-    if (st == ATTN_OK && at != np) st = fail(ATTN_ERR_INVALID, "AdamW: the tensors cover %zu of %zu floats", at, np);
+    if (st == ATTN_OK && at != np) st = fail(ATTN_ERR_INVALID, "AdamW: the tensors end at %zu of %zu floats", at, np);
     if (st == ATTN_OK) {
         rs[nr] = np;
         for (int r = 0; r < nr; r++) {

@@ -154,7 +154,7 @@ typedef struct {
     bf16 *xn, *qkv, *qf, *kf, *o, *hn, *gu, *act;
     float *r1, *rq, *rk, *lse, *h, *r2;
     float *gs; /* nsa: (M, 3H) gates */
-    bf16 *vc;  /* nsa: (M, K*D) v copied out of qkv (its row stride, Wd, is not 8-aligned) */
+    bf16 *vc;  /* nsa: (M, K*D) v copied out of qkv, contiguous for the operator's compression */
 } glayer;
 
 /* Device allocations in one list, freed together. */
@@ -215,6 +215,11 @@ struct model_gpu_cache {
 #define DPB(g, i) ((g)->pb + (g)->m->t[i].offset)
 #define DG(g, i) ((g)->g + (g)->m->t[i].offset)
 
+/* The row stride of qkv and dqkv: the fused projection's width (nsa's gates make
+ * it odd) rounded up to 8, so that every row starts 16-byte aligned, as
+ * cuBLASLt's fast kernels and the attention's vector loads of v want. */
+static int qkv_ld(const model *m) { return (m->Wd + 7) / 8 * 8; }
+
 /* A CUDA-side failure as a model status with the op's reason. */
 static model_status cfail(attn_status st, char *err, size_t err_len, const char *what) {
     if (st == ATTN_ERR_OOM) return model_errf(MODEL_ERR_OOM, err, err_len, "out of GPU memory in %s", what);
@@ -274,7 +279,7 @@ model_status model_gpu_create(model *m, int B, int T, model_gpu **out, char *err
         return model_errf(MODEL_ERR_CONFIG, err, err_len, "the cuda attention takes head_dim 16, 32, 64 or 128 (this model has %d)",
                      m->D);
     {   /* the ops index rows x width in 32 bits */
-        size_t wmax = (size_t)(m->Wd > 2 * m->F ? m->Wd : 2 * m->F);
+        size_t wmax = (size_t)(qkv_ld(m) > 2 * m->F ? qkv_ld(m) : 2 * m->F);
         if (wmax < (size_t)m->C) wmax = (size_t)m->C;
         if ((size_t)B * T * wmax > 2147483647u)
             return model_errf(MODEL_ERR_ARG, err, err_len, "batch %d x %d is too large for the GPU path (%zu elements per "
@@ -289,7 +294,7 @@ model_status model_gpu_create(model *m, int B, int T, model_gpu **out, char *err
         attn_params p;
         attn_params_init(&p, B, T, T, m->H, m->K, m->D, ATTN_DTYPE_BF16, 1);
         model_attn_settings(c, &p);
-        attn_stride vst = {(int64_t)T * m->Wd, m->Wd, m->D};
+        attn_stride vst = {(int64_t)T * qkv_ld(m), qkv_ld(m), m->D};
         if (c->variant != ATTN_NSA) p.v_st = vst; /* v inside the fused projection (nsa copies it out) */
         p.q = p.k = p.v = p.dout = p.w_dt = p.a = p.g = p.w_ck = p.w_cv = p.p_k = p.p_v = fake;
         p.o = p.lse = p.dq = p.dk = p.dv = p.dw_dt = p.da = fake;
@@ -304,7 +309,7 @@ model_status model_gpu_create(model *m, int B, int T, model_gpu **out, char *err
     if (!g) return model_errf(MODEL_ERR_OOM, err, err_len, "out of memory");
     alist *a = &g->mem;
     g->m = m, g->op = op, g->Bmax = B, g->Tmax = T, g->np = m->np;
-    int L = m->L, C = m->C, H = m->H, K = m->K, D = m->D, F = m->F, Wd = m->Wd, HD = m->HD, KD = m->KD;
+    int L = m->L, C = m->C, H = m->H, K = m->K, D = m->D, F = m->F, Wq = qkv_ld(m), HD = m->HD, KD = m->KD;
     size_t M = (size_t)B * T;
     g->x = calloc((size_t)L + 1, sizeof *g->x);
     g->la = calloc((size_t)L, sizeof *g->la);
@@ -327,7 +332,7 @@ model_status model_gpu_create(model *m, int B, int T, model_gpu **out, char *err
     for (int l = 0; l <= L && !bad; l++) bad = take(a, (void **)&g->x[l], M * C * sizeof(float));
     for (int l = 0; l < L && !bad; l++) {
         glayer *la = &g->la[l];
-        bad = take(a, (void **)&la->xn, align256(M * C * 2)) || take(a, (void **)&la->qkv, align256(M * Wd * 2)) ||
+        bad = take(a, (void **)&la->xn, align256(M * C * 2)) || take(a, (void **)&la->qkv, align256(M * Wq * 2)) ||
               take(a, (void **)&la->qf, align256(M * HD * 2)) || take(a, (void **)&la->kf, align256(M * KD * 2)) ||
               take(a, (void **)&la->o, align256(M * HD * 2)) || take(a, (void **)&la->hn, align256(M * C * 2)) ||
               take(a, (void **)&la->gu, align256(M * 2 * F * 2)) || take(a, (void **)&la->act, align256(M * F * 2)) ||
@@ -347,7 +352,7 @@ model_status model_gpu_create(model *m, int B, int T, model_gpu **out, char *err
           take(a, (void **)&g->dyb, align256(M * C * 2)) || take(a, (void **)&g->dact, align256(M * F * 2)) ||
           take(a, (void **)&g->dgu, align256(M * 2 * F * 2)) || take(a, (void **)&g->dout, align256(M * HD * 2)) ||
           take(a, (void **)&g->dqf, align256(M * HD * 2)) || take(a, (void **)&g->dkf, align256(M * KD * 2)) ||
-          take(a, (void **)&g->dqkv, align256(M * Wd * 2));
+          take(a, (void **)&g->dqkv, align256(M * Wq * 2));
     if (nsa)
         bad = bad || take(a, (void **)&g->dgs, M * 3 * H * sizeof(float)) || take(a, (void **)&g->dvc, align256(M * KD * 2));
     {   /* prediction: logits of up to 64 MiB of rows at a time */
@@ -454,7 +459,7 @@ static void attn_setup(model_gpu *g, int l, int B, int n, attn_params *p) {
     p->q = la->qf;
     p->k = la->kf;
     p->v = la->qkv + (size_t)(m->H + m->K) * m->D;
-    attn_stride vst = {(int64_t)n * m->Wd, m->Wd, m->D};
+    attn_stride vst = {(int64_t)n * qkv_ld(m), qkv_ld(m), m->D};
     p->v_st = vst;
     p->o = la->o;
     p->lse = la->lse;
@@ -492,22 +497,22 @@ static model_status layer_forward(model_gpu *g, int l, int B, int n, model_gpu_c
     model *m = g->m;
     const layer_idx *li = &m->li[l];
     glayer *la = &g->la[l];
-    int M = B * n, C = m->C, F = m->F, Wd = m->Wd, HD = m->HD;
+    int M = B * n, C = m->C, F = m->F, Wd = m->Wd, Wq = qkv_ld(m), HD = m->HD;
     float eps = (float)m->cfg.rms_norm_eps;
     const float *x = g->x[l];
     float *y = g->x[l + 1];
     const int pos0 = c ? c->len : 0;
 
     CK(mcuda_rmsnorm_forward(x, DP(g, li->in_norm), M, C, eps, NULL, la->xn, la->r1), "rmsnorm");
-    CK(mcuda_gemm(0, 1, M, Wd, C, 1.0f, la->xn, C, DPB(g, li->q), C, 0.0f, la->qkv, Wd, ATTN_DTYPE_BF16), "qkv gemm");
-    mcuda_qk_shape qs = {M, Wd, m->H, m->K, m->D, n, pos0, g->cos, g->sin, g->rope_len, eps};
+    CK(mcuda_gemm(0, 1, M, Wd, C, 1.0f, la->xn, C, DPB(g, li->q), C, 0.0f, la->qkv, Wq, ATTN_DTYPE_BF16), "qkv gemm");
+    mcuda_qk_shape qs = {M, Wq, m->H, m->K, m->D, n, pos0, g->cos, g->sin, g->rope_len, eps};
     CK(mcuda_qk_norm_rope_forward(&qs, la->qkv, DP(g, li->q_norm), DP(g, li->k_norm), la->qf, la->kf, la->rq, la->rk,
                                   ATTN_DTYPE_BF16),
        "q/k norm and RoPE");
     if (m->cfg.variant == ATTN_NSA) {
         const int H = m->H, K = m->K, D = m->D;
-        CK(mgk_sigmoid_cols(la->qkv, Wd, (H + 2 * K) * D, 3 * H, M, la->gs), "nsa gates");
-        CK(mgk_copy_cols(la->qkv, Wd, (H + K) * D, la->vc, m->KD, 0, m->KD, M), "nsa v copy");
+        CK(mgk_sigmoid_cols(la->qkv, Wq, (H + 2 * K) * D, 3 * H, M, la->gs), "nsa gates");
+        CK(mgk_copy_cols(la->qkv, Wq, (H + K) * D, la->vc, m->KD, 0, m->KD, M), "nsa v copy");
     }
     attn_params p;
     attn_setup(g, l, B, n, &p);
@@ -517,7 +522,7 @@ static model_status layer_forward(model_gpu *g, int l, int B, int n, model_gpu_c
         for (int b = 0; b < B; b++) {
             bf16 *kd = kc + ((size_t)b * c->max_len + pos0) * KD, *vd = vc + ((size_t)b * c->max_len + pos0) * KD;
             CK(mgk_copy_cols(la->kf + (size_t)b * n * KD, KD, 0, kd, KD, 0, KD, n), "k into the cache");
-            CK(mgk_copy_cols(la->qkv + (size_t)b * n * Wd, Wd, (m->H + m->K) * m->D, vd, KD, 0, KD, n),
+            CK(mgk_copy_cols(la->qkv + (size_t)b * n * Wq, Wq, (m->H + m->K) * m->D, vd, KD, 0, KD, n),
                "v into the cache");
         }
         attn_stride cst = {(int64_t)c->max_len * KD, KD, m->D};
@@ -719,7 +724,7 @@ static model_status layer_backward(model_gpu *g, int l, int B, int n, const floa
     const layer_idx *li = &m->li[l];
     glayer *la = &g->la[l];
     const float *x = g->x[l];
-    int M = B * n, C = m->C, K = m->K, F = m->F, Wd = m->Wd, HD = m->HD, KD = m->KD;
+    int M = B * n, C = m->C, K = m->K, F = m->F, Wd = m->Wd, Wq = qkv_ld(m), HD = m->HD, KD = m->KD;
 
     /* y = rpost h + act Wdown^T */
     CK(mcuda_colsum_prod(dy, la->h, M, C, DG(g, li->res_post)), "colsum");
@@ -745,7 +750,7 @@ static model_status layer_backward(model_gpu *g, int l, int B, int n, const floa
     /* attention: dq, dk into dqf, dkf; dv straight into dqkv's v columns */
     attn_params p;
     attn_setup(g, l, B, n, &p);
-    attn_stride vst = {(int64_t)n * Wd, Wd, m->D};
+    attn_stride vst = {(int64_t)n * Wq, Wq, m->D};
     p.dout = g->dout;
     p.dq = g->dqf;
     p.dk = g->dkf;
@@ -767,8 +772,8 @@ static model_status layer_backward(model_gpu *g, int l, int B, int n, const floa
     if (st != ATTN_OK) return attn_error(g, &p, st, 1, err, err_len);
     if (nsa) {
         const int H = m->H, D = m->D;
-        CK(mgk_copy_cols(g->dvc, KD, 0, g->dqkv, Wd, (H + K) * D, KD, M), "nsa dv copy");
-        CK(mgk_sigmoid_bwd_cols(la->gs, g->dgs, g->dqkv, Wd, (H + 2 * K) * D, 3 * H, M), "nsa gate backward");
+        CK(mgk_copy_cols(g->dvc, KD, 0, g->dqkv, Wq, (H + K) * D, KD, M), "nsa dv copy");
+        CK(mgk_sigmoid_bwd_cols(la->gs, g->dgs, g->dqkv, Wq, (H + 2 * K) * D, 3 * H, M), "nsa gate backward");
         if (c->nsa_cmp == NSA_CMP_LINEAR) {
             CK(mgk_add(g->aux, DG(g, li->ck), (long long)ncw), "nsa grads");
             CK(mgk_add(g->aux + ncw, DG(g, li->cv), (long long)ncw), "nsa grads");
@@ -781,13 +786,13 @@ static model_status layer_backward(model_gpu *g, int l, int B, int n, const floa
         CK(mgk_transpose(g->aux, DG(g, li->dt), KD, K, 1), "dt_proj grad");
         CK(mgk_add(g->aux + (size_t)KD * K, DG(g, li->A), K), "A grad");
     }
-    mcuda_qk_shape qs = {M, Wd, m->H, K, m->D, n, 0, g->cos, g->sin, g->rope_len, (float)c->rms_norm_eps};
+    mcuda_qk_shape qs = {M, Wq, m->H, K, m->D, n, 0, g->cos, g->sin, g->rope_len, (float)c->rms_norm_eps};
     CK(mcuda_qk_norm_rope_backward(&qs, la->qkv, DP(g, li->q_norm), DP(g, li->k_norm), la->rq, la->rk, g->dqf, g->dkf,
                                    g->dqkv, DG(g, li->q_norm), DG(g, li->k_norm), ATTN_DTYPE_BF16),
        "q/k norm and RoPE backward");
     /* qkv = xn Wqkv^T, then the input norm */
-    CK(mcuda_gemm(0, 0, M, C, Wd, 1.0f, g->dqkv, Wd, DPB(g, li->q), C, 0.0f, g->dxn, C, ATTN_DTYPE_F32), "qkv^T gemm");
-    CK(mcuda_gemm(1, 0, Wd, C, M, 1.0f, g->dqkv, Wd, la->xn, C, 1.0f, DG(g, li->q), C, ATTN_DTYPE_F32), "qkv grad gemm");
+    CK(mcuda_gemm(0, 0, M, C, Wd, 1.0f, g->dqkv, Wq, DPB(g, li->q), C, 0.0f, g->dxn, C, ATTN_DTYPE_F32), "qkv^T gemm");
+    CK(mcuda_gemm(1, 0, Wd, C, M, 1.0f, g->dqkv, Wq, la->xn, C, 1.0f, DG(g, li->q), C, ATTN_DTYPE_F32), "qkv grad gemm");
     CK(mcuda_rmsnorm_backward(x, la->r1, DP(g, li->in_norm), g->dxn, M, C, dx, 1, DG(g, li->in_norm)),
        "rmsnorm backward");
     return MODEL_OK;

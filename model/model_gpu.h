@@ -50,7 +50,7 @@ model_status model_gpu_token_losses(model_gpu *g, const int32_t *ids, const int3
 model_status model_gpu_predict(model_gpu *g, const int32_t *ids, int B, int T, int32_t *pred, char *err, size_t err_len);
 
 void model_gpu_zero_grads(model_gpu *g);
-/* The device gradients into out (model_num_params floats, the host layout). */
+/* The device gradients into out (model_params_len floats, the host layout). */
 model_status model_gpu_download_grads(model_gpu *g, float *out, char *err, size_t err_len);
 /* Global L2 norm of the device gradients (deterministic). */
 model_status model_gpu_grad_norm(model_gpu *g, double *norm, char *err, size_t err_len);

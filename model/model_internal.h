@@ -62,7 +62,8 @@ struct model {
     int nt;
     model_tensor *t;
     float *p, *g; /* parameters and gradients, np floats each */
-    size_t np;
+    size_t np;      /* the flat buffers' length in floats, the gaps before aligned tensors included */
+    size_t nparams; /* the parameters themselves */
     int emb, fnorm, head; /* head == emb when tied */
     layer_idx *li;
     float *wdt_t;  /* (L, K*D, K) dma: dt_proj transposed for the operator */

@@ -148,7 +148,7 @@ static model_data *byte_source(uint64_t seed) {
 
 static void test_init(void) {
     model *a = tiny_model(ATTN_DMA, 1, 1), *b = tiny_model(ATTN_DMA, 1, 1);
-    CHECK(a && b && !memcmp(model_params(a), model_params(b), model_num_params(a) * sizeof(float)), "init/deterministic",
+    CHECK(a && b && !memcmp(model_params(a), model_params(b), model_params_len(a) * sizeof(float)), "init/deterministic",
           "two models from one seed differ");
     const model_tensor *tA = model_find_tensor(a, "model.layers.0.self_attn.A");
     const model_tensor *tr = model_find_tensor(a, "model.layers.1.input_residual");
@@ -162,6 +162,42 @@ static void test_init(void) {
     CHECK(ok && fabs(sd - 0.02) < 0.004, "init/doge", "A = 0, residuals = 1, q_proj std %.4f (want 0.02)", sd);
     model_free(a);
     model_free(b);
+}
+
+/* The flat buffer's layout: every tensor that does not continue a fused weight
+ * (k, v and g after q, up after gate) starts on a 64-float boundary, the fused
+ * ones follow their first tensor without a gap, the gaps hold zeros, and the
+ * parameter count leaves them out. dma's A (num_key_value_heads floats) is what
+ * used to push the tensors after it off alignment. */
+static void test_layout(void) {
+    for (int v = 0; v < 2; v++) {
+        model *m = tiny_model(v ? ATTN_NSA : ATTN_DMA, 1, 1);
+        if (!m) {
+            CHECK(0, v ? "layout/nsa" : "layout/dma", "model_create failed");
+            continue;
+        }
+        size_t len = model_params_len(m), count = 0, end = 0, bad_gap = 0;
+        int misaligned = -1, gapped = -1;
+        unsigned char *used = calloc(len, 1);
+        for (int i = 0; i < model_num_tensors(m); i++) {
+            const model_tensor *t = model_tensor_at(m, i);
+            const char *nm = t->name;
+            int follows = strstr(nm, ".k_proj.") || strstr(nm, ".v_proj.") || strstr(nm, ".g_proj.") ||
+                          strstr(nm, ".up_proj.");
+            if (!follows && t->offset % 64 && misaligned < 0) misaligned = i;
+            if (follows && t->offset != end && gapped < 0) gapped = i;
+            memset(used + t->offset, 1, t->numel);
+            count += t->numel;
+            end = t->offset + t->numel;
+        }
+        for (size_t e = 0; e < len; e++) bad_gap += !used[e] && model_params(m)[e] != 0.0f;
+        const char *nm = v ? "layout/nsa" : "layout/dma";
+        CHECK(misaligned < 0 && gapped < 0 && !bad_gap && count == model_num_params(m) && end == len, nm,
+              "misaligned tensor %d, gap before fused tensor %d, %zu nonzero gap floats, count %zu of %zu, end %zu of "
+              "%zu", misaligned, gapped, bad_gap, count, model_num_params(m), end, len);
+        free(used);
+        model_free(m);
+    }
 }
 
 static void test_overfit(void) {
@@ -199,8 +235,8 @@ static void test_overfit(void) {
 /* ---- checkpoints ---- */
 
 static int same_params(model *a, model *b) {
-    return model_num_params(a) == model_num_params(b) &&
-           !memcmp(model_params(a), model_params(b), model_num_params(a) * sizeof(float));
+    return model_params_len(a) == model_params_len(b) &&
+           !memcmp(model_params(a), model_params(b), model_params_len(a) * sizeof(float));
 }
 
 static void test_checkpoint(attn_variant v) {
@@ -657,6 +693,7 @@ int main(void) {
     }
     test_config();
     test_init();
+    test_layout();
     test_schedule();
     test_data();
     test_overfit();

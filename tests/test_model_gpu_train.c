@@ -101,11 +101,11 @@ static model_status train_curves(const model_config *cfg, model_data *data, mode
     for (int k = 0; k < nper && k < NP && st == MODEL_OK; k++) {
         st = model_create(cfg, &mp[k], err, errlen);
         if (st != MODEL_OK) break;
-        memcpy(model_params(mp[k]), model_params(mc), sizeof(float) * model_num_params(mc));
+        memcpy(model_params(mp[k]), model_params(mc), sizeof(float) * model_params_len(mc));
         rng_t r;
         rng_seed(&r, 7 + (uint64_t)k);
         float *pp = model_params(mp[k]);
-        for (size_t i = 0; i < model_num_params(mp[k]); i++) pp[i] *= (float)(1.0 + 0x1p-9 * (2 * rng_uniform(&r) - 1));
+        for (size_t i = 0; i < model_params_len(mp[k]); i++) pp[i] *= (float)(1.0 + 0x1p-9 * (2 * rng_uniform(&r) - 1));
         st = model_trainer_create(mp[k], data, &tp[k], err, errlen);
     }
     if (st == MODEL_OK) st = model_trainer_create(mc, data, tc, err, errlen);
@@ -160,7 +160,7 @@ static void run_variant(attn_variant v, const char *text, size_t tn) {
         model_status s1 = model_forward_backward(mc, ids, labels, B, T, 1.0, &lc, err, sizeof err);
         model_status s2 = s1 == MODEL_OK ? model_gpu_create(mg, B, T, &g, err, sizeof err) : s1;
         if (s2 == MODEL_OK) s2 = model_gpu_forward_backward(g, ids, labels, B, T, 1.0, &lg, err, sizeof err);
-        size_t np = model_num_params(mg);
+        size_t np = model_params_len(mg);
         float *gg = malloc(sizeof(float) * np);
         if (s2 == MODEL_OK) s2 = model_gpu_download_grads(g, gg, err, sizeof err);
         double cs = s2 == MODEL_OK ? cosine(model_grads(mc), gg, np) : 0;
@@ -331,7 +331,7 @@ static void run_variant(attn_variant v, const char *text, size_t tn) {
         if (st == MODEL_OK)
             st = model_gpu_token_losses(model_trainer_gpu(t2), ids, labels, B, T, NULL, &l1, NULL, err, sizeof err);
         int64_t s0 = t2 ? model_trainer_step_count(t2) : -1;
-        size_t np = model_num_params(m3 ? m3 : mc);
+        size_t np = model_params_len(m3 ? m3 : mc);
         float *before = malloc(sizeof(float) * np);
         if (m3) memcpy(before, model_params(m3), sizeof(float) * np);
         model_step_info ig, ic;

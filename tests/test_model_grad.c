@@ -74,8 +74,8 @@ static void check_variant(attn_variant v, attn_backend be, int alt_mode, const c
     CHECK(fabs(l0 - loss) <= 1e-6 * fabs(loss), name, "training loss %.9g, scoring loss %.9g", loss, l0);
 
     float *p = model_params(m), *g = model_grads(m);
-    float *gcopy = malloc(model_num_params(m) * sizeof(float));
-    memcpy(gcopy, g, model_num_params(m) * sizeof(float));
+    float *gcopy = malloc(model_params_len(m) * sizeof(float));
+    memcpy(gcopy, g, model_params_len(m) * sizeof(float));
     double worst = 0;
     const char *worst_name = "";
     rng_t r;
