@@ -88,25 +88,24 @@ for bw in "" DMABENCH_CUDA_BWD_KEYPAR=1 DMABENCH_CUDA_WGMMA=1 DMABENCH_CUDA_WGMM
 done
 fi
 if want optin-nsa; then
-echo "== nsa: selected-branch backward on tensor cores (DMABENCH_NSA_TC_BWD=1), single-scan pick (DMABENCH_NSA_PICK=top4),"
-echo "   blocked compression (DMABENCH_NSA_CMP_BLK=1), all three"
-lim 90 env DMABENCH_NSA_TC_BWD=1 $K --variants nsa --n 8192,65536 --w 512 --mode fwdbwd --warmup 1 --repeats 3 \
-    --out "$OUT/kernels-nsa-tcbwd.json"
-lim 90 env DMABENCH_NSA_PICK=top4 $K --variants nsa --n 8192,65536,262144 --w 512 --mode fwd --warmup 1 --repeats 3 \
-    --out "$OUT/kernels-nsa-pick.json"
+echo "== nsa's other versions: the selected-branch backward on the CUDA cores (DMABENCH_NSA_TC_BWD=0), the"
+echo "   repeated-argmax pick (DMABENCH_NSA_PICK=argmax), the blocked compression forward (DMABENCH_NSA_CMP_BLK=1)"
+echo "   and the per-block compression both ways (DMABENCH_NSA_CMP_BLK=0)"
+lim 90 env DMABENCH_NSA_TC_BWD=0 $K --variants nsa --n 8192 --w 512 --mode fwdbwd --warmup 1 --repeats 3 \
+    --out "$OUT/kernels-nsa-tcbwd0.json"
+lim 90 env DMABENCH_NSA_PICK=argmax $K --variants nsa --n 8192,65536 --w 512 --mode fwd --warmup 1 --repeats 3 \
+    --out "$OUT/kernels-nsa-argmax.json"
 lim 60 env DMABENCH_NSA_CMP_BLK=1 $K --variants nsa --n 8192,65536 --w 512 --mode fwd --warmup 1 --repeats 3 \
     --out "$OUT/kernels-nsa-cmpblk.json"
-lim 120 env DMABENCH_NSA_CMP_BLK=1 DMABENCH_NSA_PICK=top4 DMABENCH_NSA_TC_BWD=1 $K --variants nsa --n 65536,262144 \
-    --w 512 --mode fwd --warmup 1 --repeats 3 --out "$OUT/kernels-nsa-all.json"
-lim 120 env DMABENCH_NSA_CMP_BLK=1 DMABENCH_NSA_PICK=top4 DMABENCH_NSA_TC_BWD=1 $K --variants nsa --n 8192,65536 \
-    --w 512 --mode fwdbwd --warmup 1 --repeats 3 --out "$OUT/kernels-nsa-all-bwd.json"
+lim 120 env DMABENCH_NSA_CMP_BLK=0 $K --variants nsa --n 8192,65536 --w 512 --mode fwdbwd --warmup 1 --repeats 3 \
+    --out "$OUT/kernels-nsa-cmpblk0.json"
 fi
 if want optin-decode; then
-echo "== decode: the select's histogram without __match_any_sync (DMABENCH_DECODE_SEL_ATOMIC=1), random and clustered z"
-lim 40 env DMABENCH_DECODE_SEL_ATOMIC=1 $K --variants dma --n 65536,524288 --w 1024 --mode decode --warmup 3 --repeats 10 \
-    --out "$OUT/kernels-decode-selatomic.json"
+echo "== decode: the select's histogram with __match_any_sync (DMABENCH_DECODE_SEL_ATOMIC=0), random and clustered z"
+lim 40 env DMABENCH_DECODE_SEL_ATOMIC=0 $K --variants dma --n 65536,524288 --w 1024 --mode decode --warmup 3 --repeats 10 \
+    --out "$OUT/kernels-decode-selmatch.json"
 lim 40 $K --variants dma --n 524288 --w 1024 --mode decode --dma-z clustered --warmup 3 --repeats 10 \
     --out "$OUT/kernels-decode-clustered.json"
-lim 40 env DMABENCH_DECODE_SEL_ATOMIC=1 $K --variants dma --n 524288 --w 1024 --mode decode --dma-z clustered \
-    --warmup 3 --repeats 10 --out "$OUT/kernels-decode-selatomic-clustered.json"
+lim 40 env DMABENCH_DECODE_SEL_ATOMIC=0 $K --variants dma --n 524288 --w 1024 --mode decode --dma-z clustered \
+    --warmup 3 --repeats 10 --out "$OUT/kernels-decode-selmatch-clustered.json"
 fi

@@ -43,18 +43,20 @@ rc_of() { cat "$T/$1.rc" 2>/dev/null || echo "?"; }
 # kernel versions, chosen in the environment, on the variants they change: nsa's
 # CUDA-core selection and selected branch; the backward on 64-row tiles; the
 # key-parallel backward (mha, swa and nsa's window branch); nsa's selected-branch
-# backward on tensor cores; nsa's single-scan pick of the selected blocks; the
-# forward on Hopper's wgmma; dma decode's select histogram without match; nsa's
-# linear compression 8 blocks per CTA; the backward's products on wgmma
+# backward on the CUDA cores; nsa's repeated-argmax pick of the selected blocks;
+# the forward on Hopper's wgmma; dma decode's select histogram with match; nsa's
+# linear compression 8 blocks per CTA forward and backward, and one block per CTA
+# both ways; the backward's products on wgmma
 OPTINS="DMABENCH_NSA_TC=0:nsa DMABENCH_CUDA_BWD_TILE=64:mha,swa,dma,nsa DMABENCH_CUDA_BWD_KEYPAR=1:mha,swa,nsa
-DMABENCH_NSA_TC_BWD=1:nsa DMABENCH_NSA_PICK=top4:nsa DMABENCH_CUDA_WGMMA=1:mha,swa,dma,nsa DMABENCH_DECODE_SEL_ATOMIC=1:dma
-DMABENCH_NSA_CMP_BLK=1:nsa DMABENCH_CUDA_WGMMA_BWD=1:mha,swa,dma,nsa"
+DMABENCH_NSA_TC_BWD=0:nsa DMABENCH_NSA_PICK=argmax:nsa DMABENCH_CUDA_WGMMA=1:mha,swa,dma,nsa
+DMABENCH_DECODE_SEL_ATOMIC=0:dma DMABENCH_NSA_CMP_BLK=1:nsa DMABENCH_NSA_CMP_BLK=0:nsa
+DMABENCH_CUDA_WGMMA_BWD=1:mha,swa,dma,nsa"
 if want verify; then
     for dt in bf16 f16 f32; do bg "v-$dt" $B verify --backend cuda --dtype $dt --quiet --out "$T/v-$dt.json"; done
     for o in $OPTINS; do
         for dt in bf16 f16; do
-            bg "vopt-$dt-${o%%=*}" env "${o%%:*}" $B verify --backend cuda --dtype $dt --variants "${o#*:}" --quiet \
-                --out "$T/vopt-$dt-${o%%=*}.json"
+            bg "vopt-$dt-${o%%:*}" env "${o%%:*}" $B verify --backend cuda --dtype $dt --variants "${o#*:}" --quiet \
+                --out "$T/vopt-$dt-${o%%:*}.json"
         done
     done
     wait
@@ -68,7 +70,7 @@ if want verify; then
     done
     for o in $OPTINS; do
         for dt in bf16 f16; do
-            n="vopt-$dt-${o%%=*}"
+            n="vopt-$dt-${o%%:*}"
             rc=$(rc_of "$n")
             s=$(grep '^verify:' "$T/$n.log")
             if [ "$rc" = 0 ] && echo "$s" | grep -q ' 0 failed'; then ok "verify $dt ${o#*:} with ${o%%:*} ($s)"
@@ -105,25 +107,24 @@ if [ $SAN = 1 ] && want sanitize-optin; then
     # memcheck for every other version; racecheck (about 3 minutes per run) for the
     # ones whose shared-memory use is new since the last sanitized run
     SOPT="memcheck:DMABENCH_NSA_TC=0:nsa memcheck:DMABENCH_CUDA_BWD_TILE=64:mha,dma
-memcheck:DMABENCH_DECODE_SEL_ATOMIC=1:dma
+memcheck:DMABENCH_DECODE_SEL_ATOMIC=0:dma
 memcheck:DMABENCH_CUDA_BWD_KEYPAR=1:mha,swa racecheck:DMABENCH_CUDA_BWD_KEYPAR=1:mha,swa
-memcheck:DMABENCH_NSA_TC_BWD=1:nsa racecheck:DMABENCH_NSA_TC_BWD=1:nsa
-memcheck:DMABENCH_NSA_PICK=top4:nsa racecheck:DMABENCH_NSA_PICK=top4:nsa
-memcheck:DMABENCH_NSA_CMP_BLK=1:nsa racecheck:DMABENCH_NSA_CMP_BLK=1:nsa
+memcheck:DMABENCH_NSA_TC_BWD=0:nsa memcheck:DMABENCH_NSA_PICK=argmax:nsa
+memcheck:DMABENCH_NSA_CMP_BLK=1:nsa racecheck:DMABENCH_NSA_CMP_BLK=1:nsa memcheck:DMABENCH_NSA_CMP_BLK=0:nsa
 memcheck:DMABENCH_CUDA_WGMMA=1:mha,dma racecheck:DMABENCH_CUDA_WGMMA=1:mha,dma
 memcheck:DMABENCH_CUDA_WGMMA_BWD=1:mha,dma racecheck:DMABENCH_CUDA_WGMMA_BWD=1:mha,dma"
     for o in $SOPT; do
         tool=${o%%:*} rest=${o#*:}
         sw=${rest%%:*} vs=${rest#*:}
-        bg "opt-$tool-${sw%%=*}" env "$sw" compute-sanitizer --tool $tool --error-exitcode 9 $B verify --backend cuda \
-            --variants "$vs" --quiet --out "$T/opt-$tool-${sw%%=*}.json"
+        bg "opt-$tool-$sw" env "$sw" compute-sanitizer --tool $tool --error-exitcode 9 $B verify --backend cuda \
+            --variants "$vs" --quiet --out "$T/opt-$tool-$sw.json"
     done
     wait
     NJ=0
     for o in $SOPT; do
         tool=${o%%:*} rest=${o#*:}
         sw=${rest%%:*} vs=${rest#*:}
-        n="opt-$tool-${sw%%=*}"
+        n="opt-$tool-$sw"
         rc=$(rc_of "$n")
         if [ "$rc" = 0 ] && grep -qE '(ERROR SUMMARY: 0 errors|RACECHECK SUMMARY: 0 hazards)' "$T/$n.log"
         then ok "$tool $vs with $sw"

@@ -31,11 +31,11 @@
  * Backward: the branches again (into scratch: o and lse are the caller's inputs),
  * dg = dout . O_branch, then each branch's backward with dout times its gate: the
  * window and the compressed branch through the engine's backward, the selected one
- * by nsa_slc_bwd_kernel (dk, dv of its scattered keys by fp32 atomics; with
- * DMABENCH_NSA_TC_BWD=1 nsa_slc_bwd_tc_kernel on the tensor cores instead), and dK~,
- * dV~ through the compression into dk, dv and (linear) dw_c, dp (with
- * DMABENCH_NSA_CMP_BLK=1: 8 blocks per CTA, dpos from the sum of dK~, dW as a
- * tiled GEMM). Gradients are summed in fp32 and written once.
+ * by nsa_slc_bwd_tc_kernel on the tensor cores (DMABENCH_NSA_TC_BWD=0:
+ * nsa_slc_bwd_kernel, dk and dv of its scattered keys by fp32 atomics), and dK~,
+ * dV~ through the compression into dk, dv and (linear) dw_c, dp (8 blocks per CTA,
+ * dpos from the sum of dK~, dW as a tiled GEMM; DMABENCH_NSA_CMP_BLK=0: one block
+ * per CTA). Gradients are summed in fp32 and written once.
  */
 #include <algorithm>
 #include <climits>
@@ -80,8 +80,8 @@ __global__ void nsa_compress_kernel(const T *x, long long xsb, long long xss, lo
     out[(((size_t)b * nb + c) * Hkv + h) * D + e] = from_f32<T>(acc);
 }
 
-/* Linear compression, CB consecutive blocks per CTA (DMABENCH_NSA_CMP_BLK=1 until
- * tests/gpu.sh has verified it): the kernel above reads the head's whole W
+/* Linear compression, CB consecutive blocks per CTA (DMABENCH_NSA_CMP_BLK=1; not
+ * the default forward, see nsa_cmp_blk_fwd): the kernel above reads the head's whole W
  * (l D x D floats, 2 MB at l 32, D 128) once per block, 128 GB of L2 traffic for
  * K~ and V~ at N = 65536; here once per CB blocks. The rows the CTA's blocks cover,
  * (CB - 1) d + l of them, sit in shared memory; thread e keeps CB sums, and the
@@ -124,7 +124,7 @@ struct SelArgs {
     const float *lse0; /* (B, Hq, Nq) natural */
     int *sel;          /* (B, Hkv, Nq, nsel) */
     int B, Nq, Nk, Hq, Hkv, G, D, nb, ns, nsel, l, d, ls, n;
-    int pick_top; /* nsa_pick_blocks' single-scan version (DMABENCH_NSA_PICK=top4) */
+    int pick_top; /* nsa_pick_blocks' single-scan version (default; 0: DMABENCH_NSA_PICK=argmax) */
     float scale;
 };
 
@@ -989,8 +989,8 @@ struct GroupRows {
     int G, Nq;
 };
 
-/* The selected branch's backward on the tensor cores (DMABENCH_NSA_TC_BWD=1 until
- * tests/gpu.sh has verified it): one CTA of 4 warps per (tile of QS = 64 / G
+/* The selected branch's backward on the tensor cores (the default;
+ * DMABENCH_NSA_TC_BWD=0 runs nsa_slc_bwd_kernel): one CTA of 4 warps per (tile of QS = 64 / G
  * queries, kv head, batch), the 64 mma rows and the union of the tile's selected
  * blocks as nsa_slc_tc_kernel has them. Per chunk of 64 keys: S = q K^T and
  * dP = dO V^T, P from lse plane 1 (masked to the row's own blocks and j <= i'),
@@ -1203,7 +1203,7 @@ __global__ void nsa_cmp_bwd_w_kernel(const T *x, long long xsb, long long xss, l
     dw[((size_t)h * l * D + r) * D + col] = acc;
 }
 
-/* The compression's backward with DMABENCH_NSA_CMP_BLK=1 (until verified on a GPU):
+/* The compression's backward (the default; DMABENCH_NSA_CMP_BLK=0 runs the two above):
  * the two kernels above read the head's W (rows) or all of dK~ (weights) once per
  * CTA, and add dpos with one atomic per (block, t, e) into the same l D addresses.
  * Here:
@@ -1398,24 +1398,30 @@ attn_status slc_tc_tile(int G, int ns, int nsel, int D, size_t esize, int *qs, i
     return union_tile(G, ns, nsel, D, 5 * 64 * (size_t)D * esize, qs, cap, smem);
 }
 
-/* DMABENCH_NSA_CMP_BLK=1: linear compression NSA_CB blocks per CTA
- * (nsa_compress_blk_kernel) until tests/gpu.sh has verified it. */
-int nsa_cmp_blk_enabled() {
+/* The linear compression NSA_CB blocks per CTA. Its backward is the default
+ * (DMABENCH_NSA_CMP_BLK=0 runs the per-block kernels); its forward
+ * (nsa_compress_blk_kernel) only with DMABENCH_NSA_CMP_BLK=1: on the H200 it was
+ * 1.9 ms slower at N = 8192 and 1% faster at 65536 (docs/perf-notes.md n8). */
+int nsa_cmp_blk_fwd() {
     static const bool on = dm_env_is("DMABENCH_NSA_CMP_BLK", "1");
     return on;
 }
-
-/* DMABENCH_NSA_PICK=top4: nsa_pick_blocks' single-scan version (each lane's best
- * four in registers) until tests/gpu.sh has verified it. */
-int nsa_pick_top() {
-    static const bool on = dm_env_is("DMABENCH_NSA_PICK", "top4");
+int nsa_cmp_blk_bwd() {
+    static const bool on = !dm_env_is("DMABENCH_NSA_CMP_BLK", "0");
     return on;
 }
 
-/* DMABENCH_NSA_TC_BWD=1: the selected branch's backward on the tensor cores
- * (nsa_slc_bwd_tc_kernel) until tests/gpu.sh has verified it. */
+/* nsa_pick_blocks' single-scan version (each lane's best four in registers) by
+ * default; DMABENCH_NSA_PICK=argmax runs the repeated warp argmax. */
+int nsa_pick_top() {
+    static const bool on = !dm_env_is("DMABENCH_NSA_PICK", "argmax");
+    return on;
+}
+
+/* The selected branch's backward on the tensor cores (nsa_slc_bwd_tc_kernel) by
+ * default; DMABENCH_NSA_TC_BWD=0 runs nsa_slc_bwd_kernel on the CUDA cores. */
 int nsa_tc_bwd_enabled() {
-    static const bool on = dm_env_is("DMABENCH_NSA_TC_BWD", "1");
+    static const bool on = !dm_env_is("DMABENCH_NSA_TC_BWD", "0");
     return on;
 }
 
@@ -1501,8 +1507,8 @@ template <typename T> attn_status nsa_branches(const attn_params *p, const NsaBu
     const int linear = p->nsa_cmp == NSA_CMP_LINEAR;
     const size_t blk_smem = (size_t)((NSA_CB - 1) * d + l) * D * sizeof(float);
     size_t optin = 0;
-    if (linear && nb > 0 && nsa_cmp_blk_enabled() && (st = dm_cuda_smem_optin(&optin)) != ATTN_OK) return st;
-    if (linear && nb > 0 && nsa_cmp_blk_enabled() && blk_smem <= optin) {
+    if (linear && nb > 0 && nsa_cmp_blk_fwd() && (st = dm_cuda_smem_optin(&optin)) != ATTN_OK) return st;
+    if (linear && nb > 0 && nsa_cmp_blk_fwd() && blk_smem <= optin) {
         CUDA_CHECK(cudaFuncSetAttribute(nsa_compress_blk_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                         (int)blk_smem));
         dim3 grid((nb + NSA_CB - 1) / NSA_CB, Hkv, B);
@@ -1793,8 +1799,8 @@ template <typename T> attn_status nsa_backward_t(const attn_params *p) {
             return st;
         const size_t rb_smem = (size_t)(NSA_CB + (NSA_CB - 1) * z.d + z.l) * D * sizeof(float);
         size_t optin = 0;
-        if (nsa_cmp_blk_enabled() && (st = dm_cuda_smem_optin(&optin)) != ATTN_OK) return st;
-        if (nsa_cmp_blk_enabled() && rb_smem <= optin) {
+        if (nsa_cmp_blk_bwd() && (st = dm_cuda_smem_optin(&optin)) != ATTN_OK) return st;
+        if (nsa_cmp_blk_bwd() && rb_smem <= optin) {
             CUDA_CHECK(cudaFuncSetAttribute(nsa_cmp_bwd_rows_blk_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                             (int)rb_smem));
             dim3 gb((nb + NSA_CB - 1) / NSA_CB, Hkv, B);
@@ -1823,7 +1829,7 @@ template <typename T> attn_status nsa_backward_t(const attn_params *p) {
                                                                 linear ? (float *)p->dp_v : nullptr);
         CUDA_CHECK_LAUNCH();
         }
-        if (linear && nsa_cmp_blk_enabled() && D % CG_T == 0) {
+        if (linear && nsa_cmp_blk_bwd() && D % CG_T == 0) {
             dim3 gg(z.l * D / CG_T, D / CG_T, Hkv);
             nsa_cmp_bwd_w_gemm_kernel<T><<<gg, 256>>>(static_cast<const T *>(p->k), p->k_st.b, p->k_st.s, p->k_st.h,
                                                       (const float *)p->p_k, dkc_a, B, nb, Hkv, D, z.l, z.d,

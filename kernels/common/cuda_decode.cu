@@ -378,9 +378,10 @@ __device__ __forceinline__ void warp_append(bool take, V val, unsigned int *coun
     }
 }
 
-/* MATCH: the lanes of a warp that fall in the same bin add once (__match_any_sync);
- * without it every lane adds its own count (DMABENCH_DECODE_SEL_ATOMIC=1, until
- * measured: the same histogram, no match instruction per key). */
+/* MATCH: the lanes of a warp that fall in the same bin add once (__match_any_sync,
+ * DMABENCH_DECODE_SEL_ATOMIC=0); without it (the default) every lane adds its own
+ * count: the same histogram, no match instruction per key, and on the H200 dma's
+ * decode at K = 524288 took 0.106 instead of 0.130 ms (docs/perf-notes.md c6). */
 template <bool MATCH>
 __global__ void __launch_bounds__(SEL_THREADS, 4) sel_pass_kernel(const SelArgs a, int pass) {
     __shared__ unsigned int hist[SEL_BINS];
@@ -570,8 +571,9 @@ struct DecPlan {
 /* A positive integer tuning knob from the environment (read once per name), or def.
  * DMABENCH_DECODE_WAVES: waves of resident CTAs the key splits fill (default 2);
  * DMABENCH_DECODE_SEL_CTAS: dma decode's select CTAs per SM (default 4);
- * DMABENCH_DECODE_SEL_ATOMIC=1: the select's histogram without __match_any_sync. For
- * measuring sweeps; reports record them (provenance.run.environment). */
+ * (DMABENCH_DECODE_SEL_ATOMIC=0, read in dma_decode: the select's histogram with
+ * __match_any_sync.) For measuring sweeps; reports record them
+ * (provenance.run.environment). */
 int env_knob(const char *name, int def) {
     const char *e = getenv(name);
     const int v = e ? atoi(e) : 0;
@@ -751,7 +753,7 @@ extern "C" attn_status cuda_decode_dma_forward(const attn_params *p, cuda_decode
         sa.chunk = (int)chunk, sa.cand_cap = cand_cap;
         const dim3 grid((unsigned)nchunks, (unsigned)p->Hkv, (unsigned)p->B);
         g_sel_dirty = true; /* until every pass is queued: the histograms must end clean */
-        static const int sel_atomic = env_knob("DMABENCH_DECODE_SEL_ATOMIC", 0);
+        static const bool sel_atomic = !dm_env_is("DMABENCH_DECODE_SEL_ATOMIC", "0");
         for (int pass = 0; pass < SEL_PASSES; pass++) {
             if (sel_atomic) sel_pass_kernel<false><<<grid, SEL_THREADS>>>(sa, pass);
             else sel_pass_kernel<true><<<grid, SEL_THREADS>>>(sa, pass);
