@@ -67,6 +67,27 @@ static int cuda_available(void) {
     return cuda_query(&ci) == 0;
 }
 
+/* The cells whose head dim (d_model / n_heads) the CUDA attention does not take
+ * (16, 32, 64 or 128): one line naming them to f, or nothing. Such a cell is
+ * recorded as an error when it trains on cuda; the rest of the suite runs. */
+static void warn_cuda_head_dims(const suite *S, const suite_cell *cells, int n, FILE *f) {
+    int bad = 0;
+    char list[256] = "";
+    for (int i = 0; i < n; i++) {
+        int h = S->task[cells[i].task].base.n_heads, hd = h > 0 ? cells[i].d_model / h : 0;
+        if (hd == 16 || hd == 32 || hd == 64 || hd == 128) continue;
+        char item[64];
+        snprintf(item, sizeof item, "%s d_model %d (head dim %d)", suite_task_name(cells[i].task), cells[i].d_model, hd);
+        if (!strstr(list, item) && strlen(list) + strlen(item) + 3 < sizeof list)
+            snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", list[0] ? ", " : "", item);
+        bad++;
+    }
+    if (bad)
+        fprintf(f, "warning: %d cell%s train%s on cuda with a head dim its attention does not take (16, 32, 64 or "
+                   "128): %s; %s recorded as errors\n",
+                bad, bad == 1 ? "" : "s", bad == 1 ? "s" : "", list, bad == 1 ? "it is" : "they are");
+}
+
 static int file_exists(const char *p) {
     struct stat sb;
     return stat(p, &sb) == 0;
@@ -1070,9 +1091,11 @@ int cmd_run(int argc, char **argv) {
             suite_free(&S);
             return 2;
         }
-        if (want_cuda_train)
+        if (want_cuda_train) {
             printf("training on cuda%s\n", cuda_available() ? "" : ": this machine has no usable GPU, so it would be "
                                                                    "refused here");
+            warn_cuda_head_dims(&S, cells, ncells, stdout);
+        }
         if (want_cuda_kern)
             printf("the kernel profile runs on %s%s\n", S.kernel_backend,
                    cuda_available() ? "" : ": this machine has no usable GPU, so it would be refused here");
@@ -1108,6 +1131,8 @@ int cmd_run(int argc, char **argv) {
         suite_free(&S);
         return 2;
     }
+
+    if (want_cuda_train) warn_cuda_head_dims(&S, cells, ncells, stderr);
 
     /* the output folder */
     char dir[1024];

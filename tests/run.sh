@@ -187,6 +187,16 @@ $B run --validate >/dev/null 2>&1 && ok quick_validates || nok quick_validates "
 $B run suites/paper.json --validate >"$T/pv" 2>&1 && ok paper_validates || nok paper_validates "$(tail -1 "$T/pv")"
 grep -q "^training on cuda" "$T/pv" && ok paper_says_cuda || nok paper_says_cuda "$(cat "$T/pv")"
 expect_fail paper_needs_gpu "cannot run here" $B run suites/paper.json --out "$T/paper"
+# every shipped cuda suite's head dims are ones the CUDA attention takes; a suite
+# with one it does not take is named in --validate's warning
+for f in suites/paper.json suites/paper-probe.json; do
+    $B run "$f" --validate 2>&1 | grep -q '^warning: .*head dim' && nok "cuda_head_dims_$(basename "$f" .json)" \
+        "$($B run "$f" --validate 2>&1 | grep '^warning')" || ok "cuda_head_dims_$(basename "$f" .json)"
+done
+printf '{"backend": "cuda", "model": {"n_heads": 4, "n_kv_heads": 2}, "tasks": {"mqar": {"d_model": [32, 64], "seq_len": [64], "num_kv_pairs": [4], "steps": 5}}}' >"$T/hd.json"
+$B run "$T/hd.json" --validate >"$T/hd" 2>&1
+grep -q '^warning: 4 cells .*mqar d_model 32 (head dim 8)' "$T/hd" && ! grep -q 'd_model 64' "$T/hd" &&
+    ok cuda_head_dim_warning || nok cuda_head_dim_warning "$(cat "$T/hd")"
 
 # 6. the embedded default is suites/quick.json (regenerate with sh suites/embed.sh)
 $B run --print-suite | cmp -s - suites/quick.json && ok embedded_quick_in_sync ||
