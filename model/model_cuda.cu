@@ -341,6 +341,37 @@ __global__ void __launch_bounds__(32 * CS_ROWS) k_colsum_part(const float *a, co
     }
 }
 
+/* The residual's backward, y = r h + f(h) at one place: the column sums of g h into
+ * part (as k_colsum_part, the same chunks and order), and in the same pass over g
+ * its copy scaled by the residual vector, gr = r[col] g, and its bf16 copy gb (one
+ * read of g instead of three). */
+__global__ void __launch_bounds__(32 * CS_ROWS) k_resid_bwd_part(const float *g, const float *h, const float *r,
+                                                                 int rows, int n, int nch, double *part, float *gr,
+                                                                 bf16 *gb) {
+    __shared__ double sh[CS_ROWS][32];
+    const int col = blockIdx.x * 32 + threadIdx.x, ch = blockIdx.y;
+    const int lo = (int)((long long)rows * ch / nch), hi = (int)((long long)rows * (ch + 1) / nch);
+    double acc = 0.0;
+    if (col < n) {
+        const float rc = r[col];
+        for (int i = lo + threadIdx.y; i < hi; i += CS_ROWS) {
+            const size_t e = (size_t)i * n + col;
+            const float gv = g[e];
+            acc += (double)(gv * h[e]);
+            gr[e] = rc * gv;
+            gb[e] = __float2bfloat16_rn(gv);
+        }
+    }
+    sh[threadIdx.y][threadIdx.x] = acc;
+    __syncthreads();
+    if (threadIdx.y == 0 && col < n) {
+        double s = 0.0;
+#pragma unroll
+        for (int k = 0; k < CS_ROWS; k++) s += sh[k][threadIdx.x];
+        part[(size_t)ch * n + col] = s;
+    }
+}
+
 /* out[col] += the sum over the nch rows (ld apart) of part's column col, for col < n:
  * one warp per column, lane l adding rows l, l + 32, ..., then a fixed butterfly (the
  * same result every run). */
@@ -354,11 +385,16 @@ __global__ void k_colsum_final(const double *part, int nch, int n, int ld, float
     if (lane == 0) out[col] += (float)s;
 }
 
+/* colsum's and k_resid_bwd_part's chunks of rows */
+int colsum_chunks(int rows) {
+    const int c = (rows + 127) / 128;
+    return c > 128 ? 128 : c;
+}
+
 /* out[j] += sum_i a[i, j] b[i, j] (rs[i]) */
 attn_status colsum(const float *a, const float *b, const float *rs, int rows, int n, float *out) {
     if (rows <= 0 || n <= 0) return ATTN_OK;
-    int nch = (rows + 127) / 128;
-    if (nch > 128) nch = 128;
+    const int nch = colsum_chunks(rows);
     void *p = nullptr;
     MC_OK(scratch(SCR_PART, (size_t)nch * n * sizeof(double), &p));
     double *part = static_cast<double *>(p);
@@ -1000,6 +1036,22 @@ extern "C" attn_status mcuda_rmsnorm_backward(const float *d_x, const float *d_r
 extern "C" attn_status mcuda_colsum_prod(const float *d_a, const float *d_b, int rows, int n, float *d_out) {
     if (rows < 0 || n < 0) return fail(ATTN_ERR_INVALID, "column sums: bad shape (rows %d, n %d)", rows, n);
     return colsum(d_a, d_b, nullptr, rows, n, d_out);
+}
+
+extern "C" attn_status mcuda_residual_backward(const float *d_g, const float *d_h, const float *d_r, int rows, int n,
+                                               float *d_gr, mcuda_bf16 *d_gb, float *d_dr) {
+    if (rows < 0 || n < 0) return fail(ATTN_ERR_INVALID, "residual backward: bad shape (rows %d, n %d)", rows, n);
+    if (rows == 0 || n == 0) return ATTN_OK;
+    const int nch = colsum_chunks(rows);
+    void *p = nullptr;
+    MC_OK(scratch(SCR_PART, (size_t)nch * n * sizeof(double), &p));
+    double *part = static_cast<double *>(p);
+    dim3 grid((n + 31) / 32, nch), block(32, CS_ROWS);
+    k_resid_bwd_part<<<grid, block>>>(d_g, d_h, d_r, rows, n, nch, part, d_gr, reinterpret_cast<bf16 *>(d_gb));
+    MC_LAUNCH();
+    k_colsum_final<<<(n + 7) / 8, 256>>>(part, nch, n, n, d_dr);
+    MC_LAUNCH();
+    return ATTN_OK;
 }
 
 extern "C" attn_status mcuda_qk_norm_rope_forward(const mcuda_qk_shape *s, const void *d_qkv, const float *d_wq,

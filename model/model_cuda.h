@@ -88,6 +88,11 @@ attn_status mcuda_rmsnorm_backward(const float *d_x, const float *d_r, const flo
 /* d_out (n) += sum over rows of a b (fp32 (rows, n) each; double, fixed order):
  * the residual vectors' gradients, as mops_colsum_prod. */
 attn_status mcuda_colsum_prod(const float *d_a, const float *d_b, int rows, int n, float *d_out);
+/* The residual's backward in one pass over d_g (rows, n): d_dr (n) += the column
+ * sums of g h (as mcuda_colsum_prod, the same sums in the same order), d_gr =
+ * r[col] g (fp32) and d_gb = bf16(g) (rows, n each; neither may alias d_g). */
+attn_status mcuda_residual_backward(const float *d_g, const float *d_h, const float *d_r, int rows, int n,
+                                   float *d_gr, mcuda_bf16 *d_gb, float *d_dr);
 
 /* ---- per-head q/k norm and RoPE ---- */
 

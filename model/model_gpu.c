@@ -726,9 +726,9 @@ static model_status layer_backward(model_gpu *g, int l, int B, int n, const floa
     const float *x = g->x[l];
     int M = B * n, C = m->C, K = m->K, F = m->F, Wd = m->Wd, Wq = qkv_ld(m), HD = m->HD, KD = m->KD;
 
-    /* y = rpost h + act Wdown^T */
-    CK(mcuda_colsum_prod(dy, la->h, M, C, DG(g, li->res_post)), "colsum");
-    CK(mcuda_f32_to_bf16(dy, g->dyb, (size_t)M * C), "cast");
+    /* y = rpost h + act Wdown^T: rpost's gradient, dh = rpost dy (the norm's
+     * backward adds the rest below) and dy in bf16 for the GEMMs, in one pass */
+    CK(mcuda_residual_backward(dy, la->h, DP(g, li->res_post), M, C, g->dh, g->dyb, DG(g, li->res_post)), "residual");
     CK(mcuda_gemm(0, 0, M, F, C, 1.0f, g->dyb, C, DPB(g, li->down), F, 0.0f, g->dact, F, ATTN_DTYPE_BF16), "down^T gemm");
     CK(mcuda_gemm(1, 0, C, F, M, 1.0f, g->dyb, C, la->act, F, 1.0f, DG(g, li->down), F, ATTN_DTYPE_F32), "down grad gemm");
     CK(mcuda_swiglu_backward(la->gu, g->dact, g->dgu, M, F, ATTN_DTYPE_BF16), "swiglu backward");
@@ -737,13 +737,10 @@ static model_status layer_backward(model_gpu *g, int l, int B, int n, const floa
     CK(mcuda_gemm(1, 0, 2 * F, C, M, 1.0f, g->dgu, 2 * F, la->hn, C, 1.0f, DG(g, li->gate), C, ATTN_DTYPE_F32),
        "gate/up grad gemm");
     /* dh = rpost dy + RMSNorm'(h) dhn */
-    CK(mgk_mul_rows(dy, DP(g, li->res_post), g->dh, M, C), "residual");
     CK(mcuda_rmsnorm_backward(la->h, la->r2, DP(g, li->post_norm), g->dhn, M, C, g->dh, 1, DG(g, li->post_norm)),
        "rmsnorm backward");
-    /* h = rin x + o Wo^T */
-    CK(mcuda_colsum_prod(g->dh, x, M, C, DG(g, li->res_in)), "colsum");
-    CK(mgk_mul_rows(g->dh, DP(g, li->res_in), dx, M, C), "residual");
-    CK(mcuda_f32_to_bf16(g->dh, g->dyb, (size_t)M * C), "cast");
+    /* h = rin x + o Wo^T: rin's gradient, dx = rin dh and dh in bf16, in one pass */
+    CK(mcuda_residual_backward(g->dh, x, DP(g, li->res_in), M, C, dx, g->dyb, DG(g, li->res_in)), "residual");
     CK(mcuda_gemm(0, 0, M, HD, C, 1.0f, g->dyb, C, DPB(g, li->o), HD, 0.0f, g->dout, HD, ATTN_DTYPE_BF16), "o^T gemm");
     CK(mcuda_gemm(1, 0, C, HD, M, 1.0f, g->dyb, C, la->o, HD, 1.0f, DG(g, li->o), HD, ATTN_DTYPE_F32), "o grad gemm");
 

@@ -391,6 +391,25 @@ static void test_rmsnorm(int rows, int n) {
         down(csg, dcs, (size_t)n * 4);
         if (dev_ok(name)) check_f32(name, csg, cs, (size_t)n, 1e-5);
     }
+    /* the residual's backward in one pass: the same column sums (from dw0 again),
+     * w dy and bf16(dy) */
+    snprintf(name, sizeof name, "model_gpu/residual backward %dx%d (column sums, scaled copy, bf16 copy)", rows, n);
+    up(dcs, dw0, (size_t)n * 4);
+    if (dev_ok(name) && op_ok(mcuda_residual_backward(dyg, dx_, dw_, rows, n, ddx, dyb, dcs), name)) {
+        down(csg, dcs, (size_t)n * 4), down(dxg, ddx, nx * 4), down(yb, dyb, nx * 2);
+        from_b(yb, ybg, nx);
+        int g = guard_ok(ddx, nx * 4) && guard_ok(dyb, nx * 2) && guard_ok(dcs, (size_t)n * 4);
+        size_t bad_gr = 0, bad_gb = 0;
+        for (size_t i = 0; i < nx; i++) {
+            bad_gr += dxg[i] != w[i % n] * dy[i];
+            bad_gb += ybg[i] != rb(dy[i]);
+        }
+        double ec = rel_err(csg, cs, (size_t)n);
+        if (dev_ok(name))
+            CHECK(g && ec <= 1e-5 && !bad_gr && !bad_gb, name,
+                  "guards %d; column sums %.3g (limit 1e-5); %zu of %zu scaled and %zu bf16 elements differ", g, ec,
+                  bad_gr, nx, bad_gb);
+    }
     dfree_all();
     free(x), free(w), free(y), free(r), free(yg), free(rg), free(ylow), free(ybg), free(dy), free(dx0), free(dx);
     free(dxg), free(dw0), free(dw), free(dwg), free(cs), free(csg), free(yb), free(part);
