@@ -654,7 +654,7 @@ struct AdamArgs {
     bf16 *pb;
     const unsigned long long *run_start; /* (nr + 1) element offsets */
     const int *run_block;                /* (nr + 1) first block of each run */
-    const int *run_decay;                /* (nr) */
+    const int *run_decay;                /* (nr): 1 decay, 0 none, -1 a gap between tensors (left alone) */
     int nr;
     float b1, b2, step, rbc2, eps, decay, gscale;
 };
@@ -669,6 +669,7 @@ __global__ void __launch_bounds__(NT) k_adamw(const AdamArgs a) {
         if (a.run_block[mid] <= b) lo = mid;
         else hi = mid - 1;
     }
+    if (a.run_decay[lo] < 0) return;
     const size_t base = a.run_start[lo] + (size_t)(b - a.run_block[lo]) * ADAM_PER_BLOCK, end = a.run_start[lo + 1];
     const float decay = a.run_decay[lo] ? a.decay : 1.0f;
     const float c1 = __fsub_rn(1.0f, a.b1), c2 = __fsub_rn(1.0f, a.b2);
@@ -1214,10 +1215,11 @@ struct mcuda_adamw {
 extern "C" attn_status mcuda_adamw_create(const model_tensor *t, int nt, size_t np, mcuda_adamw **out) {
     *out = nullptr;
     if (!t || nt < 1 || np == 0) return fail(ATTN_ERR_INVALID, "AdamW: no tensors");
-    /* runs of tensors with one decay flag, covering [0, np): the zeros in a gap
-     * before an aligned tensor join the run before it (a zero stays zero) */
-    unsigned long long *rs = (unsigned long long *)calloc((size_t)nt + 1, sizeof *rs);
-    int *rb = (int *)calloc((size_t)nt + 1, sizeof *rb), *rd = (int *)calloc((size_t)nt, sizeof *rd);
+    /* runs of adjacent tensors with one decay flag, and the gaps before aligned
+     * tensors as runs of their own that the kernel leaves alone, together covering
+     * [0, np) exactly */
+    unsigned long long *rs = (unsigned long long *)calloc(2 * (size_t)nt + 2, sizeof *rs);
+    int *rb = (int *)calloc(2 * (size_t)nt + 2, sizeof *rb), *rd = (int *)calloc(2 * (size_t)nt + 1, sizeof *rd);
     if (!rs || !rb || !rd) {
         free(rs), free(rb), free(rd);
         return fail(ATTN_ERR_OOM, "AdamW: out of host memory");
@@ -1229,10 +1231,11 @@ extern "C" attn_status mcuda_adamw_create(const model_tensor *t, int nt, size_t 
     for (int i = 0; i < nt && st == ATTN_OK; i++) {
         if (t[i].offset < at)
             st = fail(ATTN_ERR_INVALID, "AdamW: tensor %d (%s) overlaps the one before", i, t[i].name);
-        if (t[i].numel == 0) continue;
+        if (t[i].numel == 0 || st != ATTN_OK) continue;
+        if (t[i].offset > at) rs[nr] = at, rd[nr] = -1, nr++; /* a gap */
         at = t[i].offset;
         int dec = t[i].decay ? 1 : 0;
-        if (nr == 0 || rd[nr - 1] != dec) rs[nr] = nr ? at : 0, rd[nr] = dec, nr++;
+        if (nr == 0 || rd[nr - 1] != dec) rs[nr] = at, rd[nr] = dec, nr++;
         at += t[i].numel;
     }
     if (st == ATTN_OK && at != np) st = fail(ATTN_ERR_INVALID, "AdamW: the tensors end at %zu of %zu floats", at, np);
