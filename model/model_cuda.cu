@@ -319,11 +319,18 @@ __global__ void __launch_bounds__(NT) k_rmsnorm_dx(const float *x, const float *
  * row lanes) per (column slab, row chunk) writes part[chunk, column]; k_colsum_final
  * adds the chunks in order. */
 constexpr int CS_ROWS = 8;
-
-/* The block's CS_ROWS row lanes' sums for column col, added in order, into
- * part[ch, col] (every thread of the block calls it). */
-__device__ __forceinline__ void colsum_part_store(double acc, int col, int n, int ch, double *part) {
+__global__ void __launch_bounds__(32 * CS_ROWS) k_colsum_part(const float *a, const float *b, const float *rs,
+                                                              int rows, int n, int nch, double *part) {
     __shared__ double sh[CS_ROWS][32];
+    const int col = blockIdx.x * 32 + threadIdx.x, ch = blockIdx.y;
+    const int lo = (int)((long long)rows * ch / nch), hi = (int)((long long)rows * (ch + 1) / nch);
+    double acc = 0.0;
+    if (col < n)
+        for (int i = lo + threadIdx.y; i < hi; i += CS_ROWS) {
+            size_t e = (size_t)i * n + col;
+            float prod = rs ? a[e] * (b[e] * rs[i]) : a[e] * b[e];
+            acc += (double)prod;
+        }
     sh[threadIdx.y][threadIdx.x] = acc;
     __syncthreads();
     if (threadIdx.y == 0 && col < n) {
@@ -334,20 +341,6 @@ __device__ __forceinline__ void colsum_part_store(double acc, int col, int n, in
     }
 }
 
-__global__ void __launch_bounds__(32 * CS_ROWS) k_colsum_part(const float *a, const float *b, const float *rs,
-                                                              int rows, int n, int nch, double *part) {
-    const int col = blockIdx.x * 32 + threadIdx.x, ch = blockIdx.y;
-    const int lo = (int)((long long)rows * ch / nch), hi = (int)((long long)rows * (ch + 1) / nch);
-    double acc = 0.0;
-    if (col < n)
-        for (int i = lo + threadIdx.y; i < hi; i += CS_ROWS) {
-            size_t e = (size_t)i * n + col;
-            float prod = rs ? a[e] * (b[e] * rs[i]) : a[e] * b[e];
-            acc += (double)prod;
-        }
-    colsum_part_store(acc, col, n, ch, part);
-}
-
 /* The residual's backward, y = r h + f(h) at one place: the column sums of g h into
  * part (as k_colsum_part, the same chunks and order), and in the same pass over g
  * its copy scaled by the residual vector, gr = r[col] g, and its bf16 copy gb (one
@@ -355,6 +348,7 @@ __global__ void __launch_bounds__(32 * CS_ROWS) k_colsum_part(const float *a, co
 __global__ void __launch_bounds__(32 * CS_ROWS) k_resid_bwd_part(const float *g, const float *h, const float *r,
                                                                  int rows, int n, int nch, double *part, float *gr,
                                                                  bf16 *gb) {
+    __shared__ double sh[CS_ROWS][32];
     const int col = blockIdx.x * 32 + threadIdx.x, ch = blockIdx.y;
     const int lo = (int)((long long)rows * ch / nch), hi = (int)((long long)rows * (ch + 1) / nch);
     double acc = 0.0;
@@ -368,7 +362,14 @@ __global__ void __launch_bounds__(32 * CS_ROWS) k_resid_bwd_part(const float *g,
             gb[e] = __float2bfloat16_rn(gv);
         }
     }
-    colsum_part_store(acc, col, n, ch, part);
+    sh[threadIdx.y][threadIdx.x] = acc;
+    __syncthreads();
+    if (threadIdx.y == 0 && col < n) {
+        double s = 0.0;
+#pragma unroll
+        for (int k = 0; k < CS_ROWS; k++) s += sh[k][threadIdx.x];
+        part[(size_t)ch * n + col] = s;
+    }
 }
 
 /* out[col] += the sum over the nch rows (ld apart) of part's column col, for col < n:
