@@ -111,6 +111,8 @@ static void usage(void) {
            "                     with the same --out also skips the cells already done\n"
            "  --fresh            with --out: start over, discarding DIR/records.jsonl\n"
            "  --only LIST        run only these parts: mqar, niah, ppl, kernels\n"
+           "  --variants LIST    train only these of the suite's variants (e.g. nsa after a change to\n"
+           "                     its kernels); the report still covers every cell done in DIR\n"
            "  --backend B        training backend: cpu or cuda (overrides the suite's); on\n"
            "                     cuda the models train and are scored on the GPU\n"
            "  --threads N        threads (default: the suite's, else all cores)\n"
@@ -928,6 +930,7 @@ int cmd_run(int argc, char **argv) {
     const char *out_opt = cli_str(&a, "--out", NULL);
     const char *resume = cli_str(&a, "--resume", NULL);
     const char *only = cli_str(&a, "--only", NULL);
+    const char *variants_opt = cli_str(&a, "--variants", NULL);
     const char *backend_opt = cli_str(&a, "--backend", NULL);
     const char *timing_from = cli_str(&a, "--timing-from", NULL);
     const char *budget_opt = cli_str(&a, "--budget", NULL);
@@ -1066,6 +1069,35 @@ int cmd_run(int argc, char **argv) {
         suite_free(&S);
         return 2;
     }
+    if (variants_opt) { /* keep the cells of the variants asked for */
+        char *items[8];
+        int n = cli_list(variants_opt, items, 8), bad = -1;
+        for (int i = 0; i < n && bad < 0; i++) {
+            int found = 0;
+            for (int v = 0; v < S.n_variants; v++) found |= !strcmp(items[i], S.variants[v]);
+            if (!found) bad = i;
+        }
+        if (bad >= 0 || n == 0) {
+            char have[64] = "";
+            for (int v = 0; v < S.n_variants; v++)
+                snprintf(have + strlen(have), sizeof have - strlen(have), "%s%s", v ? ", " : "", S.variants[v]);
+            fprintf(stderr, "dmabench run: --variants: %s%s%s (suite %s has %s)\n", n ? "'" : "", n ? items[bad] : "no variant given",
+                    n ? "' is not one of the suite's variants" : "", S.name, have);
+            cli_list_free(items, n);
+            free(cells);
+            free(all_cells);
+            suite_free(&S);
+            return 2;
+        }
+        int k = 0;
+        for (int c = 0; c < ncells; c++) {
+            int keep = 0;
+            for (int i = 0; i < n; i++) keep |= !strcmp(items[i], S.variants[cells[c].variant]);
+            if (keep) cells[k++] = cells[c];
+        }
+        ncells = k;
+        cli_list_free(items, n);
+    }
     double total_tokens = 0;
     for (int i = 0; i < ncells; i++) total_tokens += cells[i].cost;
     /* cost units are tokens x d_model^2 x layers; ~1.4e9 units/s measured on 2 cores at d_model 64 (less for nsa) */
@@ -1081,7 +1113,8 @@ int cmd_run(int argc, char **argv) {
             for (int j = 0; j < ncells; j++) n += cells[j].task == (suite_task)S.order[i];
             printf("%s%s %d", i ? ", " : "", suite_task_name((suite_task)S.order[i]), n);
         }
-        printf("), %d variants, %d seed%s; training backend %s; kernel profile: %s\n", S.n_variants, S.seeds.n,
+        printf("), %d variants%s%s%s, %d seed%s; training backend %s; kernel profile: %s\n", S.n_variants,
+               variants_opt ? " (training " : "", variants_opt ? variants_opt : "", variants_opt ? ")" : "", S.seeds.n,
                S.seeds.n == 1 ? "" : "s", S.backend, S.kernel_argc ? S.kernel_backend : "none");
         printf("estimated CPU time for the training cells: %s (2 cores)\n", d);
         if (timing_from && suite_estimate_time(&S, cells, ncells, timing_from, budget_s, stdout, NULL, err, sizeof err) < 0) {

@@ -56,6 +56,13 @@ rc=$?
 grep -q "5 cells already done" "$T/part2.err" && ok resume_skips || nok resume_skips "$(grep resuming "$T/part2.err")"
 cmp -s "$T/full/tables.md" "$T/part/tables.md" && ok resume_same_tables || nok resume_same_tables "tables.md differs"
 
+# 2a. --variants trains only those variants' cells
+$B run $SUITE --out "$T/var" --quiet --only mqar --variants dma >/dev/null 2>"$T/var.err"
+rc=$?
+nv=$(grep -c '"task":"mqar"' "$T/var/records.jsonl" 2>/dev/null)
+nd=$(grep '"task":"mqar"' "$T/var/records.jsonl" 2>/dev/null | grep -c '"variant":"dma"')
+[ $rc -eq 0 ] && [ "$nv" = 4 ] && [ "$nd" = 4 ] && ok variants_run || nok variants_run "exit $rc, $nv mqar records, $nd of dma (want 4 and 4): $(tail -1 "$T/var.err")"
+
 # 2b. --only on a finished folder runs nothing new and keeps every part in the report
 cp -r "$T/full" "$T/only"
 $B run --resume "$T/only" --only mqar --quiet >/dev/null 2>"$T/only.err"
@@ -197,6 +204,11 @@ printf '{"backend": "cuda", "model": {"n_heads": 4, "n_kv_heads": 2}, "tasks": {
 $B run "$T/hd.json" --validate >"$T/hd" 2>&1
 grep -q '^warning: 4 cells .*mqar d_model 32 (head dim 8)' "$T/hd" && ! grep -q 'd_model 64' "$T/hd" &&
     ok cuda_head_dim_warning || nok cuda_head_dim_warning "$(cat "$T/hd")"
+# --variants keeps one variant's cells; a name the suite lacks is refused
+$B run "$T/hd.json" --validate --variants dma >"$T/vv" 2>&1
+grep -q '^suite .*: valid. 2 training cells (mqar 2), 4 variants (training dma)' "$T/vv" &&
+    ok variants_filter || nok variants_filter "$(head -1 "$T/vv")"
+expect_fail variants_unknown "'gqa' is not one of the suite's variants" $B run "$T/hd.json" --validate --variants dma,gqa
 
 # 6. the embedded default is suites/quick.json (regenerate with sh suites/embed.sh)
 $B run --print-suite | cmp -s - suites/quick.json && ok embedded_quick_in_sync ||
