@@ -25,6 +25,7 @@
 #include "cuda_info.h"
 #include "commands.h"
 #include "model.h"
+#include "model_gpu.h"
 #include "records.h"
 #include "report.h"
 #include "run_suite.h"
@@ -75,7 +76,7 @@ static void warn_cuda_head_dims(const suite *S, const suite_cell *cells, int n, 
     char list[256] = "";
     for (int i = 0; i < n; i++) {
         int h = S->task[cells[i].task].base.n_heads, hd = h > 0 ? cells[i].d_model / h : 0;
-        if (hd == 16 || hd == 32 || hd == 64 || hd == 128) continue;
+        if (model_gpu_head_dim_ok(hd)) continue;
         char item[64];
         snprintf(item, sizeof item, "%s d_model %d (head dim %d)", suite_task_name(cells[i].task), cells[i].d_model, hd);
         if (!strstr(list, item) && strlen(list) + strlen(item) + 3 < sizeof list)
@@ -1081,8 +1082,10 @@ int cmd_run(int argc, char **argv) {
             char have[64] = "";
             for (int v = 0; v < S.n_variants; v++)
                 snprintf(have + strlen(have), sizeof have - strlen(have), "%s%s", v ? ", " : "", S.variants[v]);
-            fprintf(stderr, "dmabench run: --variants: %s%s%s (suite %s has %s)\n", n ? "'" : "", n ? items[bad] : "no variant given",
-                    n ? "' is not one of the suite's variants" : "", S.name, have);
+            if (n == 0) fprintf(stderr, "dmabench run: --variants: no variant given (suite %s has %s)\n", S.name, have);
+            else
+                fprintf(stderr, "dmabench run: --variants: '%s' is not one of the suite's variants (suite %s has %s)\n",
+                        items[bad], S.name, have);
             cli_list_free(items, n);
             free(cells);
             free(all_cells);

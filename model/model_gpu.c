@@ -25,6 +25,8 @@
 
 #include "model_internal.h"
 
+int model_gpu_head_dim_ok(int d) { return d == 16 || d == 32 || d == 64 || d == 128; }
+
 #ifndef DMABENCH_CUDA
 
 model_status model_gpu_create(model *m, int B, int T, model_gpu **out, char *err, size_t err_len) {
@@ -275,7 +277,7 @@ model_status model_gpu_create(model *m, int B, int T, model_gpu **out, char *err
     cuda_info ci;
     if (cuda_query(&ci) != 0) return model_errf(MODEL_ERR_ATTN, err, err_len, "no usable CUDA device on this machine");
     /* what the CUDA attention takes, before any allocation */
-    if (m->D != 16 && m->D != 32 && m->D != 64 && m->D != 128)
+    if (!model_gpu_head_dim_ok(m->D))
         return model_errf(MODEL_ERR_CONFIG, err, err_len, "the cuda attention takes head_dim 16, 32, 64 or 128 (this model has %d)",
                      m->D);
     {   /* the ops index rows x width in 32 bits */

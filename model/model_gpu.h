@@ -27,6 +27,9 @@ typedef struct model_gpu model_gpu;
  * activations for batches of B x T tokens are allocated here, so a size that does
  * not fit fails now, with the bytes it needed, not in the middle of training. */
 model_status model_gpu_create(model *m, int B, int T, model_gpu **out, char *err, size_t err_len);
+/* Whether the CUDA attention takes head dim d (16, 32, 64 or 128): what
+ * model_gpu_create checks first, and what `dmabench run` warns about. */
+int model_gpu_head_dim_ok(int d);
 void model_gpu_free(model_gpu *g);
 
 /* Device bytes the model holds: parameters, gradients, optimizer state,
