@@ -36,7 +36,75 @@ constexpr int BK = 64;
 constexpr int MT = 2;                          /* m16 tiles per warp: 32 query rows */
 constexpr int NTHREADS = 32 * (BQ / (16 * MT)); /* 4 warps */
 
-template <typename T, int D>
+/* Scale, bias (HASZ: dma's z log2e per key) and, with MASK, the per-key row
+ * intervals of block stage st; then the online softmax update of the warp's rows:
+ * s becomes P, the running max m and sum l move on, and O is rescaled. Instantiated
+ * twice in the key loop so that blocks every row keeps in full (most of them) pay
+ * for no mask: no shared-memory reads, no compares, no selects. */
+template <bool MASK, bool HASZ, typename T, int D>
+__device__ __forceinline__ void fwd_softmax(float (&s)[MT][BK / 8][4], float (&m)[MT][2], float (&l)[MT][2],
+                                            float (&oacc)[MT][D / 8][4], float scale_log2, const int *sIdx,
+                                            const int *sRlo, const int *sRhi, const float *sZ, int st, int qrow0,
+                                            int lane) {
+    float mx[MT][2];
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++) mx[mt][0] = mx[mt][1] = -INFINITY;
+#pragma unroll
+    for (int nt = 0; nt < BK / 8; nt++)
+#pragma unroll
+        for (int e01 = 0; e01 < 2; e01++) { /* one key slot, all the thread's rows */
+            const int g = st * BK + nt * 8 + (lane & 3) * 2 + e01;
+            const float zb = HASZ ? sZ[g] : 0.f;
+            int j = 0, rl = 0, rh = 0;
+            if (MASK) j = sIdx[g], rl = sRlo[g], rh = sRhi[g];
+#pragma unroll
+            for (int mt = 0; mt < MT; mt++) {
+                const int qa = qrow0 + mt * 16, qb8 = qa + 8;
+                float v0 = HASZ ? s[mt][nt][e01] * scale_log2 + zb : s[mt][nt][e01] * scale_log2;
+                float v1 = HASZ ? s[mt][nt][e01 + 2] * scale_log2 + zb : s[mt][nt][e01 + 2] * scale_log2;
+                if (MASK) {
+                    if (j < 0 || qa < rl || qa > rh) v0 = -INFINITY;
+                    if (j < 0 || qb8 < rl || qb8 > rh) v1 = -INFINITY;
+                }
+                s[mt][nt][e01] = v0;
+                s[mt][nt][e01 + 2] = v1;
+                mx[mt][0] = fmaxf(mx[mt][0], v0);
+                mx[mt][1] = fmaxf(mx[mt][1], v1);
+            }
+        }
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++) {
+        float alpha[2], mb[2];
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            float x = mx[mt][r];
+            x = fmaxf(x, __shfl_xor_sync(0xffffffff, x, 1));
+            x = fmaxf(x, __shfl_xor_sync(0xffffffff, x, 2));
+            const float mnew = fmaxf(m[mt][r], x);
+            /* a row with no key yet keeps max -inf: subtract 0 instead, so that its
+             * -inf scores give 0 without a test per element */
+            mb[r] = mnew == -INFINITY ? 0.f : mnew;
+            alpha[r] = fast_exp2(m[mt][r] - mb[r]);
+            m[mt][r] = mnew;
+            l[mt][r] *= alpha[r];
+        }
+#pragma unroll
+        for (int nt = 0; nt < BK / 8; nt++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const float pv = fast_exp2(s[mt][nt][e] - mb[e >> 1]);
+                s[mt][nt][e] = pv;
+                l[mt][e >> 1] += pv;
+            }
+#pragma unroll
+        for (int t = 0; t < D / 8; t++) {
+            oacc[mt][t][0] *= alpha[0], oacc[mt][t][1] *= alpha[0];
+            oacc[mt][t][2] *= alpha[1], oacc[mt][t][3] *= alpha[1];
+        }
+    }
+}
+
+template <typename T, int D, bool HASZ>
 __global__ void __launch_bounds__(NTHREADS) attn_fwd_kernel(const FwdArgs a) {
     extern __shared__ __align__(128) unsigned char smem[];
     T *sQ = reinterpret_cast<T *>(smem);
@@ -108,13 +176,33 @@ __global__ void __launch_bounds__(NTHREADS) attn_fwd_kernel(const FwdArgs a) {
     }
     const int wrow = warp * 16 * MT; /* the warp's first row in the tile */
 
+    /* ldmatrix byte addresses, computed once. Every fragment row this lane points
+     * at has the same low three bits (lane % 8), so the swizzled chunk of k-step kk
+     * is ((2 kk) % 8 ^ x) + 8 (kk / 4) for a lane constant x: four base addresses
+     * per operand, the rest immediates (rows m-tile / n-tile / k-step apart, and
+     * kk / 4, are fixed byte distances). */
+    constexpr int M7 = CH < 8 ? CH - 1 : 7, NA = D / 16 < 4 ? D / 16 : 4;
+    uint32_t qa[NA], ka[NA], va[NA];
+    {
+        const int rq = wrow + (lane & 7) + ((lane >> 3) & 1) * 8, xq = (lane >> 4) ^ (rq & M7);
+        const int rk = (lane >> 4) * 8 + (lane & 7), xk = ((lane >> 3) & 1) ^ (rk & M7);
+        const int rv = (lane & 7) + ((lane >> 3) & 1) * 8, xv = (lane >> 4) ^ (rv & M7);
+#pragma unroll
+        for (int i = 0; i < NA; i++) {
+            qa[i] = smem_addr(sQ + rq * D + (((2 * i) ^ xq) << 3));
+            ka[i] = smem_addr(sK + rk * D + (((2 * i) ^ xk) << 3));
+            va[i] = smem_addr(sV + rv * D + (((2 * i) ^ xv) << 3));
+        }
+    }
+    constexpr uint32_t RB = D * sizeof(T); /* bytes per tile row */
+
     for (int kbk = 0; kbk < nblocks; kbk++) {
         const int st = kbk & 1;
         if (kbk + 1 < nblocks) load_kv(st ^ 1, (kbk + 1) * BK);
         cp_commit();
         cp_wait<1>();
         __syncthreads();
-        const T *sKs = sK + st * BK * D, *sVs = sV + st * BK * D;
+        const uint32_t so = st * BK * RB; /* the stage's byte offset in sK and sV */
         float s[MT][BK / 8][4];
 #pragma unroll
         for (int mt = 0; mt < MT; mt++)
@@ -124,15 +212,11 @@ __global__ void __launch_bounds__(NTHREADS) attn_fwd_kernel(const FwdArgs a) {
         for (int kk = 0; kk < D / 16; kk++) {
             uint32_t qf[MT][4];
 #pragma unroll
-            for (int mt = 0; mt < MT; mt++) {
-                int r = wrow + mt * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
-                ldsm_x4(qf[mt], sQ + swz<D>(r, 2 * kk + (lane >> 4)));
-            }
+            for (int mt = 0; mt < MT; mt++) ldsm_x4_at(qf[mt], qa[kk % 4] + mt * 16 * RB + (kk / 4) * 128);
 #pragma unroll
             for (int nt = 0; nt < BK / 8; nt += 2) {
                 uint32_t kf[4];
-                int r = nt * 8 + (lane >> 4) * 8 + (lane & 7);
-                ldsm_x4(kf, sKs + swz<D>(r, 2 * kk + ((lane >> 3) & 1)));
+                ldsm_x4_at(kf, ka[kk % 4] + so + nt * 8 * RB + (kk / 4) * 128);
 #pragma unroll
                 for (int mt = 0; mt < MT; mt++) {
                     mma16816<T>(s[mt][nt], qf[mt], kf[0], kf[1]);
@@ -140,76 +224,20 @@ __global__ void __launch_bounds__(NTHREADS) attn_fwd_kernel(const FwdArgs a) {
                 }
             }
         }
-        /* scale, bias and mask; then the online softmax, two rows per m-tile */
-        const bool full = sFull[st * 2] && sFull[st * 2 + 1];
-        float mx[MT][2];
-#pragma unroll
-        for (int mt = 0; mt < MT; mt++) mx[mt][0] = mx[mt][1] = -INFINITY;
-#pragma unroll
-        for (int nt = 0; nt < BK / 8; nt++)
-#pragma unroll
-            for (int e01 = 0; e01 < 2; e01++) { /* one key slot, all the thread's rows */
-                int g = st * BK + nt * 8 + (lane & 3) * 2 + e01;
-                float zb = a.z ? sZ[g] : 0.f;
-                int j = 0, rl = 0, rh = 0;
-                if (!full) j = sIdx[g], rl = sRlo[g], rh = sRhi[g];
-#pragma unroll
-                for (int mt = 0; mt < MT; mt++) {
-                    int qa = i0 + wrow + mt * 16 + (lane >> 2), qb8 = qa + 8;
-                    float v0 = s[mt][nt][e01] * a.scale_log2 + zb, v1 = s[mt][nt][e01 + 2] * a.scale_log2 + zb;
-                    if (!full) {
-                        if (j < 0 || qa < rl || qa > rh) v0 = -INFINITY;
-                        if (j < 0 || qb8 < rl || qb8 > rh) v1 = -INFINITY;
-                    }
-                    s[mt][nt][e01] = v0;
-                    s[mt][nt][e01 + 2] = v1;
-                    mx[mt][0] = fmaxf(mx[mt][0], v0);
-                    mx[mt][1] = fmaxf(mx[mt][1], v1);
-                }
-            }
-#pragma unroll
-        for (int mt = 0; mt < MT; mt++) {
-            float alpha[2];
-#pragma unroll
-            for (int r = 0; r < 2; r++) {
-                float x = mx[mt][r];
-                x = fmaxf(x, __shfl_xor_sync(0xffffffff, x, 1));
-                x = fmaxf(x, __shfl_xor_sync(0xffffffff, x, 2));
-                float mnew = fmaxf(m[mt][r], x);
-                alpha[r] = mnew == -INFINITY ? 1.f : fast_exp2(m[mt][r] - mnew);
-                m[mt][r] = mnew;
-                l[mt][r] *= alpha[r];
-            }
-#pragma unroll
-            for (int nt = 0; nt < BK / 8; nt++)
-#pragma unroll
-                for (int e = 0; e < 4; e++) {
-                    float mr = m[mt][e >> 1];
-                    float pv = mr == -INFINITY ? 0.f : fast_exp2(s[mt][nt][e] - mr);
-                    s[mt][nt][e] = pv;
-                    l[mt][e >> 1] += pv;
-                }
-#pragma unroll
-            for (int t = 0; t < D / 8; t++) {
-                oacc[mt][t][0] *= alpha[0], oacc[mt][t][1] *= alpha[0];
-                oacc[mt][t][2] *= alpha[1], oacc[mt][t][3] *= alpha[1];
-            }
-        }
+        const int qrow0 = i0 + wrow + (lane >> 2);
+        if (sFull[st * 2] && sFull[st * 2 + 1])
+            fwd_softmax<false, HASZ, T, D>(s, m, l, oacc, a.scale_log2, sIdx, sRlo, sRhi, sZ, st, qrow0, lane);
+        else
+            fwd_softmax<true, HASZ, T, D>(s, m, l, oacc, a.scale_log2, sIdx, sRlo, sRhi, sZ, st, qrow0, lane);
 #pragma unroll
         for (int kk = 0; kk < BK / 16; kk++) {
             uint32_t pf[MT][4];
 #pragma unroll
-            for (int mt = 0; mt < MT; mt++) {
-                pf[mt][0] = pack2<T>::from(s[mt][2 * kk][0], s[mt][2 * kk][1]);
-                pf[mt][1] = pack2<T>::from(s[mt][2 * kk][2], s[mt][2 * kk][3]);
-                pf[mt][2] = pack2<T>::from(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
-                pf[mt][3] = pack2<T>::from(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
-            }
+            for (int mt = 0; mt < MT; mt++) acc_to_a<T, BK / 8>(s[mt], kk, pf[mt]);
 #pragma unroll
             for (int dt = 0; dt < D / 8; dt += 2) {
                 uint32_t vf[4];
-                int r = kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
-                ldsm_x4_t(vf, sVs + swz<D>(r, dt + (lane >> 4)));
+                ldsm_x4_t_at(vf, va[(dt / 2) % 4] + so + kk * 16 * RB + (dt / 8) * 128);
 #pragma unroll
                 for (int mt = 0; mt < MT; mt++) {
                     mma16816<T>(oacc[mt][dt], pf[mt], vf[0], vf[1]);
@@ -248,7 +276,7 @@ __global__ void __launch_bounds__(NTHREADS) attn_fwd_kernel(const FwdArgs a) {
 
 template <typename T, int D> attn_status launch_fwd(const FwdArgs &a, int ntiles, int Hq, int B) {
     size_t smem = (size_t)(BQ * D + 4 * BK * D) * sizeof(T) + BQ * 8 + 8 * BK * sizeof(int) + 4 * sizeof(int);
-    auto kern = attn_fwd_kernel<T, D>;
+    auto kern = a.z ? attn_fwd_kernel<T, D, true> : attn_fwd_kernel<T, D, false>;
     CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
     dim3 grid(ntiles, Hq, B);
     kern<<<grid, NTHREADS, smem>>>(a);

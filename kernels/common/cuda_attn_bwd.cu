@@ -89,6 +89,44 @@ __global__ void bwd_dot_kernel(const T *o, long long osb, long long oss, long lo
     if (lane == 0) dsum[((size_t)b * Hq + h) * Nq + i] = s;
 }
 
+/* P (recomputed from lse and masked to 0 with MASK) and dS = P (dP - Dsum) for a
+ * warp's 16 rows x BK keys of block stage st: s becomes P and dp becomes dS; with
+ * dz the column sums of dS go to dz (one atomic per key). Instantiated with and
+ * without the mask so that the blocks every row keeps in full pay for no mask. */
+template <bool MASK, int BK_>
+__device__ __forceinline__ void bwd_p_ds(float (&s)[BK_ / 8][4], float (&dp)[BK_ / 8][4], const float (&lse2)[2],
+                                         const float (&dsm)[2], float scale_log2, const float *z, float *dzrow,
+                                         const int *sIdx, const int *sRlo, const int *sRhi, const float *sZ, int st,
+                                         int qrow0, int lane) {
+#pragma unroll
+    for (int nt = 0; nt < BK_ / 8; nt++)
+#pragma unroll
+        for (int e01 = 0; e01 < 2; e01++) {
+            const int g = st * BK_ + nt * 8 + (lane & 3) * 2 + e01;
+            const float zb = z ? sZ[g] : 0.f;
+            int j = 0, rl = 0, rh = 0;
+            if (MASK) j = sIdx[g], rl = sRlo[g], rh = sRhi[g];
+            float colsum = 0.f;
+#pragma unroll
+            for (int r = 0; r < 2; r++) {
+                const int e = e01 + 2 * r, qi = qrow0 + 8 * r;
+                float pv = fast_exp2(s[nt][e] * scale_log2 + zb - lse2[r]);
+                if (MASK && (j < 0 || qi < rl || qi > rh)) pv = 0.f;
+                const float ds = pv * (dp[nt][e] - dsm[r]);
+                s[nt][e] = pv;
+                dp[nt][e] = ds;
+                colsum += ds;
+            }
+            if (dzrow) {
+                colsum += __shfl_xor_sync(0xffffffff, colsum, 4);
+                colsum += __shfl_xor_sync(0xffffffff, colsum, 8);
+                colsum += __shfl_xor_sync(0xffffffff, colsum, 16);
+                const int jj = sIdx[g];
+                if (lane < 4 && jj >= 0 && colsum != 0.f) atomicAdd(dzrow + jj, colsum);
+            }
+        }
+}
+
 /* WG (DMABENCH_CUDA_WGMMA_BWD=1 on sm_90, BQ 64, D 64 or 128, until tests/gpu.sh has
  * verified it): Hopper's warpgroup MMA from shared memory for S = Q K^T and
  * dP = dO V^T (the tile's 64 rows are one warpgroup's m64) and for dV = P^T dO and
@@ -196,6 +234,22 @@ __global__ void __launch_bounds__(2 * BQ) bwd_main_kernel(const BwdArgs a) {
 #pragma unroll
     for (int t = 0; t < D / 8; t++) dq[t][0] = dq[t][1] = dq[t][2] = dq[t][3] = 0.f;
 
+    /* ldmatrix byte addresses of the mma.sync path, computed once (see
+     * ldsm_addrs in cuda_mma.cuh); the rest are immediates */
+    constexpr uint32_t RB = D * sizeof(T); /* bytes per Q / dO / K / V row */
+    struct {
+        uint32_t q[4], k[4], kt[4], b[4], pt;
+    } ad;
+    if constexpr (!WG) {
+        const int wkey = (warp % 4) * 16, d0 = (warp / 4) * DW;
+        ldsm_addrs<D, D / 16>(ad.q, sQ, wrow + (lane & 7) + ((lane >> 3) & 1) * 8, lane >> 4, 0);
+        ldsm_addrs<D, D / 16>(ad.k, sK, (lane >> 4) * 8 + (lane & 7), (lane >> 3) & 1, 0);
+        ldsm_addrs<D, D / 16>(ad.kt, sK, (lane & 7) + ((lane >> 3) & 1) * 8, lane >> 4, 0);
+        /* dO (the B operand of dV) sits BQ rows before Q: sdO = sQ + BQ D */
+        ldsm_addrs<D, DW / 16>(ad.b, sQ, (lane & 7) + ((lane >> 3) & 1) * 8, lane >> 4, d0 / 8);
+        const int qm = lane >> 3;
+        ad.pt = smem_addr(sP + swz<BK>((lane & 7) + (qm >> 1) * 8, wkey / 8 + (qm & 1)));
+    }
     float *dkb = a.dk_acc + ((size_t)b * a.Nk * a.Hkv + hkv) * D;
     float *dvb = a.dv_acc + ((size_t)b * a.Nk * a.Hkv + hkv) * D;
     const long long accs = (long long)a.Hkv * D; /* accumulator row stride */
@@ -237,6 +291,7 @@ __global__ void __launch_bounds__(2 * BQ) bwd_main_kernel(const BwdArgs a) {
             __syncthreads();
         }
         const T *sKs = sK + st * BK * D, *sVs = sV + st * BK * D;
+        const uint32_t so = st * BK * RB; /* the stage's byte offset in sK and sV */
         if (it == pre_end && pre_end > 0) {
 #pragma unroll
             for (int r = 0; r < 2; r++) {
@@ -272,15 +327,13 @@ __global__ void __launch_bounds__(2 * BQ) bwd_main_kernel(const BwdArgs a) {
 #pragma unroll
         for (int kk = 0; kk < D / 16; kk++) {
             uint32_t qf[4], df[4];
-            int r = wrow + (lane & 7) + ((lane >> 3) & 1) * 8;
-            ldsm_x4(qf, sQ + swz<D>(r, 2 * kk + (lane >> 4)));
-            ldsm_x4(df, sdO + swz<D>(r, 2 * kk + (lane >> 4)));
+            ldsm_x4_at(qf, ad.q[kk % 4] + (kk / 4) * 128);
+            ldsm_x4_at(df, ad.q[kk % 4] + (kk / 4) * 128 + BQ * RB);
 #pragma unroll
             for (int nt = 0; nt < BK / 8; nt += 2) {
                 uint32_t kf[4], vf[4];
-                int rk = nt * 8 + (lane >> 4) * 8 + (lane & 7);
-                ldsm_x4(kf, sKs + swz<D>(rk, 2 * kk + ((lane >> 3) & 1)));
-                ldsm_x4(vf, sVs + swz<D>(rk, 2 * kk + ((lane >> 3) & 1)));
+                ldsm_x4_at(kf, ad.k[kk % 4] + so + nt * 8 * RB + (kk / 4) * 128);
+                ldsm_x4_at(vf, ad.k[kk % 4] + so + nt * 8 * RB + (kk / 4) * 128 + 2 * BK * RB);
                 mma16816<T>(s[nt], qf, kf[0], kf[1]);
                 mma16816<T>(s[nt + 1], qf, kf[2], kf[3]);
                 mma16816<T>(dp[nt], df, vf[0], vf[1]);
@@ -314,29 +367,14 @@ __global__ void __launch_bounds__(2 * BQ) bwd_main_kernel(const BwdArgs a) {
             continue;
         }
         /* P and dS (dS kept in dp); dz column sums */
-#pragma unroll
-        for (int nt = 0; nt < BK / 8; nt++)
-#pragma unroll
-            for (int e01 = 0; e01 < 2; e01++) {
-                BWD_SLOT_META;
-                float colsum = 0.f;
-#pragma unroll
-                for (int r = 0; r < 2; r++) {
-                    int e = e01 + 2 * r;
-                    float pv = p_at(nt, e01, r, zb, j, rl, rh);
-                    float ds = pv * (dp[nt][e] - dsm[r]);
-                    s[nt][e] = pv;
-                    dp[nt][e] = ds;
-                    colsum += ds;
-                }
-                if (a.dz) {
-                    colsum += __shfl_xor_sync(0xffffffff, colsum, 4);
-                    colsum += __shfl_xor_sync(0xffffffff, colsum, 8);
-                    colsum += __shfl_xor_sync(0xffffffff, colsum, 16);
-                    int jj = sIdx[g];
-                    if (lane < 4 && jj >= 0 && colsum != 0.f) atomicAdd(a.dz + ((size_t)b * a.Hkv + hkv) * a.Nk + jj, colsum);
-                }
-            }
+        {
+            float *dzrow = a.dz ? a.dz + ((size_t)b * a.Hkv + hkv) * a.Nk : nullptr;
+            const int qrow0 = i0 + wrow + (lane >> 2);
+            if (full)
+                bwd_p_ds<false, BK>(s, dp, lse2, dsm, a.scale_log2, a.z, dzrow, sIdx, sRlo, sRhi, sZ, st, qrow0, lane);
+            else
+                bwd_p_ds<true, BK>(s, dp, lse2, dsm, a.scale_log2, a.z, dzrow, sIdx, sRlo, sRhi, sZ, st, qrow0, lane);
+        }
         /* P and s dS to shared memory as [row][key] (8 chunks of 8 keys per row); WG: as
          * [key][row] in the core-matrix layout, the A operands of dV and dK */
 #pragma unroll
@@ -376,7 +414,13 @@ __global__ void __launch_bounds__(2 * BQ) bwd_main_kernel(const BwdArgs a) {
             for (int kk = 0; kk < BK / 16; kk++) {
                 uint32_t af[4];
                 acc_to_a<T>(dp, kk, af);
-                mma_a_rows<T, D, D / 8>(dq, af, sKs, kk, 0, lane);
+#pragma unroll
+                for (int dt = 0; dt < D / 8; dt += 2) {
+                    uint32_t bf[4];
+                    ldsm_x4_t_at(bf, ad.kt[(dt / 2) % 4] + so + kk * 16 * RB + (dt / 8) * 128);
+                    mma16816<T>(dq[dt], af, bf[0], bf[1]);
+                    mma16816<T>(dq[dt + 1], af, bf[2], bf[3]);
+                }
             }
         }
         if constexpr (WG) fence_async_smem(); /* P and dS, visible to the wgmmas */
@@ -409,8 +453,15 @@ __global__ void __launch_bounds__(2 * BQ) bwd_main_kernel(const BwdArgs a) {
 #pragma unroll
             for (int kk = 0; kk < BQ / 16; kk++) {
                 uint32_t af[4];
-                ld_a_t<BK>(af, sA, kk, wkey, lane); /* A = (stored [row][key])^T: the warp's keys */
-                mma_a_rows<T, D, DW / 8>(acc, af, sB, kk, d0 / 8, lane);
+                /* A = (stored [row][key])^T: the warp's keys; B = dO or Q, its DW columns */
+                ldsm_x4_t_at(af, ad.pt + kk * 16 * BK * (uint32_t)sizeof(T) + which * BQ * BK * (uint32_t)sizeof(T));
+#pragma unroll
+                for (int dt = 0; dt < DW / 8; dt += 2) {
+                    uint32_t bf[4];
+                    ldsm_x4_t_at(bf, ad.b[(dt / 2) % 4] + kk * 16 * RB + (dt / 8) * 128 + (which ? 0u : BQ * RB));
+                    mma16816<T>(acc[dt], af, bf[0], bf[1]);
+                    mma16816<T>(acc[dt + 1], af, bf[2], bf[3]);
+                }
             }
             }
 #pragma unroll

@@ -138,17 +138,28 @@ __device__ __forceinline__ void key_slot_meta_all(const KeyPos &kp, int tid, int
 /* K and V rows of the block of BK keys from position c0 of the tile's keys into
  * the stage's [BK][D] tiles (cp.async, 16 bytes at a time; rows past the end
  * zero-filled), by all NT threads of the CTA: swizzled (swz), or with KCM / VCM in
- * the core-matrix layout (cm_off) that the wgmma kernels read. */
+ * the core-matrix layout (cm_off) that the wgmma kernels read. Thread t copies
+ * chunk t % CH of rows t / CH + i NT / CH: with NT / CH a multiple of 8 both
+ * layouts put row r + NT / CH at a fixed distance from row r, so the shared-memory
+ * offsets are computed once. */
 template <typename T, int D, int BK, int NT, bool KCM = false, bool VCM = false>
 __device__ __forceinline__ void load_key_rows(T *sK, T *sV, const T *kb, const T *vb, long long kss, long long vss, int c0,
                                               int nkeys, const int *lst, int kstart, int tid) {
-    constexpr int CH = D / 8;
-    for (int c = tid; c < BK * CH; c += NT) {
-        int r = c / CH, ch = c % CH, pos = c0 + r;
-        bool ok = pos < nkeys;
-        int j = ok ? (lst ? lst[pos] : kstart + pos) : 0;
-        cp16(sK + (KCM ? cm_off<D>(r, ch) : swz<D>(r, ch)), kb + (long long)j * kss + ch * 8, ok);
-        cp16(sV + (VCM ? cm_off<D>(r, ch) : swz<D>(r, ch)), vb + (long long)j * vss + ch * 8, ok);
+    constexpr int CH = D / 8, RPI = NT / CH, ITERS = (BK * CH + NT - 1) / NT;
+    static_assert(NT % CH == 0 && RPI % 8 == 0, "load_key_rows: rows per pass must be a multiple of 8");
+    const int lrow = tid / CH, ch = tid % CH;
+    T *kd = sK + (KCM ? cm_off<D>(lrow, ch) : swz<D>(lrow, ch));
+    T *vd = sV + (VCM ? cm_off<D>(lrow, ch) : swz<D>(lrow, ch));
+    const T *ks = kb + ch * 8, *vs = vb + ch * 8;
+#pragma unroll
+    for (int i = 0; i < ITERS; i++) {
+        const int r = lrow + i * RPI;
+        if ((BK * CH) % NT != 0 && r >= BK) break;
+        const int pos = c0 + r;
+        const bool ok = pos < nkeys;
+        const int j = ok ? (lst ? lst[pos] : kstart + pos) : 0;
+        cp16(kd + i * RPI * D, ks + (long long)j * kss, ok);
+        cp16(vd + i * RPI * D, vs + (long long)j * vss, ok);
     }
 }
 

@@ -60,6 +60,18 @@ __device__ __forceinline__ void ldsm_x4_t(uint32_t r[4], const void *p) {
                  : "r"(smem_addr(p)));
 }
 
+/* the same from a shared-memory byte address (a base plus an immediate offset) */
+__device__ __forceinline__ void ldsm_x4_at(uint32_t r[4], uint32_t addr) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(addr));
+}
+__device__ __forceinline__ void ldsm_x4_t_at(uint32_t r[4], uint32_t addr) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(addr));
+}
+
 /* 16-byte global -> shared copy; zero-fills when !ok. */
 __device__ __forceinline__ void cp16(void *dst, const void *src, bool ok) {
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src), "r"(ok ? 16 : 0));
@@ -80,6 +92,22 @@ template <int D> __device__ __forceinline__ int swz(int r, int c) {
  * rows hold KE elements, laid out as 8 x 16-byte core matrices: row blocks of 8
  * outer, K chunks inner, 64 elements per core matrix. */
 template <int KE> __device__ __forceinline__ int cm_off(int r, int c) { return ((r >> 3) * (KE / 8) + c) * 64 + (r & 7) * 8; }
+
+/* Shared-memory byte addresses of the first N (at most 4) k-steps of an ldmatrix
+ * operand in a swizzled [rows][D] tile at base: the lane points at row r, chunk
+ * c0 + 2 i + h of step i (h 0 or 1, the lane's half). Every row a lane visits over
+ * the m / n tiles and k-steps has the same low bits, so step kk is at
+ * addr[kk % 4] + (kk / 4) 128 bytes and the tiles are rows apart: immediates. With
+ * c0 > 0, N 2 i + h stays below 8 and c0 is a multiple of 8 or the rows' swizzle
+ * mask is 7. */
+template <int D, int N, typename T>
+__device__ __forceinline__ void ldsm_addrs(uint32_t (&addr)[4], const T *base, int r, int h, int c0) {
+    constexpr int NN = N < 4 ? N : 4;
+#pragma unroll
+    for (int i = 0; i < 4; i++) addr[i] = 0;
+#pragma unroll
+    for (int i = 0; i < NN; i++) addr[i] = smem_addr(base + swz<D>(r, c0 + 2 * i + h));
+}
 
 /* fp32 reduction into global memory: a pair of adjacent floats (8-byte aligned).
  * One vector red on sm_90, two scalar ones before. */
