@@ -378,49 +378,61 @@ __device__ __forceinline__ void warp_append(bool take, V val, unsigned int *coun
     }
 }
 
-/* MATCH: the lanes of a warp that fall in the same bin add once (__match_any_sync,
+/* Where a row's select stands when a pass starts (pass 0: nothing decided yet).
+ * Read through L2 (__ldcg): in the one-launch select another CTA wrote it. */
+struct SelView {
+    unsigned long long prefix, mask;
+    unsigned int rank, cnt, src, nsrc, done;
+};
+
+__device__ __forceinline__ SelView sel_view(const SelArgs &a, const SelState *st, int pass) {
+    SelView v = {0ULL, 0ULL, (unsigned int)a.w, (unsigned int)a.n, 0u, (unsigned int)a.n, 0u};
+    if (pass > 0) {
+        v.prefix = __ldcg(&st->prefix), v.mask = __ldcg(&st->mask);
+        v.rank = __ldcg(&st->rank), v.cnt = __ldcg(&st->cnt), v.src = __ldcg(&st->src), v.nsrc = __ldcg(&st->nsrc);
+        v.done = __ldcg(&st->done);
+    }
+    return v;
+}
+
+/* Whether pass `pass` copies the keys matching the prefix out, for the passes after
+ * it (when they are few). */
+__device__ __forceinline__ bool sel_write_cand(const SelArgs &a, int pass, const SelView &v) {
+    return pass > 0 && pass < SEL_PASSES - 1 && v.src == 0 && v.cnt <= (unsigned int)a.cand_cap;
+}
+
+/* One CTA's share (chunk cx of its row) of pass `pass`: the histogram of the next
+ * digit of the keys that match the prefix, added into the row's global histogram.
+ * MATCH: the lanes of a warp that fall in the same bin add once (__match_any_sync,
  * DMABENCH_DECODE_SEL_ATOMIC=0); without it (the default) every lane adds its own
  * count: the same histogram, no match instruction per key, and on the H200 dma's
  * decode at K = 524288 took 0.106 instead of 0.130 ms (docs/perf-notes.md c6). */
 template <bool MATCH>
-__global__ void __launch_bounds__(SEL_THREADS, 4) sel_pass_kernel(const SelArgs a, int pass) {
-    __shared__ unsigned int hist[SEL_BINS];
-    __shared__ unsigned int wsum[SEL_WARPS];
-    __shared__ int s_last;
-    const size_t u = (size_t)blockIdx.z * a.Hkv + blockIdx.y;
-    SelState *st = a.st + u;
-    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-
-    unsigned long long prefix = 0, mask = 0;
-    unsigned int rank = (unsigned int)a.w, cnt = (unsigned int)a.n, src = 0, nsrc = (unsigned int)a.n;
-    if (pass > 0) { /* the state the previous launch left */
-        if (st->done) return;
-        prefix = st->prefix, mask = st->mask, rank = st->rank, cnt = st->cnt, src = st->src, nsrc = st->nsrc;
-    }
+__device__ __forceinline__ void sel_hist(const SelArgs &a, int pass, const SelView &v, SelState *st, size_t u, int cx,
+                                         unsigned int *hist) {
+    const int tid = threadIdx.x, lane = tid & 31;
     int shift, width;
     sel_digit(pass, shift, width);
     const unsigned int nb = 1u << width;
     for (unsigned int i = tid; i < nb; i += SEL_THREADS) hist[i] = 0;
     __syncthreads();
-
-    /* copy the matching keys out when they are few, for the passes after this one */
-    const bool write_cand = pass > 0 && pass < SEL_PASSES - 1 && src == 0 && cnt <= (unsigned int)a.cand_cap;
+    const bool write_cand = sel_write_cand(a, pass, v);
     const float *zrow = a.z + u * a.Nk;
     unsigned long long *cbuf = a.cand + u * a.cand_cap;
-    const long long beg = (long long)blockIdx.x * a.chunk;
-    const long long end = min(beg + a.chunk, (long long)nsrc);
+    const long long beg = (long long)cx * a.chunk;
+    const long long end = min(beg + a.chunk, (long long)v.nsrc);
     for (long long p0 = beg; p0 < end; p0 += SEL_GRAIN) {
         unsigned long long key[SEL_UNROLL];
 #pragma unroll
         for (int k = 0; k < SEL_UNROLL; k++) {
             const long long pos = p0 + k * SEL_THREADS + tid;
             key[k] = 0;
-            if (pos < end) key[k] = src == 0 ? sel_key(__ldg(zrow + pos), (int)pos) : __ldg(cbuf + pos);
+            if (pos < end) key[k] = v.src == 0 ? sel_key(__ldg(zrow + pos), (int)pos) : __ldcg(cbuf + pos);
         }
 #pragma unroll
         for (int k = 0; k < SEL_UNROLL; k++) {
             const long long pos = p0 + k * SEL_THREADS + tid;
-            const bool in = pos < end && (key[k] & mask) == prefix;
+            const bool in = pos < end && (key[k] & v.mask) == v.prefix;
             const unsigned int bin = in ? (unsigned int)(key[k] >> shift) & (nb - 1) : nb;
             if (MATCH) {
                 const unsigned int peers = __match_any_sync(0xffffffffu, bin);
@@ -432,19 +444,23 @@ __global__ void __launch_bounds__(SEL_THREADS, 4) sel_pass_kernel(const SelArgs 
         }
     }
     __syncthreads();
-
-    /* into the global histogram; the last CTA of this (batch, kv head) goes on */
     unsigned int *g = a.ghist + u * SEL_BINS;
     for (unsigned int i = tid; i < nb; i += SEL_THREADS) {
         const unsigned int c = hist[i];
         if (c) atomicAdd(&g[i], c);
     }
-    __threadfence();
-    __syncthreads();
-    if (tid == 0) s_last = atomicAdd(&st->arrive, 1u) == gridDim.x - 1;
-    __syncthreads();
-    if (!s_last) return;
-    __threadfence();
+}
+
+/* After every CTA of the row added its histogram of pass `pass`: the digit where
+ * the count from the top reaches the rank still wanted, into the row's state (by
+ * one CTA; the global histogram is left zero for the next pass). */
+__device__ __forceinline__ void sel_scan(const SelArgs &a, int pass, const SelView &v, SelState *st, size_t u,
+                                         unsigned int *hist, unsigned int *wsum) {
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    int shift, width;
+    sel_digit(pass, shift, width);
+    const unsigned int nb = 1u << width;
+    unsigned int *g = a.ghist + u * SEL_BINS;
     for (unsigned int i = tid; i < nb; i += SEL_THREADS) {
         hist[i] = __ldcg(&g[i]);
         g[i] = 0; /* clean for the next pass */
@@ -476,36 +492,57 @@ __global__ void __launch_bounds__(SEL_THREADS, 4) sel_pass_kernel(const SelArgs 
     }
     __syncthreads();
     const unsigned int incl = x + (warp > 0 ? wsum[warp - 1] : 0u), excl = incl - sum;
-    if (excl < rank && rank <= incl) { /* exactly one thread */
+    if (excl < v.rank && v.rank <= incl) { /* exactly one thread */
         unsigned int cum = excl, c = 0;
         int d = top;
         for (int k = 0; k < per; k++) {
             d = top - k;
             c = hist[d];
-            if (cum + c >= rank) break;
+            if (cum + c >= v.rank) break;
             cum += c;
         }
-        const unsigned int nr = rank - cum;
-        st->prefix = prefix | ((unsigned long long)d << shift);
-        st->mask = mask | ((unsigned long long)(nb - 1) << shift);
+        const unsigned int nr = v.rank - cum;
+        const bool write_cand = sel_write_cand(a, pass, v);
+        st->prefix = v.prefix | ((unsigned long long)d << shift);
+        st->mask = v.mask | ((unsigned long long)(nb - 1) << shift);
         st->rank = nr;
         st->cnt = c;
         st->done = c == nr || pass == SEL_PASSES - 1;
         const unsigned int nc = atomicExch(&st->ncand, 0u);
-        st->src = write_cand ? 1u : src;
-        st->nsrc = write_cand ? min(nc, (unsigned int)a.cand_cap) : nsrc;
+        st->src = write_cand ? 1u : v.src;
+        st->nsrc = write_cand ? min(nc, (unsigned int)a.cand_cap) : v.nsrc;
         st->arrive = 0;
         a.lens[u] = 0; /* the compaction counts from zero */
     }
 }
 
-/* The selected keys' indices into the list of their (batch, kv head). */
-__global__ void __launch_bounds__(SEL_THREADS) sel_compact_kernel(const SelArgs a) {
+/* One pass of the select per launch (SEL_PASSES launches, then the compaction):
+ * the last CTA of each row to finish its histogram scans it. */
+template <bool MATCH>
+__global__ void __launch_bounds__(SEL_THREADS, 4) sel_pass_kernel(const SelArgs a, int pass) {
+    __shared__ unsigned int hist[SEL_BINS];
+    __shared__ unsigned int wsum[SEL_WARPS];
+    __shared__ int s_last;
     const size_t u = (size_t)blockIdx.z * a.Hkv + blockIdx.y;
-    const unsigned long long prefix = a.st[u].prefix, mask = a.st[u].mask;
+    SelState *st = a.st + u;
+    const SelView v = sel_view(a, st, pass);
+    if (v.done) return;
+    sel_hist<MATCH>(a, pass, v, st, u, blockIdx.x, hist);
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) s_last = atomicAdd(&st->arrive, 1u) == gridDim.x - 1;
+    __syncthreads();
+    if (!s_last) return;
+    __threadfence();
+    sel_scan(a, pass, v, st, u, hist, wsum);
+}
+
+/* The selected keys' indices of chunk cx of row u into the row's list. */
+__device__ __forceinline__ void sel_compact(const SelArgs &a, size_t u, int cx) {
+    const unsigned long long prefix = __ldcg(&a.st[u].prefix), mask = __ldcg(&a.st[u].mask);
     const float *zrow = a.z + u * a.Nk;
     int *out = a.list + u * a.w;
-    const long long beg = (long long)blockIdx.x * a.chunk;
+    const long long beg = (long long)cx * a.chunk;
     const long long end = min(beg + a.chunk, (long long)a.n);
     for (long long p0 = beg; p0 < end; p0 += SEL_GRAIN) {
         float zv[SEL_UNROLL];
@@ -521,6 +558,56 @@ __global__ void __launch_bounds__(SEL_THREADS) sel_compact_kernel(const SelArgs 
             warp_append(take, (int)pos, reinterpret_cast<unsigned int *>(a.lens + u), out, (unsigned int)a.w);
         }
     }
+}
+
+/* A barrier over the whole grid (launched cooperatively, so every CTA is resident):
+ * bar[0] counts arrivals, bar[1] is the generation the last arrival moves on. */
+__device__ __forceinline__ void grid_barrier(unsigned int *bar, unsigned int nctas) {
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        volatile unsigned int *gen = bar + 1;
+        const unsigned int g0 = *gen;
+        __threadfence();
+        if (atomicAdd(bar, 1u) == nctas - 1) {
+            atomicExch(bar, 0u);
+            __threadfence();
+            atomicAdd(bar + 1, 1u);
+        } else {
+            while (*gen == g0) __nanosleep(32);
+        }
+        __threadfence();
+    }
+    __syncthreads();
+}
+
+/* The whole select and the compaction in one cooperative launch (the default;
+ * DMABENCH_DECODE_SEL_COOP=0 gives the launch per pass): the passes are separated
+ * by grid barriers instead of launches, the first CTA of each row scans its
+ * histogram, and the passes stop as soon as every row is done (two for random z
+ * at K = 524288, where the launch per pass ran three more that returned at once). */
+template <bool MATCH>
+__global__ void __launch_bounds__(SEL_THREADS, 2) sel_coop_kernel(const SelArgs a, unsigned int *bar, int units) {
+    __shared__ unsigned int hist[SEL_BINS];
+    __shared__ unsigned int wsum[SEL_WARPS];
+    const size_t u = (size_t)blockIdx.z * a.Hkv + blockIdx.y;
+    SelState *st = a.st + u;
+    const unsigned int nctas = gridDim.x * gridDim.y * gridDim.z;
+    for (int pass = 0; pass < SEL_PASSES; pass++) {
+        const SelView v = sel_view(a, st, pass);
+        if (!v.done) sel_hist<MATCH>(a, pass, v, st, u, blockIdx.x, hist);
+        grid_barrier(bar, nctas);
+        if (!v.done && blockIdx.x == 0) sel_scan(a, pass, v, st, u, hist, wsum);
+        grid_barrier(bar, nctas);
+        /* every CTA sees the same states here, so all leave the loop together */
+        const int mine = threadIdx.x < units ? (int)__ldcg(&a.st[threadIdx.x].done) : 1;
+        if (__syncthreads_and(mine)) break;
+    }
+    sel_compact(a, u, blockIdx.x);
+}
+
+/* The selected keys' indices into the list of their (batch, kv head). */
+__global__ void __launch_bounds__(SEL_THREADS) sel_compact_kernel(const SelArgs a) {
+    sel_compact(a, (size_t)blockIdx.z * a.Hkv + blockIdx.y, blockIdx.x);
 }
 
 /* ---- host side ---- */
@@ -695,9 +782,26 @@ extern "C" attn_status cuda_decode_dma_forward(const attn_params *p, cuda_decode
     int nsm;
     if ((st = num_sms(&nsm)) != ATTN_OK) return st;
 
-    /* select chunks: about 4 CTAs per SM over all (batch, kv head) rows */
+    /* the select in one cooperative launch when the device takes it and every
+     * (batch, kv head) row gets a resident CTA; else a launch per pass */
+    static const bool sel_atomic = !dm_env_is("DMABENCH_DECODE_SEL_ATOMIC", "0");
+    static const bool want_coop = !dm_env_is("DMABENCH_DECODE_SEL_COOP", "0");
+    static int coop_occ = -1; /* resident CTAs per SM of the cooperative kernel; 0: no cooperative launch */
+    if (coop_occ < 0) {
+        int dev = 0, coop = 0, occ = 0;
+        CUDA_CHECK(cudaGetDevice(&dev));
+        CUDA_CHECK(cudaDeviceGetAttribute(&coop, cudaDevAttrCooperativeLaunch, dev));
+        if (coop)
+            CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+                &occ, sel_atomic ? sel_coop_kernel<false> : sel_coop_kernel<true>, SEL_THREADS, 0));
+        coop_occ = coop ? occ : 0;
+    }
+    const bool use_coop = want_coop && coop_occ > 0 && (long long)coop_occ * nsm >= (long long)units;
+    /* select chunks: about 4 CTAs per SM over all (batch, kv head) rows; as many as
+     * stay resident for the cooperative launch */
     static const int sel_ctas = env_knob("DMABENCH_DECODE_SEL_CTAS", 4);
-    const long long want = std::max(1LL, ((long long)sel_ctas * nsm + (long long)units - 1) / (long long)units);
+    const long long want = use_coop ? std::max(1LL, (long long)coop_occ * nsm / (long long)units)
+                                    : std::max(1LL, ((long long)sel_ctas * nsm + (long long)units - 1) / (long long)units);
     long long chunk = std::max((long long)SEL_GRAIN, ((n + want - 1) / want + SEL_GRAIN - 1) / SEL_GRAIN * SEL_GRAIN);
     const long long min_chunk = (n + 65534) / 65535; /* gridDim.x stays within 65535 */
     if (chunk < min_chunk) chunk = (min_chunk + SEL_GRAIN - 1) / SEL_GRAIN * SEL_GRAIN;
@@ -705,7 +809,7 @@ extern "C" attn_status cuda_decode_dma_forward(const attn_params *p, cuda_decode
     const int cand_cap = (int)std::min<long long>(n, SEL_CAND_MAX);
 
     /* workspaces: the partials; state | histograms | candidates | lists | lengths | z */
-    const size_t sb = r256(units * sizeof(SelState));
+    const size_t sb = r256(units * sizeof(SelState) + 2 * sizeof(unsigned int)); /* + the grid barrier's words */
     const size_t hb = r256(units * SEL_BINS * sizeof(unsigned int));
     const size_t cb = r256(units * cand_cap * sizeof(unsigned long long));
     const size_t lb = r256(units * p->w * sizeof(int));
@@ -724,6 +828,7 @@ extern "C" attn_status cuda_decode_dma_forward(const attn_params *p, cuda_decode
     SelArgs sa;
     char *cur = ws;
     sa.st = reinterpret_cast<SelState *>(cur);
+    unsigned int *bar = reinterpret_cast<unsigned int *>(cur + units * sizeof(SelState));
     cur += sb;
     sa.ghist = reinterpret_cast<unsigned int *>(cur);
     cur += hb;
@@ -753,14 +858,21 @@ extern "C" attn_status cuda_decode_dma_forward(const attn_params *p, cuda_decode
         sa.chunk = (int)chunk, sa.cand_cap = cand_cap;
         const dim3 grid((unsigned)nchunks, (unsigned)p->Hkv, (unsigned)p->B);
         g_sel_dirty = true; /* until every pass is queued: the histograms must end clean */
-        static const bool sel_atomic = !dm_env_is("DMABENCH_DECODE_SEL_ATOMIC", "0");
-        for (int pass = 0; pass < SEL_PASSES; pass++) {
-            if (sel_atomic) sel_pass_kernel<false><<<grid, SEL_THREADS>>>(sa, pass);
-            else sel_pass_kernel<true><<<grid, SEL_THREADS>>>(sa, pass);
+        if (use_coop) {
+            int iunits = (int)units;
+            void *args[] = {&sa, &bar, &iunits};
+            CUDA_CHECK(cudaLaunchCooperativeKernel(
+                reinterpret_cast<const void *>(sel_atomic ? sel_coop_kernel<false> : sel_coop_kernel<true>), grid,
+                dim3(SEL_THREADS), args, 0, 0));
+        } else {
+            for (int pass = 0; pass < SEL_PASSES; pass++) {
+                if (sel_atomic) sel_pass_kernel<false><<<grid, SEL_THREADS>>>(sa, pass);
+                else sel_pass_kernel<true><<<grid, SEL_THREADS>>>(sa, pass);
+                CUDA_CHECK_LAUNCH();
+            }
+            sel_compact_kernel<<<grid, SEL_THREADS>>>(sa);
             CUDA_CHECK_LAUNCH();
         }
-        sel_compact_kernel<<<grid, SEL_THREADS>>>(sa);
-        CUDA_CHECK_LAUNCH();
         g_sel_dirty = false;
     }
     if (p->stats) CUDA_CHECK(cudaEventRecord(g_ev[1]));

@@ -9,11 +9,13 @@
  *    decrease with the query, so this bounds every later tile's from below.
  * 3. dma_plan_kernel, one CTA per (batch, kv head, query tile of 128), one pass
  *    over the tile's visible keys: those at or above the coarse bound (at most
- *    w + 9 x 128) go to shared memory and are sorted, largest first; the first
- *    row's threshold is where w of them with j <= i0' have been seen, and the
- *    tile's list is the sorted keys down to it (at most w + 127, since thresholds
- *    never decrease); each row's threshold, walking the list, the w-th key with
- *    j <= i'.
+ *    w + 9 x 128) go to shared memory and are sorted, largest first. Each row's
+ *    threshold (the w-th key it sees) is found by binary search over the sorted
+ *    positions, counting the keys every row sees with a prefix sum and the at most
+ *    127 on the tile's diagonal one by one. The tile's list is the sorted keys down
+ *    to the first row's threshold (at most w + 127, since thresholds never
+ *    decrease), those every row keeps placed first so that only the last few key
+ *    blocks of the attention need a mask.
  *    No Nq x Nk mask exists anywhere: the list is O(w) per tile and the thresholds
  *    O(Nq).
  * 4. The attention engine over the lists; a listed key is kept by query i while
@@ -157,52 +159,69 @@ __global__ void __launch_bounds__(PLAN_THREADS) dma_coarse_kernel(const PlanArgs
     if (threadIdx.x == 0) a.tcoarse[u * a.ncoarse + c] = t;
 }
 
-/* Sorts skeys[0, np2) descending (np2 a power of two). */
+/* Sorts skeys[0, np2) descending (np2 a power of two): bitonic, each thread
+ * taking whole compare-exchange pairs (no idle half per step). */
 __device__ void bitonic_desc(unsigned long long *skeys, int np2) {
     for (int k = 2; k <= np2; k <<= 1)
         for (int jj = k >> 1; jj > 0; jj >>= 1) {
-            for (int i = threadIdx.x; i < np2; i += blockDim.x) {
-                int l = i ^ jj;
-                if (l > i) {
-                    unsigned long long x = skeys[i], y = skeys[l];
-                    bool desc = (i & k) == 0;
-                    if (desc ? x < y : x > y) skeys[i] = y, skeys[l] = x;
-                }
+            for (int q = threadIdx.x; q < np2 / 2; q += blockDim.x) {
+                const int i = ((q & ~(jj - 1)) << 1) | (q & (jj - 1)), l = i + jj;
+                const unsigned long long x = skeys[i], y = skeys[l];
+                const bool desc = (i & k) == 0;
+                if (desc ? x < y : x > y) skeys[i] = y, skeys[l] = x;
             }
             __syncthreads();
         }
 }
 
-/* The key at which the count of sorted keys with index < vis reaches w, walking the
- * first n sorted keys (one warp); 0 when fewer than w qualify. Also returns, in
- * *pos, that key's position in the sorted order (n - 1 when none). */
-__device__ unsigned long long walk_rank(const unsigned long long *skeys, int n, long long vis, int w, int *pos) {
-    int lane = threadIdx.x & 31, seen = 0;
-    for (int base = 0; base < n; base += 32) {
-        int idx = base + lane;
-        bool in = idx < n && (long long)(skeys[idx] & 0xffffffffu) < vis;
-        unsigned int bal = __ballot_sync(0xffffffff, in);
-        int c = __popc(bal);
-        if (seen + c >= w) { /* the (w - seen)-th set bit */
-            int need = w - seen, p = -1;
-            for (int bit = 0; bit < 32; bit++)
-                if ((bal >> bit) & 1u)
-                    if (--need == 0) {
-                        p = bit;
-                        break;
-                    }
-            *pos = base + p;
-            return skeys[base + p];
-        }
-        seen += c;
+/* Inclusive prefix sums of flag(p) over p in [0, n) into out[0, n), by the whole
+ * block (PLAN_THREADS threads, each a contiguous run); returns the total. */
+template <typename F>
+__device__ int block_scan_flags(int n, F flag, int *out, int *swarp) {
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int per = (n + PLAN_THREADS - 1) / PLAN_THREADS, p0 = tid * per, p1 = min(p0 + per, n);
+    int c = 0;
+    for (int p = p0; p < p1; p++) c += flag(p);
+    int x = c;
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+        const int y = __shfl_up_sync(0xffffffff, x, o);
+        if (lane >= o) x += y;
     }
-    *pos = n - 1;
-    return 0ULL;
+    if (lane == 31) swarp[warp] = x;
+    __syncthreads();
+    if (warp == 0) {
+        int t = lane < PLAN_THREADS / 32 ? swarp[lane] : 0;
+#pragma unroll
+        for (int o = 1; o < 32; o <<= 1) {
+            const int y = __shfl_up_sync(0xffffffff, t, o);
+            if (lane >= o) t += y;
+        }
+        if (lane < PLAN_THREADS / 32) swarp[lane] = t;
+    }
+    __syncthreads();
+    int run = x - c + (warp > 0 ? swarp[warp - 1] : 0);
+    for (int p = p0; p < p1; p++) out[p] = (run += flag(p));
+    const int total = swarp[PLAN_THREADS / 32 - 1];
+    __syncthreads();
+    return total;
 }
 
+/* Per (batch, kv head, query tile of 128): the tile's candidates (the keys at or
+ * above its coarse bound) sorted descending; old keys are those every row of the
+ * tile sees (index below the first row's visible count), new ones the at most 127
+ * on the tile's diagonal. With cold[p] the old keys among the first p + 1, row i's
+ * threshold is the first sorted position where cold plus the new keys it sees
+ * reach w: a binary search per row (cold is non-decreasing), no walk. The list
+ * holds the sorted keys down to the first row's threshold, the keys every row
+ * keeps first (old, at or above the last row's threshold), so that the
+ * attention's masked blocks are only the last few. */
 __global__ void __launch_bounds__(PLAN_THREADS) dma_plan_kernel(const PlanArgs a) {
-    extern __shared__ unsigned long long skeys[]; /* [a.cand_cap] */
-    __shared__ int count, list_n;
+    extern __shared__ unsigned long long skeys[]; /* [a.cand_cap], then int cold[a.cand_cap] */
+    int *cold = reinterpret_cast<int *>(skeys + a.cand_cap);
+    __shared__ int count, list_n, swarp[PLAN_THREADS / 32];
+    __shared__ int npos[CUDA_ATTN_BQ], nidx[CUDA_ATTN_BQ]; /* new keys: sorted position, index */
+    __shared__ unsigned long long tlast;
     const int tile = blockIdx.x, hkv = blockIdx.y, b = blockIdx.z;
     const size_t u = (size_t)b * a.Hkv + hkv;
     const float *zrow = a.z + u * a.Nk;
@@ -210,7 +229,7 @@ __global__ void __launch_bounds__(PLAN_THREADS) dma_plan_kernel(const PlanArgs a
     const long long n_first = visible_keys(a, i0), n_last = visible_keys(a, i1 - 1);
     /* one pass: every key the tile could keep is >= the coarse threshold before it */
     const unsigned long long tc = a.tcoarse[u * a.ncoarse + tile / COARSE];
-    if (threadIdx.x == 0) count = 0;
+    if (threadIdx.x == 0) count = 0, tlast = 0;
     __syncthreads();
     for (int j = threadIdx.x; j < n_last; j += blockDim.x) {
         unsigned long long k = dma_key(zrow[j], j);
@@ -220,31 +239,58 @@ __global__ void __launch_bounds__(PLAN_THREADS) dma_plan_kernel(const PlanArgs a
         }
     }
     __syncthreads();
-    int n = min(count, a.cand_cap);
+    const int n = min(count, a.cand_cap);
     int np2 = 1;
     while (np2 < n) np2 <<= 1;
     for (int i = n + threadIdx.x; i < np2; i += blockDim.x) skeys[i] = 0; /* pads sort last */
     __syncthreads();
     bitonic_desc(skeys, np2);
-    /* the tile's list: the sorted keys down to the first row's threshold */
-    if (threadIdx.x < 32) {
-        int pos = n - 1;
-        if (n_first > a.w) walk_rank(skeys, n, n_first, a.w, &pos);
-        if (threadIdx.x == 0) list_n = pos + 1;
+
+    auto idx_of = [&](int p) { return (long long)(skeys[p] & 0xffffffffu); };
+    const int nold = block_scan_flags(n, [&](int p) { return idx_of(p) < n_first ? 1 : 0; }, cold, swarp);
+    for (int p = threadIdx.x; p < n; p += blockDim.x) /* the new keys, in sorted order */
+        if (idx_of(p) >= n_first) {
+            const int q = p + 1 - cold[p] - 1;
+            if (q < CUDA_ATTN_BQ) npos[q] = p, nidx[q] = (int)idx_of(p);
+        }
+    const int nnew = min(n - nold, CUDA_ATTN_BQ);
+    /* the first sorted position where the keys row i sees reach w (n - 1 when they
+     * never do: fewer than w visible) */
+    auto row_pos = [&](long long vis) -> int {
+        int lo = 0, hi = n - 1;
+        while (lo < hi) {
+            const int mid = (lo + hi) >> 1;
+            int c = cold[mid];
+            for (int e = 0; e < nnew && npos[e] <= mid; e++) c += nidx[e] < vis;
+            if (c >= a.w) hi = mid;
+            else lo = mid + 1;
+        }
+        return lo;
+    };
+    __syncthreads();
+    if (threadIdx.x == 0) list_n = n_first > a.w ? row_pos(n_first) + 1 : n;
+    const int nrow = i1 - i0;
+    unsigned long long trow = 0;
+    if (threadIdx.x < nrow) {
+        const long long vis = visible_keys(a, i0 + threadIdx.x);
+        trow = vis > a.w ? skeys[row_pos(vis)] : 0ULL;
+        a.tkey[u * a.Nq + i0 + threadIdx.x] = trow;
+        if (threadIdx.x == nrow - 1) tlast = trow; /* thresholds never decrease with the row */
     }
     __syncthreads();
     const int ln = list_n;
+    const unsigned long long tl = tlast;
+    /* the list: keys every row keeps (old, >= the last row's threshold) first, then
+     * the rest, each part in sorted order */
+    auto every = [&](int p) { return idx_of(p) < n_first && skeys[p] >= tl ? 1 : 0; };
+    const int nall = block_scan_flags(ln, every, cold, swarp);
     int *lst = a.list + (u * a.ntiles + tile) * a.cap;
-    for (int i = threadIdx.x; i < ln; i += blockDim.x) lst[i] = (int)(unsigned int)(skeys[i] & 0xffffffffu);
-    if (threadIdx.x == 0) a.list_len[u * a.ntiles + tile] = ln;
-    /* each row's threshold: one warp per row walks the list */
-    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nw = blockDim.x >> 5;
-    for (int i = i0 + warp; i < i1; i += nw) {
-        long long vis = visible_keys(a, i);
-        int pos;
-        unsigned long long t = vis > a.w ? walk_rank(skeys, ln, vis, a.w, &pos) : 0ULL;
-        if (lane == 0) a.tkey[u * a.Nq + i] = t;
+    for (int p = threadIdx.x; p < ln; p += blockDim.x) {
+        const int before = cold[p] - every(p); /* keys kept by every row before p */
+        const int dst = every(p) ? before : nall + (p - before);
+        lst[dst] = (int)idx_of(p);
     }
+    if (threadIdx.x == 0) a.list_len[u * a.ntiles + tile] = ln;
 }
 
 dm_cuda_ws g_ws; /* plan and selection state, kept between calls */
@@ -340,7 +386,7 @@ attn_status dma_plan(const attn_params *p, int backward, DmaPlan *pl) {
     int np2 = 1;
     while (np2 < cand) np2 <<= 1;
     pa.cand_cap = np2;
-    size_t psmem = (size_t)np2 * sizeof(unsigned long long);
+    size_t psmem = (size_t)np2 * (sizeof(unsigned long long) + sizeof(int));
     dma_coarse_kernel<<<dim3(ncoarse, p->Hkv, p->B), PLAN_THREADS>>>(pa);
     CUDA_CHECK_LAUNCH();
     CUDA_CHECK(cudaFuncSetAttribute(dma_plan_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)psmem));
