@@ -9,13 +9,13 @@
  *    decrease with the query, so this bounds every later tile's from below.
  * 3. dma_plan_kernel, one CTA per (batch, kv head, query tile of 128), one pass
  *    over the tile's visible keys: those at or above the coarse bound (at most
- *    w + 9 x 128) go to shared memory and are sorted, largest first. Each row's
- *    threshold (the w-th key it sees) is found by binary search over the sorted
- *    positions, counting the keys every row sees with a prefix sum and the at most
- *    127 on the tile's diagonal one by one. The tile's list is the sorted keys down
- *    to the first row's threshold (at most w + 127, since thresholds never
- *    decrease), those every row keeps placed first so that only the last few key
- *    blocks of the attention need a mask.
+ *    w + 9 x 128) go to shared memory. The rows' thresholds (each the w-th key the
+ *    row sees) all lie in a band of at most 255 keys found by two radix selects in
+ *    shared memory; only the band is sorted, and each row's threshold is a binary
+ *    search over it. The tile's list holds every key at or above the first row's
+ *    threshold (at most w + 127, since thresholds never decrease), those every row
+ *    keeps placed first so that only the last few key blocks of the attention need
+ *    a mask. Tiles whose first row sees at most w keys sort all their candidates.
  *    No Nq x Nk mask exists anywhere: the list is O(w) per tile and the thresholds
  *    O(Nq).
  * 4. The attention engine over the lists; a listed key is kept by query i while
@@ -88,6 +88,37 @@ struct PlanArgs {
     unsigned long long *tkey, *tcoarse;
 };
 
+/* After a pass's 256-bin histogram: the digit (bin, from the top) holding the
+ * rank-th largest, by warp 0 (lane l sums bins 255 - 8l .. 248 - 8l, then a scan);
+ * sdig = {digit, rank left within it, keys in it}. Every thread calls it; the
+ * caller reads sdig after it returns. */
+__device__ __forceinline__ void digit_scan(const unsigned int *hist, int rank, int *sdig) {
+    if (threadIdx.x < 32) {
+        const int lane = threadIdx.x;
+        unsigned int c8 = 0;
+        for (int q = 0; q < 8; q++) c8 += hist[255 - 8 * lane - q];
+        unsigned int x = c8;
+#pragma unroll
+        for (int o = 1; o < 32; o <<= 1) {
+            const unsigned int y = __shfl_up_sync(0xffffffffu, x, o);
+            if (lane >= o) x += y;
+        }
+        const unsigned int excl = x - c8;
+        if (excl < (unsigned int)rank && (unsigned int)rank <= x) {
+            unsigned int cum = excl;
+            for (int q = 0; q < 8; q++) {
+                const int d = 255 - 8 * lane - q;
+                if (cum + hist[d] >= (unsigned int)rank) {
+                    sdig[0] = d, sdig[1] = rank - (int)cum, sdig[2] = (int)hist[d];
+                    break;
+                }
+                cum += hist[d];
+            }
+        }
+    }
+    __syncthreads();
+}
+
 /* The rank-th largest key (1-based) among j in [0, n) of zrow, by radix select.
  * All threads of the block call it. */
 __device__ unsigned long long select_rank(const float *zrow, int n, int rank, unsigned int *hist,
@@ -98,38 +129,53 @@ __device__ unsigned long long select_rank(const float *zrow, int n, int rank, un
         for (int i = threadIdx.x; i < 256; i += blockDim.x) hist[i] = 0;
         __syncthreads();
         /* z is often concentrated in a few digit values (the high bits of nearby
-         * floats agree): lanes that hit the same bin add once, through their leader */
-        for (int j0 = 0; j0 < n; j0 += blockDim.x) {
-            int j = j0 + threadIdx.x;
-            bool in = false;
-            unsigned int bin = 256;
-            if (j < n) {
-                unsigned long long k = dma_key(zrow[j], j);
-                in = (k & mask) == prefix;
-                if (in) bin = (unsigned int)((k >> shift) & 255);
+         * floats agree): lanes that hit the same bin add once, through their leader.
+         * Eight loads in flight per thread: a CTA walks up to Nk keys alone, so the
+         * pass is bound by load latency, not bandwidth. */
+        constexpr int U = 8;
+        for (int j0 = 0; j0 < n; j0 += U * blockDim.x) {
+            float zz[U];
+#pragma unroll
+            for (int t = 0; t < U; t++) {
+                const int j = j0 + t * blockDim.x + threadIdx.x;
+                zz[t] = j < n ? zrow[j] : 0.f;
             }
-            unsigned int peers = __match_any_sync(0xffffffff, bin);
-            if (in && (threadIdx.x & 31) == (unsigned)(__ffs(peers) - 1)) atomicAdd(&hist[bin], (unsigned)__popc(peers));
+#pragma unroll
+            for (int t = 0; t < U; t++) {
+                const int j = j0 + t * blockDim.x + threadIdx.x;
+                bool in = false;
+                unsigned int bin = 256;
+                if (j < n) {
+                    unsigned long long k = dma_key(zz[t], j);
+                    in = (k & mask) == prefix;
+                    if (in) bin = (unsigned int)((k >> shift) & 255);
+                }
+                unsigned int peers = __match_any_sync(0xffffffff, bin);
+                if (in && (threadIdx.x & 31) == (unsigned)(__ffs(peers) - 1)) atomicAdd(&hist[bin], (unsigned)__popc(peers));
+            }
         }
         __syncthreads();
         /* the digit holding the rank-th largest, scanning bins from the top */
-        __shared__ int sel_digit, sel_rank, sel_count;
-        if (threadIdx.x == 0) {
-            int r = rank, d = 255;
-            for (; d > 0; d--) {
-                if ((int)hist[d] >= r) break;
-                r -= hist[d];
-            }
-            sel_digit = d, sel_rank = r, sel_count = hist[d];
-        }
-        __syncthreads();
-        prefix |= (unsigned long long)sel_digit << shift;
+        __shared__ int sdig[3];
+        digit_scan(hist, rank, sdig);
+        prefix |= (unsigned long long)sdig[0] << shift;
         mask |= 255ULL << shift;
-        rank = sel_rank;
+        rank = sdig[1];
+        const int sel_count = sdig[2];
+        __syncthreads();
         if (sel_count == 1) { /* one key left with this prefix: fetch it */
-            for (int j = threadIdx.x; j < n; j += blockDim.x) {
-                unsigned long long k = dma_key(zrow[j], j);
-                if ((k & mask) == prefix) *shared_key = k;
+            for (int j0 = 0; j0 < n; j0 += 4 * blockDim.x) {
+                float zz[4];
+#pragma unroll
+                for (int t = 0; t < 4; t++) {
+                    const int j = j0 + t * blockDim.x + threadIdx.x;
+                    zz[t] = j < n ? zrow[j] : 0.f;
+                }
+#pragma unroll
+                for (int t = 0; t < 4; t++) {
+                    const int j = j0 + t * blockDim.x + threadIdx.x;
+                    if (j < n && (dma_key(zz[t], j) & mask) == prefix) *shared_key = dma_key(zz[t], j);
+                }
             }
             __syncthreads();
             unsigned long long k = *shared_key;
@@ -207,90 +253,214 @@ __device__ int block_scan_flags(int n, F flag, int *out, int *swarp) {
     return total;
 }
 
-/* Per (batch, kv head, query tile of 128): the tile's candidates (the keys at or
- * above its coarse bound) sorted descending; old keys are those every row of the
- * tile sees (index below the first row's visible count), new ones the at most 127
- * on the tile's diagonal. With cold[p] the old keys among the first p + 1, row i's
- * threshold is the first sorted position where cold plus the new keys it sees
- * reach w: a binary search per row (cold is non-decreasing), no walk. The list
- * holds the sorted keys down to the first row's threshold, the keys every row
- * keeps first (old, at or above the last row's threshold), so that the
- * attention's masked blocks are only the last few. */
+/* The rank-th largest (1-based) of the keys skeys[p], p < n, with flag(p): radix
+ * select over 8-bit digits from the top, in shared memory, stopping once one key
+ * is left. The caller makes sure at least rank keys are flagged. Every thread of
+ * the block calls it. */
+template <typename F>
+__device__ unsigned long long block_select(const unsigned long long *skeys, int n, F flag, int rank,
+                                           unsigned int *hist, int *sdig, unsigned long long *found) {
+    unsigned long long prefix = 0, mask = 0;
+    for (int digit = 7; digit >= 0; digit--) {
+        const int shift = digit * 8;
+        for (int i = threadIdx.x; i < 256; i += PLAN_THREADS) hist[i] = 0;
+        __syncthreads();
+        for (int p = threadIdx.x; p < n; p += PLAN_THREADS) {
+            const unsigned long long k = skeys[p];
+            if ((k & mask) == prefix && flag(p)) atomicAdd(&hist[(unsigned int)(k >> shift) & 255u], 1u);
+        }
+        __syncthreads();
+        digit_scan(hist, rank, sdig);
+        prefix |= (unsigned long long)sdig[0] << shift;
+        mask |= 255ULL << shift;
+        rank = sdig[1];
+        const int cnt = sdig[2];
+        __syncthreads();
+        if (cnt == 1) { /* one key left with this prefix: it */
+            for (int p = threadIdx.x; p < n; p += PLAN_THREADS) {
+                const unsigned long long k = skeys[p];
+                if ((k & mask) == prefix && flag(p)) *found = k;
+            }
+            __syncthreads();
+            const unsigned long long k = *found;
+            __syncthreads();
+            return k;
+        }
+    }
+    return prefix;
+}
+
+/* 128-bit masks of row offsets: bit o stands for the tile's row o */
+struct Mask128 {
+    unsigned int w[4];
+};
+__device__ __forceinline__ int popc_below(const Mask128 &m, int r) { /* bits below r (0..128) */
+    int c = 0;
+#pragma unroll
+    for (int q = 0; q < 4; q++) {
+        const int lo = 32 * q;
+        const unsigned int sel = r >= lo + 32 ? 0xffffffffu : r <= lo ? 0u : (1u << (r - lo)) - 1u;
+        c += __popc(m.w[q] & sel);
+    }
+    return c;
+}
+
+/* Per (batch, kv head, query tile of 128): every key the tile could keep is at or
+ * above its coarse bound; those go to shared memory. Old keys are those every row
+ * sees (index below the first row's visible count), new ones the at most 127 on
+ * the tile's diagonal, which row o of the tile sees when their index is below
+ * n_first + o. Adding at most 127 keys moves the w-th largest up by at most 127
+ * places, so every row's threshold is a new key at or above the w-th largest old
+ * key or an old one between that and the (w - 127)-th (radix selects in shared
+ * memory): only that band (at most 255 keys) is sorted, and each row's threshold is the first
+ * band position where the keys it sees reach w (binary search; the old keys by a
+ * prefix count, the new ones by prefix masks of their row offsets). The tile's
+ * list is every key at or above the first row's threshold (at most w + 127), those
+ * every row keeps (old, at or above the last row's threshold) first, so that only
+ * the last few key blocks of the attention need a mask. Tiles whose first row sees
+ * fewer than w keys (near the start) sort all their candidates instead. */
 __global__ void __launch_bounds__(PLAN_THREADS) dma_plan_kernel(const PlanArgs a) {
-    extern __shared__ unsigned long long skeys[]; /* [a.cand_cap], then int cold[a.cand_cap] */
-    int *cold = reinterpret_cast<int *>(skeys + a.cand_cap);
-    __shared__ int count, list_n, swarp[PLAN_THREADS / 32];
-    __shared__ int npos[CUDA_ATTN_BQ], nidx[CUDA_ATTN_BQ]; /* new keys: sorted position, index */
-    __shared__ unsigned long long tlast;
-    const int tile = blockIdx.x, hkv = blockIdx.y, b = blockIdx.z;
+    extern __shared__ unsigned long long skeys[]; /* [a.cand_cap], then int c1[a.cand_cap], c2[a.cand_cap] */
+    int *c1 = reinterpret_cast<int *>(skeys + a.cand_cap), *c2 = c1 + a.cand_cap;
+    __shared__ int count, nband, swarp[PLAN_THREADS / 32], sdig[3];
+    __shared__ unsigned int hist[256];
+    __shared__ unsigned long long bkeys[2 * CUDA_ATTN_BQ], found, tlast, tfirst;
+    __shared__ Mask128 pm[CUDA_ATTN_BQ + 1]; /* prefix masks of the band's new keys */
+    __shared__ int npos[CUDA_ATTN_BQ], nidx[CUDA_ATTN_BQ]; /* sorting path: new keys' positions and indices */
+    const int tile = blockIdx.x, hkv = blockIdx.y, b = blockIdx.z, tid = threadIdx.x;
     const size_t u = (size_t)b * a.Hkv + hkv;
     const float *zrow = a.z + u * a.Nk;
-    const int i0 = tile * CUDA_ATTN_BQ, i1 = min(i0 + CUDA_ATTN_BQ, a.Nq);
+    const int i0 = tile * CUDA_ATTN_BQ, i1 = min(i0 + CUDA_ATTN_BQ, a.Nq), nrow = i1 - i0;
     const long long n_first = visible_keys(a, i0), n_last = visible_keys(a, i1 - 1);
-    /* one pass: every key the tile could keep is >= the coarse threshold before it */
     const unsigned long long tc = a.tcoarse[u * a.ncoarse + tile / COARSE];
-    if (threadIdx.x == 0) count = 0, tlast = 0;
+    if (tid == 0) count = 0, nband = 0, tlast = 0;
     __syncthreads();
-    for (int j = threadIdx.x; j < n_last; j += blockDim.x) {
-        unsigned long long k = dma_key(zrow[j], j);
-        if (k >= tc) {
-            int slot = atomicAdd(&count, 1);
-            if (slot < a.cand_cap) skeys[slot] = k;
+    /* the candidates, four loads in flight per thread, one shared atomic per warp */
+    for (long long b0 = 0; b0 < n_last; b0 += 4 * PLAN_THREADS) {
+        float zz[4];
+#pragma unroll
+        for (int t = 0; t < 4; t++) {
+            const long long j = b0 + t * PLAN_THREADS + tid;
+            zz[t] = j < n_last ? zrow[j] : 0.f;
+        }
+#pragma unroll
+        for (int t = 0; t < 4; t++) {
+            const long long j = b0 + t * PLAN_THREADS + tid;
+            const unsigned long long k = j < n_last ? dma_key(zz[t], (int)j) : 0ULL;
+            const bool take = j < n_last && k >= tc;
+            const unsigned int bal = __ballot_sync(0xffffffffu, take);
+            int base = 0;
+            if ((tid & 31) == 0 && bal) base = atomicAdd(&count, __popc(bal));
+            base = __shfl_sync(0xffffffffu, base, 0);
+            if (take) {
+                const int slot = base + __popc(bal & ((1u << (tid & 31)) - 1u));
+                if (slot < a.cand_cap) skeys[slot] = k;
+            }
         }
     }
     __syncthreads();
     const int n = min(count, a.cand_cap);
-    int np2 = 1;
-    while (np2 < n) np2 <<= 1;
-    for (int i = n + threadIdx.x; i < np2; i += blockDim.x) skeys[i] = 0; /* pads sort last */
-    __syncthreads();
-    bitonic_desc(skeys, np2);
-
     auto idx_of = [&](int p) { return (long long)(skeys[p] & 0xffffffffu); };
-    const int nold = block_scan_flags(n, [&](int p) { return idx_of(p) < n_first ? 1 : 0; }, cold, swarp);
-    for (int p = threadIdx.x; p < n; p += blockDim.x) /* the new keys, in sorted order */
-        if (idx_of(p) >= n_first) {
-            const int q = p + 1 - cold[p] - 1;
-            if (q < CUDA_ATTN_BQ) npos[q] = p, nidx[q] = (int)idx_of(p);
-        }
-    const int nnew = min(n - nold, CUDA_ATTN_BQ);
-    /* the first sorted position where the keys row i sees reach w (n - 1 when they
-     * never do: fewer than w visible) */
-    auto row_pos = [&](long long vis) -> int {
-        int lo = 0, hi = n - 1;
-        while (lo < hi) {
-            const int mid = (lo + hi) >> 1;
-            int c = cold[mid];
-            for (int e = 0; e < nnew && npos[e] <= mid; e++) c += nidx[e] < vis;
-            if (c >= a.w) hi = mid;
-            else lo = mid + 1;
-        }
-        return lo;
-    };
-    __syncthreads();
-    if (threadIdx.x == 0) list_n = n_first > a.w ? row_pos(n_first) + 1 : n;
-    const int nrow = i1 - i0;
+    auto is_old = [&](int p) { return idx_of(p) < n_first; };
     unsigned long long trow = 0;
-    if (threadIdx.x < nrow) {
-        const long long vis = visible_keys(a, i0 + threadIdx.x);
-        trow = vis > a.w ? skeys[row_pos(vis)] : 0ULL;
-        a.tkey[u * a.Nq + i0 + threadIdx.x] = trow;
-        if (threadIdx.x == nrow - 1) tlast = trow; /* thresholds never decrease with the row */
+    if (n_first > a.w) {
+        /* the band: old ranks w - 127 .. w */
+        const int hi_rank = max(1, a.w - (CUDA_ATTN_BQ - 1));
+        const unsigned long long tA = block_select(skeys, n, is_old, a.w, hist, sdig, &found);
+        const unsigned long long tB = block_select(skeys, n, is_old, hi_rank, hist, sdig, &found);
+        for (int p = tid; p < n; p += PLAN_THREADS) {
+            const unsigned long long k = skeys[p];
+            if (k >= tA && (k <= tB || !is_old(p))) {
+                const int slot = atomicAdd(&nband, 1);
+                if (slot < 2 * CUDA_ATTN_BQ) bkeys[slot] = k;
+            }
+        }
+        __syncthreads();
+        const int nb = min(nband, 2 * CUDA_ATTN_BQ);
+        for (int i = nb + tid; i < 2 * CUDA_ATTN_BQ; i += PLAN_THREADS) bkeys[i] = 0;
+        __syncthreads();
+        bitonic_desc(bkeys, 2 * CUDA_ATTN_BQ);
+        auto bold = [&](int p) { return (long long)(bkeys[p] & 0xffffffffu) < n_first ? 1 : 0; };
+        block_scan_flags(nb, bold, c1, swarp);
+        if (tid == 0) { /* prefix masks over the band's new keys, in band order */
+            Mask128 m = {{0u, 0u, 0u, 0u}};
+            int e = 0;
+            pm[0] = m;
+            for (int p = 0; p < nb; p++)
+                if (!bold(p)) {
+                    const int o = (int)((long long)(bkeys[p] & 0xffffffffu) - n_first);
+                    m.w[o >> 5] |= 1u << (o & 31);
+                    pm[++e] = m;
+                }
+            tfirst = tA;
+        }
+        __syncthreads();
+        if (tid < nrow) {
+            const long long vis = visible_keys(a, i0 + tid);
+            if (vis > a.w) {
+                const int r = (int)min(vis - n_first, (long long)CUDA_ATTN_BQ);
+                const int base = hi_rank - 1; /* the old keys above the band */
+                int lo = 0, hi = nb - 1;
+                while (lo < hi) {
+                    const int mid = (lo + hi) >> 1;
+                    const int c = base + c1[mid] + popc_below(pm[mid + 1 - c1[mid]], r);
+                    if (c >= a.w) hi = mid;
+                    else lo = mid + 1;
+                }
+                trow = bkeys[lo];
+            }
+        }
+    } else {
+        /* near the start: sort every candidate */
+        int np2 = 1;
+        while (np2 < n) np2 <<= 1;
+        for (int i = n + tid; i < np2; i += PLAN_THREADS) skeys[i] = 0; /* pads sort last */
+        __syncthreads();
+        bitonic_desc(skeys, np2);
+        const int nold = block_scan_flags(n, [&](int p) { return is_old(p) ? 1 : 0; }, c1, swarp);
+        for (int p = tid; p < n; p += PLAN_THREADS) /* the new keys, in sorted order */
+            if (!is_old(p)) {
+                const int q = p - c1[p];
+                if (q < CUDA_ATTN_BQ) npos[q] = p, nidx[q] = (int)idx_of(p);
+            }
+        const int nnew = min(n - nold, CUDA_ATTN_BQ);
+        __syncthreads();
+        /* the first sorted position where the keys a row sees reach w */
+        auto row_pos = [&](long long vis) -> int {
+            int lo = 0, hi = n - 1;
+            while (lo < hi) {
+                const int mid = (lo + hi) >> 1;
+                int c = c1[mid];
+                for (int e = 0; e < nnew && npos[e] <= mid; e++) c += nidx[e] < vis;
+                if (c >= a.w) hi = mid;
+                else lo = mid + 1;
+            }
+            return lo;
+        };
+        if (tid == 0) tfirst = n_first > a.w ? skeys[row_pos(n_first)] : 0ULL;
+        if (tid < nrow) {
+            const long long vis = visible_keys(a, i0 + tid);
+            trow = vis > a.w ? skeys[row_pos(vis)] : 0ULL;
+        }
+    }
+    if (tid < nrow) {
+        a.tkey[u * a.Nq + i0 + tid] = trow;
+        if (tid == nrow - 1) tlast = trow; /* thresholds never decrease with the row */
     }
     __syncthreads();
-    const int ln = list_n;
-    const unsigned long long tl = tlast;
     /* the list: keys every row keeps (old, >= the last row's threshold) first, then
-     * the rest, each part in sorted order */
-    auto every = [&](int p) { return idx_of(p) < n_first && skeys[p] >= tl ? 1 : 0; };
-    const int nall = block_scan_flags(ln, every, cold, swarp);
+     * the rest down to the first row's threshold */
+    const unsigned long long tl = tlast, tf = tfirst;
+    auto every = [&](int p) { return is_old(p) && skeys[p] >= tl ? 1 : 0; };
+    auto rest = [&](int p) { return !every(p) && skeys[p] >= tf ? 1 : 0; };
+    const int nall = block_scan_flags(n, every, c1, swarp);
+    const int nrest = block_scan_flags(n, rest, c2, swarp);
     int *lst = a.list + (u * a.ntiles + tile) * a.cap;
-    for (int p = threadIdx.x; p < ln; p += blockDim.x) {
-        const int before = cold[p] - every(p); /* keys kept by every row before p */
-        const int dst = every(p) ? before : nall + (p - before);
-        lst[dst] = (int)idx_of(p);
+    for (int p = tid; p < n; p += PLAN_THREADS) {
+        if (every(p)) lst[c1[p] - 1] = (int)idx_of(p);
+        else if (rest(p)) lst[nall + c2[p] - 1] = (int)idx_of(p);
     }
-    if (threadIdx.x == 0) a.list_len[u * a.ntiles + tile] = ln;
+    if (tid == 0) a.list_len[u * a.ntiles + tile] = nall + nrest;
 }
 
 dm_cuda_ws g_ws; /* plan and selection state, kept between calls */
@@ -381,12 +551,13 @@ attn_status dma_plan(const attn_params *p, int backward, DmaPlan *pl) {
     pa.B = p->B, pa.Nq = p->Nq, pa.Nk = p->Nk, pa.Hkv = p->Hkv, pa.w = p->w, pa.causal = p->causal;
     pa.ntiles = ntiles, pa.cap = cap, pa.list = list, pa.list_len = len, pa.tkey = tkey;
     pa.ncoarse = ncoarse, pa.tcoarse = tcoarse;
-    /* candidates of a tile: w keys at its coarse tile's start, plus every key after */
+    /* candidates of a tile: w keys at its coarse tile's start, plus every key after;
+     * tiles whose first row sees at most w keys sort theirs (at most w + 127) */
     long long cand = std::min<long long>((long long)p->w + (long long)(COARSE + 1) * CUDA_ATTN_BQ, p->Nk);
     int np2 = 1;
-    while (np2 < cand) np2 <<= 1;
-    pa.cand_cap = np2;
-    size_t psmem = (size_t)np2 * (sizeof(unsigned long long) + sizeof(int));
+    while (np2 < std::min<long long>((long long)p->w + CUDA_ATTN_BQ, p->Nk)) np2 <<= 1;
+    pa.cand_cap = (int)std::max<long long>(cand, np2);
+    size_t psmem = (size_t)pa.cand_cap * (sizeof(unsigned long long) + 2 * sizeof(int));
     dma_coarse_kernel<<<dim3(ncoarse, p->Hkv, p->B), PLAN_THREADS>>>(pa);
     CUDA_CHECK_LAUNCH();
     CUDA_CHECK(cudaFuncSetAttribute(dma_plan_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)psmem));
