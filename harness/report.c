@@ -93,7 +93,7 @@ cJSON *report_provenance(int argc, char **argv, uint64_t seed) {
                                               "DMABENCH_DECODE_WAVES", "DMABENCH_DECODE_SEL_CTAS", "DMABENCH_GPU_KV_CACHE",
                                               "DMABENCH_NSA_TC_BWD", "DMABENCH_NSA_PICK", "DMABENCH_CUDA_WGMMA",
                                               "DMABENCH_DECODE_SEL_ATOMIC", "DMABENCH_NSA_CMP_BLK",
-                                              "DMABENCH_CUDA_WGMMA_BWD"};
+                                              "DMABENCH_CUDA_WGMMA_BWD", "DMABENCH_DECODE_SEL_COOP"};
     cJSON *env = cJSON_AddObjectToObject(r, "environment");
     for (size_t i = 0; i < sizeof kernel_env / sizeof kernel_env[0]; i++) {
         const char *v = getenv(kernel_env[i]);

@@ -101,7 +101,10 @@ lim 120 env DMABENCH_NSA_CMP_BLK=0 $K --variants nsa --n 8192,65536 --w 512 --mo
     --out "$OUT/kernels-nsa-cmpblk0.json"
 fi
 if want optin-decode; then
-echo "== decode: the select's histogram with __match_any_sync (DMABENCH_DECODE_SEL_ATOMIC=0), random and clustered z"
+echo "== decode: the select's histogram with __match_any_sync (DMABENCH_DECODE_SEL_ATOMIC=0), random and clustered z;"
+echo "   the select as a launch per pass (DMABENCH_DECODE_SEL_COOP=0)"
+lim 40 env DMABENCH_DECODE_SEL_COOP=0 $K --variants dma --n 65536,524288 --w 1024 --mode decode --warmup 3 --repeats 10 \
+    --out "$OUT/kernels-decode-coop0.json"
 lim 40 env DMABENCH_DECODE_SEL_ATOMIC=0 $K --variants dma --n 65536,524288 --w 1024 --mode decode --warmup 3 --repeats 10 \
     --out "$OUT/kernels-decode-selmatch.json"
 lim 40 $K --variants dma --n 524288 --w 1024 --mode decode --dma-z clustered --warmup 3 --repeats 10 \

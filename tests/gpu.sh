@@ -44,12 +44,12 @@ rc_of() { cat "$T/$1.rc" 2>/dev/null || echo "?"; }
 # CUDA-core selection and selected branch; the backward on 64-row tiles; the
 # key-parallel backward (mha, swa and nsa's window branch); nsa's selected-branch
 # backward on the CUDA cores; nsa's repeated-argmax pick of the selected blocks;
-# the forward on Hopper's wgmma; dma decode's select histogram with match; nsa's
-# linear compression 8 blocks per CTA forward and backward, and one block per CTA
-# both ways; the backward's products on wgmma
+# the forward on Hopper's wgmma; dma decode's select histogram with match, and its
+# select as a launch per pass; nsa's linear compression 8 blocks per CTA forward
+# and backward, and one block per CTA both ways; the backward's products on wgmma
 OPTINS="DMABENCH_NSA_TC=0:nsa DMABENCH_CUDA_BWD_TILE=64:mha,swa,dma,nsa DMABENCH_CUDA_BWD_KEYPAR=1:mha,swa,nsa
 DMABENCH_NSA_TC_BWD=0:nsa DMABENCH_NSA_PICK=argmax:nsa DMABENCH_CUDA_WGMMA=1:mha,swa,dma,nsa
-DMABENCH_DECODE_SEL_ATOMIC=0:dma DMABENCH_NSA_CMP_BLK=1:nsa DMABENCH_NSA_CMP_BLK=0:nsa
+DMABENCH_DECODE_SEL_ATOMIC=0:dma DMABENCH_DECODE_SEL_COOP=0:dma DMABENCH_NSA_CMP_BLK=1:nsa DMABENCH_NSA_CMP_BLK=0:nsa
 DMABENCH_CUDA_WGMMA_BWD=1:mha,swa,dma,nsa"
 if want verify; then
     for dt in bf16 f16 f32; do bg "v-$dt" $B verify --backend cuda --dtype $dt --quiet --out "$T/v-$dt.json"; done
@@ -107,7 +107,7 @@ if [ $SAN = 1 ] && want sanitize-optin; then
     # memcheck for every other version; racecheck (about 3 minutes per run) for the
     # ones whose shared-memory use is new since the last sanitized run
     SOPT="memcheck:DMABENCH_NSA_TC=0:nsa memcheck:DMABENCH_CUDA_BWD_TILE=64:mha,dma
-memcheck:DMABENCH_DECODE_SEL_ATOMIC=0:dma
+memcheck:DMABENCH_DECODE_SEL_ATOMIC=0:dma memcheck:DMABENCH_DECODE_SEL_COOP=0:dma
 memcheck:DMABENCH_CUDA_BWD_KEYPAR=1:mha,swa racecheck:DMABENCH_CUDA_BWD_KEYPAR=1:mha,swa
 memcheck:DMABENCH_NSA_TC_BWD=0:nsa memcheck:DMABENCH_NSA_PICK=argmax:nsa
 memcheck:DMABENCH_NSA_CMP_BLK=1:nsa racecheck:DMABENCH_NSA_CMP_BLK=1:nsa memcheck:DMABENCH_NSA_CMP_BLK=0:nsa
