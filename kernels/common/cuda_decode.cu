@@ -796,7 +796,9 @@ extern "C" attn_status cuda_decode_dma_forward(const attn_params *p, cuda_decode
                 &occ, sel_atomic ? sel_coop_kernel<false> : sel_coop_kernel<true>, SEL_THREADS, 0));
         coop_occ = coop ? occ : 0;
     }
-    const bool use_coop = want_coop && coop_occ > 0 && (long long)coop_occ * nsm >= (long long)units;
+    /* (the kernel checks the rows' done flags with one thread per row) */
+    const bool use_coop = want_coop && coop_occ > 0 && (long long)coop_occ * nsm >= (long long)units &&
+                          units <= (size_t)SEL_THREADS;
     /* select chunks: about 4 CTAs per SM over all (batch, kv head) rows; as many as
      * stay resident for the cooperative launch */
     static const int sel_ctas = env_knob("DMABENCH_DECODE_SEL_CTAS", 4);
