@@ -9,7 +9,12 @@
  * intervals, runs the online softmax in registers, and accumulates O += P V with P
  * converted straight from the S accumulators into A fragments.
  * Shared-memory rows are 16-byte chunks XOR-swizzled by (row & 7), so ldmatrix
- * reads 8 rows of one column without bank conflicts.
+ * reads 8 rows of one column without bank conflicts; every row a lane points at
+ * has the same low bits, so its ldmatrix addresses are four per-thread bases plus
+ * immediates. Key blocks that every row keeps in full (most of them) take a copy
+ * of the softmax step without the mask (fwd_softmax<false>): with the mask in
+ * every block, ptxas predicated it into all of them, and the kernel executed 1.7x
+ * the instructions of FlashAttention-2's forward (docs/perf-notes.md e1).
  *
  * Tuning: 32 rows per warp read each K/V fragment from shared memory once for two
  * MMAs per m-tile pair, about 26 flops per shared-memory byte at D = 128 (16 rows
