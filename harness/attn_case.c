@@ -101,7 +101,7 @@ void attn_case_free(attn_case *c) {
     }
 }
 
-/* Distributions: q, k, v, do ~ N(0, 1); z ~ N(0, 1) (or clustered); w_dt ~ N(0, 1/C)
+/* Distributions: q, k, v, do ~ N(0, 1); z ~ N(0, 1) (or clustered, or rising); w_dt ~ N(0, 1/C)
  * so dt is O(1); b_dt ~ N(0, 0.5^2); a ~ N(0, 0.2^2), which keeps exp(a softplus(dt))
  * within a few units as in a trained model (a wider a lets one key's z dominate every
  * row, P turns one-hot and the gradients shrink to the fp32 rounding floor, which
@@ -126,6 +126,7 @@ void attn_case_fill(attn_case *c, uint64_t seed, z_pattern zp) {
         if (!strcmp(nm, "a")) sd = 0.2;
         if (!strcmp(nm, "w_ck") || !strcmp(nm, "w_cv")) sd = 1.0 / sqrt((double)c->p.nsa_l * c->p.D);
         const int uniform = !strcmp(nm, "g"), clustered = !strcmp(nm, "z") && zp == Z_CLUSTERED;
+        const int rising = !strcmp(nm, "z") && zp == Z_RISING;
         const int64_t nchunks = (n + FILL_CHUNK - 1) / FILL_CHUNK;
 #pragma omp parallel for schedule(dynamic, 1) if (nchunks > 1)
         for (int64_t k = 0; k < nchunks; k++) {
@@ -142,6 +143,8 @@ void attn_case_fill(attn_case *c, uint64_t seed, z_pattern zp) {
                     rng_t rr;
                     rng_seed(&rr, seed ^ (uint64_t)(e / c->p.Nk) * 7919u ^ (uint64_t)run * 104729u);
                     x = (rng_uniform(&rr) < 0.25 ? 2.0 : -2.0) + 0.1 * rng_normal(&r);
+                } else if (rising) {
+                    x = -2.0 + 4.0 * (double)(e % c->p.Nk) / (double)c->p.Nk; /* distinct in float up to 2^22 keys */
                 } else x = sd * rng_normal(&r);
                 attn_case_set(c, s, e, x);
             }

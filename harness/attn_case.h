@@ -15,6 +15,7 @@
 typedef enum {
     Z_RANDOM = 0,   /* z i.i.d. normal: the selected keys are scattered */
     Z_CLUSTERED,    /* z high on a few contiguous runs of keys: selection is clustered */
+    Z_RISING,       /* z grows with the key index: every query keeps its latest keys */
 } z_pattern;
 
 typedef struct {

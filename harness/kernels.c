@@ -29,8 +29,11 @@
 #define MAX_CELLS 100000
 #define FLUSH_BYTES (64u << 20) /* scratch written between CPU repeats to flush the LLC */
 
-enum { ZSRC_RANDOM = 0, ZSRC_CLUSTERED, ZSRC_WDT, ZSRC_N };
-static const char *const zsrc_names[ZSRC_N] = {"random", "clustered", "wdt"};
+enum { ZSRC_RANDOM = 0, ZSRC_CLUSTERED, ZSRC_RISING, ZSRC_WDT, ZSRC_N };
+static const char *const zsrc_names[ZSRC_N] = {"random", "clustered", "rising", "wdt"};
+static z_pattern zsrc_pattern(int zsrc) {
+    return zsrc == ZSRC_CLUSTERED ? Z_CLUSTERED : zsrc == ZSRC_RISING ? Z_RISING : Z_RANDOM;
+}
 
 enum { FMT_MD = 0, FMT_JSON, FMT_JSONL, FMT_CSV };
 static const char *const fmt_names[] = {"md", "json", "jsonl", "csv"};
@@ -308,7 +311,7 @@ static const check_entry *get_check(sweep *S, const attn_op *op, const kcell *c)
     verify_opts vo = {0};
     vo.dma_wdt = c->v == ATTN_DMA && c->zsrc == ZSRC_WDT;
     vo.dma_bias = vo.dma_wdt;
-    vo.zp = c->zsrc == ZSRC_CLUSTERED ? Z_CLUSTERED : Z_RANDOM;
+    vo.zp = zsrc_pattern(c->zsrc);
     vo.backward = bwd;
     vo.seed = (uint64_t)S->o.seed;
     verify_one(op, &cc.sh, &vo, &e->r);
@@ -387,7 +390,7 @@ static void time_cell(sweep *S, const attn_op *op, const kcell *c, cJSON *rec) {
         set_status(rec, "error", "cannot set up the tensors: %s", attn_status_str(st));
         return;
     }
-    attn_case_fill(&cs, (uint64_t)S->o.seed, c->zsrc == ZSRC_CLUSTERED ? Z_CLUSTERED : Z_RANDOM);
+    attn_case_fill(&cs, (uint64_t)S->o.seed, zsrc_pattern(c->zsrc));
     /* CUDA operators run on a device mirror of the case, timed with CUDA events */
     attn_case dev;
     int on_dev = c->b == ATTN_BACKEND_CUDA;
@@ -726,8 +729,9 @@ static void usage(void) {
            "settings (each multiplies only the cells of the variants that use it):\n"
            "  --w LIST         window of swa, dma, nsa (default 1024; mha ignores it)\n"
            "  --dma-mode LIST  exp,linear (default exp)\n"
-           "  --dma-z LIST     random,clustered,wdt (default random): z given i.i.d. normal,\n"
-           "                   z given in clustered runs, or z computed from w_dt in the op\n"
+           "  --dma-z LIST     random,clustered,rising,wdt (default random): z given i.i.d.\n"
+           "                   normal, in clustered runs, growing with the key index, or z\n"
+           "                   computed from w_dt in the op\n"
            "  --nsa-l LIST --nsa-d LIST --nsa-ls LIST --nsa-n LIST\n"
            "                   NSA block sizes (default 32, 16, 64, 16)\n"
            "  --nsa-cmp LIST   linear,mean (default linear)\n"
@@ -837,7 +841,7 @@ static int parse_opts(cli_args *a, kopts *o) {
     for (int i = 0; i < n; i++) o->dmode[i] = tmp[i] ? DMA_MODE_LINEAR : DMA_MODE_EXP;
     o->ndmode = n;
     if ((n = parse_names(a, "--dma-z", "z source", cli_str(a, "--dma-z", "random"), zsrc_names, ZSRC_N, o->dz,
-                         "random, clustered, wdt")) < 0)
+                         "random, clustered, rising, wdt")) < 0)
         return -1;
     o->ndz = n;
     if ((n = parse_names(a, "--nsa-cmp", "compression", cli_str(a, "--nsa-cmp", "linear"), ncnames, 2, tmp, "linear, mean")) < 0)

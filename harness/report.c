@@ -92,8 +92,8 @@ cJSON *report_provenance(int argc, char **argv, uint64_t seed) {
     static const char *const kernel_env[] = {"DMABENCH_ISA", "DMABENCH_NSA_TC", "DMABENCH_CUDA_BWD_TILE", "DMABENCH_CUDA_BWD_KEYPAR",
                                               "DMABENCH_DECODE_WAVES", "DMABENCH_DECODE_SEL_CTAS", "DMABENCH_GPU_KV_CACHE",
                                               "DMABENCH_NSA_TC_BWD", "DMABENCH_NSA_PICK", "DMABENCH_CUDA_WGMMA",
-                                              "DMABENCH_DECODE_SEL_ATOMIC", "DMABENCH_NSA_CMP_BLK",
-                                              "DMABENCH_CUDA_WGMMA_BWD", "DMABENCH_DECODE_SEL_COOP"};
+                                              "DMABENCH_DECODE_SEL_SAMPLE", "DMABENCH_NSA_CMP_BLK",
+                                              "DMABENCH_CUDA_WGMMA_BWD"};
     cJSON *env = cJSON_AddObjectToObject(r, "environment");
     for (size_t i = 0; i < sizeof kernel_env / sizeof kernel_env[0]; i++) {
         const char *v = getenv(kernel_env[i]);

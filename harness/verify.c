@@ -472,6 +472,7 @@ int cmd_verify(int argc, char **argv) {
                     cJSON_AddStringToObject(rec, "z_source",
                                             cells[ci].o.dma_wdt ? (cells[ci].o.dma_bias ? "w_dt+b_dt" : "w_dt")
                                             : cells[ci].o.zp == Z_CLUSTERED ? "clustered"
+                                            : cells[ci].o.zp == Z_RISING    ? "rising"
                                                                             : "random");
                 cJSON_AddNumberToObject(rec, "max_abs_err", fmax(r.fwd_abs, r.bwd_abs));
                 cJSON_AddNumberToObject(rec, "max_rel_err", fmax(r.fwd_rel, r.bwd_rel));

@@ -14,7 +14,8 @@ mkdir -p "$OUT"
 $B env >"$OUT/env.json"
 nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm,clocks.mem,driver_version --format=csv >"$OUT/nvidia-smi.csv" 2>&1
 cat "$OUT/nvidia-smi.csv"
-# parts, so that each fits a time-limited run: tests (no sanitizers), sanitize
+# parts, so that each fits a time-limited run: tests (no sanitizers; or
+# tests-verify and tests-model, its two halves), sanitize
 # and sanitize-optin (tests/gpu.sh's sanitizer runs of the default and the other
 # kernel versions, chosen in the environment), bench (timings and anchors),
 # bench-optin (the other versions and the decode knobs); no argument: all
@@ -23,6 +24,13 @@ if [ "$PART" = tests ] || [ "$PART" = all ] || [ "$PART" = quick ]; then
     echo "== GPU tests (tests/gpu.sh without the sanitizers)"
     DMABENCH_GPU=1 DMABENCH_GPU_SANITIZE=0 DMABENCH=$B sh tests/gpu.sh | tee "$OUT/gpu-tests.log"
 fi
+# the same in two calls: tests/gpu.sh's verify part, then its model part
+for tp in verify model; do
+    if [ "$PART" = tests-$tp ]; then
+        echo "== GPU tests, $tp part (tests/gpu.sh without the sanitizers)"
+        DMABENCH_GPU=1 DMABENCH_GPU_PART=$tp DMABENCH_GPU_SANITIZE=0 DMABENCH=$B sh tests/gpu.sh | tee "$OUT/gpu-tests-$tp.log"
+    fi
+done
 for san in sanitize sanitize-optin; do
     if [ "$PART" = $san ] || [ "$PART" = all ]; then
         echo "== GPU tests under compute-sanitizer ($san)"
@@ -101,14 +109,9 @@ lim 120 env DMABENCH_NSA_CMP_BLK=0 $K --variants nsa --n 8192,65536 --w 512 --mo
     --out "$OUT/kernels-nsa-cmpblk0.json"
 fi
 if want optin-decode; then
-echo "== decode: the select's histogram with __match_any_sync (DMABENCH_DECODE_SEL_ATOMIC=0), random and clustered z;"
-echo "   the select as a launch per pass (DMABENCH_DECODE_SEL_COOP=0)"
-lim 40 env DMABENCH_DECODE_SEL_COOP=0 $K --variants dma --n 65536,524288 --w 1024 --mode decode --warmup 3 --repeats 10 \
-    --out "$OUT/kernels-decode-coop0.json"
-lim 40 env DMABENCH_DECODE_SEL_ATOMIC=0 $K --variants dma --n 65536,524288 --w 1024 --mode decode --warmup 3 --repeats 10 \
-    --out "$OUT/kernels-decode-selmatch.json"
+echo "== decode: dma's select with clustered z; the exact select over all of z (DMABENCH_DECODE_SEL_SAMPLE=0)"
 lim 40 $K --variants dma --n 524288 --w 1024 --mode decode --dma-z clustered --warmup 3 --repeats 10 \
     --out "$OUT/kernels-decode-clustered.json"
-lim 40 env DMABENCH_DECODE_SEL_ATOMIC=0 $K --variants dma --n 524288 --w 1024 --mode decode --dma-z clustered \
-    --warmup 3 --repeats 10 --out "$OUT/kernels-decode-selmatch-clustered.json"
+lim 40 env DMABENCH_DECODE_SEL_SAMPLE=0 $K --variants dma --n 65536,524288 --w 1024 --mode decode --warmup 3 --repeats 10 \
+    --out "$OUT/kernels-decode-exact.json"
 fi

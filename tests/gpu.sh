@@ -44,12 +44,11 @@ rc_of() { cat "$T/$1.rc" 2>/dev/null || echo "?"; }
 # CUDA-core selection and selected branch; the backward on 64-row tiles; the
 # key-parallel backward (mha, swa and nsa's window branch); nsa's selected-branch
 # backward on the CUDA cores; nsa's repeated-argmax pick of the selected blocks;
-# the forward on Hopper's wgmma; dma decode's select histogram with match, and its
-# select as a launch per pass; nsa's linear compression 8 blocks per CTA forward
+# the forward on Hopper's wgmma; dma decode's exact select over all of z; nsa's linear compression 8 blocks per CTA forward
 # and backward, and one block per CTA both ways; the backward's products on wgmma
 OPTINS="DMABENCH_NSA_TC=0:nsa DMABENCH_CUDA_BWD_TILE=64:mha,swa,dma,nsa DMABENCH_CUDA_BWD_KEYPAR=1:mha,swa,nsa
 DMABENCH_NSA_TC_BWD=0:nsa DMABENCH_NSA_PICK=argmax:nsa DMABENCH_CUDA_WGMMA=1:mha,swa,dma,nsa
-DMABENCH_DECODE_SEL_ATOMIC=0:dma DMABENCH_DECODE_SEL_COOP=0:dma DMABENCH_NSA_CMP_BLK=1:nsa DMABENCH_NSA_CMP_BLK=0:nsa
+DMABENCH_DECODE_SEL_SAMPLE=0:dma DMABENCH_NSA_CMP_BLK=1:nsa DMABENCH_NSA_CMP_BLK=0:nsa
 DMABENCH_CUDA_WGMMA_BWD=1:mha,swa,dma,nsa"
 if want verify; then
     for dt in bf16 f16 f32; do bg "v-$dt" $B verify --backend cuda --dtype $dt --quiet --out "$T/v-$dt.json"; done
@@ -107,7 +106,7 @@ if [ $SAN = 1 ] && want sanitize-optin; then
     # memcheck for every other version; racecheck (about 3 minutes per run) for the
     # ones whose shared-memory use is new since the last sanitized run
     SOPT="memcheck:DMABENCH_NSA_TC=0:nsa memcheck:DMABENCH_CUDA_BWD_TILE=64:mha,dma
-memcheck:DMABENCH_DECODE_SEL_ATOMIC=0:dma memcheck:DMABENCH_DECODE_SEL_COOP=0:dma
+memcheck:DMABENCH_DECODE_SEL_SAMPLE=0:dma racecheck:DMABENCH_DECODE_SEL_SAMPLE=0:dma
 memcheck:DMABENCH_CUDA_BWD_KEYPAR=1:mha,swa racecheck:DMABENCH_CUDA_BWD_KEYPAR=1:mha,swa
 memcheck:DMABENCH_NSA_TC_BWD=0:nsa memcheck:DMABENCH_NSA_PICK=argmax:nsa
 memcheck:DMABENCH_NSA_CMP_BLK=1:nsa racecheck:DMABENCH_NSA_CMP_BLK=1:nsa memcheck:DMABENCH_NSA_CMP_BLK=0:nsa
@@ -140,6 +139,21 @@ if want verify; then
     n=$(grep -c '"status":[[:space:]]*"ok"' "$T/k.json" 2>/dev/null)
     if [ $rc -eq 0 ] && [ "${n:-0}" -eq 18 ]; then ok "kernels sweep: 18 cells checked and timed"
     else nok "kernels sweep" "exit $rc, $n of 18 cells ok: $(tail -3 "$T/k.log" | tr '\n' ' ')"; fi
+    # dma's selects where the kept keys bunch, checked at full size: clustered and
+    # rising z (rising: every kept key of a decode row in the last filter CTAs, past
+    # their shared stage); w = 4096 at K = 70000 takes the exact select
+    $B kernels --backend cuda --variants dma --n 70000,131072 --w 1024,4096 --b 1 --hq 8 --hkv 2 --d 128 --dtype bf16 \
+        --mode decode --dma-z clustered,rising --check-n 131072 --warmup 1 --repeats 3 --out "$T/kz.json" >"$T/kz.log" 2>&1
+    rc=$?
+    n=$(grep -c '"status":[[:space:]]*"ok"' "$T/kz.json" 2>/dev/null)
+    if [ $rc -eq 0 ] && [ "${n:-0}" -eq 8 ]; then ok "dma decode with bunched z: 8 cells checked at full size"
+    else nok "dma decode with bunched z" "exit $rc, $n of 8 cells ok: $(tail -3 "$T/kz.log" | tr '\n' ' ')"; fi
+    $B kernels --backend cuda --variants dma --n 2048 --w 1024 --b 1 --hq 8 --hkv 2 --d 128 --dtype bf16 \
+        --mode fwd,fwdbwd --dma-z rising --check-n 2048 --warmup 1 --repeats 3 --out "$T/kr.json" >"$T/kr.log" 2>&1
+    rc=$?
+    n=$(grep -c '"status":[[:space:]]*"ok"' "$T/kr.json" 2>/dev/null)
+    if [ $rc -eq 0 ] && [ "${n:-0}" -eq 2 ]; then ok "dma fwd and fwd+bwd with rising z: 2 cells checked"
+    else nok "dma fwd and fwd+bwd with rising z" "exit $rc, $n of 2 cells ok: $(tail -3 "$T/kr.log" | tr '\n' ' ')"; fi
 fi
 
 # gpu_prog NAME PROG [SANITIZE]: a GPU test program, whose own ok/not ok lines

@@ -150,13 +150,13 @@ if [ "$rc" -eq 0 ] && [ ! -s "$T/q.out" ] && [ "$(count . "$T/q.err")" -eq 1 ] &
     grep -q '^kernels: 1 cell: 1 ok' "$T/q.err" && grep -q '"threads":[[:space:]]*[1-9]' "$T/q.json"; then ok quiet_threads0
 else nok quiet_threads0 "exit $rc: $(head -c 200 "$T/q.out") / $(tr '\n' ' ' <"$T/q.err")"; fi
 
-# ---- bwd and decode modes, dma with z from w_dt and clustered z ----
-$B kernels --backend ref --variants dma --mode bwd,decode --dma-z wdt,clustered --n 40 --hq 2 --hkv 1 --d 8 --w 8 \
+# ---- bwd and decode modes, dma with z from w_dt, clustered and rising z ----
+$B kernels --backend ref --variants dma --mode bwd,decode --dma-z wdt,clustered,rising --n 40 --hq 2 --hkv 1 --d 8 --w 8 \
     --repeats 1 --warmup 0 --format jsonl >"$T/m.jsonl" 2>"$T/m.err"
 rc=$?
-if [ "$rc" -eq 0 ] && [ "$(count '"status":"ok"' "$T/m.jsonl")" -eq 4 ] &&
-    [ "$(count '"mode":"decode".*"Nq":1,"Nk":40' "$T/m.jsonl")" -eq 2 ] &&
-    [ "$(count '"dma_z":"wdt"' "$T/m.jsonl")" -eq 2 ]; then ok modes_bwd_decode
+if [ "$rc" -eq 0 ] && [ "$(count '"status":"ok"' "$T/m.jsonl")" -eq 6 ] &&
+    [ "$(count '"mode":"decode".*"Nq":1,"Nk":40' "$T/m.jsonl")" -eq 3 ] &&
+    [ "$(count '"dma_z":"wdt"' "$T/m.jsonl")" -eq 2 ] && [ "$(count '"dma_z":"rising"' "$T/m.jsonl")" -eq 2 ]; then ok modes_bwd_decode
 else nok modes_bwd_decode "exit $rc: $(tail -2 "$T/m.err")"; fi
 
 # ---- the default backend (cpu): cells it lacks are "unsupported", never a crash ----

@@ -15,22 +15,18 @@
  * 2. decode_combine_kernel, one CTA of D threads per (batch, head, query): merges
  *    the splits (rescale by 2^(m_s - M)), writes O in the input dtype and
  *    lse = (M + log2 L) ln 2, or O = 0 and lse = -inf when no split saw a key.
- * 3. dma (Nq = 1): sel_pass_kernel, one launch per 13-bit digit of the 64-bit key
- *    (5 launches: bits 63-51, 50-38, 37-25, 24-12, 11-0), grid (key chunk, kv head,
- *    batch). Each CTA histograms the digit of the keys that match the prefix found so
- *    far (shared-memory counts, lanes with the same bin add once through a leader),
- *    adds its counts to the (batch, kv head)'s global histogram, and the last CTA to
- *    arrive (threadfence + arrival counter) scans it from the top bin, extends the
- *    prefix and writes the new state. The select is done as soon as the bin holding
- *    the w-th largest key is taken whole (its count equals the rank still needed):
- *    then exactly the keys with (key & mask) >= prefix are the top w (the later
- *    launches return at once). Once few keys match the prefix (<= 65536), a pass
- *    also copies them out, and the next passes read that buffer instead of z.
- *    sel_compact_kernel then writes the indices of the selected keys (exactly w)
- *    to the (batch, kv head)'s list; their order is that of the atomics.
- *    The global histograms and counters are zero between calls: the last CTA of a
- *    pass clears what it read, and the workspace is zeroed when it is (re)allocated
- *    or when a call stopped part way.
+ * 3. dma (Nq = 1): the top w keys of each (batch, kv head) by their score z (ties
+ *    to the larger index: sel_key), in three launches.
+ *    sel_sample_kernel, one CTA per row: a radix select (cuda_select.cuh) over a
+ *    strided sample of 4096 keys sets a threshold score that some 3-4 w keys
+ *    reach. sel_filter_kernel, grid (key chunk, kv head, batch): one read of z,
+ *    the keys at or above the threshold appended to the row's candidates (one
+ *    atomic per warp). sel_final_kernel, one CTA per row: the exact select of the
+ *    top w among the candidates in registers, and their indices into the row's
+ *    list (order: that of the atomics). When the candidates are fewer than w or
+ *    more than 8192 (ties, a sample that missed, a large w), that CTA selects over
+ *    all of z instead, a pass per digit: slower, the same keys.
+ *    DMABENCH_DECODE_SEL_SAMPLE=0 takes that path always (for tests).
  */
 #include <algorithm>
 #include <climits>
@@ -43,6 +39,7 @@
 #include "cuda_decode.h"
 #include "cuda_mma.cuh"
 #include "cuda_rt.h"
+#include "cuda_select.cuh"
 
 namespace {
 using namespace dm; /* LOG2E, fast_exp2, cvt8 */
@@ -318,52 +315,40 @@ __global__ void __launch_bounds__(D) decode_combine_kernel(const DecArgs a) {
     if (d == 0) a.lse[row] = L > 0.f ? (M + log2f(L)) * LN2 : -INFINITY;
 }
 
-/* ---- dma: radix select of the top w keys, then the list ---- */
+/* ---- dma: the top w keys, then the list ---- */
 
-constexpr int SEL_THREADS = 512;
-constexpr int SEL_WARPS = SEL_THREADS / 32;
-constexpr int SEL_BITS = 13;
-constexpr int SEL_BINS = 1 << SEL_BITS;
-constexpr int SEL_PASSES = 5; /* 13 + 13 + 13 + 13 + 12 = 64 bits */
-constexpr int SEL_UNROLL = 8;
-constexpr int SEL_GRAIN = SEL_THREADS * SEL_UNROLL; /* keys per CTA iteration */
-constexpr int SEL_CAND_MAX = 65536;                 /* candidate buffer per (batch, kv head) */
-
-/* Per (batch, kv head): where the select stands. 64 bytes. */
-struct SelState {
-    unsigned long long prefix, mask; /* digits decided so far */
-    unsigned int rank;   /* the rank (1-based, from the top) still wanted among the keys matching prefix */
-    unsigned int cnt;    /* keys matching prefix */
-    unsigned int done;   /* the top w are exactly the keys with (key & mask) >= prefix */
-    unsigned int src;    /* 0: the passes read z; 1: they read the candidate buffer */
-    unsigned int nsrc;   /* keys in the candidate buffer */
-    unsigned int ncand;  /* candidates written by the current pass */
-    unsigned int arrive; /* CTAs of the current pass that finished */
-    unsigned int pad[5];
-};
+constexpr int SEL_THREADS = 1024;                  /* the sample and final kernels: one CTA per row */
+constexpr int SEL_SAMPLES = 4096;                  /* keys sampled per (batch, kv head) */
+constexpr int SEL_SPT = SEL_SAMPLES / SEL_THREADS; /* samples per thread */
+constexpr int SEL_KPT = 8;                         /* candidates per thread in the final select */
+constexpr int SEL_CAP = SEL_THREADS * SEL_KPT;     /* candidates per (batch, kv head) */
+constexpr int FLT_THREADS = 256;                   /* the filter */
+constexpr int FLT_UNROLL = 4;                      /* 16-byte loads in flight per thread */
+constexpr int FLT_GRAIN = FLT_THREADS * FLT_UNROLL * 4; /* keys per filter CTA iteration */
+constexpr int FLT_STAGE = 2048;                    /* candidates a filter CTA gathers in shared memory */
 
 struct SelArgs {
     const float *z; /* (B, Hkv, Nk) */
-    int Nk, Hkv;
-    int n;          /* visible keys: [0, n) */
+    int Nk;
+    int n;      /* visible keys: [0, n) */
     int w;
-    int chunk;      /* keys per CTA, a multiple of SEL_GRAIN */
-    int cand_cap;
-    SelState *st;             /* (B * Hkv) */
-    unsigned int *ghist;      /* (B * Hkv, SEL_BINS), zero between passes */
-    unsigned long long *cand; /* (B * Hkv, cand_cap) */
+    int stride; /* sample j of a row is key j * stride */
+    int ns;     /* samples per row */
+    int srank;  /* the rank among the samples whose score is the threshold */
+    int chunk;  /* keys per filter CTA, a multiple of FLT_GRAIN */
+    int exact;  /* 1: skip the sample (DMABENCH_DECODE_SEL_SAMPLE=0) */
+    unsigned int *thr;        /* (B * Hkv) the threshold, as sel_ord of a score */
+    unsigned int *ncand;      /* (B * Hkv) keys at or above it (may exceed SEL_CAP) */
+    unsigned long long *cand; /* (B * Hkv, SEL_CAP) their keys */
     int *list;                /* (B * Hkv, w) */
     int *lens;                /* (B * Hkv) */
 };
 
-__device__ __forceinline__ void sel_digit(int pass, int &shift, int &width) {
-    const int top = 64 - SEL_BITS * pass; /* the bits still undecided are [0, top) */
-    shift = max(0, top - SEL_BITS);
-    width = top - shift;
-}
+/* The high half of sel_key: the order of the scores alone. */
+__device__ __forceinline__ unsigned int sel_ord(float z) { return (unsigned int)(sel_key(z, 0) >> 32); }
 
 /* Appends the lanes' values where take is set to out[*counter ...] (capacity cap);
- * one atomic per warp. All lanes of the warp call it. */
+ * one atomic per warp; the counter counts past cap. All lanes of the warp call it. */
 template <typename V>
 __device__ __forceinline__ void warp_append(bool take, V val, unsigned int *counter, V *out, unsigned int cap) {
     const int lane = threadIdx.x & 31;
@@ -378,236 +363,154 @@ __device__ __forceinline__ void warp_append(bool take, V val, unsigned int *coun
     }
 }
 
-/* Where a row's select stands when a pass starts (pass 0: nothing decided yet).
- * Read through L2 (__ldcg): in the one-launch select another CTA wrote it. */
-struct SelView {
-    unsigned long long prefix, mask;
-    unsigned int rank, cnt, src, nsrc, done;
-};
-
-__device__ __forceinline__ SelView sel_view(const SelArgs &a, const SelState *st, int pass) {
-    SelView v = {0ULL, 0ULL, (unsigned int)a.w, (unsigned int)a.n, 0u, (unsigned int)a.n, 0u};
-    if (pass > 0) {
-        v.prefix = __ldcg(&st->prefix), v.mask = __ldcg(&st->mask);
-        v.rank = __ldcg(&st->rank), v.cnt = __ldcg(&st->cnt), v.src = __ldcg(&st->src), v.nsrc = __ldcg(&st->nsrc);
-        v.done = __ldcg(&st->done);
-    }
-    return v;
-}
-
-/* Whether pass `pass` copies the keys matching the prefix out, for the passes after
- * it (when they are few). */
-__device__ __forceinline__ bool sel_write_cand(const SelArgs &a, int pass, const SelView &v) {
-    return pass > 0 && pass < SEL_PASSES - 1 && v.src == 0 && v.cnt <= (unsigned int)a.cand_cap;
-}
-
-/* One CTA's share (chunk cx of its row) of pass `pass`: the histogram of the next
- * digit of the keys that match the prefix, added into the row's global histogram.
- * MATCH: the lanes of a warp that fall in the same bin add once (__match_any_sync,
- * DMABENCH_DECODE_SEL_ATOMIC=0); without it (the default) every lane adds its own
- * count: the same histogram, no match instruction per key, and on the H200 dma's
- * decode at K = 524288 took 0.106 instead of 0.130 ms (docs/perf-notes.md c6). */
-template <bool MATCH>
-__device__ __forceinline__ void sel_hist(const SelArgs &a, int pass, const SelView &v, SelState *st, size_t u, int cx,
-                                         unsigned int *hist) {
-    const int tid = threadIdx.x, lane = tid & 31;
-    int shift, width;
-    sel_digit(pass, shift, width);
-    const unsigned int nb = 1u << width;
-    for (unsigned int i = tid; i < nb; i += SEL_THREADS) hist[i] = 0;
-    __syncthreads();
-    const bool write_cand = sel_write_cand(a, pass, v);
+/* One CTA per (batch, kv head): the threshold is the score order of about the
+ * srank-th largest of the keys j * stride (j < ns; a cut keeping srank to
+ * 1.25 srank of them); zeroes the filter's counter. With srank about w / stride
+ * plus five standard deviations, some 3-4 w keys reach it (at K = 524288,
+ * w = 1024: 25 of 4096 samples, about 3200-4000 keys expected); fewer than w
+ * (Poisson(8) >= 25, about 1e-6) or more than 8192 (Poisson(64) < 31, about
+ * 1e-5) only by chance: the final kernel then takes the exact path. */
+__global__ void __launch_bounds__(SEL_THREADS) sel_sample_kernel(const SelArgs a) {
+    __shared__ unsigned int hist[256], sred[3];
+    const size_t u = blockIdx.x;
     const float *zrow = a.z + u * a.Nk;
-    unsigned long long *cbuf = a.cand + u * a.cand_cap;
-    const long long beg = (long long)cx * a.chunk;
-    const long long end = min(beg + a.chunk, (long long)v.nsrc);
-    for (long long p0 = beg; p0 < end; p0 += SEL_GRAIN) {
-        unsigned long long key[SEL_UNROLL];
+    unsigned long long key[SEL_SPT];
 #pragma unroll
-        for (int k = 0; k < SEL_UNROLL; k++) {
-            const long long pos = p0 + k * SEL_THREADS + tid;
-            key[k] = 0;
-            if (pos < end) key[k] = v.src == 0 ? sel_key(__ldg(zrow + pos), (int)pos) : __ldcg(cbuf + pos);
-        }
+    for (int k = 0; k < SEL_SPT; k++) {
+        const int j = k * SEL_THREADS + threadIdx.x;
+        const long long pos = (long long)j * a.stride;
+        key[k] = j < a.ns ? sel_key(__ldg(zrow + pos), (int)pos) : 0ULL;
+    }
+    auto each = [&](auto f) {
 #pragma unroll
-        for (int k = 0; k < SEL_UNROLL; k++) {
-            const long long pos = p0 + k * SEL_THREADS + tid;
-            const bool in = pos < end && (key[k] & v.mask) == v.prefix;
-            const unsigned int bin = in ? (unsigned int)(key[k] >> shift) & (nb - 1) : nb;
-            if (MATCH) {
-                const unsigned int peers = __match_any_sync(0xffffffffu, bin);
-                if (in && lane == __ffs(peers) - 1) atomicAdd(&hist[bin], (unsigned int)__popc(peers));
-            } else if (in) {
-                atomicAdd(&hist[bin], 1u);
-            }
-            if (write_cand) warp_append(in, key[k], &st->ncand, cbuf, (unsigned int)a.cand_cap);
-        }
-    }
-    __syncthreads();
-    unsigned int *g = a.ghist + u * SEL_BINS;
-    for (unsigned int i = tid; i < nb; i += SEL_THREADS) {
-        const unsigned int c = hist[i];
-        if (c) atomicAdd(&g[i], c);
-    }
-}
-
-/* After every CTA of the row added its histogram of pass `pass`: the digit where
- * the count from the top reaches the rank still wanted, into the row's state (by
- * one CTA; the global histogram is left zero for the next pass). */
-__device__ __forceinline__ void sel_scan(const SelArgs &a, int pass, const SelView &v, SelState *st, size_t u,
-                                         unsigned int *hist, unsigned int *wsum) {
-    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-    int shift, width;
-    sel_digit(pass, shift, width);
-    const unsigned int nb = 1u << width;
-    unsigned int *g = a.ghist + u * SEL_BINS;
-    for (unsigned int i = tid; i < nb; i += SEL_THREADS) {
-        hist[i] = __ldcg(&g[i]);
-        g[i] = 0; /* clean for the next pass */
-    }
-    __syncthreads();
-
-    /* thread t owns bins top - t*per .. top - t*per - per + 1 (from the top); an
-     * inclusive scan of their sums finds the bin where the count reaches rank */
-    const int per = (int)nb / SEL_THREADS;
-    const int top = (int)nb - 1 - tid * per;
-    unsigned int sum = 0;
-    for (int k = 0; k < per; k++) sum += hist[top - k];
-    unsigned int x = sum;
-#pragma unroll
-    for (int o = 1; o < 32; o <<= 1) {
-        const unsigned int y = __shfl_up_sync(0xffffffffu, x, o);
-        if (lane >= o) x += y;
-    }
-    if (lane == 31) wsum[warp] = x;
-    __syncthreads();
-    if (warp == 0) {
-        unsigned int t = lane < SEL_WARPS ? wsum[lane] : 0;
-#pragma unroll
-        for (int o = 1; o < 32; o <<= 1) {
-            const unsigned int y = __shfl_up_sync(0xffffffffu, t, o);
-            if (lane >= o) t += y;
-        }
-        if (lane < SEL_WARPS) wsum[lane] = t;
-    }
-    __syncthreads();
-    const unsigned int incl = x + (warp > 0 ? wsum[warp - 1] : 0u), excl = incl - sum;
-    if (excl < v.rank && v.rank <= incl) { /* exactly one thread */
-        unsigned int cum = excl, c = 0;
-        int d = top;
-        for (int k = 0; k < per; k++) {
-            d = top - k;
-            c = hist[d];
-            if (cum + c >= v.rank) break;
-            cum += c;
-        }
-        const unsigned int nr = v.rank - cum;
-        const bool write_cand = sel_write_cand(a, pass, v);
-        st->prefix = v.prefix | ((unsigned long long)d << shift);
-        st->mask = v.mask | ((unsigned long long)(nb - 1) << shift);
-        st->rank = nr;
-        st->cnt = c;
-        st->done = c == nr || pass == SEL_PASSES - 1;
-        const unsigned int nc = atomicExch(&st->ncand, 0u);
-        st->src = write_cand ? 1u : v.src;
-        st->nsrc = write_cand ? min(nc, (unsigned int)a.cand_cap) : v.nsrc;
-        st->arrive = 0;
-        a.lens[u] = 0; /* the compaction counts from zero */
-    }
-}
-
-/* One pass of the select per launch (SEL_PASSES launches, then the compaction):
- * the last CTA of each row to finish its histogram scans it. */
-template <bool MATCH>
-__global__ void __launch_bounds__(SEL_THREADS, 4) sel_pass_kernel(const SelArgs a, int pass) {
-    __shared__ unsigned int hist[SEL_BINS];
-    __shared__ unsigned int wsum[SEL_WARPS];
-    __shared__ int s_last;
-    const size_t u = (size_t)blockIdx.z * a.Hkv + blockIdx.y;
-    SelState *st = a.st + u;
-    const SelView v = sel_view(a, st, pass);
-    if (v.done) return;
-    sel_hist<MATCH>(a, pass, v, st, u, blockIdx.x, hist);
-    __threadfence();
-    __syncthreads();
-    if (threadIdx.x == 0) s_last = atomicAdd(&st->arrive, 1u) == gridDim.x - 1;
-    __syncthreads();
-    if (!s_last) return;
-    __threadfence();
-    sel_scan(a, pass, v, st, u, hist, wsum);
-}
-
-/* The selected keys' indices of chunk cx of row u into the row's list. */
-__device__ __forceinline__ void sel_compact(const SelArgs &a, size_t u, int cx) {
-    const unsigned long long prefix = __ldcg(&a.st[u].prefix), mask = __ldcg(&a.st[u].mask);
-    const float *zrow = a.z + u * a.Nk;
-    int *out = a.list + u * a.w;
-    const long long beg = (long long)cx * a.chunk;
-    const long long end = min(beg + a.chunk, (long long)a.n);
-    for (long long p0 = beg; p0 < end; p0 += SEL_GRAIN) {
-        float zv[SEL_UNROLL];
-#pragma unroll
-        for (int k = 0; k < SEL_UNROLL; k++) {
-            const long long pos = p0 + k * SEL_THREADS + threadIdx.x;
-            zv[k] = pos < end ? __ldg(zrow + pos) : 0.f;
-        }
-#pragma unroll
-        for (int k = 0; k < SEL_UNROLL; k++) {
-            const long long pos = p0 + k * SEL_THREADS + threadIdx.x;
-            const bool take = pos < end && (sel_key(zv[k], (int)pos) & mask) >= prefix;
-            warp_append(take, (int)pos, reinterpret_cast<unsigned int *>(a.lens + u), out, (unsigned int)a.w);
-        }
-    }
-}
-
-/* A barrier over the whole grid (launched cooperatively, so every CTA is resident):
- * bar[0] counts arrivals, bar[1] is the generation the last arrival moves on. */
-__device__ __forceinline__ void grid_barrier(unsigned int *bar, unsigned int nctas) {
-    __syncthreads();
+        for (int k = 0; k < SEL_SPT; k++) f(key[k], k * SEL_THREADS + (int)threadIdx.x < a.ns);
+    };
+    const SelCut c = block_radix_select<true>(each, (unsigned int)a.srank, hist, sred, (unsigned int)a.srank / 4);
     if (threadIdx.x == 0) {
-        volatile unsigned int *gen = bar + 1;
-        const unsigned int g0 = *gen;
-        __threadfence();
-        if (atomicAdd(bar, 1u) == nctas - 1) {
-            atomicExch(bar, 0u);
-            __threadfence();
-            atomicAdd(bar + 1, 1u);
-        } else {
-            while (*gen == g0) __nanosleep(32);
+        /* every key the cut keeps has a score order at or above its high half */
+        a.thr[u] = (unsigned int)(c.prefix >> 32);
+        a.ncand[u] = 0;
+    }
+}
+
+/* Grid (key chunk, kv head, batch): the keys whose score reaches the row's
+ * threshold, into the row's candidates. They gather in shared memory first (a
+ * shared atomic per warp that has any) and go out with one global atomic per CTA:
+ * a global atomic per warp on the row's one counter cost a round trip each, in
+ * series (call 3 of the fifth set: 24.6 us for 16 MB). A CTA whose keys overflow
+ * the stage (scores that rise with the index, say) appends the rest directly.
+ * VEC: the rows of z are 16-byte aligned (float4 loads). */
+template <bool VEC>
+__global__ void __launch_bounds__(FLT_THREADS, 4) sel_filter_kernel(const SelArgs a) {
+    __shared__ unsigned long long stage[FLT_STAGE];
+    __shared__ unsigned int scnt, sgap, sbase;
+    const int lane = threadIdx.x & 31;
+    const size_t u = (size_t)blockIdx.z * gridDim.y + blockIdx.y;
+    const unsigned int thr = __ldcg(a.thr + u);
+    const float *zrow = a.z + u * a.Nk;
+    unsigned long long *out = a.cand + u * SEL_CAP;
+    const long long beg = (long long)blockIdx.x * a.chunk;
+    const long long end = min(beg + a.chunk, (long long)a.n);
+    if (threadIdx.x == 0) scnt = 0, sgap = FLT_STAGE;
+    __syncthreads();
+    for (long long p0 = beg; p0 < end; p0 += FLT_GRAIN) {
+        float zv[FLT_UNROLL][4];
+#pragma unroll
+        for (int k = 0; k < FLT_UNROLL; k++) {
+            const long long pos = p0 + 4 * (k * FLT_THREADS + threadIdx.x);
+            if (VEC && pos + 3 < end) {
+                const float4 v = __ldg(reinterpret_cast<const float4 *>(zrow + pos));
+                zv[k][0] = v.x, zv[k][1] = v.y, zv[k][2] = v.z, zv[k][3] = v.w;
+            } else {
+#pragma unroll
+                for (int e = 0; e < 4; e++) zv[k][e] = pos + e < end ? __ldg(zrow + pos + e) : 0.f;
+            }
         }
-        __threadfence();
+#pragma unroll
+        for (int k = 0; k < FLT_UNROLL; k++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const long long pos = p0 + 4 * (k * FLT_THREADS + threadIdx.x) + e;
+                const bool take = pos < end && sel_ord(zv[k][e]) >= thr;
+                const unsigned int bal = __ballot_sync(0xffffffffu, take);
+                if (!bal) continue;
+                const unsigned int nb = __popc(bal), below = __popc(bal & ((1u << lane) - 1u));
+                unsigned int base = 0;
+                if (lane == 0) base = atomicAdd(&scnt, nb);
+                base = __shfl_sync(0xffffffffu, base, 0);
+                const unsigned long long key = sel_key(zv[k][e], (int)pos);
+                if (base + nb <= (unsigned int)FLT_STAGE) {
+                    if (take) stage[base + below] = key;
+                } else { /* the stage is full: straight out */
+                    if (lane == 0 && base < (unsigned int)FLT_STAGE) sgap = base; /* the one warp across the end */
+                    if (lane == 0) base = atomicAdd(a.ncand + u, nb);
+                    base = __shfl_sync(0xffffffffu, base, 0);
+                    if (take && base + below < (unsigned int)SEL_CAP) out[base + below] = key;
+                }
+            }
     }
     __syncthreads();
+    /* the stage holds the reservations that fit whole: up to the warp across its end */
+    const unsigned int ns = min(scnt, sgap);
+    if (ns == 0) return;
+    if (threadIdx.x == 0) sbase = atomicAdd(a.ncand + u, ns);
+    __syncthreads();
+    for (unsigned int i = threadIdx.x; i < ns; i += FLT_THREADS)
+        if (sbase + i < (unsigned int)SEL_CAP) out[sbase + i] = stage[i];
 }
 
-/* The whole select and the compaction in one cooperative launch (the default;
- * DMABENCH_DECODE_SEL_COOP=0 gives the launch per pass): the passes are separated
- * by grid barriers instead of launches, the first CTA of each row scans its
- * histogram, and the passes stop as soon as every row is done (two for random z
- * at K = 524288, where the launch per pass ran three more that returned at once). */
-template <bool MATCH>
-__global__ void __launch_bounds__(SEL_THREADS, 2) sel_coop_kernel(const SelArgs a, unsigned int *bar, int units) {
-    __shared__ unsigned int hist[SEL_BINS];
-    __shared__ unsigned int wsum[SEL_WARPS];
-    const size_t u = (size_t)blockIdx.z * a.Hkv + blockIdx.y;
-    SelState *st = a.st + u;
-    const unsigned int nctas = gridDim.x * gridDim.y * gridDim.z;
-    for (int pass = 0; pass < SEL_PASSES; pass++) {
-        const SelView v = sel_view(a, st, pass);
-        if (!v.done) sel_hist<MATCH>(a, pass, v, st, u, blockIdx.x, hist);
-        grid_barrier(bar, nctas);
-        if (!v.done && blockIdx.x == 0) sel_scan(a, pass, v, st, u, hist, wsum);
-        grid_barrier(bar, nctas);
-        /* every CTA sees the same states here, so all leave the loop together */
-        const int mine = threadIdx.x < units ? (int)__ldcg(&a.st[threadIdx.x].done) : 1;
-        if (__syncthreads_and(mine)) break;
+/* One CTA per (batch, kv head): the top w keys' indices into the row's list.
+ * When between w and SEL_CAP keys reached the threshold (they hold the top w),
+ * the select runs over those, in registers; otherwise (or with a.exact) over all
+ * n keys of z, a pass per digit. */
+__global__ void __launch_bounds__(SEL_THREADS) sel_final_kernel(const SelArgs a) {
+    __shared__ unsigned int hist[256], sred[3], slen;
+    const size_t u = blockIdx.x;
+    const unsigned int nc = a.exact ? 0u : __ldcg(a.ncand + u);
+    int *list = a.list + u * a.w;
+    if (threadIdx.x == 0) slen = 0;
+    if (nc >= (unsigned int)a.w && nc <= (unsigned int)SEL_CAP) {
+        const unsigned long long *cand = a.cand + u * SEL_CAP;
+        const int kn = (int)((nc + SEL_THREADS - 1) / SEL_THREADS); /* the same in every thread */
+        unsigned long long key[SEL_KPT];
+#pragma unroll
+        for (int k = 0; k < SEL_KPT; k++) {
+            const unsigned int p = k * SEL_THREADS + threadIdx.x;
+            key[k] = p < nc ? __ldcg(cand + p) : 0ULL;
+        }
+        auto each = [&](auto f) {
+#pragma unroll
+            for (int k = 0; k < SEL_KPT; k++)
+                if (k < kn) f(key[k], k * SEL_THREADS + threadIdx.x < nc);
+        };
+        const SelCut c = block_radix_select<true>(each, (unsigned int)a.w, hist, sred);
+        each([&](unsigned long long k, bool valid) {
+            warp_append(valid && sel_kept(k, c), (int)(unsigned int)k, &slen, list, (unsigned int)a.w);
+        });
+    } else {
+        const float *zrow = a.z + u * a.Nk;
+        auto each = [&](auto f) {
+            for (long long p0 = 0; p0 < a.n; p0 += FLT_UNROLL * SEL_THREADS) {
+                float zv[FLT_UNROLL];
+#pragma unroll
+                for (int k = 0; k < FLT_UNROLL; k++) {
+                    const long long pos = p0 + k * SEL_THREADS + threadIdx.x;
+                    zv[k] = pos < a.n ? __ldg(zrow + pos) : 0.f;
+                }
+#pragma unroll
+                for (int k = 0; k < FLT_UNROLL; k++) {
+                    const long long pos = p0 + k * SEL_THREADS + threadIdx.x;
+                    f(sel_key(zv[k], (int)pos), pos < a.n);
+                }
+            }
+        };
+        const SelCut c = block_radix_select<true>(each, (unsigned int)a.w, hist, sred);
+        each([&](unsigned long long k, bool valid) {
+            warp_append(valid && sel_kept(k, c), (int)(unsigned int)k, &slen, list, (unsigned int)a.w);
+        });
     }
-    sel_compact(a, u, blockIdx.x);
-}
-
-/* The selected keys' indices into the list of their (batch, kv head). */
-__global__ void __launch_bounds__(SEL_THREADS) sel_compact_kernel(const SelArgs a) {
-    sel_compact(a, (size_t)blockIdx.z * a.Hkv + blockIdx.y, blockIdx.x);
+    __syncthreads();
+    if (threadIdx.x == 0) a.lens[u] = (int)min(slen, (unsigned int)a.w);
 }
 
 /* ---- host side ---- */
@@ -657,10 +560,8 @@ struct DecPlan {
 
 /* A positive integer tuning knob from the environment (read once per name), or def.
  * DMABENCH_DECODE_WAVES: waves of resident CTAs the key splits fill (default 2);
- * DMABENCH_DECODE_SEL_CTAS: dma decode's select CTAs per SM (default 4);
- * (DMABENCH_DECODE_SEL_ATOMIC=0, read in dma_decode: the select's histogram with
- * __match_any_sync.) For measuring sweeps; reports record them
- * (provenance.run.environment). */
+ * DMABENCH_DECODE_SEL_CTAS: dma decode's filter CTAs per SM (default 4).
+ * For measuring sweeps; reports record them (provenance.run.environment). */
 int env_knob(const char *name, int def) {
     const char *e = getenv(name);
     const int v = e ? atoi(e) : 0;
@@ -699,13 +600,7 @@ attn_status plan_decode(const attn_params *p, long long nkeys, DecPlan *pl) {
 
 /* Workspaces kept between calls (timing loops must not measure cudaMalloc). */
 dm_cuda_ws g_part; /* the splits' partials */
-dm_cuda_ws g_sel;  /* dma: select state and histograms first, then candidates, lists, z */
-/* The select's state and histograms must be zero when a select starts (the last
- * CTA of each pass clears what it used). They are cleared here when the buffer is
- * new, when the number of (batch, kv head) rows (and so their place) changed, or
- * when a call stopped after queuing part of a select. */
-long long g_sel_units = -1;
-bool g_sel_dirty = true;
+dm_cuda_ws g_sel;  /* dma: thresholds and counts, candidates, lists, z */
 
 void fill_args(const attn_params *p, int window, DecArgs *a) {
     memset(a, 0, sizeof *a);
@@ -782,58 +677,40 @@ extern "C" attn_status cuda_decode_dma_forward(const attn_params *p, cuda_decode
     int nsm;
     if ((st = num_sms(&nsm)) != ATTN_OK) return st;
 
-    /* the select in one cooperative launch when the device takes it and every
-     * (batch, kv head) row gets a resident CTA; else a launch per pass */
-    static const bool sel_atomic = !dm_env_is("DMABENCH_DECODE_SEL_ATOMIC", "0");
-    static const bool want_coop = !dm_env_is("DMABENCH_DECODE_SEL_COOP", "0");
-    static int coop_occ = -1; /* resident CTAs per SM of the cooperative kernel; 0: no cooperative launch */
-    if (coop_occ < 0) {
-        int dev = 0, coop = 0, occ = 0;
-        CUDA_CHECK(cudaGetDevice(&dev));
-        CUDA_CHECK(cudaDeviceGetAttribute(&coop, cudaDevAttrCooperativeLaunch, dev));
-        if (coop)
-            CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
-                &occ, sel_atomic ? sel_coop_kernel<false> : sel_coop_kernel<true>, SEL_THREADS, 0));
-        coop_occ = coop ? occ : 0;
-    }
-    /* (the kernel checks the rows' done flags with one thread per row) */
-    const bool use_coop = want_coop && coop_occ > 0 && (long long)coop_occ * nsm >= (long long)units &&
-                          units <= (size_t)SEL_THREADS;
-    /* select chunks: about 4 CTAs per SM over all (batch, kv head) rows; as many as
-     * stay resident for the cooperative launch */
+    /* the filter: about DMABENCH_DECODE_SEL_CTAS CTAs per SM over all rows */
     static const int sel_ctas = env_knob("DMABENCH_DECODE_SEL_CTAS", 4);
-    const long long want = use_coop ? std::max(1LL, (long long)coop_occ * nsm / (long long)units)
-                                    : std::max(1LL, ((long long)sel_ctas * nsm + (long long)units - 1) / (long long)units);
-    long long chunk = std::max((long long)SEL_GRAIN, ((n + want - 1) / want + SEL_GRAIN - 1) / SEL_GRAIN * SEL_GRAIN);
+    static const bool exact = dm_env_is("DMABENCH_DECODE_SEL_SAMPLE", "0");
+    const long long want = std::max(1LL, ((long long)sel_ctas * nsm + (long long)units - 1) / (long long)units);
+    long long chunk = std::max((long long)FLT_GRAIN, ((n + want - 1) / want + FLT_GRAIN - 1) / FLT_GRAIN * FLT_GRAIN);
     const long long min_chunk = (n + 65534) / 65535; /* gridDim.x stays within 65535 */
-    if (chunk < min_chunk) chunk = (min_chunk + SEL_GRAIN - 1) / SEL_GRAIN * SEL_GRAIN;
+    if (chunk < min_chunk) chunk = (min_chunk + FLT_GRAIN - 1) / FLT_GRAIN * FLT_GRAIN;
     const int nchunks = (int)((n + chunk - 1) / chunk);
-    const int cand_cap = (int)std::min<long long>(n, SEL_CAND_MAX);
+    /* the sample: every stride-th key, SEL_SAMPLES of them (all keys when fewer);
+     * its threshold rank leaves about w / stride + 5 sqrt(w / stride) + 2 samples
+     * at or above it */
+    const long long stride = std::max(1LL, n / SEL_SAMPLES);
+    const long long ns = stride == 1 ? n : SEL_SAMPLES;
+    long long srank = p->w;
+    if (stride > 1) {
+        const double e = (double)p->w / (double)stride;
+        srank = std::min(ns, (long long)std::ceil(e + 5.0 * std::sqrt(e) + 2.0));
+    }
 
-    /* workspaces: the partials; state | histograms | candidates | lists | lengths | z */
-    const size_t sb = r256(units * sizeof(SelState) + 2 * sizeof(unsigned int)); /* + the grid barrier's words */
-    const size_t hb = r256(units * SEL_BINS * sizeof(unsigned int));
-    const size_t cb = r256(units * cand_cap * sizeof(unsigned long long));
+    /* workspaces: the partials; thresholds | counts | candidates | lists | lengths | z */
+    const size_t tb = r256(units * sizeof(unsigned int));
+    const size_t cb = r256(units * SEL_CAP * sizeof(unsigned long long));
     const size_t lb = r256(units * p->w * sizeof(int));
     const size_t nb = r256(units * sizeof(int));
     const size_t zb = p->w_dt ? r256(units * p->Nk * sizeof(float)) : 0;
     char *part, *ws;
-    int fresh = 0;
     if ((st = dm_cuda_ws_get(&g_part, pl.o_bytes + pl.ml_bytes, (void **)&part, nullptr)) != ATTN_OK) return st;
-    if ((st = dm_cuda_ws_get(&g_sel, sb + hb + cb + lb + nb + zb, (void **)&ws, &fresh)) != ATTN_OK) return st;
-    if (fresh) g_sel_dirty = true;
-    if (select && (g_sel_dirty || g_sel_units != (long long)units)) {
-        CUDA_CHECK(cudaMemsetAsync(ws, 0, sb + hb));
-        g_sel_units = (long long)units;
-        g_sel_dirty = false;
-    }
+    if ((st = dm_cuda_ws_get(&g_sel, 2 * tb + cb + lb + nb + zb, (void **)&ws, nullptr)) != ATTN_OK) return st;
     SelArgs sa;
     char *cur = ws;
-    sa.st = reinterpret_cast<SelState *>(cur);
-    unsigned int *bar = reinterpret_cast<unsigned int *>(cur + units * sizeof(SelState));
-    cur += sb;
-    sa.ghist = reinterpret_cast<unsigned int *>(cur);
-    cur += hb;
+    sa.thr = reinterpret_cast<unsigned int *>(cur);
+    cur += tb;
+    sa.ncand = reinterpret_cast<unsigned int *>(cur);
+    cur += tb;
     sa.cand = reinterpret_cast<unsigned long long *>(cur);
     cur += cb;
     sa.list = reinterpret_cast<int *>(cur);
@@ -856,26 +733,20 @@ extern "C" attn_status cuda_decode_dma_forward(const attn_params *p, cuda_decode
     }
     if (select) {
         sa.z = z;
-        sa.Nk = p->Nk, sa.Hkv = p->Hkv, sa.n = (int)n, sa.w = p->w;
-        sa.chunk = (int)chunk, sa.cand_cap = cand_cap;
-        const dim3 grid((unsigned)nchunks, (unsigned)p->Hkv, (unsigned)p->B);
-        g_sel_dirty = true; /* until every pass is queued: the histograms must end clean */
-        if (use_coop) {
-            int iunits = (int)units;
-            void *args[] = {&sa, &bar, &iunits};
-            CUDA_CHECK(cudaLaunchCooperativeKernel(
-                reinterpret_cast<const void *>(sel_atomic ? sel_coop_kernel<false> : sel_coop_kernel<true>), grid,
-                dim3(SEL_THREADS), args, 0, 0));
-        } else {
-            for (int pass = 0; pass < SEL_PASSES; pass++) {
-                if (sel_atomic) sel_pass_kernel<false><<<grid, SEL_THREADS>>>(sa, pass);
-                else sel_pass_kernel<true><<<grid, SEL_THREADS>>>(sa, pass);
-                CUDA_CHECK_LAUNCH();
-            }
-            sel_compact_kernel<<<grid, SEL_THREADS>>>(sa);
+        sa.Nk = p->Nk, sa.n = (int)n, sa.w = p->w;
+        sa.stride = (int)stride, sa.ns = (int)ns, sa.srank = (int)srank;
+        sa.chunk = (int)chunk, sa.exact = exact;
+        if (!exact) {
+            sel_sample_kernel<<<(unsigned)units, SEL_THREADS>>>(sa);
+            CUDA_CHECK_LAUNCH();
+            const dim3 fgrid((unsigned)nchunks, (unsigned)p->Hkv, (unsigned)p->B);
+            const bool vec = p->Nk % 4 == 0 && reinterpret_cast<uintptr_t>(z) % 16 == 0;
+            if (vec) sel_filter_kernel<true><<<fgrid, FLT_THREADS>>>(sa);
+            else sel_filter_kernel<false><<<fgrid, FLT_THREADS>>>(sa);
             CUDA_CHECK_LAUNCH();
         }
-        g_sel_dirty = false;
+        sel_final_kernel<<<(unsigned)units, SEL_THREADS>>>(sa);
+        CUDA_CHECK_LAUNCH();
     }
     if (p->stats) CUDA_CHECK(cudaEventRecord(g_ev[1]));
 

@@ -5,8 +5,9 @@
  *    one warp per (batch, key), w_dt staged in shared memory. Skipped when z is given.
  * 2. dma_coarse_kernel: for the first query of every 8th tile, its threshold (the
  *    w-th largest dma_key(z_j, j) over j <= i') by radix select over 8-bit digits
- *    of the 64-bit key, stopping as soon as one key is left. Thresholds never
- *    decrease with the query, so this bounds every later tile's from below.
+ *    of the 64-bit key (cuda_select.cuh), stopping at the first digit whose bin
+ *    holding it is taken whole. Thresholds never decrease with the query, so this
+ *    bounds every later tile's from below.
  * 3. dma_plan_kernel, one CTA per (batch, kv head, query tile of 128), one pass
  *    over the tile's visible keys: those at or above the coarse bound (at most
  *    w + 9 x 128) go to shared memory. The rows' thresholds (each the w-th key the
@@ -29,11 +30,14 @@
 #include "cuda_common.cuh"
 #include "cuda_decode.h"
 #include "cuda_rt.h"
+#include "cuda_select.cuh"
 #include "dma.h"
 
 namespace {
+using namespace dm; /* block_radix_select, sel_cut_key */
 
 constexpr int PLAN_THREADS = 256;
+constexpr int COARSE_THREADS = 1024; /* the coarse select: eight loads in flight per thread over up to Nk keys */
 constexpr int MAX_CAP = 4096 + CUDA_ATTN_BQ; /* list entries a tile can hold */
 
 __device__ __forceinline__ float softplusf(float x) { return x > 20.f ? x : log1pf(expf(x)); }
@@ -88,103 +92,30 @@ struct PlanArgs {
     unsigned long long *tkey, *tcoarse;
 };
 
-/* After a pass's 256-bin histogram: the digit (bin, from the top) holding the
- * rank-th largest, by warp 0 (lane l sums bins 255 - 8l .. 248 - 8l, then a scan);
- * sdig = {digit, rank left within it, keys in it}. Every thread calls it; the
- * caller reads sdig after it returns. */
-__device__ __forceinline__ void digit_scan(const unsigned int *hist, int rank, int *sdig) {
-    if (threadIdx.x < 32) {
-        const int lane = threadIdx.x;
-        unsigned int c8 = 0;
-        for (int q = 0; q < 8; q++) c8 += hist[255 - 8 * lane - q];
-        unsigned int x = c8;
-#pragma unroll
-        for (int o = 1; o < 32; o <<= 1) {
-            const unsigned int y = __shfl_up_sync(0xffffffffu, x, o);
-            if (lane >= o) x += y;
-        }
-        const unsigned int excl = x - c8;
-        if (excl < (unsigned int)rank && (unsigned int)rank <= x) {
-            unsigned int cum = excl;
-            for (int q = 0; q < 8; q++) {
-                const int d = 255 - 8 * lane - q;
-                if (cum + hist[d] >= (unsigned int)rank) {
-                    sdig[0] = d, sdig[1] = rank - (int)cum, sdig[2] = (int)hist[d];
-                    break;
-                }
-                cum += hist[d];
-            }
-        }
-    }
-    __syncthreads();
-}
-
-/* The rank-th largest key (1-based) among j in [0, n) of zrow, by radix select.
- * All threads of the block call it. */
-__device__ unsigned long long select_rank(const float *zrow, int n, int rank, unsigned int *hist,
-                                          unsigned long long *shared_key) {
-    unsigned long long prefix = 0, mask = 0;
-    for (int digit = 7; digit >= 0; digit--) {
-        int shift = digit * 8;
-        for (int i = threadIdx.x; i < 256; i += blockDim.x) hist[i] = 0;
-        __syncthreads();
-        /* z is often concentrated in a few digit values (the high bits of nearby
-         * floats agree): lanes that hit the same bin add once, through their leader.
-         * Eight loads in flight per thread: a CTA walks up to Nk keys alone, so the
-         * pass is bound by load latency, not bandwidth. */
+/* The rank-th largest key (1-based) among j in [0, n) of zrow, by radix select
+ * (cuda_select.cuh), eight loads in flight per thread: a CTA walks up to Nk keys
+ * alone, so a pass is bound by load latency, not bandwidth. All threads of the
+ * block call it. */
+__device__ unsigned long long select_rank(const float *zrow, int n, int rank, unsigned int *hist, unsigned int *sred,
+                                          unsigned long long *smin) {
+    auto each = [&](auto f) {
         constexpr int U = 8;
-        for (int j0 = 0; j0 < n; j0 += U * blockDim.x) {
+        for (int j0 = 0; j0 < n; j0 += U * COARSE_THREADS) {
             float zz[U];
 #pragma unroll
             for (int t = 0; t < U; t++) {
-                const int j = j0 + t * blockDim.x + threadIdx.x;
+                const int j = j0 + t * COARSE_THREADS + threadIdx.x;
                 zz[t] = j < n ? zrow[j] : 0.f;
             }
 #pragma unroll
             for (int t = 0; t < U; t++) {
-                const int j = j0 + t * blockDim.x + threadIdx.x;
-                bool in = false;
-                unsigned int bin = 256;
-                if (j < n) {
-                    unsigned long long k = dma_key(zz[t], j);
-                    in = (k & mask) == prefix;
-                    if (in) bin = (unsigned int)((k >> shift) & 255);
-                }
-                unsigned int peers = __match_any_sync(0xffffffff, bin);
-                if (in && (threadIdx.x & 31) == (unsigned)(__ffs(peers) - 1)) atomicAdd(&hist[bin], (unsigned)__popc(peers));
+                const int j = j0 + t * COARSE_THREADS + threadIdx.x;
+                f(j < n ? dma_key(zz[t], j) : 0ULL, j < n);
             }
         }
-        __syncthreads();
-        /* the digit holding the rank-th largest, scanning bins from the top */
-        __shared__ int sdig[3];
-        digit_scan(hist, rank, sdig);
-        prefix |= (unsigned long long)sdig[0] << shift;
-        mask |= 255ULL << shift;
-        rank = sdig[1];
-        const int sel_count = sdig[2];
-        __syncthreads();
-        if (sel_count == 1) { /* one key left with this prefix: fetch it */
-            for (int j0 = 0; j0 < n; j0 += 4 * blockDim.x) {
-                float zz[4];
-#pragma unroll
-                for (int t = 0; t < 4; t++) {
-                    const int j = j0 + t * blockDim.x + threadIdx.x;
-                    zz[t] = j < n ? zrow[j] : 0.f;
-                }
-#pragma unroll
-                for (int t = 0; t < 4; t++) {
-                    const int j = j0 + t * blockDim.x + threadIdx.x;
-                    if (j < n && (dma_key(zz[t], j) & mask) == prefix) *shared_key = dma_key(zz[t], j);
-                }
-            }
-            __syncthreads();
-            unsigned long long k = *shared_key;
-            __syncthreads();
-            return k;
-        }
-        __syncthreads();
-    }
-    return prefix;
+    };
+    const SelCut c = block_radix_select<true>(each, (unsigned int)rank, hist, sred);
+    return sel_cut_key(each, c, smin);
 }
 
 /* Keys visible to query i: [0, n). */
@@ -195,13 +126,13 @@ __device__ __forceinline__ long long visible_keys(const PlanArgs &a, long long i
 
 /* Threshold of the first query of every COARSE-th tile, by radix select over its
  * whole prefix: a lower bound for the thresholds of the tiles that follow. */
-__global__ void __launch_bounds__(PLAN_THREADS) dma_coarse_kernel(const PlanArgs a) {
-    __shared__ unsigned int hist[256];
+__global__ void __launch_bounds__(COARSE_THREADS) dma_coarse_kernel(const PlanArgs a) {
+    __shared__ unsigned int hist[256], sred[3];
     __shared__ unsigned long long key_found;
     const int c = blockIdx.x, hkv = blockIdx.y, b = blockIdx.z;
     const size_t u = (size_t)b * a.Hkv + hkv;
     long long n = visible_keys(a, (long long)c * COARSE * CUDA_ATTN_BQ);
-    unsigned long long t = n > a.w ? select_rank(a.z + u * a.Nk, (int)n, a.w, hist, &key_found) : 0ULL;
+    unsigned long long t = n > a.w ? select_rank(a.z + u * a.Nk, (int)n, a.w, hist, sred, &key_found) : 0ULL;
     if (threadIdx.x == 0) a.tcoarse[u * a.ncoarse + c] = t;
 }
 
@@ -253,41 +184,22 @@ __device__ int block_scan_flags(int n, F flag, int *out, int *swarp) {
     return total;
 }
 
-/* The rank-th largest (1-based) of the keys skeys[p], p < n, with flag(p): radix
- * select over 8-bit digits from the top, in shared memory, stopping once one key
- * is left. The caller makes sure at least rank keys are flagged. Every thread of
- * the block calls it. */
+/* The rank-th largest (1-based) of the keys skeys[p], p < n, with flag(p), by
+ * radix select in shared memory (cuda_select.cuh). The caller makes sure at least
+ * rank keys are flagged. Every thread of the block calls it. */
 template <typename F>
 __device__ unsigned long long block_select(const unsigned long long *skeys, int n, F flag, int rank,
-                                           unsigned int *hist, int *sdig, unsigned long long *found) {
-    unsigned long long prefix = 0, mask = 0;
-    for (int digit = 7; digit >= 0; digit--) {
-        const int shift = digit * 8;
-        for (int i = threadIdx.x; i < 256; i += PLAN_THREADS) hist[i] = 0;
-        __syncthreads();
-        for (int p = threadIdx.x; p < n; p += PLAN_THREADS) {
-            const unsigned long long k = skeys[p];
-            if ((k & mask) == prefix && flag(p)) atomicAdd(&hist[(unsigned int)(k >> shift) & 255u], 1u);
+                                           unsigned int *hist, unsigned int *sred, unsigned long long *smin) {
+    auto each = [&](auto f) {
+        for (int p0 = 0; p0 < n; p0 += PLAN_THREADS) {
+            const int p = p0 + threadIdx.x;
+            const bool valid = p < n && flag(p);
+            f(valid ? skeys[p] : 0ULL, valid);
         }
-        __syncthreads();
-        digit_scan(hist, rank, sdig);
-        prefix |= (unsigned long long)sdig[0] << shift;
-        mask |= 255ULL << shift;
-        rank = sdig[1];
-        const int cnt = sdig[2];
-        __syncthreads();
-        if (cnt == 1) { /* one key left with this prefix: it */
-            for (int p = threadIdx.x; p < n; p += PLAN_THREADS) {
-                const unsigned long long k = skeys[p];
-                if ((k & mask) == prefix && flag(p)) *found = k;
-            }
-            __syncthreads();
-            const unsigned long long k = *found;
-            __syncthreads();
-            return k;
-        }
-    }
-    return prefix;
+    };
+    /* a tile's candidates spread over more bins than a row of z: every lane adds */
+    const SelCut c = block_radix_select<false>(each, (unsigned int)rank, hist, sred);
+    return sel_cut_key(each, c, smin);
 }
 
 /* 128-bit masks of row offsets: bit o stands for the tile's row o */
@@ -322,7 +234,8 @@ __device__ __forceinline__ int popc_below(const Mask128 &m, int r) { /* bits bel
 __global__ void __launch_bounds__(PLAN_THREADS) dma_plan_kernel(const PlanArgs a) {
     extern __shared__ unsigned long long skeys[]; /* [a.cand_cap], then int c1[a.cand_cap], c2[a.cand_cap] */
     int *c1 = reinterpret_cast<int *>(skeys + a.cand_cap), *c2 = c1 + a.cand_cap;
-    __shared__ int count, nband, swarp[PLAN_THREADS / 32], sdig[3];
+    __shared__ int count, nband, swarp[PLAN_THREADS / 32];
+    __shared__ unsigned int sred[3];
     __shared__ unsigned int hist[256];
     __shared__ unsigned long long bkeys[2 * CUDA_ATTN_BQ], found, tlast, tfirst;
     __shared__ Mask128 pm[CUDA_ATTN_BQ + 1]; /* prefix masks of the band's new keys */
@@ -366,8 +279,8 @@ __global__ void __launch_bounds__(PLAN_THREADS) dma_plan_kernel(const PlanArgs a
     if (n_first > a.w) {
         /* the band: old ranks w - 127 .. w */
         const int hi_rank = max(1, a.w - (CUDA_ATTN_BQ - 1));
-        const unsigned long long tA = block_select(skeys, n, is_old, a.w, hist, sdig, &found);
-        const unsigned long long tB = block_select(skeys, n, is_old, hi_rank, hist, sdig, &found);
+        const unsigned long long tA = block_select(skeys, n, is_old, a.w, hist, sred, &found);
+        const unsigned long long tB = block_select(skeys, n, is_old, hi_rank, hist, sred, &found);
         for (int p = tid; p < n; p += PLAN_THREADS) {
             const unsigned long long k = skeys[p];
             if (k >= tA && (k <= tB || !is_old(p))) {
@@ -558,7 +471,7 @@ attn_status dma_plan(const attn_params *p, int backward, DmaPlan *pl) {
     while (np2 < std::min<long long>((long long)p->w + CUDA_ATTN_BQ, p->Nk)) np2 <<= 1;
     pa.cand_cap = (int)std::max<long long>(cand, np2);
     size_t psmem = (size_t)pa.cand_cap * (sizeof(unsigned long long) + 2 * sizeof(int));
-    dma_coarse_kernel<<<dim3(ncoarse, p->Hkv, p->B), PLAN_THREADS>>>(pa);
+    dma_coarse_kernel<<<dim3(ncoarse, p->Hkv, p->B), COARSE_THREADS>>>(pa);
     CUDA_CHECK_LAUNCH();
     CUDA_CHECK(cudaFuncSetAttribute(dma_plan_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)psmem));
     dma_plan_kernel<<<dim3(ntiles, p->Hkv, p->B), PLAN_THREADS, psmem>>>(pa);
