@@ -91,13 +91,15 @@ __global__ void bwd_dot_kernel(const T *o, long long osb, long long oss, long lo
 
 /* P (recomputed from lse and masked to 0 with MASK) and dS = P (dP - Dsum) for a
  * warp's 16 rows x BK keys of block stage st: s becomes P and dp becomes dS; with
- * dz the column sums of dS go to dz (one atomic per key). Instantiated with and
- * without the mask so that the blocks every row keeps in full pay for no mask. */
-template <bool MASK, int BK_>
+ * dz the column sums of dS go to dz (one atomic per key). DOT: only the rows' sums
+ * of P dP into dacc (the first pass of dma's exact Dsum), s and dp left as they
+ * are. Instantiated with and without the mask so that the blocks every row keeps
+ * in full pay for no mask. */
+template <bool MASK, bool DOT, int BK_>
 __device__ __forceinline__ void bwd_p_ds(float (&s)[BK_ / 8][4], float (&dp)[BK_ / 8][4], const float (&lse2)[2],
-                                         const float (&dsm)[2], float scale_log2, const float *z, float *dzrow,
-                                         const int *sIdx, const int *sRlo, const int *sRhi, const float *sZ, int st,
-                                         int qrow0, int lane) {
+                                         const float (&dsm)[2], float (&dacc)[2], float scale_log2, const float *z,
+                                         float *dzrow, const int *sIdx, const int *sRlo, const int *sRhi,
+                                         const float *sZ, int st, int qrow0, int lane) {
 #pragma unroll
     for (int nt = 0; nt < BK_ / 8; nt++)
 #pragma unroll
@@ -112,12 +114,16 @@ __device__ __forceinline__ void bwd_p_ds(float (&s)[BK_ / 8][4], float (&dp)[BK_
                 const int e = e01 + 2 * r, qi = qrow0 + 8 * r;
                 float pv = fast_exp2(s[nt][e] * scale_log2 + zb - lse2[r]);
                 if (MASK && (j < 0 || qi < rl || qi > rh)) pv = 0.f;
+                if (DOT) {
+                    dacc[r] += pv * dp[nt][e];
+                    continue;
+                }
                 const float ds = pv * (dp[nt][e] - dsm[r]);
                 s[nt][e] = pv;
                 dp[nt][e] = ds;
                 colsum += ds;
             }
-            if (dzrow) {
+            if (!DOT && dzrow) {
                 colsum += __shfl_xor_sync(0xffffffff, colsum, 4);
                 colsum += __shfl_xor_sync(0xffffffff, colsum, 8);
                 colsum += __shfl_xor_sync(0xffffffff, colsum, 16);
@@ -290,7 +296,6 @@ __global__ void __launch_bounds__(2 * BQ) bwd_main_kernel(const BwdArgs a) {
             fence_async_smem(); /* the copies and the transposes, visible to the wgmmas */
             __syncthreads();
         }
-        const T *sKs = sK + st * BK * D, *sVs = sV + st * BK * D;
         const uint32_t so = st * BK * RB; /* the stage's byte offset in sK and sV */
         if (it == pre_end && pre_end > 0) {
 #pragma unroll
@@ -307,6 +312,7 @@ __global__ void __launch_bounds__(2 * BQ) bwd_main_kernel(const BwdArgs a) {
         if constexpr (WG) {
             float(&sf)[BK / 2] = reinterpret_cast<float(&)[BK / 2]>(s);
             float(&df)[BK / 2] = reinterpret_cast<float(&)[BK / 2]>(dp);
+            const T *sKs = sK + st * BK * D, *sVs = sV + st * BK * D;
             const uint64_t dq0 = gmma_desc(sQ, D * 16), ddo0 = gmma_desc(sdO, D * 16);
             wg_fence();
             wgmma_ss0<T, BK>(sf, dq0, gmma_desc(sKs, D * 16));
@@ -342,38 +348,26 @@ __global__ void __launch_bounds__(2 * BQ) bwd_main_kernel(const BwdArgs a) {
         }
         }
         const bool full = sFull[st * 2] && sFull[st * 2 + 1];
-        /* P of the thread's element (nt, e01 + 2 r), recomputed from lse and masked to 0,
-         * with the key's metadata (slot g) read once per (nt, e01) */
-        auto p_at = [&](int nt, int e01, int r, float zb, int j, int rl, int rh) -> float {
-            const int qi = i0 + wrow + (lane >> 2) + 8 * r;
-            const float pv = fast_exp2(s[nt][e01 + 2 * r] * a.scale_log2 + zb - lse2[r]);
-            return !full && (j < 0 || qi < rl || qi > rh) ? 0.f : pv;
-        };
-#define BWD_SLOT_META                                                  \
-    const int g = st * BK + nt * 8 + (lane & 3) * 2 + e01;             \
-    const float zb = a.z ? sZ[g] : 0.f;                                \
-    int j = 0, rl = 0, rh = 0;                                         \
-    if (!full) j = sIdx[g], rl = sRlo[g], rh = sRhi[g]
+        const int qrow0 = i0 + wrow + (lane >> 2);
         if (it < pre_end) { /* first pass: Dsum only */
-#pragma unroll
-            for (int nt = 0; nt < BK / 8; nt++)
-#pragma unroll
-                for (int e01 = 0; e01 < 2; e01++) {
-                    BWD_SLOT_META;
-#pragma unroll
-                    for (int r = 0; r < 2; r++) dacc[r] += p_at(nt, e01, r, zb, j, rl, rh) * dp[nt][e01 + 2 * r];
-                }
+            if (full)
+                bwd_p_ds<false, true, BK>(s, dp, lse2, dsm, dacc, a.scale_log2, a.z, nullptr, sIdx, sRlo, sRhi, sZ, st,
+                                          qrow0, lane);
+            else
+                bwd_p_ds<true, true, BK>(s, dp, lse2, dsm, dacc, a.scale_log2, a.z, nullptr, sIdx, sRlo, sRhi, sZ, st,
+                                         qrow0, lane);
             __syncthreads();
             continue;
         }
         /* P and dS (dS kept in dp); dz column sums */
         {
             float *dzrow = a.dz ? a.dz + ((size_t)b * a.Hkv + hkv) * a.Nk : nullptr;
-            const int qrow0 = i0 + wrow + (lane >> 2);
             if (full)
-                bwd_p_ds<false, BK>(s, dp, lse2, dsm, a.scale_log2, a.z, dzrow, sIdx, sRlo, sRhi, sZ, st, qrow0, lane);
+                bwd_p_ds<false, false, BK>(s, dp, lse2, dsm, dacc, a.scale_log2, a.z, dzrow, sIdx, sRlo, sRhi, sZ, st,
+                                           qrow0, lane);
             else
-                bwd_p_ds<true, BK>(s, dp, lse2, dsm, a.scale_log2, a.z, dzrow, sIdx, sRlo, sRhi, sZ, st, qrow0, lane);
+                bwd_p_ds<true, false, BK>(s, dp, lse2, dsm, dacc, a.scale_log2, a.z, dzrow, sIdx, sRlo, sRhi, sZ, st,
+                                          qrow0, lane);
         }
         /* P and s dS to shared memory as [row][key] (8 chunks of 8 keys per row); WG: as
          * [key][row] in the core-matrix layout, the A operands of dV and dK */
@@ -479,7 +473,6 @@ __global__ void __launch_bounds__(2 * BQ) bwd_main_kernel(const BwdArgs a) {
         __syncthreads();
     }
     cp_wait<0>();
-#undef BWD_SLOT_META
 
     T *dqb = static_cast<T *>(a.dq) + b * a.dqsb + h * a.dqsh;
 #pragma unroll
