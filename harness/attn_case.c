@@ -144,7 +144,7 @@ void attn_case_fill(attn_case *c, uint64_t seed, z_pattern zp) {
                     rng_seed(&rr, seed ^ (uint64_t)(e / c->p.Nk) * 7919u ^ (uint64_t)run * 104729u);
                     x = (rng_uniform(&rr) < 0.25 ? 2.0 : -2.0) + 0.1 * rng_normal(&r);
                 } else if (rising) {
-                    x = -2.0 + 4.0 * (double)(e % c->p.Nk) / (double)c->p.Nk; /* distinct in float up to 2^22 keys */
+                    x = -2.0 + 4.0 * (double)(e % c->p.Nk) / (double)c->p.Nk; /* distinct in fp32 for Nk up to 2^24 */
                 } else x = sd * rng_normal(&r);
                 attn_case_set(c, s, e, x);
             }
