@@ -369,7 +369,7 @@ __device__ __forceinline__ void warp_append(bool take, V val, unsigned int *coun
  * plus five standard deviations, some 3-4 w keys reach it (at K = 524288,
  * w = 1024: 25 of 4096 samples, about 3200-4000 keys expected); fewer than w
  * (Poisson(8) >= 25, about 1e-6) or more than 8192 (Poisson(64) < 31, about
- * 1e-5) only by chance: the final kernel then takes the exact path. */
+ * 2e-6) only by chance: the final kernel then takes the exact path. */
 __global__ void __launch_bounds__(SEL_THREADS) sel_sample_kernel(const SelArgs a) {
     __shared__ unsigned int hist[256], sred[3];
     const size_t u = blockIdx.x;
