@@ -908,10 +908,11 @@ static void utc_stamp(char *buf, size_t n) {
     strftime(buf, n, "%Y%m%dT%H%M%SZ", &tm);
 }
 
-static int only_has(const char *only, const char *what) {
-    if (!only) return 1;
+/* Whether the comma-separated list names what (every name when there is no list). */
+static int list_has(const char *list, const char *what) {
+    if (!list) return 1;
     char *items[16];
-    int n = cli_list(only, items, 16);
+    int n = cli_list(list, items, 16);
     int hit = 0;
     for (int i = 0; i < n; i++) hit |= !strcmp(items[i], what);
     cli_list_free(items, n);
@@ -1054,10 +1055,10 @@ int cmd_run(int argc, char **argv) {
     if (only) {
         int k = 0;
         for (int i = 0; i < S.n_tasks; i++)
-            if (only_has(only, suite_task_name((suite_task)S.order[i]))) S.order[k++] = S.order[i];
+            if (list_has(only, suite_task_name((suite_task)S.order[i]))) S.order[k++] = S.order[i];
             else S.task[S.order[i]].present = 0;
         S.n_tasks = k;
-        if (!only_has(only, "kernels")) {
+        if (!list_has(only, "kernels")) {
             for (int i = 0; i < S.kernel_argc; i++) free(S.kernel_argv[i]);
             S.kernel_argc = 0;
         }
@@ -1092,14 +1093,11 @@ int cmd_run(int argc, char **argv) {
             suite_free(&S);
             return 2;
         }
-        int k = 0;
-        for (int c = 0; c < ncells; c++) {
-            int keep = 0;
-            for (int i = 0; i < n; i++) keep |= !strcmp(items[i], S.variants[cells[c].variant]);
-            if (keep) cells[k++] = cells[c];
-        }
-        ncells = k;
         cli_list_free(items, n);
+        int k = 0;
+        for (int c = 0; c < ncells; c++)
+            if (list_has(variants_opt, S.variants[cells[c].variant])) cells[k++] = cells[c];
+        ncells = k;
     }
     double total_tokens = 0;
     for (int i = 0; i < ncells; i++) total_tokens += cells[i].cost;
