@@ -565,10 +565,10 @@ __global__ void nsa_slc_kernel(const SlcArgs a) {
  * kv head), whose selections sel holds (Nq x nsel, -1 padded): qmask[j] gets bit qi
  * when query i0 + qi chose block j, and list[0 .. n) the blocks any of them chose,
  * ascending (at most cap); returns n. Called by all 128 threads of the CTA after
- * qmask[0 .. NSB) was zeroed and a barrier; ends with a barrier. wsum: 5 ints. */
+ * qmask[0 .. NSB) was zeroed and a barrier; ends with a barrier. wsum: 4 ints. */
 __device__ int tile_block_union(const int *sel, int Nq, int nsel, int i0, int QS, int NSB, int cap,
                                 unsigned long long *qmask, int *list, int *wsum) {
-    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    const int tid = threadIdx.x;
     for (int x = tid; x < QS * nsel; x += 128) {
         const int qi = x / nsel, i = i0 + qi;
         if (i >= Nq) continue;
@@ -580,24 +580,15 @@ __device__ int tile_block_union(const int *sel, int Nq, int nsel, int i0, int QS
     const int per = (NSB + 127) / 128, j0 = tid * per, j1 = min(j0 + per, NSB);
     int cnt = 0;
     for (int j = j0; j < j1; j++) cnt += qmask[j] != 0ULL;
-    int x = cnt;
-#pragma unroll
-    for (int o = 1; o < 32; o <<= 1) {
-        const int y = __shfl_up_sync(0xffffffff, x, o);
-        if (lane >= o) x += y;
-    }
-    if (lane == 31) wsum[warp] = x;
-    __syncthreads();
-    int base = x - cnt;
-    for (int w = 0; w < warp; w++) base += wsum[w];
+    int total;
+    int base = dm_block_scan_excl<128>(cnt, wsum, &total);
     for (int j = j0; j < j1; j++)
         if (qmask[j] != 0ULL) {
             if (base < cap) list[base] = j;
             base++;
         }
-    if (tid == 127) wsum[4] = min(base, cap);
     __syncthreads();
-    return wsum[4];
+    return min(total, cap);
 }
 
 /* The 64-key chunks of the blocks in a tile's union (tile_block_union): chunk t is

@@ -35,6 +35,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <type_traits>
 
 #include "cuda_attn.h"
 #include "cuda_common.cuh"
@@ -349,26 +350,24 @@ __global__ void __launch_bounds__(2 * BQ) bwd_main_kernel(const BwdArgs a) {
         }
         const bool full = sFull[st * 2] && sFull[st * 2 + 1];
         const int qrow0 = i0 + wrow + (lane >> 2);
-        if (it < pre_end) { /* first pass: Dsum only */
+        /* P and dS of the stage (DOT: the first pass's sums only), without the mask
+         * when every row keeps the whole block */
+        auto p_ds = [&](auto dot, float *dzrow) {
+            constexpr bool DOT = decltype(dot)::value;
             if (full)
-                bwd_p_ds<false, true, BK>(s, dp, lse2, dsm, dacc, a.scale_log2, a.z, nullptr, sIdx, sRlo, sRhi, sZ, st,
-                                          qrow0, lane);
-            else
-                bwd_p_ds<true, true, BK>(s, dp, lse2, dsm, dacc, a.scale_log2, a.z, nullptr, sIdx, sRlo, sRhi, sZ, st,
+                bwd_p_ds<false, DOT, BK>(s, dp, lse2, dsm, dacc, a.scale_log2, a.z, dzrow, sIdx, sRlo, sRhi, sZ, st,
                                          qrow0, lane);
+            else
+                bwd_p_ds<true, DOT, BK>(s, dp, lse2, dsm, dacc, a.scale_log2, a.z, dzrow, sIdx, sRlo, sRhi, sZ, st,
+                                        qrow0, lane);
+        };
+        if (it < pre_end) { /* first pass: Dsum only */
+            p_ds(std::true_type(), nullptr);
             __syncthreads();
             continue;
         }
         /* P and dS (dS kept in dp); dz column sums */
-        {
-            float *dzrow = a.dz ? a.dz + ((size_t)b * a.Hkv + hkv) * a.Nk : nullptr;
-            if (full)
-                bwd_p_ds<false, false, BK>(s, dp, lse2, dsm, dacc, a.scale_log2, a.z, dzrow, sIdx, sRlo, sRhi, sZ, st,
-                                           qrow0, lane);
-            else
-                bwd_p_ds<true, false, BK>(s, dp, lse2, dsm, dacc, a.scale_log2, a.z, dzrow, sIdx, sRlo, sRhi, sZ, st,
-                                          qrow0, lane);
-        }
+        p_ds(std::false_type(), a.dz ? a.dz + ((size_t)b * a.Hkv + hkv) * a.Nk : nullptr);
         /* P and s dS to shared memory as [row][key] (8 chunks of 8 keys per row); WG: as
          * [key][row] in the core-matrix layout, the A operands of dV and dK */
 #pragma unroll

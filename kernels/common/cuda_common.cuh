@@ -48,4 +48,70 @@ static inline bool dm_cuda_sm90() {
     return yes;
 }
 
+/* Exclusive prefix sum of c over the block's NT threads (in thread order) and the
+ * block's total in *total; swarp: NT / 32 ints of shared memory. Called by every
+ * thread of the block; holds barriers, the last one after swarp is read (so that
+ * the caller may reuse it). */
+template <int NT>
+__device__ __forceinline__ int dm_block_scan_excl(int c, int *swarp, int *total) {
+    static_assert(NT % 32 == 0 && NT <= 1024, "whole warps, at most 32");
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    int x = c;
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+        const int y = __shfl_up_sync(0xffffffffu, x, o);
+        if (lane >= o) x += y;
+    }
+    if (lane == 31) swarp[warp] = x;
+    __syncthreads();
+    if (warp == 0) {
+        int t = lane < NT / 32 ? swarp[lane] : 0;
+#pragma unroll
+        for (int o = 1; o < 32; o <<= 1) {
+            const int y = __shfl_up_sync(0xffffffffu, t, o);
+            if (lane >= o) t += y;
+        }
+        if (lane < NT / 32) swarp[lane] = t;
+    }
+    __syncthreads();
+    const int excl = x - c + (warp > 0 ? swarp[warp - 1] : 0);
+    *total = swarp[NT / 32 - 1];
+    __syncthreads();
+    return excl;
+}
+
+/* Programmatic dependent launch (sm_90). A kernel launched by dm_launch with pdl set
+ * may start while the kernel before it in the stream is still running: it must call
+ * dm_pdl_wait() before it reads anything that kernel (or one before it) writes, or
+ * writes anything they read. dm_pdl_trigger() in the earlier kernel lets the later
+ * one launch before the earlier one's CTAs exit (otherwise it launches as they
+ * exit). Both are no-ops before sm_90 and in a kernel launched without pdl; every
+ * kernel of such a chain calls dm_pdl_wait(), so that waiting on the kernel before
+ * also waits on all earlier ones. */
+__device__ __forceinline__ void dm_pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void dm_pdl_trigger() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
+
+/* Launches kern on the default stream, with programmatic stream serialisation when
+ * pdl is set (callers set it on sm_90 only: dm_cuda_sm90()). */
+template <typename... KArgs, typename... Args>
+static inline cudaError_t dm_launch(void (*kern)(KArgs...), dim3 grid, dim3 block, bool pdl, Args... args) {
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = grid;
+    cfg.blockDim = block;
+    cudaLaunchAttribute at[1];
+    at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    at[0].val.programmaticStreamSerializationAllowed = 1;
+    cfg.attrs = at;
+    cfg.numAttrs = pdl ? 1 : 0;
+    return cudaLaunchKernelEx(&cfg, kern, args...);
+}
+
 #endif

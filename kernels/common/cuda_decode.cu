@@ -27,6 +27,11 @@
  *    more than 8192 (ties, a sample that missed, a large w), that CTA selects over
  *    all of z instead, a pass per digit: slower, the same keys.
  *    DMABENCH_DECODE_SEL_SAMPLE=0 takes that path always (for tests).
+ * 4. On sm_90 every launch after a call's first goes out with programmatic
+ *    dependent launch (dm_launch): it may start while the kernel before it ends,
+ *    and waits (dm_pdl_wait) before it reads that kernel's output. The filter
+ *    reads its chunk of z into L2 before it waits on the sample's threshold.
+ *    DMABENCH_DECODE_PDL=0 launches them one after another.
  */
 #include <algorithm>
 #include <climits>
@@ -132,6 +137,9 @@ __global__ void __launch_bounds__(DEC_THREADS) decode_split_kernel(const DecArgs
         }
     }
 
+    /* the query rows are inputs; the list comes from the select kernel before */
+    dm_pdl_trigger();
+    dm_pdl_wait();
     int nk = a.nkeys;
     const int *lst = nullptr;
     if (a.list) {
@@ -295,6 +303,7 @@ __global__ void __launch_bounds__(D) decode_combine_kernel(const DecArgs a) {
     const size_t row = blockIdx.x; /* (b * Hq + h) * Nq + qi: the lse layout */
     const int d = threadIdx.x;
     const int qi = (int)(row % a.Nq), h = (int)(row / a.Nq % a.Hq), b = (int)(row / ((size_t)a.Nq * a.Hq));
+    dm_pdl_wait(); /* the splits' partials */
     const float2 *ml = a.part_ml + row * a.nsplit;
     const float *po = a.part_o + row * a.nsplit * D + d;
     float M = -INFINITY;
@@ -372,6 +381,7 @@ __device__ __forceinline__ void warp_append(bool take, V val, unsigned int *coun
  * 2e-6) only by chance: the final kernel then takes the exact path. */
 __global__ void __launch_bounds__(SEL_THREADS) sel_sample_kernel(const SelArgs a) {
     __shared__ unsigned int hist[256], sred[3];
+    dm_pdl_trigger(); /* the filter's CTAs may start reading z on the other SMs */
     const size_t u = blockIdx.x;
     const float *zrow = a.z + u * a.Nk;
     unsigned long long key[SEL_SPT];
@@ -406,11 +416,16 @@ __global__ void __launch_bounds__(FLT_THREADS, 4) sel_filter_kernel(const SelArg
     __shared__ unsigned int scnt, sgap, sbase;
     const int lane = threadIdx.x & 31;
     const size_t u = (size_t)blockIdx.z * gridDim.y + blockIdx.y;
-    const unsigned int thr = __ldcg(a.thr + u);
     const float *zrow = a.z + u * a.Nk;
     unsigned long long *out = a.cand + u * SEL_CAP;
     const long long beg = (long long)blockIdx.x * a.chunk;
     const long long end = min(beg + a.chunk, (long long)a.n);
+    dm_pdl_trigger();
+    /* while the sample kernel runs (launched with pdl): the chunk's z into L2, a
+     * 128-byte line per thread and step */
+    for (long long p = beg + 32LL * threadIdx.x; p < end; p += 32LL * FLT_THREADS) prefetch_l2(zrow + p);
+    dm_pdl_wait(); /* the threshold, the zeroed count */
+    const unsigned int thr = __ldcg(a.thr + u);
     if (threadIdx.x == 0) scnt = 0, sgap = FLT_STAGE;
     __syncthreads();
     for (long long p0 = beg; p0 < end; p0 += FLT_GRAIN) {
@@ -441,11 +456,9 @@ __global__ void __launch_bounds__(FLT_THREADS, 4) sel_filter_kernel(const SelArg
                 const unsigned long long key = sel_key(zv[k][e], (int)pos);
                 if (base + nb <= (unsigned int)FLT_STAGE) {
                     if (take) stage[base + below] = key;
-                } else { /* the stage is full: straight out */
+                } else { /* the stage is full (the whole warp is here): straight out */
                     if (lane == 0 && base < (unsigned int)FLT_STAGE) sgap = base; /* the one warp across the end */
-                    if (lane == 0) base = atomicAdd(a.ncand + u, nb);
-                    base = __shfl_sync(0xffffffffu, base, 0);
-                    if (take && base + below < (unsigned int)SEL_CAP) out[base + below] = key;
+                    warp_append(take, key, a.ncand + u, out, (unsigned int)SEL_CAP);
                 }
             }
     }
@@ -465,10 +478,20 @@ __global__ void __launch_bounds__(FLT_THREADS, 4) sel_filter_kernel(const SelArg
  * n keys of z, a pass per digit. */
 __global__ void __launch_bounds__(SEL_THREADS) sel_final_kernel(const SelArgs a) {
     __shared__ unsigned int hist[256], sred[3], slen;
+    dm_pdl_trigger();
+    dm_pdl_wait(); /* the candidates and their count */
     const size_t u = blockIdx.x;
     const unsigned int nc = a.exact ? 0u : __ldcg(a.ncand + u);
     int *list = a.list + u * a.w;
     if (threadIdx.x == 0) slen = 0;
+    /* the exact top w of the keys each(f) visits (f(key, valid) in every thread,
+     * the same number of calls in all), their indices appended to the list */
+    auto pick = [&](auto each) {
+        const SelCut c = block_radix_select<true>(each, (unsigned int)a.w, hist, sred);
+        each([&](unsigned long long k, bool valid) {
+            warp_append(valid && sel_kept(k, c), (int)(unsigned int)k, &slen, list, (unsigned int)a.w);
+        });
+    };
     if (nc >= (unsigned int)a.w && nc <= (unsigned int)SEL_CAP) {
         const unsigned long long *cand = a.cand + u * SEL_CAP;
         const int kn = (int)((nc + SEL_THREADS - 1) / SEL_THREADS); /* the same in every thread */
@@ -478,18 +501,14 @@ __global__ void __launch_bounds__(SEL_THREADS) sel_final_kernel(const SelArgs a)
             const unsigned int p = k * SEL_THREADS + threadIdx.x;
             key[k] = p < nc ? __ldcg(cand + p) : 0ULL;
         }
-        auto each = [&](auto f) {
+        pick([&](auto f) {
 #pragma unroll
             for (int k = 0; k < SEL_KPT; k++)
                 if (k < kn) f(key[k], k * SEL_THREADS + threadIdx.x < nc);
-        };
-        const SelCut c = block_radix_select<true>(each, (unsigned int)a.w, hist, sred);
-        each([&](unsigned long long k, bool valid) {
-            warp_append(valid && sel_kept(k, c), (int)(unsigned int)k, &slen, list, (unsigned int)a.w);
         });
     } else {
         const float *zrow = a.z + u * a.Nk;
-        auto each = [&](auto f) {
+        pick([&](auto f) {
             for (long long p0 = 0; p0 < a.n; p0 += FLT_UNROLL * SEL_THREADS) {
                 float zv[FLT_UNROLL];
 #pragma unroll
@@ -503,10 +522,6 @@ __global__ void __launch_bounds__(SEL_THREADS) sel_final_kernel(const SelArgs a)
                     f(sel_key(zv[k], (int)pos), pos < a.n);
                 }
             }
-        };
-        const SelCut c = block_radix_select<true>(each, (unsigned int)a.w, hist, sred);
-        each([&](unsigned long long k, bool valid) {
-            warp_append(valid && sel_kept(k, c), (int)(unsigned int)k, &slen, list, (unsigned int)a.w);
         });
     }
     __syncthreads();
@@ -568,9 +583,18 @@ int env_knob(const char *name, int def) {
     return v > 0 ? v : def;
 }
 
+/* Whether the decode's launches after the first overlap their predecessor's tail
+ * (programmatic dependent launch, sm_90; DMABENCH_DECODE_PDL=0 turns it off). */
+bool dec_pdl() {
+    static const int on = dm_cuda_sm90() && !dm_env_is("DMABENCH_DECODE_PDL", "0");
+    return on;
+}
+
 /* Row tiles and key splits for nkeys keys (or list entries) per (batch, kv head):
- * enough splits for one full wave of resident CTAs (DMABENCH_DECODE_WAVES). */
-attn_status plan_decode(const attn_params *p, long long nkeys, DecPlan *pl) {
+ * enough splits for one full wave of resident CTAs (DMABENCH_DECODE_WAVES), each
+ * split at least one step of keys, or with list set (dma's selected keys) at least
+ * DMABENCH_DECODE_LIST_KEYS of them. */
+attn_status plan_decode(const attn_params *p, long long nkeys, bool list, DecPlan *pl) {
     const long long R = (long long)(p->Hq / p->Hkv) * p->Nq;
     pl->rt = R <= 1 ? 1 : R <= 2 ? 2 : R <= 4 ? 4 : 8;
     pl->nrt = (int)((R + pl->rt - 1) / pl->rt);
@@ -588,7 +612,9 @@ attn_status plan_decode(const attn_params *p, long long nkeys, DecPlan *pl) {
     const long long target = (long long)occ * nsm * waves;
     const long long want = std::max(1LL, (target + per_split - 1) / per_split);
     const long long step = dec_step(p->D, pl->rt);
+    static const int list_keys = env_knob("DMABENCH_DECODE_LIST_KEYS", 32);
     long long chunk = (nkeys + want - 1) / want;
+    if (list) chunk = std::max(chunk, (long long)list_keys);
     chunk = std::max(step, (chunk + step - 1) / step * step);
     pl->chunk = (int)std::min(chunk, (long long)INT_MAX / 2);
     pl->nsplit = nkeys > 0 ? (int)((nkeys + pl->chunk - 1) / pl->chunk) : 1;
@@ -617,19 +643,19 @@ void fill_args(const attn_params *p, int window, DecArgs *a) {
     a->window = window;
 }
 
-attn_status run_decode(const attn_params *p, const DecPlan &pl, DecArgs *a, char *part) {
+/* The split and combine kernels; pdl_split: the split kernel follows dma's select
+ * (the combine always follows the split). */
+attn_status run_decode(const attn_params *p, const DecPlan &pl, DecArgs *a, char *part, bool pdl_split) {
     a->nrt = pl.nrt;
     a->nsplit = pl.nsplit;
     a->chunk = pl.chunk;
     a->part_o = reinterpret_cast<float *>(part);
     a->part_ml = reinterpret_cast<float2 *>(part + pl.o_bytes);
     const dim3 grid((unsigned)(pl.nrt * pl.nsplit), (unsigned)p->Hkv, (unsigned)p->B);
-    pl.kern<<<grid, DEC_THREADS>>>(*a);
-    CUDA_CHECK_LAUNCH();
+    CUDA_CHECK(dm_launch(pl.kern, grid, dim3(DEC_THREADS), pdl_split && dec_pdl(), *a));
     const size_t rows = (size_t)p->B * p->Hq * p->Nq;
     const dec_kernel_t comb = combine_kernel(p->dtype, p->D);
-    comb<<<(unsigned)rows, p->D>>>(*a);
-    CUDA_CHECK_LAUNCH();
+    CUDA_CHECK(dm_launch(comb, dim3((unsigned)rows), dim3(p->D), dec_pdl(), *a));
     return ATTN_OK;
 }
 
@@ -655,7 +681,7 @@ extern "C" attn_status cuda_decode_forward(const attn_params *p, int window) {
     }
     const long long n = hi >= lo ? hi - lo + 1 : 0;
     DecPlan pl;
-    attn_status st = plan_decode(p, n, &pl);
+    attn_status st = plan_decode(p, n, false, &pl);
     if (st != ATTN_OK) return st;
     char *ws;
     if ((st = dm_cuda_ws_get(&g_part, pl.o_bytes + pl.ml_bytes, (void **)&ws, nullptr)) != ATTN_OK) return st;
@@ -663,7 +689,7 @@ extern "C" attn_status cuda_decode_forward(const attn_params *p, int window) {
     fill_args(p, window, &a);
     a.klo = (int)(n > 0 ? lo : 0);
     a.nkeys = (int)n;
-    return run_decode(p, pl, &a, ws);
+    return run_decode(p, pl, &a, ws, false);
 }
 
 extern "C" attn_status cuda_decode_dma_forward(const attn_params *p, cuda_decode_score_fn score) {
@@ -672,7 +698,7 @@ extern "C" attn_status cuda_decode_dma_forward(const attn_params *p, cuda_decode
     const bool select = n > p->w;
     const long long nlist = select ? p->w : n;
     DecPlan pl;
-    attn_status st = plan_decode(p, nlist, &pl);
+    attn_status st = plan_decode(p, nlist, select, &pl);
     if (st != ATTN_OK) return st;
     int nsm;
     if ((st = num_sms(&nsm)) != ATTN_OK) return st;
@@ -741,12 +767,11 @@ extern "C" attn_status cuda_decode_dma_forward(const attn_params *p, cuda_decode
             CUDA_CHECK_LAUNCH();
             const dim3 fgrid((unsigned)nchunks, (unsigned)p->Hkv, (unsigned)p->B);
             const bool vec = p->Nk % 4 == 0 && reinterpret_cast<uintptr_t>(z) % 16 == 0;
-            if (vec) sel_filter_kernel<true><<<fgrid, FLT_THREADS>>>(sa);
-            else sel_filter_kernel<false><<<fgrid, FLT_THREADS>>>(sa);
-            CUDA_CHECK_LAUNCH();
+            CUDA_CHECK(dm_launch(vec ? sel_filter_kernel<true> : sel_filter_kernel<false>, fgrid, dim3(FLT_THREADS),
+                                 dec_pdl(), sa));
         }
-        sel_final_kernel<<<(unsigned)units, SEL_THREADS>>>(sa);
-        CUDA_CHECK_LAUNCH();
+        /* after the filter it may overlap its tail; on the exact path it comes first */
+        CUDA_CHECK(dm_launch(sel_final_kernel, dim3((unsigned)units), dim3(SEL_THREADS), !exact && dec_pdl(), sa));
     }
     if (p->stats) CUDA_CHECK(cudaEventRecord(g_ev[1]));
 
@@ -760,7 +785,7 @@ extern "C" attn_status cuda_decode_dma_forward(const attn_params *p, cuda_decode
     }
     a.klo = 0;
     a.nkeys = (int)nlist;
-    if ((st = run_decode(p, pl, &a, part)) != ATTN_OK) return st;
+    if ((st = run_decode(p, pl, &a, part, select)) != ATTN_OK) return st;
     if (p->z_out) CUDA_CHECK(cudaMemcpyAsync(p->z_out, z, units * p->Nk * sizeof(float), cudaMemcpyDeviceToDevice));
     if (p->stats) {
         /* waits for the selection only; the attention is already queued behind it */

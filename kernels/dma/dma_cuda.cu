@@ -152,34 +152,17 @@ __device__ void bitonic_desc(unsigned long long *skeys, int np2) {
 }
 
 /* Inclusive prefix sums of flag(p) over p in [0, n) into out[0, n), by the whole
- * block (PLAN_THREADS threads, each a contiguous run); returns the total. */
+ * block (PLAN_THREADS threads, each a contiguous run); returns the total. Ends with
+ * a barrier. swarp: PLAN_THREADS / 32 ints. */
 template <typename F>
 __device__ int block_scan_flags(int n, F flag, int *out, int *swarp) {
-    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int tid = threadIdx.x;
     const int per = (n + PLAN_THREADS - 1) / PLAN_THREADS, p0 = tid * per, p1 = min(p0 + per, n);
     int c = 0;
     for (int p = p0; p < p1; p++) c += flag(p);
-    int x = c;
-#pragma unroll
-    for (int o = 1; o < 32; o <<= 1) {
-        const int y = __shfl_up_sync(0xffffffff, x, o);
-        if (lane >= o) x += y;
-    }
-    if (lane == 31) swarp[warp] = x;
-    __syncthreads();
-    if (warp == 0) {
-        int t = lane < PLAN_THREADS / 32 ? swarp[lane] : 0;
-#pragma unroll
-        for (int o = 1; o < 32; o <<= 1) {
-            const int y = __shfl_up_sync(0xffffffff, t, o);
-            if (lane >= o) t += y;
-        }
-        if (lane < PLAN_THREADS / 32) swarp[lane] = t;
-    }
-    __syncthreads();
-    int run = x - c + (warp > 0 ? swarp[warp - 1] : 0);
+    int total;
+    int run = dm_block_scan_excl<PLAN_THREADS>(c, swarp, &total);
     for (int p = p0; p < p1; p++) out[p] = (run += flag(p));
-    const int total = swarp[PLAN_THREADS / 32 - 1];
     __syncthreads();
     return total;
 }
