@@ -104,7 +104,11 @@ int rec_num(const cJSON *r, const char *path, double *out) {
     return 0;
 }
 
+/* The device a record ran on: its own "card" (run's records carry it, since a
+ * run folder's parts may come from several machines), else the file's provenance. */
 static const char *card_of(const cJSON *rec, const cJSON *prov) {
+    const char *own = rec_str(rec, "card");
+    if (own && *own) return own;
     const cJSON *m = cJSON_GetObjectItemCaseSensitive(prov, "machine");
     const char *be = rec_str(rec, "backend"), *dev = rec_str(rec, "device");
     int gpu = (be && !strcmp(be, "cuda")) || (dev && (!strcmp(dev, "cuda") || !strcmp(dev, "gpu")));

@@ -43,6 +43,12 @@ static const char *cpu_isa(void) {
     return "portable";
 }
 
+void report_card(const char *backend, char *out, size_t n) {
+    cuda_info ci;
+    if (backend && !strcmp(backend, "cuda") && cuda_query(&ci) == 0) snprintf(out, n, "%s", ci.name);
+    else cpu_model(out, n);
+}
+
 cJSON *report_provenance(int argc, char **argv, uint64_t seed) {
     cJSON *p = cJSON_CreateObject();
     cJSON *build = cJSON_AddObjectToObject(p, "build");

@@ -18,6 +18,9 @@
  * CUDA runtime/driver, GPU name and clocks when built with CUDA and a GPU is present),
  * run (seed, UTC time, command line). */
 cJSON *report_provenance(int argc, char **argv, uint64_t seed);
+/* The device this process runs backend on, as the tables name it: the GPU's name
+ * for "cuda" (when one is usable), else the CPU's model. */
+void report_card(const char *backend, char *out, size_t n);
 
 /* A new report object holding prov (ownership taken) and an empty records array. */
 cJSON *report_new(cJSON *prov);

@@ -94,6 +94,33 @@ static int file_exists(const char *p) {
     return stat(p, &sb) == 0;
 }
 
+/* Appends buf to path (created if missing) with one write on an O_APPEND
+ * descriptor, then fsync: a cell's lines land together, also when several runs
+ * (one per GPU, say) append to the same records.jsonl. 0 or -1 (errno set). */
+static int append_whole(const char *path, const char *buf, size_t len) {
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT, 0644);
+    if (fd < 0) return -1;
+    size_t done = 0;
+    while (done < len) {
+        ssize_t w = write(fd, buf + done, len - done);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+            int e = w < 0 ? errno : EIO;
+            close(fd);
+            errno = e;
+            return -1;
+        }
+        done += (size_t)w;
+    }
+    if (fsync(fd) != 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    return close(fd);
+}
+
 static void usage(void) {
     printf("usage: dmabench run [SUITE.json] [--out DIR] [options]\n"
            "       dmabench run --resume DIR\n"
@@ -111,6 +138,8 @@ static void usage(void) {
            "  --resume DIR       continue an interrupted run in DIR (its suite.json); rerunning\n"
            "                     with the same --out also skips the cells already done\n"
            "  --fresh            with --out: start over, discarding DIR/records.jsonl\n"
+           "  --report           with --resume DIR: write DIR's report and tables from the\n"
+           "                     cells done so far; runs nothing (no GPU needed)\n"
            "  --only LIST        run only these parts: mqar, niah, ppl, kernels\n"
            "  --variants LIST    train only these of the suite's variants (e.g. nsa after a change to\n"
            "                     its kernels); the report still covers every cell done in DIR\n"
@@ -329,11 +358,14 @@ static int on_progress(const char *phase, int64_t done, int64_t total, double lo
 /* ---- records ---- */
 
 static cJSON *task_record(const suite *s, const suite_cell *c, const char *backend) {
+    static char card[256];
+    if (!card[0]) report_card(backend, card, sizeof card);
     cJSON *r = cJSON_CreateObject();
     cJSON_AddStringToObject(r, "kind", "task");
     cJSON_AddStringToObject(r, "task", suite_task_name(c->task));
     cJSON_AddStringToObject(r, "variant", s->variants[c->variant]);
     cJSON_AddStringToObject(r, "backend", backend);
+    cJSON_AddStringToObject(r, "card", card); /* the tables' device, also when another machine writes the report */
     cJSON_AddNumberToObject(r, "seed", (double)c->seed);
     cJSON_AddStringToObject(r, "suite", s->name);
     return r;
@@ -919,9 +951,34 @@ static int list_has(const char *list, const char *what) {
     return hit;
 }
 
+/* Perplexity trains every model on one fixed corpus: more than a few passes over
+ * its train split (train_n tokens) and the models memorise it, so that the test
+ * scores measure how much, not the attention. Says so on out; returns 1 if so. */
+#define PPL_MAX_PASSES 4.0
+static int ncells_of(const suite_cell *cells, int n, suite_task task) {
+    int k = 0;
+    for (int i = 0; i < n; i++) k += cells[i].task == task;
+    return k;
+}
+static int warn_ppl_passes(const suite *S, int64_t train_n, const char *what, FILE *out) {
+    const suite_task_cfg *t = &S->task[SUITE_PPL];
+    if (!t->present || train_n <= 0) return 0;
+    const double seen = (double)t->base.steps * t->base.batch_size * t->train_context;
+    const double passes = seen / (double)train_n;
+    if (passes <= PPL_MAX_PASSES) return 0;
+    fprintf(out,
+            "%sppl: each model trains on %.3g tokens, %.0f passes over the %lld-token train split of %s: it will "
+            "memorise it and the test scores then measure that; use a larger corpus (\"corpus\": FILE) or fewer "
+            "steps (at most %.0f passes: %lld steps)\n",
+            out == stderr ? "dmabench run: warning: " : "warning: ", seen, passes, (long long)train_n, what,
+            PPL_MAX_PASSES,
+            (long long)(PPL_MAX_PASSES * (double)train_n / ((double)t->base.batch_size * t->train_context)));
+    return 1;
+}
+
 int cmd_run(int argc, char **argv) {
     cli_args a;
-    if (cli_parse(&a, "run", argc, argv, 2, "--help -h --validate --print-suite --quiet --fresh") != 0) {
+    if (cli_parse(&a, "run", argc, argv, 2, "--help -h --validate --print-suite --quiet --fresh --report") != 0) {
         fprintf(stderr, "dmabench %s\n", a.err);
         return 2;
     }
@@ -950,6 +1007,7 @@ int cmd_run(int argc, char **argv) {
     }
     int validate = cli_flag(&a, "--validate"), print_suite = cli_flag(&a, "--print-suite");
     int quiet = cli_flag(&a, "--quiet"), fresh = cli_flag(&a, "--fresh");
+    int report_only = cli_flag(&a, "--report");
     long long threads_opt = 0, max_cells = 0;
     if (cli_int(&a, "--threads", 0, 0, 4096, &threads_opt) || cli_int(&a, "--max-cells", 0, 0, 1 << 30, &max_cells)) {
         fprintf(stderr, "dmabench %s\n", a.err);
@@ -986,6 +1044,10 @@ int cmd_run(int argc, char **argv) {
     }
     if (fresh && resume) {
         fprintf(stderr, "dmabench run: --fresh and --resume contradict each other\n");
+        return 2;
+    }
+    if (report_only && !resume) {
+        fprintf(stderr, "dmabench run: --report writes the report of a run folder: use it with --resume DIR\n");
         return 2;
     }
     if (only) {
@@ -1125,6 +1187,22 @@ int cmd_run(int argc, char **argv) {
             suite_free(&S);
             return 2;
         }
+        if (S.task[SUITE_PPL].present && ncells_of(cells, ncells, SUITE_PPL) > 0) {
+            const suite_task_cfg *t = &S.task[SUITE_PPL];
+            if (!strcmp(t->corpus, "synthetic")) warn_ppl_passes(&S, t->train_tokens, "the synthetic corpus", stdout);
+            else {
+                ppl_corpus pc;
+                memset(&pc, 0, sizeof pc);
+                char perr[256];
+                task_status ts = !strcmp(t->corpus, "licenses")
+                                     ? ppl_corpus_licenses(NULL, PPL_DEFAULT_TEST_FRAC, &pc, perr, sizeof perr)
+                                     : ppl_corpus_from_file(t->corpus, PPL_DEFAULT_TEST_FRAC, &pc, perr, sizeof perr);
+                if (ts == TASK_OK) {
+                    warn_ppl_passes(&S, pc.train.n, t->corpus, stdout);
+                    ppl_corpus_free(&pc);
+                } else printf("ppl corpus '%s' cannot be read here: %s\n", t->corpus, perr);
+            }
+        }
         if (want_cuda_train) {
             printf("training on cuda%s\n", cuda_available() ? "" : ": this machine has no usable GPU, so it would be "
                                                                    "refused here");
@@ -1138,7 +1216,7 @@ int cmd_run(int argc, char **argv) {
         suite_free(&S);
         return 0;
     }
-    if ((want_cuda_train || want_cuda_kern) && !cuda_available()) {
+    if (!report_only && (want_cuda_train || want_cuda_kern) && !cuda_available()) {
         char d[32];
         fmt_dur(d, sizeof d, est_cpu_s);
         char parts[256] = "";
@@ -1284,7 +1362,7 @@ int cmd_run(int argc, char **argv) {
     size_t hay_len = 0;
     int rc = 0;
     int need_ppl = 0, need_hay = 0;
-    for (int i = 0; i < ncells; i++)
+    for (int i = 0; i < ncells && !report_only; i++)
         if (!done_has(&done, cells[i].key)) {
             need_ppl |= cells[i].task == SUITE_PPL;
             need_hay |= cells[i].task == SUITE_NIAH && !strcmp(S.task[SUITE_NIAH].haystack, "licenses");
@@ -1303,6 +1381,7 @@ int cmd_run(int argc, char **argv) {
             goto finish;
         }
         have_corpus = 1;
+        warn_ppl_passes(&S, corpus.train.n, t->corpus, stderr);
     }
     if (need_hay) {
         ppl_corpus lic;
@@ -1328,7 +1407,7 @@ int cmd_run(int argc, char **argv) {
         if (!done_has(&done, cells[i].key)) pr.cost_left += cells[i].cost;
     int nrun = 0, nfail = 0;
     int stopped = 0;
-    for (int i = 0; i < ncells && !g_stop; i++) {
+    for (int i = 0; i < ncells && !g_stop && !report_only; i++) {
         if (done_has(&done, cells[i].key)) continue;
         if (max_cells && nrun >= max_cells) {
             stopped = 1;
@@ -1358,9 +1437,7 @@ int cmd_run(int argc, char **argv) {
             else b.oom = 1;
             free(s);
         }
-        FILE *f = b.oom ? NULL : fopen(p_jsonl, "a");
-        int ok = f && fwrite(b.s, 1, b.len, f) == b.len && fflush(f) == 0 && fsync(fileno(f)) == 0;
-        if (f) ok = fclose(f) == 0 && ok;
+        int ok = !b.oom && append_whole(p_jsonl, b.s, b.len) == 0;
         sb_free(&b);
         if (!ok) {
             fprintf(stderr, "%sdmabench run: cannot append to %s: %s\n", pr.tty && !quiet ? "\n" : "", p_jsonl,
@@ -1390,7 +1467,7 @@ int cmd_run(int argc, char **argv) {
     }
 
     /* the kernel profile */
-    if (S.kernel_argc) {
+    if (S.kernel_argc && !report_only) {
         fprintf(stderr, "run: kernel profile (dmabench kernels %s ...)\n", S.kernel_argc ? S.kernel_argv[0] : "");
         int krc = run_kernels(&S, dir, threads, quiet);
         if (g_stop) {
@@ -1429,7 +1506,18 @@ int cmd_run(int argc, char **argv) {
         if (suite_has_kernels && file_exists(p_kern)) {
             cJSON *k = report_read(p_kern, err, sizeof err);
             const cJSON *kr = k ? cJSON_GetObjectItemCaseSensitive(k, "records") : NULL;
-            for (const cJSON *r = kr ? kr->child : NULL; r; r = r->next) report_add(rep, cJSON_Duplicate(r, 1));
+            /* each record keeps the device of the machine that profiled it */
+            const cJSON *km = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(k, "provenance"), "machine");
+            const cJSON *kg = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(km, "gpu"), "name");
+            const cJSON *kc = cJSON_GetObjectItemCaseSensitive(km, "cpu");
+            for (const cJSON *r = kr ? kr->child : NULL; r; r = r->next) {
+                cJSON *d = cJSON_Duplicate(r, 1);
+                const cJSON *be = cJSON_GetObjectItemCaseSensitive(d, "backend");
+                const cJSON *name = cJSON_IsString(be) && !strcmp(be->valuestring, "cuda") ? kg : kc;
+                if (d && cJSON_IsString(name) && !cJSON_GetObjectItemCaseSensitive(d, "card"))
+                    cJSON_AddStringToObject(d, "card", name->valuestring);
+                report_add(rep, d);
+            }
             cJSON_Delete(k);
         }
         if (report_write(p_report, rep, err, sizeof err) != 0) {
@@ -1453,8 +1541,13 @@ int cmd_run(int argc, char **argv) {
         sb_free(&tb);
         char d[32];
         fmt_dur(d, sizeof d, now_s() - pr.t_run0);
-        fprintf(stderr, "run: %d cells (%d run now, %d resumed%s%d failed) in %s; report %s, tables %s\n", ncells, nrun,
-                nskip, ", ", nfail, d, p_report, p_tables);
+        if (report_only)
+            fprintf(stderr, "run: report of the %d of %d cells done%s%s%s; report %s, tables %s\n", nskip, ncells,
+                    nskip < ncells ? " (`dmabench run --resume " : "", nskip < ncells ? dir : "",
+                    nskip < ncells ? "` runs the rest)" : "", p_report, p_tables);
+        else
+            fprintf(stderr, "run: %d cells (%d run now, %d resumed%s%d failed) in %s; report %s, tables %s\n", ncells,
+                    nrun, nskip, ", ", nfail, d, p_report, p_tables);
         if (nfail) rc = 1;
     }
 

@@ -71,6 +71,44 @@ rc=$?
     [ "$(grep -c '"cell"' "$T/only/report.json")" -eq "$(grep -c '"cell"' "$T/full/report.json")" ] &&
     ok only_keeps_whole_report || nok only_keeps_whole_report "exit $rc; tables or report lost parts"
 
+# 2c. --report: the report and tables of a partial folder, running nothing
+mkdir "$T/rep" && cp "$T/full/suite.json" "$T/rep/"
+head -n 8 "$T/full/records.jsonl" >"$T/rep/records.jsonl"   # the 8 mqar cells, a record each
+$B run --resume "$T/rep" --report >/dev/null 2>"$T/rep.err"
+rc=$?
+nrec=$(grep -c . "$T/rep/records.jsonl")
+ncell=$(grep -c '"cell"' "$T/rep/report.json" 2>/dev/null)
+[ $rc -eq 0 ] && [ "$nrec" -eq 8 ] && [ "$ncell" -eq 8 ] && [ -s "$T/rep/tables.md" ] &&
+    grep -q "runs the rest" "$T/rep.err" && ok report_only ||
+    nok report_only "exit $rc, $nrec lines in records.jsonl, $ncell records in the report (want 8 and 8): $(tail -1 "$T/rep.err")"
+expect_fail report_needs_resume "use it with --resume" $B run $SUITE --out "$T/rep" --report
+# every task record names the device it ran on, and the tables show it
+grep '"kind":"task"' "$T/full/records.jsonl" | grep -qv '"card":"' && nok records_card "a task record without card" ||
+    ok records_card
+
+# 2d. two runs at once into one folder (one per GPU, say: --variants splits the
+# cells), then --report: every cell, the same tables as one run
+$B run $SUITE --out "$T/two" --quiet --variants mha >/dev/null 2>"$T/two1.err" &
+p1=$!
+$B run $SUITE --out "$T/two" --quiet --variants dma >/dev/null 2>"$T/two2.err" &
+p2=$!
+wait $p1; r1=$?
+wait $p2; r2=$?
+$B run --resume "$T/two" --report >/dev/null 2>"$T/two3.err"
+r3=$?
+n=$(grep -c . "$T/two/records.jsonl")
+[ $r1 -eq 0 ] && [ $r2 -eq 0 ] && [ $r3 -eq 0 ] && [ "$n" -eq 40 ] && cmp -s "$T/full/tables.md" "$T/two/tables.md" &&
+    ok concurrent_runs_one_folder ||
+    nok concurrent_runs_one_folder "exits $r1 $r2 $r3, $n records (want 40), tables $(cmp -s "$T/full/tables.md" "$T/two/tables.md" && echo same || echo differ)"
+
+# 2e. scripts/run-gpus.sh: the suite's parts over two workers (the GPU numbers only
+# name the workers of a CPU suite), one folder, the same tables as one run
+DMABENCH=$B sh scripts/run-gpus.sh $SUITE "$T/gpus" 0,1 >"$T/gpus.out" 2>"$T/gpus.err"
+rc=$?
+n=$(grep -c . "$T/gpus/records.jsonl" 2>/dev/null)
+[ $rc -eq 0 ] && [ "$n" = 40 ] && cmp -s "$T/full/tables.md" "$T/gpus/tables.md" && [ "$(grep -c ': exit 0' "$T/gpus.err")" = 6 ] &&
+    ok run_gpus_script || nok run_gpus_script "exit $rc, $n records (want 40): $(tail -2 "$T/gpus.err")"
+
 # 3. a torn last line (killed mid-write) and a partial cell: dropped, rerun, same tables
 cp -r "$T/full" "$T/torn"
 rm "$T/torn/tables.md" "$T/torn/report.json"
@@ -192,6 +230,10 @@ expect_fail other_suite_same_out "another suite" $B run "$T/s9.json" --out "$T/f
 # 5. the shipped suites validate; paper.json refuses to train on the CPU
 $B run --validate >/dev/null 2>&1 && ok quick_validates || nok quick_validates "$($B run --validate 2>&1 | tail -1)"
 $B run suites/paper.json --validate >"$T/pv" 2>&1 && ok paper_validates || nok paper_validates "$(tail -1 "$T/pv")"
+# a ppl corpus read many times over is named (the license corpus: about 214 k tokens)
+grep -q '^warning: ppl: .* passes over the [0-9]*-token train split of licenses' "$T/pv" && ok ppl_passes_warning ||
+    nok ppl_passes_warning "no warning about the passes over the license corpus"
+$B run --validate 2>&1 | grep -q 'passes over' && nok ppl_passes_quiet "the quick suite warned" || ok ppl_passes_quiet
 grep -q "^training on cuda" "$T/pv" && ok paper_says_cuda || nok paper_says_cuda "$(cat "$T/pv")"
 expect_fail paper_needs_gpu "cannot run here" $B run suites/paper.json --out "$T/paper"
 # every shipped cuda suite's head dims are ones the CUDA attention takes; a suite
