@@ -759,16 +759,47 @@ model_status model_forward_backward(model *m, const int32_t *ids, const int32_t 
     if (n == 0) return MODEL_OK;
     st = model_stack_forward(m, a, ids, B, T, 0, NULL, err, err_len);
     if (st != MODEL_OK) return st;
-    model_lm_head(m, a->xf, M, a->logits);
-    mops_cross_entropy(a->logits, labels, M, V, a->rowloss, a->dlogits, scale / (double)n);
+    /* The head and the loss over the counted rows only when at most half count
+     * (MQAR: one row in 16 at 64 pairs of 1024 tokens): the rows of xf gathered
+     * into dx[1], their dxf into dx[0] and scattered into dxn (zero elsewhere:
+     * an ignored row's dlogits are zero). Both buffers are free until the layers'
+     * backward. The same sums over fewer rows. */
+    const int compact = (size_t)n * 2 <= M;
+    int32_t *rows = NULL;
+    const float *hx = a->xf;
+    const int32_t *hl = labels;
+    size_t hm = M;
+    if (compact) {
+        rows = malloc((size_t)n * 2 * sizeof *rows);
+        if (!rows) return model_errf(MODEL_ERR_OOM, err, err_len, "out of memory for the counted rows' index");
+        size_t k = 0;
+        for (size_t i = 0; i < M; i++)
+            if (labels[i] != MODEL_IGNORE) rows[k] = (int32_t)i, rows[n + k] = labels[i], k++;
+        float *xc = a->dx[1];
+#pragma omp parallel for schedule(static)
+        for (int64_t k2 = 0; k2 < n; k2++) memcpy(xc + k2 * C, a->xf + (size_t)rows[k2] * C, (size_t)C * sizeof *xc);
+        hx = xc, hl = rows + n, hm = (size_t)n;
+    }
+    model_lm_head(m, hx, hm, a->logits);
+    mops_cross_entropy(a->logits, hl, hm, V, a->rowloss, a->dlogits, scale / (double)n);
     double s = 0;
-    for (size_t i = 0; i < M; i++) s += a->rowloss[i];
-    if (!isfinite(s)) return model_errf(MODEL_ERR_NONFINITE, err, err_len, "the loss is not finite (the model diverged?)");
+    for (size_t i = 0; i < hm; i++) s += a->rowloss[i];
+    if (!isfinite(s)) {
+        free(rows);
+        return model_errf(MODEL_ERR_NONFINITE, err, err_len, "the loss is not finite (the model diverged?)");
+    }
     if (loss) *loss = s / (double)n;
 
     /* logits = xf E^T: dxf = dlogits E; dE += dlogits^T xf */
-    mops_gemm(m, 0, 0, (int)M, C, V, 1.0f, a->dlogits, V, TP(m, m->head), C, 0.0f, a->dxn, C);
-    mops_gemm(m, 1, 0, V, C, (int)M, 1.0f, a->dlogits, V, a->xf, C, 1.0f, TG(m, m->head), C);
+    float *dh = compact ? a->dx[0] : a->dxn;
+    mops_gemm(m, 0, 0, (int)hm, C, V, 1.0f, a->dlogits, V, TP(m, m->head), C, 0.0f, dh, C);
+    mops_gemm(m, 1, 0, V, C, (int)hm, 1.0f, a->dlogits, V, hx, C, 1.0f, TG(m, m->head), C);
+    if (compact) {
+        memset(a->dxn, 0, M * C * sizeof *a->dxn);
+#pragma omp parallel for schedule(static)
+        for (int64_t k2 = 0; k2 < n; k2++) memcpy(a->dxn + (size_t)rows[k2] * C, dh + k2 * C, (size_t)C * sizeof *dh);
+        free(rows);
+    }
     float *dcur = a->dx[0], *dnext = a->dx[1];
     mops_rmsnorm_bwd(a->x[m->L], a->rf, TP(m, m->fnorm), a->dxn, M, C, dcur, 0, TG(m, m->fnorm), a->part);
     for (int l = m->L - 1; l >= 0; l--) {

@@ -44,7 +44,9 @@ static double loss_at(model *m, const int32_t *ids, const int32_t *labels, int B
 
 static int nflips; /* probes that had to step past a selection flip */
 
-static void check_variant(attn_variant v, attn_backend be, int alt_mode, const char *label) {
+/* sparse: only every 5th position's label counts (as in MQAR), so that the
+ * training step takes the head and the loss over the counted rows alone. */
+static void check_variant(attn_variant v, attn_backend be, int alt_mode, int sparse, const char *label) {
     model_config cfg;
     tiny_config(&cfg, v);
     cfg.backend = be;
@@ -60,6 +62,9 @@ static void check_variant(attn_variant v, attn_backend be, int alt_mode, const c
     int B = cfg.train.batch_size, T = cfg.train.context, V = cfg.vocab_size;
     int32_t ids[64], labels[64];
     tiny_batch(5, B, T, V, ids, labels);
+    if (sparse)
+        for (int i = 0; i < B * T; i++)
+            if (i % 5 != 2) labels[i] = MODEL_IGNORE;
     model_zero_grads(m);
     double loss = 0;
     model_status st = model_forward_backward(m, ids, labels, B, T, 1.0, &loss, err, sizeof err);
@@ -134,13 +139,15 @@ static void check_variant(attn_variant v, attn_backend be, int alt_mode, const c
 
 int main(void) {
     model_set_threads(2);
-    check_variant(ATTN_MHA, ATTN_BACKEND_CPU, 0, "mha");
-    check_variant(ATTN_SWA, ATTN_BACKEND_CPU, 0, "swa");
-    check_variant(ATTN_DMA, ATTN_BACKEND_CPU, 0, "dma");
-    check_variant(ATTN_DMA, ATTN_BACKEND_CPU, 1, "dma_linear");
-    check_variant(ATTN_NSA, ATTN_BACKEND_CPU, 0, "nsa");
-    check_variant(ATTN_NSA, ATTN_BACKEND_CPU, 1, "nsa_mean");
-    check_variant(ATTN_DMA, ATTN_BACKEND_REF, 0, "dma_ref");
-    check_variant(ATTN_NSA, ATTN_BACKEND_REF, 0, "nsa_ref");
+    check_variant(ATTN_MHA, ATTN_BACKEND_CPU, 0, 0, "mha");
+    check_variant(ATTN_SWA, ATTN_BACKEND_CPU, 0, 0, "swa");
+    check_variant(ATTN_DMA, ATTN_BACKEND_CPU, 0, 0, "dma");
+    check_variant(ATTN_DMA, ATTN_BACKEND_CPU, 1, 0, "dma_linear");
+    check_variant(ATTN_NSA, ATTN_BACKEND_CPU, 0, 0, "nsa");
+    check_variant(ATTN_NSA, ATTN_BACKEND_CPU, 1, 0, "nsa_mean");
+    check_variant(ATTN_DMA, ATTN_BACKEND_REF, 0, 0, "dma_ref");
+    check_variant(ATTN_NSA, ATTN_BACKEND_REF, 0, 0, "nsa_ref");
+    check_variant(ATTN_MHA, ATTN_BACKEND_CPU, 0, 1, "mha_sparse_labels");
+    check_variant(ATTN_DMA, ATTN_BACKEND_CPU, 0, 1, "dma_sparse_labels");
     return check_exit();
 }
