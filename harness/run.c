@@ -143,6 +143,9 @@ static void usage(void) {
            "  --only LIST        run only these parts: mqar, niah, ppl, kernels\n"
            "  --variants LIST    train only these of the suite's variants (e.g. nsa after a change to\n"
            "                     its kernels); the report still covers every cell done in DIR\n"
+           "  --shard K/N        train only every N-th of the cells left (after --only and\n"
+           "                     --variants), from the K-th (0-based): N runs, one per GPU, cover\n"
+           "                     them all (scripts/run-gpus.sh)\n"
            "  --backend B        training backend: cpu or cuda (overrides the suite's); on\n"
            "                     cuda the models train and are scored on the GPU\n"
            "  --threads N        threads (default: the suite's, else all cores)\n"
@@ -990,6 +993,16 @@ int cmd_run(int argc, char **argv) {
     const char *resume = cli_str(&a, "--resume", NULL);
     const char *only = cli_str(&a, "--only", NULL);
     const char *variants_opt = cli_str(&a, "--variants", NULL);
+    const char *shard_opt = cli_str(&a, "--shard", NULL);
+    int shard_k = 0, shard_n = 1;
+    if (shard_opt) {
+        char tail = 0;
+        if (sscanf(shard_opt, "%d/%d%c", &shard_k, &shard_n, &tail) != 2 || shard_n < 1 || shard_k < 0 ||
+            shard_k >= shard_n) {
+            fprintf(stderr, "dmabench run: --shard takes K/N with 0 <= K < N (got '%s')\n", shard_opt);
+            return 2;
+        }
+    }
     const char *backend_opt = cli_str(&a, "--backend", NULL);
     const char *timing_from = cli_str(&a, "--timing-from", NULL);
     const char *budget_opt = cli_str(&a, "--budget", NULL);
@@ -1159,6 +1172,11 @@ int cmd_run(int argc, char **argv) {
         int k = 0;
         for (int c = 0; c < ncells; c++)
             if (list_has(variants_opt, S.variants[cells[c].variant])) cells[k++] = cells[c];
+        ncells = k;
+    }
+    if (shard_n > 1) { /* every shard_n-th of the cells left, from the shard_k-th */
+        int k = 0;
+        for (int c = shard_k; c < ncells; c += shard_n) cells[k++] = cells[c];
         ncells = k;
     }
     double total_tokens = 0;
@@ -1467,7 +1485,7 @@ int cmd_run(int argc, char **argv) {
     }
 
     /* the kernel profile */
-    if (S.kernel_argc && !report_only) {
+    if (S.kernel_argc && !report_only && shard_k == 0) { /* the first shard's */
         fprintf(stderr, "run: kernel profile (dmabench kernels %s ...)\n", S.kernel_argc ? S.kernel_argv[0] : "");
         int krc = run_kernels(&S, dir, threads, quiet);
         if (g_stop) {

@@ -2,17 +2,19 @@
 # run-gpus.sh: one suite over several GPUs of a host, into one run folder.
 #   sh scripts/run-gpus.sh SUITE.json DIR [GPUS]
 # Starts one worker per GPU (GPUS: a comma list of device numbers; default every
-# GPU nvidia-smi lists). Each worker takes the next part of the suite (one
-# variant's cells of one task; the kernel profile last) and runs it with
-# `dmabench run SUITE --out DIR --variants V --only TASK` on its GPU
-# (CUDA_VISIBLE_DEVICES); the runs share DIR, each appending whole cells to
+# GPU nvidia-smi lists). Each worker takes the next part of the suite (a shard of
+# one variant's cells of one task; the kernel profile last) and runs it with
+# `dmabench run SUITE --out DIR --variants V --only TASK --shard K/SHARDS` on its
+# GPU (CUDA_VISIBLE_DEVICES); the runs share DIR, each appending whole cells to
 # DIR/records.jsonl. When the parts are done, `dmabench run --resume DIR --report`
 # writes DIR/report.json and DIR/tables.md for the whole suite.
 #
 # Environment: DMABENCH (default build/dmabench); DEADLINE, a Unix time at which
 # the workers stop (SIGINT: the runs keep their finished cells; running this
-# script again continues where they stopped). Parts run longest first as listed
-# in PARTS (default: every task's MQAR cells first, nsa and mha before the others).
+# script again continues where they stopped); SHARDS, the shards of each
+# variant's task (default: as many as GPUs, so that the queue evens out). Parts
+# run in the order of PARTS (default: MQAR first, then perplexity and the needle;
+# nsa and mha first within each).
 # Each part's log: DIR/parts/PART.log.
 set -u
 [ $# -ge 2 ] || { echo "usage: sh scripts/run-gpus.sh SUITE.json DIR [GPUS]" >&2; exit 2; }
@@ -27,18 +29,21 @@ else
     GPUS=$(nvidia-smi --query-gpu=index --format=csv,noheader | tr '\n' ' ')
 fi
 [ -n "$GPUS" ] || { echo "run-gpus: no GPU listed" >&2; exit 2; }
+SHARDS=${SHARDS:-$(echo $GPUS | wc -w)}
 CLAIM=$(mktemp -d) || exit 1
 trap 'rm -rf "$CLAIM"' EXIT
 "$B" run "$SUITE" --validate >/dev/null 2>"$CLAIM/validate.err" || { cat "$CLAIM/validate.err" >&2; exit 2; }
 
-# the parts: variant:task pairs of the suite, then the kernel profile
+# the parts: variant:task:shard of the suite, then the kernel profile
 cells() { "$B" run "$SUITE" --validate --variants "$1" --only "$2" 2>/dev/null | sed -n 's/.*valid\. \([0-9]*\) training cells.*/\1/p'; }
 if [ -z "${PARTS:-}" ]; then
     PARTS=""
     for t in mqar ppl niah; do
         for v in nsa mha dma swa; do
             n=$(cells $v $t)
-            [ -n "$n" ] && [ "$n" -gt 0 ] && PARTS="$PARTS $v:$t"
+            [ -n "$n" ] && [ "$n" -gt 0 ] || continue
+            k=0
+            while [ $k -lt "$SHARDS" ] && [ $k -lt "$n" ]; do PARTS="$PARTS $v:$t:$k"; k=$((k + 1)); done
         done
     done
     "$B" run "$SUITE" --validate 2>/dev/null | grep -q 'kernel profile: none' || PARTS="$PARTS all:kernels"
@@ -49,20 +54,23 @@ worker() {
     g=$1
     for p in $PARTS; do
         mkdir "$CLAIM/$p" 2>/dev/null || continue # another worker took it
-        v=${p%%:*} t=${p#*:}
-        va="--variants $v"
-        [ "$v" = all ] && va=""
+        v=${p%%:*} rest=${p#*:}
+        t=${rest%%:*} k=${rest#*:}
+        va="--variants $v --shard $k/$SHARDS"
+        [ "$v" = all ] && va="" && k=""
+        [ "$k" = "$t" ] && k="" && va="--variants $v" # PARTS given as variant:task
         lim=""
         if [ -n "${DEADLINE:-}" ]; then
             left=$((DEADLINE - $(date +%s)))
             [ "$left" -gt 5 ] || return 0
             lim="timeout -s INT $left"
         fi
-        echo "run-gpus: GPU $g: $v $t" >&2
+        log="$DIR/parts/$v-$t${k:+-$k}.log"
+        echo "run-gpus: GPU $g: $v $t${k:+ shard $k/$SHARDS}" >&2
         # shellcheck disable=SC2086
-        CUDA_VISIBLE_DEVICES=$g $lim "$B" run "$SUITE" --out "$DIR" $va --only "$t" --quiet >"$DIR/parts/$v-$t.log" 2>&1
+        CUDA_VISIBLE_DEVICES=$g $lim "$B" run "$SUITE" --out "$DIR" $va --only "$t" --quiet >"$log" 2>&1
         rc=$?
-        echo "run-gpus: GPU $g: $v $t: exit $rc ($(tail -n 1 "$DIR/parts/$v-$t.log"))" >&2
+        echo "run-gpus: GPU $g: $v $t${k:+ shard $k/$SHARDS}: exit $rc ($(tail -n 1 "$log"))" >&2
     done
 }
 for g in $GPUS; do worker "$g" & done

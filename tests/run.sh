@@ -106,8 +106,15 @@ n=$(grep -c . "$T/two/records.jsonl")
 DMABENCH=$B sh scripts/run-gpus.sh $SUITE "$T/gpus" 0,1 >"$T/gpus.out" 2>"$T/gpus.err"
 rc=$?
 n=$(grep -c . "$T/gpus/records.jsonl" 2>/dev/null)
-[ $rc -eq 0 ] && [ "$n" = 40 ] && cmp -s "$T/full/tables.md" "$T/gpus/tables.md" && [ "$(grep -c ': exit 0' "$T/gpus.err")" = 6 ] &&
+# 2 variants x 3 tasks x 2 shards (as many as workers) = 12 parts
+[ $rc -eq 0 ] && [ "$n" = 40 ] && cmp -s "$T/full/tables.md" "$T/gpus/tables.md" && [ "$(grep -c ': exit 0' "$T/gpus.err")" = 12 ] &&
     ok run_gpus_script || nok run_gpus_script "exit $rc, $n records (want 40): $(tail -2 "$T/gpus.err")"
+# --shard K/N: every N-th cell from the K-th; the shards cover the suite once
+s0=$($B run $SUITE --validate --shard 0/3 | sed -n 's/.*valid\. \([0-9]*\) training cells.*/\1/p')
+s1=$($B run $SUITE --validate --shard 1/3 | sed -n 's/.*valid\. \([0-9]*\) training cells.*/\1/p')
+s2=$($B run $SUITE --validate --shard 2/3 | sed -n 's/.*valid\. \([0-9]*\) training cells.*/\1/p')
+[ "$s0" = 6 ] && [ "$s1" = 5 ] && [ "$s2" = 5 ] && ok shard_counts || nok shard_counts "shards of 16 cells: $s0 $s1 $s2 (want 6 5 5)"
+expect_fail shard_bad "takes K/N" $B run $SUITE --validate --shard 3/3
 
 # 3. a torn last line (killed mid-write) and a partial cell: dropped, rerun, same tables
 cp -r "$T/full" "$T/torn"
@@ -238,7 +245,9 @@ grep -q "^training on cuda" "$T/pv" && ok paper_says_cuda || nok paper_says_cuda
 expect_fail paper_needs_gpu "cannot run here" $B run suites/paper.json --out "$T/paper"
 # every shipped cuda suite's head dims are ones the CUDA attention takes; a suite
 # with one it does not take is named in --validate's warning
-for f in suites/paper.json suites/paper-probe.json; do
+$B run suites/paper-calibrate.json --validate >/dev/null 2>&1 && ok calibrate_validates || nok calibrate_validates \
+    "$($B run suites/paper-calibrate.json --validate 2>&1 | tail -1)"
+for f in suites/paper.json suites/paper-probe.json suites/paper-calibrate.json; do
     $B run "$f" --validate 2>&1 | grep -q '^warning: .*head dim' && nok "cuda_head_dims_$(basename "$f" .json)" \
         "$($B run "$f" --validate 2>&1 | grep '^warning')" || ok "cuda_head_dims_$(basename "$f" .json)"
 done
