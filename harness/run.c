@@ -958,6 +958,13 @@ static int list_has(const char *list, const char *what) {
  * its train split (train_n tokens) and the models memorise it, so that the test
  * scores measure how much, not the attention. Says so on out; returns 1 if so. */
 #define PPL_MAX_PASSES 4.0
+/* The ppl task's corpus: generated (synthetic), the license files, or a file. */
+static task_status open_ppl_corpus(const suite_task_cfg *t, ppl_corpus *c, char *err, size_t err_len) {
+    if (!strcmp(t->corpus, "synthetic"))
+        return ppl_corpus_synthetic(&t->synth, t->train_tokens, t->test_tokens, 1, c, err, err_len);
+    if (!strcmp(t->corpus, "licenses")) return ppl_corpus_licenses(NULL, PPL_DEFAULT_TEST_FRAC, c, err, err_len);
+    return ppl_corpus_from_file(t->corpus, PPL_DEFAULT_TEST_FRAC, c, err, err_len);
+}
 static int ncells_of(const suite_cell *cells, int n, suite_task task) {
     int k = 0;
     for (int i = 0; i < n; i++) k += cells[i].task == task;
@@ -1207,14 +1214,13 @@ int cmd_run(int argc, char **argv) {
         }
         if (S.task[SUITE_PPL].present && ncells_of(cells, ncells, SUITE_PPL) > 0) {
             const suite_task_cfg *t = &S.task[SUITE_PPL];
-            if (!strcmp(t->corpus, "synthetic")) warn_ppl_passes(&S, t->train_tokens, "the synthetic corpus", stdout);
+            if (!strcmp(t->corpus, "synthetic")) /* its train split is as long as asked: no need to make it */
+                warn_ppl_passes(&S, t->train_tokens, "the synthetic corpus", stdout);
             else {
                 ppl_corpus pc;
                 memset(&pc, 0, sizeof pc);
                 char perr[256];
-                task_status ts = !strcmp(t->corpus, "licenses")
-                                     ? ppl_corpus_licenses(NULL, PPL_DEFAULT_TEST_FRAC, &pc, perr, sizeof perr)
-                                     : ppl_corpus_from_file(t->corpus, PPL_DEFAULT_TEST_FRAC, &pc, perr, sizeof perr);
+                task_status ts = open_ppl_corpus(t, &pc, perr, sizeof perr);
                 if (ts == TASK_OK) {
                     warn_ppl_passes(&S, pc.train.n, t->corpus, stdout);
                     ppl_corpus_free(&pc);
@@ -1387,12 +1393,7 @@ int cmd_run(int argc, char **argv) {
         }
     if (need_ppl) {
         const suite_task_cfg *t = &S.task[SUITE_PPL];
-        task_status ts;
-        if (!strcmp(t->corpus, "synthetic"))
-            ts = ppl_corpus_synthetic(&t->synth, t->train_tokens, t->test_tokens, 1, &corpus, err, sizeof err);
-        else if (!strcmp(t->corpus, "licenses"))
-            ts = ppl_corpus_licenses(NULL, PPL_DEFAULT_TEST_FRAC, &corpus, err, sizeof err);
-        else ts = ppl_corpus_from_file(t->corpus, PPL_DEFAULT_TEST_FRAC, &corpus, err, sizeof err);
+        task_status ts = open_ppl_corpus(t, &corpus, err, sizeof err);
         if (ts != TASK_OK) {
             fprintf(stderr, "dmabench run: ppl corpus '%s': %s\n", t->corpus, err);
             rc = 2;
