@@ -763,8 +763,10 @@ model_status model_forward_backward(model *m, const int32_t *ids, const int32_t 
      * (MQAR: one row in 16 at 64 pairs of 1024 tokens): the rows of xf gathered
      * into dx[1], their dxf into dx[0] and scattered into dxn (zero elsewhere:
      * an ignored row's dlogits are zero). Both buffers are free until the layers'
-     * backward. The same sums over fewer rows. */
-    const int compact = (size_t)n * 2 <= M;
+     * backward. The same sums over fewer rows (in another order: results agree to
+     * rounding, and a long training run can end elsewhere). */
+    const char *all_rows = getenv("DMABENCH_HEAD_ALL_ROWS"); /* "1": every row, as before (for comparisons) */
+    const int compact = !(all_rows && !strcmp(all_rows, "1")) && (size_t)n * 2 <= M;
     int32_t *rows = NULL;
     const float *hx = a->xf;
     const int32_t *hl = labels;

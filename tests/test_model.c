@@ -684,6 +684,57 @@ static void test_accum_weighting(void) {
     model_free(mb);
 }
 
+/* The head and the loss over the labelled rows alone (at most half labelled, as
+ * in MQAR) against every row (DMABENCH_HEAD_ALL_ROWS=1): the same training, step
+ * for step, to rounding. */
+static void test_sparse_head(void) {
+    enum { K = 20, BS = 2, T = 16 };
+    static int32_t ids[K * BS * T], labels[K * BS * T];
+    tiny_batch(43, K * BS, T, 32, ids, labels);
+    for (int i = 0; i < K * BS * T; i++)
+        if (i % 5 != 2) labels[i] = MODEL_IGNORE; /* tiny_batch ignores i % 5 == 3 */
+    rows_src src = {K * BS, T, ids, labels};
+    model_data d = {.get_batch = rows_get, .vocab_needed = 32, .max_context = T, .ctx = &src};
+    model *mm[2] = {NULL, NULL};
+    model_trainer *tt[2] = {NULL, NULL};
+    char err[512] = "";
+    model_status st = MODEL_OK;
+    double loss[2][K], worst = 0;
+    for (int pass = 0; pass < 2 && st == MODEL_OK; pass++) {
+        if (pass) setenv("DMABENCH_HEAD_ALL_ROWS", "1", 1);
+        model_config c;
+        tiny_config(&c, ATTN_MHA);
+        c.train.steps = K, c.train.warmup = 2, c.train.lr = 3e-3;
+        c.train.batch_size = BS;
+        st = model_create(&c, &mm[pass], err, sizeof err);
+        if (st == MODEL_OK) tiny_randomize(mm[pass], 7, 0.3);
+        if (st == MODEL_OK) st = model_trainer_create(mm[pass], &d, &tt[pass], err, sizeof err);
+        for (int k = 0; k < K && st == MODEL_OK; k++) {
+            model_step_info info = {0};
+            st = model_trainer_step(tt[pass], &info, err, sizeof err);
+            loss[pass][k] = info.loss;
+        }
+        unsetenv("DMABENCH_HEAD_ALL_ROWS");
+    }
+    CHECK(st == MODEL_OK, "sparse_head/steps", "%s", err);
+    if (st == MODEL_OK) {
+        for (int k = 0; k < K; k++) {
+            double r = fabs(loss[0][k] - loss[1][k]) / fabs(loss[1][k]);
+            if (r > worst) worst = r;
+        }
+        const char *pw = "";
+        double p = worst_rel(mm[0], model_params(mm[0]), model_params(mm[1]), &pw);
+        printf("# sparse head: %d steps, losses within %.2e, parameters within %.2e (%s)\n", K, worst, p, pw);
+        CHECK(worst < 1e-5 && loss[0][0] > 0 && isfinite(loss[0][K - 1]), "sparse_head/same_losses",
+              "relative difference %.3g; loss %.4f -> %.4f", worst, loss[0][0], loss[0][K - 1]);
+        CHECK(p < 1e-4, "sparse_head/same_parameters", "relative difference %.3g in %s", p, pw);
+    }
+    for (int i = 0; i < 2; i++) {
+        model_trainer_free(tt[i]);
+        model_free(mm[i]);
+    }
+}
+
 int main(void) {
     model_set_threads(2);
     snprintf(tmpdir, sizeof tmpdir, "/tmp/dmabench_test_model_XXXXXX");
@@ -705,6 +756,7 @@ int main(void) {
     test_resume(ATTN_NSA);
     test_resume_inconsistent();
     test_accum_weighting();
+    test_sparse_head();
     for (int v = 0; v < ATTN_NVARIANTS; v++) test_decode((attn_variant)v);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
