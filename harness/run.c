@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -95,11 +96,31 @@ static int file_exists(const char *p) {
 }
 
 /* Appends buf to path (created if missing) with one write on an O_APPEND
- * descriptor, then fsync: a cell's lines land together, also when several runs
- * (one per GPU, say) append to the same records.jsonl. 0 or -1 (errno set). */
+ * descriptor under the file's lock, then fsync: a cell's lines land together,
+ * also when several runs (one per GPU, say) append to the same records.jsonl.
+ * A run that rewrites the file (load_done) holds the lock meanwhile; when the
+ * path names another file once the lock is ours, the append goes to that one.
+ * 0 or -1 (errno set). */
 static int append_whole(const char *path, const char *buf, size_t len) {
-    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT, 0644);
-    if (fd < 0) return -1;
+    int fd = -1;
+    for (int tries = 0; tries < 100; tries++) {
+        fd = open(path, O_WRONLY | O_APPEND | O_CREAT, 0644);
+        if (fd < 0) return -1;
+        struct stat a, b;
+        if (flock(fd, LOCK_EX) != 0 || fstat(fd, &a) != 0) {
+            int e = errno;
+            close(fd);
+            errno = e;
+            return -1;
+        }
+        if (stat(path, &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev) break;
+        close(fd); /* replaced while we waited: open the new one */
+        fd = -1;
+    }
+    if (fd < 0) {
+        errno = EAGAIN;
+        return -1;
+    }
     size_t done = 0;
     while (done < len) {
         ssize_t w = write(fd, buf + done, len - done);
@@ -186,12 +207,33 @@ static int done_has(const done_set *d, const char *key) {
 
 /* Reads DIR/records.jsonl: a cell counts as done when all of its records
  * ("cell_part": [k, n], k = 1..n) are present; torn lines and partial cells are
- * dropped, and the file is rewritten (atomically) without them. */
+ * dropped, and the file is rewritten (atomically) without them. It holds the
+ * file's lock from the read to the rewrite, so that a run appending to the same
+ * folder (append_whole) waits, and then appends to the rewritten file. */
 static int load_done(const char *path, done_set *d, int *dropped, char *err, size_t err_len) {
     memset(d, 0, sizeof *d);
     *dropped = 0;
-    FILE *f = fopen(path, "r");
-    if (!f) return errno == ENOENT ? 0 : (snprintf(err, err_len, "cannot read %s: %s", path, strerror(errno)), -1);
+    int fd = -1;
+    for (int tries = 0; tries < 100 && fd < 0; tries++) {
+        fd = open(path, O_RDONLY);
+        if (fd < 0) return errno == ENOENT ? 0 : (snprintf(err, err_len, "cannot read %s: %s", path, strerror(errno)), -1);
+        struct stat a, b;
+        if (flock(fd, LOCK_EX) != 0 || fstat(fd, &a) != 0) {
+            snprintf(err, err_len, "cannot lock %s: %s", path, strerror(errno));
+            close(fd);
+            return -1;
+        }
+        if (stat(path, &b) != 0 || a.st_ino != b.st_ino || a.st_dev != b.st_dev) {
+            close(fd); /* another run rewrote it while we waited: read the new one */
+            fd = -1;
+        }
+    }
+    FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
+    if (!f) {
+        snprintf(err, err_len, "cannot read %s: %s", path, fd < 0 ? "it keeps being replaced" : strerror(errno));
+        if (fd >= 0) close(fd);
+        return -1;
+    }
     size_t cap = 1 << 16;
     char *line = malloc(cap);
     cJSON **all = NULL;
@@ -242,9 +284,9 @@ static int load_done(const char *path, done_set *d, int *dropped, char *err, siz
         }
         if (c == EOF) break;
     }
-    fclose(f);
     free(line);
     if (rc) {
+        fclose(f);
         for (int i = 0; i < nall; i++) cJSON_Delete(all[i]);
         free(all);
         snprintf(err, err_len, "out of memory reading %s", path);
@@ -254,6 +296,7 @@ static int load_done(const char *path, done_set *d, int *dropped, char *err, siz
     d->recs = calloc((size_t)nall + 1, sizeof *d->recs);
     d->keys = calloc((size_t)nall + 1, sizeof *d->keys);
     if (!d->recs || !d->keys) {
+        fclose(f);
         for (int i = 0; i < nall; i++) cJSON_Delete(all[i]);
         free(all);
         done_free(d);
@@ -301,11 +344,13 @@ static int load_done(const char *path, done_set *d, int *dropped, char *err, siz
         int w = b.oom ? -1 : write_file_atomic(path, b.s ? b.s : "", b.len, err, err_len);
         sb_free(&b);
         if (w != 0) {
+            fclose(f);
             if (!err[0]) snprintf(err, err_len, "cannot rewrite %s", path);
             done_free(d);
             return -1;
         }
     }
+    fclose(f); /* the lock goes with it */
     return 0;
 }
 

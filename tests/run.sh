@@ -101,6 +101,24 @@ n=$(grep -c . "$T/two/records.jsonl")
     ok concurrent_runs_one_folder ||
     nok concurrent_runs_one_folder "exits $r1 $r2 $r3, $n records (want 40), tables $(cmp -s "$T/full/tables.md" "$T/two/tables.md" && echo same || echo differ)"
 
+# 2d'. the same with a torn last line in the folder: the first run to take the
+# file's lock drops it and rewrites the file; the other reads the rewritten one
+mkdir "$T/two2" && cp "$T/full/suite.json" "$T/two2/"
+head -n 12 "$T/full/records.jsonl" >"$T/two2/records.jsonl"
+tail -n 1 "$T/full/records.jsonl" | head -c 40 >>"$T/two2/records.jsonl"
+$B run $SUITE --out "$T/two2" --quiet --variants mha >/dev/null 2>"$T/two2a.err" &
+p1=$!
+$B run $SUITE --out "$T/two2" --quiet --variants dma >/dev/null 2>"$T/two2b.err" &
+p2=$!
+wait $p1; r1=$?
+wait $p2; r2=$?
+$B run --resume "$T/two2" --report >/dev/null 2>&1
+n=$(grep -c . "$T/two2/records.jsonl")
+nd=$(cat "$T/two2a.err" "$T/two2b.err" | grep -c 'line dropped')
+[ $r1 -eq 0 ] && [ $r2 -eq 0 ] && [ "$n" -eq 40 ] && [ "$nd" -eq 1 ] && cmp -s "$T/full/tables.md" "$T/two2/tables.md" &&
+    ok concurrent_runs_torn_line ||
+    nok concurrent_runs_torn_line "exits $r1 $r2, $n records (want 40), $nd runs dropped the torn line (want 1)"
+
 # 2e. scripts/run-gpus.sh: the suite's parts over two workers (the GPU numbers only
 # name the workers of a CPU suite), one folder, the same tables as one run
 DMABENCH=$B sh scripts/run-gpus.sh $SUITE "$T/gpus" 0,1 >"$T/gpus.out" 2>"$T/gpus.err"
