@@ -255,10 +255,17 @@ expect_fail other_suite_same_out "another suite" $B run "$T/s9.json" --out "$T/f
 # 5. the shipped suites validate; paper.json refuses to train on the CPU
 $B run --validate >/dev/null 2>&1 && ok quick_validates || nok quick_validates "$($B run --validate 2>&1 | tail -1)"
 $B run suites/paper.json --validate >"$T/pv" 2>&1 && ok paper_validates || nok paper_validates "$(tail -1 "$T/pv")"
-# a ppl corpus read many times over is named (the license corpus: about 214 k tokens)
-grep -q '^warning: ppl: .* passes over the [0-9]*-token train split of licenses' "$T/pv" && ok ppl_passes_warning ||
-    nok ppl_passes_warning "no warning about the passes over the license corpus"
-$B run --validate 2>&1 | grep -q 'passes over' && nok ppl_passes_quiet "the quick suite warned" || ok ppl_passes_quiet
+# a ppl corpus read many times over is named (the license corpus: about 214 k
+# tokens, here read by 200 steps of 32 x 1024); the shipped suites read theirs
+# at most 4 times
+printf '{"backend": "cpu", "tasks": {"ppl": {"corpus": "licenses", "train_context": 1024, "contexts": [1024], "steps": 200, "batch_size": 32}}}' >"$T/lic.json"
+$B run "$T/lic.json" --validate >"$T/lic" 2>&1
+grep -q '^warning: ppl: .* passes over the [0-9]*-token train split of licenses' "$T/lic" && ok ppl_passes_warning ||
+    nok ppl_passes_warning "no warning about the passes over the license corpus: $(cat "$T/lic")"
+for f in "" suites/paper.json suites/paper-probe.json; do
+    $B run $f --validate 2>&1 | grep -q 'passes over' && nok "ppl_passes_quiet${f:+_$(basename "$f" .json)}" "it warned" ||
+        ok "ppl_passes_quiet${f:+_$(basename "$f" .json)}"
+done
 grep -q "^training on cuda" "$T/pv" && ok paper_says_cuda || nok paper_says_cuda "$(cat "$T/pv")"
 expect_fail paper_needs_gpu "cannot run here" $B run suites/paper.json --out "$T/paper"
 # every shipped cuda suite's head dims are ones the CUDA attention takes; a suite
