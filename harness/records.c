@@ -104,20 +104,21 @@ int rec_num(const cJSON *r, const char *path, double *out) {
     return 0;
 }
 
+const char *rec_device(const cJSON *rec, const cJSON *prov, int *gpu) {
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(prov, "machine");
+    const char *be = rec_str(rec, "backend"), *dev = rec_str(rec, "device");
+    *gpu = (be && !strcmp(be, "cuda")) || (dev && (!strcmp(dev, "cuda") || !strcmp(dev, "gpu")));
+    return *gpu ? rec_str(cJSON_GetObjectItemCaseSensitive(m, "gpu"), "name") : rec_str(m, "cpu");
+}
+
 /* The device a record ran on: its own "card" (run's records carry it, since a
  * run folder's parts may come from several machines), else the file's provenance. */
 static const char *card_of(const cJSON *rec, const cJSON *prov) {
     const char *own = rec_str(rec, "card");
     if (own && *own) return own;
-    const cJSON *m = cJSON_GetObjectItemCaseSensitive(prov, "machine");
-    const char *be = rec_str(rec, "backend"), *dev = rec_str(rec, "device");
-    int gpu = (be && !strcmp(be, "cuda")) || (dev && (!strcmp(dev, "cuda") || !strcmp(dev, "gpu")));
-    if (gpu) {
-        const char *g = rec_str(cJSON_GetObjectItemCaseSensitive(m, "gpu"), "name");
-        return g ? g : "unknown GPU";
-    }
-    const char *c = rec_str(m, "cpu");
-    return c ? c : "unknown";
+    int gpu;
+    const char *d = rec_device(rec, prov, &gpu);
+    return d ? d : gpu ? "unknown GPU" : "unknown";
 }
 
 static int add_record(rec_set *s, const cJSON *rec, const cJSON *prov, int file) {

@@ -57,6 +57,9 @@ int recset_load(rec_set *s, const char *path, char *err, size_t err_len);
 void recset_free(rec_set *s);
 
 const char *rec_str(const cJSON *r, const char *key);
+/* The device that provenance prov names for record rec: the GPU's name when the
+ * record ran on the GPU (*gpu set), else the CPU's model; NULL when prov lacks it. */
+const char *rec_device(const cJSON *rec, const cJSON *prov, int *gpu);
 /* Number at a dotted path ("time_ms.median"); 0 when present. */
 int rec_num(const cJSON *r, const char *path, double *out);
 

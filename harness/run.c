@@ -95,16 +95,13 @@ static int file_exists(const char *p) {
     return stat(p, &sb) == 0;
 }
 
-/* Appends buf to path (created if missing) with one write on an O_APPEND
- * descriptor under the file's lock, then fsync: a cell's lines land together,
- * also when several runs (one per GPU, say) append to the same records.jsonl.
- * A run that rewrites the file (load_done) holds the lock meanwhile; when the
- * path names another file once the lock is ours, the append goes to that one.
- * 0 or -1 (errno set). */
-static int append_whole(const char *path, const char *buf, size_t len) {
-    int fd = -1;
+/* Opens path with flags (mode 0644 when it creates it) and takes the file's
+ * exclusive lock. When, once the lock is ours, the path names another file (a
+ * run rewrote it while we waited: load_done), opens that one instead. The
+ * descriptor, or -1 with errno set (EAGAIN: replaced again and again). */
+static int open_locked(const char *path, int flags) {
     for (int tries = 0; tries < 100; tries++) {
-        fd = open(path, O_WRONLY | O_APPEND | O_CREAT, 0644);
+        int fd = open(path, flags, 0644);
         if (fd < 0) return -1;
         struct stat a, b;
         if (flock(fd, LOCK_EX) != 0 || fstat(fd, &a) != 0) {
@@ -113,14 +110,22 @@ static int append_whole(const char *path, const char *buf, size_t len) {
             errno = e;
             return -1;
         }
-        if (stat(path, &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev) break;
-        close(fd); /* replaced while we waited: open the new one */
-        fd = -1;
+        if (stat(path, &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev) return fd;
+        close(fd);
     }
-    if (fd < 0) {
-        errno = EAGAIN;
-        return -1;
-    }
+    errno = EAGAIN;
+    return -1;
+}
+
+/* Appends buf to path (created if missing) with one write on an O_APPEND
+ * descriptor under the file's lock, then fsync: a cell's lines land together,
+ * also when several runs (one per GPU, say) append to the same records.jsonl.
+ * A run that rewrites the file (load_done) holds the lock meanwhile; when the
+ * path names another file once the lock is ours, the append goes to that one.
+ * 0 or -1 (errno set). */
+static int append_whole(const char *path, const char *buf, size_t len) {
+    int fd = open_locked(path, O_WRONLY | O_APPEND | O_CREAT);
+    if (fd < 0) return -1;
     size_t done = 0;
     while (done < len) {
         ssize_t w = write(fd, buf + done, len - done);
@@ -213,24 +218,11 @@ static int done_has(const done_set *d, const char *key) {
 static int load_done(const char *path, done_set *d, int *dropped, char *err, size_t err_len) {
     memset(d, 0, sizeof *d);
     *dropped = 0;
-    int fd = -1;
-    for (int tries = 0; tries < 100 && fd < 0; tries++) {
-        fd = open(path, O_RDONLY);
-        if (fd < 0) return errno == ENOENT ? 0 : (snprintf(err, err_len, "cannot read %s: %s", path, strerror(errno)), -1);
-        struct stat a, b;
-        if (flock(fd, LOCK_EX) != 0 || fstat(fd, &a) != 0) {
-            snprintf(err, err_len, "cannot lock %s: %s", path, strerror(errno));
-            close(fd);
-            return -1;
-        }
-        if (stat(path, &b) != 0 || a.st_ino != b.st_ino || a.st_dev != b.st_dev) {
-            close(fd); /* another run rewrote it while we waited: read the new one */
-            fd = -1;
-        }
-    }
+    int fd = open_locked(path, O_RDONLY);
+    if (fd < 0 && errno == ENOENT) return 0;
     FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
     if (!f) {
-        snprintf(err, err_len, "cannot read %s: %s", path, fd < 0 ? "it keeps being replaced" : strerror(errno));
+        snprintf(err, err_len, "cannot read %s: %s", path, errno == EAGAIN ? "it keeps being replaced" : strerror(errno));
         if (fd >= 0) close(fd);
         return -1;
     }
@@ -1571,15 +1563,12 @@ int cmd_run(int argc, char **argv) {
             cJSON *k = report_read(p_kern, err, sizeof err);
             const cJSON *kr = k ? cJSON_GetObjectItemCaseSensitive(k, "records") : NULL;
             /* each record keeps the device of the machine that profiled it */
-            const cJSON *km = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(k, "provenance"), "machine");
-            const cJSON *kg = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(km, "gpu"), "name");
-            const cJSON *kc = cJSON_GetObjectItemCaseSensitive(km, "cpu");
+            const cJSON *kp = cJSON_GetObjectItemCaseSensitive(k, "provenance");
             for (const cJSON *r = kr ? kr->child : NULL; r; r = r->next) {
                 cJSON *d = cJSON_Duplicate(r, 1);
-                const cJSON *be = cJSON_GetObjectItemCaseSensitive(d, "backend");
-                const cJSON *name = cJSON_IsString(be) && !strcmp(be->valuestring, "cuda") ? kg : kc;
-                if (d && cJSON_IsString(name) && !cJSON_GetObjectItemCaseSensitive(d, "card"))
-                    cJSON_AddStringToObject(d, "card", name->valuestring);
+                int gpu;
+                const char *name = rec_device(r, kp, &gpu);
+                if (d && name && !cJSON_GetObjectItemCaseSensitive(d, "card")) cJSON_AddStringToObject(d, "card", name);
                 report_add(rep, d);
             }
             cJSON_Delete(k);

@@ -86,14 +86,20 @@ expect_fail report_needs_resume "use it with --resume" $B run $SUITE --out "$T/r
 grep '"kind":"task"' "$T/full/records.jsonl" | grep -qv '"card":"' && nok records_card "a task record without card" ||
     ok records_card
 
+# two_runs DIR: mha's and dma's cells run at once into DIR (stderr in DIR.mha.err
+# and DIR.dma.err); their exit statuses in r1 and r2
+two_runs() {
+    $B run $SUITE --out "$1" --quiet --variants mha >/dev/null 2>"$1.mha.err" &
+    p1=$!
+    $B run $SUITE --out "$1" --quiet --variants dma >/dev/null 2>"$1.dma.err" &
+    p2=$!
+    wait $p1; r1=$?
+    wait $p2; r2=$?
+}
+
 # 2d. two runs at once into one folder (one per GPU, say: --variants splits the
 # cells), then --report: every cell, the same tables as one run
-$B run $SUITE --out "$T/two" --quiet --variants mha >/dev/null 2>"$T/two1.err" &
-p1=$!
-$B run $SUITE --out "$T/two" --quiet --variants dma >/dev/null 2>"$T/two2.err" &
-p2=$!
-wait $p1; r1=$?
-wait $p2; r2=$?
+two_runs "$T/two"
 $B run --resume "$T/two" --report >/dev/null 2>"$T/two3.err"
 r3=$?
 n=$(grep -c . "$T/two/records.jsonl")
@@ -106,15 +112,10 @@ n=$(grep -c . "$T/two/records.jsonl")
 mkdir "$T/two2" && cp "$T/full/suite.json" "$T/two2/"
 head -n 12 "$T/full/records.jsonl" >"$T/two2/records.jsonl"
 tail -n 1 "$T/full/records.jsonl" | head -c 40 >>"$T/two2/records.jsonl"
-$B run $SUITE --out "$T/two2" --quiet --variants mha >/dev/null 2>"$T/two2a.err" &
-p1=$!
-$B run $SUITE --out "$T/two2" --quiet --variants dma >/dev/null 2>"$T/two2b.err" &
-p2=$!
-wait $p1; r1=$?
-wait $p2; r2=$?
+two_runs "$T/two2"
 $B run --resume "$T/two2" --report >/dev/null 2>&1
 n=$(grep -c . "$T/two2/records.jsonl")
-nd=$(cat "$T/two2a.err" "$T/two2b.err" | grep -c 'line dropped')
+nd=$(cat "$T/two2.mha.err" "$T/two2.dma.err" | grep -c 'line dropped')
 [ $r1 -eq 0 ] && [ $r2 -eq 0 ] && [ "$n" -eq 40 ] && [ "$nd" -eq 1 ] && cmp -s "$T/full/tables.md" "$T/two2/tables.md" &&
     ok concurrent_runs_torn_line ||
     nok concurrent_runs_torn_line "exits $r1 $r2, $n records (want 40), $nd runs dropped the torn line (want 1)"
