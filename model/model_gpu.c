@@ -192,6 +192,7 @@ struct model_gpu {
     float *wdt;     /* dma: (L, K*D, K) dt_proj transposed for the operator */
     float *aux;     /* dma: dw_dt (K*D, K) and da (K) of one layer */
     int32_t *ids, *labels; /* (Bmax * Tmax) */
+    int32_t *crow;         /* (Bmax * Tmax) the labelled rows of a step, when they are few */
     float **x;      /* L + 1 residual streams (M, C) */
     glayer *la;
     bf16 *xf;       /* (M, C) final norm */
@@ -329,7 +330,8 @@ model_status model_gpu_create(model *m, int B, int T, model_gpu **out, char *err
     if (nsa && c->nsa_cmp == NSA_CMP_LINEAR) /* dw_ck, dw_cv, dp_k, dp_v of one layer */
         bad = bad || take(a, (void **)&g->aux, 2 * (size_t)K * c->nsa_l * D * (D + 1) * sizeof(float));
     size_t before = a->bytes;
-    bad = bad || take(a, (void **)&g->ids, M * sizeof(int32_t)) || take(a, (void **)&g->labels, M * sizeof(int32_t));
+    bad = bad || take(a, (void **)&g->ids, M * sizeof(int32_t)) || take(a, (void **)&g->labels, M * sizeof(int32_t)) ||
+          take(a, (void **)&g->crow, M * sizeof(int32_t));
     /* activations: every layer's saved tensors and the residual streams */
     for (int l = 0; l <= L && !bad; l++) bad = take(a, (void **)&g->x[l], M * C * sizeof(float));
     for (int l = 0; l < L && !bad; l++) {
@@ -565,8 +567,9 @@ static model_status check_batch(model_gpu *g, const int32_t *ids, const int32_t 
     return MODEL_OK;
 }
 
-static model_status stack_forward(model_gpu *g, const int32_t *ids, const int32_t *labels, int B, int T, char *err,
-                                  size_t err_len) {
+/* The embedding, the layers and (final_norm) the final norm over every row */
+static model_status stack_forward(model_gpu *g, const int32_t *ids, const int32_t *labels, int B, int T, int final_norm,
+                                  char *err, size_t err_len) {
     model *m = g->m;
     size_t M = (size_t)B * T;
     CK(dm_cuda_h2d(g->ids, ids, M * sizeof(int32_t)), "the ids' upload");
@@ -576,8 +579,10 @@ static model_status stack_forward(model_gpu *g, const int32_t *ids, const int32_
         model_status st = layer_forward(g, l, B, T, NULL, err, err_len);
         if (st != MODEL_OK) return st;
     }
-    CK(mcuda_rmsnorm_forward(g->x[m->L], DP(g, m->fnorm), (int)M, m->C, (float)m->cfg.rms_norm_eps, NULL, g->xf, g->rf),
-       "final rmsnorm");
+    if (final_norm)
+        CK(mcuda_rmsnorm_forward(g->x[m->L], DP(g, m->fnorm), (int)M, m->C, (float)m->cfg.rms_norm_eps, NULL, g->xf,
+                                 g->rf),
+           "final rmsnorm");
     return MODEL_OK;
 }
 
@@ -586,7 +591,7 @@ model_status model_gpu_token_losses(model_gpu *g, const int32_t *ids, const int3
     model *m = g->m;
     if (!labels) return model_errf(MODEL_ERR_ARG, err, err_len, "token losses need labels");
     model_status st = check_batch(g, ids, labels, B, T, err, err_len);
-    if (st == MODEL_OK) st = stack_forward(g, ids, labels, B, T, err, err_len);
+    if (st == MODEL_OK) st = stack_forward(g, ids, labels, B, T, 1, err, err_len);
     if (st != MODEL_OK) return st;
     size_t M = (size_t)B * T;
     int64_t n = 0;
@@ -603,7 +608,7 @@ model_status model_gpu_token_losses(model_gpu *g, const int32_t *ids, const int3
 model_status model_gpu_predict(model_gpu *g, const int32_t *ids, int B, int T, int32_t *pred, char *err, size_t err_len) {
     model *m = g->m;
     model_status st = check_batch(g, ids, NULL, B, T, err, err_len);
-    if (st == MODEL_OK) st = stack_forward(g, ids, NULL, B, T, err, err_len);
+    if (st == MODEL_OK) st = stack_forward(g, ids, NULL, B, T, 1, err, err_len);
     if (st != MODEL_OK) return st;
     const int M = B * T;
     for (int r0 = 0; r0 < M; r0 += g->pchunk) {
@@ -807,22 +812,56 @@ model_status model_gpu_forward_backward(model_gpu *g, const int32_t *ids, const 
     int64_t n = 0;
     for (size_t i = 0; i < M; i++) n += labels[i] != MODEL_IGNORE;
     if (n == 0) return MODEL_OK;
+    /* dlogits = scale / n (p - onehot); dxf = dlogits Whead; dWhead += dlogits^T xf.
+     * With at most half of the rows labelled (MQAR), the final norm, the head and
+     * the loss run over those rows alone: x[L]'s labelled rows gathered into
+     * dx[1] (free until the layers' backward), their norm into xf and rf (the
+     * first n rows), and the norm's backward scattered into dcur (zero elsewhere:
+     * an unlabelled row gets no gradient from the loss). The CPU model's rule, and
+     * its switch: DMABENCH_HEAD_ALL_ROWS=1 runs every row, as before. */
+    const char *all_rows = getenv("DMABENCH_HEAD_ALL_ROWS");
+    const int compact = !(all_rows && !strcmp(all_rows, "1")) && (size_t)n * 2 <= M;
     phase_begin();
-    st = stack_forward(g, ids, labels, B, T, err, err_len);
+    st = stack_forward(g, ids, labels, B, T, !compact, err, err_len);
     if (st != MODEL_OK) return st;
     phase_end("forward");
     int64_t cnt = 0;
     double s = 0;
-    /* dlogits = scale / n (p - onehot); dxf = dlogits Whead; dWhead += dlogits^T xf */
-    CK(mcuda_cross_entropy(g->xf, DPB(g, m->head), ATTN_DTYPE_BF16, g->labels, (int)M, m->C, m->V, 0, scale / (double)n,
-                           g->rowloss, g->dxf, DG(g, m->head), &cnt, &s),
-       "cross-entropy");
+    float *dcur = g->dx[0], *dnext = g->dx[1];
+    if (compact) {
+        int32_t *h = malloc((size_t)n * 2 * sizeof *h);
+        if (!h) return model_errf(MODEL_ERR_OOM, err, err_len, "out of memory for the labelled rows' index");
+        size_t k = 0;
+        for (size_t i = 0; i < M; i++)
+            if (labels[i] != MODEL_IGNORE) h[k] = (int32_t)i, h[n + k] = labels[i], k++;
+        attn_status ast = dm_cuda_h2d(g->crow, h, (size_t)n * sizeof *h);
+        if (ast == ATTN_OK) ast = dm_cuda_h2d(g->labels, h + n, (size_t)n * sizeof *h);
+        free(h);
+        CK(ast, "the labelled rows' upload");
+        float *xc = g->dx[1];
+        CK(mcuda_embed_forward(g->crow, (int)n, g->x[m->L], (int)M, m->C, xc, NULL), "the labelled rows' gather");
+        CK(mcuda_rmsnorm_forward(xc, DP(g, m->fnorm), (int)n, m->C, (float)m->cfg.rms_norm_eps, NULL, g->xf, g->rf),
+           "final rmsnorm of the labelled rows");
+        CK(mcuda_cross_entropy(g->xf, DPB(g, m->head), ATTN_DTYPE_BF16, g->labels, (int)n, m->C, m->V, 0,
+                               scale / (double)n, g->rowloss, g->dxf, DG(g, m->head), &cnt, &s),
+           "cross-entropy");
+    } else {
+        CK(mcuda_cross_entropy(g->xf, DPB(g, m->head), ATTN_DTYPE_BF16, g->labels, (int)M, m->C, m->V, 0,
+                               scale / (double)n, g->rowloss, g->dxf, DG(g, m->head), &cnt, &s),
+           "cross-entropy");
+    }
     if (!isfinite(s)) return model_errf(MODEL_ERR_NONFINITE, err, err_len, "the loss is not finite (the model diverged?)");
     if (loss) *loss = s / (double)n;
     phase_end("loss");
-    float *dcur = g->dx[0], *dnext = g->dx[1];
-    CK(mcuda_rmsnorm_backward(g->x[m->L], g->rf, DP(g, m->fnorm), g->dxf, (int)M, m->C, dcur, 0, DG(g, m->fnorm)),
-       "final rmsnorm backward");
+    if (compact) {
+        CK(mcuda_rmsnorm_backward(g->dx[1], g->rf, DP(g, m->fnorm), g->dxf, (int)n, m->C, g->dh, 0, DG(g, m->fnorm)),
+           "final rmsnorm backward of the labelled rows");
+        CK(dm_cuda_memset(dcur, 0, M * m->C * sizeof(float)), "the final norm's gradient");
+        CK(mcuda_embed_backward(g->crow, (int)n, g->dh, (int)M, m->C, -1, dcur), "the labelled rows' scatter");
+    } else {
+        CK(mcuda_rmsnorm_backward(g->x[m->L], g->rf, DP(g, m->fnorm), g->dxf, (int)M, m->C, dcur, 0, DG(g, m->fnorm)),
+           "final rmsnorm backward");
+    }
     for (int l = m->L - 1; l >= 0; l--) {
         st = layer_backward(g, l, B, T, dcur, dnext, err, err_len);
         if (st != MODEL_OK) return st;

@@ -149,11 +149,15 @@ static void run_variant(attn_variant v, const char *text, size_t tn) {
         goto done;
     }
 
-    /* 1. one forward/backward from the same weights */
-    {
+    /* 1. one forward/backward from the same weights; again with only every 5th
+     * label counted (as in MQAR: the head and the loss over those rows alone) */
+    for (int sparse = 0; sparse < 2; sparse++) {
         int B = cfg.train.batch_size, T = cfg.train.context;
         int32_t *ids = malloc(sizeof(int32_t) * B * T), *labels = malloc(sizeof(int32_t) * B * T);
         data->get_batch(data, 0, B, T, ids, labels, err, sizeof err);
+        if (sparse)
+            for (int i = 0; i < B * T; i++)
+                if (i % 5 != 2) labels[i] = MODEL_IGNORE;
         model_gpu *g = NULL;
         double lc = 0, lg = 0;
         model_zero_grads(mc);
@@ -185,8 +189,9 @@ static void run_variant(attn_variant v, const char *text, size_t tn) {
             double r = sqrt(dd / nn);
             if (r > worst) worst = r, wname = mt->name;
         }
-        snprintf(name, sizeof name, "gpu model %s: one step's loss (1%%) and every tensor's gradient (10%%) match the CPU's",
-                 vn);
+        snprintf(name, sizeof name,
+                 "gpu model %s%s: one step's loss (1%%) and every tensor's gradient (10%%) match the CPU's", vn,
+                 sparse ? " (every 5th label)" : "");
         CHECK(s2 == MODEL_OK && fabs(lg - lc) <= 0.01 * fabs(lc) && cs > 0.99 && worst <= 0.1, name,
               "cpu %.6f gpu %.6f, cosine %.5f, worst tensor %s at %.3f (%s)", lc, lg, cs, wname, worst,
               s2 == MODEL_OK ? "" : err);
@@ -307,9 +312,41 @@ static void run_variant(attn_variant v, const char *text, size_t tn) {
         if (st == MODEL_OK) st = model_trainer_save(tg, dir, err, sizeof err);
         if (st == MODEL_OK) st = model_load(dir, &ml, NULL, err, sizeof err);
         if (st == MODEL_OK) st = model_token_losses(ml, ids, labels, B, T, NULL, &lh, NULL, NULL, err, sizeof err);
-        snprintf(name, sizeof name, "gpu model %s: a GPU checkpoint scores the same on the CPU (1%%)", vn);
-        CHECK(st == MODEL_OK && fabs(lh - lg) <= 0.01 * lh, name, "gpu %.6f cpu %.6f (%s)", lg, lh,
+        /* the files hold the GPU's fp32 master weights exactly (the save brought
+         * them into mg, the trainer's host model) */
+        int same = st == MODEL_OK && model_params_len(ml) == model_params_len(mg) &&
+                   !memcmp(model_params(ml), model_params(mg), sizeof(float) * model_params_len(mg));
+        snprintf(name, sizeof name, "gpu model %s: a GPU checkpoint loads on the CPU with the same weights, bit for bit",
+                 vn);
+        CHECK(same, name, "%s", st == MODEL_OK ? "the loaded weights differ" : err);
+        /* Its score on the CPU (fp32) within 1% of the GPU's (bf16). dma's top-24 of
+         * 64 keys by z flips on rounding after these chaotic 200 steps (section 2):
+         * there the bound is 1.5 times the largest move of the CPU's score when the
+         * weights are perturbed by 2^-9 relative (bf16's rounding), if that is more. */
+        double wper = 0;
+        for (int k = 0; k < 3 && v == ATTN_DMA && st == MODEL_OK; k++) {
+            model *mp = NULL;
+            double lp = 0;
+            st = model_load(dir, &mp, NULL, err, sizeof err);
+            if (st == MODEL_OK) {
+                rng_t r;
+                rng_seed(&r, 17 + (uint64_t)k);
+                float *pp = model_params(mp);
+                for (size_t i = 0; i < model_params_len(mp); i++)
+                    pp[i] *= (float)(1.0 + 0x1p-9 * (2 * rng_uniform(&r) - 1));
+                st = model_token_losses(mp, ids, labels, B, T, NULL, &lp, NULL, NULL, err, sizeof err);
+                if (fabs(lp - lh) / lh > wper) wper = fabs(lp - lh) / lh;
+            }
+            model_free(mp);
+        }
+        const double cb = 1.5 * wper > 0.01 ? 1.5 * wper : 0.01;
+        snprintf(name, sizeof name, "gpu model %s: a GPU checkpoint scores the same on the CPU (%.1f%%)", vn, 100 * cb);
+        CHECK(st == MODEL_OK && fabs(lh - lg) <= cb * lh, name,
+              "gpu %.6f cpu %.6f (CPU scores with weights perturbed by 2^-9: up to %.2f%%) (%s)", lg, lh, 100 * wper,
               st == MODEL_OK ? "" : err);
+        if (st == MODEL_OK)
+            printf("# %s checkpoint: gpu vs cpu score %.2f%%, perturbed cpu vs cpu up to %.2f%%\n", vn,
+                   100 * fabs(lh - lg) / lh, 100 * wper);
         /* the CPU model's checkpoint, continued on the GPU and, from the same files,
          * on the CPU: the same loss, and the same update (so the optimizer state
          * made the trip too: with zeroed moments the first AdamW update is about
