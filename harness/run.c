@@ -431,6 +431,8 @@ static void add_train(cJSON *r, const runner_model *rm, int context, const runne
 
 static void add_variant_settings(cJSON *set, const char *variant, const runner_model *rm) {
     if (strcmp(variant, "mha")) cJSON_AddNumberToObject(set, "window", rm->window);
+    /* recorded only when it is not the default, so that earlier records stay as they were */
+    if (!strcmp(variant, "nsa") && rm->nsa_mean) cJSON_AddStringToObject(set, "nsa_cmp", "mean");
 }
 
 /* RULER-style needles: recorded only when asked for, so that single-needle

@@ -122,7 +122,8 @@ static int get_str(pctx *p, const cJSON *v, const char *name, char *out, size_t 
     return 0;
 }
 
-#define MODEL_KEYS "d_model", "n_layers", "n_heads", "n_kv_heads", "ffn", "window", "nsa_l", "nsa_d", "nsa_ls", "nsa_n"
+#define MODEL_KEYS "d_model", "n_layers", "n_heads", "n_kv_heads", "ffn", "window", "nsa_l", "nsa_d", "nsa_ls", "nsa_n", \
+                   "nsa_cmp"
 #define TRAIN_KEYS "steps", "batch_size", "lr", "warmup", "weight_decay"
 
 /* The name a value is reported under: where it was written, the task's own key
@@ -155,6 +156,15 @@ static int parse_model_train(pctx *p, const cJSON *t, const cJSON *model, const 
     MI("nsa_ls", nsa_ls, 0, 4096)
     MI("nsa_n", nsa_n, 0, 4096)
 #undef MI
+    const cJSON *cmp = lookup(t, model, "nsa_cmp");
+    if (cmp) {
+        char mode[16];
+        key_name(name, sizeof name, t, tn, "model", "nsa_cmp");
+        if (get_str(p, cmp, name, mode, sizeof mode)) return -1;
+        if (strcmp(mode, "linear") && strcmp(mode, "mean"))
+            return fail(p, "%s must be \"linear\" or \"mean\", got \"%s\"", name, mode);
+        m->nsa_mean = !strcmp(mode, "mean");
+    }
     x = m->batch_size;
     key_name(name, sizeof name, t, tn, "train", "batch_size");
     if (get_int(p, lookup(t, train, "batch_size"), name, 1, 1 << 16, &x)) return -1;

@@ -244,6 +244,18 @@ printf '{"tasks": {"ppl": {"train_context": 64}}, "kernels": {"n": [1024], "flav
 expect_fail bad_kernel_key "unknown key 'kernels.flavour'" $B run "$T/s7.json" --out "$T/o7"
 printf '{"model": {"d_model": 30}, "tasks": {"ppl": {"train_context": 64}}}' >"$T/s8.json"
 expect_fail bad_d_model "d_model 30" $B run "$T/s8.json" --out "$T/o8"
+printf '{"model": {"nsa_cmp": "max"}, "tasks": {"ppl": {"train_context": 64}}}' >"$T/s8b.json"
+expect_fail bad_nsa_cmp 'model.nsa_cmp must be "linear" or "mean"' $B run "$T/s8b.json" --out "$T/o8b"
+# nsa_cmp reaches the model: the mean compression has no compression weights
+for c in linear mean; do
+    printf '{"variants": ["nsa"], "model": {"nsa_cmp": "%s", "window": 16}, "tasks": {"mqar": {"seq_len": 64, "num_kv_pairs": 4, "vocab_size": 96, "steps": 3, "n_test": 8}}}' $c >"$T/cmp-$c.json"
+    $B run "$T/cmp-$c.json" --out "$T/cmp-$c" --quiet >/dev/null 2>&1
+done
+pl=$(sed -n 's/.*"params":\([0-9]*\).*/\1/p' "$T/cmp-linear/records.jsonl" 2>/dev/null)
+pm=$(sed -n 's/.*"params":\([0-9]*\).*/\1/p' "$T/cmp-mean/records.jsonl" 2>/dev/null)
+if [ -n "$pl" ] && [ -n "$pm" ] && [ "$pm" -lt "$pl" ] && grep -q '"nsa_cmp":"mean"' "$T/cmp-mean/records.jsonl" &&
+    ! grep -q '"nsa_cmp"' "$T/cmp-linear/records.jsonl"; then ok nsa_cmp_mean
+else nok nsa_cmp_mean "params linear '$pl' mean '$pm'; the mean record names nsa_cmp: $(grep -c nsa_cmp "$T/cmp-mean/records.jsonl" 2>/dev/null)"; fi
 expect_fail missing_suite "cannot read suite" $B run "$T/nope.json" --out "$T/o9"
 expect_fail resume_not_run_dir "not a run folder" $B run --resume "$T"
 expect_fail bad_only "unknown part" $B run $SUITE --only mqar,foo

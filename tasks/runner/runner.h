@@ -34,6 +34,7 @@ typedef struct {
     int ffn;             /* intermediate size (0: 2 * d_model) */
     int window;          /* swa window, dma keep window, nsa window branch */
     int nsa_l, nsa_d, nsa_ls, nsa_n; /* 0: the model layer's defaults */
+    int nsa_mean;        /* 1: nsa's compression is the block mean (0: linear, the default) */
     int64_t steps;
     int batch_size;
     double lr;
