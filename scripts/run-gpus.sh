@@ -14,7 +14,9 @@
 # script again continues where they stopped); SHARDS, the shards of each
 # variant's task (default: as many as GPUs, so that the queue evens out). Parts
 # run in the order of PARTS (default: MQAR first, then perplexity and the needle;
-# nsa and mha first within each).
+# nsa and mha first within each); THREADS, each worker's CPU threads (default:
+# the machine's cores shared out among the workers, at least 1; the runs' OpenMP
+# teams would otherwise each take every core and crowd each other out).
 # Each part's log: DIR/parts/PART.log.
 set -u
 [ $# -ge 2 ] || { echo "usage: sh scripts/run-gpus.sh SUITE.json DIR [GPUS]" >&2; exit 2; }
@@ -30,6 +32,9 @@ else
 fi
 [ -n "$GPUS" ] || { echo "run-gpus: no GPU listed" >&2; exit 2; }
 SHARDS=${SHARDS:-$(echo $GPUS | wc -w)}
+NW=$(echo $GPUS | wc -w)
+THREADS=${THREADS:-$(( $(nproc 2>/dev/null || echo 1) / NW ))}
+[ "$THREADS" -ge 1 ] 2>/dev/null || THREADS=1
 CLAIM=$(mktemp -d) || exit 1
 trap 'rm -rf "$CLAIM"' EXIT
 "$B" run "$SUITE" --validate >/dev/null 2>"$CLAIM/validate.err" || { cat "$CLAIM/validate.err" >&2; exit 2; }
@@ -66,9 +71,9 @@ worker() {
             lim="timeout -s INT $left"
         fi
         log="$DIR/parts/$v-$t${k:+-$k}.log"
-        echo "run-gpus: GPU $g: $v $t${k:+ shard $k/$SHARDS}" >&2
+        echo "run-gpus: GPU $g: $v $t${k:+ shard $k/$SHARDS} ($THREADS threads)" >&2
         # shellcheck disable=SC2086
-        CUDA_VISIBLE_DEVICES=$g $lim "$B" run "$SUITE" --out "$DIR" $va --only "$t" --quiet >"$log" 2>&1
+        CUDA_VISIBLE_DEVICES=$g $lim "$B" run "$SUITE" --out "$DIR" $va --only "$t" --threads "$THREADS" --quiet >"$log" 2>&1
         rc=$?
         echo "run-gpus: GPU $g: $v $t${k:+ shard $k/$SHARDS}: exit $rc ($(tail -n 1 "$log"))" >&2
     done
