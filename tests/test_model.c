@@ -735,6 +735,66 @@ static void test_sparse_head(void) {
     }
 }
 
+/* nsa where each branch it keeps sees every key, and the one it cannot keep sees
+ * none, is dense attention: with the gate weights at zero every gate is 1/2, the
+ * compressed branch has no block yet (l > T), the selection takes every block
+ * (n l' >= T) and the window every key (w >= T), so its output is A/2 + A/2 = A,
+ * mha's. The same weights in both models (nsa's gate weights zero) give the same
+ * loss and the same gradient for every tensor mha has. */
+static void test_nsa_dense_limit(void) {
+    model_config cm, cn;
+    tiny_config(&cm, ATTN_MHA);
+    tiny_config(&cn, ATTN_NSA);
+    const int B = cm.train.batch_size, T = cm.train.context;
+    cn.window = T;
+    cn.nsa_l = cn.nsa_d = T + 1;
+    cn.nsa_ls = 4, cn.nsa_n = T / 4;
+    char err[256];
+    model *a = NULL, *b = NULL;
+    int ok = model_create(&cm, &a, err, sizeof err) == MODEL_OK && model_create(&cn, &b, err, sizeof err) == MODEL_OK;
+    if (!ok) {
+        CHECK(0, "nsa_dense_limit", "model_create: %s", err);
+        model_free(a);
+        model_free(b);
+        return;
+    }
+    tiny_randomize(a, 21, 0.3);
+    memset(model_params(b), 0, model_params_len(b) * sizeof(float));
+    int missing = 0;
+    for (int i = 0; i < model_num_tensors(a); i++) {
+        const model_tensor *ta = model_tensor_at(a, i), *tb = model_find_tensor(b, ta->name);
+        if (!tb || tb->numel != ta->numel) {
+            missing++;
+            continue;
+        }
+        memcpy(model_params(b) + tb->offset, model_params(a) + ta->offset, ta->numel * sizeof(float));
+    }
+    int32_t ids[64], labels[64];
+    tiny_batch(5, B, T, cm.vocab_size, ids, labels);
+    double la = 0, lb = 0;
+    model_zero_grads(a);
+    model_zero_grads(b);
+    ok = model_forward_backward(a, ids, labels, B, T, 1.0, &la, err, sizeof err) == MODEL_OK &&
+         model_forward_backward(b, ids, labels, B, T, 1.0, &lb, err, sizeof err) == MODEL_OK;
+    double worst = 0;
+    const char *wname = "";
+    for (int i = 0; ok && i < model_num_tensors(a); i++) {
+        const model_tensor *ta = model_tensor_at(a, i), *tb = model_find_tensor(b, ta->name);
+        if (!tb) continue;
+        double d = 0, mx = 1e-6;
+        for (size_t e = 0; e < ta->numel; e++) {
+            d = fmax(d, fabs((double)model_grads(a)[ta->offset + e] - model_grads(b)[tb->offset + e]));
+            mx = fmax(mx, fabs((double)model_grads(a)[ta->offset + e]));
+        }
+        if (d / mx > worst) worst = d / mx, wname = ta->name;
+    }
+    CHECK(ok && !missing && fabs(la - lb) <= 1e-6 * la && worst <= 1e-5, "nsa_dense_limit/same_loss_and_gradients",
+          "%s%d of mha's tensors missing in nsa; loss mha %.9f nsa %.9f; worst gradient %s at %.2e", ok ? "" : err,
+          missing, la, lb, wname, worst);
+    model_free(a);
+    model_free(b);
+}
+
 int main(void) {
     model_set_threads(2);
     snprintf(tmpdir, sizeof tmpdir, "/tmp/dmabench_test_model_XXXXXX");
@@ -757,6 +817,7 @@ int main(void) {
     test_resume_inconsistent();
     test_accum_weighting();
     test_sparse_head();
+    test_nsa_dense_limit();
     for (int v = 0; v < ATTN_NVARIANTS; v++) test_decode((attn_variant)v);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
