@@ -817,7 +817,8 @@ model_status model_gpu_forward_backward(model_gpu *g, const int32_t *ids, const 
      * the loss run over those rows alone: x[L]'s labelled rows gathered into
      * dx[1] (free until the layers' backward), their norm into xf and rf (the
      * first n rows), and the norm's backward scattered into dcur (zero elsewhere:
-     * an unlabelled row gets no gradient from the loss). The CPU model's rule, and
+     * an unlabelled row gets no gradient from the loss); the embedding's gather and
+     * scatter kernels move the rows. The CPU model's rule, and
      * its switch: DMABENCH_HEAD_ALL_ROWS=1 runs every row, as before. */
     const char *all_rows = getenv("DMABENCH_HEAD_ALL_ROWS");
     const int compact = !(all_rows && !strcmp(all_rows, "1")) && (size_t)n * 2 <= M;
