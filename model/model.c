@@ -536,6 +536,19 @@ model_status model_stack_forward(model *m, model_acts *a, const int32_t *ids, in
     return MODEL_OK;
 }
 
+int model_head_rows(const int32_t *labels, size_t M, int64_t n, int32_t **rows) {
+    *rows = NULL;
+    const char *all_rows = getenv("DMABENCH_HEAD_ALL_ROWS"); /* "1": every row, as before (for comparisons) */
+    if ((all_rows && !strcmp(all_rows, "1")) || (size_t)n * 2 > M) return 0;
+    int32_t *r = malloc((size_t)n * 2 * sizeof *r);
+    if (!r) return -1;
+    size_t k = 0;
+    for (size_t i = 0; i < M; i++)
+        if (labels[i] != MODEL_IGNORE) r[k] = (int32_t)i, r[n + k] = labels[i], k++;
+    *rows = r;
+    return 1;
+}
+
 void model_lm_head(model *m, const float *xf, size_t rows, float *logits) {
     mops_gemm(m, 0, 1, (int)rows, m->V, m->C, 1.0f, xf, m->C, TP(m, m->head), m->C, 0.0f, logits, m->V);
 }
@@ -765,18 +778,13 @@ model_status model_forward_backward(model *m, const int32_t *ids, const int32_t 
      * an ignored row's dlogits are zero). Both buffers are free until the layers'
      * backward. The same sums over fewer rows (in another order: results agree to
      * rounding, and a long training run can end elsewhere). */
-    const char *all_rows = getenv("DMABENCH_HEAD_ALL_ROWS"); /* "1": every row, as before (for comparisons) */
-    const int compact = !(all_rows && !strcmp(all_rows, "1")) && (size_t)n * 2 <= M;
     int32_t *rows = NULL;
+    const int compact = model_head_rows(labels, M, n, &rows);
+    if (compact < 0) return model_errf(MODEL_ERR_OOM, err, err_len, "out of memory for the counted rows' index");
     const float *hx = a->xf;
     const int32_t *hl = labels;
     size_t hm = M;
     if (compact) {
-        rows = malloc((size_t)n * 2 * sizeof *rows);
-        if (!rows) return model_errf(MODEL_ERR_OOM, err, err_len, "out of memory for the counted rows' index");
-        size_t k = 0;
-        for (size_t i = 0; i < M; i++)
-            if (labels[i] != MODEL_IGNORE) rows[k] = (int32_t)i, rows[n + k] = labels[i], k++;
         float *xc = a->dx[1];
 #pragma omp parallel for schedule(static)
         for (int64_t k2 = 0; k2 < n; k2++) memcpy(xc + k2 * C, a->xf + (size_t)rows[k2] * C, (size_t)C * sizeof *xc);

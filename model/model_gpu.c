@@ -818,23 +818,23 @@ model_status model_gpu_forward_backward(model_gpu *g, const int32_t *ids, const 
      * dx[1] (free until the layers' backward), their norm into xf and rf (the
      * first n rows), and the norm's backward scattered into dcur (zero elsewhere:
      * an unlabelled row gets no gradient from the loss); the embedding's gather and
-     * scatter kernels move the rows. The CPU model's rule, and
-     * its switch: DMABENCH_HEAD_ALL_ROWS=1 runs every row, as before. */
-    const char *all_rows = getenv("DMABENCH_HEAD_ALL_ROWS");
-    const int compact = !(all_rows && !strcmp(all_rows, "1")) && (size_t)n * 2 <= M;
+     * scatter kernels move the rows. The CPU model's rule and switch
+     * (model_head_rows). */
+    int32_t *h = NULL;
+    const int compact = model_head_rows(labels, M, n, &h);
+    if (compact < 0) return model_errf(MODEL_ERR_OOM, err, err_len, "out of memory for the labelled rows' index");
     phase_begin();
-    st = stack_forward(g, ids, labels, B, T, !compact, err, err_len);
-    if (st != MODEL_OK) return st;
+    /* the labels go up with their rows' index below when compact */
+    st = stack_forward(g, ids, compact ? NULL : labels, B, T, !compact, err, err_len);
+    if (st != MODEL_OK) {
+        free(h);
+        return st;
+    }
     phase_end("forward");
     int64_t cnt = 0;
     double s = 0;
     float *dcur = g->dx[0], *dnext = g->dx[1];
     if (compact) {
-        int32_t *h = malloc((size_t)n * 2 * sizeof *h);
-        if (!h) return model_errf(MODEL_ERR_OOM, err, err_len, "out of memory for the labelled rows' index");
-        size_t k = 0;
-        for (size_t i = 0; i < M; i++)
-            if (labels[i] != MODEL_IGNORE) h[k] = (int32_t)i, h[n + k] = labels[i], k++;
         attn_status ast = dm_cuda_h2d(g->crow, h, (size_t)n * sizeof *h);
         if (ast == ATTN_OK) ast = dm_cuda_h2d(g->labels, h + n, (size_t)n * sizeof *h);
         free(h);

@@ -114,6 +114,12 @@ model_status model_stack_forward(model *m, model_acts *a, const int32_t *ids, in
                                  struct model_cache *cache, char *err, size_t err_len);
 /* LM head over rows: logits (rows, V) = xf_rows E^T. */
 void model_lm_head(model *m, const float *xf, size_t rows, float *logits);
+/* The head and the loss over the labelled rows alone (both models' training
+ * step): when at most half of the M rows count (n of them) and
+ * DMABENCH_HEAD_ALL_ROWS is not "1", 1 and *rows = a malloc'd index of the n
+ * labelled rows followed by their n labels; else 0 and *rows = NULL; -1: out of
+ * memory. */
+int model_head_rows(const int32_t *labels, size_t M, int64_t n, int32_t **rows);
 
 /* model_optim.c: AdamW internals for checkpoints */
 float *model_adamw_m1(model_adamw *o);
