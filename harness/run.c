@@ -993,10 +993,6 @@ static int list_has(const char *list, const char *what) {
     return hit;
 }
 
-/* Perplexity trains every model on one fixed corpus: more than a few passes over
- * its train split (train_n tokens) and the models memorise it, so that the test
- * scores measure how much, not the attention. Says so on out; returns 1 if so. */
-#define PPL_MAX_PASSES 4.0
 /* The ppl task's corpus: generated (synthetic), the license files, or a file. */
 static task_status open_ppl_corpus(const suite_task_cfg *t, ppl_corpus *c, char *err, size_t err_len) {
     if (!strcmp(t->corpus, "synthetic"))
@@ -1009,6 +1005,10 @@ static int ncells_of(const suite_cell *cells, int n, suite_task task) {
     for (int i = 0; i < n; i++) k += cells[i].task == task;
     return k;
 }
+/* Perplexity trains every model on one fixed corpus: more than a few passes over
+ * its train split (train_n tokens) and the models memorise it, so that the test
+ * scores measure how much, not the attention. Says so on out; returns 1 if so. */
+#define PPL_MAX_PASSES 4.0
 static int warn_ppl_passes(const suite *S, int64_t train_n, const char *what, FILE *out) {
     const suite_task_cfg *t = &S->task[SUITE_PPL];
     if (!t->present || train_n <= 0) return 0;
