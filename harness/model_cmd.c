@@ -76,7 +76,7 @@ static void train_usage(void) {
            "  --clip X  --seed N  --log-every N  --ckpt-every N\n"
            "other options:\n"
            "  --backend B        cpu (default) or cuda: the whole model on the GPU, bf16\n"
-           "                     compute with fp32 master weights (mha, swa, dma); the\n"
+           "                     compute with fp32 master weights (every variant); the\n"
            "                     checkpoints are the same files either way\n"
            "  --threads N        OpenMP and OpenBLAS threads (default: all cores)\n"
            "  --max-seconds S    stop (with a checkpoint) after S seconds\n"
