@@ -5,7 +5,9 @@
  * 1. nsa_compress_kernel: K~, V~ (B, nb, Hkv, D) in the input dtype, one CTA per
  *    (block, kv head, batch): the block's l rows (plus the position embedding) in
  *    shared memory, thread e computing column e of flatten(.) W_c (linear mode), or
- *    the block mean.
+ *    the block mean. By default the linear mode runs as a GEMM on the tensor cores
+ *    instead (nsa_compress_tc_kernel, 64 blocks per CTA; DMABENCH_NSA_CMP_TC=0 keeps
+ *    the fp32 kernel).
  * 2. compressed branch: the attention engine (cuda_attn.cu) over K~, V~, with block
  *    c at key position c d + l - 1 (it is visible to query i iff c d + l - 1 <= i');
  *    lse plane 0.
@@ -115,6 +117,119 @@ __global__ void nsa_compress_blk_kernel(const T *x, long long xsb, long long xss
 #pragma unroll
     for (int cc = 0; cc < NSA_CB; cc++)
         if (c0 + cc < nb) out[(((size_t)b * nb + c0 + cc) * Hkv + h) * D + e] = from_f32<T>(acc[cc] + bias);
+}
+
+/* Linear compression on the tensor cores (the default when D is 16, 32, 64 or 128
+ * and k, v are 16-byte aligned with strides of whole 8-element pieces;
+ * DMABENCH_NSA_CMP_TC=0 runs the kernels above). Per kv head and batch it is one
+ * GEMM, out = X W + bias, X (nb x l D) with row c the l rows of block c, read from
+ * x in place (k-chunk (t, e0) of row c is x[c d + t, e0 .. e0 + 15]), and bias the
+ * position term sum_r pos[r] W[r], the same for every block. W is fp32: it goes
+ * through as two halves, hi = T(W) and lo = T(W - hi), both multiplied in (mma
+ * m16n8k16, fp32 accumulation), so with X exact in T the products keep about 16
+ * bits of W, close to the fp32 kernels above, whose sums are rounded to T at the
+ * end anyway.
+ * nsa_cmp_w_split_kernel writes hi and lo in the order the GEMM reads them (per
+ * k-chunk of 16 rows, per column, the chunk's 16 values) and the bias; then
+ * nsa_compress_tc_kernel: a CTA of 4 warps takes 64 blocks (16 rows per warp) by
+ * DN columns (D split in two at 128, for more CTAs), and streams the k-chunks of
+ * W's halves and of X through shared memory with cp.async, CTC_ST stages deep
+ * (one barrier per chunk). */
+constexpr int CTC_ROWS = 64, CTC_KP = 24, CTC_ST = 3; /* blocks per CTA; padded chunk row (no bank conflicts); stages */
+
+/* One CTA of D threads per (t, kv head): W's rows t D .. t D + D - 1, thread n
+ * its column n, 16 rows (one k-chunk) at a time. bias must be zero before. */
+template <typename T>
+__global__ void nsa_cmp_w_split_kernel(const float *w, const float *pos, int l, int D, T *whi, T *wlo, float *bias) {
+    const int t = blockIdx.x, h = blockIdx.y, n = threadIdx.x;
+    const int Q = l * D / 16;
+    const float *wh = w + (size_t)h * l * D * D, *ph = pos + (size_t)h * l * D;
+    float bs = 0.f;
+    for (int q = t * D / 16; q < (t + 1) * D / 16; q++) {
+        uint32_t hi[8], lo[8];
+#pragma unroll
+        for (int kk = 0; kk < 16; kk += 2) {
+            const float v0 = wh[(size_t)(q * 16 + kk) * D + n], v1 = wh[(size_t)(q * 16 + kk + 1) * D + n];
+            bs += ph[q * 16 + kk] * v0 + ph[q * 16 + kk + 1] * v1;
+            const float h0 = to_f32<T>(from_f32<T>(v0)), h1 = to_f32<T>(from_f32<T>(v1));
+            hi[kk / 2] = pack2<T>::from(h0, h1);
+            lo[kk / 2] = pack2<T>::from(v0 - h0, v1 - h1);
+        }
+        const size_t o = (((size_t)h * Q + q) * D + n) * 16;
+        uint4 *dh = reinterpret_cast<uint4 *>(whi + o), *dl = reinterpret_cast<uint4 *>(wlo + o);
+        dh[0] = make_uint4(hi[0], hi[1], hi[2], hi[3]);
+        dh[1] = make_uint4(hi[4], hi[5], hi[6], hi[7]);
+        dl[0] = make_uint4(lo[0], lo[1], lo[2], lo[3]);
+        dl[1] = make_uint4(lo[4], lo[5], lo[6], lo[7]);
+    }
+    atomicAdd(&bias[(size_t)h * D + n], bs);
+}
+
+template <typename T, int D, int DN>
+__global__ void __launch_bounds__(128) nsa_compress_tc_kernel(const T *x, long long xsb, long long xss, long long xsh,
+                                                              int Hkv, int l, int d, int nb, const T *whi,
+                                                              const T *wlo, const float *bias, T *out) {
+    __shared__ __align__(16) T shi[CTC_ST][DN][CTC_KP];
+    __shared__ __align__(16) T slo[CTC_ST][DN][CTC_KP];
+    __shared__ __align__(16) T sx[CTC_ST][CTC_ROWS][CTC_KP];
+    constexpr int NP = D / DN; /* column parts */
+    const int c0 = (blockIdx.x / NP) * CTC_ROWS, n0 = (blockIdx.x % NP) * DN, h = blockIdx.y, b = blockIdx.z;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, tq = lane % 4;
+    const int Q = l * (D / 16);
+    const T *xh = x + b * xsb + h * xsh;
+    const T *hh = whi + ((size_t)h * Q * D + n0) * 16, *lh = wlo + ((size_t)h * Q * D + n0) * 16;
+    auto load = [&](int q, int st) {
+        const int t = q / (D / 16), e0 = (q % (D / 16)) * 16;
+        for (int i = tid; i < 2 * DN; i += 128) { /* W: DN columns of 32 bytes, each half */
+            const int n = i / 2, part = (i % 2) * 8;
+            cp16(&shi[st][n][part], hh + ((size_t)q * D + n) * 16 + part, true);
+            cp16(&slo[st][n][part], lh + ((size_t)q * D + n) * 16 + part, true);
+        }
+        const int row = tid / 2, part = (tid % 2) * 8, c = c0 + row; /* X: 64 rows of 32 bytes */
+        const bool ok = c < nb;
+        cp16(&sx[st][row][part], ok ? xh + (long long)(c * d + t) * xss + e0 + part : x, ok);
+    };
+    float acc[DN / 8][4];
+#pragma unroll
+    for (int j = 0; j < DN / 8; j++) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.f;
+#pragma unroll
+    for (int st = 0; st < CTC_ST - 1; st++) {
+        if (st < Q) load(st, st);
+        cp_commit();
+    }
+    const int ra = warp * 16 + g; /* this lane's A rows in the tile: ra, ra + 8 */
+    for (int q = 0; q < Q; q++) {
+        cp_wait<CTC_ST - 2>();
+        __syncthreads(); /* chunk q is in; every warp is done with chunk q - 1's stage */
+        if (q + CTC_ST - 1 < Q) load(q + CTC_ST - 1, (q + CTC_ST - 1) % CTC_ST);
+        cp_commit();
+        const int st = q % CTC_ST;
+        const uint32_t a[4] = {*reinterpret_cast<const uint32_t *>(&sx[st][ra][2 * tq]),
+                               *reinterpret_cast<const uint32_t *>(&sx[st][ra + 8][2 * tq]),
+                               *reinterpret_cast<const uint32_t *>(&sx[st][ra][2 * tq + 8]),
+                               *reinterpret_cast<const uint32_t *>(&sx[st][ra + 8][2 * tq + 8])};
+#pragma unroll
+        for (int j = 0; j < DN / 8; j++) {
+            const int n = j * 8 + g;
+            mma16816<T>(acc[j], a, *reinterpret_cast<const uint32_t *>(&shi[st][n][2 * tq]),
+                        *reinterpret_cast<const uint32_t *>(&shi[st][n][2 * tq + 8]));
+            mma16816<T>(acc[j], a, *reinterpret_cast<const uint32_t *>(&slo[st][n][2 * tq]),
+                        *reinterpret_cast<const uint32_t *>(&slo[st][n][2 * tq + 8]));
+        }
+    }
+    cp_wait<0>();
+    const int rowa = c0 + ra, rowb = rowa + 8;
+#pragma unroll
+    for (int j = 0; j < DN / 8; j++) {
+        const int col = n0 + j * 8 + 2 * tq;
+        const float b0 = bias[(size_t)h * D + col], b1 = bias[(size_t)h * D + col + 1];
+        if (rowa < nb)
+            *reinterpret_cast<uint32_t *>(out + (((size_t)b * nb + rowa) * Hkv + h) * D + col) =
+                pack2<T>::from(acc[j][0] + b0, acc[j][1] + b1);
+        if (rowb < nb)
+            *reinterpret_cast<uint32_t *>(out + (((size_t)b * nb + rowb) * Hkv + h) * D + col) =
+                pack2<T>::from(acc[j][2] + b0, acc[j][3] + b1);
+    }
 }
 
 struct SelArgs {
@@ -1244,21 +1359,28 @@ __global__ void nsa_cmp_bwd_rows_blk_kernel(const float *dkc, int nb, int Hkv, i
 }
 
 /* dpos[h, t, e] += sum_col W[h, t, e, col] S[col], S = sum_{b, c} dK~[b, c, h]: one CTA of
- * D threads per kv head. */
+ * D threads per (t, kv head), each summing S itself (B nb rows of D floats, from L2)
+ * and taking its t. */
 __global__ void nsa_cmp_bwd_pos_kernel(const float *dkc, int B, int nb, int Hkv, int D, int l, const float *w,
                                        float *dpos) {
     extern __shared__ float sS[]; /* [D] */
-    const int h = blockIdx.x, e = threadIdx.x;
-    float s = 0.f;
-    for (long long k = 0; k < (long long)B * nb; k++) s += dkc[((size_t)k * Hkv + h) * D + e];
-    sS[e] = s;
-    __syncthreads();
-    for (int t = 0; t < l; t++) {
-        const float *wr = w + (((size_t)h * l + t) * D + e) * D;
-        float x = 0.f;
-        for (int col = 0; col < D; col++) x += wr[col] * sS[col];
-        dpos[((size_t)h * l + t) * D + e] += x;
+    const int t = blockIdx.x, h = blockIdx.y, e = threadIdx.x;
+    float s0 = 0.f, s1 = 0.f, s2 = 0.f, s3 = 0.f;
+    const long long K = (long long)B * nb;
+    long long k = 0;
+    for (; k + 4 <= K; k += 4) {
+        s0 += dkc[((size_t)k * Hkv + h) * D + e];
+        s1 += dkc[((size_t)(k + 1) * Hkv + h) * D + e];
+        s2 += dkc[((size_t)(k + 2) * Hkv + h) * D + e];
+        s3 += dkc[((size_t)(k + 3) * Hkv + h) * D + e];
     }
+    for (; k < K; k++) s0 += dkc[((size_t)k * Hkv + h) * D + e];
+    sS[e] = (s0 + s1) + (s2 + s3);
+    __syncthreads();
+    const float *wr = w + (((size_t)h * l + t) * D + e) * D;
+    float x = 0.f;
+    for (int col = 0; col < D; col++) x += wr[col] * sS[col];
+    dpos[((size_t)h * l + t) * D + e] += x;
 }
 
 constexpr int CG_T = 64, CG_K = 16; /* the dW GEMM's output tile and k chunk */
@@ -1402,6 +1524,51 @@ int nsa_cmp_blk_bwd() {
     return on;
 }
 
+/* The linear compression's forward on the tensor cores (nsa_compress_tc_kernel) where
+ * it applies: D of 16, 32, 64 or 128, k and v 16-byte aligned with strides that are
+ * multiples of 8 elements (cp.async of 8-element pieces); DMABENCH_NSA_CMP_TC=0 runs
+ * the fp32 kernels. */
+int nsa_cmp_tc_ok(const attn_params *p) {
+    static const bool on = !dm_env_is("DMABENCH_NSA_CMP_TC", "0");
+    const int D = p->D;
+    if (!on || (D != 16 && D != 32 && D != 64 && D != 128)) return 0;
+    const attn_stride sts[2] = {p->k_st, p->v_st};
+    for (const attn_stride &x : sts)
+        if ((x.b | x.s | x.h) & 7) return 0;
+    return !(((uintptr_t)p->k | (uintptr_t)p->v) & 15);
+}
+
+dm_cuda_ws g_cws; /* the tensor-core compression's W halves and position term */
+
+/* K~ or V~ of x through W (w, pos): W's halves and bias into the workspace, then the GEMM. */
+template <typename T>
+attn_status launch_compress_tc(const attn_params *p, const T *x, const attn_stride &xs, const float *w,
+                               const float *pos, int nb, T *out) {
+    const int D = p->D, l = p->nsa_l, Hkv = p->Hkv;
+    const size_t nw = (size_t)Hkv * l * D * D;
+    char *ws = nullptr;
+    attn_status st = dm_cuda_ws_get(&g_cws, 2 * nw * sizeof(T) + (size_t)Hkv * D * sizeof(float), (void **)&ws, nullptr);
+    if (st != ATTN_OK) return st;
+    T *whi = reinterpret_cast<T *>(ws), *wlo = whi + nw;
+    float *bias = reinterpret_cast<float *>(wlo + nw);
+    CUDA_CHECK(cudaMemsetAsync(bias, 0, (size_t)Hkv * D * sizeof(float)));
+    nsa_cmp_w_split_kernel<T><<<dim3((unsigned)l, (unsigned)Hkv), D>>>(w, pos, l, D, whi, wlo, bias);
+    CUDA_CHECK_LAUNCH();
+    const unsigned tiles = (unsigned)((nb + CTC_ROWS - 1) / CTC_ROWS);
+#define NSA_CTC(DD, DN)                                                                                               \
+    nsa_compress_tc_kernel<T, DD, DN><<<dim3(tiles * (DD / DN), (unsigned)Hkv, (unsigned)p->B), 128>>>(              \
+        x, xs.b, xs.s, xs.h, Hkv, l, p->nsa_d, nb, whi, wlo, bias, out)
+    switch (D) {
+    case 16: NSA_CTC(16, 16); break;
+    case 32: NSA_CTC(32, 32); break;
+    case 64: NSA_CTC(64, 64); break;
+    default: NSA_CTC(128, 64);
+    }
+#undef NSA_CTC
+    CUDA_CHECK_LAUNCH();
+    return ATTN_OK;
+}
+
 /* nsa_pick_blocks' single-scan version (each lane's best four in registers) by
  * default; DMABENCH_NSA_PICK=argmax runs the repeated warp argmax. */
 int nsa_pick_top() {
@@ -1498,8 +1665,15 @@ template <typename T> attn_status nsa_branches(const attn_params *p, const NsaBu
     const int linear = p->nsa_cmp == NSA_CMP_LINEAR;
     const size_t blk_smem = (size_t)((NSA_CB - 1) * d + l) * D * sizeof(float);
     size_t optin = 0;
-    if (linear && nb > 0 && nsa_cmp_blk_fwd() && (st = dm_cuda_smem_optin(&optin)) != ATTN_OK) return st;
-    if (linear && nb > 0 && nsa_cmp_blk_fwd() && blk_smem <= optin) {
+    const bool tc = linear && nb > 0 && nsa_cmp_tc_ok(p);
+    if (!tc && linear && nb > 0 && nsa_cmp_blk_fwd() && (st = dm_cuda_smem_optin(&optin)) != ATTN_OK) return st;
+    if (tc) {
+        if ((st = launch_compress_tc<T>(p, static_cast<const T *>(p->k), p->k_st, (const float *)p->w_ck,
+                                        (const float *)p->p_k, nb, kc)) != ATTN_OK ||
+            (st = launch_compress_tc<T>(p, static_cast<const T *>(p->v), p->v_st, (const float *)p->w_cv,
+                                        (const float *)p->p_v, nb, vc)) != ATTN_OK)
+            return st;
+    } else if (linear && nb > 0 && nsa_cmp_blk_fwd() && blk_smem <= optin) {
         CUDA_CHECK(cudaFuncSetAttribute(nsa_compress_blk_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                         (int)blk_smem));
         dim3 grid((nb + NSA_CB - 1) / NSA_CB, Hkv, B);
@@ -1802,11 +1976,12 @@ template <typename T> attn_status nsa_backward_t(const attn_params *p) {
                                                             linear ? (const float *)p->w_cv : nullptr, dv_a);
             CUDA_CHECK_LAUNCH();
             if (linear) {
-                nsa_cmp_bwd_pos_kernel<<<Hkv, D, D * sizeof(float)>>>(dkc_a, B, nb, Hkv, D, z.l, (const float *)p->w_ck,
-                                                                      (float *)p->dp_k);
+                const dim3 gp((unsigned)z.l, (unsigned)Hkv);
+                nsa_cmp_bwd_pos_kernel<<<gp, D, D * sizeof(float)>>>(dkc_a, B, nb, Hkv, D, z.l, (const float *)p->w_ck,
+                                                                     (float *)p->dp_k);
                 CUDA_CHECK_LAUNCH();
-                nsa_cmp_bwd_pos_kernel<<<Hkv, D, D * sizeof(float)>>>(dvc_a, B, nb, Hkv, D, z.l, (const float *)p->w_cv,
-                                                                      (float *)p->dp_v);
+                nsa_cmp_bwd_pos_kernel<<<gp, D, D * sizeof(float)>>>(dvc_a, B, nb, Hkv, D, z.l, (const float *)p->w_cv,
+                                                                     (float *)p->dp_v);
                 CUDA_CHECK_LAUNCH();
             }
         } else {
