@@ -123,7 +123,7 @@ static int get_str(pctx *p, const cJSON *v, const char *name, char *out, size_t 
 }
 
 #define MODEL_KEYS "d_model", "n_layers", "n_heads", "n_kv_heads", "ffn", "window", "nsa_l", "nsa_d", "nsa_ls", "nsa_n", \
-                   "nsa_cmp"
+                   "nsa_cmp", "nsa_gates"
 #define TRAIN_KEYS "steps", "batch_size", "lr", "warmup", "weight_decay"
 
 /* The name a value is reported under: where it was written, the task's own key
@@ -164,6 +164,18 @@ static int parse_model_train(pctx *p, const cJSON *t, const cJSON *model, const 
         if (strcmp(mode, "linear") && strcmp(mode, "mean"))
             return fail(p, "%s must be \"linear\" or \"mean\", got \"%s\"", name, mode);
         m->nsa_mean = !strcmp(mode, "mean");
+    }
+    const cJSON *gates = lookup(t, model, "nsa_gates");
+    if (gates && !cJSON_IsNull(gates)) {
+        key_name(name, sizeof name, t, tn, "model", "nsa_gates");
+        int ok = cJSON_IsArray(gates) && cJSON_GetArraySize(gates) == 3;
+        for (int i = 0; ok && i < 3; i++) {
+            const cJSON *e = cJSON_GetArrayItem(gates, i);
+            ok = cJSON_IsNumber(e) && e->valuedouble >= 0 && e->valuedouble <= 1;
+            if (ok) m->nsa_gates[i] = (float)e->valuedouble;
+        }
+        if (!ok) return fail(p, "%s must be null (learned gates) or 3 numbers in 0..1: [g_cmp, g_slc, g_win]", name);
+        m->nsa_gates_fixed = 1;
     }
     x = m->batch_size;
     key_name(name, sizeof name, t, tn, "train", "batch_size");
@@ -512,6 +524,12 @@ int suite_parse(const char *json, const char *what, suite *s, char *err, size_t 
         }
         if (parse_task(&p, k, t, model, train, &s->task[k])) goto out;
         s->order[s->n_tasks++] = k;
+        int has_nsa = 0;
+        for (int i = 0; i < s->n_variants; i++) has_nsa |= !strcmp(s->variants[i], "nsa");
+        if (has_nsa && s->task[k].base.nsa_gates_fixed && !strcmp(s->backend, "cuda")) {
+            fail(&p, "tasks.%s: nsa with fixed gates (nsa_gates) trains on the cpu backend only so far", t->string);
+            goto out;
+        }
     }
     v = cJSON_GetObjectItemCaseSensitive(root, "kernels");
     if (v && parse_kernels(&p, v, s)) goto out;

@@ -84,7 +84,7 @@ static int build_table(model *m) {
         li->q = add_tensor(m, cap, 1, 2, (int64_t)H * D, C, 0, "%s.%d.self_attn.q_proj.weight", pre, l);
         li->k = add_tensor(m, cap, 1 | ADJ, 2, (int64_t)K * D, C, 0, "%s.%d.self_attn.k_proj.weight", pre, l);
         li->v = add_tensor(m, cap, 1 | ADJ, 2, (int64_t)K * D, C, 0, "%s.%d.self_attn.v_proj.weight", pre, l);
-        if (c->variant == ATTN_NSA)
+        if (c->variant == ATTN_NSA && !c->nsa_gates_fixed)
             li->g = add_tensor(m, cap, 1 | ADJ, 2, 3 * (int64_t)H, C, 0, "%s.%d.self_attn.g_proj.weight", pre, l);
         li->q_norm = add_tensor(m, cap, 0, 1, D, 0, 0, "%s.%d.self_attn.q_norm.weight", pre, l);
         li->k_norm = add_tensor(m, cap, 0, 1, D, 0, 0, "%s.%d.self_attn.k_norm.weight", pre, l);
@@ -161,7 +161,7 @@ model_status model_create(const model_config *cfg, model **out, char *err, size_
     m->L = cfg->num_hidden_layers, m->C = cfg->hidden_size, m->H = cfg->num_attention_heads;
     m->K = cfg->num_key_value_heads, m->D = cfg->head_dim, m->F = cfg->intermediate_size, m->V = cfg->vocab_size;
     m->HD = m->H * m->D, m->KD = m->K * m->D;
-    m->Wd = (m->H + 2 * m->K) * m->D + (cfg->variant == ATTN_NSA ? 3 * m->H : 0);
+    m->Wd = (m->H + 2 * m->K) * m->D + (cfg->variant == ATTN_NSA && !cfg->nsa_gates_fixed ? 3 * m->H : 0);
     openblas_set_num_threads(1); /* mops_gemm threads the GEMMs itself */
     m->op = attn_registry_find(cfg->variant, cfg->backend);
     if (!m->op) {
@@ -432,7 +432,9 @@ static model_status layer_forward(model *m, int l, layer_acts *la, const float *
             for (int d = 0; d < D; d++) dst[d] = w[d] * (src[d] * r);
             mops_rope(dst, D, cs, sn);
         }
-        if (nsa)
+        if (nsa && c->nsa_gates_fixed)
+            for (int j = 0; j < 3 * H; j++) la->gs[i * 3 * H + j] = c->nsa_gates[j % 3];
+        else if (nsa)
             for (int j = 0; j < 3 * H; j++) la->gs[i * 3 * H + j] = sigmoidf_(row[(size_t)(H + 2 * K) * D + j]);
     }
 
@@ -670,7 +672,7 @@ static model_status layer_backward(model *m, int l, model_acts *a, int B, int n,
                 float *dst = a->dqkv + i * Wd + (size_t)hh * D;
                 for (int d = 0; d < D; d++) dst[d] = r * (tmp[d] * w[d] - src[d] * r * s);
             }
-            if (nsa)
+            if (nsa && !c->nsa_gates_fixed)
                 for (int j = 0; j < 3 * H; j++) {
                     float sg = la->gs[i * 3 * H + j];
                     a->dqkv[i * Wd + (size_t)(H + 2 * K) * D + j] = a->dgs[i * 3 * H + j] * sg * (1.0f - sg);

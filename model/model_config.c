@@ -41,6 +41,8 @@ void model_config_default(model_config *c) {
     c->window = 0; /* 0: keep_window_size */
     c->dma_mode = DMA_MODE_EXP;
     c->nsa_cmp = NSA_CMP_LINEAR;
+    c->nsa_gates_fixed = 0;
+    c->nsa_gates[0] = c->nsa_gates[1] = c->nsa_gates[2] = 0.5f;
     c->nsa_l = 32, c->nsa_d = 16, c->nsa_ls = 64, c->nsa_n = 16;
     model_train_config *t = &c->train;
     t->steps = 100;
@@ -198,7 +200,7 @@ static const char *const top_keys[] = {
     "torch_dtype", "dtype", "transformers_version", "num_experts", "num_experts_per_tok", "norm_topk_prob",
     "output_router_logits", "router_aux_loss_coef", NULL};
 static const char *const attn_keys[] = {"variant", "backend", "window", "dma_mode", "nsa_l", "nsa_d",
-                                        "nsa_ls", "nsa_n", "nsa_cmp", NULL};
+                                        "nsa_ls", "nsa_n", "nsa_cmp", "nsa_gates", NULL};
 static const char *const train_keys[] = {"steps", "batch_size", "context", "grad_accum", "lr", "min_lr_ratio",
                                          "schedule", "warmup", "decay_frac", "weight_decay", "beta1", "beta2",
                                          "adam_eps", "clip", "seed", "log_every", "ckpt_every", NULL};
@@ -261,6 +263,29 @@ static int parse_train(pctx *p, const cJSON *t, model_train_config *tc) {
     return 0;
 }
 
+/* "nsa_gates": three numbers in [0, 1] (g_cmp, g_slc, g_win), or null (learned). */
+static int get_gates(pctx *p, const cJSON *o, const char *prefix, model_config *c) {
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, "nsa_gates");
+    if (!j) return 0;
+    if (cJSON_IsNull(j)) {
+        c->nsa_gates_fixed = 0;
+        return 0;
+    }
+    int n = cJSON_IsArray(j) ? cJSON_GetArraySize(j) : -1;
+    if (n != 3)
+        return fail(p, "key '%snsa_gates' must be null or an array of 3 numbers in 0..1 (g_cmp, g_slc, g_win), got %s",
+                    prefix, n < 0 ? jtype(j) : "an array of another length");
+    for (int i = 0; i < 3; i++) {
+        const cJSON *e = cJSON_GetArrayItem(j, i);
+        if (!cJSON_IsNumber(e) || !(e->valuedouble >= 0 && e->valuedouble <= 1))
+            return fail(p, "key '%snsa_gates' must be null or an array of 3 numbers in 0..1 (g_cmp, g_slc, g_win); "
+                           "item %d is not", prefix, i);
+        c->nsa_gates[i] = (float)e->valuedouble;
+    }
+    c->nsa_gates_fixed = 1;
+    return 0;
+}
+
 static int parse_attention(pctx *p, const cJSON *a, model_config *c) {
     if (!cJSON_IsObject(a)) return fail(p, "key 'attention' must be an object, got %s", jtype(a));
     if (check_keys(p, a, "attention.", attn_keys, 1)) return -1;
@@ -273,7 +298,7 @@ static int parse_attention(pctx *p, const cJSON *a, model_config *c) {
         get_enum(p, a, pre, "dma_mode", dmode_names, 2, &dm) ||
         get_enum(p, a, pre, "nsa_cmp", ncmp_names, 2, &nc) || get_int(p, a, pre, "nsa_l", 1, 1 << 16, &c->nsa_l) ||
         get_int(p, a, pre, "nsa_d", 1, 1 << 16, &c->nsa_d) || get_int(p, a, pre, "nsa_ls", 1, 1 << 16, &c->nsa_ls) ||
-        get_int(p, a, pre, "nsa_n", 1, 1 << 16, &c->nsa_n))
+        get_int(p, a, pre, "nsa_n", 1, 1 << 16, &c->nsa_n) || get_gates(p, a, pre, c))
         return -1;
     if (!cJSON_GetObjectItemCaseSensitive(a, "variant")) return fail(p, "key 'attention.variant' is required (dma, mha, swa or nsa)");
     c->variant = (attn_variant)var;
@@ -512,6 +537,9 @@ int model_config_check(const model_config *c, char *err, size_t err_len) {
     if (c->variant == ATTN_NSA) {
         if (c->nsa_d > c->nsa_l) CFAIL("attention.nsa_d %d must not exceed attention.nsa_l %d", c->nsa_d, c->nsa_l);
         if (c->nsa_l < 1 || c->nsa_ls < 1 || c->nsa_n < 1) CFAIL("attention.nsa_l, nsa_ls and nsa_n must be >= 1");
+        if (c->nsa_gates_fixed)
+            for (int i = 0; i < 3; i++)
+                if (!(c->nsa_gates[i] >= 0 && c->nsa_gates[i] <= 1)) CFAIL("attention.nsa_gates must be in 0..1");
     }
     double params = (double)c->vocab_size * c->hidden_size +
                     (double)c->num_hidden_layers * c->hidden_size *
@@ -593,6 +621,10 @@ char *model_config_to_json(const model_config *c) {
         cJSON_AddNumberToObject(a, "nsa_ls", c->nsa_ls);
         cJSON_AddNumberToObject(a, "nsa_n", c->nsa_n);
         cJSON_AddStringToObject(a, "nsa_cmp", c->nsa_cmp == NSA_CMP_LINEAR ? "linear" : "mean");
+        if (c->nsa_gates_fixed) {
+            cJSON *gs = cJSON_AddArrayToObject(a, "nsa_gates");
+            for (int i = 0; i < 3; i++) cJSON_AddItemToArray(gs, cJSON_CreateNumber(c->nsa_gates[i]));
+        }
     }
     const model_train_config *t = &c->train;
     cJSON *tr = cJSON_AddObjectToObject(r, "train");

@@ -5,7 +5,7 @@
  *
  *   "attention": {"variant": "dma|mha|swa|nsa", "backend": "cpu|ref", "window": w,
  *                 "dma_mode": "exp|linear", "nsa_l", "nsa_d", "nsa_ls", "nsa_n",
- *                 "nsa_cmp": "linear|mean"}
+ *                 "nsa_cmp": "linear|mean", "nsa_gates": [g_cmp, g_slc, g_win]}
  *   "train":     {"steps", "batch_size", "context", "lr", "min_lr_ratio",
  *                 "schedule": "cosine|wsd|constant", "warmup", "decay_frac",
  *                 "weight_decay", "beta1", "beta2", "adam_eps", "clip",
@@ -71,6 +71,10 @@ typedef struct {
     dma_mode dma_mode;
     nsa_cmp nsa_cmp;
     int nsa_l, nsa_d, nsa_ls, nsa_n;
+    /* nsa's gates: learned, sigmoid(x W_g) per query and head (0, the default), or
+     * fixed to nsa_gates (1; then the model has no g_proj), for ablations */
+    int nsa_gates_fixed;
+    float nsa_gates[3]; /* g_cmp, g_slc, g_win, each in [0, 1] */
 
     model_train_config train;
 } model_config;

@@ -275,6 +275,9 @@ model_status model_gpu_create(model *m, int B, int T, model_gpu **out, char *err
     const attn_op *op = attn_registry_find(c->variant, ATTN_BACKEND_CUDA);
     if (!op) return model_errf(MODEL_ERR_ATTN, err, err_len, "no cuda backend of %s is built in", attn_variant_name(c->variant));
     if (B < 1 || T < 1) return model_errf(MODEL_ERR_ARG, err, err_len, "batch and length must be >= 1");
+    if (c->variant == ATTN_NSA && c->nsa_gates_fixed)
+        return model_errf(MODEL_ERR_CONFIG, err, err_len,
+                          "nsa with fixed gates (attention.nsa_gates) trains on the cpu backend only so far");
     cuda_info ci;
     if (cuda_query(&ci) != 0) return model_errf(MODEL_ERR_ATTN, err, err_len, "no usable CUDA device on this machine");
     /* what the CUDA attention takes, before any allocation */

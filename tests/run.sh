@@ -256,6 +256,18 @@ pm=$(sed -n 's/.*"params":\([0-9]*\).*/\1/p' "$T/cmp-mean/records.jsonl" 2>/dev/
 if [ -n "$pl" ] && [ -n "$pm" ] && [ "$pm" -lt "$pl" ] && grep -q '"nsa_cmp":"mean"' "$T/cmp-mean/records.jsonl" &&
     ! grep -q '"nsa_cmp"' "$T/cmp-linear/records.jsonl"; then ok nsa_cmp_mean
 else nok nsa_cmp_mean "params linear '$pl' mean '$pm'; the mean record names nsa_cmp: $(grep -c nsa_cmp "$T/cmp-mean/records.jsonl" 2>/dev/null)"; fi
+# nsa_gates: a bad value fails validation; fixed gates reach the model (no g_proj:
+# 3 x 4 heads x 64 fewer parameters per layer) and the record names them
+printf '{"model": {"nsa_gates": [0, 1]}, "tasks": {"ppl": {"train_context": 64}}}' >"$T/s8c.json"
+expect_fail bad_nsa_gates 'model.nsa_gates must be null (learned gates) or 3 numbers in 0..1' $B run "$T/s8c.json" --out "$T/o8c"
+printf '{"variants": ["nsa"], "model": {"nsa_gates": [0, 0, 1], "window": 16}, "tasks": {"mqar": {"seq_len": 64, "num_kv_pairs": 4, "vocab_size": 96, "steps": 3, "n_test": 8}}}' >"$T/gates.json"
+$B run "$T/gates.json" --out "$T/gates" --quiet >/dev/null 2>&1
+pg=$(sed -n 's/.*"params":\([0-9]*\).*/\1/p' "$T/gates/records.jsonl" 2>/dev/null)
+if [ -n "$pl" ] && [ -n "$pg" ] && [ "$pg" -eq $((pl - 2 * 12 * 64)) ] && grep -q '"nsa_gates":\[0,0,1\]' "$T/gates/records.jsonl" &&
+    ! grep -q '"nsa_gates"' "$T/cmp-linear/records.jsonl"; then ok nsa_gates_fixed
+else nok nsa_gates_fixed "params learned '$pl' fixed '$pg'; the record names nsa_gates: $(grep -c nsa_gates "$T/gates/records.jsonl" 2>/dev/null)"; fi
+printf '{"backend": "cuda", "model": {"nsa_gates": [0, 0, 1]}, "tasks": {"mqar": {"seq_len": 64, "num_kv_pairs": 4, "steps": 3}}}' >"$T/gates-cuda.json"
+expect_fail nsa_gates_cpu_only 'tasks.mqar: nsa with fixed gates (nsa_gates) trains on the cpu backend only so far' $B run "$T/gates-cuda.json" --validate
 expect_fail missing_suite "cannot read suite" $B run "$T/nope.json" --out "$T/o9"
 expect_fail resume_not_run_dir "not a run folder" $B run --resume "$T"
 expect_fail bad_only "unknown part" $B run $SUITE --only mqar,foo

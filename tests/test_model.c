@@ -108,6 +108,28 @@ static void test_config(void) {
     expect_cfg_error("config/sliding_window", edit("\"torch_dtype\"", "\"sliding_window\": 4, \"torch_dtype\""),
                      "only swa uses it");
     expect_cfg_error("config/lr_negative", edit("\"lr\": 0.002", "\"lr\": -1"), "'train.lr' must be in");
+    expect_cfg_error("config/nsa_gates_length",
+                     edit("\"dma_mode\": \"linear\"", "\"nsa_gates\": [0, 1]"), "array of 3 numbers in 0..1");
+    expect_cfg_error("config/nsa_gates_range",
+                     edit("\"dma_mode\": \"linear\"", "\"nsa_gates\": [0, 1, 1.5]"), "item 2 is not");
+    {   /* fixed nsa gates: parsed, written back, and the model has no g_proj */
+        model_config cg;
+        const char *js_g = edit("\"variant\": \"dma\", \"dma_mode\": \"linear\"",
+                                "\"variant\": \"nsa\", \"nsa_gates\": [0.25, 0, 1]");
+        int rg = model_config_parse(js_g, "t.json", &cg, err, sizeof err);
+        char *back = rg == 0 ? model_config_to_json(&cg) : NULL;
+        model_config cg2;
+        int rg2 = back ? model_config_parse(back, "back.json", &cg2, err, sizeof err) : -1;
+        model *mg = NULL;
+        int made = rg == 0 && model_create(&cg, &mg, err, sizeof err) == MODEL_OK;
+        int has_g = made && model_find_tensor(mg, "model.layers.0.self_attn.g_proj.weight") != NULL;
+        CHECK(rg == 0 && cg.nsa_gates_fixed && cg.nsa_gates[0] == 0.25f && cg.nsa_gates[1] == 0 &&
+                  cg.nsa_gates[2] == 1 && rg2 == 0 && cg2.nsa_gates_fixed && cg2.nsa_gates[0] == 0.25f && made &&
+                  !has_g,
+              "config/nsa_gates_fixed", "%s", rg || rg2 || !made ? err : has_g ? "g_proj present" : "values differ");
+        model_free(mg);
+        free(back);
+    }
     model_config dummy;
     rc = model_config_load("/nonexistent/c.json", &dummy, err, sizeof err);
     CHECK(rc != 0 && strstr(err, "cannot open config"), "config/missing_file", "%s", err);
@@ -741,19 +763,35 @@ static void test_sparse_head(void) {
  * (n l' >= T) and the window every key (w >= T), so its output is A/2 + A/2 = A,
  * mha's. The same weights in both models (nsa's gate weights zero) give the same
  * loss and the same gradient for every tensor mha has. */
-static void test_nsa_dense_limit(void) {
+/* nsa where it must equal mha, from the same weights: with a window over every key,
+ * mode 0: learned gates at zero weight (0.5 each), no compressed block, every block
+ *         selected: 0.5 O_slc + 0.5 O_win = O;
+ * mode 1: gates fixed to (0, 0, 1), with the tiny config's compressed blocks and
+ *         selection active: only the window branch counts;
+ * mode 2: gates fixed to (0, 0.5, 0.5), no compressed block, every block selected. */
+static void test_nsa_dense_limit(int mode) {
+    static const char *names[3] = {"nsa_dense_limit/same_loss_and_gradients", "nsa_dense_limit/fixed_window_gate",
+                                   "nsa_dense_limit/fixed_half_gates"};
     model_config cm, cn;
     tiny_config(&cm, ATTN_MHA);
     tiny_config(&cn, ATTN_NSA);
     const int B = cm.train.batch_size, T = cm.train.context;
     cn.window = T;
-    cn.nsa_l = cn.nsa_d = T + 1;
-    cn.nsa_ls = 4, cn.nsa_n = T / 4;
+    if (mode != 1) {
+        cn.nsa_l = cn.nsa_d = T + 1;
+        cn.nsa_ls = 4, cn.nsa_n = T / 4;
+    }
+    if (mode) {
+        cn.nsa_gates_fixed = 1;
+        cn.nsa_gates[0] = 0;
+        cn.nsa_gates[1] = cn.nsa_gates[2] = mode == 1 ? 0.0f : 0.5f;
+        if (mode == 1) cn.nsa_gates[2] = 1;
+    }
     char err[256];
     model *a = NULL, *b = NULL;
     int ok = model_create(&cm, &a, err, sizeof err) == MODEL_OK && model_create(&cn, &b, err, sizeof err) == MODEL_OK;
     if (!ok) {
-        CHECK(0, "nsa_dense_limit", "model_create: %s", err);
+        CHECK(0, names[mode], "model_create: %s", err);
         model_free(a);
         model_free(b);
         return;
@@ -788,7 +826,7 @@ static void test_nsa_dense_limit(void) {
         }
         if (d / mx > worst) worst = d / mx, wname = ta->name;
     }
-    CHECK(ok && !missing && fabs(la - lb) <= 1e-6 * la && worst <= 1e-5, "nsa_dense_limit/same_loss_and_gradients",
+    CHECK(ok && !missing && fabs(la - lb) <= 1e-6 * la && worst <= 1e-5, names[mode],
           "%s%d of mha's tensors missing in nsa; loss mha %.9f nsa %.9f; worst gradient %s at %.2e", ok ? "" : err,
           missing, la, lb, wname, worst);
     model_free(a);
@@ -817,7 +855,7 @@ int main(void) {
     test_resume_inconsistent();
     test_accum_weighting();
     test_sparse_head();
-    test_nsa_dense_limit();
+    for (int mode = 0; mode < 3; mode++) test_nsa_dense_limit(mode);
     for (int v = 0; v < ATTN_NVARIANTS; v++) test_decode((attn_variant)v);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);

@@ -67,7 +67,11 @@ static void check_variant(attn_variant v, attn_backend be, int alt_mode, int spa
     if (scale) scale_config(&cfg, v);
     else tiny_config(&cfg, v);
     cfg.backend = be;
-    if (alt_mode) cfg.dma_mode = DMA_MODE_LINEAR, cfg.nsa_cmp = NSA_CMP_MEAN;
+    if (alt_mode == 1) cfg.dma_mode = DMA_MODE_LINEAR, cfg.nsa_cmp = NSA_CMP_MEAN;
+    if (alt_mode == 2) { /* nsa's gates fixed: no g_proj, the branches weighted as given */
+        cfg.nsa_gates_fixed = 1;
+        cfg.nsa_gates[0] = 0.3f, cfg.nsa_gates[1] = 0.6f, cfg.nsa_gates[2] = 0.9f;
+    }
     model *m = NULL;
     char err[256], name[200];
     if (model_create(&cfg, &m, err, sizeof err) != MODEL_OK) {
@@ -171,5 +175,6 @@ int main(void) {
     check_variant(ATTN_MHA, ATTN_BACKEND_CPU, 0, 1, 0, "mha_sparse_labels");
     check_variant(ATTN_DMA, ATTN_BACKEND_CPU, 0, 1, 0, "dma_sparse_labels");
     check_variant(ATTN_NSA, ATTN_BACKEND_CPU, 0, 1, 1, "nsa_mqar_scale");
+    check_variant(ATTN_NSA, ATTN_BACKEND_CPU, 2, 0, 0, "nsa_fixed_gates");
     return check_exit();
 }

@@ -95,6 +95,10 @@ static task_status build_model(const runner_model *rm, int vocab, int train_ctx,
     if (rm->nsa_ls > 0) c.nsa_ls = rm->nsa_ls;
     if (rm->nsa_n > 0) c.nsa_n = rm->nsa_n;
     if (rm->nsa_mean) c.nsa_cmp = NSA_CMP_MEAN;
+    if (rm->nsa_gates_fixed) {
+        c.nsa_gates_fixed = 1;
+        memcpy(c.nsa_gates, rm->nsa_gates, sizeof c.nsa_gates);
+    }
     c.train.steps = rm->steps;
     c.train.batch_size = rm->batch_size;
     c.train.context = train_ctx;

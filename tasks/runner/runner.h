@@ -35,6 +35,8 @@ typedef struct {
     int window;          /* swa window, dma keep window, nsa window branch */
     int nsa_l, nsa_d, nsa_ls, nsa_n; /* 0: the model layer's defaults */
     int nsa_mean;        /* 1: nsa's compression is the block mean (0: linear, the default) */
+    int nsa_gates_fixed; /* 1: nsa's gates fixed to nsa_gates (0: learned, the default) */
+    float nsa_gates[3];  /* g_cmp, g_slc, g_win */
     int64_t steps;
     int batch_size;
     double lr;
