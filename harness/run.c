@@ -433,10 +433,8 @@ static void add_variant_settings(cJSON *set, const char *variant, const runner_m
     if (strcmp(variant, "mha")) cJSON_AddNumberToObject(set, "window", rm->window);
     /* recorded only when it is not the default, so that earlier records stay as they were */
     if (!strcmp(variant, "nsa") && rm->nsa_mean) cJSON_AddStringToObject(set, "nsa_cmp", "mean");
-    if (!strcmp(variant, "nsa") && rm->nsa_gates_fixed) {
-        cJSON *gs = cJSON_AddArrayToObject(set, "nsa_gates");
-        for (int i = 0; i < 3; i++) cJSON_AddItemToArray(gs, cJSON_CreateNumber(rm->nsa_gates[i]));
-    }
+    if (!strcmp(variant, "nsa") && rm->nsa_gates_fixed)
+        cJSON_AddItemToObject(set, "nsa_gates", cJSON_CreateFloatArray(rm->nsa_gates, 3));
 }
 
 /* RULER-style needles: recorded only when asked for, so that single-needle

@@ -621,10 +621,7 @@ char *model_config_to_json(const model_config *c) {
         cJSON_AddNumberToObject(a, "nsa_ls", c->nsa_ls);
         cJSON_AddNumberToObject(a, "nsa_n", c->nsa_n);
         cJSON_AddStringToObject(a, "nsa_cmp", c->nsa_cmp == NSA_CMP_LINEAR ? "linear" : "mean");
-        if (c->nsa_gates_fixed) {
-            cJSON *gs = cJSON_AddArrayToObject(a, "nsa_gates");
-            for (int i = 0; i < 3; i++) cJSON_AddItemToArray(gs, cJSON_CreateNumber(c->nsa_gates[i]));
-        }
+        if (c->nsa_gates_fixed) cJSON_AddItemToObject(a, "nsa_gates", cJSON_CreateFloatArray(c->nsa_gates, 3));
     }
     const model_train_config *t = &c->train;
     cJSON *tr = cJSON_AddObjectToObject(r, "train");

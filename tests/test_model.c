@@ -781,11 +781,10 @@ static void test_nsa_dense_limit(int mode) {
         cn.nsa_l = cn.nsa_d = T + 1;
         cn.nsa_ls = 4, cn.nsa_n = T / 4;
     }
+    static const float gates[3][3] = {{0, 0, 0}, {0, 0, 1}, {0, 0.5f, 0.5f}};
     if (mode) {
         cn.nsa_gates_fixed = 1;
-        cn.nsa_gates[0] = 0;
-        cn.nsa_gates[1] = cn.nsa_gates[2] = mode == 1 ? 0.0f : 0.5f;
-        if (mode == 1) cn.nsa_gates[2] = 1;
+        memcpy(cn.nsa_gates, gates[mode], sizeof cn.nsa_gates);
     }
     char err[256];
     model *a = NULL, *b = NULL;
