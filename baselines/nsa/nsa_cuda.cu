@@ -1358,6 +1358,127 @@ __global__ void nsa_cmp_bwd_rows_blk_kernel(const float *dkc, int nb, int Hkv, i
     }
 }
 
+/* The linear compression's backward into the rows on the tensor cores (the default
+ * where it applies, nsa_cmp_bwd_tc_ok; DMABENCH_NSA_CMP_TC=0 keeps the kernels above):
+ * dX[r] = sum over the blocks c and offsets t with c d + t = r of dK~[c] W_t^T, W_t
+ * the (D x D) rows t D .. t D + D - 1 of W. With l a multiple of d, row r = c' d + t'
+ * (t' < d) takes the blocks c = c' - j for j < l / d, at t = t' + j d; so for a tile
+ * of 64 consecutive c' and one t' the rows are a GEMM, (64 x (l/d) D) by
+ * ((l/d) D x D), that no other CTA writes: added to dacc in place, no atomics.
+ * dK~ is fp32 and so is W: both go through as bf16 halves, hi and lo, and three
+ * products (hi hi, hi lo, lo hi) keep about 16 bits of each. The CTA keeps the
+ * 65 dK~ rows it needs (c' - 1 .. c' + 63 for l = 2 d; (l/d) - 1 more in general)
+ * in shared memory as hi and lo, and streams W_t's 16-column chunks (split by
+ * nsa_cmp_w_nat_kernel, in W's own layout) through CTC_ST cp.async stages.
+ * CTA: 4 warps of 16 rows by DN columns. */
+constexpr int CBT_J = 4; /* l / d at most */
+
+/* hi = bf16(W), lo = bf16(W - hi), in W's layout (Hkv, l D, D). */
+__global__ void nsa_cmp_w_nat_kernel(const float *w, size_t n, __nv_bfloat16 *whi, __nv_bfloat16 *wlo) {
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        const float v = w[i];
+        const __nv_bfloat16 hv = __float2bfloat16_rn(v);
+        whi[i] = hv;
+        wlo[i] = __float2bfloat16_rn(v - __bfloat162float(hv));
+    }
+}
+
+template <int D, int DN>
+__global__ void __launch_bounds__(128) nsa_cmp_bwd_rows_tc_kernel(const float *dkc, int nb, int Hkv, int l, int d,
+                                                                  int Nk, const __nv_bfloat16 *whi,
+                                                                  const __nv_bfloat16 *wlo, float *dacc) {
+    typedef __nv_bfloat16 bf;
+    constexpr int AP = D + 8;  /* padded dK~ row (bank-conflict-free fragment loads) */
+    constexpr int NP = D / DN; /* column parts */
+    extern __shared__ __align__(16) unsigned char cbt_smem[];
+    const int J = l / d, AR = CTC_ROWS + J - 1; /* dK~ rows kept: c' - (J - 1) .. c' + 63 */
+    bf *ahi = reinterpret_cast<bf *>(cbt_smem), *alo = ahi + (size_t)AR * AP;
+    bf (*shi)[DN][CTC_KP] = reinterpret_cast<bf (*)[DN][CTC_KP]>(alo + (size_t)AR * AP);
+    bf (*slo)[DN][CTC_KP] = shi + CTC_ST;
+    const int cp0 = (blockIdx.x / NP) * CTC_ROWS, n0 = (blockIdx.x % NP) * DN, h = blockIdx.y, b = blockIdx.z;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, tq = lane % 4;
+    /* dK~ rows c = cp0 - (J - 1) + i, zero outside 0 .. nb - 1 */
+    for (int i = tid; i < AR * D; i += 128) {
+        const int rr = i / D, col = i % D, c = cp0 - (J - 1) + rr;
+        const float v = c >= 0 && c < nb ? dkc[(((size_t)b * nb + c) * Hkv + h) * D + col] : 0.f;
+        const bf hv = __float2bfloat16_rn(v);
+        ahi[(size_t)rr * AP + col] = hv;
+        alo[(size_t)rr * AP + col] = __float2bfloat16_rn(v - __bfloat162float(hv));
+    }
+    const bf *wh = whi + (size_t)h * l * D * D, *wl = wlo + (size_t)h * l * D * D;
+    const int KC = D / 16;     /* k-chunks of one W_t */
+    const int Q = J * KC;      /* chunks per t' */
+    /* chunk (t', j, kc): W rows (t' + j d) D + n0 + n, columns 16 kc .. 16 kc + 15 */
+    auto load = [&](int tp, int q, int st) {
+        const int j = q / KC, k0 = (q % KC) * 16, t = tp + j * d;
+        for (int i = tid; i < 2 * DN; i += 128) {
+            const int n = i / 2, part = (i % 2) * 8;
+            const size_t o = ((size_t)t * D + n0 + n) * D + k0 + part;
+            cp16(&shi[st][n][part], wh + o, true);
+            cp16(&slo[st][n][part], wl + o, true);
+        }
+    };
+    const int ra = warp * 16 + g; /* this lane's tile rows: ra, ra + 8 (c' = cp0 + ra) */
+    for (int tp = 0; tp < d; tp++) {
+        float acc[DN / 8][4];
+#pragma unroll
+        for (int jn = 0; jn < DN / 8; jn++) acc[jn][0] = acc[jn][1] = acc[jn][2] = acc[jn][3] = 0.f;
+        __syncthreads(); /* the dK~ rows are in (first t'); every warp is done with the last t's stages */
+#pragma unroll
+        for (int st = 0; st < CTC_ST - 1; st++) {
+            if (st < Q) load(tp, st, st);
+            cp_commit();
+        }
+        for (int q = 0; q < Q; q++) {
+            cp_wait<CTC_ST - 2>();
+            __syncthreads();
+            if (q + CTC_ST - 1 < Q) load(tp, q + CTC_ST - 1, (q + CTC_ST - 1) % CTC_ST);
+            cp_commit();
+            const int st = q % CTC_ST, j = q / KC, k0 = (q % KC) * 16;
+            /* A rows: block c = c' - j, kept at index (J - 1) + ra - j */
+            const int r0 = (J - 1) + ra - j;
+            const bf *h0 = ahi + (size_t)r0 * AP + k0 + 2 * tq, *h8 = h0 + 8 * AP;
+            const bf *l0 = alo + (size_t)r0 * AP + k0 + 2 * tq, *l8 = l0 + 8 * AP;
+            const uint32_t ah[4] = {*reinterpret_cast<const uint32_t *>(h0), *reinterpret_cast<const uint32_t *>(h8),
+                                    *reinterpret_cast<const uint32_t *>(h0 + 8),
+                                    *reinterpret_cast<const uint32_t *>(h8 + 8)};
+            const uint32_t al[4] = {*reinterpret_cast<const uint32_t *>(l0), *reinterpret_cast<const uint32_t *>(l8),
+                                    *reinterpret_cast<const uint32_t *>(l0 + 8),
+                                    *reinterpret_cast<const uint32_t *>(l8 + 8)};
+#pragma unroll
+            for (int jn = 0; jn < DN / 8; jn++) {
+                const int n = jn * 8 + g;
+                const uint32_t bh0 = *reinterpret_cast<const uint32_t *>(&shi[st][n][2 * tq]);
+                const uint32_t bh1 = *reinterpret_cast<const uint32_t *>(&shi[st][n][2 * tq + 8]);
+                const uint32_t bl0 = *reinterpret_cast<const uint32_t *>(&slo[st][n][2 * tq]);
+                const uint32_t bl1 = *reinterpret_cast<const uint32_t *>(&slo[st][n][2 * tq + 8]);
+                mma16816<bf>(acc[jn], ah, bh0, bh1);
+                mma16816<bf>(acc[jn], ah, bl0, bl1);
+                mma16816<bf>(acc[jn], al, bh0, bh1);
+            }
+        }
+        cp_wait<0>();
+        /* rows r = c' d + t' of this tile: this CTA's alone */
+        const long long ra_r = (long long)(cp0 + ra) * d + tp, rb_r = ra_r + 8LL * d;
+#pragma unroll
+        for (int jn = 0; jn < DN / 8; jn++) {
+            const int col = n0 + jn * 8 + 2 * tq;
+            if (ra_r < Nk) {
+                float2 *o = reinterpret_cast<float2 *>(dacc + (((size_t)b * Nk + ra_r) * Hkv + h) * D + col);
+                float2 v = *o;
+                v.x += acc[jn][0], v.y += acc[jn][1];
+                *o = v;
+            }
+            if (rb_r < Nk) {
+                float2 *o = reinterpret_cast<float2 *>(dacc + (((size_t)b * Nk + rb_r) * Hkv + h) * D + col);
+                float2 v = *o;
+                v.x += acc[jn][2], v.y += acc[jn][3];
+                *o = v;
+            }
+        }
+    }
+}
+
 /* dpos[h, t, e] += sum_col W[h, t, e, col] S[col], S = sum_{b, c} dK~[b, c, h]: one CTA of
  * D threads per (t, kv head), each summing S itself (B nb rows of D floats, from L2)
  * and taking its t. */
@@ -1565,6 +1686,54 @@ attn_status launch_compress_tc(const attn_params *p, const T *x, const attn_stri
     default: NSA_CTC(128, 64);
     }
 #undef NSA_CTC
+    CUDA_CHECK_LAUNCH();
+    return ATTN_OK;
+}
+
+/* The compression's backward into the rows on the tensor cores
+ * (nsa_cmp_bwd_rows_tc_kernel) where it applies: the linear compression, D of 16,
+ * 32, 64 or 128, l a multiple of d with l / d <= CBT_J, and its shared memory within
+ * what the device allows; DMABENCH_NSA_CMP_TC=0 runs the fp32 kernels. *smem: its
+ * dynamic shared memory. */
+int nsa_cmp_bwd_tc_ok(const attn_params *p, size_t optin, size_t *smem) {
+    static const bool on = !dm_env_is("DMABENCH_NSA_CMP_TC", "0");
+    const int D = p->D, l = p->nsa_l, d = p->nsa_d;
+    if (!on || p->nsa_cmp != NSA_CMP_LINEAR || (D != 16 && D != 32 && D != 64 && D != 128)) return 0;
+    if (l % d || l / d > CBT_J) return 0;
+    const int DN = D > 64 ? 64 : D, AR = CTC_ROWS + l / d - 1;
+    *smem = 2 * (size_t)AR * (D + 8) * 2 + 2 * (size_t)CTC_ST * DN * CTC_KP * 2;
+    return *smem <= optin;
+}
+
+dm_cuda_ws g_cbw; /* W's bf16 halves in W's layout, for the rows' backward */
+
+/* dacc += the rows' share of dK~ through W (w): W's halves into the workspace, then the GEMM. */
+attn_status launch_cmp_bwd_rows_tc(const attn_params *p, const float *dkc, const float *w, int nb, size_t smem,
+                                   float *dacc) {
+    const int D = p->D, l = p->nsa_l, d = p->nsa_d, Hkv = p->Hkv, Nk = p->Nk;
+    const size_t nw = (size_t)Hkv * l * D * D;
+    __nv_bfloat16 *whi = nullptr;
+    attn_status st = dm_cuda_ws_get(&g_cbw, 2 * nw * sizeof(__nv_bfloat16), (void **)&whi, nullptr);
+    if (st != ATTN_OK) return st;
+    __nv_bfloat16 *wlo = whi + nw;
+    nsa_cmp_w_nat_kernel<<<(unsigned)std::min<size_t>((nw + 255) / 256, 4096), 256>>>(w, nw, whi, wlo);
+    CUDA_CHECK_LAUNCH();
+    const long long ncp = ((long long)Nk + d - 1) / d;
+    const unsigned tiles = (unsigned)((ncp + CTC_ROWS - 1) / CTC_ROWS);
+#define NSA_CBT(DD, DN)                                                                                              \
+    do {                                                                                                             \
+        CUDA_CHECK(cudaFuncSetAttribute(nsa_cmp_bwd_rows_tc_kernel<DD, DN>,                                          \
+                                        cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));                   \
+        nsa_cmp_bwd_rows_tc_kernel<DD, DN><<<dim3(tiles * (DD / DN), (unsigned)Hkv, (unsigned)p->B), 128, smem>>>( \
+            dkc, nb, Hkv, l, d, Nk, whi, wlo, dacc);                                                                 \
+    } while (0)
+    switch (D) {
+    case 16: NSA_CBT(16, 16); break;
+    case 32: NSA_CBT(32, 32); break;
+    case 64: NSA_CBT(64, 64); break;
+    default: NSA_CBT(128, 64);
+    }
+#undef NSA_CBT
     CUDA_CHECK_LAUNCH();
     return ATTN_OK;
 }
@@ -1963,9 +2132,20 @@ template <typename T> attn_status nsa_backward_t(const attn_params *p) {
             (st = acc(dvc_t, dvc_a, nce)) != ATTN_OK)
             return st;
         const size_t rb_smem = (size_t)(NSA_CB + (NSA_CB - 1) * z.d + z.l) * D * sizeof(float);
-        size_t optin = 0;
-        if (nsa_cmp_blk_bwd() && (st = dm_cuda_smem_optin(&optin)) != ATTN_OK) return st;
-        if (nsa_cmp_blk_bwd() && rb_smem <= optin) {
+        size_t optin = 0, tc_smem = 0;
+        if ((st = dm_cuda_smem_optin(&optin)) != ATTN_OK) return st;
+        if (nsa_cmp_bwd_tc_ok(p, optin, &tc_smem)) {
+            if ((st = launch_cmp_bwd_rows_tc(p, dkc_a, (const float *)p->w_ck, nb, tc_smem, dk_a)) != ATTN_OK ||
+                (st = launch_cmp_bwd_rows_tc(p, dvc_a, (const float *)p->w_cv, nb, tc_smem, dv_a)) != ATTN_OK)
+                return st;
+            const dim3 gp((unsigned)z.l, (unsigned)Hkv);
+            nsa_cmp_bwd_pos_kernel<<<gp, D, D * sizeof(float)>>>(dkc_a, B, nb, Hkv, D, z.l, (const float *)p->w_ck,
+                                                                 (float *)p->dp_k);
+            CUDA_CHECK_LAUNCH();
+            nsa_cmp_bwd_pos_kernel<<<gp, D, D * sizeof(float)>>>(dvc_a, B, nb, Hkv, D, z.l, (const float *)p->w_cv,
+                                                                 (float *)p->dp_v);
+            CUDA_CHECK_LAUNCH();
+        } else if (nsa_cmp_blk_bwd() && rb_smem <= optin) {
             CUDA_CHECK(cudaFuncSetAttribute(nsa_cmp_bwd_rows_blk_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                             (int)rb_smem));
             dim3 gb((nb + NSA_CB - 1) / NSA_CB, Hkv, B);
