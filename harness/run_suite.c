@@ -524,12 +524,6 @@ int suite_parse(const char *json, const char *what, suite *s, char *err, size_t 
         }
         if (parse_task(&p, k, t, model, train, &s->task[k])) goto out;
         s->order[s->n_tasks++] = k;
-        int has_nsa = 0;
-        for (int i = 0; i < s->n_variants; i++) has_nsa |= !strcmp(s->variants[i], "nsa");
-        if (has_nsa && s->task[k].base.nsa_gates_fixed && !strcmp(s->backend, "cuda")) {
-            fail(&p, "tasks.%s: nsa with fixed gates (nsa_gates) trains on the cpu backend only so far", t->string);
-            goto out;
-        }
     }
     v = cJSON_GetObjectItemCaseSensitive(root, "kernels");
     if (v && parse_kernels(&p, v, s)) goto out;

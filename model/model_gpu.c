@@ -275,9 +275,6 @@ model_status model_gpu_create(model *m, int B, int T, model_gpu **out, char *err
     const attn_op *op = attn_registry_find(c->variant, ATTN_BACKEND_CUDA);
     if (!op) return model_errf(MODEL_ERR_ATTN, err, err_len, "no cuda backend of %s is built in", attn_variant_name(c->variant));
     if (B < 1 || T < 1) return model_errf(MODEL_ERR_ARG, err, err_len, "batch and length must be >= 1");
-    if (c->variant == ATTN_NSA && c->nsa_gates_fixed)
-        return model_errf(MODEL_ERR_CONFIG, err, err_len,
-                          "nsa with fixed gates (attention.nsa_gates) trains on the cpu backend only so far");
     cuda_info ci;
     if (cuda_query(&ci) != 0) return model_errf(MODEL_ERR_ATTN, err, err_len, "no usable CUDA device on this machine");
     /* what the CUDA attention takes, before any allocation */
@@ -389,6 +386,20 @@ model_status model_gpu_create(model *m, int B, int T, model_gpu **out, char *err
     if (st != ATTN_OK) {
         model_gpu_free(g);
         return cfail(st, err, err_len, "the RoPE tables' upload");
+    }
+    if (nsa && c->nsa_gates_fixed) {
+        /* fixed gates: every row's (g_cmp, g_slc, g_win) per head, uploaded once; nothing else
+         * writes la->gs then */
+        size_t ng = M * 3 * H;
+        float *hg = malloc(ng * sizeof(float));
+        st = hg ? ATTN_OK : ATTN_ERR_OOM;
+        for (size_t j = 0; hg && j < ng; j++) hg[j] = c->nsa_gates[j % 3];
+        for (int l = 0; l < L && st == ATTN_OK; l++) st = dm_cuda_h2d(g->la[l].gs, hg, ng * sizeof(float));
+        free(hg);
+        if (st != ATTN_OK) {
+            model_gpu_free(g);
+            return cfail(st, err, err_len, "the fixed nsa gates' upload");
+        }
     }
     model_status ms = model_gpu_upload(g, err, err_len);
     if (ms != MODEL_OK) {
@@ -518,7 +529,7 @@ static model_status layer_forward(model_gpu *g, int l, int B, int n, model_gpu_c
        "q/k norm and RoPE");
     if (m->cfg.variant == ATTN_NSA) {
         const int H = m->H, K = m->K, D = m->D;
-        CK(mgk_sigmoid_cols(la->qkv, Wq, (H + 2 * K) * D, 3 * H, M, la->gs), "nsa gates");
+        if (!m->cfg.nsa_gates_fixed) CK(mgk_sigmoid_cols(la->qkv, Wq, (H + 2 * K) * D, 3 * H, M, la->gs), "nsa gates");
         CK(mgk_copy_cols(la->qkv, Wq, (H + K) * D, la->vc, m->KD, 0, m->KD, M), "nsa v copy");
     }
     attn_params p;
@@ -780,7 +791,8 @@ static model_status layer_backward(model_gpu *g, int l, int B, int n, const floa
     if (nsa) {
         const int H = m->H, D = m->D;
         CK(mgk_copy_cols(g->dvc, KD, 0, g->dqkv, Wq, (H + K) * D, KD, M), "nsa dv copy");
-        CK(mgk_sigmoid_bwd_cols(la->gs, g->dgs, g->dqkv, Wq, (H + 2 * K) * D, 3 * H, M), "nsa gate backward");
+        if (!c->nsa_gates_fixed)
+            CK(mgk_sigmoid_bwd_cols(la->gs, g->dgs, g->dqkv, Wq, (H + 2 * K) * D, 3 * H, M), "nsa gate backward");
         if (c->nsa_cmp == NSA_CMP_LINEAR) {
             CK(mgk_add(g->aux, DG(g, li->ck), (long long)ncw), "nsa grads");
             CK(mgk_add(g->aux + ncw, DG(g, li->cv), (long long)ncw), "nsa grads");

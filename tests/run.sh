@@ -266,8 +266,6 @@ pg=$(sed -n 's/.*"params":\([0-9]*\).*/\1/p' "$T/gates/records.jsonl" 2>/dev/nul
 if [ -n "$pl" ] && [ -n "$pg" ] && [ "$pg" -eq $((pl - 2 * 12 * 64)) ] && grep -q '"nsa_gates":\[0,0,1\]' "$T/gates/records.jsonl" &&
     ! grep -q '"nsa_gates"' "$T/cmp-linear/records.jsonl"; then ok nsa_gates_fixed
 else nok nsa_gates_fixed "params learned '$pl' fixed '$pg'; the record names nsa_gates: $(grep -c nsa_gates "$T/gates/records.jsonl" 2>/dev/null)"; fi
-printf '{"backend": "cuda", "model": {"nsa_gates": [0, 0, 1]}, "tasks": {"mqar": {"seq_len": 64, "num_kv_pairs": 4, "steps": 3}}}' >"$T/gates-cuda.json"
-expect_fail nsa_gates_cpu_only 'tasks.mqar: nsa with fixed gates (nsa_gates) trains on the cpu backend only so far' $B run "$T/gates-cuda.json" --validate
 expect_fail missing_suite "cannot read suite" $B run "$T/nope.json" --out "$T/o9"
 expect_fail resume_not_run_dir "not a run folder" $B run --resume "$T"
 expect_fail bad_only "unknown part" $B run $SUITE --only mqar,foo

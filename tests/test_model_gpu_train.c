@@ -40,8 +40,15 @@ int main(void) {
 #include "model_internal.h"
 #include "model_tiny.h"
 
+/* 1: nsa runs with its gates fixed (no g_proj; the GPU uploads them once) */
+static int nsa_fixed_gates;
+
 static void gpu_config(model_config *c, attn_variant v) {
     tiny_config(c, v);
+    if (v == ATTN_NSA && nsa_fixed_gates) {
+        c->nsa_gates_fixed = 1;
+        c->nsa_gates[0] = 0.25f, c->nsa_gates[1] = 0.5f, c->nsa_gates[2] = 0.75f;
+    }
     c->vocab_size = 259; /* bytes and the special tokens */
     c->hidden_size = 128;
     c->intermediate_size = 192;
@@ -136,7 +143,7 @@ static model_status train_curves(const model_config *cfg, model_data *data, mode
 
 static void run_variant(attn_variant v, const char *text, size_t tn) {
     char name[128], err[512];
-    const char *vn = attn_variant_name(v);
+    const char *vn = v == ATTN_NSA && nsa_fixed_gates ? "nsa (gates fixed)" : attn_variant_name(v);
     model_config cfg;
     gpu_config(&cfg, v);
     model *mc = NULL, *mg = NULL;
@@ -423,6 +430,9 @@ int main(void) {
     char *text = make_text(&tn);
     attn_variant vs[] = {ATTN_MHA, ATTN_SWA, ATTN_DMA, ATTN_NSA};
     for (int i = 0; i < 4; i++) run_variant(vs[i], text, tn);
+    nsa_fixed_gates = 1;
+    run_variant(ATTN_NSA, text, tn);
+    nsa_fixed_gates = 0;
     free(text);
 
     /* a batch that cannot fit: a clear error at set-up, nothing left allocated */
