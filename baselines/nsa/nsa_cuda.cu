@@ -24,7 +24,9 @@
  *    selected blocks, a lane per key for the logits (a K row read once for the
  *    group) and a lane per head-dim slice for P V; lse plane 1. By default
  *    nsa_slc_tc_kernel instead (DMABENCH_NSA_TC=0 keeps the kernel above): a tile of queries x the group's
- *    heads as mma rows over the union of the tile's selected blocks.
+ *    heads as mma rows over the union of the tile's selected blocks. With
+ *    DMABENCH_NSA_SLC=pairs, nsa_slc_pair_kernel: the pairs (query, block) grouped
+ *    by block, a CTA per block and batch of its queries, partial results merged.
  * 5. window branch: the engine as swa; lse plane 2.
  * 6. nsa_combine_kernel: o = g_cmp O_cmp + g_slc O_slc + g_win O_win.
  * The CUDA-core versions of steps 3 and 4 stay as the simpler reading of the
@@ -34,7 +36,8 @@
  * dg = dout . O_branch, then each branch's backward with dout times its gate: the
  * window and the compressed branch through the engine's backward, the selected one
  * by nsa_slc_bwd_tc_kernel on the tensor cores (DMABENCH_NSA_TC_BWD=0:
- * nsa_slc_bwd_kernel, dk and dv of its scattered keys by fp32 atomics), and dK~,
+ * nsa_slc_bwd_kernel, dk and dv of its scattered keys by fp32 atomics;
+ * DMABENCH_NSA_SLC=pairs: nsa_slc_pair_bwd_kernel, by block), and dK~,
  * dV~ through the compression into dk, dv and (linear) dw_c, dp (8 blocks per CTA,
  * dpos from the sum of dK~, dW as a tiled GEMM; DMABENCH_NSA_CMP_BLK=0: one block
  * per CTA). Gradients are summed in fp32 and written once.
@@ -880,6 +883,283 @@ __global__ void __launch_bounds__(128) nsa_slc_tc_kernel(const SlcArgs a, const 
     }
 }
 
+/* The selected branch by key block (DMABENCH_NSA_SLC=pairs; nsa_slc_pairs). Where
+ * neighbouring queries choose different blocks (random inputs: a tile's 16 queries
+ * make up to 16 x 13 free picks), the union kernels walk most blocks a tile can see
+ * with one row in ten or fewer using each. Here the pairs (query, selected block)
+ * are grouped by block instead: each CTA takes one block of one (batch, kv head) and
+ * up to 64 / G of the queries that chose it, and writes each row's attention over
+ * that block alone (normalised, fp32) and its lse; nsa_slc_pair_combine_kernel then
+ * merges a query's nsel partial results in slot order. A row's result depends only
+ * on its query and its block, not on which other queries share its CTA, so the
+ * order the grouping lands in does not change a bit of the output. Queries go in
+ * chunks of cq (the partial results of a chunk are what the workspace holds); a
+ * chunk's pairs are indexed p = ((b Hkv + hkv) cq + qi) nsel + s. */
+
+/* Pairs per block list l = (b Hkv + hkv) ns + j of the chunk's queries q0 .. q0 + cq - 1. */
+__global__ void nsa_pair_count_kernel(const int *sel, int Nq, int nsel, int ns, int q0, int cq, long long npairs,
+                                      int *cnt) {
+    const long long x = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (x >= npairs) return;
+    const int s = (int)(x % nsel), qi = (int)((x / nsel) % cq);
+    const long long bh = x / ((long long)nsel * cq);
+    const int j = sel[((size_t)bh * Nq + q0 + qi) * nsel + s];
+    if (j >= 0 && j < ns) atomicAdd(&cnt[(size_t)bh * ns + j], 1);
+}
+
+/* One CTA: off[l] = pairs of the lists before l, boff[l] = their batches of qb
+ * (boff[nl]: the batches in all). */
+__global__ void __launch_bounds__(1024) nsa_pair_scan_kernel(const int *cnt, int nl, int qb, int *off, int *boff) {
+    __shared__ int sw[32];
+    const int per = (nl + 1023) / 1024, j0 = threadIdx.x * per, j1 = min(j0 + per, nl);
+    int c = 0, nbt = 0;
+    for (int j = j0; j < j1; j++) c += cnt[j], nbt += (cnt[j] + qb - 1) / qb;
+    int tot, totb;
+    int e = dm_block_scan_excl<1024>(c, sw, &tot);
+    int eb = dm_block_scan_excl<1024>(nbt, sw, &totb);
+    for (int j = j0; j < j1; j++) {
+        off[j] = e, boff[j] = eb;
+        e += cnt[j], eb += (cnt[j] + qb - 1) / qb;
+    }
+    if (threadIdx.x == 0) off[nl] = tot, boff[nl] = totb;
+}
+
+/* Each pair into its block's list (fill: zeroed counters). */
+__global__ void nsa_pair_scatter_kernel(const int *sel, int Nq, int nsel, int ns, int q0, int cq, long long npairs,
+                                        const int *off, int *fill, int *plist) {
+    const long long x = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (x >= npairs) return;
+    const int s = (int)(x % nsel), qi = (int)((x / nsel) % cq);
+    const long long bh = x / ((long long)nsel * cq);
+    const int j = sel[((size_t)bh * Nq + q0 + qi) * nsel + s];
+    if (j < 0 || j >= ns) return;
+    const size_t l = (size_t)bh * ns + j;
+    plist[off[l] + atomicAdd(&fill[l], 1)] = (int)x;
+}
+
+/* A chunk's pair lists (nsa_pair_*_kernel). */
+struct PairList {
+    const int *cnt, *off, *boff, *plist;
+    int nl, ns, nsel, q0, cq;
+};
+
+/* Batch t of QB pairs: its list l (= (b Hkv + hkv) ns + block), where in plist it
+ * starts and its pairs (1..QB); false past the last batch (grids are upper bounds). */
+__device__ __forceinline__ bool pair_batch(const PairList &pl, int t, int QB, int *l, int *start, int *nq) {
+    if (t >= pl.boff[pl.nl]) return false;
+    int lo = 0, hi = pl.nl - 1; /* the last list whose batches start at or before t */
+    while (lo < hi) {
+        const int mid = (lo + hi + 1) >> 1;
+        if (pl.boff[mid] <= t) lo = mid;
+        else hi = mid - 1;
+    }
+    const int kb = t - pl.boff[lo];
+    *l = lo, *start = pl.off[lo] + kb * QB, *nq = min(QB, pl.cnt[lo] - kb * QB);
+    return true;
+}
+
+/* The query of pair pr of the chunk. */
+__device__ __forceinline__ long long pair_query(const PairList &pl, int pr) { return pl.q0 + (pr / pl.nsel) % pl.cq; }
+
+/* Rows r = hh QB + qi (head hh of the group of kv head hkv, pair sPair[qi]'s query)
+ * of x into the swizzled [64][D] tile s (cp.async); rows without a pair are zero. */
+template <typename T, int D>
+__device__ __forceinline__ void load_pair_rows(T *s, const void *x, long long xsb, long long xss, long long xsh, int b,
+                                               int hkv, int G, int QB, const PairList &pl, const int *sPair, int tid) {
+    constexpr int CH = D / 8;
+    for (int c = tid; c < 64 * CH; c += 128) {
+        const int r = c / CH, ch = c % CH, hh = r / QB, qi = r % QB;
+        const int pr = hh < G ? sPair[qi] : -1;
+        const bool ok = pr >= 0;
+        const long long i = ok ? pair_query(pl, pr) : 0;
+        const T *src = static_cast<const T *>(x) + b * xsb + i * xss + (long long)(hkv * G + (ok ? hh : 0)) * xsh + ch * 8;
+        cp16(s + swz<D>(r, ch), src, ok);
+    }
+}
+
+/* Keys [k0, kend) (at most 64) of K and V rows into swizzled [64][D] tiles (cp.async,
+ * zero past kend). */
+template <typename T, int D>
+__device__ __forceinline__ void load_block_kv(T *sK, T *sV, const T *kbase, long long kss, const T *vbase, long long vss,
+                                              long long k0, long long kend, int tid) {
+    constexpr int CH = D / 8;
+    for (int x = tid; x < 64 * CH; x += 128) {
+        const int r = x / CH, ch = x % CH;
+        const bool ok = k0 + r < kend;
+        const long long j = ok ? k0 + r : 0;
+        cp16(sK + swz<D>(r, ch), kbase + j * kss + ch * 8, ok);
+        cp16(sV + swz<D>(r, ch), vbase + j * vss + ch * 8, ok);
+    }
+}
+
+struct SlcPairArgs {
+    const void *q, *k, *v;
+    float *po, *plse; /* [pairs][G][D] normalised, [pairs][G] in log2 units */
+    long long qsb, qss, qsh, ksb, kss, ksh, vsb, vss, vsh;
+    int Nq, Nk, Hkv, G, ls;
+    float scale_log2;
+};
+
+/* One CTA of 4 warps per batch of up to QB = 64 / G pairs of one block list: 64 mma
+ * rows r = hh QB + qi (head hh of the group, pair qi of the batch); the block's keys
+ * in chunks of 64 (stages 2 when a block has more than one), each row masked to keys
+ * j <= i' of its query; S = q K^T and O += P V on the tensor cores with the online
+ * softmax of nsa_slc_tc_kernel. */
+template <typename T, int D>
+__global__ void __launch_bounds__(128) nsa_slc_pair_kernel(const SlcPairArgs a, const PairList pl, const int QB,
+                                                           const int stages) {
+    constexpr int BK = 64;
+    extern __shared__ __align__(128) unsigned char pr_smem[];
+    T *sQ = reinterpret_cast<T *>(pr_smem); /* [64 rows][D] */
+    T *sK = sQ + 64 * D;                     /* [stages][BK][D] */
+    T *sV = sK + stages * BK * D;            /* [stages][BK][D] */
+    __shared__ int sPair[64];
+    int l, start, nq;
+    if (!pair_batch(pl, blockIdx.x, QB, &l, &start, &nq)) return;
+    const int bh = l / pl.ns, jb = l % pl.ns, b = bh / a.Hkv, hkv = bh % a.Hkv;
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    if (tid < 64) sPair[tid] = tid < nq ? pl.plist[start + tid] : -1;
+    __syncthreads();
+    load_pair_rows<T, D>(sQ, a.q, a.qsb, a.qss, a.qsh, b, hkv, a.G, QB, pl, sPair, tid);
+    const long long kbeg = (long long)jb * a.ls, kend = min(kbeg + a.ls, (long long)a.Nk);
+    const int nch = (int)((kend - kbeg + BK - 1) / BK);
+    const T *kbase = static_cast<const T *>(a.k) + b * a.ksb + hkv * a.ksh;
+    const T *vbase = static_cast<const T *>(a.v) + b * a.vsb + hkv * a.vsh;
+    load_block_kv<T, D>(sK, sV, kbase, a.kss, vbase, a.vss, kbeg, min(kbeg + BK, kend), tid);
+    cp_commit();
+
+    const int wrow = warp * 16;
+    const long long offq = (long long)a.Nk - a.Nq;
+    long long ip0 = -1, ip1 = -1; /* -1: the row takes no key */
+#pragma unroll
+    for (int r2 = 0; r2 < 2; r2++) {
+        const int rr = wrow + (lane >> 2) + 8 * r2, hh = rr / QB, pr = hh < a.G ? sPair[rr % QB] : -1;
+        const long long ip = pr >= 0 ? pair_query(pl, pr) + offq : -1;
+        if (r2 == 0) ip0 = ip;
+        else ip1 = ip;
+    }
+    float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.f, l1 = 0.f;
+    float o[D / 8][4];
+#pragma unroll
+    for (int x = 0; x < D / 8; x++) o[x][0] = o[x][1] = o[x][2] = o[x][3] = 0.f;
+
+    for (int c = 0; c < nch; c++) {
+        const int st = stages > 1 ? (c & 1) : 0;
+        const long long k0 = kbeg + (long long)c * BK;
+        if (c + 1 < nch)
+            load_block_kv<T, D>(sK + (st ^ 1) * BK * D, sV + (st ^ 1) * BK * D, kbase, a.kss, vbase, a.vss, k0 + BK,
+                                min(k0 + 2 * BK, kend), tid);
+        cp_commit();
+        cp_wait<1>();
+        __syncthreads();
+        const T *sKs = sK + st * BK * D, *sVs = sV + st * BK * D;
+        float s[BK / 8][4];
+        warp_qk<T, D, BK>(s, sQ, sKs, wrow, lane);
+        float mx0 = -INFINITY, mx1 = -INFINITY;
+#pragma unroll
+        for (int nt = 0; nt < BK / 8; nt++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const long long j = k0 + nt * 8 + (lane & 3) * 2 + (e & 1);
+                const bool r1 = e >= 2;
+                const bool vis = j < kend && j <= (r1 ? ip1 : ip0);
+                const float x = vis ? s[nt][e] * a.scale_log2 : -INFINITY;
+                s[nt][e] = x;
+                if (r1) mx1 = fmaxf(mx1, x);
+                else mx0 = fmaxf(mx0, x);
+            }
+#pragma unroll
+        for (int o2 = 1; o2 < 4; o2 <<= 1) {
+            mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffff, mx0, o2));
+            mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffff, mx1, o2));
+        }
+        const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);
+        const float mu0 = mn0 == -INFINITY ? 0.f : mn0, mu1 = mn1 == -INFINITY ? 0.f : mn1;
+        const float al0 = fast_exp2(m0 - mu0), al1 = fast_exp2(m1 - mu1); /* 0 while m = -inf */
+        float rs0 = 0.f, rs1 = 0.f;
+#pragma unroll
+        for (int nt = 0; nt < BK / 8; nt++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const bool r1 = e >= 2;
+                const float pv = fast_exp2(s[nt][e] - (r1 ? mu1 : mu0));
+                s[nt][e] = pv;
+                if (r1) rs1 += pv;
+                else rs0 += pv;
+            }
+        l0 = l0 * al0 + rs0, l1 = l1 * al1 + rs1; /* the quad's partial sums: reduced at the end */
+        m0 = mn0, m1 = mn1;
+#pragma unroll
+        for (int x = 0; x < D / 8; x++) o[x][0] *= al0, o[x][1] *= al0, o[x][2] *= al1, o[x][3] *= al1;
+#pragma unroll
+        for (int kk = 0; kk < BK / 16; kk++) {
+            uint32_t af[4];
+            acc_to_a<T>(s, kk, af);
+            mma_a_rows<T, D, D / 8>(o, af, sVs, kk, 0, lane);
+        }
+        __syncthreads();
+    }
+    cp_wait<0>();
+#pragma unroll
+    for (int o2 = 1; o2 < 4; o2 <<= 1) {
+        l0 += __shfl_xor_sync(0xffffffff, l0, o2);
+        l1 += __shfl_xor_sync(0xffffffff, l1, o2);
+    }
+#pragma unroll
+    for (int r2 = 0; r2 < 2; r2++) {
+        const int rr = wrow + (lane >> 2) + 8 * r2, hh = rr / QB;
+        const int pr = hh < a.G ? sPair[rr % QB] : -1;
+        if (pr < 0) continue;
+        const float L = r2 ? l1 : l0, M = r2 ? m1 : m0;
+        const float inv = L > 0.f ? 1.f / L : 0.f;
+        float *orow = a.po + ((size_t)pr * a.G + hh) * D;
+#pragma unroll
+        for (int x = 0; x < D / 8; x++)
+            *reinterpret_cast<float2 *>(orow + x * 8 + (lane & 3) * 2) =
+                make_float2(o[x][2 * r2] * inv, o[x][2 * r2 + 1] * inv);
+        if ((lane & 3) == 0) a.plse[(size_t)pr * a.G + hh] = L > 0.f ? M + log2f(L) : -INFINITY;
+    }
+}
+
+/* O_slc and lse plane 1 of the chunk's queries from their pairs: one warp per (b, query,
+ * head), the slots in order (the same sum in every run). */
+template <typename T>
+__global__ void nsa_slc_pair_combine_kernel(const float *po, const float *plse, const int *sel, T *oslc, float *lse1,
+                                            int B, int Nq, int Hq, int Hkv, int G, int D, int nsel, int ns, int q0,
+                                            int cq) {
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const long long item = (long long)blockIdx.x * (blockDim.x >> 5) + warp;
+    if (item >= (long long)B * cq * Hq) return;
+    const int h = (int)(item % Hq), qi = (int)((item / Hq) % cq), b = (int)(item / ((long long)Hq * cq));
+    const int hkv = h / G, hh = h % G, i = q0 + qi;
+    const int *sl = sel + (((size_t)b * Hkv + hkv) * Nq + i) * nsel;
+    const size_t p0 = (((size_t)b * Hkv + hkv) * cq + qi) * nsel;
+    float M = -INFINITY;
+    for (int s = 0; s < nsel; s++)
+        if (sl[s] >= 0 && sl[s] < ns) M = fmaxf(M, plse[(p0 + s) * G + hh]);
+    constexpr int MAXD = 128;
+    float acc[MAXD / 32];
+#pragma unroll
+    for (int x = 0; x < MAXD / 32; x++) acc[x] = 0.f;
+    float L = 0.f;
+    if (M != -INFINITY)
+        for (int s = 0; s < nsel; s++) {
+            if (sl[s] < 0 || sl[s] >= ns) continue;
+            const float w = exp2f(plse[(p0 + s) * G + hh] - M);
+            L += w;
+            const float *src = po + ((p0 + s) * G + hh) * D;
+#pragma unroll
+            for (int x = 0; x < MAXD / 32; x++)
+                if (x * 32 + lane < D) acc[x] += w * src[x * 32 + lane];
+        }
+    const float inv = L > 0.f ? 1.f / L : 0.f;
+    T *orow = oslc + (((size_t)b * Nq + i) * Hq + h) * D;
+#pragma unroll
+    for (int x = 0; x < MAXD / 32; x++)
+        if (x * 32 + lane < D) orow[x * 32 + lane] = from_f32<T>(acc[x] * inv);
+    if (lane == 0) lse1[((size_t)b * Hq + h) * Nq + i] = L > 0.f ? (M + log2f(L)) * 0.6931471805599453f : -INFINITY;
+}
+
 /* o = g0 O_cmp + g1 O_slc + g2 O_win, per element; O_cmp and O_slc contiguous, O_win
  * in o itself. */
 template <typename T>
@@ -1266,6 +1546,172 @@ __global__ void __launch_bounds__(128) nsa_slc_bwd_tc_kernel(const SlcBwdArgs a,
             qrow[x * 8] += dq[x][2 * r2] * a.scale;
             qrow[x * 8 + 1] += dq[x][2 * r2 + 1] * a.scale;
         }
+    }
+}
+
+/* The selected branch's backward by key block (with the forward's nsa_slc_pair_kernel;
+ * nsa_slc_pairs): one CTA of 4 warps per batch of up to QB = 64 / G pairs of one
+ * block list, the rows as the forward has them. Per chunk of 64 keys of the block:
+ * S = q K^T and dP = dO V^T, P from lse plane 1 (the row's keys j <= i'), dS = P (dP -
+ * Dsum); dQ += dS K in registers, added into the fp32 accumulator at the end (a query's
+ * nsel blocks are in different CTAs: vector reductions); dV += P^T dO and dK +=
+ * (s dS)^T Q for the warp's 16 keys over the batch's rows, added the same way as
+ * nsa_slc_bwd_tc_kernel does. */
+template <typename T, int D>
+__global__ void __launch_bounds__(128) nsa_slc_pair_bwd_kernel(const SlcBwdArgs a, const PairList pl, const int QB,
+                                                               const int stages) {
+    constexpr int BK = 64;
+    extern __shared__ __align__(128) unsigned char pbw_smem[];
+    T *sQ = reinterpret_cast<T *>(pbw_smem); /* [64 rows][D] */
+    T *sdO = sQ + 64 * D;                     /* [64 rows][D] */
+    T *sK = sdO + 64 * D;                     /* [stages][BK][D] */
+    T *sV = sK + stages * BK * D;             /* [stages][BK][D] */
+    T *sP = sV + stages * BK * D;             /* [64 rows][BK] */
+    T *sdS = sP + 64 * BK;                    /* [64 rows][BK] */
+    float *sDs = reinterpret_cast<float *>(sdS + 64 * BK); /* [64] */
+    __shared__ int sPair[64];
+    int l, start, nq;
+    if (!pair_batch(pl, blockIdx.x, QB, &l, &start, &nq)) return;
+    const int bh = l / pl.ns, jb = l % pl.ns, b = bh / a.Hkv, hkv = bh % a.Hkv;
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    if (tid < 64) sPair[tid] = tid < nq ? pl.plist[start + tid] : -1;
+    __syncthreads();
+    load_pair_rows<T, D>(sQ, a.q, a.qsb, a.qss, a.qsh, b, hkv, a.G, QB, pl, sPair, tid);
+    load_pair_rows<T, D>(sdO, a.dout, (long long)a.Nq * a.Hq * D, (long long)a.Hq * D, D, b, hkv, a.G, QB, pl, sPair,
+                         tid);
+    cp_commit();
+    const long long kbeg = (long long)jb * a.ls, kend = min(kbeg + a.ls, (long long)a.Nk);
+    const int nch = (int)((kend - kbeg + BK - 1) / BK);
+    const T *kbase = static_cast<const T *>(a.k) + b * a.ksb + hkv * a.ksh;
+    const T *vbase = static_cast<const T *>(a.v) + b * a.vsb + hkv * a.vsh;
+    load_block_kv<T, D>(sK, sV, kbase, a.kss, vbase, a.vss, kbeg, min(kbeg + BK, kend), tid);
+    cp_commit();
+    cp_wait<1>(); /* Q and dO */
+    __syncthreads();
+    {   /* Dsum of the 64 rows: two threads per row, each half of D */
+        const int rr = tid >> 1, half = tid & 1, hh = rr / QB;
+        const int pr = hh < a.G ? sPair[rr % QB] : -1;
+        float ds = 0.f;
+        if (pr >= 0) {
+            const long long i = pair_query(pl, pr);
+            const T *orow = static_cast<const T *>(a.oslc) + (((size_t)b * a.Nq + i) * a.Hq + hkv * a.G + hh) * D;
+            for (int d = half * (D / 2); d < (half + 1) * (D / 2); d++)
+                ds += to_f32<T>(sdO[swz<D>(rr, d >> 3) + (d & 7)]) * to_f32<T>(orow[d]);
+        }
+        ds += __shfl_xor_sync(0xffffffff, ds, 1);
+        if (!half) sDs[rr] = ds;
+    }
+    __syncthreads();
+
+    /* the thread's two rows: position, lse in log2 units (+inf where the row takes no
+     * key, so that its P is 0), Dsum */
+    const int wrow = warp * 16;
+    const long long offq = (long long)a.Nk - a.Nq;
+    long long ip0 = -1, ip1 = -1;
+    float lse20 = INFINITY, lse21 = INFINITY, dsm0 = 0.f, dsm1 = 0.f;
+#pragma unroll
+    for (int r2 = 0; r2 < 2; r2++) {
+        const int rr = wrow + (lane >> 2) + 8 * r2, hh = rr / QB;
+        const int pr = hh < a.G ? sPair[rr % QB] : -1;
+        long long ip = -1;
+        float l2 = INFINITY;
+        if (pr >= 0) {
+            const long long i = pair_query(pl, pr);
+            ip = i + offq;
+            const float L = a.lse1[((size_t)b * a.Hq + hkv * a.G + hh) * a.Nq + i];
+            l2 = L == -INFINITY ? INFINITY : L * LOG2E;
+        }
+        if (r2 == 0) ip0 = ip, lse20 = l2, dsm0 = sDs[rr];
+        else ip1 = ip, lse21 = l2, dsm1 = sDs[rr];
+    }
+    const float sl2 = a.scale * LOG2E;
+    float dq[D / 8][4];
+#pragma unroll
+    for (int t = 0; t < D / 8; t++) dq[t][0] = dq[t][1] = dq[t][2] = dq[t][3] = 0.f;
+    float *dkb = a.dk + ((size_t)b * a.Nk * a.Hkv + hkv) * D;
+    float *dvb = a.dv + ((size_t)b * a.Nk * a.Hkv + hkv) * D;
+    const long long accs = (long long)a.Hkv * D;
+
+    for (int c = 0; c < nch; c++) {
+        const int st = stages > 1 ? (c & 1) : 0;
+        const long long k0 = kbeg + (long long)c * BK;
+        if (c + 1 < nch)
+            load_block_kv<T, D>(sK + (st ^ 1) * BK * D, sV + (st ^ 1) * BK * D, kbase, a.kss, vbase, a.vss, k0 + BK,
+                                min(k0 + 2 * BK, kend), tid);
+        cp_commit();
+        cp_wait<1>();
+        __syncthreads();
+        const T *sKs = sK + st * BK * D, *sVs = sV + st * BK * D;
+        float s[BK / 8][4], dp[BK / 8][4];
+        warp_qk<T, D, BK>(s, sQ, sKs, wrow, lane);
+        warp_qk<T, D, BK>(dp, sdO, sVs, wrow, lane);
+#pragma unroll
+        for (int nt = 0; nt < BK / 8; nt++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const long long j = k0 + nt * 8 + (lane & 3) * 2 + (e & 1);
+                const bool r1 = e >= 2;
+                const bool vis = j < kend && j <= (r1 ? ip1 : ip0);
+                const float pv = vis ? fast_exp2(s[nt][e] * sl2 - (r1 ? lse21 : lse20)) : 0.f;
+                s[nt][e] = pv;
+                dp[nt][e] = pv * (dp[nt][e] - (r1 ? dsm1 : dsm0));
+            }
+#pragma unroll
+        for (int nt = 0; nt < BK / 8; nt++)
+#pragma unroll
+            for (int r = 0; r < 2; r++) {
+                const int row = wrow + (lane >> 2) + 8 * r;
+                const int idx = swz<BK>(row, nt) + (lane & 3) * 2;
+                *reinterpret_cast<uint32_t *>(sP + idx) = pack2<T>::from(s[nt][2 * r], s[nt][2 * r + 1]);
+                *reinterpret_cast<uint32_t *>(sdS + idx) =
+                    pack2<T>::from(dp[nt][2 * r] * a.scale, dp[nt][2 * r + 1] * a.scale);
+            }
+#pragma unroll
+        for (int kk = 0; kk < BK / 16; kk++) {
+            uint32_t af[4];
+            acc_to_a<T>(dp, kk, af);
+            mma_a_rows<T, D, D / 8>(dq, af, sKs, kk, 0, lane);
+        }
+        __syncthreads();
+        const int wkey = warp * 16;
+#pragma unroll
+        for (int which = 0; which < 2; which++) {
+            const T *sA = which ? sdS : sP;
+            const T *sB = which ? sQ : sdO;
+            float *dst = which ? dkb : dvb;
+            float acc[D / 8][4];
+#pragma unroll
+            for (int x = 0; x < D / 8; x++) acc[x][0] = acc[x][1] = acc[x][2] = acc[x][3] = 0.f;
+#pragma unroll
+            for (int kk = 0; kk < 64 / 16; kk++) {
+                uint32_t af[4];
+                ld_a_t<BK>(af, sA, kk, wkey, lane);
+                mma_a_rows<T, D, D / 8>(acc, af, sB, kk, 0, lane);
+            }
+#pragma unroll
+            for (int r = 0; r < 2; r++) {
+                const long long j = k0 + wkey + (lane >> 2) + 8 * r;
+                if (j >= kend) continue;
+                float *row = dst + j * accs + (lane & 3) * 2;
+#pragma unroll
+                for (int x = 0; x < D / 8; x++) {
+                    const float x0 = acc[x][2 * r], x1 = acc[x][2 * r + 1];
+                    if (x0 != 0.f || x1 != 0.f) red_add2(row + x * 8, x0, x1);
+                }
+            }
+        }
+        __syncthreads();
+    }
+    cp_wait<0>();
+#pragma unroll
+    for (int r2 = 0; r2 < 2; r2++) {
+        const int rr = wrow + (lane >> 2) + 8 * r2, hh = rr / QB;
+        const int pr = hh < a.G ? sPair[rr % QB] : -1;
+        if (pr < 0) continue;
+        const long long i = pair_query(pl, pr);
+        float *qrow = a.dq + (((size_t)b * a.Nq + i) * a.Hq + hkv * a.G + hh) * D + (lane & 3) * 2;
+#pragma unroll
+        for (int x = 0; x < D / 8; x++) red_add2(qrow + x * 8, dq[x][2 * r2] * a.scale, dq[x][2 * r2 + 1] * a.scale);
     }
 }
 
@@ -1787,6 +2233,134 @@ template <typename T> attn_status launch_slc_tc(const SlcArgs &a, int qs, int ns
     }
 }
 
+/* The selected branch by key block (nsa_slc_pair_kernel, nsa_slc_pair_bwd_kernel) with
+ * DMABENCH_NSA_SLC=pairs, where the tensor-core kernels apply (G divides 64, D of
+ * 16-128); by default the union kernels (nsa_slc_tc_kernel, nsa_slc_bwd_tc_kernel).
+ * On the H200 the pairs took nsa fwd+bwd at N = 65536 (random inputs) from 500.5 to
+ * 293.7 ms, but the 131M model's training at 8192, whose neighbouring queries
+ * choose much the same blocks, from 127.4k to 104.7k tokens/s (docs/perf-notes.md
+ * n12). */
+int nsa_slc_pairs(int G, int D) {
+    static const bool on = dm_env_is("DMABENCH_NSA_SLC", "pairs");
+    return on && G >= 1 && 64 % G == 0 && (D == 16 || D == 32 || D == 64 || D == 128);
+}
+
+dm_cuda_ws g_pws;  /* the forward's pair lists and partial results */
+dm_cuda_ws g_pbws; /* the backward's pair lists */
+
+constexpr size_t PAIR_PART_BYTES = (size_t)1 << 29; /* partial results per chunk of queries, at most */
+
+/* Room for the lists of up to np pairs over nl block lists at the start of ws (bytes). */
+size_t pair_lists_bytes(int nl, size_t np) {
+    auto r256 = [](size_t x) { return (x + 255) & ~(size_t)255; };
+    return 2 * r256((size_t)nl * sizeof(int)) + 2 * r256((size_t)(nl + 1) * sizeof(int)) + r256(np * sizeof(int));
+}
+
+/* The lists of the pairs of queries q0 .. q0 + cq - 1 (sel: the selection, nsel per
+ * query), built in ws (pair_lists_bytes); *grid: an upper bound on their batches of qb. */
+attn_status pair_lists(char *ws, const int *sel, int B, int Hkv, int Nq, int nsel, int ns, int q0, int cq, int qb,
+                       PairList *pl, unsigned *grid) {
+    auto r256 = [](size_t x) { return (x + 255) & ~(size_t)255; };
+    const int nl = B * Hkv * ns;
+    const size_t cntb = r256((size_t)nl * sizeof(int)), offb = r256((size_t)(nl + 1) * sizeof(int));
+    int *cnt = reinterpret_cast<int *>(ws), *fill = reinterpret_cast<int *>(ws + cntb);
+    int *off = reinterpret_cast<int *>(ws + 2 * cntb), *boff = reinterpret_cast<int *>(ws + 2 * cntb + offb);
+    int *plist = reinterpret_cast<int *>(ws + 2 * cntb + 2 * offb);
+    const long long npairs = (long long)B * Hkv * cq * nsel;
+    CUDA_CHECK(cudaMemsetAsync(cnt, 0, 2 * cntb)); /* cnt and fill */
+    const unsigned pg = (unsigned)((npairs + 255) / 256);
+    nsa_pair_count_kernel<<<pg, 256>>>(sel, Nq, nsel, ns, q0, cq, npairs, cnt);
+    CUDA_CHECK_LAUNCH();
+    nsa_pair_scan_kernel<<<1, 1024>>>(cnt, nl, qb, off, boff);
+    CUDA_CHECK_LAUNCH();
+    nsa_pair_scatter_kernel<<<pg, 256>>>(sel, Nq, nsel, ns, q0, cq, npairs, off, fill, plist);
+    CUDA_CHECK_LAUNCH();
+    pl->cnt = cnt, pl->off = off, pl->boff = boff, pl->plist = plist;
+    pl->nl = nl, pl->ns = ns, pl->nsel = nsel, pl->q0 = q0, pl->cq = cq;
+    *grid = (unsigned)((npairs + qb - 1) / qb + nl); /* every list's last batch may be partial */
+    return ATTN_OK;
+}
+
+template <typename T, int D>
+attn_status launch_slc_pair_d(const SlcPairArgs &a, const PairList &pl, int qb, int stages, unsigned grid) {
+    const size_t smem = (64 + 2 * (size_t)stages * 64) * D * sizeof(T);
+    CUDA_CHECK(cudaFuncSetAttribute(nsa_slc_pair_kernel<T, D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+    nsa_slc_pair_kernel<T, D><<<grid, 128, smem>>>(a, pl, qb, stages);
+    CUDA_CHECK_LAUNCH();
+    return ATTN_OK;
+}
+
+/* O_slc and lse plane 1 (sa: the selected branch's arguments) through the pairs,
+ * chunk by chunk of queries. */
+template <typename T> attn_status slc_pairs(const SlcArgs &sa, int ns) {
+    const int B = sa.B, Nq = sa.Nq, Hkv = sa.Hkv, G = sa.G, D = sa.D, nsel = sa.nsel;
+    const int qb = 64 / G, stages = sa.ls > 64 ? 2 : 1;
+    const size_t per_q = (size_t)B * Hkv * nsel * ((size_t)G * D + G) * sizeof(float);
+    const int cq = (int)std::max<size_t>(1, std::min<size_t>((size_t)Nq, PAIR_PART_BYTES / per_q));
+    const int nl = B * Hkv * ns;
+    const size_t np = (size_t)B * Hkv * cq * nsel;
+    auto r256 = [](size_t x) { return (x + 255) & ~(size_t)255; };
+    const size_t lb = pair_lists_bytes(nl, np), pob = r256(np * G * D * sizeof(float));
+    char *ws = nullptr;
+    attn_status st = dm_cuda_ws_get(&g_pws, lb + pob + r256(np * G * sizeof(float)), (void **)&ws, nullptr);
+    if (st != ATTN_OK) return st;
+    SlcPairArgs a;
+    a.q = sa.q, a.k = sa.k, a.v = sa.v;
+    a.po = reinterpret_cast<float *>(ws + lb), a.plse = reinterpret_cast<float *>(ws + lb + pob);
+    a.qsb = sa.qsb, a.qss = sa.qss, a.qsh = sa.qsh, a.ksb = sa.ksb, a.kss = sa.kss, a.ksh = sa.ksh;
+    a.vsb = sa.vsb, a.vss = sa.vss, a.vsh = sa.vsh;
+    a.Nq = Nq, a.Nk = sa.Nk, a.Hkv = Hkv, a.G = G, a.ls = sa.ls;
+    a.scale_log2 = sa.scale_log2;
+    for (int q0 = 0; q0 < Nq; q0 += cq) {
+        const int c = std::min(cq, Nq - q0);
+        PairList pl;
+        unsigned grid = 0;
+        if ((st = pair_lists(ws, sa.sel, B, Hkv, Nq, nsel, ns, q0, c, qb, &pl, &grid)) != ATTN_OK) return st;
+        switch (D) {
+        case 16: st = launch_slc_pair_d<T, 16>(a, pl, qb, stages, grid); break;
+        case 32: st = launch_slc_pair_d<T, 32>(a, pl, qb, stages, grid); break;
+        case 64: st = launch_slc_pair_d<T, 64>(a, pl, qb, stages, grid); break;
+        default: st = launch_slc_pair_d<T, 128>(a, pl, qb, stages, grid);
+        }
+        if (st != ATTN_OK) return st;
+        const long long items = (long long)B * c * sa.Hq;
+        nsa_slc_pair_combine_kernel<T><<<(unsigned)((items + 7) / 8), 256>>>(
+            a.po, a.plse, sa.sel, static_cast<T *>(sa.o), sa.lse1, B, Nq, sa.Hq, Hkv, G, D, nsel, ns, q0, c);
+        CUDA_CHECK_LAUNCH();
+    }
+    return ATTN_OK;
+}
+
+template <typename T, int D>
+attn_status launch_slc_pair_bwd_d(const SlcBwdArgs &a, const PairList &pl, int qb, int stages, unsigned grid) {
+    const size_t smem = (2 * 64 + 2 * (size_t)stages * 64) * D * sizeof(T) + 2 * 64 * 64 * sizeof(T) + 64 * sizeof(float);
+    CUDA_CHECK(
+        cudaFuncSetAttribute(nsa_slc_pair_bwd_kernel<T, D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+    nsa_slc_pair_bwd_kernel<T, D><<<grid, 128, smem>>>(a, pl, qb, stages);
+    CUDA_CHECK_LAUNCH();
+    return ATTN_OK;
+}
+
+/* The selected branch's backward through the pairs (the lists of all queries at once:
+ * no partial results to hold). */
+template <typename T> attn_status slc_pairs_bwd(const SlcBwdArgs &a, int ns) {
+    const int qb = 64 / a.G, stages = a.ls > 64 ? 2 : 1;
+    const int nl = a.B * a.Hkv * ns;
+    const size_t np = (size_t)a.B * a.Hkv * a.Nq * a.nsel;
+    char *ws = nullptr;
+    attn_status st = dm_cuda_ws_get(&g_pbws, pair_lists_bytes(nl, np), (void **)&ws, nullptr);
+    if (st != ATTN_OK) return st;
+    PairList pl;
+    unsigned grid = 0;
+    if ((st = pair_lists(ws, a.sel, a.B, a.Hkv, a.Nq, a.nsel, ns, 0, a.Nq, qb, &pl, &grid)) != ATTN_OK) return st;
+    switch (a.D) {
+    case 16: return launch_slc_pair_bwd_d<T, 16>(a, pl, qb, stages, grid);
+    case 32: return launch_slc_pair_bwd_d<T, 32>(a, pl, qb, stages, grid);
+    case 64: return launch_slc_pair_bwd_d<T, 64>(a, pl, qb, stages, grid);
+    default: return launch_slc_pair_bwd_d<T, 128>(a, pl, qb, stages, grid);
+    }
+}
+
 struct NsaDims {
     int B, Nq, Nk, Hq, Hkv, D, G, l, d, ls, nb, ns, nsel;
 };
@@ -1940,7 +2514,9 @@ template <typename T> attn_status nsa_branches(const attn_params *p, const NsaBu
         size_t tc_smem = 0;
         if (nsa_tc_enabled() && (st = slc_tc_tile(G, ns, nsel, D, sizeof(T), &qs, &cap, &tc_smem)) != ATTN_OK)
             return st;
-        if (qs > 0) {
+        if (nsa_tc_enabled() && nsa_slc_pairs(G, D)) {
+            if ((st = slc_pairs<T>(a, ns)) != ATTN_OK) return st;
+        } else if (qs > 0) {
             if ((st = launch_slc_tc<T>(a, qs, ns, cap, tc_smem)) != ATTN_OK) return st;
         } else {
             const int wpb = 4;
@@ -2095,7 +2671,9 @@ template <typename T> attn_status nsa_backward_t(const attn_params *p) {
         const int ns = z.ns;
         if (nsa_tc_bwd_enabled() && (st = slc_bwd_tc_tile(G, ns, z.nsel, D, sizeof(T), &qs, &cap, &tc_smem)) != ATTN_OK)
             return st;
-        if (qs > 0) {
+        if (nsa_tc_bwd_enabled() && nsa_slc_pairs(G, D)) {
+            if ((st = slc_pairs_bwd<T>(a, ns)) != ATTN_OK) return st;
+        } else if (qs > 0) {
             if ((st = launch_slc_bwd_tc<T>(a, qs, ns, cap, tc_smem)) != ATTN_OK) return st;
         } else {
             const int wpb = 4;
