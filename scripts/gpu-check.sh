@@ -98,7 +98,8 @@ fi
 if want optin-nsa; then
 echo "== nsa's other versions: the selected-branch backward on the CUDA cores (DMABENCH_NSA_TC_BWD=0), the"
 echo "   repeated-argmax pick (DMABENCH_NSA_PICK=argmax), the blocked compression forward (DMABENCH_NSA_CMP_BLK=1)"
-echo "   and the per-block compression both ways (DMABENCH_NSA_CMP_BLK=0)"
+echo "   and the per-block compression both ways (DMABENCH_NSA_CMP_BLK=0); the selected branch by key"
+echo "   block (DMABENCH_NSA_SLC=pairs)"
 lim 90 env DMABENCH_NSA_TC_BWD=0 $K --variants nsa --n 8192 --w 512 --mode fwdbwd --warmup 1 --repeats 3 \
     --out "$OUT/kernels-nsa-tcbwd0.json"
 lim 90 env DMABENCH_NSA_PICK=argmax $K --variants nsa --n 8192,65536 --w 512 --mode fwd --warmup 1 --repeats 3 \
@@ -107,6 +108,8 @@ lim 60 env DMABENCH_NSA_CMP_BLK=1 $K --variants nsa --n 8192,65536 --w 512 --mod
     --out "$OUT/kernels-nsa-cmpblk.json"
 lim 120 env DMABENCH_NSA_CMP_BLK=0 $K --variants nsa --n 8192,65536 --w 512 --mode fwdbwd --warmup 1 --repeats 3 \
     --out "$OUT/kernels-nsa-cmpblk0.json"
+lim 120 env DMABENCH_NSA_SLC=pairs $K --variants nsa --n 8192,65536 --w 512 --mode fwd,fwdbwd --warmup 1 --repeats 3 \
+    --out "$OUT/kernels-nsa-pairs.json"
 fi
 if want optin-decode; then
 echo "== decode: dma's select with clustered z; the exact select over all of z (DMABENCH_DECODE_SEL_SAMPLE=0)"
