@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model_config.h"
 #include "report.h"
 
 static const char *const task_names[SUITE_NTASKS] = {"mqar", "niah", "ppl"};
@@ -165,18 +166,13 @@ static int parse_model_train(pctx *p, const cJSON *t, const cJSON *model, const 
             return fail(p, "%s must be \"linear\" or \"mean\", got \"%s\"", name, mode);
         m->nsa_mean = !strcmp(mode, "mean");
     }
-    const cJSON *gates = lookup(t, model, "nsa_gates");
-    if (gates && !cJSON_IsNull(gates)) {
+    int bad;
+    const int gr = model_nsa_gates_parse(lookup(t, model, "nsa_gates"), m->nsa_gates, &bad);
+    if (gr < 0) {
         key_name(name, sizeof name, t, tn, "model", "nsa_gates");
-        int ok = cJSON_IsArray(gates) && cJSON_GetArraySize(gates) == 3;
-        for (int i = 0; ok && i < 3; i++) {
-            const cJSON *e = cJSON_GetArrayItem(gates, i);
-            ok = cJSON_IsNumber(e) && e->valuedouble >= 0 && e->valuedouble <= 1;
-            if (ok) m->nsa_gates[i] = (float)e->valuedouble;
-        }
-        if (!ok) return fail(p, "%s must be null (learned gates) or 3 numbers in 0..1: [g_cmp, g_slc, g_win]", name);
-        m->nsa_gates_fixed = 1;
+        return fail(p, "%s must be null (learned gates) or 3 numbers in 0..1: [g_cmp, g_slc, g_win]", name);
     }
+    if (gr == 0) m->nsa_gates_fixed = 1;
     x = m->batch_size;
     key_name(name, sizeof name, t, tn, "train", "batch_size");
     if (get_int(p, lookup(t, train, "batch_size"), name, 1, 1 << 16, &x)) return -1;

@@ -263,26 +263,34 @@ static int parse_train(pctx *p, const cJSON *t, model_train_config *tc) {
     return 0;
 }
 
+int model_nsa_gates_parse(const cJSON *j, float g[3], int *bad) {
+    *bad = -1;
+    if (!j || cJSON_IsNull(j)) return 1;
+    if (!cJSON_IsArray(j) || cJSON_GetArraySize(j) != 3) return -1;
+    for (int i = 0; i < 3; i++) {
+        const cJSON *e = cJSON_GetArrayItem(j, i);
+        if (!cJSON_IsNumber(e) || !(e->valuedouble >= 0 && e->valuedouble <= 1)) {
+            *bad = i;
+            return -1;
+        }
+        g[i] = (float)e->valuedouble;
+    }
+    return 0;
+}
+
 /* "nsa_gates": three numbers in [0, 1] (g_cmp, g_slc, g_win), or null (learned). */
 static int get_gates(pctx *p, const cJSON *o, const char *prefix, model_config *c) {
     const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, "nsa_gates");
     if (!j) return 0;
-    if (cJSON_IsNull(j)) {
-        c->nsa_gates_fixed = 0;
-        return 0;
-    }
-    int n = cJSON_IsArray(j) ? cJSON_GetArraySize(j) : -1;
-    if (n != 3)
+    int bad;
+    const int r = model_nsa_gates_parse(j, c->nsa_gates, &bad);
+    if (r < 0 && bad < 0)
         return fail(p, "key '%snsa_gates' must be null or an array of 3 numbers in 0..1 (g_cmp, g_slc, g_win), got %s",
-                    prefix, n < 0 ? jtype(j) : "an array of another length");
-    for (int i = 0; i < 3; i++) {
-        const cJSON *e = cJSON_GetArrayItem(j, i);
-        if (!cJSON_IsNumber(e) || !(e->valuedouble >= 0 && e->valuedouble <= 1))
-            return fail(p, "key '%snsa_gates' must be null or an array of 3 numbers in 0..1 (g_cmp, g_slc, g_win); "
-                           "item %d is not", prefix, i);
-        c->nsa_gates[i] = (float)e->valuedouble;
-    }
-    c->nsa_gates_fixed = 1;
+                    prefix, cJSON_IsArray(j) ? "an array of another length" : jtype(j));
+    if (r < 0)
+        return fail(p, "key '%snsa_gates' must be null or an array of 3 numbers in 0..1 (g_cmp, g_slc, g_win); "
+                       "item %d is not", prefix, bad);
+    c->nsa_gates_fixed = r == 0;
     return 0;
 }
 

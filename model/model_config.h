@@ -102,4 +102,11 @@ char *model_config_to_json(const model_config *c);
  * swa and nsa, unused (0) for mha. */
 int model_config_attn_w(const model_config *c);
 
+/* An "nsa_gates" value (a config's attention block, a suite's model block): 1 when
+ * it is absent or null (learned gates), 0 when it is 3 numbers in 0..1 (g_cmp,
+ * g_slc, g_win, into g), -1 otherwise, with *bad the first item that is not a
+ * number in 0..1 (-1: not an array of 3). */
+struct cJSON;
+int model_nsa_gates_parse(const struct cJSON *j, float g[3], int *bad);
+
 #endif
