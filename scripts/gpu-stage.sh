@@ -10,7 +10,7 @@ set -e
 DIR=${1:-gpubuild}
 B=${BUILD:-build}
 [ -x "$B/dmabench" ] || { echo "gpu-stage: $B/dmabench not built (run make first)" >&2; exit 1; }
-make --no-print-directory "$B/tests/test_model_gpu" "$B/tests/test_model_gpu_train" >/dev/null
+make --no-print-directory "$B/dmabench" "$B/tests/test_model_gpu" "$B/tests/test_model_gpu_train" >/dev/null
 rm -rf "$DIR"
 mkdir -p "$DIR/tests"
 # without debug sections: the folder has to travel (the CUDA code stays)

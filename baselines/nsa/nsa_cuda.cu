@@ -2248,7 +2248,7 @@ int nsa_slc_pairs(int G, int D) {
 dm_cuda_ws g_pws;  /* the forward's pair lists and partial results */
 dm_cuda_ws g_pbws; /* the backward's pair lists */
 
-constexpr size_t PAIR_PART_BYTES = (size_t)1 << 29; /* partial results per chunk of queries, at most */
+constexpr size_t PAIR_PART_BYTES = (size_t)1 << 30; /* partial results per chunk of queries, at most */
 
 /* Room for the lists of up to np pairs over nl block lists at the start of ws (bytes). */
 size_t pair_lists_bytes(int nl, size_t np) {
