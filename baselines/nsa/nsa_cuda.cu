@@ -430,10 +430,10 @@ __host__ __device__ __forceinline__ int nsa_visible_blocks(long long ip, int l, 
 /* The 64 mma rows of a (tile of QT queries, kv head) into sQ ([64][D], swizzled,
  * cp.async): row r = hh QT + qi holds query i0 + qi of head hkv G + hh; rows past
  * the group's heads or the queries are zero. A: SelArgs or SlcArgs. */
-template <typename T, int D, typename A>
+template <typename T, int D, int NT = 128, typename A>
 __device__ __forceinline__ void load_group_q(T *sQ, const A &a, int b, int hkv, int i0, int QT, int tid) {
     constexpr int CH = D / 8;
-    for (int c = tid; c < 64 * CH; c += 128) {
+    for (int c = tid; c < 64 * CH; c += NT) {
         const int r = c / CH, ch = c % CH, hh = r / QT, qi = r % QT;
         const bool ok = r < a.G * QT && i0 + qi < a.Nq;
         const T *src = static_cast<const T *>(a.q) + b * a.qsb + (long long)(ok ? i0 + qi : 0) * a.qss +
@@ -454,30 +454,31 @@ __device__ __forceinline__ void load_group_q(T *sQ, const A &a, int b, int hkv, 
  * nsa_select_kernel does. */
 constexpr int SEL_BKC = 64;           /* compressed blocks per step */
 constexpr int SEL_PS = SEL_BKC + 8;   /* sP's row stride in floats */
-template <typename T, int D>
-__global__ void __launch_bounds__(128) nsa_select_tc_kernel(const SelArgs a, const int QT, const int NS) {
+template <typename T, int D, int NW>
+__global__ void __launch_bounds__(NW * 32) nsa_select_tc_kernel(const SelArgs a, const int QT, const int NS) {
     constexpr int BKC = SEL_BKC;
+    constexpr int NT = NW * 32, CS = NW / 4, BKW = BKC / CS; /* column parts, each warp's columns */
     constexpr int CH = D / 8;
     extern __shared__ __align__(128) unsigned char tc_smem[];
     T *sQ = reinterpret_cast<T *>(tc_smem);                 /* [64 rows][D], swizzled */
     T *sK = sQ + 64 * D;                                    /* [2 stages][BKC][D] */
     float *sP = reinterpret_cast<float *>(sK + 2 * BKC * D); /* [64 rows][SEL_PS] */
     float *sc = sP + 64 * SEL_PS;                           /* [QT][NS] */
-    unsigned char *chosen = reinterpret_cast<unsigned char *>(sc + (size_t)QT * NS); /* [4][NS] */
+    unsigned char *chosen = reinterpret_cast<unsigned char *>(sc + (size_t)QT * NS); /* [NW][NS] */
     const int hkv = blockIdx.y, b = blockIdx.z;
     const int i0 = blockIdx.x * QT;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
     const int nrows = a.G * QT;
     const long long off = (long long)a.Nk - a.Nq;
 
-    for (int x = tid; x < QT * NS; x += 128) sc[x] = 0.f;
-    load_group_q<T, D>(sQ, a, b, hkv, i0, QT, tid);
+    for (int x = tid; x < QT * NS; x += NT) sc[x] = 0.f;
+    load_group_q<T, D, NT>(sQ, a, b, hkv, i0, QT, tid);
     /* the tile's last query sees the most blocks */
     const int nc_tile = nsa_visible_blocks((long long)min(i0 + QT, a.Nq) - 1 + off, a.l, a.d, a.nb);
     const T *Kc = static_cast<const T *>(a.kc) + (size_t)b * a.nb * a.Hkv * D + (size_t)hkv * D;
     const long long kcs = (long long)a.Hkv * D;
     auto load_kc = [&](int stage, int c0) {
-        for (int c = tid; c < BKC * CH; c += 128) {
+        for (int c = tid; c < BKC * CH; c += NT) {
             const int r = c / CH, ch = c % CH;
             const bool ok = c0 + r < nc_tile;
             cp16(sK + stage * BKC * D + swz<D>(r, ch), Kc + (long long)(ok ? c0 + r : 0) * kcs + ch * 8, ok);
@@ -487,8 +488,9 @@ __global__ void __launch_bounds__(128) nsa_select_tc_kernel(const SelArgs a, con
     if (nsteps > 0) load_kc(0, 0);
     cp_commit();
 
-    /* the thread's two rows: wrow + lane/4 (x0) and 8 below (x1), as scalars */
-    const int wrow = warp * 16;
+    /* the warp's 16 rows from wrow and its BKW columns from wcol; the thread's two
+     * rows: wrow + lane/4 (x0) and 8 below (x1), as scalars */
+    const int wrow = (warp & 3) * 16, wcol = (warp >> 2) * BKW;
     float lse20 = 0.f, lse21 = 0.f;
     int nc0 = 0, nc1 = 0;
 #pragma unroll
@@ -510,15 +512,15 @@ __global__ void __launch_bounds__(128) nsa_select_tc_kernel(const SelArgs a, con
         cp_commit();
         cp_wait<1>();
         __syncthreads();
-        float s[BKC / 8][4];
-        warp_qk<T, D, BKC>(s, sQ, sK + st * BKC * D, wrow, lane);
+        float s[BKW / 8][4];
+        warp_qk<T, D, BKW>(s, sQ, sK + st * BKC * D + wcol * D, wrow, lane);
         const int c0 = step * BKC;
         /* p of the thread's fragment into sP (0 where the row does not see block c) */
 #pragma unroll
-        for (int nt = 0; nt < BKC / 8; nt++)
+        for (int nt = 0; nt < BKW / 8; nt++)
 #pragma unroll
             for (int r2 = 0; r2 < 2; r2++) {
-                const int col = nt * 8 + (lane & 3) * 2, nc = r2 ? nc1 : nc0;
+                const int col = wcol + nt * 8 + (lane & 3) * 2, nc = r2 ? nc1 : nc0;
                 const float l2 = r2 ? lse21 : lse20;
                 float2 pv;
                 pv.x = c0 + col < nc ? fast_exp2(s[nt][2 * r2] * sl2 - l2) * inv_d : 0.f;
@@ -535,7 +537,7 @@ __global__ void __launch_bounds__(128) nsa_select_tc_kernel(const SelArgs a, con
         const int jlo = c0 * a.d / a.ls;
         const int jhi = min(((cend - 1) * a.d + a.l - 1) / a.ls, NS - 1);
         const int nj = jhi - jlo + 1;
-        for (int x = tid; x < QT * nj; x += 128) {
+        for (int x = tid; x < QT * nj; x += NT) {
             const int qi = x / nj, j = jlo + x - qi * nj;
             const int k0 = j * a.ls, k1 = k0 + a.ls;
             /* c d < k1 and c d + l > k0 */
@@ -555,7 +557,7 @@ __global__ void __launch_bounds__(128) nsa_select_tc_kernel(const SelArgs a, con
     }
     cp_wait<0>();
     __syncthreads();
-    for (int qi = warp; qi < QT; qi += 4) {
+    for (int qi = warp; qi < QT; qi += NW) {
         const int i = i0 + qi;
         if (i >= a.Nq) break;
         int *out = a.sel + (((size_t)b * a.Hkv + hkv) * a.Nq + i) * a.nsel;
@@ -2018,6 +2020,15 @@ int nsa_tc_enabled() {
     return on;
 }
 
+/* Warps per CTA of the tensor-core selection: 8 (two column halves of each step's
+ * compressed blocks), or 4 with DMABENCH_NSA_SEL_WARPS=4. At N = 65536 the tile's
+ * scores (64 KB) leave room for one CTA per SM, and 4 warps issued once every 5
+ * cycles each (docs/perf-notes.md n13). */
+int nsa_sel_warps() {
+    static const int nw = dm_env_is("DMABENCH_NSA_SEL_WARPS", "4") ? 4 : 8;
+    return nw;
+}
+
 /* The tensor-core selection's tile: *qt queries (64 / G, halved until the tile's
  * block scores fit the device's shared memory; 0 when even one query's do not, or
  * G does not divide 64) and its shared-memory bytes. */
@@ -2027,7 +2038,7 @@ attn_status select_tc_tile(int G, int ns, int D, size_t esize, int *qt, size_t *
     size_t optin = 0;
     attn_status st = dm_cuda_smem_optin(&optin);
     if (st != ATTN_OK) return st;
-    const size_t fixed = 3 * 64 * (size_t)D * esize + 64 * SEL_PS * sizeof(float) + (((size_t)4 * ns + 15) & ~(size_t)15);
+    const size_t fixed = 3 * 64 * (size_t)D * esize + 64 * SEL_PS * sizeof(float) + (((size_t)nsa_sel_warps() * ns + 15) & ~(size_t)15);
     int q = 64 / G;
     while (q > 1 && fixed + (size_t)q * ns * sizeof(float) > optin) q /= 2;
     if (fixed + (size_t)q * ns * sizeof(float) > optin) return ATTN_OK;
@@ -2037,10 +2048,11 @@ attn_status select_tc_tile(int G, int ns, int D, size_t esize, int *qt, size_t *
 }
 
 template <typename T, int D> attn_status launch_select_tc_d(const SelArgs &a, int qt, size_t smem) {
-    auto kern = nsa_select_tc_kernel<T, D>;
+    const int nw = nsa_sel_warps();
+    auto kern = nw == 4 ? nsa_select_tc_kernel<T, D, 4> : nsa_select_tc_kernel<T, D, 8>;
     CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
     const dim3 grid((unsigned)((a.Nq + qt - 1) / qt), (unsigned)a.Hkv, (unsigned)a.B);
-    kern<<<grid, 128, smem>>>(a, qt, a.ns);
+    kern<<<grid, 32 * nw, smem>>>(a, qt, a.ns);
     CUDA_CHECK_LAUNCH();
     return ATTN_OK;
 }
