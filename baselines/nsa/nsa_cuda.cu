@@ -24,9 +24,10 @@
  *    selected blocks, a lane per key for the logits (a K row read once for the
  *    group) and a lane per head-dim slice for P V; lse plane 1. By default
  *    nsa_slc_tc_kernel instead (DMABENCH_NSA_TC=0 keeps the kernel above): a tile of queries x the group's
- *    heads as mma rows over the union of the tile's selected blocks. With
- *    DMABENCH_NSA_SLC=pairs, nsa_slc_pair_kernel: the pairs (query, block) grouped
- *    by block, a CTA per block and batch of its queries, partial results merged.
+ *    heads as mma rows over the union of the tile's selected blocks; or, where those
+ *    unions are large against the pairs (slc_choose_pairs), nsa_slc_pair_kernel:
+ *    the pairs (query, block) grouped by block, a CTA per block and batch of its
+ *    queries, partial results merged.
  * 5. window branch: the engine as swa; lse plane 2.
  * 6. nsa_combine_kernel: o = g_cmp O_cmp + g_slc O_slc + g_win O_win.
  * The CUDA-core versions of steps 3 and 4 stay as the simpler reading of the
@@ -37,7 +38,7 @@
  * window and the compressed branch through the engine's backward, the selected one
  * by nsa_slc_bwd_tc_kernel on the tensor cores (DMABENCH_NSA_TC_BWD=0:
  * nsa_slc_bwd_kernel, dk and dv of its scattered keys by fp32 atomics;
- * DMABENCH_NSA_SLC=pairs: nsa_slc_pair_bwd_kernel, by block), and dK~,
+ * or nsa_slc_pair_bwd_kernel by block, chosen as the forward's), and dK~,
  * dV~ through the compression into dk, dv and (linear) dw_c, dp (8 blocks per CTA,
  * dpos from the sum of dK~, dW as a tiled GEMM; DMABENCH_NSA_CMP_BLK=0: one block
  * per CTA). Gradients are summed in fp32 and written once.
@@ -885,7 +886,7 @@ __global__ void __launch_bounds__(128) nsa_slc_tc_kernel(const SlcArgs a, const 
     }
 }
 
-/* The selected branch by key block (DMABENCH_NSA_SLC=pairs; nsa_slc_pairs). Where
+/* The selected branch by key block (slc_choose_pairs says when). Where
  * neighbouring queries choose different blocks (random inputs: a tile's 16 queries
  * make up to 16 x 13 free picks), the union kernels walk most blocks a tile can see
  * with one row in ten or fewer using each. Here the pairs (query, selected block)
@@ -937,6 +938,34 @@ __global__ void nsa_pair_scatter_kernel(const int *sel, int Nq, int nsel, int ns
     if (j < 0 || j >= ns) return;
     const size_t l = (size_t)bh * ns + j;
     plist[off[l] + atomicAdd(&fill[l], 1)] = (int)x;
+}
+
+/* The chunks of 64 keys (cpb per block) that the union kernels walk for the tile of
+ * QS queries blockIdx.x of (batch blockIdx.z, kv head blockIdx.y), added into *u:
+ * the union of the tile's selected blocks as a bit set in shared memory. */
+__global__ void nsa_union_size_kernel(const int *sel, int Nq, int Hkv, int nsel, int ns, int QS, int cpb,
+                                      unsigned long long *u) {
+    extern __shared__ unsigned int ubits[]; /* [(ns + 31) / 32] */
+    __shared__ int ucount;
+    const int i0 = blockIdx.x * QS, hkv = blockIdx.y, b = blockIdx.z, tid = threadIdx.x;
+    const int words = (ns + 31) / 32;
+    for (int x = tid; x < words; x += blockDim.x) ubits[x] = 0u;
+    if (tid == 0) ucount = 0;
+    __syncthreads();
+    const int *sl = sel + ((size_t)b * Hkv + hkv) * Nq * nsel;
+    for (int x = tid; x < QS * nsel; x += blockDim.x) {
+        const int i = i0 + x / nsel;
+        if (i >= Nq) continue;
+        const int j = sl[(size_t)i * nsel + x % nsel];
+        if (j >= 0 && j < ns) atomicOr(&ubits[j >> 5], 1u << (j & 31));
+    }
+    __syncthreads();
+    int c = 0;
+    for (int x = tid; x < words; x += blockDim.x) c += __popc(ubits[x]);
+    for (int o = 16; o; o >>= 1) c += __shfl_xor_sync(0xffffffff, c, o);
+    if ((tid & 31) == 0) atomicAdd(&ucount, c);
+    __syncthreads();
+    if (tid == 0) atomicAdd(u, (unsigned long long)ucount * cpb);
 }
 
 /* A chunk's pair lists (nsa_pair_*_kernel). */
@@ -1551,8 +1580,7 @@ __global__ void __launch_bounds__(128) nsa_slc_bwd_tc_kernel(const SlcBwdArgs a,
     }
 }
 
-/* The selected branch's backward by key block (with the forward's nsa_slc_pair_kernel;
- * nsa_slc_pairs): one CTA of 4 warps per batch of up to QB = 64 / G pairs of one
+/* The selected branch's backward by key block (slc_choose_pairs says when): one CTA of 4 warps per batch of up to QB = 64 / G pairs of one
  * block list, the rows as the forward has them. Per chunk of 64 keys of the block:
  * S = q K^T and dP = dO V^T, P from lse plane 1 (the row's keys j <= i'), dS = P (dP -
  * Dsum); dQ += dS K in registers, added into the fp32 accumulator at the end (a query's
@@ -2245,15 +2273,11 @@ template <typename T> attn_status launch_slc_tc(const SlcArgs &a, int qs, int ns
     }
 }
 
-/* The selected branch by key block (nsa_slc_pair_kernel, nsa_slc_pair_bwd_kernel) with
- * DMABENCH_NSA_SLC=pairs, where the tensor-core kernels apply (G divides 64, D of
- * 16-128); by default the union kernels (nsa_slc_tc_kernel, nsa_slc_bwd_tc_kernel).
- * On the H200 the pairs took nsa fwd+bwd at N = 65536 (random inputs) from 500.5 to
- * 293.7 ms, but the 131M model's training at 8192, whose neighbouring queries
- * choose much the same blocks, from 127.4k to 104.7k tokens/s (docs/perf-notes.md
- * n12). */
+/* Whether the selected branch may go by key block (nsa_slc_pair_kernel,
+ * nsa_slc_pair_bwd_kernel): where the tensor-core kernels apply (G divides 64, D of
+ * 16-128), unless DMABENCH_NSA_SLC=union. */
 int nsa_slc_pairs(int G, int D) {
-    static const bool on = dm_env_is("DMABENCH_NSA_SLC", "pairs");
+    static const bool on = !dm_env_is("DMABENCH_NSA_SLC", "union");
     return on && G >= 1 && 64 % G == 0 && (D == 16 || D == 32 || D == 64 || D == 128);
 }
 
@@ -2290,6 +2314,55 @@ attn_status pair_lists(char *ws, const int *sel, int B, int Hkv, int Nq, int nse
     pl->cnt = cnt, pl->off = off, pl->boff = boff, pl->plist = plist;
     pl->nl = nl, pl->ns = ns, pl->nsel = nsel, pl->q0 = q0, pl->cq = cq;
     *grid = (unsigned)((npairs + qb - 1) / qb + nl); /* every list's last batch may be partial */
+    return ATTN_OK;
+}
+
+/* The union kernels walk U chunks of 64 keys (a chunk: 64 mma rows by 64 keys); the
+ * pairs run P batches, each one chunk's work but with its own rows to gather and,
+ * forward, its partial results to write and merge. On the H200 with random inputs
+ * (a tile's union near every block it sees) the pairs won at N = 65536 and were
+ * even at 8192 (their backward 1.15x faster); in the 131M model's training at 8192
+ * they lost by 18%. By default the selected branch goes by pairs when U >= ratio P
+ * (PAIR_RATIO_FWD, PAIR_RATIO_BWD), counted from the selection on the device (one
+ * small read back per call); DMABENCH_NSA_SLC=pairs or union fixes the choice, and
+ * DMABENCH_NSA_SLC_STATS=1 prints U, P and the choice to stderr. docs/perf-notes.md
+ * n12, n14. */
+constexpr double PAIR_RATIO_FWD = 4.0, PAIR_RATIO_BWD = 2.5;
+
+dm_cuda_ws g_sws; /* the choice's counts */
+
+attn_status slc_choose_pairs(const int *sel, int B, int Hkv, int Nq, int nsel, int ns, int G, int ls, double ratio,
+                             bool *pairs) {
+    static const bool forced = dm_env_is("DMABENCH_NSA_SLC", "pairs");
+    static const bool stats = dm_env_is("DMABENCH_NSA_SLC_STATS", "1");
+    *pairs = Nq > 0;
+    if (Nq <= 0 || (forced && !stats)) return ATTN_OK;
+    const int qb = 64 / G, nl = B * Hkv * ns, cpb = (ls + 63) / 64;
+    const size_t np = (size_t)B * Hkv * Nq * nsel;
+    auto r256 = [](size_t x) { return (x + 255) & ~(size_t)255; };
+    const size_t cntb = r256((size_t)nl * sizeof(int)), offb = r256((size_t)(nl + 1) * sizeof(int));
+    char *ws = nullptr;
+    attn_status st = dm_cuda_ws_get(&g_sws, 256 + cntb + 2 * offb, (void **)&ws, nullptr);
+    if (st != ATTN_OK) return st;
+    unsigned long long *u = reinterpret_cast<unsigned long long *>(ws);
+    int *cnt = reinterpret_cast<int *>(ws + 256), *off = reinterpret_cast<int *>(ws + 256 + cntb);
+    int *boff = reinterpret_cast<int *>(ws + 256 + cntb + offb);
+    CUDA_CHECK(cudaMemsetAsync(ws, 0, 256 + cntb));
+    nsa_pair_count_kernel<<<(unsigned)((np + 255) / 256), 256>>>(sel, Nq, nsel, ns, 0, Nq, (long long)np, cnt);
+    CUDA_CHECK_LAUNCH();
+    nsa_pair_scan_kernel<<<1, 1024>>>(cnt, nl, qb, off, boff);
+    CUDA_CHECK_LAUNCH();
+    nsa_union_size_kernel<<<dim3((unsigned)((Nq + qb - 1) / qb), (unsigned)Hkv, (unsigned)B), 128,
+                            (size_t)(ns + 31) / 32 * sizeof(unsigned)>>>(sel, Nq, Hkv, nsel, ns, qb, cpb, u);
+    CUDA_CHECK_LAUNCH();
+    unsigned long long U = 0;
+    int P = 0;
+    CUDA_CHECK(cudaMemcpy(&U, u, sizeof U, cudaMemcpyDeviceToHost));
+    CUDA_CHECK(cudaMemcpy(&P, boff + nl, sizeof P, cudaMemcpyDeviceToHost));
+    *pairs = forced || (double)U >= ratio * (double)P;
+    if (stats)
+        fprintf(stderr, "nsa: selected branch: union chunks %llu, pair batches %d (ratio %.2f): %s\n", U, P,
+                P > 0 ? (double)U / P : 0.0, *pairs ? "pairs" : "union");
     return ATTN_OK;
 }
 
@@ -2526,7 +2599,11 @@ template <typename T> attn_status nsa_branches(const attn_params *p, const NsaBu
         size_t tc_smem = 0;
         if (nsa_tc_enabled() && (st = slc_tc_tile(G, ns, nsel, D, sizeof(T), &qs, &cap, &tc_smem)) != ATTN_OK)
             return st;
-        if (nsa_tc_enabled() && nsa_slc_pairs(G, D)) {
+        bool by_pairs = false;
+        if (nsa_tc_enabled() && nsa_slc_pairs(G, D) &&
+            (st = slc_choose_pairs(sel, B, Hkv, Nq, nsel, ns, G, ls, PAIR_RATIO_FWD, &by_pairs)) != ATTN_OK)
+            return st;
+        if (by_pairs) {
             if ((st = slc_pairs<T>(a, ns)) != ATTN_OK) return st;
         } else if (qs > 0) {
             if ((st = launch_slc_tc<T>(a, qs, ns, cap, tc_smem)) != ATTN_OK) return st;
@@ -2683,7 +2760,11 @@ template <typename T> attn_status nsa_backward_t(const attn_params *p) {
         const int ns = z.ns;
         if (nsa_tc_bwd_enabled() && (st = slc_bwd_tc_tile(G, ns, z.nsel, D, sizeof(T), &qs, &cap, &tc_smem)) != ATTN_OK)
             return st;
-        if (nsa_tc_bwd_enabled() && nsa_slc_pairs(G, D)) {
+        bool by_pairs = false;
+        if (nsa_tc_bwd_enabled() && nsa_slc_pairs(G, D) &&
+            (st = slc_choose_pairs(bf.sel, B, Hkv, Nq, z.nsel, ns, G, z.ls, PAIR_RATIO_BWD, &by_pairs)) != ATTN_OK)
+            return st;
+        if (by_pairs) {
             if ((st = slc_pairs_bwd<T>(a, ns)) != ATTN_OK) return st;
         } else if (qs > 0) {
             if ((st = launch_slc_bwd_tc<T>(a, qs, ns, cap, tc_smem)) != ATTN_OK) return st;
