@@ -2381,7 +2381,12 @@ template <typename T> attn_status slc_pairs(const SlcArgs &sa, int ns) {
     const int B = sa.B, Nq = sa.Nq, Hkv = sa.Hkv, G = sa.G, D = sa.D, nsel = sa.nsel;
     const int qb = 64 / G, stages = sa.ls > 64 ? 2 : 1;
     const size_t per_q = (size_t)B * Hkv * nsel * ((size_t)G * D + G) * sizeof(float);
-    const int cq = (int)std::max<size_t>(1, std::min<size_t>((size_t)Nq, PAIR_PART_BYTES / per_q));
+    /* DMABENCH_NSA_PAIR_QUERIES=n: chunks of at most n queries (so that the tests
+     * reach several chunks at small sizes) */
+    static const long long cap_q = getenv("DMABENCH_NSA_PAIR_QUERIES") ? atoll(getenv("DMABENCH_NSA_PAIR_QUERIES")) : 0;
+    size_t cqs = std::min<size_t>((size_t)Nq, PAIR_PART_BYTES / per_q);
+    if (cap_q > 0) cqs = std::min<size_t>(cqs, (size_t)cap_q);
+    const int cq = (int)std::max<size_t>(1, cqs);
     const int nl = B * Hkv * ns;
     const size_t np = (size_t)B * Hkv * cq * nsel;
     auto r256 = [](size_t x) { return (x + 255) & ~(size_t)255; };
