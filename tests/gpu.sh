@@ -51,7 +51,7 @@ rc_of() { cat "$T/$1.rc" 2>/dev/null || echo "?"; }
 OPTINS="DMABENCH_NSA_TC=0:nsa DMABENCH_CUDA_BWD_TILE=64:mha,swa,dma,nsa DMABENCH_CUDA_BWD_KEYPAR=1:mha,swa,nsa
 DMABENCH_NSA_TC_BWD=0:nsa DMABENCH_NSA_PICK=argmax:nsa DMABENCH_CUDA_WGMMA=1:mha,swa,dma,nsa
 DMABENCH_DECODE_SEL_SAMPLE=0:dma DMABENCH_NSA_CMP_BLK=1:nsa DMABENCH_NSA_CMP_BLK=0:nsa
-DMABENCH_CUDA_WGMMA_BWD=1:mha,swa,dma,nsa DMABENCH_DECODE_PDL=0:mha,dma DMABENCH_NSA_SLC=pairs+DMABENCH_NSA_PAIR_QUERIES=37:nsa DMABENCH_NSA_SLC=union:nsa DMABENCH_NSA_SEL_WARPS=4:nsa"
+DMABENCH_CUDA_WGMMA_BWD=1:mha,swa,dma,nsa DMABENCH_DECODE_PDL=0:mha,dma DMABENCH_NSA_SLC=pairs+DMABENCH_NSA_PAIR_QUERIES=37:nsa DMABENCH_NSA_SLC=union:nsa DMABENCH_NSA_SEL_WARPS=4:nsa DMABENCH_NSA_SLC=pairs+DMABENCH_NSA_PAIR_DSUM=0:nsa"
 if want verify; then
     for dt in bf16 f16 f32; do bg "v-$dt" $B verify --backend cuda --dtype $dt --quiet --out "$T/v-$dt.json"; done
     for o in $OPTINS; do

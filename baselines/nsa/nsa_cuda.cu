@@ -1256,6 +1256,7 @@ struct SlcBwdArgs {
     const float *lse1;
     const int *sel;
     float *dq, *dk, *dv; /* fp32 accumulators: (B, Nq, Hq, D), (B, Nk, Hkv, D) x 2 */
+    const float *dsum;   /* Dsum = dO . O_slc per (b, h, i), or null: the kernel forms it */
     long long qsb, qss, qsh, ksb, kss, ksh, vsb, vss, vsh;
     int B, Nq, Nk, Hq, Hkv, G, D, nsel, ls;
     float scale;
@@ -1580,6 +1581,23 @@ __global__ void __launch_bounds__(128) nsa_slc_bwd_tc_kernel(const SlcBwdArgs a,
     }
 }
 
+/* Dsum = dO . O_slc of each (b, query, head) into dsum[(b Hq + h) Nq + i] for
+ * nsa_slc_pair_bwd_kernel, whose CTAs would otherwise each read O_slc's rows again
+ * (a query's rows nsel times): one warp per row, dO and O_slc (B, Nq, Hq, D)
+ * contiguous. */
+template <typename T>
+__global__ void nsa_dsum_kernel(const T *dout, const T *oslc, float *dsum, int B, int Nq, int Hq, int D) {
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const long long row = (long long)blockIdx.x * (blockDim.x >> 5) + warp; /* (b, i, h) */
+    if (row >= (long long)B * Nq * Hq) return;
+    const T *x = dout + (size_t)row * D, *y = oslc + (size_t)row * D;
+    float ds = 0.f;
+    for (int d = lane; d < D; d += 32) ds += to_f32<T>(x[d]) * to_f32<T>(y[d]);
+    for (int o = 16; o; o >>= 1) ds += __shfl_xor_sync(0xffffffff, ds, o);
+    const int h = (int)(row % Hq), i = (int)((row / Hq) % Nq), b = (int)(row / ((long long)Hq * Nq));
+    if (lane == 0) dsum[((size_t)b * Hq + h) * Nq + i] = ds;
+}
+
 /* The selected branch's backward by key block (slc_choose_pairs says when): one CTA of 4 warps per batch of up to QB = 64 / G pairs of one
  * block list, the rows as the forward has them. Per chunk of 64 keys of the block:
  * S = q K^T and dP = dO V^T, P from lse plane 1 (the row's keys j <= i'), dS = P (dP -
@@ -1618,7 +1636,12 @@ __global__ void __launch_bounds__(128) nsa_slc_pair_bwd_kernel(const SlcBwdArgs 
     cp_commit();
     cp_wait<1>(); /* Q and dO */
     __syncthreads();
-    {   /* Dsum of the 64 rows: two threads per row, each half of D */
+    if (a.dsum) { /* Dsum of the 64 rows, formed once per query and head (nsa_dsum_kernel) */
+        if (tid < 64) {
+            const int hh = tid / QB, pr = hh < a.G ? sPair[tid % QB] : -1;
+            sDs[tid] = pr >= 0 ? a.dsum[((size_t)b * a.Hq + hkv * a.G + hh) * a.Nq + pair_query(pl, pr)] : 0.f;
+        }
+    } else { /* Dsum of the 64 rows: two threads per row, each half of D */
         const int rr = tid >> 1, half = tid & 1, hh = rr / QB;
         const int pr = hh < a.G ? sPair[rr % QB] : -1;
         float ds = 0.f;
@@ -2433,13 +2456,25 @@ attn_status launch_slc_pair_bwd_d(const SlcBwdArgs &a, const PairList &pl, int q
 
 /* The selected branch's backward through the pairs (the lists of all queries at once:
  * no partial results to hold). */
-template <typename T> attn_status slc_pairs_bwd(const SlcBwdArgs &a, int ns) {
-    const int qb = 64 / a.G, stages = a.ls > 64 ? 2 : 1;
-    const int nl = a.B * a.Hkv * ns;
-    const size_t np = (size_t)a.B * a.Hkv * a.Nq * a.nsel;
+template <typename T> attn_status slc_pairs_bwd(const SlcBwdArgs &a0, int ns) {
+    /* DMABENCH_NSA_PAIR_DSUM=0: each CTA forms its rows' Dsum from O_slc itself */
+    static const bool pre = !dm_env_is("DMABENCH_NSA_PAIR_DSUM", "0");
+    const int qb = 64 / a0.G, stages = a0.ls > 64 ? 2 : 1;
+    const int nl = a0.B * a0.Hkv * ns;
+    const size_t np = (size_t)a0.B * a0.Hkv * a0.Nq * a0.nsel, nrow = (size_t)a0.B * a0.Nq * a0.Hq;
+    const size_t lb = pair_lists_bytes(nl, np);
     char *ws = nullptr;
-    attn_status st = dm_cuda_ws_get(&g_pbws, pair_lists_bytes(nl, np), (void **)&ws, nullptr);
+    attn_status st = dm_cuda_ws_get(&g_pbws, lb + (pre ? nrow * sizeof(float) : 0), (void **)&ws, nullptr);
     if (st != ATTN_OK) return st;
+    SlcBwdArgs a = a0;
+    a.dsum = nullptr;
+    if (pre) {
+        float *dsum = reinterpret_cast<float *>(ws + lb);
+        nsa_dsum_kernel<T><<<(unsigned)((nrow + 7) / 8), 256>>>(static_cast<const T *>(a.dout),
+                                                               static_cast<const T *>(a.oslc), dsum, a.B, a.Nq, a.Hq, a.D);
+        CUDA_CHECK_LAUNCH();
+        a.dsum = dsum;
+    }
     PairList pl;
     unsigned grid = 0;
     if ((st = pair_lists(ws, a.sel, a.B, a.Hkv, a.Nq, a.nsel, ns, 0, a.Nq, qb, &pl, &grid)) != ATTN_OK) return st;
@@ -2754,7 +2789,7 @@ template <typename T> attn_status nsa_backward_t(const attn_params *p) {
         SlcBwdArgs a;
         a.q = p->q, a.k = p->k, a.v = p->v, a.oslc = bf.oslc, a.dout = dout_s;
         a.lse1 = bf.lse + plane, a.sel = bf.sel;
-        a.dq = dq_a, a.dk = dk_a, a.dv = dv_a;
+        a.dq = dq_a, a.dk = dk_a, a.dv = dv_a, a.dsum = nullptr;
         a.qsb = p->q_st.b, a.qss = p->q_st.s, a.qsh = p->q_st.h;
         a.ksb = p->k_st.b, a.kss = p->k_st.s, a.ksh = p->k_st.h;
         a.vsb = p->v_st.b, a.vss = p->v_st.s, a.vsh = p->v_st.h;
