@@ -751,6 +751,157 @@ __device__ __forceinline__ UnionChunks<T, D> union_chunks(const A &a, int b, int
             static_cast<const T *>(a.v) + b * a.vsb + hkv * a.vsh, a.kss, a.vss};
 }
 
+/* One chunk of 64 keys (from k0; keys from kend on masked) of the selected branch's
+ * forward on the tensor cores, for the warp's 16 rows from wrow: the thread's rows
+ * x0 (wrow + lane / 4) and x1 (8 below) take keys j <= ip0, ip1 where on0, on1.
+ * S = q K^T, the online softmax (m, l: the quad's partial sums), O += P V;
+ * nsa_slc_tc_kernel and nsa_slc_pair_kernel. */
+template <typename T, int D>
+__device__ __forceinline__ void slc_fwd_chunk(const T *sQ, const T *sK, const T *sV, int wrow, int lane, long long k0,
+                                              long long kend, bool on0, bool on1, long long ip0, long long ip1,
+                                              float scale_log2, float &m0, float &m1, float &l0, float &l1,
+                                              float (&o)[D / 8][4]) {
+    constexpr int BK = 64;
+    float s[BK / 8][4];
+    warp_qk<T, D, BK>(s, sQ, sK, wrow, lane);
+    /* mask, scale to log2 units, the rows' new maxima */
+    float mx0 = -INFINITY, mx1 = -INFINITY;
+#pragma unroll
+    for (int nt = 0; nt < BK / 8; nt++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            const long long j = k0 + nt * 8 + (lane & 3) * 2 + (e & 1);
+            const bool r1 = e >= 2;
+            const bool vis = j < kend && (r1 ? on1 : on0) && j <= (r1 ? ip1 : ip0);
+            const float x = vis ? s[nt][e] * scale_log2 : -INFINITY;
+            s[nt][e] = x;
+            if (r1) mx1 = fmaxf(mx1, x);
+            else mx0 = fmaxf(mx0, x);
+        }
+#pragma unroll
+    for (int o2 = 1; o2 < 4; o2 <<= 1) {
+        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffff, mx0, o2));
+        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffff, mx1, o2));
+    }
+    const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);
+    const float mu0 = mn0 == -INFINITY ? 0.f : mn0, mu1 = mn1 == -INFINITY ? 0.f : mn1;
+    const float al0 = fast_exp2(m0 - mu0), al1 = fast_exp2(m1 - mu1); /* 0 while m = -inf */
+    float rs0 = 0.f, rs1 = 0.f;
+#pragma unroll
+    for (int nt = 0; nt < BK / 8; nt++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            const bool r1 = e >= 2;
+            const float pv = fast_exp2(s[nt][e] - (r1 ? mu1 : mu0));
+            s[nt][e] = pv;
+            if (r1) rs1 += pv;
+            else rs0 += pv;
+        }
+    l0 = l0 * al0 + rs0, l1 = l1 * al1 + rs1; /* the quad's partial sums: reduced at the end */
+    m0 = mn0, m1 = mn1;
+#pragma unroll
+    for (int x = 0; x < D / 8; x++) o[x][0] *= al0, o[x][1] *= al0, o[x][2] *= al1, o[x][3] *= al1;
+    /* O += P V */
+#pragma unroll
+    for (int kk = 0; kk < BK / 16; kk++) {
+        uint32_t af[4];
+        acc_to_a<T>(s, kk, af);
+        mma_a_rows<T, D, D / 8>(o, af, sV, kk, 0, lane);
+    }
+}
+
+/* Dsum = dO . O of row rr of sdO (a swizzled [64][D] tile) and O's row orow (0 where
+ * orow is null), by the two threads of a lane pair, half of D each (half: 0 or 1);
+ * both get the sum. */
+template <typename T, int D>
+__device__ __forceinline__ float row_dsum(const T *sdO, int rr, int half, const T *orow) {
+    float ds = 0.f;
+    if (orow)
+        for (int d = half * (D / 2); d < (half + 1) * (D / 2); d++)
+            ds += to_f32<T>(sdO[swz<D>(rr, d >> 3) + (d & 7)]) * to_f32<T>(orow[d]);
+    return ds + __shfl_xor_sync(0xffffffff, ds, 1);
+}
+
+/* One chunk of 64 keys (from k0; keys from kend on masked) of the selected branch's
+ * backward on the tensor cores, rows as slc_fwd_chunk's (the warp's 16 from wrow =
+ * 16 warp): S = q K^T and dP = dO V^T, P = exp2(s S - lse2) (lse2: the rows' lse in
+ * log2 units), dS = P (dP - Dsum); dQ += dS K in registers; P and s dS through
+ * sP, sdS ([64 rows][64 keys]) for dV += P^T dO and dK += (s dS)^T Q over the
+ * CTA's 64 rows, the warp's 16 keys added into dkb, dvb (row stride accs) with
+ * vector reductions. Holds a barrier between the two halves (every thread of the
+ * CTA calls it); nsa_slc_bwd_tc_kernel and nsa_slc_pair_bwd_kernel. */
+template <typename T, int D>
+__device__ __forceinline__ void slc_bwd_chunk(const T *sQ, const T *sdO, const T *sK, const T *sV, T *sP, T *sdS,
+                                              int warp, int lane, long long k0, long long kend, bool on0, bool on1,
+                                              long long ip0, long long ip1, float lse20, float lse21, float dsm0,
+                                              float dsm1, float scale, float (&dq)[D / 8][4], float *dkb, float *dvb,
+                                              long long accs) {
+    constexpr int BK = 64;
+    const int wrow = warp * 16;
+    const float sl2 = scale * LOG2E;
+    float s[BK / 8][4], dp[BK / 8][4];
+    warp_qk<T, D, BK>(s, sQ, sK, wrow, lane);
+    warp_qk<T, D, BK>(dp, sdO, sV, wrow, lane);
+#pragma unroll
+    for (int nt = 0; nt < BK / 8; nt++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            const long long j = k0 + nt * 8 + (lane & 3) * 2 + (e & 1);
+            const bool r1 = e >= 2;
+            const bool vis = j < kend && (r1 ? on1 : on0) && j <= (r1 ? ip1 : ip0);
+            const float pv = vis ? fast_exp2(s[nt][e] * sl2 - (r1 ? lse21 : lse20)) : 0.f;
+            s[nt][e] = pv;
+            dp[nt][e] = pv * (dp[nt][e] - (r1 ? dsm1 : dsm0));
+        }
+    /* P and s dS to shared memory as [row][key] */
+#pragma unroll
+    for (int nt = 0; nt < BK / 8; nt++)
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            const int row = wrow + (lane >> 2) + 8 * r;
+            const int idx = swz<BK>(row, nt) + (lane & 3) * 2;
+            *reinterpret_cast<uint32_t *>(sP + idx) = pack2<T>::from(s[nt][2 * r], s[nt][2 * r + 1]);
+            *reinterpret_cast<uint32_t *>(sdS + idx) =
+                pack2<T>::from(dp[nt][2 * r] * scale, dp[nt][2 * r + 1] * scale);
+        }
+    /* dQ += dS K (the scale at the end) */
+#pragma unroll
+    for (int kk = 0; kk < BK / 16; kk++) {
+        uint32_t af[4];
+        acc_to_a<T>(dp, kk, af);
+        mma_a_rows<T, D, D / 8>(dq, af, sK, kk, 0, lane);
+    }
+    __syncthreads();
+    /* dV += P^T dO, dK += (s dS)^T Q: the warp's 16 keys over the 64 rows */
+    const int wkey = warp * 16;
+#pragma unroll
+    for (int which = 0; which < 2; which++) {
+        const T *sA = which ? sdS : sP;
+        const T *sB = which ? sQ : sdO;
+        float *dst = which ? dkb : dvb;
+        float acc[D / 8][4];
+#pragma unroll
+        for (int x = 0; x < D / 8; x++) acc[x][0] = acc[x][1] = acc[x][2] = acc[x][3] = 0.f;
+#pragma unroll
+        for (int kk = 0; kk < 64 / 16; kk++) {
+            uint32_t af[4];
+            ld_a_t<BK>(af, sA, kk, wkey, lane);
+            mma_a_rows<T, D, D / 8>(acc, af, sB, kk, 0, lane);
+        }
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            const long long j = k0 + wkey + (lane >> 2) + 8 * r;
+            if (j >= kend) continue;
+            float *row = dst + j * accs + (lane & 3) * 2;
+#pragma unroll
+            for (int x = 0; x < D / 8; x++) {
+                const float x0 = acc[x][2 * r], x1 = acc[x][2 * r + 1];
+                if (x0 != 0.f || x1 != 0.f) red_add2(row + x * 8, x0, x1);
+            }
+        }
+    }
+}
+
 /* The selected branch on the tensor cores (the default): one CTA of
  * 4 warps per (tile of QS = 64 / G queries, kv head, batch), 64 mma rows
  * r = hh QS + qi as in nsa_select_tc_kernel. The tile's queries select blocks that
@@ -814,52 +965,7 @@ __global__ void __launch_bounds__(128) nsa_slc_tc_kernel(const SlcArgs a, const 
         unsigned long long qm;
         uc.range(t, &k0, &kend, &qm);
         const bool on0 = (qm >> qi0) & 1ULL, on1 = (qm >> qi1) & 1ULL;
-        float s[BK / 8][4];
-        warp_qk<T, D, BK>(s, sQ, sKs, wrow, lane);
-        /* mask, scale to log2 units, the rows' new maxima */
-        float mx0 = -INFINITY, mx1 = -INFINITY;
-#pragma unroll
-        for (int nt = 0; nt < BK / 8; nt++)
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-                const long long j = k0 + nt * 8 + (lane & 3) * 2 + (e & 1);
-                const bool r1 = e >= 2;
-                const bool vis = j < kend && (r1 ? on1 : on0) && j <= (r1 ? ip1 : ip0);
-                const float x = vis ? s[nt][e] * a.scale_log2 : -INFINITY;
-                s[nt][e] = x;
-                if (r1) mx1 = fmaxf(mx1, x);
-                else mx0 = fmaxf(mx0, x);
-            }
-#pragma unroll
-        for (int o2 = 1; o2 < 4; o2 <<= 1) {
-            mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffff, mx0, o2));
-            mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffff, mx1, o2));
-        }
-        const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);
-        const float mu0 = mn0 == -INFINITY ? 0.f : mn0, mu1 = mn1 == -INFINITY ? 0.f : mn1;
-        const float al0 = fast_exp2(m0 - mu0), al1 = fast_exp2(m1 - mu1); /* 0 while m = -inf */
-        float rs0 = 0.f, rs1 = 0.f;
-#pragma unroll
-        for (int nt = 0; nt < BK / 8; nt++)
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-                const bool r1 = e >= 2;
-                const float pv = fast_exp2(s[nt][e] - (r1 ? mu1 : mu0));
-                s[nt][e] = pv;
-                if (r1) rs1 += pv;
-                else rs0 += pv;
-            }
-        l0 = l0 * al0 + rs0, l1 = l1 * al1 + rs1; /* the quad's partial sums: reduced at the end */
-        m0 = mn0, m1 = mn1;
-#pragma unroll
-        for (int x = 0; x < D / 8; x++) o[x][0] *= al0, o[x][1] *= al0, o[x][2] *= al1, o[x][3] *= al1;
-        /* O += P V */
-#pragma unroll
-        for (int kk = 0; kk < BK / 16; kk++) {
-            uint32_t af[4];
-            acc_to_a<T>(s, kk, af);
-            mma_a_rows<T, D, D / 8>(o, af, sVs, kk, 0, lane);
-        }
+        slc_fwd_chunk<T, D>(sQ, sKs, sVs, wrow, lane, k0, kend, on0, on1, ip0, ip1, a.scale_log2, m0, m1, l0, l1, o);
         __syncthreads();
     }
     cp_wait<0>();
@@ -1084,50 +1190,7 @@ __global__ void __launch_bounds__(128) nsa_slc_pair_kernel(const SlcPairArgs a, 
         cp_wait<1>();
         __syncthreads();
         const T *sKs = sK + st * BK * D, *sVs = sV + st * BK * D;
-        float s[BK / 8][4];
-        warp_qk<T, D, BK>(s, sQ, sKs, wrow, lane);
-        float mx0 = -INFINITY, mx1 = -INFINITY;
-#pragma unroll
-        for (int nt = 0; nt < BK / 8; nt++)
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-                const long long j = k0 + nt * 8 + (lane & 3) * 2 + (e & 1);
-                const bool r1 = e >= 2;
-                const bool vis = j < kend && j <= (r1 ? ip1 : ip0);
-                const float x = vis ? s[nt][e] * a.scale_log2 : -INFINITY;
-                s[nt][e] = x;
-                if (r1) mx1 = fmaxf(mx1, x);
-                else mx0 = fmaxf(mx0, x);
-            }
-#pragma unroll
-        for (int o2 = 1; o2 < 4; o2 <<= 1) {
-            mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffff, mx0, o2));
-            mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffff, mx1, o2));
-        }
-        const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);
-        const float mu0 = mn0 == -INFINITY ? 0.f : mn0, mu1 = mn1 == -INFINITY ? 0.f : mn1;
-        const float al0 = fast_exp2(m0 - mu0), al1 = fast_exp2(m1 - mu1); /* 0 while m = -inf */
-        float rs0 = 0.f, rs1 = 0.f;
-#pragma unroll
-        for (int nt = 0; nt < BK / 8; nt++)
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-                const bool r1 = e >= 2;
-                const float pv = fast_exp2(s[nt][e] - (r1 ? mu1 : mu0));
-                s[nt][e] = pv;
-                if (r1) rs1 += pv;
-                else rs0 += pv;
-            }
-        l0 = l0 * al0 + rs0, l1 = l1 * al1 + rs1; /* the quad's partial sums: reduced at the end */
-        m0 = mn0, m1 = mn1;
-#pragma unroll
-        for (int x = 0; x < D / 8; x++) o[x][0] *= al0, o[x][1] *= al0, o[x][2] *= al1, o[x][3] *= al1;
-#pragma unroll
-        for (int kk = 0; kk < BK / 16; kk++) {
-            uint32_t af[4];
-            acc_to_a<T>(s, kk, af);
-            mma_a_rows<T, D, D / 8>(o, af, sVs, kk, 0, lane);
-        }
+        slc_fwd_chunk<T, D>(sQ, sKs, sVs, wrow, lane, k0, kend, true, true, ip0, ip1, a.scale_log2, m0, m1, l0, l1, o);
         __syncthreads();
     }
     cp_wait<0>();
@@ -1454,13 +1517,8 @@ __global__ void __launch_bounds__(128) nsa_slc_bwd_tc_kernel(const SlcBwdArgs a,
     __syncthreads();
     {   /* Dsum of the 64 rows: two threads per row, each half of D */
         const int rr = tid >> 1, half = tid & 1, hh = rr / QS, qi = rr % QS, i = i0 + qi;
-        float ds = 0.f;
-        if (rr < nrows && i < a.Nq) {
-            const T *orow = static_cast<const T *>(a.oslc) + (((size_t)b * a.Nq + i) * a.Hq + hkv * a.G + hh) * D;
-            for (int d = half * (D / 2); d < (half + 1) * (D / 2); d++)
-                ds += to_f32<T>(sdO[swz<D>(rr, d >> 3) + (d & 7)]) * to_f32<T>(orow[d]);
-        }
-        ds += __shfl_xor_sync(0xffffffff, ds, 1);
+        const T *orow = static_cast<const T *>(a.oslc) + (((size_t)b * a.Nq + i) * a.Hq + hkv * a.G + hh) * D;
+        const float ds = row_dsum<T, D>(sdO, rr, half, rr < nrows && i < a.Nq ? orow : nullptr);
         if (!half) sDs[rr] = ds;
     }
     __syncthreads();
@@ -1484,7 +1542,6 @@ __global__ void __launch_bounds__(128) nsa_slc_bwd_tc_kernel(const SlcBwdArgs a,
         if (r2 == 0) qi0 = qi, ip0 = ip, lse20 = l2, dsm0 = sDs[rr];
         else qi1 = qi, ip1 = ip, lse21 = l2, dsm1 = sDs[rr];
     }
-    const float sl2 = a.scale * LOG2E;
     float dq[D / 8][4];
 #pragma unroll
     for (int t = 0; t < D / 8; t++) dq[t][0] = dq[t][1] = dq[t][2] = dq[t][3] = 0.f;
@@ -1503,67 +1560,8 @@ __global__ void __launch_bounds__(128) nsa_slc_bwd_tc_kernel(const SlcBwdArgs a,
         unsigned long long qm;
         uc.range(t, &k0, &kend, &qm);
         const bool on0 = (qm >> qi0) & 1ULL, on1 = (qm >> qi1) & 1ULL;
-        float s[BK / 8][4], dp[BK / 8][4];
-        warp_qk<T, D, BK>(s, sQ, sKs, wrow, lane);
-        warp_qk<T, D, BK>(dp, sdO, sVs, wrow, lane);
-#pragma unroll
-        for (int nt = 0; nt < BK / 8; nt++)
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-                const long long j = k0 + nt * 8 + (lane & 3) * 2 + (e & 1);
-                const bool r1 = e >= 2;
-                const bool vis = j < kend && (r1 ? on1 : on0) && j <= (r1 ? ip1 : ip0);
-                const float pv = vis ? fast_exp2(s[nt][e] * sl2 - (r1 ? lse21 : lse20)) : 0.f;
-                s[nt][e] = pv;
-                dp[nt][e] = pv * (dp[nt][e] - (r1 ? dsm1 : dsm0));
-            }
-        /* P and s dS to shared memory as [row][key] */
-#pragma unroll
-        for (int nt = 0; nt < BK / 8; nt++)
-#pragma unroll
-            for (int r = 0; r < 2; r++) {
-                const int row = wrow + (lane >> 2) + 8 * r;
-                const int idx = swz<BK>(row, nt) + (lane & 3) * 2;
-                *reinterpret_cast<uint32_t *>(sP + idx) = pack2<T>::from(s[nt][2 * r], s[nt][2 * r + 1]);
-                *reinterpret_cast<uint32_t *>(sdS + idx) =
-                    pack2<T>::from(dp[nt][2 * r] * a.scale, dp[nt][2 * r + 1] * a.scale);
-            }
-        /* dQ += dS K (the scale at the end) */
-#pragma unroll
-        for (int kk = 0; kk < BK / 16; kk++) {
-            uint32_t af[4];
-            acc_to_a<T>(dp, kk, af);
-            mma_a_rows<T, D, D / 8>(dq, af, sKs, kk, 0, lane);
-        }
-        __syncthreads();
-        /* dV += P^T dO, dK += (s dS)^T Q: the warp's 16 keys over the 64 rows */
-        const int wkey = warp * 16;
-#pragma unroll
-        for (int which = 0; which < 2; which++) {
-            const T *sA = which ? sdS : sP;
-            const T *sB = which ? sQ : sdO;
-            float *dst = which ? dkb : dvb;
-            float acc[D / 8][4];
-#pragma unroll
-            for (int x = 0; x < D / 8; x++) acc[x][0] = acc[x][1] = acc[x][2] = acc[x][3] = 0.f;
-#pragma unroll
-            for (int kk = 0; kk < 64 / 16; kk++) {
-                uint32_t af[4];
-                ld_a_t<BK>(af, sA, kk, wkey, lane);
-                mma_a_rows<T, D, D / 8>(acc, af, sB, kk, 0, lane);
-            }
-#pragma unroll
-            for (int r = 0; r < 2; r++) {
-                const long long j = k0 + wkey + (lane >> 2) + 8 * r;
-                if (j >= kend) continue;
-                float *row = dst + j * accs + (lane & 3) * 2;
-#pragma unroll
-                for (int x = 0; x < D / 8; x++) {
-                    const float x0 = acc[x][2 * r], x1 = acc[x][2 * r + 1];
-                    if (x0 != 0.f || x1 != 0.f) red_add2(row + x * 8, x0, x1);
-                }
-            }
-        }
+        slc_bwd_chunk<T, D>(sQ, sdO, sKs, sVs, sP, sdS, warp, lane, k0, kend, on0, on1, ip0, ip1, lse20, lse21, dsm0,
+                            dsm1, a.scale, dq, dkb, dvb, accs);
         __syncthreads();
     }
     cp_wait<0>();
@@ -1644,14 +1642,9 @@ __global__ void __launch_bounds__(128) nsa_slc_pair_bwd_kernel(const SlcBwdArgs 
     } else { /* Dsum of the 64 rows: two threads per row, each half of D */
         const int rr = tid >> 1, half = tid & 1, hh = rr / QB;
         const int pr = hh < a.G ? sPair[rr % QB] : -1;
-        float ds = 0.f;
-        if (pr >= 0) {
-            const long long i = pair_query(pl, pr);
-            const T *orow = static_cast<const T *>(a.oslc) + (((size_t)b * a.Nq + i) * a.Hq + hkv * a.G + hh) * D;
-            for (int d = half * (D / 2); d < (half + 1) * (D / 2); d++)
-                ds += to_f32<T>(sdO[swz<D>(rr, d >> 3) + (d & 7)]) * to_f32<T>(orow[d]);
-        }
-        ds += __shfl_xor_sync(0xffffffff, ds, 1);
+        const long long i = pr >= 0 ? pair_query(pl, pr) : 0;
+        const T *orow = static_cast<const T *>(a.oslc) + (((size_t)b * a.Nq + i) * a.Hq + hkv * a.G + hh) * D;
+        const float ds = row_dsum<T, D>(sdO, rr, half, pr >= 0 ? orow : nullptr);
         if (!half) sDs[rr] = ds;
     }
     __syncthreads();
@@ -1677,7 +1670,6 @@ __global__ void __launch_bounds__(128) nsa_slc_pair_bwd_kernel(const SlcBwdArgs 
         if (r2 == 0) ip0 = ip, lse20 = l2, dsm0 = sDs[rr];
         else ip1 = ip, lse21 = l2, dsm1 = sDs[rr];
     }
-    const float sl2 = a.scale * LOG2E;
     float dq[D / 8][4];
 #pragma unroll
     for (int t = 0; t < D / 8; t++) dq[t][0] = dq[t][1] = dq[t][2] = dq[t][3] = 0.f;
@@ -1695,64 +1687,8 @@ __global__ void __launch_bounds__(128) nsa_slc_pair_bwd_kernel(const SlcBwdArgs 
         cp_wait<1>();
         __syncthreads();
         const T *sKs = sK + st * BK * D, *sVs = sV + st * BK * D;
-        float s[BK / 8][4], dp[BK / 8][4];
-        warp_qk<T, D, BK>(s, sQ, sKs, wrow, lane);
-        warp_qk<T, D, BK>(dp, sdO, sVs, wrow, lane);
-#pragma unroll
-        for (int nt = 0; nt < BK / 8; nt++)
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-                const long long j = k0 + nt * 8 + (lane & 3) * 2 + (e & 1);
-                const bool r1 = e >= 2;
-                const bool vis = j < kend && j <= (r1 ? ip1 : ip0);
-                const float pv = vis ? fast_exp2(s[nt][e] * sl2 - (r1 ? lse21 : lse20)) : 0.f;
-                s[nt][e] = pv;
-                dp[nt][e] = pv * (dp[nt][e] - (r1 ? dsm1 : dsm0));
-            }
-#pragma unroll
-        for (int nt = 0; nt < BK / 8; nt++)
-#pragma unroll
-            for (int r = 0; r < 2; r++) {
-                const int row = wrow + (lane >> 2) + 8 * r;
-                const int idx = swz<BK>(row, nt) + (lane & 3) * 2;
-                *reinterpret_cast<uint32_t *>(sP + idx) = pack2<T>::from(s[nt][2 * r], s[nt][2 * r + 1]);
-                *reinterpret_cast<uint32_t *>(sdS + idx) =
-                    pack2<T>::from(dp[nt][2 * r] * a.scale, dp[nt][2 * r + 1] * a.scale);
-            }
-#pragma unroll
-        for (int kk = 0; kk < BK / 16; kk++) {
-            uint32_t af[4];
-            acc_to_a<T>(dp, kk, af);
-            mma_a_rows<T, D, D / 8>(dq, af, sKs, kk, 0, lane);
-        }
-        __syncthreads();
-        const int wkey = warp * 16;
-#pragma unroll
-        for (int which = 0; which < 2; which++) {
-            const T *sA = which ? sdS : sP;
-            const T *sB = which ? sQ : sdO;
-            float *dst = which ? dkb : dvb;
-            float acc[D / 8][4];
-#pragma unroll
-            for (int x = 0; x < D / 8; x++) acc[x][0] = acc[x][1] = acc[x][2] = acc[x][3] = 0.f;
-#pragma unroll
-            for (int kk = 0; kk < 64 / 16; kk++) {
-                uint32_t af[4];
-                ld_a_t<BK>(af, sA, kk, wkey, lane);
-                mma_a_rows<T, D, D / 8>(acc, af, sB, kk, 0, lane);
-            }
-#pragma unroll
-            for (int r = 0; r < 2; r++) {
-                const long long j = k0 + wkey + (lane >> 2) + 8 * r;
-                if (j >= kend) continue;
-                float *row = dst + j * accs + (lane & 3) * 2;
-#pragma unroll
-                for (int x = 0; x < D / 8; x++) {
-                    const float x0 = acc[x][2 * r], x1 = acc[x][2 * r + 1];
-                    if (x0 != 0.f || x1 != 0.f) red_add2(row + x * 8, x0, x1);
-                }
-            }
-        }
+        slc_bwd_chunk<T, D>(sQ, sdO, sKs, sVs, sP, sdS, warp, lane, k0, kend, true, true, ip0, ip1, lse20, lse21, dsm0,
+                            dsm1, a.scale, dq, dkb, dvb, accs);
         __syncthreads();
     }
     cp_wait<0>();
