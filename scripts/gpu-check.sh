@@ -99,7 +99,7 @@ if want optin-nsa; then
 echo "== nsa's other versions: the selected-branch backward on the CUDA cores (DMABENCH_NSA_TC_BWD=0), the"
 echo "   repeated-argmax pick (DMABENCH_NSA_PICK=argmax), the blocked compression forward (DMABENCH_NSA_CMP_BLK=1)"
 echo "   and the per-block compression both ways (DMABENCH_NSA_CMP_BLK=0); the selected branch by key"
-echo "   block (DMABENCH_NSA_SLC=pairs)"
+echo "   block (DMABENCH_NSA_SLC=pairs) and by the union of a tile's blocks (DMABENCH_NSA_SLC=union), each fixed"
 lim 90 env DMABENCH_NSA_TC_BWD=0 $K --variants nsa --n 8192 --w 512 --mode fwdbwd --warmup 1 --repeats 3 \
     --out "$OUT/kernels-nsa-tcbwd0.json"
 lim 90 env DMABENCH_NSA_PICK=argmax $K --variants nsa --n 8192,65536 --w 512 --mode fwd --warmup 1 --repeats 3 \
@@ -110,6 +110,8 @@ lim 120 env DMABENCH_NSA_CMP_BLK=0 $K --variants nsa --n 8192,65536 --w 512 --mo
     --out "$OUT/kernels-nsa-cmpblk0.json"
 lim 120 env DMABENCH_NSA_SLC=pairs $K --variants nsa --n 8192,65536 --w 512 --mode fwd,fwdbwd --warmup 1 --repeats 3 \
     --out "$OUT/kernels-nsa-pairs.json"
+lim 120 env DMABENCH_NSA_SLC=union $K --variants nsa --n 8192,65536 --w 512 --mode fwd,fwdbwd --warmup 1 --repeats 3 \
+    --out "$OUT/kernels-nsa-union.json"
 fi
 if want optin-decode; then
 echo "== decode: dma's select with clustered z; the exact select over all of z (DMABENCH_DECODE_SEL_SAMPLE=0)"
