@@ -155,6 +155,7 @@ void attn_case_fill(attn_case *c, uint64_t seed, z_pattern zp) {
 attn_status attn_case_to_device(const attn_case *c, attn_case *d) {
     *d = *c;
     memset(d->buf, 0, sizeof d->buf);
+    d->saved = d->p.saved = NULL;
     int ns;
     const attn_slot *tab = attn_slot_table(&ns);
     for (int i = 0; i < ns; i++) {
@@ -189,6 +190,17 @@ void attn_case_free_device(attn_case *d) {
         dm_cuda_free(d->buf[i]);
         d->buf[i] = NULL;
     }
+    dm_cuda_free(d->saved);
+    d->saved = d->p.saved = NULL;
+}
+
+attn_status attn_case_saved_device(attn_case *d, size_t bytes) {
+    dm_cuda_free(d->saved);
+    d->saved = d->p.saved = NULL;
+    if (bytes == 0) return ATTN_OK;
+    attn_status st = dm_cuda_alloc(&d->saved, bytes);
+    if (st == ATTN_OK) d->p.saved = d->saved;
+    return st;
 }
 
 void attn_case_perturb(attn_case *c, uint64_t seed, double u) {

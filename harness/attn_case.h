@@ -25,6 +25,7 @@ typedef struct {
     int with_bias;          /* dma: b_dt present */
     int backward;           /* gradient buffers allocated */
     void *buf[32];          /* owned buffers, indexed like attn_slot_table */
+    void *saved;            /* device mirrors: the operator's saved area (p.saved), owned */
 } attn_case;
 
 /* Allocates every tensor the variant uses at the shape and settings in *shape
@@ -50,6 +51,9 @@ void attn_case_copy_inputs(attn_case *dst, const attn_case *src);
 attn_status attn_case_to_device(const attn_case *c, attn_case *d);
 attn_status attn_case_from_device(attn_case *c, const attn_case *d);
 void attn_case_free_device(attn_case *d);
+/* Gives a device mirror a saved area of the given bytes (attn_params.saved: what an
+ * operator's forward keeps for its backward; op->saved_bytes). 0 bytes: none. */
+attn_status attn_case_saved_device(attn_case *d, size_t bytes);
 
 /* Reads element e of a slot's tensor (logical row-major index over its shape). */
 double attn_case_get(const attn_case *c, const attn_slot *s, int64_t e);

@@ -397,6 +397,12 @@ static void time_cell(sweep *S, const attn_op *op, const kcell *c, cJSON *rec) {
     attn_params *tp = &cs.p;
     if (on_dev) {
         st = attn_case_to_device(&cs, &dev);
+        /* the operator's saved area (what its forward keeps for its backward) counts
+         * among the cell's tensors, as the model holds it per layer */
+        if (st == ATTN_OK && op->saved_bytes) {
+            st = attn_case_saved_device(&dev, op->saved_bytes(&dev.p));
+            if (st != ATTN_OK) attn_case_free_device(&dev);
+        }
         if (st != ATTN_OK) {
             set_status(rec, st == ATTN_ERR_OOM ? "oom" : "error", "cannot put the tensors on the GPU: %s",
                        st == ATTN_ERR_OOM ? "out of device memory" : dm_cuda_last_error());
@@ -479,7 +485,11 @@ static void time_cell(sweep *S, const attn_op *op, const kcell *c, cJSON *rec) {
     cJSON_AddNumberToObject(rec, "gflops_dense", jnum(rec, "flops_dense", 0) / sec / 1e9);
     cJSON_AddNumberToObject(rec, "gflops_effective", jnum(rec, "flops_effective", 0) / sec / 1e9);
     cJSON_AddNumberToObject(rec, "gbps", jnum(rec, "bytes", 0) / sec / 1e9);
-    cJSON_AddNumberToObject(rec, "peak_mem_bytes", (double)(pk > cur0 ? pk - cur0 : 0));
+    /* the operator's memory: its workspaces' high-water mark over the tensors, plus
+     * the saved area its forward keeps for its backward (allocated with the tensors) */
+    size_t saved_b = on_dev && dev.saved ? op->saved_bytes(tp) : 0;
+    cJSON_AddNumberToObject(rec, "peak_mem_bytes", (double)((pk > cur0 ? pk - cur0 : 0) + saved_b));
+    if (saved_b) cJSON_AddNumberToObject(rec, "saved_bytes", (double)saved_b);
     cJSON_AddNumberToObject(rec, "rss_peak_bytes", (double)ru.ru_maxrss * 1024.0);
     if (on_dev) {
         size_t fr = 0, tot = 0;

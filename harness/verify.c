@@ -129,7 +129,9 @@ void verify_one(const attn_op *op, const attn_params *shape, const verify_opts *
     if (op->backend == ATTN_BACKEND_CUDA) { /* device pointers: run on a mirror */
         attn_case dev;
         if ((st = attn_case_to_device(&c, &dev)) == ATTN_OK) {
-            if ((st = op->forward(&dev.p)) == ATTN_OK && backward) st = op->backward(&dev.p);
+            /* what the operator keeps from its forward for its backward, as the model gives it */
+            if (op->saved_bytes) st = attn_case_saved_device(&dev, op->saved_bytes(&dev.p));
+            if (st == ATTN_OK && (st = op->forward(&dev.p)) == ATTN_OK && backward) st = op->backward(&dev.p);
             if (st == ATTN_OK) st = dm_cuda_sync();
             if (st == ATTN_OK) st = attn_case_from_device(&c, &dev);
             attn_case_free_device(&dev);

@@ -157,6 +157,7 @@ typedef struct {
     float *r1, *rq, *rk, *lse, *h, *r2;
     float *gs; /* nsa: (M, 3H) gates */
     bf16 *vc;  /* nsa: (M, K*D) v copied out of qkv, contiguous for the operator's compression */
+    void *saved; /* what the attention operator's forward keeps for its backward (op->saved_bytes) */
 } glayer;
 
 /* Device allocations in one list, freed together. */
@@ -291,6 +292,7 @@ model_status model_gpu_create(model *m, int B, int T, model_gpu **out, char *err
     if (m->H % m->K)
         return model_errf(MODEL_ERR_CONFIG, err, err_len, "num_attention_heads %d is not a multiple of num_key_value_heads %d",
                      m->H, m->K);
+    size_t saved_b = 0; /* per layer: what the operator keeps from its forward for its backward */
     {   /* the operator's own limits at this shape (dma's window and heads, nsa's group size, ...),
          * asked with stand-in pointers before anything is allocated */
         void *fake = (void *)(uintptr_t)256;
@@ -306,6 +308,7 @@ model_status model_gpu_create(model *m, int B, int T, model_gpu **out, char *err
         if (!op->supports(&p, 1, why, sizeof why))
             return model_errf(MODEL_ERR_CONFIG, err, err_len, "the cuda %s cannot run this model: %s",
                          attn_variant_name(c->variant), why[0] ? why : "unsupported shape");
+        if (op->saved_bytes) saved_b = op->saved_bytes(&p);
     }
     if (model_rope_ensure(m, T) != MODEL_OK) return model_errf(MODEL_ERR_OOM, err, err_len, "out of memory");
     model_gpu *g = calloc(1, sizeof *g);
@@ -346,6 +349,7 @@ model_status model_gpu_create(model *m, int B, int T, model_gpu **out, char *err
               take(a, (void **)&la->h, M * C * sizeof(float)) || take(a, (void **)&la->r2, M * sizeof(float));
         if (nsa && !bad)
             bad = take(a, (void **)&la->gs, M * 3 * H * sizeof(float)) || take(a, (void **)&la->vc, align256(M * KD * 2));
+        if (saved_b && !bad) bad = take(a, &la->saved, saved_b);
     }
     bad = bad || take(a, (void **)&g->xf, align256(M * C * 2)) || take(a, (void **)&g->rf, M * sizeof(float)) ||
           take(a, (void **)&g->rowloss, M * sizeof(float));
@@ -481,6 +485,7 @@ static void attn_setup(model_gpu *g, int l, int B, int n, attn_params *p) {
     p->v_st = vst;
     p->o = la->o;
     p->lse = la->lse;
+    p->saved = la->saved; /* the forward fills it, the backward of the same step reads it */
     if (c->variant == ATTN_DMA) {
         p->w_dt = g->wdt + (size_t)l * m->KD * m->K;
         p->a = DP(g, m->li[l].A);

@@ -288,7 +288,49 @@ static void test_gradients(void) {
     }
 }
 
+/* attn_params.saved: only nsa's CUDA operator keeps part of its forward, and its
+ * saved area holds K~ and V~, O_cmp, O_slc, O_win and the selection at the shape
+ * (each 256-byte aligned). Host arithmetic: runs without a GPU. */
+static void test_saved_bytes(void) {
+    int n;
+    const attn_op *ops = attn_registry_list(&n);
+    int with = 0;
+    for (int i = 0; i < n; i++) {
+        int expect = ops[i].variant == ATTN_NSA && ops[i].backend == ATTN_BACKEND_CUDA;
+        CHECK(!!ops[i].saved_bytes == expect, "saved_bytes", "%s %s: saved_bytes %s", attn_variant_name(ops[i].variant),
+              attn_backend_name(ops[i].backend), ops[i].saved_bytes ? "given" : "absent");
+        with += !!ops[i].saved_bytes;
+    }
+    const attn_op *op = attn_registry_find(ATTN_NSA, ATTN_BACKEND_CUDA);
+    if (!op) {
+        printf("# built without CUDA: nsa's saved area not checked\n");
+        return;
+    }
+    for (int t = 0; t < 3; t++) {
+        static const int shp[3][5] = {{1, 256, 4, 2, 64}, {2, 1100, 6, 3, 128}, {1, 8192, 32, 8, 128}}; /* B N Hq Hkv D */
+        const int B = shp[t][0], N = shp[t][1], Hq = shp[t][2], Hkv = shp[t][3], D = shp[t][4];
+        for (int dt = 0; dt < 3; dt++) {
+            attn_dtype dty = dt == 0 ? ATTN_DTYPE_BF16 : dt == 1 ? ATTN_DTYPE_F16 : ATTN_DTYPE_F32;
+            attn_params p;
+            attn_params_init(&p, B, N, N, Hq, Hkv, D, dty, 1);
+            /* a query selects n blocks (at least the 3 forced ones), at most all of them */
+            const size_t nb = (size_t)nsa_num_cmp_blocks(&p), ns = (size_t)(N + p.nsa_ls - 1) / p.nsa_ls;
+            const size_t nsel = (size_t)(p.nsa_n > 3 ? p.nsa_n : 3) < ns ? (size_t)(p.nsa_n > 3 ? p.nsa_n : 3) : ns;
+            const size_t e = 2; /* fp32 runs in bf16 */
+#define R256(x) (((x) + 255) & ~(size_t)255)
+            size_t want = 2 * R256((size_t)B * (nb > 0 ? nb : 1) * Hkv * D * e) + 3 * R256((size_t)B * N * Hq * D * e) +
+                          R256((size_t)B * Hkv * N * nsel * sizeof(int));
+#undef R256
+            size_t got = op->saved_bytes(&p);
+            CHECK(got == want, "nsa saved_bytes", "B %d N %d Hq %d Hkv %d D %d dtype %d: %zu bytes, want %zu", B, N, Hq,
+                  Hkv, D, dt, got, want);
+        }
+    }
+    CHECK(with == 1, "saved_bytes count", "%d operators keep a saved area", with);
+}
+
 int main(void) {
+    test_saved_bytes();
     test_hand_mha();
     test_hand_dma_ties();
     test_hand_swa_window();

@@ -33,6 +33,7 @@ attn_status nsa_cpu_backward(const attn_params *p);
 int nsa_cuda_supports(const attn_params *p, int backward, char *why, size_t why_len);
 attn_status nsa_cuda_forward(const attn_params *p);
 attn_status nsa_cuda_backward(const attn_params *p);
+size_t nsa_cuda_saved_bytes(const attn_params *p); /* kc, vc, O_cmp, O_slc, O_win, the selection */
 
 #ifdef __cplusplus
 }

@@ -33,8 +33,12 @@
  * The CUDA-core versions of steps 3 and 4 stay as the simpler reading of the
  * same sums (and what DMABENCH_NSA_TC=0 runs); docs/perf-notes.md has the timings.
  *
- * Backward: the branches again (into scratch: o and lse are the caller's inputs),
- * dg = dout . O_branch, then each branch's backward with dout times its gate: the
+ * Saved area (attn_params.saved, nsa_cuda_saved_bytes): given one, the forward
+ * keeps K~, V~, O_cmp, O_slc, O_win and the selection there (O_win then apart from
+ * o), and the backward reads them with the caller's lse planes.
+ *
+ * Backward: without a saved area, the branches again (into scratch: o and lse are
+ * the caller's inputs); dg = dout . O_branch, then each branch's backward with dout times its gate: the
  * window and the compressed branch through the engine's backward, the selected one
  * by nsa_slc_bwd_tc_kernel on the tensor cores (DMABENCH_NSA_TC_BWD=0:
  * nsa_slc_bwd_kernel, dk and dv of its scattered keys by fp32 atomics;
@@ -1254,11 +1258,11 @@ __global__ void nsa_slc_pair_combine_kernel(const float *po, const float *plse, 
     if (lane == 0) lse1[((size_t)b * Hq + h) * Nq + i] = L > 0.f ? (M + log2f(L)) * 0.6931471805599453f : -INFINITY;
 }
 
-/* o = g0 O_cmp + g1 O_slc + g2 O_win, per element; O_cmp and O_slc contiguous, O_win
- * in o itself. */
+/* o = g0 O_cmp + g1 O_slc + g2 O_win, per element; O_cmp, O_slc and owin contiguous;
+ * O_win in o itself when owin is NULL. */
 template <typename T>
 __global__ void nsa_combine_kernel(T *o, long long osb, long long oss, long long osh, const T *ocmp, const T *oslc,
-                                   const float *g, int B, int Nq, int Hq, int D) {
+                                   const T *owin, const float *g, int B, int Nq, int Hq, int D) {
     long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     long long n = (long long)B * Nq * Hq * D;
     if (e >= n) return;
@@ -1266,7 +1270,8 @@ __global__ void nsa_combine_kernel(T *o, long long osb, long long oss, long long
     int b = (int)(e / ((long long)D * Hq * Nq));
     const float *gr = g + (((size_t)b * Nq + i) * Hq + h) * 3;
     T *op = o + b * osb + (long long)i * oss + h * osh + d;
-    float x = gr[0] * to_f32<T>(ocmp[e]) + gr[1] * to_f32<T>(oslc[e]) + gr[2] * to_f32<T>(*op);
+    const T w = owin ? owin[e] : *op;
+    float x = gr[0] * to_f32<T>(ocmp[e]) + gr[1] * to_f32<T>(oslc[e]) + gr[2] * to_f32<T>(w);
     *op = from_f32<T>(x);
 }
 
@@ -2612,27 +2617,66 @@ template <typename T> attn_status nsa_branches(const attn_params *p, const NsaBu
 }
 
 
+/* What the forward keeps for the backward in attn_params.saved, in this order:
+ * K~, V~ (kcb bytes each), O_cmp, O_slc, O_win (ob each, (B, Nq, Hq, D) contiguous)
+ * and the selection (selb). The lse planes are the caller's (attn_params.lse). */
+struct NsaSaved {
+    size_t kcb, ob, selb;
+    size_t total() const { return 2 * kcb + 3 * ob + selb; }
+};
+
+NsaSaved nsa_saved_layout(const NsaDims &z, size_t esize) {
+    auto r256 = [](size_t x) { return (x + 255) & ~(size_t)255; };
+    NsaSaved s;
+    s.kcb = r256((size_t)z.B * (z.nb > 0 ? z.nb : 1) * z.Hkv * z.D * esize);
+    s.ob = r256((size_t)z.B * z.Nq * z.Hq * z.D * esize);
+    s.selb = r256((size_t)z.B * z.Hkv * z.Nq * z.nsel * sizeof(int));
+    return s;
+}
+
+/* The branches' buffers inside a saved area laid out as nsa_saved_layout says. */
+template <typename T> void nsa_saved_bufs(char *base, const NsaSaved &s, const NsaDims &z, NsaBufs<T> *bf) {
+    bf->kcb = s.kcb;
+    bf->kc = reinterpret_cast<T *>(base), bf->vc = reinterpret_cast<T *>(base + s.kcb);
+    bf->ocmp = reinterpret_cast<T *>(base + 2 * s.kcb), bf->oslc = reinterpret_cast<T *>(base + 2 * s.kcb + s.ob);
+    bf->owin = reinterpret_cast<T *>(base + 2 * s.kcb + 2 * s.ob);
+    bf->owin_st = {(int64_t)z.Nq * z.Hq * z.D, (int64_t)z.Hq * z.D, z.D};
+    bf->sel = reinterpret_cast<int *>(base + 2 * s.kcb + 3 * s.ob);
+}
+
+/* The caller's saved area (attn_params.saved), or NULL: with DMABENCH_NSA_SAVED=0
+ * the operator ignores it, the forward keeping nothing and the backward running the
+ * branches again, as without one. */
+char *nsa_saved_area(const attn_params *p) {
+    static const bool off = dm_env_is("DMABENCH_NSA_SAVED", "0");
+    return off ? nullptr : static_cast<char *>(p->saved);
+}
+
 template <typename T> attn_status nsa_forward_t(const attn_params *p) {
     const NsaDims z = nsa_dims(p);
-    auto r256 = [](size_t x) { return (x + 255) & ~(size_t)255; };
+    const NsaSaved sv = nsa_saved_layout(z, sizeof(T));
     NsaBufs<T> bf;
-    bf.kcb = r256((size_t)z.B * (z.nb > 0 ? z.nb : 1) * z.Hkv * z.D * sizeof(T));
-    const size_t ob = r256((size_t)z.B * z.Nq * z.Hq * z.D * sizeof(T));
-    const size_t selb = r256((size_t)z.B * z.Hkv * z.Nq * z.nsel * sizeof(int));
-    char *ws;
-    attn_status st = dm_cuda_ws_get(&g_nws, 2 * bf.kcb + 2 * ob + selb, (void **)&ws, nullptr);
-    if (st != ATTN_OK) return st;
-    bf.kc = reinterpret_cast<T *>(ws), bf.vc = reinterpret_cast<T *>(ws + bf.kcb);
-    bf.ocmp = reinterpret_cast<T *>(ws + 2 * bf.kcb), bf.oslc = reinterpret_cast<T *>(ws + 2 * bf.kcb + ob);
-    bf.sel = reinterpret_cast<int *>(ws + 2 * bf.kcb + 2 * ob);
-    bf.owin = static_cast<T *>(p->o), bf.owin_st = p->o_st; /* the window branch straight into o */
+    attn_status st;
+    char *kept = nsa_saved_area(p);
+    if (kept) { /* everything the backward reads, kept; O_win too */
+        nsa_saved_bufs<T>(kept, sv, z, &bf);
+    } else {
+        char *ws;
+        st = dm_cuda_ws_get(&g_nws, 2 * sv.kcb + 2 * sv.ob + sv.selb, (void **)&ws, nullptr);
+        if (st != ATTN_OK) return st;
+        bf.kcb = sv.kcb;
+        bf.kc = reinterpret_cast<T *>(ws), bf.vc = reinterpret_cast<T *>(ws + sv.kcb);
+        bf.ocmp = reinterpret_cast<T *>(ws + 2 * sv.kcb), bf.oslc = reinterpret_cast<T *>(ws + 2 * sv.kcb + sv.ob);
+        bf.sel = reinterpret_cast<int *>(ws + 2 * sv.kcb + 2 * sv.ob);
+        bf.owin = static_cast<T *>(p->o), bf.owin_st = p->o_st; /* the window branch straight into o */
+    }
     bf.lse = static_cast<float *>(p->lse);
     if ((st = nsa_branches<T>(p, bf)) != ATTN_OK) return st;
     /* 6. o = g_cmp O_cmp + g_slc O_slc + g_win O_win */
     long long n = (long long)z.B * z.Nq * z.Hq * z.D;
     nsa_combine_kernel<T><<<(unsigned)((n + 255) / 256), 256>>>(static_cast<T *>(p->o), p->o_st.b, p->o_st.s, p->o_st.h,
-                                                                 bf.ocmp, bf.oslc, (const float *)p->g, z.B, z.Nq, z.Hq,
-                                                                 z.D);
+                                                                 bf.ocmp, bf.oslc, kept ? bf.owin : nullptr,
+                                                                 (const float *)p->g, z.B, z.Nq, z.Hq, z.D);
     CUDA_CHECK_LAUNCH();
     return ATTN_OK;
 }
@@ -2648,8 +2692,11 @@ template <typename T> attn_status nsa_backward_t(const attn_params *p) {
     const size_t kcb = r256(nce * sizeof(T)), ob = r256(nqe * sizeof(T)), kb = r256(nke * sizeof(T));
     const size_t selb = r256((size_t)B * Hkv * Nq * z.nsel * sizeof(int)), lseb = r256(3 * (size_t)B * Hq * Nq * 4);
     const size_t qa = r256(nqe * 4), ka = r256(nke * 4), ca = r256(nce * 4);
-    /* T: kc vc ocmp oslc owin dout_s dq_t dk_t dv_t dkc_t dvc_t; sel; lse; fp32: dq dk dv dkc dvc */
-    const size_t total = 4 * kcb + 5 * ob + 2 * kb + selb + lseb + qa + 2 * ka + 2 * ca;
+    /* with the forward's saved area, the branches' buffers are there and the lse
+     * planes are the caller's */
+    char *kept = nsa_saved_area(p);
+    /* T: [kc vc ocmp oslc owin] dout_s dq_t dk_t dv_t dkc_t dvc_t; [sel; lse]; fp32: dq dk dv dkc dvc */
+    const size_t total = (kept ? 2 * kcb + 2 * ob : 4 * kcb + 5 * ob + selb + lseb) + 2 * kb + qa + 2 * ka + 2 * ca;
     char *ws;
     attn_status st = dm_cuda_ws_get(&g_nws, total, (void **)&ws, nullptr);
     if (st != ATTN_OK) return st;
@@ -2660,10 +2707,14 @@ template <typename T> attn_status nsa_backward_t(const attn_params *p) {
         return r;
     };
     NsaBufs<T> bf;
-    bf.kcb = kcb;
-    bf.kc = reinterpret_cast<T *>(take(kcb)), bf.vc = reinterpret_cast<T *>(take(kcb));
-    bf.ocmp = reinterpret_cast<T *>(take(ob)), bf.oslc = reinterpret_cast<T *>(take(ob));
-    bf.owin = reinterpret_cast<T *>(take(ob));
+    if (kept) {
+        nsa_saved_bufs<T>(kept, nsa_saved_layout(z, sizeof(T)), z, &bf);
+    } else {
+        bf.kcb = kcb;
+        bf.kc = reinterpret_cast<T *>(take(kcb)), bf.vc = reinterpret_cast<T *>(take(kcb));
+        bf.ocmp = reinterpret_cast<T *>(take(ob)), bf.oslc = reinterpret_cast<T *>(take(ob));
+        bf.owin = reinterpret_cast<T *>(take(ob));
+    }
     const attn_stride cst = {(int64_t)Nq * Hq * D, (int64_t)Hq * D, D};
     const attn_stride kst = {(int64_t)Nk * Hkv * D, (int64_t)Hkv * D, D};
     const attn_stride ccst = {(int64_t)(nb > 0 ? nb : 1) * Hkv * D, (int64_t)Hkv * D, D};
@@ -2671,16 +2722,21 @@ template <typename T> attn_status nsa_backward_t(const attn_params *p) {
     T *dout_s = reinterpret_cast<T *>(take(ob)), *dq_t = reinterpret_cast<T *>(take(ob));
     T *dk_t = reinterpret_cast<T *>(take(kb)), *dv_t = reinterpret_cast<T *>(take(kb));
     T *dkc_t = reinterpret_cast<T *>(take(kcb)), *dvc_t = reinterpret_cast<T *>(take(kcb));
-    bf.sel = reinterpret_cast<int *>(take(selb));
-    bf.lse = reinterpret_cast<float *>(take(lseb));
+    if (kept) {
+        bf.lse = static_cast<float *>(p->lse);
+    } else {
+        bf.sel = reinterpret_cast<int *>(take(selb));
+        bf.lse = reinterpret_cast<float *>(take(lseb));
+    }
     float *dq_a = reinterpret_cast<float *>(take(qa));
     float *dk_a = reinterpret_cast<float *>(take(ka)), *dv_a = reinterpret_cast<float *>(take(ka));
     float *dkc_a = reinterpret_cast<float *>(take(ca)), *dvc_a = reinterpret_cast<float *>(take(ca));
     const size_t plane = (size_t)B * Hq * Nq;
     const unsigned nqb = (unsigned)((nqe + 255) / 256);
 
-    /* the forward's branches again, into scratch (o and lse as the caller gave them are inputs) */
-    if ((st = nsa_branches<T>(p, bf)) != ATTN_OK) return st;
+    /* without a saved area: the forward's branches again, into scratch (o and lse as
+     * the caller gave them are inputs) */
+    if (!kept && (st = nsa_branches<T>(p, bf)) != ATTN_OK) return st;
     {
         const int wpb = 8;
         nsa_dg_kernel<T><<<(unsigned)((plane + wpb - 1) / wpb), wpb * 32>>>(
@@ -2865,6 +2921,11 @@ extern "C" int nsa_cuda_supports(const attn_params *p, int backward, char *why, 
     if ((ns + 1) * 4 * 5 + 4LL * 16 * 128 * 4 > 200 * 1024) return no("the cuda nsa keeps at most about 8000 selection blocks");
     if ((long long)p->nsa_l * p->D * 4 > 200 * 1024) return no("the cuda nsa compresses blocks of at most 200 KB");
     return 1;
+}
+
+extern "C" size_t nsa_cuda_saved_bytes(const attn_params *p) {
+    const size_t esize = p->dtype == ATTN_DTYPE_F16 ? sizeof(__half) : sizeof(__nv_bfloat16); /* fp32 runs in bf16 */
+    return nsa_saved_layout(nsa_dims(p), esize).total();
 }
 
 extern "C" attn_status nsa_cuda_forward(const attn_params *p) {

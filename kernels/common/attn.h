@@ -124,6 +124,14 @@ typedef struct {
     void *dg, *dw_ck, *dw_cv, *dp_k, *dp_v; /* gradients, same shapes */
 
     attn_stats *stats;     /* optional: filled by operators that measure parts of their work */
+
+    /* Optional: what the forward keeps for the backward, op->saved_bytes(p) bytes in
+     * the operator's memory (device memory for CUDA operators). Given, the forward
+     * fills it and a backward of the same inputs given the same buffer reads it
+     * instead of computing those parts again (nsa on CUDA: the branches' outputs,
+     * the compressed keys and values and the selection). NULL: the backward
+     * recomputes what it needs. */
+    void *saved;
 } attn_params;
 
 /* Fills shape, contiguous bshd strides, scale 1/sqrt(D) and the paper's settings

@@ -9,7 +9,9 @@
 #include "nsa.h"
 #include "swa.h"
 
-#define OP(v, b, prefix) {v, b, prefix##_supports, prefix##_forward, prefix##_backward}
+#define OP(v, b, prefix) {v, b, prefix##_supports, prefix##_forward, prefix##_backward, NULL}
+/* an operator that keeps part of its forward for its backward (attn_params.saved) */
+#define OP_SAVED(v, b, prefix) {v, b, prefix##_supports, prefix##_forward, prefix##_backward, prefix##_saved_bytes}
 
 static const attn_op ops[] = {
     OP(ATTN_MHA, ATTN_BACKEND_REF, mha_ref),
@@ -25,7 +27,7 @@ static const attn_op ops[] = {
     OP(ATTN_MHA, ATTN_BACKEND_CUDA, mha_cuda),
     OP(ATTN_SWA, ATTN_BACKEND_CUDA, swa_cuda),
     OP(ATTN_DMA, ATTN_BACKEND_CUDA, dma_cuda),
-    OP(ATTN_NSA, ATTN_BACKEND_CUDA, nsa_cuda),
+    OP_SAVED(ATTN_NSA, ATTN_BACKEND_CUDA, nsa_cuda),
 #endif
 };
 

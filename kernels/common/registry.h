@@ -21,6 +21,9 @@ typedef struct {
     attn_status (*forward)(const attn_params *p);
     /* Reads o and lse from the forward; writes dq, dk, dv and the variant's gradients. */
     attn_status (*backward)(const attn_params *p);
+    /* Bytes of p->saved this operator fills in its forward and reads in its backward
+     * at p's shape, or NULL when it keeps nothing. */
+    size_t (*saved_bytes)(const attn_params *p);
 } attn_op;
 
 /* The operator for (variant, backend), or NULL when it is not built in. */
