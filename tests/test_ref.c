@@ -289,8 +289,8 @@ static void test_gradients(void) {
 }
 
 /* attn_params.saved: only nsa's CUDA operator keeps part of its forward, and its
- * saved area holds K~ and V~, O_cmp, O_slc, O_win and the selection at the shape
- * (each 256-byte aligned). Host arithmetic: runs without a GPU. */
+ * saved area holds K~ and V~, O_cmp, O_slc, O_win, the selection (each 256-byte
+ * aligned) and 256 bytes of counts at the shape. Host arithmetic: runs without a GPU. */
 static void test_saved_bytes(void) {
     int n;
     const attn_op *ops = attn_registry_list(&n);
@@ -319,7 +319,7 @@ static void test_saved_bytes(void) {
             const size_t e = 2; /* fp32 runs in bf16 */
 #define R256(x) (((x) + 255) & ~(size_t)255)
             size_t want = 2 * R256((size_t)B * (nb > 0 ? nb : 1) * Hkv * D * e) + 3 * R256((size_t)B * N * Hq * D * e) +
-                          R256((size_t)B * Hkv * N * nsel * sizeof(int));
+                          R256((size_t)B * Hkv * N * nsel * sizeof(int)) + 256; /* + the selected branch's counts */
 #undef R256
             size_t got = op->saved_bytes(&p);
             CHECK(got == want, "nsa saved_bytes", "B %d N %d Hq %d Hkv %d D %d dtype %d: %zu bytes, want %zu", B, N, Hq,

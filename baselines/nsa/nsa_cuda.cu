@@ -2295,34 +2295,44 @@ constexpr double PAIR_RATIO_FWD = 4.0, PAIR_RATIO_BWD = 2.5;
 
 dm_cuda_ws g_sws; /* the choice's counts */
 
+/* kept: NSA_COUNTS_BYTES of device memory for (U, P) as two 64-bit counts, or NULL.
+ * have: they already hold this selection's counts (the forward's, in the saved area:
+ * the backward reads them instead of counting again); otherwise they are counted,
+ * into kept when given. */
 attn_status slc_choose_pairs(const int *sel, int B, int Hkv, int Nq, int nsel, int ns, int G, int ls, double ratio,
-                             bool *pairs) {
+                             unsigned long long *kept, bool have, bool *pairs) {
     static const bool forced = dm_env_is("DMABENCH_NSA_SLC", "pairs");
     static const bool stats = dm_env_is("DMABENCH_NSA_SLC_STATS", "1");
     *pairs = Nq > 0;
     if (Nq <= 0 || (forced && !stats)) return ATTN_OK;
-    const int qb = 64 / G, nl = B * Hkv * ns, cpb = (ls + 63) / 64;
-    const size_t np = (size_t)B * Hkv * Nq * nsel;
-    auto r256 = [](size_t x) { return (x + 255) & ~(size_t)255; };
-    const size_t cntb = r256((size_t)nl * sizeof(int)), offb = r256((size_t)(nl + 1) * sizeof(int));
-    char *ws = nullptr;
-    attn_status st = dm_cuda_ws_get(&g_sws, 256 + cntb + 2 * offb, (void **)&ws, nullptr);
-    if (st != ATTN_OK) return st;
-    unsigned long long *u = reinterpret_cast<unsigned long long *>(ws);
-    int *cnt = reinterpret_cast<int *>(ws + 256), *off = reinterpret_cast<int *>(ws + 256 + cntb);
-    int *boff = reinterpret_cast<int *>(ws + 256 + cntb + offb);
-    CUDA_CHECK(cudaMemsetAsync(ws, 0, 256 + cntb));
-    nsa_pair_count_kernel<<<(unsigned)((np + 255) / 256), 256>>>(sel, Nq, nsel, ns, 0, Nq, (long long)np, cnt);
-    CUDA_CHECK_LAUNCH();
-    nsa_pair_scan_kernel<<<1, 1024>>>(cnt, nl, qb, off, boff);
-    CUDA_CHECK_LAUNCH();
-    nsa_union_size_kernel<<<dim3((unsigned)((Nq + qb - 1) / qb), (unsigned)Hkv, (unsigned)B), 128,
-                            (size_t)(ns + 31) / 32 * sizeof(unsigned)>>>(sel, Nq, Hkv, nsel, ns, qb, cpb, u);
-    CUDA_CHECK_LAUNCH();
-    unsigned long long U = 0;
-    int P = 0;
-    CUDA_CHECK(cudaMemcpy(&U, u, sizeof U, cudaMemcpyDeviceToHost));
-    CUDA_CHECK(cudaMemcpy(&P, boff + nl, sizeof P, cudaMemcpyDeviceToHost));
+    unsigned long long *u = kept;
+    if (!(kept && have)) {
+        const int qb = 64 / G, nl = B * Hkv * ns, cpb = (ls + 63) / 64;
+        const size_t np = (size_t)B * Hkv * Nq * nsel;
+        auto r256 = [](size_t x) { return (x + 255) & ~(size_t)255; };
+        const size_t cntb = r256((size_t)nl * sizeof(int)), offb = r256((size_t)(nl + 1) * sizeof(int));
+        char *ws = nullptr;
+        attn_status st = dm_cuda_ws_get(&g_sws, 256 + cntb + 2 * offb, (void **)&ws, nullptr);
+        if (st != ATTN_OK) return st;
+        if (!u) u = reinterpret_cast<unsigned long long *>(ws);
+        int *cnt = reinterpret_cast<int *>(ws + 256), *off = reinterpret_cast<int *>(ws + 256 + cntb);
+        int *boff = reinterpret_cast<int *>(ws + 256 + cntb + offb);
+        CUDA_CHECK(cudaMemsetAsync(cnt, 0, cntb));
+        CUDA_CHECK(cudaMemsetAsync(u, 0, 2 * sizeof *u));
+        nsa_pair_count_kernel<<<(unsigned)((np + 255) / 256), 256>>>(sel, Nq, nsel, ns, 0, Nq, (long long)np, cnt);
+        CUDA_CHECK_LAUNCH();
+        nsa_pair_scan_kernel<<<1, 1024>>>(cnt, nl, qb, off, boff);
+        CUDA_CHECK_LAUNCH();
+        nsa_union_size_kernel<<<dim3((unsigned)((Nq + qb - 1) / qb), (unsigned)Hkv, (unsigned)B), 128,
+                                (size_t)(ns + 31) / 32 * sizeof(unsigned)>>>(sel, Nq, Hkv, nsel, ns, qb, cpb, u);
+        CUDA_CHECK_LAUNCH();
+        /* P (an int, >= 0) into the low half of u[1], whose high half the memset cleared */
+        CUDA_CHECK(cudaMemcpyAsync(u + 1, boff + nl, sizeof(int), cudaMemcpyDeviceToDevice));
+    }
+    unsigned long long h[2] = {0, 0};
+    CUDA_CHECK(cudaMemcpy(h, u, sizeof h, cudaMemcpyDeviceToHost));
+    const unsigned long long U = h[0];
+    const int P = (int)h[1];
     *pairs = forced || (double)U >= ratio * (double)P;
     if (stats)
         fprintf(stderr, "nsa: selected branch: union chunks %llu, pair batches %d (ratio %.2f): %s\n", U, P,
@@ -2449,6 +2459,7 @@ template <typename T> struct NsaBufs {
     int *sel;
     float *lse;
     size_t kcb;
+    unsigned long long *counts = nullptr; /* in a saved area: the selected branch's counts */
 };
 
 /* Steps 1-5: compression, the three branches and the selection. */
@@ -2580,10 +2591,14 @@ template <typename T> attn_status nsa_branches(const attn_params *p, const NsaBu
         size_t tc_smem = 0;
         if (nsa_tc_enabled() && (st = slc_tc_tile(G, ns, nsel, D, sizeof(T), &qs, &cap, &tc_smem)) != ATTN_OK)
             return st;
+        /* with a saved area the counts are made for the backward even where this
+         * forward does not use them (DMABENCH_NSA_TC=0 with the backward's on) */
         bool by_pairs = false;
-        if (nsa_tc_enabled() && nsa_slc_pairs(G, D) &&
-            (st = slc_choose_pairs(sel, B, Hkv, Nq, nsel, ns, G, ls, PAIR_RATIO_FWD, &by_pairs)) != ATTN_OK)
+        if ((nsa_tc_enabled() || bf.counts) && nsa_slc_pairs(G, D) &&
+            (st = slc_choose_pairs(sel, B, Hkv, Nq, nsel, ns, G, ls, PAIR_RATIO_FWD, bf.counts, false, &by_pairs)) !=
+                ATTN_OK)
             return st;
+        by_pairs = by_pairs && nsa_tc_enabled();
         if (by_pairs) {
             if ((st = slc_pairs<T>(a, ns)) != ATTN_OK) return st;
         } else if (qs > 0) {
@@ -2618,11 +2633,14 @@ template <typename T> attn_status nsa_branches(const attn_params *p, const NsaBu
 
 
 /* What the forward keeps for the backward in attn_params.saved, in this order:
- * K~, V~ (kcb bytes each), O_cmp, O_slc, O_win (ob each, (B, Nq, Hq, D) contiguous)
- * and the selection (selb). The lse planes are the caller's (attn_params.lse). */
+ * K~, V~ (kcb bytes each), O_cmp, O_slc, O_win (ob each, (B, Nq, Hq, D) contiguous),
+ * the selection (selb) and the selected branch's counts (NSA_COUNTS_BYTES). The lse
+ * planes are the caller's (attn_params.lse). */
+constexpr size_t NSA_COUNTS_BYTES = 256; /* the selected branch's two counts (slc_choose_pairs) */
+
 struct NsaSaved {
     size_t kcb, ob, selb;
-    size_t total() const { return 2 * kcb + 3 * ob + selb; }
+    size_t total() const { return 2 * kcb + 3 * ob + selb + NSA_COUNTS_BYTES; }
 };
 
 NsaSaved nsa_saved_layout(const NsaDims &z, size_t esize) {
@@ -2642,6 +2660,7 @@ template <typename T> void nsa_saved_bufs(char *base, const NsaSaved &s, const N
     bf->owin = reinterpret_cast<T *>(base + 2 * s.kcb + 2 * s.ob);
     bf->owin_st = {(int64_t)z.Nq * z.Hq * z.D, (int64_t)z.Hq * z.D, z.D};
     bf->sel = reinterpret_cast<int *>(base + 2 * s.kcb + 3 * s.ob);
+    bf->counts = reinterpret_cast<unsigned long long *>(base + 2 * s.kcb + 3 * s.ob + s.selb);
 }
 
 /* The caller's saved area (attn_params.saved), or NULL: with DMABENCH_NSA_SAVED=0
@@ -2794,7 +2813,8 @@ template <typename T> attn_status nsa_backward_t(const attn_params *p) {
             return st;
         bool by_pairs = false;
         if (nsa_tc_bwd_enabled() && nsa_slc_pairs(G, D) &&
-            (st = slc_choose_pairs(bf.sel, B, Hkv, Nq, z.nsel, ns, G, z.ls, PAIR_RATIO_BWD, &by_pairs)) != ATTN_OK)
+            (st = slc_choose_pairs(bf.sel, B, Hkv, Nq, z.nsel, ns, G, z.ls, PAIR_RATIO_BWD, bf.counts, kept != nullptr,
+                                   &by_pairs)) != ATTN_OK)
             return st;
         if (by_pairs) {
             if ((st = slc_pairs_bwd<T>(a, ns)) != ATTN_OK) return st;
