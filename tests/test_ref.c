@@ -288,15 +288,15 @@ static void test_gradients(void) {
     }
 }
 
-/* attn_params.saved: only nsa's CUDA operator keeps part of its forward, and its
- * saved area holds K~ and V~, O_cmp, O_slc, O_win, the selection (each 256-byte
+/* attn_params.saved: the CUDA operators of nsa and dma keep part of their forward.
+ * nsa's saved area holds K~ and V~, O_cmp, O_slc, O_win, the selection (each 256-byte
  * aligned) and 256 bytes of counts at the shape. Host arithmetic: runs without a GPU. */
 static void test_saved_bytes(void) {
     int n;
     const attn_op *ops = attn_registry_list(&n);
     int with = 0;
     for (int i = 0; i < n; i++) {
-        int expect = ops[i].variant == ATTN_NSA && ops[i].backend == ATTN_BACKEND_CUDA;
+        int expect = (ops[i].variant == ATTN_NSA || ops[i].variant == ATTN_DMA) && ops[i].backend == ATTN_BACKEND_CUDA;
         CHECK(!!ops[i].saved_bytes == expect, "saved_bytes", "%s %s: saved_bytes %s", attn_variant_name(ops[i].variant),
               attn_backend_name(ops[i].backend), ops[i].saved_bytes ? "given" : "absent");
         with += !!ops[i].saved_bytes;
@@ -326,7 +326,28 @@ static void test_saved_bytes(void) {
                   Hkv, D, dt, got, want);
         }
     }
-    CHECK(with == 1, "saved_bytes count", "%d operators keep a saved area", with);
+    CHECK(with == 2, "saved_bytes count", "%d operators keep a saved area", with);
+    /* dma keeps its plan: each query's threshold key (8 bytes), each tile's list of
+     * up to w + 128 keys and its length (tiles of 128 queries), and with w_dt z and
+     * dt (B, Hkv, Nk) in fp32 */
+    const attn_op *dop = attn_registry_find(ATTN_DMA, ATTN_BACKEND_CUDA);
+    for (int t = 0; t < 3; t++) {
+        static const int shp[3][5] = {{1, 300, 4, 2, 1024}, {2, 1100, 6, 3, 256}, {1, 8192, 32, 8, 1024}}; /* B N Hq Hkv w */
+        const int B = shp[t][0], N = shp[t][1], Hq = shp[t][2], Hkv = shp[t][3], w = shp[t][4];
+        for (int wdt = 0; wdt < 2; wdt++) {
+            attn_params p;
+            attn_params_init(&p, B, N, N, Hq, Hkv, 128, ATTN_DTYPE_BF16, 1);
+            p.w = w;
+            p.w_dt = wdt ? (const void *)&p : NULL; /* only whether it is given matters */
+            const size_t u = (size_t)B * Hkv, ntiles = (size_t)(N + 127) / 128, cap = (size_t)(w + 128 < N ? w + 128 : N);
+#define R256(x) (((x) + 255) & ~(size_t)255)
+            size_t want = R256(u * N * 8) + R256(u * ntiles * cap * 4) + R256(u * ntiles * 4) + (wdt ? 2 * R256(u * N * 4) : 0);
+#undef R256
+            size_t got = dop->saved_bytes(&p);
+            CHECK(got == want, "dma saved_bytes", "B %d N %d Hkv %d w %d w_dt %d: %zu bytes, want %zu", B, N, Hkv, w, wdt,
+                  got, want);
+        }
+    }
 }
 
 int main(void) {

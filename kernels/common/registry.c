@@ -26,7 +26,7 @@ static const attn_op ops[] = {
     /* CUDA operators take device pointers */
     OP(ATTN_MHA, ATTN_BACKEND_CUDA, mha_cuda),
     OP(ATTN_SWA, ATTN_BACKEND_CUDA, swa_cuda),
-    OP(ATTN_DMA, ATTN_BACKEND_CUDA, dma_cuda),
+    OP_SAVED(ATTN_DMA, ATTN_BACKEND_CUDA, dma_cuda),
     OP_SAVED(ATTN_NSA, ATTN_BACKEND_CUDA, nsa_cuda),
 #endif
 };

@@ -30,6 +30,7 @@ attn_status dma_cpu_backward(const attn_params *p);
 int dma_cuda_supports(const attn_params *p, int backward, char *why, size_t why_len);
 attn_status dma_cuda_forward(const attn_params *p);
 attn_status dma_cuda_backward(const attn_params *p);
+size_t dma_cuda_saved_bytes(const attn_params *p); /* the plan: thresholds, tile lists, z and dt */
 
 /* The ordering selection uses: 1 when key a ranks above key b. */
 static inline int dma_key_before(double za, int a, double zb, int b) {

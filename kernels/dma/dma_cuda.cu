@@ -397,40 +397,82 @@ struct DmaPlan {
     cuda_attn_spec s;
 };
 
+/* The plan's pieces, each rounded up to 256 bytes so that every piece stays aligned
+ * for its type: the thresholds (tb), the tiles' lists (lb) and lengths (nb), and
+ * with w_dt z and dt (zb each). These are what the forward keeps in a saved area
+ * (attn_params.saved, in this order). */
+struct DmaSaved {
+    size_t tb, lb, nb, zb;
+    size_t total() const { return tb + lb + nb + 2 * zb; }
+};
+
+DmaSaved dma_saved_layout(const attn_params *p) {
+    auto r256 = [](size_t x) { return (x + 255) & ~(size_t)255; };
+    const int ntiles = cuda_attn_ntiles(p);
+    const size_t units = (size_t)p->B * p->Hkv;
+    const int cap = (int)std::min<long long>((long long)p->w + CUDA_ATTN_BQ, p->Nk);
+    DmaSaved s;
+    s.tb = r256(units * p->Nq * sizeof(unsigned long long));
+    s.lb = r256(units * ntiles * (size_t)cap * sizeof(int));
+    s.nb = r256(units * ntiles * sizeof(int));
+    s.zb = p->w_dt ? r256(units * p->Nk * sizeof(float)) : 0;
+    return s;
+}
+
+/* The caller's saved area (attn_params.saved), or NULL: with DMABENCH_DMA_SAVED=0
+ * the operator ignores it (the backward plans again, as without one), and so it
+ * does at Nq = 1, where the forward takes the decode path and plans nothing. */
+char *dma_saved_area(const attn_params *p) {
+    static const bool off = dm_env_is("DMABENCH_DMA_SAVED", "0");
+    return off || cuda_decode_applies(p, ATTN_DMA) ? nullptr : static_cast<char *>(p->saved);
+}
+
+/* With a saved area, the forward plans into it and the backward reads the plan
+ * there (z and dt too when they are computed) instead of planning again. */
 attn_status dma_plan(const attn_params *p, int backward, DmaPlan *pl) {
     const int ntiles = cuda_attn_ntiles(p);
     const size_t units = (size_t)p->B * p->Hkv;
     const int cap = (int)std::min<long long>((long long)p->w + CUDA_ATTN_BQ, p->Nk);
-    /* one workspace carved into pieces, each rounded up to 256 bytes so that every
-     * piece stays aligned for its type */
     auto r256 = [](size_t x) { return (x + 255) & ~(size_t)255; };
+    const DmaSaved sv = dma_saved_layout(p);
+    char *kept = dma_saved_area(p);
     const size_t nzb = r256(units * p->Nk * sizeof(float));
-    size_t zb = p->w_dt ? nzb : 0;
-    size_t tb = r256(units * p->Nq * sizeof(unsigned long long));
-    size_t lb = r256(units * ntiles * (size_t)cap * sizeof(int)), nb = r256(units * ntiles * sizeof(int));
     const int ncoarse = (ntiles + COARSE - 1) / COARSE;
     size_t cb = r256(units * ncoarse * sizeof(unsigned long long));
-    size_t bwb = backward ? (p->w_dt ? 3 * nzb + r256(2 * p->Hkv * sizeof(float)) : nzb) : 0;
+    /* the workspace: the plan (unless kept) and the coarse bounds, then the backward's
+     * dz (and with w_dt, dt unless kept, ddt and the da/db accumulators) */
+    size_t planb = kept ? 0 : sv.tb + sv.lb + sv.nb + sv.zb;
+    size_t bwb = backward ? (p->w_dt ? (kept ? 2 : 3) * nzb + r256(2 * p->Hkv * sizeof(float)) : nzb) : 0;
     char *ws;
-    attn_status st = dm_cuda_ws_get(&g_ws, zb + tb + lb + nb + cb + bwb + 256, (void **)&ws, nullptr);
+    attn_status st = dm_cuda_ws_get(&g_ws, planb + cb + bwb + 256, (void **)&ws, nullptr);
     if (st != ATTN_OK) return st;
-    unsigned long long *tkey = reinterpret_cast<unsigned long long *>(ws);
-    int *list = reinterpret_cast<int *>(ws + tb);
-    int *len = reinterpret_cast<int *>(ws + tb + lb);
-    unsigned long long *tcoarse = reinterpret_cast<unsigned long long *>(ws + tb + lb + nb);
-    char *rest = ws + tb + lb + nb + cb;
-    float *z = p->w_dt ? reinterpret_cast<float *>(rest) : (float *)p->z;
-    rest += zb;
+    char *pb = kept ? kept : ws; /* the plan's base */
+    unsigned long long *tkey = reinterpret_cast<unsigned long long *>(pb);
+    int *list = reinterpret_cast<int *>(pb + sv.tb);
+    int *len = reinterpret_cast<int *>(pb + sv.tb + sv.lb);
+    float *z = p->w_dt ? reinterpret_cast<float *>(pb + sv.tb + sv.lb + sv.nb) : (float *)p->z;
+    /* dt: kept beside z, else in the backward's part of the workspace */
+    float *dt_kept = kept && p->w_dt ? reinterpret_cast<float *>(kept + sv.tb + sv.lb + sv.nb + sv.zb) : nullptr;
+    unsigned long long *tcoarse = reinterpret_cast<unsigned long long *>(ws + planb);
+    char *rest = ws + planb + cb;
     pl->dt = pl->dz = pl->ddt = pl->dadb = nullptr;
     if (backward) {
         pl->dz = reinterpret_cast<float *>(rest);
         if (p->w_dt) {
-            pl->dt = reinterpret_cast<float *>(rest + nzb);
-            pl->ddt = reinterpret_cast<float *>(rest + 2 * nzb);
-            pl->dadb = reinterpret_cast<float *>(rest + 3 * nzb);
+            pl->dt = dt_kept ? dt_kept : reinterpret_cast<float *>(rest + nzb);
+            const size_t o = dt_kept ? nzb : 2 * nzb;
+            pl->ddt = reinterpret_cast<float *>(rest + o);
+            pl->dadb = reinterpret_cast<float *>(rest + o + nzb);
         }
     }
     pl->z = z;
+    pl->s = cuda_attn_spec{};
+    pl->s.z = z;
+    pl->s.list = list;
+    pl->s.list_len = len;
+    pl->s.cap = cap;
+    pl->s.tkey = tkey;
+    if (kept && backward) return ATTN_OK; /* the forward's plan, z and dt */
 
     cudaEvent_t e0 = nullptr, e1 = nullptr;
     if (p->stats) {
@@ -439,7 +481,7 @@ attn_status dma_plan(const attn_params *p, int backward, DmaPlan *pl) {
         CUDA_CHECK(cudaEventRecord(e0));
     }
     if (p->w_dt) {
-        attn_status sst = score_launch(p, z, pl->dt);
+        attn_status sst = score_launch(p, z, kept ? dt_kept : pl->dt);
         if (sst != ATTN_OK) return sst;
     }
     PlanArgs pa;
@@ -468,12 +510,6 @@ attn_status dma_plan(const attn_params *p, int backward, DmaPlan *pl) {
         cudaEventDestroy(e0);
         cudaEventDestroy(e1);
     }
-    pl->s = cuda_attn_spec{};
-    pl->s.z = z;
-    pl->s.list = list;
-    pl->s.list_len = len;
-    pl->s.cap = cap;
-    pl->s.tkey = tkey;
     return ATTN_OK;
 }
 
@@ -589,6 +625,8 @@ extern "C" int dma_cuda_supports(const attn_params *p, int backward, char *why, 
     }
     return 1;
 }
+
+extern "C" size_t dma_cuda_saved_bytes(const attn_params *p) { return dma_saved_layout(p).total(); }
 
 extern "C" attn_status dma_cuda_forward(const attn_params *p) {
     if (p->dtype == ATTN_DTYPE_F32 && dma_cuda_supports(p, 0, nullptr, 0)) return cuda_f32_forward(p, dma_cuda_forward);
