@@ -1,0 +1,1412 @@
+/*
+ * nsa_cuda_slc.cu: NSA's selected branch on the GPU (nsa_cuda.cuh): each query
+ * attends, for the G heads of its kv head (which share the selection), to the keys
+ * j <= i' of its selected blocks; lse plane 1.
+ *
+ * Forward (nsa_slc_forward):
+ * - nsa_slc_tc_kernel (the default): a tile of 64 / G queries x the group's heads
+ *   as 64 mma rows walks the union of the tile's selected blocks in chunks of 64
+ *   keys, each row masked to its own blocks;
+ * - nsa_slc_pair_kernel: the pairs (query, selected block) grouped by block with a
+ *   counting sort, a CTA per block and batch of up to 64 / G of the queries that
+ *   chose it; each pair's normalised result and lse, merged per query in slot
+ *   order (nsa_slc_pair_combine_kernel). Where the tiles' unions are large against
+ *   the pairs' batches (slc_choose_pairs: counted from the selection; DMABENCH_NSA_SLC=
+ *   union or pairs fixes it), this instead;
+ * - nsa_slc_kernel, with DMABENCH_NSA_TC=0: a warp per (batch, kv head, query) on
+ *   the CUDA cores.
+ * Backward (nsa_slc_backward): the same three ways (nsa_slc_bwd_tc_kernel,
+ * nsa_slc_pair_bwd_kernel, nsa_slc_bwd_kernel with DMABENCH_NSA_TC_BWD=0), dK and
+ * dV (and the pairs' dQ) by vector reductions into fp32 accumulators.
+ * docs/perf-notes.md (n4-n15) has the timings.
+ */
+#include <algorithm>
+#include <climits>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include "cuda_attn.h"
+#include "cuda_rt.h"
+#include "nsa_cuda.cuh"
+
+namespace nsa_gpu {
+using namespace dm;
+namespace {
+
+
+/* One warp per (b, hkv, i) for the group's G heads (they share the selection):
+ * online softmax over the selected keys j <= i'; a lane per key for the logits
+ * (each K row read once for all G heads), a lane per head-dim slice for P V. */
+template <typename T>
+__global__ void nsa_slc_kernel(const SlcArgs a) {
+    extern __shared__ float smem[];
+    const int wpb = blockDim.x >> 5, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    float *sq = smem + (size_t)warp * a.G * a.D;
+    const long long item = (long long)blockIdx.x * wpb + warp;
+    if (item >= (long long)a.B * a.Hkv * a.Nq) return;
+    const int i = (int)(item % a.Nq), hkv = (int)((item / a.Nq) % a.Hkv), b = (int)(item / ((long long)a.Nq * a.Hkv));
+    const long long ip = (long long)i + a.Nk - a.Nq;
+    for (int hh = 0; hh < a.G; hh++) {
+        const T *qr = static_cast<const T *>(a.q) + b * a.qsb + (long long)i * a.qss + (hkv * a.G + hh) * a.qsh;
+        for (int e = lane; e < a.D; e += 32) sq[hh * a.D + e] = to_f32<T>(qr[e]) * a.scale_log2;
+    }
+    __syncwarp();
+    const int *sel = a.sel + (((size_t)b * a.Hkv + hkv) * a.Nq + i) * a.nsel;
+    const T *kb = static_cast<const T *>(a.k) + b * a.ksb + hkv * a.ksh;
+    const T *vb = static_cast<const T *>(a.v) + b * a.vsb + hkv * a.vsh;
+    constexpr int MAXD = 128;
+    float acc[NSA_MAXG][MAXD / 32], m[NSA_MAXG], l[NSA_MAXG];
+#pragma unroll
+    for (int hh = 0; hh < NSA_MAXG; hh++) {
+        m[hh] = -INFINITY, l[hh] = 0.f;
+#pragma unroll
+        for (int t = 0; t < MAXD / 32; t++) acc[hh][t] = 0.f;
+    }
+    for (int s = 0; s < a.nsel; s++) {
+        const int jb = sel[s];
+        if (jb < 0) break;
+        const long long j0 = (long long)jb * a.ls;
+        const long long j1 = min(j0 + a.ls, min(ip + 1, (long long)a.Nk));
+        for (long long c0 = j0; c0 < j1; c0 += 32) {
+            const long long j = c0 + lane;
+            float x[NSA_MAXG];
+#pragma unroll
+            for (int hh = 0; hh < NSA_MAXG; hh++) x[hh] = j < j1 ? 0.f : -INFINITY;
+            if (j < j1) {
+                const T *kr = kb + j * a.kss;
+                for (int e0 = 0; e0 < a.D; e0 += 8) { /* 16-byte loads: a lane reads its own row */
+                    float kv[8];
+                    ld8f<T>(kr + e0, kv);
+#pragma unroll
+                    for (int k = 0; k < 8; k++)
+#pragma unroll
+                        for (int hh = 0; hh < NSA_MAXG; hh++)
+                            if (hh < a.G) x[hh] += sq[hh * a.D + e0 + k] * kv[k];
+                }
+            }
+            float p[NSA_MAXG];
+#pragma unroll
+            for (int hh = 0; hh < NSA_MAXG; hh++) {
+                if (hh >= a.G) break;
+                float cm = x[hh];
+                for (int o = 16; o; o >>= 1) cm = fmaxf(cm, __shfl_xor_sync(0xffffffff, cm, o));
+                const float mn = fmaxf(m[hh], cm);
+                const float alpha = m[hh] == -INFINITY ? 0.f : exp2f(m[hh] - mn);
+                p[hh] = x[hh] == -INFINITY ? 0.f : exp2f(x[hh] - mn);
+                float ps = p[hh];
+                for (int o = 16; o; o >>= 1) ps += __shfl_xor_sync(0xffffffff, ps, o);
+                l[hh] = l[hh] * alpha + ps;
+                m[hh] = mn;
+#pragma unroll
+                for (int t = 0; t < MAXD / 32; t++) acc[hh][t] *= alpha;
+            }
+            const int nk = (int)min((long long)32, j1 - c0);
+            for (int kk = 0; kk < nk; kk++) {
+                const T *vr = vb + (c0 + kk) * a.vss;
+                float vv[MAXD / 32];
+#pragma unroll
+                for (int t = 0; t < MAXD / 32; t++) {
+                    int e = t * 32 + lane;
+                    vv[t] = e < a.D ? to_f32<T>(vr[e]) : 0.f;
+                }
+#pragma unroll
+                for (int hh = 0; hh < NSA_MAXG; hh++) {
+                    if (hh >= a.G) break;
+                    const float pk = __shfl_sync(0xffffffff, p[hh], kk);
+#pragma unroll
+                    for (int t = 0; t < MAXD / 32; t++) acc[hh][t] += pk * vv[t];
+                }
+            }
+        }
+    }
+#pragma unroll
+    for (int hh = 0; hh < NSA_MAXG; hh++) {
+        if (hh >= a.G) break;
+        const int h = hkv * a.G + hh;
+        T *orow = static_cast<T *>(a.o) + (((size_t)b * a.Nq + i) * a.Hq + h) * a.D;
+        const float inv = l[hh] > 0.f ? 1.f / l[hh] : 0.f;
+#pragma unroll
+        for (int t = 0; t < MAXD / 32; t++) {
+            int e = t * 32 + lane;
+            if (e < a.D) orow[e] = from_f32<T>(acc[hh][t] * inv);
+        }
+        if (lane == 0)
+            a.lse1[((size_t)b * a.Hq + h) * a.Nq + i] = l[hh] > 0.f ? (m[hh] + log2f(l[hh])) * 0.6931471805599453f : -INFINITY;
+    }
+}
+
+/* The union of the selections of queries i0 .. i0 + QS - 1 (QS <= 64) of one (batch,
+ * kv head), whose selections sel holds (Nq x nsel, -1 padded): qmask[j] gets bit qi
+ * when query i0 + qi chose block j, and list[0 .. n) the blocks any of them chose,
+ * ascending (at most cap); returns n. Called by all 128 threads of the CTA after
+ * qmask[0 .. NSB) was zeroed and a barrier; ends with a barrier. wsum: 4 ints. */
+__device__ int tile_block_union(const int *sel, int Nq, int nsel, int i0, int QS, int NSB, int cap,
+                                unsigned long long *qmask, int *list, int *wsum) {
+    const int tid = threadIdx.x;
+    for (int x = tid; x < QS * nsel; x += 128) {
+        const int qi = x / nsel, i = i0 + qi;
+        if (i >= Nq) continue;
+        const int jb = sel[(size_t)i * nsel + x % nsel];
+        if (jb >= 0 && jb < NSB) atomicOr(&qmask[jb], 1ULL << qi);
+    }
+    __syncthreads();
+    /* compaction: thread t owns blocks [t per, (t + 1) per) */
+    const int per = (NSB + 127) / 128, j0 = tid * per, j1 = min(j0 + per, NSB);
+    int cnt = 0;
+    for (int j = j0; j < j1; j++) cnt += qmask[j] != 0ULL;
+    int total;
+    int base = dm_block_scan_excl<128>(cnt, wsum, &total);
+    for (int j = j0; j < j1; j++)
+        if (qmask[j] != 0ULL) {
+            if (base < cap) list[base] = j;
+            base++;
+        }
+    __syncthreads();
+    return min(total, cap);
+}
+
+/* The 64-key chunks of the blocks in a tile's union (tile_block_union): chunk t is
+ * keys [k0, kend) of block list[t / cpb], and qmask says which of the tile's queries
+ * chose it; load() copies its K and V rows into swizzled [64][D] tiles (cp.async,
+ * zero past the block's end), by the CTA's 128 threads. */
+template <typename T, int D> struct UnionChunks {
+    const int *list;
+    const unsigned long long *qmask;
+    int cpb, ls, Nk;
+    const T *kb, *vb;
+    long long kss, vss;
+    __device__ void range(int t, long long *k0, long long *kend, unsigned long long *qm) const {
+        const int jb = list[t / cpb];
+        *k0 = (long long)jb * ls + (long long)(t % cpb) * 64;
+        *kend = min((long long)jb * ls + ls, (long long)Nk);
+        *qm = qmask[jb];
+    }
+    __device__ void load(T *sK, T *sV, int t, int tid) const {
+        constexpr int CH = D / 8;
+        long long k0, kend;
+        unsigned long long qm;
+        range(t, &k0, &kend, &qm);
+        for (int c = tid; c < 64 * CH; c += 128) {
+            const int r = c / CH, ch = c % CH;
+            const bool ok = k0 + r < kend;
+            const long long j = ok ? k0 + r : 0;
+            cp16(sK + swz<D>(r, ch), kb + j * kss + ch * 8, ok);
+            cp16(sV + swz<D>(r, ch), vb + j * vss + ch * 8, ok);
+        }
+    }
+};
+
+/* The union's chunks for the rows of batch b, kv head hkv (A: SlcArgs or SlcBwdArgs). */
+template <typename T, int D, typename A>
+__device__ __forceinline__ UnionChunks<T, D> union_chunks(const A &a, int b, int hkv, const int *list,
+                                                          const unsigned long long *qmask) {
+    return {list, qmask, (a.ls + 63) / 64, a.ls, a.Nk, static_cast<const T *>(a.k) + b * a.ksb + hkv * a.ksh,
+            static_cast<const T *>(a.v) + b * a.vsb + hkv * a.vsh, a.kss, a.vss};
+}
+
+/* One chunk of 64 keys (from k0; keys from kend on masked) of the selected branch's
+ * forward on the tensor cores, for the warp's 16 rows from wrow: the thread's rows
+ * x0 (wrow + lane / 4) and x1 (8 below) take keys j <= ip0, ip1 where on0, on1.
+ * S = q K^T, the online softmax (m, l: the quad's partial sums), O += P V;
+ * nsa_slc_tc_kernel and nsa_slc_pair_kernel. */
+template <typename T, int D>
+__device__ __forceinline__ void slc_fwd_chunk(const T *sQ, const T *sK, const T *sV, int wrow, int lane, long long k0,
+                                              long long kend, bool on0, bool on1, long long ip0, long long ip1,
+                                              float scale_log2, float &m0, float &m1, float &l0, float &l1,
+                                              float (&o)[D / 8][4]) {
+    constexpr int BK = 64;
+    float s[BK / 8][4];
+    warp_qk<T, D, BK>(s, sQ, sK, wrow, lane);
+    /* mask, scale to log2 units, the rows' new maxima */
+    float mx0 = -INFINITY, mx1 = -INFINITY;
+#pragma unroll
+    for (int nt = 0; nt < BK / 8; nt++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            const long long j = k0 + nt * 8 + (lane & 3) * 2 + (e & 1);
+            const bool r1 = e >= 2;
+            const bool vis = j < kend && (r1 ? on1 : on0) && j <= (r1 ? ip1 : ip0);
+            const float x = vis ? s[nt][e] * scale_log2 : -INFINITY;
+            s[nt][e] = x;
+            if (r1) mx1 = fmaxf(mx1, x);
+            else mx0 = fmaxf(mx0, x);
+        }
+#pragma unroll
+    for (int o2 = 1; o2 < 4; o2 <<= 1) {
+        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffff, mx0, o2));
+        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffff, mx1, o2));
+    }
+    const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);
+    const float mu0 = mn0 == -INFINITY ? 0.f : mn0, mu1 = mn1 == -INFINITY ? 0.f : mn1;
+    const float al0 = fast_exp2(m0 - mu0), al1 = fast_exp2(m1 - mu1); /* 0 while m = -inf */
+    float rs0 = 0.f, rs1 = 0.f;
+#pragma unroll
+    for (int nt = 0; nt < BK / 8; nt++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            const bool r1 = e >= 2;
+            const float pv = fast_exp2(s[nt][e] - (r1 ? mu1 : mu0));
+            s[nt][e] = pv;
+            if (r1) rs1 += pv;
+            else rs0 += pv;
+        }
+    l0 = l0 * al0 + rs0, l1 = l1 * al1 + rs1; /* the quad's partial sums: reduced at the end */
+    m0 = mn0, m1 = mn1;
+#pragma unroll
+    for (int x = 0; x < D / 8; x++) o[x][0] *= al0, o[x][1] *= al0, o[x][2] *= al1, o[x][3] *= al1;
+    /* O += P V */
+#pragma unroll
+    for (int kk = 0; kk < BK / 16; kk++) {
+        uint32_t af[4];
+        acc_to_a<T>(s, kk, af);
+        mma_a_rows<T, D, D / 8>(o, af, sV, kk, 0, lane);
+    }
+}
+
+/* Dsum = dO . O of row rr of sdO (a swizzled [64][D] tile) and O's row orow (0 where
+ * orow is null), by the two threads of a lane pair, half of D each (half: 0 or 1);
+ * both get the sum. */
+template <typename T, int D>
+__device__ __forceinline__ float row_dsum(const T *sdO, int rr, int half, const T *orow) {
+    float ds = 0.f;
+    if (orow)
+        for (int d = half * (D / 2); d < (half + 1) * (D / 2); d++)
+            ds += to_f32<T>(sdO[swz<D>(rr, d >> 3) + (d & 7)]) * to_f32<T>(orow[d]);
+    return ds + __shfl_xor_sync(0xffffffff, ds, 1);
+}
+
+/* One chunk of 64 keys (from k0; keys from kend on masked) of the selected branch's
+ * backward on the tensor cores, rows as slc_fwd_chunk's (the warp's 16 from wrow =
+ * 16 warp): S = q K^T and dP = dO V^T, P = exp2(s S - lse2) (lse2: the rows' lse in
+ * log2 units), dS = P (dP - Dsum); dQ += dS K in registers; P and s dS through
+ * sP, sdS ([64 rows][64 keys]) for dV += P^T dO and dK += (s dS)^T Q over the
+ * CTA's 64 rows, the warp's 16 keys added into dkb, dvb (row stride accs) with
+ * vector reductions. Holds a barrier between the two halves (every thread of the
+ * CTA calls it); nsa_slc_bwd_tc_kernel and nsa_slc_pair_bwd_kernel. */
+template <typename T, int D>
+__device__ __forceinline__ void slc_bwd_chunk(const T *sQ, const T *sdO, const T *sK, const T *sV, T *sP, T *sdS,
+                                              int warp, int lane, long long k0, long long kend, bool on0, bool on1,
+                                              long long ip0, long long ip1, float lse20, float lse21, float dsm0,
+                                              float dsm1, float scale, float (&dq)[D / 8][4], float *dkb, float *dvb,
+                                              long long accs) {
+    constexpr int BK = 64;
+    const int wrow = warp * 16;
+    const float sl2 = scale * LOG2E;
+    float s[BK / 8][4], dp[BK / 8][4];
+    warp_qk<T, D, BK>(s, sQ, sK, wrow, lane);
+    warp_qk<T, D, BK>(dp, sdO, sV, wrow, lane);
+#pragma unroll
+    for (int nt = 0; nt < BK / 8; nt++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            const long long j = k0 + nt * 8 + (lane & 3) * 2 + (e & 1);
+            const bool r1 = e >= 2;
+            const bool vis = j < kend && (r1 ? on1 : on0) && j <= (r1 ? ip1 : ip0);
+            const float pv = vis ? fast_exp2(s[nt][e] * sl2 - (r1 ? lse21 : lse20)) : 0.f;
+            s[nt][e] = pv;
+            dp[nt][e] = pv * (dp[nt][e] - (r1 ? dsm1 : dsm0));
+        }
+    /* P and s dS to shared memory as [row][key] */
+#pragma unroll
+    for (int nt = 0; nt < BK / 8; nt++)
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            const int row = wrow + (lane >> 2) + 8 * r;
+            const int idx = swz<BK>(row, nt) + (lane & 3) * 2;
+            *reinterpret_cast<uint32_t *>(sP + idx) = pack2<T>::from(s[nt][2 * r], s[nt][2 * r + 1]);
+            *reinterpret_cast<uint32_t *>(sdS + idx) =
+                pack2<T>::from(dp[nt][2 * r] * scale, dp[nt][2 * r + 1] * scale);
+        }
+    /* dQ += dS K (the scale at the end) */
+#pragma unroll
+    for (int kk = 0; kk < BK / 16; kk++) {
+        uint32_t af[4];
+        acc_to_a<T>(dp, kk, af);
+        mma_a_rows<T, D, D / 8>(dq, af, sK, kk, 0, lane);
+    }
+    __syncthreads();
+    /* dV += P^T dO, dK += (s dS)^T Q: the warp's 16 keys over the 64 rows */
+    const int wkey = warp * 16;
+#pragma unroll
+    for (int which = 0; which < 2; which++) {
+        const T *sA = which ? sdS : sP;
+        const T *sB = which ? sQ : sdO;
+        float *dst = which ? dkb : dvb;
+        float acc[D / 8][4];
+#pragma unroll
+        for (int x = 0; x < D / 8; x++) acc[x][0] = acc[x][1] = acc[x][2] = acc[x][3] = 0.f;
+#pragma unroll
+        for (int kk = 0; kk < 64 / 16; kk++) {
+            uint32_t af[4];
+            ld_a_t<BK>(af, sA, kk, wkey, lane);
+            mma_a_rows<T, D, D / 8>(acc, af, sB, kk, 0, lane);
+        }
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            const long long j = k0 + wkey + (lane >> 2) + 8 * r;
+            if (j >= kend) continue;
+            float *row = dst + j * accs + (lane & 3) * 2;
+#pragma unroll
+            for (int x = 0; x < D / 8; x++) {
+                const float x0 = acc[x][2 * r], x1 = acc[x][2 * r + 1];
+                if (x0 != 0.f || x1 != 0.f) red_add2(row + x * 8, x0, x1);
+            }
+        }
+    }
+}
+
+/* The selected branch on the tensor cores (the default): one CTA of
+ * 4 warps per (tile of QS = 64 / G queries, kv head, batch), 64 mma rows
+ * r = hh QS + qi as in nsa_select_tc_kernel. The tile's queries select blocks that
+ * mostly coincide, so the CTA walks the union of their selections (ascending, with a
+ * bit mask of the queries that chose each block) in chunks of 64 keys through shared
+ * memory (cp.async, double buffered), each row masked to its own query's blocks and
+ * keys j <= i': S = q K^T and O += P V on the tensor cores, online softmax in fp32
+ * (FlashAttention-2's forward over a gathered key list). */
+template <typename T, int D>
+__global__ void __launch_bounds__(128) nsa_slc_tc_kernel(const SlcArgs a, const int QS, const int NSB, const int cap) {
+    constexpr int BK = 64;
+    extern __shared__ __align__(128) unsigned char slc_smem[];
+    T *sQ = reinterpret_cast<T *>(slc_smem);  /* [64 rows][D] */
+    T *sK = sQ + 64 * D;                       /* [2][BK][D] */
+    T *sV = sK + 2 * BK * D;                   /* [2][BK][D] */
+    unsigned long long *qmask = reinterpret_cast<unsigned long long *>(sV + 2 * BK * D); /* [NSB] */
+    int *list = reinterpret_cast<int *>(qmask + NSB);                                    /* [cap] */
+    int *wsum = list + cap;                                                              /* [4] + count */
+    const int hkv = blockIdx.y, b = blockIdx.z;
+    const int i0 = blockIdx.x * QS;
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    const int nrows = a.G * QS;
+    const long long off = (long long)a.Nk - a.Nq;
+
+    /* the union of the tile's selections */
+    for (int x = tid; x < NSB; x += 128) qmask[x] = 0ULL;
+    load_group_q<T, D>(sQ, a, b, hkv, i0, QS, tid);
+    cp_commit();
+    __syncthreads();
+    const int nlist = tile_block_union(a.sel + ((size_t)b * a.Hkv + hkv) * a.Nq * a.nsel, a.Nq, a.nsel, i0, QS, NSB, cap,
+                                       qmask, list, wsum);
+    const auto uc = union_chunks<T, D>(a, b, hkv, list, qmask);
+    const int nchunks = nlist * uc.cpb;
+    if (nchunks > 0) uc.load(sK, sV, 0, tid);
+    cp_commit();
+
+    /* the thread's two rows (x0: wrow + lane/4, x1: 8 below) */
+    const int wrow = warp * 16;
+    int qi0 = 0, qi1 = 0;
+    long long ip0 = -1, ip1 = -1; /* -1: the row takes no key */
+#pragma unroll
+    for (int r2 = 0; r2 < 2; r2++) {
+        const int rr = wrow + (lane >> 2) + 8 * r2, qi = rr % QS;
+        const long long ip = rr < nrows && i0 + qi < a.Nq ? (long long)(i0 + qi) + off : -1;
+        if (r2 == 0) qi0 = qi, ip0 = ip;
+        else qi1 = qi, ip1 = ip;
+    }
+    float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.f, l1 = 0.f;
+    float o[D / 8][4];
+#pragma unroll
+    for (int t = 0; t < D / 8; t++) o[t][0] = o[t][1] = o[t][2] = o[t][3] = 0.f;
+
+    for (int t = 0; t < nchunks; t++) {
+        const int st = t & 1;
+        if (t + 1 < nchunks) uc.load(sK + (st ^ 1) * BK * D, sV + (st ^ 1) * BK * D, t + 1, tid);
+        cp_commit();
+        cp_wait<1>();
+        __syncthreads();
+        const T *sKs = sK + st * BK * D, *sVs = sV + st * BK * D;
+        long long k0, kend;
+        unsigned long long qm;
+        uc.range(t, &k0, &kend, &qm);
+        const bool on0 = (qm >> qi0) & 1ULL, on1 = (qm >> qi1) & 1ULL;
+        slc_fwd_chunk<T, D>(sQ, sKs, sVs, wrow, lane, k0, kend, on0, on1, ip0, ip1, a.scale_log2, m0, m1, l0, l1, o);
+        __syncthreads();
+    }
+    cp_wait<0>();
+#pragma unroll
+    for (int o2 = 1; o2 < 4; o2 <<= 1) {
+        l0 += __shfl_xor_sync(0xffffffff, l0, o2);
+        l1 += __shfl_xor_sync(0xffffffff, l1, o2);
+    }
+#pragma unroll
+    for (int r2 = 0; r2 < 2; r2++) {
+        const int rr = wrow + (lane >> 2) + 8 * r2, hh = rr / QS, qi = rr % QS, i = i0 + qi;
+        if (rr < nrows && i < a.Nq) {
+            const int h = hkv * a.G + hh;
+            const float L = r2 ? l1 : l0, M = r2 ? m1 : m0;
+            const float inv = L > 0.f ? 1.f / L : 0.f;
+            T *orow = static_cast<T *>(a.o) + (((size_t)b * a.Nq + i) * a.Hq + h) * D;
+#pragma unroll
+            for (int x = 0; x < D / 8; x++)
+                *reinterpret_cast<uint32_t *>(orow + x * 8 + (lane & 3) * 2) =
+                    pack2<T>::from(o[x][2 * r2] * inv, o[x][2 * r2 + 1] * inv);
+            if ((lane & 3) == 0)
+                a.lse1[((size_t)b * a.Hq + h) * a.Nq + i] = L > 0.f ? (M + log2f(L)) * 0.6931471805599453f : -INFINITY;
+        }
+    }
+}
+
+/* The selected branch by key block (slc_choose_pairs says when). Where
+ * neighbouring queries choose different blocks (random inputs: a tile's 16 queries
+ * make up to 16 x 13 free picks), the union kernels walk most blocks a tile can see
+ * with one row in ten or fewer using each. Here the pairs (query, selected block)
+ * are grouped by block instead: each CTA takes one block of one (batch, kv head) and
+ * up to 64 / G of the queries that chose it, and writes each row's attention over
+ * that block alone (normalised, fp32) and its lse; nsa_slc_pair_combine_kernel then
+ * merges a query's nsel partial results in slot order. A row's result depends only
+ * on its query and its block, not on which other queries share its CTA, so the
+ * order the grouping lands in does not change a bit of the output. Queries go in
+ * chunks of cq (the partial results of a chunk are what the workspace holds); a
+ * chunk's pairs are indexed p = ((b Hkv + hkv) cq + qi) nsel + s. */
+
+/* Pairs per block list l = (b Hkv + hkv) ns + j of the chunk's queries q0 .. q0 + cq - 1. */
+__global__ void nsa_pair_count_kernel(const int *sel, int Nq, int nsel, int ns, int q0, int cq, long long npairs,
+                                      int *cnt) {
+    const long long x = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (x >= npairs) return;
+    const int s = (int)(x % nsel), qi = (int)((x / nsel) % cq);
+    const long long bh = x / ((long long)nsel * cq);
+    const int j = sel[((size_t)bh * Nq + q0 + qi) * nsel + s];
+    if (j >= 0 && j < ns) atomicAdd(&cnt[(size_t)bh * ns + j], 1);
+}
+
+/* One CTA: off[l] = pairs of the lists before l, boff[l] = their batches of qb
+ * (boff[nl]: the batches in all). */
+__global__ void __launch_bounds__(1024) nsa_pair_scan_kernel(const int *cnt, int nl, int qb, int *off, int *boff) {
+    __shared__ int sw[32];
+    const int per = (nl + 1023) / 1024, j0 = threadIdx.x * per, j1 = min(j0 + per, nl);
+    int c = 0, nbt = 0;
+    for (int j = j0; j < j1; j++) c += cnt[j], nbt += (cnt[j] + qb - 1) / qb;
+    int tot, totb;
+    int e = dm_block_scan_excl<1024>(c, sw, &tot);
+    int eb = dm_block_scan_excl<1024>(nbt, sw, &totb);
+    for (int j = j0; j < j1; j++) {
+        off[j] = e, boff[j] = eb;
+        e += cnt[j], eb += (cnt[j] + qb - 1) / qb;
+    }
+    if (threadIdx.x == 0) off[nl] = tot, boff[nl] = totb;
+}
+
+/* Each pair into its block's list (fill: zeroed counters). */
+__global__ void nsa_pair_scatter_kernel(const int *sel, int Nq, int nsel, int ns, int q0, int cq, long long npairs,
+                                        const int *off, int *fill, int *plist) {
+    const long long x = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (x >= npairs) return;
+    const int s = (int)(x % nsel), qi = (int)((x / nsel) % cq);
+    const long long bh = x / ((long long)nsel * cq);
+    const int j = sel[((size_t)bh * Nq + q0 + qi) * nsel + s];
+    if (j < 0 || j >= ns) return;
+    const size_t l = (size_t)bh * ns + j;
+    plist[off[l] + atomicAdd(&fill[l], 1)] = (int)x;
+}
+
+/* The chunks of 64 keys (cpb per block) that the union kernels walk for the tile of
+ * QS queries blockIdx.x of (batch blockIdx.z, kv head blockIdx.y), added into *u:
+ * the union of the tile's selected blocks as a bit set in shared memory. */
+__global__ void nsa_union_size_kernel(const int *sel, int Nq, int Hkv, int nsel, int ns, int QS, int cpb,
+                                      unsigned long long *u) {
+    extern __shared__ unsigned int ubits[]; /* [(ns + 31) / 32] */
+    __shared__ int ucount;
+    const int i0 = blockIdx.x * QS, hkv = blockIdx.y, b = blockIdx.z, tid = threadIdx.x;
+    const int words = (ns + 31) / 32;
+    for (int x = tid; x < words; x += blockDim.x) ubits[x] = 0u;
+    if (tid == 0) ucount = 0;
+    __syncthreads();
+    const int *sl = sel + ((size_t)b * Hkv + hkv) * Nq * nsel;
+    for (int x = tid; x < QS * nsel; x += blockDim.x) {
+        const int i = i0 + x / nsel;
+        if (i >= Nq) continue;
+        const int j = sl[(size_t)i * nsel + x % nsel];
+        if (j >= 0 && j < ns) atomicOr(&ubits[j >> 5], 1u << (j & 31));
+    }
+    __syncthreads();
+    int c = 0;
+    for (int x = tid; x < words; x += blockDim.x) c += __popc(ubits[x]);
+    for (int o = 16; o; o >>= 1) c += __shfl_xor_sync(0xffffffff, c, o);
+    if ((tid & 31) == 0) atomicAdd(&ucount, c);
+    __syncthreads();
+    if (tid == 0) atomicAdd(u, (unsigned long long)ucount * cpb);
+}
+
+/* A chunk's pair lists (nsa_pair_*_kernel). */
+struct PairList {
+    const int *cnt, *off, *boff, *plist;
+    int nl, ns, nsel, q0, cq;
+};
+
+/* Batch t of QB pairs: its list l (= (b Hkv + hkv) ns + block), where in plist it
+ * starts and its pairs (1..QB); false past the last batch (grids are upper bounds). */
+__device__ __forceinline__ bool pair_batch(const PairList &pl, int t, int QB, int *l, int *start, int *nq) {
+    if (t >= pl.boff[pl.nl]) return false;
+    int lo = 0, hi = pl.nl - 1; /* the last list whose batches start at or before t */
+    while (lo < hi) {
+        const int mid = (lo + hi + 1) >> 1;
+        if (pl.boff[mid] <= t) lo = mid;
+        else hi = mid - 1;
+    }
+    const int kb = t - pl.boff[lo];
+    *l = lo, *start = pl.off[lo] + kb * QB, *nq = min(QB, pl.cnt[lo] - kb * QB);
+    return true;
+}
+
+/* The query of pair pr of the chunk. */
+__device__ __forceinline__ long long pair_query(const PairList &pl, int pr) { return pl.q0 + (pr / pl.nsel) % pl.cq; }
+
+/* Rows r = hh QB + qi (head hh of the group of kv head hkv, pair sPair[qi]'s query)
+ * of x into the swizzled [64][D] tile s (cp.async); rows without a pair are zero. */
+template <typename T, int D>
+__device__ __forceinline__ void load_pair_rows(T *s, const void *x, long long xsb, long long xss, long long xsh, int b,
+                                               int hkv, int G, int QB, const PairList &pl, const int *sPair, int tid) {
+    constexpr int CH = D / 8;
+    for (int c = tid; c < 64 * CH; c += 128) {
+        const int r = c / CH, ch = c % CH, hh = r / QB, qi = r % QB;
+        const int pr = hh < G ? sPair[qi] : -1;
+        const bool ok = pr >= 0;
+        const long long i = ok ? pair_query(pl, pr) : 0;
+        const T *src = static_cast<const T *>(x) + b * xsb + i * xss + (long long)(hkv * G + (ok ? hh : 0)) * xsh + ch * 8;
+        cp16(s + swz<D>(r, ch), src, ok);
+    }
+}
+
+/* Keys [k0, kend) (at most 64) of K and V rows into swizzled [64][D] tiles (cp.async,
+ * zero past kend). */
+template <typename T, int D>
+__device__ __forceinline__ void load_block_kv(T *sK, T *sV, const T *kbase, long long kss, const T *vbase, long long vss,
+                                              long long k0, long long kend, int tid) {
+    constexpr int CH = D / 8;
+    for (int x = tid; x < 64 * CH; x += 128) {
+        const int r = x / CH, ch = x % CH;
+        const bool ok = k0 + r < kend;
+        const long long j = ok ? k0 + r : 0;
+        cp16(sK + swz<D>(r, ch), kbase + j * kss + ch * 8, ok);
+        cp16(sV + swz<D>(r, ch), vbase + j * vss + ch * 8, ok);
+    }
+}
+
+struct SlcPairArgs {
+    const void *q, *k, *v;
+    float *po, *plse; /* [pairs][G][D] normalised, [pairs][G] in log2 units */
+    long long qsb, qss, qsh, ksb, kss, ksh, vsb, vss, vsh;
+    int Nq, Nk, Hkv, G, ls;
+    float scale_log2;
+};
+
+/* One CTA of 4 warps per batch of up to QB = 64 / G pairs of one block list: 64 mma
+ * rows r = hh QB + qi (head hh of the group, pair qi of the batch); the block's keys
+ * in chunks of 64 (stages 2 when a block has more than one), each row masked to keys
+ * j <= i' of its query; S = q K^T and O += P V on the tensor cores with the online
+ * softmax of nsa_slc_tc_kernel. */
+template <typename T, int D>
+__global__ void __launch_bounds__(128) nsa_slc_pair_kernel(const SlcPairArgs a, const PairList pl, const int QB,
+                                                           const int stages) {
+    constexpr int BK = 64;
+    extern __shared__ __align__(128) unsigned char pr_smem[];
+    T *sQ = reinterpret_cast<T *>(pr_smem); /* [64 rows][D] */
+    T *sK = sQ + 64 * D;                     /* [stages][BK][D] */
+    T *sV = sK + stages * BK * D;            /* [stages][BK][D] */
+    __shared__ int sPair[64];
+    int l, start, nq;
+    if (!pair_batch(pl, blockIdx.x, QB, &l, &start, &nq)) return;
+    const int bh = l / pl.ns, jb = l % pl.ns, b = bh / a.Hkv, hkv = bh % a.Hkv;
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    if (tid < 64) sPair[tid] = tid < nq ? pl.plist[start + tid] : -1;
+    __syncthreads();
+    load_pair_rows<T, D>(sQ, a.q, a.qsb, a.qss, a.qsh, b, hkv, a.G, QB, pl, sPair, tid);
+    const long long kbeg = (long long)jb * a.ls, kend = min(kbeg + a.ls, (long long)a.Nk);
+    const int nch = (int)((kend - kbeg + BK - 1) / BK);
+    const T *kbase = static_cast<const T *>(a.k) + b * a.ksb + hkv * a.ksh;
+    const T *vbase = static_cast<const T *>(a.v) + b * a.vsb + hkv * a.vsh;
+    load_block_kv<T, D>(sK, sV, kbase, a.kss, vbase, a.vss, kbeg, min(kbeg + BK, kend), tid);
+    cp_commit();
+
+    const int wrow = warp * 16;
+    const long long offq = (long long)a.Nk - a.Nq;
+    long long ip0 = -1, ip1 = -1; /* -1: the row takes no key */
+#pragma unroll
+    for (int r2 = 0; r2 < 2; r2++) {
+        const int rr = wrow + (lane >> 2) + 8 * r2, hh = rr / QB, pr = hh < a.G ? sPair[rr % QB] : -1;
+        const long long ip = pr >= 0 ? pair_query(pl, pr) + offq : -1;
+        if (r2 == 0) ip0 = ip;
+        else ip1 = ip;
+    }
+    float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.f, l1 = 0.f;
+    float o[D / 8][4];
+#pragma unroll
+    for (int x = 0; x < D / 8; x++) o[x][0] = o[x][1] = o[x][2] = o[x][3] = 0.f;
+
+    for (int c = 0; c < nch; c++) {
+        const int st = stages > 1 ? (c & 1) : 0;
+        const long long k0 = kbeg + (long long)c * BK;
+        if (c + 1 < nch)
+            load_block_kv<T, D>(sK + (st ^ 1) * BK * D, sV + (st ^ 1) * BK * D, kbase, a.kss, vbase, a.vss, k0 + BK,
+                                min(k0 + 2 * BK, kend), tid);
+        cp_commit();
+        cp_wait<1>();
+        __syncthreads();
+        const T *sKs = sK + st * BK * D, *sVs = sV + st * BK * D;
+        slc_fwd_chunk<T, D>(sQ, sKs, sVs, wrow, lane, k0, kend, true, true, ip0, ip1, a.scale_log2, m0, m1, l0, l1, o);
+        __syncthreads();
+    }
+    cp_wait<0>();
+#pragma unroll
+    for (int o2 = 1; o2 < 4; o2 <<= 1) {
+        l0 += __shfl_xor_sync(0xffffffff, l0, o2);
+        l1 += __shfl_xor_sync(0xffffffff, l1, o2);
+    }
+#pragma unroll
+    for (int r2 = 0; r2 < 2; r2++) {
+        const int rr = wrow + (lane >> 2) + 8 * r2, hh = rr / QB;
+        const int pr = hh < a.G ? sPair[rr % QB] : -1;
+        if (pr < 0) continue;
+        const float L = r2 ? l1 : l0, M = r2 ? m1 : m0;
+        const float inv = L > 0.f ? 1.f / L : 0.f;
+        float *orow = a.po + ((size_t)pr * a.G + hh) * D;
+#pragma unroll
+        for (int x = 0; x < D / 8; x++)
+            *reinterpret_cast<float2 *>(orow + x * 8 + (lane & 3) * 2) =
+                make_float2(o[x][2 * r2] * inv, o[x][2 * r2 + 1] * inv);
+        if ((lane & 3) == 0) a.plse[(size_t)pr * a.G + hh] = L > 0.f ? M + log2f(L) : -INFINITY;
+    }
+}
+
+/* O_slc and lse plane 1 of the chunk's queries from their pairs: one warp per (b, query,
+ * head), the slots in order (the same sum in every run). */
+template <typename T>
+__global__ void nsa_slc_pair_combine_kernel(const float *po, const float *plse, const int *sel, T *oslc, float *lse1,
+                                            int B, int Nq, int Hq, int Hkv, int G, int D, int nsel, int ns, int q0,
+                                            int cq) {
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const long long item = (long long)blockIdx.x * (blockDim.x >> 5) + warp;
+    if (item >= (long long)B * cq * Hq) return;
+    const int h = (int)(item % Hq), qi = (int)((item / Hq) % cq), b = (int)(item / ((long long)Hq * cq));
+    const int hkv = h / G, hh = h % G, i = q0 + qi;
+    const int *sl = sel + (((size_t)b * Hkv + hkv) * Nq + i) * nsel;
+    const size_t p0 = (((size_t)b * Hkv + hkv) * cq + qi) * nsel;
+    float M = -INFINITY;
+    for (int s = 0; s < nsel; s++)
+        if (sl[s] >= 0 && sl[s] < ns) M = fmaxf(M, plse[(p0 + s) * G + hh]);
+    constexpr int MAXD = 128;
+    float acc[MAXD / 32];
+#pragma unroll
+    for (int x = 0; x < MAXD / 32; x++) acc[x] = 0.f;
+    float L = 0.f;
+    if (M != -INFINITY)
+        for (int s = 0; s < nsel; s++) {
+            if (sl[s] < 0 || sl[s] >= ns) continue;
+            const float w = exp2f(plse[(p0 + s) * G + hh] - M);
+            L += w;
+            const float *src = po + ((p0 + s) * G + hh) * D;
+#pragma unroll
+            for (int x = 0; x < MAXD / 32; x++)
+                if (x * 32 + lane < D) acc[x] += w * src[x * 32 + lane];
+        }
+    const float inv = L > 0.f ? 1.f / L : 0.f;
+    T *orow = oslc + (((size_t)b * Nq + i) * Hq + h) * D;
+#pragma unroll
+    for (int x = 0; x < MAXD / 32; x++)
+        if (x * 32 + lane < D) orow[x * 32 + lane] = from_f32<T>(acc[x] * inv);
+    if (lane == 0) lse1[((size_t)b * Hq + h) * Nq + i] = L > 0.f ? (M + log2f(L)) * 0.6931471805599453f : -INFINITY;
+}
+
+
+/* The selected branch's backward, one warp per (b, hkv, i) for the group's heads:
+ * P from lse plane 1, dS = P (dP - Dsum); dq in registers (the warp owns the rows),
+ * dk and dv of the scattered keys by fp32 atomics. */
+template <typename T>
+__global__ void nsa_slc_bwd_kernel(const SlcBwdArgs a) {
+    extern __shared__ float smem[];
+    const int wpb = blockDim.x >> 5, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int GD = a.G * a.D;
+    float *sq = smem + (size_t)warp * 3 * GD; /* q, log2-scaled */
+    float *sqr = sq + GD;                     /* q */
+    float *sdo = sqr + GD;                    /* dO_slc */
+    const long long item = (long long)blockIdx.x * wpb + warp;
+    if (item >= (long long)a.B * a.Hkv * a.Nq) return;
+    const int i = (int)(item % a.Nq), hkv = (int)((item / a.Nq) % a.Hkv), b = (int)(item / ((long long)a.Nq * a.Hkv));
+    const long long ip = (long long)i + a.Nk - a.Nq;
+    float dsum[NSA_MAXG], lse2[NSA_MAXG];
+#pragma unroll
+    for (int hh = 0; hh < NSA_MAXG; hh++) {
+        dsum[hh] = 0.f, lse2[hh] = INFINITY;
+        if (hh >= a.G) continue;
+        const int h = hkv * a.G + hh;
+        const T *qr = static_cast<const T *>(a.q) + b * a.qsb + (long long)i * a.qss + h * a.qsh;
+        const size_t ro = (((size_t)b * a.Nq + i) * a.Hq + h) * a.D;
+        const T *dr = static_cast<const T *>(a.dout) + ro;
+        const T *orr = static_cast<const T *>(a.oslc) + ro;
+        float ds = 0.f;
+        for (int e = lane; e < a.D; e += 32) {
+            float qv = to_f32<T>(qr[e]);
+            sq[hh * a.D + e] = qv * a.scale * LOG2E;
+            sqr[hh * a.D + e] = qv;
+            float dv = to_f32<T>(dr[e]);
+            sdo[hh * a.D + e] = dv;
+            ds += dv * to_f32<T>(orr[e]);
+        }
+        for (int k = 16; k; k >>= 1) ds += __shfl_xor_sync(0xffffffff, ds, k);
+        dsum[hh] = ds;
+        float L = a.lse1[((size_t)b * a.Hq + h) * a.Nq + i];
+        lse2[hh] = L == -INFINITY ? INFINITY : L * LOG2E;
+    }
+    __syncwarp();
+    const int *sel = a.sel + (((size_t)b * a.Hkv + hkv) * a.Nq + i) * a.nsel;
+    const T *kb = static_cast<const T *>(a.k) + b * a.ksb + hkv * a.ksh;
+    const T *vb = static_cast<const T *>(a.v) + b * a.vsb + hkv * a.vsh;
+    float *dkb = a.dk + ((size_t)b * a.Nk * a.Hkv + hkv) * a.D;
+    float *dvb = a.dv + ((size_t)b * a.Nk * a.Hkv + hkv) * a.D;
+    const long long accs = (long long)a.Hkv * a.D;
+    constexpr int MAXD = 128;
+    float dq[NSA_MAXG][MAXD / 32];
+#pragma unroll
+    for (int hh = 0; hh < NSA_MAXG; hh++)
+#pragma unroll
+        for (int t = 0; t < MAXD / 32; t++) dq[hh][t] = 0.f;
+    for (int s = 0; s < a.nsel; s++) {
+        const int jb = sel[s];
+        if (jb < 0) break;
+        const long long j0 = (long long)jb * a.ls;
+        const long long j1 = min(j0 + a.ls, min(ip + 1, (long long)a.Nk));
+        for (long long c0 = j0; c0 < j1; c0 += 32) {
+            const long long j = c0 + lane;
+            float pr[NSA_MAXG], dsr[NSA_MAXG];
+#pragma unroll
+            for (int hh = 0; hh < NSA_MAXG; hh++) pr[hh] = dsr[hh] = 0.f;
+            if (j < j1) {
+                const T *kr = kb + j * a.kss, *vr = vb + j * a.vss;
+                float x[NSA_MAXG], dp[NSA_MAXG];
+#pragma unroll
+                for (int hh = 0; hh < NSA_MAXG; hh++) x[hh] = dp[hh] = 0.f;
+                for (int e0 = 0; e0 < a.D; e0 += 8) { /* 16-byte loads: a lane reads its own rows */
+                    float kv[8], vv[8];
+                    ld8f<T>(kr + e0, kv);
+                    ld8f<T>(vr + e0, vv);
+#pragma unroll
+                    for (int k = 0; k < 8; k++)
+#pragma unroll
+                        for (int hh = 0; hh < NSA_MAXG; hh++)
+                            if (hh < a.G) {
+                                x[hh] += sq[hh * a.D + e0 + k] * kv[k];
+                                dp[hh] += sdo[hh * a.D + e0 + k] * vv[k];
+                            }
+                }
+#pragma unroll
+                for (int hh = 0; hh < NSA_MAXG; hh++)
+                    if (hh < a.G) {
+                        pr[hh] = exp2f(x[hh] - lse2[hh]);
+                        dsr[hh] = pr[hh] * (dp[hh] - dsum[hh]);
+                    }
+            }
+            const int nk = (int)min((long long)32, j1 - c0);
+            for (int kk = 0; kk < nk; kk++) {
+                const long long jj = c0 + kk;
+                const T *kr = kb + jj * a.kss;
+                float kv[MAXD / 32];
+#pragma unroll
+                for (int t = 0; t < MAXD / 32; t++) {
+                    int e = t * 32 + lane;
+                    kv[t] = e < a.D ? to_f32<T>(kr[e]) : 0.f;
+                }
+                float gk[MAXD / 32], gv[MAXD / 32];
+#pragma unroll
+                for (int t = 0; t < MAXD / 32; t++) gk[t] = gv[t] = 0.f;
+#pragma unroll
+                for (int hh = 0; hh < NSA_MAXG; hh++) {
+                    if (hh >= a.G) break;
+                    const float dsk = __shfl_sync(0xffffffff, dsr[hh], kk);
+                    const float pk = __shfl_sync(0xffffffff, pr[hh], kk);
+#pragma unroll
+                    for (int t = 0; t < MAXD / 32; t++) {
+                        int e = t * 32 + lane;
+                        if (e < a.D) {
+                            dq[hh][t] += dsk * kv[t];
+                            gk[t] += dsk * sqr[hh * a.D + e];
+                            gv[t] += pk * sdo[hh * a.D + e];
+                        }
+                    }
+                }
+#pragma unroll
+                for (int t = 0; t < MAXD / 32; t++) {
+                    int e = t * 32 + lane;
+                    if (e < a.D) {
+                        if (gk[t] != 0.f) atomicAdd(dkb + jj * accs + e, gk[t] * a.scale);
+                        if (gv[t] != 0.f) atomicAdd(dvb + jj * accs + e, gv[t]);
+                    }
+                }
+            }
+        }
+    }
+#pragma unroll
+    for (int hh = 0; hh < NSA_MAXG; hh++) {
+        if (hh >= a.G) break;
+        float *qrow = a.dq + (((size_t)b * a.Nq + i) * a.Hq + hkv * a.G + hh) * a.D;
+#pragma unroll
+        for (int t = 0; t < MAXD / 32; t++) {
+            int e = t * 32 + lane;
+            if (e < a.D) qrow[e] += dq[hh][t] * a.scale;
+        }
+    }
+}
+
+/* Rows of a (B, N, heads, D) tensor for load_group_q: dO of the selected branch. */
+struct GroupRows {
+    const void *q;
+    long long qsb, qss, qsh;
+    int G, Nq;
+};
+
+/* The selected branch's backward on the tensor cores (the default;
+ * DMABENCH_NSA_TC_BWD=0 runs nsa_slc_bwd_kernel): one CTA of 4 warps per (tile of QS = 64 / G
+ * queries, kv head, batch), the 64 mma rows and the union of the tile's selected
+ * blocks as nsa_slc_tc_kernel has them. Per chunk of 64 keys: S = q K^T and
+ * dP = dO V^T, P from lse plane 1 (masked to the row's own blocks and j <= i'),
+ * dS = P (dP - Dsum); dQ += dS K in registers (the CTA owns its rows); P and s dS
+ * go to shared memory, and each warp forms dV += P^T dO and dK += (s dS)^T Q for
+ * 16 of the chunk's keys over the tile's rows and adds them into the fp32
+ * accumulators with vector reductions. Dsum = dO . O_slc per row, as the CUDA-core
+ * kernel takes it. */
+template <typename T, int D>
+__global__ void __launch_bounds__(128) nsa_slc_bwd_tc_kernel(const SlcBwdArgs a, const int QS, const int NSB,
+                                                             const int cap) {
+    constexpr int BK = 64;
+    extern __shared__ __align__(128) unsigned char sbw_smem[];
+    T *sQ = reinterpret_cast<T *>(sbw_smem); /* [64 rows][D] */
+    T *sdO = sQ + 64 * D;                     /* [64 rows][D] */
+    T *sK = sdO + 64 * D;                     /* [2][BK][D] */
+    T *sV = sK + 2 * BK * D;                  /* [2][BK][D] */
+    T *sP = sV + 2 * BK * D;                  /* [64 rows][BK] */
+    T *sdS = sP + 64 * BK;                    /* [64 rows][BK] */
+    float *sDs = reinterpret_cast<float *>(sdS + 64 * BK);                         /* [64] */
+    unsigned long long *qmask = reinterpret_cast<unsigned long long *>(sDs + 64); /* [NSB] */
+    int *list = reinterpret_cast<int *>(qmask + NSB);                             /* [cap] */
+    int *wsum = list + cap;                                                       /* [4] + count */
+    const int hkv = blockIdx.y, b = blockIdx.z;
+    const int i0 = blockIdx.x * QS;
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    const int nrows = a.G * QS;
+    const long long off = (long long)a.Nk - a.Nq;
+
+    for (int x = tid; x < NSB; x += 128) qmask[x] = 0ULL;
+    load_group_q<T, D>(sQ, a, b, hkv, i0, QS, tid);
+    const GroupRows gd = {a.dout, (long long)a.Nq * a.Hq * D, (long long)a.Hq * D, D, a.G, a.Nq};
+    load_group_q<T, D>(sdO, gd, b, hkv, i0, QS, tid);
+    cp_commit();
+    __syncthreads();
+    const int nlist = tile_block_union(a.sel + ((size_t)b * a.Hkv + hkv) * a.Nq * a.nsel, a.Nq, a.nsel, i0, QS, NSB, cap,
+                                       qmask, list, wsum);
+    const auto uc = union_chunks<T, D>(a, b, hkv, list, qmask);
+    const int nchunks = nlist * uc.cpb;
+    if (nchunks > 0) uc.load(sK, sV, 0, tid);
+    cp_commit();
+    cp_wait<1>(); /* Q and dO */
+    __syncthreads();
+    {   /* Dsum of the 64 rows: two threads per row, each half of D */
+        const int rr = tid >> 1, half = tid & 1, hh = rr / QS, qi = rr % QS, i = i0 + qi;
+        const T *orow = static_cast<const T *>(a.oslc) + (((size_t)b * a.Nq + i) * a.Hq + hkv * a.G + hh) * D;
+        const float ds = row_dsum<T, D>(sdO, rr, half, rr < nrows && i < a.Nq ? orow : nullptr);
+        if (!half) sDs[rr] = ds;
+    }
+    __syncthreads();
+
+    /* the thread's two rows (wrow + lane/4 and 8 below): query bit, position, lse in
+     * log2 units (+inf where the row takes no key, so that its P is 0), Dsum */
+    const int wrow = warp * 16;
+    int qi0 = 0, qi1 = 0;
+    long long ip0 = -1, ip1 = -1;
+    float lse20 = INFINITY, lse21 = INFINITY, dsm0 = 0.f, dsm1 = 0.f;
+#pragma unroll
+    for (int r2 = 0; r2 < 2; r2++) {
+        const int rr = wrow + (lane >> 2) + 8 * r2, hh = rr / QS, qi = rr % QS, i = i0 + qi;
+        long long ip = -1;
+        float l2 = INFINITY;
+        if (rr < nrows && i < a.Nq) {
+            ip = (long long)i + off;
+            const float L = a.lse1[((size_t)b * a.Hq + hkv * a.G + hh) * a.Nq + i];
+            l2 = L == -INFINITY ? INFINITY : L * LOG2E;
+        }
+        if (r2 == 0) qi0 = qi, ip0 = ip, lse20 = l2, dsm0 = sDs[rr];
+        else qi1 = qi, ip1 = ip, lse21 = l2, dsm1 = sDs[rr];
+    }
+    float dq[D / 8][4];
+#pragma unroll
+    for (int t = 0; t < D / 8; t++) dq[t][0] = dq[t][1] = dq[t][2] = dq[t][3] = 0.f;
+    float *dkb = a.dk + ((size_t)b * a.Nk * a.Hkv + hkv) * D;
+    float *dvb = a.dv + ((size_t)b * a.Nk * a.Hkv + hkv) * D;
+    const long long accs = (long long)a.Hkv * D;
+
+    for (int t = 0; t < nchunks; t++) {
+        const int st = t & 1;
+        if (t + 1 < nchunks) uc.load(sK + (st ^ 1) * BK * D, sV + (st ^ 1) * BK * D, t + 1, tid);
+        cp_commit();
+        cp_wait<1>();
+        __syncthreads();
+        const T *sKs = sK + st * BK * D, *sVs = sV + st * BK * D;
+        long long k0, kend;
+        unsigned long long qm;
+        uc.range(t, &k0, &kend, &qm);
+        const bool on0 = (qm >> qi0) & 1ULL, on1 = (qm >> qi1) & 1ULL;
+        slc_bwd_chunk<T, D>(sQ, sdO, sKs, sVs, sP, sdS, warp, lane, k0, kend, on0, on1, ip0, ip1, lse20, lse21, dsm0,
+                            dsm1, a.scale, dq, dkb, dvb, accs);
+        __syncthreads();
+    }
+    cp_wait<0>();
+    /* dQ into the fp32 accumulator: the CTA owns these rows in this kernel */
+#pragma unroll
+    for (int r2 = 0; r2 < 2; r2++) {
+        const int rr = wrow + (lane >> 2) + 8 * r2, hh = rr / QS, qi = rr % QS, i = i0 + qi;
+        if (rr >= nrows || i >= a.Nq) continue;
+        float *qrow = a.dq + (((size_t)b * a.Nq + i) * a.Hq + hkv * a.G + hh) * D + (lane & 3) * 2;
+#pragma unroll
+        for (int x = 0; x < D / 8; x++) {
+            qrow[x * 8] += dq[x][2 * r2] * a.scale;
+            qrow[x * 8 + 1] += dq[x][2 * r2 + 1] * a.scale;
+        }
+    }
+}
+
+/* Dsum = dO . O_slc of each (b, query, head) into dsum[(b Hq + h) Nq + i] for
+ * nsa_slc_pair_bwd_kernel, whose CTAs would otherwise each read O_slc's rows again
+ * (a query's rows nsel times): one warp per row, dO and O_slc (B, Nq, Hq, D)
+ * contiguous. */
+template <typename T>
+__global__ void nsa_dsum_kernel(const T *dout, const T *oslc, float *dsum, int B, int Nq, int Hq, int D) {
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const long long row = (long long)blockIdx.x * (blockDim.x >> 5) + warp; /* (b, i, h) */
+    if (row >= (long long)B * Nq * Hq) return;
+    const T *x = dout + (size_t)row * D, *y = oslc + (size_t)row * D;
+    float ds = 0.f;
+    for (int d = lane; d < D; d += 32) ds += to_f32<T>(x[d]) * to_f32<T>(y[d]);
+    for (int o = 16; o; o >>= 1) ds += __shfl_xor_sync(0xffffffff, ds, o);
+    const int h = (int)(row % Hq), i = (int)((row / Hq) % Nq), b = (int)(row / ((long long)Hq * Nq));
+    if (lane == 0) dsum[((size_t)b * Hq + h) * Nq + i] = ds;
+}
+
+/* The selected branch's backward by key block (slc_choose_pairs says when): one CTA of 4 warps per batch of up to QB = 64 / G pairs of one
+ * block list, the rows as the forward has them. Per chunk of 64 keys of the block:
+ * S = q K^T and dP = dO V^T, P from lse plane 1 (the row's keys j <= i'), dS = P (dP -
+ * Dsum); dQ += dS K in registers, added into the fp32 accumulator at the end (a query's
+ * nsel blocks are in different CTAs: vector reductions); dV += P^T dO and dK +=
+ * (s dS)^T Q for the warp's 16 keys over the batch's rows, added the same way as
+ * nsa_slc_bwd_tc_kernel does. */
+template <typename T, int D>
+__global__ void __launch_bounds__(128) nsa_slc_pair_bwd_kernel(const SlcBwdArgs a, const PairList pl, const int QB,
+                                                               const int stages) {
+    constexpr int BK = 64;
+    extern __shared__ __align__(128) unsigned char pbw_smem[];
+    T *sQ = reinterpret_cast<T *>(pbw_smem); /* [64 rows][D] */
+    T *sdO = sQ + 64 * D;                     /* [64 rows][D] */
+    T *sK = sdO + 64 * D;                     /* [stages][BK][D] */
+    T *sV = sK + stages * BK * D;             /* [stages][BK][D] */
+    T *sP = sV + stages * BK * D;             /* [64 rows][BK] */
+    T *sdS = sP + 64 * BK;                    /* [64 rows][BK] */
+    float *sDs = reinterpret_cast<float *>(sdS + 64 * BK); /* [64] */
+    __shared__ int sPair[64];
+    int l, start, nq;
+    if (!pair_batch(pl, blockIdx.x, QB, &l, &start, &nq)) return;
+    const int bh = l / pl.ns, jb = l % pl.ns, b = bh / a.Hkv, hkv = bh % a.Hkv;
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    if (tid < 64) sPair[tid] = tid < nq ? pl.plist[start + tid] : -1;
+    __syncthreads();
+    load_pair_rows<T, D>(sQ, a.q, a.qsb, a.qss, a.qsh, b, hkv, a.G, QB, pl, sPair, tid);
+    load_pair_rows<T, D>(sdO, a.dout, (long long)a.Nq * a.Hq * D, (long long)a.Hq * D, D, b, hkv, a.G, QB, pl, sPair,
+                         tid);
+    cp_commit();
+    const long long kbeg = (long long)jb * a.ls, kend = min(kbeg + a.ls, (long long)a.Nk);
+    const int nch = (int)((kend - kbeg + BK - 1) / BK);
+    const T *kbase = static_cast<const T *>(a.k) + b * a.ksb + hkv * a.ksh;
+    const T *vbase = static_cast<const T *>(a.v) + b * a.vsb + hkv * a.vsh;
+    load_block_kv<T, D>(sK, sV, kbase, a.kss, vbase, a.vss, kbeg, min(kbeg + BK, kend), tid);
+    cp_commit();
+    cp_wait<1>(); /* Q and dO */
+    __syncthreads();
+    if (a.dsum) { /* Dsum of the 64 rows, formed once per query and head (nsa_dsum_kernel) */
+        if (tid < 64) {
+            const int hh = tid / QB, pr = hh < a.G ? sPair[tid % QB] : -1;
+            sDs[tid] = pr >= 0 ? a.dsum[((size_t)b * a.Hq + hkv * a.G + hh) * a.Nq + pair_query(pl, pr)] : 0.f;
+        }
+    } else { /* Dsum of the 64 rows: two threads per row, each half of D */
+        const int rr = tid >> 1, half = tid & 1, hh = rr / QB;
+        const int pr = hh < a.G ? sPair[rr % QB] : -1;
+        const long long i = pr >= 0 ? pair_query(pl, pr) : 0;
+        const T *orow = static_cast<const T *>(a.oslc) + (((size_t)b * a.Nq + i) * a.Hq + hkv * a.G + hh) * D;
+        const float ds = row_dsum<T, D>(sdO, rr, half, pr >= 0 ? orow : nullptr);
+        if (!half) sDs[rr] = ds;
+    }
+    __syncthreads();
+
+    /* the thread's two rows: position, lse in log2 units (+inf where the row takes no
+     * key, so that its P is 0), Dsum */
+    const int wrow = warp * 16;
+    const long long offq = (long long)a.Nk - a.Nq;
+    long long ip0 = -1, ip1 = -1;
+    float lse20 = INFINITY, lse21 = INFINITY, dsm0 = 0.f, dsm1 = 0.f;
+#pragma unroll
+    for (int r2 = 0; r2 < 2; r2++) {
+        const int rr = wrow + (lane >> 2) + 8 * r2, hh = rr / QB;
+        const int pr = hh < a.G ? sPair[rr % QB] : -1;
+        long long ip = -1;
+        float l2 = INFINITY;
+        if (pr >= 0) {
+            const long long i = pair_query(pl, pr);
+            ip = i + offq;
+            const float L = a.lse1[((size_t)b * a.Hq + hkv * a.G + hh) * a.Nq + i];
+            l2 = L == -INFINITY ? INFINITY : L * LOG2E;
+        }
+        if (r2 == 0) ip0 = ip, lse20 = l2, dsm0 = sDs[rr];
+        else ip1 = ip, lse21 = l2, dsm1 = sDs[rr];
+    }
+    float dq[D / 8][4];
+#pragma unroll
+    for (int t = 0; t < D / 8; t++) dq[t][0] = dq[t][1] = dq[t][2] = dq[t][3] = 0.f;
+    float *dkb = a.dk + ((size_t)b * a.Nk * a.Hkv + hkv) * D;
+    float *dvb = a.dv + ((size_t)b * a.Nk * a.Hkv + hkv) * D;
+    const long long accs = (long long)a.Hkv * D;
+
+    for (int c = 0; c < nch; c++) {
+        const int st = stages > 1 ? (c & 1) : 0;
+        const long long k0 = kbeg + (long long)c * BK;
+        if (c + 1 < nch)
+            load_block_kv<T, D>(sK + (st ^ 1) * BK * D, sV + (st ^ 1) * BK * D, kbase, a.kss, vbase, a.vss, k0 + BK,
+                                min(k0 + 2 * BK, kend), tid);
+        cp_commit();
+        cp_wait<1>();
+        __syncthreads();
+        const T *sKs = sK + st * BK * D, *sVs = sV + st * BK * D;
+        slc_bwd_chunk<T, D>(sQ, sdO, sKs, sVs, sP, sdS, warp, lane, k0, kend, true, true, ip0, ip1, lse20, lse21, dsm0,
+                            dsm1, a.scale, dq, dkb, dvb, accs);
+        __syncthreads();
+    }
+    cp_wait<0>();
+#pragma unroll
+    for (int r2 = 0; r2 < 2; r2++) {
+        const int rr = wrow + (lane >> 2) + 8 * r2, hh = rr / QB;
+        const int pr = hh < a.G ? sPair[rr % QB] : -1;
+        if (pr < 0) continue;
+        const long long i = pair_query(pl, pr);
+        float *qrow = a.dq + (((size_t)b * a.Nq + i) * a.Hq + hkv * a.G + hh) * D + (lane & 3) * 2;
+#pragma unroll
+        for (int x = 0; x < D / 8; x++) red_add2(qrow + x * 8, dq[x][2 * r2] * a.scale, dq[x][2 * r2 + 1] * a.scale);
+    }
+}
+
+/* The tile of a kernel over the union of a tile's selected blocks (the selected
+ * branch's forward and backward on the tensor cores): *qs = 64 / G queries, the
+ * union list's capacity and the shared-memory bytes, fixed bytes for the kernel's
+ * own tiles besides the block masks and the list; *qs = 0 when it does not apply
+ * (G does not divide 64, or it does not fit the device's shared memory). */
+attn_status union_tile(int G, int ns, int nsel, int D, size_t fixed, int *qs, int *cap, size_t *smem) {
+    *qs = 0, *cap = 0, *smem = 0;
+    if (G < 1 || 64 % G != 0 || (D != 16 && D != 32 && D != 64 && D != 128)) return ATTN_OK;
+    size_t optin = 0;
+    attn_status st = dm_cuda_smem_optin(&optin);
+    if (st != ATTN_OK) return st;
+    const int q = 64 / G;
+    const int c = std::min(ns, q * nsel);
+    const size_t need = fixed + (size_t)ns * 8 + (size_t)c * 4 + 8 * sizeof(int);
+    if (need > optin) return ATTN_OK;
+    *qs = q, *cap = c, *smem = need;
+    return ATTN_OK;
+}
+
+/* nsa_slc_tc_kernel: Q and two stages of K and V */
+attn_status slc_tc_tile(int G, int ns, int nsel, int D, size_t esize, int *qs, int *cap, size_t *smem) {
+    return union_tile(G, ns, nsel, D, 5 * 64 * (size_t)D * esize, qs, cap, smem);
+}
+
+/* The selected branch's backward on the tensor cores (nsa_slc_bwd_tc_kernel) by
+ * default; DMABENCH_NSA_TC_BWD=0 runs nsa_slc_bwd_kernel on the CUDA cores. */
+int nsa_tc_bwd_enabled() {
+    static const bool on = !dm_env_is("DMABENCH_NSA_TC_BWD", "0");
+    return on;
+}
+
+/* nsa_slc_bwd_tc_kernel: as nsa_slc_tc_kernel's, with dO, P, dS and the rows' Dsum besides */
+attn_status slc_bwd_tc_tile(int G, int ns, int nsel, int D, size_t esize, int *qs, int *cap, size_t *smem) {
+    return union_tile(G, ns, nsel, D, 6 * 64 * (size_t)D * esize + 2 * 64 * 64 * esize + 64 * sizeof(float), qs, cap,
+                      smem);
+}
+
+/* A union-tile kernel (nsa_slc_tc_kernel, nsa_slc_bwd_tc_kernel): one CTA of 128 per
+ * (tile of qs queries, kv head, batch). */
+template <typename A>
+attn_status launch_union_kernel(void (*kern)(A, int, int, int), const A &a, int qs, int ns, int cap, size_t smem) {
+    CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+    const dim3 grid((unsigned)((a.Nq + qs - 1) / qs), (unsigned)a.Hkv, (unsigned)a.B);
+    kern<<<grid, 128, smem>>>(a, qs, ns, cap);
+    CUDA_CHECK_LAUNCH();
+    return ATTN_OK;
+}
+
+template <typename T> attn_status launch_slc_bwd_tc(const SlcBwdArgs &a, int qs, int ns, int cap, size_t smem) {
+    switch (a.D) {
+    case 16: return launch_union_kernel(nsa_slc_bwd_tc_kernel<T, 16>, a, qs, ns, cap, smem);
+    case 32: return launch_union_kernel(nsa_slc_bwd_tc_kernel<T, 32>, a, qs, ns, cap, smem);
+    case 64: return launch_union_kernel(nsa_slc_bwd_tc_kernel<T, 64>, a, qs, ns, cap, smem);
+    default: return launch_union_kernel(nsa_slc_bwd_tc_kernel<T, 128>, a, qs, ns, cap, smem);
+    }
+}
+
+template <typename T> attn_status launch_slc_tc(const SlcArgs &a, int qs, int ns, int cap, size_t smem) {
+    switch (a.D) {
+    case 16: return launch_union_kernel(nsa_slc_tc_kernel<T, 16>, a, qs, ns, cap, smem);
+    case 32: return launch_union_kernel(nsa_slc_tc_kernel<T, 32>, a, qs, ns, cap, smem);
+    case 64: return launch_union_kernel(nsa_slc_tc_kernel<T, 64>, a, qs, ns, cap, smem);
+    default: return launch_union_kernel(nsa_slc_tc_kernel<T, 128>, a, qs, ns, cap, smem);
+    }
+}
+
+/* Whether the selected branch may go by key block (nsa_slc_pair_kernel,
+ * nsa_slc_pair_bwd_kernel): where the tensor-core kernels apply (G divides 64, D of
+ * 16-128), unless DMABENCH_NSA_SLC=union. */
+int nsa_slc_pairs(int G, int D) {
+    static const bool on = !dm_env_is("DMABENCH_NSA_SLC", "union");
+    return on && G >= 1 && 64 % G == 0 && (D == 16 || D == 32 || D == 64 || D == 128);
+}
+
+dm_cuda_ws g_pws;  /* the forward's pair lists and partial results */
+dm_cuda_ws g_pbws; /* the backward's pair lists */
+
+constexpr size_t PAIR_PART_BYTES = (size_t)1 << 30; /* partial results per chunk of queries, at most */
+
+/* Room for the lists of up to np pairs over nl block lists at the start of ws (bytes). */
+size_t pair_lists_bytes(int nl, size_t np) {
+    auto r256 = [](size_t x) { return (x + 255) & ~(size_t)255; };
+    return 2 * r256((size_t)nl * sizeof(int)) + 2 * r256((size_t)(nl + 1) * sizeof(int)) + r256(np * sizeof(int));
+}
+
+/* The lists of the pairs of queries q0 .. q0 + cq - 1 (sel: the selection, nsel per
+ * query), built in ws (pair_lists_bytes); *grid: an upper bound on their batches of qb. */
+attn_status pair_lists(char *ws, const int *sel, int B, int Hkv, int Nq, int nsel, int ns, int q0, int cq, int qb,
+                       PairList *pl, unsigned *grid) {
+    auto r256 = [](size_t x) { return (x + 255) & ~(size_t)255; };
+    const int nl = B * Hkv * ns;
+    const size_t cntb = r256((size_t)nl * sizeof(int)), offb = r256((size_t)(nl + 1) * sizeof(int));
+    int *cnt = reinterpret_cast<int *>(ws), *fill = reinterpret_cast<int *>(ws + cntb);
+    int *off = reinterpret_cast<int *>(ws + 2 * cntb), *boff = reinterpret_cast<int *>(ws + 2 * cntb + offb);
+    int *plist = reinterpret_cast<int *>(ws + 2 * cntb + 2 * offb);
+    const long long npairs = (long long)B * Hkv * cq * nsel;
+    CUDA_CHECK(cudaMemsetAsync(cnt, 0, 2 * cntb)); /* cnt and fill */
+    const unsigned pg = (unsigned)((npairs + 255) / 256);
+    nsa_pair_count_kernel<<<pg, 256>>>(sel, Nq, nsel, ns, q0, cq, npairs, cnt);
+    CUDA_CHECK_LAUNCH();
+    nsa_pair_scan_kernel<<<1, 1024>>>(cnt, nl, qb, off, boff);
+    CUDA_CHECK_LAUNCH();
+    nsa_pair_scatter_kernel<<<pg, 256>>>(sel, Nq, nsel, ns, q0, cq, npairs, off, fill, plist);
+    CUDA_CHECK_LAUNCH();
+    pl->cnt = cnt, pl->off = off, pl->boff = boff, pl->plist = plist;
+    pl->nl = nl, pl->ns = ns, pl->nsel = nsel, pl->q0 = q0, pl->cq = cq;
+    *grid = (unsigned)((npairs + qb - 1) / qb + nl); /* every list's last batch may be partial */
+    return ATTN_OK;
+}
+
+/* The union kernels walk U chunks of 64 keys (a chunk: 64 mma rows by 64 keys); the
+ * pairs run P batches, each one chunk's work but with its own rows to gather and,
+ * forward, its partial results to write and merge. On the H200 with random inputs
+ * (a tile's union near every block it sees) the pairs won at N = 65536 and were
+ * even at 8192 (their backward 1.15x faster); in the 131M model's training at 8192
+ * they lost by 18%. By default the selected branch goes by pairs when U >= ratio P
+ * (PAIR_RATIO_FWD, PAIR_RATIO_BWD), counted from the selection on the device (one
+ * small read back per call); DMABENCH_NSA_SLC=pairs or union fixes the choice, and
+ * DMABENCH_NSA_SLC_STATS=1 prints U, P and the choice to stderr. docs/perf-notes.md
+ * n12, n14. */
+constexpr double PAIR_RATIO_FWD = 4.0, PAIR_RATIO_BWD = 2.5;
+
+dm_cuda_ws g_sws; /* the choice's counts */
+
+/* kept: NSA_COUNTS_BYTES of device memory for (U, P) as two 64-bit counts, or NULL.
+ * have: they already hold this selection's counts (the forward's, in the saved area:
+ * the backward reads them instead of counting again); otherwise they are counted,
+ * into kept when given. */
+attn_status slc_choose_pairs(const int *sel, int B, int Hkv, int Nq, int nsel, int ns, int G, int ls, double ratio,
+                             unsigned long long *kept, bool have, bool *pairs) {
+    static const bool forced = dm_env_is("DMABENCH_NSA_SLC", "pairs");
+    static const bool stats = dm_env_is("DMABENCH_NSA_SLC_STATS", "1");
+    *pairs = Nq > 0;
+    if (Nq <= 0 || (forced && !stats)) return ATTN_OK;
+    unsigned long long *u = kept;
+    if (!(kept && have)) {
+        const int qb = 64 / G, nl = B * Hkv * ns, cpb = (ls + 63) / 64;
+        const size_t np = (size_t)B * Hkv * Nq * nsel;
+        auto r256 = [](size_t x) { return (x + 255) & ~(size_t)255; };
+        const size_t cntb = r256((size_t)nl * sizeof(int)), offb = r256((size_t)(nl + 1) * sizeof(int));
+        char *ws = nullptr;
+        attn_status st = dm_cuda_ws_get(&g_sws, 256 + cntb + 2 * offb, (void **)&ws, nullptr);
+        if (st != ATTN_OK) return st;
+        if (!u) u = reinterpret_cast<unsigned long long *>(ws);
+        int *cnt = reinterpret_cast<int *>(ws + 256), *off = reinterpret_cast<int *>(ws + 256 + cntb);
+        int *boff = reinterpret_cast<int *>(ws + 256 + cntb + offb);
+        CUDA_CHECK(cudaMemsetAsync(cnt, 0, cntb));
+        CUDA_CHECK(cudaMemsetAsync(u, 0, 2 * sizeof *u));
+        nsa_pair_count_kernel<<<(unsigned)((np + 255) / 256), 256>>>(sel, Nq, nsel, ns, 0, Nq, (long long)np, cnt);
+        CUDA_CHECK_LAUNCH();
+        nsa_pair_scan_kernel<<<1, 1024>>>(cnt, nl, qb, off, boff);
+        CUDA_CHECK_LAUNCH();
+        nsa_union_size_kernel<<<dim3((unsigned)((Nq + qb - 1) / qb), (unsigned)Hkv, (unsigned)B), 128,
+                                (size_t)(ns + 31) / 32 * sizeof(unsigned)>>>(sel, Nq, Hkv, nsel, ns, qb, cpb, u);
+        CUDA_CHECK_LAUNCH();
+        /* P (an int, >= 0) into the low half of u[1], whose high half the memset cleared */
+        CUDA_CHECK(cudaMemcpyAsync(u + 1, boff + nl, sizeof(int), cudaMemcpyDeviceToDevice));
+    }
+    unsigned long long h[2] = {0, 0};
+    CUDA_CHECK(cudaMemcpy(h, u, sizeof h, cudaMemcpyDeviceToHost));
+    const unsigned long long U = h[0];
+    const int P = (int)h[1];
+    *pairs = forced || (double)U >= ratio * (double)P;
+    if (stats)
+        fprintf(stderr, "nsa: selected branch: union chunks %llu, pair batches %d (ratio %.2f): %s\n", U, P,
+                P > 0 ? (double)U / P : 0.0, *pairs ? "pairs" : "union");
+    return ATTN_OK;
+}
+
+template <typename T, int D>
+attn_status launch_slc_pair_d(const SlcPairArgs &a, const PairList &pl, int qb, int stages, unsigned grid) {
+    const size_t smem = (64 + 2 * (size_t)stages * 64) * D * sizeof(T);
+    CUDA_CHECK(cudaFuncSetAttribute(nsa_slc_pair_kernel<T, D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+    nsa_slc_pair_kernel<T, D><<<grid, 128, smem>>>(a, pl, qb, stages);
+    CUDA_CHECK_LAUNCH();
+    return ATTN_OK;
+}
+
+/* O_slc and lse plane 1 (sa: the selected branch's arguments) through the pairs,
+ * chunk by chunk of queries. */
+template <typename T> attn_status slc_pairs(const SlcArgs &sa, int ns) {
+    const int B = sa.B, Nq = sa.Nq, Hkv = sa.Hkv, G = sa.G, D = sa.D, nsel = sa.nsel;
+    const int qb = 64 / G, stages = sa.ls > 64 ? 2 : 1;
+    const size_t per_q = (size_t)B * Hkv * nsel * ((size_t)G * D + G) * sizeof(float);
+    /* DMABENCH_NSA_PAIR_QUERIES=n: chunks of at most n queries (so that the tests
+     * reach several chunks at small sizes) */
+    static const long long cap_q = getenv("DMABENCH_NSA_PAIR_QUERIES") ? atoll(getenv("DMABENCH_NSA_PAIR_QUERIES")) : 0;
+    size_t cqs = std::min<size_t>((size_t)Nq, PAIR_PART_BYTES / per_q);
+    if (cap_q > 0) cqs = std::min<size_t>(cqs, (size_t)cap_q);
+    const int cq = (int)std::max<size_t>(1, cqs);
+    const int nl = B * Hkv * ns;
+    const size_t np = (size_t)B * Hkv * cq * nsel;
+    auto r256 = [](size_t x) { return (x + 255) & ~(size_t)255; };
+    const size_t lb = pair_lists_bytes(nl, np), pob = r256(np * G * D * sizeof(float));
+    char *ws = nullptr;
+    attn_status st = dm_cuda_ws_get(&g_pws, lb + pob + r256(np * G * sizeof(float)), (void **)&ws, nullptr);
+    if (st != ATTN_OK) return st;
+    SlcPairArgs a;
+    a.q = sa.q, a.k = sa.k, a.v = sa.v;
+    a.po = reinterpret_cast<float *>(ws + lb), a.plse = reinterpret_cast<float *>(ws + lb + pob);
+    a.qsb = sa.qsb, a.qss = sa.qss, a.qsh = sa.qsh, a.ksb = sa.ksb, a.kss = sa.kss, a.ksh = sa.ksh;
+    a.vsb = sa.vsb, a.vss = sa.vss, a.vsh = sa.vsh;
+    a.Nq = Nq, a.Nk = sa.Nk, a.Hkv = Hkv, a.G = G, a.ls = sa.ls;
+    a.scale_log2 = sa.scale_log2;
+    for (int q0 = 0; q0 < Nq; q0 += cq) {
+        const int c = std::min(cq, Nq - q0);
+        PairList pl;
+        unsigned grid = 0;
+        if ((st = pair_lists(ws, sa.sel, B, Hkv, Nq, nsel, ns, q0, c, qb, &pl, &grid)) != ATTN_OK) return st;
+        switch (D) {
+        case 16: st = launch_slc_pair_d<T, 16>(a, pl, qb, stages, grid); break;
+        case 32: st = launch_slc_pair_d<T, 32>(a, pl, qb, stages, grid); break;
+        case 64: st = launch_slc_pair_d<T, 64>(a, pl, qb, stages, grid); break;
+        default: st = launch_slc_pair_d<T, 128>(a, pl, qb, stages, grid);
+        }
+        if (st != ATTN_OK) return st;
+        const long long items = (long long)B * c * sa.Hq;
+        nsa_slc_pair_combine_kernel<T><<<(unsigned)((items + 7) / 8), 256>>>(
+            a.po, a.plse, sa.sel, static_cast<T *>(sa.o), sa.lse1, B, Nq, sa.Hq, Hkv, G, D, nsel, ns, q0, c);
+        CUDA_CHECK_LAUNCH();
+    }
+    return ATTN_OK;
+}
+
+template <typename T, int D>
+attn_status launch_slc_pair_bwd_d(const SlcBwdArgs &a, const PairList &pl, int qb, int stages, unsigned grid) {
+    const size_t smem = (2 * 64 + 2 * (size_t)stages * 64) * D * sizeof(T) + 2 * 64 * 64 * sizeof(T) + 64 * sizeof(float);
+    CUDA_CHECK(
+        cudaFuncSetAttribute(nsa_slc_pair_bwd_kernel<T, D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+    nsa_slc_pair_bwd_kernel<T, D><<<grid, 128, smem>>>(a, pl, qb, stages);
+    CUDA_CHECK_LAUNCH();
+    return ATTN_OK;
+}
+
+/* The selected branch's backward through the pairs (the lists of all queries at once:
+ * no partial results to hold). */
+template <typename T> attn_status slc_pairs_bwd(const SlcBwdArgs &a0, int ns) {
+    /* DMABENCH_NSA_PAIR_DSUM=0: each CTA forms its rows' Dsum from O_slc itself */
+    static const bool pre = !dm_env_is("DMABENCH_NSA_PAIR_DSUM", "0");
+    const int qb = 64 / a0.G, stages = a0.ls > 64 ? 2 : 1;
+    const int nl = a0.B * a0.Hkv * ns;
+    const size_t np = (size_t)a0.B * a0.Hkv * a0.Nq * a0.nsel, nrow = (size_t)a0.B * a0.Nq * a0.Hq;
+    const size_t lb = pair_lists_bytes(nl, np);
+    char *ws = nullptr;
+    attn_status st = dm_cuda_ws_get(&g_pbws, lb + (pre ? nrow * sizeof(float) : 0), (void **)&ws, nullptr);
+    if (st != ATTN_OK) return st;
+    SlcBwdArgs a = a0;
+    a.dsum = nullptr;
+    if (pre) {
+        float *dsum = reinterpret_cast<float *>(ws + lb);
+        nsa_dsum_kernel<T><<<(unsigned)((nrow + 7) / 8), 256>>>(static_cast<const T *>(a.dout),
+                                                               static_cast<const T *>(a.oslc), dsum, a.B, a.Nq, a.Hq, a.D);
+        CUDA_CHECK_LAUNCH();
+        a.dsum = dsum;
+    }
+    PairList pl;
+    unsigned grid = 0;
+    if ((st = pair_lists(ws, a.sel, a.B, a.Hkv, a.Nq, a.nsel, ns, 0, a.Nq, qb, &pl, &grid)) != ATTN_OK) return st;
+    switch (a.D) {
+    case 16: return launch_slc_pair_bwd_d<T, 16>(a, pl, qb, stages, grid);
+    case 32: return launch_slc_pair_bwd_d<T, 32>(a, pl, qb, stages, grid);
+    case 64: return launch_slc_pair_bwd_d<T, 64>(a, pl, qb, stages, grid);
+    default: return launch_slc_pair_bwd_d<T, 128>(a, pl, qb, stages, grid);
+    }
+}
+
+} // namespace
+
+template <typename T> attn_status nsa_slc_forward(const SlcArgs &a, int ns, unsigned long long *counts) {
+    const int G = a.G, D = a.D;
+    attn_status st;
+    int qs = 0, cap = 0;
+    size_t tc_smem = 0;
+    if (nsa_tc_enabled() && (st = slc_tc_tile(G, ns, a.nsel, D, sizeof(T), &qs, &cap, &tc_smem)) != ATTN_OK) return st;
+    /* with a saved area the counts are made for the backward even where this
+     * forward does not use them (DMABENCH_NSA_TC=0 with the backward's on) */
+    bool by_pairs = false;
+    if ((nsa_tc_enabled() || counts) && nsa_slc_pairs(G, D) &&
+        (st = slc_choose_pairs(a.sel, a.B, a.Hkv, a.Nq, a.nsel, ns, G, a.ls, PAIR_RATIO_FWD, counts, false,
+                               &by_pairs)) != ATTN_OK)
+        return st;
+    by_pairs = by_pairs && nsa_tc_enabled();
+    if (by_pairs) return slc_pairs<T>(a, ns);
+    if (qs > 0) return launch_slc_tc<T>(a, qs, ns, cap, tc_smem);
+    const int wpb = 4;
+    const long long items = (long long)a.B * a.Hkv * a.Nq;
+    nsa_slc_kernel<T><<<(unsigned)((items + wpb - 1) / wpb), wpb * 32, (size_t)wpb * G * D * sizeof(float)>>>(a);
+    CUDA_CHECK_LAUNCH();
+    return ATTN_OK;
+}
+
+template <typename T>
+attn_status nsa_slc_backward(const SlcBwdArgs &a, int ns, unsigned long long *counts, bool have) {
+    const int G = a.G, D = a.D;
+    attn_status st;
+    int qs = 0, cap = 0;
+    size_t tc_smem = 0;
+    if (nsa_tc_bwd_enabled() && (st = slc_bwd_tc_tile(G, ns, a.nsel, D, sizeof(T), &qs, &cap, &tc_smem)) != ATTN_OK)
+        return st;
+    bool by_pairs = false;
+    if (nsa_tc_bwd_enabled() && nsa_slc_pairs(G, D) &&
+        (st = slc_choose_pairs(a.sel, a.B, a.Hkv, a.Nq, a.nsel, ns, G, a.ls, PAIR_RATIO_BWD, counts, have,
+                               &by_pairs)) != ATTN_OK)
+        return st;
+    if (by_pairs) return slc_pairs_bwd<T>(a, ns);
+    if (qs > 0) return launch_slc_bwd_tc<T>(a, qs, ns, cap, tc_smem);
+    const int wpb = 4;
+    const size_t smem = (size_t)wpb * 3 * G * D * sizeof(float);
+    CUDA_CHECK(cudaFuncSetAttribute(nsa_slc_bwd_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+    const long long items = (long long)a.B * a.Hkv * a.Nq;
+    nsa_slc_bwd_kernel<T><<<(unsigned)((items + wpb - 1) / wpb), wpb * 32, smem>>>(a);
+    CUDA_CHECK_LAUNCH();
+    return ATTN_OK;
+}
+
+template attn_status nsa_slc_forward<__nv_bfloat16>(const SlcArgs &, int, unsigned long long *);
+template attn_status nsa_slc_forward<__half>(const SlcArgs &, int, unsigned long long *);
+template attn_status nsa_slc_backward<__nv_bfloat16>(const SlcBwdArgs &, int, unsigned long long *, bool);
+template attn_status nsa_slc_backward<__half>(const SlcBwdArgs &, int, unsigned long long *, bool);
+
+} // namespace nsa_gpu
