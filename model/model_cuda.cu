@@ -15,6 +15,7 @@
 #include <cublasLt.h>
 #include <cublas_v2.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdarg>
 #include <cstdio>
@@ -770,6 +771,64 @@ int g_algo_next;
 cublasHandle_t g_blas; /* for the fallback only */
 int g_fallbacks;
 
+/* DMABENCH_GEMM_TUNE=1: the first call of each GEMM shape times cuBLASLt's first
+ * TUNE_CANDIDATES heuristic answers on its own operands (into a scratch C) and keeps
+ * the fastest, instead of taking the first answer. Which candidate wins can differ
+ * between runs when two are close, and with it the rounding of the results. */
+constexpr int TUNE_CANDIDATES = 8, TUNE_REPS = 3;
+struct LtDescsRef { /* a GEMM's descriptors, as gemm_lt made them */
+    cublasLtMatmulDesc_t op;
+    cublasLtMatrixLayout_t a, b, c;
+};
+bool gemm_tune() {
+    static const bool on = dm_env_is("DMABENCH_GEMM_TUNE", "1");
+    return on;
+}
+/* Of the nres candidates, the index of the fastest on these operands (median of
+ * TUNE_REPS after one untimed run, C in scratch); -1 when none runs. */
+int gemm_pick(const LtDescsRef &d, const cublasLtMatmulHeuristicResult_t *res, int nres, float alpha, const void *A,
+              const void *B, float beta, size_t cbytes) {
+    void *C = nullptr; /* freed again below: the timings' memory is not kept */
+    if (dm_cuda_alloc(&C, cbytes) != ATTN_OK) {
+        cudaGetLastError();
+        return -1;
+    }
+    cudaEvent_t e0 = nullptr, e1 = nullptr;
+    if (cudaMemsetAsync(C, 0, cbytes) != cudaSuccess || cudaEventCreate(&e0) != cudaSuccess ||
+        cudaEventCreate(&e1) != cudaSuccess) {
+        if (e0) cudaEventDestroy(e0);
+        dm_cuda_free(C);
+        cudaGetLastError();
+        return -1;
+    }
+    int best = -1;
+    float best_ms = 0.f;
+    for (int i = 0; i < nres; i++) {
+        auto run = [&]() {
+            return cublasLtMatmul(g_lt, d.op, &alpha, B, d.a, A, d.b, &beta, C, d.c, C, d.c, &res[i].algo, g_ws, WS_BYTES,
+                                  0);
+        };
+        if (run() != CUBLAS_STATUS_SUCCESS) continue;
+        float t[TUNE_REPS];
+        bool ok = true;
+        for (int r = 0; r < TUNE_REPS && ok; r++) {
+            ok = cudaEventRecord(e0) == cudaSuccess && run() == CUBLAS_STATUS_SUCCESS &&
+                 cudaEventRecord(e1) == cudaSuccess && cudaEventSynchronize(e1) == cudaSuccess &&
+                 cudaEventElapsedTime(&t[r], e0, e1) == cudaSuccess;
+        }
+        if (!ok) continue;
+        std::sort(t, t + TUNE_REPS);
+        const float med = t[TUNE_REPS / 2];
+        if (best < 0 || med < best_ms) best = i, best_ms = med;
+    }
+    cudaEventDestroy(e0);
+    cudaEventDestroy(e1);
+    cudaDeviceSynchronize();
+    dm_cuda_free(C);
+    cudaGetLastError(); /* a candidate that failed leaves no error behind */
+    return best;
+}
+
 /* Largest power of two (<= 256) dividing the address of every column: the
  * pointer and the leading dimension in bytes. */
 unsigned align_of(const void *p, long long ld_bytes) {
@@ -846,17 +905,24 @@ attn_status gemm_lt(int ta, int tb, int M, int N, int K, float alpha, const void
                                                       sizeof key.al_c));
         LT_CHECK(cublasLtMatmulPreferenceSetAttribute(d.pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &key.al_c,
                                                       sizeof key.al_c));
-        cublasLtMatmulHeuristicResult_t res;
+        cublasLtMatmulHeuristicResult_t res[TUNE_CANDIDATES];
         int nres = 0;
         /* no algorithm shows either as nres = 0 or as CUBLAS_STATUS_NOT_SUPPORTED: both
          * mean the fallback, which is remembered for the shape like an algorithm */
-        cublasStatus_t hs = cublasLtMatmulAlgoGetHeuristic(g_lt, d.op, d.a, d.b, d.c, d.c, d.pref, 1, &res, &nres);
+        cublasStatus_t hs = cublasLtMatmulAlgoGetHeuristic(g_lt, d.op, d.a, d.b, d.c, d.c, d.pref,
+                                                           gemm_tune() ? TUNE_CANDIDATES : 1, res, &nres);
         if (hs == CUBLAS_STATUS_NOT_SUPPORTED) nres = 0;
         else LT_CHECK(hs);
+        int pick = 0;
+        if (nres > 1) { /* DMABENCH_GEMM_TUNE=1 */
+            const size_t cbytes = ((size_t)(M - 1) * ldc + N) * cs;
+            pick = gemm_pick(LtDescsRef{d.op, d.a, d.b, d.c}, res, nres, alpha, A, B, beta, cbytes);
+            if (pick < 0) pick = 0;
+        }
         AlgoEntry *en = &g_algo[g_algo_next];
         g_algo_next = (g_algo_next + 1) % NALGO;
         en->k = key, en->used = 1, en->fallback = nres < 1;
-        if (nres >= 1) en->algo = res.algo;
+        if (nres >= 1) en->algo = res[pick].algo;
         fb = en->fallback;
         algo = &en->algo;
     }
