@@ -80,6 +80,11 @@ attn_status mcuda_embed_backward(const int32_t *d_ids, int M, const float *d_dy,
  * d_w (n); d_y_f32 and/or d_y_bf16 (rows, n) (one may be NULL); d_r (rows). */
 attn_status mcuda_rmsnorm_forward(const float *d_x, const float *d_w, int rows, int n, float eps, float *d_y_f32,
                                   mcuda_bf16 *d_y_bf16, float *d_r);
+/* As mcuda_rmsnorm_forward with a bf16 y, and in the same pass d_xs (rows, n) =
+ * d_s (n) times d_x per column: the residual's scaled copy that the next GEMM adds
+ * to (one read of x instead of two). */
+attn_status mcuda_rmsnorm_forward_res(const float *d_x, const float *d_w, int rows, int n, float eps,
+                                      mcuda_bf16 *d_y_bf16, float *d_r, const float *d_s, float *d_xs);
 /* From dy (rows, n) fp32: d_dx (rows, n) = (acc: +=) r (dy w - x r s), s =
  * mean(dy w x r) per row; d_dw (n) += sum over rows of dy x r (double, fixed
  * order: deterministic). d_dw may be NULL. */

@@ -526,7 +526,8 @@ static model_status layer_forward(model_gpu *g, int l, int B, int n, model_gpu_c
     float *y = g->x[l + 1];
     const int pos0 = c ? c->len : 0;
 
-    CK(mcuda_rmsnorm_forward(x, DP(g, li->in_norm), M, C, eps, NULL, la->xn, la->r1), "rmsnorm");
+    /* the input norm, and h = rin x for the o GEMM to add to */
+    CK(mcuda_rmsnorm_forward_res(x, DP(g, li->in_norm), M, C, eps, la->xn, la->r1, DP(g, li->res_in), la->h), "rmsnorm");
     CK(mcuda_gemm(0, 1, M, Wd, C, 1.0f, la->xn, C, DPB(g, li->q), C, 0.0f, la->qkv, Wq, ATTN_DTYPE_BF16), "qkv gemm");
     mcuda_qk_shape qs = {M, Wq, m->H, m->K, m->D, n, pos0, g->cos, g->sin, g->rope_len, eps};
     CK(mcuda_qk_norm_rope_forward(&qs, la->qkv, DP(g, li->q_norm), DP(g, li->k_norm), la->qf, la->kf, la->rq, la->rk,
@@ -556,14 +557,13 @@ static model_status layer_forward(model_gpu *g, int l, int B, int n, model_gpu_c
     attn_status st = g->op->forward(&p);
     if (st != ATTN_OK) return attn_error(g, &p, st, 0, err, err_len);
     /* h = rin x + o Wo^T */
-    CK(mgk_mul_rows(x, DP(g, li->res_in), la->h, M, C), "residual");
     CK(mcuda_gemm(0, 1, M, C, HD, 1.0f, la->o, HD, DPB(g, li->o), HD, 1.0f, la->h, C, ATTN_DTYPE_F32), "o gemm");
-    /* MLP */
-    CK(mcuda_rmsnorm_forward(la->h, DP(g, li->post_norm), M, C, eps, NULL, la->hn, la->r2), "rmsnorm");
+    /* MLP: the post norm, and y = rpost h for the down GEMM to add to */
+    CK(mcuda_rmsnorm_forward_res(la->h, DP(g, li->post_norm), M, C, eps, la->hn, la->r2, DP(g, li->res_post), y),
+       "rmsnorm");
     CK(mcuda_gemm(0, 1, M, 2 * F, C, 1.0f, la->hn, C, DPB(g, li->gate), C, 0.0f, la->gu, 2 * F, ATTN_DTYPE_BF16),
        "gate/up gemm");
     CK(mcuda_swiglu_forward(la->gu, la->act, M, F, ATTN_DTYPE_BF16), "swiglu");
-    CK(mgk_mul_rows(la->h, DP(g, li->res_post), y, M, C), "residual");
     CK(mcuda_gemm(0, 1, M, C, F, 1.0f, la->act, F, DPB(g, li->down), F, 1.0f, y, C, ATTN_DTYPE_F32), "down gemm");
     return MODEL_OK;
 }

@@ -368,6 +368,30 @@ static void test_rmsnorm(int rows, int n) {
                   "guards %d; f32 y %.3g, r %.3g (limit 1e-5); bf16 y %.3g (limit 3 x %.3g + 1e-6)", g, ey, er, eb, ec);
         }
     }
+    /* with the residual's scaled copy: the same y, and xs = s x exactly (one fp32
+     * product per element, as the CPU's) */
+    snprintf(name, sizeof name, "model_gpu/rmsnorm forward %dx%d with the residual's scaled copy", rows, n);
+    {
+        float *sv = hnew(n), *xs = hnew(nx), *xsg = hnew(nx);
+        fill(sv, n, 1, 0.3);
+        for (size_t i = 0; i < nx; i++) xs[i] = sv[i % n] * x[i];
+        float *ds = dmal((size_t)n * 4), *dxs = dmal(nx * 4);
+        up(ds, sv, (size_t)n * 4);
+        if (dev_ok(name) && op_ok(mcuda_rmsnorm_forward_res(dx_, dw_, rows, n, eps, dyb, dr, ds, dxs), name)) {
+            down(yb, dyb, nx * 2), down(rg, dr, (size_t)rows * 4), down(xsg, dxs, nx * 4);
+            from_b(yb, ybg, nx);
+            int g = guard_ok(dyb, nx * 2) && guard_ok(dr, (size_t)rows * 4) && guard_ok(dxs, nx * 4);
+            if (dev_ok(name)) {
+                double er = rel_err(rg, r, (size_t)rows), eb = rel_err(ybg, y, nx), ec = rel_err(ylow, y, nx);
+                size_t bad = 0;
+                for (size_t i = 0; i < nx; i++) bad += memcmp(&xsg[i], &xs[i], 4) != 0;
+                CHECK(g && er <= 1e-5 && eb <= 3 * ec + 1e-6 && bad == 0, name,
+                      "guards %d; r %.3g (limit 1e-5); bf16 y %.3g (limit 3 x %.3g + 1e-6); xs elements differing: %zu",
+                      g, er, eb, ec, bad);
+            }
+        }
+        free(sv), free(xs), free(xsg);
+    }
     snprintf(name, sizeof name, "model_gpu/rmsnorm backward %dx%d (dx accumulated, dw)", rows, n);
     up(dr, r, (size_t)rows * 4); /* the CPU's r: the backward on its own */
     if (dev_ok(name) && op_ok(mcuda_rmsnorm_backward(dx_, dr, dw_, dyg, rows, n, ddx, 1, ddw), name)) {
@@ -979,6 +1003,7 @@ int main(void) {
     test_rmsnorm(37, 96);
     test_rmsnorm(37, 97);
     test_rmsnorm(300, 1024);
+    test_rmsnorm(40, 1100); /* wider than the one-pass backward takes: dx and the column sums apart */
 
     for (int bf16 = 0; bf16 < 2; bf16++) {
         test_qk(37, 37, 3, 4, 2, 64, bf16);
