@@ -184,6 +184,7 @@ struct model_gpu {
     model *m;
     const attn_op *op;
     int Bmax, Tmax;
+    size_t saved_b; /* each layer's saved area (op->saved_bytes at Bmax x Tmax), or 0 */
     size_t np;
     float *p, *g;   /* master weights, gradients (np) */
     bf16 *pb;       /* compute copy (np) */
@@ -314,7 +315,7 @@ model_status model_gpu_create(model *m, int B, int T, model_gpu **out, char *err
     model_gpu *g = calloc(1, sizeof *g);
     if (!g) return model_errf(MODEL_ERR_OOM, err, err_len, "out of memory");
     alist *a = &g->mem;
-    g->m = m, g->op = op, g->Bmax = B, g->Tmax = T, g->np = m->np;
+    g->m = m, g->op = op, g->Bmax = B, g->Tmax = T, g->np = m->np, g->saved_b = saved_b;
     int L = m->L, C = m->C, H = m->H, K = m->K, D = m->D, F = m->F, Wq = qkv_ld(m), HD = m->HD, KD = m->KD;
     size_t M = (size_t)B * T;
     g->x = calloc((size_t)L + 1, sizeof *g->x);
@@ -554,6 +555,9 @@ static model_status layer_forward(model_gpu *g, int l, int B, int n, model_gpu_c
         p.k = kc, p.k_st = cst;
         p.v = vc, p.v_st = cst;
     }
+    /* the saved area serves a training step's backward: none with the KV cache
+     * (inference, and keys beyond Tmax), nor for a call it would not hold */
+    if (c || (p.saved && g->op->saved_bytes(&p) > g->saved_b)) p.saved = NULL;
     attn_status st = g->op->forward(&p);
     if (st != ATTN_OK) return attn_error(g, &p, st, 0, err, err_len);
     /* h = rin x + o Wo^T */
@@ -791,6 +795,7 @@ static model_status layer_backward(model_gpu *g, int l, int B, int n, const floa
             p.dw_ck = g->aux, p.dw_cv = g->aux + ncw, p.dp_k = g->aux + 2 * ncw, p.dp_v = g->aux + 2 * ncw + ncp;
         }
     }
+    if (p.saved && g->op->saved_bytes(&p) > g->saved_b) p.saved = NULL; /* as its forward did */
     attn_status st = g->op->backward(&p);
     if (st != ATTN_OK) return attn_error(g, &p, st, 1, err, err_len);
     if (nsa) {

@@ -128,9 +128,9 @@ typedef struct {
     /* Optional: what the forward keeps for the backward, op->saved_bytes(p) bytes in
      * the operator's memory (device memory for CUDA operators). Given, the forward
      * fills it and a backward of the same inputs given the same buffer reads it
-     * instead of computing those parts again (nsa on CUDA: the branches' outputs,
-     * the compressed keys and values and the selection). NULL: the backward
-     * recomputes what it needs. */
+     * instead of computing those parts again (on CUDA, nsa: the branches' outputs,
+     * the compressed keys and values and the selection; dma: its plan). NULL: the
+     * backward recomputes what it needs. */
     void *saved;
 } attn_params;
 
