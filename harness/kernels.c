@@ -398,8 +398,9 @@ static void time_cell(sweep *S, const attn_op *op, const kcell *c, cJSON *rec) {
     if (on_dev) {
         st = attn_case_to_device(&cs, &dev);
         /* the operator's saved area (what its forward keeps for its backward) counts
-         * among the cell's tensors, as the model holds it per layer */
-        if (st == ATTN_OK && op->saved_bytes) {
+         * among the cell's tensors, as the model holds it per layer; only where a
+         * backward runs */
+        if (st == ATTN_OK && op->saved_bytes && bwd) {
             st = attn_case_saved_device(&dev, op->saved_bytes(&dev.p));
             if (st != ATTN_OK) attn_case_free_device(&dev);
         }
