@@ -291,6 +291,23 @@ __global__ void __launch_bounds__(NT) k_rmsnorm_fwd(const float *x, const float 
     }
 }
 
+/* s = mean(dy w x r) over a row (xr, gr: the row's x and dy), in every lane of the warp:
+ * each lane's columns in order, then the warp's sum */
+template <int VEC>
+__device__ __forceinline__ float rms_bwd_mean(const float *xr, const float *gr, const float *w, int n, float rs,
+                                              int lane) {
+    float s = 0.0f;
+    for (int j = lane * VEC; j < n; j += 32 * VEC) {
+        float xv[VEC], gv[VEC], wv[VEC];
+        ldv<VEC>(xr + j, xv);
+        ldv<VEC>(gr + j, gv);
+        ldv<VEC>(w + j, wv);
+#pragma unroll
+        for (int k = 0; k < VEC; k++) s += gv[k] * wv[k] * (xv[k] * rs);
+    }
+    return warp_sum(s) / n;
+}
+
 /* dx = r (dy w - x r s), s = mean(dy w x r): mops_rmsnorm_bwd's order of operations. */
 template <int VEC>
 __global__ void __launch_bounds__(NT) k_rmsnorm_dx(const float *x, const float *r, const float *w, const float *dy,
@@ -299,16 +316,7 @@ __global__ void __launch_bounds__(NT) k_rmsnorm_dx(const float *x, const float *
     if (row >= rows) return;
     const size_t o = (size_t)row * n;
     const float rs = r[row];
-    float s = 0.0f;
-    for (int j = lane * VEC; j < n; j += 32 * VEC) {
-        float xv[VEC], gv[VEC], wv[VEC];
-        ldv<VEC>(x + o + j, xv);
-        ldv<VEC>(dy + o + j, gv);
-        ldv<VEC>(w + j, wv);
-#pragma unroll
-        for (int k = 0; k < VEC; k++) s += gv[k] * wv[k] * (xv[k] * rs);
-    }
-    s = warp_sum(s) / n;
+    const float s = rms_bwd_mean<VEC>(x + o, dy + o, w, n, rs, lane);
     for (int j = lane * VEC; j < n; j += 32 * VEC) {
         float xv[VEC], gv[VEC], wv[VEC], out[VEC];
         ldv<VEC>(x + o + j, xv);
@@ -348,16 +356,7 @@ __global__ void __launch_bounds__(32 * CS_ROWS_F) k_rmsnorm_bwd_part(const float
     for (int row = lo + y; row < hi; row += CS_ROWS_F) {
         const size_t o = (size_t)row * n;
         const float rs = r[row];
-        float sm = 0.0f;
-        for (int j = lane * VEC; j < n; j += 32 * VEC) {
-            float xv[VEC], gv[VEC], wv[VEC];
-            ldv<VEC>(x + o + j, xv);
-            ldv<VEC>(dy + o + j, gv);
-            ldv<VEC>(w + j, wv);
-#pragma unroll
-            for (int k = 0; k < VEC; k++) sm += gv[k] * wv[k] * (xv[k] * rs);
-        }
-        sm = warp_sum(sm) / n;
+        const float sm = rms_bwd_mean<VEC>(x + o, dy + o, w, n, rs, lane);
 #pragma unroll
         for (int t = 0; t < RMS_TMAX; t++) {
             const int j = lane * VEC + t * 32 * VEC;
