@@ -308,6 +308,24 @@ __device__ __forceinline__ float rms_bwd_mean(const float *xr, const float *gr, 
     return warp_sum(s) / n;
 }
 
+/* dx = r (dy w - x r s) (acc: added to dx) at columns j .. j + VEC - 1 of a row (xr,
+ * gr, dxr: the row's x, dy and dx); xv, gv receive the x and dy it loaded */
+template <int VEC>
+__device__ __forceinline__ void rms_bwd_dx(const float *xr, const float *gr, const float *w, float *dxr, int j,
+                                           float rs, float s, int acc, float (&xv)[VEC], float (&gv)[VEC]) {
+    float wv[VEC], out[VEC];
+    ldv<VEC>(xr + j, xv);
+    ldv<VEC>(gr + j, gv);
+    ldv<VEC>(w + j, wv);
+    if (acc) ldv<VEC>(dxr + j, out);
+#pragma unroll
+    for (int k = 0; k < VEC; k++) {
+        float v = rs * (gv[k] * wv[k] - xv[k] * rs * s);
+        out[k] = acc ? out[k] + v : v;
+    }
+    stv<VEC>(dxr + j, out);
+}
+
 /* dx = r (dy w - x r s), s = mean(dy w x r): mops_rmsnorm_bwd's order of operations. */
 template <int VEC>
 __global__ void __launch_bounds__(NT) k_rmsnorm_dx(const float *x, const float *r, const float *w, const float *dy,
@@ -318,17 +336,8 @@ __global__ void __launch_bounds__(NT) k_rmsnorm_dx(const float *x, const float *
     const float rs = r[row];
     const float s = rms_bwd_mean<VEC>(x + o, dy + o, w, n, rs, lane);
     for (int j = lane * VEC; j < n; j += 32 * VEC) {
-        float xv[VEC], gv[VEC], wv[VEC], out[VEC];
-        ldv<VEC>(x + o + j, xv);
-        ldv<VEC>(dy + o + j, gv);
-        ldv<VEC>(w + j, wv);
-        if (acc) ldv<VEC>(dx + o + j, out);
-#pragma unroll
-        for (int k = 0; k < VEC; k++) {
-            float v = rs * (gv[k] * wv[k] - xv[k] * rs * s);
-            out[k] = acc ? out[k] + v : v;
-        }
-        stv<VEC>(dx + o + j, out);
+        float xv[VEC], gv[VEC];
+        rms_bwd_dx<VEC>(x + o, dy + o, w, dx + o, j, rs, s, acc, xv, gv);
     }
 }
 
@@ -361,18 +370,10 @@ __global__ void __launch_bounds__(32 * CS_ROWS_F) k_rmsnorm_bwd_part(const float
         for (int t = 0; t < RMS_TMAX; t++) {
             const int j = lane * VEC + t * 32 * VEC;
             if (j >= n) break;
-            float xv[VEC], gv[VEC], wv[VEC], out[VEC];
-            ldv<VEC>(x + o + j, xv);
-            ldv<VEC>(dy + o + j, gv);
-            ldv<VEC>(w + j, wv);
-            if (acc) ldv<VEC>(dx + o + j, out);
+            float xv[VEC], gv[VEC];
+            rms_bwd_dx<VEC>(x + o, dy + o, w, dx + o, j, rs, sm, acc, xv, gv);
 #pragma unroll
-            for (int k = 0; k < VEC; k++) {
-                float v = rs * (gv[k] * wv[k] - xv[k] * rs * sm);
-                out[k] = acc ? out[k] + v : v;
-                cs[t][k] += (double)(gv[k] * (xv[k] * rs));
-            }
-            stv<VEC>(dx + o + j, out);
+            for (int k = 0; k < VEC; k++) cs[t][k] += (double)(gv[k] * (xv[k] * rs));
         }
     }
     /* the warps' sums in warp order: ((0 + s0) + s1) + ..., as k_colsum_part */
