@@ -291,41 +291,6 @@ __global__ void __launch_bounds__(NT) k_rmsnorm_fwd(const float *x, const float 
     }
 }
 
-/* s = mean(dy w x r) over a row (xr, gr: the row's x and dy), in every lane of the warp:
- * each lane's columns in order, then the warp's sum */
-template <int VEC>
-__device__ __forceinline__ float rms_bwd_mean(const float *xr, const float *gr, const float *w, int n, float rs,
-                                              int lane) {
-    float s = 0.0f;
-    for (int j = lane * VEC; j < n; j += 32 * VEC) {
-        float xv[VEC], gv[VEC], wv[VEC];
-        ldv<VEC>(xr + j, xv);
-        ldv<VEC>(gr + j, gv);
-        ldv<VEC>(w + j, wv);
-#pragma unroll
-        for (int k = 0; k < VEC; k++) s += gv[k] * wv[k] * (xv[k] * rs);
-    }
-    return warp_sum(s) / n;
-}
-
-/* dx = r (dy w - x r s) (acc: added to dx) at columns j .. j + VEC - 1 of a row (xr,
- * gr, dxr: the row's x, dy and dx); xv, gv receive the x and dy it loaded */
-template <int VEC>
-__device__ __forceinline__ void rms_bwd_dx(const float *xr, const float *gr, const float *w, float *dxr, int j,
-                                           float rs, float s, int acc, float (&xv)[VEC], float (&gv)[VEC]) {
-    float wv[VEC], out[VEC];
-    ldv<VEC>(xr + j, xv);
-    ldv<VEC>(gr + j, gv);
-    ldv<VEC>(w + j, wv);
-    if (acc) ldv<VEC>(dxr + j, out);
-#pragma unroll
-    for (int k = 0; k < VEC; k++) {
-        float v = rs * (gv[k] * wv[k] - xv[k] * rs * s);
-        out[k] = acc ? out[k] + v : v;
-    }
-    stv<VEC>(dxr + j, out);
-}
-
 /* dx = r (dy w - x r s), s = mean(dy w x r): mops_rmsnorm_bwd's order of operations. */
 template <int VEC>
 __global__ void __launch_bounds__(NT) k_rmsnorm_dx(const float *x, const float *r, const float *w, const float *dy,
@@ -334,61 +299,29 @@ __global__ void __launch_bounds__(NT) k_rmsnorm_dx(const float *x, const float *
     if (row >= rows) return;
     const size_t o = (size_t)row * n;
     const float rs = r[row];
-    const float s = rms_bwd_mean<VEC>(x + o, dy + o, w, n, rs, lane);
+    float s = 0.0f;
     for (int j = lane * VEC; j < n; j += 32 * VEC) {
-        float xv[VEC], gv[VEC];
-        rms_bwd_dx<VEC>(x + o, dy + o, w, dx + o, j, rs, s, acc, xv, gv);
+        float xv[VEC], gv[VEC], wv[VEC];
+        ldv<VEC>(x + o + j, xv);
+        ldv<VEC>(dy + o + j, gv);
+        ldv<VEC>(w + j, wv);
+#pragma unroll
+        for (int k = 0; k < VEC; k++) s += gv[k] * wv[k] * (xv[k] * rs);
     }
-}
-
-/* The RMSNorm backward and its weight's column sums in one pass (n <= 32 VEC TMAX):
- * block ch takes rows [lo, hi) of its chunk, warp y the rows lo + y, lo + y + 8, ...
- * For each row, dx as k_rmsnorm_dx computes it, and each lane adds dy (x r) of its
- * columns (j = lane VEC + 32 VEC t + k) into double accumulators, row after row, as
- * k_colsum_part's threads do; the block then adds its 8 warps' sums in warp order
- * into part[ch, column]. One read of x and dy for both (the two-kernel way read them
- * twice). */
-constexpr int RMS_TMAX = 8;
-constexpr int CS_ROWS_F = 8; /* warps of k_rmsnorm_bwd_part (rows lo + y + 8 i) */
-template <int VEC>
-__global__ void __launch_bounds__(32 * CS_ROWS_F) k_rmsnorm_bwd_part(const float *x, const float *r, const float *w,
-                                                                    const float *dy, int rows, int n, float *dx, int acc,
-                                                                    int nch, double *part) {
-    __shared__ double sh[32 * VEC * RMS_TMAX];
-    const int ch = blockIdx.x, y = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    const int lo = (int)((long long)rows * ch / nch), hi = (int)((long long)rows * (ch + 1) / nch);
-    double cs[RMS_TMAX][VEC];
+    s = warp_sum(s) / n;
+    for (int j = lane * VEC; j < n; j += 32 * VEC) {
+        float xv[VEC], gv[VEC], wv[VEC], out[VEC];
+        ldv<VEC>(x + o + j, xv);
+        ldv<VEC>(dy + o + j, gv);
+        ldv<VEC>(w + j, wv);
+        if (acc) ldv<VEC>(dx + o + j, out);
 #pragma unroll
-    for (int t = 0; t < RMS_TMAX; t++)
-#pragma unroll
-        for (int k = 0; k < VEC; k++) cs[t][k] = 0.0;
-    for (int row = lo + y; row < hi; row += CS_ROWS_F) {
-        const size_t o = (size_t)row * n;
-        const float rs = r[row];
-        const float sm = rms_bwd_mean<VEC>(x + o, dy + o, w, n, rs, lane);
-#pragma unroll
-        for (int t = 0; t < RMS_TMAX; t++) {
-            const int j = lane * VEC + t * 32 * VEC;
-            if (j >= n) break;
-            float xv[VEC], gv[VEC];
-            rms_bwd_dx<VEC>(x + o, dy + o, w, dx + o, j, rs, sm, acc, xv, gv);
-#pragma unroll
-            for (int k = 0; k < VEC; k++) cs[t][k] += (double)(gv[k] * (xv[k] * rs));
+        for (int k = 0; k < VEC; k++) {
+            float v = rs * (gv[k] * wv[k] - xv[k] * rs * s);
+            out[k] = acc ? out[k] + v : v;
         }
+        stv<VEC>(dx + o + j, out);
     }
-    /* the warps' sums in warp order: ((0 + s0) + s1) + ..., as k_colsum_part */
-    for (int yy = 0; yy < CS_ROWS_F; yy++) {
-        if (y == yy)
-#pragma unroll
-            for (int t = 0; t < RMS_TMAX; t++)
-#pragma unroll
-                for (int k = 0; k < VEC; k++) {
-                    const int j = lane * VEC + t * 32 * VEC + k;
-                    if (j < n) sh[j] = (yy == 0 ? 0.0 : sh[j]) + cs[t][k];
-                }
-        __syncthreads();
-    }
-    for (int j = threadIdx.x; j < n; j += 32 * CS_ROWS_F) part[(size_t)ch * n + j] = sh[j];
 }
 
 /* Column sums of a b (times rs[row] when given) over rows: block (32 columns x 8
@@ -1182,21 +1115,6 @@ extern "C" attn_status mcuda_rmsnorm_backward(const float *d_x, const float *d_r
     if (rows < 0 || n < 1) return fail(ATTN_ERR_INVALID, "RMSNorm: bad shape (rows %d, n %d)", rows, n);
     if (rows == 0) return ATTN_OK;
     const bool v4 = n % 4 == 0 && aligned(d_x, 16) && aligned(d_w, 16) && aligned(d_dy, 16) && aligned(d_dx, 16);
-    static const bool fused = !dm_env_is("DMABENCH_RMSNORM_FUSED", "0");
-    if (d_dw && fused && n <= 32 * (v4 ? 4 : 1) * RMS_TMAX) {
-        /* dx and dw's column sums in one pass; chunks of about 16 rows, so that the
-         * grid fills the GPU (DMABENCH_RMSNORM_FUSED=0: the two kernels) */
-        const int nch = std::max(1, std::min(1024, dm_div_up(rows, 16)));
-        void *p = nullptr;
-        MC_OK(scratch(SCR_PART, (size_t)nch * n * sizeof(double), &p));
-        double *part = static_cast<double *>(p);
-        if (v4) k_rmsnorm_bwd_part<4><<<nch, 32 * CS_ROWS_F>>>(d_x, d_r, d_w, d_dy, rows, n, d_dx, acc, nch, part);
-        else k_rmsnorm_bwd_part<1><<<nch, 32 * CS_ROWS_F>>>(d_x, d_r, d_w, d_dy, rows, n, d_dx, acc, nch, part);
-        MC_LAUNCH();
-        k_colsum_final<<<(n + 7) / 8, 256>>>(part, nch, n, n, d_dw);
-        MC_LAUNCH();
-        return ATTN_OK;
-    }
     const int grid = dm_div_up(rows, WARPS);
     if (v4) k_rmsnorm_dx<4><<<grid, NT>>>(d_x, d_r, d_w, d_dy, rows, n, d_dx, acc);
     else k_rmsnorm_dx<1><<<grid, NT>>>(d_x, d_r, d_w, d_dy, rows, n, d_dx, acc);
