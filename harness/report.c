@@ -94,12 +94,20 @@ cJSON *report_provenance(int argc, char **argv, uint64_t seed) {
     cJSON *cmd = cJSON_AddArrayToObject(r, "command_line");
     for (int i = 0; i < argc; i++) cJSON_AddItemToArray(cmd, cJSON_CreateString(argv[i]));
     cJSON_AddStringToObject(r, "dmabench_version", DMABENCH_VERSION);
-    /* the environment variables that choose kernel versions, where set */
-    static const char *const kernel_env[] = {"DMABENCH_ISA", "DMABENCH_NSA_TC", "DMABENCH_CUDA_BWD_TILE", "DMABENCH_CUDA_BWD_KEYPAR",
-                                              "DMABENCH_DECODE_WAVES", "DMABENCH_DECODE_SEL_CTAS", "DMABENCH_GPU_KV_CACHE",
-                                              "DMABENCH_NSA_TC_BWD", "DMABENCH_NSA_PICK", "DMABENCH_CUDA_WGMMA",
-                                              "DMABENCH_DECODE_SEL_SAMPLE", "DMABENCH_NSA_CMP_BLK",
-                                              "DMABENCH_CUDA_WGMMA_BWD"};
+    /* the environment variables that choose kernel or op versions, where set
+     * (tests/reports.sh checks that every DMABENCH_ variable the code reads is
+     * here, or is one that only prints diagnostics) */
+    static const char *const kernel_env[] = {
+        /* the CPU kernels; the CUDA engine; decode; dma; nsa; the model */
+        "DMABENCH_ISA",
+        "DMABENCH_CUDA_BWD_TILE", "DMABENCH_CUDA_BWD_KEYPAR", "DMABENCH_CUDA_WGMMA", "DMABENCH_CUDA_WGMMA_BWD",
+        "DMABENCH_DECODE_WAVES", "DMABENCH_DECODE_SEL_CTAS", "DMABENCH_DECODE_SEL_SAMPLE", "DMABENCH_DECODE_PDL",
+        "DMABENCH_DECODE_LIST_KEYS",
+        "DMABENCH_DMA_SAVED",
+        "DMABENCH_NSA_TC", "DMABENCH_NSA_TC_BWD", "DMABENCH_NSA_PICK", "DMABENCH_NSA_CMP_BLK", "DMABENCH_NSA_CMP_TC",
+        "DMABENCH_NSA_SEL_WARPS", "DMABENCH_NSA_SLC", "DMABENCH_NSA_PAIR_QUERIES", "DMABENCH_NSA_PAIR_DSUM",
+        "DMABENCH_NSA_SAVED",
+        "DMABENCH_GPU_KV_CACHE", "DMABENCH_GEMM_TUNE", "DMABENCH_HEAD_ALL_ROWS"};
     cJSON *env = cJSON_AddObjectToObject(r, "environment");
     for (size_t i = 0; i < sizeof kernel_env / sizeof kernel_env[0]; i++) {
         const char *v = getenv(kernel_env[i]);

@@ -215,3 +215,20 @@ rc=$?
 rc=$?
 [ "$rc" -eq 0 ] && cmp -s "$T/src/a.txt" "$T/dl/sub/a.txt" && grep -qx "$T/dl/sub/a.txt" "$T/stdout" &&
     ok fetch_out_makes_folders || nok fetch_out_makes_folders "exit $rc: $(head -c 200 "$T/stderr")"
+
+# provenance: every DMABENCH_ variable the code reads that chooses a kernel or op
+# version is recorded in run.environment where set (those that only print
+# diagnostics, DMABENCH_GPU_PHASES and DMABENCH_NSA_SLC_STATS, are not), each with
+# its value
+DIAG="DMABENCH_GPU_PHASES DMABENCH_NSA_SLC_STATS"
+VARS=$(grep -rhoE '(dm_env_is|getenv|env_knob)\("DMABENCH_[A-Z0-9_]+' --include='*.c' --include='*.cu' --include='*.cuh' \
+    --include='*.h' kernels baselines model tasks harness | sed 's/.*"//' | sort -u)
+nvars=$(echo "$VARS" | grep -c .)
+missing=""
+for v in $VARS; do
+    case " $DIAG " in *" $v "*) continue ;; esac
+    env "$v=probe-$v" "$B" env >"$T/env.json" 2>"$T/env.err"
+    grep -q "\"$v\":[[:space:]]*\"probe-$v\"" "$T/env.json" || missing="$missing $v"
+done
+[ "$nvars" -ge 20 ] && [ -z "$missing" ] && ok "provenance_records_every_kernel_env ($nvars variables read)" ||
+    nok provenance_records_every_kernel_env "$nvars variables read; not recorded:$missing"
