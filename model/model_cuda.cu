@@ -256,7 +256,7 @@ __global__ void k_embed_bwd(const int32_t *ids, int M, const float *dy, int V, i
 
 /* ---- RMSNorm: one warp per row ---- */
 
-/* With xs: besides, xs = s x per column (the residual's scaled copy, as mul_rows). */
+/* With xs: besides, xs = s x per column (the residual's scaled copy). */
 template <int VEC>
 __global__ void __launch_bounds__(NT) k_rmsnorm_fwd(const float *x, const float *w, int rows, int n, float eps,
                                                     float *yf, bf16 *yb, float *r, const float *s, float *xs) {

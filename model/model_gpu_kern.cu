@@ -1,31 +1,13 @@
 /*
  * model_gpu_kern.cu: the few elementwise kernels the GPU model needs besides the
- * ops of model_cuda.cu: the residual vectors' row scaling, and dma's dt_proj
- * transposed to and from the operator's layout.
+ * ops of model_cuda.cu: dma's dt_proj transposed to and from the operator's
+ * layout, nsa's gates and column copies, sums and argmax.
  */
 #include "cuda_common.cuh"
 #include <cuda_bf16.h>
 #include "model_gpu_kern.h"
 
 namespace {
-
-__global__ void mul_rows_kernel(const float *x, const float *w, float *y, long long n_all, int n) {
-    long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (e < n_all) y[e] = w[e % n] * x[e];
-}
-
-/* The same, 4 columns per thread and a thread per column group over many rows: no
- * 64-bit division per element (the scalar kernel moved 2.4 TB/s on an H200, bound
- * by the e % n). Needs n % 4 == 0 and 16-byte aligned x, w, y. */
-__global__ void mul_rows4_kernel(const float4 *x, const float4 *w, float4 *y, int rows, int n4) {
-    const int c = blockIdx.x * blockDim.x + threadIdx.x;
-    if (c >= n4) return;
-    const float4 wv = w[c];
-    for (int r = blockIdx.y; r < rows; r += gridDim.y) {
-        const float4 xv = x[(size_t)r * n4 + c];
-        y[(size_t)r * n4 + c] = make_float4(wv.x * xv.x, wv.y * xv.y, wv.z * xv.z, wv.w * xv.w);
-    }
-}
 
 /* dst (Cc, R) (+)= src (R, Cc)^T */
 __global__ void transpose_kernel(const float *src, float *dst, int R, int Cc, int add) {
@@ -97,22 +79,6 @@ __global__ void argmax_rows_kernel(const float *x, int n, int *out) {
 unsigned blocks(long long n) { return (unsigned)((n + 255) / 256); }
 
 } // namespace
-
-extern "C" attn_status mgk_mul_rows(const float *d_x, const float *d_w, float *d_y, int rows, int n) {
-    long long all = (long long)rows * n;
-    if (all == 0) return ATTN_OK;
-    const bool vec = n % 4 == 0 && ((uintptr_t)d_x | (uintptr_t)d_w | (uintptr_t)d_y) % 16 == 0;
-    if (vec) {
-        const int n4 = n / 4, bt = n4 < 128 ? 32 * ((n4 + 31) / 32) : 128;
-        const dim3 grid((unsigned)((n4 + bt - 1) / bt), (unsigned)(rows < 2048 ? rows : 2048));
-        mul_rows4_kernel<<<grid, bt>>>(reinterpret_cast<const float4 *>(d_x), reinterpret_cast<const float4 *>(d_w),
-                                       reinterpret_cast<float4 *>(d_y), rows, n4);
-    } else {
-        mul_rows_kernel<<<blocks(all), 256>>>(d_x, d_w, d_y, all, n);
-    }
-    CUDA_CHECK_LAUNCH();
-    return ATTN_OK;
-}
 
 extern "C" attn_status mgk_transpose(const float *d_src, float *d_dst, int R, int Cc, int add) {
     long long all = (long long)R * Cc;

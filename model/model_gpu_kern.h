@@ -11,8 +11,6 @@
 extern "C" {
 #endif
 
-/* y (rows, n) = w (n) * x (rows, n), row by row; y may be x. */
-attn_status mgk_mul_rows(const float *d_x, const float *d_w, float *d_y, int rows, int n);
 /* dst (Cc, R) = src (R, Cc)^T, or += when add. */
 attn_status mgk_transpose(const float *d_src, float *d_dst, int R, int Cc, int add);
 /* dst (n) += src (n). */
