@@ -45,6 +45,29 @@ static inline void tiny_batch(uint64_t seed, int B, int T, int V, int32_t *ids, 
         for (int i = 0; i < B * T; i++) labels[i] = i % 5 == 3 ? MODEL_IGNORE : (int32_t)rng_below(&r, (uint64_t)V);
 }
 
+/* Overwrites ids (B*T) with T distinct tokens per row (a random draw without
+ * replacement from [0, V); T <= V). For checks that compare losses at nearby
+ * points or across batchings: a token repeated in a row gives keys whose dma
+ * scores are equal in exact arithmetic, and the CPU model's GEMMs round rows
+ * differently by their place in the BLAS's tiles (OpenBLAS's Haswell and Zen
+ * kernels do, on an AMD EPYC), so which of the tied keys dma keeps follows the
+ * rounding, not the index: the loss then jumps under any perturbation. */
+static inline void tiny_distinct_ids(uint64_t seed, int B, int T, int V, int32_t *ids) {
+    rng_t r;
+    rng_seed(&r, seed);
+    int32_t pool[4096];
+    if (T > V || V > 4096) return;
+    for (int b = 0; b < B; b++) {
+        for (int v = 0; v < V; v++) pool[v] = v;
+        for (int i = 0; i < T; i++) {
+            const int j = i + (int)rng_below(&r, (uint64_t)(V - i));
+            const int32_t x = pool[j];
+            pool[j] = pool[i], pool[i] = x;
+            ids[(size_t)b * T + i] = x;
+        }
+    }
+}
+
 /* Spreads every parameter so the model is far from its symmetric start:
  * matrices ~ N(0, s), norms and residual vectors 1 + N(0, 0.2), dma's A ~ N(0, 1)
  * (z then differs from key to key, so the dynamic selection is exercised). */

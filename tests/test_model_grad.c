@@ -83,6 +83,7 @@ static void check_variant(attn_variant v, attn_backend be, int alt_mode, int spa
     int B = cfg.train.batch_size, T = cfg.train.context, V = cfg.vocab_size;
     int32_t *ids = malloc((size_t)B * T * sizeof(int32_t)), *labels = malloc((size_t)B * T * sizeof(int32_t));
     tiny_batch(5, B, T, V, ids, labels);
+    tiny_distinct_ids(6, B, T, V, ids); /* no exact ties in dma's layer-0 scores (model_tiny.h) */
     if (sparse)
         for (int i = 0; i < B * T; i++)
             if (i % 5 != 2) labels[i] = MODEL_IGNORE;
