@@ -225,6 +225,41 @@ struct model_gpu_cache {
  * cuBLASLt's fast kernels and the attention's vector loads of v want. */
 static int qkv_ld(const model *m) { return (m->Wd + 7) / 8 * 8; }
 
+/* The fused projection's three GEMMs, each split where Wd is not a multiple of 8
+ * (nsa's learned gates make it 1554, say): the first W8 = Wd rounded down to 8
+ * columns of qkv (rows of Wqkv) in one GEMM, the rest (fewer than 8) in another.
+ * With the whole width cuBLASLt took its 2-element-aligned kernels for all of it,
+ * at a fraction of the speed. */
+static attn_status qkv_gemm_fwd(const model *m, int M, const mcuda_bf16 *xn, const mcuda_bf16 *w, mcuda_bf16 *qkv) {
+    const int C = m->C, Wd = m->Wd, Wq = qkv_ld(m), W8 = Wd / 8 * 8;
+    attn_status st = ATTN_OK;
+    if (W8 > 0) st = mcuda_gemm(0, 1, M, W8, C, 1.0f, xn, C, w, C, 0.0f, qkv, Wq, ATTN_DTYPE_BF16);
+    if (st == ATTN_OK && Wd > W8)
+        st = mcuda_gemm(0, 1, M, Wd - W8, C, 1.0f, xn, C, w + (size_t)W8 * C, C, 0.0f, qkv + W8, Wq, ATTN_DTYPE_BF16);
+    return st;
+}
+
+/* dxn = dqkv Wqkv (the split's second part adds to the first) */
+static attn_status qkv_gemm_dx(const model *m, int M, const mcuda_bf16 *dqkv, const mcuda_bf16 *w, float *dxn) {
+    const int C = m->C, Wd = m->Wd, Wq = qkv_ld(m), W8 = Wd / 8 * 8;
+    attn_status st = ATTN_OK;
+    if (W8 > 0) st = mcuda_gemm(0, 0, M, C, W8, 1.0f, dqkv, Wq, w, C, 0.0f, dxn, C, ATTN_DTYPE_F32);
+    if (st == ATTN_OK && Wd > W8)
+        st = mcuda_gemm(0, 0, M, C, Wd - W8, 1.0f, dqkv + W8, Wq, w + (size_t)W8 * C, C, W8 > 0 ? 1.0f : 0.0f, dxn, C,
+                        ATTN_DTYPE_F32);
+    return st;
+}
+
+/* dWqkv += dqkv^T xn, by rows of dWqkv */
+static attn_status qkv_gemm_dw(const model *m, int M, const mcuda_bf16 *dqkv, const mcuda_bf16 *xn, float *dw) {
+    const int C = m->C, Wd = m->Wd, Wq = qkv_ld(m), W8 = Wd / 8 * 8;
+    attn_status st = ATTN_OK;
+    if (W8 > 0) st = mcuda_gemm(1, 0, W8, C, M, 1.0f, dqkv, Wq, xn, C, 1.0f, dw, C, ATTN_DTYPE_F32);
+    if (st == ATTN_OK && Wd > W8)
+        st = mcuda_gemm(1, 0, Wd - W8, C, M, 1.0f, dqkv + W8, Wq, xn, C, 1.0f, dw + (size_t)W8 * C, C, ATTN_DTYPE_F32);
+    return st;
+}
+
 /* A CUDA-side failure as a model status with the op's reason. */
 static model_status cfail(attn_status st, char *err, size_t err_len, const char *what) {
     if (st == ATTN_ERR_OOM) return model_errf(MODEL_ERR_OOM, err, err_len, "out of GPU memory in %s", what);
@@ -521,7 +556,7 @@ static model_status layer_forward(model_gpu *g, int l, int B, int n, model_gpu_c
     model *m = g->m;
     const layer_idx *li = &m->li[l];
     glayer *la = &g->la[l];
-    int M = B * n, C = m->C, F = m->F, Wd = m->Wd, Wq = qkv_ld(m), HD = m->HD;
+    int M = B * n, C = m->C, F = m->F, Wq = qkv_ld(m), HD = m->HD;
     float eps = (float)m->cfg.rms_norm_eps;
     const float *x = g->x[l];
     float *y = g->x[l + 1];
@@ -529,7 +564,7 @@ static model_status layer_forward(model_gpu *g, int l, int B, int n, model_gpu_c
 
     /* the input norm, and h = rin x for the o GEMM to add to */
     CK(mcuda_rmsnorm_forward_res(x, DP(g, li->in_norm), M, C, eps, la->xn, la->r1, DP(g, li->res_in), la->h), "rmsnorm");
-    CK(mcuda_gemm(0, 1, M, Wd, C, 1.0f, la->xn, C, DPB(g, li->q), C, 0.0f, la->qkv, Wq, ATTN_DTYPE_BF16), "qkv gemm");
+    CK(qkv_gemm_fwd(m, M, la->xn, DPB(g, li->q), la->qkv), "qkv gemm");
     mcuda_qk_shape qs = {M, Wq, m->H, m->K, m->D, n, pos0, g->cos, g->sin, g->rope_len, eps};
     CK(mcuda_qk_norm_rope_forward(&qs, la->qkv, DP(g, li->q_norm), DP(g, li->k_norm), la->qf, la->kf, la->rq, la->rk,
                                   ATTN_DTYPE_BF16),
@@ -754,7 +789,7 @@ static model_status layer_backward(model_gpu *g, int l, int B, int n, const floa
     const layer_idx *li = &m->li[l];
     glayer *la = &g->la[l];
     const float *x = g->x[l];
-    int M = B * n, C = m->C, K = m->K, F = m->F, Wd = m->Wd, Wq = qkv_ld(m), HD = m->HD, KD = m->KD;
+    int M = B * n, C = m->C, K = m->K, F = m->F, Wq = qkv_ld(m), HD = m->HD, KD = m->KD;
 
     /* y = rpost h + act Wdown^T: rpost's gradient, dh = rpost dy (the norm's
      * backward adds the rest below) and dy in bf16 for the GEMMs, in one pass */
@@ -820,8 +855,8 @@ static model_status layer_backward(model_gpu *g, int l, int B, int n, const floa
                                    g->dqkv, DG(g, li->q_norm), DG(g, li->k_norm), ATTN_DTYPE_BF16),
        "q/k norm and RoPE backward");
     /* qkv = xn Wqkv^T, then the input norm */
-    CK(mcuda_gemm(0, 0, M, C, Wd, 1.0f, g->dqkv, Wq, DPB(g, li->q), C, 0.0f, g->dxn, C, ATTN_DTYPE_F32), "qkv^T gemm");
-    CK(mcuda_gemm(1, 0, Wd, C, M, 1.0f, g->dqkv, Wq, la->xn, C, 1.0f, DG(g, li->q), C, ATTN_DTYPE_F32), "qkv grad gemm");
+    CK(qkv_gemm_dx(m, M, g->dqkv, DPB(g, li->q), g->dxn), "qkv^T gemm");
+    CK(qkv_gemm_dw(m, M, g->dqkv, la->xn, DG(g, li->q)), "qkv grad gemm");
     CK(mcuda_rmsnorm_backward(x, la->r1, DP(g, li->in_norm), g->dxn, M, C, dx, 1, DG(g, li->in_norm)),
        "rmsnorm backward");
     return MODEL_OK;

@@ -554,35 +554,56 @@ __global__ void __launch_bounds__(NW * 32) nsa_select_tc_kernel(const SelArgs a,
 }
 
 /* o = g0 O_cmp + g1 O_slc + g2 O_win, per element; O_cmp, O_slc and owin contiguous;
- * O_win in o itself when owin is NULL. */
-template <typename T>
+ * O_win in o itself when owin is NULL. V = 8: a thread takes 8 consecutive
+ * elements of a row (dm_vec8 of o; D a multiple of 8), the same arithmetic. */
+template <typename T, int V>
 __global__ void nsa_combine_kernel(T *o, long long osb, long long oss, long long osh, const T *ocmp, const T *oslc,
                                    const T *owin, const float *g, int B, int Nq, int Hq, int D) {
-    long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    long long n = (long long)B * Nq * Hq * D;
+    const long long e = ((long long)blockIdx.x * blockDim.x + threadIdx.x) * V;
+    const long long n = (long long)B * Nq * Hq * D;
     if (e >= n) return;
-    int d = (int)(e % D), h = (int)((e / D) % Hq), i = (int)((e / ((long long)D * Hq)) % Nq);
-    int b = (int)(e / ((long long)D * Hq * Nq));
+    const int d = (int)(e % D), h = (int)((e / D) % Hq), i = (int)((e / ((long long)D * Hq)) % Nq);
+    const int b = (int)(e / ((long long)D * Hq * Nq));
     const float *gr = g + (((size_t)b * Nq + i) * Hq + h) * 3;
     T *op = o + b * osb + (long long)i * oss + h * osh + d;
-    const T w = owin ? owin[e] : *op;
-    float x = gr[0] * to_f32<T>(ocmp[e]) + gr[1] * to_f32<T>(oslc[e]) + gr[2] * to_f32<T>(w);
-    *op = from_f32<T>(x);
+    if constexpr (V == 8) {
+        float fc[8], fs[8], fw[8], x[8];
+        ld8_any<T>(ocmp + e, fc);
+        ld8_any<T>(oslc + e, fs);
+        ld8_any<T>(owin ? owin + e : op, fw);
+#pragma unroll
+        for (int k = 0; k < 8; k++) x[k] = gr[0] * fc[k] + gr[1] * fs[k] + gr[2] * fw[k];
+        st8_any<T>(op, x);
+    } else {
+        const T w = owin ? owin[e] : *op;
+        const float x = gr[0] * to_f32<T>(ocmp[e]) + gr[1] * to_f32<T>(oslc[e]) + gr[2] * to_f32<T>(w);
+        *op = from_f32<T>(x);
+    }
 }
 
 
 /* ---- backward kernels ---- */
 
-/* out (B, Nq, Hq, D) contiguous = g[..., which] dout */
-template <typename T>
+/* out (B, Nq, Hq, D) contiguous = g[..., which] dout; V = 8: 8 consecutive
+ * elements per thread (dm_vec8 of dout) */
+template <typename T, int V>
 __global__ void nsa_gate_dout_kernel(const T *dout, long long sb, long long ss, long long sh, const float *g, int which,
                                      T *out, int B, int Nq, int Hq, int D) {
-    long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    const long long e = ((long long)blockIdx.x * blockDim.x + threadIdx.x) * V;
     if (e >= (long long)B * Nq * Hq * D) return;
-    int dd = (int)(e % D), h = (int)((e / D) % Hq), i = (int)((e / ((long long)D * Hq)) % Nq);
-    int b = (int)(e / ((long long)D * Hq * Nq));
-    float gv = g[(((size_t)b * Nq + i) * Hq + h) * 3 + which];
-    out[e] = from_f32<T>(gv * to_f32<T>(dout[b * sb + (long long)i * ss + h * sh + dd]));
+    const int dd = (int)(e % D), h = (int)((e / D) % Hq), i = (int)((e / ((long long)D * Hq)) % Nq);
+    const int b = (int)(e / ((long long)D * Hq * Nq));
+    const float gv = g[(((size_t)b * Nq + i) * Hq + h) * 3 + which];
+    const T *dp = dout + b * sb + (long long)i * ss + h * sh + dd;
+    if constexpr (V == 8) {
+        float f[8];
+        ld8_any<T>(dp, f);
+#pragma unroll
+        for (int k = 0; k < 8; k++) f[k] *= gv;
+        st8_any<T>(out + e, f);
+    } else {
+        out[e] = from_f32<T>(gv * to_f32<T>(*dp));
+    }
 }
 
 /* dg[b, i, h, :] = (dout . O_cmp, dout . O_slc, dout . O_win): one warp per row. */
@@ -662,7 +683,8 @@ __global__ void nsa_cmp_bwd_w_kernel(const T *x, long long xsb, long long xss, l
  *   CTA's NSA_CB dK~ vectors, the sums gathered per row in shared memory and added
  *   to dk_acc once per row (atomically: neighbouring CTAs share l - d rows);
  * - dpos[h, t, e] = sum_col W[h, t, e, col] S[h, col] with S = sum over blocks of
- *   dK~ (nsa_cmp_bwd_pos_kernel), the same sum in another order;
+ *   dK~ (nsa_cmp_colsum_kernel, then nsa_cmp_bwd_pos_kernel), the same sum in
+ *   another order;
  * - dW as a tiled GEMM, dW_h = X_h^T dK~_h over the blocks (X_h's row c is block c's
  *   l D inputs), plus pos[t, e] S[col] (nsa_cmp_bwd_w_gemm_kernel; D 64 or 128). */
 __global__ void nsa_cmp_bwd_rows_blk_kernel(const float *dkc, int nb, int Hkv, int D, int l, int d, int Nk,
@@ -824,24 +846,48 @@ __global__ void __launch_bounds__(128) nsa_cmp_bwd_rows_tc_kernel(const float *d
     }
 }
 
-/* dpos[h, t, e] += sum_col W[h, t, e, col] S[col], S = sum_{b, c} dK~[b, c, h]: one CTA of
- * D threads per (t, kv head), each summing S itself (B nb rows of D floats, from L2)
- * and taking its t. */
-__global__ void nsa_cmp_bwd_pos_kernel(const float *dkc, int B, int nb, int Hkv, int D, int l, const float *w,
-                                       float *dpos) {
+/* The column sums the position term's gradient needs, S[h, :] = sum_{b, c}
+ * dK~[b, c, h, :], in NSA_CS_SPLIT parts per kv head: grid (Hkv, NSA_CS_SPLIT), a
+ * CTA of 256 threads sums a contiguous range of the B nb rows into
+ * part[split, h, :] (256 / D rows at a time, added in a fixed order: the same bits
+ * every run). Enough CTAs to keep the reads in flight: one CTA per kv head was
+ * bound by its loads' latency. */
+constexpr int NSA_CS_SPLIT = 32, NSA_CS_THREADS = 256;
+__global__ void __launch_bounds__(NSA_CS_THREADS) nsa_cmp_colsum_kernel(const float *dkc, long long K, int Hkv, int D,
+                                                                        float *part) {
+    __shared__ float red[NSA_CS_THREADS];
+    const int h = blockIdx.x, split = blockIdx.y, tid = threadIdx.x, e = tid % D, pi = tid / D;
+    const int P = NSA_CS_THREADS / D;
+    const long long per = (K + NSA_CS_SPLIT - 1) / NSA_CS_SPLIT;
+    const long long k0 = split * per, k1 = min(K, k0 + per);
+    float s0 = 0.f, s1 = 0.f;
+    if (pi < P) {
+        long long k = k0 + pi;
+        for (; k + P < k1; k += 2 * P) {
+            s0 += dkc[((size_t)k * Hkv + h) * D + e];
+            s1 += dkc[((size_t)(k + P) * Hkv + h) * D + e];
+        }
+        if (k < k1) s0 += dkc[((size_t)k * Hkv + h) * D + e];
+    }
+    red[tid] = s0 + s1;
+    __syncthreads();
+    if (pi == 0) {
+        float s = 0.f;
+        for (int j = 0; j < P; j++) s += red[j * D + e];
+        part[((size_t)split * Hkv + h) * D + e] = s;
+    }
+}
+
+/* dpos[h, t, e] += sum_col W[h, t, e, col] S[h, col]: one CTA of D threads per
+ * (t, kv head), S the sum of nsa_cmp_colsum_kernel's parts (in order). (Each CTA
+ * summed all of dK~ for S itself before: l Hkv passes over B nb D floats, 2.17 ms
+ * of nsa's training step at 8192.) */
+__global__ void nsa_cmp_bwd_pos_kernel(const float *part, int Hkv, int D, int l, const float *w, float *dpos) {
     extern __shared__ float sS[]; /* [D] */
     const int t = blockIdx.x, h = blockIdx.y, e = threadIdx.x;
-    float s0 = 0.f, s1 = 0.f, s2 = 0.f, s3 = 0.f;
-    const long long K = (long long)B * nb;
-    long long k = 0;
-    for (; k + 4 <= K; k += 4) {
-        s0 += dkc[((size_t)k * Hkv + h) * D + e];
-        s1 += dkc[((size_t)(k + 1) * Hkv + h) * D + e];
-        s2 += dkc[((size_t)(k + 2) * Hkv + h) * D + e];
-        s3 += dkc[((size_t)(k + 3) * Hkv + h) * D + e];
-    }
-    for (; k < K; k++) s0 += dkc[((size_t)k * Hkv + h) * D + e];
-    sS[e] = (s0 + s1) + (s2 + s3);
+    float acc = 0.f;
+    for (int sp = 0; sp < NSA_CS_SPLIT; sp++) acc += part[((size_t)sp * Hkv + h) * D + e];
+    sS[e] = acc;
     __syncthreads();
     const float *wr = w + (((size_t)h * l + t) * D + e) * D;
     float x = 0.f;
@@ -1302,10 +1348,16 @@ template <typename T> attn_status nsa_forward_t(const attn_params *p) {
     bf.lse = static_cast<float *>(p->lse);
     if ((st = nsa_branches<T>(p, bf)) != ATTN_OK) return st;
     /* 6. o = g_cmp O_cmp + g_slc O_slc + g_win O_win */
-    long long n = (long long)z.B * z.Nq * z.Hq * z.D;
-    nsa_combine_kernel<T><<<(unsigned)((n + 255) / 256), 256>>>(static_cast<T *>(p->o), p->o_st.b, p->o_st.s, p->o_st.h,
-                                                                 bf.ocmp, bf.oslc, kept ? bf.owin : nullptr,
-                                                                 (const float *)p->g, z.B, z.Nq, z.Hq, z.D);
+    const long long n = (long long)z.B * z.Nq * z.Hq * z.D;
+    const auto al16 = [](const void *x) { return reinterpret_cast<uintptr_t>(x) % 16 == 0; };
+    if (dm_vec8(p->o, p->o_st, z.D) && al16(bf.ocmp) && al16(bf.oslc) && (!kept || al16(bf.owin)))
+        nsa_combine_kernel<T, 8><<<(unsigned)((n / 8 + 255) / 256), 256>>>(
+            static_cast<T *>(p->o), p->o_st.b, p->o_st.s, p->o_st.h, bf.ocmp, bf.oslc, kept ? bf.owin : nullptr,
+            (const float *)p->g, z.B, z.Nq, z.Hq, z.D);
+    else
+        nsa_combine_kernel<T, 1><<<(unsigned)((n + 255) / 256), 256>>>(
+            static_cast<T *>(p->o), p->o_st.b, p->o_st.s, p->o_st.h, bf.ocmp, bf.oslc, kept ? bf.owin : nullptr,
+            (const float *)p->g, z.B, z.Nq, z.Hq, z.D);
     CUDA_CHECK_LAUNCH();
     return ATTN_OK;
 }
@@ -1320,12 +1372,14 @@ template <typename T> attn_status nsa_backward_t(const attn_params *p) {
     const size_t nce = (size_t)B * (nb > 0 ? nb : 1) * Hkv * D;
     const size_t kcb = r256(nce * sizeof(T)), ob = r256(nqe * sizeof(T)), kb = r256(nke * sizeof(T));
     const size_t selb = r256((size_t)B * Hkv * Nq * z.nsel * sizeof(int)), lseb = r256(3 * (size_t)B * Hq * Nq * 4);
-    const size_t qa = r256(nqe * 4), ka = r256(nke * 4), ca = r256(nce * 4);
+    const size_t qa = r256(nqe * 4), ka = r256(nke * 4), ca = r256(nce * 4), sb = r256((size_t)NSA_CS_SPLIT * Hkv * D * 4);
     /* with the forward's saved area, the branches' buffers are there and the lse
      * planes are the caller's */
     char *kept = nsa_saved_area(p);
-    /* T: [kc vc ocmp oslc owin] dout_s dq_t dk_t dv_t dkc_t dvc_t; [sel; lse]; fp32: dq dk dv dkc dvc */
-    const size_t total = (kept ? 2 * kcb + 2 * ob : 4 * kcb + 5 * ob + selb + lseb) + 2 * kb + qa + 2 * ka + 2 * ca;
+    /* T: [kc vc ocmp oslc owin] dout_s dq_t dk_t dv_t dkc_t dvc_t; [sel; lse]; fp32: dq dk dv dkc dvc, the
+     * column sums of dkc or dvc */
+    const size_t total =
+        (kept ? 2 * kcb + 2 * ob : 4 * kcb + 5 * ob + selb + lseb) + 2 * kb + qa + 2 * ka + 2 * ca + sb;
     char *ws;
     attn_status st = dm_cuda_ws_get(&g_nws, total, (void **)&ws, nullptr);
     if (st != ATTN_OK) return st;
@@ -1360,6 +1414,7 @@ template <typename T> attn_status nsa_backward_t(const attn_params *p) {
     float *dq_a = reinterpret_cast<float *>(take(qa));
     float *dk_a = reinterpret_cast<float *>(take(ka)), *dv_a = reinterpret_cast<float *>(take(ka));
     float *dkc_a = reinterpret_cast<float *>(take(ca)), *dvc_a = reinterpret_cast<float *>(take(ca));
+    float *colsum = reinterpret_cast<float *>(take(sb));
     const size_t plane = (size_t)B * Hq * Nq;
     const unsigned nqb = (unsigned)((nqe + 255) / 256);
 
@@ -1376,9 +1431,15 @@ template <typename T> attn_status nsa_backward_t(const attn_params *p) {
     CUDA_CHECK(cudaMemsetAsync(dq_a, 0, qa));
     CUDA_CHECK(cudaMemsetAsync(dk_a, 0, 2 * ka));
     CUDA_CHECK(cudaMemsetAsync(dkc_a, 0, 2 * ca));
+    const bool dout8 = dm_vec8(p->dout, p->do_st, D) && reinterpret_cast<uintptr_t>(dout_s) % 16 == 0;
     auto gate = [&](int which) -> attn_status {
-        nsa_gate_dout_kernel<T><<<nqb, 256>>>(static_cast<const T *>(p->dout), p->do_st.b, p->do_st.s, p->do_st.h,
-                                              (const float *)p->g, which, dout_s, B, Nq, Hq, D);
+        if (dout8)
+            nsa_gate_dout_kernel<T, 8><<<(unsigned)(((long long)B * Nq * Hq * D / 8 + 255) / 256), 256>>>(
+                static_cast<const T *>(p->dout), p->do_st.b, p->do_st.s, p->do_st.h, (const float *)p->g, which,
+                dout_s, B, Nq, Hq, D);
+        else
+            nsa_gate_dout_kernel<T, 1><<<nqb, 256>>>(static_cast<const T *>(p->dout), p->do_st.b, p->do_st.s,
+                                                     p->do_st.h, (const float *)p->g, which, dout_s, B, Nq, Hq, D);
         CUDA_CHECK_LAUNCH();
         return ATTN_OK;
     };
@@ -1444,19 +1505,26 @@ template <typename T> attn_status nsa_backward_t(const attn_params *p) {
             (st = acc(dvc_t, dvc_a, nce)) != ATTN_OK)
             return st;
         const size_t rb_smem = (size_t)(NSA_CB + (NSA_CB - 1) * z.d + z.l) * D * sizeof(float);
+        /* the position term's gradient: the column sums of dK~ (or dV~) per kv
+         * head, in parts, into colsum; then dpos += W S */
+        auto pos_grad = [&](const float *dc, const float *w, float *dpos) -> attn_status {
+            nsa_cmp_colsum_kernel<<<dim3((unsigned)Hkv, NSA_CS_SPLIT), NSA_CS_THREADS>>>(dc, (long long)B * nb, Hkv, D,
+                                                                                          colsum);
+            CUDA_CHECK_LAUNCH();
+            nsa_cmp_bwd_pos_kernel<<<dim3((unsigned)z.l, (unsigned)Hkv), D, D * sizeof(float)>>>(colsum, Hkv, D, z.l,
+                                                                                               w, dpos);
+            CUDA_CHECK_LAUNCH();
+            return ATTN_OK;
+        };
         size_t optin = 0, tc_smem = 0;
         if ((st = dm_cuda_smem_optin(&optin)) != ATTN_OK) return st;
         if (nsa_cmp_bwd_tc_ok(p, optin, &tc_smem)) {
             if ((st = launch_cmp_bwd_rows_tc(p, dkc_a, (const float *)p->w_ck, nb, tc_smem, dk_a)) != ATTN_OK ||
                 (st = launch_cmp_bwd_rows_tc(p, dvc_a, (const float *)p->w_cv, nb, tc_smem, dv_a)) != ATTN_OK)
                 return st;
-            const dim3 gp((unsigned)z.l, (unsigned)Hkv);
-            nsa_cmp_bwd_pos_kernel<<<gp, D, D * sizeof(float)>>>(dkc_a, B, nb, Hkv, D, z.l, (const float *)p->w_ck,
-                                                                 (float *)p->dp_k);
-            CUDA_CHECK_LAUNCH();
-            nsa_cmp_bwd_pos_kernel<<<gp, D, D * sizeof(float)>>>(dvc_a, B, nb, Hkv, D, z.l, (const float *)p->w_cv,
-                                                                 (float *)p->dp_v);
-            CUDA_CHECK_LAUNCH();
+            if ((st = pos_grad(dkc_a, (const float *)p->w_ck, (float *)p->dp_k)) != ATTN_OK ||
+                (st = pos_grad(dvc_a, (const float *)p->w_cv, (float *)p->dp_v)) != ATTN_OK)
+                return st;
         } else if (nsa_cmp_blk_bwd() && rb_smem <= optin) {
             CUDA_CHECK(cudaFuncSetAttribute(nsa_cmp_bwd_rows_blk_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                             (int)rb_smem));
@@ -1468,13 +1536,9 @@ template <typename T> attn_status nsa_backward_t(const attn_params *p) {
                                                             linear ? (const float *)p->w_cv : nullptr, dv_a);
             CUDA_CHECK_LAUNCH();
             if (linear) {
-                const dim3 gp((unsigned)z.l, (unsigned)Hkv);
-                nsa_cmp_bwd_pos_kernel<<<gp, D, D * sizeof(float)>>>(dkc_a, B, nb, Hkv, D, z.l, (const float *)p->w_ck,
-                                                                     (float *)p->dp_k);
-                CUDA_CHECK_LAUNCH();
-                nsa_cmp_bwd_pos_kernel<<<gp, D, D * sizeof(float)>>>(dvc_a, B, nb, Hkv, D, z.l, (const float *)p->w_cv,
-                                                                     (float *)p->dp_v);
-                CUDA_CHECK_LAUNCH();
+                if ((st = pos_grad(dkc_a, (const float *)p->w_ck, (float *)p->dp_k)) != ATTN_OK ||
+                    (st = pos_grad(dvc_a, (const float *)p->w_cv, (float *)p->dp_v)) != ATTN_OK)
+                    return st;
             }
         } else {
         dim3 grid(nb, Hkv, B);

@@ -27,6 +27,11 @@
  *    more than 8192 (ties, a sample that missed, a large w), that CTA selects over
  *    all of z instead, a pass per digit: slower, the same keys.
  *    DMABENCH_DECODE_SEL_SAMPLE=0 takes that path always (for tests).
+ *    On sm_90 the final select and the attention over its list are one kernel,
+ *    sel_final_attend_kernel: a cluster of FUS_C CTAs per row, each attending to
+ *    the selected keys j with j % FUS_C equal to its rank and merging through
+ *    distributed shared memory, in place of the final, split and combine launches
+ *    (DMABENCH_DECODE_FUSED=0 keeps those three).
  * 4. On sm_90 every launch after a call's first goes out with programmatic
  *    dependent launch (dm_launch): it may start while the kernel before it ends,
  *    and waits (dm_pdl_wait) before it reads that kernel's output. The filter
@@ -472,60 +477,341 @@ __global__ void __launch_bounds__(FLT_THREADS, 4) sel_filter_kernel(const SelArg
         if (sbase + i < (unsigned int)SEL_CAP) out[sbase + i] = stage[i];
 }
 
-/* One CTA per (batch, kv head): the top w keys' indices into the row's list.
- * When between w and SEL_CAP keys reached the threshold (they hold the top w),
- * the select runs over those, in registers; otherwise (or with a.exact) over all
- * n keys of z, a pass per digit. */
-__global__ void __launch_bounds__(SEL_THREADS) sel_final_kernel(const SelArgs a) {
-    __shared__ unsigned int hist[256], sred[3], slen;
-    dm_pdl_trigger();
-    dm_pdl_wait(); /* the candidates and their count */
-    const size_t u = blockIdx.x;
+/* The final select of row u: the exact top w keys, over the candidates when
+ * between w and SEL_CAP keys reached the threshold (they hold the top w), in
+ * registers; otherwise (or with a.exact) over all n keys of z, a pass per digit.
+ * The kept keys whose index satisfies mine(j) go to out (capacity cap) through the
+ * shared counter *slen, as their indices (V = int) or whole keys (V = unsigned long
+ * long, the score in the high half). The candidates all lie between the row's
+ * threshold and their largest score (*smax, a shared word): the top bytes those
+ * two share are skipped (for scores of one exponent, the first pass). The caller
+ * zeroes *slen and *smax and then passes a barrier. Every thread calls it. */
+template <typename V, typename Mine>
+__device__ __forceinline__ void sel_final_pick(const SelArgs &a, size_t u, Mine mine, V *out, unsigned int cap,
+                                               unsigned int *slen, unsigned int *smax, unsigned int *hist,
+                                               unsigned int *sred) {
     const unsigned int nc = a.exact ? 0u : __ldcg(a.ncand + u);
-    int *list = a.list + u * a.w;
-    if (threadIdx.x == 0) slen = 0;
     /* the exact top w of the keys each(f) visits (f(key, valid) in every thread,
-     * the same number of calls in all), their indices appended to the list */
-    auto pick = [&](auto each) {
-        const SelCut c = block_radix_select<true>(each, (unsigned int)a.w, hist, sred);
+     * the same number of calls in all), appended to out */
+    auto pick = [&](auto each, SelCut from) {
+        const SelCut c = block_radix_select<true>(each, (unsigned int)a.w, hist, sred, 0u, from);
         each([&](unsigned long long k, bool valid) {
-            warp_append(valid && sel_kept(k, c), (int)(unsigned int)k, &slen, list, (unsigned int)a.w);
+            V val;
+            if constexpr (sizeof(V) == 8) val = k;
+            else val = (V)(unsigned int)k;
+            warp_append(valid && sel_kept(k, c) && mine((int)(unsigned int)k), val, slen, out, cap);
         });
     };
     if (nc >= (unsigned int)a.w && nc <= (unsigned int)SEL_CAP) {
         const unsigned long long *cand = a.cand + u * SEL_CAP;
         const int kn = (int)((nc + SEL_THREADS - 1) / SEL_THREADS); /* the same in every thread */
         unsigned long long key[SEL_KPT];
+        unsigned int hi = 0;
 #pragma unroll
         for (int k = 0; k < SEL_KPT; k++) {
             const unsigned int p = k * SEL_THREADS + threadIdx.x;
             key[k] = p < nc ? __ldcg(cand + p) : 0ULL;
+            hi = max(hi, (unsigned int)(key[k] >> 32));
         }
-        pick([&](auto f) {
+        hi = __reduce_max_sync(0xffffffffu, hi);
+        if ((threadIdx.x & 31) == 0) atomicMax(smax, hi);
+        __syncthreads();
+        const unsigned int lo = __ldcg(a.thr + u), x = *smax ^ lo;
+        const int nb = x ? __clz(x) / 8 : 4; /* top bytes every candidate shares */
+        SelCut from = {0ULL, 0ULL};
+        if (nb > 0) {
+            from.mask = ~0ULL << (64 - 8 * nb);
+            from.prefix = ((unsigned long long)lo << 32) & from.mask;
+        }
+        pick(
+            [&](auto f) {
 #pragma unroll
-            for (int k = 0; k < SEL_KPT; k++)
-                if (k < kn) f(key[k], k * SEL_THREADS + threadIdx.x < nc);
-        });
+                for (int k = 0; k < SEL_KPT; k++)
+                    if (k < kn) f(key[k], k * SEL_THREADS + threadIdx.x < nc);
+            },
+            from);
     } else {
         const float *zrow = a.z + u * a.Nk;
-        pick([&](auto f) {
-            for (long long p0 = 0; p0 < a.n; p0 += FLT_UNROLL * SEL_THREADS) {
-                float zv[FLT_UNROLL];
+        pick(
+            [&](auto f) {
+                for (long long p0 = 0; p0 < a.n; p0 += FLT_UNROLL * SEL_THREADS) {
+                    float zv[FLT_UNROLL];
 #pragma unroll
-                for (int k = 0; k < FLT_UNROLL; k++) {
-                    const long long pos = p0 + k * SEL_THREADS + threadIdx.x;
-                    zv[k] = pos < a.n ? __ldg(zrow + pos) : 0.f;
-                }
+                    for (int k = 0; k < FLT_UNROLL; k++) {
+                        const long long pos = p0 + k * SEL_THREADS + threadIdx.x;
+                        zv[k] = pos < a.n ? __ldg(zrow + pos) : 0.f;
+                    }
 #pragma unroll
-                for (int k = 0; k < FLT_UNROLL; k++) {
-                    const long long pos = p0 + k * SEL_THREADS + threadIdx.x;
-                    f(sel_key(zv[k], (int)pos), pos < a.n);
+                    for (int k = 0; k < FLT_UNROLL; k++) {
+                        const long long pos = p0 + k * SEL_THREADS + threadIdx.x;
+                        f(sel_key(zv[k], (int)pos), pos < a.n);
+                    }
                 }
-            }
-        });
+            },
+            SelCut{0ULL, 0ULL});
     }
+}
+
+/* One CTA per (batch, kv head): the top w keys' indices into the row's list, for
+ * the split kernel (DMABENCH_DECODE_FUSED=0, or where the fused kernel below does
+ * not apply). */
+__global__ void __launch_bounds__(SEL_THREADS) sel_final_kernel(const SelArgs a) {
+    __shared__ unsigned int hist[256], sred[3], slen, smax;
+    dm_pdl_trigger();
+    if (threadIdx.x == 0) slen = 0, smax = 0;
+    __syncthreads();
+    dm_pdl_wait(); /* the candidates and their count */
+    const size_t u = blockIdx.x;
+    sel_final_pick(a, u, [](int) { return true; }, a.list + u * a.w, (unsigned int)a.w, &slen, &smax, hist, sred);
     __syncthreads();
     if (threadIdx.x == 0) a.lens[u] = (int)min(slen, (unsigned int)a.w);
+}
+
+/* ---- dma: the final select and the attention in one kernel (sm_90) ----
+ *
+ * A cluster of FUS_C CTAs per (batch, kv head). Every CTA of the cluster runs the
+ * same final select (the same candidates, so the same cut) and keeps the selected
+ * keys j with j % FUS_C equal to its rank, whole (index and score) in shared
+ * memory: the cluster's CTAs split the list between them with no exchange, and no
+ * load of the list or of z waits in the attention. Each CTA copies its keys' K and
+ * V rows into shared memory, every copy in flight at once (cp.async), then attends
+ * its rows (the GQA group's G heads at Nq = 1) to its keys: a warp per row and
+ * slice of keys, D/8 lanes per key as in the split kernel. The warps merge in shared memory, the cluster's CTAs through distributed
+ * shared memory (CTA rank c writes the rows r with r % FUS_C == c). No partials in
+ * global memory, no split or combine launch. Taken for w <= FUS_LIST. */
+constexpr int FUS_C = 8;        /* CTAs per row: a portable cluster size */
+constexpr int FUS_MAXR = 32;    /* rows (G * Nq) a cluster takes: a warp per row at least */
+[[maybe_unused]] constexpr int FUS_KU = 2;       /* keys per group per step (64 registers under 1024 threads) */
+constexpr int FUS_LIST = 2048;  /* keys a CTA keeps: w at most */
+constexpr int FUS_BUF = 16384;  /* bytes: the list, later the CTA's merged rows */
+constexpr int FUS_CH = 256;     /* keys whose K and V rows sit in shared memory at once */
+/* the dynamic shared memory of the fused kernel: FUS_CH keys' K and V rows */
+constexpr size_t fus_dyn_bytes(int D, size_t esize) { return (size_t)FUS_CH * 2 * D * esize; }
+static_assert(FUS_LIST * 8 <= FUS_BUF && FUS_MAXR * 128 * 4 <= FUS_BUF, "the fused kernel's buffer");
+
+[[maybe_unused]] __device__ __forceinline__ unsigned int cluster_rank() {
+    unsigned int r = 0;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("mov.u32 %0, %%cluster_ctarank;\n" : "=r"(r));
+#endif
+    return r;
+}
+
+/* All threads of the cluster: shared-memory writes before it are visible to every
+ * CTA of the cluster after it. */
+[[maybe_unused]] __device__ __forceinline__ void cluster_sync() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;\n" ::: "memory");
+#endif
+}
+
+/* *p in the shared memory of the cluster's CTA of rank `rank`. */
+[[maybe_unused]] __device__ __forceinline__ float ld_cluster(const float *p, unsigned int rank) {
+    float v = 0.f;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    const unsigned int a = (unsigned int)__cvta_generic_to_shared(p);
+    unsigned int ra;
+    asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(ra) : "r"(a), "r"(rank));
+    asm volatile("ld.shared::cluster.f32 %0, [%1];\n" : "=f"(v) : "r"(ra) : "memory");
+#endif
+    return v;
+}
+
+/* The score z back from the high half of sel_key(z, j) (-0 comes back as +0). */
+[[maybe_unused]] __device__ __forceinline__ float sel_score(unsigned long long key) {
+    const unsigned int o = (unsigned int)(key >> 32);
+    return __uint_as_float((o & 0x80000000u) ? (o & 0x7fffffffu) : ~o);
+}
+
+template <typename T, int D>
+__global__ void __launch_bounds__(SEL_THREADS) sel_final_attend_kernel(const SelArgs a, const DecArgs d) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    constexpr int LPK = D / 8;     /* lanes per key */
+    constexpr int GPW = 32 / LPK;  /* key groups per warp */
+    constexpr int NW = SEL_THREADS / 32;
+    constexpr int KU = FUS_KU;
+    constexpr int EPC = 16 / (int)sizeof(T);      /* elements per 16-byte copy */
+    constexpr int CPR = D / EPC;                   /* copies per K or V row */
+    extern __shared__ __align__(16) unsigned char fus_dyn[];
+    T *s_kv = reinterpret_cast<T *>(fus_dyn); /* [FUS_CH][K row, V row][D] */
+    __shared__ unsigned int hist[256], sred[3], slen, smax;
+    __shared__ float s_o[NW][D], s_m[NW], s_l[NW];
+    __shared__ __align__(16) unsigned char buf[FUS_BUF];
+    __shared__ float c_m[FUS_MAXR], c_l[FUS_MAXR];
+    unsigned long long *s_keys = reinterpret_cast<unsigned long long *>(buf); /* the select's keys it keeps */
+    float (*c_o)[D] = reinterpret_cast<float (*)[D]>(buf);                    /* after the attention */
+
+    const unsigned int rank = cluster_rank();
+    const size_t u = blockIdx.x / FUS_C;
+    const int b = (int)(u / d.Hkv), hkv = (int)(u % d.Hkv);
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int R = d.R, nwr = NW / R;          /* warps per row: R <= FUS_MAXR = NW */
+    const int r = warp / nwr, wi = warp % nwr; /* r >= R: a warp left over */
+    const bool active = r < R;
+    const int grp = lane / LPK, gl = lane % LPK, d0 = gl * 8;
+
+    /* the row's query slice, pre-scaled (an input: before the wait) */
+    float q[8];
+#pragma unroll
+    for (int e = 0; e < 8; e++) q[e] = 0.f;
+    if (active) {
+        const int qi = r / d.G, h = hkv * d.G + r % d.G;
+        const T *qp = static_cast<const T *>(d.q) + b * d.qsb + (long long)qi * d.qss + h * d.qsh + d0;
+        float f[8];
+        cvt8<T>(__ldg(reinterpret_cast<const uint4 *>(qp)), f);
+#pragma unroll
+        for (int e = 0; e < 8; e++) q[e] = f[e] * d.scale_log2;
+    }
+    if (tid == 0) slen = 0, smax = 0;
+    __syncthreads();
+    dm_pdl_wait(); /* the candidates and their count */
+
+    sel_final_pick(a, u, [rank](int j) { return (unsigned int)j % FUS_C == rank; }, s_keys, (unsigned int)FUS_LIST,
+                   &slen, &smax, hist, sred);
+    __syncthreads();
+    const int nm = (int)min(slen, (unsigned int)FUS_LIST);
+
+    const T *kb = static_cast<const T *>(d.k) + b * d.ksb + hkv * d.ksh;
+    const T *vb = static_cast<const T *>(d.v) + b * d.vsb + hkv * d.vsh;
+    float m = -INFINITY, l = 0.f, o[8];
+#pragma unroll
+    for (int e = 0; e < 8; e++) o[e] = 0.f;
+    /* FUS_CH keys at a time: their K and V rows into shared memory at once (every
+     * copy in flight together), then each group's own online softmax over list
+     * positions wi * GPW + grp, stepping by the row's nwr * GPW groups (the loop
+     * bounds are the block's) */
+    for (int c0 = 0; c0 < nm; c0 += FUS_CH) {
+        const int cn = min(FUS_CH, nm - c0);
+        for (int i = tid; i < cn * 2 * CPR; i += SEL_THREADS) {
+            const int kk = i / (2 * CPR), rem = i % (2 * CPR), isv = rem / CPR, pc = rem % CPR;
+            const long long j = (int)(unsigned int)s_keys[c0 + kk];
+            const T *src = (isv ? vb + j * d.vss : kb + j * d.kss) + pc * EPC;
+            cp16(s_kv + ((size_t)kk * 2 + isv) * D + pc * EPC, src, true);
+        }
+        cp_commit();
+        cp_wait<0>();
+        __syncthreads();
+        if (active) {
+            const int S = nwr * GPW;
+            for (int base = wi * GPW; base < cn; base += S * KU) {
+                int pk[KU];
+                float zb[KU];
+#pragma unroll
+                for (int k = 0; k < KU; k++) {
+                    const int pos = base + k * S + grp;
+                    pk[k] = pos < cn ? pos : -1;
+                    zb[k] = pos < cn ? sel_score(s_keys[c0 + pos]) * LOG2E : 0.f;
+                }
+                uint4 kr[KU], vr[KU];
+                float s[KU];
+#pragma unroll
+                for (int k = 0; k < KU; k++) {
+                    const T *row = s_kv + (size_t)(pk[k] >= 0 ? pk[k] : 0) * 2 * D + d0;
+                    kr[k] = *reinterpret_cast<const uint4 *>(row);
+                    vr[k] = *reinterpret_cast<const uint4 *>(row + D);
+                }
+#pragma unroll
+                for (int k = 0; k < KU; k++) {
+                    float kf[8];
+                    cvt8<T>(kr[k], kf);
+                    float acc = 0.f;
+#pragma unroll
+                    for (int e = 0; e < 8; e++) acc = fmaf(q[e], kf[e], acc);
+                    s[k] = acc;
+                }
+#pragma unroll
+                for (int k = 0; k < KU; k++)
+#pragma unroll
+                    for (int x = LPK / 2; x > 0; x >>= 1) s[k] += __shfl_xor_sync(0xffffffffu, s[k], x);
+                float mx = -INFINITY;
+#pragma unroll
+                for (int k = 0; k < KU; k++) {
+                    s[k] = pk[k] >= 0 ? s[k] + zb[k] : -INFINITY;
+                    mx = fmaxf(mx, s[k]);
+                }
+                const float mnew = fmaxf(m, mx);
+                if (mnew != m) { /* mnew is finite here */
+                    const float alpha = m == -INFINITY ? 0.f : fast_exp2(m - mnew);
+                    l *= alpha;
+#pragma unroll
+                    for (int e = 0; e < 8; e++) o[e] *= alpha;
+                    m = mnew;
+                }
+#pragma unroll
+                for (int k = 0; k < KU; k++) {
+                    const float pv = m == -INFINITY ? 0.f : fast_exp2(s[k] - m);
+                    l += pv;
+                    float vf[8];
+                    cvt8<T>(vr[k], vf);
+#pragma unroll
+                    for (int e = 0; e < 8; e++) o[e] = fmaf(pv, vf[e], o[e]);
+                }
+            }
+        }
+        __syncthreads(); /* the chunk is read before the next one lands */
+    }
+    /* the warp's groups (partners hold the same D slice), then the row's warps */
+#pragma unroll
+    for (int x = LPK; x < 32; x <<= 1) {
+        const float m2 = __shfl_xor_sync(0xffffffffu, m, x);
+        const float l2 = __shfl_xor_sync(0xffffffffu, l, x);
+        const float mn = fmaxf(m, m2);
+        const float a1 = m == -INFINITY ? 0.f : fast_exp2(m - mn);
+        const float a2 = m2 == -INFINITY ? 0.f : fast_exp2(m2 - mn);
+        l = l * a1 + l2 * a2;
+#pragma unroll
+        for (int e = 0; e < 8; e++) {
+            const float o2 = __shfl_xor_sync(0xffffffffu, o[e], x);
+            o[e] = o[e] * a1 + o2 * a2;
+        }
+        m = mn;
+    }
+    if (lane < LPK) {
+#pragma unroll
+        for (int e = 0; e < 8; e++) s_o[warp][d0 + e] = o[e];
+        if (lane == 0) s_m[warp] = m, s_l[warp] = l;
+    }
+    __syncthreads(); /* also: every warp is done with s_keys, which c_o overwrites */
+    for (int idx = tid; idx < R * D; idx += SEL_THREADS) {
+        const int rr = idx / D, dd = idx % D;
+        float M = -INFINITY;
+        for (int w = rr * nwr; w < (rr + 1) * nwr; w++) M = fmaxf(M, s_m[w]);
+        float L = 0.f, acc = 0.f;
+        for (int w = rr * nwr; w < (rr + 1) * nwr; w++) {
+            const float sc = s_m[w] == -INFINITY ? 0.f : fast_exp2(s_m[w] - M);
+            L += s_l[w] * sc;
+            acc += s_o[w][dd] * sc;
+        }
+        c_o[rr][dd] = acc;
+        if (dd == 0) c_m[rr] = M, c_l[rr] = L;
+    }
+    cluster_sync();
+
+    /* the cluster's CTAs: rank c writes rows c, c + FUS_C, ... */
+    for (int idx = tid; idx < R * D; idx += SEL_THREADS) {
+        const int rr = idx / D, dd = idx % D;
+        if (rr % FUS_C != (int)rank) continue;
+        float mc[FUS_C];
+        float M = -INFINITY;
+#pragma unroll
+        for (int c = 0; c < FUS_C; c++) mc[c] = ld_cluster(&c_m[rr], c), M = fmaxf(M, mc[c]);
+        float L = 0.f, acc = 0.f;
+        if (M != -INFINITY) {
+#pragma unroll
+            for (int c = 0; c < FUS_C; c++) {
+                const float sc = mc[c] == -INFINITY ? 0.f : fast_exp2(mc[c] - M);
+                L += ld_cluster(&c_l[rr], c) * sc;
+                acc += ld_cluster(&c_o[rr][dd], c) * sc;
+            }
+        }
+        const float inv = L > 0.f ? 1.f / L : 0.f;
+        const int qi = rr / d.G, h = hkv * d.G + rr % d.G;
+        T *orow = static_cast<T *>(d.o) + b * d.osb + (long long)qi * d.oss + h * d.osh;
+        orow[dd] = from_f32<T>(acc * inv);
+        if (dd == 0) d.lse[((size_t)b * d.Hq + h) * d.Nq + qi] = L > 0.f ? (M + log2f(L)) * LN2 : -INFINITY;
+    }
+    cluster_sync(); /* no CTA leaves while another reads its shared memory */
+#endif
 }
 
 /* ---- host side ---- */
@@ -659,6 +945,53 @@ attn_status run_decode(const attn_params *p, const DecPlan &pl, DecArgs *a, char
     return ATTN_OK;
 }
 
+typedef void (*fused_kernel_t)(const SelArgs, const DecArgs);
+
+fused_kernel_t fused_kernel(attn_dtype dt, int D) {
+    if (dt == ATTN_DTYPE_BF16) return D == 64 ? sel_final_attend_kernel<__nv_bfloat16, 64> : sel_final_attend_kernel<__nv_bfloat16, 128>;
+    return D == 64 ? sel_final_attend_kernel<__half, 64> : sel_final_attend_kernel<__half, 128>;
+}
+
+/* The fused kernel's launch: nblocks CTAs in clusters of FUS_C along x, smem bytes
+ * of dynamic shared memory, programmatic stream serialisation when pdl is set; at
+ * holds the attributes cfg points to. */
+void fused_config(cudaLaunchConfig_t *cfg, cudaLaunchAttribute at[2], unsigned int nblocks, size_t smem, bool pdl) {
+    *cfg = cudaLaunchConfig_t{};
+    cfg->gridDim = dim3(nblocks);
+    cfg->blockDim = dim3(SEL_THREADS);
+    cfg->dynamicSmemBytes = smem;
+    at[0].id = cudaLaunchAttributeClusterDimension;
+    at[0].val.clusterDim.x = FUS_C, at[0].val.clusterDim.y = 1, at[0].val.clusterDim.z = 1;
+    at[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    at[1].val.programmaticStreamSerializationAllowed = 1;
+    cfg->attrs = at;
+    cfg->numAttrs = pdl ? 2 : 1;
+}
+
+/* Whether dma decode's final select and attention run as one cluster kernel:
+ * sm_90, a GQA group of at most FUS_MAXR rows, and a cluster of FUS_C such CTAs
+ * that the device can place (asked once per kernel); DMABENCH_DECODE_FUSED=0 keeps
+ * the final select, split and combine kernels. */
+bool dec_fused(const attn_params *p) {
+    static const bool on = dm_cuda_sm90() && !dm_env_is("DMABENCH_DECODE_FUSED", "0");
+    if (!on || (long long)(p->Hq / p->Hkv) * p->Nq > FUS_MAXR || p->w > FUS_LIST) return false;
+    static int placeable[2][2]; /* [bf16][D == 128]: 0 not asked, 1 yes, -1 no */
+    int &ok = placeable[p->dtype == ATTN_DTYPE_BF16][p->D == 128];
+    if (ok == 0) {
+        const size_t smem = fus_dyn_bytes(p->D, attn_dtype_size(p->dtype));
+        const fused_kernel_t kern = fused_kernel(p->dtype, p->D);
+        cudaLaunchConfig_t cfg;
+        cudaLaunchAttribute at[2];
+        fused_config(&cfg, at, FUS_C, smem, false);
+        int nc = 0;
+        cudaError_t e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+        if (e == cudaSuccess) e = cudaOccupancyMaxActiveClusters(&nc, kern, &cfg);
+        cudaGetLastError();
+        ok = e == cudaSuccess && nc > 0 ? 1 : -1;
+    }
+    return ok > 0;
+}
+
 cudaEvent_t g_ev[2];
 
 } // namespace
@@ -697,6 +1030,7 @@ extern "C" attn_status cuda_decode_dma_forward(const attn_params *p, cuda_decode
     const long long n = attn_visible(p, 0); /* Nq = 1: all Nk keys */
     const bool select = n > p->w;
     const long long nlist = select ? p->w : n;
+    const bool fused = select && dec_fused(p);
     DecPlan pl;
     attn_status st = plan_decode(p, nlist, select, &pl);
     if (st != ATTN_OK) return st;
@@ -722,14 +1056,16 @@ extern "C" attn_status cuda_decode_dma_forward(const attn_params *p, cuda_decode
         srank = std::min(ns, (long long)std::ceil(e + 5.0 * std::sqrt(e) + 2.0));
     }
 
-    /* workspaces: the partials; thresholds | counts | candidates | lists | lengths | z */
+    /* workspaces: the partials (not with the fused kernel); thresholds | counts |
+     * candidates | lists | lengths | z */
     const size_t tb = r256(units * sizeof(unsigned int));
     const size_t cb = r256(units * SEL_CAP * sizeof(unsigned long long));
     const size_t lb = r256(units * p->w * sizeof(int));
     const size_t nb = r256(units * sizeof(int));
     const size_t zb = p->w_dt ? r256(units * p->Nk * sizeof(float)) : 0;
-    char *part, *ws;
-    if ((st = dm_cuda_ws_get(&g_part, pl.o_bytes + pl.ml_bytes, (void **)&part, nullptr)) != ATTN_OK) return st;
+    char *part = nullptr, *ws;
+    if (!fused && (st = dm_cuda_ws_get(&g_part, pl.o_bytes + pl.ml_bytes, (void **)&part, nullptr)) != ATTN_OK)
+        return st;
     if ((st = dm_cuda_ws_get(&g_sel, 2 * tb + cb + lb + nb + zb, (void **)&ws, nullptr)) != ATTN_OK) return st;
     SelArgs sa;
     char *cur = ws;
@@ -770,14 +1106,22 @@ extern "C" attn_status cuda_decode_dma_forward(const attn_params *p, cuda_decode
             CUDA_CHECK(dm_launch(vec ? sel_filter_kernel<true> : sel_filter_kernel<false>, fgrid, dim3(FLT_THREADS),
                                  dec_pdl(), sa));
         }
+    }
+    DecArgs a;
+    fill_args(p, 0, &a);
+    a.z = z;
+    if (fused) {
         /* after the filter it may overlap its tail; on the exact path it comes first */
+        cudaLaunchConfig_t cfg;
+        cudaLaunchAttribute at[2];
+        fused_config(&cfg, at, (unsigned)(units * FUS_C), fus_dyn_bytes(p->D, attn_dtype_size(p->dtype)),
+                     !exact && dec_pdl());
+        CUDA_CHECK(cudaLaunchKernelEx(&cfg, fused_kernel(p->dtype, p->D), sa, a));
+    } else if (select) {
         CUDA_CHECK(dm_launch(sel_final_kernel, dim3((unsigned)units), dim3(SEL_THREADS), !exact && dec_pdl(), sa));
     }
     if (p->stats) CUDA_CHECK(cudaEventRecord(g_ev[1]));
 
-    DecArgs a;
-    fill_args(p, 0, &a);
-    a.z = z;
     if (select) {
         a.list = sa.list;
         a.list_len = sa.lens;
@@ -785,7 +1129,7 @@ extern "C" attn_status cuda_decode_dma_forward(const attn_params *p, cuda_decode
     }
     a.klo = 0;
     a.nkeys = (int)nlist;
-    if ((st = run_decode(p, pl, &a, part, select)) != ATTN_OK) return st;
+    if (!fused && (st = run_decode(p, pl, &a, part, select)) != ATTN_OK) return st;
     if (p->z_out) CUDA_CHECK(cudaMemcpyAsync(p->z_out, z, units * p->Nk * sizeof(float), cudaMemcpyDeviceToDevice));
     if (p->stats) {
         /* waits for the selection only; the attention is already queued behind it */

@@ -12,11 +12,12 @@
  * bottom-right causal alignment, swa keeps i' - w < j <= i', an empty row gives
  * O = 0 and lse = -inf.
  *
- * dma (Nq = 1): the top-w keys by dma_key(z_j, j) (larger z, then larger index) are
- * found by a radix select over the 64-bit keys (13-bit digits, one histogram pass
- * per digit over all the (batch, kv head) rows at once, device-wide counts), then
- * compacted into a list of exactly w keys per (batch, kv head); the split-K kernel
- * runs over that list with z added to the logits. O(Nk) work and memory, no mask.
+ * dma (Nq = 1): the top-w keys by dma_key(z_j, j) (larger z, then larger index):
+ * a threshold from a sample of z, one pass over z that keeps the keys reaching it,
+ * and an exact radix select (cuda_select.cuh) over those, into a list of exactly w
+ * keys per (batch, kv head); the split-K kernel runs over that list with z added to
+ * the logits, or on sm_90 the final select's own cluster of CTAs attends to it.
+ * O(Nk) work and memory, no mask.
  *
  * All pointers are device pointers. The callers (mha/swa/dma_cuda_forward) have
  * already checked the engine's requirements (cuda_attn_supports): bf16/f16,
@@ -46,7 +47,9 @@ typedef attn_status (*cuda_decode_score_fn)(const attn_params *p, float *z);
 
 /* dma at Nq = 1: z given (p->z) or computed with score (when p->w_dt is set);
  * writes p->o, p->lse, p->z_out when set, and adds the selection time (score,
- * select, compaction) to p->stats->select_ms when p->stats is set. */
+ * sample, filter, final select; with the fused final kernel that includes the
+ * attention over the list, one kernel with the select) to p->stats->select_ms when
+ * p->stats is set. */
 attn_status cuda_decode_dma_forward(const attn_params *p, cuda_decode_score_fn score);
 
 #ifdef __cplusplus

@@ -151,25 +151,76 @@ template <typename T> __device__ __forceinline__ void ld8f(const T *p, float f[8
     cvt8<T>(__ldg(reinterpret_cast<const uint4 *>(p)), f);
 }
 
-/* dst[b, n, h, :] = src[b, n, h, :] for (B, N, H, D) tensors with their own strides. */
-template <typename Ti, typename To>
+/* 8 consecutive elements of any of the three dtypes, as fp32, from and to an
+ * address aligned to 8 elements (16 bytes for the 16-bit types, two 16-byte
+ * accesses for fp32); the 16-bit stores round to nearest, as from_f32. */
+template <typename T> __device__ __forceinline__ void ld8_any(const T *p, float f[8]) {
+    cvt8<T>(*reinterpret_cast<const uint4 *>(p), f);
+}
+template <> __device__ __forceinline__ void ld8_any<float>(const float *p, float f[8]) {
+    const float4 a = reinterpret_cast<const float4 *>(p)[0], b = reinterpret_cast<const float4 *>(p)[1];
+    f[0] = a.x, f[1] = a.y, f[2] = a.z, f[3] = a.w, f[4] = b.x, f[5] = b.y, f[6] = b.z, f[7] = b.w;
+}
+template <typename T> __device__ __forceinline__ void st8_any(T *p, const float f[8]);
+template <> __device__ __forceinline__ void st8_any<float>(float *p, const float f[8]) {
+    reinterpret_cast<float4 *>(p)[0] = make_float4(f[0], f[1], f[2], f[3]);
+    reinterpret_cast<float4 *>(p)[1] = make_float4(f[4], f[5], f[6], f[7]);
+}
+/* the 16-bit types: pairs rounded to nearest (T2 = __nv_bfloat162 or __half2) */
+template <typename T2, typename Pack> __device__ __forceinline__ void st8_pairs(void *p, const float f[8], Pack pack) {
+    uint4 r;
+    unsigned int *w = reinterpret_cast<unsigned int *>(&r);
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        const T2 h = pack(f[2 * i], f[2 * i + 1]);
+        w[i] = *reinterpret_cast<const unsigned int *>(&h);
+    }
+    *reinterpret_cast<uint4 *>(p) = r;
+}
+template <> __device__ __forceinline__ void st8_any<__nv_bfloat16>(__nv_bfloat16 *p, const float f[8]) {
+    st8_pairs<__nv_bfloat162>(p, f, [](float a, float b) { return __floats2bfloat162_rn(a, b); });
+}
+template <> __device__ __forceinline__ void st8_any<__half>(__half *p, const float f[8]) {
+    st8_pairs<__half2>(p, f, [](float a, float b) { return __floats2half2_rn(a, b); });
+}
+
+/* Whether a (B, N, H, D) tensor at p with strides st can be read 8 elements at a
+ * time: D and the strides multiples of 8, p 16-byte aligned. */
+static inline bool dm_vec8(const void *p, const attn_stride &st, int D) {
+    return D % 8 == 0 && st.b % 8 == 0 && st.s % 8 == 0 && st.h % 8 == 0 && reinterpret_cast<uintptr_t>(p) % 16 == 0;
+}
+
+/* dst[b, n, h, :] = src[b, n, h, :] for (B, N, H, D) tensors with their own
+ * strides; V = 8: a thread takes 8 consecutive elements (dm_vec8 of both). */
+template <typename Ti, typename To, int V>
 __global__ void convert_kernel(const Ti *src, long long sb, long long ss, long long sh, To *dst, long long db,
                                long long ds, long long dh, int B, int N, int H, int D) {
-    long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    long long n = (long long)B * N * H * D;
+    const long long e = ((long long)blockIdx.x * blockDim.x + threadIdx.x) * V;
+    const long long n = (long long)B * N * H * D;
     if (e >= n) return;
-    int d = (int)(e % D), h = (int)((e / D) % H), i = (int)((e / ((long long)D * H)) % N);
-    int b = (int)(e / ((long long)D * H * N));
-    float x = static_cast<float>(src[b * sb + (long long)i * ss + h * sh + d]);
-    dst[b * db + (long long)i * ds + h * dh + d] = static_cast<To>(x);
+    const int d = (int)(e % D), h = (int)((e / D) % H), i = (int)((e / ((long long)D * H)) % N);
+    const int b = (int)(e / ((long long)D * H * N));
+    const Ti *sp = src + b * sb + (long long)i * ss + h * sh + d;
+    To *dp = dst + b * db + (long long)i * ds + h * dh + d;
+    if constexpr (V == 8) {
+        float f[8];
+        ld8_any<Ti>(sp, f);
+        st8_any<To>(dp, f);
+    } else {
+        *dp = static_cast<To>(static_cast<float>(*sp));
+    }
 }
 
 template <typename Ti, typename To>
 attn_status convert(const void *src, const attn_stride &s, void *dst, const attn_stride &d, int B, int N, int H, int D) {
-    long long n = (long long)B * N * H * D;
+    const long long n = (long long)B * N * H * D;
     if (n == 0) return ATTN_OK;
-    convert_kernel<Ti, To><<<(unsigned)((n + 255) / 256), 256>>>(static_cast<const Ti *>(src), s.b, s.s, s.h,
-                                                                  static_cast<To *>(dst), d.b, d.s, d.h, B, N, H, D);
+    if (dm_vec8(src, s, D) && dm_vec8(dst, d, D))
+        convert_kernel<Ti, To, 8><<<(unsigned)((n / 8 + 255) / 256), 256>>>(
+            static_cast<const Ti *>(src), s.b, s.s, s.h, static_cast<To *>(dst), d.b, d.s, d.h, B, N, H, D);
+    else
+        convert_kernel<Ti, To, 1><<<(unsigned)((n + 255) / 256), 256>>>(
+            static_cast<const Ti *>(src), s.b, s.s, s.h, static_cast<To *>(dst), d.b, d.s, d.h, B, N, H, D);
     CUDA_CHECK_LAUNCH();
     return ATTN_OK;
 }

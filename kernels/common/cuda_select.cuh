@@ -63,15 +63,18 @@ __device__ __forceinline__ void sel_digit_scan(const unsigned int *hist, unsigne
 /* The cut that keeps the rank largest (1 <= rank <= the number of valid keys) of
  * the keys `each` yields, or with slack > 0 up to rank + slack of them (it stops
  * at the first digit whose bin holding the rank-th largest has at most rank left +
- * slack keys). MATCH: lanes of a warp in the same bin add once, for keys that
+ * slack keys); from, when given, is a cut of whole top bytes that all the valid
+ * keys pass, and the select starts below it. MATCH: lanes of a warp in the same bin add once, for keys that
  * agree in their high bits; without it every lane adds, for keys that spread.
  * Every thread of the block calls it; hist (256 words) and sred (3) are in shared
  * memory. */
 template <bool MATCH, typename Each>
 __device__ SelCut block_radix_select(Each each, unsigned int rank, unsigned int *hist, unsigned int *sred,
-                                     unsigned int slack = 0) {
-    SelCut c = {0ULL, 0ULL};
-    for (int digit = 7; digit >= 0; digit--) {
+                                     unsigned int slack = 0, SelCut from = {0ULL, 0ULL}) {
+    /* from: a prefix of whole top bytes that every valid key shares (the caller
+     * knows it), whose passes would each find all the keys in one bin */
+    SelCut c = from;
+    for (int digit = 7 - __popcll(from.mask) / 8; digit >= 0; digit--) {
         const int shift = 8 * digit;
         for (int i = threadIdx.x; i < 256; i += blockDim.x) hist[i] = 0;
         __syncthreads();
