@@ -1132,7 +1132,7 @@ extern "C" attn_status cuda_decode_dma_forward(const attn_params *p, cuda_decode
     if (!fused && (st = run_decode(p, pl, &a, part, select)) != ATTN_OK) return st;
     if (p->z_out) CUDA_CHECK(cudaMemcpyAsync(p->z_out, z, units * p->Nk * sizeof(float), cudaMemcpyDeviceToDevice));
     if (p->stats) {
-        /* waits for the selection only; the attention is already queued behind it */
+        /* waits for the selection (with the fused kernel, the attention too: one kernel) */
         CUDA_CHECK(cudaEventSynchronize(g_ev[1]));
         float ms = 0;
         CUDA_CHECK(cudaEventElapsedTime(&ms, g_ev[0], g_ev[1]));
