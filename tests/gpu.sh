@@ -146,6 +146,10 @@ if want verify; then
     n=$(grep -c '"status":[[:space:]]*"ok"' "$T/k.json" 2>/dev/null)
     if [ $rc -eq 0 ] && [ "${n:-0}" -eq 18 ]; then ok "kernels sweep: 18 cells checked and timed"
     else nok "kernels sweep" "exit $rc, $n of 18 cells ok: $(tail -3 "$T/k.log" | tr '\n' ' ')"; fi
+    # dma's selection time, from the operator's event spans read after each timed call
+    ns=$(grep '"variant":"dma"' "$T/k.json.jsonl" 2>/dev/null | grep '"select_ms":{"median":' | grep -vc '"select_ms":{"median":0[,}]')
+    if [ "${ns:-0}" -eq 6 ]; then ok "kernels sweep: select_ms above 0 in dma's 6 cells"
+    else nok "kernels sweep select_ms" "${ns:-0} of dma's 6 cells have a select_ms above 0"; fi
     # dma's selects where the kept keys bunch, checked at full size: clustered and
     # rising z (rising: every kept key of a decode row in the last filter CTAs, past
     # their shared stage); w = 4096 at K = 70000 takes the exact select
@@ -168,6 +172,9 @@ fi
 TB=${DMABENCH_TESTS:-./build/tests}
 gpu_prog() {
     name=$1 prog=$TB/$2 log=$T/$2.log
+    # nothing to do in this part: the program runs in part model, and under the
+    # sanitizers in part sanitize
+    want model || { [ "${3:-}" = sanitize ] && [ $SAN = 1 ] && want sanitize; } || return
     if [ ! -x "$prog" ]; then nok "$name" "$prog not found (build it: make build/tests/$2)"; return; fi
     if want model; then
         DMABENCH_GPU=1 "$prog" >"$log" 2>&1

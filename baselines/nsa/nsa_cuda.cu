@@ -395,15 +395,7 @@ __global__ void nsa_select_kernel(const SelArgs a) {
         float dot[NSA_MAXG];
 #pragma unroll
         for (int hh = 0; hh < NSA_MAXG; hh++) dot[hh] = 0.f;
-        for (int e0 = 0; e0 < a.D; e0 += 8) { /* 16-byte loads: a lane reads its own row */
-            float kv[8];
-            ld8f<T>(kr + e0, kv);
-#pragma unroll
-            for (int k = 0; k < 8; k++)
-#pragma unroll
-                for (int hh = 0; hh < NSA_MAXG; hh++)
-                    if (hh < a.G) dot[hh] += sq[hh * a.D + e0 + k] * kv[k];
-        }
+        group_dots<T>(kr, sq, a.D, a.G, dot); /* a lane reads its own row */
         float P = 0.f;
 #pragma unroll
         for (int hh = 0; hh < NSA_MAXG; hh++)
@@ -1151,13 +1143,9 @@ template <typename T> attn_status nsa_branches(const attn_params *p, const NsaBu
     float *lse = bf.lse;
     const attn_stride cst = {(int64_t)Nq * Hq * D, (int64_t)Hq * D, D};
     attn_status st;
-    cudaEvent_t e0 = nullptr, e1 = nullptr;
-    float sel_ms = 0.f;
-    if (p->stats) {
-        CUDA_CHECK(cudaEventCreate(&e0));
-        CUDA_CHECK(cudaEventCreate(&e1));
-        CUDA_CHECK(cudaEventRecord(e0));
-    }
+    /* the selection time: the compression and the selection, two spans */
+    int span;
+    if ((st = dm_cuda_span_begin(p->stats, &span)) != ATTN_OK) return st;
     /* 1. compression */
     const int linear = p->nsa_cmp == NSA_CMP_LINEAR;
     const size_t blk_smem = (size_t)((NSA_CB - 1) * d + l) * D * sizeof(float);
@@ -1195,7 +1183,7 @@ template <typename T> attn_status nsa_branches(const attn_params *p, const NsaBu
                                                   linear ? (const float *)p->p_v : nullptr, vc);
         CUDA_CHECK_LAUNCH();
     }
-    if (p->stats) CUDA_CHECK(cudaEventRecord(e1));
+    if ((st = dm_cuda_span_end(p->stats, span)) != ATTN_OK) return st;
     /* 2. compressed branch: block c at key position c d + l - 1 */
     {
         attn_params pc = *p;
@@ -1218,12 +1206,7 @@ template <typename T> attn_status nsa_branches(const attn_params *p, const NsaBu
     }
     /* 3. selection */
     {
-        cudaEvent_t s0 = nullptr, s1 = nullptr;
-        if (p->stats) {
-            CUDA_CHECK(cudaEventCreate(&s0));
-            CUDA_CHECK(cudaEventCreate(&s1));
-            CUDA_CHECK(cudaEventRecord(s0));
-        }
+        if ((st = dm_cuda_span_begin(p->stats, &span)) != ATTN_OK) return st;
         SelArgs a;
         a.q = p->q, a.qsb = p->q_st.b, a.qss = p->q_st.s, a.qsh = p->q_st.h;
         a.kc = kc, a.lse0 = lse, a.sel = sel;
@@ -1245,15 +1228,7 @@ template <typename T> attn_status nsa_branches(const attn_params *p, const NsaBu
             nsa_select_kernel<T><<<(unsigned)((items + wpb - 1) / wpb), wpb * 32, smem>>>(a);
             CUDA_CHECK_LAUNCH();
         }
-        if (p->stats) {
-            CUDA_CHECK(cudaEventRecord(s1));
-            CUDA_CHECK(cudaEventSynchronize(s1));
-            float ms = 0.f;
-            CUDA_CHECK(cudaEventElapsedTime(&ms, s0, s1));
-            sel_ms += ms;
-            cudaEventDestroy(s0);
-            cudaEventDestroy(s1);
-        }
+        if ((st = dm_cuda_span_end(p->stats, span)) != ATTN_OK) return st;
     }
     /* 4. selected branch */
     {
@@ -1275,14 +1250,6 @@ template <typename T> attn_status nsa_branches(const attn_params *p, const NsaBu
         s.window = p->w;
         st = cuda_attn_forward(&pw, &s);
         if (st != ATTN_OK) return st;
-    }
-    if (p->stats) {
-        float ms = 0.f;
-        CUDA_CHECK(cudaEventSynchronize(e1));
-        CUDA_CHECK(cudaEventElapsedTime(&ms, e0, e1));
-        p->stats->select_ms += ms + sel_ms; /* compression and selection */
-        cudaEventDestroy(e0);
-        cudaEventDestroy(e1);
     }
     return ATTN_OK;
 }

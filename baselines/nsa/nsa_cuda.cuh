@@ -28,6 +28,22 @@ inline int nsa_tc_enabled() {
     return on;
 }
 
+/* x[hh] += q_hh . kr for the group's G heads (the CUDA-core kernels): kr is one
+ * key row of D elements (16-byte aligned), sq the heads' queries as floats,
+ * [G][D]; each 16-byte load of the row serves every head. */
+template <typename T>
+__device__ __forceinline__ void group_dots(const T *kr, const float *sq, int D, int G, float (&x)[NSA_MAXG]) {
+    for (int e0 = 0; e0 < D; e0 += 8) {
+        float kv[8];
+        dm::ld8f<T>(kr + e0, kv);
+#pragma unroll
+        for (int k = 0; k < 8; k++)
+#pragma unroll
+            for (int hh = 0; hh < NSA_MAXG; hh++)
+                if (hh < G) x[hh] += sq[hh * D + e0 + k] * kv[k];
+    }
+}
+
 /* The 64 mma rows of a (tile of QT queries, kv head) into sQ ([64][D], swizzled,
  * cp.async): row r = hh QT + qi holds query i0 + qi of head hkv G + hh; rows past
  * the group's heads or the queries are zero. A: SelArgs or SlcArgs. */

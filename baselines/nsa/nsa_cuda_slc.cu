@@ -74,18 +74,7 @@ __global__ void nsa_slc_kernel(const SlcArgs a) {
             float x[NSA_MAXG];
 #pragma unroll
             for (int hh = 0; hh < NSA_MAXG; hh++) x[hh] = j < j1 ? 0.f : -INFINITY;
-            if (j < j1) {
-                const T *kr = kb + j * a.kss;
-                for (int e0 = 0; e0 < a.D; e0 += 8) { /* 16-byte loads: a lane reads its own row */
-                    float kv[8];
-                    ld8f<T>(kr + e0, kv);
-#pragma unroll
-                    for (int k = 0; k < 8; k++)
-#pragma unroll
-                        for (int hh = 0; hh < NSA_MAXG; hh++)
-                            if (hh < a.G) x[hh] += sq[hh * a.D + e0 + k] * kv[k];
-                }
-            }
+            if (j < j1) group_dots<T>(kb + j * a.kss, sq, a.D, a.G, x); /* a lane reads its own row */
             float p[NSA_MAXG];
 #pragma unroll
             for (int hh = 0; hh < NSA_MAXG; hh++) {
@@ -198,12 +187,25 @@ template <typename T, int D> struct UnionChunks {
     }
 };
 
-/* The union's chunks for the rows of batch b, kv head hkv (A: SlcArgs or SlcBwdArgs). */
+/* The start of the union kernels' walk, for the tile of QS queries from i0 of batch
+ * b, kv head hkv (A: SlcArgs or SlcBwdArgs), after the caller has zeroed qmask
+ * [NSB], started its rows' copies and passed a barrier: the union of the tile's
+ * selections into qmask and list (tile_block_union), its chunks, and the first
+ * chunk's K and V rows into sK, sV (one commit group, empty when the union is).
+ * *nchunks: how many chunks to walk. Every thread calls it. */
 template <typename T, int D, typename A>
-__device__ __forceinline__ UnionChunks<T, D> union_chunks(const A &a, int b, int hkv, const int *list,
-                                                          const unsigned long long *qmask) {
-    return {list, qmask, (a.ls + 63) / 64, a.ls, a.Nk, static_cast<const T *>(a.k) + b * a.ksb + hkv * a.ksh,
-            static_cast<const T *>(a.v) + b * a.vsb + hkv * a.vsh, a.kss, a.vss};
+__device__ __forceinline__ UnionChunks<T, D> union_begin(const A &a, int b, int hkv, int i0, int QS, int NSB, int cap,
+                                                         unsigned long long *qmask, int *list, int *wsum, T *sK, T *sV,
+                                                         int tid, int *nchunks) {
+    const int nlist = tile_block_union(a.sel + ((size_t)b * a.Hkv + hkv) * a.Nq * a.nsel, a.Nq, a.nsel, i0, QS, NSB, cap,
+                                       qmask, list, wsum);
+    const UnionChunks<T, D> uc = {list, qmask, (a.ls + 63) / 64, a.ls, a.Nk,
+                                  static_cast<const T *>(a.k) + b * a.ksb + hkv * a.ksh,
+                                  static_cast<const T *>(a.v) + b * a.vsb + hkv * a.vsh, a.kss, a.vss};
+    *nchunks = nlist * uc.cpb;
+    if (*nchunks > 0) uc.load(sK, sV, 0, tid);
+    cp_commit();
+    return uc;
 }
 
 /* One chunk of 64 keys (from k0; keys from kend on masked) of the selected branch's
@@ -386,12 +388,8 @@ __global__ void __launch_bounds__(128) nsa_slc_tc_kernel(const SlcArgs a, const 
     load_group_q<T, D>(sQ, a, b, hkv, i0, QS, tid);
     cp_commit();
     __syncthreads();
-    const int nlist = tile_block_union(a.sel + ((size_t)b * a.Hkv + hkv) * a.Nq * a.nsel, a.Nq, a.nsel, i0, QS, NSB, cap,
-                                       qmask, list, wsum);
-    const auto uc = union_chunks<T, D>(a, b, hkv, list, qmask);
-    const int nchunks = nlist * uc.cpb;
-    if (nchunks > 0) uc.load(sK, sV, 0, tid);
-    cp_commit();
+    int nchunks;
+    const auto uc = union_begin<T, D>(a, b, hkv, i0, QS, NSB, cap, qmask, list, wsum, sK, sV, tid, &nchunks);
 
     /* the thread's two rows (x0: wrow + lane/4, x1: 8 below) */
     const int wrow = warp * 16;
@@ -892,12 +890,8 @@ __global__ void __launch_bounds__(128) nsa_slc_bwd_tc_kernel(const SlcBwdArgs a,
     load_group_q<T, D>(sdO, gd, b, hkv, i0, QS, tid);
     cp_commit();
     __syncthreads();
-    const int nlist = tile_block_union(a.sel + ((size_t)b * a.Hkv + hkv) * a.Nq * a.nsel, a.Nq, a.nsel, i0, QS, NSB, cap,
-                                       qmask, list, wsum);
-    const auto uc = union_chunks<T, D>(a, b, hkv, list, qmask);
-    const int nchunks = nlist * uc.cpb;
-    if (nchunks > 0) uc.load(sK, sV, 0, tid);
-    cp_commit();
+    int nchunks;
+    const auto uc = union_begin<T, D>(a, b, hkv, i0, QS, NSB, cap, qmask, list, wsum, sK, sV, tid, &nchunks);
     cp_wait<1>(); /* Q and dO */
     __syncthreads();
     {   /* Dsum of the 64 rows: two threads per row, each half of D */

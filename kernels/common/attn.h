@@ -61,9 +61,16 @@ typedef struct {
 } attn_stride;
 
 /* Optional per-call measurements an operator adds to (all in milliseconds; the
- * caller zeroes them). */
+ * caller zeroes them). A CUDA operator does not wait for its device work to time
+ * it (a wait inside the call would put the host's wake-up into the caller's own
+ * timing): it records spans of events (dm_cuda_span_begin/end, cuda_rt.h), and the
+ * caller adds their times to select_ms after the call's work is done
+ * (dm_cuda_stats_settle). */
+#define ATTN_STATS_SPANS 8
 typedef struct {
     double select_ms;      /* dma/nsa: time spent choosing keys (thresholds, lists, scores) */
+    int nspan;             /* CUDA: spans recorded and not yet settled into select_ms */
+    int span[ATTN_STATS_SPANS]; /* their slots in cuda_rt's event pool */
 } attn_stats;
 
 /* Limits every backend shares; a backend may support less (see its supports()). */

@@ -992,8 +992,6 @@ bool dec_fused(const attn_params *p) {
     return ok > 0;
 }
 
-cudaEvent_t g_ev[2];
-
 } // namespace
 
 extern "C" int cuda_decode_applies(const attn_params *p, attn_variant v) {
@@ -1031,8 +1029,8 @@ extern "C" attn_status cuda_decode_dma_forward(const attn_params *p, cuda_decode
     const bool select = n > p->w;
     const long long nlist = select ? p->w : n;
     const bool fused = select && dec_fused(p);
-    DecPlan pl;
-    attn_status st = plan_decode(p, nlist, select, &pl);
+    DecPlan pl = {};
+    attn_status st = fused ? ATTN_OK : plan_decode(p, nlist, select, &pl); /* the split kernel's */
     if (st != ATTN_OK) return st;
     int nsm;
     if ((st = num_sms(&nsm)) != ATTN_OK) return st;
@@ -1057,10 +1055,10 @@ extern "C" attn_status cuda_decode_dma_forward(const attn_params *p, cuda_decode
     }
 
     /* workspaces: the partials (not with the fused kernel); thresholds | counts |
-     * candidates | lists | lengths | z */
+     * candidates | lists (not with the fused kernel) | lengths | z */
     const size_t tb = r256(units * sizeof(unsigned int));
     const size_t cb = r256(units * SEL_CAP * sizeof(unsigned long long));
-    const size_t lb = r256(units * p->w * sizeof(int));
+    const size_t lb = fused ? 0 : r256(units * p->w * sizeof(int));
     const size_t nb = r256(units * sizeof(int));
     const size_t zb = p->w_dt ? r256(units * p->Nk * sizeof(float)) : 0;
     char *part = nullptr, *ws;
@@ -1075,19 +1073,14 @@ extern "C" attn_status cuda_decode_dma_forward(const attn_params *p, cuda_decode
     cur += tb;
     sa.cand = reinterpret_cast<unsigned long long *>(cur);
     cur += cb;
-    sa.list = reinterpret_cast<int *>(cur);
+    sa.list = fused ? nullptr : reinterpret_cast<int *>(cur);
     cur += lb;
     sa.lens = reinterpret_cast<int *>(cur);
     cur += nb;
     float *zbuf = reinterpret_cast<float *>(cur);
 
-    if (p->stats) {
-        if (!g_ev[0]) {
-            CUDA_CHECK(cudaEventCreate(&g_ev[0]));
-            CUDA_CHECK(cudaEventCreate(&g_ev[1]));
-        }
-        CUDA_CHECK(cudaEventRecord(g_ev[0]));
-    }
+    int span;
+    if ((st = dm_cuda_span_begin(p->stats, &span)) != ATTN_OK) return st;
     const float *z = static_cast<const float *>(p->z);
     if (p->w_dt) {
         if ((st = score(p, zbuf)) != ATTN_OK) return st;
@@ -1120,7 +1113,8 @@ extern "C" attn_status cuda_decode_dma_forward(const attn_params *p, cuda_decode
     } else if (select) {
         CUDA_CHECK(dm_launch(sel_final_kernel, dim3((unsigned)units), dim3(SEL_THREADS), !exact && dec_pdl(), sa));
     }
-    if (p->stats) CUDA_CHECK(cudaEventRecord(g_ev[1]));
+    /* the selection's span (with the fused kernel, the attention too: one kernel) */
+    if ((st = dm_cuda_span_end(p->stats, span)) != ATTN_OK) return st;
 
     if (select) {
         a.list = sa.list;
@@ -1131,12 +1125,5 @@ extern "C" attn_status cuda_decode_dma_forward(const attn_params *p, cuda_decode
     a.nkeys = (int)nlist;
     if (!fused && (st = run_decode(p, pl, &a, part, select)) != ATTN_OK) return st;
     if (p->z_out) CUDA_CHECK(cudaMemcpyAsync(p->z_out, z, units * p->Nk * sizeof(float), cudaMemcpyDeviceToDevice));
-    if (p->stats) {
-        /* waits for the selection (with the fused kernel, the attention too: one kernel) */
-        CUDA_CHECK(cudaEventSynchronize(g_ev[1]));
-        float ms = 0;
-        CUDA_CHECK(cudaEventElapsedTime(&ms, g_ev[0], g_ev[1]));
-        p->stats->select_ms += ms;
-    }
     return ATTN_OK;
 }

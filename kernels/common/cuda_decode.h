@@ -46,10 +46,10 @@ attn_status cuda_decode_forward(const attn_params *p, int window);
 typedef attn_status (*cuda_decode_score_fn)(const attn_params *p, float *z);
 
 /* dma at Nq = 1: z given (p->z) or computed with score (when p->w_dt is set);
- * writes p->o, p->lse, p->z_out when set, and adds the selection time (score,
+ * writes p->o, p->lse, p->z_out when set, and records the selection (score,
  * sample, filter, final select; with the fused final kernel that includes the
- * attention over the list, one kernel with the select) to p->stats->select_ms when
- * p->stats is set. */
+ * attention over the list, one kernel with the select) as a span of p->stats when
+ * set (dm_cuda_span_begin, cuda_rt.h: the caller settles it into select_ms). */
 attn_status cuda_decode_dma_forward(const attn_params *p, cuda_decode_score_fn score);
 
 #ifdef __cplusplus

@@ -48,6 +48,19 @@ attn_status dm_cuda_time(attn_status (*fn)(void *), void *arg, double *ms) {
     *ms = 0;
     return ATTN_ERR_UNSUPPORTED;
 }
+attn_status dm_cuda_span_begin(attn_stats *s, int *slot) {
+    (void)s;
+    *slot = -1;
+    return ATTN_ERR_UNSUPPORTED;
+}
+attn_status dm_cuda_span_end(attn_stats *s, int slot) {
+    (void)s, (void)slot;
+    return ATTN_ERR_UNSUPPORTED;
+}
+attn_status dm_cuda_stats_settle(attn_stats *s) {
+    (void)s;
+    return ATTN_OK; /* nothing can be pending without CUDA */
+}
 const char *dm_cuda_last_error(void) { return "CUDA is not built into this binary"; }
 #else
 typedef int cuda_rt_c_unused; /* the CUDA build uses cuda_rt.cu */

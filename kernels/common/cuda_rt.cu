@@ -144,3 +144,52 @@ extern "C" attn_status dm_cuda_time(attn_status (*fn)(void *), void *arg, double
     *ms = t;
     return st;
 }
+
+/* The spans' events: a pool handed out in turn, so that recording a span creates
+ * nothing inside a timed call. A slot is reused after SPAN_POOL more spans, by when
+ * its span has long been settled (attn_stats holds at most ATTN_STATS_SPANS). */
+static constexpr int SPAN_POOL = 64;
+static cudaEvent_t span_ev[SPAN_POOL][2];
+static int span_next;
+
+extern "C" attn_status dm_cuda_span_begin(attn_stats *s, int *slot) {
+    *slot = -1;
+    if (!s) return ATTN_OK;
+    if (s->nspan >= ATTN_STATS_SPANS) {
+        attn_status st = dm_cuda_stats_settle(s);
+        if (st != ATTN_OK) return st;
+    }
+    const int i = span_next;
+    if (!span_ev[i][0]) {
+        CUDA_CHECK(cudaEventCreate(&span_ev[i][0]));
+        CUDA_CHECK(cudaEventCreate(&span_ev[i][1]));
+    }
+    CUDA_CHECK(cudaEventRecord(span_ev[i][0]));
+    span_next = (i + 1) % SPAN_POOL;
+    *slot = i;
+    return ATTN_OK;
+}
+
+extern "C" attn_status dm_cuda_span_end(attn_stats *s, int slot) {
+    if (!s || slot < 0 || slot >= SPAN_POOL) return ATTN_OK;
+    CUDA_CHECK(cudaEventRecord(span_ev[slot][1]));
+    if (s->nspan >= ATTN_STATS_SPANS) { /* spans begun together: room for this one */
+        attn_status st = dm_cuda_stats_settle(s);
+        if (st != ATTN_OK) return st;
+    }
+    s->span[s->nspan++] = slot;
+    return ATTN_OK;
+}
+
+extern "C" attn_status dm_cuda_stats_settle(attn_stats *s) {
+    if (!s) return ATTN_OK;
+    for (int k = 0; k < s->nspan; k++) {
+        const int i = s->span[k];
+        CUDA_CHECK(cudaEventSynchronize(span_ev[i][1]));
+        float ms = 0.f;
+        CUDA_CHECK(cudaEventElapsedTime(&ms, span_ev[i][0], span_ev[i][1]));
+        s->select_ms += ms;
+    }
+    s->nspan = 0;
+    return ATTN_OK;
+}

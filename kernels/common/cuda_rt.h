@@ -51,6 +51,16 @@ attn_status dm_cuda_flush_l2(void);
 /* Times fn(arg) with CUDA events: returns milliseconds in *ms. */
 attn_status dm_cuda_time(attn_status (*fn)(void *), void *arg, double *ms);
 
+/* Spans of device work for attn_stats, timed without waiting: begin records a
+ * start event on the stream and gives its slot (with s NULL, -1 and nothing
+ * recorded); end records the stop and adds the span to s. When s already holds
+ * ATTN_STATS_SPANS spans, begin settles them first (a wait). settle waits for the
+ * spans' stops, adds their times to s->select_ms and clears them (call it after
+ * the timed call's work is done). */
+attn_status dm_cuda_span_begin(attn_stats *s, int *slot);
+attn_status dm_cuda_span_end(attn_stats *s, int slot);
+attn_status dm_cuda_stats_settle(attn_stats *s);
+
 /* The last CUDA error as text (for messages). */
 const char *dm_cuda_last_error(void);
 

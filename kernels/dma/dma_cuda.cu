@@ -474,12 +474,9 @@ attn_status dma_plan(const attn_params *p, int backward, DmaPlan *pl) {
     pl->s.tkey = tkey;
     if (kept && backward) return ATTN_OK; /* the forward's plan, z and dt */
 
-    cudaEvent_t e0 = nullptr, e1 = nullptr;
-    if (p->stats) {
-        CUDA_CHECK(cudaEventCreate(&e0));
-        CUDA_CHECK(cudaEventCreate(&e1));
-        CUDA_CHECK(cudaEventRecord(e0));
-    }
+    int span;
+    attn_status spst = dm_cuda_span_begin(p->stats, &span);
+    if (spst != ATTN_OK) return spst;
     if (p->w_dt) {
         attn_status sst = score_launch(p, z, kept ? dt_kept : pl->dt);
         if (sst != ATTN_OK) return sst;
@@ -501,16 +498,7 @@ attn_status dma_plan(const attn_params *p, int backward, DmaPlan *pl) {
     CUDA_CHECK(cudaFuncSetAttribute(dma_plan_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)psmem));
     dma_plan_kernel<<<dim3(ntiles, p->Hkv, p->B), PLAN_THREADS, psmem>>>(pa);
     CUDA_CHECK_LAUNCH();
-    if (p->stats) {
-        CUDA_CHECK(cudaEventRecord(e1));
-        CUDA_CHECK(cudaEventSynchronize(e1));
-        float ms = 0;
-        CUDA_CHECK(cudaEventElapsedTime(&ms, e0, e1));
-        p->stats->select_ms += ms;
-        cudaEventDestroy(e0);
-        cudaEventDestroy(e1);
-    }
-    return ATTN_OK;
+    return dm_cuda_span_end(p->stats, span);
 }
 
 /* Chain rule from dz to dt, per (b, h, key): ddt = dz dz/ddt; da[h] and db[h] are
