@@ -31,7 +31,9 @@
  *    sel_final_attend_kernel: a cluster of FUS_C CTAs per row, each attending to
  *    the selected keys j with j % FUS_C equal to its rank and merging through
  *    distributed shared memory, in place of the final, split and combine launches
- *    (DMABENCH_DECODE_FUSED=0 keeps those three).
+ *    (DMABENCH_DECODE_FUSED=0 keeps those three). DMABENCH_DECODE_FUSED=2 (opt-in)
+ *    leaves out the filter too: each CTA of the cluster scans an eighth of the
+ *    row's z into its shared memory, and all read the cluster's candidates.
  * 4. On sm_90 every launch after a call's first goes out with programmatic
  *    dependent launch (dm_launch): it may start while the kernel before it ends,
  *    and waits (dm_pdl_wait) before it reads that kernel's output. The filter
@@ -351,6 +353,7 @@ struct SelArgs {
     int srank;  /* the rank among the samples whose score is the threshold */
     int chunk;  /* keys per filter CTA, a multiple of FLT_GRAIN */
     int exact;  /* 1: skip the sample (DMABENCH_DECODE_SEL_SAMPLE=0) */
+    int scan;   /* 1: the fused kernel reads z itself, no filter (DMABENCH_DECODE_FUSED=2) */
     unsigned int *thr;        /* (B * Hkv) the threshold, as sel_ord of a score */
     unsigned int *ncand;      /* (B * Hkv) keys at or above it (may exceed SEL_CAP) */
     unsigned long long *cand; /* (B * Hkv, SEL_CAP) their keys */
@@ -477,20 +480,20 @@ __global__ void __launch_bounds__(FLT_THREADS, 4) sel_filter_kernel(const SelArg
         if (sbase + i < (unsigned int)SEL_CAP) out[sbase + i] = stage[i];
 }
 
-/* The final select of row u: the exact top w keys, over the candidates when
+/* The final select of row u: the exact top w keys, over the nc candidates when
  * between w and SEL_CAP keys reached the threshold (they hold the top w), in
- * registers; otherwise (or with a.exact) over all n keys of z, a pass per digit.
+ * registers (load(p) gives candidate p < nc); otherwise over all n keys of z, a
+ * pass per digit.
  * The kept keys whose index satisfies mine(j) go to out (capacity cap) through the
  * shared counter *slen, as their indices (V = int) or whole keys (V = unsigned long
  * long, the score in the high half). The candidates all lie between the row's
  * threshold and their largest score (*smax, a shared word): the top bytes those
  * two share are skipped (for scores of one exponent, the first pass). The caller
  * zeroes *slen and *smax and then passes a barrier. Every thread calls it. */
-template <typename V, typename Mine>
-__device__ __forceinline__ void sel_final_pick(const SelArgs &a, size_t u, Mine mine, V *out, unsigned int cap,
-                                               unsigned int *slen, unsigned int *smax, unsigned int *hist,
-                                               unsigned int *sred) {
-    const unsigned int nc = a.exact ? 0u : __ldcg(a.ncand + u);
+template <typename V, typename Mine, typename Load>
+__device__ __forceinline__ void sel_final_pick(const SelArgs &a, size_t u, unsigned int nc, Load load, Mine mine, V *out,
+                                               unsigned int cap, unsigned int *slen, unsigned int *smax,
+                                               unsigned int *hist, unsigned int *sred) {
     /* the exact top w of the keys each(f) visits (f(key, valid) in every thread,
      * the same number of calls in all), appended to out */
     auto pick = [&](auto each, SelCut from) {
@@ -503,14 +506,13 @@ __device__ __forceinline__ void sel_final_pick(const SelArgs &a, size_t u, Mine 
         });
     };
     if (nc >= (unsigned int)a.w && nc <= (unsigned int)SEL_CAP) {
-        const unsigned long long *cand = a.cand + u * SEL_CAP;
         const int kn = (int)((nc + SEL_THREADS - 1) / SEL_THREADS); /* the same in every thread */
         unsigned long long key[SEL_KPT];
         unsigned int hi = 0;
 #pragma unroll
         for (int k = 0; k < SEL_KPT; k++) {
             const unsigned int p = k * SEL_THREADS + threadIdx.x;
-            key[k] = p < nc ? __ldcg(cand + p) : 0ULL;
+            key[k] = p < nc ? load(p) : 0ULL;
             hi = max(hi, (unsigned int)(key[k] >> 32));
         }
         hi = __reduce_max_sync(0xffffffffu, hi);
@@ -562,7 +564,10 @@ __global__ void __launch_bounds__(SEL_THREADS) sel_final_kernel(const SelArgs a)
     __syncthreads();
     dm_pdl_wait(); /* the candidates and their count */
     const size_t u = blockIdx.x;
-    sel_final_pick(a, u, [](int) { return true; }, a.list + u * a.w, (unsigned int)a.w, &slen, &smax, hist, sred);
+    const unsigned long long *cand = a.cand + u * SEL_CAP;
+    sel_final_pick(
+        a, u, a.exact ? 0u : __ldcg(a.ncand + u), [cand](unsigned int p) { return __ldcg(cand + p); },
+        [](int) { return true; }, a.list + u * a.w, (unsigned int)a.w, &slen, &smax, hist, sred);
     __syncthreads();
     if (threadIdx.x == 0) a.lens[u] = (int)min(slen, (unsigned int)a.w);
 }
@@ -578,7 +583,11 @@ __global__ void __launch_bounds__(SEL_THREADS) sel_final_kernel(const SelArgs a)
  * its rows (the GQA group's G heads at Nq = 1) to its keys: a warp per row and
  * slice of keys, D/8 lanes per key as in the split kernel. The warps merge in shared memory, the cluster's CTAs through distributed
  * shared memory (CTA rank c writes the rows r with r % FUS_C == c). No partials in
- * global memory, no split or combine launch. Taken for w <= FUS_LIST. */
+ * global memory, no split or combine launch. Taken for w <= FUS_LIST. With
+ * a.scan (DMABENCH_DECODE_FUSED=2) it also does the filter's work: CTA c scans the
+ * c-th eighth of the row's z (prefetched to L2 before the wait on the sample)
+ * into its K/V buffer, which is free until the attention, and every CTA reads
+ * the cluster's candidates through distributed shared memory. */
 constexpr int FUS_C = 8;        /* CTAs per row: a portable cluster size */
 constexpr int FUS_MAXR = 32;    /* rows (G * Nq) a cluster takes: a warp per row at least */
 [[maybe_unused]] constexpr int FUS_KU = 2;       /* keys per group per step (64 registers under 1024 threads) */
@@ -588,6 +597,7 @@ constexpr int FUS_CH = 256;     /* keys whose K and V rows sit in shared memory 
 /* the dynamic shared memory of the fused kernel: FUS_CH keys' K and V rows */
 constexpr size_t fus_dyn_bytes(int D, size_t esize) { return (size_t)FUS_CH * 2 * D * esize; }
 static_assert(FUS_LIST * 8 <= FUS_BUF && FUS_MAXR * 128 * 4 <= FUS_BUF, "the fused kernel's buffer");
+static_assert(fus_dyn_bytes(64, 2) >= SEL_CAP * 8, "the scan's candidates in the fused kernel's K/V buffer");
 
 [[maybe_unused]] __device__ __forceinline__ unsigned int cluster_rank() {
     unsigned int r = 0;
@@ -617,6 +627,30 @@ static_assert(FUS_LIST * 8 <= FUS_BUF && FUS_MAXR * 128 * 4 <= FUS_BUF, "the fus
     return v;
 }
 
+/* 32- and 64-bit words in the shared memory of the cluster's CTA of rank `rank`
+ * (after a cluster_sync that follows their writes). */
+[[maybe_unused]] __device__ __forceinline__ unsigned int ld_cluster_u32(const unsigned int *p, unsigned int rank) {
+    unsigned int v = 0;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    const unsigned int a = (unsigned int)__cvta_generic_to_shared(p);
+    unsigned int ra;
+    asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(ra) : "r"(a), "r"(rank));
+    asm volatile("ld.shared::cluster.u32 %0, [%1];\n" : "=r"(v) : "r"(ra) : "memory");
+#endif
+    return v;
+}
+[[maybe_unused]] __device__ __forceinline__ unsigned long long ld_cluster_u64(const unsigned long long *p,
+                                                                             unsigned int rank) {
+    unsigned long long v = 0;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    const unsigned int a = (unsigned int)__cvta_generic_to_shared(p);
+    unsigned int ra;
+    asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(ra) : "r"(a), "r"(rank));
+    asm volatile("ld.shared::cluster.u64 %0, [%1];\n" : "=l"(v) : "r"(ra) : "memory");
+#endif
+    return v;
+}
+
 /* The score z back from the high half of sel_key(z, j) (-0 comes back as +0). */
 [[maybe_unused]] __device__ __forceinline__ float sel_score(unsigned long long key) {
     const unsigned int o = (unsigned int)(key >> 32);
@@ -634,7 +668,7 @@ __global__ void __launch_bounds__(SEL_THREADS) sel_final_attend_kernel(const Sel
     constexpr int CPR = D / EPC;                   /* copies per K or V row */
     extern __shared__ __align__(16) unsigned char fus_dyn[];
     T *s_kv = reinterpret_cast<T *>(fus_dyn); /* [FUS_CH][K row, V row][D] */
-    __shared__ unsigned int hist[256], sred[3], slen, smax;
+    __shared__ unsigned int hist[256], sred[3], slen, smax, s_nc, s_pref[FUS_C];
     __shared__ float s_o[NW][D], s_m[NW], s_l[NW];
     __shared__ __align__(16) unsigned char buf[FUS_BUF];
     __shared__ float c_m[FUS_MAXR], c_l[FUS_MAXR];
@@ -662,12 +696,75 @@ __global__ void __launch_bounds__(SEL_THREADS) sel_final_attend_kernel(const Sel
 #pragma unroll
         for (int e = 0; e < 8; e++) q[e] = f[e] * d.scale_log2;
     }
-    if (tid == 0) slen = 0, smax = 0;
+    if (tid == 0) slen = 0, smax = 0, s_nc = 0;
+    /* scan: the CTA's slice of the row's z (an eighth) towards L2 while the sample runs */
+    const float *zrow = a.z + u * a.Nk;
+    long long zlo = 0, zhi = 0;
+    if (a.scan) {
+        const long long per = ((a.n + FUS_C - 1) / FUS_C + 3) / 4 * 4;
+        zlo = min((long long)a.n, (long long)rank * per);
+        zhi = min((long long)a.n, zlo + per);
+        for (long long p = zlo + 32LL * tid; p < zhi; p += 32LL * SEL_THREADS) prefetch_l2(zrow + p);
+    }
     __syncthreads();
-    dm_pdl_wait(); /* the candidates and their count */
+    dm_pdl_wait(); /* the threshold; without scan the candidates and their count */
 
-    sel_final_pick(a, u, [rank](int j) { return (unsigned int)j % FUS_C == rank; }, s_keys, (unsigned int)FUS_LIST,
-                   &slen, &smax, hist, sred);
+    auto mine = [rank](int j) { return (unsigned int)j % FUS_C == rank; };
+    if (a.scan) {
+        /* the slice's keys at or above the threshold into the CTA's candidates (the
+         * K/V buffer, free until the attention), then every CTA reads the cluster's */
+        unsigned long long *s_cand = reinterpret_cast<unsigned long long *>(fus_dyn);
+        const unsigned int thr = __ldcg(a.thr + u);
+        const bool vec = a.Nk % 4 == 0 && reinterpret_cast<uintptr_t>(zrow) % 16 == 0;
+        for (long long b0 = zlo; b0 < zhi; b0 += 16LL * SEL_THREADS) {
+            float zv[4][4];
+#pragma unroll
+            for (int k = 0; k < 4; k++) {
+                const long long pos = b0 + 4 * (k * SEL_THREADS + tid);
+                if (vec && pos + 3 < zhi) {
+                    const float4 v = __ldg(reinterpret_cast<const float4 *>(zrow + pos));
+                    zv[k][0] = v.x, zv[k][1] = v.y, zv[k][2] = v.z, zv[k][3] = v.w;
+                } else {
+#pragma unroll
+                    for (int e = 0; e < 4; e++) zv[k][e] = pos + e < zhi ? __ldg(zrow + pos + e) : 0.f;
+                }
+            }
+#pragma unroll
+            for (int k = 0; k < 4; k++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    const long long pos = b0 + 4 * (k * SEL_THREADS + tid) + e;
+                    warp_append(pos < zhi && sel_ord(zv[k][e]) >= thr, sel_key(zv[k][e], (int)pos), &s_nc, s_cand,
+                                (unsigned int)SEL_CAP);
+                }
+        }
+        cluster_sync(); /* every CTA's candidates and count */
+        if (tid < FUS_C) s_pref[tid] = ld_cluster_u32(&s_nc, tid);
+        __syncthreads();
+        unsigned int pref[FUS_C + 1];
+        bool over = false;
+        pref[0] = 0;
+#pragma unroll
+        for (int c = 0; c < FUS_C; c++) over |= s_pref[c] > (unsigned int)SEL_CAP, pref[c + 1] = pref[c] + s_pref[c];
+        /* an overflow anywhere: past SEL_CAP, so the select reads all of z */
+        const unsigned int nc = over ? (unsigned int)SEL_CAP + 1 : pref[FUS_C];
+        sel_final_pick(
+            a, u, nc,
+            [&](unsigned int p) {
+                unsigned int c = 0, base = 0; /* the CTA whose candidates hold position p */
+#pragma unroll
+                for (int x = 1; x < FUS_C; x++)
+                    if (p >= pref[x]) c = x, base = pref[x];
+                return ld_cluster_u64(s_cand + (p - base), c);
+            },
+            mine, s_keys, (unsigned int)FUS_LIST, &slen, &smax, hist, sred);
+        cluster_sync(); /* no CTA reads another's candidates once the K/V rows land there */
+    } else {
+        const unsigned long long *cand = a.cand + u * SEL_CAP;
+        sel_final_pick(
+            a, u, a.exact ? 0u : __ldcg(a.ncand + u), [cand](unsigned int p) { return __ldcg(cand + p); }, mine,
+            s_keys, (unsigned int)FUS_LIST, &slen, &smax, hist, sred);
+    }
     __syncthreads();
     const int nm = (int)min(slen, (unsigned int)FUS_LIST);
 
@@ -972,6 +1069,13 @@ void fused_config(cudaLaunchConfig_t *cfg, cudaLaunchAttribute at[2], unsigned i
  * sm_90, a GQA group of at most FUS_MAXR rows, and a cluster of FUS_C such CTAs
  * that the device can place (asked once per kernel); DMABENCH_DECODE_FUSED=0 keeps
  * the final select, split and combine kernels. */
+/* The fused kernel reads z itself, in place of the filter kernel
+ * (DMABENCH_DECODE_FUSED=2; opt-in). */
+bool dec_scan() {
+    static const bool on = dm_env_is("DMABENCH_DECODE_FUSED", "2");
+    return on;
+}
+
 bool dec_fused(const attn_params *p) {
     static const bool on = dm_cuda_sm90() && !dm_env_is("DMABENCH_DECODE_FUSED", "0");
     if (!on || (long long)(p->Hq / p->Hkv) * p->Nq > FUS_MAXR || p->w > FUS_LIST) return false;
@@ -1029,6 +1133,8 @@ extern "C" attn_status cuda_decode_dma_forward(const attn_params *p, cuda_decode
     const bool select = n > p->w;
     const long long nlist = select ? p->w : n;
     const bool fused = select && dec_fused(p);
+    static const bool exact = dm_env_is("DMABENCH_DECODE_SEL_SAMPLE", "0");
+    const bool scan = fused && !exact && dec_scan(); /* no filter: the fused kernel reads z */
     DecPlan pl = {};
     attn_status st = fused ? ATTN_OK : plan_decode(p, nlist, select, &pl); /* the split kernel's */
     if (st != ATTN_OK) return st;
@@ -1037,7 +1143,6 @@ extern "C" attn_status cuda_decode_dma_forward(const attn_params *p, cuda_decode
 
     /* the filter: about DMABENCH_DECODE_SEL_CTAS CTAs per SM over all rows */
     static const int sel_ctas = env_knob("DMABENCH_DECODE_SEL_CTAS", 4);
-    static const bool exact = dm_env_is("DMABENCH_DECODE_SEL_SAMPLE", "0");
     const long long want = std::max(1LL, ((long long)sel_ctas * nsm + (long long)units - 1) / (long long)units);
     long long chunk = std::max((long long)FLT_GRAIN, ((n + want - 1) / want + FLT_GRAIN - 1) / FLT_GRAIN * FLT_GRAIN);
     const long long min_chunk = (n + 65534) / 65535; /* gridDim.x stays within 65535 */
@@ -1090,10 +1195,12 @@ extern "C" attn_status cuda_decode_dma_forward(const attn_params *p, cuda_decode
         sa.z = z;
         sa.Nk = p->Nk, sa.n = (int)n, sa.w = p->w;
         sa.stride = (int)stride, sa.ns = (int)ns, sa.srank = (int)srank;
-        sa.chunk = (int)chunk, sa.exact = exact;
+        sa.chunk = (int)chunk, sa.exact = exact, sa.scan = scan;
         if (!exact) {
             sel_sample_kernel<<<(unsigned)units, SEL_THREADS>>>(sa);
             CUDA_CHECK_LAUNCH();
+        }
+        if (!exact && !scan) {
             const dim3 fgrid((unsigned)nchunks, (unsigned)p->Hkv, (unsigned)p->B);
             const bool vec = p->Nk % 4 == 0 && reinterpret_cast<uintptr_t>(z) % 16 == 0;
             CUDA_CHECK(dm_launch(vec ? sel_filter_kernel<true> : sel_filter_kernel<false>, fgrid, dim3(FLT_THREADS),
