@@ -50,11 +50,11 @@ rc_of() { cat "$T/$1.rc" 2>/dev/null || echo "?"; }
 # branch by key block (in chunks of 37 queries) and by union, each fixed; nsa's selection with 4 warps per CTA;
 # nsa and dma without the forward's saved area (the backward runs the branches or the plan again);
 # dma decode's final select, split and combine as three kernels (not the cluster kernel);
-# dma decode's cluster kernel reading z itself (no filter kernel)
+# dma decode's cluster kernel after the filter kernel (not reading z itself)
 OPTINS="DMABENCH_NSA_TC=0:nsa DMABENCH_CUDA_BWD_TILE=64:mha,swa,dma,nsa DMABENCH_CUDA_BWD_KEYPAR=1:mha,swa,nsa
 DMABENCH_NSA_TC_BWD=0:nsa DMABENCH_NSA_PICK=argmax:nsa DMABENCH_CUDA_WGMMA=1:mha,swa,dma,nsa
 DMABENCH_DECODE_SEL_SAMPLE=0:dma DMABENCH_NSA_CMP_BLK=1:nsa DMABENCH_NSA_CMP_BLK=0:nsa
-DMABENCH_CUDA_WGMMA_BWD=1:mha,swa,dma,nsa DMABENCH_DECODE_PDL=0:mha,dma DMABENCH_NSA_SLC=pairs+DMABENCH_NSA_PAIR_QUERIES=37:nsa DMABENCH_NSA_SLC=union:nsa DMABENCH_NSA_SEL_WARPS=4:nsa DMABENCH_NSA_SLC=pairs+DMABENCH_NSA_PAIR_DSUM=0:nsa DMABENCH_NSA_SAVED=0:nsa DMABENCH_DMA_SAVED=0:dma DMABENCH_DECODE_FUSED=0:dma DMABENCH_DECODE_FUSED=2:dma"
+DMABENCH_CUDA_WGMMA_BWD=1:mha,swa,dma,nsa DMABENCH_DECODE_PDL=0:mha,dma DMABENCH_NSA_SLC=pairs+DMABENCH_NSA_PAIR_QUERIES=37:nsa DMABENCH_NSA_SLC=union:nsa DMABENCH_NSA_SEL_WARPS=4:nsa DMABENCH_NSA_SLC=pairs+DMABENCH_NSA_PAIR_DSUM=0:nsa DMABENCH_NSA_SAVED=0:nsa DMABENCH_DMA_SAVED=0:dma DMABENCH_DECODE_FUSED=0:dma DMABENCH_DECODE_FUSED=1:dma"
 if want verify; then
     for dt in bf16 f16 f32; do bg "v-$dt" $B verify --backend cuda --dtype $dt --quiet --out "$T/v-$dt.json"; done
     for o in $OPTINS; do
@@ -119,7 +119,7 @@ memcheck:DMABENCH_NSA_CMP_BLK=1:nsa racecheck:DMABENCH_NSA_CMP_BLK=1:nsa memchec
 memcheck:DMABENCH_CUDA_WGMMA=1:mha,dma racecheck:DMABENCH_CUDA_WGMMA=1:mha,dma
 memcheck:DMABENCH_CUDA_WGMMA_BWD=1:mha,dma racecheck:DMABENCH_CUDA_WGMMA_BWD=1:mha,dma
 memcheck:DMABENCH_NSA_SLC=pairs:nsa racecheck:DMABENCH_NSA_SLC=pairs:nsa memcheck:DMABENCH_NSA_SAVED=0:nsa memcheck:DMABENCH_DMA_SAVED=0:dma
-memcheck:DMABENCH_DECODE_FUSED=0:dma memcheck:DMABENCH_DECODE_FUSED=2:dma racecheck:DMABENCH_DECODE_FUSED=2:dma"
+memcheck:DMABENCH_DECODE_FUSED=0:dma memcheck:DMABENCH_DECODE_FUSED=1:dma racecheck:DMABENCH_DECODE_FUSED=1:dma"
     for o in $SOPT; do
         tool=${o%%:*} rest=${o#*:}
         sw=${rest%%:*} vs=${rest#*:}

@@ -31,9 +31,10 @@
  *    sel_final_attend_kernel: a cluster of FUS_C CTAs per row, each attending to
  *    the selected keys j with j % FUS_C equal to its rank and merging through
  *    distributed shared memory, in place of the final, split and combine launches
- *    (DMABENCH_DECODE_FUSED=0 keeps those three). DMABENCH_DECODE_FUSED=2 (opt-in)
- *    leaves out the filter too: each CTA of the cluster scans an eighth of the
- *    row's z into its shared memory, and all read the cluster's candidates.
+ *    (DMABENCH_DECODE_FUSED=0 keeps those three). It leaves out the filter too:
+ *    each CTA of the cluster scans an eighth of the row's z into its shared
+ *    memory, and all read the cluster's candidates (DMABENCH_DECODE_FUSED=1 keeps
+ *    the filter kernel, the cluster kernel reading its candidates).
  * 4. On sm_90 every launch after a call's first goes out with programmatic
  *    dependent launch (dm_launch): it may start while the kernel before it ends,
  *    and waits (dm_pdl_wait) before it reads that kernel's output. The filter
@@ -353,7 +354,7 @@ struct SelArgs {
     int srank;  /* the rank among the samples whose score is the threshold */
     int chunk;  /* keys per filter CTA, a multiple of FLT_GRAIN */
     int exact;  /* 1: skip the sample (DMABENCH_DECODE_SEL_SAMPLE=0) */
-    int scan;   /* 1: the fused kernel reads z itself, no filter (DMABENCH_DECODE_FUSED=2) */
+    int scan;   /* 1: the fused kernel reads z itself, no filter (not with DMABENCH_DECODE_FUSED=1) */
     unsigned int *thr;        /* (B * Hkv) the threshold, as sel_ord of a score */
     unsigned int *ncand;      /* (B * Hkv) keys at or above it (may exceed SEL_CAP) */
     unsigned long long *cand; /* (B * Hkv, SEL_CAP) their keys */
@@ -377,6 +378,25 @@ __device__ __forceinline__ void warp_append(bool take, V val, unsigned int *coun
     if (take) {
         const unsigned int slot = base + __popc(bal & ((1u << lane) - 1u));
         if (slot < cap) out[slot] = val;
+    }
+}
+
+/* U groups of four scores from a row of z: group k starts at pos0 + 4 (k nt + t),
+ * t = threadIdx.x of nt threads; a 16-byte load where vec (the row is 16-byte
+ * aligned) and the group ends below end, else four loads, 0 from end on. */
+template <int U>
+__device__ __forceinline__ void z_groups(const float *zrow, long long pos0, int nt, long long end, bool vec,
+                                         float (&zv)[U][4]) {
+#pragma unroll
+    for (int k = 0; k < U; k++) {
+        const long long pos = pos0 + 4 * (k * nt + (int)threadIdx.x);
+        if (vec && pos + 3 < end) {
+            const float4 v = __ldg(reinterpret_cast<const float4 *>(zrow + pos));
+            zv[k][0] = v.x, zv[k][1] = v.y, zv[k][2] = v.z, zv[k][3] = v.w;
+        } else {
+#pragma unroll
+            for (int e = 0; e < 4; e++) zv[k][e] = pos + e < end ? __ldg(zrow + pos + e) : 0.f;
+        }
     }
 }
 
@@ -438,17 +458,7 @@ __global__ void __launch_bounds__(FLT_THREADS, 4) sel_filter_kernel(const SelArg
     __syncthreads();
     for (long long p0 = beg; p0 < end; p0 += FLT_GRAIN) {
         float zv[FLT_UNROLL][4];
-#pragma unroll
-        for (int k = 0; k < FLT_UNROLL; k++) {
-            const long long pos = p0 + 4 * (k * FLT_THREADS + threadIdx.x);
-            if (VEC && pos + 3 < end) {
-                const float4 v = __ldg(reinterpret_cast<const float4 *>(zrow + pos));
-                zv[k][0] = v.x, zv[k][1] = v.y, zv[k][2] = v.z, zv[k][3] = v.w;
-            } else {
-#pragma unroll
-                for (int e = 0; e < 4; e++) zv[k][e] = pos + e < end ? __ldg(zrow + pos + e) : 0.f;
-            }
-        }
+        z_groups(zrow, p0, FLT_THREADS, end, VEC, zv);
 #pragma unroll
         for (int k = 0; k < FLT_UNROLL; k++)
 #pragma unroll
@@ -487,13 +497,14 @@ __global__ void __launch_bounds__(FLT_THREADS, 4) sel_filter_kernel(const SelArg
  * The kept keys whose index satisfies mine(j) go to out (capacity cap) through the
  * shared counter *slen, as their indices (V = int) or whole keys (V = unsigned long
  * long, the score in the high half). The candidates all lie between the row's
- * threshold and their largest score (*smax, a shared word): the top bytes those
- * two share are skipped (for scores of one exponent, the first pass). The caller
+ * threshold lo (a score order) and their largest score (*smax, a shared word):
+ * the top bytes those two share are skipped (for scores of one exponent, the first
+ * pass). The caller
  * zeroes *slen and *smax and then passes a barrier. Every thread calls it. */
 template <typename V, typename Mine, typename Load>
-__device__ __forceinline__ void sel_final_pick(const SelArgs &a, size_t u, unsigned int nc, Load load, Mine mine, V *out,
-                                               unsigned int cap, unsigned int *slen, unsigned int *smax,
-                                               unsigned int *hist, unsigned int *sred) {
+__device__ __forceinline__ void sel_final_pick(const SelArgs &a, size_t u, unsigned int nc, unsigned int lo, Load load,
+                                               Mine mine, V *out, unsigned int cap, unsigned int *slen,
+                                               unsigned int *smax, unsigned int *hist, unsigned int *sred) {
     /* the exact top w of the keys each(f) visits (f(key, valid) in every thread,
      * the same number of calls in all), appended to out */
     auto pick = [&](auto each, SelCut from) {
@@ -518,7 +529,7 @@ __device__ __forceinline__ void sel_final_pick(const SelArgs &a, size_t u, unsig
         hi = __reduce_max_sync(0xffffffffu, hi);
         if ((threadIdx.x & 31) == 0) atomicMax(smax, hi);
         __syncthreads();
-        const unsigned int lo = __ldcg(a.thr + u), x = *smax ^ lo;
+        const unsigned int x = *smax ^ lo;
         const int nb = x ? __clz(x) / 8 : 4; /* top bytes every candidate shares */
         SelCut from = {0ULL, 0ULL};
         if (nb > 0) {
@@ -566,8 +577,9 @@ __global__ void __launch_bounds__(SEL_THREADS) sel_final_kernel(const SelArgs a)
     const size_t u = blockIdx.x;
     const unsigned long long *cand = a.cand + u * SEL_CAP;
     sel_final_pick(
-        a, u, a.exact ? 0u : __ldcg(a.ncand + u), [cand](unsigned int p) { return __ldcg(cand + p); },
-        [](int) { return true; }, a.list + u * a.w, (unsigned int)a.w, &slen, &smax, hist, sred);
+        a, u, a.exact ? 0u : __ldcg(a.ncand + u), a.exact ? 0u : __ldcg(a.thr + u),
+        [cand](unsigned int p) { return __ldcg(cand + p); }, [](int) { return true; }, a.list + u * a.w,
+        (unsigned int)a.w, &slen, &smax, hist, sred);
     __syncthreads();
     if (threadIdx.x == 0) a.lens[u] = (int)min(slen, (unsigned int)a.w);
 }
@@ -584,7 +596,7 @@ __global__ void __launch_bounds__(SEL_THREADS) sel_final_kernel(const SelArgs a)
  * slice of keys, D/8 lanes per key as in the split kernel. The warps merge in shared memory, the cluster's CTAs through distributed
  * shared memory (CTA rank c writes the rows r with r % FUS_C == c). No partials in
  * global memory, no split or combine launch. Taken for w <= FUS_LIST. With
- * a.scan (DMABENCH_DECODE_FUSED=2) it also does the filter's work: CTA c scans the
+ * a.scan (unless DMABENCH_DECODE_FUSED=1) it also does the filter's work: CTA c scans the
  * c-th eighth of the row's z (prefetched to L2 before the wait on the sample)
  * into its K/V buffer, which is free until the attention, and every CTA reads
  * the cluster's candidates through distributed shared memory. */
@@ -615,38 +627,26 @@ static_assert(fus_dyn_bytes(64, 2) >= SEL_CAP * 8, "the scan's candidates in the
 #endif
 }
 
-/* *p in the shared memory of the cluster's CTA of rank `rank`. */
-[[maybe_unused]] __device__ __forceinline__ float ld_cluster(const float *p, unsigned int rank) {
-    float v = 0.f;
+/* The 32- or 64-bit word *p (float, unsigned int or unsigned long long) in the
+ * shared memory of the cluster's CTA of rank `rank` (after a cluster_sync that
+ * follows its write). */
+template <typename W>
+[[maybe_unused]] __device__ __forceinline__ W ld_cluster(const W *p, unsigned int rank) {
+    static_assert(sizeof(W) == 4 || sizeof(W) == 8, "a 32- or 64-bit word");
+    W v{};
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     const unsigned int a = (unsigned int)__cvta_generic_to_shared(p);
     unsigned int ra;
     asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(ra) : "r"(a), "r"(rank));
-    asm volatile("ld.shared::cluster.f32 %0, [%1];\n" : "=f"(v) : "r"(ra) : "memory");
-#endif
-    return v;
-}
-
-/* 32- and 64-bit words in the shared memory of the cluster's CTA of rank `rank`
- * (after a cluster_sync that follows their writes). */
-[[maybe_unused]] __device__ __forceinline__ unsigned int ld_cluster_u32(const unsigned int *p, unsigned int rank) {
-    unsigned int v = 0;
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    const unsigned int a = (unsigned int)__cvta_generic_to_shared(p);
-    unsigned int ra;
-    asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(ra) : "r"(a), "r"(rank));
-    asm volatile("ld.shared::cluster.u32 %0, [%1];\n" : "=r"(v) : "r"(ra) : "memory");
-#endif
-    return v;
-}
-[[maybe_unused]] __device__ __forceinline__ unsigned long long ld_cluster_u64(const unsigned long long *p,
-                                                                             unsigned int rank) {
-    unsigned long long v = 0;
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    const unsigned int a = (unsigned int)__cvta_generic_to_shared(p);
-    unsigned int ra;
-    asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(ra) : "r"(a), "r"(rank));
-    asm volatile("ld.shared::cluster.u64 %0, [%1];\n" : "=l"(v) : "r"(ra) : "memory");
+    if constexpr (sizeof(W) == 8) {
+        unsigned long long x;
+        asm volatile("ld.shared::cluster.u64 %0, [%1];\n" : "=l"(x) : "r"(ra) : "memory");
+        memcpy(&v, &x, 8);
+    } else {
+        unsigned int x;
+        asm volatile("ld.shared::cluster.b32 %0, [%1];\n" : "=r"(x) : "r"(ra) : "memory");
+        memcpy(&v, &x, 4);
+    }
 #endif
     return v;
 }
@@ -716,21 +716,11 @@ __global__ void __launch_bounds__(SEL_THREADS) sel_final_attend_kernel(const Sel
         unsigned long long *s_cand = reinterpret_cast<unsigned long long *>(fus_dyn);
         const unsigned int thr = __ldcg(a.thr + u);
         const bool vec = a.Nk % 4 == 0 && reinterpret_cast<uintptr_t>(zrow) % 16 == 0;
-        for (long long b0 = zlo; b0 < zhi; b0 += 16LL * SEL_THREADS) {
-            float zv[4][4];
+        for (long long b0 = zlo; b0 < zhi; b0 += 4LL * FLT_UNROLL * SEL_THREADS) {
+            float zv[FLT_UNROLL][4];
+            z_groups(zrow, b0, SEL_THREADS, zhi, vec, zv);
 #pragma unroll
-            for (int k = 0; k < 4; k++) {
-                const long long pos = b0 + 4 * (k * SEL_THREADS + tid);
-                if (vec && pos + 3 < zhi) {
-                    const float4 v = __ldg(reinterpret_cast<const float4 *>(zrow + pos));
-                    zv[k][0] = v.x, zv[k][1] = v.y, zv[k][2] = v.z, zv[k][3] = v.w;
-                } else {
-#pragma unroll
-                    for (int e = 0; e < 4; e++) zv[k][e] = pos + e < zhi ? __ldg(zrow + pos + e) : 0.f;
-                }
-            }
-#pragma unroll
-            for (int k = 0; k < 4; k++)
+            for (int k = 0; k < FLT_UNROLL; k++)
 #pragma unroll
                 for (int e = 0; e < 4; e++) {
                     const long long pos = b0 + 4 * (k * SEL_THREADS + tid) + e;
@@ -739,7 +729,7 @@ __global__ void __launch_bounds__(SEL_THREADS) sel_final_attend_kernel(const Sel
                 }
         }
         cluster_sync(); /* every CTA's candidates and count */
-        if (tid < FUS_C) s_pref[tid] = ld_cluster_u32(&s_nc, tid);
+        if (tid < FUS_C) s_pref[tid] = ld_cluster(&s_nc, tid);
         __syncthreads();
         unsigned int pref[FUS_C + 1];
         bool over = false;
@@ -749,21 +739,22 @@ __global__ void __launch_bounds__(SEL_THREADS) sel_final_attend_kernel(const Sel
         /* an overflow anywhere: past SEL_CAP, so the select reads all of z */
         const unsigned int nc = over ? (unsigned int)SEL_CAP + 1 : pref[FUS_C];
         sel_final_pick(
-            a, u, nc,
+            a, u, nc, thr,
             [&](unsigned int p) {
                 unsigned int c = 0, base = 0; /* the CTA whose candidates hold position p */
 #pragma unroll
                 for (int x = 1; x < FUS_C; x++)
                     if (p >= pref[x]) c = x, base = pref[x];
-                return ld_cluster_u64(s_cand + (p - base), c);
+                return ld_cluster(s_cand + (p - base), c);
             },
             mine, s_keys, (unsigned int)FUS_LIST, &slen, &smax, hist, sred);
         cluster_sync(); /* no CTA reads another's candidates once the K/V rows land there */
     } else {
         const unsigned long long *cand = a.cand + u * SEL_CAP;
         sel_final_pick(
-            a, u, a.exact ? 0u : __ldcg(a.ncand + u), [cand](unsigned int p) { return __ldcg(cand + p); }, mine,
-            s_keys, (unsigned int)FUS_LIST, &slen, &smax, hist, sred);
+            a, u, a.exact ? 0u : __ldcg(a.ncand + u), a.exact ? 0u : __ldcg(a.thr + u),
+            [cand](unsigned int p) { return __ldcg(cand + p); }, mine, s_keys, (unsigned int)FUS_LIST, &slen, &smax,
+            hist, sred);
     }
     __syncthreads();
     const int nm = (int)min(slen, (unsigned int)FUS_LIST);
@@ -1069,10 +1060,10 @@ void fused_config(cudaLaunchConfig_t *cfg, cudaLaunchAttribute at[2], unsigned i
  * sm_90, a GQA group of at most FUS_MAXR rows, and a cluster of FUS_C such CTAs
  * that the device can place (asked once per kernel); DMABENCH_DECODE_FUSED=0 keeps
  * the final select, split and combine kernels. */
-/* The fused kernel reads z itself, in place of the filter kernel
- * (DMABENCH_DECODE_FUSED=2; opt-in). */
+/* The fused kernel reads z itself, in place of the filter kernel, unless
+ * DMABENCH_DECODE_FUSED=1. */
 bool dec_scan() {
-    static const bool on = dm_env_is("DMABENCH_DECODE_FUSED", "2");
+    static const bool on = !dm_env_is("DMABENCH_DECODE_FUSED", "1");
     return on;
 }
 
@@ -1211,7 +1202,7 @@ extern "C" attn_status cuda_decode_dma_forward(const attn_params *p, cuda_decode
     fill_args(p, 0, &a);
     a.z = z;
     if (fused) {
-        /* after the filter it may overlap its tail; on the exact path it comes first */
+        /* after the sample or filter it may overlap their tail; on the exact path it comes first */
         cudaLaunchConfig_t cfg;
         cudaLaunchAttribute at[2];
         fused_config(&cfg, at, (unsigned)(units * FUS_C), fus_dyn_bytes(p->D, attn_dtype_size(p->dtype)),
