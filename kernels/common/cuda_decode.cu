@@ -1060,13 +1060,6 @@ void fused_config(cudaLaunchConfig_t *cfg, cudaLaunchAttribute at[2], unsigned i
  * sm_90, a GQA group of at most FUS_MAXR rows, and a cluster of FUS_C such CTAs
  * that the device can place (asked once per kernel); DMABENCH_DECODE_FUSED=0 keeps
  * the final select, split and combine kernels. */
-/* The fused kernel reads z itself, in place of the filter kernel, unless
- * DMABENCH_DECODE_FUSED=1. */
-bool dec_scan() {
-    static const bool on = !dm_env_is("DMABENCH_DECODE_FUSED", "1");
-    return on;
-}
-
 bool dec_fused(const attn_params *p) {
     static const bool on = dm_cuda_sm90() && !dm_env_is("DMABENCH_DECODE_FUSED", "0");
     if (!on || (long long)(p->Hq / p->Hkv) * p->Nq > FUS_MAXR || p->w > FUS_LIST) return false;
@@ -1085,6 +1078,13 @@ bool dec_fused(const attn_params *p) {
         ok = e == cudaSuccess && nc > 0 ? 1 : -1;
     }
     return ok > 0;
+}
+
+/* The fused kernel reads z itself, in place of the filter kernel, unless
+ * DMABENCH_DECODE_FUSED=1. */
+bool dec_scan() {
+    static const bool on = !dm_env_is("DMABENCH_DECODE_FUSED", "1");
+    return on;
 }
 
 } // namespace
