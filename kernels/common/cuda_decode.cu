@@ -362,9 +362,6 @@ struct SelArgs {
     int *lens;                /* (B * Hkv) */
 };
 
-/* The high half of sel_key: the order of the scores alone. */
-__device__ __forceinline__ unsigned int sel_ord(float z) { return (unsigned int)(sel_key(z, 0) >> 32); }
-
 /* Appends the lanes' values where take is set to out[*counter ...] (capacity cap);
  * one atomic per warp; the counter counts past cap. All lanes of the warp call it. */
 template <typename V>
@@ -379,6 +376,59 @@ __device__ __forceinline__ void warp_append(bool take, V val, unsigned int *coun
         const unsigned int slot = base + __popc(bal & ((1u << lane) - 1u));
         if (slot < cap) out[slot] = val;
     }
+}
+
+/* A signed integer in the order of sel_key's high half (o(z)): the float's bits,
+ * with a negative's magnitude bits flipped; o(z) ^ 0x80000000 as a signed integer
+ * but for -0 (-1 here, where o counts it as +0), which sel_tint allows for:
+ * o(z) >= thr exactly when sel_sint(z) >= sel_tint(thr), three instructions a
+ * score. */
+__device__ __forceinline__ int sel_sint(float z) {
+    const int b = __float_as_int(z);
+    return b ^ ((b >> 31) & 0x7fffffff);
+}
+__device__ __forceinline__ int sel_tint(unsigned int thr) {
+    const int t = (int)(thr ^ 0x80000000u);
+    return t == 0 ? -1 : t; /* +0's order: -0 (-1 above) reaches it too */
+}
+
+/* The warp's set bits of m: returns how many all lanes hold (*tot) and how many
+ * the lanes below this one hold. All lanes of the warp call it. */
+__device__ __forceinline__ unsigned int warp_bits_before(unsigned int m, unsigned int *tot) {
+    const int lane = threadIdx.x & 31;
+    const unsigned int n = __popc(m);
+    unsigned int x = n;
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+        const unsigned int y = __shfl_up_sync(0xffffffffu, x, o);
+        if (lane >= o) x += y;
+    }
+    *tot = __shfl_sync(0xffffffffu, x, 31);
+    return x - n;
+}
+
+/* key(i) for each set bit i of m, from the lowest, to out[slot], out[slot + 1], ...
+ * (those below cap). */
+template <typename V, typename Key>
+__device__ __forceinline__ void write_bits(unsigned int m, unsigned int slot, V *out, unsigned int cap, Key key) {
+    for (; m; m &= m - 1, slot++)
+        if (slot < cap) out[slot] = key(__ffs(m) - 1);
+}
+
+/* The positions of the U * 4 scores z_groups loads (bit 4k + e: group k, score e)
+ * whose sel_sint reaches t, below end (checked unless WHOLE). */
+template <bool WHOLE, int U>
+__device__ __forceinline__ unsigned int z_hits(const float (&zv)[U][4], long long pos0, int nt, long long end, int t) {
+    unsigned int m = 0;
+#pragma unroll
+    for (int k = 0; k < U; k++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            bool in = true;
+            if constexpr (!WHOLE) in = pos0 + 4 * (k * nt + (int)threadIdx.x) + e < end;
+            if (in && sel_sint(zv[k][e]) >= t) m |= 1u << (4 * k + e);
+        }
+    return m;
 }
 
 /* U groups of four scores from a row of z: group k starts at pos0 + 4 (k nt + t),
@@ -453,32 +503,33 @@ __global__ void __launch_bounds__(FLT_THREADS, 4) sel_filter_kernel(const SelArg
      * 128-byte line per thread and step */
     for (long long p = beg + 32LL * threadIdx.x; p < end; p += 32LL * FLT_THREADS) prefetch_l2(zrow + p);
     dm_pdl_wait(); /* the threshold, the zeroed count */
-    const unsigned int thr = __ldcg(a.thr + u);
+    const int t = sel_tint(__ldcg(a.thr + u));
     if (threadIdx.x == 0) scnt = 0, sgap = FLT_STAGE;
     __syncthreads();
     for (long long p0 = beg; p0 < end; p0 += FLT_GRAIN) {
         float zv[FLT_UNROLL][4];
         z_groups(zrow, p0, FLT_THREADS, end, VEC, zv);
-#pragma unroll
-        for (int k = 0; k < FLT_UNROLL; k++)
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-                const long long pos = p0 + 4 * (k * FLT_THREADS + threadIdx.x) + e;
-                const bool take = pos < end && sel_ord(zv[k][e]) >= thr;
-                const unsigned int bal = __ballot_sync(0xffffffffu, take);
-                if (!bal) continue;
-                const unsigned int nb = __popc(bal), below = __popc(bal & ((1u << lane) - 1u));
-                unsigned int base = 0;
-                if (lane == 0) base = atomicAdd(&scnt, nb);
-                base = __shfl_sync(0xffffffffu, base, 0);
-                const unsigned long long key = sel_key(zv[k][e], (int)pos);
-                if (base + nb <= (unsigned int)FLT_STAGE) {
-                    if (take) stage[base + below] = key;
-                } else { /* the stage is full (the whole warp is here): straight out */
-                    if (lane == 0 && base < (unsigned int)FLT_STAGE) sgap = base; /* the one warp across the end */
-                    warp_append(take, key, a.ncand + u, out, (unsigned int)SEL_CAP);
-                }
-            }
+        const unsigned int m = p0 + FLT_GRAIN <= end ? z_hits<true>(zv, p0, FLT_THREADS, end, t)
+                                                     : z_hits<false>(zv, p0, FLT_THREADS, end, t);
+        unsigned int tot;
+        const unsigned int before = warp_bits_before(m, &tot);
+        if (tot == 0) continue;
+        unsigned int base = 0;
+        if (lane == 31) base = atomicAdd(&scnt, tot);
+        base = __shfl_sync(0xffffffffu, base, 31);
+        auto key = [&](int i) { /* bit i's key (its score again from z: in L1) */
+            const long long pos = p0 + 4 * ((i >> 2) * FLT_THREADS + threadIdx.x) + (i & 3);
+            return sel_key(__ldg(zrow + pos), (int)pos);
+        };
+        if (base + tot <= (unsigned int)FLT_STAGE) {
+            write_bits(m, base + before, stage, (unsigned int)FLT_STAGE, key);
+        } else { /* the stage is full: straight out, one global atomic for the warp */
+            if (lane == 31 && base < (unsigned int)FLT_STAGE) sgap = base; /* the one warp across the end */
+            unsigned int g = 0;
+            if (lane == 31) g = atomicAdd(a.ncand + u, tot);
+            g = __shfl_sync(0xffffffffu, g, 31);
+            write_bits(m, g + before, out, (unsigned int)SEL_CAP, key);
+        }
     }
     __syncthreads();
     /* the stage holds the reservations that fit whole: up to the warp across its end */
@@ -684,17 +735,13 @@ __global__ void __launch_bounds__(SEL_THREADS) sel_final_attend_kernel(const Sel
     const bool active = r < R;
     const int grp = lane / LPK, gl = lane % LPK, d0 = gl * 8;
 
-    /* the row's query slice, pre-scaled (an input: before the wait) */
-    float q[8];
-#pragma unroll
-    for (int e = 0; e < 8; e++) q[e] = 0.f;
+    /* the row's query slice (an input: before the wait), kept as loaded (four
+     * registers through the scan and the select) */
+    uint4 qraw = make_uint4(0u, 0u, 0u, 0u);
     if (active) {
         const int qi = r / d.G, h = hkv * d.G + r % d.G;
-        const T *qp = static_cast<const T *>(d.q) + b * d.qsb + (long long)qi * d.qss + h * d.qsh + d0;
-        float f[8];
-        cvt8<T>(__ldg(reinterpret_cast<const uint4 *>(qp)), f);
-#pragma unroll
-        for (int e = 0; e < 8; e++) q[e] = f[e] * d.scale_log2;
+        qraw = __ldg(reinterpret_cast<const uint4 *>(static_cast<const T *>(d.q) + b * d.qsb + (long long)qi * d.qss +
+                                                     h * d.qsh + d0));
     }
     if (tid == 0) slen = 0, smax = 0, s_nc = 0;
     /* scan: the CTA's slice of the row's z (an eighth) towards L2 while the sample runs */
@@ -715,18 +762,26 @@ __global__ void __launch_bounds__(SEL_THREADS) sel_final_attend_kernel(const Sel
          * K/V buffer, free until the attention), then every CTA reads the cluster's */
         unsigned long long *s_cand = reinterpret_cast<unsigned long long *>(fus_dyn);
         const unsigned int thr = __ldcg(a.thr + u);
+        const int t = sel_tint(thr);
         const bool vec = a.Nk % 4 == 0 && reinterpret_cast<uintptr_t>(zrow) % 16 == 0;
-        for (long long b0 = zlo; b0 < zhi; b0 += 4LL * FLT_UNROLL * SEL_THREADS) {
+        constexpr long long STEP = 4LL * FLT_UNROLL * SEL_THREADS;
+        for (long long b0 = zlo; b0 < zhi; b0 += STEP) {
             float zv[FLT_UNROLL][4];
             z_groups(zrow, b0, SEL_THREADS, zhi, vec, zv);
-#pragma unroll
-            for (int k = 0; k < FLT_UNROLL; k++)
-#pragma unroll
-                for (int e = 0; e < 4; e++) {
-                    const long long pos = b0 + 4 * (k * SEL_THREADS + tid) + e;
-                    warp_append(pos < zhi && sel_ord(zv[k][e]) >= thr, sel_key(zv[k][e], (int)pos), &s_nc, s_cand,
-                                (unsigned int)SEL_CAP);
-                }
+            const unsigned int m = b0 + STEP <= zhi ? z_hits<true>(zv, b0, SEL_THREADS, zhi, t)
+                                                    : z_hits<false>(zv, b0, SEL_THREADS, zhi, t);
+            unsigned int tot;
+            const unsigned int before = warp_bits_before(m, &tot);
+            if (tot == 0) continue;
+            unsigned int base = 0;
+            if (lane == 31) base = atomicAdd(&s_nc, tot);
+            base = __shfl_sync(0xffffffffu, base, 31);
+            const float *zb = zrow + b0 + 4 * tid;
+            const int j0 = (int)b0 + 4 * tid;
+            write_bits(m, base + before, s_cand, (unsigned int)SEL_CAP, [zb, j0](int i) {
+                const int off = (i >> 2) * 4 * SEL_THREADS + (i & 3); /* group i / 4, score i % 4 */
+                return sel_key(__ldg(zb + off), j0 + off);
+            });
         }
         cluster_sync(); /* every CTA's candidates and count */
         if (tid < FUS_C) s_pref[tid] = ld_cluster(&s_nc, tid);
@@ -759,6 +814,10 @@ __global__ void __launch_bounds__(SEL_THREADS) sel_final_attend_kernel(const Sel
     __syncthreads();
     const int nm = (int)min(slen, (unsigned int)FUS_LIST);
 
+    float q[8]; /* pre-scaled */
+    cvt8<T>(qraw, q);
+#pragma unroll
+    for (int e = 0; e < 8; e++) q[e] *= d.scale_log2;
     const T *kb = static_cast<const T *>(d.k) + b * d.ksb + hkv * d.ksh;
     const T *vb = static_cast<const T *>(d.v) + b * d.vsb + hkv * d.vsh;
     float m = -INFINITY, l = 0.f, o[8];
