@@ -407,6 +407,14 @@ __device__ __forceinline__ unsigned int warp_bits_before(unsigned int m, unsigne
     return x - n;
 }
 
+/* The warp's n slots (n the same in every lane): lane 31 adds n to *counter, and
+ * every lane gets the counter's value before the add. All lanes of the warp call it. */
+__device__ __forceinline__ unsigned int warp_reserve(unsigned int *counter, unsigned int n) {
+    unsigned int base = 0;
+    if ((threadIdx.x & 31) == 31) base = atomicAdd(counter, n);
+    return __shfl_sync(0xffffffffu, base, 31);
+}
+
 /* key(i) for each set bit i of m, from the lowest, to out[slot], out[slot + 1], ...
  * (those below cap). */
 template <typename V, typename Key>
@@ -514,9 +522,7 @@ __global__ void __launch_bounds__(FLT_THREADS, 4) sel_filter_kernel(const SelArg
         unsigned int tot;
         const unsigned int before = warp_bits_before(m, &tot);
         if (tot == 0) continue;
-        unsigned int base = 0;
-        if (lane == 31) base = atomicAdd(&scnt, tot);
-        base = __shfl_sync(0xffffffffu, base, 31);
+        const unsigned int base = warp_reserve(&scnt, tot);
         auto key = [&](int i) { /* bit i's key (its score again from z: in L1) */
             const long long pos = p0 + 4 * ((i >> 2) * FLT_THREADS + threadIdx.x) + (i & 3);
             return sel_key(__ldg(zrow + pos), (int)pos);
@@ -525,10 +531,7 @@ __global__ void __launch_bounds__(FLT_THREADS, 4) sel_filter_kernel(const SelArg
             write_bits(m, base + before, stage, (unsigned int)FLT_STAGE, key);
         } else { /* the stage is full: straight out, one global atomic for the warp */
             if (lane == 31 && base < (unsigned int)FLT_STAGE) sgap = base; /* the one warp across the end */
-            unsigned int g = 0;
-            if (lane == 31) g = atomicAdd(a.ncand + u, tot);
-            g = __shfl_sync(0xffffffffu, g, 31);
-            write_bits(m, g + before, out, (unsigned int)SEL_CAP, key);
+            write_bits(m, warp_reserve(a.ncand + u, tot) + before, out, (unsigned int)SEL_CAP, key);
         }
     }
     __syncthreads();
@@ -773,9 +776,7 @@ __global__ void __launch_bounds__(SEL_THREADS) sel_final_attend_kernel(const Sel
             unsigned int tot;
             const unsigned int before = warp_bits_before(m, &tot);
             if (tot == 0) continue;
-            unsigned int base = 0;
-            if (lane == 31) base = atomicAdd(&s_nc, tot);
-            base = __shfl_sync(0xffffffffu, base, 31);
+            const unsigned int base = warp_reserve(&s_nc, tot);
             const float *zb = zrow + b0 + 4 * tid;
             const int j0 = (int)b0 + 4 * tid;
             write_bits(m, base + before, s_cand, (unsigned int)SEL_CAP, [zb, j0](int i) {
