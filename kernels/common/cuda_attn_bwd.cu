@@ -516,8 +516,9 @@ dm_cuda_ws g_bws; /* the backward's accumulators, kept between calls */
  * faster than the 128-row query tiles for mha at N = 65536 and 6% slower at 8192,
  * so not the default), for contiguous key ranges (mha, swa: no lists, no z, no key map) ----
  *
- * FlashAttention-2's order: one CTA of 4 warps per (block of 64 keys, kv head,
- * batch), warp w owning keys 16w..16w+15. K and V of the block stay in shared
+ * FlashAttention-2's order: one CTA of NW warps per (block of 16 NW keys, kv
+ * head, batch), warp w owning keys 16w..16w+15 (NW 4 with DMABENCH_CUDA_BWD_KEYPAR=1,
+ * 8 with =2: half the dQ reductions and Q, dO loads per key). K and V of the block stay in shared
  * memory; for each of the group's heads, the blocks of 64 queries that see any of
  * the keys stream through (Q, dO, lse, Dsum; cp.async, double buffered). Per step:
  *   S^T = K Q^T and dP^T = V dO^T (keys as mma rows), P^T = exp2(S^T s log2e -
@@ -525,12 +526,16 @@ dm_cuda_ws g_bws; /* the backward's accumulators, kept between calls */
  *   dV += P^T dO and dK += dS^T Q in registers (no reductions: the CTA owns its
  *   keys for every head of the group);
  *   dQ += dS K through shared memory (dS^T stored [key][query]), each warp 16
- *   query rows, reduced into an fp32 accumulator with red.global.add.
+ *   query rows and D / (NW / 4) columns, reduced into an fp32 accumulator with
+ *   red.global.add.
  * dK and dV are written once at the end; dQ is converted by the caller. */
-constexpr int KP_BK = 64, KP_BQ = 64, KP_THREADS = 128;
+constexpr int KP_BQ = 64;
 
-template <typename T, int D>
-__global__ void __launch_bounds__(KP_THREADS) bwd_kp_kernel(const BwdArgs a, float *dq_acc) {
+template <typename T, int D, int NW>
+__global__ void __launch_bounds__(32 * NW) bwd_kp_kernel(const BwdArgs a, float *dq_acc) {
+    constexpr int KP_BK = 16 * NW, KP_THREADS = 32 * NW;
+    constexpr int DSPL = NW / 4, DC = D / 8 / DSPL; /* dQ: column splits, 8-column chunks per warp */
+    static_assert(NW % 4 == 0 && DC % 2 == 0, "bwd_kp_kernel: 4 or 8 warps");
     extern __shared__ __align__(128) unsigned char kp_smem[];
     T *sK = reinterpret_cast<T *>(kp_smem); /* [KP_BK][D] */
     T *sV = sK + KP_BK * D;                  /* [KP_BK][D] */
@@ -642,23 +647,23 @@ __global__ void __launch_bounds__(KP_THREADS) bwd_kp_kernel(const BwdArgs a, flo
         __syncthreads(); /* sdST complete */
         /* dQ rows wq..wq+15 of this query block += (s dS) K over the block's keys */
         {
-            const int wq = warp * 16;
-            float dq[D / 8][4];
+            const int wq = (warp & 3) * 16, c0 = (warp >> 2) * DC;
+            float dq[DC][4];
 #pragma unroll
-            for (int t = 0; t < D / 8; t++) dq[t][0] = dq[t][1] = dq[t][2] = dq[t][3] = 0.f;
+            for (int t = 0; t < DC; t++) dq[t][0] = dq[t][1] = dq[t][2] = dq[t][3] = 0.f;
 #pragma unroll
             for (int kk = 0; kk < KP_BK / 16; kk++) {
                 uint32_t af[4];
                 ld_a_t<KP_BQ>(af, sdST, kk, wq, lane); /* A = (stored [key][query])^T: rows wq.. */
-                mma_a_rows<T, D, D / 8>(dq, af, sK, kk, 0, lane);
+                mma_a_rows<T, D, DC>(dq, af, sK, kk, c0, lane);
             }
 #pragma unroll
             for (int r = 0; r < 2; r++) {
                 const int i = q0 + wq + (lane >> 2) + 8 * r;
                 if (i >= a.Nq) continue;
-                float *row = dq_acc + (((size_t)b * a.Nq + i) * a.Hq + h) * D + (lane & 3) * 2;
+                float *row = dq_acc + (((size_t)b * a.Nq + i) * a.Hq + h) * D + c0 * 8 + (lane & 3) * 2;
 #pragma unroll
-                for (int t = 0; t < D / 8; t++)
+                for (int t = 0; t < DC; t++)
                     if (dq[t][2 * r] != 0.f || dq[t][2 * r + 1] != 0.f) red_add2(row + t * 8, dq[t][2 * r], dq[t][2 * r + 1]);
             }
         }
@@ -682,15 +687,22 @@ __global__ void __launch_bounds__(KP_THREADS) bwd_kp_kernel(const BwdArgs a, flo
     }
 }
 
-/* DMABENCH_CUDA_BWD_KEYPAR=1, and the shape is one the key-parallel kernel takes. */
+/* The key-parallel kernel's warps: 4 with DMABENCH_CUDA_BWD_KEYPAR=1, 8 with =2,
+ * 0 (the query-tile backward) otherwise. */
+int bwd_kp_warps() {
+    static const int nw = dm_env_is("DMABENCH_CUDA_BWD_KEYPAR", "1") ? 4 : dm_env_is("DMABENCH_CUDA_BWD_KEYPAR", "2") ? 8 : 0;
+    return nw;
+}
+
+/* DMABENCH_CUDA_BWD_KEYPAR is set, and the shape is one the key-parallel kernel takes. */
 bool bwd_kp_applies(const attn_params *p, const cuda_attn_spec *s, const float *dz) {
-    static const bool want = dm_env_is("DMABENCH_CUDA_BWD_KEYPAR", "1");
-    return want && !dz && !s->list && !s->z && !s->tkey && s->kpos_mul <= 0 && !s->dv_ddt && !s->after_main &&
+    return bwd_kp_warps() > 0 && !dz && !s->list && !s->z && !s->tkey && s->kpos_mul <= 0 && !s->dv_ddt && !s->after_main &&
            (p->causal || s->window <= 0);
 }
 
-size_t bwd_kp_smem(int D, size_t esize) {
-    return (size_t)(2 * KP_BK * D + 4 * KP_BQ * D + KP_BK * KP_BQ) * esize + 4 * KP_BQ * sizeof(float);
+size_t bwd_kp_smem(int NW, int D, size_t esize) {
+    const int bk = 16 * NW;
+    return (size_t)(2 * bk * D + 4 * KP_BQ * D + bk * KP_BQ) * esize + 4 * KP_BQ * sizeof(float);
 }
 
 /* Dsum = rowsum(dO O) into a.dsum. */
@@ -721,10 +733,14 @@ template <typename T, int D> attn_status launch_bwd_kp(const attn_params *p, Bwd
     a.dk_out = p->dk, a.dv_out = p->dv;
     a.dksb = p->dk_st.b, a.dkss = p->dk_st.s, a.dksh = p->dk_st.h;
     a.dvsb = p->dv_st.b, a.dvss = p->dv_st.s, a.dvsh = p->dv_st.h;
-    const size_t smem = bwd_kp_smem(D, sizeof(T));
-    auto kern = bwd_kp_kernel<T, D>;
+    auto kern = bwd_kp_kernel<T, D, 4>;
+    int nw = 4;
+    if constexpr (D >= 32) /* 8 warps split dQ's columns in two: 16 columns at least */
+        if (bwd_kp_warps() == 8) kern = bwd_kp_kernel<T, D, 8>, nw = 8;
+    const int bk = 16 * nw;
+    const size_t smem = bwd_kp_smem(nw, D, sizeof(T));
     CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-    kern<<<dim3((p->Nk + KP_BK - 1) / KP_BK, p->Hkv, p->B), KP_THREADS, smem>>>(a, dq_acc);
+    kern<<<dim3((p->Nk + bk - 1) / bk, p->Hkv, p->B), 32 * nw, smem>>>(a, dq_acc);
     CUDA_CHECK_LAUNCH();
     const attn_stride qs = {(int64_t)p->Nq * p->Hq * D, (int64_t)p->Hq * D, D};
     return convert<float, T>(dq_acc, qs, p->dq, p->dq_st, p->B, p->Nq, p->Hq, D);
