@@ -545,7 +545,10 @@ __global__ void __launch_bounds__(32 * NW) bwd_kp_kernel(const BwdArgs a, float 
     float *sL = reinterpret_cast<float *>(sdST + KP_BK * KP_BQ); /* [2][KP_BQ] lse log2e */
     float *sD = sL + 2 * KP_BQ;                                  /* [2][KP_BQ] Dsum */
     constexpr int CH = D / 8;
-    const int j0 = blockIdx.x * KP_BK, hkv = blockIdx.y, b = blockIdx.z;
+    /* the key block is the slowest index: under a causal mask the first blocks see
+     * the most queries, and starting them first leaves the short ones for the tail */
+    const int nkvb = a.B * a.Hkv, kvb = blockIdx.x % nkvb;
+    const int j0 = (blockIdx.x / nkvb) * KP_BK, hkv = kvb % a.Hkv, b = kvb / a.Hkv;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
     const long long off = (long long)a.Nk - a.Nq;
 
@@ -611,20 +614,31 @@ __global__ void __launch_bounds__(32 * NW) bwd_kp_kernel(const BwdArgs a, float 
         float s[KP_BQ / 8][4], dp[KP_BQ / 8][4];
         warp_qk<T, D, KP_BQ>(s, sK, sQs, wrow, lane);   /* S^T: keys x queries */
         warp_qk<T, D, KP_BQ>(dp, sV, sdOs, wrow, lane); /* dP^T */
+        /* every (key, query) pair of the step visible: no mask */
+        const long long qpos0 = (long long)q0 + off;
+        const bool full = q0 + KP_BQ <= a.Nq && j0 + KP_BK <= a.Nk && (!a.causal || qpos0 >= jl) &&
+                          (a.window <= 0 || qpos0 + KP_BQ - 1 < (long long)j0 + a.window);
 #pragma unroll
-        for (int nt = 0; nt < KP_BQ / 8; nt++)
+        for (int nt = 0; nt < KP_BQ / 8; nt++) {
+            const int qc = nt * 8 + (lane & 3) * 2; /* the thread's query pair */
+            const float2 l2 = *reinterpret_cast<const float2 *>(sL + st * KP_BQ + qc);
+            const float2 d2 = *reinterpret_cast<const float2 *>(sD + st * KP_BQ + qc);
 #pragma unroll
             for (int e = 0; e < 4; e++) {
-                const int jj = j0 + wrow + (lane >> 2) + 8 * (e >> 1);
-                const int qc = nt * 8 + (lane & 3) * 2 + (e & 1);
-                const long long ip = (long long)(q0 + qc) + off;
-                bool vis = jj < a.Nk && q0 + qc < a.Nq;
-                if (a.causal) vis = vis && jj <= ip;
-                if (a.window > 0) vis = vis && jj > ip - a.window;
-                const float pv = vis ? fast_exp2(s[nt][e] * a.scale_log2 - sL[st * KP_BQ + qc]) : 0.f;
+                const float lv = (e & 1) ? l2.y : l2.x, dv = (e & 1) ? d2.y : d2.x;
+                float pv = fast_exp2(s[nt][e] * a.scale_log2 - lv);
+                if (!full) {
+                    const int jj = j0 + wrow + (lane >> 2) + 8 * (e >> 1);
+                    const long long ip = qpos0 + qc + (e & 1);
+                    bool vis = jj < a.Nk && q0 + qc + (e & 1) < a.Nq;
+                    if (a.causal) vis = vis && jj <= ip;
+                    if (a.window > 0) vis = vis && jj > ip - a.window;
+                    if (!vis) pv = 0.f;
+                }
                 s[nt][e] = pv;
-                dp[nt][e] = pv * (dp[nt][e] - sD[st * KP_BQ + qc]) * a.scale; /* s dS^T */
+                dp[nt][e] = pv * (dp[nt][e] - dv) * a.scale; /* s dS^T */
             }
+        }
         /* s dS^T into shared memory as [key][query], for dQ */
 #pragma unroll
         for (int nt = 0; nt < KP_BQ / 8; nt++)
@@ -740,7 +754,9 @@ template <typename T, int D> attn_status launch_bwd_kp(const attn_params *p, Bwd
     const int bk = 16 * nw;
     const size_t smem = bwd_kp_smem(nw, D, sizeof(T));
     CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-    kern<<<dim3((p->Nk + bk - 1) / bk, p->Hkv, p->B), 32 * nw, smem>>>(a, dq_acc);
+    const long long nblk = (long long)((p->Nk + bk - 1) / bk) * p->Hkv * p->B;
+    if (nblk > INT_MAX) return ATTN_ERR_UNSUPPORTED;
+    kern<<<(unsigned)nblk, 32 * nw, smem>>>(a, dq_acc);
     CUDA_CHECK_LAUNCH();
     const attn_stride qs = {(int64_t)p->Nq * p->Hq * D, (int64_t)p->Hq * D, D};
     return convert<float, T>(dq_acc, qs, p->dq, p->dq_st, p->B, p->Nq, p->Hq, D);
