@@ -545,6 +545,10 @@ __global__ void __launch_bounds__(32 * NW) bwd_kp_kernel(const BwdArgs a, float 
     float *sL = reinterpret_cast<float *>(sdST + KP_BK * KP_BQ); /* [2][KP_BQ] lse log2e */
     float *sD = sL + 2 * KP_BQ;                                  /* [2][KP_BQ] Dsum */
     constexpr int CH = D / 8;
+    constexpr uint32_t RB = D * sizeof(T);             /* bytes per K / V / Q / dO row */
+    constexpr uint32_t QST = KP_BQ * RB;               /* bytes per Q (or dO) stage */
+    constexpr int RP = KP_THREADS / CH;                /* rows per pass of a tile copy */
+    static_assert(KP_THREADS % CH == 0 && KP_BQ % RP == 0 && RP % 8 == 0, "bwd_kp_kernel: copy layout");
     /* the key block is the slowest index: under a causal mask the first blocks see
      * the most queries, and starting them first leaves the short ones for the tail */
     const int nkvb = a.B * a.Hkv, kvb = blockIdx.x % nkvb;
@@ -552,13 +556,18 @@ __global__ void __launch_bounds__(32 * NW) bwd_kp_kernel(const BwdArgs a, float 
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
     const long long off = (long long)a.Nk - a.Nq;
 
-    const T *kb = static_cast<const T *>(a.k) + b * a.ksb + hkv * a.ksh;
-    const T *vb = static_cast<const T *>(a.v) + b * a.vsb + hkv * a.vsh;
-    for (int c = tid; c < KP_BK * CH; c += KP_THREADS) {
-        const int r = c / CH, ch = c % CH, j = j0 + r;
-        const bool ok = j < a.Nk;
-        cp16(sK + swz<D>(r, ch), kb + (long long)(ok ? j : 0) * a.kss + ch * 8, ok);
-        cp16(sV + swz<D>(r, ch), vb + (long long)(ok ? j : 0) * a.vss + ch * 8, ok);
+    /* the thread's rows and chunk in every tile copy: rows r0 + RP k, chunk ch */
+    const int r0 = tid / CH, ch = tid % CH;
+    {
+        const T *kb = static_cast<const T *>(a.k) + b * a.ksb + hkv * a.ksh + ch * 8;
+        const T *vb = static_cast<const T *>(a.v) + b * a.vsb + hkv * a.vsh + ch * 8;
+#pragma unroll
+        for (int k = 0; k < KP_BK / RP; k++) {
+            const int r = r0 + k * RP, j = j0 + r;
+            const bool ok = j < a.Nk;
+            cp16(sK + swz<D>(r, ch), kb + (long long)(ok ? j : 0) * a.kss, ok);
+            cp16(sV + swz<D>(r, ch), vb + (long long)(ok ? j : 0) * a.vss, ok);
+        }
     }
     /* the queries that see a key of the block: i' = i + off >= j (causal) and, with
      * a window, i' - window + 1 <= j */
@@ -570,15 +579,18 @@ __global__ void __launch_bounds__(32 * NW) bwd_kp_kernel(const BwdArgs a, float 
     const int nqb = qhi >= qlo ? (int)(qhi / KP_BQ) - qb0 + 1 : 0;
     const int nit = nqb * a.G;
 
-    auto load_q = [&](int stage, int it) {
-        const int hh = it / nqb, q0 = (qb0 + it % nqb) * KP_BQ, h = hkv * a.G + hh;
-        const T *qb = static_cast<const T *>(a.q) + b * a.qsb + h * a.qsh;
-        const T *dob = static_cast<const T *>(a.dout) + b * a.dosb + h * a.dosh;
-        for (int c = tid; c < KP_BQ * CH; c += KP_THREADS) {
-            const int r = c / CH, ch = c % CH, i = q0 + r;
-            const bool ok = i < a.Nq;
-            cp16(sQ + stage * KP_BQ * D + swz<D>(r, ch), qb + (long long)(ok ? i : 0) * a.qss + ch * 8, ok);
-            cp16(sdO + stage * KP_BQ * D + swz<D>(r, ch), dob + (long long)(ok ? i : 0) * a.doss + ch * 8, ok);
+    /* step (head hh of the group, query block q0): Q, dO, lse log2e and Dsum into stage */
+    auto load_q = [&](int stage, int hh, int q0) {
+        const int h = hkv * a.G + hh;
+        const long long i0 = q0 + r0;
+        const T *qp = static_cast<const T *>(a.q) + b * a.qsb + h * a.qsh + ch * 8 + i0 * a.qss;
+        const T *dp = static_cast<const T *>(a.dout) + b * a.dosb + h * a.dosh + ch * 8 + i0 * a.doss;
+        T *sq = sQ + stage * KP_BQ * D + swz<D>(r0, ch), *sd = sdO + stage * KP_BQ * D + swz<D>(r0, ch);
+#pragma unroll
+        for (int k = 0; k < KP_BQ / RP; k++) {
+            const bool ok = i0 + k * RP < a.Nq;
+            cp16(sq + k * RP * D, ok ? qp + k * RP * a.qss : qp, ok);
+            cp16(sd + k * RP * D, ok ? dp + k * RP * a.doss : dp, ok);
         }
         if (tid < KP_BQ) {
             const int i = q0 + tid;
@@ -593,52 +605,100 @@ __global__ void __launch_bounds__(32 * NW) bwd_kp_kernel(const BwdArgs a, float 
             sD[stage * KP_BQ + tid] = d;
         }
     };
-    if (nit > 0) load_q(0, 0);
+    /* the steps in order: the group's heads outer, the query blocks inner */
+    int ld_hh = 0, ld_qb = 0;
+    if (nit > 0) load_q(0, 0, qb0 * KP_BQ);
     cp_commit(); /* K, V and the first Q, dO */
 
+    /* ldmatrix byte addresses (ldsm_addrs in cuda_mma.cuh); the rest are immediates:
+     *   ak:  A of S^T and dP^T, the warp's 16 keys of K (V: + KP_BK rows)
+     *   bq:  B of S^T and dP^T, Q (dO: + 2 stages) of stage 0
+     *   bt:  B of dV and dK, dO and Q of stage 0, transposed loads
+     *   bk:  B of dQ, K's columns from the warp's dQ chunk, transposed loads
+     *   ast: A of dQ, dS^T stored [key][query], transposed */
     const int wrow = warp * 16; /* the warp's keys in the block */
+    const int wq = (warp & 3) * 16, c0 = (warp >> 2) * DC; /* the warp's dQ rows and chunks */
+    uint32_t ak[4], bq[4], bt[4], bk[4], ast;
+    ldsm_addrs<D, D / 16>(ak, sK, wrow + (lane & 7) + ((lane >> 3) & 1) * 8, lane >> 4, 0);
+    ldsm_addrs<D, D / 16>(bq, sQ, (lane >> 4) * 8 + (lane & 7), (lane >> 3) & 1, 0);
+    ldsm_addrs<D, D / 16>(bt, sQ, (lane & 7) + ((lane >> 3) & 1) * 8, lane >> 4, 0);
+    ldsm_addrs<D, DC / 2>(bk, sK, (lane & 7) + ((lane >> 3) & 1) * 8, lane >> 4, c0);
+    ast = smem_addr(sdST + swz<KP_BQ>((lane & 7) + ((lane >> 4) * 8), wq / 8 + ((lane >> 3) & 1)));
+    constexpr uint32_t VOFF = KP_BK * RB, DOOFF = 2 * QST;
+
     float dk[D / 8][4], dv[D / 8][4];
 #pragma unroll
     for (int t = 0; t < D / 8; t++)
 #pragma unroll
         for (int e = 0; e < 4; e++) dk[t][e] = dv[t][e] = 0.f;
 
+    int hh = 0, qbi = 0; /* the step being computed */
     for (int it = 0; it < nit; it++) {
         const int st = it & 1;
-        if (it + 1 < nit) load_q(st ^ 1, it + 1);
+        if (it + 1 < nit) {
+            if (++ld_qb == nqb) ld_qb = 0, ld_hh++;
+            load_q(st ^ 1, ld_hh, (qb0 + ld_qb) * KP_BQ);
+        }
         cp_commit();
         cp_wait<1>();
         __syncthreads();
-        const int hh = it / nqb, q0 = (qb0 + it % nqb) * KP_BQ, h = hkv * a.G + hh;
-        const T *sQs = sQ + st * KP_BQ * D, *sdOs = sdO + st * KP_BQ * D;
+        const int q0 = (qb0 + qbi) * KP_BQ, h = hkv * a.G + hh;
+        if (++qbi == nqb) qbi = 0, hh++;
+        const uint32_t so = st * QST; /* the stage's byte offset in sQ and sdO */
+
+        /* S^T = K Q^T and dP^T = V dO^T: the warp's 16 keys x 64 queries */
         float s[KP_BQ / 8][4], dp[KP_BQ / 8][4];
-        warp_qk<T, D, KP_BQ>(s, sK, sQs, wrow, lane);   /* S^T: keys x queries */
-        warp_qk<T, D, KP_BQ>(dp, sV, sdOs, wrow, lane); /* dP^T */
-        /* every (key, query) pair of the step visible: no mask */
+#pragma unroll
+        for (int t = 0; t < KP_BQ / 8; t++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) s[t][e] = dp[t][e] = 0.f;
+#pragma unroll
+        for (int kk = 0; kk < D / 16; kk++) {
+            uint32_t kf[4], vf[4];
+            ldsm_x4_at(kf, ak[kk % 4] + (kk / 4) * 128);
+            ldsm_x4_at(vf, ak[kk % 4] + (kk / 4) * 128 + VOFF);
+#pragma unroll
+            for (int nt = 0; nt < KP_BQ / 8; nt += 2) {
+                uint32_t qf[4], of[4];
+                ldsm_x4_at(qf, bq[kk % 4] + so + nt * 8 * RB + (kk / 4) * 128);
+                ldsm_x4_at(of, bq[kk % 4] + so + nt * 8 * RB + (kk / 4) * 128 + DOOFF);
+                mma16816<T>(s[nt], kf, qf[0], qf[1]);
+                mma16816<T>(s[nt + 1], kf, qf[2], qf[3]);
+                mma16816<T>(dp[nt], vf, of[0], of[1]);
+                mma16816<T>(dp[nt + 1], vf, of[2], of[3]);
+            }
+        }
+        /* P^T and s dS^T = s P^T (dP^T - Dsum), without the mask when every (key,
+         * query) pair of the step is visible */
         const long long qpos0 = (long long)q0 + off;
         const bool full = q0 + KP_BQ <= a.Nq && j0 + KP_BK <= a.Nk && (!a.causal || qpos0 >= jl) &&
                           (a.window <= 0 || qpos0 + KP_BQ - 1 < (long long)j0 + a.window);
+        auto p_ds = [&](auto mask) {
+            constexpr bool MASK = decltype(mask)::value;
 #pragma unroll
-        for (int nt = 0; nt < KP_BQ / 8; nt++) {
-            const int qc = nt * 8 + (lane & 3) * 2; /* the thread's query pair */
-            const float2 l2 = *reinterpret_cast<const float2 *>(sL + st * KP_BQ + qc);
-            const float2 d2 = *reinterpret_cast<const float2 *>(sD + st * KP_BQ + qc);
+            for (int nt = 0; nt < KP_BQ / 8; nt++) {
+                const int qc = nt * 8 + (lane & 3) * 2; /* the thread's query pair */
+                const float2 l2 = *reinterpret_cast<const float2 *>(sL + st * KP_BQ + qc);
+                const float2 d2 = *reinterpret_cast<const float2 *>(sD + st * KP_BQ + qc);
 #pragma unroll
-            for (int e = 0; e < 4; e++) {
-                const float lv = (e & 1) ? l2.y : l2.x, dv = (e & 1) ? d2.y : d2.x;
-                float pv = fast_exp2(s[nt][e] * a.scale_log2 - lv);
-                if (!full) {
-                    const int jj = j0 + wrow + (lane >> 2) + 8 * (e >> 1);
-                    const long long ip = qpos0 + qc + (e & 1);
-                    bool vis = jj < a.Nk && q0 + qc + (e & 1) < a.Nq;
-                    if (a.causal) vis = vis && jj <= ip;
-                    if (a.window > 0) vis = vis && jj > ip - a.window;
-                    if (!vis) pv = 0.f;
+                for (int e = 0; e < 4; e++) {
+                    const float lv = (e & 1) ? l2.y : l2.x, dv_ = (e & 1) ? d2.y : d2.x;
+                    float pv = fast_exp2(s[nt][e] * a.scale_log2 - lv);
+                    if (MASK) {
+                        const int jj = j0 + wrow + (lane >> 2) + 8 * (e >> 1);
+                        const long long ip = qpos0 + qc + (e & 1);
+                        bool vis = jj < a.Nk && q0 + qc + (e & 1) < a.Nq;
+                        if (a.causal) vis = vis && jj <= ip;
+                        if (a.window > 0) vis = vis && jj > ip - a.window;
+                        if (!vis) pv = 0.f;
+                    }
+                    s[nt][e] = pv;
+                    dp[nt][e] = pv * (dp[nt][e] - dv_) * a.scale; /* s dS^T */
                 }
-                s[nt][e] = pv;
-                dp[nt][e] = pv * (dp[nt][e] - dv) * a.scale; /* s dS^T */
             }
-        }
+        };
+        if (full) p_ds(std::false_type());
+        else p_ds(std::true_type());
         /* s dS^T into shared memory as [key][query], for dQ */
 #pragma unroll
         for (int nt = 0; nt < KP_BQ / 8; nt++)
@@ -655,30 +715,42 @@ __global__ void __launch_bounds__(32 * NW) bwd_kp_kernel(const BwdArgs a, float 
             uint32_t pa[4], da[4];
             acc_to_a<T>(s, kk, pa);
             acc_to_a<T>(dp, kk, da);
-            mma_a_rows<T, D, D / 8>(dv, pa, sdOs, kk, 0, lane);
-            mma_a_rows<T, D, D / 8>(dk, da, sQs, kk, 0, lane);
+#pragma unroll
+            for (int dt = 0; dt < D / 8; dt += 2) {
+                uint32_t of[4], qf[4];
+                const uint32_t ad = bt[(dt / 2) % 4] + so + kk * 16 * RB + (dt / 8) * 128;
+                ldsm_x4_t_at(of, ad + DOOFF);
+                ldsm_x4_t_at(qf, ad);
+                mma16816<T>(dv[dt], pa, of[0], of[1]);
+                mma16816<T>(dv[dt + 1], pa, of[2], of[3]);
+                mma16816<T>(dk[dt], da, qf[0], qf[1]);
+                mma16816<T>(dk[dt + 1], da, qf[2], qf[3]);
+            }
         }
         __syncthreads(); /* sdST complete */
         /* dQ rows wq..wq+15 of this query block += (s dS) K over the block's keys */
         {
-            const int wq = (warp & 3) * 16, c0 = (warp >> 2) * DC;
             float dq[DC][4];
 #pragma unroll
             for (int t = 0; t < DC; t++) dq[t][0] = dq[t][1] = dq[t][2] = dq[t][3] = 0.f;
 #pragma unroll
             for (int kk = 0; kk < KP_BK / 16; kk++) {
                 uint32_t af[4];
-                ld_a_t<KP_BQ>(af, sdST, kk, wq, lane); /* A = (stored [key][query])^T: rows wq.. */
-                mma_a_rows<T, D, DC>(dq, af, sK, kk, c0, lane);
+                ldsm_x4_t_at(af, ast + kk * 16 * KP_BQ * (uint32_t)sizeof(T)); /* A = (stored [key][query])^T */
+#pragma unroll
+                for (int dt = 0; dt < DC; dt += 2) {
+                    uint32_t bf[4];
+                    ldsm_x4_t_at(bf, bk[(dt / 2) % 4] + kk * 16 * RB + (dt / 8) * 128);
+                    mma16816<T>(dq[dt], af, bf[0], bf[1]);
+                    mma16816<T>(dq[dt + 1], af, bf[2], bf[3]);
+                }
             }
 #pragma unroll
             for (int r = 0; r < 2; r++) {
                 const int i = q0 + wq + (lane >> 2) + 8 * r;
-                if (i >= a.Nq) continue;
-                float *row = dq_acc + (((size_t)b * a.Nq + i) * a.Hq + h) * D + c0 * 8 + (lane & 3) * 2;
+                float *row = dq_acc + (((size_t)b * a.Nq + min(i, a.Nq - 1)) * a.Hq + h) * D + c0 * 8 + (lane & 3) * 2;
 #pragma unroll
-                for (int t = 0; t < DC; t++)
-                    if (dq[t][2 * r] != 0.f || dq[t][2 * r + 1] != 0.f) red_add2(row + t * 8, dq[t][2 * r], dq[t][2 * r + 1]);
+                for (int t = 0; t < DC; t++) red_add2_if(row + t * 8, dq[t][2 * r], dq[t][2 * r + 1], i < a.Nq);
             }
         }
         __syncthreads(); /* the stage and sdST are free again */
