@@ -41,8 +41,10 @@ rc_of() { cat "$T/$1.rc" 2>/dev/null || echo "?"; }
 
 # every kernel against the reference, whole grid, in each dtype; and the other
 # kernel versions, chosen in the environment, on the variants they change: nsa's
-# CUDA-core selection and selected branch; the backward on 64-row tiles; the
-# key-parallel backward (mha, swa and nsa's window branch); nsa's selected-branch
+# CUDA-core selection and selected branch; the query-tile backward for the
+# contiguous key ranges that take the key-parallel one by default (mha, swa, nsa's
+# window branch), on 128- and 64-row tiles; the key-parallel backward with 4 warps,
+# and with 8 on every shape (by default only grids of a CTA per SM); nsa's selected-branch
 # backward on the CUDA cores; nsa's repeated-argmax pick of the selected blocks;
 # the forward on Hopper's wgmma; dma decode's exact select over all of z; nsa's linear compression 8 blocks per CTA forward
 # and backward, and one block per CTA both ways; the backward's products on wgmma;
@@ -51,10 +53,11 @@ rc_of() { cat "$T/$1.rc" 2>/dev/null || echo "?"; }
 # nsa and dma without the forward's saved area (the backward runs the branches or the plan again);
 # dma decode's final select, split and combine as three kernels (not the cluster kernel);
 # dma decode's cluster kernel after the filter kernel (not reading z itself)
-OPTINS="DMABENCH_NSA_TC=0:nsa DMABENCH_CUDA_BWD_TILE=64:mha,swa,dma,nsa DMABENCH_CUDA_BWD_KEYPAR=1:mha,swa,nsa
+OPTINS="DMABENCH_NSA_TC=0:nsa DMABENCH_CUDA_BWD_TILE=64+DMABENCH_CUDA_BWD_KEYPAR=0:mha,swa,dma,nsa DMABENCH_CUDA_BWD_KEYPAR=0:mha,swa,nsa
+DMABENCH_CUDA_BWD_KEYPAR=1:mha,swa,nsa DMABENCH_CUDA_BWD_KEYPAR=2:mha,swa,nsa
 DMABENCH_NSA_TC_BWD=0:nsa DMABENCH_NSA_PICK=argmax:nsa DMABENCH_CUDA_WGMMA=1:mha,swa,dma,nsa
 DMABENCH_DECODE_SEL_SAMPLE=0:dma DMABENCH_NSA_CMP_BLK=1:nsa DMABENCH_NSA_CMP_BLK=0:nsa
-DMABENCH_CUDA_WGMMA_BWD=1:mha,swa,dma,nsa DMABENCH_DECODE_PDL=0:mha,dma DMABENCH_NSA_SLC=pairs+DMABENCH_NSA_PAIR_QUERIES=37:nsa DMABENCH_NSA_SLC=union:nsa DMABENCH_NSA_SEL_WARPS=4:nsa DMABENCH_NSA_SLC=pairs+DMABENCH_NSA_PAIR_DSUM=0:nsa DMABENCH_NSA_SAVED=0:nsa DMABENCH_DMA_SAVED=0:dma DMABENCH_DECODE_FUSED=0:dma DMABENCH_DECODE_FUSED=1:dma"
+DMABENCH_CUDA_WGMMA_BWD=1+DMABENCH_CUDA_BWD_KEYPAR=0:mha,swa,dma,nsa DMABENCH_DECODE_PDL=0:mha,dma DMABENCH_NSA_SLC=pairs+DMABENCH_NSA_PAIR_QUERIES=37:nsa DMABENCH_NSA_SLC=union:nsa DMABENCH_NSA_SEL_WARPS=4:nsa DMABENCH_NSA_SLC=pairs+DMABENCH_NSA_PAIR_DSUM=0:nsa DMABENCH_NSA_SAVED=0:nsa DMABENCH_DMA_SAVED=0:dma DMABENCH_DECODE_FUSED=0:dma DMABENCH_DECODE_FUSED=1:dma"
 if want verify; then
     for dt in bf16 f16 f32; do bg "v-$dt" $B verify --backend cuda --dtype $dt --quiet --out "$T/v-$dt.json"; done
     for o in $OPTINS; do
@@ -111,19 +114,21 @@ fi
 if [ $SAN = 1 ] && want sanitize-optin; then
     # memcheck for every other version; racecheck (about 3 minutes per run) for the
     # ones whose shared-memory use is new since the last sanitized run
-    SOPT="memcheck:DMABENCH_NSA_TC=0:nsa memcheck:DMABENCH_CUDA_BWD_TILE=64:mha,dma
+    SOPT="memcheck:DMABENCH_NSA_TC=0:nsa memcheck:DMABENCH_CUDA_BWD_TILE=64+DMABENCH_CUDA_BWD_KEYPAR=0:mha,dma
 memcheck:DMABENCH_DECODE_SEL_SAMPLE=0:dma racecheck:DMABENCH_DECODE_SEL_SAMPLE=0:dma
 memcheck:DMABENCH_CUDA_BWD_KEYPAR=1:mha,swa racecheck:DMABENCH_CUDA_BWD_KEYPAR=1:mha,swa
+memcheck:DMABENCH_CUDA_BWD_KEYPAR=2:mha,swa racecheck:DMABENCH_CUDA_BWD_KEYPAR=2:mha,swa memcheck:DMABENCH_CUDA_BWD_KEYPAR=0:mha,swa
 memcheck:DMABENCH_NSA_TC_BWD=0:nsa memcheck:DMABENCH_NSA_PICK=argmax:nsa
 memcheck:DMABENCH_NSA_CMP_BLK=1:nsa racecheck:DMABENCH_NSA_CMP_BLK=1:nsa memcheck:DMABENCH_NSA_CMP_BLK=0:nsa
 memcheck:DMABENCH_CUDA_WGMMA=1:mha,dma racecheck:DMABENCH_CUDA_WGMMA=1:mha,dma
-memcheck:DMABENCH_CUDA_WGMMA_BWD=1:mha,dma racecheck:DMABENCH_CUDA_WGMMA_BWD=1:mha,dma
+memcheck:DMABENCH_CUDA_WGMMA_BWD=1+DMABENCH_CUDA_BWD_KEYPAR=0:mha,dma racecheck:DMABENCH_CUDA_WGMMA_BWD=1+DMABENCH_CUDA_BWD_KEYPAR=0:mha,dma
 memcheck:DMABENCH_NSA_SLC=pairs:nsa racecheck:DMABENCH_NSA_SLC=pairs:nsa memcheck:DMABENCH_NSA_SAVED=0:nsa memcheck:DMABENCH_DMA_SAVED=0:dma
 memcheck:DMABENCH_DECODE_FUSED=0:dma memcheck:DMABENCH_DECODE_FUSED=1:dma racecheck:DMABENCH_DECODE_FUSED=1:dma"
     for o in $SOPT; do
         tool=${o%%:*} rest=${o#*:}
         sw=${rest%%:*} vs=${rest#*:}
-        bg "opt-$tool-$sw" env "$sw" compute-sanitizer --tool $tool --error-exitcode 9 $B verify --backend cuda \
+        # shellcheck disable=SC2046
+        bg "opt-$tool-$sw" env $(echo "$sw" | tr '+' ' ') compute-sanitizer --tool $tool --error-exitcode 9 $B verify --backend cuda \
             --variants "$vs" --quiet --out "$T/opt-$tool-$sw.json"
     done
     wait

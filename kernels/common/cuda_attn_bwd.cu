@@ -579,18 +579,23 @@ __global__ void __launch_bounds__(32 * NW) bwd_kp_kernel(const BwdArgs a, float 
     const int nqb = qhi >= qlo ? (int)(qhi / KP_BQ) - qb0 + 1 : 0;
     const int nit = nqb * a.G;
 
-    /* step (head hh of the group, query block q0): Q, dO, lse log2e and Dsum into stage */
+    /* step (head hh of the group, query block q0): Q, dO, lse log2e and Dsum into
+     * stage; the thread's pointers at head 0, query 0 are made once */
+    const T *qt0 = static_cast<const T *>(a.q) + b * a.qsb + (long long)(hkv * a.G) * a.qsh + ch * 8 + (long long)r0 * a.qss;
+    const T *dt0 = static_cast<const T *>(a.dout) + b * a.dosb + (long long)(hkv * a.G) * a.dosh + ch * 8 +
+                   (long long)r0 * a.doss;
+    const long long qstep = (long long)RP * a.qss, dstep = (long long)RP * a.doss;
     auto load_q = [&](int stage, int hh, int q0) {
         const int h = hkv * a.G + hh;
-        const long long i0 = q0 + r0;
-        const T *qp = static_cast<const T *>(a.q) + b * a.qsb + h * a.qsh + ch * 8 + i0 * a.qss;
-        const T *dp = static_cast<const T *>(a.dout) + b * a.dosb + h * a.dosh + ch * 8 + i0 * a.doss;
+        const T *qp = qt0 + hh * a.qsh + (long long)q0 * a.qss;
+        const T *dp = dt0 + hh * a.dosh + (long long)q0 * a.doss;
         T *sq = sQ + stage * KP_BQ * D + swz<D>(r0, ch), *sd = sdO + stage * KP_BQ * D + swz<D>(r0, ch);
 #pragma unroll
         for (int k = 0; k < KP_BQ / RP; k++) {
-            const bool ok = i0 + k * RP < a.Nq;
-            cp16(sq + k * RP * D, ok ? qp + k * RP * a.qss : qp, ok);
-            cp16(sd + k * RP * D, ok ? dp + k * RP * a.doss : dp, ok);
+            const bool ok = q0 + r0 + k * RP < a.Nq;
+            cp16(sq + k * RP * D, ok ? qp : qt0, ok);
+            cp16(sd + k * RP * D, ok ? dp : dt0, ok);
+            qp += qstep, dp += dstep;
         }
         if (tid < KP_BQ) {
             const int i = q0 + tid;
@@ -625,6 +630,10 @@ __global__ void __launch_bounds__(32 * NW) bwd_kp_kernel(const BwdArgs a, float 
     ldsm_addrs<D, DC / 2>(bk, sK, (lane & 7) + ((lane >> 3) & 1) * 8, lane >> 4, c0);
     ast = smem_addr(sdST + swz<KP_BQ>((lane & 7) + ((lane >> 4) * 8), wq / 8 + ((lane >> 3) & 1)));
     constexpr uint32_t VOFF = KP_BK * RB, DOOFF = 2 * QST;
+    /* where the thread's s dS^T pairs go: row wrow + lane / 4 (+ 8), chunk nt ^ sdS_x */
+    static_assert(KP_BQ / 8 == 8, "sdST's rows hold 8 chunks: the swizzle takes the row's low 3 bits");
+    T *const sdS_row = sdST + (wrow + (lane >> 2)) * KP_BQ + (lane & 3) * 2;
+    const int sdS_x = (lane >> 2) & 7;
 
     float dk[D / 8][4], dv[D / 8][4];
 #pragma unroll
@@ -699,15 +708,14 @@ __global__ void __launch_bounds__(32 * NW) bwd_kp_kernel(const BwdArgs a, float 
         };
         if (full) p_ds(std::false_type());
         else p_ds(std::true_type());
-        /* s dS^T into shared memory as [key][query], for dQ */
+        /* s dS^T into shared memory as [key][query], for dQ (the thread's rows r and
+         * r + 8 share their swizzle) */
 #pragma unroll
         for (int nt = 0; nt < KP_BQ / 8; nt++)
 #pragma unroll
-            for (int r = 0; r < 2; r++) {
-                const int row = wrow + (lane >> 2) + 8 * r;
-                *reinterpret_cast<uint32_t *>(sdST + swz<KP_BQ>(row, nt) + (lane & 3) * 2) =
+            for (int r = 0; r < 2; r++)
+                *reinterpret_cast<uint32_t *>(sdS_row + r * 8 * KP_BQ + ((nt ^ sdS_x) << 3)) =
                     pack2<T>::from(dp[nt][2 * r], dp[nt][2 * r + 1]);
-            }
         /* dV += P^T dO, dK += (s dS^T) Q: A from registers (keys x queries), B from
          * shared memory ([query][d], transposed loads) */
 #pragma unroll
@@ -747,10 +755,12 @@ __global__ void __launch_bounds__(32 * NW) bwd_kp_kernel(const BwdArgs a, float 
             }
 #pragma unroll
             for (int r = 0; r < 2; r++) {
-                const int i = q0 + wq + (lane >> 2) + 8 * r;
-                float *row = dq_acc + (((size_t)b * a.Nq + min(i, a.Nq - 1)) * a.Hq + h) * D + c0 * 8 + (lane & 3) * 2;
+                /* a row past the end has P = 0, so its dQ is exactly 0: it goes to the
+                 * last row, which it leaves as it is, and no reduction needs a branch */
+                const int i = min(q0 + wq + (lane >> 2) + 8 * r, a.Nq - 1);
+                float *row = dq_acc + (((size_t)b * a.Nq + i) * a.Hq + h) * D + c0 * 8 + (lane & 3) * 2;
 #pragma unroll
-                for (int t = 0; t < DC; t++) red_add2_if(row + t * 8, dq[t][2 * r], dq[t][2 * r + 1], i < a.Nq);
+                for (int t = 0; t < DC; t++) red_add2(row + t * 8, dq[t][2 * r], dq[t][2 * r + 1]);
             }
         }
         __syncthreads(); /* the stage and sdST are free again */
@@ -773,17 +783,32 @@ __global__ void __launch_bounds__(32 * NW) bwd_kp_kernel(const BwdArgs a, float 
     }
 }
 
-/* The key-parallel kernel's warps: 4 with DMABENCH_CUDA_BWD_KEYPAR=1, 8 with =2,
- * 0 (the query-tile backward) otherwise. */
-int bwd_kp_warps() {
-    static const int nw = dm_env_is("DMABENCH_CUDA_BWD_KEYPAR", "1") ? 4 : dm_env_is("DMABENCH_CUDA_BWD_KEYPAR", "2") ? 8 : 0;
-    return nw;
-}
+size_t bwd_kp_smem(int NW, int D, size_t esize);
 
-/* DMABENCH_CUDA_BWD_KEYPAR is set, and the shape is one the key-parallel kernel takes. */
-bool bwd_kp_applies(const attn_params *p, const cuda_attn_spec *s, const float *dz) {
-    return bwd_kp_warps() > 0 && !dz && !s->list && !s->z && !s->tkey && s->kpos_mul <= 0 && !s->dv_ddt && !s->after_main &&
-           (p->causal || s->window <= 0);
+/* The key-parallel kernel's warps for this call, 0 for the query-tile backward.
+ * DMABENCH_CUDA_BWD_KEYPAR=0 asks for the query tiles everywhere, =1 for 4 warps and
+ * =2 for 8 wherever the kernel applies (contiguous key ranges: no list, no z, no key
+ * map, no dz). Unset: 8 warps (4 below D = 32) where it applies, its shared memory
+ * fits and its grid has a CTA for every SM: a CTA loops over the group's heads, so
+ * its grid has G times fewer CTAs than the query tiles' (measured in
+ * docs/perf-notes.md, "b9, b10"). */
+int bwd_kp_choose(const attn_params *p, const cuda_attn_spec *s, const float *dz) {
+    static const int mode = dm_env_is("DMABENCH_CUDA_BWD_KEYPAR", "0")   ? 0
+                            : dm_env_is("DMABENCH_CUDA_BWD_KEYPAR", "1") ? 1
+                            : dm_env_is("DMABENCH_CUDA_BWD_KEYPAR", "2") ? 2
+                                                                         : -1;
+    const bool applies = !dz && !s->list && !s->z && !s->tkey && s->kpos_mul <= 0 && !s->dv_ddt && !s->after_main &&
+                         (p->causal || s->window <= 0);
+    if (mode == 0 || !applies) return 0;
+    const int nw = mode == 1 || p->D < 32 ? 4 : 8;
+    if (mode > 0) return nw;
+    size_t optin = 0;
+    int nsm = 0, dev = 0;
+    if (dm_cuda_smem_optin(&optin) != ATTN_OK || bwd_kp_smem(nw, p->D, sizeof(__half)) > optin) return 0;
+    if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&nsm, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
+        return 0;
+    const long long ctas = (long long)((p->Nk + 16 * nw - 1) / (16 * nw)) * p->Hkv * p->B;
+    return ctas >= nsm ? nw : 0;
 }
 
 size_t bwd_kp_smem(int NW, int D, size_t esize) {
@@ -805,7 +830,10 @@ template <typename T> attn_status launch_dot(const attn_params *p, const BwdArgs
 dm_cuda_ws g_kws; /* the key-parallel backward's dQ accumulator and Dsum */
 
 /* The key-parallel backward (bwd_kp_kernel): Dsum, the kernel, dQ to its dtype. */
-template <typename T, int D> attn_status launch_bwd_kp(const attn_params *p, BwdArgs &a) {
+template <typename T, int D> attn_status launch_bwd_kp(const attn_params *p, BwdArgs &a, int nw) {
+    const int bk = 16 * nw;
+    const long long nblk = (long long)((p->Nk + bk - 1) / bk) * p->Hkv * p->B;
+    if (nblk > INT_MAX) return ATTN_ERR_UNSUPPORTED;
     auto r256 = [](size_t x) { return (x + 255) & ~(size_t)255; };
     const size_t nq = (size_t)p->B * p->Nq * p->Hq * D;
     const size_t qb = r256(nq * sizeof(float)), sb = r256((size_t)p->B * p->Hq * p->Nq * sizeof(float));
@@ -820,14 +848,10 @@ template <typename T, int D> attn_status launch_bwd_kp(const attn_params *p, Bwd
     a.dksb = p->dk_st.b, a.dkss = p->dk_st.s, a.dksh = p->dk_st.h;
     a.dvsb = p->dv_st.b, a.dvss = p->dv_st.s, a.dvsh = p->dv_st.h;
     auto kern = bwd_kp_kernel<T, D, 4>;
-    int nw = 4;
     if constexpr (D >= 32) /* 8 warps split dQ's columns in two: 16 columns at least */
-        if (bwd_kp_warps() == 8) kern = bwd_kp_kernel<T, D, 8>, nw = 8;
-    const int bk = 16 * nw;
+        if (nw == 8) kern = bwd_kp_kernel<T, D, 8>;
     const size_t smem = bwd_kp_smem(nw, D, sizeof(T));
     CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-    const long long nblk = (long long)((p->Nk + bk - 1) / bk) * p->Hkv * p->B;
-    if (nblk > INT_MAX) return ATTN_ERR_UNSUPPORTED;
     kern<<<(unsigned)nblk, 32 * nw, smem>>>(a, dq_acc);
     CUDA_CHECK_LAUNCH();
     const attn_stride qs = {(int64_t)p->Nq * p->Hq * D, (int64_t)p->Hq * D, D};
@@ -894,7 +918,7 @@ template <typename T, int D> attn_status launch_bwd(const attn_params *p, BwdArg
 
 extern "C" attn_status cuda_attn_backward(const attn_params *p, const cuda_attn_spec *s, float *dz) {
     if (s->kpos_mul > 0 && s->window > 0) return ATTN_ERR_INVALID; /* a key-position map takes no window */
-    const bool kp = bwd_kp_applies(p, s, dz);
+    const int kp = bwd_kp_choose(p, s, dz); /* the key-parallel kernel's warps, or 0 */
     BwdArgs a = {};
     if (!kp) { /* the query-tile backward's fp32 dK, dV accumulators and Dsum */
         auto r256 = [](size_t x) { return (x + 255) & ~(size_t)255; };
@@ -934,10 +958,10 @@ extern "C" attn_status cuda_attn_backward(const attn_params *p, const cuda_attn_
     a.ntiles_list = cuda_attn_ntiles(p);
     const bool bf = p->dtype == ATTN_DTYPE_BF16;
     if (kp) switch (p->D) {
-        case 16: return bf ? launch_bwd_kp<__nv_bfloat16, 16>(p, a) : launch_bwd_kp<__half, 16>(p, a);
-        case 32: return bf ? launch_bwd_kp<__nv_bfloat16, 32>(p, a) : launch_bwd_kp<__half, 32>(p, a);
-        case 64: return bf ? launch_bwd_kp<__nv_bfloat16, 64>(p, a) : launch_bwd_kp<__half, 64>(p, a);
-        default: return bf ? launch_bwd_kp<__nv_bfloat16, 128>(p, a) : launch_bwd_kp<__half, 128>(p, a);
+        case 16: return bf ? launch_bwd_kp<__nv_bfloat16, 16>(p, a, kp) : launch_bwd_kp<__half, 16>(p, a, kp);
+        case 32: return bf ? launch_bwd_kp<__nv_bfloat16, 32>(p, a, kp) : launch_bwd_kp<__half, 32>(p, a, kp);
+        case 64: return bf ? launch_bwd_kp<__nv_bfloat16, 64>(p, a, kp) : launch_bwd_kp<__half, 64>(p, a, kp);
+        default: return bf ? launch_bwd_kp<__nv_bfloat16, 128>(p, a, kp) : launch_bwd_kp<__half, 128>(p, a, kp);
         }
     switch (p->D) {
     case 16: return bf ? launch_bwd<__nv_bfloat16, 16>(p, a, s) : launch_bwd<__half, 16>(p, a, s);

@@ -120,21 +120,6 @@ __device__ __forceinline__ void red_add2(float *p, float a, float b) {
 #endif
 }
 
-/* red_add2 where pred holds, as one predicated instruction on sm_90 (no branch
- * around it) */
-__device__ __forceinline__ void red_add2_if(float *p, float a, float b, bool pred) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    asm volatile("{\n\t.reg .pred q;\n\tsetp.ne.b32 q, %3, 0;\n\t@q red.global.add.v2.f32 [%0], {%1, %2};\n\t}\n" ::"l"(p),
-                 "f"(a), "f"(b), "r"((int)pred)
-                 : "memory");
-#else
-    if (pred) {
-        atomicAdd(p, a);
-        atomicAdd(p + 1, b);
-    }
-#endif
-}
-
 template <typename T> __device__ __forceinline__ float to_f32(T x);
 template <> __device__ __forceinline__ float to_f32<__nv_bfloat16>(__nv_bfloat16 x) { return __bfloat162float(x); }
 template <> __device__ __forceinline__ float to_f32<__half>(__half x) { return __half2float(x); }
