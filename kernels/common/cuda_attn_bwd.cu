@@ -1,10 +1,13 @@
 /*
  * cuda_attn_bwd.cu: the CUDA attention engine's backward (see cuda_attn.h).
  *
- * FlashAttention-2's backward with P recomputed from the forward's log-sum-exp,
- * organised by query tile so that it walks the same key ranges and per-tile key
- * lists as the forward (dma's selected keys are scattered; a key-parallel pass
- * would visit nearly every query for every key block):
+ * FlashAttention-2's backward with P recomputed from the forward's log-sum-exp, in
+ * two orders. Contiguous key ranges (mha, swa, nsa's window branch) take the
+ * key-parallel kernel (bwd_kp_kernel, below) when its grid fills the GPU. The rest
+ * (dma's lists, nsa's compressed keys, dz, small grids) go by query tile, walking
+ * the same key ranges and per-tile key lists as the forward (dma's selected keys
+ * are scattered; a key-parallel pass would visit nearly every query for every key
+ * block):
  *
  * 1. bwd_dot_kernel: Dsum_i = rowsum(dO_i * O_i) in fp32. With dz asked for (dma),
  *    Dsum_i = sum_j P_ij dP_ij instead, from a first pass of bwd_main_kernel over the
@@ -512,23 +515,26 @@ __global__ void bwd_finish_kernel(const float *dk_acc, const float *dv_acc, T *d
 
 dm_cuda_ws g_bws; /* the backward's accumulators, kept between calls */
 
-/* ---- key-parallel backward (DMABENCH_CUDA_BWD_KEYPAR=1: verified on an H200, 5%
- * faster than the 128-row query tiles for mha at N = 65536 and 6% slower at 8192,
- * so not the default), for contiguous key ranges (mha, swa: no lists, no z, no key map) ----
+/* ---- key-parallel backward: the default for contiguous key ranges (mha, swa, nsa's
+ * window branch: no lists, no z, no key map) whose grid has a CTA per SM (bwd_kp_choose) ----
  *
  * FlashAttention-2's order: one CTA of NW warps per (block of 16 NW keys, kv
- * head, batch), warp w owning keys 16w..16w+15 (NW 4 with DMABENCH_CUDA_BWD_KEYPAR=1,
- * 8 with =2: half the dQ reductions and Q, dO loads per key). K and V of the block stay in shared
+ * head, batch), warp w owning keys 16w..16w+15 (NW 8 by default, 4 below D = 32 or
+ * with DMABENCH_CUDA_BWD_KEYPAR=1), the key blocks with the most queries launched
+ * first. K and V of the block stay in shared
  * memory; for each of the group's heads, the blocks of 64 queries that see any of
  * the keys stream through (Q, dO, lse, Dsum; cp.async, double buffered). Per step:
  *   S^T = K Q^T and dP^T = V dO^T (keys as mma rows), P^T = exp2(S^T s log2e -
- *   lse log2e) masked, dS^T = s P^T (dP^T - Dsum);
+ *   lse log2e), masked only in the steps that hold an invisible pair, dS^T = s P^T (dP^T - Dsum);
  *   dV += P^T dO and dK += dS^T Q in registers (no reductions: the CTA owns its
  *   keys for every head of the group);
  *   dQ += dS K through shared memory (dS^T stored [key][query]), each warp 16
  *   query rows and D / (NW / 4) columns, reduced into an fp32 accumulator with
  *   red.global.add.
- * dK and dV are written once at the end; dQ is converted by the caller. */
+ * dK and dV are written once at the end; dQ is converted by the caller. The
+ * ldmatrix addresses and the copies' pointers are made once per thread, so that a
+ * step's integer work is a few adds (docs/perf-notes.md, b9-b11: this and the
+ * no-mask steps took the kernel from 1.5 to 1.2 times FlashAttention-2's time). */
 constexpr int KP_BQ = 64;
 
 template <typename T, int D, int NW>
