@@ -215,15 +215,19 @@ static void run_variant(attn_variant v, const char *text, size_t tn) {
      * rounding) end 5-11% apart, where mha, swa and nsa stay within 0.3%. So dma
      * runs twice: with the keep window as long as the context (no selection, the z
      * bias and its gradients alone), held to 2%; and at w = 24 (the selection
-     * trained), held to 1.5 times the largest gap of three such perturbed CPU runs. */
+     * trained), held to 1.5 times the largest gap of three such perturbed CPU runs.
+     * nsa with its gates fixed is the other chaotic one: its perturbed CPU run ends
+     * 2.12% from the CPU's at step 100 (its top-n blocks flip), so it is held the
+     * same way (2% where its perturbed runs stay within 1.33%). */
     {
         double worst = 0, wper = 0, l0c = NAN, l1c = NAN, l0g = NAN, l1g = NAN;
         int at = 0, nlog = 0;
         model_init_params(mc, cfg.train.seed);
         model_init_params(mg, cfg.train.seed);
-        model_status st = train_curves(&cfg, data, mc, mg, &tc, &tg, v == ATTN_DMA ? 3 : 1, &worst, &at, &wper, &nlog,
-                                       &l0c, &l1c, &l0g, &l1g, err, sizeof err);
-        const double bound = v == ATTN_DMA && 1.5 * wper > 0.02 ? 1.5 * wper : 0.02;
+        const int chaotic = v == ATTN_DMA || (v == ATTN_NSA && nsa_fixed_gates);
+        model_status st = train_curves(&cfg, data, mc, mg, &tc, &tg, chaotic ? 3 : 1, &worst, &at, &wper, &nlog, &l0c,
+                                       &l1c, &l0g, &l1g, err, sizeof err);
+        const double bound = chaotic && 1.5 * wper > 0.02 ? 1.5 * wper : 0.02;
         snprintf(name, sizeof name, "gpu model %s%s: 200 steps, losses within %.1f%% of the CPU's at every 10th step", vn,
                  v == ATTN_DMA ? " (w 24 of 64)" : "", 100 * bound);
         CHECK(st == MODEL_OK && nlog == 20 && worst <= bound && l1c < 0.8 * l0c, name,

@@ -59,6 +59,8 @@ struct BwdArgs {
     const void *q, *k, *v, *dout;
     void *dq;
     const float *lse, *dsum;
+    const float *lse2; /* key-parallel: lse log2 e, rows of (b, h) ldp apart as dsum's */
+    int ldp;
     float *dk_acc, *dv_acc; /* (B, Nk, Hkv, D) contiguous fp32 */
     float *dz;              /* (B, Hkv, Nk) or null */
     long long qsb, qss, qsh, ksb, kss, ksh, vsb, vss, vsh, dosb, doss, dosh, dqsb, dqss, dqsh;
@@ -77,10 +79,14 @@ struct BwdArgs {
     long long dksb, dkss, dksh, dvsb, dvss, dvsh;
 };
 
-/* Dsum[b, h, i] = sum_d dO[b, i, h, d] O[b, i, h, d]: one warp per row. */
-template <typename T>
+/* Dsum[b, h, i] = sum_d dO[b, i, h, d] O[b, i, h, d]: one warp per row, VEC
+ * elements per load (8: 16-byte loads, dm_vec8 of both). Rows of the outputs are
+ * ldp apart per (b, h). With lse2: besides, lse2[b, h, i] = lse log2 e (+inf for an
+ * empty row, whose P is then 0), the key-parallel kernel's copy of lse. */
+template <typename T, int VEC>
 __global__ void bwd_dot_kernel(const T *o, long long osb, long long oss, long long osh, const T *dout, long long dsb,
-                               long long dss, long long dsh, int B, int Nq, int Hq, int D, float *dsum) {
+                               long long dss, long long dsh, int B, int Nq, int Hq, int D, float *dsum, int ldp,
+                               const float *lse, float *lse2) {
     long long row = (long long)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
     int lane = threadIdx.x & 31;
     if (row >= (long long)B * Nq * Hq) return;
@@ -88,9 +94,24 @@ __global__ void bwd_dot_kernel(const T *o, long long osb, long long oss, long lo
     const T *orow = o + b * osb + (long long)i * oss + h * osh;
     const T *drow = dout + b * dsb + (long long)i * dss + h * dsh;
     float s = 0.f;
-    for (int d = lane; d < D; d += 32) s += to_f32<T>(orow[d]) * to_f32<T>(drow[d]);
+    for (int d = lane * VEC; d < D; d += 32 * VEC) {
+        if constexpr (VEC == 8) {
+            float fo[8], fd[8];
+            ld8_any<T>(orow + d, fo);
+            ld8_any<T>(drow + d, fd);
+#pragma unroll
+            for (int k = 0; k < 8; k++) s += fo[k] * fd[k];
+        } else {
+            s += to_f32<T>(orow[d]) * to_f32<T>(drow[d]);
+        }
+    }
     for (int x = 16; x; x >>= 1) s += __shfl_xor_sync(0xffffffff, s, x);
-    if (lane == 0) dsum[((size_t)b * Hq + h) * Nq + i] = s;
+    const size_t u = ((size_t)b * Hq + h) * ldp + i;
+    if (lane == 0) dsum[u] = s;
+    if (lse2 && lane == 1) {
+        const float l = lse[((size_t)b * Hq + h) * Nq + i];
+        lse2[u] = l == -INFINITY ? INFINITY : l * LOG2E;
+    }
 }
 
 /* P (recomputed from lse and masked to 0 with MASK) and dS = P (dP - Dsum) for a
@@ -603,17 +624,12 @@ __global__ void __launch_bounds__(32 * NW) bwd_kp_kernel(const BwdArgs a, float 
             cp16(sd + k * RP * D, ok ? dp : dt0, ok);
             qp += qstep, dp += dstep;
         }
-        if (tid < KP_BQ) {
-            const int i = q0 + tid;
-            float l = INFINITY, d = 0.f; /* a row past the end: P = 0 */
-            if (i < a.Nq) {
-                const size_t u = ((size_t)b * a.Hq + h) * a.Nq + i;
-                l = a.lse[u];
-                l = l == -INFINITY ? INFINITY : l * LOG2E;
-                d = a.dsum[u];
-            }
-            sL[stage * KP_BQ + tid] = l;
-            sD[stage * KP_BQ + tid] = d;
+        /* lse log2 e and Dsum of the block's rows: 16-byte pieces, zero past the
+         * end (those rows are masked) */
+        if (tid < KP_BQ / 2) {
+            const int c = tid % (KP_BQ / 4), i = q0 + 4 * c, nv = max(0, min(4, a.Nq - i));
+            const float *src = (tid < KP_BQ / 4 ? a.lse2 : a.dsum) + ((size_t)b * a.Hq + h) * a.ldp + (nv ? i : 0);
+            cp16n((tid < KP_BQ / 4 ? sL : sD) + stage * KP_BQ + 4 * c, src, 4 * nv);
         }
     };
     /* the steps in order: the group's heads outer, the query blocks inner */
@@ -822,13 +838,17 @@ size_t bwd_kp_smem(int NW, int D, size_t esize) {
     return (size_t)(2 * bk * D + 4 * KP_BQ * D + bk * KP_BQ) * esize + 4 * KP_BQ * sizeof(float);
 }
 
-/* Dsum = rowsum(dO O) into a.dsum. */
-template <typename T> attn_status launch_dot(const attn_params *p, const BwdArgs &a) {
+/* Dsum = rowsum(dO O) into dsum (rows ldp apart per (b, h)); with lse2, lse log2 e
+ * besides (bwd_dot_kernel). */
+template <typename T> attn_status launch_dot(const attn_params *p, float *dsum, int ldp, float *lse2) {
     const int wpb = 8;
     const long long rows = (long long)p->B * p->Nq * p->Hq;
-    bwd_dot_kernel<T><<<(unsigned)((rows + wpb - 1) / wpb), wpb * 32>>>(
-        static_cast<const T *>(p->o), p->o_st.b, p->o_st.s, p->o_st.h, static_cast<const T *>(p->dout), p->do_st.b,
-        p->do_st.s, p->do_st.h, p->B, p->Nq, p->Hq, p->D, const_cast<float *>(a.dsum));
+    const unsigned grid = (unsigned)((rows + wpb - 1) / wpb);
+    auto kern = bwd_dot_kernel<T, 1>;
+    if (dm_vec8(p->o, p->o_st, p->D) && dm_vec8(p->dout, p->do_st, p->D)) kern = bwd_dot_kernel<T, 8>;
+    kern<<<grid, wpb * 32>>>(static_cast<const T *>(p->o), p->o_st.b, p->o_st.s, p->o_st.h,
+                             static_cast<const T *>(p->dout), p->do_st.b, p->do_st.s, p->do_st.h, p->B, p->Nq, p->Hq, p->D,
+                             dsum, ldp, static_cast<const float *>(p->lse), lse2);
     CUDA_CHECK_LAUNCH();
     return ATTN_OK;
 }
@@ -842,14 +862,19 @@ template <typename T, int D> attn_status launch_bwd_kp(const attn_params *p, Bwd
     if (nblk > INT_MAX) return ATTN_ERR_UNSUPPORTED;
     auto r256 = [](size_t x) { return (x + 255) & ~(size_t)255; };
     const size_t nq = (size_t)p->B * p->Nq * p->Hq * D;
-    const size_t qb = r256(nq * sizeof(float)), sb = r256((size_t)p->B * p->Hq * p->Nq * sizeof(float));
+    /* Dsum and lse log2 e with each (b, h) row padded to 4 floats, so that the
+     * kernel copies them in 16-byte pieces */
+    const int ldp = (p->Nq + 3) & ~3;
+    const size_t qb = r256(nq * sizeof(float)), sb = r256((size_t)p->B * p->Hq * ldp * sizeof(float));
     char *ws;
-    attn_status st = dm_cuda_ws_get(&g_kws, qb + sb, (void **)&ws, nullptr);
+    attn_status st = dm_cuda_ws_get(&g_kws, qb + 2 * sb, (void **)&ws, nullptr);
     if (st != ATTN_OK) return st;
     float *dq_acc = reinterpret_cast<float *>(ws);
     a.dsum = reinterpret_cast<float *>(ws + qb);
+    a.lse2 = reinterpret_cast<float *>(ws + qb + sb);
+    a.ldp = ldp;
     CUDA_CHECK(cudaMemsetAsync(dq_acc, 0, nq * sizeof(float)));
-    if ((st = launch_dot<T>(p, a)) != ATTN_OK) return st;
+    if ((st = launch_dot<T>(p, const_cast<float *>(a.dsum), ldp, const_cast<float *>(a.lse2))) != ATTN_OK) return st;
     a.dk_out = p->dk, a.dv_out = p->dv;
     a.dksb = p->dk_st.b, a.dkss = p->dk_st.s, a.dksh = p->dk_st.h;
     a.dvsb = p->dv_st.b, a.dvss = p->dv_st.s, a.dvsh = p->dv_st.h;
@@ -883,7 +908,7 @@ template <typename T, int D, int BQ, bool WG = false>
 attn_status launch_bwd_bq(const attn_params *p, BwdArgs &a, const cuda_attn_spec *s) {
     const int ntiles = (p->Nq + BQ - 1) / BQ;
     if (!a.exact_dsum) {
-        attn_status st = launch_dot<T>(p, a);
+        attn_status st = launch_dot<T>(p, const_cast<float *>(a.dsum), p->Nq, nullptr);
         if (st != ATTN_OK) return st;
     }
     const size_t smem = bwd_smem(BQ, D, sizeof(T)) + (WG ? (2 * (size_t)BQ + BK) * D * sizeof(T) : 0);

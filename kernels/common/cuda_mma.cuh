@@ -76,6 +76,10 @@ __device__ __forceinline__ void ldsm_x4_t_at(uint32_t r[4], uint32_t addr) {
 __device__ __forceinline__ void cp16(void *dst, const void *src, bool ok) {
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src), "r"(ok ? 16 : 0));
 }
+/* The same copying only the first n (0 to 16) bytes of src, the rest zero-filled. */
+__device__ __forceinline__ void cp16n(void *dst, const void *src, int n) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src), "r"(n));
+}
 __device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_group;\n"); }
 template <int N> __device__ __forceinline__ void cp_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
 
