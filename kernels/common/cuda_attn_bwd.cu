@@ -86,29 +86,34 @@ struct BwdArgs {
 template <typename T, int VEC>
 __global__ void bwd_dot_kernel(const T *o, long long osb, long long oss, long long osh, const T *dout, long long dsb,
                                long long dss, long long dsh, int B, int Nq, int Hq, int D, float *dsum, int ldp,
-                               const float *lse, float *lse2) {
-    long long row = (long long)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
-    int lane = threadIdx.x & 31;
-    if (row >= (long long)B * Nq * Hq) return;
-    int h = (int)(row % Hq), i = (int)((row / Hq) % Nq), b = (int)(row / ((long long)Hq * Nq));
-    const T *orow = o + b * osb + (long long)i * oss + h * osh;
-    const T *drow = dout + b * dsb + (long long)i * dss + h * dsh;
+                               const float *lse, float *lse2, int lpr) {
+    /* lpr lanes per row (a power of two): 32 / lpr rows per warp */
+    const int lane = threadIdx.x & 31, sub = lane & (lpr - 1);
+    const long long row = ((long long)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5)) * (32 / lpr) + lane / lpr;
+    const bool live = row < (long long)B * Nq * Hq;
+    int h = 0, i = 0, b = 0;
     float s = 0.f;
-    for (int d = lane * VEC; d < D; d += 32 * VEC) {
-        if constexpr (VEC == 8) {
-            float fo[8], fd[8];
-            ld8_any<T>(orow + d, fo);
-            ld8_any<T>(drow + d, fd);
+    if (live) {
+        h = (int)(row % Hq), i = (int)((row / Hq) % Nq), b = (int)(row / ((long long)Hq * Nq));
+        const T *orow = o + b * osb + (long long)i * oss + h * osh;
+        const T *drow = dout + b * dsb + (long long)i * dss + h * dsh;
+        for (int d = sub * VEC; d < D; d += lpr * VEC) {
+            if constexpr (VEC == 8) {
+                float fo[8], fd[8];
+                ld8_any<T>(orow + d, fo);
+                ld8_any<T>(drow + d, fd);
 #pragma unroll
-            for (int k = 0; k < 8; k++) s += fo[k] * fd[k];
-        } else {
-            s += to_f32<T>(orow[d]) * to_f32<T>(drow[d]);
+                for (int k = 0; k < 8; k++) s += fo[k] * fd[k];
+            } else {
+                s += to_f32<T>(orow[d]) * to_f32<T>(drow[d]);
+            }
         }
     }
-    for (int x = 16; x; x >>= 1) s += __shfl_xor_sync(0xffffffff, s, x);
+    for (int x = lpr >> 1; x; x >>= 1) s += __shfl_xor_sync(0xffffffff, s, x);
+    if (!live || sub) return;
     const size_t u = ((size_t)b * Hq + h) * ldp + i;
-    if (lane == 0) dsum[u] = s;
-    if (lse2 && lane == 1) {
+    dsum[u] = s;
+    if (lse2) {
         const float l = lse[((size_t)b * Hq + h) * Nq + i];
         lse2[u] = l == -INFINITY ? INFINITY : l * LOG2E;
     }
@@ -805,6 +810,274 @@ __global__ void __launch_bounds__(32 * NW) bwd_kp_kernel(const BwdArgs a, float 
     }
 }
 
+/* b8 (DMABENCH_CUDA_BWD_KEYPAR=3, D 64 and 128): the key-parallel kernel with
+ * FlashAttention-2's 2-D warp layouts. Same CTA (8 warps, 128 keys, steps of 64
+ * queries) and loads as bwd_kp_kernel; per step:
+ *   S^T and dP^T as 4 x 2 warps of 32 keys x 32 queries;
+ *   P^T and s dS^T both to shared memory as [key][query];
+ *   dV += P^T dO and dK += (s dS^T) Q as 4 x 2 warps of 32 keys x D/2 columns;
+ *   dQ += (s dS) K as 2 x 4 warps of 32 queries x D/4 columns, reduced.
+ * 144 ldmatrix per warp and step where the 1-D layout takes 184. */
+template <typename T, int D>
+__global__ void __launch_bounds__(256) bwd_kp8_kernel(const BwdArgs a, float *dq_acc) {
+    static_assert(D == 64 || D == 128, "bwd_kp8_kernel: D 64 or 128");
+    constexpr int KP_BK = 128, KP_THREADS = 256;
+    extern __shared__ __align__(128) unsigned char kp_smem[];
+    T *sK = reinterpret_cast<T *>(kp_smem); /* [KP_BK][D] */
+    T *sV = sK + KP_BK * D;                  /* [KP_BK][D] */
+    T *sQ = sV + KP_BK * D;                  /* [2][KP_BQ][D] */
+    T *sdO = sQ + 2 * KP_BQ * D;             /* [2][KP_BQ][D] */
+    T *sPT = sdO + 2 * KP_BQ * D;            /* [KP_BK keys][KP_BQ queries] */
+    T *sdST = sPT + KP_BK * KP_BQ;           /* [KP_BK keys][KP_BQ queries] */
+    float *sL = reinterpret_cast<float *>(sdST + KP_BK * KP_BQ); /* [2][KP_BQ] lse log2e */
+    float *sD = sL + 2 * KP_BQ;                                  /* [2][KP_BQ] Dsum */
+    constexpr int CH = D / 8;
+    constexpr uint32_t RB = D * sizeof(T), QST = KP_BQ * RB, PB = KP_BQ * sizeof(T); /* PB: bytes per sPT row */
+    constexpr int RP = KP_THREADS / CH;
+    static_assert(KP_BQ % RP == 0 && RP % 8 == 0, "bwd_kp8_kernel: copy layout");
+    const int nkvb = a.B * a.Hkv, kvb = blockIdx.x % nkvb;
+    const int j0 = (blockIdx.x / nkvb) * KP_BK, hkv = kvb % a.Hkv, b = kvb / a.Hkv;
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    const long long off = (long long)a.Nk - a.Nq;
+
+    const int r0 = tid / CH, ch = tid % CH;
+    {
+        const T *kb = static_cast<const T *>(a.k) + b * a.ksb + hkv * a.ksh + ch * 8;
+        const T *vb = static_cast<const T *>(a.v) + b * a.vsb + hkv * a.vsh + ch * 8;
+#pragma unroll
+        for (int k = 0; k < KP_BK / RP; k++) {
+            const int r = r0 + k * RP, j = j0 + r;
+            const bool ok = j < a.Nk;
+            cp16(sK + swz<D>(r, ch), kb + (long long)(ok ? j : 0) * a.kss, ok);
+            cp16(sV + swz<D>(r, ch), vb + (long long)(ok ? j : 0) * a.vss, ok);
+        }
+    }
+    const int jl = min(j0 + KP_BK, a.Nk) - 1;
+    long long qlo = a.causal ? (long long)j0 - off : 0;
+    long long qhi = a.window > 0 ? (long long)jl + a.window - 1 - off : (long long)a.Nq - 1;
+    qlo = max(qlo, 0LL), qhi = min(qhi, (long long)a.Nq - 1);
+    const int qb0 = qhi >= qlo ? (int)(qlo / KP_BQ) : 0;
+    const int nqb = qhi >= qlo ? (int)(qhi / KP_BQ) - qb0 + 1 : 0;
+    const int nit = nqb * a.G;
+
+    const T *qt0 = static_cast<const T *>(a.q) + b * a.qsb + (long long)(hkv * a.G) * a.qsh + ch * 8 + (long long)r0 * a.qss;
+    const T *dt0 = static_cast<const T *>(a.dout) + b * a.dosb + (long long)(hkv * a.G) * a.dosh + ch * 8 +
+                   (long long)r0 * a.doss;
+    const long long qstep = (long long)RP * a.qss, dstep = (long long)RP * a.doss;
+    auto load_q = [&](int stage, int hh, int q0) {
+        const int h = hkv * a.G + hh;
+        const T *qp = qt0 + hh * a.qsh + (long long)q0 * a.qss;
+        const T *dp = dt0 + hh * a.dosh + (long long)q0 * a.doss;
+        T *sq = sQ + stage * KP_BQ * D + swz<D>(r0, ch), *sd = sdO + stage * KP_BQ * D + swz<D>(r0, ch);
+#pragma unroll
+        for (int k = 0; k < KP_BQ / RP; k++) {
+            const bool ok = q0 + r0 + k * RP < a.Nq;
+            cp16(sq + k * RP * D, ok ? qp : qt0, ok);
+            cp16(sd + k * RP * D, ok ? dp : dt0, ok);
+            qp += qstep, dp += dstep;
+        }
+        if (tid < KP_BQ / 2) {
+            const int c = tid % (KP_BQ / 4), i = q0 + 4 * c, nv = max(0, min(4, a.Nq - i));
+            const float *src = (tid < KP_BQ / 4 ? a.lse2 : a.dsum) + ((size_t)b * a.Hq + h) * a.ldp + (nv ? i : 0);
+            cp16n((tid < KP_BQ / 4 ? sL : sD) + stage * KP_BQ + 4 * c, src, 4 * nv);
+        }
+    };
+    int ld_hh = 0, ld_qb = 0;
+    if (nit > 0) load_q(0, 0, qb0 * KP_BQ);
+    cp_commit();
+
+    /* the warps' parts: S^T, dP^T, P^T, dS^T: keys kg 32.., queries qh 32..; dV, dK:
+     * keys kg 32.., columns dh D/2..; dQ: queries dqq 32.., columns dqd D/4.. */
+    const int kg = warp & 3, qh = warp >> 2, dh = warp >> 2, dqq = warp & 1, dqd = warp >> 1;
+    constexpr int NV = D / 16; /* dV, dK: n8 tiles per warp (D/2 columns) */
+    constexpr int NQ = D / 32; /* dQ: n8 tiles per warp (D/4 columns) */
+    uint32_t ak[4], bq[4], apt[4], bt[4], bk[4], ast[2];
+    ldsm_addrs<D, D / 16>(ak, sK, kg * 32 + (lane & 7) + ((lane >> 3) & 1) * 8, lane >> 4, 0);
+    ldsm_addrs<D, D / 16>(bq, sQ, qh * 32 + (lane >> 4) * 8 + (lane & 7), (lane >> 3) & 1, 0);
+    ldsm_addrs<KP_BQ, KP_BQ / 16>(apt, sPT, kg * 32 + (lane & 7) + ((lane >> 3) & 1) * 8, lane >> 4, 0);
+    ldsm_addrs<D, NV / 2>(bt, sQ, (lane & 7) + ((lane >> 3) & 1) * 8, lane >> 4, dh * (D / 16));
+    ldsm_addrs<D, NQ / 2>(bk, sK, (lane & 7) + ((lane >> 3) & 1) * 8, lane >> 4, dqd * (D / 32));
+#pragma unroll
+    for (int mt = 0; mt < 2; mt++)
+        ast[mt] = smem_addr(sdST + swz<KP_BQ>((lane & 7) + ((lane >> 4) * 8), (dqq * 32 + mt * 16) / 8 + ((lane >> 3) & 1)));
+    constexpr uint32_t VOFF = KP_BK * RB, DOOFF = 2 * QST, DSOFF = KP_BK * PB;
+    static_assert(KP_BQ / 8 == 8, "the [key][query] tiles' rows hold 8 chunks");
+    T *const pt_row = sPT + (kg * 32 + (lane >> 2)) * KP_BQ + (lane & 3) * 2;
+    const int pt_x = (lane >> 2) & 7;
+
+    float dk[2][NV][4], dv[2][NV][4];
+#pragma unroll
+    for (int m = 0; m < 2; m++)
+#pragma unroll
+        for (int t = 0; t < NV; t++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) dk[m][t][e] = dv[m][t][e] = 0.f;
+
+    int hh = 0, qbi = 0;
+    for (int it = 0; it < nit; it++) {
+        const int st = it & 1;
+        if (it + 1 < nit) {
+            if (++ld_qb == nqb) ld_qb = 0, ld_hh++;
+            load_q(st ^ 1, ld_hh, (qb0 + ld_qb) * KP_BQ);
+        }
+        cp_commit();
+        cp_wait<1>();
+        __syncthreads();
+        const int q0 = (qb0 + qbi) * KP_BQ, h = hkv * a.G + hh;
+        if (++qbi == nqb) qbi = 0, hh++;
+        const uint32_t so = st * QST;
+
+        /* S^T = K Q^T and dP^T = V dO^T: keys kg 32 + 0..31 x queries qh 32 + 0..31 */
+        float s[2][4][4], dp[2][4][4];
+#pragma unroll
+        for (int m = 0; m < 2; m++)
+#pragma unroll
+            for (int t = 0; t < 4; t++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) s[m][t][e] = dp[m][t][e] = 0.f;
+#pragma unroll
+        for (int kk = 0; kk < D / 16; kk++) {
+            uint32_t kf[2][4], vf[2][4];
+#pragma unroll
+            for (int m = 0; m < 2; m++) {
+                ldsm_x4_at(kf[m], ak[kk % 4] + (kk / 4) * 128 + m * 16 * RB);
+                ldsm_x4_at(vf[m], ak[kk % 4] + (kk / 4) * 128 + m * 16 * RB + VOFF);
+            }
+#pragma unroll
+            for (int np = 0; np < 2; np++) {
+                uint32_t qf[4], of[4];
+                ldsm_x4_at(qf, bq[kk % 4] + so + np * 16 * RB + (kk / 4) * 128);
+                ldsm_x4_at(of, bq[kk % 4] + so + np * 16 * RB + (kk / 4) * 128 + DOOFF);
+#pragma unroll
+                for (int m = 0; m < 2; m++) {
+                    mma16816<T>(s[m][2 * np], kf[m], qf[0], qf[1]);
+                    mma16816<T>(s[m][2 * np + 1], kf[m], qf[2], qf[3]);
+                    mma16816<T>(dp[m][2 * np], vf[m], of[0], of[1]);
+                    mma16816<T>(dp[m][2 * np + 1], vf[m], of[2], of[3]);
+                }
+            }
+        }
+        const long long qpos0 = (long long)q0 + off;
+        const bool full = q0 + KP_BQ <= a.Nq && j0 + KP_BK <= a.Nk && (!a.causal || qpos0 >= jl) &&
+                          (a.window <= 0 || qpos0 + KP_BQ - 1 < (long long)j0 + a.window);
+        auto p_ds = [&](auto mask) {
+            constexpr bool MASK = decltype(mask)::value;
+#pragma unroll
+            for (int nt = 0; nt < 4; nt++) {
+                const int qc = qh * 32 + nt * 8 + (lane & 3) * 2;
+                const float2 l2 = *reinterpret_cast<const float2 *>(sL + st * KP_BQ + qc);
+                const float2 d2 = *reinterpret_cast<const float2 *>(sD + st * KP_BQ + qc);
+#pragma unroll
+                for (int m = 0; m < 2; m++)
+#pragma unroll
+                    for (int e = 0; e < 4; e++) {
+                        const float lv = (e & 1) ? l2.y : l2.x, dv_ = (e & 1) ? d2.y : d2.x;
+                        float pv = fast_exp2(s[m][nt][e] * a.scale_log2 - lv);
+                        if (MASK) {
+                            const int jj = j0 + kg * 32 + m * 16 + (lane >> 2) + 8 * (e >> 1);
+                            const long long ip = qpos0 + qc + (e & 1);
+                            bool vis = jj < a.Nk && q0 + qc + (e & 1) < a.Nq;
+                            if (a.causal) vis = vis && jj <= ip;
+                            if (a.window > 0) vis = vis && jj > ip - a.window;
+                            if (!vis) pv = 0.f;
+                        }
+                        s[m][nt][e] = pv;
+                        dp[m][nt][e] = pv * (dp[m][nt][e] - dv_) * a.scale;
+                    }
+            }
+        };
+        if (full) p_ds(std::false_type());
+        else p_ds(std::true_type());
+        /* P^T and s dS^T to shared memory as [key][query] */
+#pragma unroll
+        for (int m = 0; m < 2; m++)
+#pragma unroll
+            for (int nt = 0; nt < 4; nt++)
+#pragma unroll
+                for (int r = 0; r < 2; r++) {
+                    T *p = pt_row + (m * 16 + 8 * r) * KP_BQ + (((qh * 4 + nt) ^ pt_x) << 3);
+                    *reinterpret_cast<uint32_t *>(p) = pack2<T>::from(s[m][nt][2 * r], s[m][nt][2 * r + 1]);
+                    *reinterpret_cast<uint32_t *>(p + KP_BK * KP_BQ) = pack2<T>::from(dp[m][nt][2 * r], dp[m][nt][2 * r + 1]);
+                }
+        __syncthreads(); /* P^T, dS^T complete */
+        /* dV += P^T dO, dK += (s dS^T) Q: keys kg 32 + 0..31 x columns dh D/2 + 0.. */
+#pragma unroll
+        for (int kk = 0; kk < KP_BQ / 16; kk++) {
+            uint32_t pa[2][4], da[2][4];
+#pragma unroll
+            for (int m = 0; m < 2; m++) {
+                ldsm_x4_at(pa[m], apt[kk] + m * 16 * PB);
+                ldsm_x4_at(da[m], apt[kk] + m * 16 * PB + DSOFF);
+            }
+#pragma unroll
+            for (int dt = 0; dt < NV; dt += 2) {
+                uint32_t of[4], qf[4];
+                const uint32_t ad = bt[(dt / 2) % 4] + so + kk * 16 * RB + (dt / 8) * 128;
+                ldsm_x4_t_at(of, ad + DOOFF);
+                ldsm_x4_t_at(qf, ad);
+#pragma unroll
+                for (int m = 0; m < 2; m++) {
+                    mma16816<T>(dv[m][dt], pa[m], of[0], of[1]);
+                    mma16816<T>(dv[m][dt + 1], pa[m], of[2], of[3]);
+                    mma16816<T>(dk[m][dt], da[m], qf[0], qf[1]);
+                    mma16816<T>(dk[m][dt + 1], da[m], qf[2], qf[3]);
+                }
+            }
+        }
+        /* dQ rows dqq 32 + 0..31 x columns dqd D/4 + 0.. += (s dS) K */
+        {
+            float dq[2][NQ][4];
+#pragma unroll
+            for (int m = 0; m < 2; m++)
+#pragma unroll
+                for (int t = 0; t < NQ; t++) dq[m][t][0] = dq[m][t][1] = dq[m][t][2] = dq[m][t][3] = 0.f;
+#pragma unroll
+            for (int kk = 0; kk < KP_BK / 16; kk++) {
+                uint32_t af[2][4];
+#pragma unroll
+                for (int m = 0; m < 2; m++) ldsm_x4_t_at(af[m], ast[m] + kk * 16 * PB);
+#pragma unroll
+                for (int dt = 0; dt < NQ; dt += 2) {
+                    uint32_t bf[4];
+                    ldsm_x4_t_at(bf, bk[dt / 2] + kk * 16 * RB);
+#pragma unroll
+                    for (int m = 0; m < 2; m++) {
+                        mma16816<T>(dq[m][dt], af[m], bf[0], bf[1]);
+                        mma16816<T>(dq[m][dt + 1], af[m], bf[2], bf[3]);
+                    }
+                }
+            }
+#pragma unroll
+            for (int m = 0; m < 2; m++)
+#pragma unroll
+                for (int r = 0; r < 2; r++) {
+                    const int i = min(q0 + dqq * 32 + m * 16 + (lane >> 2) + 8 * r, a.Nq - 1);
+                    float *row = dq_acc + (((size_t)b * a.Nq + i) * a.Hq + h) * D + dqd * (D / 4) + (lane & 3) * 2;
+#pragma unroll
+                    for (int t = 0; t < NQ; t++) red_add2(row + t * 8, dq[m][t][2 * r], dq[m][t][2 * r + 1]);
+                }
+        }
+        __syncthreads(); /* the stage, P^T and dS^T are free again */
+    }
+    cp_wait<0>();
+    __syncthreads();
+    T *dkb = static_cast<T *>(a.dk_out) + b * a.dksb + hkv * a.dksh;
+    T *dvb = static_cast<T *>(a.dv_out) + b * a.dvsb + hkv * a.dvsh;
+#pragma unroll
+    for (int m = 0; m < 2; m++)
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            const int j = j0 + kg * 32 + m * 16 + (lane >> 2) + 8 * r;
+            if (j >= a.Nk) continue;
+#pragma unroll
+            for (int t = 0; t < NV; t++) {
+                const int col = dh * (D / 2) + t * 8 + (lane & 3) * 2;
+                *reinterpret_cast<uint32_t *>(dkb + (long long)j * a.dkss + col) = pack2<T>::from(dk[m][t][2 * r], dk[m][t][2 * r + 1]);
+                *reinterpret_cast<uint32_t *>(dvb + (long long)j * a.dvss + col) = pack2<T>::from(dv[m][t][2 * r], dv[m][t][2 * r + 1]);
+            }
+        }
+}
+
 size_t bwd_kp_smem(int NW, int D, size_t esize);
 
 /* The key-parallel kernel's warps for this call, 0 for the query-tile backward.
@@ -818,6 +1091,7 @@ int bwd_kp_choose(const attn_params *p, const cuda_attn_spec *s, const float *dz
     static const int mode = dm_env_is("DMABENCH_CUDA_BWD_KEYPAR", "0")   ? 0
                             : dm_env_is("DMABENCH_CUDA_BWD_KEYPAR", "1") ? 1
                             : dm_env_is("DMABENCH_CUDA_BWD_KEYPAR", "2") ? 2
+                            : dm_env_is("DMABENCH_CUDA_BWD_KEYPAR", "3") ? 3
                                                                          : -1;
     const bool applies = !dz && !s->list && !s->z && !s->tkey && s->kpos_mul <= 0 && !s->dv_ddt && !s->after_main &&
                          (p->causal || s->window <= 0);
@@ -843,12 +1117,17 @@ size_t bwd_kp_smem(int NW, int D, size_t esize) {
 template <typename T> attn_status launch_dot(const attn_params *p, float *dsum, int ldp, float *lse2) {
     const int wpb = 8;
     const long long rows = (long long)p->B * p->Nq * p->Hq;
-    const unsigned grid = (unsigned)((rows + wpb - 1) / wpb);
     auto kern = bwd_dot_kernel<T, 1>;
-    if (dm_vec8(p->o, p->o_st, p->D) && dm_vec8(p->dout, p->do_st, p->D)) kern = bwd_dot_kernel<T, 8>;
+    int lpr = 32; /* lanes per row: a 16-byte load each where the rows allow it */
+    if (dm_vec8(p->o, p->o_st, p->D) && dm_vec8(p->dout, p->do_st, p->D)) {
+        kern = bwd_dot_kernel<T, 8>;
+        while (lpr > 1 && lpr * 8 > p->D) lpr >>= 1;
+    }
+    const long long rpb = (long long)wpb * (32 / lpr); /* rows per block */
+    const unsigned grid = (unsigned)((rows + rpb - 1) / rpb);
     kern<<<grid, wpb * 32>>>(static_cast<const T *>(p->o), p->o_st.b, p->o_st.s, p->o_st.h,
                              static_cast<const T *>(p->dout), p->do_st.b, p->do_st.s, p->do_st.h, p->B, p->Nq, p->Hq, p->D,
-                             dsum, ldp, static_cast<const float *>(p->lse), lse2);
+                             dsum, ldp, static_cast<const float *>(p->lse), lse2, lpr);
     CUDA_CHECK_LAUNCH();
     return ATTN_OK;
 }
@@ -881,7 +1160,10 @@ template <typename T, int D> attn_status launch_bwd_kp(const attn_params *p, Bwd
     auto kern = bwd_kp_kernel<T, D, 4>;
     if constexpr (D >= 32) /* 8 warps split dQ's columns in two: 16 columns at least */
         if (nw == 8) kern = bwd_kp_kernel<T, D, 8>;
-    const size_t smem = bwd_kp_smem(nw, D, sizeof(T));
+    size_t smem = bwd_kp_smem(nw, D, sizeof(T));
+    if constexpr (D == 64 || D == 128)
+        if (nw == 8 && dm_env_is("DMABENCH_CUDA_BWD_KEYPAR", "3"))
+            kern = bwd_kp8_kernel<T, D>, smem = smem + (size_t)16 * nw * KP_BQ * sizeof(T); /* P^T besides dS^T */
     CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
     kern<<<(unsigned)nblk, 32 * nw, smem>>>(a, dq_acc);
     CUDA_CHECK_LAUNCH();
