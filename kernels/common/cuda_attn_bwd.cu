@@ -542,286 +542,33 @@ __global__ void bwd_finish_kernel(const float *dk_acc, const float *dv_acc, T *d
 dm_cuda_ws g_bws; /* the backward's accumulators, kept between calls */
 
 /* ---- key-parallel backward: the default for contiguous key ranges (mha, swa, nsa's
- * window branch: no lists, no z, no key map) whose grid has a CTA per SM (bwd_kp_choose) ----
+ * window branch: no lists, no z, no key map) at D 64 and 128, where its grid has a
+ * CTA per SM (bwd_kp_choose) ----
  *
- * FlashAttention-2's order: one CTA of NW warps per (block of 16 NW keys, kv
- * head, batch), warp w owning keys 16w..16w+15 (NW 8 by default, 4 below D = 32 or
- * with DMABENCH_CUDA_BWD_KEYPAR=1), the key blocks with the most queries launched
- * first. K and V of the block stay in shared
- * memory; for each of the group's heads, the blocks of 64 queries that see any of
- * the keys stream through (Q, dO, lse, Dsum; cp.async, double buffered). Per step:
- *   S^T = K Q^T and dP^T = V dO^T (keys as mma rows), P^T = exp2(S^T s log2e -
- *   lse log2e), masked only in the steps that hold an invisible pair, dS^T = s P^T (dP^T - Dsum);
- *   dV += P^T dO and dK += dS^T Q in registers (no reductions: the CTA owns its
- *   keys for every head of the group);
- *   dQ += dS K through shared memory (dS^T stored [key][query]), each warp 16
- *   query rows and D / (NW / 4) columns, reduced into an fp32 accumulator with
- *   red.global.add.
+ * FlashAttention-2's order and warp layouts: one CTA of 8 warps per (block of 128
+ * keys, kv head, batch), the key blocks with the most queries launched first. K and
+ * V of the block stay in shared memory; for each of the group's heads, the blocks
+ * of 64 queries that see any of the keys stream through (Q, dO and the rows' lse
+ * log2 e and Dsum; cp.async, double buffered). Per step:
+ *   S^T = K Q^T and dP^T = V dO^T, 4 x 2 warps of 32 keys x 32 queries;
+ *   P^T = exp2(S^T s log2e - lse log2e), masked only in the steps that hold an
+ *   invisible pair, and s dS^T = s P^T (dP^T - Dsum), both to shared memory as
+ *   [key][query];
+ *   dV += P^T dO and dK += (s dS^T) Q in registers, 4 x 2 warps of 32 keys x D/2
+ *   columns (no reductions: the CTA owns its keys for every head of the group);
+ *   dQ += (s dS) K, 2 x 4 warps of 32 queries x D/4 columns, reduced into an fp32
+ *   accumulator with red.global.add.
  * dK and dV are written once at the end; dQ is converted by the caller. The
  * ldmatrix addresses and the copies' pointers are made once per thread, so that a
- * step's integer work is a few adds (docs/perf-notes.md, b9-b11: this and the
- * no-mask steps took the kernel from 1.5 to 1.2 times FlashAttention-2's time). */
-constexpr int KP_BQ = 64;
+ * step's integer work is a few adds. docs/perf-notes.md (b9-b12, b8) has the
+ * versions: from 1.9 to 1.06 times FlashAttention-2's kernel time. */
+constexpr int KP_BQ = 64;  /* queries per step */
+constexpr int KP_BK = 128; /* keys per CTA */
 
-template <typename T, int D, int NW>
-__global__ void __launch_bounds__(32 * NW) bwd_kp_kernel(const BwdArgs a, float *dq_acc) {
-    constexpr int KP_BK = 16 * NW, KP_THREADS = 32 * NW;
-    constexpr int DSPL = NW / 4, DC = D / 8 / DSPL; /* dQ: column splits, 8-column chunks per warp */
-    static_assert(NW % 4 == 0 && DC % 2 == 0, "bwd_kp_kernel: 4 or 8 warps");
-    extern __shared__ __align__(128) unsigned char kp_smem[];
-    T *sK = reinterpret_cast<T *>(kp_smem); /* [KP_BK][D] */
-    T *sV = sK + KP_BK * D;                  /* [KP_BK][D] */
-    T *sQ = sV + KP_BK * D;                  /* [2][KP_BQ][D] */
-    T *sdO = sQ + 2 * KP_BQ * D;             /* [2][KP_BQ][D] */
-    T *sdST = sdO + 2 * KP_BQ * D;           /* [KP_BK keys][KP_BQ queries] */
-    float *sL = reinterpret_cast<float *>(sdST + KP_BK * KP_BQ); /* [2][KP_BQ] lse log2e */
-    float *sD = sL + 2 * KP_BQ;                                  /* [2][KP_BQ] Dsum */
-    constexpr int CH = D / 8;
-    constexpr uint32_t RB = D * sizeof(T);             /* bytes per K / V / Q / dO row */
-    constexpr uint32_t QST = KP_BQ * RB;               /* bytes per Q (or dO) stage */
-    constexpr int RP = KP_THREADS / CH;                /* rows per pass of a tile copy */
-    static_assert(KP_THREADS % CH == 0 && KP_BQ % RP == 0 && RP % 8 == 0, "bwd_kp_kernel: copy layout");
-    /* the key block is the slowest index: under a causal mask the first blocks see
-     * the most queries, and starting them first leaves the short ones for the tail */
-    const int nkvb = a.B * a.Hkv, kvb = blockIdx.x % nkvb;
-    const int j0 = (blockIdx.x / nkvb) * KP_BK, hkv = kvb % a.Hkv, b = kvb / a.Hkv;
-    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-    const long long off = (long long)a.Nk - a.Nq;
-
-    /* the thread's rows and chunk in every tile copy: rows r0 + RP k, chunk ch */
-    const int r0 = tid / CH, ch = tid % CH;
-    {
-        const T *kb = static_cast<const T *>(a.k) + b * a.ksb + hkv * a.ksh + ch * 8;
-        const T *vb = static_cast<const T *>(a.v) + b * a.vsb + hkv * a.vsh + ch * 8;
-#pragma unroll
-        for (int k = 0; k < KP_BK / RP; k++) {
-            const int r = r0 + k * RP, j = j0 + r;
-            const bool ok = j < a.Nk;
-            cp16(sK + swz<D>(r, ch), kb + (long long)(ok ? j : 0) * a.kss, ok);
-            cp16(sV + swz<D>(r, ch), vb + (long long)(ok ? j : 0) * a.vss, ok);
-        }
-    }
-    /* the queries that see a key of the block: i' = i + off >= j (causal) and, with
-     * a window, i' - window + 1 <= j */
-    const int jl = min(j0 + KP_BK, a.Nk) - 1;
-    long long qlo = a.causal ? (long long)j0 - off : 0;
-    long long qhi = a.window > 0 ? (long long)jl + a.window - 1 - off : (long long)a.Nq - 1;
-    qlo = max(qlo, 0LL), qhi = min(qhi, (long long)a.Nq - 1);
-    const int qb0 = qhi >= qlo ? (int)(qlo / KP_BQ) : 0;
-    const int nqb = qhi >= qlo ? (int)(qhi / KP_BQ) - qb0 + 1 : 0;
-    const int nit = nqb * a.G;
-
-    /* step (head hh of the group, query block q0): Q, dO, lse log2e and Dsum into
-     * stage; the thread's pointers at head 0, query 0 are made once */
-    const T *qt0 = static_cast<const T *>(a.q) + b * a.qsb + (long long)(hkv * a.G) * a.qsh + ch * 8 + (long long)r0 * a.qss;
-    const T *dt0 = static_cast<const T *>(a.dout) + b * a.dosb + (long long)(hkv * a.G) * a.dosh + ch * 8 +
-                   (long long)r0 * a.doss;
-    const long long qstep = (long long)RP * a.qss, dstep = (long long)RP * a.doss;
-    auto load_q = [&](int stage, int hh, int q0) {
-        const int h = hkv * a.G + hh;
-        const T *qp = qt0 + hh * a.qsh + (long long)q0 * a.qss;
-        const T *dp = dt0 + hh * a.dosh + (long long)q0 * a.doss;
-        T *sq = sQ + stage * KP_BQ * D + swz<D>(r0, ch), *sd = sdO + stage * KP_BQ * D + swz<D>(r0, ch);
-#pragma unroll
-        for (int k = 0; k < KP_BQ / RP; k++) {
-            const bool ok = q0 + r0 + k * RP < a.Nq;
-            cp16(sq + k * RP * D, ok ? qp : qt0, ok);
-            cp16(sd + k * RP * D, ok ? dp : dt0, ok);
-            qp += qstep, dp += dstep;
-        }
-        /* lse log2 e and Dsum of the block's rows: 16-byte pieces, zero past the
-         * end (those rows are masked) */
-        if (tid < KP_BQ / 2) {
-            const int c = tid % (KP_BQ / 4), i = q0 + 4 * c, nv = max(0, min(4, a.Nq - i));
-            const float *src = (tid < KP_BQ / 4 ? a.lse2 : a.dsum) + ((size_t)b * a.Hq + h) * a.ldp + (nv ? i : 0);
-            cp16n((tid < KP_BQ / 4 ? sL : sD) + stage * KP_BQ + 4 * c, src, 4 * nv);
-        }
-    };
-    /* the steps in order: the group's heads outer, the query blocks inner */
-    int ld_hh = 0, ld_qb = 0;
-    if (nit > 0) load_q(0, 0, qb0 * KP_BQ);
-    cp_commit(); /* K, V and the first Q, dO */
-
-    /* ldmatrix byte addresses (ldsm_addrs in cuda_mma.cuh); the rest are immediates:
-     *   ak:  A of S^T and dP^T, the warp's 16 keys of K (V: + KP_BK rows)
-     *   bq:  B of S^T and dP^T, Q (dO: + 2 stages) of stage 0
-     *   bt:  B of dV and dK, dO and Q of stage 0, transposed loads
-     *   bk:  B of dQ, K's columns from the warp's dQ chunk, transposed loads
-     *   ast: A of dQ, dS^T stored [key][query], transposed */
-    const int wrow = warp * 16; /* the warp's keys in the block */
-    const int wq = (warp & 3) * 16, c0 = (warp >> 2) * DC; /* the warp's dQ rows and chunks */
-    uint32_t ak[4], bq[4], bt[4], bk[4], ast;
-    ldsm_addrs<D, D / 16>(ak, sK, wrow + (lane & 7) + ((lane >> 3) & 1) * 8, lane >> 4, 0);
-    ldsm_addrs<D, D / 16>(bq, sQ, (lane >> 4) * 8 + (lane & 7), (lane >> 3) & 1, 0);
-    ldsm_addrs<D, D / 16>(bt, sQ, (lane & 7) + ((lane >> 3) & 1) * 8, lane >> 4, 0);
-    ldsm_addrs<D, DC / 2>(bk, sK, (lane & 7) + ((lane >> 3) & 1) * 8, lane >> 4, c0);
-    ast = smem_addr(sdST + swz<KP_BQ>((lane & 7) + ((lane >> 4) * 8), wq / 8 + ((lane >> 3) & 1)));
-    constexpr uint32_t VOFF = KP_BK * RB, DOOFF = 2 * QST;
-    /* where the thread's s dS^T pairs go: row wrow + lane / 4 (+ 8), chunk nt ^ sdS_x */
-    static_assert(KP_BQ / 8 == 8, "sdST's rows hold 8 chunks: the swizzle takes the row's low 3 bits");
-    T *const sdS_row = sdST + (wrow + (lane >> 2)) * KP_BQ + (lane & 3) * 2;
-    const int sdS_x = (lane >> 2) & 7;
-
-    float dk[D / 8][4], dv[D / 8][4];
-#pragma unroll
-    for (int t = 0; t < D / 8; t++)
-#pragma unroll
-        for (int e = 0; e < 4; e++) dk[t][e] = dv[t][e] = 0.f;
-
-    int hh = 0, qbi = 0; /* the step being computed */
-    for (int it = 0; it < nit; it++) {
-        const int st = it & 1;
-        if (it + 1 < nit) {
-            if (++ld_qb == nqb) ld_qb = 0, ld_hh++;
-            load_q(st ^ 1, ld_hh, (qb0 + ld_qb) * KP_BQ);
-        }
-        cp_commit();
-        cp_wait<1>();
-        __syncthreads();
-        const int q0 = (qb0 + qbi) * KP_BQ, h = hkv * a.G + hh;
-        if (++qbi == nqb) qbi = 0, hh++;
-        const uint32_t so = st * QST; /* the stage's byte offset in sQ and sdO */
-
-        /* S^T = K Q^T and dP^T = V dO^T: the warp's 16 keys x 64 queries */
-        float s[KP_BQ / 8][4], dp[KP_BQ / 8][4];
-#pragma unroll
-        for (int t = 0; t < KP_BQ / 8; t++)
-#pragma unroll
-            for (int e = 0; e < 4; e++) s[t][e] = dp[t][e] = 0.f;
-#pragma unroll
-        for (int kk = 0; kk < D / 16; kk++) {
-            uint32_t kf[4], vf[4];
-            ldsm_x4_at(kf, ak[kk % 4] + (kk / 4) * 128);
-            ldsm_x4_at(vf, ak[kk % 4] + (kk / 4) * 128 + VOFF);
-#pragma unroll
-            for (int nt = 0; nt < KP_BQ / 8; nt += 2) {
-                uint32_t qf[4], of[4];
-                ldsm_x4_at(qf, bq[kk % 4] + so + nt * 8 * RB + (kk / 4) * 128);
-                ldsm_x4_at(of, bq[kk % 4] + so + nt * 8 * RB + (kk / 4) * 128 + DOOFF);
-                mma16816<T>(s[nt], kf, qf[0], qf[1]);
-                mma16816<T>(s[nt + 1], kf, qf[2], qf[3]);
-                mma16816<T>(dp[nt], vf, of[0], of[1]);
-                mma16816<T>(dp[nt + 1], vf, of[2], of[3]);
-            }
-        }
-        /* P^T and s dS^T = s P^T (dP^T - Dsum), without the mask when every (key,
-         * query) pair of the step is visible */
-        const long long qpos0 = (long long)q0 + off;
-        const bool full = q0 + KP_BQ <= a.Nq && j0 + KP_BK <= a.Nk && (!a.causal || qpos0 >= jl) &&
-                          (a.window <= 0 || qpos0 + KP_BQ - 1 < (long long)j0 + a.window);
-        auto p_ds = [&](auto mask) {
-            constexpr bool MASK = decltype(mask)::value;
-#pragma unroll
-            for (int nt = 0; nt < KP_BQ / 8; nt++) {
-                const int qc = nt * 8 + (lane & 3) * 2; /* the thread's query pair */
-                const float2 l2 = *reinterpret_cast<const float2 *>(sL + st * KP_BQ + qc);
-                const float2 d2 = *reinterpret_cast<const float2 *>(sD + st * KP_BQ + qc);
-#pragma unroll
-                for (int e = 0; e < 4; e++) {
-                    const float lv = (e & 1) ? l2.y : l2.x, dv_ = (e & 1) ? d2.y : d2.x;
-                    float pv = fast_exp2(s[nt][e] * a.scale_log2 - lv);
-                    if (MASK) {
-                        const int jj = j0 + wrow + (lane >> 2) + 8 * (e >> 1);
-                        const long long ip = qpos0 + qc + (e & 1);
-                        bool vis = jj < a.Nk && q0 + qc + (e & 1) < a.Nq;
-                        if (a.causal) vis = vis && jj <= ip;
-                        if (a.window > 0) vis = vis && jj > ip - a.window;
-                        if (!vis) pv = 0.f;
-                    }
-                    s[nt][e] = pv;
-                    dp[nt][e] = pv * (dp[nt][e] - dv_) * a.scale; /* s dS^T */
-                }
-            }
-        };
-        if (full) p_ds(std::false_type());
-        else p_ds(std::true_type());
-        /* s dS^T into shared memory as [key][query], for dQ (the thread's rows r and
-         * r + 8 share their swizzle) */
-#pragma unroll
-        for (int nt = 0; nt < KP_BQ / 8; nt++)
-#pragma unroll
-            for (int r = 0; r < 2; r++)
-                *reinterpret_cast<uint32_t *>(sdS_row + r * 8 * KP_BQ + ((nt ^ sdS_x) << 3)) =
-                    pack2<T>::from(dp[nt][2 * r], dp[nt][2 * r + 1]);
-        /* dV += P^T dO, dK += (s dS^T) Q: A from registers (keys x queries), B from
-         * shared memory ([query][d], transposed loads) */
-#pragma unroll
-        for (int kk = 0; kk < KP_BQ / 16; kk++) {
-            uint32_t pa[4], da[4];
-            acc_to_a<T>(s, kk, pa);
-            acc_to_a<T>(dp, kk, da);
-#pragma unroll
-            for (int dt = 0; dt < D / 8; dt += 2) {
-                uint32_t of[4], qf[4];
-                const uint32_t ad = bt[(dt / 2) % 4] + so + kk * 16 * RB + (dt / 8) * 128;
-                ldsm_x4_t_at(of, ad + DOOFF);
-                ldsm_x4_t_at(qf, ad);
-                mma16816<T>(dv[dt], pa, of[0], of[1]);
-                mma16816<T>(dv[dt + 1], pa, of[2], of[3]);
-                mma16816<T>(dk[dt], da, qf[0], qf[1]);
-                mma16816<T>(dk[dt + 1], da, qf[2], qf[3]);
-            }
-        }
-        __syncthreads(); /* sdST complete */
-        /* dQ rows wq..wq+15 of this query block += (s dS) K over the block's keys */
-        {
-            float dq[DC][4];
-#pragma unroll
-            for (int t = 0; t < DC; t++) dq[t][0] = dq[t][1] = dq[t][2] = dq[t][3] = 0.f;
-#pragma unroll
-            for (int kk = 0; kk < KP_BK / 16; kk++) {
-                uint32_t af[4];
-                ldsm_x4_t_at(af, ast + kk * 16 * KP_BQ * (uint32_t)sizeof(T)); /* A = (stored [key][query])^T */
-#pragma unroll
-                for (int dt = 0; dt < DC; dt += 2) {
-                    uint32_t bf[4];
-                    ldsm_x4_t_at(bf, bk[(dt / 2) % 4] + kk * 16 * RB + (dt / 8) * 128);
-                    mma16816<T>(dq[dt], af, bf[0], bf[1]);
-                    mma16816<T>(dq[dt + 1], af, bf[2], bf[3]);
-                }
-            }
-#pragma unroll
-            for (int r = 0; r < 2; r++) {
-                /* a row past the end has P = 0, so its dQ is exactly 0: it goes to the
-                 * last row, which it leaves as it is, and no reduction needs a branch */
-                const int i = min(q0 + wq + (lane >> 2) + 8 * r, a.Nq - 1);
-                float *row = dq_acc + (((size_t)b * a.Nq + i) * a.Hq + h) * D + c0 * 8 + (lane & 3) * 2;
-#pragma unroll
-                for (int t = 0; t < DC; t++) red_add2(row + t * 8, dq[t][2 * r], dq[t][2 * r + 1]);
-            }
-        }
-        __syncthreads(); /* the stage and sdST are free again */
-    }
-    cp_wait<0>();
-    __syncthreads();
-    /* dK, dV of the warp's keys (every head of the group summed) */
-    T *dkb = static_cast<T *>(a.dk_out) + b * a.dksb + hkv * a.dksh;
-    T *dvb = static_cast<T *>(a.dv_out) + b * a.dvsb + hkv * a.dvsh;
-#pragma unroll
-    for (int r = 0; r < 2; r++) {
-        const int j = j0 + wrow + (lane >> 2) + 8 * r;
-        if (j >= a.Nk) continue;
-#pragma unroll
-        for (int t = 0; t < D / 8; t++) {
-            const int col = t * 8 + (lane & 3) * 2;
-            *reinterpret_cast<uint32_t *>(dkb + (long long)j * a.dkss + col) = pack2<T>::from(dk[t][2 * r], dk[t][2 * r + 1]);
-            *reinterpret_cast<uint32_t *>(dvb + (long long)j * a.dvss + col) = pack2<T>::from(dv[t][2 * r], dv[t][2 * r + 1]);
-        }
-    }
-}
-
-/* b8 (DMABENCH_CUDA_BWD_KEYPAR=3, D 64 and 128): the key-parallel kernel with
- * FlashAttention-2's 2-D warp layouts. Same CTA (8 warps, 128 keys, steps of 64
- * queries) and loads as bwd_kp_kernel; per step:
- *   S^T and dP^T as 4 x 2 warps of 32 keys x 32 queries;
- *   P^T and s dS^T both to shared memory as [key][query];
- *   dV += P^T dO and dK += (s dS^T) Q as 4 x 2 warps of 32 keys x D/2 columns;
- *   dQ += (s dS) K as 2 x 4 warps of 32 queries x D/4 columns, reduced.
- * 144 ldmatrix per warp and step where the 1-D layout takes 184. */
 template <typename T, int D>
-__global__ void __launch_bounds__(256) bwd_kp8_kernel(const BwdArgs a, float *dq_acc) {
-    static_assert(D == 64 || D == 128, "bwd_kp8_kernel: D 64 or 128");
-    constexpr int KP_BK = 128, KP_THREADS = 256;
+__global__ void __launch_bounds__(256) bwd_kp_kernel(const BwdArgs a, float *dq_acc) {
+    static_assert(D == 64 || D == 128, "bwd_kp_kernel: D 64 or 128");
+    constexpr int KP_THREADS = 256;
     extern __shared__ __align__(128) unsigned char kp_smem[];
     T *sK = reinterpret_cast<T *>(kp_smem); /* [KP_BK][D] */
     T *sV = sK + KP_BK * D;                  /* [KP_BK][D] */
@@ -834,7 +581,7 @@ __global__ void __launch_bounds__(256) bwd_kp8_kernel(const BwdArgs a, float *dq
     constexpr int CH = D / 8;
     constexpr uint32_t RB = D * sizeof(T), QST = KP_BQ * RB, PB = KP_BQ * sizeof(T); /* PB: bytes per sPT row */
     constexpr int RP = KP_THREADS / CH;
-    static_assert(KP_BQ % RP == 0 && RP % 8 == 0, "bwd_kp8_kernel: copy layout");
+    static_assert(KP_BQ % RP == 0 && RP % 8 == 0, "bwd_kp_kernel: copy layout");
     const int nkvb = a.B * a.Hkv, kvb = blockIdx.x % nkvb;
     const int j0 = (blockIdx.x / nkvb) * KP_BK, hkv = kvb % a.Hkv, b = kvb / a.Hkv;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
@@ -1078,38 +825,33 @@ __global__ void __launch_bounds__(256) bwd_kp8_kernel(const BwdArgs a, float *dq
         }
 }
 
-size_t bwd_kp_smem(int NW, int D, size_t esize);
-
-/* The key-parallel kernel's warps for this call, 0 for the query-tile backward.
- * DMABENCH_CUDA_BWD_KEYPAR=0 asks for the query tiles everywhere, =1 for 4 warps and
- * =2 for 8 wherever the kernel applies (contiguous key ranges: no list, no z, no key
- * map, no dz). Unset: 8 warps (4 below D = 32) where it applies, its shared memory
- * fits and its grid has a CTA for every SM: a CTA loops over the group's heads, so
- * its grid has G times fewer CTAs than the query tiles' (measured in
- * docs/perf-notes.md, "b9, b10"). */
-int bwd_kp_choose(const attn_params *p, const cuda_attn_spec *s, const float *dz) {
-    static const int mode = dm_env_is("DMABENCH_CUDA_BWD_KEYPAR", "0")   ? 0
-                            : dm_env_is("DMABENCH_CUDA_BWD_KEYPAR", "1") ? 1
-                            : dm_env_is("DMABENCH_CUDA_BWD_KEYPAR", "2") ? 2
-                            : dm_env_is("DMABENCH_CUDA_BWD_KEYPAR", "3") ? 3
-                                                                         : -1;
-    const bool applies = !dz && !s->list && !s->z && !s->tkey && s->kpos_mul <= 0 && !s->dv_ddt && !s->after_main &&
-                         (p->causal || s->window <= 0);
-    if (mode == 0 || !applies) return 0;
-    const int nw = mode == 1 || p->D < 32 ? 4 : 8;
-    if (mode > 0) return nw;
-    size_t optin = 0;
-    int nsm = 0, dev = 0;
-    if (dm_cuda_smem_optin(&optin) != ATTN_OK || bwd_kp_smem(nw, p->D, sizeof(__half)) > optin) return 0;
-    if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&nsm, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
-        return 0;
-    const long long ctas = (long long)((p->Nk + 16 * nw - 1) / (16 * nw)) * p->Hkv * p->B;
-    return ctas >= nsm ? nw : 0;
+/* The key-parallel kernel's shared memory: K, V, two stages of Q and dO, P^T and
+ * dS^T, two stages of lse log2 e and Dsum. */
+size_t bwd_kp_smem(int D, size_t esize) {
+    return (size_t)(2 * KP_BK * D + 4 * KP_BQ * D + 2 * KP_BK * KP_BQ) * esize + 4 * KP_BQ * sizeof(float);
 }
 
-size_t bwd_kp_smem(int NW, int D, size_t esize) {
-    const int bk = 16 * NW;
-    return (size_t)(2 * bk * D + 4 * KP_BQ * D + bk * KP_BQ) * esize + 4 * KP_BQ * sizeof(float);
+/* Whether this call takes the key-parallel kernel. DMABENCH_CUDA_BWD_KEYPAR=0 asks
+ * for the query tiles everywhere, =1 for the key-parallel kernel wherever it
+ * applies (contiguous key ranges: no list, no z, no key map, no dz; D 64 or 128).
+ * Unset: where it applies, its shared memory fits and its grid has a CTA for every
+ * SM: a CTA loops over the group's heads, so its grid has G times fewer CTAs than
+ * the query tiles' (measured in docs/perf-notes.md, b9-b12). */
+bool bwd_kp_choose(const attn_params *p, const cuda_attn_spec *s, const float *dz) {
+    static const int mode = dm_env_is("DMABENCH_CUDA_BWD_KEYPAR", "0")   ? 0
+                            : dm_env_is("DMABENCH_CUDA_BWD_KEYPAR", "1") ? 1
+                                                                         : -1;
+    const bool applies = !dz && !s->list && !s->z && !s->tkey && s->kpos_mul <= 0 && !s->dv_ddt && !s->after_main &&
+                         (p->causal || s->window <= 0) && (p->D == 64 || p->D == 128);
+    if (mode == 0 || !applies) return false;
+    if (mode == 1) return true;
+    size_t optin = 0;
+    int nsm = 0, dev = 0;
+    if (dm_cuda_smem_optin(&optin) != ATTN_OK || bwd_kp_smem(p->D, sizeof(__half)) > optin) return false;
+    if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&nsm, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
+        return false;
+    const long long ctas = (long long)((p->Nk + KP_BK - 1) / KP_BK) * p->Hkv * p->B;
+    return ctas >= nsm;
 }
 
 /* Dsum = rowsum(dO O) into dsum (rows ldp apart per (b, h)); with lse2, lse log2 e
@@ -1135,40 +877,37 @@ template <typename T> attn_status launch_dot(const attn_params *p, float *dsum, 
 dm_cuda_ws g_kws; /* the key-parallel backward's dQ accumulator and Dsum */
 
 /* The key-parallel backward (bwd_kp_kernel): Dsum, the kernel, dQ to its dtype. */
-template <typename T, int D> attn_status launch_bwd_kp(const attn_params *p, BwdArgs &a, int nw) {
-    const int bk = 16 * nw;
-    const long long nblk = (long long)((p->Nk + bk - 1) / bk) * p->Hkv * p->B;
-    if (nblk > INT_MAX) return ATTN_ERR_UNSUPPORTED;
-    auto r256 = [](size_t x) { return (x + 255) & ~(size_t)255; };
-    const size_t nq = (size_t)p->B * p->Nq * p->Hq * D;
-    /* Dsum and lse log2 e with each (b, h) row padded to 4 floats, so that the
-     * kernel copies them in 16-byte pieces */
-    const int ldp = (p->Nq + 3) & ~3;
-    const size_t qb = r256(nq * sizeof(float)), sb = r256((size_t)p->B * p->Hq * ldp * sizeof(float));
-    char *ws;
-    attn_status st = dm_cuda_ws_get(&g_kws, qb + 2 * sb, (void **)&ws, nullptr);
-    if (st != ATTN_OK) return st;
-    float *dq_acc = reinterpret_cast<float *>(ws);
-    a.dsum = reinterpret_cast<float *>(ws + qb);
-    a.lse2 = reinterpret_cast<float *>(ws + qb + sb);
-    a.ldp = ldp;
-    CUDA_CHECK(cudaMemsetAsync(dq_acc, 0, nq * sizeof(float)));
-    if ((st = launch_dot<T>(p, const_cast<float *>(a.dsum), ldp, const_cast<float *>(a.lse2))) != ATTN_OK) return st;
-    a.dk_out = p->dk, a.dv_out = p->dv;
-    a.dksb = p->dk_st.b, a.dkss = p->dk_st.s, a.dksh = p->dk_st.h;
-    a.dvsb = p->dv_st.b, a.dvss = p->dv_st.s, a.dvsh = p->dv_st.h;
-    auto kern = bwd_kp_kernel<T, D, 4>;
-    if constexpr (D >= 32) /* 8 warps split dQ's columns in two: 16 columns at least */
-        if (nw == 8) kern = bwd_kp_kernel<T, D, 8>;
-    size_t smem = bwd_kp_smem(nw, D, sizeof(T));
-    if constexpr (D == 64 || D == 128)
-        if (nw == 8 && dm_env_is("DMABENCH_CUDA_BWD_KEYPAR", "3"))
-            kern = bwd_kp8_kernel<T, D>, smem = smem + (size_t)16 * nw * KP_BQ * sizeof(T); /* P^T besides dS^T */
-    CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-    kern<<<(unsigned)nblk, 32 * nw, smem>>>(a, dq_acc);
-    CUDA_CHECK_LAUNCH();
-    const attn_stride qs = {(int64_t)p->Nq * p->Hq * D, (int64_t)p->Hq * D, D};
-    return convert<float, T>(dq_acc, qs, p->dq, p->dq_st, p->B, p->Nq, p->Hq, D);
+template <typename T, int D> attn_status launch_bwd_kp(const attn_params *p, BwdArgs &a) {
+    if constexpr (D != 64 && D != 128) {
+        return ATTN_ERR_UNSUPPORTED; /* bwd_kp_choose sends these to the query tiles */
+    } else {
+        const long long nblk = (long long)((p->Nk + KP_BK - 1) / KP_BK) * p->Hkv * p->B;
+        if (nblk > INT_MAX) return ATTN_ERR_UNSUPPORTED;
+        auto r256 = [](size_t x) { return (x + 255) & ~(size_t)255; };
+        const size_t nq = (size_t)p->B * p->Nq * p->Hq * D;
+        /* Dsum and lse log2 e with each (b, h) row padded to 4 floats, so that the
+         * kernel copies them in 16-byte pieces */
+        const int ldp = (p->Nq + 3) & ~3;
+        const size_t qb = r256(nq * sizeof(float)), sb = r256((size_t)p->B * p->Hq * ldp * sizeof(float));
+        char *ws;
+        attn_status st = dm_cuda_ws_get(&g_kws, qb + 2 * sb, (void **)&ws, nullptr);
+        if (st != ATTN_OK) return st;
+        float *dq_acc = reinterpret_cast<float *>(ws);
+        a.dsum = reinterpret_cast<float *>(ws + qb);
+        a.lse2 = reinterpret_cast<float *>(ws + qb + sb);
+        a.ldp = ldp;
+        CUDA_CHECK(cudaMemsetAsync(dq_acc, 0, nq * sizeof(float)));
+        if ((st = launch_dot<T>(p, const_cast<float *>(a.dsum), ldp, const_cast<float *>(a.lse2))) != ATTN_OK) return st;
+        a.dk_out = p->dk, a.dv_out = p->dv;
+        a.dksb = p->dk_st.b, a.dkss = p->dk_st.s, a.dksh = p->dk_st.h;
+        a.dvsb = p->dv_st.b, a.dvss = p->dv_st.s, a.dvsh = p->dv_st.h;
+        const size_t smem = bwd_kp_smem(D, sizeof(T));
+        CUDA_CHECK(cudaFuncSetAttribute(bwd_kp_kernel<T, D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+        bwd_kp_kernel<T, D><<<(unsigned)nblk, 256, smem>>>(a, dq_acc);
+        CUDA_CHECK_LAUNCH();
+        const attn_stride qs = {(int64_t)p->Nq * p->Hq * D, (int64_t)p->Hq * D, D};
+        return convert<float, T>(dq_acc, qs, p->dq, p->dq_st, p->B, p->Nq, p->Hq, D);
+    }
 }
 
 /* The backward's shared memory at BQ query rows per tile. */
@@ -1231,7 +970,7 @@ template <typename T, int D> attn_status launch_bwd(const attn_params *p, BwdArg
 
 extern "C" attn_status cuda_attn_backward(const attn_params *p, const cuda_attn_spec *s, float *dz) {
     if (s->kpos_mul > 0 && s->window > 0) return ATTN_ERR_INVALID; /* a key-position map takes no window */
-    const int kp = bwd_kp_choose(p, s, dz); /* the key-parallel kernel's warps, or 0 */
+    const bool kp = bwd_kp_choose(p, s, dz);
     BwdArgs a = {};
     if (!kp) { /* the query-tile backward's fp32 dK, dV accumulators and Dsum */
         auto r256 = [](size_t x) { return (x + 255) & ~(size_t)255; };
@@ -1271,10 +1010,10 @@ extern "C" attn_status cuda_attn_backward(const attn_params *p, const cuda_attn_
     a.ntiles_list = cuda_attn_ntiles(p);
     const bool bf = p->dtype == ATTN_DTYPE_BF16;
     if (kp) switch (p->D) {
-        case 16: return bf ? launch_bwd_kp<__nv_bfloat16, 16>(p, a, kp) : launch_bwd_kp<__half, 16>(p, a, kp);
-        case 32: return bf ? launch_bwd_kp<__nv_bfloat16, 32>(p, a, kp) : launch_bwd_kp<__half, 32>(p, a, kp);
-        case 64: return bf ? launch_bwd_kp<__nv_bfloat16, 64>(p, a, kp) : launch_bwd_kp<__half, 64>(p, a, kp);
-        default: return bf ? launch_bwd_kp<__nv_bfloat16, 128>(p, a, kp) : launch_bwd_kp<__half, 128>(p, a, kp);
+        case 16: return bf ? launch_bwd_kp<__nv_bfloat16, 16>(p, a) : launch_bwd_kp<__half, 16>(p, a);
+        case 32: return bf ? launch_bwd_kp<__nv_bfloat16, 32>(p, a) : launch_bwd_kp<__half, 32>(p, a);
+        case 64: return bf ? launch_bwd_kp<__nv_bfloat16, 64>(p, a) : launch_bwd_kp<__half, 64>(p, a);
+        default: return bf ? launch_bwd_kp<__nv_bfloat16, 128>(p, a) : launch_bwd_kp<__half, 128>(p, a);
         }
     switch (p->D) {
     case 16: return bf ? launch_bwd<__nv_bfloat16, 16>(p, a, s) : launch_bwd<__half, 16>(p, a, s);
