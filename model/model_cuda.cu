@@ -779,17 +779,18 @@ int g_algo_next;
 cublasHandle_t g_blas; /* for the fallback only */
 int g_fallbacks;
 
-/* DMABENCH_GEMM_TUNE=1: the first call of each GEMM shape times cuBLASLt's first
- * TUNE_CANDIDATES heuristic answers on its own operands (into a scratch C) and keeps
- * the fastest, instead of taking the first answer. Which candidate wins can differ
- * between runs when two are close, and with it the rounding of the results. */
+/* The first call of each GEMM shape times cuBLASLt's first TUNE_CANDIDATES
+ * heuristic answers on its own operands (into a scratch C) and keeps the fastest;
+ * DMABENCH_GEMM_TUNE=0 takes the first answer instead. Which candidate wins can
+ * differ between runs when two are close, and with it the rounding of the results
+ * (as the attention backward's fp32 reductions already make it). */
 constexpr int TUNE_CANDIDATES = 8, TUNE_REPS = 3;
 struct LtDescsRef { /* a GEMM's descriptors, as gemm_lt made them */
     cublasLtMatmulDesc_t op;
     cublasLtMatrixLayout_t a, b, c;
 };
 bool gemm_tune() {
-    static const bool on = dm_env_is("DMABENCH_GEMM_TUNE", "1");
+    static const bool on = !dm_env_is("DMABENCH_GEMM_TUNE", "0");
     return on;
 }
 /* Of the nres candidates, the index of the fastest on these operands (median of
