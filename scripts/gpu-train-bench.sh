@@ -5,7 +5,9 @@
 # bf16 compute, AdamW. mha at context 2048 (batch 8), and mha, dma and nsa at
 # context 8192 (batch 2, the same tokens per step). Prints, per run, the
 # tokens/s of the last logged steps (the set-up excluded), model TFLOP/s and MFU
-# against 989 TFLOP/s (dense bf16, H100/H200), and the train log's end line.
+# against 989 TFLOP/s (dense bf16, H100/H200), the same for the median of the
+# logged intervals after the first (which holds the set-up and the GEMMs' tuning;
+# single intervals vary by a few percent), and the train log's end line.
 #   DMABENCH=./build/dmabench OUT=results/gpu-train sh scripts/gpu-train-bench.sh
 set -u
 B=${DMABENCH:-./build/dmabench}
@@ -30,6 +32,11 @@ run() { # variant context batch
     awk -v v="$v" -v c="$ctx" -v b="$bs" -v t="$tps" -v f="$fpt" 'BEGIN {
         printf "%s context %d batch %d: %.0f tokens/s, %.1f model TFLOP/s, MFU %.1f%%\n", v, c, b, t, t * f / 1e12,
                100 * t * f / 989e12 }'
+    med=$(grep '"tokens_per_s"' "$d/train_log.jsonl" | grep -v '"event"' | sed -n '2,$s/.*"tokens_per_s":\([0-9.e+-]*\).*/\1/p' |
+        sort -g | awk '{a[NR] = $1} END {if (NR) print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}')
+    [ -n "$med" ] && awk -v t="$med" -v f="$fpt" 'BEGIN {
+        printf "  median of the logged intervals after the first: %.0f tokens/s, %.1f model TFLOP/s, MFU %.1f%%\n", t,
+               t * f / 1e12, 100 * t * f / 989e12 }'
     grep '"event":"end"' "$d/train_log.jsonl" | tail -1
 }
 nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm --format=csv,noheader
