@@ -2,9 +2,9 @@
  * cuda_attn_bwd.cu: the CUDA attention engine's backward (see cuda_attn.h).
  *
  * FlashAttention-2's backward with P recomputed from the forward's log-sum-exp, in
- * two orders. Contiguous key ranges (mha, swa, nsa's window branch) take the
- * key-parallel kernel (bwd_kp_kernel, below) when its grid fills the GPU. The rest
- * (dma's lists, nsa's compressed keys, dz, small grids) go by query tile, walking
+ * two orders. Contiguous key ranges (mha, swa, nsa's window and compressed
+ * branches) take the key-parallel kernel (bwd_kp_kernel, below) when its grid fills
+ * the GPU. The rest (dma's lists, dz, small grids) go by query tile, walking
  * the same key ranges and per-tile key lists as the forward (dma's selected keys
  * are scattered; a key-parallel pass would visit nearly every query for every key
  * block):
@@ -542,8 +542,8 @@ __global__ void bwd_finish_kernel(const float *dk_acc, const float *dv_acc, T *d
 dm_cuda_ws g_bws; /* the backward's accumulators, kept between calls */
 
 /* ---- key-parallel backward: the default for contiguous key ranges (mha, swa, nsa's
- * window branch: no lists, no z, no key map) at D 64 and 128, where its grid has a
- * CTA per SM (bwd_kp_choose) ----
+ * window and compressed branches: no lists, no z) at D 64 and 128, where its grid
+ * has a CTA per SM (bwd_kp_choose) ----
  *
  * FlashAttention-2's order and warp layouts: one CTA of 8 warps per (block of 128
  * keys, kv head, batch), the key blocks with the most queries launched first. K and
@@ -585,7 +585,10 @@ __global__ void __launch_bounds__(256) bwd_kp_kernel(const BwdArgs a, float *dq_
     const int nkvb = a.B * a.Hkv, kvb = blockIdx.x % nkvb;
     const int j0 = (blockIdx.x / nkvb) * KP_BK, hkv = kvb % a.Hkv, b = kvb / a.Hkv;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-    const long long off = (long long)a.Nk - a.Nq;
+    /* query i sits at position i + off, key j at j kmul + kadd (nsa's compressed
+     * blocks; kmul 1 and kadd 0 otherwise) */
+    const long long off = a.off;
+    auto kpos = [&](int j) -> long long { return (long long)j * a.kmul + a.kadd; };
 
     const int r0 = tid / CH, ch = tid % CH;
     {
@@ -600,8 +603,8 @@ __global__ void __launch_bounds__(256) bwd_kp_kernel(const BwdArgs a, float *dq_
         }
     }
     const int jl = min(j0 + KP_BK, a.Nk) - 1;
-    long long qlo = a.causal ? (long long)j0 - off : 0;
-    long long qhi = a.window > 0 ? (long long)jl + a.window - 1 - off : (long long)a.Nq - 1;
+    long long qlo = a.causal ? kpos(j0) - off : 0;
+    long long qhi = a.window > 0 ? kpos(jl) + a.window - 1 - off : (long long)a.Nq - 1;
     qlo = max(qlo, 0LL), qhi = min(qhi, (long long)a.Nq - 1);
     const int qb0 = qhi >= qlo ? (int)(qlo / KP_BQ) : 0;
     const int nqb = qhi >= qlo ? (int)(qhi / KP_BQ) - qb0 + 1 : 0;
@@ -705,8 +708,8 @@ __global__ void __launch_bounds__(256) bwd_kp_kernel(const BwdArgs a, float *dq_
             }
         }
         const long long qpos0 = (long long)q0 + off;
-        const bool full = q0 + KP_BQ <= a.Nq && j0 + KP_BK <= a.Nk && (!a.causal || qpos0 >= jl) &&
-                          (a.window <= 0 || qpos0 + KP_BQ - 1 < (long long)j0 + a.window);
+        const bool full = q0 + KP_BQ <= a.Nq && j0 + KP_BK <= a.Nk && (!a.causal || qpos0 >= kpos(jl)) &&
+                          (a.window <= 0 || qpos0 + KP_BQ - 1 < kpos(j0) + a.window);
         auto p_ds = [&](auto mask) {
             constexpr bool MASK = decltype(mask)::value;
 #pragma unroll
@@ -724,8 +727,8 @@ __global__ void __launch_bounds__(256) bwd_kp_kernel(const BwdArgs a, float *dq_
                             const int jj = j0 + kg * 32 + m * 16 + (lane >> 2) + 8 * (e >> 1);
                             const long long ip = qpos0 + qc + (e & 1);
                             bool vis = jj < a.Nk && q0 + qc + (e & 1) < a.Nq;
-                            if (a.causal) vis = vis && jj <= ip;
-                            if (a.window > 0) vis = vis && jj > ip - a.window;
+                            if (a.causal) vis = vis && kpos(jj) <= ip;
+                            if (a.window > 0) vis = vis && kpos(jj) > ip - a.window;
                             if (!vis) pv = 0.f;
                         }
                         s[m][nt][e] = pv;
@@ -833,7 +836,8 @@ size_t bwd_kp_smem(int D, size_t esize) {
 
 /* Whether this call takes the key-parallel kernel. DMABENCH_CUDA_BWD_KEYPAR=0 asks
  * for the query tiles everywhere, =1 for the key-parallel kernel wherever it
- * applies (contiguous key ranges: no list, no z, no key map, no dz; D 64 or 128).
+ * applies (contiguous key ranges, at positions of their own or not: no list, no z,
+ * no dz; D 64 or 128).
  * Unset: where it applies, its shared memory fits and its grid has a CTA for every
  * SM: a CTA loops over the group's heads, so its grid has G times fewer CTAs than
  * the query tiles' (measured in docs/perf-notes.md, b9-b12). */
@@ -841,7 +845,7 @@ bool bwd_kp_choose(const attn_params *p, const cuda_attn_spec *s, const float *d
     static const int mode = dm_env_is("DMABENCH_CUDA_BWD_KEYPAR", "0")   ? 0
                             : dm_env_is("DMABENCH_CUDA_BWD_KEYPAR", "1") ? 1
                                                                          : -1;
-    const bool applies = !dz && !s->list && !s->z && !s->tkey && s->kpos_mul <= 0 && !s->dv_ddt && !s->after_main &&
+    const bool applies = !dz && !s->list && !s->z && !s->tkey && !s->dv_ddt && !s->after_main &&
                          (p->causal || s->window <= 0) && (p->D == 64 || p->D == 128);
     if (mode == 0 || !applies) return false;
     if (mode == 1) return true;
