@@ -43,7 +43,7 @@ rc_of() { cat "$T/$1.rc" 2>/dev/null || echo "?"; }
 # kernel versions, chosen in the environment, on the variants they change: nsa's
 # CUDA-core selection and selected branch; the query-tile backward for the
 # contiguous key ranges that take the key-parallel one by default (mha, swa, nsa's
-# window branch), on 128- and 64-row tiles; the key-parallel backward on every
+# window and compressed branches), on 128- and 64-row tiles; the key-parallel backward on every
 # shape it takes (by default only grids of a CTA per SM); nsa's selected-branch
 # backward on the CUDA cores; nsa's repeated-argmax pick of the selected blocks;
 # the forward on Hopper's wgmma; dma decode's exact select over all of z; nsa's linear compression 8 blocks per CTA forward
