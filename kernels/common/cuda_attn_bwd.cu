@@ -850,10 +850,9 @@ bool bwd_kp_choose(const attn_params *p, const cuda_attn_spec *s, const float *d
     if (mode == 0 || !applies) return false;
     if (mode == 1) return true;
     size_t optin = 0;
-    int nsm = 0, dev = 0;
+    int nsm = 0;
     if (dm_cuda_smem_optin(&optin) != ATTN_OK || bwd_kp_smem(p->D, sizeof(__half)) > optin) return false;
-    if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&nsm, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
-        return false;
+    if (dm_cuda_num_sms(&nsm) != ATTN_OK) return false;
     const long long ctas = (long long)((p->Nk + KP_BK - 1) / KP_BK) * p->Hkv * p->B;
     return ctas >= nsm;
 }

@@ -985,19 +985,7 @@ dec_kernel_t combine_kernel(attn_dtype dt, int D) {
     return D == 64 ? decode_combine_kernel<__half, 64> : decode_combine_kernel<__half, 128>;
 }
 
-int g_nsm = 0;
 int g_occ[2][2][4]; /* resident CTAs per SM of each decode kernel: [bf16][D == 128][log2 rt] */
-
-attn_status num_sms(int *n) {
-    if (g_nsm <= 0) {
-        int dev = 0;
-        CUDA_CHECK(cudaGetDevice(&dev));
-        CUDA_CHECK(cudaDeviceGetAttribute(&g_nsm, cudaDevAttrMultiProcessorCount, dev));
-        if (g_nsm <= 0) g_nsm = 1;
-    }
-    *n = g_nsm;
-    return ATTN_OK;
-}
 
 size_t r256(size_t x) { return (x + 255) & ~(size_t)255; }
 
@@ -1039,7 +1027,7 @@ attn_status plan_decode(const attn_params *p, long long nkeys, bool list, DecPla
         if (occ <= 0) occ = 1;
     }
     int nsm;
-    attn_status st = num_sms(&nsm);
+    attn_status st = dm_cuda_num_sms(&nsm);
     if (st != ATTN_OK) return st;
     const long long per_split = (long long)pl->nrt * p->Hkv * p->B;
     static const int waves = env_knob("DMABENCH_DECODE_WAVES", 2);
@@ -1190,7 +1178,7 @@ extern "C" attn_status cuda_decode_dma_forward(const attn_params *p, cuda_decode
     attn_status st = fused ? ATTN_OK : plan_decode(p, nlist, select, &pl); /* the split kernel's */
     if (st != ATTN_OK) return st;
     int nsm;
-    if ((st = num_sms(&nsm)) != ATTN_OK) return st;
+    if ((st = dm_cuda_num_sms(&nsm)) != ATTN_OK) return st;
 
     /* the filter: about DMABENCH_DECODE_SEL_CTAS CTAs per SM over all rows */
     static const int sel_ctas = env_knob("DMABENCH_DECODE_SEL_CTAS", 4);

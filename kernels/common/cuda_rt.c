@@ -25,6 +25,10 @@ attn_status dm_cuda_smem_optin(size_t *bytes) {
     *bytes = 0;
     return ATTN_ERR_UNSUPPORTED;
 }
+attn_status dm_cuda_num_sms(int *n) {
+    *n = 0;
+    return ATTN_ERR_UNSUPPORTED;
+}
 attn_status dm_cuda_mem_info(size_t *f, size_t *t) {
     *f = *t = 0;
     return ATTN_ERR_UNSUPPORTED;

@@ -93,6 +93,18 @@ extern "C" attn_status dm_cuda_smem_optin(size_t *bytes) {
     return ATTN_OK;
 }
 
+extern "C" attn_status dm_cuda_num_sms(int *n) {
+    static int nsm = 0;
+    if (nsm <= 0) {
+        int dev = 0, v = 0;
+        CUDA_CHECK(cudaGetDevice(&dev));
+        CUDA_CHECK(cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev));
+        nsm = v > 0 ? v : 1;
+    }
+    *n = nsm;
+    return ATTN_OK;
+}
+
 extern "C" attn_status dm_cuda_mem_info(size_t *free_bytes, size_t *total_bytes) {
     CUDA_CHECK(cudaMemGetInfo(free_bytes, total_bytes));
     return ATTN_OK;

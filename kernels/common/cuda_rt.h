@@ -37,6 +37,10 @@ void dm_cuda_ws_release_all(void);
 /* The most dynamic shared memory one block may opt in to on the current device. */
 attn_status dm_cuda_smem_optin(size_t *bytes);
 
+/* The current device's SM count, read on the first call and kept (one device per
+ * process). */
+attn_status dm_cuda_num_sms(int *n);
+
 /* Free and total device memory (cudaMemGetInfo). */
 attn_status dm_cuda_mem_info(size_t *free_bytes, size_t *total_bytes);
 
