@@ -16,6 +16,10 @@ STEPS=${STEPS:-30}
 mkdir -p "$OUT"
 DATA=$OUT/bytes.txt
 cat README.md docs/*.md >"$DATA"
+mfu() { # label tokens/s flops/token: the line of one throughput
+    awk -v l="$1" -v t="$2" -v f="$3" 'BEGIN {
+        printf "%s: %.0f tokens/s, %.1f model TFLOP/s, MFU %.1f%%\n", l, t, t * f / 1e12, 100 * t * f / 989e12 }'
+}
 run() { # variant context batch
     v=$1 ctx=$2 bs=$3 d=/tmp/gpu-train-$1-$2
     timeout 300 "$B" train --config "model/configs/gpu-131m-$v.json" --data "$DATA" --out "$d" --backend cuda \
@@ -29,14 +33,10 @@ run() { # variant context batch
         echo "$v context $ctx batch $bs: exit $rc: $(tail -2 "$OUT/train-$v-$ctx.log" | tr '\n' ' ')"
         return
     fi
-    awk -v v="$v" -v c="$ctx" -v b="$bs" -v t="$tps" -v f="$fpt" 'BEGIN {
-        printf "%s context %d batch %d: %.0f tokens/s, %.1f model TFLOP/s, MFU %.1f%%\n", v, c, b, t, t * f / 1e12,
-               100 * t * f / 989e12 }'
+    mfu "$v context $ctx batch $bs" "$tps" "$fpt"
     med=$(grep '"tokens_per_s"' "$d/train_log.jsonl" | grep -v '"event"' | sed -n '2,$s/.*"tokens_per_s":\([0-9.e+-]*\).*/\1/p' |
         sort -g | awk '{a[NR] = $1} END {if (NR) print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}')
-    [ -n "$med" ] && awk -v t="$med" -v f="$fpt" 'BEGIN {
-        printf "  median of the logged intervals after the first: %.0f tokens/s, %.1f model TFLOP/s, MFU %.1f%%\n", t,
-               t * f / 1e12, 100 * t * f / 989e12 }'
+    [ -n "$med" ] && mfu "  median of the logged intervals after the first" "$med" "$fpt"
     grep '"event":"end"' "$d/train_log.jsonl" | tail -1
 }
 nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm --format=csv,noheader
