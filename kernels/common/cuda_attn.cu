@@ -6,8 +6,9 @@
  * memory, double buffered with cp.async; each warp computes S = Q K^T for its rows
  * with mma.sync m16n8k16 (Q fragments re-read from shared memory each k-step, which
  * keeps registers for the accumulators), masks it with the per-key query
- * intervals, runs the online softmax in registers, and accumulates O += P V with P
- * converted straight from the S accumulators into A fragments.
+ * intervals, runs the online softmax in registers (rescaling O only when a row's
+ * max rises by more than 2^FWD_TAU), and accumulates O += P V with P converted
+ * straight from the S accumulators into A fragments.
  * Shared-memory rows are 16-byte chunks XOR-swizzled by (row & 7), so ldmatrix
  * reads 8 rows of one column without bank conflicts; every row a lane points at
  * has the same low bits, so its ldmatrix addresses are four per-thread bases plus
@@ -41,11 +42,21 @@ constexpr int BK = 64;
 constexpr int MT = 2;                          /* m16 tiles per warp: 32 query rows */
 constexpr int NTHREADS = 32 * (BQ / (16 * MT)); /* 4 warps */
 
-/* Scale, bias (HASZ: dma's z log2e per key) and, with MASK, the per-key row
- * intervals of block stage st; then the online softmax update of the warp's rows:
- * s becomes P, the running max m and sum l move on, and O is rescaled. Instantiated
- * twice in the key loop so that blocks every row keeps in full (most of them) pay
- * for no mask: no shared-memory reads, no compares, no selects. */
+/* How far (in log2 units) a block's row max may rise above the running max before
+ * the row is rescaled: P stays below 2^FWD_TAU, and O and l are rescaled only in
+ * the blocks where some row of the warp moved that far (on random inputs about
+ * the first one or two), not in every block. The running max m is then a bound
+ * rather than the max, which the output and the lse (m + log2 l) do not see. */
+constexpr float FWD_TAU = 8.f;
+
+/* Bias (HASZ: dma's z log2e per key) and, with MASK, the per-key row intervals of
+ * block stage st; then the online softmax update of the warp's rows: s becomes
+ * P, and where some row's block max exceeds its running max m by more than
+ * FWD_TAU, m moves up to it and that row's l and O are rescaled. Without z the
+ * max is taken on the raw scores and the scale folds into one FFMA per element
+ * (scale_log2 > 0). Instantiated twice in the key loop so that blocks every row
+ * keeps in full (most of them) pay for no mask: no shared-memory reads, no
+ * compares, no selects. */
 template <bool MASK, bool HASZ, typename T, int D>
 __device__ __forceinline__ void fwd_softmax(float (&s)[MT][BK / 8][4], float (&m)[MT][2], float (&l)[MT][2],
                                             float (&oacc)[MT][D / 8][4], float scale_log2, const int *sIdx,
@@ -65,8 +76,8 @@ __device__ __forceinline__ void fwd_softmax(float (&s)[MT][BK / 8][4], float (&m
 #pragma unroll
             for (int mt = 0; mt < MT; mt++) {
                 const int qa = qrow0 + mt * 16, qb8 = qa + 8;
-                float v0 = HASZ ? s[mt][nt][e01] * scale_log2 + zb : s[mt][nt][e01] * scale_log2;
-                float v1 = HASZ ? s[mt][nt][e01 + 2] * scale_log2 + zb : s[mt][nt][e01 + 2] * scale_log2;
+                float v0 = HASZ ? s[mt][nt][e01] * scale_log2 + zb : s[mt][nt][e01];
+                float v1 = HASZ ? s[mt][nt][e01 + 2] * scale_log2 + zb : s[mt][nt][e01 + 2];
                 if (MASK) {
                     if (j < 0 || qa < rl || qa > rh) v0 = -INFINITY;
                     if (j < 0 || qb8 < rl || qb8 > rh) v1 = -INFINITY;
@@ -77,35 +88,49 @@ __device__ __forceinline__ void fwd_softmax(float (&s)[MT][BK / 8][4], float (&m
                 mx[mt][1] = fmaxf(mx[mt][1], v1);
             }
         }
+    bool grow = false;
 #pragma unroll
-    for (int mt = 0; mt < MT; mt++) {
-        float alpha[2], mb[2];
+    for (int mt = 0; mt < MT; mt++)
 #pragma unroll
         for (int r = 0; r < 2; r++) {
             float x = mx[mt][r];
             x = fmaxf(x, __shfl_xor_sync(0xffffffff, x, 1));
             x = fmaxf(x, __shfl_xor_sync(0xffffffff, x, 2));
-            const float mnew = fmaxf(m[mt][r], x);
-            /* a row with no key yet keeps max -inf: subtract 0 instead, so that its
-             * -inf scores give 0 without a test per element */
-            mb[r] = mnew == -INFINITY ? 0.f : mnew;
-            alpha[r] = fast_exp2(m[mt][r] - mb[r]);
-            m[mt][r] = mnew;
-            l[mt][r] *= alpha[r];
+            mx[mt][r] = HASZ ? x : x * scale_log2; /* -inf stays -inf */
+            grow |= mx[mt][r] > m[mt][r] + FWD_TAU;
         }
+    if (__any_sync(0xffffffff, grow)) {
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++) {
+            float alpha[2];
+#pragma unroll
+            for (int r = 0; r < 2; r++) {
+                const bool up = mx[mt][r] > m[mt][r] + FWD_TAU;
+                alpha[r] = up ? fast_exp2(m[mt][r] - mx[mt][r]) : 1.f; /* m = -inf: 0 */
+                m[mt][r] = up ? mx[mt][r] : m[mt][r];
+                l[mt][r] *= alpha[r];
+            }
+#pragma unroll
+            for (int t = 0; t < D / 8; t++) {
+                oacc[mt][t][0] *= alpha[0], oacc[mt][t][1] *= alpha[0];
+                oacc[mt][t][2] *= alpha[1], oacc[mt][t][3] *= alpha[1];
+            }
+        }
+    }
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++) {
+        /* a row with no key yet keeps m = -inf: subtract 0 instead, so that its
+         * -inf scores give 0 without a test per element */
+        const float mb0 = m[mt][0] == -INFINITY ? 0.f : m[mt][0], mb1 = m[mt][1] == -INFINITY ? 0.f : m[mt][1];
 #pragma unroll
         for (int nt = 0; nt < BK / 8; nt++)
 #pragma unroll
             for (int e = 0; e < 4; e++) {
-                const float pv = fast_exp2(s[mt][nt][e] - mb[e >> 1]);
+                const float mb = e < 2 ? mb0 : mb1;
+                const float pv = fast_exp2(HASZ ? s[mt][nt][e] - mb : s[mt][nt][e] * scale_log2 - mb);
                 s[mt][nt][e] = pv;
                 l[mt][e >> 1] += pv;
             }
-#pragma unroll
-        for (int t = 0; t < D / 8; t++) {
-            oacc[mt][t][0] *= alpha[0], oacc[mt][t][1] *= alpha[0];
-            oacc[mt][t][2] *= alpha[1], oacc[mt][t][3] *= alpha[1];
-        }
     }
 }
 
@@ -158,12 +183,24 @@ __global__ void __launch_bounds__(NTHREADS) attn_fwd_kernel(const FwdArgs a) {
         bool ok = i < a.Nq;
         cp16(sQ + swz<D>(r, ch), qb + (long long)(ok ? i : 0) * a.qss + ch * 8, ok);
     }
+    /* A contiguous range (no list, thresholds or z; mha, swa, nsa's branches) needs
+     * no per-key metadata in blocks that every row keeps in full: whether a block
+     * is full follows from its position, and its rows are loaded one stride apart.
+     * The others (and the range's partial blocks) take the key slots' metadata. */
+    const bool contig = !lst && !a.tkey && !zrow;
     auto load_kv = [&](int stage, int c0) {
-        if (tid < BK)
-            key_slot_meta(kp, tid, c0, nkeys, lst, kstart, a.tkey ? sT : nullptr, zrow, i0, nrows, sIdx + stage * BK,
-                          sRlo + stage * BK, sRhi + stage * BK, sZ + stage * BK, sFull + stage * 2);
-        load_key_rows<T, D, BK, NTHREADS>(sK + stage * BK * D, sV + stage * BK * D, kb, vb, a.kss, a.vss, c0, nkeys, lst,
-                                          kstart, tid);
+        if (!contig || !range_block_full(kp, kstart, c0, BK, nkeys, i0, nrows)) {
+            if (tid < BK)
+                key_slot_meta(kp, tid, c0, nkeys, lst, kstart, a.tkey ? sT : nullptr, zrow, i0, nrows, sIdx + stage * BK,
+                              sRlo + stage * BK, sRhi + stage * BK, sZ + stage * BK, sFull + stage * 2);
+        }
+        if (contig && c0 + BK <= nkeys)
+            load_key_block<T, D, BK, NTHREADS>(sK + stage * BK * D, sV + stage * BK * D,
+                                               kb + (long long)(kstart + c0) * a.kss, vb + (long long)(kstart + c0) * a.vss,
+                                               a.kss, a.vss, tid);
+        else
+            load_key_rows<T, D, BK, NTHREADS>(sK + stage * BK * D, sV + stage * BK * D, kb, vb, a.kss, a.vss, c0, nkeys,
+                                              lst, kstart, tid);
     };
 
     const int nblocks = (nkeys + BK - 1) / BK;
@@ -230,7 +267,9 @@ __global__ void __launch_bounds__(NTHREADS) attn_fwd_kernel(const FwdArgs a) {
             }
         }
         const int qrow0 = i0 + wrow + (lane >> 2);
-        if (sFull[st * 2] && sFull[st * 2 + 1])
+        const bool full = contig ? range_block_full(kp, kstart, kbk * BK, BK, nkeys, i0, nrows)
+                                 : sFull[st * 2] && sFull[st * 2 + 1];
+        if (full)
             fwd_softmax<false, HASZ, T, D>(s, m, l, oacc, a.scale_log2, sIdx, sRlo, sRhi, sZ, st, qrow0, lane);
         else
             fwd_softmax<true, HASZ, T, D>(s, m, l, oacc, a.scale_log2, sIdx, sRlo, sRhi, sZ, st, qrow0, lane);

@@ -63,6 +63,20 @@ __device__ __forceinline__ void tile_key_range(const KeyPos &kp, int Nk, int i0,
     *nkeys = hi >= lo ? (int)(hi - lo + 1) : 0;
 }
 
+/* Whether every row of the tile [i0, i0 + nrows) keeps every key of the block of
+ * bk keys from position c0 of its contiguous range (from kstart), all of them in
+ * the range: key_slot_meta's full flag from the positions alone, for a tile with
+ * no list, thresholds or z. The causal bound of the block's last key and the
+ * window of its first decide, as in key_rows. */
+__device__ __forceinline__ bool range_block_full(const KeyPos &kp, int kstart, int c0, int bk, int nkeys, int i0,
+                                                 int nrows) {
+    if (c0 + bk > nkeys) return false;
+    if (!kp.causal) return true;
+    const long long first = (long long)(kstart + c0) * kp.kmul + kp.kadd - kp.off; /* first row keeping the first key */
+    if (first + (long long)(bk - 1) * kp.kmul > i0) return false;
+    return kp.window <= 0 || first + kp.window - 1 >= (long long)i0 + nrows - 1;
+}
+
 /* The keys a query tile of rows [i0, i0 + nrows) of (batch b, kv head hkv) walks:
  * with a list, the *nkeys entries *lst of list row u (the forward tile that holds the
  * rows); else the contiguous range from *kstart. With thresholds (dma) the tile's go
@@ -160,6 +174,25 @@ __device__ __forceinline__ void load_key_rows(T *sK, T *sV, const T *kb, const T
         const int j = ok ? (lst ? lst[pos] : kstart + pos) : 0;
         cp16(kd + i * RPI * D, ks + (long long)j * kss, ok);
         cp16(vd + i * RPI * D, vs + (long long)j * vss, ok);
+    }
+}
+
+/* load_key_rows for a block of BK consecutive key rows, all in range: kb and vb
+ * point at the block's first row. No per-row index, predicate or list read: each
+ * thread's rows are RPI rows apart, one stride each. */
+template <typename T, int D, int BK, int NT>
+__device__ __forceinline__ void load_key_block(T *sK, T *sV, const T *kb, const T *vb, long long kss, long long vss,
+                                               int tid) {
+    constexpr int CH = D / 8, RPI = NT / CH, ITERS = BK * CH / NT;
+    static_assert((BK * CH) % NT == 0 && NT % CH == 0 && RPI % 8 == 0, "load_key_block: whole passes of 8-row groups");
+    const int lrow = tid / CH, ch = tid % CH;
+    T *kd = sK + swz<D>(lrow, ch);
+    T *vd = sV + swz<D>(lrow, ch);
+    const T *ks = kb + lrow * kss + ch * 8, *vs = vb + lrow * vss + ch * 8;
+#pragma unroll
+    for (int i = 0; i < ITERS; i++) {
+        cp16(kd + i * RPI * D, ks + i * RPI * kss, true);
+        cp16(vd + i * RPI * D, vs + i * RPI * vss, true);
     }
 }
 
