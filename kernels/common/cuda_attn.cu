@@ -238,12 +238,15 @@ __global__ void __launch_bounds__(NTHREADS) attn_fwd_kernel(const FwdArgs a) {
     }
     constexpr uint32_t RB = D * sizeof(T); /* bytes per tile row */
 
+    /* One barrier per block: after it every warp is done with the other stage
+     * (the previous block), so the next block's copy into it starts then, and it
+     * has this block's products to arrive in. */
     for (int kbk = 0; kbk < nblocks; kbk++) {
         const int st = kbk & 1;
+        cp_wait<0>();
+        __syncthreads();
         if (kbk + 1 < nblocks) load_kv(st ^ 1, (kbk + 1) * BK);
         cp_commit();
-        cp_wait<1>();
-        __syncthreads();
         const uint32_t so = st * BK * RB; /* the stage's byte offset in sK and sV */
         float s[MT][BK / 8][4];
 #pragma unroll
@@ -289,7 +292,6 @@ __global__ void __launch_bounds__(NTHREADS) attn_fwd_kernel(const FwdArgs a) {
                 }
             }
         }
-        __syncthreads();
     }
     cp_wait<0>();
 
