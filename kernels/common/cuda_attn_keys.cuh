@@ -155,23 +155,52 @@ __device__ __forceinline__ void key_slot_meta_all(const KeyPos &kp, int tid, int
  * the core-matrix layout (cm_off) that the wgmma kernels read. Thread t copies
  * chunk t % CH of rows t / CH + i NT / CH: with NT / CH a multiple of 8 both
  * layouts put row r + NT / CH at a fixed distance from row r, so the shared-memory
- * offsets are computed once. */
+ * offsets are computed once. With a list, each warp reads the block's BK entries
+ * once (BK / 32 coalesced loads per lane) and every row takes its entry from the
+ * lane that holds it: one shuffle instead of a dependent load per row. The rows a
+ * warp copies in one pass lie within one 32-row group (its 32 / CH rows start at
+ * a multiple of 32 / CH), so which of the lane's entries a shuffle reads is the
+ * same across the warp. */
 template <typename T, int D, int BK, int NT, bool KCM = false, bool VCM = false>
 __device__ __forceinline__ void load_key_rows(T *sK, T *sV, const T *kb, const T *vb, long long kss, long long vss, int c0,
                                               int nkeys, const int *lst, int kstart, int tid) {
-    constexpr int CH = D / 8, RPI = NT / CH, ITERS = (BK * CH + NT - 1) / NT;
+    constexpr int CH = D / 8, RPI = NT / CH, ITERS = (BK * CH + NT - 1) / NT, EPL = (BK + 31) / 32;
     static_assert(NT % CH == 0 && RPI % 8 == 0, "load_key_rows: rows per pass must be a multiple of 8");
+    static_assert(NT % 32 == 0 && 32 % CH == 0, "load_key_rows: whole warps, a row's chunks within one warp");
     const int lrow = tid / CH, ch = tid % CH;
     T *kd = sK + (KCM ? cm_off<D>(lrow, ch) : swz<D>(lrow, ch));
     T *vd = sV + (VCM ? cm_off<D>(lrow, ch) : swz<D>(lrow, ch));
     const T *ks = kb + ch * 8, *vs = vb + ch * 8;
+    if (lst) {
+        const int lane = tid & 31;
+        int e[EPL];
+#pragma unroll
+        for (int q = 0; q < EPL; q++) {
+            const int pos = c0 + q * 32 + lane;
+            e[q] = q * 32 + lane < BK && pos < nkeys ? lst[pos] : -1;
+        }
+#pragma unroll
+        for (int i = 0; i < ITERS; i++) {
+            const int r = lrow + i * RPI;
+            int v = e[0];
+#pragma unroll
+            for (int q = 1; q < EPL; q++) v = (r >> 5) == q ? e[q] : v;
+            const int j = __shfl_sync(0xffffffffu, v, r & 31);
+            if ((BK * CH) % NT != 0 && r >= BK) break; /* after the shuffle: every lane takes part */
+            const bool ok = j >= 0;
+            const long long jj = ok ? j : 0;
+            cp16(kd + i * RPI * D, ks + jj * kss, ok);
+            cp16(vd + i * RPI * D, vs + jj * vss, ok);
+        }
+        return;
+    }
 #pragma unroll
     for (int i = 0; i < ITERS; i++) {
         const int r = lrow + i * RPI;
         if ((BK * CH) % NT != 0 && r >= BK) break;
         const int pos = c0 + r;
         const bool ok = pos < nkeys;
-        const int j = ok ? (lst ? lst[pos] : kstart + pos) : 0;
+        const int j = ok ? kstart + pos : 0;
         cp16(kd + i * RPI * D, ks + (long long)j * kss, ok);
         cp16(vd + i * RPI * D, vs + (long long)j * vss, ok);
     }
