@@ -189,7 +189,31 @@ __global__ void __launch_bounds__(NTHREADS) attn_fwd_kernel(const FwdArgs a) {
      * is full follows from its position, and its rows are loaded one stride apart.
      * The others (and the range's partial blocks) take the key slots' metadata. */
     const bool contig = !lst && !a.tkey && !zrow;
+    /* dma (z and a list; HASZ kernels only, to leave the others' registers alone):
+     * the list entries of the next two blocks, and z of each slot's next key, are
+     * loaded a block ahead in registers, so that neither a block's metadata (the
+     * first two warps') nor its copies wait on a global load after the barrier */
+    constexpr int EPL = BK / 32;
+    const bool ahead = HASZ && lst;
+    int en[EPL], enn[EPL];
+    float zn = 0.f;
     auto load_kv = [&](int stage, int c0) {
+        if (HASZ && ahead && c0 > 0) { /* block c0 from en and zn; then the next loads */
+            if (tid < BK)
+                key_slot_meta_at(kp, tid, own_entry(en, tid), zn, a.tkey ? sT : nullptr, true, i0, nrows,
+                                 sIdx + stage * BK, sRlo + stage * BK, sRhi + stage * BK, sZ + stage * BK,
+                                 sFull + stage * 2);
+            load_key_rows_at<T, D, BK, NTHREADS>(sK + stage * BK * D, sV + stage * BK * D, kb, vb, a.kss, a.vss, en,
+                                                 tid);
+            if (tid < BK) {
+                const int j = own_entry(enn, tid);
+                zn = j >= 0 ? zrow[j] : 0.f;
+            }
+#pragma unroll
+            for (int q = 0; q < EPL; q++) en[q] = enn[q];
+            list_entries<BK>(lst, c0 + 2 * BK, nkeys, lane, enn);
+            return;
+        }
         if (!contig || !range_block_full(kp, kstart, c0, BK, nkeys, i0, nrows)) {
             if (tid < BK)
                 key_slot_meta(kp, tid, c0, nkeys, lst, kstart, a.tkey ? sT : nullptr, zrow, i0, nrows, sIdx + stage * BK,
@@ -207,6 +231,14 @@ __global__ void __launch_bounds__(NTHREADS) attn_fwd_kernel(const FwdArgs a) {
     const int nblocks = (nkeys + BK - 1) / BK;
     if (nblocks > 0) load_kv(0, 0);
     cp_commit();
+    if (HASZ && ahead) {
+        list_entries<BK>(lst, BK, nkeys, lane, en);
+        list_entries<BK>(lst, 2 * BK, nkeys, lane, enn);
+        if (tid < BK) {
+            const int j = own_entry(en, tid);
+            zn = j >= 0 ? zrow[j] : 0.f;
+        }
+    }
 
     float m[MT][2], l[MT][2];
     float oacc[MT][D / 8][4];

@@ -101,19 +101,18 @@ __device__ __forceinline__ void tile_keys(const KeyPos &kp, int Nk, int Nq, int 
     }
 }
 
-/* Key slot `slot` of a block of BK keys from position c0 of the tile's keys, by
- * thread `slot` of the first BK / 32 warps (each warp's slots together): the key's
- * index (-1 past the end), the rows that keep it, its bias z log2e, and per warp
- * in sFull whether every row of the tile keeps all its slots' keys. */
-__device__ __forceinline__ void key_slot_meta(const KeyPos &kp, int slot, int c0, int nkeys, const int *lst, int kstart,
-                                              const unsigned long long *sT, const float *zrow, int i0, int nrows,
-                                              int *sIdx, int *sRlo, int *sRhi, float *sZ, int *sFull) {
-    int pos = c0 + slot, j = -1, rl = INT_MAX, rh = -1;
+/* Key slot `slot` of a block, by thread `slot` of the first BK / 32 warps (each
+ * warp's slots together), given the slot's key j (-1 past the end) and its z
+ * (hasz; 0 without): the key's index, the rows that keep it, its bias z log2e,
+ * and per warp in sFull whether every row of the tile keeps all its slots' keys. */
+__device__ __forceinline__ void key_slot_meta_at(const KeyPos &kp, int slot, int j, float zj,
+                                                 const unsigned long long *sT, bool hasz, int i0, int nrows, int *sIdx,
+                                                 int *sRlo, int *sRhi, float *sZ, int *sFull) {
+    int rl = INT_MAX, rh = -1;
     float zz = 0.f;
-    if (pos < nkeys) {
-        j = lst ? lst[pos] : kstart + pos;
-        key_rows(kp, j, sT, sT ? dma_key(zrow[j], j) : 0ULL, i0, nrows, &rl, &rh);
-        if (zrow) zz = zrow[j] * LOG2E;
+    if (j >= 0) {
+        key_rows(kp, j, sT, sT ? dma_key(zj, j) : 0ULL, i0, nrows, &rl, &rh);
+        if (hasz) zz = zj * LOG2E;
     }
     sIdx[slot] = j;
     sRlo[slot] = rl;
@@ -123,6 +122,21 @@ __device__ __forceinline__ void key_slot_meta(const KeyPos &kp, int slot, int c0
     bool full = j >= 0 && rl <= i0 && rh >= i0 + nrows - 1;
     unsigned bal = __ballot_sync(0xffffffff, full);
     if ((slot & 31) == 0) sFull[slot >> 5] = bal == 0xffffffffu;
+}
+
+/* key_slot_meta_at for slot `slot` of the block of BK keys from position c0 of the
+ * tile's keys: the key read from the list (or the range) and its z from zrow. */
+__device__ __forceinline__ void key_slot_meta(const KeyPos &kp, int slot, int c0, int nkeys, const int *lst, int kstart,
+                                              const unsigned long long *sT, const float *zrow, int i0, int nrows,
+                                              int *sIdx, int *sRlo, int *sRhi, float *sZ, int *sFull) {
+    const int pos = c0 + slot;
+    int j = -1;
+    float zj = 0.f;
+    if (pos < nkeys) {
+        j = lst ? lst[pos] : kstart + pos;
+        if (zrow) zj = zrow[j];
+    }
+    key_slot_meta_at(kp, slot, j, zj, sT, zrow != nullptr, i0, nrows, sIdx, sRlo, sRhi, sZ, sFull);
 }
 
 /* key_slot_meta computed by every thread of the CTA (slot tid % BK) and stored by
@@ -149,6 +163,53 @@ __device__ __forceinline__ void key_slot_meta_all(const KeyPos &kp, int tid, int
     }
 }
 
+/* A list's entries c0 .. c0 + BK - 1 as BK / 32 per lane: e[q] of lane l is entry
+ * c0 + 32 q + l (-1 past the list's end). Coalesced; by every lane of a warp. */
+template <int BK>
+__device__ __forceinline__ void list_entries(const int *lst, int c0, int nkeys, int lane, int (&e)[(BK + 31) / 32]) {
+#pragma unroll
+    for (int q = 0; q < (BK + 31) / 32; q++) {
+        const int pos = c0 + q * 32 + lane;
+        e[q] = q * 32 + lane < BK && pos < nkeys ? lst[pos] : -1;
+    }
+}
+
+/* Entry `slot` (below BK) of a block held as list_entries lays it out, from the
+ * lane that holds it when slot % 32 is the caller's lane. */
+template <int EPL> __device__ __forceinline__ int own_entry(const int (&e)[EPL], int slot) {
+    int v = e[0];
+#pragma unroll
+    for (int q = 1; q < EPL; q++) v = (slot >> 5) == q ? e[q] : v;
+    return v;
+}
+
+/* load_key_rows for a block whose key indices e (list_entries' layout; -1: none)
+ * each warp holds: every row takes its entry from the lane that holds it, one
+ * shuffle. The rows a warp copies in one pass lie in one 32-row group (its 32 /
+ * CH rows start at a multiple of 32 / CH), so which of the lane's entries a
+ * shuffle reads is the same across the warp. By all NT threads. */
+template <typename T, int D, int BK, int NT, bool KCM = false, bool VCM = false>
+__device__ __forceinline__ void load_key_rows_at(T *sK, T *sV, const T *kb, const T *vb, long long kss, long long vss,
+                                                 const int (&e)[(BK + 31) / 32], int tid) {
+    constexpr int CH = D / 8, RPI = NT / CH, ITERS = (BK * CH + NT - 1) / NT;
+    static_assert(NT % CH == 0 && RPI % 8 == 0, "load_key_rows_at: rows per pass must be a multiple of 8");
+    static_assert(NT % 32 == 0 && 32 % CH == 0, "load_key_rows_at: whole warps, a row's chunks within one warp");
+    const int lrow = tid / CH, ch = tid % CH;
+    T *kd = sK + (KCM ? cm_off<D>(lrow, ch) : swz<D>(lrow, ch));
+    T *vd = sV + (VCM ? cm_off<D>(lrow, ch) : swz<D>(lrow, ch));
+    const T *ks = kb + ch * 8, *vs = vb + ch * 8;
+#pragma unroll
+    for (int i = 0; i < ITERS; i++) {
+        const int r = lrow + i * RPI;
+        const int j = __shfl_sync(0xffffffffu, own_entry(e, r), r & 31);
+        if ((BK * CH) % NT != 0 && r >= BK) break; /* after the shuffle: every lane takes part */
+        const bool ok = j >= 0;
+        const long long jj = ok ? j : 0;
+        cp16(kd + i * RPI * D, ks + jj * kss, ok);
+        cp16(vd + i * RPI * D, vs + jj * vss, ok);
+    }
+}
+
 /* K and V rows of the block of BK keys from position c0 of the tile's keys into
  * the stage's [BK][D] tiles (cp.async, 16 bytes at a time; rows past the end
  * zero-filled), by all NT threads of the CTA: swizzled (swz), or with KCM / VCM in
@@ -156,11 +217,8 @@ __device__ __forceinline__ void key_slot_meta_all(const KeyPos &kp, int tid, int
  * chunk t % CH of rows t / CH + i NT / CH: with NT / CH a multiple of 8 both
  * layouts put row r + NT / CH at a fixed distance from row r, so the shared-memory
  * offsets are computed once. With a list, each warp reads the block's BK entries
- * once (BK / 32 coalesced loads per lane) and every row takes its entry from the
- * lane that holds it: one shuffle instead of a dependent load per row. The rows a
- * warp copies in one pass lie within one 32-row group (its 32 / CH rows start at
- * a multiple of 32 / CH), so which of the lane's entries a shuffle reads is the
- * same across the warp. */
+ * once (list_entries) and every row takes its entry by a shuffle
+ * (load_key_rows_at) instead of a dependent load per row. */
 template <typename T, int D, int BK, int NT, bool KCM = false, bool VCM = false>
 __device__ __forceinline__ void load_key_rows(T *sK, T *sV, const T *kb, const T *vb, long long kss, long long vss, int c0,
                                               int nkeys, const int *lst, int kstart, int tid) {
@@ -172,26 +230,9 @@ __device__ __forceinline__ void load_key_rows(T *sK, T *sV, const T *kb, const T
     T *vd = sV + (VCM ? cm_off<D>(lrow, ch) : swz<D>(lrow, ch));
     const T *ks = kb + ch * 8, *vs = vb + ch * 8;
     if (lst) {
-        const int lane = tid & 31;
         int e[EPL];
-#pragma unroll
-        for (int q = 0; q < EPL; q++) {
-            const int pos = c0 + q * 32 + lane;
-            e[q] = q * 32 + lane < BK && pos < nkeys ? lst[pos] : -1;
-        }
-#pragma unroll
-        for (int i = 0; i < ITERS; i++) {
-            const int r = lrow + i * RPI;
-            int v = e[0];
-#pragma unroll
-            for (int q = 1; q < EPL; q++) v = (r >> 5) == q ? e[q] : v;
-            const int j = __shfl_sync(0xffffffffu, v, r & 31);
-            if ((BK * CH) % NT != 0 && r >= BK) break; /* after the shuffle: every lane takes part */
-            const bool ok = j >= 0;
-            const long long jj = ok ? j : 0;
-            cp16(kd + i * RPI * D, ks + jj * kss, ok);
-            cp16(vd + i * RPI * D, vs + jj * vss, ok);
-        }
+        list_entries<BK>(lst, c0, nkeys, tid & 31, e);
+        load_key_rows_at<T, D, BK, NT, KCM, VCM>(sK, sV, kb, vb, kss, vss, e, tid);
         return;
     }
 #pragma unroll
