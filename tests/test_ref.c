@@ -328,8 +328,8 @@ static void test_saved_bytes(void) {
     }
     CHECK(with == 2, "saved_bytes count", "%d operators keep a saved area", with);
     /* dma keeps its plan: each query's threshold key (8 bytes), each tile's list of
-     * up to w + 128 keys and its length (tiles of 128 queries), and with w_dt z and
-     * dt (B, Hkv, Nk) in fp32 */
+     * up to w + 128 keys and its length (tiles of 128 queries), with w_dt z and dt
+     * (B, Hkv, Nk) in fp32; then O's rounding residual, (B, Nq, Hq, D) in bf16 */
     const attn_op *dop = attn_registry_find(ATTN_DMA, ATTN_BACKEND_CUDA);
     for (int t = 0; t < 3; t++) {
         static const int shp[3][5] = {{1, 300, 4, 2, 1024}, {2, 1100, 6, 3, 256}, {1, 8192, 32, 8, 1024}}; /* B N Hq Hkv w */
@@ -341,7 +341,8 @@ static void test_saved_bytes(void) {
             p.w_dt = wdt ? (const void *)&p : NULL; /* only whether it is given matters */
             const size_t u = (size_t)B * Hkv, ntiles = (size_t)(N + 127) / 128, cap = (size_t)(w + 128 < N ? w + 128 : N);
 #define R256(x) (((x) + 255) & ~(size_t)255)
-            size_t want = R256(u * N * 8) + R256(u * ntiles * cap * 4) + R256(u * ntiles * 4) + (wdt ? 2 * R256(u * N * 4) : 0);
+            size_t want = R256(u * N * 8) + R256(u * ntiles * cap * 4) + R256(u * ntiles * 4) + (wdt ? 2 * R256(u * N * 4) : 0) +
+                          R256((size_t)B * N * Hq * 128 * 2);
 #undef R256
             size_t got = dop->saved_bytes(&p);
             CHECK(got == want, "dma saved_bytes", "B %d N %d Hkv %d w %d w_dt %d: %zu bytes, want %zu", B, N, Hkv, w, wdt,

@@ -8,7 +8,9 @@
  * keeps registers for the accumulators), masks it with the per-key query
  * intervals, runs the online softmax in registers (rescaling O only when a row's
  * max rises by more than FWD_TAU in log2 units), and accumulates O += P V with P
- * converted straight from the S accumulators into A fragments.
+ * converted straight from the S accumulators into A fragments (RES, dma's forward
+ * for a backward: P as two rounded halves, both multiplied in, and O's rounding
+ * residual written beside O; cuda_attn_spec.ores).
  * Shared-memory rows are 16-byte chunks XOR-swizzled by (row & 7), so ldmatrix
  * reads 8 rows of one column without bank conflicts; every row a lane points at
  * has the same low bits, so its ldmatrix addresses are four per-thread bases plus
@@ -135,7 +137,7 @@ __device__ __forceinline__ void fwd_softmax(float (&s)[MT][BK / 8][4], float (&m
     }
 }
 
-template <typename T, int D, bool HASZ>
+template <typename T, int D, bool HASZ, bool RES>
 __global__ void __launch_bounds__(NTHREADS) attn_fwd_kernel(const FwdArgs a) {
     extern __shared__ __align__(128) unsigned char smem[];
     T *sQ = reinterpret_cast<T *>(smem);
@@ -314,6 +316,11 @@ __global__ void __launch_bounds__(NTHREADS) attn_fwd_kernel(const FwdArgs a) {
             uint32_t pf[MT][4];
 #pragma unroll
             for (int mt = 0; mt < MT; mt++) acc_to_a<T, BK / 8>(s[mt], kk, pf[mt]);
+            uint32_t pl[MT][4]; /* RES: P's low half */
+            if constexpr (RES) {
+#pragma unroll
+                for (int mt = 0; mt < MT; mt++) acc_to_a_lo<T, BK / 8>(s[mt], kk, pf[mt], pl[mt]);
+            }
 #pragma unroll
             for (int dt = 0; dt < D / 8; dt += 2) {
                 uint32_t vf[4];
@@ -322,13 +329,18 @@ __global__ void __launch_bounds__(NTHREADS) attn_fwd_kernel(const FwdArgs a) {
                 for (int mt = 0; mt < MT; mt++) {
                     mma16816<T>(oacc[mt][dt], pf[mt], vf[0], vf[1]);
                     mma16816<T>(oacc[mt][dt + 1], pf[mt], vf[2], vf[3]);
+                    if constexpr (RES) {
+                        mma16816<T>(oacc[mt][dt], pl[mt], vf[0], vf[1]);
+                        mma16816<T>(oacc[mt][dt + 1], pl[mt], vf[2], vf[3]);
+                    }
                 }
             }
         }
     }
     cp_wait<0>();
 
-    /* finish: full row sums, normalise, write O and the natural-log lse */
+    /* finish: full row sums, normalise, write O (RES: and its rounding residual)
+     * and the natural-log lse */
     T *ob = static_cast<T *>(a.o) + b * a.osb + h * a.osh;
 #pragma unroll
     for (int mt = 0; mt < MT; mt++)
@@ -341,11 +353,18 @@ __global__ void __launch_bounds__(NTHREADS) attn_fwd_kernel(const FwdArgs a) {
             if (q >= a.Nq) continue;
             float inv = lr > 0.f ? 1.f / lr : 0.f;
             T *orow = ob + (long long)q * a.oss;
+            __nv_bfloat16 *rrow = RES ? static_cast<__nv_bfloat16 *>(a.ores) + (((size_t)b * a.Nq + q) * a.Hq + h) * D
+                                      : nullptr;
 #pragma unroll
             for (int t = 0; t < D / 8; t++) {
                 int col = t * 8 + (lane & 3) * 2;
-                *reinterpret_cast<uint32_t *>(orow + col) =
-                    pack2<T>::from(oacc[mt][t][2 * r] * inv, oacc[mt][t][2 * r + 1] * inv);
+                const float o0 = oacc[mt][t][2 * r] * inv, o1 = oacc[mt][t][2 * r + 1] * inv;
+                const uint32_t ov = pack2<T>::from(o0, o1);
+                *reinterpret_cast<uint32_t *>(orow + col) = ov;
+                if constexpr (RES) {
+                    const float2 rd = pack2<T>::to(ov);
+                    *reinterpret_cast<uint32_t *>(rrow + col) = pack2<__nv_bfloat16>::from(o0 - rd.x, o1 - rd.y);
+                }
             }
             if ((lane & 3) == 0)
                 a.lse[((size_t)b * a.Hq + h) * a.Nq + q] =
@@ -355,7 +374,10 @@ __global__ void __launch_bounds__(NTHREADS) attn_fwd_kernel(const FwdArgs a) {
 
 template <typename T, int D> attn_status launch_fwd(const FwdArgs &a, int ntiles, int Hq, int B) {
     size_t smem = (size_t)(BQ * D + 4 * BK * D) * sizeof(T) + BQ * 8 + 8 * BK * sizeof(int) + 4 * sizeof(int);
-    auto kern = a.z ? attn_fwd_kernel<T, D, true> : attn_fwd_kernel<T, D, false>;
+    if (a.ores && !a.z) return ATTN_ERR_INVALID; /* the residual is dma's (HASZ kernels) */
+    auto kern = a.ores ? attn_fwd_kernel<T, D, true, true>
+                : a.z  ? attn_fwd_kernel<T, D, true, false>
+                       : attn_fwd_kernel<T, D, false, false>;
     CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
     dim3 grid(ntiles, Hq, B);
     kern<<<grid, NTHREADS, smem>>>(a);
@@ -412,7 +434,8 @@ extern "C" attn_status cuda_attn_forward(const attn_params *p, const cuda_attn_s
     a.list = s->list, a.list_len = s->list_len, a.tkey = s->tkey;
     a.cap = s->cap;
     a.ntiles = cuda_attn_ntiles(p);
-    if (dm::fwd_wgmma_enabled()) {
+    a.ores = s->ores;
+    if (dm::fwd_wgmma_enabled() && !a.ores) { /* the residual: mma.sync kernel only */
         attn_status st = dm::launch_fwd_wgmma(a, p->D, p->dtype);
         if (st != ATTN_ERR_UNSUPPORTED) return st;
     }

@@ -42,6 +42,13 @@ typedef struct {
     const float *dv_w;
     attn_status (*after_main)(void *ctx);
     void *after_main_ctx;
+    /* With z (dma), or NULL: O's rounding residual, bf16 (B, Nq, Hq, D) contiguous.
+     * The forward writes O's fp32 value less O as rounded to dtype, with P V
+     * multiplied in as two rounded halves of P (so O's fp32 value is that of the
+     * unrounded P, to about 16 bits); the backward forms Dsum = dO . (O + residual)
+     * from it, the sum of P dP that dS's column sums (dz) need to cancel, instead of
+     * a first pass over the key blocks. */
+    void *ores;
 } cuda_attn_spec;
 
 #ifdef __CUDACC__

@@ -10,11 +10,13 @@
  * block):
  *
  * 1. bwd_dot_kernel: Dsum_i = rowsum(dO_i * O_i) in fp32. With dz asked for (dma),
- *    Dsum_i = sum_j P_ij dP_ij instead, from a first pass of bwd_main_kernel over the
- *    same key blocks (S and dP only): O was rounded to the output dtype, and with
- *    Dsum from the rounded O every row's dS is off by (rounding error) * P_i., which
- *    is small next to dQ and dK but not next to the sums of dz over queries and keys
- *    (da, db_dt), which cancel.
+ *    Dsum_i must be sum_j P_ij dP_ij to fp32's accuracy: O was rounded to the output
+ *    dtype (and the forward's P to the inputs' before P V), and with Dsum from the
+ *    rounded O every row's dS is off by (rounding error) * P_i., which is small next
+ *    to dQ and dK but not next to the sums of dz over queries and keys (da, db_dt),
+ *    which cancel. So Dsum_i = dO_i . (O_i + residual_i) where the forward left O's
+ *    rounding residual (cuda_attn_spec.ores), else from a first pass of
+ *    bwd_main_kernel over the same key blocks (S and dP only).
  * 2. bwd_main_kernel, one CTA of 4 warps per (query tile of 64, query head, batch),
  *    warp w owning rows 16w..16w+15. Q and dO of the tile sit in shared memory;
  *    blocks of 64 keys (K, V and each key's query interval) stream through shared
@@ -81,12 +83,14 @@ struct BwdArgs {
 
 /* Dsum[b, h, i] = sum_d dO[b, i, h, d] O[b, i, h, d]: one warp per row, VEC
  * elements per load (8: 16-byte loads, dm_vec8 of both). Rows of the outputs are
- * ldp apart per (b, h). With lse2: besides, lse2[b, h, i] = lse log2 e (+inf for an
- * empty row, whose P is then 0), the key-parallel kernel's copy of lse. */
+ * ldp apart per (b, h). With res (dma's O residual, bf16 (B, Nq, Hq, D)
+ * contiguous): O + res in place of O. With lse2: besides, lse2[b, h, i] = lse
+ * log2 e (+inf for an empty row, whose P is then 0), the key-parallel kernel's copy
+ * of lse. */
 template <typename T, int VEC>
 __global__ void bwd_dot_kernel(const T *o, long long osb, long long oss, long long osh, const T *dout, long long dsb,
                                long long dss, long long dsh, int B, int Nq, int Hq, int D, float *dsum, int ldp,
-                               const float *lse, float *lse2, int lpr) {
+                               const __nv_bfloat16 *res, const float *lse, float *lse2, int lpr) {
     /* lpr lanes per row (a power of two): 32 / lpr rows per warp */
     const int lane = threadIdx.x & 31, sub = lane & (lpr - 1);
     const long long row = ((long long)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5)) * (32 / lpr) + lane / lpr;
@@ -97,15 +101,22 @@ __global__ void bwd_dot_kernel(const T *o, long long osb, long long oss, long lo
         h = (int)(row % Hq), i = (int)((row / Hq) % Nq), b = (int)(row / ((long long)Hq * Nq));
         const T *orow = o + b * osb + (long long)i * oss + h * osh;
         const T *drow = dout + b * dsb + (long long)i * dss + h * dsh;
+        const __nv_bfloat16 *rrow = res ? res + (((size_t)b * Nq + i) * Hq + h) * D : nullptr;
         for (int d = sub * VEC; d < D; d += lpr * VEC) {
             if constexpr (VEC == 8) {
                 float fo[8], fd[8];
                 ld8_any<T>(orow + d, fo);
                 ld8_any<T>(drow + d, fd);
+                if (rrow) {
+                    float fr[8];
+                    ld8_any<__nv_bfloat16>(rrow + d, fr);
+#pragma unroll
+                    for (int k = 0; k < 8; k++) fo[k] += fr[k];
+                }
 #pragma unroll
                 for (int k = 0; k < 8; k++) s += fo[k] * fd[k];
             } else {
-                s += to_f32<T>(orow[d]) * to_f32<T>(drow[d]);
+                s += (to_f32<T>(orow[d]) + (rrow ? to_f32<__nv_bfloat16>(rrow[d]) : 0.f)) * to_f32<T>(drow[d]);
             }
         }
     }
@@ -857,9 +868,10 @@ bool bwd_kp_choose(const attn_params *p, const cuda_attn_spec *s, const float *d
     return ctas >= nsm;
 }
 
-/* Dsum = rowsum(dO O) into dsum (rows ldp apart per (b, h)); with lse2, lse log2 e
- * besides (bwd_dot_kernel). */
-template <typename T> attn_status launch_dot(const attn_params *p, float *dsum, int ldp, float *lse2) {
+/* Dsum = rowsum(dO O) into dsum (rows ldp apart per (b, h)), O + res with res; with
+ * lse2, lse log2 e besides (bwd_dot_kernel). */
+template <typename T>
+attn_status launch_dot(const attn_params *p, float *dsum, int ldp, float *lse2, const void *res = nullptr) {
     const int wpb = 8;
     const long long rows = (long long)p->B * p->Nq * p->Hq;
     auto kern = bwd_dot_kernel<T, 1>;
@@ -872,7 +884,8 @@ template <typename T> attn_status launch_dot(const attn_params *p, float *dsum, 
     const unsigned grid = (unsigned)((rows + rpb - 1) / rpb);
     kern<<<grid, wpb * 32>>>(static_cast<const T *>(p->o), p->o_st.b, p->o_st.s, p->o_st.h,
                              static_cast<const T *>(p->dout), p->do_st.b, p->do_st.s, p->do_st.h, p->B, p->Nq, p->Hq, p->D,
-                             dsum, ldp, static_cast<const float *>(p->lse), lse2, lpr);
+                             dsum, ldp, static_cast<const __nv_bfloat16 *>(res), static_cast<const float *>(p->lse),
+                             lse2, lpr);
     CUDA_CHECK_LAUNCH();
     return ATTN_OK;
 }
@@ -932,7 +945,7 @@ template <typename T, int D, int BQ, bool WG = false>
 attn_status launch_bwd_bq(const attn_params *p, BwdArgs &a, const cuda_attn_spec *s) {
     const int ntiles = (p->Nq + BQ - 1) / BQ;
     if (!a.exact_dsum) {
-        attn_status st = launch_dot<T>(p, const_cast<float *>(a.dsum), p->Nq, nullptr);
+        attn_status st = launch_dot<T>(p, const_cast<float *>(a.dsum), p->Nq, nullptr, s->ores);
         if (st != ATTN_OK) return st;
     }
     const size_t smem = bwd_smem(BQ, D, sizeof(T)) + (WG ? (2 * (size_t)BQ + BK) * D * sizeof(T) : 0);
@@ -992,7 +1005,7 @@ extern "C" attn_status cuda_attn_backward(const attn_params *p, const cuda_attn_
     a.q = p->q, a.k = p->k, a.v = p->v, a.dout = p->dout, a.dq = p->dq;
     a.lse = static_cast<const float *>(p->lse);
     a.dz = dz;
-    a.exact_dsum = dz != nullptr;
+    a.exact_dsum = dz != nullptr && !s->ores; /* with the residual, Dsum from dO . (O + residual) */
     a.qsb = p->q_st.b, a.qss = p->q_st.s, a.qsh = p->q_st.h;
     a.ksb = p->k_st.b, a.kss = p->k_st.s, a.ksh = p->k_st.h;
     a.vsb = p->v_st.b, a.vss = p->v_st.s, a.vsh = p->v_st.h;

@@ -24,6 +24,7 @@ struct FwdArgs {
     int cap, ntiles;
     long long off; /* query i sits at position i + off */
     int kmul, kadd; /* key j sits at position j kmul + kadd */
+    void *ores; /* dma: O's rounding residual, bf16 (B, Nq, Hq, D) contiguous (cuda_attn_spec) */
 };
 
 /* The Hopper forward (cuda_attn_wgmma.cu): wgmma from shared memory, D 64 or 128,

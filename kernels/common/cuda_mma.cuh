@@ -20,12 +20,16 @@ template <> struct pack2<__nv_bfloat16> {
         __nv_bfloat162 h = __floats2bfloat162_rn(a, b);
         return *reinterpret_cast<uint32_t *>(&h);
     }
+    static __device__ __forceinline__ float2 to(uint32_t x) {
+        return __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162 *>(&x));
+    }
 };
 template <> struct pack2<__half> {
     static __device__ __forceinline__ uint32_t from(float a, float b) {
         __half2 h = __floats2half2_rn(a, b);
         return *reinterpret_cast<uint32_t *>(&h);
     }
+    static __device__ __forceinline__ float2 to(uint32_t x) { return __half22float2(*reinterpret_cast<const __half2 *>(&x)); }
 };
 
 template <typename T> __device__ __forceinline__ void mma16816(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1);
@@ -260,6 +264,19 @@ __device__ __forceinline__ void acc_to_a(const float (&c)[N][4], int kk, uint32_
     a[1] = pack2<T>::from(c[2 * kk][2], c[2 * kk][3]);
     a[2] = pack2<T>::from(c[2 * kk + 1][0], c[2 * kk + 1][1]);
     a[3] = pack2<T>::from(c[2 * kk + 1][2], c[2 * kk + 1][3]);
+}
+
+/* What acc_to_a's rounding left out, c - hi rounded to T (hi: acc_to_a's fragment
+ * of the same c and kk): with both fragments multiplied in, the product carries c
+ * to about twice T's bits. */
+template <typename T, int N>
+__device__ __forceinline__ void acc_to_a_lo(const float (&c)[N][4], int kk, const uint32_t hi[4], uint32_t lo[4]) {
+#pragma unroll
+    for (int q = 0; q < 4; q++) {
+        const float *e = &c[2 * kk + (q >> 1)][(q & 1) * 2];
+        const float2 h = pack2<T>::to(hi[q]);
+        lo[q] = pack2<T>::from(e[0] - h.x, e[1] - h.y);
+    }
 }
 
 /* The m16k16 A fragment read transposed from a swizzled [k rows][KW] tile: A's rows

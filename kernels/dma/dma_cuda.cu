@@ -400,11 +400,21 @@ struct DmaPlan {
 /* The plan's pieces, each rounded up to 256 bytes so that every piece stays aligned
  * for its type: the thresholds (tb), the tiles' lists (lb) and lengths (nb), and
  * with w_dt z and dt (zb each). These are what the forward keeps in a saved area
- * (attn_params.saved, in this order). */
+ * (attn_params.saved, in this order), and then O's rounding residual (rb, bf16 of
+ * O's shape; cuda_attn_spec.ores), from which the backward forms Dsum without a
+ * first pass over the keys. */
 struct DmaSaved {
-    size_t tb, lb, nb, zb;
-    size_t total() const { return tb + lb + nb + 2 * zb; }
+    size_t tb, lb, nb, zb, rb;
+    size_t total() const { return tb + lb + nb + 2 * zb + rb; }
+    size_t res_at() const { return tb + lb + nb + 2 * zb; }
 };
+
+/* DMABENCH_DMA_RESIDUAL=0: the saved area without the residual (the backward's
+ * first pass forms Dsum, as without an area). */
+bool dma_residual_on() {
+    static const bool off = dm_env_is("DMABENCH_DMA_RESIDUAL", "0");
+    return !off;
+}
 
 DmaSaved dma_saved_layout(const attn_params *p) {
     auto r256 = [](size_t x) { return (x + 255) & ~(size_t)255; };
@@ -416,6 +426,7 @@ DmaSaved dma_saved_layout(const attn_params *p) {
     s.lb = r256(units * ntiles * (size_t)cap * sizeof(int));
     s.nb = r256(units * ntiles * sizeof(int));
     s.zb = p->w_dt ? r256(units * p->Nk * sizeof(float)) : 0;
+    s.rb = dma_residual_on() ? r256((size_t)p->B * p->Nq * p->Hq * p->D * sizeof(__nv_bfloat16)) : 0;
     return s;
 }
 
@@ -472,6 +483,7 @@ attn_status dma_plan(const attn_params *p, int backward, DmaPlan *pl) {
     pl->s.list_len = len;
     pl->s.cap = cap;
     pl->s.tkey = tkey;
+    pl->s.ores = kept && sv.rb ? kept + sv.res_at() : nullptr;
     if (kept && backward) return ATTN_OK; /* the forward's plan, z and dt */
 
     int span;
