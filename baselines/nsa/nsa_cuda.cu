@@ -18,7 +18,8 @@
  *    argmax over (score, larger j); ids written ascending, -1 padded.
  *    By default nsa_select_tc_kernel instead (DMABENCH_NSA_TC=0 keeps the kernel
  *    above): the same scores from S = q K~^T on the tensor cores for a tile of queries x the group's heads,
- *    accumulated in shared memory, and the same pick (nsa_pick_blocks).
+ *    spread over the selection blocks as a second product (p times the overlaps) where the
+ *    settings allow, accumulated in shared memory, and the same pick (nsa_pick_blocks).
  * 4. the selected branch (nsa_cuda_slc.cu: nsa_slc_forward): each query's selected
  *    blocks, for the group's heads, which share the selection; lse plane 1.
  * 5. window branch: the engine as swa; lse plane 2.
@@ -241,6 +242,9 @@ struct SelArgs {
     int *sel;          /* (B, Hkv, Nq, nsel) */
     int B, Nq, Nk, Hq, Hkv, G, D, nb, ns, nsel, l, d, ls, n;
     int pick_top; /* nsa_pick_blocks' single-scan version (default; 0: DMABENCH_NSA_PICK=argmax) */
+    /* nsa_select_tc_kernel's block scores as a product (sel_mma_cols > 0; see
+     * nsa_sel_mma_cols): the step's selection blocks, and how far they move per step */
+    int sel_mma_cols, sel_mma_step;
     float scale;
 };
 
@@ -421,16 +425,35 @@ __host__ __device__ __forceinline__ int nsa_visible_blocks(long long ip, int l, 
  * warps per (tile of QT queries, kv head, batch) with 64 mma rows r = hh QT + qi
  * (head hh of the group, query i0 + qi; rows from G QT on are idle). Blocks of 64
  * compressed keys stream through shared memory (cp.async, double buffered);
- * S = q K~^T on the tensor cores, p = exp(s S - lse_cmp) / d per row into a step
- * buffer sP; then each (query, selection block) pair the step reaches is owned by
- * one thread, which adds sum over the group's heads and the step's compressed
- * blocks c of p overlap(c, j) into the tile's scores: no atomics, and the same sum
- * in every run. Then warp w picks the blocks of queries w, w + 4, ... as
- * nsa_select_kernel does. */
+ * S = q K~^T on the tensor cores, p = exp(s S - lse_cmp) / d per row. Then the
+ * step's selection-block scores, sum over the compressed blocks c of p
+ * overlap(c, j), in one of two ways:
+ * - as a product (a.sel_mma_cols > 0, nsa_sel_mma_cols): where a step of 64
+ *   compressed blocks moves the selection blocks by a whole number, the overlaps
+ *   form the same matrix W (64 x cols, small integers) in every step, so each warp
+ *   multiplies its p (in registers, as two rounded halves for about 16 bits) into
+ *   W on the tensor cores, its rows x cols partial sums go to shared memory (sS),
+ *   and each (query, selection block) pair is owned by one thread, which adds the
+ *   group's heads and the column halves into the tile's scores;
+ * - otherwise p goes to a step buffer sP, and the thread that owns a pair adds
+ *   sum over the group's heads and the step's compressed blocks c of p
+ *   overlap(c, j) itself (DMABENCH_NSA_SEL_MMA=0 takes this way everywhere).
+ * No atomics either way, and the same sum in every run. Then warp w picks the
+ * blocks of queries w, w + 4, ... as nsa_select_kernel does. */
 constexpr int SEL_BKC = 64;           /* compressed blocks per step */
 constexpr int SEL_PS = SEL_BKC + 8;   /* sP's row stride in floats */
+constexpr int SEL_MC = 32;            /* the product's columns at most (4 n-tiles) */
+constexpr int SEL_SS = 36;            /* sS's row stride in floats: 2 x 64 rows fit in sP */
+static_assert(2 * 64 * SEL_SS <= 64 * SEL_PS, "sS shares sP's space");
+
+/* Keys shared by compressed block c (keys [c d, c d + l)) and selection block j
+ * (keys [j l', (j + 1) l')), for c and j of the product's first step (c0 = 0). */
+__host__ __device__ __forceinline__ int nsa_overlap(int c, int j, int l, int d, int ls) {
+    const int lo = max(c * d, j * ls), hi = min(c * d + l, (j + 1) * ls);
+    return hi > lo ? hi - lo : 0;
+}
 template <typename T, int D, int NW>
-__global__ void __launch_bounds__(NW * 32) nsa_select_tc_kernel(const SelArgs a, const int QT, const int NS) {
+__global__ void __launch_bounds__(NW * 32, 16 / NW) nsa_select_tc_kernel(const SelArgs a, const int QT, const int NS) {
     constexpr int BKC = SEL_BKC;
     constexpr int NT = NW * 32, CS = NW / 4, BKW = BKC / CS; /* column parts, each warp's columns */
     constexpr int CH = D / 8;
@@ -479,6 +502,25 @@ __global__ void __launch_bounds__(NW * 32) nsa_select_tc_kernel(const SelArgs a,
         else nc1 = nc, lse21 = l2;
     }
     const float sl2 = a.scale * LOG2E, inv_d = 1.f / (float)a.d;
+    /* the product's W fragments (B operand, k = the warp's compressed blocks, n =
+     * selection blocks), the same in every step; and the pairs this thread owns:
+     * query qp, selection blocks jp0, jp0 + jps, ... of the step (QT divides NT) */
+    const int mcols = a.sel_mma_cols;
+    uint32_t wf[BKW / 16][SEL_MC / 8][2];
+    if (mcols > 0) {
+#pragma unroll
+        for (int kk = 0; kk < BKW / 16; kk++)
+#pragma unroll
+            for (int nt = 0; nt < SEL_MC / 8; nt++) {
+                const int c = wcol + kk * 16 + 2 * (lane & 3), j = nt * 8 + (lane >> 2);
+#pragma unroll
+                for (int h = 0; h < 2; h++)
+                    wf[kk][nt][h] = pack2<T>::from((float)nsa_overlap(c + 8 * h, j, a.l, a.d, a.ls),
+                                                   (float)nsa_overlap(c + 8 * h + 1, j, a.l, a.d, a.ls));
+            }
+    }
+    const int qp = tid % QT, jp0 = tid / QT, jps = NT / QT;
+    float *sS = sP; /* the product's partial sums: [CS][64 rows][SEL_SS] */
     __syncthreads(); /* the zeroed scores */
 
     for (int step = 0; step < nsteps; step++) {
@@ -490,6 +532,54 @@ __global__ void __launch_bounds__(NW * 32) nsa_select_tc_kernel(const SelArgs a,
         float s[BKW / 8][4];
         warp_qk<T, D, BKW>(s, sQ, sK + st * BKC * D + wcol * D, wrow, lane);
         const int c0 = step * BKC;
+        if (mcols > 0) {
+            /* p in the accumulators (0 where the row does not see block c), then
+             * p W: hi and lo halves of p against the same W */
+#pragma unroll
+            for (int nt = 0; nt < BKW / 8; nt++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    const int col = wcol + nt * 8 + (lane & 3) * 2 + (e & 1);
+                    const int nc = e < 2 ? nc0 : nc1;
+                    const float l2 = e < 2 ? lse20 : lse21;
+                    s[nt][e] = c0 + col < nc ? fast_exp2(s[nt][e] * sl2 - l2) * inv_d : 0.f;
+                }
+            float cs[SEL_MC / 8][4];
+#pragma unroll
+            for (int nt = 0; nt < SEL_MC / 8; nt++) cs[nt][0] = cs[nt][1] = cs[nt][2] = cs[nt][3] = 0.f;
+#pragma unroll
+            for (int kk = 0; kk < BKW / 16; kk++) {
+                uint32_t ah[4], al[4];
+                acc_to_a<T, BKW / 8>(s, kk, ah);
+                acc_to_a_lo<T, BKW / 8>(s, kk, ah, al);
+#pragma unroll
+                for (int nt = 0; nt < SEL_MC / 8; nt++)
+                    if (nt * 8 < mcols) {
+                        mma16816<T>(cs[nt], ah, wf[kk][nt][0], wf[kk][nt][1]);
+                        mma16816<T>(cs[nt], al, wf[kk][nt][0], wf[kk][nt][1]);
+                    }
+            }
+            float *srow = sS + ((size_t)(warp >> 2) * 64 + wrow + (lane >> 2)) * SEL_SS + (lane & 3) * 2;
+#pragma unroll
+            for (int nt = 0; nt < SEL_MC / 8; nt++)
+                if (nt * 8 < mcols) {
+                    *reinterpret_cast<float2 *>(srow + nt * 8) = make_float2(cs[nt][0], cs[nt][1]);
+                    *reinterpret_cast<float2 *>(srow + 8 * SEL_SS + nt * 8) = make_float2(cs[nt][2], cs[nt][3]);
+                }
+            __syncthreads();
+            /* the step's selection blocks jlo + jj: each pair's heads and column
+             * halves into the tile's scores (the next step's first barrier keeps
+             * its sS writes behind these reads) */
+            const int jlo = step * a.sel_mma_step, nj = min(mcols, NS - jlo);
+            for (int jj = jp0; jj < nj; jj += jps) {
+                float acc = 0.f;
+#pragma unroll
+                for (int h2 = 0; h2 < CS; h2++)
+                    for (int hh = 0; hh < a.G; hh++) acc += sS[((size_t)h2 * 64 + hh * QT + qp) * SEL_SS + jj];
+                sc[(size_t)qp * NS + jlo + jj] += acc;
+            }
+            continue;
+        }
         /* p of the thread's fragment into sP (0 where the row does not see block c) */
 #pragma unroll
         for (int nt = 0; nt < BKW / 8; nt++)
@@ -974,6 +1064,22 @@ attn_status select_tc_tile(int G, int ns, int D, size_t esize, int *qt, size_t *
     return ATTN_OK;
 }
 
+/* The tensor-core selection's block scores as a product with the overlaps (W, the
+ * same in every step): its columns, or 0 for the pair loop. It needs a step of
+ * SEL_BKC compressed blocks to move the selection blocks by a whole number
+ * (SEL_BKC d a multiple of l'), the columns one step touches to fit SEL_MC, and the
+ * overlaps (at most min(l, l') keys) to be whole numbers that 16-bit floats hold
+ * exactly (up to 256). DMABENCH_NSA_SEL_MMA=0: 0 everywhere. */
+int nsa_sel_mma_cols(int l, int d, int ls, int *step) {
+    static const bool off = dm_env_is("DMABENCH_NSA_SEL_MMA", "0");
+    *step = 0;
+    if (off || ((long long)SEL_BKC * d) % ls != 0 || std::min(l, ls) > 256) return 0;
+    const long long cols = ((long long)(SEL_BKC - 1) * d + l - 1) / ls + 1;
+    if (cols > SEL_MC) return 0;
+    *step = (int)((long long)SEL_BKC * d / ls);
+    return (int)cols;
+}
+
 template <typename T, int D> attn_status launch_select_tc_d(const SelArgs &a, int qt, size_t smem) {
     const int nw = nsa_sel_warps();
     auto kern = nw == 4 ? nsa_select_tc_kernel<T, D, 4> : nsa_select_tc_kernel<T, D, 8>;
@@ -1214,6 +1320,7 @@ template <typename T> attn_status nsa_branches(const attn_params *p, const NsaBu
         a.l = l, a.d = d, a.ls = ls, a.n = p->nsa_n;
         a.scale = (float)p->scale;
         a.pick_top = nsa_pick_top();
+        a.sel_mma_cols = nsa_sel_mma_cols(l, d, ls, &a.sel_mma_step);
         int qt = 0;
         size_t tc_smem = 0;
         if (nsa_tc_enabled() && (st = select_tc_tile(G, ns, D, sizeof(T), &qt, &tc_smem)) != ATTN_OK) return st;
