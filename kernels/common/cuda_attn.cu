@@ -200,7 +200,7 @@ __global__ void __launch_bounds__(NTHREADS) attn_fwd_kernel(const FwdArgs a) {
     int en[EPL], enn[EPL];
     float zn = 0.f;
     auto load_kv = [&](int stage, int c0) {
-        if (HASZ && ahead && c0 > 0) { /* block c0 from en and zn; then the next loads */
+        if (ahead && c0 > 0) { /* block c0 from en and zn; then the next loads */
             if (tid < BK)
                 key_slot_meta_at(kp, tid, own_entry(en, tid), zn, a.tkey ? sT : nullptr, true, i0, nrows,
                                  sIdx + stage * BK, sRlo + stage * BK, sRhi + stage * BK, sZ + stage * BK,
@@ -233,7 +233,7 @@ __global__ void __launch_bounds__(NTHREADS) attn_fwd_kernel(const FwdArgs a) {
     const int nblocks = (nkeys + BK - 1) / BK;
     if (nblocks > 0) load_kv(0, 0);
     cp_commit();
-    if (HASZ && ahead) {
+    if (ahead) {
         list_entries<BK>(lst, BK, nkeys, lane, en);
         list_entries<BK>(lst, 2 * BK, nkeys, lane, enn);
         if (tid < BK) {

@@ -101,6 +101,14 @@ __device__ __forceinline__ void tile_keys(const KeyPos &kp, int Nk, int Nq, int 
     }
 }
 
+/* For key j (not past the end) with z zj: the rows rl .. rh of the tile that keep
+ * it (none: rl > rh) and, with hasz, its bias z log2e. */
+__device__ __forceinline__ void key_meta(const KeyPos &kp, int j, float zj, const unsigned long long *sT, bool hasz,
+                                         int i0, int nrows, int *rl, int *rh, float *zz) {
+    key_rows(kp, j, sT, sT ? dma_key(zj, j) : 0ULL, i0, nrows, rl, rh);
+    if (hasz) *zz = zj * LOG2E;
+}
+
 /* Key slot `slot` of a block, by thread `slot` of the first BK / 32 warps (each
  * warp's slots together), given the slot's key j (-1 past the end) and its z
  * (hasz; 0 without): the key's index, the rows that keep it, its bias z log2e,
@@ -110,10 +118,7 @@ __device__ __forceinline__ void key_slot_meta_at(const KeyPos &kp, int slot, int
                                                  int *sRlo, int *sRhi, float *sZ, int *sFull) {
     int rl = INT_MAX, rh = -1;
     float zz = 0.f;
-    if (j >= 0) {
-        key_rows(kp, j, sT, sT ? dma_key(zj, j) : 0ULL, i0, nrows, &rl, &rh);
-        if (hasz) zz = zj * LOG2E;
-    }
+    if (j >= 0) key_meta(kp, j, zj, sT, hasz, i0, nrows, &rl, &rh, &zz);
     sIdx[slot] = j;
     sRlo[slot] = rl;
     sRhi[slot] = rh;
@@ -151,8 +156,7 @@ __device__ __forceinline__ void key_slot_meta_all(const KeyPos &kp, int tid, int
     float zz = 0.f;
     if (pos < nkeys) {
         j = lst ? lst[pos] : kstart + pos;
-        key_rows(kp, j, sT, sT ? dma_key(zrow[j], j) : 0ULL, i0, nrows, &rl, &rh);
-        if (zrow) zz = zrow[j] * LOG2E;
+        key_meta(kp, j, zrow ? zrow[j] : 0.f, sT, zrow != nullptr, i0, nrows, &rl, &rh, &zz);
     }
     const bool full = j >= 0 && rl <= i0 && rh >= i0 + nrows - 1;
     const unsigned bal = __ballot_sync(0xffffffff, full);
@@ -225,16 +229,16 @@ __device__ __forceinline__ void load_key_rows(T *sK, T *sV, const T *kb, const T
     constexpr int CH = D / 8, RPI = NT / CH, ITERS = (BK * CH + NT - 1) / NT, EPL = (BK + 31) / 32;
     static_assert(NT % CH == 0 && RPI % 8 == 0, "load_key_rows: rows per pass must be a multiple of 8");
     static_assert(NT % 32 == 0 && 32 % CH == 0, "load_key_rows: whole warps, a row's chunks within one warp");
-    const int lrow = tid / CH, ch = tid % CH;
-    T *kd = sK + (KCM ? cm_off<D>(lrow, ch) : swz<D>(lrow, ch));
-    T *vd = sV + (VCM ? cm_off<D>(lrow, ch) : swz<D>(lrow, ch));
-    const T *ks = kb + ch * 8, *vs = vb + ch * 8;
     if (lst) {
         int e[EPL];
         list_entries<BK>(lst, c0, nkeys, tid & 31, e);
         load_key_rows_at<T, D, BK, NT, KCM, VCM>(sK, sV, kb, vb, kss, vss, e, tid);
         return;
     }
+    const int lrow = tid / CH, ch = tid % CH;
+    T *kd = sK + (KCM ? cm_off<D>(lrow, ch) : swz<D>(lrow, ch));
+    T *vd = sV + (VCM ? cm_off<D>(lrow, ch) : swz<D>(lrow, ch));
+    const T *ks = kb + ch * 8, *vs = vb + ch * 8;
 #pragma unroll
     for (int i = 0; i < ITERS; i++) {
         const int r = lrow + i * RPI;
