@@ -245,6 +245,10 @@ struct SelArgs {
     /* nsa_select_tc_kernel's block scores as a product (sel_mma_cols > 0; see
      * nsa_sel_mma_cols): the step's selection blocks, and how far they move per step */
     int sel_mma_cols, sel_mma_step;
+    /* nsa_select_tc_kernel's shared-memory layout (select_tc_tile): K~ stages (2, or
+     * 1 where that lets two CTAs share an SM), sS's row stride, the floats before
+     * the scores (sP or sS), and whether the pick's flags reuse the K~ stages */
+    int sel_stages, sel_ss, sel_p_floats, sel_chosen_in_k;
     float scale;
 };
 
@@ -443,8 +447,6 @@ __host__ __device__ __forceinline__ int nsa_visible_blocks(long long ip, int l, 
 constexpr int SEL_BKC = 64;           /* compressed blocks per step */
 constexpr int SEL_PS = SEL_BKC + 8;   /* sP's row stride in floats */
 constexpr int SEL_MC = 32;            /* the product's columns at most (4 n-tiles) */
-constexpr int SEL_SS = 36;            /* sS's row stride in floats: 2 x 64 rows fit in sP */
-static_assert(2 * 64 * SEL_SS <= 64 * SEL_PS, "sS shares sP's space");
 
 /* Keys shared by compressed block c (keys [c d, c d + l)) and selection block j
  * (keys [j l', (j + 1) l')), for c and j of the product's first step (c0 = 0). */
@@ -458,11 +460,14 @@ __global__ void __launch_bounds__(NW * 32, 16 / NW) nsa_select_tc_kernel(const S
     constexpr int NT = NW * 32, CS = NW / 4, BKW = BKC / CS; /* column parts, each warp's columns */
     constexpr int CH = D / 8;
     extern __shared__ __align__(128) unsigned char tc_smem[];
-    T *sQ = reinterpret_cast<T *>(tc_smem);                 /* [64 rows][D], swizzled */
-    T *sK = sQ + 64 * D;                                    /* [2 stages][BKC][D] */
-    float *sP = reinterpret_cast<float *>(sK + 2 * BKC * D); /* [64 rows][SEL_PS] */
-    float *sc = sP + 64 * SEL_PS;                           /* [QT][NS] */
-    unsigned char *chosen = reinterpret_cast<unsigned char *>(sc + (size_t)QT * NS); /* [NW][NS] */
+    const int nst = a.sel_stages, SS = a.sel_ss;
+    T *sQ = reinterpret_cast<T *>(tc_smem);                   /* [64 rows][D], swizzled */
+    T *sK = sQ + 64 * D;                                      /* [nst stages][BKC][D] */
+    float *sP = reinterpret_cast<float *>(sK + nst * BKC * D); /* [64 rows][SEL_PS], or sS */
+    float *sc = sP + a.sel_p_floats;                          /* [QT][NS] */
+    /* [NW][NS], after the scores or (used only after the last step) over sK */
+    unsigned char *chosen = a.sel_chosen_in_k ? reinterpret_cast<unsigned char *>(sK)
+                                              : reinterpret_cast<unsigned char *>(sc + (size_t)QT * NS);
     const int hkv = blockIdx.y, b = blockIdx.z;
     const int i0 = blockIdx.x * QT;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
@@ -520,14 +525,18 @@ __global__ void __launch_bounds__(NW * 32, 16 / NW) nsa_select_tc_kernel(const S
             }
     }
     const int qp = tid % QT, jp0 = tid / QT, jps = NT / QT;
-    float *sS = sP; /* the product's partial sums: [CS][64 rows][SEL_SS] */
+    float *sS = sP; /* the product's partial sums: [CS][64 rows][SS] */
     __syncthreads(); /* the zeroed scores */
 
+    /* With two stages the next step's K~ copy starts before this step's products;
+     * with one, after the barrier that ends every warp's use of sK (the other CTA
+     * on the SM covers the wait) */
     for (int step = 0; step < nsteps; step++) {
-        const int st = step & 1;
-        if (step + 1 < nsteps) load_kc(st ^ 1, (step + 1) * BKC);
+        const int st = nst == 2 ? step & 1 : 0;
+        if (nst == 2 && step + 1 < nsteps) load_kc(st ^ 1, (step + 1) * BKC);
         cp_commit();
-        cp_wait<1>();
+        if (nst == 2) cp_wait<1>();
+        else cp_wait<0>();
         __syncthreads();
         float s[BKW / 8][4];
         warp_qk<T, D, BKW>(s, sQ, sK + st * BKC * D + wcol * D, wrow, lane);
@@ -559,14 +568,15 @@ __global__ void __launch_bounds__(NW * 32, 16 / NW) nsa_select_tc_kernel(const S
                         mma16816<T>(cs[nt], al, wf[kk][nt][0], wf[kk][nt][1]);
                     }
             }
-            float *srow = sS + ((size_t)(warp >> 2) * 64 + wrow + (lane >> 2)) * SEL_SS + (lane & 3) * 2;
+            float *srow = sS + ((size_t)(warp >> 2) * 64 + wrow + (lane >> 2)) * SS + (lane & 3) * 2;
 #pragma unroll
             for (int nt = 0; nt < SEL_MC / 8; nt++)
                 if (nt * 8 < mcols) {
                     *reinterpret_cast<float2 *>(srow + nt * 8) = make_float2(cs[nt][0], cs[nt][1]);
-                    *reinterpret_cast<float2 *>(srow + 8 * SEL_SS + nt * 8) = make_float2(cs[nt][2], cs[nt][3]);
+                    *reinterpret_cast<float2 *>(srow + 8 * SS + nt * 8) = make_float2(cs[nt][2], cs[nt][3]);
                 }
             __syncthreads();
+            if (nst == 1 && step + 1 < nsteps) load_kc(0, (step + 1) * BKC);
             /* the step's selection blocks jlo + jj: each pair's heads and column
              * halves into the tile's scores (the next step's first barrier keeps
              * its sS writes behind these reads) */
@@ -575,7 +585,7 @@ __global__ void __launch_bounds__(NW * 32, 16 / NW) nsa_select_tc_kernel(const S
                 float acc = 0.f;
 #pragma unroll
                 for (int h2 = 0; h2 < CS; h2++)
-                    for (int hh = 0; hh < a.G; hh++) acc += sS[((size_t)h2 * 64 + hh * QT + qp) * SEL_SS + jj];
+                    for (int hh = 0; hh < a.G; hh++) acc += sS[((size_t)h2 * 64 + hh * QT + qp) * SS + jj];
                 sc[(size_t)qp * NS + jlo + jj] += acc;
             }
             continue;
@@ -593,6 +603,7 @@ __global__ void __launch_bounds__(NW * 32, 16 / NW) nsa_select_tc_kernel(const S
                 *reinterpret_cast<float2 *>(sP + (wrow + (lane >> 2) + 8 * r2) * SEL_PS + col) = pv;
             }
         __syncthreads();
+        if (nst == 1 && step + 1 < nsteps) load_kc(0, (step + 1) * BKC);
         /* the selection blocks the step's compressed blocks overlap: block c covers
          * keys [c d, c d + l), selection block j keys [j l', (j + 1) l') */
         /* key positions fit an int (the keys' count does, and a block ends at most
@@ -1048,19 +1059,39 @@ int nsa_sel_warps() {
 
 /* The tensor-core selection's tile: *qt queries (64 / G, halved until the tile's
  * block scores fit the device's shared memory; 0 when even one query's do not, or
- * G does not divide 64) and its shared-memory bytes. */
-attn_status select_tc_tile(int G, int ns, int D, size_t esize, int *qt, size_t *smem) {
+ * G does not divide 64), its shared-memory bytes, and the layout in a (sel_*).
+ * Per CTA: Q (64 rows), the K~ stages, sP (the pair loop) or sS (the product,
+ * mcols > 0: CS x 64 rows of ss floats), the scores (qt x ns floats) and the
+ * pick's flags (NW x ns bytes; over the K~ stages where they fit, as the pick
+ * comes after the last step). Two K~ stages, or one where that lets two CTAs
+ * share an SM and two do not (at N = 65536, 105 KB against 138: the other CTA
+ * covers the copy's wait); DMABENCH_NSA_SEL_STAGES=1 or 2 fixes it. */
+attn_status select_tc_tile(int G, int ns, int D, size_t esize, int mcols, SelArgs *a, int *qt, size_t *smem) {
     *qt = 0, *smem = 0;
     if (G < 1 || 64 % G != 0 || (D != 16 && D != 32 && D != 64 && D != 128)) return ATTN_OK;
     size_t optin = 0;
     attn_status st = dm_cuda_smem_optin(&optin);
     if (st != ATTN_OK) return st;
-    const size_t fixed = 3 * 64 * (size_t)D * esize + 64 * SEL_PS * sizeof(float) + (((size_t)nsa_sel_warps() * ns + 15) & ~(size_t)15);
+    const int nw = nsa_sel_warps(), cs = nw / 4;
+    const int ss = (mcols + 1) & ~1;
+    const size_t pf = mcols > 0 ? (size_t)cs * 64 * ss : (size_t)64 * SEL_PS;
+    auto bytes = [&](int nst, int q, int *in_k) {
+        const size_t kb = (size_t)nst * SEL_BKC * D * esize, cb = (size_t)nw * ns;
+        *in_k = cb <= kb;
+        return (size_t)64 * D * esize + kb + pf * sizeof(float) + (size_t)q * ns * sizeof(float) +
+               (*in_k ? 0 : ((cb + 15) & ~(size_t)15));
+    };
+    int in_k = 0;
     int q = 64 / G;
-    while (q > 1 && fixed + (size_t)q * ns * sizeof(float) > optin) q /= 2;
-    if (fixed + (size_t)q * ns * sizeof(float) > optin) return ATTN_OK;
+    while (q > 1 && bytes(2, q, &in_k) > optin) q /= 2;
+    if (bytes(2, q, &in_k) > optin) return ATTN_OK;
+    static const int force = dm_env_is("DMABENCH_NSA_SEL_STAGES", "1") ? 1 : dm_env_is("DMABENCH_NSA_SEL_STAGES", "2") ? 2 : 0;
+    const size_t two_per_sm = (228 * 1024) / 2 - 1024; /* an SM's 228 KB, 1 KB reserved per CTA */
+    int nst = 2;
+    if (force == 1 || (force == 0 && bytes(2, q, &in_k) > two_per_sm && bytes(1, q, &in_k) <= two_per_sm)) nst = 1;
+    *smem = bytes(nst, q, &in_k);
     *qt = q;
-    *smem = fixed + (size_t)q * ns * sizeof(float);
+    a->sel_stages = nst, a->sel_ss = ss, a->sel_p_floats = (int)pf, a->sel_chosen_in_k = in_k;
     return ATTN_OK;
 }
 
@@ -1323,7 +1354,8 @@ template <typename T> attn_status nsa_branches(const attn_params *p, const NsaBu
         a.sel_mma_cols = nsa_sel_mma_cols(l, d, ls, &a.sel_mma_step);
         int qt = 0;
         size_t tc_smem = 0;
-        if (nsa_tc_enabled() && (st = select_tc_tile(G, ns, D, sizeof(T), &qt, &tc_smem)) != ATTN_OK) return st;
+        if (nsa_tc_enabled() && (st = select_tc_tile(G, ns, D, sizeof(T), a.sel_mma_cols, &a, &qt, &tc_smem)) != ATTN_OK)
+            return st;
         if (qt > 0) {
             if ((st = launch_select_tc<T>(a, qt, tc_smem)) != ATTN_OK) return st;
         } else {
