@@ -1064,7 +1064,7 @@ int nsa_sel_warps() {
  * mcols > 0: CS x 64 rows of ss floats), the scores (qt x ns floats) and the
  * pick's flags (NW x ns bytes; over the K~ stages where they fit, as the pick
  * comes after the last step). Two K~ stages, or one where that lets two CTAs
- * share an SM and two do not (at N = 65536, 105 KB against 138: the other CTA
+ * share an SM and two do not (at N = 65536, 108 KB against 138: the other CTA
  * covers the copy's wait); DMABENCH_NSA_SEL_STAGES=1 or 2 fixes it. */
 attn_status select_tc_tile(int G, int ns, int D, size_t esize, int mcols, SelArgs *a, int *qt, size_t *smem) {
     *qt = 0, *smem = 0;
@@ -1073,7 +1073,7 @@ attn_status select_tc_tile(int G, int ns, int D, size_t esize, int mcols, SelArg
     attn_status st = dm_cuda_smem_optin(&optin);
     if (st != ATTN_OK) return st;
     const int nw = nsa_sel_warps(), cs = nw / 4;
-    const int ss = (mcols + 1) & ~1;
+    const int ss = (mcols + 7) & ~7; /* whole n-tiles of 8 columns: the product writes each in full */
     const size_t pf = mcols > 0 ? (size_t)cs * 64 * ss : (size_t)64 * SEL_PS;
     auto bytes = [&](int nst, int q, int *in_k) {
         const size_t kb = (size_t)nst * SEL_BKC * D * esize, cb = (size_t)nw * ns;
