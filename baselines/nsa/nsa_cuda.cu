@@ -449,7 +449,7 @@ constexpr int SEL_PS = SEL_BKC + 8;   /* sP's row stride in floats */
 constexpr int SEL_MC = 32;            /* the product's columns at most (4 n-tiles) */
 
 /* Keys shared by compressed block c (keys [c d, c d + l)) and selection block j
- * (keys [j l', (j + 1) l')), for c and j of the product's first step (c0 = 0). */
+ * (keys [j l', (j + 1) l')). */
 __host__ __device__ __forceinline__ int nsa_overlap(int c, int j, int l, int d, int ls) {
     const int lo = max(c * d, j * ls), hi = min(c * d + l, (j + 1) * ls);
     return hi > lo ? hi - lo : 0;
@@ -541,18 +541,17 @@ __global__ void __launch_bounds__(NW * 32, 16 / NW) nsa_select_tc_kernel(const S
         float s[BKW / 8][4];
         warp_qk<T, D, BKW>(s, sQ, sK + st * BKC * D + wcol * D, wrow, lane);
         const int c0 = step * BKC;
+        /* p of score x at the step's column col, in the fragment's row half r2 (0
+         * where the row does not see block c0 + col) */
+        auto pexp = [&](float x, int col, int r2) {
+            return c0 + col < (r2 ? nc1 : nc0) ? fast_exp2(x * sl2 - (r2 ? lse21 : lse20)) * inv_d : 0.f;
+        };
         if (mcols > 0) {
-            /* p in the accumulators (0 where the row does not see block c), then
-             * p W: hi and lo halves of p against the same W */
+            /* p in the accumulators, then p W: hi and lo halves of p against the same W */
 #pragma unroll
             for (int nt = 0; nt < BKW / 8; nt++)
 #pragma unroll
-                for (int e = 0; e < 4; e++) {
-                    const int col = wcol + nt * 8 + (lane & 3) * 2 + (e & 1);
-                    const int nc = e < 2 ? nc0 : nc1;
-                    const float l2 = e < 2 ? lse20 : lse21;
-                    s[nt][e] = c0 + col < nc ? fast_exp2(s[nt][e] * sl2 - l2) * inv_d : 0.f;
-                }
+                for (int e = 0; e < 4; e++) s[nt][e] = pexp(s[nt][e], wcol + nt * 8 + (lane & 3) * 2 + (e & 1), e >> 1);
             float cs[SEL_MC / 8][4];
 #pragma unroll
             for (int nt = 0; nt < SEL_MC / 8; nt++) cs[nt][0] = cs[nt][1] = cs[nt][2] = cs[nt][3] = 0.f;
@@ -590,17 +589,14 @@ __global__ void __launch_bounds__(NW * 32, 16 / NW) nsa_select_tc_kernel(const S
             }
             continue;
         }
-        /* p of the thread's fragment into sP (0 where the row does not see block c) */
+        /* p of the thread's fragment into sP */
 #pragma unroll
         for (int nt = 0; nt < BKW / 8; nt++)
 #pragma unroll
             for (int r2 = 0; r2 < 2; r2++) {
-                const int col = wcol + nt * 8 + (lane & 3) * 2, nc = r2 ? nc1 : nc0;
-                const float l2 = r2 ? lse21 : lse20;
-                float2 pv;
-                pv.x = c0 + col < nc ? fast_exp2(s[nt][2 * r2] * sl2 - l2) * inv_d : 0.f;
-                pv.y = c0 + col + 1 < nc ? fast_exp2(s[nt][2 * r2 + 1] * sl2 - l2) * inv_d : 0.f;
-                *reinterpret_cast<float2 *>(sP + (wrow + (lane >> 2) + 8 * r2) * SEL_PS + col) = pv;
+                const int col = wcol + nt * 8 + (lane & 3) * 2;
+                *reinterpret_cast<float2 *>(sP + (wrow + (lane >> 2) + 8 * r2) * SEL_PS + col) =
+                    make_float2(pexp(s[nt][2 * r2], col, r2), pexp(s[nt][2 * r2 + 1], col + 1, r2));
             }
         __syncthreads();
         if (nst == 1 && step + 1 < nsteps) load_kc(0, (step + 1) * BKC);
@@ -621,11 +617,9 @@ __global__ void __launch_bounds__(NW * 32, 16 / NW) nsa_select_tc_kernel(const S
             const int ch = min(cend - 1, (k1 - 1) / a.d);
             float acc = 0.f;
             for (int c = cl; c <= ch; c++) {
-                const int lo = c * a.d, hi = lo + a.l;
-                const float ov = (float)(min(hi, k1) - max(lo, k0));
                 float ps = 0.f;
                 for (int hh = 0; hh < a.G; hh++) ps += sP[(hh * QT + qi) * SEL_PS + (c - c0)];
-                acc += ps * ov;
+                acc += ps * (float)nsa_overlap(c, j, a.l, a.d, a.ls);
             }
             sc[(size_t)qi * NS + j] += acc;
         }

@@ -199,6 +199,15 @@ __global__ void __launch_bounds__(NTHREADS) attn_fwd_kernel(const FwdArgs a) {
     const bool ahead = HASZ && lst;
     int en[EPL], enn[EPL];
     float zn = 0.f;
+    auto load_zn = [&](const int(&e)[EPL]) { /* z of this slot's key in block e */
+        if (tid < BK) {
+            const int j = own_entry(e, tid);
+            zn = j >= 0 ? zrow[j] : 0.f;
+        }
+    };
+    /* Block c0's metadata and rows into the stage. A range block that every row
+     * keeps in full needs no metadata: its flags say so (the loop reads sFull
+     * alone). */
     auto load_kv = [&](int stage, int c0) {
         if (ahead && c0 > 0) { /* block c0 from en and zn; then the next loads */
             if (tid < BK)
@@ -207,19 +216,17 @@ __global__ void __launch_bounds__(NTHREADS) attn_fwd_kernel(const FwdArgs a) {
                                  sFull + stage * 2);
             load_key_rows_at<T, D, BK, NTHREADS>(sK + stage * BK * D, sV + stage * BK * D, kb, vb, a.kss, a.vss, en,
                                                  tid);
-            if (tid < BK) {
-                const int j = own_entry(enn, tid);
-                zn = j >= 0 ? zrow[j] : 0.f;
-            }
+            load_zn(enn);
 #pragma unroll
             for (int q = 0; q < EPL; q++) en[q] = enn[q];
             list_entries<BK>(lst, c0 + 2 * BK, nkeys, lane, enn);
             return;
         }
-        if (!contig || !range_block_full(kp, kstart, c0, BK, nkeys, i0, nrows)) {
-            if (tid < BK)
-                key_slot_meta(kp, tid, c0, nkeys, lst, kstart, a.tkey ? sT : nullptr, zrow, i0, nrows, sIdx + stage * BK,
-                              sRlo + stage * BK, sRhi + stage * BK, sZ + stage * BK, sFull + stage * 2);
+        if (contig && range_block_full(kp, kstart, c0, BK, nkeys, i0, nrows)) {
+            if (tid == 0) sFull[stage * 2] = sFull[stage * 2 + 1] = 1;
+        } else if (tid < BK) {
+            key_slot_meta(kp, tid, c0, nkeys, lst, kstart, a.tkey ? sT : nullptr, zrow, i0, nrows, sIdx + stage * BK,
+                          sRlo + stage * BK, sRhi + stage * BK, sZ + stage * BK, sFull + stage * 2);
         }
         if (contig && c0 + BK <= nkeys)
             load_key_block<T, D, BK, NTHREADS>(sK + stage * BK * D, sV + stage * BK * D,
@@ -236,10 +243,7 @@ __global__ void __launch_bounds__(NTHREADS) attn_fwd_kernel(const FwdArgs a) {
     if (ahead) {
         list_entries<BK>(lst, BK, nkeys, lane, en);
         list_entries<BK>(lst, 2 * BK, nkeys, lane, enn);
-        if (tid < BK) {
-            const int j = own_entry(en, tid);
-            zn = j >= 0 ? zrow[j] : 0.f;
-        }
+        load_zn(en);
     }
 
     float m[MT][2], l[MT][2];
@@ -305,8 +309,7 @@ __global__ void __launch_bounds__(NTHREADS) attn_fwd_kernel(const FwdArgs a) {
             }
         }
         const int qrow0 = i0 + wrow + (lane >> 2);
-        const bool full = contig ? range_block_full(kp, kstart, kbk * BK, BK, nkeys, i0, nrows)
-                                 : sFull[st * 2] && sFull[st * 2 + 1];
+        const bool full = sFull[st * 2] && sFull[st * 2 + 1];
         if (full)
             fwd_softmax<false, HASZ, T, D>(s, m, l, oacc, a.scale_log2, sIdx, sRlo, sRhi, sZ, st, qrow0, lane);
         else

@@ -187,6 +187,27 @@ template <int EPL> __device__ __forceinline__ int own_entry(const int (&e)[EPL],
     return v;
 }
 
+/* Where thread tid copies in the key loads below: chunk ch = tid % CH of rows
+ * lrow = tid / CH + i RPI (RPI = NT / CH rows per pass), into kd and vd (swizzled,
+ * or the core-matrix layout with KCM / VCM), from column 8 ch of the rows at ks
+ * and vs. With RPI a multiple of 8 both layouts put row r + RPI at a fixed
+ * distance from row r, so these are computed once per call. */
+template <typename T, int D, int NT, bool KCM = false, bool VCM = false> struct KeyRowCopy {
+    static constexpr int CH = D / 8, RPI = NT / CH;
+    static_assert(NT % CH == 0 && RPI % 8 == 0, "key loads: rows per pass must be a multiple of 8");
+    static_assert(NT % 32 == 0 && 32 % CH == 0, "key loads: whole warps, a row's chunks within one warp");
+    int lrow;
+    T *kd, *vd;
+    const T *ks, *vs;
+    __device__ __forceinline__ KeyRowCopy(T *sK, T *sV, const T *kb, const T *vb, int tid) {
+        const int ch = tid % CH;
+        lrow = tid / CH;
+        kd = sK + (KCM ? cm_off<D>(lrow, ch) : swz<D>(lrow, ch));
+        vd = sV + (VCM ? cm_off<D>(lrow, ch) : swz<D>(lrow, ch));
+        ks = kb + ch * 8, vs = vb + ch * 8;
+    }
+};
+
 /* load_key_rows for a block whose key indices e (list_entries' layout; -1: none)
  * each warp holds: every row takes its entry from the lane that holds it, one
  * shuffle. The rows a warp copies in one pass lie in one 32-row group (its 32 /
@@ -195,59 +216,49 @@ template <int EPL> __device__ __forceinline__ int own_entry(const int (&e)[EPL],
 template <typename T, int D, int BK, int NT, bool KCM = false, bool VCM = false>
 __device__ __forceinline__ void load_key_rows_at(T *sK, T *sV, const T *kb, const T *vb, long long kss, long long vss,
                                                  const int (&e)[(BK + 31) / 32], int tid) {
-    constexpr int CH = D / 8, RPI = NT / CH, ITERS = (BK * CH + NT - 1) / NT;
-    static_assert(NT % CH == 0 && RPI % 8 == 0, "load_key_rows_at: rows per pass must be a multiple of 8");
-    static_assert(NT % 32 == 0 && 32 % CH == 0, "load_key_rows_at: whole warps, a row's chunks within one warp");
-    const int lrow = tid / CH, ch = tid % CH;
-    T *kd = sK + (KCM ? cm_off<D>(lrow, ch) : swz<D>(lrow, ch));
-    T *vd = sV + (VCM ? cm_off<D>(lrow, ch) : swz<D>(lrow, ch));
-    const T *ks = kb + ch * 8, *vs = vb + ch * 8;
+    using C = KeyRowCopy<T, D, NT, KCM, VCM>;
+    constexpr int RPI = C::RPI, ITERS = (BK * C::CH + NT - 1) / NT;
+    const C c(sK, sV, kb, vb, tid);
 #pragma unroll
     for (int i = 0; i < ITERS; i++) {
-        const int r = lrow + i * RPI;
+        const int r = c.lrow + i * RPI;
         const int j = __shfl_sync(0xffffffffu, own_entry(e, r), r & 31);
-        if ((BK * CH) % NT != 0 && r >= BK) break; /* after the shuffle: every lane takes part */
+        if ((BK * C::CH) % NT != 0 && r >= BK) break; /* after the shuffle: every lane takes part */
         const bool ok = j >= 0;
         const long long jj = ok ? j : 0;
-        cp16(kd + i * RPI * D, ks + jj * kss, ok);
-        cp16(vd + i * RPI * D, vs + jj * vss, ok);
+        cp16(c.kd + i * RPI * D, c.ks + jj * kss, ok);
+        cp16(c.vd + i * RPI * D, c.vs + jj * vss, ok);
     }
 }
 
 /* K and V rows of the block of BK keys from position c0 of the tile's keys into
  * the stage's [BK][D] tiles (cp.async, 16 bytes at a time; rows past the end
  * zero-filled), by all NT threads of the CTA: swizzled (swz), or with KCM / VCM in
- * the core-matrix layout (cm_off) that the wgmma kernels read. Thread t copies
- * chunk t % CH of rows t / CH + i NT / CH: with NT / CH a multiple of 8 both
- * layouts put row r + NT / CH at a fixed distance from row r, so the shared-memory
- * offsets are computed once. With a list, each warp reads the block's BK entries
+ * the core-matrix layout (cm_off) that the wgmma kernels read; each thread's
+ * chunks as KeyRowCopy says. With a list, each warp reads the block's BK entries
  * once (list_entries) and every row takes its entry by a shuffle
  * (load_key_rows_at) instead of a dependent load per row. */
 template <typename T, int D, int BK, int NT, bool KCM = false, bool VCM = false>
 __device__ __forceinline__ void load_key_rows(T *sK, T *sV, const T *kb, const T *vb, long long kss, long long vss, int c0,
                                               int nkeys, const int *lst, int kstart, int tid) {
-    constexpr int CH = D / 8, RPI = NT / CH, ITERS = (BK * CH + NT - 1) / NT, EPL = (BK + 31) / 32;
-    static_assert(NT % CH == 0 && RPI % 8 == 0, "load_key_rows: rows per pass must be a multiple of 8");
-    static_assert(NT % 32 == 0 && 32 % CH == 0, "load_key_rows: whole warps, a row's chunks within one warp");
     if (lst) {
-        int e[EPL];
+        int e[(BK + 31) / 32];
         list_entries<BK>(lst, c0, nkeys, tid & 31, e);
         load_key_rows_at<T, D, BK, NT, KCM, VCM>(sK, sV, kb, vb, kss, vss, e, tid);
         return;
     }
-    const int lrow = tid / CH, ch = tid % CH;
-    T *kd = sK + (KCM ? cm_off<D>(lrow, ch) : swz<D>(lrow, ch));
-    T *vd = sV + (VCM ? cm_off<D>(lrow, ch) : swz<D>(lrow, ch));
-    const T *ks = kb + ch * 8, *vs = vb + ch * 8;
+    using C = KeyRowCopy<T, D, NT, KCM, VCM>;
+    constexpr int RPI = C::RPI, ITERS = (BK * C::CH + NT - 1) / NT;
+    const C c(sK, sV, kb, vb, tid);
 #pragma unroll
     for (int i = 0; i < ITERS; i++) {
-        const int r = lrow + i * RPI;
-        if ((BK * CH) % NT != 0 && r >= BK) break;
+        const int r = c.lrow + i * RPI;
+        if ((BK * C::CH) % NT != 0 && r >= BK) break;
         const int pos = c0 + r;
         const bool ok = pos < nkeys;
         const int j = ok ? kstart + pos : 0;
-        cp16(kd + i * RPI * D, ks + (long long)j * kss, ok);
-        cp16(vd + i * RPI * D, vs + (long long)j * vss, ok);
+        cp16(c.kd + i * RPI * D, c.ks + (long long)j * kss, ok);
+        cp16(c.vd + i * RPI * D, c.vs + (long long)j * vss, ok);
     }
 }
 
@@ -257,16 +268,15 @@ __device__ __forceinline__ void load_key_rows(T *sK, T *sV, const T *kb, const T
 template <typename T, int D, int BK, int NT>
 __device__ __forceinline__ void load_key_block(T *sK, T *sV, const T *kb, const T *vb, long long kss, long long vss,
                                                int tid) {
-    constexpr int CH = D / 8, RPI = NT / CH, ITERS = BK * CH / NT;
-    static_assert((BK * CH) % NT == 0 && NT % CH == 0 && RPI % 8 == 0, "load_key_block: whole passes of 8-row groups");
-    const int lrow = tid / CH, ch = tid % CH;
-    T *kd = sK + swz<D>(lrow, ch);
-    T *vd = sV + swz<D>(lrow, ch);
-    const T *ks = kb + lrow * kss + ch * 8, *vs = vb + lrow * vss + ch * 8;
+    using C = KeyRowCopy<T, D, NT>;
+    constexpr int RPI = C::RPI, ITERS = BK * C::CH / NT;
+    static_assert((BK * C::CH) % NT == 0, "load_key_block: whole passes");
+    const C c(sK, sV, kb, vb, tid);
+    const T *ks = c.ks + c.lrow * kss, *vs = c.vs + c.lrow * vss;
 #pragma unroll
     for (int i = 0; i < ITERS; i++) {
-        cp16(kd + i * RPI * D, ks + i * RPI * kss, true);
-        cp16(vd + i * RPI * D, vs + i * RPI * vss, true);
+        cp16(c.kd + i * RPI * D, ks + i * RPI * kss, true);
+        cp16(c.vd + i * RPI * D, vs + i * RPI * vss, true);
     }
 }
 
