@@ -595,9 +595,9 @@ struct SlcPairArgs {
  * in chunks of 64 (stages 2 when a block has more than one), each row masked to keys
  * j <= i' of its query; S = q K^T and O += P V on the tensor cores with the online
  * softmax of nsa_slc_tc_kernel. */
-template <typename T, int D>
-__global__ void __launch_bounds__(128) nsa_slc_pair_kernel(const SlcPairArgs a, const PairList pl, const int QB,
-                                                           const int stages) {
+template <typename T, int D, int MINB>
+__global__ void __launch_bounds__(128, MINB) nsa_slc_pair_kernel(const SlcPairArgs a, const PairList pl, const int QB,
+                                                                 const int stages) {
     constexpr int BK = 64;
     extern __shared__ __align__(128) unsigned char pr_smem[];
     T *sQ = reinterpret_cast<T *>(pr_smem); /* [64 rows][D] */
@@ -1255,8 +1255,11 @@ attn_status slc_choose_pairs(const int *sel, int B, int Hkv, int Nq, int nsel, i
 template <typename T, int D>
 attn_status launch_slc_pair_d(const SlcPairArgs &a, const PairList &pl, int qb, int stages, unsigned grid) {
     const size_t smem = (64 + 2 * (size_t)stages * 64) * D * sizeof(T);
-    CUDA_CHECK(cudaFuncSetAttribute(nsa_slc_pair_kernel<T, D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-    nsa_slc_pair_kernel<T, D><<<grid, 128, smem>>>(a, pl, qb, stages);
+    /* the CTAs per SM that the registers allow: 2 (ptxas' own choice), or 3 or 4 */
+    static const int minb = dm_env_is("DMABENCH_NSA_PAIR_MINB", "3") ? 3 : dm_env_is("DMABENCH_NSA_PAIR_MINB", "4") ? 4 : 1;
+    auto kern = minb == 3 ? nsa_slc_pair_kernel<T, D, 3> : minb == 4 ? nsa_slc_pair_kernel<T, D, 4> : nsa_slc_pair_kernel<T, D, 0>;
+    CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+    kern<<<grid, 128, smem>>>(a, pl, qb, stages);
     CUDA_CHECK_LAUNCH();
     return ATTN_OK;
 }
