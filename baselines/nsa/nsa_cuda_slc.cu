@@ -537,11 +537,17 @@ struct PairList {
  * starts and its pairs (1..QB); false past the last batch (grids are upper bounds). */
 __device__ __forceinline__ bool pair_batch(const PairList &pl, int t, int QB, int *l, int *start, int *nq) {
     if (t >= pl.boff[pl.nl]) return false;
-    int lo = 0, hi = pl.nl - 1; /* the last list whose batches start at or before t */
+    /* The last list whose batches start at or before t (boff does not decrease and
+     * boff[0] = 0), by every warp of the CTA alike: each round its lanes read 32
+     * evenly spaced entries of [lo, hi] and keep the last one at or before t, so
+     * 8192 lists take 3 rounds of loads, not 13 loads one after another. */
+    const int lane = threadIdx.x & 31;
+    int lo = 0, hi = pl.nl - 1;
     while (lo < hi) {
-        const int mid = (lo + hi + 1) >> 1;
-        if (pl.boff[mid] <= t) lo = mid;
-        else hi = mid - 1;
+        const int step = (hi - lo + 32) / 32, x = lo + lane * step;
+        const unsigned le = __ballot_sync(0xffffffffu, x <= hi && pl.boff[x] <= t);
+        lo += (31 - __clz(le)) * step; /* lane 0's entry, boff[lo], always qualifies */
+        hi = min(hi, lo + step - 1);
     }
     const int kb = t - pl.boff[lo];
     *l = lo, *start = pl.off[lo] + kb * QB, *nq = min(QB, pl.cnt[lo] - kb * QB);
@@ -551,18 +557,30 @@ __device__ __forceinline__ bool pair_batch(const PairList &pl, int t, int QB, in
 /* The query of pair pr of the chunk. */
 __device__ __forceinline__ long long pair_query(const PairList &pl, int pr) { return pl.q0 + (pr / pl.nsel) % pl.cq; }
 
-/* Rows r = hh QB + qi (head hh of the group of kv head hkv, pair sPair[qi]'s query)
- * of x into the swizzled [64][D] tile s (cp.async); rows without a pair are zero. */
+/* A batch's 64 mma rows r = hh QB + qi (head hh of the group, pair qi of the
+ * batch; QB = 64 / G, a power of two: qbs = log2 QB), by the first 64 threads,
+ * before a barrier: sPair[qi] the pair (-1 past the batch's nq) and sRowQ[r] the
+ * query of row r (-1 where the row takes no pair), so that the loads and stores
+ * per row need no division. */
+__device__ __forceinline__ void pair_rows(const PairList &pl, int start, int nq, int G, int qbs, int *sPair, int *sRowQ,
+                                          int tid) {
+    if (tid >= 64) return;
+    sPair[tid] = tid < nq ? pl.plist[start + tid] : -1;
+    const int hh = tid >> qbs, qi = tid & ((1 << qbs) - 1);
+    sRowQ[tid] = hh < G && qi < nq ? (int)pair_query(pl, pl.plist[start + qi]) : -1;
+}
+
+/* Rows r = hh QB + qi (head hh of the group of kv head hkv, query sRowQ[r]) of x
+ * into the swizzled [64][D] tile s (cp.async); rows without a pair are zero. */
 template <typename T, int D>
 __device__ __forceinline__ void load_pair_rows(T *s, const void *x, long long xsb, long long xss, long long xsh, int b,
-                                               int hkv, int G, int QB, const PairList &pl, const int *sPair, int tid) {
+                                               int hkv, int G, int qbs, const int *sRowQ, int tid) {
     constexpr int CH = D / 8;
     for (int c = tid; c < 64 * CH; c += 128) {
-        const int r = c / CH, ch = c % CH, hh = r / QB, qi = r % QB;
-        const int pr = hh < G ? sPair[qi] : -1;
-        const bool ok = pr >= 0;
-        const long long i = ok ? pair_query(pl, pr) : 0;
-        const T *src = static_cast<const T *>(x) + b * xsb + i * xss + (long long)(hkv * G + (ok ? hh : 0)) * xsh + ch * 8;
+        const int r = c / CH, ch = c % CH, i = sRowQ[r];
+        const bool ok = i >= 0;
+        const T *src = static_cast<const T *>(x) + b * xsb + (long long)(ok ? i : 0) * xss +
+                       (long long)(hkv * G + (ok ? r >> qbs : 0)) * xsh + ch * 8;
         cp16(s + swz<D>(r, ch), src, ok);
     }
 }
@@ -603,14 +621,14 @@ __global__ void __launch_bounds__(128, MINB) nsa_slc_pair_kernel(const SlcPairAr
     T *sQ = reinterpret_cast<T *>(pr_smem); /* [64 rows][D] */
     T *sK = sQ + 64 * D;                     /* [stages][BK][D] */
     T *sV = sK + stages * BK * D;            /* [stages][BK][D] */
-    __shared__ int sPair[64];
+    __shared__ int sPair[64], sRowQ[64];
     int l, start, nq;
     if (!pair_batch(pl, blockIdx.x, QB, &l, &start, &nq)) return;
     const int bh = l / pl.ns, jb = l % pl.ns, b = bh / a.Hkv, hkv = bh % a.Hkv;
-    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-    if (tid < 64) sPair[tid] = tid < nq ? pl.plist[start + tid] : -1;
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, qbs = __ffs(QB) - 1;
+    pair_rows(pl, start, nq, a.G, qbs, sPair, sRowQ, tid);
     __syncthreads();
-    load_pair_rows<T, D>(sQ, a.q, a.qsb, a.qss, a.qsh, b, hkv, a.G, QB, pl, sPair, tid);
+    load_pair_rows<T, D>(sQ, a.q, a.qsb, a.qss, a.qsh, b, hkv, a.G, qbs, sRowQ, tid);
     const long long kbeg = (long long)jb * a.ls, kend = min(kbeg + a.ls, (long long)a.Nk);
     const int nch = (int)((kend - kbeg + BK - 1) / BK);
     const T *kbase = static_cast<const T *>(a.k) + b * a.ksb + hkv * a.ksh;
@@ -623,8 +641,8 @@ __global__ void __launch_bounds__(128, MINB) nsa_slc_pair_kernel(const SlcPairAr
     long long ip0 = -1, ip1 = -1; /* -1: the row takes no key */
 #pragma unroll
     for (int r2 = 0; r2 < 2; r2++) {
-        const int rr = wrow + (lane >> 2) + 8 * r2, hh = rr / QB, pr = hh < a.G ? sPair[rr % QB] : -1;
-        const long long ip = pr >= 0 ? pair_query(pl, pr) + offq : -1;
+        const int i = sRowQ[wrow + (lane >> 2) + 8 * r2];
+        const long long ip = i >= 0 ? i + offq : -1;
         if (r2 == 0) ip0 = ip;
         else ip1 = ip;
     }
@@ -654,9 +672,9 @@ __global__ void __launch_bounds__(128, MINB) nsa_slc_pair_kernel(const SlcPairAr
     }
 #pragma unroll
     for (int r2 = 0; r2 < 2; r2++) {
-        const int rr = wrow + (lane >> 2) + 8 * r2, hh = rr / QB;
-        const int pr = hh < a.G ? sPair[rr % QB] : -1;
-        if (pr < 0) continue;
+        const int rr = wrow + (lane >> 2) + 8 * r2, hh = rr >> qbs;
+        if (sRowQ[rr] < 0) continue;
+        const int pr = sPair[rr & (QB - 1)];
         const float L = r2 ? l1 : l0, M = r2 ? m1 : m0;
         const float inv = L > 0.f ? 1.f / L : 0.f;
         float *orow = a.po + ((size_t)pr * a.G + hh) * D;
@@ -994,16 +1012,15 @@ __global__ void __launch_bounds__(128) nsa_slc_pair_bwd_kernel(const SlcBwdArgs 
     T *sP = sV + stages * BK * D;             /* [64 rows][BK] */
     T *sdS = sP + 64 * BK;                    /* [64 rows][BK] */
     float *sDs = reinterpret_cast<float *>(sdS + 64 * BK); /* [64] */
-    __shared__ int sPair[64];
+    __shared__ int sPair[64], sRowQ[64];
     int l, start, nq;
     if (!pair_batch(pl, blockIdx.x, QB, &l, &start, &nq)) return;
     const int bh = l / pl.ns, jb = l % pl.ns, b = bh / a.Hkv, hkv = bh % a.Hkv;
-    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-    if (tid < 64) sPair[tid] = tid < nq ? pl.plist[start + tid] : -1;
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, qbs = __ffs(QB) - 1;
+    pair_rows(pl, start, nq, a.G, qbs, sPair, sRowQ, tid);
     __syncthreads();
-    load_pair_rows<T, D>(sQ, a.q, a.qsb, a.qss, a.qsh, b, hkv, a.G, QB, pl, sPair, tid);
-    load_pair_rows<T, D>(sdO, a.dout, (long long)a.Nq * a.Hq * D, (long long)a.Hq * D, D, b, hkv, a.G, QB, pl, sPair,
-                         tid);
+    load_pair_rows<T, D>(sQ, a.q, a.qsb, a.qss, a.qsh, b, hkv, a.G, qbs, sRowQ, tid);
+    load_pair_rows<T, D>(sdO, a.dout, (long long)a.Nq * a.Hq * D, (long long)a.Hq * D, D, b, hkv, a.G, qbs, sRowQ, tid);
     cp_commit();
     const long long kbeg = (long long)jb * a.ls, kend = min(kbeg + a.ls, (long long)a.Nk);
     const int nch = (int)((kend - kbeg + BK - 1) / BK);
@@ -1015,15 +1032,14 @@ __global__ void __launch_bounds__(128) nsa_slc_pair_bwd_kernel(const SlcBwdArgs 
     __syncthreads();
     if (a.dsum) { /* Dsum of the 64 rows, formed once per query and head (nsa_dsum_kernel) */
         if (tid < 64) {
-            const int hh = tid / QB, pr = hh < a.G ? sPair[tid % QB] : -1;
-            sDs[tid] = pr >= 0 ? a.dsum[((size_t)b * a.Hq + hkv * a.G + hh) * a.Nq + pair_query(pl, pr)] : 0.f;
+            const int i = sRowQ[tid];
+            sDs[tid] = i >= 0 ? a.dsum[((size_t)b * a.Hq + hkv * a.G + (tid >> qbs)) * a.Nq + i] : 0.f;
         }
     } else { /* Dsum of the 64 rows: two threads per row, each half of D */
-        const int rr = tid >> 1, half = tid & 1, hh = rr / QB;
-        const int pr = hh < a.G ? sPair[rr % QB] : -1;
-        const long long i = pr >= 0 ? pair_query(pl, pr) : 0;
+        const int rr = tid >> 1, half = tid & 1, hh = rr >> qbs, iq = sRowQ[rr];
+        const long long i = iq >= 0 ? iq : 0;
         const T *orow = static_cast<const T *>(a.oslc) + (((size_t)b * a.Nq + i) * a.Hq + hkv * a.G + hh) * D;
-        const float ds = row_dsum<T, D>(sdO, rr, half, pr >= 0 ? orow : nullptr);
+        const float ds = row_dsum<T, D>(sdO, rr, half, iq >= 0 ? orow : nullptr);
         if (!half) sDs[rr] = ds;
     }
     __syncthreads();
@@ -1036,12 +1052,11 @@ __global__ void __launch_bounds__(128) nsa_slc_pair_bwd_kernel(const SlcBwdArgs 
     float lse20 = INFINITY, lse21 = INFINITY, dsm0 = 0.f, dsm1 = 0.f;
 #pragma unroll
     for (int r2 = 0; r2 < 2; r2++) {
-        const int rr = wrow + (lane >> 2) + 8 * r2, hh = rr / QB;
-        const int pr = hh < a.G ? sPair[rr % QB] : -1;
+        const int rr = wrow + (lane >> 2) + 8 * r2, hh = rr >> qbs, iq = sRowQ[rr];
         long long ip = -1;
         float l2 = INFINITY;
-        if (pr >= 0) {
-            const long long i = pair_query(pl, pr);
+        if (iq >= 0) {
+            const long long i = iq;
             ip = i + offq;
             const float L = a.lse1[((size_t)b * a.Hq + hkv * a.G + hh) * a.Nq + i];
             l2 = L == -INFINITY ? INFINITY : L * LOG2E;
@@ -1073,10 +1088,9 @@ __global__ void __launch_bounds__(128) nsa_slc_pair_bwd_kernel(const SlcBwdArgs 
     cp_wait<0>();
 #pragma unroll
     for (int r2 = 0; r2 < 2; r2++) {
-        const int rr = wrow + (lane >> 2) + 8 * r2, hh = rr / QB;
-        const int pr = hh < a.G ? sPair[rr % QB] : -1;
-        if (pr < 0) continue;
-        const long long i = pair_query(pl, pr);
+        const int rr = wrow + (lane >> 2) + 8 * r2, hh = rr >> qbs, iq = sRowQ[rr];
+        if (iq < 0) continue;
+        const long long i = iq;
         float *qrow = a.dq + (((size_t)b * a.Nq + i) * a.Hq + hkv * a.G + hh) * D + (lane & 3) * 2;
 #pragma unroll
         for (int x = 0; x < D / 8; x++) red_add2(qrow + x * 8, dq[x][2 * r2] * a.scale, dq[x][2 * r2 + 1] * a.scale);
@@ -1255,9 +1269,12 @@ attn_status slc_choose_pairs(const int *sel, int B, int Hkv, int Nq, int nsel, i
 template <typename T, int D>
 attn_status launch_slc_pair_d(const SlcPairArgs &a, const PairList &pl, int qb, int stages, unsigned grid) {
     const size_t smem = (64 + 2 * (size_t)stages * 64) * D * sizeof(T);
-    /* the CTAs per SM that the registers allow: 2 (ptxas' own choice), or 3 or 4 */
-    static const int minb = dm_env_is("DMABENCH_NSA_PAIR_MINB", "3") ? 3 : dm_env_is("DMABENCH_NSA_PAIR_MINB", "4") ? 4 : 1;
-    auto kern = minb == 3 ? nsa_slc_pair_kernel<T, D, 3> : minb == 4 ? nsa_slc_pair_kernel<T, D, 4> : nsa_slc_pair_kernel<T, D, 0>;
+    /* Registers for 4 CTAs per SM (128 a thread; 48 KB of shared memory each at
+     * D 128): the kernel waits on its loads and stores, and more CTAs cover them.
+     * ptxas' own choice (174 registers at D 128: 2 CTAs) with
+     * DMABENCH_NSA_PAIR_MINB=0, 3 CTAs with =3. */
+    static const int minb = dm_env_is("DMABENCH_NSA_PAIR_MINB", "0") ? 0 : dm_env_is("DMABENCH_NSA_PAIR_MINB", "3") ? 3 : 4;
+    auto kern = minb == 0 ? nsa_slc_pair_kernel<T, D, 0> : minb == 3 ? nsa_slc_pair_kernel<T, D, 3> : nsa_slc_pair_kernel<T, D, 4>;
     CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
     kern<<<grid, 128, smem>>>(a, pl, qb, stages);
     CUDA_CHECK_LAUNCH();

@@ -190,7 +190,7 @@ __global__ void __launch_bounds__(NTHREADS) attn_fwd_kernel(const FwdArgs a) {
      * no per-key metadata in blocks that every row keeps in full: whether a block
      * is full follows from its position, and its rows are loaded one stride apart.
      * The others (and the range's partial blocks) take the key slots' metadata. */
-    const bool contig = !HASZ && !lst && !a.tkey && !zrow; /* HASZ: z is there (launch_fwd) */
+    const bool contig = !lst && !a.tkey && !zrow;
     /* dma (z and a list; HASZ kernels only, to leave the others' registers alone):
      * the list entries of the next two blocks, and z of each slot's next key, are
      * loaded a block ahead in registers, so that neither a block's metadata (the
@@ -219,10 +219,11 @@ __global__ void __launch_bounds__(NTHREADS) attn_fwd_kernel(const FwdArgs a) {
             list_entries<BK>(lst, c0 + 2 * BK, nkeys, lane, enn);
             return;
         }
-        if (!contig || !range_block_full(kp, kstart, c0, BK, nkeys, i0, nrows)) {
-            if (tid < BK)
-                key_slot_meta(kp, tid, c0, nkeys, lst, kstart, a.tkey ? sT : nullptr, zrow, i0, nrows, sIdx + stage * BK,
-                              sRlo + stage * BK, sRhi + stage * BK, sZ + stage * BK, sFull + stage * 2);
+        if (contig && range_block_full(kp, kstart, c0, BK, nkeys, i0, nrows)) {
+            if (HASZ && tid == 0) sFull[stage * 2] = sFull[stage * 2 + 1] = 1;
+        } else if (tid < BK) {
+            key_slot_meta(kp, tid, c0, nkeys, lst, kstart, a.tkey ? sT : nullptr, zrow, i0, nrows, sIdx + stage * BK,
+                          sRlo + stage * BK, sRhi + stage * BK, sZ + stage * BK, sFull + stage * 2);
         }
         if (contig && c0 + BK <= nkeys)
             load_key_block<T, D, BK, NTHREADS>(sK + stage * BK * D, sV + stage * BK * D,
@@ -305,10 +306,13 @@ __global__ void __launch_bounds__(NTHREADS) attn_fwd_kernel(const FwdArgs a) {
             }
         }
         const int qrow0 = i0 + wrow + (lane >> 2);
-        /* A range block's fullness again from its position, not as a flag from
-         * load_kv: through sFull it cost swa's forward 2% at 65536 */
-        const bool full = contig ? range_block_full(kp, kstart, kbk * BK, BK, nkeys, i0, nrows)
-                                 : sFull[st * 2] && sFull[st * 2 + 1];
+        /* Whether the block needs no mask: from sFull, which load_kv set, or (a
+         * range in the kernels without z) again from the block's position. The
+         * choice is ptxas' register allocation: with the flag everywhere swa's
+         * forward spilled more and lost 2% at 65536, with the position in the z
+         * kernels dma's spilled more and lost 5% (measured, H200) */
+        const bool full = !HASZ && contig ? range_block_full(kp, kstart, kbk * BK, BK, nkeys, i0, nrows)
+                                          : sFull[st * 2] && sFull[st * 2 + 1];
         if (full)
             fwd_softmax<false, HASZ, T, D>(s, m, l, oacc, a.scale_log2, sIdx, sRlo, sRhi, sZ, st, qrow0, lane);
         else
