@@ -106,7 +106,7 @@ cJSON *report_provenance(int argc, char **argv, uint64_t seed) {
         "DMABENCH_DMA_SAVED", "DMABENCH_DMA_RESIDUAL",
         "DMABENCH_NSA_TC", "DMABENCH_NSA_TC_BWD", "DMABENCH_NSA_PICK", "DMABENCH_NSA_CMP_BLK", "DMABENCH_NSA_CMP_TC",
         "DMABENCH_NSA_SEL_WARPS", "DMABENCH_NSA_SEL_MMA", "DMABENCH_NSA_SLC", "DMABENCH_NSA_PAIR_QUERIES", "DMABENCH_NSA_PAIR_DSUM",
-        "DMABENCH_NSA_SAVED",
+        "DMABENCH_NSA_SEL_STAGES", "DMABENCH_NSA_PAIR_MINB", "DMABENCH_NSA_SAVED",
         "DMABENCH_GPU_KV_CACHE", "DMABENCH_GEMM_TUNE", "DMABENCH_HEAD_ALL_ROWS"};
     cJSON *env = cJSON_AddObjectToObject(r, "environment");
     for (size_t i = 0; i < sizeof kernel_env / sizeof kernel_env[0]; i++) {
