@@ -1055,18 +1055,19 @@ int nsa_sel_warps() {
  * block scores fit the device's shared memory; 0 when even one query's do not, or
  * G does not divide 64), its shared-memory bytes, and the layout in a (sel_*).
  * Per CTA: Q (64 rows), the K~ stages, sP (the pair loop) or sS (the product,
- * mcols > 0: CS x 64 rows of ss floats), the scores (qt x ns floats) and the
+ * a->sel_mma_cols > 0: CS x 64 rows of ss floats), the scores (qt x ns floats) and the
  * pick's flags (NW x ns bytes; over the K~ stages where they fit, as the pick
  * comes after the last step). Two K~ stages, or one where that lets two CTAs
  * share an SM and two do not (at N = 65536, 108 KB against 138: the other CTA
  * covers the copy's wait); DMABENCH_NSA_SEL_STAGES=1 or 2 fixes it. */
-attn_status select_tc_tile(int G, int ns, int D, size_t esize, int mcols, SelArgs *a, int *qt, size_t *smem) {
+attn_status select_tc_tile(int G, int ns, int D, size_t esize, SelArgs *a, int *qt, size_t *smem) {
     *qt = 0, *smem = 0;
     if (G < 1 || 64 % G != 0 || (D != 16 && D != 32 && D != 64 && D != 128)) return ATTN_OK;
     size_t optin = 0;
     attn_status st = dm_cuda_smem_optin(&optin);
     if (st != ATTN_OK) return st;
     const int nw = nsa_sel_warps(), cs = nw / 4;
+    const int mcols = a->sel_mma_cols;
     const int ss = (mcols + 7) & ~7; /* whole n-tiles of 8 columns: the product writes each in full */
     const size_t pf = mcols > 0 ? (size_t)cs * 64 * ss : (size_t)64 * SEL_PS;
     auto bytes = [&](int nst, int q, int *in_k) {
@@ -1348,7 +1349,7 @@ template <typename T> attn_status nsa_branches(const attn_params *p, const NsaBu
         a.sel_mma_cols = nsa_sel_mma_cols(l, d, ls, &a.sel_mma_step);
         int qt = 0;
         size_t tc_smem = 0;
-        if (nsa_tc_enabled() && (st = select_tc_tile(G, ns, D, sizeof(T), a.sel_mma_cols, &a, &qt, &tc_smem)) != ATTN_OK)
+        if (nsa_tc_enabled() && (st = select_tc_tile(G, ns, D, sizeof(T), &a, &qt, &tc_smem)) != ATTN_OK)
             return st;
         if (qt > 0) {
             if ((st = launch_select_tc<T>(a, qt, tc_smem)) != ATTN_OK) return st;
