@@ -993,6 +993,49 @@ __global__ void nsa_dsum_kernel(const T *dout, const T *oslc, float *dsum, int B
     if (lane == 0) dsum[((size_t)b * Hq + h) * Nq + i] = ds;
 }
 
+/* A thread's two mma rows of a pairs' batch in the backward: position i' (-1
+ * where the row takes no key), lse in log2 units (+inf there, so that its P is 0)
+ * and Dsum. */
+struct PairBwdRow {
+    long long ip[2];
+    float lse2[2], dsm[2];
+};
+
+/* The batch's rows once sRowQ and sdO are in shared memory: each row's Dsum into
+ * sDs (from a.dsum, formed once per query and head by nsa_dsum_kernel, or from dO
+ * and O_slc: two threads per row, each half of D), a barrier, then the thread's
+ * two rows (wrow + lane / 4 and 8 below it) into *rw. By all 128 threads. */
+template <typename T, int D>
+__device__ __forceinline__ void pair_bwd_rows(const SlcBwdArgs &a, int b, int hkv, int qbs, const int *sRowQ,
+                                              const T *sdO, float *sDs, int wrow, int tid, PairBwdRow *rw) {
+    if (a.dsum) {
+        if (tid < 64) {
+            const int i = sRowQ[tid];
+            sDs[tid] = i >= 0 ? a.dsum[((size_t)b * a.Hq + hkv * a.G + (tid >> qbs)) * a.Nq + i] : 0.f;
+        }
+    } else {
+        const int rr = tid >> 1, half = tid & 1, hh = rr >> qbs, iq = sRowQ[rr];
+        const long long i = iq >= 0 ? iq : 0;
+        const T *orow = static_cast<const T *>(a.oslc) + (((size_t)b * a.Nq + i) * a.Hq + hkv * a.G + hh) * D;
+        const float ds = row_dsum<T, D>(sdO, rr, half, iq >= 0 ? orow : nullptr);
+        if (!half) sDs[rr] = ds;
+    }
+    __syncthreads();
+    const long long offq = (long long)a.Nk - a.Nq;
+    const int lane = tid & 31;
+#pragma unroll
+    for (int r2 = 0; r2 < 2; r2++) {
+        const int rr = wrow + (lane >> 2) + 8 * r2, iq = sRowQ[rr];
+        rw->ip[r2] = -1, rw->lse2[r2] = INFINITY;
+        if (iq >= 0) {
+            rw->ip[r2] = iq + offq;
+            const float L = a.lse1[((size_t)b * a.Hq + hkv * a.G + (rr >> qbs)) * a.Nq + iq];
+            rw->lse2[r2] = L == -INFINITY ? INFINITY : L * LOG2E;
+        }
+        rw->dsm[r2] = sDs[rr];
+    }
+}
+
 /* The selected branch's backward by key block (slc_choose_pairs says when): one CTA of 4 warps per batch of up to QB = 64 / G pairs of one
  * block list, the rows as the forward has them. Per chunk of 64 keys of the block:
  * S = q K^T and dP = dO V^T, P from lse plane 1 (the row's keys j <= i'), dS = P (dP -
@@ -1030,40 +1073,11 @@ __global__ void __launch_bounds__(128) nsa_slc_pair_bwd_kernel(const SlcBwdArgs 
     cp_commit();
     cp_wait<1>(); /* Q and dO */
     __syncthreads();
-    if (a.dsum) { /* Dsum of the 64 rows, formed once per query and head (nsa_dsum_kernel) */
-        if (tid < 64) {
-            const int i = sRowQ[tid];
-            sDs[tid] = i >= 0 ? a.dsum[((size_t)b * a.Hq + hkv * a.G + (tid >> qbs)) * a.Nq + i] : 0.f;
-        }
-    } else { /* Dsum of the 64 rows: two threads per row, each half of D */
-        const int rr = tid >> 1, half = tid & 1, hh = rr >> qbs, iq = sRowQ[rr];
-        const long long i = iq >= 0 ? iq : 0;
-        const T *orow = static_cast<const T *>(a.oslc) + (((size_t)b * a.Nq + i) * a.Hq + hkv * a.G + hh) * D;
-        const float ds = row_dsum<T, D>(sdO, rr, half, iq >= 0 ? orow : nullptr);
-        if (!half) sDs[rr] = ds;
-    }
-    __syncthreads();
-
-    /* the thread's two rows: position, lse in log2 units (+inf where the row takes no
-     * key, so that its P is 0), Dsum */
     const int wrow = warp * 16;
-    const long long offq = (long long)a.Nk - a.Nq;
-    long long ip0 = -1, ip1 = -1;
-    float lse20 = INFINITY, lse21 = INFINITY, dsm0 = 0.f, dsm1 = 0.f;
-#pragma unroll
-    for (int r2 = 0; r2 < 2; r2++) {
-        const int rr = wrow + (lane >> 2) + 8 * r2, hh = rr >> qbs, iq = sRowQ[rr];
-        long long ip = -1;
-        float l2 = INFINITY;
-        if (iq >= 0) {
-            const long long i = iq;
-            ip = i + offq;
-            const float L = a.lse1[((size_t)b * a.Hq + hkv * a.G + hh) * a.Nq + i];
-            l2 = L == -INFINITY ? INFINITY : L * LOG2E;
-        }
-        if (r2 == 0) ip0 = ip, lse20 = l2, dsm0 = sDs[rr];
-        else ip1 = ip, lse21 = l2, dsm1 = sDs[rr];
-    }
+    PairBwdRow rw;
+    pair_bwd_rows<T, D>(a, b, hkv, qbs, sRowQ, sdO, sDs, wrow, tid, &rw);
+    const long long ip0 = rw.ip[0], ip1 = rw.ip[1];
+    const float lse20 = rw.lse2[0], lse21 = rw.lse2[1], dsm0 = rw.dsm[0], dsm1 = rw.dsm[1];
     float dq[D / 8][4];
 #pragma unroll
     for (int t = 0; t < D / 8; t++) dq[t][0] = dq[t][1] = dq[t][2] = dq[t][3] = 0.f;
@@ -1094,6 +1108,129 @@ __global__ void __launch_bounds__(128) nsa_slc_pair_bwd_kernel(const SlcBwdArgs 
         float *qrow = a.dq + (((size_t)b * a.Nq + i) * a.Hq + hkv * a.G + hh) * D + (lane & 3) * 2;
 #pragma unroll
         for (int x = 0; x < D / 8; x++) red_add2(qrow + x * 8, dq[x][2 * r2] * a.scale, dq[x][2 * r2 + 1] * a.scale);
+    }
+}
+
+/* nsa_slc_pair_bwd_kernel for blocks of at most 64 keys (l' <= 64: one chunk),
+ * with up to `sub` batches of one list per CTA: the block's K and V are loaded
+ * once, and dV and dK of the warp's 16 keys stay in registers over the batches,
+ * added to global memory once at the end. The reductions of dK and dV (two
+ * thirds of the pairs' backward's, which keep the L2 busy) fall by up to `sub`.
+ * Per batch: its rows (Q, dO, Dsum, lse), S and dP for the warp's 16 rows, P and
+ * s dS to shared memory, dQ = dS K added to global memory at once (in two parts
+ * of D, to spare registers), a barrier, dV += P^T dO and dK += (s dS)^T Q. */
+template <typename T, int D>
+__global__ void __launch_bounds__(128) nsa_slc_pair_bwd_sub_kernel(const SlcBwdArgs a, const PairList pl, const int QB,
+                                                                   const int sub) {
+    constexpr int BK = 64;
+    extern __shared__ __align__(128) unsigned char pbs_smem[];
+    T *sQ = reinterpret_cast<T *>(pbs_smem); /* [64 rows][D] */
+    T *sdO = sQ + 64 * D;                     /* [64 rows][D] */
+    T *sK = sdO + 64 * D;                     /* [BK][D] */
+    T *sV = sK + BK * D;                      /* [BK][D] */
+    T *sP = sV + BK * D;                      /* [64 rows][BK] */
+    T *sdS = sP + 64 * BK;                    /* [64 rows][BK] */
+    float *sDs = reinterpret_cast<float *>(sdS + 64 * BK); /* [64] */
+    __shared__ int sPair[64], sRowQ[64];
+    int l, start, nq;
+    if (!pair_batch(pl, blockIdx.x, QB * sub, &l, &start, &nq)) return;
+    const int bh = l / pl.ns, jb = l % pl.ns, b = bh / a.Hkv, hkv = bh % a.Hkv;
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, qbs = __ffs(QB) - 1;
+    const long long kbeg = (long long)jb * a.ls, kend = min(kbeg + a.ls, (long long)a.Nk);
+    load_block_kv<T, D>(sK, sV, static_cast<const T *>(a.k) + b * a.ksb + hkv * a.ksh, a.kss,
+                        static_cast<const T *>(a.v) + b * a.vsb + hkv * a.vsh, a.vss, kbeg, kend, tid);
+    cp_commit();
+    const int wrow = warp * 16, wkey = warp * 16;
+    const float sl2 = a.scale * LOG2E;
+    float dv[D / 8][4], dk[D / 8][4];
+#pragma unroll
+    for (int x = 0; x < D / 8; x++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) dv[x][e] = dk[x][e] = 0.f;
+
+    for (int q0 = 0; q0 < nq; q0 += QB) {
+        if (q0 > 0) __syncthreads(); /* every warp is done with the last batch's rows, P and dS */
+        pair_rows(pl, start + q0, min(QB, nq - q0), a.G, qbs, sPair, sRowQ, tid);
+        __syncthreads();
+        load_pair_rows<T, D>(sQ, a.q, a.qsb, a.qss, a.qsh, b, hkv, a.G, qbs, sRowQ, tid);
+        load_pair_rows<T, D>(sdO, a.dout, (long long)a.Nq * a.Hq * D, (long long)a.Hq * D, D, b, hkv, a.G, qbs, sRowQ,
+                             tid);
+        cp_commit();
+        cp_wait<0>(); /* and K, V the first time */
+        __syncthreads();
+        PairBwdRow rw;
+        pair_bwd_rows<T, D>(a, b, hkv, qbs, sRowQ, sdO, sDs, wrow, tid, &rw);
+
+        float s[BK / 8][4], dp[BK / 8][4];
+        warp_qk<T, D, BK>(s, sQ, sK, wrow, lane);
+        warp_qk<T, D, BK>(dp, sdO, sV, wrow, lane);
+#pragma unroll
+        for (int nt = 0; nt < BK / 8; nt++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const long long j = kbeg + nt * 8 + (lane & 3) * 2 + (e & 1);
+                const int r1 = e >> 1;
+                const float pv = j < kend && j <= rw.ip[r1] ? fast_exp2(s[nt][e] * sl2 - rw.lse2[r1]) : 0.f;
+                s[nt][e] = pv;
+                dp[nt][e] = pv * (dp[nt][e] - rw.dsm[r1]);
+            }
+#pragma unroll
+        for (int nt = 0; nt < BK / 8; nt++)
+#pragma unroll
+            for (int r = 0; r < 2; r++) {
+                const int idx = swz<BK>(wrow + (lane >> 2) + 8 * r, nt) + (lane & 3) * 2;
+                *reinterpret_cast<uint32_t *>(sP + idx) = pack2<T>::from(s[nt][2 * r], s[nt][2 * r + 1]);
+                *reinterpret_cast<uint32_t *>(sdS + idx) =
+                    pack2<T>::from(dp[nt][2 * r] * a.scale, dp[nt][2 * r + 1] * a.scale);
+            }
+        /* dQ = dS K (the scale at the end) for the warp's rows, in DH parts of D
+         * (mma_a_rows takes its column chunks in pairs) */
+        constexpr int DH = D >= 32 ? 2 : 1, NC = D / 8 / DH;
+#pragma unroll
+        for (int h = 0; h < DH; h++) {
+            float dq[NC][4];
+#pragma unroll
+            for (int x = 0; x < NC; x++) dq[x][0] = dq[x][1] = dq[x][2] = dq[x][3] = 0.f;
+#pragma unroll
+            for (int kk = 0; kk < BK / 16; kk++) {
+                uint32_t af[4];
+                acc_to_a<T>(dp, kk, af);
+                mma_a_rows<T, D, NC>(dq, af, sK, kk, h * NC, lane);
+            }
+#pragma unroll
+            for (int r2 = 0; r2 < 2; r2++) {
+                const int rr = wrow + (lane >> 2) + 8 * r2, iq = sRowQ[rr];
+                if (iq < 0) continue;
+                float *qrow = a.dq + (((size_t)b * a.Nq + iq) * a.Hq + hkv * a.G + (rr >> qbs)) * D + h * NC * 8 +
+                              (lane & 3) * 2;
+#pragma unroll
+                for (int x = 0; x < NC; x++)
+                    red_add2(qrow + x * 8, dq[x][2 * r2] * a.scale, dq[x][2 * r2 + 1] * a.scale);
+            }
+        }
+        __syncthreads();
+        /* dV += P^T dO, dK += (s dS)^T Q: the warp's 16 keys over the batch's rows */
+#pragma unroll
+        for (int kk = 0; kk < 64 / 16; kk++) {
+            uint32_t af[4];
+            ld_a_t<BK>(af, sP, kk, wkey, lane);
+            mma_a_rows<T, D, D / 8>(dv, af, sdO, kk, 0, lane);
+            ld_a_t<BK>(af, sdS, kk, wkey, lane);
+            mma_a_rows<T, D, D / 8>(dk, af, sQ, kk, 0, lane);
+        }
+    }
+    const long long accs = (long long)a.Hkv * D;
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        const long long j = kbeg + wkey + (lane >> 2) + 8 * r;
+        if (j >= kend) continue;
+        float *vrow = a.dv + ((size_t)b * a.Nk * a.Hkv + hkv) * D + j * accs + (lane & 3) * 2;
+        float *krow = a.dk + ((size_t)b * a.Nk * a.Hkv + hkv) * D + j * accs + (lane & 3) * 2;
+#pragma unroll
+        for (int x = 0; x < D / 8; x++) {
+            if (dv[x][2 * r] != 0.f || dv[x][2 * r + 1] != 0.f) red_add2(vrow + x * 8, dv[x][2 * r], dv[x][2 * r + 1]);
+            if (dk[x][2 * r] != 0.f || dk[x][2 * r + 1] != 0.f) red_add2(krow + x * 8, dk[x][2 * r], dk[x][2 * r + 1]);
+        }
     }
 }
 
@@ -1337,6 +1474,16 @@ attn_status launch_slc_pair_bwd_d(const SlcBwdArgs &a, const PairList &pl, int q
     return ATTN_OK;
 }
 
+template <typename T, int D>
+attn_status launch_slc_pair_bwd_sub_d(const SlcBwdArgs &a, const PairList &pl, int qb, int sub, unsigned grid) {
+    const size_t smem = 4 * 64 * (size_t)D * sizeof(T) + 2 * 64 * 64 * sizeof(T) + 64 * sizeof(float);
+    CUDA_CHECK(cudaFuncSetAttribute(nsa_slc_pair_bwd_sub_kernel<T, D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                    (int)smem));
+    nsa_slc_pair_bwd_sub_kernel<T, D><<<grid, 128, smem>>>(a, pl, qb, sub);
+    CUDA_CHECK_LAUNCH();
+    return ATTN_OK;
+}
+
 /* The selected branch's backward through the pairs (the lists of all queries at once:
  * no partial results to hold). */
 template <typename T> attn_status slc_pairs_bwd(const SlcBwdArgs &a0, int ns) {
@@ -1358,9 +1505,25 @@ template <typename T> attn_status slc_pairs_bwd(const SlcBwdArgs &a0, int ns) {
         CUDA_CHECK_LAUNCH();
         a.dsum = dsum;
     }
+    /* Blocks of one chunk (l' <= 64): up to `sub` batches of a list per CTA
+     * (nsa_slc_pair_bwd_sub_kernel; DMABENCH_NSA_PAIR_BWD_SUB=2 or 8 instead of 4,
+     * 1 for the kernel of one batch); the lists' batches are then of sub qb pairs */
+    static const int sub_env = dm_env_is("DMABENCH_NSA_PAIR_BWD_SUB", "1")   ? 1
+                               : dm_env_is("DMABENCH_NSA_PAIR_BWD_SUB", "2") ? 2
+                               : dm_env_is("DMABENCH_NSA_PAIR_BWD_SUB", "8") ? 8
+                                                                              : 4;
+    const int sub = stages == 1 ? sub_env : 1;
     PairList pl;
     unsigned grid = 0;
-    if ((st = pair_lists(ws, a.sel, a.B, a.Hkv, a.Nq, a.nsel, ns, 0, a.Nq, qb, &pl, &grid)) != ATTN_OK) return st;
+    if ((st = pair_lists(ws, a.sel, a.B, a.Hkv, a.Nq, a.nsel, ns, 0, a.Nq, qb * sub, &pl, &grid)) != ATTN_OK) return st;
+    if (sub > 1) {
+        switch (a.D) {
+        case 16: return launch_slc_pair_bwd_sub_d<T, 16>(a, pl, qb, sub, grid);
+        case 32: return launch_slc_pair_bwd_sub_d<T, 32>(a, pl, qb, sub, grid);
+        case 64: return launch_slc_pair_bwd_sub_d<T, 64>(a, pl, qb, sub, grid);
+        default: return launch_slc_pair_bwd_sub_d<T, 128>(a, pl, qb, sub, grid);
+        }
+    }
     switch (a.D) {
     case 16: return launch_slc_pair_bwd_d<T, 16>(a, pl, qb, stages, grid);
     case 32: return launch_slc_pair_bwd_d<T, 32>(a, pl, qb, stages, grid);
