@@ -559,13 +559,14 @@ __device__ __forceinline__ long long pair_query(const PairList &pl, int pr) { re
 
 /* A batch's 64 mma rows r = hh QB + qi (head hh of the group, pair qi of the
  * batch; QB = 64 / G, a power of two: qbs = log2 QB), by the first 64 threads,
- * before a barrier: sPair[qi] the pair (-1 past the batch's nq) and sRowQ[r] the
- * query of row r (-1 where the row takes no pair), so that the loads and stores
- * per row need no division. */
+ * before a barrier: sPair[qi] the pair (-1 past the batch's nq; skipped where
+ * sPair is null, as in the backward kernels, which do not read it) and sRowQ[r]
+ * the query of row r (-1 where the row takes no pair), so that the loads and
+ * stores per row need no division. */
 __device__ __forceinline__ void pair_rows(const PairList &pl, int start, int nq, int G, int qbs, int *sPair, int *sRowQ,
                                           int tid) {
     if (tid >= 64) return;
-    sPair[tid] = tid < nq ? pl.plist[start + tid] : -1;
+    if (sPair) sPair[tid] = tid < nq ? pl.plist[start + tid] : -1;
     const int hh = tid >> qbs, qi = tid & ((1 << qbs) - 1);
     sRowQ[tid] = hh < G && qi < nq ? (int)pair_query(pl, pl.plist[start + qi]) : -1;
 }
@@ -1055,12 +1056,12 @@ __global__ void __launch_bounds__(128) nsa_slc_pair_bwd_kernel(const SlcBwdArgs 
     T *sP = sV + stages * BK * D;             /* [64 rows][BK] */
     T *sdS = sP + 64 * BK;                    /* [64 rows][BK] */
     float *sDs = reinterpret_cast<float *>(sdS + 64 * BK); /* [64] */
-    __shared__ int sPair[64], sRowQ[64];
+    __shared__ int sRowQ[64];
     int l, start, nq;
     if (!pair_batch(pl, blockIdx.x, QB, &l, &start, &nq)) return;
     const int bh = l / pl.ns, jb = l % pl.ns, b = bh / a.Hkv, hkv = bh % a.Hkv;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, qbs = __ffs(QB) - 1;
-    pair_rows(pl, start, nq, a.G, qbs, sPair, sRowQ, tid);
+    pair_rows(pl, start, nq, a.G, qbs, nullptr, sRowQ, tid);
     __syncthreads();
     load_pair_rows<T, D>(sQ, a.q, a.qsb, a.qss, a.qsh, b, hkv, a.G, qbs, sRowQ, tid);
     load_pair_rows<T, D>(sdO, a.dout, (long long)a.Nq * a.Hq * D, (long long)a.Hq * D, D, b, hkv, a.G, qbs, sRowQ, tid);
@@ -1131,7 +1132,7 @@ __global__ void __launch_bounds__(128) nsa_slc_pair_bwd_sub_kernel(const SlcBwdA
     T *sP = sV + BK * D;                      /* [64 rows][BK] */
     T *sdS = sP + 64 * BK;                    /* [64 rows][BK] */
     float *sDs = reinterpret_cast<float *>(sdS + 64 * BK); /* [64] */
-    __shared__ int sPair[64], sRowQ[64];
+    __shared__ int sRowQ[64];
     int l, start, nq;
     if (!pair_batch(pl, blockIdx.x, QB * sub, &l, &start, &nq)) return;
     const int bh = l / pl.ns, jb = l % pl.ns, b = bh / a.Hkv, hkv = bh % a.Hkv;
@@ -1150,7 +1151,7 @@ __global__ void __launch_bounds__(128) nsa_slc_pair_bwd_sub_kernel(const SlcBwdA
 
     for (int q0 = 0; q0 < nq; q0 += QB) {
         if (q0 > 0) __syncthreads(); /* every warp is done with the last batch's rows, P and dS */
-        pair_rows(pl, start + q0, min(QB, nq - q0), a.G, qbs, sPair, sRowQ, tid);
+        pair_rows(pl, start + q0, min(QB, nq - q0), a.G, qbs, nullptr, sRowQ, tid);
         __syncthreads();
         load_pair_rows<T, D>(sQ, a.q, a.qsb, a.qss, a.qsh, b, hkv, a.G, qbs, sRowQ, tid);
         load_pair_rows<T, D>(sdO, a.dout, (long long)a.Nq * a.Hq * D, (long long)a.Hq * D, D, b, hkv, a.G, qbs, sRowQ,
@@ -1506,12 +1507,14 @@ template <typename T> attn_status slc_pairs_bwd(const SlcBwdArgs &a0, int ns) {
         a.dsum = dsum;
     }
     /* Blocks of one chunk (l' <= 64): up to `sub` batches of a list per CTA
-     * (nsa_slc_pair_bwd_sub_kernel; DMABENCH_NSA_PAIR_BWD_SUB=2 or 8 instead of 4,
-     * 1 for the kernel of one batch); the lists' batches are then of sub qb pairs */
+     * (nsa_slc_pair_bwd_sub_kernel; DMABENCH_NSA_PAIR_BWD_SUB=2, 4 or 8 instead
+     * of 16, 1 for the kernel of one batch); the lists' batches are then of sub qb
+     * pairs */
     static const int sub_env = dm_env_is("DMABENCH_NSA_PAIR_BWD_SUB", "1")   ? 1
                                : dm_env_is("DMABENCH_NSA_PAIR_BWD_SUB", "2") ? 2
+                               : dm_env_is("DMABENCH_NSA_PAIR_BWD_SUB", "4") ? 4
                                : dm_env_is("DMABENCH_NSA_PAIR_BWD_SUB", "8") ? 8
-                                                                              : 4;
+                                                                              : 16;
     const int sub = stages == 1 ? sub_env : 1;
     PairList pl;
     unsigned grid = 0;
