@@ -451,22 +451,59 @@ __global__ void __launch_bounds__(128) nsa_slc_tc_kernel(const SlcArgs a, const 
  * with one row in ten or fewer using each. Here the pairs (query, selected block)
  * are grouped by block instead: each CTA takes one block of one (batch, kv head) and
  * up to 64 / G of the queries that chose it, and writes each row's attention over
- * that block alone (normalised, fp32) and its lse; nsa_slc_pair_combine_kernel then
- * merges a query's nsel partial results in slot order. A row's result depends only
- * on its query and its block, not on which other queries share its CTA, so the
- * order the grouping lands in does not change a bit of the output. Queries go in
+ * that block alone (normalised; fp16 with a power-of-two scale per row,
+ * pair_row_scale) and its lse; nsa_slc_pair_combine_kernel then merges a query's
+ * nsel partial results in slot order. A row's result depends only on its query and
+ * its block, not on which other queries share its CTA, so the order the grouping
+ * lands in does not change a bit of the output. Queries go in
  * chunks of cq (the partial results of a chunk are what the workspace holds); a
  * chunk's pairs are indexed p = ((b Hkv + hkv) cq + qi) nsel + s. */
 
 /* Pairs per block list l = (b Hkv + hkv) ns + j of the chunk's queries q0 .. q0 + cq - 1. */
-__global__ void nsa_pair_count_kernel(const int *sel, int Nq, int nsel, int ns, int q0, int cq, long long npairs,
+/* The count and the scatter take a thread per slot s and run of PAIR_RUN consecutive
+ * queries of one (batch, kv head): nsel x ceil(cq / PAIR_RUN) threads per (b, hkv),
+ * s fastest (a warp's loads are whole rows of the selection). Neighbouring queries
+ * share blocks in the same slot (block 0 in slot 0 for every query, the local blocks
+ * for ls queries in a row), so the thread adds a run of equal blocks with one
+ * atomic: one address per list then takes at most cq / PAIR_RUN of them, not cq. */
+constexpr int PAIR_RUN = 32;
+
+/* The blocks of thread x's slot and queries (PAIR_RUN, -1 past cq and for ids
+ * outside [0, ns)); its (b, hkv) and slot, and its first query of the chunk. */
+__device__ __forceinline__ void pair_run_load(const int *sel, int Nq, int nsel, int ns, int q0, int cq, long long x,
+                                              int (&j)[PAIR_RUN], long long *bh, int *s, int *qa) {
+    const int ng = (cq + PAIR_RUN - 1) / PAIR_RUN;
+    *s = (int)(x % nsel);
+    const long long r = x / nsel;
+    *qa = (int)(r % ng) * PAIR_RUN;
+    *bh = r / ng;
+    const int *sp = sel + ((size_t)*bh * Nq + q0 + *qa) * nsel + *s;
+#pragma unroll
+    for (int k = 0; k < PAIR_RUN; k++) {
+        const int v = *qa + k < cq ? sp[(size_t)k * nsel] : -1;
+        j[k] = v >= 0 && v < ns ? v : -1;
+    }
+}
+
+/* cnt[l] += the chunk's pairs in list l = (b Hkv + hkv) ns + j; nthr threads. */
+__global__ void nsa_pair_count_kernel(const int *sel, int Nq, int nsel, int ns, int q0, int cq, long long nthr,
                                       int *cnt) {
     const long long x = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (x >= npairs) return;
-    const int s = (int)(x % nsel), qi = (int)((x / nsel) % cq);
-    const long long bh = x / ((long long)nsel * cq);
-    const int j = sel[((size_t)bh * Nq + q0 + qi) * nsel + s];
-    if (j >= 0 && j < ns) atomicAdd(&cnt[(size_t)bh * ns + j], 1);
+    if (x >= nthr) return;
+    int j[PAIR_RUN], s, qa;
+    long long bh;
+    pair_run_load(sel, Nq, nsel, ns, q0, cq, x, j, &bh, &s, &qa);
+    int prev = j[0], c = 1;
+#pragma unroll
+    for (int k = 1; k < PAIR_RUN; k++) {
+        if (j[k] == prev) {
+            c++;
+        } else {
+            if (prev >= 0) atomicAdd(&cnt[bh * ns + prev], c);
+            prev = j[k], c = 1;
+        }
+    }
+    if (prev >= 0) atomicAdd(&cnt[bh * ns + prev], c);
 }
 
 /* One CTA: off[l] = pairs of the lists before l, boff[l] = their batches of qb
@@ -486,17 +523,36 @@ __global__ void __launch_bounds__(1024) nsa_pair_scan_kernel(const int *cnt, int
     if (threadIdx.x == 0) off[nl] = tot, boff[nl] = totb;
 }
 
-/* Each pair into its block's list (fill: zeroed counters). */
-__global__ void nsa_pair_scatter_kernel(const int *sel, int Nq, int nsel, int ns, int q0, int cq, long long npairs,
+/* Each pair into its block's list (fill: zeroed counters), a run of equal blocks
+ * with one atomic (nsa_pair_count_kernel's threads). */
+__global__ void nsa_pair_scatter_kernel(const int *sel, int Nq, int nsel, int ns, int q0, int cq, long long nthr,
                                         const int *off, int *fill, int *plist) {
     const long long x = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (x >= npairs) return;
-    const int s = (int)(x % nsel), qi = (int)((x / nsel) % cq);
-    const long long bh = x / ((long long)nsel * cq);
-    const int j = sel[((size_t)bh * Nq + q0 + qi) * nsel + s];
-    if (j < 0 || j >= ns) return;
-    const size_t l = (size_t)bh * ns + j;
-    plist[off[l] + atomicAdd(&fill[l], 1)] = (int)x;
+    if (x >= nthr) return;
+    int j[PAIR_RUN], s, qa;
+    long long bh;
+    pair_run_load(sel, Nq, nsel, ns, q0, cq, x, j, &bh, &s, &qa);
+    /* the pair of query qi of the chunk in this slot: ((b Hkv + hkv) cq + qi) nsel + s */
+    const long long p0 = (bh * cq + qa) * nsel + s;
+    const auto put = [&](int jb, int k0, int c) {
+        const size_t l = (size_t)bh * ns + jb;
+        int *dst = plist + off[l] + atomicAdd(&fill[l], c);
+        for (int k = 0; k < c; k++) dst[k] = (int)(p0 + (long long)(k0 + k) * nsel);
+    };
+    int prev = j[0], k0 = 0;
+#pragma unroll
+    for (int k = 1; k < PAIR_RUN; k++) {
+        if (j[k] != prev) {
+            if (prev >= 0) put(prev, k0, k - k0);
+            prev = j[k], k0 = k;
+        }
+    }
+    if (prev >= 0) put(prev, k0, PAIR_RUN - k0);
+}
+
+/* Threads of nsa_pair_count_kernel and nsa_pair_scatter_kernel for a chunk of cq queries. */
+long long pair_run_threads(int B, int Hkv, int cq, int nsel) {
+    return (long long)B * Hkv * ((cq + PAIR_RUN - 1) / PAIR_RUN) * nsel;
 }
 
 /* The chunks of 64 keys (cpb per block) that the union kernels walk for the tile of
@@ -601,9 +657,23 @@ __device__ __forceinline__ void load_block_kv(T *sK, T *sV, const T *kbase, long
     }
 }
 
+/* A pair's row of normalised O (|O| <= max |V| of its block, any float) goes to the
+ * combine in fp16 as O 2^-e, e from the row's largest |O| (mx): the stored values are
+ * below 1 in magnitude, the row keeps fp16's 11 bits relative to its largest element
+ * (more than the bf16 output's 8) at half the bytes of fp32, and the power of two is
+ * exact both ways. Returns 2^-e; *up = 2^e. */
+__device__ __forceinline__ float pair_row_scale(float mx, float *up) {
+    int e = 0;
+    if (mx > 0.f && mx == mx && mx != INFINITY) frexpf(mx, &e); /* mx = f 2^e, f in [0.5, 1) */
+    e = max(-120, min(e, 120));
+    *up = ldexpf(1.f, e);
+    return ldexpf(1.f, -e);
+}
+
 struct SlcPairArgs {
     const void *q, *k, *v;
-    float *po, *plse; /* [pairs][G][D] normalised, [pairs][G] in log2 units */
+    __half *po;   /* [pairs][G][D]: each row normalised, then scaled by 2^-e (pair_row_scale) */
+    float2 *plse; /* [pairs][G]: (lse in log2 units, 2^e) */
     long long qsb, qss, qsh, ksb, kss, ksh, vsb, vss, vsh;
     int Nq, Nk, Hkv, G, ls;
     float scale_log2;
@@ -674,23 +744,31 @@ __global__ void __launch_bounds__(128, MINB) nsa_slc_pair_kernel(const SlcPairAr
 #pragma unroll
     for (int r2 = 0; r2 < 2; r2++) {
         const int rr = wrow + (lane >> 2) + 8 * r2, hh = rr >> qbs;
-        if (sRowQ[rr] < 0) continue;
-        const int pr = sPair[rr & (QB - 1)];
         const float L = r2 ? l1 : l0, M = r2 ? m1 : m0;
         const float inv = L > 0.f ? 1.f / L : 0.f;
-        float *orow = a.po + ((size_t)pr * a.G + hh) * D;
+        float mx = 0.f; /* the row's largest |O|: its quad holds it */
+#pragma unroll
+        for (int x = 0; x < D / 8; x++) mx = fmaxf(mx, fmaxf(fabsf(o[x][2 * r2]), fabsf(o[x][2 * r2 + 1])));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 1));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 2));
+        float up;
+        const float sc = inv * pair_row_scale(mx * inv, &up);
+        if (sRowQ[rr] < 0) continue;
+        const int pr = sPair[rr & (QB - 1)];
+        __half *orow = a.po + ((size_t)pr * a.G + hh) * D;
 #pragma unroll
         for (int x = 0; x < D / 8; x++)
-            *reinterpret_cast<float2 *>(orow + x * 8 + (lane & 3) * 2) =
-                make_float2(o[x][2 * r2] * inv, o[x][2 * r2 + 1] * inv);
-        if ((lane & 3) == 0) a.plse[(size_t)pr * a.G + hh] = L > 0.f ? M + log2f(L) : -INFINITY;
+            *reinterpret_cast<__half2 *>(orow + x * 8 + (lane & 3) * 2) =
+                __floats2half2_rn(o[x][2 * r2] * sc, o[x][2 * r2 + 1] * sc);
+        if ((lane & 3) == 0) a.plse[(size_t)pr * a.G + hh] = make_float2(L > 0.f ? M + log2f(L) : -INFINITY, up);
     }
 }
 
 /* O_slc and lse plane 1 of the chunk's queries from their pairs: one warp per (b, query,
- * head), the slots in order (the same sum in every run). */
+ * head), the slots in order (the same sum in every run); a lane takes 4 consecutive
+ * elements of the row (D a multiple of 4, at most 128). */
 template <typename T>
-__global__ void nsa_slc_pair_combine_kernel(const float *po, const float *plse, const int *sel, T *oslc, float *lse1,
+__global__ void nsa_slc_pair_combine_kernel(const __half *po, const float2 *plse, const int *sel, T *oslc, float *lse1,
                                             int B, int Nq, int Hq, int Hkv, int G, int D, int nsel, int ns, int q0,
                                             int cq) {
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -702,27 +780,31 @@ __global__ void nsa_slc_pair_combine_kernel(const float *po, const float *plse, 
     const size_t p0 = (((size_t)b * Hkv + hkv) * cq + qi) * nsel;
     float M = -INFINITY;
     for (int s = 0; s < nsel; s++)
-        if (sl[s] >= 0 && sl[s] < ns) M = fmaxf(M, plse[(p0 + s) * G + hh]);
-    constexpr int MAXD = 128;
-    float acc[MAXD / 32];
-#pragma unroll
-    for (int x = 0; x < MAXD / 32; x++) acc[x] = 0.f;
+        if (sl[s] >= 0 && sl[s] < ns) M = fmaxf(M, plse[(p0 + s) * G + hh].x);
+    float acc[4] = {0.f, 0.f, 0.f, 0.f};
     float L = 0.f;
+    const bool mine = lane * 4 < D;
     if (M != -INFINITY)
         for (int s = 0; s < nsel; s++) {
             if (sl[s] < 0 || sl[s] >= ns) continue;
-            const float w = exp2f(plse[(p0 + s) * G + hh] - M);
+            const float2 ls = plse[(p0 + s) * G + hh];
+            const float w = exp2f(ls.x - M);
             L += w;
-            const float *src = po + ((p0 + s) * G + hh) * D;
-#pragma unroll
-            for (int x = 0; x < MAXD / 32; x++)
-                if (x * 32 + lane < D) acc[x] += w * src[x * 32 + lane];
+            if (!mine) continue;
+            const uint2 u = *reinterpret_cast<const uint2 *>(po + ((p0 + s) * G + hh) * D + lane * 4);
+            const float2 lo = __half22float2(*reinterpret_cast<const __half2 *>(&u.x));
+            const float2 hi = __half22float2(*reinterpret_cast<const __half2 *>(&u.y));
+            const float ws = w * ls.y;
+            acc[0] += ws * lo.x, acc[1] += ws * lo.y, acc[2] += ws * hi.x, acc[3] += ws * hi.y;
         }
     const float inv = L > 0.f ? 1.f / L : 0.f;
     T *orow = oslc + (((size_t)b * Nq + i) * Hq + h) * D;
-#pragma unroll
-    for (int x = 0; x < MAXD / 32; x++)
-        if (x * 32 + lane < D) orow[x * 32 + lane] = from_f32<T>(acc[x] * inv);
+    if (mine) {
+        uint2 u;
+        u.x = pack2<T>::from(acc[0] * inv, acc[1] * inv);
+        u.y = pack2<T>::from(acc[2] * inv, acc[3] * inv);
+        *reinterpret_cast<uint2 *>(orow + lane * 4) = u;
+    }
     if (lane == 0) lse1[((size_t)b * Hq + h) * Nq + i] = L > 0.f ? (M + log2f(L)) * 0.6931471805599453f : -INFINITY;
 }
 
@@ -1332,12 +1414,13 @@ attn_status pair_lists(char *ws, const int *sel, int B, int Hkv, int Nq, int nse
     int *plist = reinterpret_cast<int *>(ws + 2 * cntb + 2 * offb);
     const long long npairs = (long long)B * Hkv * cq * nsel;
     CUDA_CHECK(cudaMemsetAsync(cnt, 0, 2 * cntb)); /* cnt and fill */
-    const unsigned pg = (unsigned)((npairs + 255) / 256);
-    nsa_pair_count_kernel<<<pg, 256>>>(sel, Nq, nsel, ns, q0, cq, npairs, cnt);
+    const long long nthr = pair_run_threads(B, Hkv, cq, nsel);
+    const unsigned pg = (unsigned)((nthr + 255) / 256);
+    nsa_pair_count_kernel<<<pg, 256>>>(sel, Nq, nsel, ns, q0, cq, nthr, cnt);
     CUDA_CHECK_LAUNCH();
     nsa_pair_scan_kernel<<<1, 1024>>>(cnt, nl, qb, off, boff);
     CUDA_CHECK_LAUNCH();
-    nsa_pair_scatter_kernel<<<pg, 256>>>(sel, Nq, nsel, ns, q0, cq, npairs, off, fill, plist);
+    nsa_pair_scatter_kernel<<<pg, 256>>>(sel, Nq, nsel, ns, q0, cq, nthr, off, fill, plist);
     CUDA_CHECK_LAUNCH();
     pl->cnt = cnt, pl->off = off, pl->boff = boff, pl->plist = plist;
     pl->nl = nl, pl->ns = ns, pl->nsel = nsel, pl->q0 = q0, pl->cq = cq;
@@ -1372,7 +1455,6 @@ attn_status slc_choose_pairs(const int *sel, int B, int Hkv, int Nq, int nsel, i
     unsigned long long *u = kept;
     if (!(kept && have)) {
         const int qb = 64 / G, nl = B * Hkv * ns, cpb = (ls + 63) / 64;
-        const size_t np = (size_t)B * Hkv * Nq * nsel;
         auto r256 = [](size_t x) { return (x + 255) & ~(size_t)255; };
         const size_t cntb = r256((size_t)nl * sizeof(int)), offb = r256((size_t)(nl + 1) * sizeof(int));
         char *ws = nullptr;
@@ -1383,7 +1465,8 @@ attn_status slc_choose_pairs(const int *sel, int B, int Hkv, int Nq, int nsel, i
         int *boff = reinterpret_cast<int *>(ws + 256 + cntb + offb);
         CUDA_CHECK(cudaMemsetAsync(cnt, 0, cntb));
         CUDA_CHECK(cudaMemsetAsync(u, 0, 2 * sizeof *u));
-        nsa_pair_count_kernel<<<(unsigned)((np + 255) / 256), 256>>>(sel, Nq, nsel, ns, 0, Nq, (long long)np, cnt);
+        const long long nthr = pair_run_threads(B, Hkv, Nq, nsel);
+        nsa_pair_count_kernel<<<(unsigned)((nthr + 255) / 256), 256>>>(sel, Nq, nsel, ns, 0, Nq, nthr, cnt);
         CUDA_CHECK_LAUNCH();
         nsa_pair_scan_kernel<<<1, 1024>>>(cnt, nl, qb, off, boff);
         CUDA_CHECK_LAUNCH();
@@ -1424,7 +1507,7 @@ attn_status launch_slc_pair_d(const SlcPairArgs &a, const PairList &pl, int qb, 
 template <typename T> attn_status slc_pairs(const SlcArgs &sa, int ns) {
     const int B = sa.B, Nq = sa.Nq, Hkv = sa.Hkv, G = sa.G, D = sa.D, nsel = sa.nsel;
     const int qb = 64 / G, stages = sa.ls > 64 ? 2 : 1;
-    const size_t per_q = (size_t)B * Hkv * nsel * ((size_t)G * D + G) * sizeof(float);
+    const size_t per_q = (size_t)B * Hkv * nsel * ((size_t)G * D * sizeof(__half) + G * sizeof(float2));
     /* DMABENCH_NSA_PAIR_QUERIES=n: chunks of at most n queries (so that the tests
      * reach several chunks at small sizes) */
     static const long long cap_q = getenv("DMABENCH_NSA_PAIR_QUERIES") ? atoll(getenv("DMABENCH_NSA_PAIR_QUERIES")) : 0;
@@ -1434,13 +1517,13 @@ template <typename T> attn_status slc_pairs(const SlcArgs &sa, int ns) {
     const int nl = B * Hkv * ns;
     const size_t np = (size_t)B * Hkv * cq * nsel;
     auto r256 = [](size_t x) { return (x + 255) & ~(size_t)255; };
-    const size_t lb = pair_lists_bytes(nl, np), pob = r256(np * G * D * sizeof(float));
+    const size_t lb = pair_lists_bytes(nl, np), pob = r256(np * G * D * sizeof(__half));
     char *ws = nullptr;
-    attn_status st = dm_cuda_ws_get(&g_pws, lb + pob + r256(np * G * sizeof(float)), (void **)&ws, nullptr);
+    attn_status st = dm_cuda_ws_get(&g_pws, lb + pob + r256(np * G * sizeof(float2)), (void **)&ws, nullptr);
     if (st != ATTN_OK) return st;
     SlcPairArgs a;
     a.q = sa.q, a.k = sa.k, a.v = sa.v;
-    a.po = reinterpret_cast<float *>(ws + lb), a.plse = reinterpret_cast<float *>(ws + lb + pob);
+    a.po = reinterpret_cast<__half *>(ws + lb), a.plse = reinterpret_cast<float2 *>(ws + lb + pob);
     a.qsb = sa.qsb, a.qss = sa.qss, a.qsh = sa.qsh, a.ksb = sa.ksb, a.kss = sa.kss, a.ksh = sa.ksh;
     a.vsb = sa.vsb, a.vss = sa.vss, a.vsh = sa.vsh;
     a.Nq = Nq, a.Nk = sa.Nk, a.Hkv = Hkv, a.G = G, a.ls = sa.ls;
