@@ -716,12 +716,6 @@ __global__ void nsa_dg_kernel(const T *dout, long long sb, long long ss, long lo
     if (lane == 0) dg[row * 3] = s0, dg[row * 3 + 1] = s1, dg[row * 3 + 2] = s2;
 }
 
-/* acc (n) += src (n), src in the input dtype; both contiguous */
-template <typename T> __global__ void nsa_acc_kernel(const T *src, float *acc, long long n) {
-    long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (e < n) acc[e] += to_f32<T>(src[e]);
-}
-
 /* The compression's backward into the rows: dX[t] = dK~_c W[t]^T (linear) or
  * dK~_c / l (mean), added to dk_acc at row c d + t (blocks overlap: atomics) and,
  * linear, to dpos[h, t]. One CTA of D threads per (c, h, b). */
@@ -1543,11 +1537,7 @@ template <typename T> attn_status nsa_backward_t(const attn_params *p) {
         CUDA_CHECK_LAUNCH();
         return ATTN_OK;
     };
-    auto acc = [&](const T *src, float *dst, size_t n) -> attn_status {
-        nsa_acc_kernel<T><<<(unsigned)((n + 255) / 256), 256>>>(src, dst, (long long)n);
-        CUDA_CHECK_LAUNCH();
-        return ATTN_OK;
-    };
+    auto acc = [&](const T *src, float *dst, size_t n) -> attn_status { return acc_into<T>(src, dst, (long long)n); };
     /* window branch */
     {
         if ((st = gate(2)) != ATTN_OK) return st;
@@ -1560,10 +1550,9 @@ template <typename T> attn_status nsa_backward_t(const attn_params *p) {
         pw.dv = dv_t, pw.dv_st = kst;
         cuda_attn_spec s = {};
         s.window = p->w;
+        s.dq_add = dq_a;
         if ((st = cuda_attn_backward(&pw, &s, nullptr)) != ATTN_OK) return st;
-        if ((st = acc(dq_t, dq_a, nqe)) != ATTN_OK || (st = acc(dk_t, dk_a, nke)) != ATTN_OK ||
-            (st = acc(dv_t, dv_a, nke)) != ATTN_OK)
-            return st;
+        if ((st = acc(dk_t, dk_a, nke)) != ATTN_OK || (st = acc(dv_t, dv_a, nke)) != ATTN_OK) return st;
     }
     /* selected branch */
     {
@@ -1600,10 +1589,9 @@ template <typename T> attn_status nsa_backward_t(const attn_params *p) {
         s.kpos_mul = z.d;
         s.kpos_add = z.l - 1;
         s.qoff = (long long)Nk - Nq;
+        s.dq_add = dq_a;
         if ((st = cuda_attn_backward(&pc, &s, nullptr)) != ATTN_OK) return st;
-        if ((st = acc(dq_t, dq_a, nqe)) != ATTN_OK || (st = acc(dkc_t, dkc_a, nce)) != ATTN_OK ||
-            (st = acc(dvc_t, dvc_a, nce)) != ATTN_OK)
-            return st;
+        if ((st = acc(dkc_t, dkc_a, nce)) != ATTN_OK || (st = acc(dvc_t, dvc_a, nce)) != ATTN_OK) return st;
         const size_t rb_smem = (size_t)(NSA_CB + (NSA_CB - 1) * z.d + z.l) * D * sizeof(float);
         /* the position term's gradient: the column sums of dK~ (or dV~) per kv
          * head, in parts, into colsum; then dpos += W S */

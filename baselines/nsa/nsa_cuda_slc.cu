@@ -778,25 +778,38 @@ __global__ void nsa_slc_pair_combine_kernel(const __half *po, const float2 *plse
     const int hkv = h / G, hh = h % G, i = q0 + qi;
     const int *sl = sel + (((size_t)b * Hkv + hkv) * Nq + i) * nsel;
     const size_t p0 = (((size_t)b * Hkv + hkv) * cq + qi) * nsel;
-    float M = -INFINITY;
-    for (int s = 0; s < nsel; s++)
-        if (sl[s] >= 0 && sl[s] < ns) M = fmaxf(M, plse[(p0 + s) * G + hh].x);
-    float acc[4] = {0.f, 0.f, 0.f, 0.f};
-    float L = 0.f;
+    /* four slots at a time, their loads issued together, merged with a running max */
     const bool mine = lane * 4 < D;
-    if (M != -INFINITY)
-        for (int s = 0; s < nsel; s++) {
-            if (sl[s] < 0 || sl[s] >= ns) continue;
-            const float2 ls = plse[(p0 + s) * G + hh];
-            const float w = exp2f(ls.x - M);
+    float M = -INFINITY, L = 0.f, acc[4] = {0.f, 0.f, 0.f, 0.f};
+    for (int s0 = 0; s0 < nsel; s0 += 4) {
+        float2 ls[4];
+        uint2 u[4];
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+            const int s = s0 + k, j = s < nsel ? sl[s] : -1;
+            const bool ok = j >= 0 && j < ns;
+            const size_t r = (p0 + s) * G + hh;
+            ls[k] = ok ? plse[r] : make_float2(-INFINITY, 0.f);
+            u[k] = ok && mine ? *reinterpret_cast<const uint2 *>(po + r * D + lane * 4) : make_uint2(0u, 0u);
+        }
+        float mn = M;
+#pragma unroll
+        for (int k = 0; k < 4; k++) mn = fmaxf(mn, ls[k].x);
+        if (mn == -INFINITY) continue;
+        const float rs = exp2f(M - mn); /* 0 while M is -inf */
+        L *= rs;
+#pragma unroll
+        for (int e = 0; e < 4; e++) acc[e] *= rs;
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+            const float w = exp2f(ls[k].x - mn), ws = w * ls[k].y;
             L += w;
-            if (!mine) continue;
-            const uint2 u = *reinterpret_cast<const uint2 *>(po + ((p0 + s) * G + hh) * D + lane * 4);
-            const float2 lo = __half22float2(*reinterpret_cast<const __half2 *>(&u.x));
-            const float2 hi = __half22float2(*reinterpret_cast<const __half2 *>(&u.y));
-            const float ws = w * ls.y;
+            const float2 lo = __half22float2(*reinterpret_cast<const __half2 *>(&u[k].x));
+            const float2 hi = __half22float2(*reinterpret_cast<const __half2 *>(&u[k].y));
             acc[0] += ws * lo.x, acc[1] += ws * lo.y, acc[2] += ws * hi.x, acc[3] += ws * hi.y;
         }
+        M = mn;
+    }
     const float inv = L > 0.f ? 1.f / L : 0.f;
     T *orow = oslc + (((size_t)b * Nq + i) * Hq + h) * D;
     if (mine) {
