@@ -1004,15 +1004,17 @@ __global__ void __launch_bounds__(128) nsa_cmp_bwd_w_gemm_kernel(const T *x, lon
     const long long K = (long long)B * nb;
     float av[CG_K / 2], bv[CG_K / 2];
     const auto load = [&](long long k0) {
+        const long long ka = k0 + kh * (CG_K / 2);
+        /* k = bb nb + c: one division per chunk, then steps (nb may be below 16) */
+        int bb = (int)(ka / nb), c = (int)(ka - (long long)bb * nb);
 #pragma unroll
         for (int i = 0; i < CG_K / 2; i++) {
-            const long long k = k0 + kh * (CG_K / 2) + i;
             av[i] = bv[i] = 0.f;
-            if (k < K) {
-                const int bb = (int)(k / nb), c = (int)(k % nb);
+            if (ka + i < K) {
                 av[i] = to_f32<T>(x[bb * xsb + (long long)(c * d + t) * xss + h * xsh + e0 + j]);
                 bv[i] = dkc[(((size_t)bb * nb + c) * Hkv + h) * D + col0 + j];
             }
+            if (++c == nb) c = 0, bb++;
         }
     };
     float acc[CG_T / 8][4];
