@@ -9,6 +9,7 @@
 # logged intervals after the first (which holds the set-up and the GEMMs' tuning;
 # single intervals vary by a few percent), and the train log's end line.
 #   DMABENCH=./build/dmabench OUT=results/gpu-train sh scripts/gpu-train-bench.sh
+#   RUNS="nsa:8192:2 mha:8192:2" ... (variant:context:batch) runs only those.
 set -u
 B=${DMABENCH:-./build/dmabench}
 OUT=${OUT:-results/gpu-train}
@@ -40,5 +41,8 @@ run() { # variant context batch
     grep '"event":"end"' "$d/train_log.jsonl" | tail -1
 }
 nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm --format=csv,noheader
-run mha 2048 8
-for v in mha dma nsa; do run $v 8192 2; done
+# RUNS: which runs, as variant:context:batch (default: the four above)
+for r in ${RUNS:-mha:2048:8 mha:8192:2 dma:8192:2 nsa:8192:2}; do
+    v=${r%%:*} rest=${r#*:}
+    run "$v" "${rest%%:*}" "${rest#*:}"
+done

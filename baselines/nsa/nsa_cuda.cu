@@ -38,8 +38,9 @@
  * window and the compressed branch through the engine's backward, the selected one
  * by nsa_slc_backward (nsa_cuda_slc.cu), and dK~,
  * dV~ through the compression into dk, dv and (linear) dw_c, dp (8 blocks per CTA,
- * dpos from the sum of dK~, dW as a tiled GEMM; DMABENCH_NSA_CMP_BLK=0: one block
- * per CTA). Gradients are summed in fp32 and written once.
+ * dpos from the sum of dK~, dW as a GEMM on the tensor cores;
+ * DMABENCH_NSA_CMP_BLK=0: one block per CTA). Gradients are summed in fp32 and
+ * written once.
  */
 #include <algorithm>
 #include <climits>
@@ -716,12 +717,6 @@ __global__ void nsa_dg_kernel(const T *dout, long long sb, long long ss, long lo
     if (lane == 0) dg[row * 3] = s0, dg[row * 3 + 1] = s1, dg[row * 3 + 2] = s2;
 }
 
-/* acc (n) += src (n), src in the input dtype; both contiguous */
-template <typename T> __global__ void nsa_acc_kernel(const T *src, float *acc, long long n) {
-    long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (e < n) acc[e] += to_f32<T>(src[e]);
-}
-
 /* The compression's backward into the rows: dX[t] = dK~_c W[t]^T (linear) or
  * dK~_c / l (mean), added to dk_acc at row c d + t (blocks overlap: atomics) and,
  * linear, to dpos[h, t]. One CTA of D threads per (c, h, b). */
@@ -772,8 +767,9 @@ __global__ void nsa_cmp_bwd_w_kernel(const T *x, long long xsb, long long xss, l
  * - dpos[h, t, e] = sum_col W[h, t, e, col] S[h, col] with S = sum over blocks of
  *   dK~ (nsa_cmp_colsum_kernel, then nsa_cmp_bwd_pos_kernel), the same sum in
  *   another order;
- * - dW as a tiled GEMM, dW_h = X_h^T dK~_h over the blocks (X_h's row c is block c's
- *   l D inputs), plus pos[t, e] S[col] (nsa_cmp_bwd_w_gemm_kernel; D 64 or 128). */
+ * - dW as a GEMM on the tensor cores, dW_h = X_h^T dK~_h over the blocks (X_h's
+ *   row c is block c's l D inputs), plus pos[t, e] S[col]
+ *   (nsa_cmp_bwd_w_gemm_kernel; D 64 or 128). */
 __global__ void nsa_cmp_bwd_rows_blk_kernel(const float *dkc, int nb, int Hkv, int D, int l, int d, int Nk,
                                             const float *w, float *dacc) {
     extern __shared__ float sbw[]; /* sd [NSA_CB][D], then rows [(NSA_CB - 1) d + l][D] */
@@ -982,60 +978,90 @@ __global__ void nsa_cmp_bwd_pos_kernel(const float *part, int Hkv, int D, int l,
     dpos[((size_t)h * l + t) * D + e] += x;
 }
 
-constexpr int CG_T = 64, CG_K = 16; /* the dW GEMM's output tile and k chunk */
+/* dW_h = X_h^T dK~_h + pos S^T on the tensor cores (mma.sync m16n8k16, bf16 in,
+ * fp32 accumulate): a CTA of 4 warps per 64 x 64 tile of dW_h (rows r = t D + e,
+ * columns col), the k dimension the blocks (B nb of them) in chunks of CG_K. A
+ * tile's rows share t (D a multiple of 64), so its X^T chunk is rows c d + t of the
+ * input, e0 .. e0 + 63. Both chunks go to shared memory k-minor ([r][k] and
+ * [col][k]), so that each mma fragment register is one 32-bit load: X in bf16
+ * (exact for bf16 inputs), dK~ rounded from fp32 to bf16. S (dK~'s column sums, for
+ * the position term) is summed in fp32 from the unrounded values. Registers hold
+ * the next chunk while the tensor cores take this one. */
+constexpr int CG_T = 64, CG_K = 32, CG_KP = CG_K + 8; /* output tile, k chunk, padded row (bf16) */
 template <typename T>
-__global__ void __launch_bounds__(256) nsa_cmp_bwd_w_gemm_kernel(const T *x, long long xsb, long long xss, long long xsh,
+__global__ void __launch_bounds__(128) nsa_cmp_bwd_w_gemm_kernel(const T *x, long long xsb, long long xss, long long xsh,
                                                                  const float *pos, const float *dkc, int B, int nb,
                                                                  int Hkv, int D, int l, int d, float *dw) {
-    __shared__ float sA[CG_K][CG_T]; /* [k][r]: X^T */
-    __shared__ float sB[CG_K][CG_T]; /* [k][col]: dK~ */
-    __shared__ float sS[CG_T];
+    __shared__ __align__(16) __nv_bfloat16 sA[CG_T][CG_KP]; /* [r][k]: X^T */
+    __shared__ __align__(16) __nv_bfloat16 sB[CG_T][CG_KP]; /* [col][k]: dK~^T */
+    __shared__ float sS[2][CG_T];
     const int r0 = blockIdx.x * CG_T, col0 = blockIdx.y * CG_T, h = blockIdx.z;
-    const int tid = threadIdx.x, tr = tid / 16, tc = tid % 16;
-    const int t = r0 / D, e0 = r0 % D; /* D % 64 == 0: the tile's rows share t */
-    float acc[4][4];
-#pragma unroll
-    for (int i = 0; i < 4; i++) acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = 0.f;
-    float ssum = 0.f;
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    const int t = r0 / D, e0 = r0 % D;
+    /* loads: thread tid takes column j = tid % 64 (e0 + j of X, col0 + j of dK~) of
+     * the chunk's k = kh 16 .. kh 16 + 15, kh = tid / 64 */
+    const int j = tid & 63, kh = tid >> 6;
     const long long K = (long long)B * nb;
-    for (long long k0 = 0; k0 < K; k0 += CG_K) {
-        for (int i = tid; i < CG_K * CG_T; i += 256) {
-            const int kk = i / CG_T, j = i % CG_T;
-            const long long k = k0 + kk;
-            float av = 0.f, bv = 0.f;
-            if (k < K) {
-                const int bb = (int)(k / nb), c = (int)(k % nb);
-                av = to_f32<T>(x[bb * xsb + (long long)(c * d + t) * xss + h * xsh + e0 + j]);
-                bv = dkc[(((size_t)bb * nb + c) * Hkv + h) * D + col0 + j];
+    float av[CG_K / 2], bv[CG_K / 2];
+    const auto load = [&](long long k0) {
+        const long long ka = k0 + kh * (CG_K / 2);
+        /* k = bb nb + c: one division per chunk, then steps (nb may be below 16) */
+        int bb = (int)(ka / nb), c = (int)(ka - (long long)bb * nb);
+#pragma unroll
+        for (int i = 0; i < CG_K / 2; i++) {
+            av[i] = bv[i] = 0.f;
+            if (ka + i < K) {
+                av[i] = to_f32<T>(x[bb * xsb + (long long)(c * d + t) * xss + h * xsh + e0 + j]);
+                bv[i] = dkc[(((size_t)bb * nb + c) * Hkv + h) * D + col0 + j];
             }
-            sA[kk][j] = av;
-            sB[kk][j] = bv;
+            if (++c == nb) c = 0, bb++;
+        }
+    };
+    float acc[CG_T / 8][4];
+#pragma unroll
+    for (int nt = 0; nt < CG_T / 8; nt++) acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.f;
+    float ssum = 0.f;
+    const int wr = warp * 16, fr = lane >> 2, fk = (lane & 3) * 2;
+    load(0);
+    for (long long k0 = 0; k0 < K; k0 += CG_K) {
+#pragma unroll
+        for (int i = 0; i < CG_K / 2; i++) {
+            sA[j][kh * (CG_K / 2) + i] = __float2bfloat16(av[i]);
+            sB[j][kh * (CG_K / 2) + i] = __float2bfloat16(bv[i]);
+            ssum += bv[i];
         }
         __syncthreads();
-        if (tid < CG_T)
+        if (k0 + CG_K < K) load(k0 + CG_K);
 #pragma unroll
-            for (int kk = 0; kk < CG_K; kk++) ssum += sB[kk][tid];
+        for (int kk = 0; kk < CG_K; kk += 16) {
+            uint32_t a[4];
+            a[0] = *reinterpret_cast<const uint32_t *>(&sA[wr + fr][kk + fk]);
+            a[1] = *reinterpret_cast<const uint32_t *>(&sA[wr + fr + 8][kk + fk]);
+            a[2] = *reinterpret_cast<const uint32_t *>(&sA[wr + fr][kk + 8 + fk]);
+            a[3] = *reinterpret_cast<const uint32_t *>(&sA[wr + fr + 8][kk + 8 + fk]);
 #pragma unroll
-        for (int kk = 0; kk < CG_K; kk++) {
-            float av[4], bv[4];
-#pragma unroll
-            for (int i = 0; i < 4; i++) av[i] = sA[kk][tr * 4 + i], bv[i] = sB[kk][tc * 4 + i];
-#pragma unroll
-            for (int i = 0; i < 4; i++)
-#pragma unroll
-                for (int j = 0; j < 4; j++) acc[i][j] += av[i] * bv[j];
+            for (int nt = 0; nt < CG_T / 8; nt++) {
+                const uint32_t b0 = *reinterpret_cast<const uint32_t *>(&sB[nt * 8 + fr][kk + fk]);
+                const uint32_t b1 = *reinterpret_cast<const uint32_t *>(&sB[nt * 8 + fr][kk + 8 + fk]);
+                mma16816<__nv_bfloat16>(acc[nt], a, b0, b1);
+            }
         }
         __syncthreads();
     }
-    if (tid < CG_T) sS[tid] = ssum;
+    sS[kh][j] = ssum;
     __syncthreads();
 #pragma unroll
-    for (int i = 0; i < 4; i++) {
-        const int r = r0 + tr * 4 + i;
-        const float pv = pos[((size_t)h * l + t) * D + e0 + tr * 4 + i];
+    for (int r2 = 0; r2 < 2; r2++) {
+        const int rr = wr + fr + 8 * r2;
+        const float pv = pos[((size_t)h * l + t) * D + e0 + rr];
+        float *dst = dw + ((size_t)h * l * D + r0 + rr) * D + col0;
 #pragma unroll
-        for (int j = 0; j < 4; j++)
-            dw[((size_t)h * l * D + r) * D + col0 + tc * 4 + j] = acc[i][j] + pv * sS[tc * 4 + j];
+        for (int nt = 0; nt < CG_T / 8; nt++) {
+            const int cc = nt * 8 + fk;
+            *reinterpret_cast<float2 *>(dst + cc) =
+                make_float2(acc[nt][2 * r2] + pv * (sS[0][cc] + sS[1][cc]),
+                            acc[nt][2 * r2 + 1] + pv * (sS[0][cc + 1] + sS[1][cc + 1]));
+        }
     }
 }
 
@@ -1530,7 +1556,6 @@ template <typename T> attn_status nsa_backward_t(const attn_params *p) {
         CUDA_CHECK_LAUNCH();
     }
     CUDA_CHECK(cudaMemsetAsync(dq_a, 0, qa));
-    CUDA_CHECK(cudaMemsetAsync(dk_a, 0, 2 * ka));
     CUDA_CHECK(cudaMemsetAsync(dkc_a, 0, 2 * ca));
     const bool dout8 = dm_vec8(p->dout, p->do_st, D) && reinterpret_cast<uintptr_t>(dout_s) % 16 == 0;
     auto gate = [&](int which) -> attn_status {
@@ -1544,11 +1569,7 @@ template <typename T> attn_status nsa_backward_t(const attn_params *p) {
         CUDA_CHECK_LAUNCH();
         return ATTN_OK;
     };
-    auto acc = [&](const T *src, float *dst, size_t n) -> attn_status {
-        nsa_acc_kernel<T><<<(unsigned)((n + 255) / 256), 256>>>(src, dst, (long long)n);
-        CUDA_CHECK_LAUNCH();
-        return ATTN_OK;
-    };
+    auto acc = [&](const T *src, float *dst, size_t n) -> attn_status { return acc_into<T>(src, dst, (long long)n); };
     /* window branch */
     {
         if ((st = gate(2)) != ATTN_OK) return st;
@@ -1561,9 +1582,11 @@ template <typename T> attn_status nsa_backward_t(const attn_params *p) {
         pw.dv = dv_t, pw.dv_st = kst;
         cuda_attn_spec s = {};
         s.window = p->w;
+        s.dq_add = dq_a;
         if ((st = cuda_attn_backward(&pw, &s, nullptr)) != ATTN_OK) return st;
-        if ((st = acc(dq_t, dq_a, nqe)) != ATTN_OK || (st = acc(dk_t, dk_a, nke)) != ATTN_OK ||
-            (st = acc(dv_t, dv_a, nke)) != ATTN_OK)
+        /* the first branch into dk_a and dv_a: set, not added (no memset before) */
+        if ((st = convert<T, float>(dk_t, kst, dk_a, kst, B, Nk, Hkv, D)) != ATTN_OK ||
+            (st = convert<T, float>(dv_t, kst, dv_a, kst, B, Nk, Hkv, D)) != ATTN_OK)
             return st;
     }
     /* selected branch */
@@ -1601,10 +1624,9 @@ template <typename T> attn_status nsa_backward_t(const attn_params *p) {
         s.kpos_mul = z.d;
         s.kpos_add = z.l - 1;
         s.qoff = (long long)Nk - Nq;
+        s.dq_add = dq_a;
         if ((st = cuda_attn_backward(&pc, &s, nullptr)) != ATTN_OK) return st;
-        if ((st = acc(dq_t, dq_a, nqe)) != ATTN_OK || (st = acc(dkc_t, dkc_a, nce)) != ATTN_OK ||
-            (st = acc(dvc_t, dvc_a, nce)) != ATTN_OK)
-            return st;
+        if ((st = acc(dkc_t, dkc_a, nce)) != ATTN_OK || (st = acc(dvc_t, dvc_a, nce)) != ATTN_OK) return st;
         const size_t rb_smem = (size_t)(NSA_CB + (NSA_CB - 1) * z.d + z.l) * D * sizeof(float);
         /* the position term's gradient: the column sums of dK~ (or dV~) per kv
          * head, in parts, into colsum; then dpos += W S */
@@ -1654,11 +1676,11 @@ template <typename T> attn_status nsa_backward_t(const attn_params *p) {
         }
         if (linear && nsa_cmp_blk_bwd() && D % CG_T == 0) {
             dim3 gg(z.l * D / CG_T, D / CG_T, Hkv);
-            nsa_cmp_bwd_w_gemm_kernel<T><<<gg, 256>>>(static_cast<const T *>(p->k), p->k_st.b, p->k_st.s, p->k_st.h,
+            nsa_cmp_bwd_w_gemm_kernel<T><<<gg, 128>>>(static_cast<const T *>(p->k), p->k_st.b, p->k_st.s, p->k_st.h,
                                                       (const float *)p->p_k, dkc_a, B, nb, Hkv, D, z.l, z.d,
                                                       (float *)p->dw_ck);
             CUDA_CHECK_LAUNCH();
-            nsa_cmp_bwd_w_gemm_kernel<T><<<gg, 256>>>(static_cast<const T *>(p->v), p->v_st.b, p->v_st.s, p->v_st.h,
+            nsa_cmp_bwd_w_gemm_kernel<T><<<gg, 128>>>(static_cast<const T *>(p->v), p->v_st.b, p->v_st.s, p->v_st.h,
                                                       (const float *)p->p_v, dvc_a, B, nb, Hkv, D, z.l, z.d,
                                                       (float *)p->dw_cv);
             CUDA_CHECK_LAUNCH();

@@ -451,22 +451,59 @@ __global__ void __launch_bounds__(128) nsa_slc_tc_kernel(const SlcArgs a, const 
  * with one row in ten or fewer using each. Here the pairs (query, selected block)
  * are grouped by block instead: each CTA takes one block of one (batch, kv head) and
  * up to 64 / G of the queries that chose it, and writes each row's attention over
- * that block alone (normalised, fp32) and its lse; nsa_slc_pair_combine_kernel then
- * merges a query's nsel partial results in slot order. A row's result depends only
- * on its query and its block, not on which other queries share its CTA, so the
- * order the grouping lands in does not change a bit of the output. Queries go in
+ * that block alone (normalised; fp16 with a power-of-two scale per row,
+ * pair_row_scale) and its lse; nsa_slc_pair_combine_kernel then merges a query's
+ * nsel partial results in slot order. A row's result depends only on its query and
+ * its block, not on which other queries share its CTA, so the order the grouping
+ * lands in does not change a bit of the output. Queries go in
  * chunks of cq (the partial results of a chunk are what the workspace holds); a
  * chunk's pairs are indexed p = ((b Hkv + hkv) cq + qi) nsel + s. */
 
 /* Pairs per block list l = (b Hkv + hkv) ns + j of the chunk's queries q0 .. q0 + cq - 1. */
-__global__ void nsa_pair_count_kernel(const int *sel, int Nq, int nsel, int ns, int q0, int cq, long long npairs,
+/* The count and the scatter take a thread per slot s and run of PAIR_RUN consecutive
+ * queries of one (batch, kv head): nsel x ceil(cq / PAIR_RUN) threads per (b, hkv),
+ * s fastest (a warp's loads are whole rows of the selection). Neighbouring queries
+ * share blocks in the same slot (block 0 in slot 0 for every query, the local blocks
+ * for ls queries in a row), so the thread adds a run of equal blocks with one
+ * atomic: one address per list then takes at most cq / PAIR_RUN of them, not cq. */
+constexpr int PAIR_RUN = 32;
+
+/* The blocks of thread x's slot and queries (PAIR_RUN, -1 past cq and for ids
+ * outside [0, ns)); its (b, hkv) and slot, and its first query of the chunk. */
+__device__ __forceinline__ void pair_run_load(const int *sel, int Nq, int nsel, int ns, int q0, int cq, long long x,
+                                              int (&j)[PAIR_RUN], long long *bh, int *s, int *qa) {
+    const int ng = (cq + PAIR_RUN - 1) / PAIR_RUN;
+    *s = (int)(x % nsel);
+    const long long r = x / nsel;
+    *qa = (int)(r % ng) * PAIR_RUN;
+    *bh = r / ng;
+    const int *sp = sel + ((size_t)*bh * Nq + q0 + *qa) * nsel + *s;
+#pragma unroll
+    for (int k = 0; k < PAIR_RUN; k++) {
+        const int v = *qa + k < cq ? sp[(size_t)k * nsel] : -1;
+        j[k] = v >= 0 && v < ns ? v : -1;
+    }
+}
+
+/* cnt[l] += the chunk's pairs in list l = (b Hkv + hkv) ns + j; nthr threads. */
+__global__ void nsa_pair_count_kernel(const int *sel, int Nq, int nsel, int ns, int q0, int cq, long long nthr,
                                       int *cnt) {
     const long long x = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (x >= npairs) return;
-    const int s = (int)(x % nsel), qi = (int)((x / nsel) % cq);
-    const long long bh = x / ((long long)nsel * cq);
-    const int j = sel[((size_t)bh * Nq + q0 + qi) * nsel + s];
-    if (j >= 0 && j < ns) atomicAdd(&cnt[(size_t)bh * ns + j], 1);
+    if (x >= nthr) return;
+    int j[PAIR_RUN], s, qa;
+    long long bh;
+    pair_run_load(sel, Nq, nsel, ns, q0, cq, x, j, &bh, &s, &qa);
+    int prev = j[0], c = 1;
+#pragma unroll
+    for (int k = 1; k < PAIR_RUN; k++) {
+        if (j[k] == prev) {
+            c++;
+        } else {
+            if (prev >= 0) atomicAdd(&cnt[bh * ns + prev], c);
+            prev = j[k], c = 1;
+        }
+    }
+    if (prev >= 0) atomicAdd(&cnt[bh * ns + prev], c);
 }
 
 /* One CTA: off[l] = pairs of the lists before l, boff[l] = their batches of qb
@@ -486,17 +523,36 @@ __global__ void __launch_bounds__(1024) nsa_pair_scan_kernel(const int *cnt, int
     if (threadIdx.x == 0) off[nl] = tot, boff[nl] = totb;
 }
 
-/* Each pair into its block's list (fill: zeroed counters). */
-__global__ void nsa_pair_scatter_kernel(const int *sel, int Nq, int nsel, int ns, int q0, int cq, long long npairs,
+/* Each pair into its block's list (fill: zeroed counters), a run of equal blocks
+ * with one atomic (nsa_pair_count_kernel's threads). */
+__global__ void nsa_pair_scatter_kernel(const int *sel, int Nq, int nsel, int ns, int q0, int cq, long long nthr,
                                         const int *off, int *fill, int *plist) {
     const long long x = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (x >= npairs) return;
-    const int s = (int)(x % nsel), qi = (int)((x / nsel) % cq);
-    const long long bh = x / ((long long)nsel * cq);
-    const int j = sel[((size_t)bh * Nq + q0 + qi) * nsel + s];
-    if (j < 0 || j >= ns) return;
-    const size_t l = (size_t)bh * ns + j;
-    plist[off[l] + atomicAdd(&fill[l], 1)] = (int)x;
+    if (x >= nthr) return;
+    int j[PAIR_RUN], s, qa;
+    long long bh;
+    pair_run_load(sel, Nq, nsel, ns, q0, cq, x, j, &bh, &s, &qa);
+    /* the pair of query qi of the chunk in this slot: ((b Hkv + hkv) cq + qi) nsel + s */
+    const long long p0 = (bh * cq + qa) * nsel + s;
+    const auto put = [&](int jb, int k0, int c) {
+        const size_t l = (size_t)bh * ns + jb;
+        int *dst = plist + off[l] + atomicAdd(&fill[l], c);
+        for (int k = 0; k < c; k++) dst[k] = (int)(p0 + (long long)(k0 + k) * nsel);
+    };
+    int prev = j[0], k0 = 0;
+#pragma unroll
+    for (int k = 1; k < PAIR_RUN; k++) {
+        if (j[k] != prev) {
+            if (prev >= 0) put(prev, k0, k - k0);
+            prev = j[k], k0 = k;
+        }
+    }
+    if (prev >= 0) put(prev, k0, PAIR_RUN - k0);
+}
+
+/* Threads of nsa_pair_count_kernel and nsa_pair_scatter_kernel for a chunk of cq queries. */
+long long pair_run_threads(int B, int Hkv, int cq, int nsel) {
+    return (long long)B * Hkv * ((cq + PAIR_RUN - 1) / PAIR_RUN) * nsel;
 }
 
 /* The chunks of 64 keys (cpb per block) that the union kernels walk for the tile of
@@ -559,13 +615,14 @@ __device__ __forceinline__ long long pair_query(const PairList &pl, int pr) { re
 
 /* A batch's 64 mma rows r = hh QB + qi (head hh of the group, pair qi of the
  * batch; QB = 64 / G, a power of two: qbs = log2 QB), by the first 64 threads,
- * before a barrier: sPair[qi] the pair (-1 past the batch's nq) and sRowQ[r] the
- * query of row r (-1 where the row takes no pair), so that the loads and stores
- * per row need no division. */
+ * before a barrier: sPair[qi] the pair (-1 past the batch's nq; skipped where
+ * sPair is null, as in the backward kernels, which do not read it) and sRowQ[r]
+ * the query of row r (-1 where the row takes no pair), so that the loads and
+ * stores per row need no division. */
 __device__ __forceinline__ void pair_rows(const PairList &pl, int start, int nq, int G, int qbs, int *sPair, int *sRowQ,
                                           int tid) {
     if (tid >= 64) return;
-    sPair[tid] = tid < nq ? pl.plist[start + tid] : -1;
+    if (sPair) sPair[tid] = tid < nq ? pl.plist[start + tid] : -1;
     const int hh = tid >> qbs, qi = tid & ((1 << qbs) - 1);
     sRowQ[tid] = hh < G && qi < nq ? (int)pair_query(pl, pl.plist[start + qi]) : -1;
 }
@@ -600,9 +657,23 @@ __device__ __forceinline__ void load_block_kv(T *sK, T *sV, const T *kbase, long
     }
 }
 
+/* A pair's row of normalised O (|O| <= max |V| of its block, any float) goes to the
+ * combine in fp16 as O 2^-e, e from the row's largest |O| (mx): the stored values are
+ * below 1 in magnitude, the row keeps fp16's 11 bits relative to its largest element
+ * (more than the bf16 output's 8) at half the bytes of fp32, and the power of two is
+ * exact both ways. Returns 2^-e; *up = 2^e. */
+__device__ __forceinline__ float pair_row_scale(float mx, float *up) {
+    int e = 0;
+    if (mx > 0.f && mx == mx && mx != INFINITY) frexpf(mx, &e); /* mx = f 2^e, f in [0.5, 1) */
+    e = max(-120, min(e, 120));
+    *up = ldexpf(1.f, e);
+    return ldexpf(1.f, -e);
+}
+
 struct SlcPairArgs {
     const void *q, *k, *v;
-    float *po, *plse; /* [pairs][G][D] normalised, [pairs][G] in log2 units */
+    __half *po;   /* [pairs][G][D]: each row normalised, then scaled by 2^-e (pair_row_scale) */
+    float2 *plse; /* [pairs][G]: (lse in log2 units, 2^e) */
     long long qsb, qss, qsh, ksb, kss, ksh, vsb, vss, vsh;
     int Nq, Nk, Hkv, G, ls;
     float scale_log2;
@@ -673,23 +744,31 @@ __global__ void __launch_bounds__(128, MINB) nsa_slc_pair_kernel(const SlcPairAr
 #pragma unroll
     for (int r2 = 0; r2 < 2; r2++) {
         const int rr = wrow + (lane >> 2) + 8 * r2, hh = rr >> qbs;
-        if (sRowQ[rr] < 0) continue;
-        const int pr = sPair[rr & (QB - 1)];
         const float L = r2 ? l1 : l0, M = r2 ? m1 : m0;
         const float inv = L > 0.f ? 1.f / L : 0.f;
-        float *orow = a.po + ((size_t)pr * a.G + hh) * D;
+        float mx = 0.f; /* the row's largest |O|: its quad holds it */
+#pragma unroll
+        for (int x = 0; x < D / 8; x++) mx = fmaxf(mx, fmaxf(fabsf(o[x][2 * r2]), fabsf(o[x][2 * r2 + 1])));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 1));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 2));
+        float up;
+        const float sc = inv * pair_row_scale(mx * inv, &up);
+        if (sRowQ[rr] < 0) continue;
+        const int pr = sPair[rr & (QB - 1)];
+        __half *orow = a.po + ((size_t)pr * a.G + hh) * D;
 #pragma unroll
         for (int x = 0; x < D / 8; x++)
-            *reinterpret_cast<float2 *>(orow + x * 8 + (lane & 3) * 2) =
-                make_float2(o[x][2 * r2] * inv, o[x][2 * r2 + 1] * inv);
-        if ((lane & 3) == 0) a.plse[(size_t)pr * a.G + hh] = L > 0.f ? M + log2f(L) : -INFINITY;
+            *reinterpret_cast<__half2 *>(orow + x * 8 + (lane & 3) * 2) =
+                __floats2half2_rn(o[x][2 * r2] * sc, o[x][2 * r2 + 1] * sc);
+        if ((lane & 3) == 0) a.plse[(size_t)pr * a.G + hh] = make_float2(L > 0.f ? M + log2f(L) : -INFINITY, up);
     }
 }
 
 /* O_slc and lse plane 1 of the chunk's queries from their pairs: one warp per (b, query,
- * head), the slots in order (the same sum in every run). */
+ * head), the slots in order (the same sum in every run); a lane takes 4 consecutive
+ * elements of the row (D a multiple of 4, at most 128). */
 template <typename T>
-__global__ void nsa_slc_pair_combine_kernel(const float *po, const float *plse, const int *sel, T *oslc, float *lse1,
+__global__ void nsa_slc_pair_combine_kernel(const __half *po, const float2 *plse, const int *sel, T *oslc, float *lse1,
                                             int B, int Nq, int Hq, int Hkv, int G, int D, int nsel, int ns, int q0,
                                             int cq) {
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -699,29 +778,46 @@ __global__ void nsa_slc_pair_combine_kernel(const float *po, const float *plse, 
     const int hkv = h / G, hh = h % G, i = q0 + qi;
     const int *sl = sel + (((size_t)b * Hkv + hkv) * Nq + i) * nsel;
     const size_t p0 = (((size_t)b * Hkv + hkv) * cq + qi) * nsel;
-    float M = -INFINITY;
-    for (int s = 0; s < nsel; s++)
-        if (sl[s] >= 0 && sl[s] < ns) M = fmaxf(M, plse[(p0 + s) * G + hh]);
-    constexpr int MAXD = 128;
-    float acc[MAXD / 32];
+    /* four slots at a time, their loads issued together, merged with a running max */
+    const bool mine = lane * 4 < D;
+    float M = -INFINITY, L = 0.f, acc[4] = {0.f, 0.f, 0.f, 0.f};
+    for (int s0 = 0; s0 < nsel; s0 += 4) {
+        float2 ls[4];
+        uint2 u[4];
 #pragma unroll
-    for (int x = 0; x < MAXD / 32; x++) acc[x] = 0.f;
-    float L = 0.f;
-    if (M != -INFINITY)
-        for (int s = 0; s < nsel; s++) {
-            if (sl[s] < 0 || sl[s] >= ns) continue;
-            const float w = exp2f(plse[(p0 + s) * G + hh] - M);
-            L += w;
-            const float *src = po + ((p0 + s) * G + hh) * D;
-#pragma unroll
-            for (int x = 0; x < MAXD / 32; x++)
-                if (x * 32 + lane < D) acc[x] += w * src[x * 32 + lane];
+        for (int k = 0; k < 4; k++) {
+            const int s = s0 + k, j = s < nsel ? sl[s] : -1;
+            const bool ok = j >= 0 && j < ns;
+            const size_t r = (p0 + s) * G + hh;
+            ls[k] = ok ? plse[r] : make_float2(-INFINITY, 0.f);
+            u[k] = ok && mine ? *reinterpret_cast<const uint2 *>(po + r * D + lane * 4) : make_uint2(0u, 0u);
         }
+        float mn = M;
+#pragma unroll
+        for (int k = 0; k < 4; k++) mn = fmaxf(mn, ls[k].x);
+        if (mn == -INFINITY) continue;
+        const float rs = exp2f(M - mn); /* 0 while M is -inf */
+        L *= rs;
+#pragma unroll
+        for (int e = 0; e < 4; e++) acc[e] *= rs;
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+            const float w = exp2f(ls[k].x - mn), ws = w * ls[k].y;
+            L += w;
+            const float2 lo = __half22float2(*reinterpret_cast<const __half2 *>(&u[k].x));
+            const float2 hi = __half22float2(*reinterpret_cast<const __half2 *>(&u[k].y));
+            acc[0] += ws * lo.x, acc[1] += ws * lo.y, acc[2] += ws * hi.x, acc[3] += ws * hi.y;
+        }
+        M = mn;
+    }
     const float inv = L > 0.f ? 1.f / L : 0.f;
     T *orow = oslc + (((size_t)b * Nq + i) * Hq + h) * D;
-#pragma unroll
-    for (int x = 0; x < MAXD / 32; x++)
-        if (x * 32 + lane < D) orow[x * 32 + lane] = from_f32<T>(acc[x] * inv);
+    if (mine) {
+        uint2 u;
+        u.x = pack2<T>::from(acc[0] * inv, acc[1] * inv);
+        u.y = pack2<T>::from(acc[2] * inv, acc[3] * inv);
+        *reinterpret_cast<uint2 *>(orow + lane * 4) = u;
+    }
     if (lane == 0) lse1[((size_t)b * Hq + h) * Nq + i] = L > 0.f ? (M + log2f(L)) * 0.6931471805599453f : -INFINITY;
 }
 
@@ -993,6 +1089,49 @@ __global__ void nsa_dsum_kernel(const T *dout, const T *oslc, float *dsum, int B
     if (lane == 0) dsum[((size_t)b * Hq + h) * Nq + i] = ds;
 }
 
+/* A thread's two mma rows of a pairs' batch in the backward: position i' (-1
+ * where the row takes no key), lse in log2 units (+inf there, so that its P is 0)
+ * and Dsum. */
+struct PairBwdRow {
+    long long ip[2];
+    float lse2[2], dsm[2];
+};
+
+/* The batch's rows once sRowQ and sdO are in shared memory: each row's Dsum into
+ * sDs (from a.dsum, formed once per query and head by nsa_dsum_kernel, or from dO
+ * and O_slc: two threads per row, each half of D), a barrier, then the thread's
+ * two rows (wrow + lane / 4 and 8 below it) into *rw. By all 128 threads. */
+template <typename T, int D>
+__device__ __forceinline__ void pair_bwd_rows(const SlcBwdArgs &a, int b, int hkv, int qbs, const int *sRowQ,
+                                              const T *sdO, float *sDs, int wrow, int tid, PairBwdRow *rw) {
+    if (a.dsum) {
+        if (tid < 64) {
+            const int i = sRowQ[tid];
+            sDs[tid] = i >= 0 ? a.dsum[((size_t)b * a.Hq + hkv * a.G + (tid >> qbs)) * a.Nq + i] : 0.f;
+        }
+    } else {
+        const int rr = tid >> 1, half = tid & 1, hh = rr >> qbs, iq = sRowQ[rr];
+        const long long i = iq >= 0 ? iq : 0;
+        const T *orow = static_cast<const T *>(a.oslc) + (((size_t)b * a.Nq + i) * a.Hq + hkv * a.G + hh) * D;
+        const float ds = row_dsum<T, D>(sdO, rr, half, iq >= 0 ? orow : nullptr);
+        if (!half) sDs[rr] = ds;
+    }
+    __syncthreads();
+    const long long offq = (long long)a.Nk - a.Nq;
+    const int lane = tid & 31;
+#pragma unroll
+    for (int r2 = 0; r2 < 2; r2++) {
+        const int rr = wrow + (lane >> 2) + 8 * r2, iq = sRowQ[rr];
+        rw->ip[r2] = -1, rw->lse2[r2] = INFINITY;
+        if (iq >= 0) {
+            rw->ip[r2] = iq + offq;
+            const float L = a.lse1[((size_t)b * a.Hq + hkv * a.G + (rr >> qbs)) * a.Nq + iq];
+            rw->lse2[r2] = L == -INFINITY ? INFINITY : L * LOG2E;
+        }
+        rw->dsm[r2] = sDs[rr];
+    }
+}
+
 /* The selected branch's backward by key block (slc_choose_pairs says when): one CTA of 4 warps per batch of up to QB = 64 / G pairs of one
  * block list, the rows as the forward has them. Per chunk of 64 keys of the block:
  * S = q K^T and dP = dO V^T, P from lse plane 1 (the row's keys j <= i'), dS = P (dP -
@@ -1012,12 +1151,12 @@ __global__ void __launch_bounds__(128) nsa_slc_pair_bwd_kernel(const SlcBwdArgs 
     T *sP = sV + stages * BK * D;             /* [64 rows][BK] */
     T *sdS = sP + 64 * BK;                    /* [64 rows][BK] */
     float *sDs = reinterpret_cast<float *>(sdS + 64 * BK); /* [64] */
-    __shared__ int sPair[64], sRowQ[64];
+    __shared__ int sRowQ[64];
     int l, start, nq;
     if (!pair_batch(pl, blockIdx.x, QB, &l, &start, &nq)) return;
     const int bh = l / pl.ns, jb = l % pl.ns, b = bh / a.Hkv, hkv = bh % a.Hkv;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, qbs = __ffs(QB) - 1;
-    pair_rows(pl, start, nq, a.G, qbs, sPair, sRowQ, tid);
+    pair_rows(pl, start, nq, a.G, qbs, nullptr, sRowQ, tid);
     __syncthreads();
     load_pair_rows<T, D>(sQ, a.q, a.qsb, a.qss, a.qsh, b, hkv, a.G, qbs, sRowQ, tid);
     load_pair_rows<T, D>(sdO, a.dout, (long long)a.Nq * a.Hq * D, (long long)a.Hq * D, D, b, hkv, a.G, qbs, sRowQ, tid);
@@ -1030,40 +1169,11 @@ __global__ void __launch_bounds__(128) nsa_slc_pair_bwd_kernel(const SlcBwdArgs 
     cp_commit();
     cp_wait<1>(); /* Q and dO */
     __syncthreads();
-    if (a.dsum) { /* Dsum of the 64 rows, formed once per query and head (nsa_dsum_kernel) */
-        if (tid < 64) {
-            const int i = sRowQ[tid];
-            sDs[tid] = i >= 0 ? a.dsum[((size_t)b * a.Hq + hkv * a.G + (tid >> qbs)) * a.Nq + i] : 0.f;
-        }
-    } else { /* Dsum of the 64 rows: two threads per row, each half of D */
-        const int rr = tid >> 1, half = tid & 1, hh = rr >> qbs, iq = sRowQ[rr];
-        const long long i = iq >= 0 ? iq : 0;
-        const T *orow = static_cast<const T *>(a.oslc) + (((size_t)b * a.Nq + i) * a.Hq + hkv * a.G + hh) * D;
-        const float ds = row_dsum<T, D>(sdO, rr, half, iq >= 0 ? orow : nullptr);
-        if (!half) sDs[rr] = ds;
-    }
-    __syncthreads();
-
-    /* the thread's two rows: position, lse in log2 units (+inf where the row takes no
-     * key, so that its P is 0), Dsum */
     const int wrow = warp * 16;
-    const long long offq = (long long)a.Nk - a.Nq;
-    long long ip0 = -1, ip1 = -1;
-    float lse20 = INFINITY, lse21 = INFINITY, dsm0 = 0.f, dsm1 = 0.f;
-#pragma unroll
-    for (int r2 = 0; r2 < 2; r2++) {
-        const int rr = wrow + (lane >> 2) + 8 * r2, hh = rr >> qbs, iq = sRowQ[rr];
-        long long ip = -1;
-        float l2 = INFINITY;
-        if (iq >= 0) {
-            const long long i = iq;
-            ip = i + offq;
-            const float L = a.lse1[((size_t)b * a.Hq + hkv * a.G + hh) * a.Nq + i];
-            l2 = L == -INFINITY ? INFINITY : L * LOG2E;
-        }
-        if (r2 == 0) ip0 = ip, lse20 = l2, dsm0 = sDs[rr];
-        else ip1 = ip, lse21 = l2, dsm1 = sDs[rr];
-    }
+    PairBwdRow rw;
+    pair_bwd_rows<T, D>(a, b, hkv, qbs, sRowQ, sdO, sDs, wrow, tid, &rw);
+    const long long ip0 = rw.ip[0], ip1 = rw.ip[1];
+    const float lse20 = rw.lse2[0], lse21 = rw.lse2[1], dsm0 = rw.dsm[0], dsm1 = rw.dsm[1];
     float dq[D / 8][4];
 #pragma unroll
     for (int t = 0; t < D / 8; t++) dq[t][0] = dq[t][1] = dq[t][2] = dq[t][3] = 0.f;
@@ -1094,6 +1204,129 @@ __global__ void __launch_bounds__(128) nsa_slc_pair_bwd_kernel(const SlcBwdArgs 
         float *qrow = a.dq + (((size_t)b * a.Nq + i) * a.Hq + hkv * a.G + hh) * D + (lane & 3) * 2;
 #pragma unroll
         for (int x = 0; x < D / 8; x++) red_add2(qrow + x * 8, dq[x][2 * r2] * a.scale, dq[x][2 * r2 + 1] * a.scale);
+    }
+}
+
+/* nsa_slc_pair_bwd_kernel for blocks of at most 64 keys (l' <= 64: one chunk),
+ * with up to `sub` batches of one list per CTA: the block's K and V are loaded
+ * once, and dV and dK of the warp's 16 keys stay in registers over the batches,
+ * added to global memory once at the end. The reductions of dK and dV (two
+ * thirds of the pairs' backward's, which keep the L2 busy) fall by up to `sub`.
+ * Per batch: its rows (Q, dO, Dsum, lse), S and dP for the warp's 16 rows, P and
+ * s dS to shared memory, dQ = dS K added to global memory at once (in two parts
+ * of D, to spare registers), a barrier, dV += P^T dO and dK += (s dS)^T Q. */
+template <typename T, int D>
+__global__ void __launch_bounds__(128) nsa_slc_pair_bwd_sub_kernel(const SlcBwdArgs a, const PairList pl, const int QB,
+                                                                   const int sub) {
+    constexpr int BK = 64;
+    extern __shared__ __align__(128) unsigned char pbs_smem[];
+    T *sQ = reinterpret_cast<T *>(pbs_smem); /* [64 rows][D] */
+    T *sdO = sQ + 64 * D;                     /* [64 rows][D] */
+    T *sK = sdO + 64 * D;                     /* [BK][D] */
+    T *sV = sK + BK * D;                      /* [BK][D] */
+    T *sP = sV + BK * D;                      /* [64 rows][BK] */
+    T *sdS = sP + 64 * BK;                    /* [64 rows][BK] */
+    float *sDs = reinterpret_cast<float *>(sdS + 64 * BK); /* [64] */
+    __shared__ int sRowQ[64];
+    int l, start, nq;
+    if (!pair_batch(pl, blockIdx.x, QB * sub, &l, &start, &nq)) return;
+    const int bh = l / pl.ns, jb = l % pl.ns, b = bh / a.Hkv, hkv = bh % a.Hkv;
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, qbs = __ffs(QB) - 1;
+    const long long kbeg = (long long)jb * a.ls, kend = min(kbeg + a.ls, (long long)a.Nk);
+    load_block_kv<T, D>(sK, sV, static_cast<const T *>(a.k) + b * a.ksb + hkv * a.ksh, a.kss,
+                        static_cast<const T *>(a.v) + b * a.vsb + hkv * a.vsh, a.vss, kbeg, kend, tid);
+    cp_commit();
+    const int wrow = warp * 16, wkey = warp * 16;
+    const float sl2 = a.scale * LOG2E;
+    float dv[D / 8][4], dk[D / 8][4];
+#pragma unroll
+    for (int x = 0; x < D / 8; x++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) dv[x][e] = dk[x][e] = 0.f;
+
+    for (int q0 = 0; q0 < nq; q0 += QB) {
+        if (q0 > 0) __syncthreads(); /* every warp is done with the last batch's rows, P and dS */
+        pair_rows(pl, start + q0, min(QB, nq - q0), a.G, qbs, nullptr, sRowQ, tid);
+        __syncthreads();
+        load_pair_rows<T, D>(sQ, a.q, a.qsb, a.qss, a.qsh, b, hkv, a.G, qbs, sRowQ, tid);
+        load_pair_rows<T, D>(sdO, a.dout, (long long)a.Nq * a.Hq * D, (long long)a.Hq * D, D, b, hkv, a.G, qbs, sRowQ,
+                             tid);
+        cp_commit();
+        cp_wait<0>(); /* and K, V the first time */
+        __syncthreads();
+        PairBwdRow rw;
+        pair_bwd_rows<T, D>(a, b, hkv, qbs, sRowQ, sdO, sDs, wrow, tid, &rw);
+
+        float s[BK / 8][4], dp[BK / 8][4];
+        warp_qk<T, D, BK>(s, sQ, sK, wrow, lane);
+        warp_qk<T, D, BK>(dp, sdO, sV, wrow, lane);
+#pragma unroll
+        for (int nt = 0; nt < BK / 8; nt++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const long long j = kbeg + nt * 8 + (lane & 3) * 2 + (e & 1);
+                const int r1 = e >> 1;
+                const float pv = j < kend && j <= rw.ip[r1] ? fast_exp2(s[nt][e] * sl2 - rw.lse2[r1]) : 0.f;
+                s[nt][e] = pv;
+                dp[nt][e] = pv * (dp[nt][e] - rw.dsm[r1]);
+            }
+#pragma unroll
+        for (int nt = 0; nt < BK / 8; nt++)
+#pragma unroll
+            for (int r = 0; r < 2; r++) {
+                const int idx = swz<BK>(wrow + (lane >> 2) + 8 * r, nt) + (lane & 3) * 2;
+                *reinterpret_cast<uint32_t *>(sP + idx) = pack2<T>::from(s[nt][2 * r], s[nt][2 * r + 1]);
+                *reinterpret_cast<uint32_t *>(sdS + idx) =
+                    pack2<T>::from(dp[nt][2 * r] * a.scale, dp[nt][2 * r + 1] * a.scale);
+            }
+        /* dQ = dS K (the scale at the end) for the warp's rows, in DH parts of D
+         * (mma_a_rows takes its column chunks in pairs) */
+        constexpr int DH = D >= 32 ? 2 : 1, NC = D / 8 / DH;
+#pragma unroll
+        for (int h = 0; h < DH; h++) {
+            float dq[NC][4];
+#pragma unroll
+            for (int x = 0; x < NC; x++) dq[x][0] = dq[x][1] = dq[x][2] = dq[x][3] = 0.f;
+#pragma unroll
+            for (int kk = 0; kk < BK / 16; kk++) {
+                uint32_t af[4];
+                acc_to_a<T>(dp, kk, af);
+                mma_a_rows<T, D, NC>(dq, af, sK, kk, h * NC, lane);
+            }
+#pragma unroll
+            for (int r2 = 0; r2 < 2; r2++) {
+                const int rr = wrow + (lane >> 2) + 8 * r2, iq = sRowQ[rr];
+                if (iq < 0) continue;
+                float *qrow = a.dq + (((size_t)b * a.Nq + iq) * a.Hq + hkv * a.G + (rr >> qbs)) * D + h * NC * 8 +
+                              (lane & 3) * 2;
+#pragma unroll
+                for (int x = 0; x < NC; x++)
+                    red_add2(qrow + x * 8, dq[x][2 * r2] * a.scale, dq[x][2 * r2 + 1] * a.scale);
+            }
+        }
+        __syncthreads();
+        /* dV += P^T dO, dK += (s dS)^T Q: the warp's 16 keys over the batch's rows */
+#pragma unroll
+        for (int kk = 0; kk < 64 / 16; kk++) {
+            uint32_t af[4];
+            ld_a_t<BK>(af, sP, kk, wkey, lane);
+            mma_a_rows<T, D, D / 8>(dv, af, sdO, kk, 0, lane);
+            ld_a_t<BK>(af, sdS, kk, wkey, lane);
+            mma_a_rows<T, D, D / 8>(dk, af, sQ, kk, 0, lane);
+        }
+    }
+    const long long accs = (long long)a.Hkv * D;
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        const long long j = kbeg + wkey + (lane >> 2) + 8 * r;
+        if (j >= kend) continue;
+        float *vrow = a.dv + ((size_t)b * a.Nk * a.Hkv + hkv) * D + j * accs + (lane & 3) * 2;
+        float *krow = a.dk + ((size_t)b * a.Nk * a.Hkv + hkv) * D + j * accs + (lane & 3) * 2;
+#pragma unroll
+        for (int x = 0; x < D / 8; x++) {
+            if (dv[x][2 * r] != 0.f || dv[x][2 * r + 1] != 0.f) red_add2(vrow + x * 8, dv[x][2 * r], dv[x][2 * r + 1]);
+            if (dk[x][2 * r] != 0.f || dk[x][2 * r + 1] != 0.f) red_add2(krow + x * 8, dk[x][2 * r], dk[x][2 * r + 1]);
+        }
     }
 }
 
@@ -1194,12 +1427,13 @@ attn_status pair_lists(char *ws, const int *sel, int B, int Hkv, int Nq, int nse
     int *plist = reinterpret_cast<int *>(ws + 2 * cntb + 2 * offb);
     const long long npairs = (long long)B * Hkv * cq * nsel;
     CUDA_CHECK(cudaMemsetAsync(cnt, 0, 2 * cntb)); /* cnt and fill */
-    const unsigned pg = (unsigned)((npairs + 255) / 256);
-    nsa_pair_count_kernel<<<pg, 256>>>(sel, Nq, nsel, ns, q0, cq, npairs, cnt);
+    const long long nthr = pair_run_threads(B, Hkv, cq, nsel);
+    const unsigned pg = (unsigned)((nthr + 255) / 256);
+    nsa_pair_count_kernel<<<pg, 256>>>(sel, Nq, nsel, ns, q0, cq, nthr, cnt);
     CUDA_CHECK_LAUNCH();
     nsa_pair_scan_kernel<<<1, 1024>>>(cnt, nl, qb, off, boff);
     CUDA_CHECK_LAUNCH();
-    nsa_pair_scatter_kernel<<<pg, 256>>>(sel, Nq, nsel, ns, q0, cq, npairs, off, fill, plist);
+    nsa_pair_scatter_kernel<<<pg, 256>>>(sel, Nq, nsel, ns, q0, cq, nthr, off, fill, plist);
     CUDA_CHECK_LAUNCH();
     pl->cnt = cnt, pl->off = off, pl->boff = boff, pl->plist = plist;
     pl->nl = nl, pl->ns = ns, pl->nsel = nsel, pl->q0 = q0, pl->cq = cq;
@@ -1234,7 +1468,6 @@ attn_status slc_choose_pairs(const int *sel, int B, int Hkv, int Nq, int nsel, i
     unsigned long long *u = kept;
     if (!(kept && have)) {
         const int qb = 64 / G, nl = B * Hkv * ns, cpb = (ls + 63) / 64;
-        const size_t np = (size_t)B * Hkv * Nq * nsel;
         auto r256 = [](size_t x) { return (x + 255) & ~(size_t)255; };
         const size_t cntb = r256((size_t)nl * sizeof(int)), offb = r256((size_t)(nl + 1) * sizeof(int));
         char *ws = nullptr;
@@ -1245,7 +1478,8 @@ attn_status slc_choose_pairs(const int *sel, int B, int Hkv, int Nq, int nsel, i
         int *boff = reinterpret_cast<int *>(ws + 256 + cntb + offb);
         CUDA_CHECK(cudaMemsetAsync(cnt, 0, cntb));
         CUDA_CHECK(cudaMemsetAsync(u, 0, 2 * sizeof *u));
-        nsa_pair_count_kernel<<<(unsigned)((np + 255) / 256), 256>>>(sel, Nq, nsel, ns, 0, Nq, (long long)np, cnt);
+        const long long nthr = pair_run_threads(B, Hkv, Nq, nsel);
+        nsa_pair_count_kernel<<<(unsigned)((nthr + 255) / 256), 256>>>(sel, Nq, nsel, ns, 0, Nq, nthr, cnt);
         CUDA_CHECK_LAUNCH();
         nsa_pair_scan_kernel<<<1, 1024>>>(cnt, nl, qb, off, boff);
         CUDA_CHECK_LAUNCH();
@@ -1286,7 +1520,7 @@ attn_status launch_slc_pair_d(const SlcPairArgs &a, const PairList &pl, int qb, 
 template <typename T> attn_status slc_pairs(const SlcArgs &sa, int ns) {
     const int B = sa.B, Nq = sa.Nq, Hkv = sa.Hkv, G = sa.G, D = sa.D, nsel = sa.nsel;
     const int qb = 64 / G, stages = sa.ls > 64 ? 2 : 1;
-    const size_t per_q = (size_t)B * Hkv * nsel * ((size_t)G * D + G) * sizeof(float);
+    const size_t per_q = (size_t)B * Hkv * nsel * ((size_t)G * D * sizeof(__half) + G * sizeof(float2));
     /* DMABENCH_NSA_PAIR_QUERIES=n: chunks of at most n queries (so that the tests
      * reach several chunks at small sizes) */
     static const long long cap_q = getenv("DMABENCH_NSA_PAIR_QUERIES") ? atoll(getenv("DMABENCH_NSA_PAIR_QUERIES")) : 0;
@@ -1296,13 +1530,13 @@ template <typename T> attn_status slc_pairs(const SlcArgs &sa, int ns) {
     const int nl = B * Hkv * ns;
     const size_t np = (size_t)B * Hkv * cq * nsel;
     auto r256 = [](size_t x) { return (x + 255) & ~(size_t)255; };
-    const size_t lb = pair_lists_bytes(nl, np), pob = r256(np * G * D * sizeof(float));
+    const size_t lb = pair_lists_bytes(nl, np), pob = r256(np * G * D * sizeof(__half));
     char *ws = nullptr;
-    attn_status st = dm_cuda_ws_get(&g_pws, lb + pob + r256(np * G * sizeof(float)), (void **)&ws, nullptr);
+    attn_status st = dm_cuda_ws_get(&g_pws, lb + pob + r256(np * G * sizeof(float2)), (void **)&ws, nullptr);
     if (st != ATTN_OK) return st;
     SlcPairArgs a;
     a.q = sa.q, a.k = sa.k, a.v = sa.v;
-    a.po = reinterpret_cast<float *>(ws + lb), a.plse = reinterpret_cast<float *>(ws + lb + pob);
+    a.po = reinterpret_cast<__half *>(ws + lb), a.plse = reinterpret_cast<float2 *>(ws + lb + pob);
     a.qsb = sa.qsb, a.qss = sa.qss, a.qsh = sa.qsh, a.ksb = sa.ksb, a.kss = sa.kss, a.ksh = sa.ksh;
     a.vsb = sa.vsb, a.vss = sa.vss, a.vsh = sa.vsh;
     a.Nq = Nq, a.Nk = sa.Nk, a.Hkv = Hkv, a.G = G, a.ls = sa.ls;
@@ -1337,6 +1571,16 @@ attn_status launch_slc_pair_bwd_d(const SlcBwdArgs &a, const PairList &pl, int q
     return ATTN_OK;
 }
 
+template <typename T, int D>
+attn_status launch_slc_pair_bwd_sub_d(const SlcBwdArgs &a, const PairList &pl, int qb, int sub, unsigned grid) {
+    const size_t smem = 4 * 64 * (size_t)D * sizeof(T) + 2 * 64 * 64 * sizeof(T) + 64 * sizeof(float);
+    CUDA_CHECK(cudaFuncSetAttribute(nsa_slc_pair_bwd_sub_kernel<T, D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                    (int)smem));
+    nsa_slc_pair_bwd_sub_kernel<T, D><<<grid, 128, smem>>>(a, pl, qb, sub);
+    CUDA_CHECK_LAUNCH();
+    return ATTN_OK;
+}
+
 /* The selected branch's backward through the pairs (the lists of all queries at once:
  * no partial results to hold). */
 template <typename T> attn_status slc_pairs_bwd(const SlcBwdArgs &a0, int ns) {
@@ -1358,9 +1602,27 @@ template <typename T> attn_status slc_pairs_bwd(const SlcBwdArgs &a0, int ns) {
         CUDA_CHECK_LAUNCH();
         a.dsum = dsum;
     }
+    /* Blocks of one chunk (l' <= 64): up to `sub` batches of a list per CTA
+     * (nsa_slc_pair_bwd_sub_kernel; DMABENCH_NSA_PAIR_BWD_SUB=2, 4 or 8 instead
+     * of 16, 1 for the kernel of one batch); the lists' batches are then of sub qb
+     * pairs */
+    static const int sub_env = dm_env_is("DMABENCH_NSA_PAIR_BWD_SUB", "1")   ? 1
+                               : dm_env_is("DMABENCH_NSA_PAIR_BWD_SUB", "2") ? 2
+                               : dm_env_is("DMABENCH_NSA_PAIR_BWD_SUB", "4") ? 4
+                               : dm_env_is("DMABENCH_NSA_PAIR_BWD_SUB", "8") ? 8
+                                                                              : 16;
+    const int sub = stages == 1 ? sub_env : 1;
     PairList pl;
     unsigned grid = 0;
-    if ((st = pair_lists(ws, a.sel, a.B, a.Hkv, a.Nq, a.nsel, ns, 0, a.Nq, qb, &pl, &grid)) != ATTN_OK) return st;
+    if ((st = pair_lists(ws, a.sel, a.B, a.Hkv, a.Nq, a.nsel, ns, 0, a.Nq, qb * sub, &pl, &grid)) != ATTN_OK) return st;
+    if (sub > 1) {
+        switch (a.D) {
+        case 16: return launch_slc_pair_bwd_sub_d<T, 16>(a, pl, qb, sub, grid);
+        case 32: return launch_slc_pair_bwd_sub_d<T, 32>(a, pl, qb, sub, grid);
+        case 64: return launch_slc_pair_bwd_sub_d<T, 64>(a, pl, qb, sub, grid);
+        default: return launch_slc_pair_bwd_sub_d<T, 128>(a, pl, qb, sub, grid);
+        }
+    }
     switch (a.D) {
     case 16: return launch_slc_pair_bwd_d<T, 16>(a, pl, qb, stages, grid);
     case 32: return launch_slc_pair_bwd_d<T, 32>(a, pl, qb, stages, grid);

@@ -49,6 +49,11 @@ typedef struct {
      * from it, the sum of P dP that dS's column sums (dz) need to cancel, instead of
      * a first pass over the key blocks. */
     void *ores;
+    /* backward only: where set, dQ is added into this fp32 (B, Nq, Hq, D) contiguous
+     * buffer instead of written to p->dq. The key-parallel backward accumulates into
+     * it directly; the other paths write p->dq (then contiguous too, as scratch) and
+     * add it in. */
+    float *dq_add;
 } cuda_attn_spec;
 
 #ifdef __CUDACC__

@@ -892,8 +892,9 @@ attn_status launch_dot(const attn_params *p, float *dsum, int ldp, float *lse2, 
 
 dm_cuda_ws g_kws; /* the key-parallel backward's dQ accumulator and Dsum */
 
-/* The key-parallel backward (bwd_kp_kernel): Dsum, the kernel, dQ to its dtype. */
-template <typename T, int D> attn_status launch_bwd_kp(const attn_params *p, BwdArgs &a) {
+/* The key-parallel backward (bwd_kp_kernel): Dsum, the kernel, dQ to its dtype (or,
+ * with dq_add, dQ added into that fp32 buffer by the kernel itself). */
+template <typename T, int D> attn_status launch_bwd_kp(const attn_params *p, BwdArgs &a, float *dq_add) {
     if constexpr (D != 64 && D != 128) {
         return ATTN_ERR_UNSUPPORTED; /* bwd_kp_choose sends these to the query tiles */
     } else {
@@ -904,15 +905,15 @@ template <typename T, int D> attn_status launch_bwd_kp(const attn_params *p, Bwd
         /* Dsum and lse log2 e with each (b, h) row padded to 4 floats, so that the
          * kernel copies them in 16-byte pieces */
         const int ldp = (p->Nq + 3) & ~3;
-        const size_t qb = r256(nq * sizeof(float)), sb = r256((size_t)p->B * p->Hq * ldp * sizeof(float));
+        const size_t qb = dq_add ? 0 : r256(nq * sizeof(float)), sb = r256((size_t)p->B * p->Hq * ldp * sizeof(float));
         char *ws;
         attn_status st = dm_cuda_ws_get(&g_kws, qb + 2 * sb, (void **)&ws, nullptr);
         if (st != ATTN_OK) return st;
-        float *dq_acc = reinterpret_cast<float *>(ws);
+        float *dq_acc = dq_add ? dq_add : reinterpret_cast<float *>(ws);
         a.dsum = reinterpret_cast<float *>(ws + qb);
         a.lse2 = reinterpret_cast<float *>(ws + qb + sb);
         a.ldp = ldp;
-        CUDA_CHECK(cudaMemsetAsync(dq_acc, 0, nq * sizeof(float)));
+        if (!dq_add) CUDA_CHECK(cudaMemsetAsync(dq_acc, 0, nq * sizeof(float)));
         if ((st = launch_dot<T>(p, const_cast<float *>(a.dsum), ldp, const_cast<float *>(a.lse2))) != ATTN_OK) return st;
         a.dk_out = p->dk, a.dv_out = p->dv;
         a.dksb = p->dk_st.b, a.dkss = p->dk_st.s, a.dksh = p->dk_st.h;
@@ -921,6 +922,7 @@ template <typename T, int D> attn_status launch_bwd_kp(const attn_params *p, Bwd
         CUDA_CHECK(cudaFuncSetAttribute(bwd_kp_kernel<T, D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
         bwd_kp_kernel<T, D><<<(unsigned)nblk, 256, smem>>>(a, dq_acc);
         CUDA_CHECK_LAUNCH();
+        if (dq_add) return ATTN_OK;
         const attn_stride qs = {(int64_t)p->Nq * p->Hq * D, (int64_t)p->Hq * D, D};
         return convert<float, T>(dq_acc, qs, p->dq, p->dq_st, p->B, p->Nq, p->Hq, D);
     }
@@ -1025,16 +1027,22 @@ extern "C" attn_status cuda_attn_backward(const attn_params *p, const cuda_attn_
     a.list_tile = CUDA_ATTN_BQ;
     a.ntiles_list = cuda_attn_ntiles(p);
     const bool bf = p->dtype == ATTN_DTYPE_BF16;
+    float *dq_add = s->dq_add;
     if (kp) switch (p->D) {
-        case 16: return bf ? launch_bwd_kp<__nv_bfloat16, 16>(p, a) : launch_bwd_kp<__half, 16>(p, a);
-        case 32: return bf ? launch_bwd_kp<__nv_bfloat16, 32>(p, a) : launch_bwd_kp<__half, 32>(p, a);
-        case 64: return bf ? launch_bwd_kp<__nv_bfloat16, 64>(p, a) : launch_bwd_kp<__half, 64>(p, a);
-        default: return bf ? launch_bwd_kp<__nv_bfloat16, 128>(p, a) : launch_bwd_kp<__half, 128>(p, a);
+        case 16: return bf ? launch_bwd_kp<__nv_bfloat16, 16>(p, a, dq_add) : launch_bwd_kp<__half, 16>(p, a, dq_add);
+        case 32: return bf ? launch_bwd_kp<__nv_bfloat16, 32>(p, a, dq_add) : launch_bwd_kp<__half, 32>(p, a, dq_add);
+        case 64: return bf ? launch_bwd_kp<__nv_bfloat16, 64>(p, a, dq_add) : launch_bwd_kp<__half, 64>(p, a, dq_add);
+        default:
+            return bf ? launch_bwd_kp<__nv_bfloat16, 128>(p, a, dq_add) : launch_bwd_kp<__half, 128>(p, a, dq_add);
         }
+    attn_status st;
     switch (p->D) {
-    case 16: return bf ? launch_bwd<__nv_bfloat16, 16>(p, a, s) : launch_bwd<__half, 16>(p, a, s);
-    case 32: return bf ? launch_bwd<__nv_bfloat16, 32>(p, a, s) : launch_bwd<__half, 32>(p, a, s);
-    case 64: return bf ? launch_bwd<__nv_bfloat16, 64>(p, a, s) : launch_bwd<__half, 64>(p, a, s);
-    default: return bf ? launch_bwd<__nv_bfloat16, 128>(p, a, s) : launch_bwd<__half, 128>(p, a, s);
+    case 16: st = bf ? launch_bwd<__nv_bfloat16, 16>(p, a, s) : launch_bwd<__half, 16>(p, a, s); break;
+    case 32: st = bf ? launch_bwd<__nv_bfloat16, 32>(p, a, s) : launch_bwd<__half, 32>(p, a, s); break;
+    case 64: st = bf ? launch_bwd<__nv_bfloat16, 64>(p, a, s) : launch_bwd<__half, 64>(p, a, s); break;
+    default: st = bf ? launch_bwd<__nv_bfloat16, 128>(p, a, s) : launch_bwd<__half, 128>(p, a, s);
     }
+    if (st != ATTN_OK || !dq_add) return st;
+    const long long nq = (long long)p->B * p->Nq * p->Hq * p->D;
+    return bf ? acc_into<__nv_bfloat16>(p->dq, dq_add, nq) : acc_into<__half>(p->dq, dq_add, nq);
 }

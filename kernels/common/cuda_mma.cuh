@@ -233,6 +233,19 @@ attn_status convert(const void *src, const attn_stride &s, void *dst, const attn
     return ATTN_OK;
 }
 
+/* acc[e] += src[e] for n contiguous elements, src in T. */
+template <typename T> __global__ void acc_kernel(const T *src, float *acc, long long n) {
+    const long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (e < n) acc[e] += static_cast<float>(src[e]);
+}
+
+template <typename T> attn_status acc_into(const void *src, float *acc, long long n) {
+    if (n == 0) return ATTN_OK;
+    acc_kernel<T><<<(unsigned)((n + 255) / 256), 256>>>(static_cast<const T *>(src), acc, n);
+    CUDA_CHECK_LAUNCH();
+    return ATTN_OK;
+}
+
 /* A warp's S = Q K^T tile: its 16 rows from wrow of sQ ([rows][D], swizzled)
  * against the BK rows of sK ([BK][D], swizzled), fp32 accumulators in the m16n8
  * layout (s[nt][e]: row wrow + lane / 4 + 8 (e / 2), key nt 8 + 2 (lane % 4) + e % 2). */
