@@ -4,19 +4,18 @@
  * j <= i' of its selected blocks; lse plane 1.
  *
  * Forward (nsa_slc_forward):
- * - nsa_slc_tc_kernel (the default): a tile of 64 / G queries x the group's heads
- *   as 64 mma rows walks the union of the tile's selected blocks in chunks of 64
- *   keys, each row masked to its own blocks;
- * - nsa_slc_pair_kernel: the pairs (query, selected block) grouped by block with a
- *   counting sort, a CTA per block and batch of up to 64 / G of the queries that
- *   chose it; each pair's normalised result and lse, merged per query in slot
- *   order (nsa_slc_pair_combine_kernel). Where the tiles' unions are large against
- *   the pairs' batches (slc_choose_pairs: counted from the selection; DMABENCH_NSA_SLC=
- *   union or pairs fixes it), this instead;
+ * - nsa_slc_pair_kernel (the default): the pairs (query, selected block) grouped
+ *   by block with a counting sort, a CTA per block and batch of up to 64 / G of
+ *   the queries that chose it; each pair's normalised result and lse, merged per
+ *   query in slot order (nsa_slc_pair_combine_kernel);
+ * - nsa_slc_tc_kernel, with DMABENCH_NSA_SLC=union (or =auto where the tiles'
+ *   unions are small against the pairs' batches, slc_choose_pairs): a tile of
+ *   64 / G queries x the group's heads as 64 mma rows walks the union of the
+ *   tile's selected blocks in chunks of 64 keys, each row masked to its own blocks;
  * - nsa_slc_kernel, with DMABENCH_NSA_TC=0: a warp per (batch, kv head, query) on
  *   the CUDA cores.
- * Backward (nsa_slc_backward): the same three ways (nsa_slc_bwd_tc_kernel,
- * nsa_slc_pair_bwd_kernel, nsa_slc_bwd_kernel with DMABENCH_NSA_TC_BWD=0), dK and
+ * Backward (nsa_slc_backward): the same three ways (nsa_slc_pair_bwd_kernel,
+ * nsa_slc_bwd_tc_kernel, nsa_slc_bwd_kernel with DMABENCH_NSA_TC_BWD=0), dK and
  * dV (and the pairs' dQ) by vector reductions into fp32 accumulators.
  * docs/perf-notes.md (n4-n15) has the timings.
  */
@@ -1443,14 +1442,14 @@ attn_status pair_lists(char *ws, const int *sel, int B, int Hkv, int Nq, int nse
 
 /* The union kernels walk U chunks of 64 keys (a chunk: 64 mma rows by 64 keys); the
  * pairs run P batches, each one chunk's work but with its own rows to gather and,
- * forward, its partial results to write and merge. On the H200 with random inputs
- * (a tile's union near every block it sees) the pairs won at N = 65536 and were
- * even at 8192 (their backward 1.15x faster); in the 131M model's training at 8192
- * they lost by 18%. By default the selected branch goes by pairs when U >= ratio P
- * (PAIR_RATIO_FWD, PAIR_RATIO_BWD), counted from the selection on the device (one
- * small read back per call); DMABENCH_NSA_SLC=pairs or union fixes the choice, and
- * DMABENCH_NSA_SLC_STATS=1 prints U, P and the choice to stderr. docs/perf-notes.md
- * n12, n14. */
+ * forward, its partial results to write and merge (U >= P: a block in a batch of
+ * qb of its queries is in at least that many tiles' unions). Since n23-n29 the
+ * pairs win both on random inputs and in the 131M model's training at 8192, where
+ * U / P was 1.5-4 (docs/perf-notes.md n30), so they are the default, with no count
+ * and no read back. DMABENCH_NSA_SLC=union fixes the union; =auto goes by pairs
+ * when U >= ratio P (PAIR_RATIO_FWD, PAIR_RATIO_BWD), counted from the selection on
+ * the device (one small read back per call); DMABENCH_NSA_SLC_STATS=1 counts and
+ * prints U, P and the choice to stderr. docs/perf-notes.md n12, n14, n30. */
 constexpr double PAIR_RATIO_FWD = 4.0, PAIR_RATIO_BWD = 2.5;
 
 dm_cuda_ws g_sws; /* the choice's counts */
@@ -1461,10 +1460,10 @@ dm_cuda_ws g_sws; /* the choice's counts */
  * into kept when given. */
 attn_status slc_choose_pairs(const int *sel, int B, int Hkv, int Nq, int nsel, int ns, int G, int ls, double ratio,
                              unsigned long long *kept, bool have, bool *pairs) {
-    static const bool forced = dm_env_is("DMABENCH_NSA_SLC", "pairs");
+    static const bool counted = dm_env_is("DMABENCH_NSA_SLC", "auto");
     static const bool stats = dm_env_is("DMABENCH_NSA_SLC_STATS", "1");
     *pairs = Nq > 0;
-    if (Nq <= 0 || (forced && !stats)) return ATTN_OK;
+    if (Nq <= 0 || (!counted && !stats)) return ATTN_OK;
     unsigned long long *u = kept;
     if (!(kept && have)) {
         const int qb = 64 / G, nl = B * Hkv * ns, cpb = (ls + 63) / 64;
@@ -1493,7 +1492,7 @@ attn_status slc_choose_pairs(const int *sel, int B, int Hkv, int Nq, int nsel, i
     CUDA_CHECK(cudaMemcpy(h, u, sizeof h, cudaMemcpyDeviceToHost));
     const unsigned long long U = h[0];
     const int P = (int)h[1];
-    *pairs = forced || (double)U >= ratio * (double)P;
+    *pairs = !counted || (double)U >= ratio * (double)P;
     if (stats)
         fprintf(stderr, "nsa: selected branch: union chunks %llu, pair batches %d (ratio %.2f): %s\n", U, P,
                 P > 0 ? (double)U / P : 0.0, *pairs ? "pairs" : "union");
