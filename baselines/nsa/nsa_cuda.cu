@@ -137,8 +137,9 @@ __global__ void nsa_compress_blk_kernel(const T *x, long long xsb, long long xss
  * nsa_compress_tc_kernel: a CTA of 4 warps takes 64 blocks (16 rows per warp) by
  * DN columns (D split in two at 128, for more CTAs), and streams the k-chunks of
  * W's halves and of X through shared memory with cp.async, CTC_ST stages deep
- * (one barrier per chunk). */
-constexpr int CTC_ROWS = 64, CTC_KP = 24, CTC_ST = 3; /* blocks per CTA; padded chunk row (no bank conflicts); stages */
+ * (one barrier per chunk). Five stages: a chunk's 16 mma per warp take less than
+ * the L2's latency, so three left the loads exposed (docs/perf-notes.md n31). */
+constexpr int CTC_ROWS = 64, CTC_KP = 24, CTC_ST = 5; /* blocks per CTA; padded chunk row (no bank conflicts); stages */
 
 /* One CTA of D threads per (t, kv head): W's rows t D .. t D + D - 1, thread n
  * its column n, 16 rows (one k-chunk) at a time. bias must be zero before. */
@@ -820,8 +821,10 @@ __global__ void nsa_cmp_bwd_rows_blk_kernel(const float *dkc, int nb, int Hkv, i
  * 65 dK~ rows it needs (c' - 1 .. c' + 63 for l = 2 d; (l/d) - 1 more in general)
  * in shared memory as hi and lo, and streams W_t's 16-column chunks (split by
  * nsa_cmp_w_nat_kernel, in W's own layout) through CTC_ST cp.async stages.
- * CTA: 4 warps of 16 rows by DN columns. */
-constexpr int CBT_J = 4; /* l / d at most */
+ * CTA: 4 warps of 16 rows by DN columns, for CBT_TS consecutive t' of the d (the
+ * t' split over CBT_TS CTAs: at the 131M model's B 2, 3 kv heads and N 8192 the
+ * tiles alone made 96 CTAs for 132 SMs). */
+constexpr int CBT_J = 4, CBT_TS = 4; /* l / d at most; CTAs over the t' */
 
 /* hi = bf16(W), lo = bf16(W - hi), in W's layout (Hkv, l D, D). */
 __global__ void nsa_cmp_w_nat_kernel(const float *w, size_t n, __nv_bfloat16 *whi, __nv_bfloat16 *wlo) {
@@ -845,7 +848,10 @@ __global__ void __launch_bounds__(128) nsa_cmp_bwd_rows_tc_kernel(const float *d
     bf *ahi = reinterpret_cast<bf *>(cbt_smem), *alo = ahi + (size_t)AR * AP;
     bf (*shi)[DN][CTC_KP] = reinterpret_cast<bf (*)[DN][CTC_KP]>(alo + (size_t)AR * AP);
     bf (*slo)[DN][CTC_KP] = shi + CTC_ST;
-    const int cp0 = (blockIdx.x / NP) * CTC_ROWS, n0 = (blockIdx.x % NP) * DN, h = blockIdx.y, b = blockIdx.z;
+    const int tile = blockIdx.x / CBT_TS, tper = (d + CBT_TS - 1) / CBT_TS;
+    const int tp0 = (blockIdx.x % CBT_TS) * tper, tp1 = min(d, tp0 + tper);
+    if (tp0 >= tp1) return; /* d < CBT_TS: nothing for this CTA */
+    const int cp0 = (tile / NP) * CTC_ROWS, n0 = (tile % NP) * DN, h = blockIdx.y, b = blockIdx.z;
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, tq = lane % 4;
     /* dK~ rows c = cp0 - (J - 1) + i, zero outside 0 .. nb - 1 */
     for (int i = tid; i < AR * D; i += 128) {
@@ -869,7 +875,7 @@ __global__ void __launch_bounds__(128) nsa_cmp_bwd_rows_tc_kernel(const float *d
         }
     };
     const int ra = warp * 16 + g; /* this lane's tile rows: ra, ra + 8 (c' = cp0 + ra) */
-    for (int tp = 0; tp < d; tp++) {
+    for (int tp = tp0; tp < tp1; tp++) {
         float acc[DN / 8][4];
 #pragma unroll
         for (int jn = 0; jn < DN / 8; jn++) acc[jn][0] = acc[jn][1] = acc[jn][2] = acc[jn][3] = 0.f;
@@ -1277,7 +1283,8 @@ attn_status launch_cmp_bwd_rows_tc(const attn_params *p, const float *dkc, const
     do {                                                                                                             \
         CUDA_CHECK(cudaFuncSetAttribute(nsa_cmp_bwd_rows_tc_kernel<DD, DN>,                                          \
                                         cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));                   \
-        nsa_cmp_bwd_rows_tc_kernel<DD, DN><<<dim3(tiles * (DD / DN), (unsigned)Hkv, (unsigned)p->B), 128, smem>>>( \
+        nsa_cmp_bwd_rows_tc_kernel<DD, DN>                                                                           \
+            <<<dim3(tiles * (DD / DN) * CBT_TS, (unsigned)Hkv, (unsigned)p->B), 128, smem>>>(                        \
             dkc, nb, Hkv, l, d, Nk, whi, wlo, dacc);                                                                 \
     } while (0)
     switch (D) {
