@@ -484,6 +484,19 @@ __device__ __forceinline__ void pair_run_load(const int *sel, int Nq, int nsel, 
     }
 }
 
+/* f(block, first, length) for each run of equal blocks (ids >= 0) in j. */
+template <typename F> __device__ __forceinline__ void pair_runs(const int (&j)[PAIR_RUN], F f) {
+    int prev = j[0], k0 = 0;
+#pragma unroll
+    for (int k = 1; k < PAIR_RUN; k++) {
+        if (j[k] != prev) {
+            if (prev >= 0) f(prev, k0, k - k0);
+            prev = j[k], k0 = k;
+        }
+    }
+    if (prev >= 0) f(prev, k0, PAIR_RUN - k0);
+}
+
 /* cnt[l] += the chunk's pairs in list l = (b Hkv + hkv) ns + j; nthr threads. */
 __global__ void nsa_pair_count_kernel(const int *sel, int Nq, int nsel, int ns, int q0, int cq, long long nthr,
                                       int *cnt) {
@@ -492,17 +505,7 @@ __global__ void nsa_pair_count_kernel(const int *sel, int Nq, int nsel, int ns, 
     int j[PAIR_RUN], s, qa;
     long long bh;
     pair_run_load(sel, Nq, nsel, ns, q0, cq, x, j, &bh, &s, &qa);
-    int prev = j[0], c = 1;
-#pragma unroll
-    for (int k = 1; k < PAIR_RUN; k++) {
-        if (j[k] == prev) {
-            c++;
-        } else {
-            if (prev >= 0) atomicAdd(&cnt[bh * ns + prev], c);
-            prev = j[k], c = 1;
-        }
-    }
-    if (prev >= 0) atomicAdd(&cnt[bh * ns + prev], c);
+    pair_runs(j, [&](int jb, int, int c) { atomicAdd(&cnt[bh * ns + jb], c); });
 }
 
 /* One CTA: off[l] = pairs of the lists before l, boff[l] = their batches of qb
@@ -538,15 +541,7 @@ __global__ void nsa_pair_scatter_kernel(const int *sel, int Nq, int nsel, int ns
         int *dst = plist + off[l] + atomicAdd(&fill[l], c);
         for (int k = 0; k < c; k++) dst[k] = (int)(p0 + (long long)(k0 + k) * nsel);
     };
-    int prev = j[0], k0 = 0;
-#pragma unroll
-    for (int k = 1; k < PAIR_RUN; k++) {
-        if (j[k] != prev) {
-            if (prev >= 0) put(prev, k0, k - k0);
-            prev = j[k], k0 = k;
-        }
-    }
-    if (prev >= 0) put(prev, k0, PAIR_RUN - k0);
+    pair_runs(j, put);
 }
 
 /* Threads of nsa_pair_count_kernel and nsa_pair_scatter_kernel for a chunk of cq queries. */
