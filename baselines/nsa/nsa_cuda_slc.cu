@@ -278,6 +278,43 @@ __device__ __forceinline__ float row_dsum(const T *sdO, int rr, int half, const 
     return ds + __shfl_xor_sync(0xffffffff, ds, 1);
 }
 
+/* The first half of a chunk's backward for the warp's 16 rows from wrow: S = q K^T
+ * and dP = dO V^T, P = exp2(sl2 S - lse2) (sl2 = s log2 e) on the rows' visible
+ * keys (j < kend, the row on, j <= i'), dS = P (dP - Dsum) left in dp, and P and
+ * s dS to sP, sdS ([64 rows][64 keys], swizzled). slc_bwd_chunk and
+ * nsa_slc_pair_bwd_sub_kernel. */
+template <typename T, int D>
+__device__ __forceinline__ void slc_bwd_pds(const T *sQ, const T *sdO, const T *sK, const T *sV, T *sP, T *sdS,
+                                            int wrow, int lane, long long k0, long long kend, bool on0, bool on1,
+                                            long long ip0, long long ip1, float lse20, float lse21, float dsm0,
+                                            float dsm1, float scale, float sl2, float (&dp)[64 / 8][4]) {
+    constexpr int BK = 64;
+    float s[BK / 8][4];
+    warp_qk<T, D, BK>(s, sQ, sK, wrow, lane);
+    warp_qk<T, D, BK>(dp, sdO, sV, wrow, lane);
+#pragma unroll
+    for (int nt = 0; nt < BK / 8; nt++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            const long long j = k0 + nt * 8 + (lane & 3) * 2 + (e & 1);
+            const bool r1 = e >= 2;
+            const bool vis = j < kend && (r1 ? on1 : on0) && j <= (r1 ? ip1 : ip0);
+            const float pv = vis ? fast_exp2(s[nt][e] * sl2 - (r1 ? lse21 : lse20)) : 0.f;
+            s[nt][e] = pv;
+            dp[nt][e] = pv * (dp[nt][e] - (r1 ? dsm1 : dsm0));
+        }
+#pragma unroll
+    for (int nt = 0; nt < BK / 8; nt++)
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            const int row = wrow + (lane >> 2) + 8 * r;
+            const int idx = swz<BK>(row, nt) + (lane & 3) * 2;
+            *reinterpret_cast<uint32_t *>(sP + idx) = pack2<T>::from(s[nt][2 * r], s[nt][2 * r + 1]);
+            *reinterpret_cast<uint32_t *>(sdS + idx) =
+                pack2<T>::from(dp[nt][2 * r] * scale, dp[nt][2 * r + 1] * scale);
+        }
+}
+
 /* One chunk of 64 keys (from k0; keys from kend on masked) of the selected branch's
  * backward on the tensor cores, rows as slc_fwd_chunk's (the warp's 16 from wrow =
  * 16 warp): S = q K^T and dP = dO V^T, P = exp2(s S - lse2) (lse2: the rows' lse in
@@ -294,32 +331,9 @@ __device__ __forceinline__ void slc_bwd_chunk(const T *sQ, const T *sdO, const T
                                               long long accs) {
     constexpr int BK = 64;
     const int wrow = warp * 16;
-    const float sl2 = scale * LOG2E;
-    float s[BK / 8][4], dp[BK / 8][4];
-    warp_qk<T, D, BK>(s, sQ, sK, wrow, lane);
-    warp_qk<T, D, BK>(dp, sdO, sV, wrow, lane);
-#pragma unroll
-    for (int nt = 0; nt < BK / 8; nt++)
-#pragma unroll
-        for (int e = 0; e < 4; e++) {
-            const long long j = k0 + nt * 8 + (lane & 3) * 2 + (e & 1);
-            const bool r1 = e >= 2;
-            const bool vis = j < kend && (r1 ? on1 : on0) && j <= (r1 ? ip1 : ip0);
-            const float pv = vis ? fast_exp2(s[nt][e] * sl2 - (r1 ? lse21 : lse20)) : 0.f;
-            s[nt][e] = pv;
-            dp[nt][e] = pv * (dp[nt][e] - (r1 ? dsm1 : dsm0));
-        }
-    /* P and s dS to shared memory as [row][key] */
-#pragma unroll
-    for (int nt = 0; nt < BK / 8; nt++)
-#pragma unroll
-        for (int r = 0; r < 2; r++) {
-            const int row = wrow + (lane >> 2) + 8 * r;
-            const int idx = swz<BK>(row, nt) + (lane & 3) * 2;
-            *reinterpret_cast<uint32_t *>(sP + idx) = pack2<T>::from(s[nt][2 * r], s[nt][2 * r + 1]);
-            *reinterpret_cast<uint32_t *>(sdS + idx) =
-                pack2<T>::from(dp[nt][2 * r] * scale, dp[nt][2 * r + 1] * scale);
-        }
+    float dp[BK / 8][4];
+    slc_bwd_pds<T, D>(sQ, sdO, sK, sV, sP, sdS, wrow, lane, k0, kend, on0, on1, ip0, ip1, lse20, lse21, dsm0, dsm1,
+                      scale, scale * LOG2E, dp);
     /* dQ += dS K (the scale at the end) */
 #pragma unroll
     for (int kk = 0; kk < BK / 16; kk++) {
@@ -1251,28 +1265,9 @@ __global__ void __launch_bounds__(128) nsa_slc_pair_bwd_sub_kernel(const SlcBwdA
         PairBwdRow rw;
         pair_bwd_rows<T, D>(a, b, hkv, qbs, sRowQ, sdO, sDs, wrow, tid, &rw);
 
-        float s[BK / 8][4], dp[BK / 8][4];
-        warp_qk<T, D, BK>(s, sQ, sK, wrow, lane);
-        warp_qk<T, D, BK>(dp, sdO, sV, wrow, lane);
-#pragma unroll
-        for (int nt = 0; nt < BK / 8; nt++)
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-                const long long j = kbeg + nt * 8 + (lane & 3) * 2 + (e & 1);
-                const int r1 = e >> 1;
-                const float pv = j < kend && j <= rw.ip[r1] ? fast_exp2(s[nt][e] * sl2 - rw.lse2[r1]) : 0.f;
-                s[nt][e] = pv;
-                dp[nt][e] = pv * (dp[nt][e] - rw.dsm[r1]);
-            }
-#pragma unroll
-        for (int nt = 0; nt < BK / 8; nt++)
-#pragma unroll
-            for (int r = 0; r < 2; r++) {
-                const int idx = swz<BK>(wrow + (lane >> 2) + 8 * r, nt) + (lane & 3) * 2;
-                *reinterpret_cast<uint32_t *>(sP + idx) = pack2<T>::from(s[nt][2 * r], s[nt][2 * r + 1]);
-                *reinterpret_cast<uint32_t *>(sdS + idx) =
-                    pack2<T>::from(dp[nt][2 * r] * a.scale, dp[nt][2 * r + 1] * a.scale);
-            }
+        float dp[BK / 8][4];
+        slc_bwd_pds<T, D>(sQ, sdO, sK, sV, sP, sdS, wrow, lane, kbeg, kend, true, true, rw.ip[0], rw.ip[1], rw.lse2[0],
+                          rw.lse2[1], rw.dsm[0], rw.dsm[1], a.scale, sl2, dp);
         /* dQ = dS K (the scale at the end) for the warp's rows, in DH parts of D
          * (mma_a_rows takes its column chunks in pairs) */
         constexpr int DH = D >= 32 ? 2 : 1, NC = D / 8 / DH;
