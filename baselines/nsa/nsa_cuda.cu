@@ -135,7 +135,8 @@ __global__ void nsa_compress_blk_kernel(const T *x, long long xsb, long long xss
  * nsa_cmp_w_split_kernel writes hi and lo in the order the GEMM reads them (per
  * k-chunk of 16 rows, per column, the chunk's 16 values) and the bias; then
  * nsa_compress_tc_kernel: a CTA of 4 warps takes 64 blocks (16 rows per warp) by
- * DN columns (D split in two at 128, for more CTAs), and streams the k-chunks of
+ * DN columns (D split in four at 128, for more CTAs: 96 at the 131M model's
+ * training shape with two), and streams the k-chunks of
  * W's halves and of X through shared memory with cp.async, CTC_ST stages deep
  * (one barrier per chunk). Five stages: a chunk's 16 mma per warp take less than
  * the L2's latency, so three left the loads exposed (docs/perf-notes.md n31). */
@@ -817,7 +818,9 @@ __global__ void nsa_cmp_bwd_rows_blk_kernel(const float *dkc, int nb, int Hkv, i
  * of 64 consecutive c' and one t' the rows are a GEMM, (64 x (l/d) D) by
  * ((l/d) D x D), that no other CTA writes: added to dacc in place, no atomics.
  * dK~ is fp32 and so is W: both go through as bf16 halves, hi and lo, and three
- * products (hi hi, hi lo, lo hi) keep about 16 bits of each. The CTA keeps the
+ * products (hi hi, hi lo, lo hi) keep about 16 bits of each; dK~ is the engine's
+ * output in T, so with bf16 its lo is zero and (LO false) that product is left
+ * out. The CTA keeps the
  * 65 dK~ rows it needs (c' - 1 .. c' + 63 for l = 2 d; (l/d) - 1 more in general)
  * in shared memory as hi and lo, and streams W_t's 16-column chunks (split by
  * nsa_cmp_w_nat_kernel, in W's own layout) through CTC_ST cp.async stages.
@@ -836,7 +839,7 @@ __global__ void nsa_cmp_w_nat_kernel(const float *w, size_t n, __nv_bfloat16 *wh
     }
 }
 
-template <int D, int DN>
+template <int D, int DN, bool LO>
 __global__ void __launch_bounds__(128) nsa_cmp_bwd_rows_tc_kernel(const float *dkc, int nb, int Hkv, int l, int d,
                                                                   int Nk, const __nv_bfloat16 *whi,
                                                                   const __nv_bfloat16 *wlo, float *dacc) {
@@ -859,7 +862,7 @@ __global__ void __launch_bounds__(128) nsa_cmp_bwd_rows_tc_kernel(const float *d
         const float v = c >= 0 && c < nb ? dkc[(((size_t)b * nb + c) * Hkv + h) * D + col] : 0.f;
         const bf hv = __float2bfloat16_rn(v);
         ahi[(size_t)rr * AP + col] = hv;
-        alo[(size_t)rr * AP + col] = __float2bfloat16_rn(v - __bfloat162float(hv));
+        if (LO) alo[(size_t)rr * AP + col] = __float2bfloat16_rn(v - __bfloat162float(hv));
     }
     const bf *wh = whi + (size_t)h * l * D * D, *wl = wlo + (size_t)h * l * D * D;
     const int KC = D / 16;     /* k-chunks of one W_t */
@@ -898,9 +901,11 @@ __global__ void __launch_bounds__(128) nsa_cmp_bwd_rows_tc_kernel(const float *d
             const uint32_t ah[4] = {*reinterpret_cast<const uint32_t *>(h0), *reinterpret_cast<const uint32_t *>(h8),
                                     *reinterpret_cast<const uint32_t *>(h0 + 8),
                                     *reinterpret_cast<const uint32_t *>(h8 + 8)};
-            const uint32_t al[4] = {*reinterpret_cast<const uint32_t *>(l0), *reinterpret_cast<const uint32_t *>(l8),
-                                    *reinterpret_cast<const uint32_t *>(l0 + 8),
-                                    *reinterpret_cast<const uint32_t *>(l8 + 8)};
+            uint32_t al[4] = {0, 0, 0, 0};
+            if (LO) {
+                al[0] = *reinterpret_cast<const uint32_t *>(l0), al[1] = *reinterpret_cast<const uint32_t *>(l8);
+                al[2] = *reinterpret_cast<const uint32_t *>(l0 + 8), al[3] = *reinterpret_cast<const uint32_t *>(l8 + 8);
+            }
 #pragma unroll
             for (int jn = 0; jn < DN / 8; jn++) {
                 const int n = jn * 8 + g;
@@ -910,7 +915,7 @@ __global__ void __launch_bounds__(128) nsa_cmp_bwd_rows_tc_kernel(const float *d
                 const uint32_t bl1 = *reinterpret_cast<const uint32_t *>(&slo[st][n][2 * tq + 8]);
                 mma16816<bf>(acc[jn], ah, bh0, bh1);
                 mma16816<bf>(acc[jn], ah, bl0, bl1);
-                mma16816<bf>(acc[jn], al, bh0, bh1);
+                if (LO) mma16816<bf>(acc[jn], al, bh0, bh1);
             }
         }
         cp_wait<0>();
@@ -1242,7 +1247,7 @@ attn_status launch_compress_tc(const attn_params *p, const T *x, const attn_stri
     case 16: NSA_CTC(16, 16); break;
     case 32: NSA_CTC(32, 32); break;
     case 64: NSA_CTC(64, 64); break;
-    default: NSA_CTC(128, 64);
+    default: NSA_CTC(128, 32);
     }
 #undef NSA_CTC
     CUDA_CHECK_LAUNCH();
@@ -1279,13 +1284,21 @@ attn_status launch_cmp_bwd_rows_tc(const attn_params *p, const float *dkc, const
     CUDA_CHECK_LAUNCH();
     const long long ncp = ((long long)Nk + d - 1) / d;
     const unsigned tiles = (unsigned)((ncp + CTC_ROWS - 1) / CTC_ROWS);
-#define NSA_CBT(DD, DN)                                                                                              \
+    /* dK~ came out of the engine in T and went to fp32 unchanged (convert): with bf16
+     * its lo half is zero, and the product lo hi is left out */
+    const bool lo = p->dtype != ATTN_DTYPE_BF16;
+#define NSA_CBT_L(DD, DN, LO)                                                                                        \
     do {                                                                                                             \
-        CUDA_CHECK(cudaFuncSetAttribute(nsa_cmp_bwd_rows_tc_kernel<DD, DN>,                                          \
+        CUDA_CHECK(cudaFuncSetAttribute(nsa_cmp_bwd_rows_tc_kernel<DD, DN, LO>,                                      \
                                         cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));                   \
-        nsa_cmp_bwd_rows_tc_kernel<DD, DN>                                                                           \
+        nsa_cmp_bwd_rows_tc_kernel<DD, DN, LO>                                                                       \
             <<<dim3(tiles * (DD / DN) * CBT_TS, (unsigned)Hkv, (unsigned)p->B), 128, smem>>>(                        \
             dkc, nb, Hkv, l, d, Nk, whi, wlo, dacc);                                                                 \
+    } while (0)
+#define NSA_CBT(DD, DN)                                                                                              \
+    do {                                                                                                             \
+        if (lo) NSA_CBT_L(DD, DN, true);                                                                             \
+        else NSA_CBT_L(DD, DN, false);                                                                               \
     } while (0)
     switch (D) {
     case 16: NSA_CBT(16, 16); break;
@@ -1294,6 +1307,7 @@ attn_status launch_cmp_bwd_rows_tc(const attn_params *p, const float *dkc, const
     default: NSA_CBT(128, 64);
     }
 #undef NSA_CBT
+#undef NSA_CBT_L
     CUDA_CHECK_LAUNCH();
     return ATTN_OK;
 }
