@@ -135,10 +135,12 @@ __global__ void nsa_compress_blk_kernel(const T *x, long long xsb, long long xss
  * nsa_cmp_w_split_kernel writes hi and lo in the order the GEMM reads them (per
  * k-chunk of 16 rows, per column, the chunk's 16 values) and the bias; then
  * nsa_compress_tc_kernel: a CTA of 4 warps takes 64 blocks (16 rows per warp) by
- * DN columns (D split in two at 128, for more CTAs), and streams the k-chunks of
+ * DN columns (D split in four at 128, for more CTAs: 96 at the 131M model's
+ * training shape with two), and streams the k-chunks of
  * W's halves and of X through shared memory with cp.async, CTC_ST stages deep
- * (one barrier per chunk). */
-constexpr int CTC_ROWS = 64, CTC_KP = 24, CTC_ST = 3; /* blocks per CTA; padded chunk row (no bank conflicts); stages */
+ * (one barrier per chunk). Five stages: a chunk's 16 mma per warp take less than
+ * the L2's latency, so three left the loads exposed (docs/perf-notes.md n31). */
+constexpr int CTC_ROWS = 64, CTC_KP = 24, CTC_ST = 5; /* blocks per CTA; padded chunk row (no bank conflicts); stages */
 
 /* One CTA of D threads per (t, kv head): W's rows t D .. t D + D - 1, thread n
  * its column n, 16 rows (one k-chunk) at a time. bias must be zero before. */
@@ -769,7 +771,7 @@ __global__ void nsa_cmp_bwd_w_kernel(const T *x, long long xsb, long long xss, l
  *   another order;
  * - dW as a GEMM on the tensor cores, dW_h = X_h^T dK~_h over the blocks (X_h's
  *   row c is block c's l D inputs), plus pos[t, e] S[col]
- *   (nsa_cmp_bwd_w_gemm_kernel; D 64 or 128). */
+ *   (nsa_cmp_dw_kernel; D 64 or 128). */
 __global__ void nsa_cmp_bwd_rows_blk_kernel(const float *dkc, int nb, int Hkv, int D, int l, int d, int Nk,
                                             const float *w, float *dacc) {
     extern __shared__ float sbw[]; /* sd [NSA_CB][D], then rows [(NSA_CB - 1) d + l][D] */
@@ -816,12 +818,16 @@ __global__ void nsa_cmp_bwd_rows_blk_kernel(const float *dkc, int nb, int Hkv, i
  * of 64 consecutive c' and one t' the rows are a GEMM, (64 x (l/d) D) by
  * ((l/d) D x D), that no other CTA writes: added to dacc in place, no atomics.
  * dK~ is fp32 and so is W: both go through as bf16 halves, hi and lo, and three
- * products (hi hi, hi lo, lo hi) keep about 16 bits of each. The CTA keeps the
+ * products (hi hi, hi lo, lo hi) keep about 16 bits of each; dK~ is the engine's
+ * output in T, so with bf16 its lo is zero and (LO false) that product is left
+ * out. The CTA keeps the
  * 65 dK~ rows it needs (c' - 1 .. c' + 63 for l = 2 d; (l/d) - 1 more in general)
  * in shared memory as hi and lo, and streams W_t's 16-column chunks (split by
  * nsa_cmp_w_nat_kernel, in W's own layout) through CTC_ST cp.async stages.
- * CTA: 4 warps of 16 rows by DN columns. */
-constexpr int CBT_J = 4; /* l / d at most */
+ * CTA: 4 warps of 16 rows by DN columns, for CBT_TS consecutive t' of the d (the
+ * t' split over CBT_TS CTAs: at the 131M model's B 2, 3 kv heads and N 8192 the
+ * tiles alone made 96 CTAs for 132 SMs). */
+constexpr int CBT_J = 4, CBT_TS = 4; /* l / d at most; CTAs over the t' */
 
 /* hi = bf16(W), lo = bf16(W - hi), in W's layout (Hkv, l D, D). */
 __global__ void nsa_cmp_w_nat_kernel(const float *w, size_t n, __nv_bfloat16 *whi, __nv_bfloat16 *wlo) {
@@ -833,7 +839,7 @@ __global__ void nsa_cmp_w_nat_kernel(const float *w, size_t n, __nv_bfloat16 *wh
     }
 }
 
-template <int D, int DN>
+template <int D, int DN, bool LO>
 __global__ void __launch_bounds__(128) nsa_cmp_bwd_rows_tc_kernel(const float *dkc, int nb, int Hkv, int l, int d,
                                                                   int Nk, const __nv_bfloat16 *whi,
                                                                   const __nv_bfloat16 *wlo, float *dacc) {
@@ -845,7 +851,10 @@ __global__ void __launch_bounds__(128) nsa_cmp_bwd_rows_tc_kernel(const float *d
     bf *ahi = reinterpret_cast<bf *>(cbt_smem), *alo = ahi + (size_t)AR * AP;
     bf (*shi)[DN][CTC_KP] = reinterpret_cast<bf (*)[DN][CTC_KP]>(alo + (size_t)AR * AP);
     bf (*slo)[DN][CTC_KP] = shi + CTC_ST;
-    const int cp0 = (blockIdx.x / NP) * CTC_ROWS, n0 = (blockIdx.x % NP) * DN, h = blockIdx.y, b = blockIdx.z;
+    const int tile = blockIdx.x / CBT_TS, tper = (d + CBT_TS - 1) / CBT_TS;
+    const int tp0 = (blockIdx.x % CBT_TS) * tper, tp1 = min(d, tp0 + tper);
+    if (tp0 >= tp1) return; /* d < CBT_TS: nothing for this CTA */
+    const int cp0 = (tile / NP) * CTC_ROWS, n0 = (tile % NP) * DN, h = blockIdx.y, b = blockIdx.z;
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, tq = lane % 4;
     /* dK~ rows c = cp0 - (J - 1) + i, zero outside 0 .. nb - 1 */
     for (int i = tid; i < AR * D; i += 128) {
@@ -853,7 +862,7 @@ __global__ void __launch_bounds__(128) nsa_cmp_bwd_rows_tc_kernel(const float *d
         const float v = c >= 0 && c < nb ? dkc[(((size_t)b * nb + c) * Hkv + h) * D + col] : 0.f;
         const bf hv = __float2bfloat16_rn(v);
         ahi[(size_t)rr * AP + col] = hv;
-        alo[(size_t)rr * AP + col] = __float2bfloat16_rn(v - __bfloat162float(hv));
+        if (LO) alo[(size_t)rr * AP + col] = __float2bfloat16_rn(v - __bfloat162float(hv));
     }
     const bf *wh = whi + (size_t)h * l * D * D, *wl = wlo + (size_t)h * l * D * D;
     const int KC = D / 16;     /* k-chunks of one W_t */
@@ -869,7 +878,7 @@ __global__ void __launch_bounds__(128) nsa_cmp_bwd_rows_tc_kernel(const float *d
         }
     };
     const int ra = warp * 16 + g; /* this lane's tile rows: ra, ra + 8 (c' = cp0 + ra) */
-    for (int tp = 0; tp < d; tp++) {
+    for (int tp = tp0; tp < tp1; tp++) {
         float acc[DN / 8][4];
 #pragma unroll
         for (int jn = 0; jn < DN / 8; jn++) acc[jn][0] = acc[jn][1] = acc[jn][2] = acc[jn][3] = 0.f;
@@ -892,9 +901,11 @@ __global__ void __launch_bounds__(128) nsa_cmp_bwd_rows_tc_kernel(const float *d
             const uint32_t ah[4] = {*reinterpret_cast<const uint32_t *>(h0), *reinterpret_cast<const uint32_t *>(h8),
                                     *reinterpret_cast<const uint32_t *>(h0 + 8),
                                     *reinterpret_cast<const uint32_t *>(h8 + 8)};
-            const uint32_t al[4] = {*reinterpret_cast<const uint32_t *>(l0), *reinterpret_cast<const uint32_t *>(l8),
-                                    *reinterpret_cast<const uint32_t *>(l0 + 8),
-                                    *reinterpret_cast<const uint32_t *>(l8 + 8)};
+            uint32_t al[4] = {0, 0, 0, 0};
+            if (LO) {
+                al[0] = *reinterpret_cast<const uint32_t *>(l0), al[1] = *reinterpret_cast<const uint32_t *>(l8);
+                al[2] = *reinterpret_cast<const uint32_t *>(l0 + 8), al[3] = *reinterpret_cast<const uint32_t *>(l8 + 8);
+            }
 #pragma unroll
             for (int jn = 0; jn < DN / 8; jn++) {
                 const int n = jn * 8 + g;
@@ -904,7 +915,7 @@ __global__ void __launch_bounds__(128) nsa_cmp_bwd_rows_tc_kernel(const float *d
                 const uint32_t bl1 = *reinterpret_cast<const uint32_t *>(&slo[st][n][2 * tq + 8]);
                 mma16816<bf>(acc[jn], ah, bh0, bh1);
                 mma16816<bf>(acc[jn], ah, bl0, bl1);
-                mma16816<bf>(acc[jn], al, bh0, bh1);
+                if (LO) mma16816<bf>(acc[jn], al, bh0, bh1);
             }
         }
         cp_wait<0>();
@@ -978,91 +989,125 @@ __global__ void nsa_cmp_bwd_pos_kernel(const float *part, int Hkv, int D, int l,
     dpos[((size_t)h * l + t) * D + e] += x;
 }
 
-/* dW_h = X_h^T dK~_h + pos S^T on the tensor cores (mma.sync m16n8k16, bf16 in,
- * fp32 accumulate): a CTA of 4 warps per 64 x 64 tile of dW_h (rows r = t D + e,
- * columns col), the k dimension the blocks (B nb of them) in chunks of CG_K. A
- * tile's rows share t (D a multiple of 64), so its X^T chunk is rows c d + t of the
- * input, e0 .. e0 + 63. Both chunks go to shared memory k-minor ([r][k] and
- * [col][k]), so that each mma fragment register is one 32-bit load: X in bf16
- * (exact for bf16 inputs), dK~ rounded from fp32 to bf16. S (dK~'s column sums, for
- * the position term) is summed in fp32 from the unrounded values. Registers hold
- * the next chunk while the tensor cores take this one. */
-constexpr int CG_T = 64, CG_K = 32, CG_KP = CG_K + 8; /* output tile, k chunk, padded row (bf16) */
-template <typename T>
-__global__ void __launch_bounds__(128) nsa_cmp_bwd_w_gemm_kernel(const T *x, long long xsb, long long xss, long long xsh,
-                                                                 const float *pos, const float *dkc, int B, int nb,
-                                                                 int Hkv, int D, int l, int d, float *dw) {
-    __shared__ __align__(16) __nv_bfloat16 sA[CG_T][CG_KP]; /* [r][k]: X^T */
-    __shared__ __align__(16) __nv_bfloat16 sB[CG_T][CG_KP]; /* [col][k]: dK~^T */
-    __shared__ float sS[2][CG_T];
-    const int r0 = blockIdx.x * CG_T, col0 = blockIdx.y * CG_T, h = blockIdx.z;
-    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-    const int t = r0 / D, e0 = r0 % D;
-    /* loads: thread tid takes column j = tid % 64 (e0 + j of X, col0 + j of dK~) of
-     * the chunk's k = kh 16 .. kh 16 + 15, kh = tid / 64 */
-    const int j = tid & 63, kh = tid >> 6;
-    const long long K = (long long)B * nb;
-    float av[CG_K / 2], bv[CG_K / 2];
-    const auto load = [&](long long k0) {
-        const long long ka = k0 + kh * (CG_K / 2);
-        /* k = bb nb + c: one division per chunk, then steps (nb may be below 16) */
-        int bb = (int)(ka / nb), c = (int)(ka - (long long)bb * nb);
-#pragma unroll
-        for (int i = 0; i < CG_K / 2; i++) {
-            av[i] = bv[i] = 0.f;
-            if (ka + i < K) {
-                av[i] = to_f32<T>(x[bb * xsb + (long long)(c * d + t) * xss + h * xsh + e0 + j]);
-                bv[i] = dkc[(((size_t)bb * nb + c) * Hkv + h) * D + col0 + j];
-            }
-            if (++c == nb) c = 0, bb++;
+/* dW_h[t D + e, col] = sum_{b, c} X[b, c d + t, h, e] dK~[b, c, h, col] + pos[h, t, e] S[h, col]
+ * on the tensor cores (mma.sync m16n8k16, fp32 accumulate): one CTA of 8 warps per
+ * (t, kv head), its D x D tile of dW_h (a warp: D/4 rows e by D/2 columns), the k
+ * dimension the B nb blocks in chunks of CDW_K. Each chunk's rows of X (block c's
+ * row c d + t) and of dK~ (the compressed branch's output in T, whose fp32 copy
+ * the other kernels read: the same values) go through CDW_ST cp.async stages in
+ * their own [k][D] layout, rows padded by 16 bytes so that ldmatrix's 8 rows fall
+ * in distinct banks; ldmatrix.trans makes the fragments (A = X^T, B = dK~). S is
+ * dK~'s column sums in fp32, nsa_cmp_colsum_kernel's parts summed in order. The
+ * inputs must be 16-byte aligned rows (dm_vec8); D 64 or 128. */
+constexpr int CDW_K = 32, CDW_ST = 3; /* k chunk (blocks), stages */
+template <int D> constexpr size_t cdw_smem_bytes() { return (size_t)2 * CDW_ST * CDW_K * (D + 8) * 2; }
+template <typename T, int D>
+__global__ void __launch_bounds__(256) nsa_cmp_dw_kernel(const T *x, long long xsb, long long xss, long long xsh,
+                                                         const T *dkc, const float *pos, const float *csum, int B,
+                                                         int nb, int Hkv, int l, int d, float *dw) {
+    constexpr int RP = D + 8;               /* padded row (elements) */
+    constexpr int PR = D / 8;               /* 16-byte pieces per row */
+    constexpr int MT = D / 64, NT = D / 16; /* a warp's m16 tiles (rows e) and n8 tiles (columns) */
+    extern __shared__ __align__(16) unsigned char cdw_smem[];
+    T *sx = reinterpret_cast<T *>(cdw_smem), *sd = sx + CDW_ST * CDW_K * RP; /* [CDW_ST][CDW_K][RP] each */
+    __shared__ float sS[D];
+    const int t = blockIdx.x, h = blockIdx.y;
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, q = lane >> 3, r8 = lane & 7;
+    const int wm = (warp & 3) * (D / 4), wn = (warp >> 2) * (D / 2);
+    const long long K = (long long)B * nb, nch = (K + CDW_K - 1) / CDW_K;
+    const auto load = [&](long long ch, int st) {
+        for (int i = tid; i < CDW_K * PR; i += 256) {
+            const int r = i / PR, pc = (i % PR) * 8;
+            const long long k = ch * CDW_K + r;
+            const bool ok = k < K;
+            const int bb = ok ? (int)(k / nb) : 0, c = ok ? (int)(k - (long long)bb * nb) : 0;
+            cp16(sx + (st * CDW_K + r) * RP + pc, ok ? x + bb * xsb + (long long)(c * d + t) * xss + h * xsh + pc : x,
+                 ok);
+            cp16(sd + (st * CDW_K + r) * RP + pc, ok ? dkc + ((size_t)k * Hkv + h) * D + pc : dkc, ok);
         }
     };
-    float acc[CG_T / 8][4];
+    float acc[MT][NT][4];
 #pragma unroll
-    for (int nt = 0; nt < CG_T / 8; nt++) acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.f;
-    float ssum = 0.f;
-    const int wr = warp * 16, fr = lane >> 2, fk = (lane & 3) * 2;
-    load(0);
-    for (long long k0 = 0; k0 < K; k0 += CG_K) {
+    for (int mt = 0; mt < MT; mt++)
 #pragma unroll
-        for (int i = 0; i < CG_K / 2; i++) {
-            sA[j][kh * (CG_K / 2) + i] = __float2bfloat16(av[i]);
-            sB[j][kh * (CG_K / 2) + i] = __float2bfloat16(bv[i]);
-            ssum += bv[i];
-        }
-        __syncthreads();
-        if (k0 + CG_K < K) load(k0 + CG_K);
+        for (int nt = 0; nt < NT; nt++) acc[mt][nt][0] = acc[mt][nt][1] = acc[mt][nt][2] = acc[mt][nt][3] = 0.f;
 #pragma unroll
-        for (int kk = 0; kk < CG_K; kk += 16) {
-            uint32_t a[4];
-            a[0] = *reinterpret_cast<const uint32_t *>(&sA[wr + fr][kk + fk]);
-            a[1] = *reinterpret_cast<const uint32_t *>(&sA[wr + fr + 8][kk + fk]);
-            a[2] = *reinterpret_cast<const uint32_t *>(&sA[wr + fr][kk + 8 + fk]);
-            a[3] = *reinterpret_cast<const uint32_t *>(&sA[wr + fr + 8][kk + 8 + fk]);
+    for (int st = 0; st < CDW_ST - 1; st++) {
+        if (st < nch) load(st, st);
+        cp_commit();
+    }
+    for (long long ch = 0; ch < nch; ch++) {
+        cp_wait<CDW_ST - 2>();
+        __syncthreads(); /* chunk ch is in; every warp is done with chunk ch - 1's stage */
+        if (ch + CDW_ST - 1 < nch) load(ch + CDW_ST - 1, (int)((ch + CDW_ST - 1) % CDW_ST));
+        cp_commit();
+        const int st = (int)(ch % CDW_ST);
+        const T *ax = sx + st * CDW_K * RP, *bd = sd + st * CDW_K * RP;
 #pragma unroll
-            for (int nt = 0; nt < CG_T / 8; nt++) {
-                const uint32_t b0 = *reinterpret_cast<const uint32_t *>(&sB[nt * 8 + fr][kk + fk]);
-                const uint32_t b1 = *reinterpret_cast<const uint32_t *>(&sB[nt * 8 + fr][kk + 8 + fk]);
-                mma16816<__nv_bfloat16>(acc[nt], a, b0, b1);
+        for (int kk = 0; kk < CDW_K; kk += 16) {
+            /* A's 8x8 blocks (e, k) are the stage's (k, e) blocks transposed: matrix i
+             * at k + (i / 2) 8, e + (i % 2) 8; B's (k, col) at k + (i % 2) 8, col + (i / 2) 8 */
+            uint32_t a[MT][4];
+#pragma unroll
+            for (int mt = 0; mt < MT; mt++)
+                ldsm_x4_t(a[mt], ax + (kk + (q >> 1) * 8 + r8) * RP + wm + mt * 16 + (q & 1) * 8);
+#pragma unroll
+            for (int np = 0; np < NT / 2; np++) {
+                uint32_t b4[4];
+                ldsm_x4_t(b4, bd + (kk + (q & 1) * 8 + r8) * RP + wn + np * 16 + (q >> 1) * 8);
+#pragma unroll
+                for (int mt = 0; mt < MT; mt++) {
+                    mma16816<T>(acc[mt][2 * np], a[mt], b4[0], b4[1]);
+                    mma16816<T>(acc[mt][2 * np + 1], a[mt], b4[2], b4[3]);
+                }
             }
         }
-        __syncthreads();
     }
-    sS[kh][j] = ssum;
+    cp_wait<0>();
+    if (tid < D) {
+        float s = 0.f;
+        for (int sp = 0; sp < NSA_CS_SPLIT; sp++) s += csum[((size_t)sp * Hkv + h) * D + tid];
+        sS[tid] = s;
+    }
     __syncthreads();
+    const int g = lane >> 2, c2 = (lane & 3) * 2;
 #pragma unroll
-    for (int r2 = 0; r2 < 2; r2++) {
-        const int rr = wr + fr + 8 * r2;
-        const float pv = pos[((size_t)h * l + t) * D + e0 + rr];
-        float *dst = dw + ((size_t)h * l * D + r0 + rr) * D + col0;
+    for (int mt = 0; mt < MT; mt++)
 #pragma unroll
-        for (int nt = 0; nt < CG_T / 8; nt++) {
-            const int cc = nt * 8 + fk;
-            *reinterpret_cast<float2 *>(dst + cc) =
-                make_float2(acc[nt][2 * r2] + pv * (sS[0][cc] + sS[1][cc]),
-                            acc[nt][2 * r2 + 1] + pv * (sS[0][cc + 1] + sS[1][cc + 1]));
+        for (int hf = 0; hf < 2; hf++) {
+            const int e = wm + mt * 16 + g + 8 * hf;
+            const float pv = pos[((size_t)h * l + t) * D + e];
+            float *dst = dw + (((size_t)h * l + t) * D + e) * D;
+#pragma unroll
+            for (int nt = 0; nt < NT; nt++) {
+                const int col = wn + nt * 8 + c2;
+                *reinterpret_cast<float2 *>(dst + col) = make_float2(acc[mt][nt][2 * hf] + pv * sS[col],
+                                                                     acc[mt][nt][2 * hf + 1] + pv * sS[col + 1]);
+            }
         }
+}
+
+/* nsa_cmp_dw_kernel for one of K~, V~ (x the keys or values, dkc_t dK~ in T, colsum
+ * its column sums' parts); false where it does not apply (D, alignment). */
+template <typename T>
+attn_status launch_cmp_dw(const void *x, const attn_stride &xs, const T *dkc_t, const float *pos, const float *colsum,
+                          int B, int nb, int Hkv, int D, int l, int d, float *dw, bool *done) {
+    *done = false;
+    if ((D != 64 && D != 128) || !dm_vec8(x, xs, D) || reinterpret_cast<uintptr_t>(dkc_t) % 16 != 0) return ATTN_OK;
+    const dim3 grid((unsigned)l, (unsigned)Hkv);
+    const T *xt = static_cast<const T *>(x);
+    if (D == 128) {
+        CUDA_CHECK(cudaFuncSetAttribute(nsa_cmp_dw_kernel<T, 128>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                        (int)cdw_smem_bytes<128>()));
+        nsa_cmp_dw_kernel<T, 128><<<grid, 256, cdw_smem_bytes<128>()>>>(xt, xs.b, xs.s, xs.h, dkc_t, pos, colsum, B,
+                                                                        nb, Hkv, l, d, dw);
+    } else {
+        nsa_cmp_dw_kernel<T, 64><<<grid, 256, cdw_smem_bytes<64>()>>>(xt, xs.b, xs.s, xs.h, dkc_t, pos, colsum, B, nb,
+                                                                      Hkv, l, d, dw);
     }
+    CUDA_CHECK_LAUNCH();
+    *done = true;
+    return ATTN_OK;
 }
 
 dm_cuda_ws g_nws; /* compressed keys, branch outputs, selection and gradients, kept between calls */
@@ -1202,7 +1247,7 @@ attn_status launch_compress_tc(const attn_params *p, const T *x, const attn_stri
     case 16: NSA_CTC(16, 16); break;
     case 32: NSA_CTC(32, 32); break;
     case 64: NSA_CTC(64, 64); break;
-    default: NSA_CTC(128, 64);
+    default: NSA_CTC(128, 32);
     }
 #undef NSA_CTC
     CUDA_CHECK_LAUNCH();
@@ -1239,12 +1284,21 @@ attn_status launch_cmp_bwd_rows_tc(const attn_params *p, const float *dkc, const
     CUDA_CHECK_LAUNCH();
     const long long ncp = ((long long)Nk + d - 1) / d;
     const unsigned tiles = (unsigned)((ncp + CTC_ROWS - 1) / CTC_ROWS);
+    /* dK~ came out of the engine in T and went to fp32 unchanged (convert): with bf16
+     * its lo half is zero, and the product lo hi is left out */
+    const bool lo = p->dtype != ATTN_DTYPE_BF16;
+#define NSA_CBT_L(DD, DN, LO)                                                                                        \
+    do {                                                                                                             \
+        CUDA_CHECK(cudaFuncSetAttribute(nsa_cmp_bwd_rows_tc_kernel<DD, DN, LO>,                                      \
+                                        cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));                   \
+        nsa_cmp_bwd_rows_tc_kernel<DD, DN, LO>                                                                       \
+            <<<dim3(tiles * (DD / DN) * CBT_TS, (unsigned)Hkv, (unsigned)p->B), 128, smem>>>(                        \
+            dkc, nb, Hkv, l, d, Nk, whi, wlo, dacc);                                                                 \
+    } while (0)
 #define NSA_CBT(DD, DN)                                                                                              \
     do {                                                                                                             \
-        CUDA_CHECK(cudaFuncSetAttribute(nsa_cmp_bwd_rows_tc_kernel<DD, DN>,                                          \
-                                        cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));                   \
-        nsa_cmp_bwd_rows_tc_kernel<DD, DN><<<dim3(tiles * (DD / DN), (unsigned)Hkv, (unsigned)p->B), 128, smem>>>( \
-            dkc, nb, Hkv, l, d, Nk, whi, wlo, dacc);                                                                 \
+        if (lo) NSA_CBT_L(DD, DN, true);                                                                             \
+        else NSA_CBT_L(DD, DN, false);                                                                               \
     } while (0)
     switch (D) {
     case 16: NSA_CBT(16, 16); break;
@@ -1253,6 +1307,7 @@ attn_status launch_cmp_bwd_rows_tc(const attn_params *p, const float *dkc, const
     default: NSA_CBT(128, 64);
     }
 #undef NSA_CBT
+#undef NSA_CBT_L
     CUDA_CHECK_LAUNCH();
     return ATTN_OK;
 }
@@ -1556,7 +1611,6 @@ template <typename T> attn_status nsa_backward_t(const attn_params *p) {
         CUDA_CHECK_LAUNCH();
     }
     CUDA_CHECK(cudaMemsetAsync(dq_a, 0, qa));
-    CUDA_CHECK(cudaMemsetAsync(dkc_a, 0, 2 * ca));
     const bool dout8 = dm_vec8(p->dout, p->do_st, D) && reinterpret_cast<uintptr_t>(dout_s) % 16 == 0;
     auto gate = [&](int which) -> attn_status {
         if (dout8)
@@ -1569,7 +1623,6 @@ template <typename T> attn_status nsa_backward_t(const attn_params *p) {
         CUDA_CHECK_LAUNCH();
         return ATTN_OK;
     };
-    auto acc = [&](const T *src, float *dst, size_t n) -> attn_status { return acc_into<T>(src, dst, (long long)n); };
     /* window branch */
     {
         if ((st = gate(2)) != ATTN_OK) return st;
@@ -1626,27 +1679,18 @@ template <typename T> attn_status nsa_backward_t(const attn_params *p) {
         s.qoff = (long long)Nk - Nq;
         s.dq_add = dq_a;
         if ((st = cuda_attn_backward(&pc, &s, nullptr)) != ATTN_OK) return st;
-        if ((st = acc(dkc_t, dkc_a, nce)) != ATTN_OK || (st = acc(dvc_t, dvc_a, nce)) != ATTN_OK) return st;
+        /* the first writer of dkc_a and dvc_a: set, not added (no memset before) */
+        if ((st = convert<T, float>(dkc_t, ccst, dkc_a, ccst, B, nb, Hkv, D)) != ATTN_OK ||
+            (st = convert<T, float>(dvc_t, ccst, dvc_a, ccst, B, nb, Hkv, D)) != ATTN_OK)
+            return st;
         const size_t rb_smem = (size_t)(NSA_CB + (NSA_CB - 1) * z.d + z.l) * D * sizeof(float);
-        /* the position term's gradient: the column sums of dK~ (or dV~) per kv
-         * head, in parts, into colsum; then dpos += W S */
-        auto pos_grad = [&](const float *dc, const float *w, float *dpos) -> attn_status {
-            nsa_cmp_colsum_kernel<<<dim3((unsigned)Hkv, NSA_CS_SPLIT), NSA_CS_THREADS>>>(dc, (long long)B * nb, Hkv, D,
-                                                                                          colsum);
-            CUDA_CHECK_LAUNCH();
-            nsa_cmp_bwd_pos_kernel<<<dim3((unsigned)z.l, (unsigned)Hkv), D, D * sizeof(float)>>>(colsum, Hkv, D, z.l,
-                                                                                               w, dpos);
-            CUDA_CHECK_LAUNCH();
-            return ATTN_OK;
-        };
         size_t optin = 0, tc_smem = 0;
         if ((st = dm_cuda_smem_optin(&optin)) != ATTN_OK) return st;
+        /* into the rows: dK += dK~ W^T (linear) or dK~ / l (mean) */
+        bool rows_pos = false; /* whether the rows' kernel added dpos too */
         if (nsa_cmp_bwd_tc_ok(p, optin, &tc_smem)) {
             if ((st = launch_cmp_bwd_rows_tc(p, dkc_a, (const float *)p->w_ck, nb, tc_smem, dk_a)) != ATTN_OK ||
                 (st = launch_cmp_bwd_rows_tc(p, dvc_a, (const float *)p->w_cv, nb, tc_smem, dv_a)) != ATTN_OK)
-                return st;
-            if ((st = pos_grad(dkc_a, (const float *)p->w_ck, (float *)p->dp_k)) != ATTN_OK ||
-                (st = pos_grad(dvc_a, (const float *)p->w_cv, (float *)p->dp_v)) != ATTN_OK)
                 return st;
         } else if (nsa_cmp_blk_bwd() && rb_smem <= optin) {
             CUDA_CHECK(cudaFuncSetAttribute(nsa_cmp_bwd_rows_blk_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
@@ -1658,41 +1702,48 @@ template <typename T> attn_status nsa_backward_t(const attn_params *p) {
             nsa_cmp_bwd_rows_blk_kernel<<<gb, D, rb_smem>>>(dvc_a, nb, Hkv, D, z.l, z.d, Nk,
                                                             linear ? (const float *)p->w_cv : nullptr, dv_a);
             CUDA_CHECK_LAUNCH();
-            if (linear) {
-                if ((st = pos_grad(dkc_a, (const float *)p->w_ck, (float *)p->dp_k)) != ATTN_OK ||
-                    (st = pos_grad(dvc_a, (const float *)p->w_cv, (float *)p->dp_v)) != ATTN_OK)
-                    return st;
-            }
         } else {
-        dim3 grid(nb, Hkv, B);
-        nsa_cmp_bwd_rows_kernel<<<grid, D, D * sizeof(float)>>>(dkc_a, nb, Hkv, D, z.l, z.d, Nk,
-                                                                linear ? (const float *)p->w_ck : nullptr, dk_a,
-                                                                linear ? (float *)p->dp_k : nullptr);
-        CUDA_CHECK_LAUNCH();
-        nsa_cmp_bwd_rows_kernel<<<grid, D, D * sizeof(float)>>>(dvc_a, nb, Hkv, D, z.l, z.d, Nk,
-                                                                linear ? (const float *)p->w_cv : nullptr, dv_a,
-                                                                linear ? (float *)p->dp_v : nullptr);
-        CUDA_CHECK_LAUNCH();
+            dim3 grid(nb, Hkv, B);
+            nsa_cmp_bwd_rows_kernel<<<grid, D, D * sizeof(float)>>>(dkc_a, nb, Hkv, D, z.l, z.d, Nk,
+                                                                    linear ? (const float *)p->w_ck : nullptr, dk_a,
+                                                                    linear ? (float *)p->dp_k : nullptr);
+            CUDA_CHECK_LAUNCH();
+            nsa_cmp_bwd_rows_kernel<<<grid, D, D * sizeof(float)>>>(dvc_a, nb, Hkv, D, z.l, z.d, Nk,
+                                                                    linear ? (const float *)p->w_cv : nullptr, dv_a,
+                                                                    linear ? (float *)p->dp_v : nullptr);
+            CUDA_CHECK_LAUNCH();
+            rows_pos = true;
         }
-        if (linear && nsa_cmp_blk_bwd() && D % CG_T == 0) {
-            dim3 gg(z.l * D / CG_T, D / CG_T, Hkv);
-            nsa_cmp_bwd_w_gemm_kernel<T><<<gg, 128>>>(static_cast<const T *>(p->k), p->k_st.b, p->k_st.s, p->k_st.h,
-                                                      (const float *)p->p_k, dkc_a, B, nb, Hkv, D, z.l, z.d,
-                                                      (float *)p->dw_ck);
+        /* linear, per tensor: dK~'s column sums per kv head (in parts, into colsum);
+         * dpos += W S (where the rows' kernel did not add it); dW = X^T dK~ + pos S^T */
+        auto weights = [&](const void *x, const attn_stride &xs, const float *dc, const T *dc_t, const float *w,
+                           const float *pos, float *dpos, float *dw) -> attn_status {
+            nsa_cmp_colsum_kernel<<<dim3((unsigned)Hkv, NSA_CS_SPLIT), NSA_CS_THREADS>>>(dc, (long long)B * nb, Hkv, D,
+                                                                                          colsum);
             CUDA_CHECK_LAUNCH();
-            nsa_cmp_bwd_w_gemm_kernel<T><<<gg, 128>>>(static_cast<const T *>(p->v), p->v_st.b, p->v_st.s, p->v_st.h,
-                                                      (const float *)p->p_v, dvc_a, B, nb, Hkv, D, z.l, z.d,
-                                                      (float *)p->dw_cv);
-            CUDA_CHECK_LAUNCH();
-        } else if (linear) {
-            dim3 gw(z.l * D, Hkv);
-            nsa_cmp_bwd_w_kernel<T><<<gw, D>>>(static_cast<const T *>(p->k), p->k_st.b, p->k_st.s, p->k_st.h,
-                                               (const float *)p->p_k, dkc_a, B, nb, Hkv, D, z.l, z.d, (float *)p->dw_ck);
-            CUDA_CHECK_LAUNCH();
-            nsa_cmp_bwd_w_kernel<T><<<gw, D>>>(static_cast<const T *>(p->v), p->v_st.b, p->v_st.s, p->v_st.h,
-                                               (const float *)p->p_v, dvc_a, B, nb, Hkv, D, z.l, z.d, (float *)p->dw_cv);
-            CUDA_CHECK_LAUNCH();
-        }
+            if (!rows_pos) {
+                nsa_cmp_bwd_pos_kernel<<<dim3((unsigned)z.l, (unsigned)Hkv), D, D * sizeof(float)>>>(colsum, Hkv, D,
+                                                                                                   z.l, w, dpos);
+                CUDA_CHECK_LAUNCH();
+            }
+            bool done = false;
+            attn_status r;
+            if (nsa_cmp_blk_bwd() &&
+                (r = launch_cmp_dw<T>(x, xs, dc_t, pos, colsum, B, nb, Hkv, D, z.l, z.d, dw, &done)) != ATTN_OK)
+                return r;
+            if (!done) {
+                nsa_cmp_bwd_w_kernel<T><<<dim3((unsigned)(z.l * D), (unsigned)Hkv), D>>>(
+                    static_cast<const T *>(x), xs.b, xs.s, xs.h, pos, dc, B, nb, Hkv, D, z.l, z.d, dw);
+                CUDA_CHECK_LAUNCH();
+            }
+            return ATTN_OK;
+        };
+        if (linear &&
+            ((st = weights(p->k, p->k_st, dkc_a, dkc_t, (const float *)p->w_ck, (const float *)p->p_k,
+                           (float *)p->dp_k, (float *)p->dw_ck)) != ATTN_OK ||
+             (st = weights(p->v, p->v_st, dvc_a, dvc_t, (const float *)p->w_cv, (const float *)p->p_v,
+                           (float *)p->dp_v, (float *)p->dw_cv)) != ATTN_OK))
+            return st;
     } else if (linear) {
         CUDA_CHECK(cudaMemsetAsync(p->dw_ck, 0, nw * 4));
         CUDA_CHECK(cudaMemsetAsync(p->dw_cv, 0, nw * 4));

@@ -4,19 +4,18 @@
  * j <= i' of its selected blocks; lse plane 1.
  *
  * Forward (nsa_slc_forward):
- * - nsa_slc_tc_kernel (the default): a tile of 64 / G queries x the group's heads
- *   as 64 mma rows walks the union of the tile's selected blocks in chunks of 64
- *   keys, each row masked to its own blocks;
- * - nsa_slc_pair_kernel: the pairs (query, selected block) grouped by block with a
- *   counting sort, a CTA per block and batch of up to 64 / G of the queries that
- *   chose it; each pair's normalised result and lse, merged per query in slot
- *   order (nsa_slc_pair_combine_kernel). Where the tiles' unions are large against
- *   the pairs' batches (slc_choose_pairs: counted from the selection; DMABENCH_NSA_SLC=
- *   union or pairs fixes it), this instead;
+ * - nsa_slc_pair_kernel (the default): the pairs (query, selected block) grouped
+ *   by block with a counting sort, a CTA per block and batch of up to 64 / G of
+ *   the queries that chose it; each pair's normalised result and lse, merged per
+ *   query in slot order (nsa_slc_pair_combine_kernel);
+ * - nsa_slc_tc_kernel, with DMABENCH_NSA_SLC=union (or =auto where the tiles'
+ *   unions are small against the pairs' batches, slc_choose_pairs): a tile of
+ *   64 / G queries x the group's heads as 64 mma rows walks the union of the
+ *   tile's selected blocks in chunks of 64 keys, each row masked to its own blocks;
  * - nsa_slc_kernel, with DMABENCH_NSA_TC=0: a warp per (batch, kv head, query) on
  *   the CUDA cores.
- * Backward (nsa_slc_backward): the same three ways (nsa_slc_bwd_tc_kernel,
- * nsa_slc_pair_bwd_kernel, nsa_slc_bwd_kernel with DMABENCH_NSA_TC_BWD=0), dK and
+ * Backward (nsa_slc_backward): the same three ways (nsa_slc_pair_bwd_kernel,
+ * nsa_slc_bwd_tc_kernel, nsa_slc_bwd_kernel with DMABENCH_NSA_TC_BWD=0), dK and
  * dV (and the pairs' dQ) by vector reductions into fp32 accumulators.
  * docs/perf-notes.md (n4-n15) has the timings.
  */
@@ -279,6 +278,43 @@ __device__ __forceinline__ float row_dsum(const T *sdO, int rr, int half, const 
     return ds + __shfl_xor_sync(0xffffffff, ds, 1);
 }
 
+/* The first half of a chunk's backward for the warp's 16 rows from wrow: S = q K^T
+ * and dP = dO V^T, P = exp2(sl2 S - lse2) (sl2 = s log2 e) on the rows' visible
+ * keys (j < kend, the row on, j <= i'), dS = P (dP - Dsum) left in dp, and P and
+ * s dS to sP, sdS ([64 rows][64 keys], swizzled). slc_bwd_chunk and
+ * nsa_slc_pair_bwd_sub_kernel. */
+template <typename T, int D>
+__device__ __forceinline__ void slc_bwd_pds(const T *sQ, const T *sdO, const T *sK, const T *sV, T *sP, T *sdS,
+                                            int wrow, int lane, long long k0, long long kend, bool on0, bool on1,
+                                            long long ip0, long long ip1, float lse20, float lse21, float dsm0,
+                                            float dsm1, float scale, float sl2, float (&dp)[64 / 8][4]) {
+    constexpr int BK = 64;
+    float s[BK / 8][4];
+    warp_qk<T, D, BK>(s, sQ, sK, wrow, lane);
+    warp_qk<T, D, BK>(dp, sdO, sV, wrow, lane);
+#pragma unroll
+    for (int nt = 0; nt < BK / 8; nt++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            const long long j = k0 + nt * 8 + (lane & 3) * 2 + (e & 1);
+            const bool r1 = e >= 2;
+            const bool vis = j < kend && (r1 ? on1 : on0) && j <= (r1 ? ip1 : ip0);
+            const float pv = vis ? fast_exp2(s[nt][e] * sl2 - (r1 ? lse21 : lse20)) : 0.f;
+            s[nt][e] = pv;
+            dp[nt][e] = pv * (dp[nt][e] - (r1 ? dsm1 : dsm0));
+        }
+#pragma unroll
+    for (int nt = 0; nt < BK / 8; nt++)
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            const int row = wrow + (lane >> 2) + 8 * r;
+            const int idx = swz<BK>(row, nt) + (lane & 3) * 2;
+            *reinterpret_cast<uint32_t *>(sP + idx) = pack2<T>::from(s[nt][2 * r], s[nt][2 * r + 1]);
+            *reinterpret_cast<uint32_t *>(sdS + idx) =
+                pack2<T>::from(dp[nt][2 * r] * scale, dp[nt][2 * r + 1] * scale);
+        }
+}
+
 /* One chunk of 64 keys (from k0; keys from kend on masked) of the selected branch's
  * backward on the tensor cores, rows as slc_fwd_chunk's (the warp's 16 from wrow =
  * 16 warp): S = q K^T and dP = dO V^T, P = exp2(s S - lse2) (lse2: the rows' lse in
@@ -295,32 +331,9 @@ __device__ __forceinline__ void slc_bwd_chunk(const T *sQ, const T *sdO, const T
                                               long long accs) {
     constexpr int BK = 64;
     const int wrow = warp * 16;
-    const float sl2 = scale * LOG2E;
-    float s[BK / 8][4], dp[BK / 8][4];
-    warp_qk<T, D, BK>(s, sQ, sK, wrow, lane);
-    warp_qk<T, D, BK>(dp, sdO, sV, wrow, lane);
-#pragma unroll
-    for (int nt = 0; nt < BK / 8; nt++)
-#pragma unroll
-        for (int e = 0; e < 4; e++) {
-            const long long j = k0 + nt * 8 + (lane & 3) * 2 + (e & 1);
-            const bool r1 = e >= 2;
-            const bool vis = j < kend && (r1 ? on1 : on0) && j <= (r1 ? ip1 : ip0);
-            const float pv = vis ? fast_exp2(s[nt][e] * sl2 - (r1 ? lse21 : lse20)) : 0.f;
-            s[nt][e] = pv;
-            dp[nt][e] = pv * (dp[nt][e] - (r1 ? dsm1 : dsm0));
-        }
-    /* P and s dS to shared memory as [row][key] */
-#pragma unroll
-    for (int nt = 0; nt < BK / 8; nt++)
-#pragma unroll
-        for (int r = 0; r < 2; r++) {
-            const int row = wrow + (lane >> 2) + 8 * r;
-            const int idx = swz<BK>(row, nt) + (lane & 3) * 2;
-            *reinterpret_cast<uint32_t *>(sP + idx) = pack2<T>::from(s[nt][2 * r], s[nt][2 * r + 1]);
-            *reinterpret_cast<uint32_t *>(sdS + idx) =
-                pack2<T>::from(dp[nt][2 * r] * scale, dp[nt][2 * r + 1] * scale);
-        }
+    float dp[BK / 8][4];
+    slc_bwd_pds<T, D>(sQ, sdO, sK, sV, sP, sdS, wrow, lane, k0, kend, on0, on1, ip0, ip1, lse20, lse21, dsm0, dsm1,
+                      scale, scale * LOG2E, dp);
     /* dQ += dS K (the scale at the end) */
 #pragma unroll
     for (int kk = 0; kk < BK / 16; kk++) {
@@ -485,6 +498,19 @@ __device__ __forceinline__ void pair_run_load(const int *sel, int Nq, int nsel, 
     }
 }
 
+/* f(block, first, length) for each run of equal blocks (ids >= 0) in j. */
+template <typename F> __device__ __forceinline__ void pair_runs(const int (&j)[PAIR_RUN], F f) {
+    int prev = j[0], k0 = 0;
+#pragma unroll
+    for (int k = 1; k < PAIR_RUN; k++) {
+        if (j[k] != prev) {
+            if (prev >= 0) f(prev, k0, k - k0);
+            prev = j[k], k0 = k;
+        }
+    }
+    if (prev >= 0) f(prev, k0, PAIR_RUN - k0);
+}
+
 /* cnt[l] += the chunk's pairs in list l = (b Hkv + hkv) ns + j; nthr threads. */
 __global__ void nsa_pair_count_kernel(const int *sel, int Nq, int nsel, int ns, int q0, int cq, long long nthr,
                                       int *cnt) {
@@ -493,17 +519,7 @@ __global__ void nsa_pair_count_kernel(const int *sel, int Nq, int nsel, int ns, 
     int j[PAIR_RUN], s, qa;
     long long bh;
     pair_run_load(sel, Nq, nsel, ns, q0, cq, x, j, &bh, &s, &qa);
-    int prev = j[0], c = 1;
-#pragma unroll
-    for (int k = 1; k < PAIR_RUN; k++) {
-        if (j[k] == prev) {
-            c++;
-        } else {
-            if (prev >= 0) atomicAdd(&cnt[bh * ns + prev], c);
-            prev = j[k], c = 1;
-        }
-    }
-    if (prev >= 0) atomicAdd(&cnt[bh * ns + prev], c);
+    pair_runs(j, [&](int jb, int, int c) { atomicAdd(&cnt[bh * ns + jb], c); });
 }
 
 /* One CTA: off[l] = pairs of the lists before l, boff[l] = their batches of qb
@@ -539,15 +555,7 @@ __global__ void nsa_pair_scatter_kernel(const int *sel, int Nq, int nsel, int ns
         int *dst = plist + off[l] + atomicAdd(&fill[l], c);
         for (int k = 0; k < c; k++) dst[k] = (int)(p0 + (long long)(k0 + k) * nsel);
     };
-    int prev = j[0], k0 = 0;
-#pragma unroll
-    for (int k = 1; k < PAIR_RUN; k++) {
-        if (j[k] != prev) {
-            if (prev >= 0) put(prev, k0, k - k0);
-            prev = j[k], k0 = k;
-        }
-    }
-    if (prev >= 0) put(prev, k0, PAIR_RUN - k0);
+    pair_runs(j, put);
 }
 
 /* Threads of nsa_pair_count_kernel and nsa_pair_scatter_kernel for a chunk of cq queries. */
@@ -1257,28 +1265,9 @@ __global__ void __launch_bounds__(128) nsa_slc_pair_bwd_sub_kernel(const SlcBwdA
         PairBwdRow rw;
         pair_bwd_rows<T, D>(a, b, hkv, qbs, sRowQ, sdO, sDs, wrow, tid, &rw);
 
-        float s[BK / 8][4], dp[BK / 8][4];
-        warp_qk<T, D, BK>(s, sQ, sK, wrow, lane);
-        warp_qk<T, D, BK>(dp, sdO, sV, wrow, lane);
-#pragma unroll
-        for (int nt = 0; nt < BK / 8; nt++)
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-                const long long j = kbeg + nt * 8 + (lane & 3) * 2 + (e & 1);
-                const int r1 = e >> 1;
-                const float pv = j < kend && j <= rw.ip[r1] ? fast_exp2(s[nt][e] * sl2 - rw.lse2[r1]) : 0.f;
-                s[nt][e] = pv;
-                dp[nt][e] = pv * (dp[nt][e] - rw.dsm[r1]);
-            }
-#pragma unroll
-        for (int nt = 0; nt < BK / 8; nt++)
-#pragma unroll
-            for (int r = 0; r < 2; r++) {
-                const int idx = swz<BK>(wrow + (lane >> 2) + 8 * r, nt) + (lane & 3) * 2;
-                *reinterpret_cast<uint32_t *>(sP + idx) = pack2<T>::from(s[nt][2 * r], s[nt][2 * r + 1]);
-                *reinterpret_cast<uint32_t *>(sdS + idx) =
-                    pack2<T>::from(dp[nt][2 * r] * a.scale, dp[nt][2 * r + 1] * a.scale);
-            }
+        float dp[BK / 8][4];
+        slc_bwd_pds<T, D>(sQ, sdO, sK, sV, sP, sdS, wrow, lane, kbeg, kend, true, true, rw.ip[0], rw.ip[1], rw.lse2[0],
+                          rw.lse2[1], rw.dsm[0], rw.dsm[1], a.scale, sl2, dp);
         /* dQ = dS K (the scale at the end) for the warp's rows, in DH parts of D
          * (mma_a_rows takes its column chunks in pairs) */
         constexpr int DH = D >= 32 ? 2 : 1, NC = D / 8 / DH;
@@ -1443,14 +1432,14 @@ attn_status pair_lists(char *ws, const int *sel, int B, int Hkv, int Nq, int nse
 
 /* The union kernels walk U chunks of 64 keys (a chunk: 64 mma rows by 64 keys); the
  * pairs run P batches, each one chunk's work but with its own rows to gather and,
- * forward, its partial results to write and merge. On the H200 with random inputs
- * (a tile's union near every block it sees) the pairs won at N = 65536 and were
- * even at 8192 (their backward 1.15x faster); in the 131M model's training at 8192
- * they lost by 18%. By default the selected branch goes by pairs when U >= ratio P
- * (PAIR_RATIO_FWD, PAIR_RATIO_BWD), counted from the selection on the device (one
- * small read back per call); DMABENCH_NSA_SLC=pairs or union fixes the choice, and
- * DMABENCH_NSA_SLC_STATS=1 prints U, P and the choice to stderr. docs/perf-notes.md
- * n12, n14. */
+ * forward, its partial results to write and merge (U >= P: a block in a batch of
+ * qb of its queries is in at least that many tiles' unions). Since n23-n29 the
+ * pairs win both on random inputs and in the 131M model's training at 8192, where
+ * U / P was 1.5-4 (docs/perf-notes.md n30), so they are the default, with no count
+ * and no read back. DMABENCH_NSA_SLC=union fixes the union; =auto goes by pairs
+ * when U >= ratio P (PAIR_RATIO_FWD, PAIR_RATIO_BWD), counted from the selection on
+ * the device (one small read back per call); DMABENCH_NSA_SLC_STATS=1 counts and
+ * prints U, P and the choice to stderr. docs/perf-notes.md n12, n14, n30. */
 constexpr double PAIR_RATIO_FWD = 4.0, PAIR_RATIO_BWD = 2.5;
 
 dm_cuda_ws g_sws; /* the choice's counts */
@@ -1461,10 +1450,10 @@ dm_cuda_ws g_sws; /* the choice's counts */
  * into kept when given. */
 attn_status slc_choose_pairs(const int *sel, int B, int Hkv, int Nq, int nsel, int ns, int G, int ls, double ratio,
                              unsigned long long *kept, bool have, bool *pairs) {
-    static const bool forced = dm_env_is("DMABENCH_NSA_SLC", "pairs");
+    static const bool counted = dm_env_is("DMABENCH_NSA_SLC", "auto");
     static const bool stats = dm_env_is("DMABENCH_NSA_SLC_STATS", "1");
     *pairs = Nq > 0;
-    if (Nq <= 0 || (forced && !stats)) return ATTN_OK;
+    if (Nq <= 0 || (!counted && !stats)) return ATTN_OK;
     unsigned long long *u = kept;
     if (!(kept && have)) {
         const int qb = 64 / G, nl = B * Hkv * ns, cpb = (ls + 63) / 64;
@@ -1493,7 +1482,7 @@ attn_status slc_choose_pairs(const int *sel, int B, int Hkv, int Nq, int nsel, i
     CUDA_CHECK(cudaMemcpy(h, u, sizeof h, cudaMemcpyDeviceToHost));
     const unsigned long long U = h[0];
     const int P = (int)h[1];
-    *pairs = forced || (double)U >= ratio * (double)P;
+    *pairs = !counted || (double)U >= ratio * (double)P;
     if (stats)
         fprintf(stderr, "nsa: selected branch: union chunks %llu, pair batches %d (ratio %.2f): %s\n", U, P,
                 P > 0 ? (double)U / P : 0.0, *pairs ? "pairs" : "union");
