@@ -13,7 +13,8 @@
  *  - KV-cache decoding (a prefill, then single tokens) against the CPU's cache, same
  *    weights: the logits within 3% of the largest;
  *  - checkpoints: a GPU-trained model saved and loaded on the CPU scores the same
- *    batch within 1% of what the GPU scored; a CPU checkpoint continues on the GPU;
+ *    batch within 1% of what the GPU scored; a CPU checkpoint continues on the GPU
+ *    (dma's from its runs with the keep window as long as the context);
  *  - a batch that cannot fit fails at set-up with MODEL_ERR_OOM and leaves no
  *    device memory behind.
  * Runs only with DMABENCH_GPU=1 on a machine with a CUDA device.
@@ -149,6 +150,10 @@ static void run_variant(attn_variant v, const char *text, size_t tn) {
     model *mc = NULL, *mg = NULL;
     model_data *data = NULL;
     model_trainer *tc = NULL, *tg = NULL;
+    /* dma's runs with the keep window as long as the context (section 2), kept for
+     * section 3: CPU and GPU trainers, the GPU trainer's host model */
+    model *fc = NULL, *fg = NULL;
+    model_trainer *ftc = NULL, *ftg = NULL;
     if (model_data_bytes_from_memory(text, tn, 5, &data, err, sizeof err) || model_create(&cfg, &mc, err, sizeof err) ||
         model_create(&cfg, &mg, err, sizeof err)) {
         snprintf(name, sizeof name, "gpu model %s: set-up", vn);
@@ -239,25 +244,20 @@ static void run_variant(attn_variant v, const char *text, size_t tn) {
         if (v == ATTN_DMA) {
             model_config c2 = cfg;
             c2.keep_window_size = c2.train.context;
-            model *m1 = NULL, *m2 = NULL;
-            model_trainer *t1 = NULL, *t2 = NULL;
-            st = model_create(&c2, &m1, err, sizeof err);
-            if (st == MODEL_OK) st = model_create(&c2, &m2, err, sizeof err);
+            st = model_create(&c2, &fc, err, sizeof err);
+            if (st == MODEL_OK) st = model_create(&c2, &fg, err, sizeof err);
             if (st == MODEL_OK) {
-                model_init_params(m1, c2.train.seed);
-                model_init_params(m2, c2.train.seed);
-                st = train_curves(&c2, data, m1, m2, &t1, &t2, 1, &worst, &at, &wper, &nlog, &l0c, &l1c, &l0g, &l1g, err,
-                                  sizeof err);
+                model_init_params(fc, c2.train.seed);
+                model_init_params(fg, c2.train.seed);
+                st = train_curves(&c2, data, fc, fg, &ftc, &ftg, 1, &worst, &at, &wper, &nlog, &l0c, &l1c, &l0g, &l1g,
+                                  err, sizeof err);
             }
             CHECK(st == MODEL_OK && nlog == 20 && worst <= 0.02 && l1c < 0.8 * l0c,
                   "gpu model dma (w 64 of 64): 200 steps, losses within 2.0% of the CPU's at every 10th step",
                   "worst %.2f%% at step %d (a CPU run from weights perturbed by 2^-9: %.2f%%); cpu %.4f -> %.4f, "
                   "gpu %.4f -> %.4f (%s)",
                   100 * worst, at, 100 * wper, l0c, l1c, l0g, l1g, st == MODEL_OK ? "" : err);
-            model_trainer_free(t1);
-            model_trainer_free(t2);
-            model_free(m1);
-            model_free(m2);
+            if (st != MODEL_OK) goto done;
         }
     }
 
@@ -313,51 +313,36 @@ static void run_variant(attn_variant v, const char *text, size_t tn) {
             CHECK(0, "gpu model: a temporary folder for the checkpoints", "mkdtemp failed");
             goto done;
         }
+        /* dma's from the runs without selection (section 2's w 64 of 64): at w 24 the
+         * trained top-24 of z sits near ties that bf16's rounding flips, and a GPU
+         * checkpoint then scored up to 1.25% from the CPU's, in one of six runs outside
+         * what three perturbed CPU scores bounded (twenty-first H200 set): a property
+         * of the selection on those weights, not of the files, which these checks are
+         * about. The selection's GPU/CPU agreement is section 1's and the kernels'. */
+        model_trainer *xc = v == ATTN_DMA ? ftc : tc, *xg = v == ATTN_DMA ? ftg : tg;
+        model *xm = v == ATTN_DMA ? fg : mg;
         int B = cfg.train.batch_size, T = cfg.train.context;
         int32_t *ids = malloc(sizeof(int32_t) * B * T), *labels = malloc(sizeof(int32_t) * B * T);
         data->get_batch(data, 12345, B, T, ids, labels, err, sizeof err);
         double lg = 0, lh = 0;
         model *ml = NULL;
-        model_status st = model_gpu_token_losses(model_trainer_gpu(tg), ids, labels, B, T, NULL, &lg, NULL, err,
+        model_status st = model_gpu_token_losses(model_trainer_gpu(xg), ids, labels, B, T, NULL, &lg, NULL, err,
                                                  sizeof err);
-        if (st == MODEL_OK) st = model_trainer_save(tg, dir, err, sizeof err);
+        if (st == MODEL_OK) st = model_trainer_save(xg, dir, err, sizeof err);
         if (st == MODEL_OK) st = model_load(dir, &ml, NULL, err, sizeof err);
         if (st == MODEL_OK) st = model_token_losses(ml, ids, labels, B, T, NULL, &lh, NULL, NULL, err, sizeof err);
         /* the files hold the GPU's fp32 master weights exactly (the save brought
-         * them into mg, the trainer's host model) */
-        int same = st == MODEL_OK && model_params_len(ml) == model_params_len(mg) &&
-                   !memcmp(model_params(ml), model_params(mg), sizeof(float) * model_params_len(mg));
+         * them into xm, the trainer's host model) */
+        int same = st == MODEL_OK && model_params_len(ml) == model_params_len(xm) &&
+                   !memcmp(model_params(ml), model_params(xm), sizeof(float) * model_params_len(xm));
         snprintf(name, sizeof name, "gpu model %s: a GPU checkpoint loads on the CPU with the same weights, bit for bit",
                  vn);
         CHECK(same, name, "%s", st == MODEL_OK ? "the loaded weights differ" : err);
-        /* Its score on the CPU (fp32) within 1% of the GPU's (bf16). dma's top-24 of
-         * 64 keys by z flips on rounding after these chaotic 200 steps (section 2):
-         * there the bound is 1.5 times the largest move of the CPU's score when the
-         * weights are perturbed by 2^-9 relative (bf16's rounding), if that is more. */
-        double wper = 0;
-        for (int k = 0; k < 3 && v == ATTN_DMA && st == MODEL_OK; k++) {
-            model *mp = NULL;
-            double lp = 0;
-            st = model_load(dir, &mp, NULL, err, sizeof err);
-            if (st == MODEL_OK) {
-                rng_t r;
-                rng_seed(&r, 17 + (uint64_t)k);
-                float *pp = model_params(mp);
-                for (size_t i = 0; i < model_params_len(mp); i++)
-                    pp[i] *= (float)(1.0 + 0x1p-9 * (2 * rng_uniform(&r) - 1));
-                st = model_token_losses(mp, ids, labels, B, T, NULL, &lp, NULL, NULL, err, sizeof err);
-                if (fabs(lp - lh) / lh > wper) wper = fabs(lp - lh) / lh;
-            }
-            model_free(mp);
-        }
-        const double cb = 1.5 * wper > 0.01 ? 1.5 * wper : 0.01;
-        snprintf(name, sizeof name, "gpu model %s: a GPU checkpoint scores the same on the CPU (%.1f%%)", vn, 100 * cb);
-        CHECK(st == MODEL_OK && fabs(lh - lg) <= cb * lh, name,
-              "gpu %.6f cpu %.6f (CPU scores with weights perturbed by 2^-9: up to %.2f%%) (%s)", lg, lh, 100 * wper,
+        /* its score on the CPU (fp32) within 1% of the GPU's (bf16) */
+        snprintf(name, sizeof name, "gpu model %s: a GPU checkpoint scores the same on the CPU (1%%)", vn);
+        CHECK(st == MODEL_OK && fabs(lh - lg) <= 0.01 * lh, name, "gpu %.6f cpu %.6f (%s)", lg, lh,
               st == MODEL_OK ? "" : err);
-        if (st == MODEL_OK)
-            printf("# %s checkpoint: gpu vs cpu score %.2f%%, perturbed cpu vs cpu up to %.2f%%\n", vn,
-                   100 * fabs(lh - lg) / lh, 100 * wper);
+        if (st == MODEL_OK) printf("# %s checkpoint: gpu vs cpu score %.2f%%\n", vn, 100 * fabs(lh - lg) / lh);
         /* the CPU model's checkpoint, continued on the GPU and, from the same files,
          * on the CPU: the same loss, and the same update (so the optimizer state
          * made the trip too: with zeroed moments the first AdamW update is about
@@ -365,7 +350,7 @@ static void run_variant(attn_variant v, const char *text, size_t tn) {
         model_trainer *t2 = NULL, *t3 = NULL;
         model *m3 = NULL;
         double l0 = 0, l1 = 0;
-        if (st == MODEL_OK) st = model_trainer_save(tc, dir, err, sizeof err);
+        if (st == MODEL_OK) st = model_trainer_save(xc, dir, err, sizeof err);
         model_free(ml);
         ml = NULL;
         if (st == MODEL_OK) st = model_load(dir, &ml, NULL, err, sizeof err);
@@ -412,6 +397,10 @@ static void run_variant(attn_variant v, const char *text, size_t tn) {
 done:
     model_trainer_free(tc);
     model_trainer_free(tg);
+    model_trainer_free(ftc);
+    model_trainer_free(ftg);
+    model_free(fc);
+    model_free(fg);
     model_data_free(data);
     model_free(mc);
     model_free(mg);
