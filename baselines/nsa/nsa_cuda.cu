@@ -173,18 +173,20 @@ __global__ void nsa_cmp_w_split_kernel(const float *w, const float *pos, int l, 
 template <typename T, int D, int DN>
 __global__ void __launch_bounds__(128) nsa_compress_tc_kernel(const T *x, long long xsb, long long xss, long long xsh,
                                                               int Hkv, int l, int d, int nb, const T *whi,
-                                                              const T *wlo, const float *bias, T *out) {
+                                                              const T *wlo, const float *bias, T *out, int ks,
+                                                              float *part) {
     __shared__ __align__(16) T shi[CTC_ST][DN][CTC_KP];
     __shared__ __align__(16) T slo[CTC_ST][DN][CTC_KP];
     __shared__ __align__(16) T sx[CTC_ST][CTC_ROWS][CTC_KP];
     constexpr int NP = D / DN; /* column parts */
-    const int c0 = (blockIdx.x / NP) * CTC_ROWS, n0 = (blockIdx.x % NP) * DN, h = blockIdx.y, b = blockIdx.z;
+    const int kq = blockIdx.x % ks, tile = blockIdx.x / ks; /* k part, (rows, columns) tile */
+    const int c0 = (tile / NP) * CTC_ROWS, n0 = (tile % NP) * DN, h = blockIdx.y, b = blockIdx.z;
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, tq = lane % 4;
-    const int Q = l * (D / 16);
+    const int Q = l * (D / 16), qper = (Q + ks - 1) / ks, qa = kq * qper, nq = max(0, min(Q, qa + qper) - qa);
     const T *xh = x + b * xsb + h * xsh;
     const T *hh = whi + ((size_t)h * Q * D + n0) * 16, *lh = wlo + ((size_t)h * Q * D + n0) * 16;
-    auto load = [&](int q, int st) {
-        const int t = q / (D / 16), e0 = (q % (D / 16)) * 16;
+    auto load = [&](int qi, int st) {
+        const int q = qa + qi, t = q / (D / 16), e0 = (q % (D / 16)) * 16;
         for (int i = tid; i < 2 * DN; i += 128) { /* W: DN columns of 32 bytes, each half */
             const int n = i / 2, part = (i % 2) * 8;
             cp16(&shi[st][n][part], hh + ((size_t)q * D + n) * 16 + part, true);
@@ -199,14 +201,14 @@ __global__ void __launch_bounds__(128) nsa_compress_tc_kernel(const T *x, long l
     for (int j = 0; j < DN / 8; j++) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.f;
 #pragma unroll
     for (int st = 0; st < CTC_ST - 1; st++) {
-        if (st < Q) load(st, st);
+        if (st < nq) load(st, st);
         cp_commit();
     }
     const int ra = warp * 16 + g; /* this lane's A rows in the tile: ra, ra + 8 */
-    for (int q = 0; q < Q; q++) {
+    for (int q = 0; q < nq; q++) {
         cp_wait<CTC_ST - 2>();
         __syncthreads(); /* chunk q is in; every warp is done with chunk q - 1's stage */
-        if (q + CTC_ST - 1 < Q) load(q + CTC_ST - 1, (q + CTC_ST - 1) % CTC_ST);
+        if (q + CTC_ST - 1 < nq) load(q + CTC_ST - 1, (q + CTC_ST - 1) % CTC_ST);
         cp_commit();
         const int st = q % CTC_ST;
         const uint32_t a[4] = {*reinterpret_cast<const uint32_t *>(&sx[st][ra][2 * tq]),
@@ -224,6 +226,20 @@ __global__ void __launch_bounds__(128) nsa_compress_tc_kernel(const T *x, long l
     }
     cp_wait<0>();
     const int rowa = c0 + ra, rowb = rowa + 8;
+    if (ks > 1) { /* this k part's sums, for nsa_compress_sum_kernel */
+        float *pp = part + (size_t)kq * gridDim.z * nb * Hkv * D;
+#pragma unroll
+        for (int j = 0; j < DN / 8; j++) {
+            const int col = n0 + j * 8 + 2 * tq;
+            if (rowa < nb)
+                *reinterpret_cast<float2 *>(pp + (((size_t)b * nb + rowa) * Hkv + h) * D + col) =
+                    make_float2(acc[j][0], acc[j][1]);
+            if (rowb < nb)
+                *reinterpret_cast<float2 *>(pp + (((size_t)b * nb + rowb) * Hkv + h) * D + col) =
+                    make_float2(acc[j][2], acc[j][3]);
+        }
+        return;
+    }
 #pragma unroll
     for (int j = 0; j < DN / 8; j++) {
         const int col = n0 + j * 8 + 2 * tq;
@@ -234,6 +250,16 @@ __global__ void __launch_bounds__(128) nsa_compress_tc_kernel(const T *x, long l
         if (rowb < nb)
             *reinterpret_cast<uint32_t *>(out + (((size_t)b * nb + rowb) * Hkv + h) * D + col) =
                 pack2<T>::from(acc[j][2] + b0, acc[j][3] + b1);
+    }
+}
+
+/* out = T(the ks parts' sums, added in order, + bias): n = B nb Hkv D elements. */
+template <typename T>
+__global__ void nsa_compress_sum_kernel(const float *part, int ks, size_t n, int Hkv, int D, const float *bias, T *out) {
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        float v = 0.f;
+        for (int k = 0; k < ks; k++) v += part[(size_t)k * n + i];
+        out[i] = from_f32<T>(v + bias[i % ((size_t)Hkv * D)]);
     }
 }
 
@@ -1230,19 +1256,29 @@ template <typename T>
 attn_status launch_compress_tc(const attn_params *p, const T *x, const attn_stride &xs, const float *w,
                                const float *pos, int nb, T *out) {
     const int D = p->D, l = p->nsa_l, Hkv = p->Hkv;
-    const size_t nw = (size_t)Hkv * l * D * D;
+    const size_t nw = (size_t)Hkv * l * D * D, nout = (size_t)p->B * nb * Hkv * D;
+    const unsigned tiles = (unsigned)((nb + CTC_ROWS - 1) / CTC_ROWS);
+    /* the k dimension (l D) in ks parts where the tiles alone would leave the SMs
+     * short of CTAs (the 131M model's B 2, 3 kv heads and N 8192: 192 CTAs, 1.5
+     * per SM); the parts' sums in fp32, added in order by nsa_compress_sum_kernel */
+    int sms = 0;
+    attn_status st = dm_cuda_num_sms(&sms);
+    if (st != ATTN_OK) return st;
+    const long long ctas = (long long)tiles * (D > 64 ? 4 : 1) * Hkv * p->B;
+    const int ks = ctas >= 4LL * sms ? 1 : 2 * ctas >= 4LL * sms ? 2 : 4;
+    auto r256 = [](size_t x) { return (x + 255) & ~(size_t)255; };
     char *ws = nullptr;
-    attn_status st = dm_cuda_ws_get(&g_cws, 2 * nw * sizeof(T) + (size_t)Hkv * D * sizeof(float), (void **)&ws, nullptr);
+    const size_t wb = r256(2 * nw * sizeof(T)), bb = r256((size_t)Hkv * D * sizeof(float));
+    st = dm_cuda_ws_get(&g_cws, wb + bb + (ks > 1 ? (size_t)ks * nout * sizeof(float) : 0), (void **)&ws, nullptr);
     if (st != ATTN_OK) return st;
     T *whi = reinterpret_cast<T *>(ws), *wlo = whi + nw;
-    float *bias = reinterpret_cast<float *>(wlo + nw);
+    float *bias = reinterpret_cast<float *>(ws + wb), *part = reinterpret_cast<float *>(ws + wb + bb);
     CUDA_CHECK(cudaMemsetAsync(bias, 0, (size_t)Hkv * D * sizeof(float)));
     nsa_cmp_w_split_kernel<T><<<dim3((unsigned)l, (unsigned)Hkv), D>>>(w, pos, l, D, whi, wlo, bias);
     CUDA_CHECK_LAUNCH();
-    const unsigned tiles = (unsigned)((nb + CTC_ROWS - 1) / CTC_ROWS);
 #define NSA_CTC(DD, DN)                                                                                               \
-    nsa_compress_tc_kernel<T, DD, DN><<<dim3(tiles * (DD / DN), (unsigned)Hkv, (unsigned)p->B), 128>>>(              \
-        x, xs.b, xs.s, xs.h, Hkv, l, p->nsa_d, nb, whi, wlo, bias, out)
+    nsa_compress_tc_kernel<T, DD, DN><<<dim3(tiles * (DD / DN) * ks, (unsigned)Hkv, (unsigned)p->B), 128>>>(         \
+        x, xs.b, xs.s, xs.h, Hkv, l, p->nsa_d, nb, whi, wlo, bias, out, ks, part)
     switch (D) {
     case 16: NSA_CTC(16, 16); break;
     case 32: NSA_CTC(32, 32); break;
@@ -1251,6 +1287,11 @@ attn_status launch_compress_tc(const attn_params *p, const T *x, const attn_stri
     }
 #undef NSA_CTC
     CUDA_CHECK_LAUNCH();
+    if (ks > 1) {
+        nsa_compress_sum_kernel<T><<<(unsigned)std::min<size_t>((nout + 255) / 256, 4096), 256>>>(part, ks, nout, Hkv,
+                                                                                                  D, bias, out);
+        CUDA_CHECK_LAUNCH();
+    }
     return ATTN_OK;
 }
 
