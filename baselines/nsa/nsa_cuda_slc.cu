@@ -540,9 +540,10 @@ __global__ void __launch_bounds__(1024) nsa_pair_scan_kernel(const int *cnt, int
 }
 
 /* Each pair into its block's list (fill: zeroed counters), a run of equal blocks
- * with one atomic (nsa_pair_count_kernel's threads). */
+ * with one atomic (nsa_pair_count_kernel's threads); pq beside plist: the pair's
+ * query in the chunk, so that the kernels that read the lists need no division. */
 __global__ void nsa_pair_scatter_kernel(const int *sel, int Nq, int nsel, int ns, int q0, int cq, long long nthr,
-                                        const int *off, int *fill, int *plist) {
+                                        const int *off, int *fill, int *plist, int *pq) {
     const long long x = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (x >= nthr) return;
     int j[PAIR_RUN], s, qa;
@@ -552,10 +553,20 @@ __global__ void nsa_pair_scatter_kernel(const int *sel, int Nq, int nsel, int ns
     const long long p0 = (bh * cq + qa) * nsel + s;
     const auto put = [&](int jb, int k0, int c) {
         const size_t l = (size_t)bh * ns + jb;
-        int *dst = plist + off[l] + atomicAdd(&fill[l], c);
-        for (int k = 0; k < c; k++) dst[k] = (int)(p0 + (long long)(k0 + k) * nsel);
+        const int at = off[l] + atomicAdd(&fill[l], c);
+        for (int k = 0; k < c; k++) {
+            plist[at + k] = (int)(p0 + (long long)(k0 + k) * nsel);
+            pq[at + k] = qa + k0 + k;
+        }
     };
     pair_runs(j, put);
+}
+
+/* bmap[t] = the list of batch t (boff[l] <= t < boff[l + 1]): a thread per list. */
+__global__ void nsa_pair_bmap_kernel(const int *boff, int nl, int *bmap) {
+    const int l = blockIdx.x * blockDim.x + threadIdx.x;
+    if (l >= nl) return;
+    for (int t = boff[l]; t < boff[l + 1]; t++) bmap[t] = l;
 }
 
 /* Threads of nsa_pair_count_kernel and nsa_pair_scatter_kernel for a chunk of cq queries. */
@@ -594,32 +605,22 @@ __global__ void nsa_union_size_kernel(const int *sel, int Nq, int Hkv, int nsel,
 /* A chunk's pair lists (nsa_pair_*_kernel). */
 struct PairList {
     const int *cnt, *off, *boff, *plist;
+    const int *pq;   /* beside plist: each pair's query in the chunk */
+    const int *bmap; /* per batch: its list */
     int nl, ns, nsel, q0, cq;
 };
 
 /* Batch t of QB pairs: its list l (= (b Hkv + hkv) ns + block), where in plist it
- * starts and its pairs (1..QB); false past the last batch (grids are upper bounds). */
+ * starts and its pairs (1..QB); false past the last batch (grids are upper bounds).
+ * The list comes from bmap (nsa_pair_bmap_kernel): a search over boff here took a
+ * quarter of the pairs' forward's stall samples with the rows' queries below
+ * (docs/perf-notes.md n34). */
 __device__ __forceinline__ bool pair_batch(const PairList &pl, int t, int QB, int *l, int *start, int *nq) {
     if (t >= pl.boff[pl.nl]) return false;
-    /* The last list whose batches start at or before t (boff does not decrease and
-     * boff[0] = 0), by every warp of the CTA alike: each round its lanes read 32
-     * evenly spaced entries of [lo, hi] and keep the last one at or before t, so
-     * 8192 lists take 3 rounds of loads, not 13 loads one after another. */
-    const int lane = threadIdx.x & 31;
-    int lo = 0, hi = pl.nl - 1;
-    while (lo < hi) {
-        const int step = (hi - lo + 32) / 32, x = lo + lane * step;
-        const unsigned le = __ballot_sync(0xffffffffu, x <= hi && pl.boff[x] <= t);
-        lo += (31 - __clz(le)) * step; /* lane 0's entry, boff[lo], always qualifies */
-        hi = min(hi, lo + step - 1);
-    }
-    const int kb = t - pl.boff[lo];
+    const int lo = pl.bmap[t], kb = t - pl.boff[lo];
     *l = lo, *start = pl.off[lo] + kb * QB, *nq = min(QB, pl.cnt[lo] - kb * QB);
     return true;
 }
-
-/* The query of pair pr of the chunk. */
-__device__ __forceinline__ long long pair_query(const PairList &pl, int pr) { return pl.q0 + (pr / pl.nsel) % pl.cq; }
 
 /* A batch's 64 mma rows r = hh QB + qi (head hh of the group, pair qi of the
  * batch; QB = 64 / G, a power of two: qbs = log2 QB), by the first 64 threads,
@@ -632,7 +633,7 @@ __device__ __forceinline__ void pair_rows(const PairList &pl, int start, int nq,
     if (tid >= 64) return;
     if (sPair) sPair[tid] = tid < nq ? pl.plist[start + tid] : -1;
     const int hh = tid >> qbs, qi = tid & ((1 << qbs) - 1);
-    sRowQ[tid] = hh < G && qi < nq ? (int)pair_query(pl, pl.plist[start + qi]) : -1;
+    sRowQ[tid] = hh < G && qi < nq ? pl.q0 + pl.pq[start + qi] : -1;
 }
 
 /* Rows r = hh QB + qi (head hh of the group of kv head hkv, query sRowQ[r]) of x
@@ -1401,7 +1402,8 @@ constexpr size_t PAIR_PART_BYTES = (size_t)1 << 30; /* partial results per chunk
 /* Room for the lists of up to np pairs over nl block lists at the start of ws (bytes). */
 size_t pair_lists_bytes(int nl, size_t np) {
     auto r256 = [](size_t x) { return (x + 255) & ~(size_t)255; };
-    return 2 * r256((size_t)nl * sizeof(int)) + 2 * r256((size_t)(nl + 1) * sizeof(int)) + r256(np * sizeof(int));
+    return 2 * r256((size_t)nl * sizeof(int)) + 2 * r256((size_t)(nl + 1) * sizeof(int)) + 2 * r256(np * sizeof(int)) +
+           r256((np + nl) * sizeof(int));
 }
 
 /* The lists of the pairs of queries q0 .. q0 + cq - 1 (sel: the selection, nsel per
@@ -1413,8 +1415,10 @@ attn_status pair_lists(char *ws, const int *sel, int B, int Hkv, int Nq, int nse
     const size_t cntb = r256((size_t)nl * sizeof(int)), offb = r256((size_t)(nl + 1) * sizeof(int));
     int *cnt = reinterpret_cast<int *>(ws), *fill = reinterpret_cast<int *>(ws + cntb);
     int *off = reinterpret_cast<int *>(ws + 2 * cntb), *boff = reinterpret_cast<int *>(ws + 2 * cntb + offb);
-    int *plist = reinterpret_cast<int *>(ws + 2 * cntb + 2 * offb);
     const long long npairs = (long long)B * Hkv * cq * nsel;
+    const size_t pb = r256((size_t)npairs * sizeof(int));
+    int *plist = reinterpret_cast<int *>(ws + 2 * cntb + 2 * offb), *pq = plist + pb / sizeof(int);
+    int *bmap = pq + pb / sizeof(int); /* at most npairs / qb + nl batches */
     CUDA_CHECK(cudaMemsetAsync(cnt, 0, 2 * cntb)); /* cnt and fill */
     const long long nthr = pair_run_threads(B, Hkv, cq, nsel);
     const unsigned pg = (unsigned)((nthr + 255) / 256);
@@ -1422,9 +1426,11 @@ attn_status pair_lists(char *ws, const int *sel, int B, int Hkv, int Nq, int nse
     CUDA_CHECK_LAUNCH();
     nsa_pair_scan_kernel<<<1, 1024>>>(cnt, nl, qb, off, boff);
     CUDA_CHECK_LAUNCH();
-    nsa_pair_scatter_kernel<<<pg, 256>>>(sel, Nq, nsel, ns, q0, cq, nthr, off, fill, plist);
+    nsa_pair_bmap_kernel<<<(unsigned)((nl + 255) / 256), 256>>>(boff, nl, bmap);
     CUDA_CHECK_LAUNCH();
-    pl->cnt = cnt, pl->off = off, pl->boff = boff, pl->plist = plist;
+    nsa_pair_scatter_kernel<<<pg, 256>>>(sel, Nq, nsel, ns, q0, cq, nthr, off, fill, plist, pq);
+    CUDA_CHECK_LAUNCH();
+    pl->cnt = cnt, pl->off = off, pl->boff = boff, pl->plist = plist, pl->pq = pq, pl->bmap = bmap;
     pl->nl = nl, pl->ns = ns, pl->nsel = nsel, pl->q0 = q0, pl->cq = cq;
     *grid = (unsigned)((npairs + qb - 1) / qb + nl); /* every list's last batch may be partial */
     return ATTN_OK;
