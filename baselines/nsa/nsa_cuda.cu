@@ -1115,11 +1115,14 @@ __global__ void __launch_bounds__(256) nsa_cmp_dw_kernel(const T *x, long long x
 
 /* nsa_cmp_dw_kernel for one of K~, V~ (x the keys or values, dkc_t dK~ in T, colsum
  * its column sums' parts); false where it does not apply (D, alignment). */
+template <typename T> bool cmp_dw_applies(const void *x, const attn_stride &xs, const T *dkc_t, int D) {
+    return (D == 64 || D == 128) && dm_vec8(x, xs, D) && reinterpret_cast<uintptr_t>(dkc_t) % 16 == 0;
+}
 template <typename T>
 attn_status launch_cmp_dw(const void *x, const attn_stride &xs, const T *dkc_t, const float *pos, const float *colsum,
                           int B, int nb, int Hkv, int D, int l, int d, float *dw, bool *done) {
     *done = false;
-    if ((D != 64 && D != 128) || !dm_vec8(x, xs, D) || reinterpret_cast<uintptr_t>(dkc_t) % 16 != 0) return ATTN_OK;
+    if (!cmp_dw_applies<T>(x, xs, dkc_t, D)) return ATTN_OK;
     const dim3 grid((unsigned)l, (unsigned)Hkv);
     const T *xt = static_cast<const T *>(x);
     if (D == 128) {
@@ -1251,6 +1254,10 @@ int nsa_cmp_tc_ok(const attn_params *p) {
 
 dm_cuda_ws g_cws; /* the tensor-core compression's W halves and position term */
 
+/* The columns of K~ / V~ one CTA of nsa_compress_tc_kernel takes at head dim D: all
+ * of them up to 64, a quarter at 128 (4 CTAs per tile; docs/perf-notes.md n32). */
+constexpr int ctc_cols(int D) { return D > 64 ? D / 4 : D; }
+
 /* K~ or V~ of x through W (w, pos): W's halves and bias into the workspace, then the GEMM. */
 template <typename T>
 attn_status launch_compress_tc(const attn_params *p, const T *x, const attn_stride &xs, const float *w,
@@ -1264,7 +1271,7 @@ attn_status launch_compress_tc(const attn_params *p, const T *x, const attn_stri
     int sms = 0;
     attn_status st = dm_cuda_num_sms(&sms);
     if (st != ATTN_OK) return st;
-    const long long ctas = (long long)tiles * (D > 64 ? 4 : 1) * Hkv * p->B;
+    const long long ctas = (long long)tiles * (D / ctc_cols(D)) * Hkv * p->B;
     const int ks = ctas >= 4LL * sms ? 1 : 2 * ctas >= 4LL * sms ? 2 : 4;
     auto r256 = [](size_t x) { return (x + 255) & ~(size_t)255; };
     char *ws = nullptr;
@@ -1276,14 +1283,15 @@ attn_status launch_compress_tc(const attn_params *p, const T *x, const attn_stri
     CUDA_CHECK(cudaMemsetAsync(bias, 0, (size_t)Hkv * D * sizeof(float)));
     nsa_cmp_w_split_kernel<T><<<dim3((unsigned)l, (unsigned)Hkv), D>>>(w, pos, l, D, whi, wlo, bias);
     CUDA_CHECK_LAUNCH();
-#define NSA_CTC(DD, DN)                                                                                               \
-    nsa_compress_tc_kernel<T, DD, DN><<<dim3(tiles * (DD / DN) * ks, (unsigned)Hkv, (unsigned)p->B), 128>>>(         \
-        x, xs.b, xs.s, xs.h, Hkv, l, p->nsa_d, nb, whi, wlo, bias, out, ks, part)
+#define NSA_CTC(DD)                                                                                                   \
+    nsa_compress_tc_kernel<T, DD, ctc_cols(DD)>                                                                        \
+        <<<dim3(tiles * (DD / ctc_cols(DD)) * ks, (unsigned)Hkv, (unsigned)p->B), 128>>>(                             \
+            x, xs.b, xs.s, xs.h, Hkv, l, p->nsa_d, nb, whi, wlo, bias, out, ks, part)
     switch (D) {
-    case 16: NSA_CTC(16, 16); break;
-    case 32: NSA_CTC(32, 32); break;
-    case 64: NSA_CTC(64, 64); break;
-    default: NSA_CTC(128, 32);
+    case 16: NSA_CTC(16); break;
+    case 32: NSA_CTC(32); break;
+    case 64: NSA_CTC(64); break;
+    default: NSA_CTC(128);
     }
 #undef NSA_CTC
     CUDA_CHECK_LAUNCH();
@@ -1755,13 +1763,17 @@ template <typename T> attn_status nsa_backward_t(const attn_params *p) {
             CUDA_CHECK_LAUNCH();
             rows_pos = true;
         }
-        /* linear, per tensor: dK~'s column sums per kv head (in parts, into colsum);
-         * dpos += W S (where the rows' kernel did not add it); dW = X^T dK~ + pos S^T */
+        /* linear, per tensor: dK~'s column sums per kv head (in parts, into colsum),
+         * where a reader below takes them; dpos += W S (where the rows' kernel did not
+         * add it); dW = X^T dK~ + pos S^T (the one-thread-per-weight kernel sums its own) */
         auto weights = [&](const void *x, const attn_stride &xs, const float *dc, const T *dc_t, const float *w,
                            const float *pos, float *dpos, float *dw) -> attn_status {
-            nsa_cmp_colsum_kernel<<<dim3((unsigned)Hkv, NSA_CS_SPLIT), NSA_CS_THREADS>>>(dc, (long long)B * nb, Hkv, D,
-                                                                                          colsum);
-            CUDA_CHECK_LAUNCH();
+            const bool tc_dw = nsa_cmp_blk_bwd() && cmp_dw_applies<T>(x, xs, dc_t, D);
+            if (!rows_pos || tc_dw) {
+                nsa_cmp_colsum_kernel<<<dim3((unsigned)Hkv, NSA_CS_SPLIT), NSA_CS_THREADS>>>(dc, (long long)B * nb, Hkv,
+                                                                                              D, colsum);
+                CUDA_CHECK_LAUNCH();
+            }
             if (!rows_pos) {
                 nsa_cmp_bwd_pos_kernel<<<dim3((unsigned)z.l, (unsigned)Hkv), D, D * sizeof(float)>>>(colsum, Hkv, D,
                                                                                                    z.l, w, dpos);
@@ -1769,8 +1781,7 @@ template <typename T> attn_status nsa_backward_t(const attn_params *p) {
             }
             bool done = false;
             attn_status r;
-            if (nsa_cmp_blk_bwd() &&
-                (r = launch_cmp_dw<T>(x, xs, dc_t, pos, colsum, B, nb, Hkv, D, z.l, z.d, dw, &done)) != ATTN_OK)
+            if (tc_dw && (r = launch_cmp_dw<T>(x, xs, dc_t, pos, colsum, B, nb, Hkv, D, z.l, z.d, dw, &done)) != ATTN_OK)
                 return r;
             if (!done) {
                 nsa_cmp_bwd_w_kernel<T><<<dim3((unsigned)(z.l * D), (unsigned)Hkv), D>>>(

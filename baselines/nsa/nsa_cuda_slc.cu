@@ -562,11 +562,12 @@ __global__ void nsa_pair_scatter_kernel(const int *sel, int Nq, int nsel, int ns
     pair_runs(j, put);
 }
 
-/* bmap[t] = the list of batch t (boff[l] <= t < boff[l + 1]): a thread per list. */
+/* bmap[t] = the list of batch t (boff[l] <= t < boff[l + 1]): a warp per list (a
+ * block all of a chunk's queries select has cq / QB batches). */
 __global__ void nsa_pair_bmap_kernel(const int *boff, int nl, int *bmap) {
-    const int l = blockIdx.x * blockDim.x + threadIdx.x;
+    const int l = (int)(((long long)blockIdx.x * blockDim.x + threadIdx.x) >> 5), lane = threadIdx.x & 31;
     if (l >= nl) return;
-    for (int t = boff[l]; t < boff[l + 1]; t++) bmap[t] = l;
+    for (int t = boff[l] + lane; t < boff[l + 1]; t += 32) bmap[t] = l;
 }
 
 /* Threads of nsa_pair_count_kernel and nsa_pair_scatter_kernel for a chunk of cq queries. */
@@ -1426,7 +1427,7 @@ attn_status pair_lists(char *ws, const int *sel, int B, int Hkv, int Nq, int nse
     CUDA_CHECK_LAUNCH();
     nsa_pair_scan_kernel<<<1, 1024>>>(cnt, nl, qb, off, boff);
     CUDA_CHECK_LAUNCH();
-    nsa_pair_bmap_kernel<<<(unsigned)((nl + 255) / 256), 256>>>(boff, nl, bmap);
+    nsa_pair_bmap_kernel<<<(unsigned)((nl + 7) / 8), 256>>>(boff, nl, bmap);
     CUDA_CHECK_LAUNCH();
     nsa_pair_scatter_kernel<<<pg, 256>>>(sel, Nq, nsel, ns, q0, cq, nthr, off, fill, plist, pq);
     CUDA_CHECK_LAUNCH();
