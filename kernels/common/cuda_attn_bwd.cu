@@ -134,46 +134,81 @@ __global__ void bwd_dot_kernel(const T *o, long long osb, long long oss, long lo
 
 /* P (recomputed from lse and masked to 0 with MASK) and dS = P (dP - Dsum) for a
  * warp's 16 rows x BK keys of block stage st: s becomes P and dp becomes dS; with
- * dz the column sums of dS go to dz (one atomic per key). DOT: only the rows' sums
- * of P dP into dacc (the first pass of dma's exact Dsum), s and dp left as they
- * are. Instantiated with and without the mask so that the blocks every row keeps
- * in full pay for no mask. */
+ * dz the column sums of dS go to dz. DOT: only the rows' sums of P dP into dacc
+ * (the first pass of dma's exact Dsum), s and dp left as they are. Instantiated
+ * with and without the mask so that the blocks every row keeps in full pay for no
+ * mask.
+ * dz: a thread holds 16 columns (8 n-tiles x 2) of two rows; the 8 lanes of equal
+ * lane & 3 hold the same columns. Three halving exchanges (xor 16, 8, 4: each lane
+ * keeps half of its sums and sends the other half) leave lane l the whole sums of
+ * n-tile l >> 2's two columns: 14 shuffles a thread instead of 48, and every lane
+ * adds its two into dz (one atomic per key, as before). */
 template <bool MASK, bool DOT, int BK_>
 __device__ __forceinline__ void bwd_p_ds(float (&s)[BK_ / 8][4], float (&dp)[BK_ / 8][4], const float (&lse2)[2],
                                          const float (&dsm)[2], float (&dacc)[2], float scale_log2, const float *z,
                                          float *dzrow, const int *sIdx, const int *sRlo, const int *sRhi,
                                          const float *sZ, int st, int qrow0, int lane) {
+    static_assert(BK_ == 64, "dz's exchanges take 8 n-tiles");
+    /* column (nt, e01) of the thread's two rows: P and dS in place; their dS sum */
+    auto col = [&](int nt, int e01) -> float {
+        const int g = st * BK_ + nt * 8 + (lane & 3) * 2 + e01;
+        const float zb = z ? sZ[g] : 0.f;
+        int j = 0, rl = 0, rh = 0;
+        if (MASK) j = sIdx[g], rl = sRlo[g], rh = sRhi[g];
+        float colsum = 0.f;
 #pragma unroll
-    for (int nt = 0; nt < BK_ / 8; nt++)
-#pragma unroll
-        for (int e01 = 0; e01 < 2; e01++) {
-            const int g = st * BK_ + nt * 8 + (lane & 3) * 2 + e01;
-            const float zb = z ? sZ[g] : 0.f;
-            int j = 0, rl = 0, rh = 0;
-            if (MASK) j = sIdx[g], rl = sRlo[g], rh = sRhi[g];
-            float colsum = 0.f;
-#pragma unroll
-            for (int r = 0; r < 2; r++) {
-                const int e = e01 + 2 * r, qi = qrow0 + 8 * r;
-                float pv = fast_exp2(s[nt][e] * scale_log2 + zb - lse2[r]);
-                if (MASK && (j < 0 || qi < rl || qi > rh)) pv = 0.f;
-                if (DOT) {
-                    dacc[r] += pv * dp[nt][e];
-                    continue;
-                }
-                const float ds = pv * (dp[nt][e] - dsm[r]);
-                s[nt][e] = pv;
-                dp[nt][e] = ds;
-                colsum += ds;
+        for (int r = 0; r < 2; r++) {
+            const int e = e01 + 2 * r, qi = qrow0 + 8 * r;
+            float pv = fast_exp2(s[nt][e] * scale_log2 + zb - lse2[r]);
+            if (MASK && (j < 0 || qi < rl || qi > rh)) pv = 0.f;
+            if (DOT) {
+                dacc[r] += pv * dp[nt][e];
+                continue;
             }
-            if (!DOT && dzrow) {
-                colsum += __shfl_xor_sync(0xffffffff, colsum, 4);
-                colsum += __shfl_xor_sync(0xffffffff, colsum, 8);
-                colsum += __shfl_xor_sync(0xffffffff, colsum, 16);
-                const int jj = sIdx[g];
-                if (lane < 4 && jj >= 0 && colsum != 0.f) atomicAdd(dzrow + jj, colsum);
-            }
+            const float ds = pv * (dp[nt][e] - dsm[r]);
+            s[nt][e] = pv;
+            dp[nt][e] = ds;
+            colsum += ds;
         }
+        return colsum;
+    };
+    if (DOT || !dzrow) {
+#pragma unroll
+        for (int nt = 0; nt < BK_ / 8; nt++) {
+            col(nt, 0);
+            col(nt, 1);
+        }
+        return;
+    }
+    /* keep (bit set: hi, else lo), send the other over xor x, add */
+    auto halve = [&](const float (&lo)[2], const float (&hi)[2], int x, float (&out)[2]) {
+        const bool bit = lane & x;
+#pragma unroll
+        for (int i = 0; i < 2; i++) {
+            const float keep = bit ? hi[i] : lo[i], send = bit ? lo[i] : hi[i];
+            out[i] = keep + __shfl_xor_sync(0xffffffffu, send, x);
+        }
+    };
+    float b2[2][2]; /* after xor 16 and 8: n-tile r + 2 (lane >> 3 & 1) + 4 (lane >> 4 & 1) */
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        float a16[2][2]; /* after xor 16: n-tiles r and r + 2, plus 4 (lane >> 4 & 1) */
+#pragma unroll
+        for (int q = 0; q < 2; q++) {
+            const int nt = r + 2 * q;
+            const float lo[2] = {col(nt, 0), col(nt, 1)}, hi[2] = {col(nt + 4, 0), col(nt + 4, 1)};
+            halve(lo, hi, 16, a16[q]);
+        }
+        halve(a16[0], a16[1], 8, b2[r]);
+    }
+    float c[2];
+    halve(b2[0], b2[1], 4, c);
+    const int g0 = st * BK_ + ((lane >> 2) & 7) * 8 + (lane & 3) * 2;
+#pragma unroll
+    for (int i = 0; i < 2; i++) {
+        const int jj = sIdx[g0 + i];
+        if (jj >= 0 && c[i] != 0.f) atomicAdd(dzrow + jj, c[i]);
+    }
 }
 
 /* WG (DMABENCH_CUDA_WGMMA_BWD=1 on sm_90, BQ 64, D 64 or 128, until tests/gpu.sh has
@@ -499,15 +534,22 @@ __global__ void __launch_bounds__(2 * BQ) bwd_main_kernel(const BwdArgs a) {
                 }
             }
             }
+            /* a block every row keeps in full has no all-zero key row: its sums go
+             * without the test that spares masked keys' atomics */
 #pragma unroll
             for (int r = 0; r < 2; r++) {
                 int j = sIdx[st * BK + wkey + (lane >> 2) + 8 * r];
                 if (j < 0) continue;
                 float *row = dst + (long long)j * accs + d0 + (lane & 3) * 2;
+                if (full) {
 #pragma unroll
-                for (int t = 0; t < DW / 8; t++) {
-                    float x0 = acc[t][2 * r], x1 = acc[t][2 * r + 1];
-                    if (x0 != 0.f || x1 != 0.f) red_add2(row + t * 8, x0, x1);
+                    for (int t = 0; t < DW / 8; t++) red_add2(row + t * 8, acc[t][2 * r], acc[t][2 * r + 1]);
+                } else {
+#pragma unroll
+                    for (int t = 0; t < DW / 8; t++) {
+                        float x0 = acc[t][2 * r], x1 = acc[t][2 * r + 1];
+                        if (x0 != 0.f || x1 != 0.f) red_add2(row + t * 8, x0, x1);
+                    }
                 }
             }
         }
