@@ -207,6 +207,17 @@ __device__ __forceinline__ UnionChunks<T, D> union_begin(const A &a, int b, int 
     return uc;
 }
 
+/* A chunk of 64 keys from k0 (keys from kend on masked) and a row of query position
+ * ip (on: the row takes keys): the row sees keys k0 + jr for jr < the returned
+ * limit, jr = base + c with base the thread's column offset ((lane & 3) 2); so the
+ * mask per element is one 32-bit compare, c < chunk_lim(...), instead of three
+ * 64-bit ones. */
+__device__ __forceinline__ int chunk_lim(long long k0, long long kend, bool on, long long ip, int base) {
+    long long l = on ? (kend < ip + 1 ? kend : ip + 1) - k0 : 0;
+    l = l < 0 ? 0 : l > 64 ? 64 : l;
+    return (int)l - base;
+}
+
 /* One chunk of 64 keys (from k0; keys from kend on masked) of the selected branch's
  * forward on the tensor cores, for the warp's 16 rows from wrow: the thread's rows
  * x0 (wrow + lane / 4) and x1 (8 below) take keys j <= ip0, ip1 where on0, on1.
@@ -222,13 +233,13 @@ __device__ __forceinline__ void slc_fwd_chunk(const T *sQ, const T *sK, const T 
     warp_qk<T, D, BK>(s, sQ, sK, wrow, lane);
     /* mask, scale to log2 units, the rows' new maxima */
     float mx0 = -INFINITY, mx1 = -INFINITY;
+    const int lim0 = chunk_lim(k0, kend, on0, ip0, (lane & 3) * 2), lim1 = chunk_lim(k0, kend, on1, ip1, (lane & 3) * 2);
 #pragma unroll
     for (int nt = 0; nt < BK / 8; nt++)
 #pragma unroll
         for (int e = 0; e < 4; e++) {
-            const long long j = k0 + nt * 8 + (lane & 3) * 2 + (e & 1);
             const bool r1 = e >= 2;
-            const bool vis = j < kend && (r1 ? on1 : on0) && j <= (r1 ? ip1 : ip0);
+            const bool vis = nt * 8 + (e & 1) < (r1 ? lim1 : lim0);
             const float x = vis ? s[nt][e] * scale_log2 : -INFINITY;
             s[nt][e] = x;
             if (r1) mx1 = fmaxf(mx1, x);
@@ -292,13 +303,13 @@ __device__ __forceinline__ void slc_bwd_pds(const T *sQ, const T *sdO, const T *
     float s[BK / 8][4];
     warp_qk<T, D, BK>(s, sQ, sK, wrow, lane);
     warp_qk<T, D, BK>(dp, sdO, sV, wrow, lane);
+    const int lim0 = chunk_lim(k0, kend, on0, ip0, (lane & 3) * 2), lim1 = chunk_lim(k0, kend, on1, ip1, (lane & 3) * 2);
 #pragma unroll
     for (int nt = 0; nt < BK / 8; nt++)
 #pragma unroll
         for (int e = 0; e < 4; e++) {
-            const long long j = k0 + nt * 8 + (lane & 3) * 2 + (e & 1);
             const bool r1 = e >= 2;
-            const bool vis = j < kend && (r1 ? on1 : on0) && j <= (r1 ? ip1 : ip0);
+            const bool vis = nt * 8 + (e & 1) < (r1 ? lim1 : lim0);
             const float pv = vis ? fast_exp2(s[nt][e] * sl2 - (r1 ? lse21 : lse20)) : 0.f;
             s[nt][e] = pv;
             dp[nt][e] = pv * (dp[nt][e] - (r1 ? dsm1 : dsm0));
