@@ -136,10 +136,12 @@ __global__ void nsa_compress_blk_kernel(const T *x, long long xsb, long long xss
  * k-chunk of 16 rows, per column, the chunk's 16 values) and the bias; then
  * nsa_compress_tc_kernel: a CTA of 4 warps takes 64 blocks (16 rows per warp) by
  * DN columns (D split in four at 128, for more CTAs: 96 at the 131M model's
- * training shape with two), and streams the k-chunks of
- * W's halves and of X through shared memory with cp.async, CTC_ST stages deep
- * (one barrier per chunk). Five stages: a chunk's 16 mma per warp take less than
- * the L2's latency, so three left the loads exposed (docs/perf-notes.md n31). */
+ * training shape with two), and streams W's halves and X through shared memory
+ * with cp.async in stages of 32 k (two of W's 16-row chunks; 16 at D 16), 3 to 5
+ * deep, one barrier per stage; fragments by ldmatrix. A stage of one 16-row chunk
+ * with 32-bit fragment loads spent 15 instructions per mma on loads and addresses
+ * (docs/perf-notes.md n38); five stages of those, because a chunk's 16 mma per warp
+ * take less than the L2's latency (n31). */
 constexpr int CTC_ROWS = 64, CTC_KP = 24, CTC_ST = 5; /* blocks per CTA; padded chunk row (no bank conflicts); stages */
 
 /* One CTA of D threads per (t, kv head): W's rows t D .. t D + D - 1, thread n
@@ -175,53 +177,69 @@ __global__ void __launch_bounds__(128) nsa_compress_tc_kernel(const T *x, long l
                                                               int Hkv, int l, int d, int nb, const T *whi,
                                                               const T *wlo, const float *bias, T *out, int ks,
                                                               float *part) {
-    __shared__ __align__(16) T shi[CTC_ST][DN][CTC_KP];
-    __shared__ __align__(16) T slo[CTC_ST][DN][CTC_KP];
-    __shared__ __align__(16) T sx[CTC_ST][CTC_ROWS][CTC_KP];
+    /* KC of k per stage (one offset t: D >= KC), KS mma k-steps; rows padded to KP
+     * (80 or 48 bytes: ldmatrix's eight rows fall in distinct banks); NST stages
+     * within the 48 KB of static shared memory */
+    constexpr int KC = D >= 32 ? 32 : 16, KS = KC / 16, KP = KC + 8;
+    constexpr int NST = KC == 32 ? (DN > 32 ? 3 : 4) : CTC_ST;
+    __shared__ __align__(16) T shi[NST][DN][KP];
+    __shared__ __align__(16) T slo[NST][DN][KP];
+    __shared__ __align__(16) T sx[NST][CTC_ROWS][KP];
     constexpr int NP = D / DN; /* column parts */
     const int kq = blockIdx.x % ks, tile = blockIdx.x / ks; /* k part, (rows, columns) tile */
     const int c0 = (tile / NP) * CTC_ROWS, n0 = (tile % NP) * DN, h = blockIdx.y, b = blockIdx.z;
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, tq = lane % 4;
-    const int Q = l * (D / 16), qper = (Q + ks - 1) / ks, qa = kq * qper, nq = max(0, min(Q, qa + qper) - qa);
+    const int Q16 = l * (D / 16), Qs = l * (D / KC); /* 16-chunks of W's layout; stages of KC */
+    const int qper = (Qs + ks - 1) / ks, qa = kq * qper, nq = max(0, min(Qs, qa + qper) - qa);
     const T *xh = x + b * xsb + h * xsh;
-    const T *hh = whi + ((size_t)h * Q * D + n0) * 16, *lh = wlo + ((size_t)h * Q * D + n0) * 16;
+    const T *hh = whi + ((size_t)h * Q16 * D + n0) * 16, *lh = wlo + ((size_t)h * Q16 * D + n0) * 16;
     auto load = [&](int qi, int st) {
-        const int q = qa + qi, t = q / (D / 16), e0 = (q % (D / 16)) * 16;
-        for (int i = tid; i < 2 * DN; i += 128) { /* W: DN columns of 32 bytes, each half */
-            const int n = i / 2, part = (i % 2) * 8;
-            cp16(&shi[st][n][part], hh + ((size_t)q * D + n) * 16 + part, true);
-            cp16(&slo[st][n][part], lh + ((size_t)q * D + n) * 16 + part, true);
+        const int q = qa + qi, t = q * KC / D, e0 = q * KC % D;
+        for (int i = tid; i < DN * KS * 2; i += 128) { /* W: per column, KS chunks of 32 bytes, each half */
+            const int n = i / (KS * 2), s = (i / 2) % KS, pt = (i % 2) * 8;
+            const size_t o = ((size_t)(q * KS + s) * D + n) * 16 + pt;
+            cp16(&shi[st][n][s * 16 + pt], hh + o, true);
+            cp16(&slo[st][n][s * 16 + pt], lh + o, true);
         }
-        const int row = tid / 2, part = (tid % 2) * 8, c = c0 + row; /* X: 64 rows of 32 bytes */
-        const bool ok = c < nb;
-        cp16(&sx[st][row][part], ok ? xh + (long long)(c * d + t) * xss + e0 + part : x, ok);
+        for (int i = tid; i < CTC_ROWS * (KC / 8); i += 128) { /* X: 64 rows of KC */
+            const int row = i / (KC / 8), pt = (i % (KC / 8)) * 8, c = c0 + row;
+            const bool ok = c < nb;
+            cp16(&sx[st][row][pt], ok ? xh + (long long)(c * d + t) * xss + e0 + pt : x, ok);
+        }
     };
     float acc[DN / 8][4];
 #pragma unroll
     for (int j = 0; j < DN / 8; j++) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.f;
 #pragma unroll
-    for (int st = 0; st < CTC_ST - 1; st++) {
+    for (int st = 0; st < NST - 1; st++) {
         if (st < nq) load(st, st);
         cp_commit();
     }
-    const int ra = warp * 16 + g; /* this lane's A rows in the tile: ra, ra + 8 */
+    const int ra = warp * 16 + g; /* this lane's accumulator rows in the tile: ra, ra + 8 */
+    /* ldmatrix lanes: A rows warp 16 + (lane & 15) at k (lane >> 4) 8; B rows (columns
+     * n) (lane >> 4) 8 + (lane & 7) of each pair of n-tiles at k ((lane >> 3) & 1) 8 */
+    const int arow = warp * 16 + (lane & 15), ak = (lane >> 4) * 8;
+    const int bn = ((lane >> 4) << 3) + (lane & 7), bk = ((lane >> 3) & 1) * 8;
     for (int q = 0; q < nq; q++) {
-        cp_wait<CTC_ST - 2>();
-        __syncthreads(); /* chunk q is in; every warp is done with chunk q - 1's stage */
-        if (q + CTC_ST - 1 < nq) load(q + CTC_ST - 1, (q + CTC_ST - 1) % CTC_ST);
+        cp_wait<NST - 2>();
+        __syncthreads(); /* stage q is in; every warp is done with stage q - 1's buffers */
+        if (q + NST - 1 < nq) load(q + NST - 1, (q + NST - 1) % NST);
         cp_commit();
-        const int st = q % CTC_ST;
-        const uint32_t a[4] = {*reinterpret_cast<const uint32_t *>(&sx[st][ra][2 * tq]),
-                               *reinterpret_cast<const uint32_t *>(&sx[st][ra + 8][2 * tq]),
-                               *reinterpret_cast<const uint32_t *>(&sx[st][ra][2 * tq + 8]),
-                               *reinterpret_cast<const uint32_t *>(&sx[st][ra + 8][2 * tq + 8])};
+        const int st = q % NST;
 #pragma unroll
-        for (int j = 0; j < DN / 8; j++) {
-            const int n = j * 8 + g;
-            mma16816<T>(acc[j], a, *reinterpret_cast<const uint32_t *>(&shi[st][n][2 * tq]),
-                        *reinterpret_cast<const uint32_t *>(&shi[st][n][2 * tq + 8]));
-            mma16816<T>(acc[j], a, *reinterpret_cast<const uint32_t *>(&slo[st][n][2 * tq]),
-                        *reinterpret_cast<const uint32_t *>(&slo[st][n][2 * tq + 8]));
+        for (int s = 0; s < KS; s++) {
+            uint32_t a[4];
+            ldsm_x4(a, &sx[st][arow][s * 16 + ak]);
+#pragma unroll
+            for (int j = 0; j < DN / 8; j += 2) {
+                uint32_t bh[4], bl[4];
+                ldsm_x4(bh, &shi[st][j * 8 + bn][s * 16 + bk]);
+                ldsm_x4(bl, &slo[st][j * 8 + bn][s * 16 + bk]);
+                mma16816<T>(acc[j], a, bh[0], bh[1]);
+                mma16816<T>(acc[j], a, bl[0], bl[1]);
+                mma16816<T>(acc[j + 1], a, bh[2], bh[3]);
+                mma16816<T>(acc[j + 1], a, bl[2], bl[3]);
+            }
         }
     }
     cp_wait<0>();
