@@ -142,7 +142,7 @@ __global__ void nsa_compress_blk_kernel(const T *x, long long xsb, long long xss
  * with 32-bit fragment loads spent 15 instructions per mma on loads and addresses
  * (docs/perf-notes.md n38); five stages of those, because a chunk's 16 mma per warp
  * take less than the L2's latency (n31). */
-constexpr int CTC_ROWS = 64, CTC_KP = 24, CTC_ST = 5; /* blocks per CTA; padded chunk row (no bank conflicts); stages */
+constexpr int CTC_ROWS = 64, CTC_ST = 5; /* blocks per CTA; stages at 16 k (D 16) */
 
 /* One CTA of D threads per (t, kv head): W's rows t D .. t D + D - 1, thread n
  * its column n, 16 rows (one k-chunk) at a time. bias must be zero before. */
@@ -866,12 +866,19 @@ __global__ void nsa_cmp_bwd_rows_blk_kernel(const float *dkc, int nb, int Hkv, i
  * output in T, so with bf16 its lo is zero and (LO false) that product is left
  * out. The CTA keeps the
  * 65 dK~ rows it needs (c' - 1 .. c' + 63 for l = 2 d; (l/d) - 1 more in general)
- * in shared memory as hi and lo, and streams W_t's 16-column chunks (split by
- * nsa_cmp_w_nat_kernel, in W's own layout) through CTC_ST cp.async stages.
+ * in shared memory as hi and lo, and streams W_t's columns (split by
+ * nsa_cmp_w_nat_kernel, in W's own layout) through CBT_ST cp.async stages of 32
+ * columns (16 at D 16), fragments by ldmatrix (as the forward's; n38-n39 in
+ * docs/perf-notes.md).
  * CTA: 4 warps of 16 rows by DN columns, for CBT_TS consecutive t' of the d (the
  * t' split over CBT_TS CTAs: at the 131M model's B 2, 3 kv heads and N 8192 the
  * tiles alone made 96 CTAs for 132 SMs). */
 constexpr int CBT_J = 4, CBT_TS = 4; /* l / d at most; CTAs over the t' */
+/* The columns one CTA takes at head dim D (all up to 64, half at 128), W's k per
+ * stage (32; 16 at D 16) and its padded row, and the stages. */
+__host__ __device__ constexpr int cbt_cols(int D) { return D > 64 ? 64 : D; }
+__host__ __device__ constexpr int cbt_kw(int D) { return D >= 32 ? 32 : 16; }
+constexpr int CBT_ST = 3; /* 66 KB at D 128, as before: three CTAs per SM */
 
 /* hi = bf16(W), lo = bf16(W - hi), in W's layout (Hkv, l D, D). */
 __global__ void nsa_cmp_w_nat_kernel(const float *w, size_t n, __nv_bfloat16 *whi, __nv_bfloat16 *wlo) {
@@ -888,13 +895,14 @@ __global__ void __launch_bounds__(128) nsa_cmp_bwd_rows_tc_kernel(const float *d
                                                                   int Nk, const __nv_bfloat16 *whi,
                                                                   const __nv_bfloat16 *wlo, float *dacc) {
     typedef __nv_bfloat16 bf;
-    constexpr int AP = D + 8;  /* padded dK~ row (bank-conflict-free fragment loads) */
+    constexpr int AP = D + 8;  /* padded dK~ row (ldmatrix's eight rows in distinct banks) */
     constexpr int NP = D / DN; /* column parts */
+    constexpr int KW = cbt_kw(D), KS = KW / 16, KP = KW + 8; /* W's k per stage, its mma steps, padded row */
     extern __shared__ __align__(16) unsigned char cbt_smem[];
     const int J = l / d, AR = CTC_ROWS + J - 1; /* dK~ rows kept: c' - (J - 1) .. c' + 63 */
     bf *ahi = reinterpret_cast<bf *>(cbt_smem), *alo = ahi + (size_t)AR * AP;
-    bf (*shi)[DN][CTC_KP] = reinterpret_cast<bf (*)[DN][CTC_KP]>(alo + (size_t)AR * AP);
-    bf (*slo)[DN][CTC_KP] = shi + CTC_ST;
+    bf (*shi)[DN][KP] = reinterpret_cast<bf (*)[DN][KP]>(alo + (size_t)AR * AP);
+    bf (*slo)[DN][KP] = shi + CBT_ST;
     const int tile = blockIdx.x / CBT_TS, tper = (d + CBT_TS - 1) / CBT_TS;
     const int tp0 = (blockIdx.x % CBT_TS) * tper, tp1 = min(d, tp0 + tper);
     if (tp0 >= tp1) return; /* d < CBT_TS: nothing for this CTA */
@@ -909,57 +917,58 @@ __global__ void __launch_bounds__(128) nsa_cmp_bwd_rows_tc_kernel(const float *d
         if (LO) alo[(size_t)rr * AP + col] = __float2bfloat16_rn(v - __bfloat162float(hv));
     }
     const bf *wh = whi + (size_t)h * l * D * D, *wl = wlo + (size_t)h * l * D * D;
-    const int KC = D / 16;     /* k-chunks of one W_t */
-    const int Q = J * KC;      /* chunks per t' */
-    /* chunk (t', j, kc): W rows (t' + j d) D + n0 + n, columns 16 kc .. 16 kc + 15 */
+    constexpr int KC = D / KW; /* stages of one W_t */
+    const int Q = J * KC;      /* stages per t' */
+    /* stage (t', j, kc): W rows (t' + j d) D + n0 + n, columns KW kc .. KW kc + KW - 1 */
     auto load = [&](int tp, int q, int st) {
-        const int j = q / KC, k0 = (q % KC) * 16, t = tp + j * d;
-        for (int i = tid; i < 2 * DN; i += 128) {
-            const int n = i / 2, part = (i % 2) * 8;
-            const size_t o = ((size_t)t * D + n0 + n) * D + k0 + part;
-            cp16(&shi[st][n][part], wh + o, true);
-            cp16(&slo[st][n][part], wl + o, true);
+        const int j = q / KC, k0 = (q % KC) * KW, t = tp + j * d;
+        for (int i = tid; i < DN * (KW / 8); i += 128) {
+            const int n = i / (KW / 8), pt = (i % (KW / 8)) * 8;
+            const size_t o = ((size_t)t * D + n0 + n) * D + k0 + pt;
+            cp16(&shi[st][n][pt], wh + o, true);
+            cp16(&slo[st][n][pt], wl + o, true);
         }
     };
-    const int ra = warp * 16 + g; /* this lane's tile rows: ra, ra + 8 (c' = cp0 + ra) */
+    const int ra = warp * 16 + g; /* this lane's accumulator rows: ra, ra + 8 (c' = cp0 + ra) */
+    /* ldmatrix lanes: A rows warp 16 + (lane & 15) at k (lane >> 4) 8; B rows (columns
+     * n) (lane >> 4) 8 + (lane & 7) of each pair of n-tiles at k ((lane >> 3) & 1) 8 */
+    const int arow = warp * 16 + (lane & 15), ak = (lane >> 4) * 8;
+    const int bn = ((lane >> 4) << 3) + (lane & 7), bk = ((lane >> 3) & 1) * 8;
     for (int tp = tp0; tp < tp1; tp++) {
         float acc[DN / 8][4];
 #pragma unroll
         for (int jn = 0; jn < DN / 8; jn++) acc[jn][0] = acc[jn][1] = acc[jn][2] = acc[jn][3] = 0.f;
         __syncthreads(); /* the dK~ rows are in (first t'); every warp is done with the last t's stages */
 #pragma unroll
-        for (int st = 0; st < CTC_ST - 1; st++) {
+        for (int st = 0; st < CBT_ST - 1; st++) {
             if (st < Q) load(tp, st, st);
             cp_commit();
         }
         for (int q = 0; q < Q; q++) {
-            cp_wait<CTC_ST - 2>();
+            cp_wait<CBT_ST - 2>();
             __syncthreads();
-            if (q + CTC_ST - 1 < Q) load(tp, q + CTC_ST - 1, (q + CTC_ST - 1) % CTC_ST);
+            if (q + CBT_ST - 1 < Q) load(tp, q + CBT_ST - 1, (q + CBT_ST - 1) % CBT_ST);
             cp_commit();
-            const int st = q % CTC_ST, j = q / KC, k0 = (q % KC) * 16;
-            /* A rows: block c = c' - j, kept at index (J - 1) + ra - j */
-            const int r0 = (J - 1) + ra - j;
-            const bf *h0 = ahi + (size_t)r0 * AP + k0 + 2 * tq, *h8 = h0 + 8 * AP;
-            const bf *l0 = alo + (size_t)r0 * AP + k0 + 2 * tq, *l8 = l0 + 8 * AP;
-            const uint32_t ah[4] = {*reinterpret_cast<const uint32_t *>(h0), *reinterpret_cast<const uint32_t *>(h8),
-                                    *reinterpret_cast<const uint32_t *>(h0 + 8),
-                                    *reinterpret_cast<const uint32_t *>(h8 + 8)};
-            uint32_t al[4] = {0, 0, 0, 0};
-            if (LO) {
-                al[0] = *reinterpret_cast<const uint32_t *>(l0), al[1] = *reinterpret_cast<const uint32_t *>(l8);
-                al[2] = *reinterpret_cast<const uint32_t *>(l0 + 8), al[3] = *reinterpret_cast<const uint32_t *>(l8 + 8);
-            }
+            const int st = q % CBT_ST, j = q / KC, k0 = (q % KC) * KW;
+            /* A rows: block c = c' - j, kept at index (J - 1) + c' - cp0 - j */
+            const size_t a0 = (size_t)((J - 1) + arow - j) * AP + k0 + ak;
 #pragma unroll
-            for (int jn = 0; jn < DN / 8; jn++) {
-                const int n = jn * 8 + g;
-                const uint32_t bh0 = *reinterpret_cast<const uint32_t *>(&shi[st][n][2 * tq]);
-                const uint32_t bh1 = *reinterpret_cast<const uint32_t *>(&shi[st][n][2 * tq + 8]);
-                const uint32_t bl0 = *reinterpret_cast<const uint32_t *>(&slo[st][n][2 * tq]);
-                const uint32_t bl1 = *reinterpret_cast<const uint32_t *>(&slo[st][n][2 * tq + 8]);
-                mma16816<bf>(acc[jn], ah, bh0, bh1);
-                mma16816<bf>(acc[jn], ah, bl0, bl1);
-                if (LO) mma16816<bf>(acc[jn], al, bh0, bh1);
+            for (int s = 0; s < KS; s++) {
+                uint32_t ah[4], al[4] = {0, 0, 0, 0};
+                ldsm_x4(ah, ahi + a0 + s * 16);
+                if (LO) ldsm_x4(al, alo + a0 + s * 16);
+#pragma unroll
+                for (int jn = 0; jn < DN / 8; jn += 2) {
+                    uint32_t bh[4], bl[4];
+                    ldsm_x4(bh, &shi[st][jn * 8 + bn][s * 16 + bk]);
+                    ldsm_x4(bl, &slo[st][jn * 8 + bn][s * 16 + bk]);
+                    mma16816<bf>(acc[jn], ah, bh[0], bh[1]);
+                    mma16816<bf>(acc[jn], ah, bl[0], bl[1]);
+                    if (LO) mma16816<bf>(acc[jn], al, bh[0], bh[1]);
+                    mma16816<bf>(acc[jn + 1], ah, bh[2], bh[3]);
+                    mma16816<bf>(acc[jn + 1], ah, bl[2], bl[3]);
+                    if (LO) mma16816<bf>(acc[jn + 1], al, bh[2], bh[3]);
+                }
             }
         }
         cp_wait<0>();
@@ -1331,8 +1340,8 @@ int nsa_cmp_bwd_tc_ok(const attn_params *p, size_t optin, size_t *smem) {
     const int D = p->D, l = p->nsa_l, d = p->nsa_d;
     if (!on || p->nsa_cmp != NSA_CMP_LINEAR || (D != 16 && D != 32 && D != 64 && D != 128)) return 0;
     if (l % d || l / d > CBT_J) return 0;
-    const int DN = D > 64 ? 64 : D, AR = CTC_ROWS + l / d - 1;
-    *smem = 2 * (size_t)AR * (D + 8) * 2 + 2 * (size_t)CTC_ST * DN * CTC_KP * 2;
+    const int AR = CTC_ROWS + l / d - 1;
+    *smem = 2 * (size_t)AR * (D + 8) * 2 + 2 * (size_t)CBT_ST * cbt_cols(D) * (cbt_kw(D) + 8) * 2;
     return *smem <= optin;
 }
 
@@ -1362,16 +1371,16 @@ attn_status launch_cmp_bwd_rows_tc(const attn_params *p, const float *dkc, const
             <<<dim3(tiles * (DD / DN) * CBT_TS, (unsigned)Hkv, (unsigned)p->B), 128, smem>>>(                        \
             dkc, nb, Hkv, l, d, Nk, whi, wlo, dacc);                                                                 \
     } while (0)
-#define NSA_CBT(DD, DN)                                                                                              \
+#define NSA_CBT(DD)                                                                                                  \
     do {                                                                                                             \
-        if (lo) NSA_CBT_L(DD, DN, true);                                                                             \
-        else NSA_CBT_L(DD, DN, false);                                                                               \
+        if (lo) NSA_CBT_L(DD, cbt_cols(DD), true);                                                                   \
+        else NSA_CBT_L(DD, cbt_cols(DD), false);                                                                     \
     } while (0)
     switch (D) {
-    case 16: NSA_CBT(16, 16); break;
-    case 32: NSA_CBT(32, 32); break;
-    case 64: NSA_CBT(64, 64); break;
-    default: NSA_CBT(128, 64);
+    case 16: NSA_CBT(16); break;
+    case 32: NSA_CBT(32); break;
+    case 64: NSA_CBT(64); break;
+    default: NSA_CBT(128);
     }
 #undef NSA_CBT
 #undef NSA_CBT_L
