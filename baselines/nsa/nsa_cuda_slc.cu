@@ -649,32 +649,40 @@ __device__ __forceinline__ void pair_rows(const PairList &pl, int start, int nq,
 }
 
 /* Rows r = hh QB + qi (head hh of the group of kv head hkv, query sRowQ[r]) of x
- * into the swizzled [64][D] tile s (cp.async); rows without a pair are zero. */
+ * into the swizzled [64][D] tile s (cp.async); rows without a pair are zero. By
+ * 128 threads: thread tid copies chunk tid % CH of rows tid / CH + k RS, so its
+ * chunk, its swizzle and its base address are worked out once (the loop over
+ * c = tid + 128 k divided each c; docs/perf-notes.md n40). */
 template <typename T, int D>
 __device__ __forceinline__ void load_pair_rows(T *s, const void *x, long long xsb, long long xss, long long xsh, int b,
                                                int hkv, int G, int qbs, const int *sRowQ, int tid) {
-    constexpr int CH = D / 8;
-    for (int c = tid; c < 64 * CH; c += 128) {
-        const int r = c / CH, ch = c % CH, i = sRowQ[r];
+    constexpr int CH = D / 8, RS = 128 / CH; /* chunks per row; rows per pass */
+    static_assert(128 % CH == 0 && 64 % RS == 0, "load_pair_rows: 128 threads over whole rows");
+    const int ch = tid % CH, r0 = tid / CH;
+    const T *base = static_cast<const T *>(x) + b * xsb + (long long)hkv * G * xsh + ch * 8;
+#pragma unroll 2
+    for (int k = 0; k < 64 / RS; k++) {
+        const int r = r0 + k * RS, i = sRowQ[r];
         const bool ok = i >= 0;
-        const T *src = static_cast<const T *>(x) + b * xsb + (long long)(ok ? i : 0) * xss +
-                       (long long)(hkv * G + (ok ? r >> qbs : 0)) * xsh + ch * 8;
-        cp16(s + swz<D>(r, ch), src, ok);
+        cp16(s + swz<D>(r, ch), ok ? base + (long long)i * xss + (long long)(r >> qbs) * xsh : base, ok);
     }
 }
 
 /* Keys [k0, kend) (at most 64) of K and V rows into swizzled [64][D] tiles (cp.async,
- * zero past kend). */
+ * zero past kend); by 128 threads, as load_pair_rows. */
 template <typename T, int D>
 __device__ __forceinline__ void load_block_kv(T *sK, T *sV, const T *kbase, long long kss, const T *vbase, long long vss,
                                               long long k0, long long kend, int tid) {
-    constexpr int CH = D / 8;
-    for (int x = tid; x < 64 * CH; x += 128) {
-        const int r = x / CH, ch = x % CH;
-        const bool ok = k0 + r < kend;
-        const long long j = ok ? k0 + r : 0;
-        cp16(sK + swz<D>(r, ch), kbase + j * kss + ch * 8, ok);
-        cp16(sV + swz<D>(r, ch), vbase + j * vss + ch * 8, ok);
+    constexpr int CH = D / 8, RS = 128 / CH;
+    static_assert(128 % CH == 0 && 64 % RS == 0, "load_block_kv: 128 threads over whole rows");
+    const int ch = tid % CH, r0 = tid / CH, nk = (int)(kend - k0 < 64 ? kend - k0 : 64);
+    const T *kb = kbase + k0 * kss + ch * 8, *vb = vbase + k0 * vss + ch * 8;
+#pragma unroll
+    for (int k = 0; k < 64 / RS; k++) {
+        const int r = r0 + k * RS;
+        const bool ok = r < nk;
+        cp16(sK + swz<D>(r, ch), ok ? kb + (long long)r * kss : kbase, ok);
+        cp16(sV + swz<D>(r, ch), ok ? vb + (long long)r * vss : vbase, ok);
     }
 }
 
