@@ -172,6 +172,25 @@ __global__ void nsa_cmp_w_split_kernel(const float *w, const float *pos, int l, 
     atomicAdd(&bias[(size_t)h * D + n], bs);
 }
 
+/* Two n-tiles (c0, c1) of a product with W in bf16/f16 halves: B's hi and lo
+ * fragments by ldmatrix.x4 from bh and bl (rows = columns n of the pair of n-tiles,
+ * 16 k), then c += a hi + a lo, and with LO also al hi (the A operand's lo half;
+ * lo lo is below the sums' precision). The compression's forward and its backward
+ * into the rows. */
+template <typename T, bool LO>
+__device__ __forceinline__ void mma_w_halves(float (&c0)[4], float (&c1)[4], const uint32_t (&a)[4],
+                                             const uint32_t (&al)[4], const T *bh, const T *bl) {
+    uint32_t h[4], o[4];
+    ldsm_x4(h, bh);
+    ldsm_x4(o, bl);
+    mma16816<T>(c0, a, h[0], h[1]);
+    mma16816<T>(c0, a, o[0], o[1]);
+    if (LO) mma16816<T>(c0, al, h[0], h[1]);
+    mma16816<T>(c1, a, h[2], h[3]);
+    mma16816<T>(c1, a, o[2], o[3]);
+    if (LO) mma16816<T>(c1, al, h[2], h[3]);
+}
+
 template <typename T, int D, int DN>
 __global__ void __launch_bounds__(128) nsa_compress_tc_kernel(const T *x, long long xsb, long long xss, long long xsh,
                                                               int Hkv, int l, int d, int nb, const T *whi,
@@ -231,15 +250,9 @@ __global__ void __launch_bounds__(128) nsa_compress_tc_kernel(const T *x, long l
             uint32_t a[4];
             ldsm_x4(a, &sx[st][arow][s * 16 + ak]);
 #pragma unroll
-            for (int j = 0; j < DN / 8; j += 2) {
-                uint32_t bh[4], bl[4];
-                ldsm_x4(bh, &shi[st][j * 8 + bn][s * 16 + bk]);
-                ldsm_x4(bl, &slo[st][j * 8 + bn][s * 16 + bk]);
-                mma16816<T>(acc[j], a, bh[0], bh[1]);
-                mma16816<T>(acc[j], a, bl[0], bl[1]);
-                mma16816<T>(acc[j + 1], a, bh[2], bh[3]);
-                mma16816<T>(acc[j + 1], a, bl[2], bl[3]);
-            }
+            for (int j = 0; j < DN / 8; j += 2)
+                mma_w_halves<T, false>(acc[j], acc[j + 1], a, a, &shi[st][j * 8 + bn][s * 16 + bk],
+                                       &slo[st][j * 8 + bn][s * 16 + bk]);
         }
     }
     cp_wait<0>();
@@ -958,17 +971,9 @@ __global__ void __launch_bounds__(128) nsa_cmp_bwd_rows_tc_kernel(const float *d
                 ldsm_x4(ah, ahi + a0 + s * 16);
                 if (LO) ldsm_x4(al, alo + a0 + s * 16);
 #pragma unroll
-                for (int jn = 0; jn < DN / 8; jn += 2) {
-                    uint32_t bh[4], bl[4];
-                    ldsm_x4(bh, &shi[st][jn * 8 + bn][s * 16 + bk]);
-                    ldsm_x4(bl, &slo[st][jn * 8 + bn][s * 16 + bk]);
-                    mma16816<bf>(acc[jn], ah, bh[0], bh[1]);
-                    mma16816<bf>(acc[jn], ah, bl[0], bl[1]);
-                    if (LO) mma16816<bf>(acc[jn], al, bh[0], bh[1]);
-                    mma16816<bf>(acc[jn + 1], ah, bh[2], bh[3]);
-                    mma16816<bf>(acc[jn + 1], ah, bl[2], bl[3]);
-                    if (LO) mma16816<bf>(acc[jn + 1], al, bh[2], bh[3]);
-                }
+                for (int jn = 0; jn < DN / 8; jn += 2)
+                    mma_w_halves<bf, LO>(acc[jn], acc[jn + 1], ah, al, &shi[st][jn * 8 + bn][s * 16 + bk],
+                                         &slo[st][jn * 8 + bn][s * 16 + bk]);
             }
         }
         cp_wait<0>();
