@@ -1036,8 +1036,10 @@ template <typename T, int D> attn_status launch_bwd_kp(const attn_params *p, Bwd
         const size_t smem = bwd_kp_smem(D, sizeof(T));
         auto kern = split ? bwd_kp_kernel<T, D, true> : bwd_kp_kernel<T, D, false>;
         CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-        kern<<<(unsigned)nblk, 256, smem>>>(a, dq_acc);
-        CUDA_CHECK_LAUNCH();
+        if (nblk > 0) { /* split: no CTA where no tile has a query that sees it (dK, dV stay 0) */
+            kern<<<(unsigned)nblk, 256, smem>>>(a, dq_acc);
+            CUDA_CHECK_LAUNCH();
+        }
         if (split) {
             const long long n2 = (long long)p->B * p->Nk * p->Hkv * D / 2;
             bwd_finish_kernel<T><<<(unsigned)((n2 + 255) / 256), 256>>>(
