@@ -1145,16 +1145,16 @@ __global__ void __launch_bounds__(256) nsa_cmp_dw_kernel(const T *x, long long x
         }
 }
 
-/* nsa_cmp_dw_kernel for one of K~, V~ (x the keys or values, dkc_t dK~ in T, colsum
- * its column sums' parts); false where it does not apply (D, alignment). */
+/* Whether nsa_cmp_dw_kernel takes x (the keys or values) and dkc_t (dK~ in T): D 64
+ * or 128, 16-byte aligned rows. */
 template <typename T> bool cmp_dw_applies(const void *x, const attn_stride &xs, const T *dkc_t, int D) {
     return (D == 64 || D == 128) && dm_vec8(x, xs, D) && reinterpret_cast<uintptr_t>(dkc_t) % 16 == 0;
 }
+/* nsa_cmp_dw_kernel for one of K~, V~ (colsum: dK~'s column sums' parts), where
+ * cmp_dw_applies. */
 template <typename T>
 attn_status launch_cmp_dw(const void *x, const attn_stride &xs, const T *dkc_t, const float *pos, const float *colsum,
-                          int B, int nb, int Hkv, int D, int l, int d, float *dw, bool *done) {
-    *done = false;
-    if (!cmp_dw_applies<T>(x, xs, dkc_t, D)) return ATTN_OK;
+                          int B, int nb, int Hkv, int D, int l, int d, float *dw) {
     const dim3 grid((unsigned)l, (unsigned)Hkv);
     const T *xt = static_cast<const T *>(x);
     if (D == 128) {
@@ -1167,7 +1167,6 @@ attn_status launch_cmp_dw(const void *x, const attn_stride &xs, const T *dkc_t, 
                                                                       Hkv, l, d, dw);
     }
     CUDA_CHECK_LAUNCH();
-    *done = true;
     return ATTN_OK;
 }
 
@@ -1811,15 +1810,10 @@ template <typename T> attn_status nsa_backward_t(const attn_params *p) {
                                                                                                    z.l, w, dpos);
                 CUDA_CHECK_LAUNCH();
             }
-            bool done = false;
-            attn_status r;
-            if (tc_dw && (r = launch_cmp_dw<T>(x, xs, dc_t, pos, colsum, B, nb, Hkv, D, z.l, z.d, dw, &done)) != ATTN_OK)
-                return r;
-            if (!done) {
-                nsa_cmp_bwd_w_kernel<T><<<dim3((unsigned)(z.l * D), (unsigned)Hkv), D>>>(
-                    static_cast<const T *>(x), xs.b, xs.s, xs.h, pos, dc, B, nb, Hkv, D, z.l, z.d, dw);
-                CUDA_CHECK_LAUNCH();
-            }
+            if (tc_dw) return launch_cmp_dw<T>(x, xs, dc_t, pos, colsum, B, nb, Hkv, D, z.l, z.d, dw);
+            nsa_cmp_bwd_w_kernel<T><<<dim3((unsigned)(z.l * D), (unsigned)Hkv), D>>>(
+                static_cast<const T *>(x), xs.b, xs.s, xs.h, pos, dc, B, nb, Hkv, D, z.l, z.d, dw);
+            CUDA_CHECK_LAUNCH();
             return ATTN_OK;
         };
         if (linear &&
