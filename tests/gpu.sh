@@ -44,7 +44,8 @@ rc_of() { cat "$T/$1.rc" 2>/dev/null || echo "?"; }
 # CUDA-core selection and selected branch; the query-tile backward for the
 # contiguous key ranges that take the key-parallel one by default (mha, swa, nsa's
 # window and compressed branches), on 128- and 64-row tiles; the key-parallel backward on every
-# shape it takes (by default only grids of a CTA per SM); nsa's selected-branch
+# shape it takes with a CTA per key tile (by default short grids split each tile's steps), and
+# short grids on the query tiles instead (DMABENCH_CUDA_BWD_KPSPLIT=0); nsa's selected-branch
 # backward on the CUDA cores; nsa's repeated-argmax pick of the selected blocks;
 # the forward on Hopper's wgmma; dma decode's exact select over all of z; nsa's linear compression 8 blocks per CTA forward
 # and backward, and one block per CTA both ways; the backward's products on wgmma;
@@ -58,7 +59,7 @@ rc_of() { cat "$T/$1.rc" 2>/dev/null || echo "?"; }
 # dma decode's final select, split and combine as three kernels (not the cluster kernel);
 # dma decode's cluster kernel after the filter kernel (not reading z itself)
 OPTINS="DMABENCH_NSA_TC=0:nsa DMABENCH_CUDA_BWD_TILE=64+DMABENCH_CUDA_BWD_KEYPAR=0:mha,swa,dma,nsa DMABENCH_CUDA_BWD_KEYPAR=0:mha,swa,nsa
-DMABENCH_CUDA_BWD_KEYPAR=1:mha,swa,nsa
+DMABENCH_CUDA_BWD_KEYPAR=1:mha,swa,nsa DMABENCH_CUDA_BWD_KPSPLIT=0:mha,swa,nsa
 DMABENCH_NSA_TC_BWD=0:nsa DMABENCH_NSA_PICK=argmax:nsa DMABENCH_CUDA_WGMMA=1:mha,swa,dma,nsa
 DMABENCH_DECODE_SEL_SAMPLE=0:dma DMABENCH_NSA_CMP_BLK=1:nsa DMABENCH_NSA_CMP_BLK=0:nsa
 DMABENCH_CUDA_WGMMA_BWD=1+DMABENCH_CUDA_BWD_KEYPAR=0:mha,swa,dma,nsa DMABENCH_DECODE_PDL=0:mha,dma DMABENCH_NSA_SLC=pairs+DMABENCH_NSA_PAIR_QUERIES=37:nsa DMABENCH_NSA_SLC=union:nsa DMABENCH_NSA_SLC=auto:nsa DMABENCH_NSA_SEL_WARPS=4:nsa DMABENCH_NSA_SEL_MMA=0:nsa DMABENCH_NSA_SEL_STAGES=1:nsa DMABENCH_NSA_SLC=pairs+DMABENCH_NSA_PAIR_MINB=0:nsa DMABENCH_NSA_SLC=pairs+DMABENCH_NSA_PAIR_DSUM=0:nsa DMABENCH_NSA_SAVED=0:nsa DMABENCH_DMA_SAVED=0:dma DMABENCH_DMA_RESIDUAL=0:dma DMABENCH_DECODE_FUSED=0:dma DMABENCH_DECODE_FUSED=1:dma"

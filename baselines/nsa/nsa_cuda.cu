@@ -136,11 +136,13 @@ __global__ void nsa_compress_blk_kernel(const T *x, long long xsb, long long xss
  * k-chunk of 16 rows, per column, the chunk's 16 values) and the bias; then
  * nsa_compress_tc_kernel: a CTA of 4 warps takes 64 blocks (16 rows per warp) by
  * DN columns (D split in four at 128, for more CTAs: 96 at the 131M model's
- * training shape with two), and streams the k-chunks of
- * W's halves and of X through shared memory with cp.async, CTC_ST stages deep
- * (one barrier per chunk). Five stages: a chunk's 16 mma per warp take less than
- * the L2's latency, so three left the loads exposed (docs/perf-notes.md n31). */
-constexpr int CTC_ROWS = 64, CTC_KP = 24, CTC_ST = 5; /* blocks per CTA; padded chunk row (no bank conflicts); stages */
+ * training shape with two), and streams W's halves and X through shared memory
+ * with cp.async in stages of 32 k (two of W's 16-row chunks; 16 at D 16), 3 to 5
+ * deep, one barrier per stage; fragments by ldmatrix. A stage of one 16-row chunk
+ * with 32-bit fragment loads spent 15 instructions per mma on loads and addresses
+ * (docs/perf-notes.md n38); five stages of those, because a chunk's 16 mma per warp
+ * take less than the L2's latency (n31). */
+constexpr int CTC_ROWS = 64, CTC_ST = 5; /* blocks per CTA; stages at 16 k (D 16) */
 
 /* One CTA of D threads per (t, kv head): W's rows t D .. t D + D - 1, thread n
  * its column n, 16 rows (one k-chunk) at a time. bias must be zero before. */
@@ -170,58 +172,87 @@ __global__ void nsa_cmp_w_split_kernel(const float *w, const float *pos, int l, 
     atomicAdd(&bias[(size_t)h * D + n], bs);
 }
 
+/* Two n-tiles (c0, c1) of a product with W in bf16/f16 halves: B's hi and lo
+ * fragments by ldmatrix.x4 from bh and bl (rows = columns n of the pair of n-tiles,
+ * 16 k), then c += a hi + a lo, and with LO also al hi (the A operand's lo half;
+ * lo lo is below the sums' precision). The compression's forward and its backward
+ * into the rows. */
+template <typename T, bool LO>
+__device__ __forceinline__ void mma_w_halves(float (&c0)[4], float (&c1)[4], const uint32_t (&a)[4],
+                                             const uint32_t (&al)[4], const T *bh, const T *bl) {
+    uint32_t h[4], o[4];
+    ldsm_x4(h, bh);
+    ldsm_x4(o, bl);
+    mma16816<T>(c0, a, h[0], h[1]);
+    mma16816<T>(c0, a, o[0], o[1]);
+    if (LO) mma16816<T>(c0, al, h[0], h[1]);
+    mma16816<T>(c1, a, h[2], h[3]);
+    mma16816<T>(c1, a, o[2], o[3]);
+    if (LO) mma16816<T>(c1, al, h[2], h[3]);
+}
+
 template <typename T, int D, int DN>
 __global__ void __launch_bounds__(128) nsa_compress_tc_kernel(const T *x, long long xsb, long long xss, long long xsh,
                                                               int Hkv, int l, int d, int nb, const T *whi,
                                                               const T *wlo, const float *bias, T *out, int ks,
                                                               float *part) {
-    __shared__ __align__(16) T shi[CTC_ST][DN][CTC_KP];
-    __shared__ __align__(16) T slo[CTC_ST][DN][CTC_KP];
-    __shared__ __align__(16) T sx[CTC_ST][CTC_ROWS][CTC_KP];
+    /* KC of k per stage (one offset t: D >= KC), KS mma k-steps; rows padded to KP
+     * (80 or 48 bytes: ldmatrix's eight rows fall in distinct banks); NST stages
+     * within the 48 KB of static shared memory */
+    constexpr int KC = D >= 32 ? 32 : 16, KS = KC / 16, KP = KC + 8;
+    constexpr int NST = KC == 32 ? (DN > 32 ? 3 : 4) : CTC_ST;
+    __shared__ __align__(16) T shi[NST][DN][KP];
+    __shared__ __align__(16) T slo[NST][DN][KP];
+    __shared__ __align__(16) T sx[NST][CTC_ROWS][KP];
     constexpr int NP = D / DN; /* column parts */
     const int kq = blockIdx.x % ks, tile = blockIdx.x / ks; /* k part, (rows, columns) tile */
     const int c0 = (tile / NP) * CTC_ROWS, n0 = (tile % NP) * DN, h = blockIdx.y, b = blockIdx.z;
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, tq = lane % 4;
-    const int Q = l * (D / 16), qper = (Q + ks - 1) / ks, qa = kq * qper, nq = max(0, min(Q, qa + qper) - qa);
+    const int Q16 = l * (D / 16), Qs = l * (D / KC); /* 16-chunks of W's layout; stages of KC */
+    const int qper = (Qs + ks - 1) / ks, qa = kq * qper, nq = max(0, min(Qs, qa + qper) - qa);
     const T *xh = x + b * xsb + h * xsh;
-    const T *hh = whi + ((size_t)h * Q * D + n0) * 16, *lh = wlo + ((size_t)h * Q * D + n0) * 16;
+    const T *hh = whi + ((size_t)h * Q16 * D + n0) * 16, *lh = wlo + ((size_t)h * Q16 * D + n0) * 16;
     auto load = [&](int qi, int st) {
-        const int q = qa + qi, t = q / (D / 16), e0 = (q % (D / 16)) * 16;
-        for (int i = tid; i < 2 * DN; i += 128) { /* W: DN columns of 32 bytes, each half */
-            const int n = i / 2, part = (i % 2) * 8;
-            cp16(&shi[st][n][part], hh + ((size_t)q * D + n) * 16 + part, true);
-            cp16(&slo[st][n][part], lh + ((size_t)q * D + n) * 16 + part, true);
+        const int q = qa + qi, t = q * KC / D, e0 = q * KC % D;
+        for (int i = tid; i < DN * KS * 2; i += 128) { /* W: per column, KS chunks of 32 bytes, each half */
+            const int n = i / (KS * 2), s = (i / 2) % KS, pt = (i % 2) * 8;
+            const size_t o = ((size_t)(q * KS + s) * D + n) * 16 + pt;
+            cp16(&shi[st][n][s * 16 + pt], hh + o, true);
+            cp16(&slo[st][n][s * 16 + pt], lh + o, true);
         }
-        const int row = tid / 2, part = (tid % 2) * 8, c = c0 + row; /* X: 64 rows of 32 bytes */
-        const bool ok = c < nb;
-        cp16(&sx[st][row][part], ok ? xh + (long long)(c * d + t) * xss + e0 + part : x, ok);
+        for (int i = tid; i < CTC_ROWS * (KC / 8); i += 128) { /* X: 64 rows of KC */
+            const int row = i / (KC / 8), pt = (i % (KC / 8)) * 8, c = c0 + row;
+            const bool ok = c < nb;
+            cp16(&sx[st][row][pt], ok ? xh + (long long)(c * d + t) * xss + e0 + pt : x, ok);
+        }
     };
     float acc[DN / 8][4];
 #pragma unroll
     for (int j = 0; j < DN / 8; j++) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.f;
 #pragma unroll
-    for (int st = 0; st < CTC_ST - 1; st++) {
+    for (int st = 0; st < NST - 1; st++) {
         if (st < nq) load(st, st);
         cp_commit();
     }
-    const int ra = warp * 16 + g; /* this lane's A rows in the tile: ra, ra + 8 */
+    const int ra = warp * 16 + g; /* this lane's accumulator rows in the tile: ra, ra + 8 */
+    /* ldmatrix lanes: A rows warp 16 + (lane & 15) at k (lane >> 4) 8; B rows (columns
+     * n) (lane >> 4) 8 + (lane & 7) of each pair of n-tiles at k ((lane >> 3) & 1) 8 */
+    const int arow = warp * 16 + (lane & 15), ak = (lane >> 4) * 8;
+    const int bn = ((lane >> 4) << 3) + (lane & 7), bk = ((lane >> 3) & 1) * 8;
     for (int q = 0; q < nq; q++) {
-        cp_wait<CTC_ST - 2>();
-        __syncthreads(); /* chunk q is in; every warp is done with chunk q - 1's stage */
-        if (q + CTC_ST - 1 < nq) load(q + CTC_ST - 1, (q + CTC_ST - 1) % CTC_ST);
+        cp_wait<NST - 2>();
+        __syncthreads(); /* stage q is in; every warp is done with stage q - 1's buffers */
+        if (q + NST - 1 < nq) load(q + NST - 1, (q + NST - 1) % NST);
         cp_commit();
-        const int st = q % CTC_ST;
-        const uint32_t a[4] = {*reinterpret_cast<const uint32_t *>(&sx[st][ra][2 * tq]),
-                               *reinterpret_cast<const uint32_t *>(&sx[st][ra + 8][2 * tq]),
-                               *reinterpret_cast<const uint32_t *>(&sx[st][ra][2 * tq + 8]),
-                               *reinterpret_cast<const uint32_t *>(&sx[st][ra + 8][2 * tq + 8])};
+        const int st = q % NST;
 #pragma unroll
-        for (int j = 0; j < DN / 8; j++) {
-            const int n = j * 8 + g;
-            mma16816<T>(acc[j], a, *reinterpret_cast<const uint32_t *>(&shi[st][n][2 * tq]),
-                        *reinterpret_cast<const uint32_t *>(&shi[st][n][2 * tq + 8]));
-            mma16816<T>(acc[j], a, *reinterpret_cast<const uint32_t *>(&slo[st][n][2 * tq]),
-                        *reinterpret_cast<const uint32_t *>(&slo[st][n][2 * tq + 8]));
+        for (int s = 0; s < KS; s++) {
+            uint32_t a[4];
+            ldsm_x4(a, &sx[st][arow][s * 16 + ak]);
+#pragma unroll
+            for (int j = 0; j < DN / 8; j += 2)
+                mma_w_halves<T, false>(acc[j], acc[j + 1], a, a, &shi[st][j * 8 + bn][s * 16 + bk],
+                                       &slo[st][j * 8 + bn][s * 16 + bk]);
         }
     }
     cp_wait<0>();
@@ -848,12 +879,19 @@ __global__ void nsa_cmp_bwd_rows_blk_kernel(const float *dkc, int nb, int Hkv, i
  * output in T, so with bf16 its lo is zero and (LO false) that product is left
  * out. The CTA keeps the
  * 65 dK~ rows it needs (c' - 1 .. c' + 63 for l = 2 d; (l/d) - 1 more in general)
- * in shared memory as hi and lo, and streams W_t's 16-column chunks (split by
- * nsa_cmp_w_nat_kernel, in W's own layout) through CTC_ST cp.async stages.
+ * in shared memory as hi and lo, and streams W_t's columns (split by
+ * nsa_cmp_w_nat_kernel, in W's own layout) through CBT_ST cp.async stages of 32
+ * columns (16 at D 16), fragments by ldmatrix (as the forward's; n38-n39 in
+ * docs/perf-notes.md).
  * CTA: 4 warps of 16 rows by DN columns, for CBT_TS consecutive t' of the d (the
  * t' split over CBT_TS CTAs: at the 131M model's B 2, 3 kv heads and N 8192 the
  * tiles alone made 96 CTAs for 132 SMs). */
 constexpr int CBT_J = 4, CBT_TS = 4; /* l / d at most; CTAs over the t' */
+/* The columns one CTA takes at head dim D (all up to 64, half at 128), W's k per
+ * stage (32; 16 at D 16) and its padded row, and the stages. */
+__host__ __device__ constexpr int cbt_cols(int D) { return D > 64 ? 64 : D; }
+__host__ __device__ constexpr int cbt_kw(int D) { return D >= 32 ? 32 : 16; }
+constexpr int CBT_ST = 3; /* 66 KB at D 128, as before: three CTAs per SM */
 
 /* hi = bf16(W), lo = bf16(W - hi), in W's layout (Hkv, l D, D). */
 __global__ void nsa_cmp_w_nat_kernel(const float *w, size_t n, __nv_bfloat16 *whi, __nv_bfloat16 *wlo) {
@@ -870,13 +908,14 @@ __global__ void __launch_bounds__(128) nsa_cmp_bwd_rows_tc_kernel(const float *d
                                                                   int Nk, const __nv_bfloat16 *whi,
                                                                   const __nv_bfloat16 *wlo, float *dacc) {
     typedef __nv_bfloat16 bf;
-    constexpr int AP = D + 8;  /* padded dK~ row (bank-conflict-free fragment loads) */
+    constexpr int AP = D + 8;  /* padded dK~ row (ldmatrix's eight rows in distinct banks) */
     constexpr int NP = D / DN; /* column parts */
+    constexpr int KW = cbt_kw(D), KS = KW / 16, KP = KW + 8; /* W's k per stage, its mma steps, padded row */
     extern __shared__ __align__(16) unsigned char cbt_smem[];
     const int J = l / d, AR = CTC_ROWS + J - 1; /* dK~ rows kept: c' - (J - 1) .. c' + 63 */
     bf *ahi = reinterpret_cast<bf *>(cbt_smem), *alo = ahi + (size_t)AR * AP;
-    bf (*shi)[DN][CTC_KP] = reinterpret_cast<bf (*)[DN][CTC_KP]>(alo + (size_t)AR * AP);
-    bf (*slo)[DN][CTC_KP] = shi + CTC_ST;
+    bf (*shi)[DN][KP] = reinterpret_cast<bf (*)[DN][KP]>(alo + (size_t)AR * AP);
+    bf (*slo)[DN][KP] = shi + CBT_ST;
     const int tile = blockIdx.x / CBT_TS, tper = (d + CBT_TS - 1) / CBT_TS;
     const int tp0 = (blockIdx.x % CBT_TS) * tper, tp1 = min(d, tp0 + tper);
     if (tp0 >= tp1) return; /* d < CBT_TS: nothing for this CTA */
@@ -891,57 +930,50 @@ __global__ void __launch_bounds__(128) nsa_cmp_bwd_rows_tc_kernel(const float *d
         if (LO) alo[(size_t)rr * AP + col] = __float2bfloat16_rn(v - __bfloat162float(hv));
     }
     const bf *wh = whi + (size_t)h * l * D * D, *wl = wlo + (size_t)h * l * D * D;
-    const int KC = D / 16;     /* k-chunks of one W_t */
-    const int Q = J * KC;      /* chunks per t' */
-    /* chunk (t', j, kc): W rows (t' + j d) D + n0 + n, columns 16 kc .. 16 kc + 15 */
+    constexpr int KC = D / KW; /* stages of one W_t */
+    const int Q = J * KC;      /* stages per t' */
+    /* stage (t', j, kc): W rows (t' + j d) D + n0 + n, columns KW kc .. KW kc + KW - 1 */
     auto load = [&](int tp, int q, int st) {
-        const int j = q / KC, k0 = (q % KC) * 16, t = tp + j * d;
-        for (int i = tid; i < 2 * DN; i += 128) {
-            const int n = i / 2, part = (i % 2) * 8;
-            const size_t o = ((size_t)t * D + n0 + n) * D + k0 + part;
-            cp16(&shi[st][n][part], wh + o, true);
-            cp16(&slo[st][n][part], wl + o, true);
+        const int j = q / KC, k0 = (q % KC) * KW, t = tp + j * d;
+        for (int i = tid; i < DN * (KW / 8); i += 128) {
+            const int n = i / (KW / 8), pt = (i % (KW / 8)) * 8;
+            const size_t o = ((size_t)t * D + n0 + n) * D + k0 + pt;
+            cp16(&shi[st][n][pt], wh + o, true);
+            cp16(&slo[st][n][pt], wl + o, true);
         }
     };
-    const int ra = warp * 16 + g; /* this lane's tile rows: ra, ra + 8 (c' = cp0 + ra) */
+    const int ra = warp * 16 + g; /* this lane's accumulator rows: ra, ra + 8 (c' = cp0 + ra) */
+    /* ldmatrix lanes: A rows warp 16 + (lane & 15) at k (lane >> 4) 8; B rows (columns
+     * n) (lane >> 4) 8 + (lane & 7) of each pair of n-tiles at k ((lane >> 3) & 1) 8 */
+    const int arow = warp * 16 + (lane & 15), ak = (lane >> 4) * 8;
+    const int bn = ((lane >> 4) << 3) + (lane & 7), bk = ((lane >> 3) & 1) * 8;
     for (int tp = tp0; tp < tp1; tp++) {
         float acc[DN / 8][4];
 #pragma unroll
         for (int jn = 0; jn < DN / 8; jn++) acc[jn][0] = acc[jn][1] = acc[jn][2] = acc[jn][3] = 0.f;
         __syncthreads(); /* the dK~ rows are in (first t'); every warp is done with the last t's stages */
 #pragma unroll
-        for (int st = 0; st < CTC_ST - 1; st++) {
+        for (int st = 0; st < CBT_ST - 1; st++) {
             if (st < Q) load(tp, st, st);
             cp_commit();
         }
         for (int q = 0; q < Q; q++) {
-            cp_wait<CTC_ST - 2>();
+            cp_wait<CBT_ST - 2>();
             __syncthreads();
-            if (q + CTC_ST - 1 < Q) load(tp, q + CTC_ST - 1, (q + CTC_ST - 1) % CTC_ST);
+            if (q + CBT_ST - 1 < Q) load(tp, q + CBT_ST - 1, (q + CBT_ST - 1) % CBT_ST);
             cp_commit();
-            const int st = q % CTC_ST, j = q / KC, k0 = (q % KC) * 16;
-            /* A rows: block c = c' - j, kept at index (J - 1) + ra - j */
-            const int r0 = (J - 1) + ra - j;
-            const bf *h0 = ahi + (size_t)r0 * AP + k0 + 2 * tq, *h8 = h0 + 8 * AP;
-            const bf *l0 = alo + (size_t)r0 * AP + k0 + 2 * tq, *l8 = l0 + 8 * AP;
-            const uint32_t ah[4] = {*reinterpret_cast<const uint32_t *>(h0), *reinterpret_cast<const uint32_t *>(h8),
-                                    *reinterpret_cast<const uint32_t *>(h0 + 8),
-                                    *reinterpret_cast<const uint32_t *>(h8 + 8)};
-            uint32_t al[4] = {0, 0, 0, 0};
-            if (LO) {
-                al[0] = *reinterpret_cast<const uint32_t *>(l0), al[1] = *reinterpret_cast<const uint32_t *>(l8);
-                al[2] = *reinterpret_cast<const uint32_t *>(l0 + 8), al[3] = *reinterpret_cast<const uint32_t *>(l8 + 8);
-            }
+            const int st = q % CBT_ST, j = q / KC, k0 = (q % KC) * KW;
+            /* A rows: block c = c' - j, kept at index (J - 1) + c' - cp0 - j */
+            const size_t a0 = (size_t)((J - 1) + arow - j) * AP + k0 + ak;
 #pragma unroll
-            for (int jn = 0; jn < DN / 8; jn++) {
-                const int n = jn * 8 + g;
-                const uint32_t bh0 = *reinterpret_cast<const uint32_t *>(&shi[st][n][2 * tq]);
-                const uint32_t bh1 = *reinterpret_cast<const uint32_t *>(&shi[st][n][2 * tq + 8]);
-                const uint32_t bl0 = *reinterpret_cast<const uint32_t *>(&slo[st][n][2 * tq]);
-                const uint32_t bl1 = *reinterpret_cast<const uint32_t *>(&slo[st][n][2 * tq + 8]);
-                mma16816<bf>(acc[jn], ah, bh0, bh1);
-                mma16816<bf>(acc[jn], ah, bl0, bl1);
-                if (LO) mma16816<bf>(acc[jn], al, bh0, bh1);
+            for (int s = 0; s < KS; s++) {
+                uint32_t ah[4], al[4] = {0, 0, 0, 0};
+                ldsm_x4(ah, ahi + a0 + s * 16);
+                if (LO) ldsm_x4(al, alo + a0 + s * 16);
+#pragma unroll
+                for (int jn = 0; jn < DN / 8; jn += 2)
+                    mma_w_halves<bf, LO>(acc[jn], acc[jn + 1], ah, al, &shi[st][jn * 8 + bn][s * 16 + bk],
+                                         &slo[st][jn * 8 + bn][s * 16 + bk]);
             }
         }
         cp_wait<0>();
@@ -1113,16 +1145,16 @@ __global__ void __launch_bounds__(256) nsa_cmp_dw_kernel(const T *x, long long x
         }
 }
 
-/* nsa_cmp_dw_kernel for one of K~, V~ (x the keys or values, dkc_t dK~ in T, colsum
- * its column sums' parts); false where it does not apply (D, alignment). */
+/* Whether nsa_cmp_dw_kernel takes x (the keys or values) and dkc_t (dK~ in T): D 64
+ * or 128, 16-byte aligned rows. */
 template <typename T> bool cmp_dw_applies(const void *x, const attn_stride &xs, const T *dkc_t, int D) {
     return (D == 64 || D == 128) && dm_vec8(x, xs, D) && reinterpret_cast<uintptr_t>(dkc_t) % 16 == 0;
 }
+/* nsa_cmp_dw_kernel for one of K~, V~ (colsum: dK~'s column sums' parts), where
+ * cmp_dw_applies. */
 template <typename T>
 attn_status launch_cmp_dw(const void *x, const attn_stride &xs, const T *dkc_t, const float *pos, const float *colsum,
-                          int B, int nb, int Hkv, int D, int l, int d, float *dw, bool *done) {
-    *done = false;
-    if (!cmp_dw_applies<T>(x, xs, dkc_t, D)) return ATTN_OK;
+                          int B, int nb, int Hkv, int D, int l, int d, float *dw) {
     const dim3 grid((unsigned)l, (unsigned)Hkv);
     const T *xt = static_cast<const T *>(x);
     if (D == 128) {
@@ -1135,7 +1167,6 @@ attn_status launch_cmp_dw(const void *x, const attn_stride &xs, const T *dkc_t, 
                                                                       Hkv, l, d, dw);
     }
     CUDA_CHECK_LAUNCH();
-    *done = true;
     return ATTN_OK;
 }
 
@@ -1313,8 +1344,8 @@ int nsa_cmp_bwd_tc_ok(const attn_params *p, size_t optin, size_t *smem) {
     const int D = p->D, l = p->nsa_l, d = p->nsa_d;
     if (!on || p->nsa_cmp != NSA_CMP_LINEAR || (D != 16 && D != 32 && D != 64 && D != 128)) return 0;
     if (l % d || l / d > CBT_J) return 0;
-    const int DN = D > 64 ? 64 : D, AR = CTC_ROWS + l / d - 1;
-    *smem = 2 * (size_t)AR * (D + 8) * 2 + 2 * (size_t)CTC_ST * DN * CTC_KP * 2;
+    const int AR = CTC_ROWS + l / d - 1;
+    *smem = 2 * (size_t)AR * (D + 8) * 2 + 2 * (size_t)CBT_ST * cbt_cols(D) * (cbt_kw(D) + 8) * 2;
     return *smem <= optin;
 }
 
@@ -1344,16 +1375,16 @@ attn_status launch_cmp_bwd_rows_tc(const attn_params *p, const float *dkc, const
             <<<dim3(tiles * (DD / DN) * CBT_TS, (unsigned)Hkv, (unsigned)p->B), 128, smem>>>(                        \
             dkc, nb, Hkv, l, d, Nk, whi, wlo, dacc);                                                                 \
     } while (0)
-#define NSA_CBT(DD, DN)                                                                                              \
+#define NSA_CBT(DD)                                                                                                  \
     do {                                                                                                             \
-        if (lo) NSA_CBT_L(DD, DN, true);                                                                             \
-        else NSA_CBT_L(DD, DN, false);                                                                               \
+        if (lo) NSA_CBT_L(DD, cbt_cols(DD), true);                                                                   \
+        else NSA_CBT_L(DD, cbt_cols(DD), false);                                                                     \
     } while (0)
     switch (D) {
-    case 16: NSA_CBT(16, 16); break;
-    case 32: NSA_CBT(32, 32); break;
-    case 64: NSA_CBT(64, 64); break;
-    default: NSA_CBT(128, 64);
+    case 16: NSA_CBT(16); break;
+    case 32: NSA_CBT(32); break;
+    case 64: NSA_CBT(64); break;
+    default: NSA_CBT(128);
     }
 #undef NSA_CBT
 #undef NSA_CBT_L
@@ -1779,15 +1810,10 @@ template <typename T> attn_status nsa_backward_t(const attn_params *p) {
                                                                                                    z.l, w, dpos);
                 CUDA_CHECK_LAUNCH();
             }
-            bool done = false;
-            attn_status r;
-            if (tc_dw && (r = launch_cmp_dw<T>(x, xs, dc_t, pos, colsum, B, nb, Hkv, D, z.l, z.d, dw, &done)) != ATTN_OK)
-                return r;
-            if (!done) {
-                nsa_cmp_bwd_w_kernel<T><<<dim3((unsigned)(z.l * D), (unsigned)Hkv), D>>>(
-                    static_cast<const T *>(x), xs.b, xs.s, xs.h, pos, dc, B, nb, Hkv, D, z.l, z.d, dw);
-                CUDA_CHECK_LAUNCH();
-            }
+            if (tc_dw) return launch_cmp_dw<T>(x, xs, dc_t, pos, colsum, B, nb, Hkv, D, z.l, z.d, dw);
+            nsa_cmp_bwd_w_kernel<T><<<dim3((unsigned)(z.l * D), (unsigned)Hkv), D>>>(
+                static_cast<const T *>(x), xs.b, xs.s, xs.h, pos, dc, B, nb, Hkv, D, z.l, z.d, dw);
+            CUDA_CHECK_LAUNCH();
             return ATTN_OK;
         };
         if (linear &&

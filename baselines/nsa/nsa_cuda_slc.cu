@@ -207,6 +207,17 @@ __device__ __forceinline__ UnionChunks<T, D> union_begin(const A &a, int b, int 
     return uc;
 }
 
+/* A chunk of 64 keys from k0 (keys from kend on masked) and a row of query position
+ * ip (on: the row takes keys): the row sees keys k0 + jr for jr < the returned
+ * limit, jr = base + c with base the thread's column offset ((lane & 3) 2); so the
+ * mask per element is one 32-bit compare, c < chunk_lim(...), instead of three
+ * 64-bit ones. */
+__device__ __forceinline__ int chunk_lim(long long k0, long long kend, bool on, long long ip, int base) {
+    long long l = on ? (kend < ip + 1 ? kend : ip + 1) - k0 : 0;
+    l = l < 0 ? 0 : l > 64 ? 64 : l;
+    return (int)l - base;
+}
+
 /* One chunk of 64 keys (from k0; keys from kend on masked) of the selected branch's
  * forward on the tensor cores, for the warp's 16 rows from wrow: the thread's rows
  * x0 (wrow + lane / 4) and x1 (8 below) take keys j <= ip0, ip1 where on0, on1.
@@ -222,13 +233,13 @@ __device__ __forceinline__ void slc_fwd_chunk(const T *sQ, const T *sK, const T 
     warp_qk<T, D, BK>(s, sQ, sK, wrow, lane);
     /* mask, scale to log2 units, the rows' new maxima */
     float mx0 = -INFINITY, mx1 = -INFINITY;
+    const int lim0 = chunk_lim(k0, kend, on0, ip0, (lane & 3) * 2), lim1 = chunk_lim(k0, kend, on1, ip1, (lane & 3) * 2);
 #pragma unroll
     for (int nt = 0; nt < BK / 8; nt++)
 #pragma unroll
         for (int e = 0; e < 4; e++) {
-            const long long j = k0 + nt * 8 + (lane & 3) * 2 + (e & 1);
             const bool r1 = e >= 2;
-            const bool vis = j < kend && (r1 ? on1 : on0) && j <= (r1 ? ip1 : ip0);
+            const bool vis = nt * 8 + (e & 1) < (r1 ? lim1 : lim0);
             const float x = vis ? s[nt][e] * scale_log2 : -INFINITY;
             s[nt][e] = x;
             if (r1) mx1 = fmaxf(mx1, x);
@@ -292,13 +303,13 @@ __device__ __forceinline__ void slc_bwd_pds(const T *sQ, const T *sdO, const T *
     float s[BK / 8][4];
     warp_qk<T, D, BK>(s, sQ, sK, wrow, lane);
     warp_qk<T, D, BK>(dp, sdO, sV, wrow, lane);
+    const int lim0 = chunk_lim(k0, kend, on0, ip0, (lane & 3) * 2), lim1 = chunk_lim(k0, kend, on1, ip1, (lane & 3) * 2);
 #pragma unroll
     for (int nt = 0; nt < BK / 8; nt++)
 #pragma unroll
         for (int e = 0; e < 4; e++) {
-            const long long j = k0 + nt * 8 + (lane & 3) * 2 + (e & 1);
             const bool r1 = e >= 2;
-            const bool vis = j < kend && (r1 ? on1 : on0) && j <= (r1 ? ip1 : ip0);
+            const bool vis = nt * 8 + (e & 1) < (r1 ? lim1 : lim0);
             const float pv = vis ? fast_exp2(s[nt][e] * sl2 - (r1 ? lse21 : lse20)) : 0.f;
             s[nt][e] = pv;
             dp[nt][e] = pv * (dp[nt][e] - (r1 ? dsm1 : dsm0));
@@ -638,32 +649,40 @@ __device__ __forceinline__ void pair_rows(const PairList &pl, int start, int nq,
 }
 
 /* Rows r = hh QB + qi (head hh of the group of kv head hkv, query sRowQ[r]) of x
- * into the swizzled [64][D] tile s (cp.async); rows without a pair are zero. */
+ * into the swizzled [64][D] tile s (cp.async); rows without a pair are zero. By
+ * 128 threads: thread tid copies chunk tid % CH of rows tid / CH + k RS, so its
+ * chunk, its swizzle and its base address are worked out once (the loop over
+ * c = tid + 128 k divided each c; docs/perf-notes.md n40). */
 template <typename T, int D>
 __device__ __forceinline__ void load_pair_rows(T *s, const void *x, long long xsb, long long xss, long long xsh, int b,
                                                int hkv, int G, int qbs, const int *sRowQ, int tid) {
-    constexpr int CH = D / 8;
-    for (int c = tid; c < 64 * CH; c += 128) {
-        const int r = c / CH, ch = c % CH, i = sRowQ[r];
+    constexpr int CH = D / 8, RS = 128 / CH; /* chunks per row; rows per pass */
+    static_assert(128 % CH == 0 && 64 % RS == 0, "load_pair_rows: 128 threads over whole rows");
+    const int ch = tid % CH, r0 = tid / CH;
+    const T *base = static_cast<const T *>(x) + b * xsb + (long long)hkv * G * xsh + ch * 8;
+#pragma unroll 2
+    for (int k = 0; k < 64 / RS; k++) {
+        const int r = r0 + k * RS, i = sRowQ[r];
         const bool ok = i >= 0;
-        const T *src = static_cast<const T *>(x) + b * xsb + (long long)(ok ? i : 0) * xss +
-                       (long long)(hkv * G + (ok ? r >> qbs : 0)) * xsh + ch * 8;
-        cp16(s + swz<D>(r, ch), src, ok);
+        cp16(s + swz<D>(r, ch), ok ? base + (long long)i * xss + (long long)(r >> qbs) * xsh : base, ok);
     }
 }
 
 /* Keys [k0, kend) (at most 64) of K and V rows into swizzled [64][D] tiles (cp.async,
- * zero past kend). */
+ * zero past kend); by 128 threads, as load_pair_rows. */
 template <typename T, int D>
 __device__ __forceinline__ void load_block_kv(T *sK, T *sV, const T *kbase, long long kss, const T *vbase, long long vss,
                                               long long k0, long long kend, int tid) {
-    constexpr int CH = D / 8;
-    for (int x = tid; x < 64 * CH; x += 128) {
-        const int r = x / CH, ch = x % CH;
-        const bool ok = k0 + r < kend;
-        const long long j = ok ? k0 + r : 0;
-        cp16(sK + swz<D>(r, ch), kbase + j * kss + ch * 8, ok);
-        cp16(sV + swz<D>(r, ch), vbase + j * vss + ch * 8, ok);
+    constexpr int CH = D / 8, RS = 128 / CH;
+    static_assert(128 % CH == 0 && 64 % RS == 0, "load_block_kv: 128 threads over whole rows");
+    const int ch = tid % CH, r0 = tid / CH, nk = (int)(kend - k0 < 64 ? kend - k0 : 64);
+    const T *kb = kbase + k0 * kss + ch * 8, *vb = vbase + k0 * vss + ch * 8;
+#pragma unroll
+    for (int k = 0; k < 64 / RS; k++) {
+        const int r = r0 + k * RS;
+        const bool ok = r < nk;
+        cp16(sK + swz<D>(r, ch), ok ? kb + (long long)r * kss : kbase, ok);
+        cp16(sV + swz<D>(r, ch), ok ? vb + (long long)r * vss : vbase, ok);
     }
 }
 

@@ -79,6 +79,8 @@ struct BwdArgs {
     int exact_dsum; /* Dsum from P and dP in a first pass instead of from dO and O */
     void *dk_out, *dv_out; /* the key-parallel kernel writes dK, dV directly */
     long long dksb, dkss, dksh, dvsb, dvss, dvsh;
+    int kp_chunk; /* key-parallel: 0, a CTA per key tile; else at most this many of a
+                   * tile's steps per CTA, dK and dV added into dk_acc, dv_acc */
 };
 
 /* Dsum[b, h, i] = sum_d dO[b, i, h, d] O[b, i, h, d]: one warp per row, VEC
@@ -132,46 +134,81 @@ __global__ void bwd_dot_kernel(const T *o, long long osb, long long oss, long lo
 
 /* P (recomputed from lse and masked to 0 with MASK) and dS = P (dP - Dsum) for a
  * warp's 16 rows x BK keys of block stage st: s becomes P and dp becomes dS; with
- * dz the column sums of dS go to dz (one atomic per key). DOT: only the rows' sums
- * of P dP into dacc (the first pass of dma's exact Dsum), s and dp left as they
- * are. Instantiated with and without the mask so that the blocks every row keeps
- * in full pay for no mask. */
+ * dz the column sums of dS go to dz. DOT: only the rows' sums of P dP into dacc
+ * (the first pass of dma's exact Dsum), s and dp left as they are. Instantiated
+ * with and without the mask so that the blocks every row keeps in full pay for no
+ * mask.
+ * dz: a thread holds 16 columns (8 n-tiles x 2) of two rows; the 8 lanes of equal
+ * lane & 3 hold the same columns. Three halving exchanges (xor 16, 8, 4: each lane
+ * keeps half of its sums and sends the other half) leave lane l the whole sums of
+ * n-tile l >> 2's two columns: 14 shuffles a thread instead of 48, and every lane
+ * adds its two into dz (one atomic per key, as before). */
 template <bool MASK, bool DOT, int BK_>
 __device__ __forceinline__ void bwd_p_ds(float (&s)[BK_ / 8][4], float (&dp)[BK_ / 8][4], const float (&lse2)[2],
                                          const float (&dsm)[2], float (&dacc)[2], float scale_log2, const float *z,
                                          float *dzrow, const int *sIdx, const int *sRlo, const int *sRhi,
                                          const float *sZ, int st, int qrow0, int lane) {
+    static_assert(BK_ == 64, "dz's exchanges take 8 n-tiles");
+    /* column (nt, e01) of the thread's two rows: P and dS in place; their dS sum */
+    auto col = [&](int nt, int e01) -> float {
+        const int g = st * BK_ + nt * 8 + (lane & 3) * 2 + e01;
+        const float zb = z ? sZ[g] : 0.f;
+        int j = 0, rl = 0, rh = 0;
+        if (MASK) j = sIdx[g], rl = sRlo[g], rh = sRhi[g];
+        float colsum = 0.f;
 #pragma unroll
-    for (int nt = 0; nt < BK_ / 8; nt++)
-#pragma unroll
-        for (int e01 = 0; e01 < 2; e01++) {
-            const int g = st * BK_ + nt * 8 + (lane & 3) * 2 + e01;
-            const float zb = z ? sZ[g] : 0.f;
-            int j = 0, rl = 0, rh = 0;
-            if (MASK) j = sIdx[g], rl = sRlo[g], rh = sRhi[g];
-            float colsum = 0.f;
-#pragma unroll
-            for (int r = 0; r < 2; r++) {
-                const int e = e01 + 2 * r, qi = qrow0 + 8 * r;
-                float pv = fast_exp2(s[nt][e] * scale_log2 + zb - lse2[r]);
-                if (MASK && (j < 0 || qi < rl || qi > rh)) pv = 0.f;
-                if (DOT) {
-                    dacc[r] += pv * dp[nt][e];
-                    continue;
-                }
-                const float ds = pv * (dp[nt][e] - dsm[r]);
-                s[nt][e] = pv;
-                dp[nt][e] = ds;
-                colsum += ds;
+        for (int r = 0; r < 2; r++) {
+            const int e = e01 + 2 * r, qi = qrow0 + 8 * r;
+            float pv = fast_exp2(s[nt][e] * scale_log2 + zb - lse2[r]);
+            if (MASK && (j < 0 || qi < rl || qi > rh)) pv = 0.f;
+            if (DOT) {
+                dacc[r] += pv * dp[nt][e];
+                continue;
             }
-            if (!DOT && dzrow) {
-                colsum += __shfl_xor_sync(0xffffffff, colsum, 4);
-                colsum += __shfl_xor_sync(0xffffffff, colsum, 8);
-                colsum += __shfl_xor_sync(0xffffffff, colsum, 16);
-                const int jj = sIdx[g];
-                if (lane < 4 && jj >= 0 && colsum != 0.f) atomicAdd(dzrow + jj, colsum);
-            }
+            const float ds = pv * (dp[nt][e] - dsm[r]);
+            s[nt][e] = pv;
+            dp[nt][e] = ds;
+            colsum += ds;
         }
+        return colsum;
+    };
+    if (DOT || !dzrow) {
+#pragma unroll
+        for (int nt = 0; nt < BK_ / 8; nt++) {
+            col(nt, 0);
+            col(nt, 1);
+        }
+        return;
+    }
+    /* keep (bit set: hi, else lo), send the other over xor x, add */
+    auto halve = [&](const float (&lo)[2], const float (&hi)[2], int x, float (&out)[2]) {
+        const bool bit = lane & x;
+#pragma unroll
+        for (int i = 0; i < 2; i++) {
+            const float keep = bit ? hi[i] : lo[i], send = bit ? lo[i] : hi[i];
+            out[i] = keep + __shfl_xor_sync(0xffffffffu, send, x);
+        }
+    };
+    float b2[2][2]; /* after xor 16 and 8: n-tile r + 2 (lane >> 3 & 1) + 4 (lane >> 4 & 1) */
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        float a16[2][2]; /* after xor 16: n-tiles r and r + 2, plus 4 (lane >> 4 & 1) */
+#pragma unroll
+        for (int q = 0; q < 2; q++) {
+            const int nt = r + 2 * q;
+            const float lo[2] = {col(nt, 0), col(nt, 1)}, hi[2] = {col(nt + 4, 0), col(nt + 4, 1)};
+            halve(lo, hi, 16, a16[q]);
+        }
+        halve(a16[0], a16[1], 8, b2[r]);
+    }
+    float c[2];
+    halve(b2[0], b2[1], 4, c);
+    const int g0 = st * BK_ + ((lane >> 2) & 7) * 8 + (lane & 3) * 2;
+#pragma unroll
+    for (int i = 0; i < 2; i++) {
+        const int jj = sIdx[g0 + i];
+        if (jj >= 0 && c[i] != 0.f) atomicAdd(dzrow + jj, c[i]);
+    }
 }
 
 /* WG (DMABENCH_CUDA_WGMMA_BWD=1 on sm_90, BQ 64, D 64 or 128, until tests/gpu.sh has
@@ -497,15 +534,22 @@ __global__ void __launch_bounds__(2 * BQ) bwd_main_kernel(const BwdArgs a) {
                 }
             }
             }
+            /* a block every row keeps in full has no all-zero key row: its sums go
+             * without the test that spares masked keys' atomics */
 #pragma unroll
             for (int r = 0; r < 2; r++) {
                 int j = sIdx[st * BK + wkey + (lane >> 2) + 8 * r];
                 if (j < 0) continue;
                 float *row = dst + (long long)j * accs + d0 + (lane & 3) * 2;
+                if (full) {
 #pragma unroll
-                for (int t = 0; t < DW / 8; t++) {
-                    float x0 = acc[t][2 * r], x1 = acc[t][2 * r + 1];
-                    if (x0 != 0.f || x1 != 0.f) red_add2(row + t * 8, x0, x1);
+                    for (int t = 0; t < DW / 8; t++) red_add2(row + t * 8, acc[t][2 * r], acc[t][2 * r + 1]);
+                } else {
+#pragma unroll
+                    for (int t = 0; t < DW / 8; t++) {
+                        float x0 = acc[t][2 * r], x1 = acc[t][2 * r + 1];
+                        if (x0 != 0.f || x1 != 0.f) red_add2(row + t * 8, x0, x1);
+                    }
                 }
             }
         }
@@ -576,7 +620,19 @@ dm_cuda_ws g_bws; /* the backward's accumulators, kept between calls */
 constexpr int KP_BQ = 64;  /* queries per step */
 constexpr int KP_BK = 128; /* keys per CTA */
 
-template <typename T, int D>
+/* The query blocks of KP_BQ that see a key of the tile at j0: *qb0 the first, the
+ * count returned. The kernel and the host's split (launch_bwd_kp) share it. */
+__host__ __device__ inline int kp_tile_qblocks(const BwdArgs &a, int j0, int *qb0) {
+    const int jl = (j0 + KP_BK < a.Nk ? j0 + KP_BK : a.Nk) - 1;
+    long long qlo = a.causal ? (long long)j0 * a.kmul + a.kadd - a.off : 0;
+    long long qhi = a.window > 0 ? (long long)jl * a.kmul + a.kadd + a.window - 1 - a.off : (long long)a.Nq - 1;
+    qlo = qlo > 0 ? qlo : 0;
+    qhi = qhi < a.Nq - 1 ? qhi : a.Nq - 1;
+    *qb0 = qhi >= qlo ? (int)(qlo / KP_BQ) : 0;
+    return qhi >= qlo ? (int)(qhi / KP_BQ) - *qb0 + 1 : 0;
+}
+
+template <typename T, int D, bool SPLIT>
 __global__ void __launch_bounds__(256) bwd_kp_kernel(const BwdArgs a, float *dq_acc) {
     static_assert(D == 64 || D == 128, "bwd_kp_kernel: D 64 or 128");
     constexpr int KP_THREADS = 256;
@@ -594,7 +650,26 @@ __global__ void __launch_bounds__(256) bwd_kp_kernel(const BwdArgs a, float *dq_
     constexpr int RP = KP_THREADS / CH;
     static_assert(KP_BQ % RP == 0 && RP % 8 == 0, "bwd_kp_kernel: copy layout");
     const int nkvb = a.B * a.Hkv, kvb = blockIdx.x % nkvb;
-    const int j0 = (blockIdx.x / nkvb) * KP_BK, hkv = kvb % a.Hkv, b = kvb / a.Hkv;
+    /* the CTA's key tile and its steps it_lo .. it_hi - 1 (a step: one query block of
+     * one head of the group, nqb per head); with a.kp_chunk, tile t's steps in chunks
+     * of a.kp_chunk, one per CTA, the tiles in order (SPLIT) */
+    int tile = blockIdx.x / nkvb, qb0 = 0, nqb = 0, it_lo = 0, it_hi = 0;
+    if constexpr (SPLIT) {
+        int u = tile;
+        for (tile = 0; tile * KP_BK < a.Nk; tile++) {
+            nqb = kp_tile_qblocks(a, tile * KP_BK, &qb0);
+            const int nc = (nqb * a.G + a.kp_chunk - 1) / a.kp_chunk;
+            if (u < nc) break;
+            u -= nc;
+        }
+        if (tile * KP_BK >= a.Nk) return; /* past the last chunk (the grid is exact) */
+        it_lo = u * a.kp_chunk;
+        it_hi = min(nqb * a.G, it_lo + a.kp_chunk);
+    } else {
+        nqb = kp_tile_qblocks(a, tile * KP_BK, &qb0);
+        it_hi = nqb * a.G;
+    }
+    const int j0 = tile * KP_BK, hkv = kvb % a.Hkv, b = kvb / a.Hkv;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
     /* query i sits at position i + off, key j at j kmul + kadd (nsa's compressed
      * blocks; kmul 1 and kadd 0 otherwise) */
@@ -614,12 +689,6 @@ __global__ void __launch_bounds__(256) bwd_kp_kernel(const BwdArgs a, float *dq_
         }
     }
     const int jl = min(j0 + KP_BK, a.Nk) - 1;
-    long long qlo = a.causal ? kpos(j0) - off : 0;
-    long long qhi = a.window > 0 ? kpos(jl) + a.window - 1 - off : (long long)a.Nq - 1;
-    qlo = max(qlo, 0LL), qhi = min(qhi, (long long)a.Nq - 1);
-    const int qb0 = qhi >= qlo ? (int)(qlo / KP_BQ) : 0;
-    const int nqb = qhi >= qlo ? (int)(qhi / KP_BQ) - qb0 + 1 : 0;
-    const int nit = nqb * a.G;
 
     const T *qt0 = static_cast<const T *>(a.q) + b * a.qsb + (long long)(hkv * a.G) * a.qsh + ch * 8 + (long long)r0 * a.qss;
     const T *dt0 = static_cast<const T *>(a.dout) + b * a.dosb + (long long)(hkv * a.G) * a.dosh + ch * 8 +
@@ -643,8 +712,9 @@ __global__ void __launch_bounds__(256) bwd_kp_kernel(const BwdArgs a, float *dq_
             cp16n((tid < KP_BQ / 4 ? sL : sD) + stage * KP_BQ + 4 * c, src, 4 * nv);
         }
     };
-    int ld_hh = 0, ld_qb = 0;
-    if (nit > 0) load_q(0, 0, qb0 * KP_BQ);
+    /* the loads' head and query block run one step ahead of the compute's */
+    int ld_hh = nqb ? it_lo / nqb : 0, ld_qb = nqb ? it_lo % nqb : 0;
+    if (it_hi > it_lo) load_q(0, ld_hh, (qb0 + ld_qb) * KP_BQ);
     cp_commit();
 
     /* the warps' parts: S^T, dP^T, P^T, dS^T: keys kg 32.., queries qh 32..; dV, dK:
@@ -674,10 +744,10 @@ __global__ void __launch_bounds__(256) bwd_kp_kernel(const BwdArgs a, float *dq_
 #pragma unroll
             for (int e = 0; e < 4; e++) dk[m][t][e] = dv[m][t][e] = 0.f;
 
-    int hh = 0, qbi = 0;
-    for (int it = 0; it < nit; it++) {
-        const int st = it & 1;
-        if (it + 1 < nit) {
+    int hh = ld_hh, qbi = ld_qb;
+    for (int it = it_lo; it < it_hi; it++) {
+        const int st = (it - it_lo) & 1;
+        if (it + 1 < it_hi) {
             if (++ld_qb == nqb) ld_qb = 0, ld_hh++;
             load_q(st ^ 1, ld_hh, (qb0 + ld_qb) * KP_BQ);
         }
@@ -824,6 +894,8 @@ __global__ void __launch_bounds__(256) bwd_kp_kernel(const BwdArgs a, float *dq_
     __syncthreads();
     T *dkb = static_cast<T *>(a.dk_out) + b * a.dksb + hkv * a.dksh;
     T *dvb = static_cast<T *>(a.dv_out) + b * a.dvsb + hkv * a.dvsh;
+    /* SPLIT: the fp32 accumulators, (B, Nk, Hkv, D) as the query tiles' */
+    float *dka = a.dk_acc + ((size_t)b * a.Nk * a.Hkv + hkv) * D, *dva = a.dv_acc + ((size_t)b * a.Nk * a.Hkv + hkv) * D;
 #pragma unroll
     for (int m = 0; m < 2; m++)
 #pragma unroll
@@ -833,8 +905,15 @@ __global__ void __launch_bounds__(256) bwd_kp_kernel(const BwdArgs a, float *dq_
 #pragma unroll
             for (int t = 0; t < NV; t++) {
                 const int col = dh * (D / 2) + t * 8 + (lane & 3) * 2;
-                *reinterpret_cast<uint32_t *>(dkb + (long long)j * a.dkss + col) = pack2<T>::from(dk[m][t][2 * r], dk[m][t][2 * r + 1]);
-                *reinterpret_cast<uint32_t *>(dvb + (long long)j * a.dvss + col) = pack2<T>::from(dv[m][t][2 * r], dv[m][t][2 * r + 1]);
+                if constexpr (SPLIT) {
+                    red_add2(dka + (long long)j * a.Hkv * D + col, dk[m][t][2 * r], dk[m][t][2 * r + 1]);
+                    red_add2(dva + (long long)j * a.Hkv * D + col, dv[m][t][2 * r], dv[m][t][2 * r + 1]);
+                } else {
+                    *reinterpret_cast<uint32_t *>(dkb + (long long)j * a.dkss + col) =
+                        pack2<T>::from(dk[m][t][2 * r], dk[m][t][2 * r + 1]);
+                    *reinterpret_cast<uint32_t *>(dvb + (long long)j * a.dvss + col) =
+                        pack2<T>::from(dv[m][t][2 * r], dv[m][t][2 * r + 1]);
+                }
             }
         }
 }
@@ -845,27 +924,32 @@ size_t bwd_kp_smem(int D, size_t esize) {
     return (size_t)(2 * KP_BK * D + 4 * KP_BQ * D + 2 * KP_BK * KP_BQ) * esize + 4 * KP_BQ * sizeof(float);
 }
 
-/* Whether this call takes the key-parallel kernel. DMABENCH_CUDA_BWD_KEYPAR=0 asks
- * for the query tiles everywhere, =1 for the key-parallel kernel wherever it
- * applies (contiguous key ranges, at positions of their own or not: no list, no z,
- * no dz; D 64 or 128).
- * Unset: where it applies, its shared memory fits and its grid has a CTA for every
- * SM: a CTA loops over the group's heads, so its grid has G times fewer CTAs than
- * the query tiles' (measured in docs/perf-notes.md, b9-b12). */
-bool bwd_kp_choose(const attn_params *p, const cuda_attn_spec *s, const float *dz) {
+/* Which backward this call takes: KP_NO the query tiles, KP_TILE the key-parallel
+ * kernel with a CTA per key tile, KP_SPLIT the key-parallel kernel with each tile's
+ * steps split over several CTAs. DMABENCH_CUDA_BWD_KEYPAR=0 asks for the query tiles
+ * everywhere, =1 for a CTA per key tile wherever the kernel applies (contiguous key
+ * ranges, at positions of their own or not: no list, no z, no dz; D 64 or 128).
+ * Unset: where it applies and its shared memory fits, a CTA per key tile where
+ * that grid has a CTA for every SM (a CTA loops over the group's heads, so its
+ * grid has G times fewer CTAs than the query tiles': docs/perf-notes.md b9-b12),
+ * and split where it has fewer (nsa's compressed branch, few heads);
+ * DMABENCH_CUDA_BWD_KPSPLIT=0 sends those to the query tiles instead. */
+enum { KP_NO, KP_TILE, KP_SPLIT };
+int bwd_kp_choose(const attn_params *p, const cuda_attn_spec *s, const float *dz) {
     static const int mode = dm_env_is("DMABENCH_CUDA_BWD_KEYPAR", "0")   ? 0
                             : dm_env_is("DMABENCH_CUDA_BWD_KEYPAR", "1") ? 1
                                                                          : -1;
+    static const bool split = !dm_env_is("DMABENCH_CUDA_BWD_KPSPLIT", "0");
     const bool applies = !dz && !s->list && !s->z && !s->tkey && !s->dv_ddt && !s->after_main &&
                          (p->causal || s->window <= 0) && (p->D == 64 || p->D == 128);
-    if (mode == 0 || !applies) return false;
-    if (mode == 1) return true;
+    if (mode == 0 || !applies) return KP_NO;
+    if (mode == 1) return KP_TILE;
     size_t optin = 0;
     int nsm = 0;
-    if (dm_cuda_smem_optin(&optin) != ATTN_OK || bwd_kp_smem(p->D, sizeof(__half)) > optin) return false;
-    if (dm_cuda_num_sms(&nsm) != ATTN_OK) return false;
+    if (dm_cuda_smem_optin(&optin) != ATTN_OK || bwd_kp_smem(p->D, sizeof(__half)) > optin) return KP_NO;
+    if (dm_cuda_num_sms(&nsm) != ATTN_OK) return KP_NO;
     const long long ctas = (long long)((p->Nk + KP_BK - 1) / KP_BK) * p->Hkv * p->B;
-    return ctas >= nsm;
+    return ctas >= nsm ? KP_TILE : split ? KP_SPLIT : KP_NO;
 }
 
 /* Dsum = rowsum(dO O) into dsum (rows ldp apart per (b, h)), O + res with res; with
@@ -893,12 +977,37 @@ attn_status launch_dot(const attn_params *p, float *dsum, int ldp, float *lse2, 
 dm_cuda_ws g_kws; /* the key-parallel backward's dQ accumulator and Dsum */
 
 /* The key-parallel backward (bwd_kp_kernel): Dsum, the kernel, dQ to its dtype (or,
- * with dq_add, dQ added into that fp32 buffer by the kernel itself). */
-template <typename T, int D> attn_status launch_bwd_kp(const attn_params *p, BwdArgs &a, float *dq_add) {
+ * with dq_add, dQ added into that fp32 buffer by the kernel itself). With split,
+ * each key tile's steps (query blocks times the group's heads) in chunks, a CTA
+ * each, about four CTAs per SM in all and at least KP_MIN_CHUNK steps per CTA;
+ * dK and dV then go through fp32 accumulators and bwd_finish_kernel. */
+constexpr int KP_MIN_CHUNK = 8;
+template <typename T, int D> attn_status launch_bwd_kp(const attn_params *p, BwdArgs &a, float *dq_add, bool split) {
     if constexpr (D != 64 && D != 128) {
         return ATTN_ERR_UNSUPPORTED; /* bwd_kp_choose sends these to the query tiles */
     } else {
-        const long long nblk = (long long)((p->Nk + KP_BK - 1) / KP_BK) * p->Hkv * p->B;
+        const int ntile = (p->Nk + KP_BK - 1) / KP_BK;
+        const long long nkvb = (long long)p->Hkv * p->B;
+        long long nblk = ntile * nkvb;
+        a.kp_chunk = 0;
+        if (split) { /* the chunk from the steps of all tiles, then the exact grid */
+            int nsm = 0;
+            attn_status st = dm_cuda_num_sms(&nsm);
+            if (st != ATTN_OK) return st;
+            long long steps = 0;
+            for (int t = 0; t < ntile; t++) {
+                int q0;
+                steps += (long long)kp_tile_qblocks(a, t * KP_BK, &q0) * a.G;
+            }
+            const long long want = 4LL * nsm;
+            a.kp_chunk = (int)std::max<long long>(KP_MIN_CHUNK, (steps * nkvb + want - 1) / want);
+            long long units = 0;
+            for (int t = 0; t < ntile; t++) {
+                int q0;
+                units += ((long long)kp_tile_qblocks(a, t * KP_BK, &q0) * a.G + a.kp_chunk - 1) / a.kp_chunk;
+            }
+            nblk = units * nkvb;
+        }
         if (nblk > INT_MAX) return ATTN_ERR_UNSUPPORTED;
         auto r256 = [](size_t x) { return (x + 255) & ~(size_t)255; };
         const size_t nq = (size_t)p->B * p->Nq * p->Hq * D;
@@ -906,22 +1015,38 @@ template <typename T, int D> attn_status launch_bwd_kp(const attn_params *p, Bwd
          * kernel copies them in 16-byte pieces */
         const int ldp = (p->Nq + 3) & ~3;
         const size_t qb = dq_add ? 0 : r256(nq * sizeof(float)), sb = r256((size_t)p->B * p->Hq * ldp * sizeof(float));
+        const size_t accb = split ? r256((size_t)p->B * p->Nk * p->Hkv * D * sizeof(float)) : 0;
         char *ws;
-        attn_status st = dm_cuda_ws_get(&g_kws, qb + 2 * sb, (void **)&ws, nullptr);
+        attn_status st = dm_cuda_ws_get(&g_kws, qb + 2 * sb + 2 * accb, (void **)&ws, nullptr);
         if (st != ATTN_OK) return st;
         float *dq_acc = dq_add ? dq_add : reinterpret_cast<float *>(ws);
         a.dsum = reinterpret_cast<float *>(ws + qb);
         a.lse2 = reinterpret_cast<float *>(ws + qb + sb);
         a.ldp = ldp;
+        if (split) {
+            a.dk_acc = reinterpret_cast<float *>(ws + qb + 2 * sb);
+            a.dv_acc = reinterpret_cast<float *>(ws + qb + 2 * sb + accb);
+            CUDA_CHECK(cudaMemsetAsync(a.dk_acc, 0, 2 * accb));
+        }
         if (!dq_add) CUDA_CHECK(cudaMemsetAsync(dq_acc, 0, nq * sizeof(float)));
         if ((st = launch_dot<T>(p, const_cast<float *>(a.dsum), ldp, const_cast<float *>(a.lse2))) != ATTN_OK) return st;
         a.dk_out = p->dk, a.dv_out = p->dv;
         a.dksb = p->dk_st.b, a.dkss = p->dk_st.s, a.dksh = p->dk_st.h;
         a.dvsb = p->dv_st.b, a.dvss = p->dv_st.s, a.dvsh = p->dv_st.h;
         const size_t smem = bwd_kp_smem(D, sizeof(T));
-        CUDA_CHECK(cudaFuncSetAttribute(bwd_kp_kernel<T, D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-        bwd_kp_kernel<T, D><<<(unsigned)nblk, 256, smem>>>(a, dq_acc);
-        CUDA_CHECK_LAUNCH();
+        auto kern = split ? bwd_kp_kernel<T, D, true> : bwd_kp_kernel<T, D, false>;
+        CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+        if (nblk > 0) { /* split: no CTA where no tile has a query that sees it (dK, dV stay 0) */
+            kern<<<(unsigned)nblk, 256, smem>>>(a, dq_acc);
+            CUDA_CHECK_LAUNCH();
+        }
+        if (split) {
+            const long long n2 = (long long)p->B * p->Nk * p->Hkv * D / 2;
+            bwd_finish_kernel<T><<<(unsigned)((n2 + 255) / 256), 256>>>(
+                a.dk_acc, a.dv_acc, static_cast<T *>(p->dk), p->dk_st.b, p->dk_st.s, p->dk_st.h, static_cast<T *>(p->dv),
+                p->dv_st.b, p->dv_st.s, p->dv_st.h, p->B, p->Nk, p->Hkv, D, nullptr, nullptr);
+            CUDA_CHECK_LAUNCH();
+        }
         if (dq_add) return ATTN_OK;
         const attn_stride qs = {(int64_t)p->Nq * p->Hq * D, (int64_t)p->Hq * D, D};
         return convert<float, T>(dq_acc, qs, p->dq, p->dq_st, p->B, p->Nq, p->Hq, D);
@@ -988,7 +1113,8 @@ template <typename T, int D> attn_status launch_bwd(const attn_params *p, BwdArg
 
 extern "C" attn_status cuda_attn_backward(const attn_params *p, const cuda_attn_spec *s, float *dz) {
     if (s->kpos_mul > 0 && s->window > 0) return ATTN_ERR_INVALID; /* a key-position map takes no window */
-    const bool kp = bwd_kp_choose(p, s, dz);
+    const int kpm = bwd_kp_choose(p, s, dz);
+    const bool kp = kpm != KP_NO, split = kpm == KP_SPLIT;
     BwdArgs a = {};
     if (!kp) { /* the query-tile backward's fp32 dK, dV accumulators and Dsum */
         auto r256 = [](size_t x) { return (x + 255) & ~(size_t)255; };
@@ -1029,11 +1155,11 @@ extern "C" attn_status cuda_attn_backward(const attn_params *p, const cuda_attn_
     const bool bf = p->dtype == ATTN_DTYPE_BF16;
     float *dq_add = s->dq_add;
     if (kp) switch (p->D) {
-        case 16: return bf ? launch_bwd_kp<__nv_bfloat16, 16>(p, a, dq_add) : launch_bwd_kp<__half, 16>(p, a, dq_add);
-        case 32: return bf ? launch_bwd_kp<__nv_bfloat16, 32>(p, a, dq_add) : launch_bwd_kp<__half, 32>(p, a, dq_add);
-        case 64: return bf ? launch_bwd_kp<__nv_bfloat16, 64>(p, a, dq_add) : launch_bwd_kp<__half, 64>(p, a, dq_add);
+        case 16: return bf ? launch_bwd_kp<__nv_bfloat16, 16>(p, a, dq_add, split) : launch_bwd_kp<__half, 16>(p, a, dq_add, split);
+        case 32: return bf ? launch_bwd_kp<__nv_bfloat16, 32>(p, a, dq_add, split) : launch_bwd_kp<__half, 32>(p, a, dq_add, split);
+        case 64: return bf ? launch_bwd_kp<__nv_bfloat16, 64>(p, a, dq_add, split) : launch_bwd_kp<__half, 64>(p, a, dq_add, split);
         default:
-            return bf ? launch_bwd_kp<__nv_bfloat16, 128>(p, a, dq_add) : launch_bwd_kp<__half, 128>(p, a, dq_add);
+            return bf ? launch_bwd_kp<__nv_bfloat16, 128>(p, a, dq_add, split) : launch_bwd_kp<__half, 128>(p, a, dq_add, split);
         }
     attn_status st;
     switch (p->D) {
