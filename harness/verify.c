@@ -325,6 +325,9 @@ static void usage(void) {
            "                   reference's own f32 path against f64)\n"
            "  --dtype T        f32|bf16|f16 (default: f32 on cpu/ref, bf16 on cuda)\n"
            "  --seed N         random seed (default 1)\n"
+           "  --shard K/N      check only the K-th of N equal parts of the grid (cells K,\n"
+           "                   K+N, K+2N, ... in grid order), so that N processes share\n"
+           "                   one slow run, e.g. under compute-sanitizer (default 1/1)\n"
            "  --out FILE       JSON report (default verify.json)\n"
            "  --quiet          print only failures and the summary\n"
            "\n"
@@ -346,7 +349,14 @@ int cmd_verify(int argc, char **argv) {
     const char *out = cli_str(&a, "--out", "verify.json");
     int quiet = cli_flag(&a, "--quiet");
     long long seed;
+    const char *shs = cli_str(&a, "--shard", "1/1");
     if (cli_int(&a, "--seed", 1, 0, (long long)1 << 62, &seed) != 0 || cli_finish(&a) != 0) goto bad;
+    int shard_k = 0, shard_n = 0, shard_end = 0;
+    if (sscanf(shs, "%d/%d%n", &shard_k, &shard_n, &shard_end) != 2 || shs[shard_end] != '\0' || shard_n < 1 ||
+        shard_n > 100000 || shard_k < 1 || shard_k > shard_n) {
+        fprintf(stderr, "dmabench verify: --shard '%s' is not K/N with 1 <= K <= N (e.g. --shard 2/4)\n", shs);
+        return 2;
+    }
 
     attn_variant vars[ATTN_NVARIANTS];
     int nv = 0;
@@ -396,6 +406,7 @@ int cmd_verify(int argc, char **argv) {
 
     cJSON *rep = report_new(report_provenance(argc, argv, (uint64_t)seed));
     int npass = 0, nfail = 0, nskip = 0, nfwd_only = 0, header = 0;
+    long gcell = 0; /* the cell's place in the whole grid (over backends and variants), for --shard */
     char skip_why[512] = ""; /* why the first skipped cell was skipped */
     cuda_info ci;
     int have_gpu = cuda_query(&ci) == 0;
@@ -422,6 +433,7 @@ int cmd_verify(int argc, char **argv) {
             static vcell cells[256];
             int nc = cells_for(vars[vi], bes[bi], dt, (uint64_t)seed, cells, 256);
             for (int ci = 0; ci < nc; ci++) {
+                if (gcell++ % shard_n != shard_k - 1) continue;
                 verify_result r;
                 verify_one(op, &cells[ci].sh, &cells[ci].o, &r);
                 const char *status = r.status == ATTN_OK ? "ok"

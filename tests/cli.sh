@@ -60,6 +60,18 @@ rc=$?
 [ "$rc" -eq 0 ] && ! grep -q '^|' "$T/vq.out" && head -1 "$T/vq.out" | grep -q '^verify: [0-9]* passed, 0 failed' &&
     ok verify_quiet_no_header || nok verify_quiet_no_header "exit $rc: $(head -2 "$T/vq.out" | tr '\n' ' ')"
 
+# --shard K/N: three shards of swa's grid check together exactly the cells of the
+# whole grid, each once; a bad K/N is a one-line usage error
+labels() { grep -ho '"label":[[:space:]]*"[^"]*"' "$@" | sed 's/^[^:]*://' | sort; }
+rcs=0
+for k in 1 2 3; do $B verify --variants swa --backend cpu --quiet --shard $k/3 --out "$T/vs$k.json" >"$T/vs$k.out" 2>&1 || rcs=1; done
+if [ $rcs -eq 0 ] && [ -s "$T/vq.json" ] && labels "$T/vs1.json" "$T/vs2.json" "$T/vs3.json" >"$T/vsh.txt" &&
+    labels "$T/vq.json" | cmp -s - "$T/vsh.txt" && [ "$(labels "$T/vs1.json" | wc -l)" -gt 0 ] &&
+    [ "$(labels "$T/vs1.json" | wc -l)" -lt "$(labels "$T/vq.json" | wc -l)" ]; then ok verify_shards
+else nok verify_shards "exit $rcs: the shards' cells differ from the whole grid's"; fi
+expect_fail verify_bad_shard "--shard '3/2' is not K/N" $B verify --shard 3/2 --out "$T/out"
+expect_fail verify_bad_shard_text "--shard '1/x' is not K/N" $B verify --shard 1/x --out "$T/out"
+
 # verify end to end: a JSON report with records and provenance
 if $B verify --variant mha,dma --quiet --out "$T/v.json" >"$T/vout" 2>&1 &&
     grep -q '"schema_version"' "$T/v.json" && grep -q '"records"' "$T/v.json" && grep -q '"git_commit"' "$T/v.json" &&

@@ -94,6 +94,11 @@ fi
 
 # DMABENCH_GPU_SANITIZE=0 skips the sanitizer runs (the slowest part), e.g. to
 # split the check over several runs with a time limit each
+# DMABENCH_GPU_SHARD=K/N runs the sanitizers over the K-th of N parts of each verify
+# grid (verify --shard), so that N runs, at once or one after another, cover it
+SH=${DMABENCH_GPU_SHARD:-1/1}
+SHN=""
+[ "$SH" = 1/1 ] || SHN=" (shard $SH)"
 SAN=0
 [ "${DMABENCH_GPU_SANITIZE:-1}" = 1 ] && command -v compute-sanitizer >/dev/null 2>&1 && SAN=1
 if [ $SAN = 1 ] && want sanitize; then
@@ -101,19 +106,19 @@ if [ $SAN = 1 ] && want sanitize; then
     # kernels share memory between warps the most), in parallel
     for v in mha swa dma nsa; do
         bg "memcheck-$v" compute-sanitizer --tool memcheck --error-exitcode 9 $B verify --backend cuda --variants $v --quiet \
-            --out "$T/m-$v.json"
+            --shard "$SH" --out "$T/m-$v.json"
     done
     for v in dma nsa; do
         bg "racecheck-$v" compute-sanitizer --tool racecheck --error-exitcode 9 $B verify --backend cuda --variants $v \
-            --quiet --out "$T/r-$v.json"
+            --quiet --shard "$SH" --out "$T/r-$v.json"
     done
     wait
     NJ=0
     for n in memcheck-mha memcheck-swa memcheck-dma memcheck-nsa racecheck-dma racecheck-nsa; do
         rc=$(rc_of "$n")
         if [ "$rc" = 0 ] && grep -qE '(ERROR SUMMARY: 0 errors|RACECHECK SUMMARY: 0 hazards)' "$T/$n.log"; then
-            ok "$(echo "$n" | tr '-' ' ')"
-        else nok "$(echo "$n" | tr '-' ' ')" "exit $rc: $(grep -m3 -E 'ERROR|Invalid|hazard' "$T/$n.log" | tr '\n' ' ')"; fi
+            ok "$(echo "$n" | tr '-' ' ')$SHN"
+        else nok "$(echo "$n" | tr '-' ' ')$SHN" "exit $rc: $(grep -m3 -E 'ERROR|Invalid|hazard' "$T/$n.log" | tr '\n' ' ')"; fi
     done
 fi
 if [ $SAN = 1 ] && want sanitize-optin; then
@@ -134,7 +139,7 @@ memcheck:DMABENCH_DECODE_FUSED=0:dma memcheck:DMABENCH_DECODE_FUSED=1:dma racech
         sw=${rest%%:*} vs=${rest#*:}
         # shellcheck disable=SC2046
         bg "opt-$tool-$sw" env $(echo "$sw" | tr '+' ' ') compute-sanitizer --tool $tool --error-exitcode 9 $B verify --backend cuda \
-            --variants "$vs" --quiet --out "$T/opt-$tool-$sw.json"
+            --variants "$vs" --quiet --shard "$SH" --out "$T/opt-$tool-$sw.json"
     done
     wait
     NJ=0
@@ -144,8 +149,8 @@ memcheck:DMABENCH_DECODE_FUSED=0:dma memcheck:DMABENCH_DECODE_FUSED=1:dma racech
         n="opt-$tool-$sw"
         rc=$(rc_of "$n")
         if [ "$rc" = 0 ] && grep -qE '(ERROR SUMMARY: 0 errors|RACECHECK SUMMARY: 0 hazards)' "$T/$n.log"
-        then ok "$tool $vs with $sw"
-        else nok "$tool $vs with $sw" "exit $rc: $(grep -m3 -E 'ERROR|Invalid|hazard' "$T/$n.log" | tr '\n' ' ')"; fi
+        then ok "$tool $vs with $sw$SHN"
+        else nok "$tool $vs with $sw$SHN" "exit $rc: $(grep -m3 -E 'ERROR|Invalid|hazard' "$T/$n.log" | tr '\n' ' ')"; fi
     done
 fi
 [ $SAN = 1 ] || echo "# compute-sanitizer not run (not found, or DMABENCH_GPU_SANITIZE=0)"
