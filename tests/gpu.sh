@@ -99,6 +99,13 @@ fi
 SH=${DMABENCH_GPU_SHARD:-1/1}
 SHN=""
 [ "$SH" = 1/1 ] || SHN=" (shard $SH)"
+# san_result LABEL NAME: ok LABEL when the sanitizer run NAME exited 0 with a clean
+# summary, else not ok with its first errors
+san_result() {
+    rc=$(rc_of "$2")
+    if [ "$rc" = 0 ] && grep -qE '(ERROR SUMMARY: 0 errors|RACECHECK SUMMARY: 0 hazards)' "$T/$2.log"; then ok "$1$SHN"
+    else nok "$1$SHN" "exit $rc: $(grep -m3 -E 'ERROR|Invalid|hazard' "$T/$2.log" | tr '\n' ' ')"; fi
+}
 SAN=0
 [ "${DMABENCH_GPU_SANITIZE:-1}" = 1 ] && command -v compute-sanitizer >/dev/null 2>&1 && SAN=1
 if [ $SAN = 1 ] && want sanitize; then
@@ -115,10 +122,7 @@ if [ $SAN = 1 ] && want sanitize; then
     wait
     NJ=0
     for n in memcheck-mha memcheck-swa memcheck-dma memcheck-nsa racecheck-dma racecheck-nsa; do
-        rc=$(rc_of "$n")
-        if [ "$rc" = 0 ] && grep -qE '(ERROR SUMMARY: 0 errors|RACECHECK SUMMARY: 0 hazards)' "$T/$n.log"; then
-            ok "$(echo "$n" | tr '-' ' ')$SHN"
-        else nok "$(echo "$n" | tr '-' ' ')$SHN" "exit $rc: $(grep -m3 -E 'ERROR|Invalid|hazard' "$T/$n.log" | tr '\n' ' ')"; fi
+        san_result "$(echo "$n" | tr '-' ' ')" "$n"
     done
 fi
 if [ $SAN = 1 ] && want sanitize-optin; then
@@ -146,11 +150,7 @@ memcheck:DMABENCH_DECODE_FUSED=0:dma memcheck:DMABENCH_DECODE_FUSED=1:dma racech
     for o in $SOPT; do
         tool=${o%%:*} rest=${o#*:}
         sw=${rest%%:*} vs=${rest#*:}
-        n="opt-$tool-$sw"
-        rc=$(rc_of "$n")
-        if [ "$rc" = 0 ] && grep -qE '(ERROR SUMMARY: 0 errors|RACECHECK SUMMARY: 0 hazards)' "$T/$n.log"
-        then ok "$tool $vs with $sw$SHN"
-        else nok "$tool $vs with $sw$SHN" "exit $rc: $(grep -m3 -E 'ERROR|Invalid|hazard' "$T/$n.log" | tr '\n' ' ')"; fi
+        san_result "$tool $vs with $sw" "opt-$tool-$sw"
     done
 fi
 [ $SAN = 1 ] || echo "# compute-sanitizer not run (not found, or DMABENCH_GPU_SANITIZE=0)"
