@@ -292,14 +292,16 @@ __device__ __forceinline__ float row_dsum(const T *sdO, int rr, int half, const 
 /* The first half of a chunk's backward for the warp's 16 rows from wrow: S = q K^T
  * and dP = dO V^T, P = exp2(sl2 S - lse2) (sl2 = s log2 e) on the rows' visible
  * keys (j < kend, the row on, j <= i'), dS = P (dP - Dsum) left in dp, and P and
- * s dS to sP, sdS ([64 rows][64 keys], swizzled). slc_bwd_chunk and
- * nsa_slc_pair_bwd_sub_kernel. */
-template <typename T, int D>
+ * s dS to sP, sdS ([64 rows][64 keys], swizzled). The warp takes BK keys (64, or
+ * 32 of the chunk: sK and sV then point at its first, k0 is its position and kc
+ * its first 8-key column of sP and sdS). slc_bwd_chunk, the pairs' sub-batch
+ * kernels. */
+template <typename T, int D, int BK = 64>
 __device__ __forceinline__ void slc_bwd_pds(const T *sQ, const T *sdO, const T *sK, const T *sV, T *sP, T *sdS,
                                             int wrow, int lane, long long k0, long long kend, bool on0, bool on1,
                                             long long ip0, long long ip1, float lse20, float lse21, float dsm0,
-                                            float dsm1, float scale, float sl2, float (&dp)[64 / 8][4]) {
-    constexpr int BK = 64;
+                                            float dsm1, float scale, float sl2, float (&dp)[BK / 8][4], int kc = 0) {
+    static_assert(BK == 64 || BK == 32, "slc_bwd_pds: a chunk or half of one");
     float s[BK / 8][4];
     warp_qk<T, D, BK>(s, sQ, sK, wrow, lane);
     warp_qk<T, D, BK>(dp, sdO, sV, wrow, lane);
@@ -319,7 +321,7 @@ __device__ __forceinline__ void slc_bwd_pds(const T *sQ, const T *sdO, const T *
 #pragma unroll
         for (int r = 0; r < 2; r++) {
             const int row = wrow + (lane >> 2) + 8 * r;
-            const int idx = swz<BK>(row, nt) + (lane & 3) * 2;
+            const int idx = swz<64>(row, kc + nt) + (lane & 3) * 2;
             *reinterpret_cast<uint32_t *>(sP + idx) = pack2<T>::from(s[nt][2 * r], s[nt][2 * r + 1]);
             *reinterpret_cast<uint32_t *>(sdS + idx) =
                 pack2<T>::from(dp[nt][2 * r] * scale, dp[nt][2 * r + 1] * scale);
@@ -1128,8 +1130,9 @@ struct PairBwdRow {
 
 /* The batch's rows once sRowQ and sdO are in shared memory: each row's Dsum into
  * sDs (from a.dsum, formed once per query and head by nsa_dsum_kernel, or from dO
- * and O_slc: two threads per row, each half of D), a barrier, then the thread's
- * two rows (wrow + lane / 4 and 8 below it) into *rw. By all 128 threads. */
+ * and O_slc: two of the first 128 threads per row, each half of D), a barrier,
+ * then the thread's two rows (wrow + lane / 4 and 8 below it) into *rw. By all
+ * the CTA's threads (128 or 256). */
 template <typename T, int D>
 __device__ __forceinline__ void pair_bwd_rows(const SlcBwdArgs &a, int b, int hkv, int qbs, const int *sRowQ,
                                               const T *sdO, float *sDs, int wrow, int tid, PairBwdRow *rw) {
@@ -1138,7 +1141,7 @@ __device__ __forceinline__ void pair_bwd_rows(const SlcBwdArgs &a, int b, int hk
             const int i = sRowQ[tid];
             sDs[tid] = i >= 0 ? a.dsum[((size_t)b * a.Hq + hkv * a.G + (tid >> qbs)) * a.Nq + i] : 0.f;
         }
-    } else {
+    } else if (tid < 128) {
         const int rr = tid >> 1, half = tid & 1, hh = rr >> qbs, iq = sRowQ[rr];
         const long long i = iq >= 0 ? iq : 0;
         const T *orow = static_cast<const T *>(a.oslc) + (((size_t)b * a.Nq + i) * a.Hq + hkv * a.G + hh) * D;
@@ -1337,6 +1340,115 @@ __global__ void __launch_bounds__(128) nsa_slc_pair_bwd_sub_kernel(const SlcBwdA
             if (dv[x][2 * r] != 0.f || dv[x][2 * r + 1] != 0.f) red_add2(vrow + x * 8, dv[x][2 * r], dv[x][2 * r + 1]);
             if (dk[x][2 * r] != 0.f || dk[x][2 * r + 1] != 0.f) red_add2(krow + x * 8, dk[x][2 * r], dk[x][2 * r + 1]);
         }
+    }
+}
+
+/* nsa_slc_pair_bwd_sub_kernel on 8 warps of at most 128 registers (the 4-warp
+ * kernel holds dK and dV of its 16 keys, 128 fp32 registers a thread, and runs at
+ * 255 with 8 warps an SM). Warp w takes rows rg = w % 4 (16 of the batch's 64) and
+ * half kh = w / 4: S and dP of its rows over keys 32 kh .. 32 kh + 31 of the
+ * block (slc_bwd_pds at 32 keys), P and s dS to shared memory; after a barrier dQ
+ * of its rows over all 64 keys for columns kh D / 2 .. (kh + 1) D / 2 - 1 (dS read
+ * back from sdS, 32 columns a pass); then dV (kh 0) or dK (kh 1) of keys 16 rg ..
+ * 16 rg + 15 over the batch's rows, one D-wide accumulator kept over the batches.
+ * D 64 and 128 (dQ's passes take 8-column chunks in pairs). Shared memory as the
+ * 4-warp kernel's, so 2 CTAs (16 warps) an SM at D 128. */
+template <typename T, int D>
+__global__ void __launch_bounds__(256, 2) nsa_slc_pair_bwd_w8_kernel(const SlcBwdArgs a, const PairList pl,
+                                                                     const int QB, const int sub) {
+    static_assert(D == 64 || D == 128, "nsa_slc_pair_bwd_w8_kernel: D 64 or 128");
+    constexpr int BK = 64;
+    extern __shared__ __align__(128) unsigned char pb8_smem[];
+    T *sQ = reinterpret_cast<T *>(pb8_smem); /* [64 rows][D] */
+    T *sdO = sQ + 64 * D;                     /* [64 rows][D] */
+    T *sK = sdO + 64 * D;                     /* [BK][D] */
+    T *sV = sK + BK * D;                      /* [BK][D] */
+    T *sP = sV + BK * D;                      /* [64 rows][BK] */
+    T *sdS = sP + 64 * BK;                    /* [64 rows][BK] */
+    float *sDs = reinterpret_cast<float *>(sdS + 64 * BK); /* [64] */
+    __shared__ int sRowQ[64];
+    int l, start, nq;
+    if (!pair_batch(pl, blockIdx.x, QB * sub, &l, &start, &nq)) return;
+    const int bh = l / pl.ns, jb = l % pl.ns, b = bh / a.Hkv, hkv = bh % a.Hkv;
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, qbs = __ffs(QB) - 1;
+    const int rg = warp & 3, kh = warp >> 2, wrow = rg * 16, wkey = rg * 16;
+    const long long kbeg = (long long)jb * a.ls, kend = min(kbeg + a.ls, (long long)a.Nk);
+    if (tid < 128)
+        load_block_kv<T, D>(sK, sV, static_cast<const T *>(a.k) + b * a.ksb + hkv * a.ksh, a.kss,
+                            static_cast<const T *>(a.v) + b * a.vsb + hkv * a.vsh, a.vss, kbeg, kend, tid);
+    cp_commit();
+    const float sl2 = a.scale * LOG2E;
+    /* kh 0: dV += P^T dO; kh 1: dK += (s dS)^T Q */
+    const T *sA = kh ? sdS : sP, *sB = kh ? sQ : sdO;
+    float acc[D / 8][4];
+#pragma unroll
+    for (int x = 0; x < D / 8; x++) acc[x][0] = acc[x][1] = acc[x][2] = acc[x][3] = 0.f;
+
+    for (int q0 = 0; q0 < nq; q0 += QB) {
+        if (q0 > 0) __syncthreads(); /* every warp is done with the last batch's rows, P and dS */
+        pair_rows(pl, start + q0, min(QB, nq - q0), a.G, qbs, nullptr, sRowQ, tid);
+        __syncthreads();
+        if (tid < 128)
+            load_pair_rows<T, D>(sQ, a.q, a.qsb, a.qss, a.qsh, b, hkv, a.G, qbs, sRowQ, tid);
+        else
+            load_pair_rows<T, D>(sdO, a.dout, (long long)a.Nq * a.Hq * D, (long long)a.Hq * D, D, b, hkv, a.G, qbs,
+                                 sRowQ, tid - 128);
+        cp_commit();
+        cp_wait<0>(); /* and K, V the first time */
+        __syncthreads();
+        PairBwdRow rw;
+        pair_bwd_rows<T, D>(a, b, hkv, qbs, sRowQ, sdO, sDs, wrow, tid, &rw);
+        {
+            float dp[BK / 16][4];
+            slc_bwd_pds<T, D, 32>(sQ, sdO, sK + kh * 32 * D, sV + kh * 32 * D, sP, sdS, wrow, lane, kbeg + kh * 32,
+                                  kend, true, true, rw.ip[0], rw.ip[1], rw.lse2[0], rw.lse2[1], rw.dsm[0], rw.dsm[1],
+                                  a.scale, sl2, dp, kh * 4);
+        }
+        __syncthreads();
+        /* dQ = dS K (the scale at the end): the warp's rows, columns from kh D / 2,
+         * in passes of NC 8-column chunks */
+        constexpr int NC = 4, NP = D / 2 / 8 / NC;
+#pragma unroll
+        for (int p = 0; p < NP; p++) {
+            const int c0 = kh * (D / 16) + p * NC;
+            float dq[NC][4];
+#pragma unroll
+            for (int x = 0; x < NC; x++) dq[x][0] = dq[x][1] = dq[x][2] = dq[x][3] = 0.f;
+#pragma unroll
+            for (int kk = 0; kk < BK / 16; kk++) {
+                uint32_t af[4];
+                ldsm_x4(af, sdS + swz<BK>(wrow + (lane & 7) + ((lane >> 3) & 1) * 8, 2 * kk + (lane >> 4)));
+                mma_a_rows<T, D, NC>(dq, af, sK, kk, c0, lane);
+            }
+#pragma unroll
+            for (int r2 = 0; r2 < 2; r2++) {
+                const int rr = wrow + (lane >> 2) + 8 * r2, iq = sRowQ[rr];
+                if (iq < 0) continue;
+                float *qrow = a.dq + (((size_t)b * a.Nq + iq) * a.Hq + hkv * a.G + (rr >> qbs)) * D + c0 * 8 +
+                              (lane & 3) * 2;
+#pragma unroll
+                for (int x = 0; x < NC; x++)
+                    red_add2(qrow + x * 8, dq[x][2 * r2] * a.scale, dq[x][2 * r2 + 1] * a.scale);
+            }
+        }
+        /* dV or dK of the warp's 16 keys over the batch's 64 rows */
+#pragma unroll
+        for (int kk = 0; kk < 64 / 16; kk++) {
+            uint32_t af[4];
+            ld_a_t<BK>(af, sA, kk, wkey, lane);
+            mma_a_rows<T, D, D / 8>(acc, af, sB, kk, 0, lane);
+        }
+    }
+    const long long accs = (long long)a.Hkv * D;
+    float *base = (kh ? a.dk : a.dv) + ((size_t)b * a.Nk * a.Hkv + hkv) * D;
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        const long long j = kbeg + wkey + (lane >> 2) + 8 * r;
+        if (j >= kend) continue;
+        float *row = base + j * accs + (lane & 3) * 2;
+#pragma unroll
+        for (int x = 0; x < D / 8; x++)
+            if (acc[x][2 * r] != 0.f || acc[x][2 * r + 1] != 0.f) red_add2(row + x * 8, acc[x][2 * r], acc[x][2 * r + 1]);
     }
 }
 
@@ -1596,6 +1708,16 @@ attn_status launch_slc_pair_bwd_sub_d(const SlcBwdArgs &a, const PairList &pl, i
     return ATTN_OK;
 }
 
+template <typename T, int D>
+attn_status launch_slc_pair_bwd_w8_d(const SlcBwdArgs &a, const PairList &pl, int qb, int sub, unsigned grid) {
+    const size_t smem = 4 * 64 * (size_t)D * sizeof(T) + 2 * 64 * 64 * sizeof(T) + 64 * sizeof(float);
+    CUDA_CHECK(cudaFuncSetAttribute(nsa_slc_pair_bwd_w8_kernel<T, D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                    (int)smem));
+    nsa_slc_pair_bwd_w8_kernel<T, D><<<grid, 256, smem>>>(a, pl, qb, sub);
+    CUDA_CHECK_LAUNCH();
+    return ATTN_OK;
+}
+
 /* The selected branch's backward through the pairs (the lists of all queries at once:
  * no partial results to hold). */
 template <typename T> attn_status slc_pairs_bwd(const SlcBwdArgs &a0, int ns) {
@@ -1630,6 +1752,12 @@ template <typename T> attn_status slc_pairs_bwd(const SlcBwdArgs &a0, int ns) {
     PairList pl;
     unsigned grid = 0;
     if ((st = pair_lists(ws, a.sel, a.B, a.Hkv, a.Nq, a.nsel, ns, 0, a.Nq, qb * sub, &pl, &grid)) != ATTN_OK) return st;
+    /* at D 64 and 128 the sub-batch kernel on 8 warps (nsa_slc_pair_bwd_w8_kernel);
+     * DMABENCH_NSA_PAIR_BWD_W8=0 keeps the kernel of 4 */
+    static const bool w8 = !dm_env_is("DMABENCH_NSA_PAIR_BWD_W8", "0");
+    if (sub > 1 && w8 && (a.D == 64 || a.D == 128))
+        return a.D == 64 ? launch_slc_pair_bwd_w8_d<T, 64>(a, pl, qb, sub, grid)
+                         : launch_slc_pair_bwd_w8_d<T, 128>(a, pl, qb, sub, grid);
     if (sub > 1) {
         switch (a.D) {
         case 16: return launch_slc_pair_bwd_sub_d<T, 16>(a, pl, qb, sub, grid);
