@@ -710,6 +710,42 @@ struct SlcPairArgs {
     float scale_log2;
 };
 
+/* The pairs' forward, a warp's 16 rows from wrow done (m, l: the rows' maxima and
+ * the quads' partial sums, o: unnormalised O): each row's O normalised and scaled
+ * (pair_row_scale) into its pair's partial result, and (lse in log2 units, 2^e)
+ * beside it; rows without a pair write nothing. */
+template <int D>
+__device__ __forceinline__ void pair_fwd_store(const SlcPairArgs &a, const int *sPair, const int *sRowQ, int wrow,
+                                               int lane, int qbs, int QB, float m0, float m1, float l0, float l1,
+                                               const float (&o)[D / 8][4]) {
+#pragma unroll
+    for (int o2 = 1; o2 < 4; o2 <<= 1) {
+        l0 += __shfl_xor_sync(0xffffffff, l0, o2);
+        l1 += __shfl_xor_sync(0xffffffff, l1, o2);
+    }
+#pragma unroll
+    for (int r2 = 0; r2 < 2; r2++) {
+        const int rr = wrow + (lane >> 2) + 8 * r2, hh = rr >> qbs;
+        const float L = r2 ? l1 : l0, M = r2 ? m1 : m0;
+        const float inv = L > 0.f ? 1.f / L : 0.f;
+        float mx = 0.f; /* the row's largest |O|: its quad holds it */
+#pragma unroll
+        for (int x = 0; x < D / 8; x++) mx = fmaxf(mx, fmaxf(fabsf(o[x][2 * r2]), fabsf(o[x][2 * r2 + 1])));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 1));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 2));
+        float up;
+        const float sc = inv * pair_row_scale(mx * inv, &up);
+        if (sRowQ[rr] < 0) continue;
+        const int pr = sPair[rr & (QB - 1)];
+        __half *orow = a.po + ((size_t)pr * a.G + hh) * D;
+#pragma unroll
+        for (int x = 0; x < D / 8; x++)
+            *reinterpret_cast<__half2 *>(orow + x * 8 + (lane & 3) * 2) =
+                __floats2half2_rn(o[x][2 * r2] * sc, o[x][2 * r2 + 1] * sc);
+        if ((lane & 3) == 0) a.plse[(size_t)pr * a.G + hh] = make_float2(L > 0.f ? M + log2f(L) : -INFINITY, up);
+    }
+}
+
 /* One CTA of 4 warps per batch of up to QB = 64 / G pairs of one block list: 64 mma
  * rows r = hh QB + qi (head hh of the group, pair qi of the batch); the block's keys
  * in chunks of 64 (stages 2 when a block has more than one), each row masked to keys
@@ -767,31 +803,47 @@ __global__ void __launch_bounds__(128, MINB) nsa_slc_pair_kernel(const SlcPairAr
         __syncthreads();
     }
     cp_wait<0>();
+    pair_fwd_store<D>(a, sPair, sRowQ, wrow, lane, qbs, QB, m0, m1, l0, l1, o);
+}
+
+/* nsa_slc_pair_kernel for blocks of at most 64 keys (l' <= 64: one chunk), with
+ * up to `sub` batches of one list per CTA: the block's K and V are copied once,
+ * then per batch its rows, S, the softmax, O = P V and the pairs' partial results
+ * (a batch alone is 2 MFLOP against a 32 KB copy of K and V at D 128). */
+template <typename T, int D, int MINB>
+__global__ void __launch_bounds__(128, MINB) nsa_slc_pair_sub_kernel(const SlcPairArgs a, const PairList pl,
+                                                                     const int QB, const int sub) {
+    extern __shared__ __align__(128) unsigned char ps_smem[];
+    T *sQ = reinterpret_cast<T *>(ps_smem); /* [64 rows][D] */
+    T *sK = sQ + 64 * D;                     /* [64][D] */
+    T *sV = sK + 64 * D;                     /* [64][D] */
+    __shared__ int sPair[64], sRowQ[64];
+    int l, start, nq;
+    if (!pair_batch(pl, blockIdx.x, QB * sub, &l, &start, &nq)) return;
+    const int bh = l / pl.ns, jb = l % pl.ns, b = bh / a.Hkv, hkv = bh % a.Hkv;
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, qbs = __ffs(QB) - 1;
+    const long long kbeg = (long long)jb * a.ls, kend = min(kbeg + a.ls, (long long)a.Nk);
+    load_block_kv<T, D>(sK, sV, static_cast<const T *>(a.k) + b * a.ksb + hkv * a.ksh, a.kss,
+                        static_cast<const T *>(a.v) + b * a.vsb + hkv * a.vsh, a.vss, kbeg, kend, tid);
+    cp_commit();
+    const int wrow = warp * 16;
+    const long long offq = (long long)a.Nk - a.Nq;
+    for (int q0 = 0; q0 < nq; q0 += QB) {
+        if (q0 > 0) __syncthreads(); /* every warp is done with the last batch's rows */
+        pair_rows(pl, start + q0, min(QB, nq - q0), a.G, qbs, sPair, sRowQ, tid);
+        __syncthreads();
+        load_pair_rows<T, D>(sQ, a.q, a.qsb, a.qss, a.qsh, b, hkv, a.G, qbs, sRowQ, tid);
+        cp_commit();
+        cp_wait<0>(); /* and K, V the first time */
+        __syncthreads();
+        const int i0 = sRowQ[wrow + (lane >> 2)], i1 = sRowQ[wrow + (lane >> 2) + 8];
+        const long long ip0 = i0 >= 0 ? i0 + offq : -1, ip1 = i1 >= 0 ? i1 + offq : -1;
+        float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.f, l1 = 0.f;
+        float o[D / 8][4];
 #pragma unroll
-    for (int o2 = 1; o2 < 4; o2 <<= 1) {
-        l0 += __shfl_xor_sync(0xffffffff, l0, o2);
-        l1 += __shfl_xor_sync(0xffffffff, l1, o2);
-    }
-#pragma unroll
-    for (int r2 = 0; r2 < 2; r2++) {
-        const int rr = wrow + (lane >> 2) + 8 * r2, hh = rr >> qbs;
-        const float L = r2 ? l1 : l0, M = r2 ? m1 : m0;
-        const float inv = L > 0.f ? 1.f / L : 0.f;
-        float mx = 0.f; /* the row's largest |O|: its quad holds it */
-#pragma unroll
-        for (int x = 0; x < D / 8; x++) mx = fmaxf(mx, fmaxf(fabsf(o[x][2 * r2]), fabsf(o[x][2 * r2 + 1])));
-        mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 1));
-        mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 2));
-        float up;
-        const float sc = inv * pair_row_scale(mx * inv, &up);
-        if (sRowQ[rr] < 0) continue;
-        const int pr = sPair[rr & (QB - 1)];
-        __half *orow = a.po + ((size_t)pr * a.G + hh) * D;
-#pragma unroll
-        for (int x = 0; x < D / 8; x++)
-            *reinterpret_cast<__half2 *>(orow + x * 8 + (lane & 3) * 2) =
-                __floats2half2_rn(o[x][2 * r2] * sc, o[x][2 * r2 + 1] * sc);
-        if ((lane & 3) == 0) a.plse[(size_t)pr * a.G + hh] = make_float2(L > 0.f ? M + log2f(L) : -INFINITY, up);
+        for (int x = 0; x < D / 8; x++) o[x][0] = o[x][1] = o[x][2] = o[x][3] = 0.f;
+        slc_fwd_chunk<T, D>(sQ, sK, sV, wrow, lane, kbeg, kend, true, true, ip0, ip1, a.scale_log2, m0, m1, l0, l1, o);
+        pair_fwd_store<D>(a, sPair, sRowQ, wrow, lane, qbs, QB, m0, m1, l0, l1, o);
     }
 }
 
@@ -1628,13 +1680,22 @@ attn_status slc_choose_pairs(const int *sel, int B, int Hkv, int Nq, int nsel, i
 }
 
 template <typename T, int D>
-attn_status launch_slc_pair_d(const SlcPairArgs &a, const PairList &pl, int qb, int stages, unsigned grid) {
+attn_status launch_slc_pair_d(const SlcPairArgs &a, const PairList &pl, int qb, int stages, int sub, unsigned grid) {
     const size_t smem = (64 + 2 * (size_t)stages * 64) * D * sizeof(T);
     /* Registers for 4 CTAs per SM (128 a thread; 48 KB of shared memory each at
      * D 128): the kernel waits on its loads and stores, and more CTAs cover them.
      * ptxas' own choice (174 registers at D 128: 2 CTAs) with
      * DMABENCH_NSA_PAIR_MINB=0, 3 CTAs with =3. */
     static const int minb = dm_env_is("DMABENCH_NSA_PAIR_MINB", "0") ? 0 : dm_env_is("DMABENCH_NSA_PAIR_MINB", "3") ? 3 : 4;
+    if (sub > 1) {
+        auto ks = minb == 0   ? nsa_slc_pair_sub_kernel<T, D, 0>
+                  : minb == 3 ? nsa_slc_pair_sub_kernel<T, D, 3>
+                              : nsa_slc_pair_sub_kernel<T, D, 4>;
+        CUDA_CHECK(cudaFuncSetAttribute(ks, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+        ks<<<grid, 128, smem>>>(a, pl, qb, sub);
+        CUDA_CHECK_LAUNCH();
+        return ATTN_OK;
+    }
     auto kern = minb == 0 ? nsa_slc_pair_kernel<T, D, 0> : minb == 3 ? nsa_slc_pair_kernel<T, D, 3> : nsa_slc_pair_kernel<T, D, 4>;
     CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
     kern<<<grid, 128, smem>>>(a, pl, qb, stages);
@@ -1647,6 +1708,15 @@ attn_status launch_slc_pair_d(const SlcPairArgs &a, const PairList &pl, int qb, 
 template <typename T> attn_status slc_pairs(const SlcArgs &sa, int ns) {
     const int B = sa.B, Nq = sa.Nq, Hkv = sa.Hkv, G = sa.G, D = sa.D, nsel = sa.nsel;
     const int qb = 64 / G, stages = sa.ls > 64 ? 2 : 1;
+    /* Blocks of one chunk (l' <= 64): up to `sub` batches of a list per CTA
+     * (nsa_slc_pair_sub_kernel; DMABENCH_NSA_PAIR_FWD_SUB=2, 4 or 16 instead of
+     * 8, 1 for the kernel of one batch) */
+    static const int sub_env = dm_env_is("DMABENCH_NSA_PAIR_FWD_SUB", "1")    ? 1
+                               : dm_env_is("DMABENCH_NSA_PAIR_FWD_SUB", "2")  ? 2
+                               : dm_env_is("DMABENCH_NSA_PAIR_FWD_SUB", "4")  ? 4
+                               : dm_env_is("DMABENCH_NSA_PAIR_FWD_SUB", "16") ? 16
+                                                                               : 8;
+    const int sub = stages == 1 ? sub_env : 1;
     const size_t per_q = (size_t)B * Hkv * nsel * ((size_t)G * D * sizeof(__half) + G * sizeof(float2));
     /* DMABENCH_NSA_PAIR_QUERIES=n: chunks of at most n queries (so that the tests
      * reach several chunks at small sizes) */
@@ -1672,12 +1742,12 @@ template <typename T> attn_status slc_pairs(const SlcArgs &sa, int ns) {
         const int c = std::min(cq, Nq - q0);
         PairList pl;
         unsigned grid = 0;
-        if ((st = pair_lists(ws, sa.sel, B, Hkv, Nq, nsel, ns, q0, c, qb, &pl, &grid)) != ATTN_OK) return st;
+        if ((st = pair_lists(ws, sa.sel, B, Hkv, Nq, nsel, ns, q0, c, qb * sub, &pl, &grid)) != ATTN_OK) return st;
         switch (D) {
-        case 16: st = launch_slc_pair_d<T, 16>(a, pl, qb, stages, grid); break;
-        case 32: st = launch_slc_pair_d<T, 32>(a, pl, qb, stages, grid); break;
-        case 64: st = launch_slc_pair_d<T, 64>(a, pl, qb, stages, grid); break;
-        default: st = launch_slc_pair_d<T, 128>(a, pl, qb, stages, grid);
+        case 16: st = launch_slc_pair_d<T, 16>(a, pl, qb, stages, sub, grid); break;
+        case 32: st = launch_slc_pair_d<T, 32>(a, pl, qb, stages, sub, grid); break;
+        case 64: st = launch_slc_pair_d<T, 64>(a, pl, qb, stages, sub, grid); break;
+        default: st = launch_slc_pair_d<T, 128>(a, pl, qb, stages, sub, grid);
         }
         if (st != ATTN_OK) return st;
         const long long items = (long long)B * c * sa.Hq;
