@@ -100,7 +100,7 @@ cJSON *report_provenance(int argc, char **argv, uint64_t seed) {
     static const char *const kernel_env[] = {
         /* the CPU kernels; the CUDA engine; decode; dma; nsa; the model */
         "DMABENCH_ISA",
-        "DMABENCH_CUDA_BWD_TILE", "DMABENCH_CUDA_BWD_KEYPAR", "DMABENCH_CUDA_BWD_KPSPLIT", "DMABENCH_CUDA_WGMMA",
+        "DMABENCH_CUDA_BWD_TILE", "DMABENCH_CUDA_BWD_KEYPAR", "DMABENCH_CUDA_BWD_KPSPLIT", "DMABENCH_CUDA_BWD_W16", "DMABENCH_CUDA_WGMMA",
         "DMABENCH_CUDA_WGMMA_BWD",
         "DMABENCH_DECODE_WAVES", "DMABENCH_DECODE_SEL_CTAS", "DMABENCH_DECODE_SEL_SAMPLE", "DMABENCH_DECODE_PDL",
         "DMABENCH_DECODE_LIST_KEYS", "DMABENCH_DECODE_FUSED",
