@@ -1457,8 +1457,8 @@ __global__ void __launch_bounds__(256, 2) nsa_slc_pair_bwd_w8_kernel(const SlcBw
                                   a.scale, sl2, dp, kh * 4);
         }
         __syncthreads();
-        /* dQ = dS K (the scale at the end): the warp's rows, columns from kh D / 2,
-         * in passes of NC 8-column chunks */
+        /* dQ = (s dS) K: the warp's rows, columns from kh D / 2, in passes of NC
+         * 8-column chunks (sdS holds dS times the scale) */
         constexpr int NC = 4, NP = D / 2 / 8 / NC;
 #pragma unroll
         for (int p = 0; p < NP; p++) {
@@ -1479,8 +1479,7 @@ __global__ void __launch_bounds__(256, 2) nsa_slc_pair_bwd_w8_kernel(const SlcBw
                 float *qrow = a.dq + (((size_t)b * a.Nq + iq) * a.Hq + hkv * a.G + (rr >> qbs)) * D + c0 * 8 +
                               (lane & 3) * 2;
 #pragma unroll
-                for (int x = 0; x < NC; x++)
-                    red_add2(qrow + x * 8, dq[x][2 * r2] * a.scale, dq[x][2 * r2 + 1] * a.scale);
+                for (int x = 0; x < NC; x++) red_add2(qrow + x * 8, dq[x][2 * r2], dq[x][2 * r2 + 1]);
             }
         }
         /* dV or dK of the warp's 16 keys over the batch's 64 rows */
@@ -1822,9 +1821,10 @@ template <typename T> attn_status slc_pairs_bwd(const SlcBwdArgs &a0, int ns) {
     PairList pl;
     unsigned grid = 0;
     if ((st = pair_lists(ws, a.sel, a.B, a.Hkv, a.Nq, a.nsel, ns, 0, a.Nq, qb * sub, &pl, &grid)) != ATTN_OK) return st;
-    /* at D 64 and 128 the sub-batch kernel on 8 warps (nsa_slc_pair_bwd_w8_kernel);
-     * DMABENCH_NSA_PAIR_BWD_W8=0 keeps the kernel of 4 */
-    static const bool w8 = !dm_env_is("DMABENCH_NSA_PAIR_BWD_W8", "0");
+    /* DMABENCH_NSA_PAIR_BWD_W8=1: at D 64 and 128 the sub-batch kernel on 8 warps
+     * (nsa_slc_pair_bwd_w8_kernel), slower than the kernel of 4 so far
+     * (docs/perf-notes.md n41) */
+    static const bool w8 = dm_env_is("DMABENCH_NSA_PAIR_BWD_W8", "1");
     if (sub > 1 && w8 && (a.D == 64 || a.D == 128))
         return a.D == 64 ? launch_slc_pair_bwd_w8_d<T, 64>(a, pl, qb, sub, grid)
                          : launch_slc_pair_bwd_w8_d<T, 128>(a, pl, qb, sub, grid);
