@@ -292,14 +292,16 @@ __device__ __forceinline__ float row_dsum(const T *sdO, int rr, int half, const 
 /* The first half of a chunk's backward for the warp's 16 rows from wrow: S = q K^T
  * and dP = dO V^T, P = exp2(sl2 S - lse2) (sl2 = s log2 e) on the rows' visible
  * keys (j < kend, the row on, j <= i'), dS = P (dP - Dsum) left in dp, and P and
- * s dS to sP, sdS ([64 rows][64 keys], swizzled). slc_bwd_chunk and
- * nsa_slc_pair_bwd_sub_kernel. */
-template <typename T, int D>
+ * s dS to sP, sdS ([64 rows][64 keys], swizzled). The warp takes BK keys (64, or
+ * 32 of the chunk: sK and sV then point at its first, k0 is its position and kc
+ * its first 8-key column of sP and sdS). slc_bwd_chunk, the pairs' sub-batch
+ * kernels. */
+template <typename T, int D, int BK = 64>
 __device__ __forceinline__ void slc_bwd_pds(const T *sQ, const T *sdO, const T *sK, const T *sV, T *sP, T *sdS,
                                             int wrow, int lane, long long k0, long long kend, bool on0, bool on1,
                                             long long ip0, long long ip1, float lse20, float lse21, float dsm0,
-                                            float dsm1, float scale, float sl2, float (&dp)[64 / 8][4]) {
-    constexpr int BK = 64;
+                                            float dsm1, float scale, float sl2, float (&dp)[BK / 8][4], int kc = 0) {
+    static_assert(BK == 64 || BK == 32, "slc_bwd_pds: a chunk or half of one");
     float s[BK / 8][4];
     warp_qk<T, D, BK>(s, sQ, sK, wrow, lane);
     warp_qk<T, D, BK>(dp, sdO, sV, wrow, lane);
@@ -319,7 +321,7 @@ __device__ __forceinline__ void slc_bwd_pds(const T *sQ, const T *sdO, const T *
 #pragma unroll
         for (int r = 0; r < 2; r++) {
             const int row = wrow + (lane >> 2) + 8 * r;
-            const int idx = swz<BK>(row, nt) + (lane & 3) * 2;
+            const int idx = swz<64>(row, kc + nt) + (lane & 3) * 2;
             *reinterpret_cast<uint32_t *>(sP + idx) = pack2<T>::from(s[nt][2 * r], s[nt][2 * r + 1]);
             *reinterpret_cast<uint32_t *>(sdS + idx) =
                 pack2<T>::from(dp[nt][2 * r] * scale, dp[nt][2 * r + 1] * scale);
@@ -708,6 +710,42 @@ struct SlcPairArgs {
     float scale_log2;
 };
 
+/* The pairs' forward, a warp's 16 rows from wrow done (m, l: the rows' maxima and
+ * the quads' partial sums, o: unnormalised O): each row's O normalised and scaled
+ * (pair_row_scale) into its pair's partial result, and (lse in log2 units, 2^e)
+ * beside it; rows without a pair write nothing. */
+template <int D>
+__device__ __forceinline__ void pair_fwd_store(const SlcPairArgs &a, const int *sPair, const int *sRowQ, int wrow,
+                                               int lane, int qbs, int QB, float m0, float m1, float l0, float l1,
+                                               const float (&o)[D / 8][4]) {
+#pragma unroll
+    for (int o2 = 1; o2 < 4; o2 <<= 1) {
+        l0 += __shfl_xor_sync(0xffffffff, l0, o2);
+        l1 += __shfl_xor_sync(0xffffffff, l1, o2);
+    }
+#pragma unroll
+    for (int r2 = 0; r2 < 2; r2++) {
+        const int rr = wrow + (lane >> 2) + 8 * r2, hh = rr >> qbs;
+        const float L = r2 ? l1 : l0, M = r2 ? m1 : m0;
+        const float inv = L > 0.f ? 1.f / L : 0.f;
+        float mx = 0.f; /* the row's largest |O|: its quad holds it */
+#pragma unroll
+        for (int x = 0; x < D / 8; x++) mx = fmaxf(mx, fmaxf(fabsf(o[x][2 * r2]), fabsf(o[x][2 * r2 + 1])));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 1));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 2));
+        float up;
+        const float sc = inv * pair_row_scale(mx * inv, &up);
+        if (sRowQ[rr] < 0) continue;
+        const int pr = sPair[rr & (QB - 1)];
+        __half *orow = a.po + ((size_t)pr * a.G + hh) * D;
+#pragma unroll
+        for (int x = 0; x < D / 8; x++)
+            *reinterpret_cast<__half2 *>(orow + x * 8 + (lane & 3) * 2) =
+                __floats2half2_rn(o[x][2 * r2] * sc, o[x][2 * r2 + 1] * sc);
+        if ((lane & 3) == 0) a.plse[(size_t)pr * a.G + hh] = make_float2(L > 0.f ? M + log2f(L) : -INFINITY, up);
+    }
+}
+
 /* One CTA of 4 warps per batch of up to QB = 64 / G pairs of one block list: 64 mma
  * rows r = hh QB + qi (head hh of the group, pair qi of the batch); the block's keys
  * in chunks of 64 (stages 2 when a block has more than one), each row masked to keys
@@ -765,31 +803,47 @@ __global__ void __launch_bounds__(128, MINB) nsa_slc_pair_kernel(const SlcPairAr
         __syncthreads();
     }
     cp_wait<0>();
+    pair_fwd_store<D>(a, sPair, sRowQ, wrow, lane, qbs, QB, m0, m1, l0, l1, o);
+}
+
+/* nsa_slc_pair_kernel for blocks of at most 64 keys (l' <= 64: one chunk), with
+ * up to `sub` batches of one list per CTA: the block's K and V are copied once,
+ * then per batch its rows, S, the softmax, O = P V and the pairs' partial results
+ * (a batch alone is 2 MFLOP against a 32 KB copy of K and V at D 128). */
+template <typename T, int D, int MINB>
+__global__ void __launch_bounds__(128, MINB) nsa_slc_pair_sub_kernel(const SlcPairArgs a, const PairList pl,
+                                                                     const int QB, const int sub) {
+    extern __shared__ __align__(128) unsigned char ps_smem[];
+    T *sQ = reinterpret_cast<T *>(ps_smem); /* [64 rows][D] */
+    T *sK = sQ + 64 * D;                     /* [64][D] */
+    T *sV = sK + 64 * D;                     /* [64][D] */
+    __shared__ int sPair[64], sRowQ[64];
+    int l, start, nq;
+    if (!pair_batch(pl, blockIdx.x, QB * sub, &l, &start, &nq)) return;
+    const int bh = l / pl.ns, jb = l % pl.ns, b = bh / a.Hkv, hkv = bh % a.Hkv;
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, qbs = __ffs(QB) - 1;
+    const long long kbeg = (long long)jb * a.ls, kend = min(kbeg + a.ls, (long long)a.Nk);
+    load_block_kv<T, D>(sK, sV, static_cast<const T *>(a.k) + b * a.ksb + hkv * a.ksh, a.kss,
+                        static_cast<const T *>(a.v) + b * a.vsb + hkv * a.vsh, a.vss, kbeg, kend, tid);
+    cp_commit();
+    const int wrow = warp * 16;
+    const long long offq = (long long)a.Nk - a.Nq;
+    for (int q0 = 0; q0 < nq; q0 += QB) {
+        if (q0 > 0) __syncthreads(); /* every warp is done with the last batch's rows */
+        pair_rows(pl, start + q0, min(QB, nq - q0), a.G, qbs, sPair, sRowQ, tid);
+        __syncthreads();
+        load_pair_rows<T, D>(sQ, a.q, a.qsb, a.qss, a.qsh, b, hkv, a.G, qbs, sRowQ, tid);
+        cp_commit();
+        cp_wait<0>(); /* and K, V the first time */
+        __syncthreads();
+        const int i0 = sRowQ[wrow + (lane >> 2)], i1 = sRowQ[wrow + (lane >> 2) + 8];
+        const long long ip0 = i0 >= 0 ? i0 + offq : -1, ip1 = i1 >= 0 ? i1 + offq : -1;
+        float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.f, l1 = 0.f;
+        float o[D / 8][4];
 #pragma unroll
-    for (int o2 = 1; o2 < 4; o2 <<= 1) {
-        l0 += __shfl_xor_sync(0xffffffff, l0, o2);
-        l1 += __shfl_xor_sync(0xffffffff, l1, o2);
-    }
-#pragma unroll
-    for (int r2 = 0; r2 < 2; r2++) {
-        const int rr = wrow + (lane >> 2) + 8 * r2, hh = rr >> qbs;
-        const float L = r2 ? l1 : l0, M = r2 ? m1 : m0;
-        const float inv = L > 0.f ? 1.f / L : 0.f;
-        float mx = 0.f; /* the row's largest |O|: its quad holds it */
-#pragma unroll
-        for (int x = 0; x < D / 8; x++) mx = fmaxf(mx, fmaxf(fabsf(o[x][2 * r2]), fabsf(o[x][2 * r2 + 1])));
-        mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 1));
-        mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 2));
-        float up;
-        const float sc = inv * pair_row_scale(mx * inv, &up);
-        if (sRowQ[rr] < 0) continue;
-        const int pr = sPair[rr & (QB - 1)];
-        __half *orow = a.po + ((size_t)pr * a.G + hh) * D;
-#pragma unroll
-        for (int x = 0; x < D / 8; x++)
-            *reinterpret_cast<__half2 *>(orow + x * 8 + (lane & 3) * 2) =
-                __floats2half2_rn(o[x][2 * r2] * sc, o[x][2 * r2 + 1] * sc);
-        if ((lane & 3) == 0) a.plse[(size_t)pr * a.G + hh] = make_float2(L > 0.f ? M + log2f(L) : -INFINITY, up);
+        for (int x = 0; x < D / 8; x++) o[x][0] = o[x][1] = o[x][2] = o[x][3] = 0.f;
+        slc_fwd_chunk<T, D>(sQ, sK, sV, wrow, lane, kbeg, kend, true, true, ip0, ip1, a.scale_log2, m0, m1, l0, l1, o);
+        pair_fwd_store<D>(a, sPair, sRowQ, wrow, lane, qbs, QB, m0, m1, l0, l1, o);
     }
 }
 
@@ -1128,8 +1182,9 @@ struct PairBwdRow {
 
 /* The batch's rows once sRowQ and sdO are in shared memory: each row's Dsum into
  * sDs (from a.dsum, formed once per query and head by nsa_dsum_kernel, or from dO
- * and O_slc: two threads per row, each half of D), a barrier, then the thread's
- * two rows (wrow + lane / 4 and 8 below it) into *rw. By all 128 threads. */
+ * and O_slc: two of the first 128 threads per row, each half of D), a barrier,
+ * then the thread's two rows (wrow + lane / 4 and 8 below it) into *rw. By all
+ * the CTA's threads (128 or 256). */
 template <typename T, int D>
 __device__ __forceinline__ void pair_bwd_rows(const SlcBwdArgs &a, int b, int hkv, int qbs, const int *sRowQ,
                                               const T *sdO, float *sDs, int wrow, int tid, PairBwdRow *rw) {
@@ -1138,7 +1193,7 @@ __device__ __forceinline__ void pair_bwd_rows(const SlcBwdArgs &a, int b, int hk
             const int i = sRowQ[tid];
             sDs[tid] = i >= 0 ? a.dsum[((size_t)b * a.Hq + hkv * a.G + (tid >> qbs)) * a.Nq + i] : 0.f;
         }
-    } else {
+    } else if (tid < 128) {
         const int rr = tid >> 1, half = tid & 1, hh = rr >> qbs, iq = sRowQ[rr];
         const long long i = iq >= 0 ? iq : 0;
         const T *orow = static_cast<const T *>(a.oslc) + (((size_t)b * a.Nq + i) * a.Hq + hkv * a.G + hh) * D;
@@ -1340,6 +1395,114 @@ __global__ void __launch_bounds__(128) nsa_slc_pair_bwd_sub_kernel(const SlcBwdA
     }
 }
 
+/* nsa_slc_pair_bwd_sub_kernel on 8 warps of at most 128 registers (the 4-warp
+ * kernel holds dK and dV of its 16 keys, 128 fp32 registers a thread, and runs at
+ * 255 with 8 warps an SM). Warp w takes rows rg = w % 4 (16 of the batch's 64) and
+ * half kh = w / 4: S and dP of its rows over keys 32 kh .. 32 kh + 31 of the
+ * block (slc_bwd_pds at 32 keys), P and s dS to shared memory; after a barrier dQ
+ * of its rows over all 64 keys for columns kh D / 2 .. (kh + 1) D / 2 - 1 (dS read
+ * back from sdS, 32 columns a pass); then dV (kh 0) or dK (kh 1) of keys 16 rg ..
+ * 16 rg + 15 over the batch's rows, one D-wide accumulator kept over the batches.
+ * D 64 and 128 (dQ's passes take 8-column chunks in pairs). Shared memory as the
+ * 4-warp kernel's, so 2 CTAs (16 warps) an SM at D 128. */
+template <typename T, int D>
+__global__ void __launch_bounds__(256, 2) nsa_slc_pair_bwd_w8_kernel(const SlcBwdArgs a, const PairList pl,
+                                                                     const int QB, const int sub) {
+    static_assert(D == 64 || D == 128, "nsa_slc_pair_bwd_w8_kernel: D 64 or 128");
+    constexpr int BK = 64;
+    extern __shared__ __align__(128) unsigned char pb8_smem[];
+    T *sQ = reinterpret_cast<T *>(pb8_smem); /* [64 rows][D] */
+    T *sdO = sQ + 64 * D;                     /* [64 rows][D] */
+    T *sK = sdO + 64 * D;                     /* [BK][D] */
+    T *sV = sK + BK * D;                      /* [BK][D] */
+    T *sP = sV + BK * D;                      /* [64 rows][BK] */
+    T *sdS = sP + 64 * BK;                    /* [64 rows][BK] */
+    float *sDs = reinterpret_cast<float *>(sdS + 64 * BK); /* [64] */
+    __shared__ int sRowQ[64];
+    int l, start, nq;
+    if (!pair_batch(pl, blockIdx.x, QB * sub, &l, &start, &nq)) return;
+    const int bh = l / pl.ns, jb = l % pl.ns, b = bh / a.Hkv, hkv = bh % a.Hkv;
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, qbs = __ffs(QB) - 1;
+    const int rg = warp & 3, kh = warp >> 2, wrow = rg * 16, wkey = rg * 16;
+    const long long kbeg = (long long)jb * a.ls, kend = min(kbeg + a.ls, (long long)a.Nk);
+    if (tid < 128)
+        load_block_kv<T, D>(sK, sV, static_cast<const T *>(a.k) + b * a.ksb + hkv * a.ksh, a.kss,
+                            static_cast<const T *>(a.v) + b * a.vsb + hkv * a.vsh, a.vss, kbeg, kend, tid);
+    cp_commit();
+    const float sl2 = a.scale * LOG2E;
+    /* kh 0: dV += P^T dO; kh 1: dK += (s dS)^T Q */
+    const T *sA = kh ? sdS : sP, *sB = kh ? sQ : sdO;
+    float acc[D / 8][4];
+#pragma unroll
+    for (int x = 0; x < D / 8; x++) acc[x][0] = acc[x][1] = acc[x][2] = acc[x][3] = 0.f;
+
+    for (int q0 = 0; q0 < nq; q0 += QB) {
+        if (q0 > 0) __syncthreads(); /* every warp is done with the last batch's rows, P and dS */
+        pair_rows(pl, start + q0, min(QB, nq - q0), a.G, qbs, nullptr, sRowQ, tid);
+        __syncthreads();
+        if (tid < 128)
+            load_pair_rows<T, D>(sQ, a.q, a.qsb, a.qss, a.qsh, b, hkv, a.G, qbs, sRowQ, tid);
+        else
+            load_pair_rows<T, D>(sdO, a.dout, (long long)a.Nq * a.Hq * D, (long long)a.Hq * D, D, b, hkv, a.G, qbs,
+                                 sRowQ, tid - 128);
+        cp_commit();
+        cp_wait<0>(); /* and K, V the first time */
+        __syncthreads();
+        PairBwdRow rw;
+        pair_bwd_rows<T, D>(a, b, hkv, qbs, sRowQ, sdO, sDs, wrow, tid, &rw);
+        {
+            float dp[BK / 16][4];
+            slc_bwd_pds<T, D, 32>(sQ, sdO, sK + kh * 32 * D, sV + kh * 32 * D, sP, sdS, wrow, lane, kbeg + kh * 32,
+                                  kend, true, true, rw.ip[0], rw.ip[1], rw.lse2[0], rw.lse2[1], rw.dsm[0], rw.dsm[1],
+                                  a.scale, sl2, dp, kh * 4);
+        }
+        __syncthreads();
+        /* dQ = (s dS) K: the warp's rows, columns from kh D / 2, in passes of NC
+         * 8-column chunks (sdS holds dS times the scale) */
+        constexpr int NC = 4, NP = D / 2 / 8 / NC;
+#pragma unroll
+        for (int p = 0; p < NP; p++) {
+            const int c0 = kh * (D / 16) + p * NC;
+            float dq[NC][4];
+#pragma unroll
+            for (int x = 0; x < NC; x++) dq[x][0] = dq[x][1] = dq[x][2] = dq[x][3] = 0.f;
+#pragma unroll
+            for (int kk = 0; kk < BK / 16; kk++) {
+                uint32_t af[4];
+                ldsm_x4(af, sdS + swz<BK>(wrow + (lane & 7) + ((lane >> 3) & 1) * 8, 2 * kk + (lane >> 4)));
+                mma_a_rows<T, D, NC>(dq, af, sK, kk, c0, lane);
+            }
+#pragma unroll
+            for (int r2 = 0; r2 < 2; r2++) {
+                const int rr = wrow + (lane >> 2) + 8 * r2, iq = sRowQ[rr];
+                if (iq < 0) continue;
+                float *qrow = a.dq + (((size_t)b * a.Nq + iq) * a.Hq + hkv * a.G + (rr >> qbs)) * D + c0 * 8 +
+                              (lane & 3) * 2;
+#pragma unroll
+                for (int x = 0; x < NC; x++) red_add2(qrow + x * 8, dq[x][2 * r2], dq[x][2 * r2 + 1]);
+            }
+        }
+        /* dV or dK of the warp's 16 keys over the batch's 64 rows */
+#pragma unroll
+        for (int kk = 0; kk < 64 / 16; kk++) {
+            uint32_t af[4];
+            ld_a_t<BK>(af, sA, kk, wkey, lane);
+            mma_a_rows<T, D, D / 8>(acc, af, sB, kk, 0, lane);
+        }
+    }
+    const long long accs = (long long)a.Hkv * D;
+    float *base = (kh ? a.dk : a.dv) + ((size_t)b * a.Nk * a.Hkv + hkv) * D;
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        const long long j = kbeg + wkey + (lane >> 2) + 8 * r;
+        if (j >= kend) continue;
+        float *row = base + j * accs + (lane & 3) * 2;
+#pragma unroll
+        for (int x = 0; x < D / 8; x++)
+            if (acc[x][2 * r] != 0.f || acc[x][2 * r + 1] != 0.f) red_add2(row + x * 8, acc[x][2 * r], acc[x][2 * r + 1]);
+    }
+}
+
 /* The tile of a kernel over the union of a tile's selected blocks (the selected
  * branch's forward and backward on the tensor cores): *qs = 64 / G queries, the
  * union list's capacity and the shared-memory bytes, fixed bytes for the kernel's
@@ -1516,13 +1679,22 @@ attn_status slc_choose_pairs(const int *sel, int B, int Hkv, int Nq, int nsel, i
 }
 
 template <typename T, int D>
-attn_status launch_slc_pair_d(const SlcPairArgs &a, const PairList &pl, int qb, int stages, unsigned grid) {
+attn_status launch_slc_pair_d(const SlcPairArgs &a, const PairList &pl, int qb, int stages, int sub, unsigned grid) {
     const size_t smem = (64 + 2 * (size_t)stages * 64) * D * sizeof(T);
     /* Registers for 4 CTAs per SM (128 a thread; 48 KB of shared memory each at
      * D 128): the kernel waits on its loads and stores, and more CTAs cover them.
      * ptxas' own choice (174 registers at D 128: 2 CTAs) with
      * DMABENCH_NSA_PAIR_MINB=0, 3 CTAs with =3. */
     static const int minb = dm_env_is("DMABENCH_NSA_PAIR_MINB", "0") ? 0 : dm_env_is("DMABENCH_NSA_PAIR_MINB", "3") ? 3 : 4;
+    if (sub > 1) {
+        auto ks = minb == 0   ? nsa_slc_pair_sub_kernel<T, D, 0>
+                  : minb == 3 ? nsa_slc_pair_sub_kernel<T, D, 3>
+                              : nsa_slc_pair_sub_kernel<T, D, 4>;
+        CUDA_CHECK(cudaFuncSetAttribute(ks, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+        ks<<<grid, 128, smem>>>(a, pl, qb, sub);
+        CUDA_CHECK_LAUNCH();
+        return ATTN_OK;
+    }
     auto kern = minb == 0 ? nsa_slc_pair_kernel<T, D, 0> : minb == 3 ? nsa_slc_pair_kernel<T, D, 3> : nsa_slc_pair_kernel<T, D, 4>;
     CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
     kern<<<grid, 128, smem>>>(a, pl, qb, stages);
@@ -1535,6 +1707,15 @@ attn_status launch_slc_pair_d(const SlcPairArgs &a, const PairList &pl, int qb, 
 template <typename T> attn_status slc_pairs(const SlcArgs &sa, int ns) {
     const int B = sa.B, Nq = sa.Nq, Hkv = sa.Hkv, G = sa.G, D = sa.D, nsel = sa.nsel;
     const int qb = 64 / G, stages = sa.ls > 64 ? 2 : 1;
+    /* Blocks of one chunk (l' <= 64): up to `sub` batches of a list per CTA
+     * (nsa_slc_pair_sub_kernel; DMABENCH_NSA_PAIR_FWD_SUB=2, 4 or 16 instead of
+     * 8, 1 for the kernel of one batch) */
+    static const int sub_env = dm_env_is("DMABENCH_NSA_PAIR_FWD_SUB", "1")    ? 1
+                               : dm_env_is("DMABENCH_NSA_PAIR_FWD_SUB", "2")  ? 2
+                               : dm_env_is("DMABENCH_NSA_PAIR_FWD_SUB", "4")  ? 4
+                               : dm_env_is("DMABENCH_NSA_PAIR_FWD_SUB", "16") ? 16
+                                                                               : 8;
+    const int sub = stages == 1 ? sub_env : 1;
     const size_t per_q = (size_t)B * Hkv * nsel * ((size_t)G * D * sizeof(__half) + G * sizeof(float2));
     /* DMABENCH_NSA_PAIR_QUERIES=n: chunks of at most n queries (so that the tests
      * reach several chunks at small sizes) */
@@ -1560,12 +1741,12 @@ template <typename T> attn_status slc_pairs(const SlcArgs &sa, int ns) {
         const int c = std::min(cq, Nq - q0);
         PairList pl;
         unsigned grid = 0;
-        if ((st = pair_lists(ws, sa.sel, B, Hkv, Nq, nsel, ns, q0, c, qb, &pl, &grid)) != ATTN_OK) return st;
+        if ((st = pair_lists(ws, sa.sel, B, Hkv, Nq, nsel, ns, q0, c, qb * sub, &pl, &grid)) != ATTN_OK) return st;
         switch (D) {
-        case 16: st = launch_slc_pair_d<T, 16>(a, pl, qb, stages, grid); break;
-        case 32: st = launch_slc_pair_d<T, 32>(a, pl, qb, stages, grid); break;
-        case 64: st = launch_slc_pair_d<T, 64>(a, pl, qb, stages, grid); break;
-        default: st = launch_slc_pair_d<T, 128>(a, pl, qb, stages, grid);
+        case 16: st = launch_slc_pair_d<T, 16>(a, pl, qb, stages, sub, grid); break;
+        case 32: st = launch_slc_pair_d<T, 32>(a, pl, qb, stages, sub, grid); break;
+        case 64: st = launch_slc_pair_d<T, 64>(a, pl, qb, stages, sub, grid); break;
+        default: st = launch_slc_pair_d<T, 128>(a, pl, qb, stages, sub, grid);
         }
         if (st != ATTN_OK) return st;
         const long long items = (long long)B * c * sa.Hq;
@@ -1592,6 +1773,16 @@ attn_status launch_slc_pair_bwd_sub_d(const SlcBwdArgs &a, const PairList &pl, i
     CUDA_CHECK(cudaFuncSetAttribute(nsa_slc_pair_bwd_sub_kernel<T, D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                     (int)smem));
     nsa_slc_pair_bwd_sub_kernel<T, D><<<grid, 128, smem>>>(a, pl, qb, sub);
+    CUDA_CHECK_LAUNCH();
+    return ATTN_OK;
+}
+
+template <typename T, int D>
+attn_status launch_slc_pair_bwd_w8_d(const SlcBwdArgs &a, const PairList &pl, int qb, int sub, unsigned grid) {
+    const size_t smem = 4 * 64 * (size_t)D * sizeof(T) + 2 * 64 * 64 * sizeof(T) + 64 * sizeof(float);
+    CUDA_CHECK(cudaFuncSetAttribute(nsa_slc_pair_bwd_w8_kernel<T, D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                    (int)smem));
+    nsa_slc_pair_bwd_w8_kernel<T, D><<<grid, 256, smem>>>(a, pl, qb, sub);
     CUDA_CHECK_LAUNCH();
     return ATTN_OK;
 }
@@ -1630,6 +1821,13 @@ template <typename T> attn_status slc_pairs_bwd(const SlcBwdArgs &a0, int ns) {
     PairList pl;
     unsigned grid = 0;
     if ((st = pair_lists(ws, a.sel, a.B, a.Hkv, a.Nq, a.nsel, ns, 0, a.Nq, qb * sub, &pl, &grid)) != ATTN_OK) return st;
+    /* DMABENCH_NSA_PAIR_BWD_W8=1: at D 64 and 128 the sub-batch kernel on 8 warps
+     * (nsa_slc_pair_bwd_w8_kernel), slower than the kernel of 4 so far
+     * (docs/perf-notes.md n41) */
+    static const bool w8 = dm_env_is("DMABENCH_NSA_PAIR_BWD_W8", "1");
+    if (sub > 1 && w8 && (a.D == 64 || a.D == 128))
+        return a.D == 64 ? launch_slc_pair_bwd_w8_d<T, 64>(a, pl, qb, sub, grid)
+                         : launch_slc_pair_bwd_w8_d<T, 128>(a, pl, qb, sub, grid);
     if (sub > 1) {
         switch (a.D) {
         case 16: return launch_slc_pair_bwd_sub_d<T, 16>(a, pl, qb, sub, grid);

@@ -133,7 +133,8 @@ __global__ void bwd_dot_kernel(const T *o, long long osb, long long oss, long lo
 }
 
 /* P (recomputed from lse and masked to 0 with MASK) and dS = P (dP - Dsum) for a
- * warp's 16 rows x BK keys of block stage st: s becomes P and dp becomes dS; with
+ * warp's 16 rows x BK_ keys (64: a block; 32: half of one) from slot gbase of the
+ * stages' key metadata: s becomes P and dp becomes dS; with
  * dz the column sums of dS go to dz. DOT: only the rows' sums of P dP into dacc
  * (the first pass of dma's exact Dsum), s and dp left as they are. Instantiated
  * with and without the mask so that the blocks every row keeps in full pay for no
@@ -142,16 +143,18 @@ __global__ void bwd_dot_kernel(const T *o, long long osb, long long oss, long lo
  * lane & 3 hold the same columns. Three halving exchanges (xor 16, 8, 4: each lane
  * keeps half of its sums and sends the other half) leave lane l the whole sums of
  * n-tile l >> 2's two columns: 14 shuffles a thread instead of 48, and every lane
- * adds its two into dz (one atomic per key, as before). */
+ * adds its two into dz (one atomic per key, as before). At BK_ 32 (4 n-tiles) the
+ * same three exchanges leave lane l one column: n-tile (l >> 3 & 1) + 2 (l >> 4),
+ * column 2 (l & 3) + (l >> 2 & 1). */
 template <bool MASK, bool DOT, int BK_>
 __device__ __forceinline__ void bwd_p_ds(float (&s)[BK_ / 8][4], float (&dp)[BK_ / 8][4], const float (&lse2)[2],
                                          const float (&dsm)[2], float (&dacc)[2], float scale_log2, const float *z,
                                          float *dzrow, const int *sIdx, const int *sRlo, const int *sRhi,
-                                         const float *sZ, int st, int qrow0, int lane) {
-    static_assert(BK_ == 64, "dz's exchanges take 8 n-tiles");
+                                         const float *sZ, int gbase, int qrow0, int lane) {
+    static_assert(BK_ == 64 || BK_ == 32, "dz's exchanges take 8 or 4 n-tiles");
     /* column (nt, e01) of the thread's two rows: P and dS in place; their dS sum */
     auto col = [&](int nt, int e01) -> float {
-        const int g = st * BK_ + nt * 8 + (lane & 3) * 2 + e01;
+        const int g = gbase + nt * 8 + (lane & 3) * 2 + e01;
         const float zb = z ? sZ[g] : 0.f;
         int j = 0, rl = 0, rh = 0;
         if (MASK) j = sIdx[g], rl = sRlo[g], rh = sRhi[g];
@@ -189,25 +192,41 @@ __device__ __forceinline__ void bwd_p_ds(float (&s)[BK_ / 8][4], float (&dp)[BK_
             out[i] = keep + __shfl_xor_sync(0xffffffffu, send, x);
         }
     };
-    float b2[2][2]; /* after xor 16 and 8: n-tile r + 2 (lane >> 3 & 1) + 4 (lane >> 4 & 1) */
-#pragma unroll
-    for (int r = 0; r < 2; r++) {
-        float a16[2][2]; /* after xor 16: n-tiles r and r + 2, plus 4 (lane >> 4 & 1) */
+    if constexpr (BK_ == 32) {
+        float a16[2][2]; /* after xor 16: n-tile q + 2 (lane >> 4 & 1) */
 #pragma unroll
         for (int q = 0; q < 2; q++) {
-            const int nt = r + 2 * q;
-            const float lo[2] = {col(nt, 0), col(nt, 1)}, hi[2] = {col(nt + 4, 0), col(nt + 4, 1)};
+            const float lo[2] = {col(q, 0), col(q, 1)}, hi[2] = {col(q + 2, 0), col(q + 2, 1)};
             halve(lo, hi, 16, a16[q]);
         }
-        halve(a16[0], a16[1], 8, b2[r]);
-    }
-    float c[2];
-    halve(b2[0], b2[1], 4, c);
-    const int g0 = st * BK_ + ((lane >> 2) & 7) * 8 + (lane & 3) * 2;
+        float b2[2]; /* after xor 8: n-tile (lane >> 3 & 1) + 2 (lane >> 4 & 1), both columns */
+        halve(a16[0], a16[1], 8, b2);
+        const bool bit = lane & 4;
+        const float c = (bit ? b2[1] : b2[0]) + __shfl_xor_sync(0xffffffffu, bit ? b2[0] : b2[1], 4);
+        const int g = gbase + (((lane >> 3) & 1) + 2 * ((lane >> 4) & 1)) * 8 + (lane & 3) * 2 + ((lane >> 2) & 1);
+        const int jj = sIdx[g];
+        if (jj >= 0 && c != 0.f) atomicAdd(dzrow + jj, c);
+    } else {
+        float b2[2][2]; /* after xor 16 and 8: n-tile r + 2 (lane >> 3 & 1) + 4 (lane >> 4 & 1) */
 #pragma unroll
-    for (int i = 0; i < 2; i++) {
-        const int jj = sIdx[g0 + i];
-        if (jj >= 0 && c[i] != 0.f) atomicAdd(dzrow + jj, c[i]);
+        for (int r = 0; r < 2; r++) {
+            float a16[2][2]; /* after xor 16: n-tiles r and r + 2, plus 4 (lane >> 4 & 1) */
+#pragma unroll
+            for (int q = 0; q < 2; q++) {
+                const int nt = r + 2 * q;
+                const float lo[2] = {col(nt, 0), col(nt, 1)}, hi[2] = {col(nt + 4, 0), col(nt + 4, 1)};
+                halve(lo, hi, 16, a16[q]);
+            }
+            halve(a16[0], a16[1], 8, b2[r]);
+        }
+        float c[2];
+        halve(b2[0], b2[1], 4, c);
+        const int g0 = gbase + ((lane >> 2) & 7) * 8 + (lane & 3) * 2;
+#pragma unroll
+        for (int i = 0; i < 2; i++) {
+            const int jj = sIdx[g0 + i];
+            if (jj >= 0 && c[i] != 0.f) atomicAdd(dzrow + jj, c[i]);
+        }
     }
 }
 
@@ -217,14 +236,23 @@ __device__ __forceinline__ void bwd_p_ds(float (&s)[BK_ / 8][4], float (&dp)[BK_
  * dK = (s dS)^T Q (the block's 64 keys as m64; P and s dS stored [key][row], Q^T and
  * dO^T made once per tile) and dQ += dS K (dS from registers, K^T made per block),
  * all in the core-matrix layout (cuda_wgmma.cuh). Masks, Dsum, dz and the
- * reductions as below. */
-template <typename T, int D, int BQ, bool WG = false>
-__global__ void __launch_bounds__(2 * BQ) bwd_main_kernel(const BwdArgs a) {
+ * reductions as below.
+ * KS 2 (DMABENCH_CUDA_BWD_W16=1, BQ 128, D 64 or 128): 16 warps of at most 128
+ * registers, two on each 16 rows (warp w: rows 16 (w % 8), key half kh = w / 8):
+ * S, dP, P, dS and dz's column sums over 32 of the block's keys; after the barrier
+ * dQ += s dS K for half of D (kh) from sdS; dV and dK over four key groups by four
+ * quarters of D; an exact Dsum's first pass adds the halves through sDx. */
+template <typename T, int D, int BQ, bool WG = false, int KS = 1>
+__global__ void __launch_bounds__(2 * BQ * KS) bwd_main_kernel(const BwdArgs a) {
     static_assert(!WG || (BQ == 64 && (D == 64 || D == 128)), "the wgmma version takes 64 rows, D 64 or 128");
-    constexpr int NTHREADS = 2 * BQ;
-    /* the dV/dK products: warp w takes keys 16 (w % 4) .. + 15 and, with 8 warps,
-     * one half of the head dimension (DW columns from d0) */
-    constexpr int DSPLIT = BQ / 64, DW = D / DSPLIT;
+    static_assert(KS == 1 || (KS == 2 && !WG && BQ == 128 && (D == 64 || D == 128)),
+                  "two warps per row group: 128 rows, D 64 or 128, mma.sync");
+    constexpr int NTHREADS = 2 * BQ * KS, NW = NTHREADS / 32;
+    constexpr int BKW = BK / KS; /* keys per warp for S, dP and dS */
+    constexpr int DQW = D / KS;  /* dQ columns per warp */
+    /* the dV/dK products: warp w takes keys 16 (w % 4) .. + 15 and, with more than
+     * 4 warps, a share of the head dimension (DW columns from d0) */
+    constexpr int DSPLIT = NW / 4, DW = D / DSPLIT;
     static_assert(BQ == 64 || BQ == 128, "64 or 128 query rows per tile");
     static_assert(DW >= 16, "a warp's share of the head dimension holds whole ldmatrix pairs");
     extern __shared__ __align__(128) unsigned char smem[];
@@ -244,6 +272,7 @@ __global__ void __launch_bounds__(2 * BQ) bwd_main_kernel(const BwdArgs a) {
     T *sQt = reinterpret_cast<T *>(sFull + 4);
     T *sdOt = sQt + D * BQ;
     T *sKt = sdOt + D * BQ; /* WG: the block's K^T, [D][BK keys], the B operand of dQ */
+    float *sDx = reinterpret_cast<float *>(sFull + 4); /* KS 2: [2 halves][BQ rows], the exact Dsum's parts */
 
     /* the last tiles first: under a causal mask they hold the most keys, and
      * starting them early leaves the short ones to fill the final wave */
@@ -299,7 +328,7 @@ __global__ void __launch_bounds__(2 * BQ) bwd_main_kernel(const BwdArgs a) {
 
     /* the thread's two rows: wrow + lane/4 and 8 below; an invalid or empty row gets
      * lse = +inf so that every P of it is 0 */
-    const int wrow = warp * 16;
+    const int wrow = (warp % (BQ / 16)) * 16, kh = KS > 1 ? warp / (BQ / 16) : 0;
     float lse2[2], dsm[2];
 #pragma unroll
     for (int r = 0; r < 2; r++) {
@@ -314,9 +343,9 @@ __global__ void __launch_bounds__(2 * BQ) bwd_main_kernel(const BwdArgs a) {
         lse2[r] = l;
         dsm[r] = d;
     }
-    float dq[D / 8][4];
+    float dq[DQW / 8][4];
 #pragma unroll
-    for (int t = 0; t < D / 8; t++) dq[t][0] = dq[t][1] = dq[t][2] = dq[t][3] = 0.f;
+    for (int t = 0; t < DQW / 8; t++) dq[t][0] = dq[t][1] = dq[t][2] = dq[t][3] = 0.f;
 
     /* ldmatrix byte addresses of the mma.sync path, computed once (see
      * ldsm_addrs in cuda_mma.cuh); the rest are immediates */
@@ -327,8 +356,10 @@ __global__ void __launch_bounds__(2 * BQ) bwd_main_kernel(const BwdArgs a) {
     if constexpr (!WG) {
         const int wkey = (warp % 4) * 16, d0 = (warp / 4) * DW;
         ldsm_addrs<D, D / 16>(ad.q, sQ, wrow + (lane & 7) + ((lane >> 3) & 1) * 8, lane >> 4, 0);
-        ldsm_addrs<D, D / 16>(ad.k, sK, (lane >> 4) * 8 + (lane & 7), (lane >> 3) & 1, 0);
-        ldsm_addrs<D, D / 16>(ad.kt, sK, (lane & 7) + ((lane >> 3) & 1) * 8, lane >> 4, 0);
+        /* KS 2: the warp's key half, 32 rows on (the same swizzle) */
+        ldsm_addrs<D, D / 16>(ad.k, sK, kh * BKW + (lane >> 4) * 8 + (lane & 7), (lane >> 3) & 1, 0);
+        /* KS 2: dQ's columns from kh D / 2 */
+        ldsm_addrs<D, DQW / 16>(ad.kt, sK, (lane & 7) + ((lane >> 3) & 1) * 8, lane >> 4, kh * (DQW / 8));
         /* dO (the B operand of dV) sits BQ rows before Q: sdO = sQ + BQ D */
         ldsm_addrs<D, DW / 16>(ad.b, sQ, (lane & 7) + ((lane >> 3) & 1) * 8, lane >> 4, d0 / 8);
         const int qm = lane >> 3;
@@ -383,10 +414,22 @@ __global__ void __launch_bounds__(2 * BQ) bwd_main_kernel(const BwdArgs a) {
                 d += __shfl_xor_sync(0xffffffff, d, 2);
                 dsm[r] = d;
             }
+            if constexpr (KS > 1) { /* the two key halves' parts, added in one order */
+                if ((lane & 3) == 0) {
+#pragma unroll
+                    for (int r = 0; r < 2; r++) sDx[kh * BQ + wrow + (lane >> 2) + 8 * r] = dsm[r];
+                }
+                __syncthreads();
+#pragma unroll
+                for (int r = 0; r < 2; r++) {
+                    const int row = wrow + (lane >> 2) + 8 * r;
+                    dsm[r] = sDx[row] + sDx[BQ + row];
+                }
+            }
         }
 
-        /* S = Q K^T and dP = dO V^T for the warp's 16 rows x 64 keys */
-        float s[BK / 8][4], dp[BK / 8][4];
+        /* S = Q K^T and dP = dO V^T for the warp's 16 rows x BKW keys */
+        float s[BKW / 8][4], dp[BKW / 8][4];
         if constexpr (WG) {
             float(&sf)[BK / 2] = reinterpret_cast<float(&)[BK / 2]>(s);
             float(&df)[BK / 2] = reinterpret_cast<float(&)[BK / 2]>(dp);
@@ -405,7 +448,7 @@ __global__ void __launch_bounds__(2 * BQ) bwd_main_kernel(const BwdArgs a) {
             wg_wait0();
         } else {
 #pragma unroll
-        for (int t = 0; t < BK / 8; t++)
+        for (int t = 0; t < BKW / 8; t++)
 #pragma unroll
             for (int e = 0; e < 4; e++) s[t][e] = dp[t][e] = 0.f;
 #pragma unroll
@@ -414,7 +457,7 @@ __global__ void __launch_bounds__(2 * BQ) bwd_main_kernel(const BwdArgs a) {
             ldsm_x4_at(qf, ad.q[kk % 4] + (kk / 4) * 128);
             ldsm_x4_at(df, ad.q[kk % 4] + (kk / 4) * 128 + BQ * RB);
 #pragma unroll
-            for (int nt = 0; nt < BK / 8; nt += 2) {
+            for (int nt = 0; nt < BKW / 8; nt += 2) {
                 uint32_t kf[4], vf[4];
                 ldsm_x4_at(kf, ad.k[kk % 4] + so + nt * 8 * RB + (kk / 4) * 128);
                 ldsm_x4_at(vf, ad.k[kk % 4] + so + nt * 8 * RB + (kk / 4) * 128 + 2 * BK * RB);
@@ -431,12 +474,13 @@ __global__ void __launch_bounds__(2 * BQ) bwd_main_kernel(const BwdArgs a) {
          * when every row keeps the whole block */
         auto p_ds = [&](auto dot, float *dzrow) {
             constexpr bool DOT = decltype(dot)::value;
+            const int gbase = st * BK + kh * BKW;
             if (full)
-                bwd_p_ds<false, DOT, BK>(s, dp, lse2, dsm, dacc, a.scale_log2, a.z, dzrow, sIdx, sRlo, sRhi, sZ, st,
-                                         qrow0, lane);
+                bwd_p_ds<false, DOT, BKW>(s, dp, lse2, dsm, dacc, a.scale_log2, a.z, dzrow, sIdx, sRlo, sRhi, sZ,
+                                          gbase, qrow0, lane);
             else
-                bwd_p_ds<true, DOT, BK>(s, dp, lse2, dsm, dacc, a.scale_log2, a.z, dzrow, sIdx, sRlo, sRhi, sZ, st,
-                                        qrow0, lane);
+                bwd_p_ds<true, DOT, BKW>(s, dp, lse2, dsm, dacc, a.scale_log2, a.z, dzrow, sIdx, sRlo, sRhi, sZ,
+                                         gbase, qrow0, lane);
         };
         if (it < pre_end) { /* first pass: Dsum only */
             p_ds(std::true_type(), nullptr);
@@ -448,7 +492,7 @@ __global__ void __launch_bounds__(2 * BQ) bwd_main_kernel(const BwdArgs a) {
         /* P and s dS to shared memory as [row][key] (8 chunks of 8 keys per row); WG: as
          * [key][row] in the core-matrix layout, the A operands of dV and dK */
 #pragma unroll
-        for (int nt = 0; nt < BK / 8; nt++)
+        for (int nt = 0; nt < BKW / 8; nt++)
 #pragma unroll
             for (int r = 0; r < 2; r++) {
                 int row = wrow + (lane >> 2) + 8 * r;
@@ -461,7 +505,7 @@ __global__ void __launch_bounds__(2 * BQ) bwd_main_kernel(const BwdArgs a) {
                     sdS[cm_off<BQ>(k, row >> 3) + (row & 7)] = d0s;
                     sdS[cm_off<BQ>(k + 1, row >> 3) + (row & 7)] = d1s;
                 } else {
-                    int idx = swz<BK>(row, nt) + (lane & 3) * 2;
+                    int idx = swz<BK>(row, kh * (BKW / 8) + nt) + (lane & 3) * 2;
                     *reinterpret_cast<uint32_t *>(sP + idx) = pack2<T>::from(s[nt][2 * r], s[nt][2 * r + 1]);
                     *reinterpret_cast<uint32_t *>(sdS + idx) =
                         pack2<T>::from(dp[nt][2 * r] * a.scale, dp[nt][2 * r + 1] * a.scale);
@@ -479,7 +523,7 @@ __global__ void __launch_bounds__(2 * BQ) bwd_main_kernel(const BwdArgs a) {
                 wgmma_rs<T, D>(dqf, pf[kk], gmma_desc(sKt + cm_off<BK>(0, 2 * kk), BK * 16));
             wg_commit();
             wg_wait0();
-        } else {
+        } else if constexpr (KS == 1) {
 #pragma unroll
             for (int kk = 0; kk < BK / 16; kk++) {
                 uint32_t af[4];
@@ -495,6 +539,20 @@ __global__ void __launch_bounds__(2 * BQ) bwd_main_kernel(const BwdArgs a) {
         }
         if constexpr (WG) fence_async_smem(); /* P and dS, visible to the wgmmas */
         __syncthreads();
+        if constexpr (KS > 1) { /* dQ += (s dS) K, the row's whole block from sdS, DQW columns */
+#pragma unroll
+            for (int kk = 0; kk < BK / 16; kk++) {
+                uint32_t af[4];
+                ldsm_x4(af, sdS + swz<BK>(wrow + (lane & 7) + ((lane >> 3) & 1) * 8, 2 * kk + (lane >> 4)));
+#pragma unroll
+                for (int dt = 0; dt < DQW / 8; dt += 2) {
+                    uint32_t bf[4];
+                    ldsm_x4_t_at(bf, ad.kt[(dt / 2) % 4] + so + kk * 16 * RB + (dt / 8) * 128);
+                    mma16816<T>(dq[dt], af, bf[0], bf[1]);
+                    mma16816<T>(dq[dt + 1], af, bf[2], bf[3]);
+                }
+            }
+        }
         /* dV_j += P^T dO, then dK_j += (s dS)^T Q: the warp's 16 keys x DW columns over
          * the tile's rows */
         const int wkey = (warp % 4) * 16, d0 = (warp / 4) * DW;
@@ -557,16 +615,17 @@ __global__ void __launch_bounds__(2 * BQ) bwd_main_kernel(const BwdArgs a) {
     }
     cp_wait<0>();
 
-    T *dqb = static_cast<T *>(a.dq) + b * a.dqsb + h * a.dqsh;
+    T *dqb = static_cast<T *>(a.dq) + b * a.dqsb + h * a.dqsh + kh * DQW;
+    const float dqs = KS > 1 ? 1.f : a.scale; /* KS 2 read s dS from sdS */
 #pragma unroll
     for (int r = 0; r < 2; r++) {
         int q = i0 + wrow + (lane >> 2) + 8 * r;
         if (q >= a.Nq) continue;
         T *row = dqb + (long long)q * a.dqss;
 #pragma unroll
-        for (int t = 0; t < D / 8; t++)
+        for (int t = 0; t < DQW / 8; t++)
             *reinterpret_cast<uint32_t *>(row + t * 8 + (lane & 3) * 2) =
-                pack2<T>::from(dq[t][2 * r] * a.scale, dq[t][2 * r + 1] * a.scale);
+                pack2<T>::from(dq[t][2 * r] * dqs, dq[t][2 * r + 1] * dqs);
     }
 }
 
@@ -1060,6 +1119,11 @@ size_t bwd_smem(int BQ, int D, size_t esize) {
 
 /* 128-row tiles where they fit (D >= 32 and the device's shared memory);
  * DMABENCH_CUDA_BWD_TILE=64 asks for 64-row tiles everywhere. */
+size_t bwd_optin() {
+    size_t optin = 0;
+    return dm_cuda_smem_optin(&optin) == ATTN_OK ? optin : 0;
+}
+
 int bwd_tile_rows(int D, size_t esize) {
     static const bool only64 = dm_env_is("DMABENCH_CUDA_BWD_TILE", "64");
     if (only64 || D < 32) return 64;
@@ -1068,17 +1132,18 @@ int bwd_tile_rows(int D, size_t esize) {
     return bwd_smem(128, D, esize) <= optin ? 128 : 64;
 }
 
-template <typename T, int D, int BQ, bool WG = false>
+template <typename T, int D, int BQ, bool WG = false, int KS = 1>
 attn_status launch_bwd_bq(const attn_params *p, BwdArgs &a, const cuda_attn_spec *s) {
     const int ntiles = (p->Nq + BQ - 1) / BQ;
     if (!a.exact_dsum) {
         attn_status st = launch_dot<T>(p, const_cast<float *>(a.dsum), p->Nq, nullptr, s->ores);
         if (st != ATTN_OK) return st;
     }
-    const size_t smem = bwd_smem(BQ, D, sizeof(T)) + (WG ? (2 * (size_t)BQ + BK) * D * sizeof(T) : 0);
-    auto kern = bwd_main_kernel<T, D, BQ, WG>;
+    const size_t smem = bwd_smem(BQ, D, sizeof(T)) + (WG ? (2 * (size_t)BQ + BK) * D * sizeof(T) : 0) +
+                        (KS > 1 ? 2 * (size_t)BQ * sizeof(float) : 0);
+    auto kern = bwd_main_kernel<T, D, BQ, WG, KS>;
     CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-    kern<<<dim3(ntiles, p->Hq, p->B), 2 * BQ, smem>>>(a);
+    kern<<<dim3(ntiles, p->Hq, p->B), 2 * BQ * KS, smem>>>(a);
     CUDA_CHECK_LAUNCH();
     if (s->after_main) {
         attn_status st = s->after_main(s->after_main_ctx);
@@ -1099,12 +1164,25 @@ bool bwd_wgmma_enabled() {
     return on;
 }
 
+/* DMABENCH_CUDA_BWD_W16=1: the 128-row tiles at D 64 and 128 on 16 warps
+ * (bwd_main_kernel's KS 2) */
+bool bwd_w16_enabled() {
+    static const bool on = dm_env_is("DMABENCH_CUDA_BWD_W16", "1");
+    return on;
+}
+
 template <typename T, int D> attn_status launch_bwd(const attn_params *p, BwdArgs &a, const cuda_attn_spec *s) {
     if constexpr (D == 64 || D == 128) {
         if (bwd_wgmma_enabled()) return launch_bwd_bq<T, D, 64, true>(p, a, s);
     }
     if constexpr (D >= 32) {
-        if (bwd_tile_rows(D, sizeof(T)) == 128) return launch_bwd_bq<T, D, 128>(p, a, s);
+        if (bwd_tile_rows(D, sizeof(T)) == 128) {
+            if constexpr (D == 64 || D == 128) {
+                if (bwd_w16_enabled() && bwd_smem(128, D, sizeof(T)) + 2 * 128 * sizeof(float) <= bwd_optin())
+                    return launch_bwd_bq<T, D, 128, false, 2>(p, a, s);
+            }
+            return launch_bwd_bq<T, D, 128>(p, a, s);
+        }
     }
     return launch_bwd_bq<T, D, 64>(p, a, s);
 }
