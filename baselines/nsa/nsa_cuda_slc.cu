@@ -648,9 +648,9 @@ struct PairRowOff {
  * batch; QB = 64 / G, a power of two: qbs = log2 QB), by the first 64 threads,
  * before a barrier: sPair[qi] the pair (-1 past the batch's nq; skipped where
  * sPair is null, as in the backward kernels, which do not read it), sRowQ[r]
- * the query of row r (-1 where the row takes no pair), and the rows' offsets in
- * the tensors o0 and o1 (o1.sOff null: one tensor), so that the loads and stores
- * per row need no division and the copies no multiply. */
+ * the query of row r (-1 where the row takes no pair), and where given (sOff
+ * not null) the rows' offsets in the tensors o0 and o1, so that the loads and
+ * stores per row need no division and the backward's copies no multiply. */
 __device__ __forceinline__ void pair_rows(const PairList &pl, int start, int nq, int G, int qbs, int *sPair, int *sRowQ,
                                           const PairRowOff &o0, const PairRowOff &o1, int tid) {
     if (tid >= 64) return;
@@ -658,21 +658,40 @@ __device__ __forceinline__ void pair_rows(const PairList &pl, int start, int nq,
     const int hh = tid >> qbs, qi = tid & ((1 << qbs) - 1);
     const int i = hh < G && qi < nq ? pl.q0 + pl.pq[start + qi] : -1;
     sRowQ[tid] = i;
-    o0.sOff[tid] = i >= 0 ? i * o0.ss + hh * o0.sh : -1;
+    if (o0.sOff) o0.sOff[tid] = i >= 0 ? i * o0.ss + hh * o0.sh : -1;
     if (o1.sOff) o1.sOff[tid] = i >= 0 ? i * o1.ss + hh * o1.sh : -1;
 }
 
-/* Rows r = hh QB + qi (head hh of the group of kv head hkv) of x into the
- * swizzled [64][D] tile s (cp.async), each from x's batch b and the group's first
- * head plus sOff[r] (pair_rows; -1: a zero row). By 128 threads: thread tid
- * copies chunk tid % CH of rows tid / CH + k RS, so its chunk, its swizzle and
- * its base address are worked out once (docs/perf-notes.md n40) and each row
- * costs a shared load and an add (n43). */
+/* Rows r = hh QB + qi (head hh of the group of kv head hkv, query sRowQ[r]) of x
+ * into the swizzled [64][D] tile s (cp.async); rows without a pair are zero. By
+ * 128 threads: thread tid copies chunk tid % CH of rows tid / CH + k RS, so its
+ * chunk, its swizzle and its base address are worked out once (the loop over
+ * c = tid + 128 k divided each c; docs/perf-notes.md n40). The pairs' forward. */
 template <typename T, int D>
-__device__ __forceinline__ void load_pair_rows(T *s, const void *x, long long xsb, long long xsh, int b, int hkv, int G,
-                                               const long long *sOff, int tid) {
+__device__ __forceinline__ void load_pair_rows(T *s, const void *x, long long xsb, long long xss, long long xsh, int b,
+                                               int hkv, int G, int qbs, const int *sRowQ, int tid) {
     constexpr int CH = D / 8, RS = 128 / CH; /* chunks per row; rows per pass */
     static_assert(128 % CH == 0 && 64 % RS == 0, "load_pair_rows: 128 threads over whole rows");
+    const int ch = tid % CH, r0 = tid / CH;
+    const T *base = static_cast<const T *>(x) + b * xsb + (long long)hkv * G * xsh + ch * 8;
+#pragma unroll 2
+    for (int k = 0; k < 64 / RS; k++) {
+        const int r = r0 + k * RS, i = sRowQ[r];
+        const bool ok = i >= 0;
+        cp16(s + swz<D>(r, ch), ok ? base + (long long)i * xss + (long long)(r >> qbs) * xsh : base, ok);
+    }
+}
+
+/* load_pair_rows from per-row offsets: row r from x's batch b and the group's
+ * first head plus sOff[r] (pair_rows; -1: a zero row), so that each row costs a
+ * shared load and an add, and the destination's swizzle is the same on every
+ * pass. The backward kernels, which copy Q and dO per batch (docs/perf-notes.md
+ * n43: in the forward it cost more registers than it saved). */
+template <typename T, int D>
+__device__ __forceinline__ void load_pair_rows_off(T *s, const void *x, long long xsb, long long xsh, int b, int hkv,
+                                                   int G, const long long *sOff, int tid) {
+    constexpr int CH = D / 8, RS = 128 / CH; /* chunks per row; rows per pass */
+    static_assert(128 % CH == 0 && 64 % RS == 0, "load_pair_rows_off: 128 threads over whole rows");
     const int ch = tid % CH, r0 = tid / CH;
     const T *base = static_cast<const T *>(x) + b * xsb + (long long)hkv * G * xsh + ch * 8;
     T *dst = s + swz<D>(r0, ch); /* row r0 + k RS: the same swizzle (RS a multiple of 8) */
@@ -773,14 +792,13 @@ __global__ void __launch_bounds__(128, MINB) nsa_slc_pair_kernel(const SlcPairAr
     T *sK = sQ + 64 * D;                     /* [stages][BK][D] */
     T *sV = sK + stages * BK * D;            /* [stages][BK][D] */
     __shared__ int sPair[64], sRowQ[64];
-    __shared__ long long sOffQ[64];
     int l, start, nq;
     if (!pair_batch(pl, blockIdx.x, QB, &l, &start, &nq)) return;
     const int bh = l / pl.ns, jb = l % pl.ns, b = bh / a.Hkv, hkv = bh % a.Hkv;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, qbs = __ffs(QB) - 1;
-    pair_rows(pl, start, nq, a.G, qbs, sPair, sRowQ, {sOffQ, a.qss, a.qsh}, {nullptr, 0, 0}, tid);
+    pair_rows(pl, start, nq, a.G, qbs, sPair, sRowQ, {nullptr, 0, 0}, {nullptr, 0, 0}, tid);
     __syncthreads();
-    load_pair_rows<T, D>(sQ, a.q, a.qsb, a.qsh, b, hkv, a.G, sOffQ, tid);
+    load_pair_rows<T, D>(sQ, a.q, a.qsb, a.qss, a.qsh, b, hkv, a.G, qbs, sRowQ, tid);
     const long long kbeg = (long long)jb * a.ls, kend = min(kbeg + a.ls, (long long)a.Nk);
     const int nch = (int)((kend - kbeg + BK - 1) / BK);
     const T *kbase = static_cast<const T *>(a.k) + b * a.ksb + hkv * a.ksh;
@@ -832,7 +850,6 @@ __global__ void __launch_bounds__(128, MINB) nsa_slc_pair_sub_kernel(const SlcPa
     T *sK = sQ + 64 * D;                     /* [64][D] */
     T *sV = sK + 64 * D;                     /* [64][D] */
     __shared__ int sPair[64], sRowQ[64];
-    __shared__ long long sOffQ[64];
     int l, start, nq;
     if (!pair_batch(pl, blockIdx.x, QB * sub, &l, &start, &nq)) return;
     const int bh = l / pl.ns, jb = l % pl.ns, b = bh / a.Hkv, hkv = bh % a.Hkv;
@@ -845,10 +862,9 @@ __global__ void __launch_bounds__(128, MINB) nsa_slc_pair_sub_kernel(const SlcPa
     const long long offq = (long long)a.Nk - a.Nq;
     for (int q0 = 0; q0 < nq; q0 += QB) {
         if (q0 > 0) __syncthreads(); /* every warp is done with the last batch's rows */
-        pair_rows(pl, start + q0, min(QB, nq - q0), a.G, qbs, sPair, sRowQ, {sOffQ, a.qss, a.qsh}, {nullptr, 0, 0},
-                  tid);
+        pair_rows(pl, start + q0, min(QB, nq - q0), a.G, qbs, sPair, sRowQ, {nullptr, 0, 0}, {nullptr, 0, 0}, tid);
         __syncthreads();
-        load_pair_rows<T, D>(sQ, a.q, a.qsb, a.qsh, b, hkv, a.G, sOffQ, tid);
+        load_pair_rows<T, D>(sQ, a.q, a.qsb, a.qss, a.qsh, b, hkv, a.G, qbs, sRowQ, tid);
         cp_commit();
         cp_wait<0>(); /* and K, V the first time */
         __syncthreads();
@@ -1259,8 +1275,8 @@ __global__ void __launch_bounds__(128) nsa_slc_pair_bwd_kernel(const SlcBwdArgs 
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, qbs = __ffs(QB) - 1;
     pair_rows(pl, start, nq, a.G, qbs, nullptr, sRowQ, {sOffQ, a.qss, a.qsh}, {sOffO, (long long)a.Hq * D, D}, tid);
     __syncthreads();
-    load_pair_rows<T, D>(sQ, a.q, a.qsb, a.qsh, b, hkv, a.G, sOffQ, tid);
-    load_pair_rows<T, D>(sdO, a.dout, (long long)a.Nq * a.Hq * D, D, b, hkv, a.G, sOffO, tid);
+    load_pair_rows_off<T, D>(sQ, a.q, a.qsb, a.qsh, b, hkv, a.G, sOffQ, tid);
+    load_pair_rows_off<T, D>(sdO, a.dout, (long long)a.Nq * a.Hq * D, D, b, hkv, a.G, sOffO, tid);
     cp_commit();
     const long long kbeg = (long long)jb * a.ls, kend = min(kbeg + a.ls, (long long)a.Nk);
     const int nch = (int)((kend - kbeg + BK - 1) / BK);
@@ -1351,8 +1367,8 @@ __global__ void __launch_bounds__(128) nsa_slc_pair_bwd_sub_kernel(const SlcBwdA
         pair_rows(pl, start + q0, min(QB, nq - q0), a.G, qbs, nullptr, sRowQ, {sOffQ, a.qss, a.qsh},
                   {sOffO, (long long)a.Hq * D, D}, tid);
         __syncthreads();
-        load_pair_rows<T, D>(sQ, a.q, a.qsb, a.qsh, b, hkv, a.G, sOffQ, tid);
-        load_pair_rows<T, D>(sdO, a.dout, (long long)a.Nq * a.Hq * D, D, b, hkv, a.G, sOffO, tid);
+        load_pair_rows_off<T, D>(sQ, a.q, a.qsb, a.qsh, b, hkv, a.G, sOffQ, tid);
+        load_pair_rows_off<T, D>(sdO, a.dout, (long long)a.Nq * a.Hq * D, D, b, hkv, a.G, sOffO, tid);
         cp_commit();
         cp_wait<0>(); /* and K, V the first time */
         __syncthreads();
@@ -1461,9 +1477,9 @@ __global__ void __launch_bounds__(256, 2) nsa_slc_pair_bwd_w8_kernel(const SlcBw
                   {sOffO, (long long)a.Hq * D, D}, tid);
         __syncthreads();
         if (tid < 128)
-            load_pair_rows<T, D>(sQ, a.q, a.qsb, a.qsh, b, hkv, a.G, sOffQ, tid);
+            load_pair_rows_off<T, D>(sQ, a.q, a.qsb, a.qsh, b, hkv, a.G, sOffQ, tid);
         else
-            load_pair_rows<T, D>(sdO, a.dout, (long long)a.Nq * a.Hq * D, D, b, hkv, a.G, sOffO, tid - 128);
+            load_pair_rows_off<T, D>(sdO, a.dout, (long long)a.Nq * a.Hq * D, D, b, hkv, a.G, sOffO, tid - 128);
         cp_commit();
         cp_wait<0>(); /* and K, V the first time */
         __syncthreads();
