@@ -636,25 +636,54 @@ __device__ __forceinline__ bool pair_batch(const PairList &pl, int t, int QB, in
     return true;
 }
 
+/* Where a batch's rows lie in one (B, N, H, D) tensor: sOff[r] = i ss + hh sh for
+ * row r (query i, head hh of the group), -1 where the row takes no pair
+ * (load_pair_rows). */
+struct PairRowOff {
+    long long *sOff;
+    long long ss, sh;
+};
+
 /* A batch's 64 mma rows r = hh QB + qi (head hh of the group, pair qi of the
- * batch; QB = 64 / G, a power of two: qbs = log2 QB), by the first 64 threads,
- * before a barrier: sPair[qi] the pair (-1 past the batch's nq; skipped where
- * sPair is null, as in the backward kernels, which do not read it) and sRowQ[r]
- * the query of row r (-1 where the row takes no pair), so that the loads and
- * stores per row need no division. */
-__device__ __forceinline__ void pair_rows(const PairList &pl, int start, int nq, int G, int qbs, int *sPair, int *sRowQ,
-                                          int tid) {
-    if (tid >= 64) return;
-    if (sPair) sPair[tid] = tid < nq ? pl.plist[start + tid] : -1;
+ * batch of nq pairs from start; QB = 64 / G, a power of two: qbs = log2 QB), as
+ * thread r (< 64) reads them from the lists: the pair qi = r (-1 past nq; only
+ * with `pairs`, which the backward kernels do not read) and row r's query (-1
+ * where the row takes no pair). Kernels that run several batches fetch the next
+ * batch's while they compute, so that the lists' latency is off the batch's
+ * path (docs/perf-notes.md n44). */
+struct PairRow {
+    int pair, q;
+};
+__device__ __forceinline__ PairRow pair_fetch(const PairList &pl, int start, int nq, int G, int qbs, bool pairs,
+                                              int tid) {
+    PairRow p = {-1, -1};
+    if (tid >= 64) return p;
+    if (pairs && tid < nq) p.pair = pl.plist[start + tid];
     const int hh = tid >> qbs, qi = tid & ((1 << qbs) - 1);
-    sRowQ[tid] = hh < G && qi < nq ? pl.q0 + pl.pq[start + qi] : -1;
+    if (hh < G && qi < nq) p.q = pl.q0 + pl.pq[start + qi];
+    return p;
+}
+
+/* A batch's rows (pair_fetch's p of thread tid) into shared memory by the first
+ * 64 threads, before a barrier: sPair[qi] (where sPair is not null), sRowQ[r],
+ * and where given (sOff not null) the rows' offsets in the tensors o0 and o1,
+ * so that the loads and stores per row need no division and the backward's
+ * copies no multiply. */
+__device__ __forceinline__ void pair_rows(const PairRow &p, int qbs, int *sPair, int *sRowQ, const PairRowOff &o0,
+                                          const PairRowOff &o1, int tid) {
+    if (tid >= 64) return;
+    if (sPair) sPair[tid] = p.pair;
+    const int hh = tid >> qbs, i = p.q;
+    sRowQ[tid] = i;
+    if (o0.sOff) o0.sOff[tid] = i >= 0 ? i * o0.ss + hh * o0.sh : -1;
+    if (o1.sOff) o1.sOff[tid] = i >= 0 ? i * o1.ss + hh * o1.sh : -1;
 }
 
 /* Rows r = hh QB + qi (head hh of the group of kv head hkv, query sRowQ[r]) of x
  * into the swizzled [64][D] tile s (cp.async); rows without a pair are zero. By
  * 128 threads: thread tid copies chunk tid % CH of rows tid / CH + k RS, so its
  * chunk, its swizzle and its base address are worked out once (the loop over
- * c = tid + 128 k divided each c; docs/perf-notes.md n40). */
+ * c = tid + 128 k divided each c; docs/perf-notes.md n40). The pairs' forward. */
 template <typename T, int D>
 __device__ __forceinline__ void load_pair_rows(T *s, const void *x, long long xsb, long long xss, long long xsh, int b,
                                                int hkv, int G, int qbs, const int *sRowQ, int tid) {
@@ -667,6 +696,26 @@ __device__ __forceinline__ void load_pair_rows(T *s, const void *x, long long xs
         const int r = r0 + k * RS, i = sRowQ[r];
         const bool ok = i >= 0;
         cp16(s + swz<D>(r, ch), ok ? base + (long long)i * xss + (long long)(r >> qbs) * xsh : base, ok);
+    }
+}
+
+/* load_pair_rows from per-row offsets: row r from x's batch b and the group's
+ * first head plus sOff[r] (pair_rows; -1: a zero row), so that each row costs a
+ * shared load and an add, and the destination's swizzle is the same on every
+ * pass. The backward kernels, which copy Q and dO per batch (docs/perf-notes.md
+ * n43: in the forward it cost more registers than it saved). */
+template <typename T, int D>
+__device__ __forceinline__ void load_pair_rows_off(T *s, const void *x, long long xsb, long long xsh, int b, int hkv,
+                                                   int G, const long long *sOff, int tid) {
+    constexpr int CH = D / 8, RS = 128 / CH; /* chunks per row; rows per pass */
+    static_assert(128 % CH == 0 && 64 % RS == 0, "load_pair_rows_off: 128 threads over whole rows");
+    const int ch = tid % CH, r0 = tid / CH;
+    const T *base = static_cast<const T *>(x) + b * xsb + (long long)hkv * G * xsh + ch * 8;
+    T *dst = s + swz<D>(r0, ch); /* row r0 + k RS: the same swizzle (RS a multiple of 8) */
+#pragma unroll 2
+    for (int k = 0; k < 64 / RS; k++) {
+        const long long off = sOff[r0 + k * RS];
+        cp16(dst + k * RS * D, base + (off >= 0 ? off : 0), off >= 0);
     }
 }
 
@@ -764,7 +813,7 @@ __global__ void __launch_bounds__(128, MINB) nsa_slc_pair_kernel(const SlcPairAr
     if (!pair_batch(pl, blockIdx.x, QB, &l, &start, &nq)) return;
     const int bh = l / pl.ns, jb = l % pl.ns, b = bh / a.Hkv, hkv = bh % a.Hkv;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, qbs = __ffs(QB) - 1;
-    pair_rows(pl, start, nq, a.G, qbs, sPair, sRowQ, tid);
+    pair_rows(pair_fetch(pl, start, nq, a.G, qbs, true, tid), qbs, sPair, sRowQ, {nullptr, 0, 0}, {nullptr, 0, 0}, tid);
     __syncthreads();
     load_pair_rows<T, D>(sQ, a.q, a.qsb, a.qss, a.qsh, b, hkv, a.G, qbs, sRowQ, tid);
     const long long kbeg = (long long)jb * a.ls, kend = min(kbeg + a.ls, (long long)a.Nk);
@@ -828,12 +877,14 @@ __global__ void __launch_bounds__(128, MINB) nsa_slc_pair_sub_kernel(const SlcPa
     cp_commit();
     const int wrow = warp * 16;
     const long long offq = (long long)a.Nk - a.Nq;
+    PairRow pr = pair_fetch(pl, start, min(QB, nq), a.G, qbs, true, tid);
     for (int q0 = 0; q0 < nq; q0 += QB) {
         if (q0 > 0) __syncthreads(); /* every warp is done with the last batch's rows */
-        pair_rows(pl, start + q0, min(QB, nq - q0), a.G, qbs, sPair, sRowQ, tid);
+        pair_rows(pr, qbs, sPair, sRowQ, {nullptr, 0, 0}, {nullptr, 0, 0}, tid);
         __syncthreads();
         load_pair_rows<T, D>(sQ, a.q, a.qsb, a.qss, a.qsh, b, hkv, a.G, qbs, sRowQ, tid);
         cp_commit();
+        if (q0 + QB < nq) pr = pair_fetch(pl, start + q0 + QB, min(QB, nq - q0 - QB), a.G, qbs, true, tid);
         cp_wait<0>(); /* and K, V the first time */
         __syncthreads();
         const int i0 = sRowQ[wrow + (lane >> 2)], i1 = sRowQ[wrow + (lane >> 2) + 8];
@@ -1236,14 +1287,16 @@ __global__ void __launch_bounds__(128) nsa_slc_pair_bwd_kernel(const SlcBwdArgs 
     T *sdS = sP + 64 * BK;                    /* [64 rows][BK] */
     float *sDs = reinterpret_cast<float *>(sdS + 64 * BK); /* [64] */
     __shared__ int sRowQ[64];
+    __shared__ long long sOffQ[64], sOffO[64];
     int l, start, nq;
     if (!pair_batch(pl, blockIdx.x, QB, &l, &start, &nq)) return;
     const int bh = l / pl.ns, jb = l % pl.ns, b = bh / a.Hkv, hkv = bh % a.Hkv;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, qbs = __ffs(QB) - 1;
-    pair_rows(pl, start, nq, a.G, qbs, nullptr, sRowQ, tid);
+    pair_rows(pair_fetch(pl, start, nq, a.G, qbs, false, tid), qbs, nullptr, sRowQ, {sOffQ, a.qss, a.qsh},
+              {sOffO, (long long)a.Hq * D, D}, tid);
     __syncthreads();
-    load_pair_rows<T, D>(sQ, a.q, a.qsb, a.qss, a.qsh, b, hkv, a.G, qbs, sRowQ, tid);
-    load_pair_rows<T, D>(sdO, a.dout, (long long)a.Nq * a.Hq * D, (long long)a.Hq * D, D, b, hkv, a.G, qbs, sRowQ, tid);
+    load_pair_rows_off<T, D>(sQ, a.q, a.qsb, a.qsh, b, hkv, a.G, sOffQ, tid);
+    load_pair_rows_off<T, D>(sdO, a.dout, (long long)a.Nq * a.Hq * D, D, b, hkv, a.G, sOffO, tid);
     cp_commit();
     const long long kbeg = (long long)jb * a.ls, kend = min(kbeg + a.ls, (long long)a.Nk);
     const int nch = (int)((kend - kbeg + BK - 1) / BK);
@@ -1312,6 +1365,7 @@ __global__ void __launch_bounds__(128) nsa_slc_pair_bwd_sub_kernel(const SlcBwdA
     T *sdS = sP + 64 * BK;                    /* [64 rows][BK] */
     float *sDs = reinterpret_cast<float *>(sdS + 64 * BK); /* [64] */
     __shared__ int sRowQ[64];
+    __shared__ long long sOffQ[64], sOffO[64];
     int l, start, nq;
     if (!pair_batch(pl, blockIdx.x, QB * sub, &l, &start, &nq)) return;
     const int bh = l / pl.ns, jb = l % pl.ns, b = bh / a.Hkv, hkv = bh % a.Hkv;
@@ -1328,14 +1382,15 @@ __global__ void __launch_bounds__(128) nsa_slc_pair_bwd_sub_kernel(const SlcBwdA
 #pragma unroll
         for (int e = 0; e < 4; e++) dv[x][e] = dk[x][e] = 0.f;
 
+    PairRow pr = pair_fetch(pl, start, min(QB, nq), a.G, qbs, false, tid);
     for (int q0 = 0; q0 < nq; q0 += QB) {
         if (q0 > 0) __syncthreads(); /* every warp is done with the last batch's rows, P and dS */
-        pair_rows(pl, start + q0, min(QB, nq - q0), a.G, qbs, nullptr, sRowQ, tid);
+        pair_rows(pr, qbs, nullptr, sRowQ, {sOffQ, a.qss, a.qsh}, {sOffO, (long long)a.Hq * D, D}, tid);
         __syncthreads();
-        load_pair_rows<T, D>(sQ, a.q, a.qsb, a.qss, a.qsh, b, hkv, a.G, qbs, sRowQ, tid);
-        load_pair_rows<T, D>(sdO, a.dout, (long long)a.Nq * a.Hq * D, (long long)a.Hq * D, D, b, hkv, a.G, qbs, sRowQ,
-                             tid);
+        load_pair_rows_off<T, D>(sQ, a.q, a.qsb, a.qsh, b, hkv, a.G, sOffQ, tid);
+        load_pair_rows_off<T, D>(sdO, a.dout, (long long)a.Nq * a.Hq * D, D, b, hkv, a.G, sOffO, tid);
         cp_commit();
+        if (q0 + QB < nq) pr = pair_fetch(pl, start + q0 + QB, min(QB, nq - q0 - QB), a.G, qbs, false, tid);
         cp_wait<0>(); /* and K, V the first time */
         __syncthreads();
         PairBwdRow rw;
@@ -1419,6 +1474,7 @@ __global__ void __launch_bounds__(256, 2) nsa_slc_pair_bwd_w8_kernel(const SlcBw
     T *sdS = sP + 64 * BK;                    /* [64 rows][BK] */
     float *sDs = reinterpret_cast<float *>(sdS + 64 * BK); /* [64] */
     __shared__ int sRowQ[64];
+    __shared__ long long sOffQ[64], sOffO[64];
     int l, start, nq;
     if (!pair_batch(pl, blockIdx.x, QB * sub, &l, &start, &nq)) return;
     const int bh = l / pl.ns, jb = l % pl.ns, b = bh / a.Hkv, hkv = bh % a.Hkv;
@@ -1436,16 +1492,17 @@ __global__ void __launch_bounds__(256, 2) nsa_slc_pair_bwd_w8_kernel(const SlcBw
 #pragma unroll
     for (int x = 0; x < D / 8; x++) acc[x][0] = acc[x][1] = acc[x][2] = acc[x][3] = 0.f;
 
+    PairRow pr = pair_fetch(pl, start, min(QB, nq), a.G, qbs, false, tid);
     for (int q0 = 0; q0 < nq; q0 += QB) {
         if (q0 > 0) __syncthreads(); /* every warp is done with the last batch's rows, P and dS */
-        pair_rows(pl, start + q0, min(QB, nq - q0), a.G, qbs, nullptr, sRowQ, tid);
+        pair_rows(pr, qbs, nullptr, sRowQ, {sOffQ, a.qss, a.qsh}, {sOffO, (long long)a.Hq * D, D}, tid);
         __syncthreads();
         if (tid < 128)
-            load_pair_rows<T, D>(sQ, a.q, a.qsb, a.qss, a.qsh, b, hkv, a.G, qbs, sRowQ, tid);
+            load_pair_rows_off<T, D>(sQ, a.q, a.qsb, a.qsh, b, hkv, a.G, sOffQ, tid);
         else
-            load_pair_rows<T, D>(sdO, a.dout, (long long)a.Nq * a.Hq * D, (long long)a.Hq * D, D, b, hkv, a.G, qbs,
-                                 sRowQ, tid - 128);
+            load_pair_rows_off<T, D>(sdO, a.dout, (long long)a.Nq * a.Hq * D, D, b, hkv, a.G, sOffO, tid - 128);
         cp_commit();
+        if (q0 + QB < nq) pr = pair_fetch(pl, start + q0 + QB, min(QB, nq - q0 - QB), a.G, qbs, false, tid);
         cp_wait<0>(); /* and K, V the first time */
         __syncthreads();
         PairBwdRow rw;
