@@ -1639,27 +1639,36 @@ dm_cuda_ws g_pbws; /* the backward's pair lists */
 
 constexpr size_t PAIR_PART_BYTES = (size_t)1 << 30; /* partial results per chunk of queries, at most */
 
-/* Room for the lists of up to np pairs over nl block lists at the start of ws (bytes). */
-size_t pair_lists_bytes(int nl, size_t np) {
+/* The pair lists of np pairs over nl block lists at the start of a workspace: each
+ * array's byte offset (256-aligned) and the bytes in all. cnt and fill [nl] (next
+ * to each other: one memset), off and boff [nl + 1], plist and pq [np], bmap (a
+ * list per batch) [np / qb + nl] at most. */
+struct PairLayout {
+    size_t cnt, fill, off, boff, plist, pq, bmap, bytes;
+};
+
+PairLayout pair_layout(int nl, size_t np) {
     auto r256 = [](size_t x) { return (x + 255) & ~(size_t)255; };
-    return 2 * r256((size_t)nl * sizeof(int)) + 2 * r256((size_t)(nl + 1) * sizeof(int)) + 2 * r256(np * sizeof(int)) +
-           r256((np + nl) * sizeof(int));
+    const size_t cntb = r256((size_t)nl * sizeof(int)), offb = r256((size_t)(nl + 1) * sizeof(int));
+    const size_t pb = r256(np * sizeof(int));
+    PairLayout L;
+    L.cnt = 0, L.fill = cntb, L.off = 2 * cntb, L.boff = L.off + offb, L.plist = L.boff + offb;
+    L.pq = L.plist + pb, L.bmap = L.pq + pb, L.bytes = L.bmap + r256((np + nl) * sizeof(int));
+    return L;
 }
 
 /* The lists of the pairs of queries q0 .. q0 + cq - 1 (sel: the selection, nsel per
- * query), built in ws (pair_lists_bytes); *grid: an upper bound on their batches of qb. */
+ * query), built in ws (pair_layout's bytes for at least these pairs); *grid: an
+ * upper bound on their batches of qb. */
 attn_status pair_lists(char *ws, const int *sel, int B, int Hkv, int Nq, int nsel, int ns, int q0, int cq, int qb,
                        PairList *pl, unsigned *grid) {
-    auto r256 = [](size_t x) { return (x + 255) & ~(size_t)255; };
     const int nl = B * Hkv * ns;
-    const size_t cntb = r256((size_t)nl * sizeof(int)), offb = r256((size_t)(nl + 1) * sizeof(int));
-    int *cnt = reinterpret_cast<int *>(ws), *fill = reinterpret_cast<int *>(ws + cntb);
-    int *off = reinterpret_cast<int *>(ws + 2 * cntb), *boff = reinterpret_cast<int *>(ws + 2 * cntb + offb);
     const long long npairs = (long long)B * Hkv * cq * nsel;
-    const size_t pb = r256((size_t)npairs * sizeof(int));
-    int *plist = reinterpret_cast<int *>(ws + 2 * cntb + 2 * offb), *pq = plist + pb / sizeof(int);
-    int *bmap = pq + pb / sizeof(int); /* at most npairs / qb + nl batches */
-    CUDA_CHECK(cudaMemsetAsync(cnt, 0, 2 * cntb)); /* cnt and fill */
+    const PairLayout L = pair_layout(nl, (size_t)npairs);
+    auto at = [ws](size_t o) { return reinterpret_cast<int *>(ws + o); };
+    int *cnt = at(L.cnt), *fill = at(L.fill), *off = at(L.off), *boff = at(L.boff);
+    int *plist = at(L.plist), *pq = at(L.pq), *bmap = at(L.bmap);
+    CUDA_CHECK(cudaMemsetAsync(cnt, 0, L.off)); /* cnt and fill */
     const long long nthr = pair_run_threads(B, Hkv, cq, nsel);
     const unsigned pg = (unsigned)((nthr + 255) / 256);
     nsa_pair_count_kernel<<<pg, 256>>>(sel, Nq, nsel, ns, q0, cq, nthr, cnt);
@@ -1783,7 +1792,7 @@ template <typename T> attn_status slc_pairs(const SlcArgs &sa, int ns) {
     const int nl = B * Hkv * ns;
     const size_t np = (size_t)B * Hkv * cq * nsel;
     auto r256 = [](size_t x) { return (x + 255) & ~(size_t)255; };
-    const size_t lb = pair_lists_bytes(nl, np), pob = r256(np * G * D * sizeof(__half));
+    const size_t lb = pair_layout(nl, np).bytes, pob = r256(np * G * D * sizeof(__half));
     char *ws = nullptr;
     attn_status st = dm_cuda_ws_get(&g_pws, lb + pob + r256(np * G * sizeof(float2)), (void **)&ws, nullptr);
     if (st != ATTN_OK) return st;
@@ -1852,7 +1861,7 @@ template <typename T> attn_status slc_pairs_bwd(const SlcBwdArgs &a0, int ns) {
     const int qb = 64 / a0.G, stages = a0.ls > 64 ? 2 : 1;
     const int nl = a0.B * a0.Hkv * ns;
     const size_t np = (size_t)a0.B * a0.Hkv * a0.Nq * a0.nsel, nrow = (size_t)a0.B * a0.Nq * a0.Hq;
-    const size_t lb = pair_lists_bytes(nl, np);
+    const size_t lb = pair_layout(nl, np).bytes;
     char *ws = nullptr;
     attn_status st = dm_cuda_ws_get(&g_pbws, lb + (pre ? nrow * sizeof(float) : 0), (void **)&ws, nullptr);
     if (st != ATTN_OK) return st;
