@@ -191,6 +191,17 @@ __device__ __forceinline__ void mma_w_halves(float (&c0)[4], float (&c1)[4], con
     if (LO) mma16816<T>(c1, al, h[2], h[3]);
 }
 
+/* A lane's ldmatrix rows and k offsets in the products with W (mma_w_halves), for
+ * warp w of a CTA of 16-row warps: A rows 16 w + (lane & 15) at k (lane >> 4) 8;
+ * B rows (columns n) (lane >> 4) 8 + (lane & 7) of each pair of n-tiles at k
+ * ((lane >> 3) & 1) 8. */
+struct WLanes {
+    int arow, ak, bn, bk;
+    __device__ __forceinline__ WLanes(int warp, int lane)
+        : arow(warp * 16 + (lane & 15)), ak((lane >> 4) * 8), bn(((lane >> 4) << 3) + (lane & 7)),
+          bk(((lane >> 3) & 1) * 8) {}
+};
+
 template <typename T, int D, int DN>
 __global__ void __launch_bounds__(128) nsa_compress_tc_kernel(const T *x, long long xsb, long long xss, long long xsh,
                                                               int Hkv, int l, int d, int nb, const T *whi,
@@ -235,10 +246,8 @@ __global__ void __launch_bounds__(128) nsa_compress_tc_kernel(const T *x, long l
         cp_commit();
     }
     const int ra = warp * 16 + g; /* this lane's accumulator rows in the tile: ra, ra + 8 */
-    /* ldmatrix lanes: A rows warp 16 + (lane & 15) at k (lane >> 4) 8; B rows (columns
-     * n) (lane >> 4) 8 + (lane & 7) of each pair of n-tiles at k ((lane >> 3) & 1) 8 */
-    const int arow = warp * 16 + (lane & 15), ak = (lane >> 4) * 8;
-    const int bn = ((lane >> 4) << 3) + (lane & 7), bk = ((lane >> 3) & 1) * 8;
+    const WLanes wln(warp, lane);
+    const int arow = wln.arow, ak = wln.ak, bn = wln.bn, bk = wln.bk;
     for (int q = 0; q < nq; q++) {
         cp_wait<NST - 2>();
         __syncthreads(); /* stage q is in; every warp is done with stage q - 1's buffers */
@@ -943,10 +952,8 @@ __global__ void __launch_bounds__(128) nsa_cmp_bwd_rows_tc_kernel(const float *d
         }
     };
     const int ra = warp * 16 + g; /* this lane's accumulator rows: ra, ra + 8 (c' = cp0 + ra) */
-    /* ldmatrix lanes: A rows warp 16 + (lane & 15) at k (lane >> 4) 8; B rows (columns
-     * n) (lane >> 4) 8 + (lane & 7) of each pair of n-tiles at k ((lane >> 3) & 1) 8 */
-    const int arow = warp * 16 + (lane & 15), ak = (lane >> 4) * 8;
-    const int bn = ((lane >> 4) << 3) + (lane & 7), bk = ((lane >> 3) & 1) * 8;
+    const WLanes wln(warp, lane);
+    const int arow = wln.arow, ak = wln.ak, bn = wln.bn, bk = wln.bk;
     for (int tp = tp0; tp < tp1; tp++) {
         float acc[DN / 8][4];
 #pragma unroll
@@ -1030,6 +1037,14 @@ __global__ void __launch_bounds__(NSA_CS_THREADS) nsa_cmp_colsum_kernel(const fl
     }
 }
 
+/* S[h, e] from nsa_cmp_colsum_kernel's parts, added in order (its readers, each a
+ * CTA per (t, kv head), get the same bits). */
+__device__ __forceinline__ float colsum_total(const float *part, int Hkv, int D, int h, int e) {
+    float s = 0.f;
+    for (int sp = 0; sp < NSA_CS_SPLIT; sp++) s += part[((size_t)sp * Hkv + h) * D + e];
+    return s;
+}
+
 /* dpos[h, t, e] += sum_col W[h, t, e, col] S[h, col]: one CTA of D threads per
  * (t, kv head), S the sum of nsa_cmp_colsum_kernel's parts (in order). (Each CTA
  * summed all of dK~ for S itself before: l Hkv passes over B nb D floats, 2.17 ms
@@ -1037,9 +1052,7 @@ __global__ void __launch_bounds__(NSA_CS_THREADS) nsa_cmp_colsum_kernel(const fl
 __global__ void nsa_cmp_bwd_pos_kernel(const float *part, int Hkv, int D, int l, const float *w, float *dpos) {
     extern __shared__ float sS[]; /* [D] */
     const int t = blockIdx.x, h = blockIdx.y, e = threadIdx.x;
-    float acc = 0.f;
-    for (int sp = 0; sp < NSA_CS_SPLIT; sp++) acc += part[((size_t)sp * Hkv + h) * D + e];
-    sS[e] = acc;
+    sS[e] = colsum_total(part, Hkv, D, h, e);
     __syncthreads();
     const float *wr = w + (((size_t)h * l + t) * D + e) * D;
     float x = 0.f;
@@ -1122,11 +1135,7 @@ __global__ void __launch_bounds__(256) nsa_cmp_dw_kernel(const T *x, long long x
         }
     }
     cp_wait<0>();
-    if (tid < D) {
-        float s = 0.f;
-        for (int sp = 0; sp < NSA_CS_SPLIT; sp++) s += csum[((size_t)sp * Hkv + h) * D + tid];
-        sS[tid] = s;
-    }
+    if (tid < D) sS[tid] = colsum_total(csum, Hkv, D, h, tid);
     __syncthreads();
     const int g = lane >> 2, c2 = (lane & 3) * 2;
 #pragma unroll

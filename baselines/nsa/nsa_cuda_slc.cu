@@ -1231,38 +1231,57 @@ struct PairBwdRow {
     float lse2[2], dsm[2];
 };
 
-/* The batch's rows once sRowQ and sdO are in shared memory: each row's Dsum into
- * sDs (from a.dsum, formed once per query and head by nsa_dsum_kernel, or from dO
- * and O_slc: two of the first 128 threads per row, each half of D), a barrier,
- * then the thread's two rows (wrow + lane / 4 and 8 below it) into *rw. By all
- * the CTA's threads (128 or 256). */
+/* Row r's lse (plane 1) and Dsum (a.dsum's, formed once per query and head by
+ * nsa_dsum_kernel; 0 without it) as thread r (< 64) reads them for query q of a
+ * batch (pair_fetch's; -1: none, lse -inf). Kept raw until pair_bwd_put, so that
+ * a kernel can issue the reads for the next batch and use them a batch later. */
+struct PairBwdPre {
+    float lse, dsum;
+};
+__device__ __forceinline__ PairBwdPre pair_bwd_fetch(const SlcBwdArgs &a, int b, int hkv, int qbs, int q, int tid) {
+    PairBwdPre p = {-INFINITY, 0.f};
+    if (tid >= 64 || q < 0) return p;
+    const size_t u = ((size_t)b * a.Hq + hkv * a.G + (tid >> qbs)) * a.Nq + q;
+    p.lse = a.lse1[u];
+    if (a.dsum) p.dsum = a.dsum[u];
+    return p;
+}
+
+/* pair_bwd_fetch's values into shared memory by the first 64 threads, before a
+ * barrier: sL2[r] the lse in log2 units (+inf for -inf, so that the row's P is
+ * 0), and with a.dsum sDs[r]. */
+__device__ __forceinline__ void pair_bwd_put(const SlcBwdArgs &a, const PairBwdPre &p, float *sL2, float *sDs, int tid) {
+    if (tid >= 64) return;
+    sL2[tid] = p.lse == -INFINITY ? INFINITY : p.lse * LOG2E;
+    if (a.dsum) sDs[tid] = p.dsum;
+}
+
+/* The batch's rows once sRowQ, sL2, sDs (pair_bwd_put) and sdO are in shared
+ * memory: without a.dsum each row's Dsum into sDs from dO and O_slc (two of the
+ * first 128 threads per row, each half of D) and a barrier; then the thread's two
+ * rows (wrow + lane / 4 and 8 below it) into *rw. By all the CTA's threads (128
+ * or 256). */
 template <typename T, int D>
 __device__ __forceinline__ void pair_bwd_rows(const SlcBwdArgs &a, int b, int hkv, int qbs, const int *sRowQ,
-                                              const T *sdO, float *sDs, int wrow, int tid, PairBwdRow *rw) {
-    if (a.dsum) {
-        if (tid < 64) {
-            const int i = sRowQ[tid];
-            sDs[tid] = i >= 0 ? a.dsum[((size_t)b * a.Hq + hkv * a.G + (tid >> qbs)) * a.Nq + i] : 0.f;
+                                              const T *sdO, const float *sL2, float *sDs, int wrow, int tid,
+                                              PairBwdRow *rw) {
+    if (!a.dsum) {
+        if (tid < 128) {
+            const int rr = tid >> 1, half = tid & 1, hh = rr >> qbs, iq = sRowQ[rr];
+            const long long i = iq >= 0 ? iq : 0;
+            const T *orow = static_cast<const T *>(a.oslc) + (((size_t)b * a.Nq + i) * a.Hq + hkv * a.G + hh) * D;
+            const float ds = row_dsum<T, D>(sdO, rr, half, iq >= 0 ? orow : nullptr);
+            if (!half) sDs[rr] = ds;
         }
-    } else if (tid < 128) {
-        const int rr = tid >> 1, half = tid & 1, hh = rr >> qbs, iq = sRowQ[rr];
-        const long long i = iq >= 0 ? iq : 0;
-        const T *orow = static_cast<const T *>(a.oslc) + (((size_t)b * a.Nq + i) * a.Hq + hkv * a.G + hh) * D;
-        const float ds = row_dsum<T, D>(sdO, rr, half, iq >= 0 ? orow : nullptr);
-        if (!half) sDs[rr] = ds;
+        __syncthreads();
     }
-    __syncthreads();
     const long long offq = (long long)a.Nk - a.Nq;
     const int lane = tid & 31;
 #pragma unroll
     for (int r2 = 0; r2 < 2; r2++) {
         const int rr = wrow + (lane >> 2) + 8 * r2, iq = sRowQ[rr];
-        rw->ip[r2] = -1, rw->lse2[r2] = INFINITY;
-        if (iq >= 0) {
-            rw->ip[r2] = iq + offq;
-            const float L = a.lse1[((size_t)b * a.Hq + hkv * a.G + (rr >> qbs)) * a.Nq + iq];
-            rw->lse2[r2] = L == -INFINITY ? INFINITY : L * LOG2E;
-        }
+        rw->ip[r2] = iq >= 0 ? iq + offq : -1;
+        rw->lse2[r2] = sL2[rr];
         rw->dsm[r2] = sDs[rr];
     }
 }
@@ -1288,12 +1307,14 @@ __global__ void __launch_bounds__(128) nsa_slc_pair_bwd_kernel(const SlcBwdArgs 
     float *sDs = reinterpret_cast<float *>(sdS + 64 * BK); /* [64] */
     __shared__ int sRowQ[64];
     __shared__ long long sOffQ[64], sOffO[64];
+    __shared__ float sL2[64];
     int l, start, nq;
     if (!pair_batch(pl, blockIdx.x, QB, &l, &start, &nq)) return;
     const int bh = l / pl.ns, jb = l % pl.ns, b = bh / a.Hkv, hkv = bh % a.Hkv;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, qbs = __ffs(QB) - 1;
-    pair_rows(pair_fetch(pl, start, nq, a.G, qbs, false, tid), qbs, nullptr, sRowQ, {sOffQ, a.qss, a.qsh},
-              {sOffO, (long long)a.Hq * D, D}, tid);
+    const PairRow pr = pair_fetch(pl, start, nq, a.G, qbs, false, tid);
+    pair_rows(pr, qbs, nullptr, sRowQ, {sOffQ, a.qss, a.qsh}, {sOffO, (long long)a.Hq * D, D}, tid);
+    pair_bwd_put(a, pair_bwd_fetch(a, b, hkv, qbs, pr.q, tid), sL2, sDs, tid);
     __syncthreads();
     load_pair_rows_off<T, D>(sQ, a.q, a.qsb, a.qsh, b, hkv, a.G, sOffQ, tid);
     load_pair_rows_off<T, D>(sdO, a.dout, (long long)a.Nq * a.Hq * D, D, b, hkv, a.G, sOffO, tid);
@@ -1308,7 +1329,7 @@ __global__ void __launch_bounds__(128) nsa_slc_pair_bwd_kernel(const SlcBwdArgs 
     __syncthreads();
     const int wrow = warp * 16;
     PairBwdRow rw;
-    pair_bwd_rows<T, D>(a, b, hkv, qbs, sRowQ, sdO, sDs, wrow, tid, &rw);
+    pair_bwd_rows<T, D>(a, b, hkv, qbs, sRowQ, sdO, sL2, sDs, wrow, tid, &rw);
     const long long ip0 = rw.ip[0], ip1 = rw.ip[1];
     const float lse20 = rw.lse2[0], lse21 = rw.lse2[1], dsm0 = rw.dsm[0], dsm1 = rw.dsm[1];
     float dq[D / 8][4];
@@ -1366,6 +1387,7 @@ __global__ void __launch_bounds__(128) nsa_slc_pair_bwd_sub_kernel(const SlcBwdA
     float *sDs = reinterpret_cast<float *>(sdS + 64 * BK); /* [64] */
     __shared__ int sRowQ[64];
     __shared__ long long sOffQ[64], sOffO[64];
+    __shared__ float sL2[64];
     int l, start, nq;
     if (!pair_batch(pl, blockIdx.x, QB * sub, &l, &start, &nq)) return;
     const int bh = l / pl.ns, jb = l % pl.ns, b = bh / a.Hkv, hkv = bh % a.Hkv;
@@ -1383,9 +1405,11 @@ __global__ void __launch_bounds__(128) nsa_slc_pair_bwd_sub_kernel(const SlcBwdA
         for (int e = 0; e < 4; e++) dv[x][e] = dk[x][e] = 0.f;
 
     PairRow pr = pair_fetch(pl, start, min(QB, nq), a.G, qbs, false, tid);
+    PairBwdPre pb = pair_bwd_fetch(a, b, hkv, qbs, pr.q, tid);
     for (int q0 = 0; q0 < nq; q0 += QB) {
         if (q0 > 0) __syncthreads(); /* every warp is done with the last batch's rows, P and dS */
         pair_rows(pr, qbs, nullptr, sRowQ, {sOffQ, a.qss, a.qsh}, {sOffO, (long long)a.Hq * D, D}, tid);
+        pair_bwd_put(a, pb, sL2, sDs, tid);
         __syncthreads();
         load_pair_rows_off<T, D>(sQ, a.q, a.qsb, a.qsh, b, hkv, a.G, sOffQ, tid);
         load_pair_rows_off<T, D>(sdO, a.dout, (long long)a.Nq * a.Hq * D, D, b, hkv, a.G, sOffO, tid);
@@ -1394,7 +1418,7 @@ __global__ void __launch_bounds__(128) nsa_slc_pair_bwd_sub_kernel(const SlcBwdA
         cp_wait<0>(); /* and K, V the first time */
         __syncthreads();
         PairBwdRow rw;
-        pair_bwd_rows<T, D>(a, b, hkv, qbs, sRowQ, sdO, sDs, wrow, tid, &rw);
+        pair_bwd_rows<T, D>(a, b, hkv, qbs, sRowQ, sdO, sL2, sDs, wrow, tid, &rw);
 
         float dp[BK / 8][4];
         slc_bwd_pds<T, D>(sQ, sdO, sK, sV, sP, sdS, wrow, lane, kbeg, kend, true, true, rw.ip[0], rw.ip[1], rw.lse2[0],
@@ -1425,6 +1449,7 @@ __global__ void __launch_bounds__(128) nsa_slc_pair_bwd_sub_kernel(const SlcBwdA
             }
         }
         __syncthreads();
+        if (q0 + QB < nq) pb = pair_bwd_fetch(a, b, hkv, qbs, pr.q, tid); /* the next batch's */
         /* dV += P^T dO, dK += (s dS)^T Q: the warp's 16 keys over the batch's rows */
 #pragma unroll
         for (int kk = 0; kk < 64 / 16; kk++) {
@@ -1475,6 +1500,7 @@ __global__ void __launch_bounds__(256, 2) nsa_slc_pair_bwd_w8_kernel(const SlcBw
     float *sDs = reinterpret_cast<float *>(sdS + 64 * BK); /* [64] */
     __shared__ int sRowQ[64];
     __shared__ long long sOffQ[64], sOffO[64];
+    __shared__ float sL2[64];
     int l, start, nq;
     if (!pair_batch(pl, blockIdx.x, QB * sub, &l, &start, &nq)) return;
     const int bh = l / pl.ns, jb = l % pl.ns, b = bh / a.Hkv, hkv = bh % a.Hkv;
@@ -1493,9 +1519,11 @@ __global__ void __launch_bounds__(256, 2) nsa_slc_pair_bwd_w8_kernel(const SlcBw
     for (int x = 0; x < D / 8; x++) acc[x][0] = acc[x][1] = acc[x][2] = acc[x][3] = 0.f;
 
     PairRow pr = pair_fetch(pl, start, min(QB, nq), a.G, qbs, false, tid);
+    PairBwdPre pb = pair_bwd_fetch(a, b, hkv, qbs, pr.q, tid);
     for (int q0 = 0; q0 < nq; q0 += QB) {
         if (q0 > 0) __syncthreads(); /* every warp is done with the last batch's rows, P and dS */
         pair_rows(pr, qbs, nullptr, sRowQ, {sOffQ, a.qss, a.qsh}, {sOffO, (long long)a.Hq * D, D}, tid);
+        pair_bwd_put(a, pb, sL2, sDs, tid);
         __syncthreads();
         if (tid < 128)
             load_pair_rows_off<T, D>(sQ, a.q, a.qsb, a.qsh, b, hkv, a.G, sOffQ, tid);
@@ -1506,7 +1534,7 @@ __global__ void __launch_bounds__(256, 2) nsa_slc_pair_bwd_w8_kernel(const SlcBw
         cp_wait<0>(); /* and K, V the first time */
         __syncthreads();
         PairBwdRow rw;
-        pair_bwd_rows<T, D>(a, b, hkv, qbs, sRowQ, sdO, sDs, wrow, tid, &rw);
+        pair_bwd_rows<T, D>(a, b, hkv, qbs, sRowQ, sdO, sL2, sDs, wrow, tid, &rw);
         {
             float dp[BK / 16][4];
             slc_bwd_pds<T, D, 32>(sQ, sdO, sK + kh * 32 * D, sV + kh * 32 * D, sP, sdS, wrow, lane, kbeg + kh * 32,
@@ -1539,6 +1567,7 @@ __global__ void __launch_bounds__(256, 2) nsa_slc_pair_bwd_w8_kernel(const SlcBw
                 for (int x = 0; x < NC; x++) red_add2(qrow + x * 8, dq[x][2 * r2], dq[x][2 * r2 + 1]);
             }
         }
+        if (q0 + QB < nq) pb = pair_bwd_fetch(a, b, hkv, qbs, pr.q, tid); /* the next batch's */
         /* dV or dK of the warp's 16 keys over the batch's 64 rows */
 #pragma unroll
         for (int kk = 0; kk < 64 / 16; kk++) {
@@ -1639,27 +1668,36 @@ dm_cuda_ws g_pbws; /* the backward's pair lists */
 
 constexpr size_t PAIR_PART_BYTES = (size_t)1 << 30; /* partial results per chunk of queries, at most */
 
-/* Room for the lists of up to np pairs over nl block lists at the start of ws (bytes). */
-size_t pair_lists_bytes(int nl, size_t np) {
+/* The pair lists of np pairs over nl block lists at the start of a workspace: each
+ * array's byte offset (256-aligned) and the bytes in all. cnt and fill [nl] (next
+ * to each other: one memset), off and boff [nl + 1], plist and pq [np], bmap (a
+ * list per batch) [np / qb + nl] at most. */
+struct PairLayout {
+    size_t cnt, fill, off, boff, plist, pq, bmap, bytes;
+};
+
+PairLayout pair_layout(int nl, size_t np) {
     auto r256 = [](size_t x) { return (x + 255) & ~(size_t)255; };
-    return 2 * r256((size_t)nl * sizeof(int)) + 2 * r256((size_t)(nl + 1) * sizeof(int)) + 2 * r256(np * sizeof(int)) +
-           r256((np + nl) * sizeof(int));
+    const size_t cntb = r256((size_t)nl * sizeof(int)), offb = r256((size_t)(nl + 1) * sizeof(int));
+    const size_t pb = r256(np * sizeof(int));
+    PairLayout L;
+    L.cnt = 0, L.fill = cntb, L.off = 2 * cntb, L.boff = L.off + offb, L.plist = L.boff + offb;
+    L.pq = L.plist + pb, L.bmap = L.pq + pb, L.bytes = L.bmap + r256((np + nl) * sizeof(int));
+    return L;
 }
 
 /* The lists of the pairs of queries q0 .. q0 + cq - 1 (sel: the selection, nsel per
- * query), built in ws (pair_lists_bytes); *grid: an upper bound on their batches of qb. */
+ * query), built in ws (pair_layout's bytes for at least these pairs); *grid: an
+ * upper bound on their batches of qb. */
 attn_status pair_lists(char *ws, const int *sel, int B, int Hkv, int Nq, int nsel, int ns, int q0, int cq, int qb,
                        PairList *pl, unsigned *grid) {
-    auto r256 = [](size_t x) { return (x + 255) & ~(size_t)255; };
     const int nl = B * Hkv * ns;
-    const size_t cntb = r256((size_t)nl * sizeof(int)), offb = r256((size_t)(nl + 1) * sizeof(int));
-    int *cnt = reinterpret_cast<int *>(ws), *fill = reinterpret_cast<int *>(ws + cntb);
-    int *off = reinterpret_cast<int *>(ws + 2 * cntb), *boff = reinterpret_cast<int *>(ws + 2 * cntb + offb);
     const long long npairs = (long long)B * Hkv * cq * nsel;
-    const size_t pb = r256((size_t)npairs * sizeof(int));
-    int *plist = reinterpret_cast<int *>(ws + 2 * cntb + 2 * offb), *pq = plist + pb / sizeof(int);
-    int *bmap = pq + pb / sizeof(int); /* at most npairs / qb + nl batches */
-    CUDA_CHECK(cudaMemsetAsync(cnt, 0, 2 * cntb)); /* cnt and fill */
+    const PairLayout L = pair_layout(nl, (size_t)npairs);
+    auto at = [ws](size_t o) { return reinterpret_cast<int *>(ws + o); };
+    int *cnt = at(L.cnt), *fill = at(L.fill), *off = at(L.off), *boff = at(L.boff);
+    int *plist = at(L.plist), *pq = at(L.pq), *bmap = at(L.bmap);
+    CUDA_CHECK(cudaMemsetAsync(cnt, 0, L.off)); /* cnt and fill */
     const long long nthr = pair_run_threads(B, Hkv, cq, nsel);
     const unsigned pg = (unsigned)((nthr + 255) / 256);
     nsa_pair_count_kernel<<<pg, 256>>>(sel, Nq, nsel, ns, q0, cq, nthr, cnt);
@@ -1783,7 +1821,7 @@ template <typename T> attn_status slc_pairs(const SlcArgs &sa, int ns) {
     const int nl = B * Hkv * ns;
     const size_t np = (size_t)B * Hkv * cq * nsel;
     auto r256 = [](size_t x) { return (x + 255) & ~(size_t)255; };
-    const size_t lb = pair_lists_bytes(nl, np), pob = r256(np * G * D * sizeof(__half));
+    const size_t lb = pair_layout(nl, np).bytes, pob = r256(np * G * D * sizeof(__half));
     char *ws = nullptr;
     attn_status st = dm_cuda_ws_get(&g_pws, lb + pob + r256(np * G * sizeof(float2)), (void **)&ws, nullptr);
     if (st != ATTN_OK) return st;
@@ -1852,7 +1890,7 @@ template <typename T> attn_status slc_pairs_bwd(const SlcBwdArgs &a0, int ns) {
     const int qb = 64 / a0.G, stages = a0.ls > 64 ? 2 : 1;
     const int nl = a0.B * a0.Hkv * ns;
     const size_t np = (size_t)a0.B * a0.Hkv * a0.Nq * a0.nsel, nrow = (size_t)a0.B * a0.Nq * a0.Hq;
-    const size_t lb = pair_lists_bytes(nl, np);
+    const size_t lb = pair_layout(nl, np).bytes;
     char *ws = nullptr;
     attn_status st = dm_cuda_ws_get(&g_pbws, lb + (pre ? nrow * sizeof(float) : 0), (void **)&ws, nullptr);
     if (st != ATTN_OK) return st;

@@ -41,6 +41,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <type_traits>
+#include <vector>
 
 #include "cuda_attn.h"
 #include "cuda_common.cuh"
@@ -1053,18 +1054,17 @@ template <typename T, int D> attn_status launch_bwd_kp(const attn_params *p, Bwd
             int nsm = 0;
             attn_status st = dm_cuda_num_sms(&nsm);
             if (st != ATTN_OK) return st;
+            std::vector<long long> tsteps(ntile); /* each tile's steps: query blocks times the group's heads */
             long long steps = 0;
             for (int t = 0; t < ntile; t++) {
                 int q0;
-                steps += (long long)kp_tile_qblocks(a, t * KP_BK, &q0) * a.G;
+                tsteps[t] = (long long)kp_tile_qblocks(a, t * KP_BK, &q0) * a.G;
+                steps += tsteps[t];
             }
             const long long want = 4LL * nsm;
             a.kp_chunk = (int)std::max<long long>(KP_MIN_CHUNK, (steps * nkvb + want - 1) / want);
             long long units = 0;
-            for (int t = 0; t < ntile; t++) {
-                int q0;
-                units += ((long long)kp_tile_qblocks(a, t * KP_BK, &q0) * a.G + a.kp_chunk - 1) / a.kp_chunk;
-            }
+            for (long long ts : tsteps) units += (ts + a.kp_chunk - 1) / a.kp_chunk;
             nblk = units * nkvb;
         }
         if (nblk > INT_MAX) return ATTN_ERR_UNSUPPORTED;
