@@ -246,6 +246,22 @@ template <typename T> attn_status acc_into(const void *src, float *acc, long lon
     return ATTN_OK;
 }
 
+/* The swizzle as one xor, for tiles whose rows hold at least 8 chunks (D >= 64 in
+ * T of 2 bytes) at 128-byte aligned addresses: for a lane's row r and half h,
+ * B = swz_lane(tile, r, h) holds the row's address and the bits that the
+ * swizzle flips, and chunk c + h (c even) is at swz_at(B, c) = (B ^ (c % 8) 16) +
+ * (c / 8) 128: one logic op with an immediate where swz's index arithmetic was a
+ * few integer ops per ldmatrix (docs/perf-notes.md n46). */
+template <int D, typename T> __device__ __forceinline__ uint32_t swz_lane(const T *tile, int r, int h) {
+    constexpr uint32_t RB = D * sizeof(T);
+    static_assert(D / 8 >= 8 && RB % 128 == 0, "swz_lane: rows of at least 8 chunks");
+    const int m = r & 7;
+    return smem_addr(tile) + (uint32_t)r * RB + ((uint32_t)((h ^ (m & 1)) | (m & 6)) << 4);
+}
+__device__ __forceinline__ uint32_t swz_at(uint32_t B, int c) {
+    return (B ^ ((uint32_t)(c & 6) << 4)) + ((uint32_t)(c >> 3) << 7);
+}
+
 /* A warp's S = Q K^T tile: its 16 rows from wrow of sQ ([rows][D], swizzled)
  * against the BK rows of sK ([BK][D], swizzled), fp32 accumulators in the m16n8
  * layout (s[nt][e]: row wrow + lane / 4 + 8 (e / 2), key nt 8 + 2 (lane % 4) + e % 2). */
@@ -253,6 +269,24 @@ template <typename T, int D, int BK>
 __device__ __forceinline__ void warp_qk(float (&s)[BK / 8][4], const T *sQ, const T *sK, int wrow, int lane) {
 #pragma unroll
     for (int t = 0; t < BK / 8; t++) s[t][0] = s[t][1] = s[t][2] = s[t][3] = 0.f;
+    if constexpr (D >= 64) {
+        constexpr uint32_t RB = D * sizeof(T);
+        const uint32_t qa = swz_lane<D>(sQ, wrow + (lane & 7) + ((lane >> 3) & 1) * 8, lane >> 4);
+        const uint32_t ka = swz_lane<D>(sK, (lane >> 4) * 8 + (lane & 7), (lane >> 3) & 1);
+#pragma unroll
+        for (int kk = 0; kk < D / 16; kk++) {
+            uint32_t qf[4];
+            ldsm_x4_at(qf, swz_at(qa, 2 * kk));
+#pragma unroll
+            for (int nt = 0; nt < BK / 8; nt += 2) {
+                uint32_t kf[4];
+                ldsm_x4_at(kf, swz_at(ka, 2 * kk) + nt * 8 * RB);
+                mma16816<T>(s[nt], qf, kf[0], kf[1]);
+                mma16816<T>(s[nt + 1], qf, kf[2], kf[3]);
+            }
+        }
+        return;
+    }
 #pragma unroll
     for (int kk = 0; kk < D / 16; kk++) {
         uint32_t qf[4];
@@ -297,6 +331,11 @@ __device__ __forceinline__ void acc_to_a_lo(const float (&c)[N][4], int kk, cons
  * (ldmatrix matrix q: rows kk*16 + (q / 2) 8, column chunk m0 / 8 + q % 2). */
 template <int KW, typename T>
 __device__ __forceinline__ void ld_a_t(uint32_t a[4], const T *s, int kk, int m0, int lane) {
+    if constexpr (KW >= 64) { /* m0 a multiple of 16 */
+        const uint32_t b = swz_lane<KW>(s, (lane & 7) + (lane >> 4) * 8, (lane >> 3) & 1);
+        ldsm_x4_t_at(a, swz_at(b, m0 / 8) + kk * 16 * KW * (uint32_t)sizeof(T));
+        return;
+    }
     const int qm = lane >> 3;
     const int row = kk * 16 + (lane & 7) + (qm >> 1) * 8;
     ldsm_x4_t(a, s + swz<KW>(row, m0 / 8 + (qm & 1)));
@@ -308,6 +347,17 @@ __device__ __forceinline__ void ld_a_t(uint32_t a[4], const T *s, int kk, int m0
 template <typename T, int D, int NC>
 __device__ __forceinline__ void mma_a_rows(float (&acc)[NC][4], const uint32_t a[4], const T *sB, int kk, int c0,
                                            int lane) {
+    if constexpr (D >= 64) { /* c0 even */
+        const uint32_t b = swz_lane<D>(sB, (lane & 7) + ((lane >> 3) & 1) * 8, lane >> 4) + kk * 16 * D * (uint32_t)sizeof(T);
+#pragma unroll
+        for (int dt = 0; dt < NC; dt += 2) {
+            uint32_t bf[4];
+            ldsm_x4_t_at(bf, swz_at(b, c0 + dt));
+            mma16816<T>(acc[dt], a, bf[0], bf[1]);
+            mma16816<T>(acc[dt + 1], a, bf[2], bf[3]);
+        }
+        return;
+    }
 #pragma unroll
     for (int dt = 0; dt < NC; dt += 2) {
         uint32_t bf[4];
