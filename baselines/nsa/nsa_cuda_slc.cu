@@ -624,15 +624,20 @@ struct PairList {
     int nl, ns, nsel, q0, cq;
 };
 
-/* Batch t of QB pairs: its list l (= (b Hkv + hkv) ns + block), where in plist it
- * starts and its pairs (1..QB); false past the last batch (grids are upper bounds).
+/* Batch t of QB pairs: where in plist it starts, its pairs (1..QB) and its list's
+ * (b, hkv, block) (list l = (b Hkv + hkv) ns + block); false past the last batch
+ * (grids are upper bounds).
  * The list comes from bmap (nsa_pair_bmap_kernel): a search over boff here took a
  * quarter of the pairs' forward's stall samples with the rows' queries below
  * (docs/perf-notes.md n34). */
-__device__ __forceinline__ bool pair_batch(const PairList &pl, int t, int QB, int *l, int *start, int *nq) {
+struct PairPos {
+    int start, nq, b, hkv, jb; /* plist's first pair and the pairs; the list's batch, kv head and block */
+};
+__device__ __forceinline__ bool pair_batch(const PairList &pl, int t, int QB, int Hkv, PairPos *p) {
     if (t >= pl.boff[pl.nl]) return false;
-    const int lo = pl.bmap[t], kb = t - pl.boff[lo];
-    *l = lo, *start = pl.off[lo] + kb * QB, *nq = min(QB, pl.cnt[lo] - kb * QB);
+    const int lo = pl.bmap[t], kb = t - pl.boff[lo], bh = lo / pl.ns;
+    p->start = pl.off[lo] + kb * QB, p->nq = min(QB, pl.cnt[lo] - kb * QB);
+    p->b = bh / Hkv, p->hkv = bh % Hkv, p->jb = lo % pl.ns;
     return true;
 }
 
@@ -809,9 +814,9 @@ __global__ void __launch_bounds__(128, MINB) nsa_slc_pair_kernel(const SlcPairAr
     T *sK = sQ + 64 * D;                     /* [stages][BK][D] */
     T *sV = sK + stages * BK * D;            /* [stages][BK][D] */
     __shared__ int sPair[64], sRowQ[64];
-    int l, start, nq;
-    if (!pair_batch(pl, blockIdx.x, QB, &l, &start, &nq)) return;
-    const int bh = l / pl.ns, jb = l % pl.ns, b = bh / a.Hkv, hkv = bh % a.Hkv;
+    PairPos pp;
+    if (!pair_batch(pl, blockIdx.x, QB, a.Hkv, &pp)) return;
+    const auto [start, nq, b, hkv, jb] = pp;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, qbs = __ffs(QB) - 1;
     pair_rows(pair_fetch(pl, start, nq, a.G, qbs, true, tid), qbs, sPair, sRowQ, {nullptr, 0, 0}, {nullptr, 0, 0}, tid);
     __syncthreads();
@@ -867,9 +872,9 @@ __global__ void __launch_bounds__(128, MINB) nsa_slc_pair_sub_kernel(const SlcPa
     T *sK = sQ + 64 * D;                     /* [64][D] */
     T *sV = sK + 64 * D;                     /* [64][D] */
     __shared__ int sPair[64], sRowQ[64];
-    int l, start, nq;
-    if (!pair_batch(pl, blockIdx.x, QB * sub, &l, &start, &nq)) return;
-    const int bh = l / pl.ns, jb = l % pl.ns, b = bh / a.Hkv, hkv = bh % a.Hkv;
+    PairPos pp;
+    if (!pair_batch(pl, blockIdx.x, QB * sub, a.Hkv, &pp)) return;
+    const auto [start, nq, b, hkv, jb] = pp;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, qbs = __ffs(QB) - 1;
     const long long kbeg = (long long)jb * a.ls, kend = min(kbeg + a.ls, (long long)a.Nk);
     load_block_kv<T, D>(sK, sV, static_cast<const T *>(a.k) + b * a.ksb + hkv * a.ksh, a.kss,
@@ -1286,6 +1291,96 @@ __device__ __forceinline__ void pair_bwd_rows(const SlcBwdArgs &a, int b, int hk
     }
 }
 
+/* The pairs' backward kernels' shared memory: the dynamic tiles (Q and dO of the
+ * batch's 64 rows, `stages` of K and V, P and s dS, each row's Dsum) and the
+ * rows' arrays (pair_rows, pair_bwd_put). */
+template <typename T, int D> struct PairBwdTiles {
+    T *sQ, *sdO, *sK, *sV, *sP, *sdS;
+    float *sDs;
+    __device__ __forceinline__ PairBwdTiles(unsigned char *smem, int stages) {
+        sQ = reinterpret_cast<T *>(smem);   /* [64 rows][D] */
+        sdO = sQ + 64 * D;                   /* [64 rows][D] */
+        sK = sdO + 64 * D;                   /* [stages][64][D] */
+        sV = sK + stages * 64 * D;           /* [stages][64][D] */
+        sP = sV + stages * 64 * D;           /* [64 rows][64] */
+        sdS = sP + 64 * 64;                  /* [64 rows][64] */
+        sDs = reinterpret_cast<float *>(sdS + 64 * 64); /* [64] */
+    }
+    static size_t bytes(int stages) { return (2 * 64 + 2 * (size_t)stages * 64) * D * sizeof(T) + 2 * 64 * 64 * sizeof(T) + 64 * sizeof(float); }
+};
+struct PairBwdRows {
+    int sRowQ[64];
+    long long sOffQ[64], sOffO[64];
+    float sL2[64];
+};
+
+/* A batch's rows in: pair_rows and pair_bwd_put (pr, pb: pair_fetch's and
+ * pair_bwd_fetch's), a barrier, then the Q and dO row copies (cp.async, committed)
+ * by NT threads (128: each copies both; 256: the first half Q, the other dO). */
+template <typename T, int D, int NT>
+__device__ __forceinline__ void pair_bwd_batch_rows(const SlcBwdArgs &a, const PairRow &pr, const PairBwdPre &pb,
+                                                    const PairBwdTiles<T, D> &t, PairBwdRows &r, int b, int hkv,
+                                                    int qbs, int tid) {
+    pair_rows(pr, qbs, nullptr, r.sRowQ, {r.sOffQ, a.qss, a.qsh}, {r.sOffO, (long long)a.Hq * D, D}, tid);
+    pair_bwd_put(a, pb, r.sL2, t.sDs, tid);
+    __syncthreads();
+    const long long dosb = (long long)a.Nq * a.Hq * D;
+    if (NT == 128 || tid < 128) load_pair_rows_off<T, D>(t.sQ, a.q, a.qsb, a.qsh, b, hkv, a.G, r.sOffQ, tid);
+    if (NT == 128 || tid >= 128)
+        load_pair_rows_off<T, D>(t.sdO, a.dout, dosb, D, b, hkv, a.G, r.sOffO, NT == 128 ? tid : tid - 128);
+    cp_commit();
+}
+
+/* One batch's start in the sub-batch kernels, after the barrier that ends the last
+ * batch: its rows in (pair_bwd_batch_rows, from pr and pb), the next batch's
+ * pairs read into pr (nnext of them from plist's next; none where nnext <= 0)
+ * while the copies and K, V (the first time) land, a barrier, and the thread's
+ * two rows (pair_bwd_rows). */
+template <typename T, int D, int NT>
+__device__ __forceinline__ PairBwdRow pair_bwd_batch(const SlcBwdArgs &a, const PairList &pl, PairRow &pr,
+                                                     const PairBwdPre &pb, const PairBwdTiles<T, D> &t, PairBwdRows &r,
+                                                     int b, int hkv, int qbs, int next, int nnext, int wrow, int tid) {
+    pair_bwd_batch_rows<T, D, NT>(a, pr, pb, t, r, b, hkv, qbs, tid);
+    if (nnext > 0) pr = pair_fetch(pl, next, nnext, a.G, qbs, false, tid);
+    cp_wait<0>();
+    __syncthreads();
+    PairBwdRow rw;
+    pair_bwd_rows<T, D>(a, b, hkv, qbs, r.sRowQ, t.sdO, r.sL2, t.sDs, wrow, tid, &rw);
+    return rw;
+}
+
+/* dQ of a warp's two rows per thread (wrow + lane / 4 and 8 below), NC 8-column
+ * chunks from chunk c0, times sc, added into a.dq (a query's blocks are in
+ * different CTAs: vector reductions). */
+template <int D, int NC>
+__device__ __forceinline__ void pair_add_dq(const SlcBwdArgs &a, const int *sRowQ, const float (&dq)[NC][4], int b,
+                                            int hkv, int qbs, int wrow, int c0, float sc, int lane) {
+#pragma unroll
+    for (int r2 = 0; r2 < 2; r2++) {
+        const int rr = wrow + (lane >> 2) + 8 * r2, iq = sRowQ[rr];
+        if (iq < 0) continue;
+        float *qrow = a.dq + (((size_t)b * a.Nq + iq) * a.Hq + hkv * a.G + (rr >> qbs)) * D + c0 * 8 + (lane & 3) * 2;
+#pragma unroll
+        for (int x = 0; x < NC; x++) red_add2(qrow + x * 8, dq[x][2 * r2] * sc, dq[x][2 * r2 + 1] * sc);
+    }
+}
+
+/* A warp's dK or dV of keys kbeg + wkey .. + 15 (acc: the m16n8 layout over D)
+ * added into base (row stride accs), the elements that are 0 left out. */
+template <int D>
+__device__ __forceinline__ void pair_add_keys(const float (&acc)[D / 8][4], float *base, long long accs,
+                                              long long kbeg, long long kend, int wkey, int lane) {
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        const long long j = kbeg + wkey + (lane >> 2) + 8 * r;
+        if (j >= kend) continue;
+        float *row = base + j * accs + (lane & 3) * 2;
+#pragma unroll
+        for (int x = 0; x < D / 8; x++)
+            if (acc[x][2 * r] != 0.f || acc[x][2 * r + 1] != 0.f) red_add2(row + x * 8, acc[x][2 * r], acc[x][2 * r + 1]);
+    }
+}
+
 /* The selected branch's backward by key block (slc_choose_pairs says when): one CTA of 4 warps per batch of up to QB = 64 / G pairs of one
  * block list, the rows as the forward has them. Per chunk of 64 keys of the block:
  * S = q K^T and dP = dO V^T, P from lse plane 1 (the row's keys j <= i'), dS = P (dP -
@@ -1298,27 +1393,15 @@ __global__ void __launch_bounds__(128) nsa_slc_pair_bwd_kernel(const SlcBwdArgs 
                                                                const int stages) {
     constexpr int BK = 64;
     extern __shared__ __align__(128) unsigned char pbw_smem[];
-    T *sQ = reinterpret_cast<T *>(pbw_smem); /* [64 rows][D] */
-    T *sdO = sQ + 64 * D;                     /* [64 rows][D] */
-    T *sK = sdO + 64 * D;                     /* [stages][BK][D] */
-    T *sV = sK + stages * BK * D;             /* [stages][BK][D] */
-    T *sP = sV + stages * BK * D;             /* [64 rows][BK] */
-    T *sdS = sP + 64 * BK;                    /* [64 rows][BK] */
-    float *sDs = reinterpret_cast<float *>(sdS + 64 * BK); /* [64] */
-    __shared__ int sRowQ[64];
-    __shared__ long long sOffQ[64], sOffO[64];
-    __shared__ float sL2[64];
-    int l, start, nq;
-    if (!pair_batch(pl, blockIdx.x, QB, &l, &start, &nq)) return;
-    const int bh = l / pl.ns, jb = l % pl.ns, b = bh / a.Hkv, hkv = bh % a.Hkv;
+    const PairBwdTiles<T, D> tl(pbw_smem, stages);
+    T *const sQ = tl.sQ, *const sdO = tl.sdO, *const sK = tl.sK, *const sV = tl.sV, *const sP = tl.sP, *const sdS = tl.sdS;
+    __shared__ PairBwdRows rs;
+    PairPos pp;
+    if (!pair_batch(pl, blockIdx.x, QB, a.Hkv, &pp)) return;
+    const auto [start, nq, b, hkv, jb] = pp;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, qbs = __ffs(QB) - 1;
     const PairRow pr = pair_fetch(pl, start, nq, a.G, qbs, false, tid);
-    pair_rows(pr, qbs, nullptr, sRowQ, {sOffQ, a.qss, a.qsh}, {sOffO, (long long)a.Hq * D, D}, tid);
-    pair_bwd_put(a, pair_bwd_fetch(a, b, hkv, qbs, pr.q, tid), sL2, sDs, tid);
-    __syncthreads();
-    load_pair_rows_off<T, D>(sQ, a.q, a.qsb, a.qsh, b, hkv, a.G, sOffQ, tid);
-    load_pair_rows_off<T, D>(sdO, a.dout, (long long)a.Nq * a.Hq * D, D, b, hkv, a.G, sOffO, tid);
-    cp_commit();
+    pair_bwd_batch_rows<T, D, 128>(a, pr, pair_bwd_fetch(a, b, hkv, qbs, pr.q, tid), tl, rs, b, hkv, qbs, tid);
     const long long kbeg = (long long)jb * a.ls, kend = min(kbeg + a.ls, (long long)a.Nk);
     const int nch = (int)((kend - kbeg + BK - 1) / BK);
     const T *kbase = static_cast<const T *>(a.k) + b * a.ksb + hkv * a.ksh;
@@ -1329,7 +1412,7 @@ __global__ void __launch_bounds__(128) nsa_slc_pair_bwd_kernel(const SlcBwdArgs 
     __syncthreads();
     const int wrow = warp * 16;
     PairBwdRow rw;
-    pair_bwd_rows<T, D>(a, b, hkv, qbs, sRowQ, sdO, sL2, sDs, wrow, tid, &rw);
+    pair_bwd_rows<T, D>(a, b, hkv, qbs, rs.sRowQ, sdO, rs.sL2, tl.sDs, wrow, tid, &rw);
     const long long ip0 = rw.ip[0], ip1 = rw.ip[1];
     const float lse20 = rw.lse2[0], lse21 = rw.lse2[1], dsm0 = rw.dsm[0], dsm1 = rw.dsm[1];
     float dq[D / 8][4];
@@ -1354,15 +1437,7 @@ __global__ void __launch_bounds__(128) nsa_slc_pair_bwd_kernel(const SlcBwdArgs 
         __syncthreads();
     }
     cp_wait<0>();
-#pragma unroll
-    for (int r2 = 0; r2 < 2; r2++) {
-        const int rr = wrow + (lane >> 2) + 8 * r2, hh = rr >> qbs, iq = sRowQ[rr];
-        if (iq < 0) continue;
-        const long long i = iq;
-        float *qrow = a.dq + (((size_t)b * a.Nq + i) * a.Hq + hkv * a.G + hh) * D + (lane & 3) * 2;
-#pragma unroll
-        for (int x = 0; x < D / 8; x++) red_add2(qrow + x * 8, dq[x][2 * r2] * a.scale, dq[x][2 * r2 + 1] * a.scale);
-    }
+    pair_add_dq<D, D / 8>(a, rs.sRowQ, dq, b, hkv, qbs, wrow, 0, a.scale, lane);
 }
 
 /* nsa_slc_pair_bwd_kernel for blocks of at most 64 keys (l' <= 64: one chunk),
@@ -1378,19 +1453,12 @@ __global__ void __launch_bounds__(128) nsa_slc_pair_bwd_sub_kernel(const SlcBwdA
                                                                    const int sub) {
     constexpr int BK = 64;
     extern __shared__ __align__(128) unsigned char pbs_smem[];
-    T *sQ = reinterpret_cast<T *>(pbs_smem); /* [64 rows][D] */
-    T *sdO = sQ + 64 * D;                     /* [64 rows][D] */
-    T *sK = sdO + 64 * D;                     /* [BK][D] */
-    T *sV = sK + BK * D;                      /* [BK][D] */
-    T *sP = sV + BK * D;                      /* [64 rows][BK] */
-    T *sdS = sP + 64 * BK;                    /* [64 rows][BK] */
-    float *sDs = reinterpret_cast<float *>(sdS + 64 * BK); /* [64] */
-    __shared__ int sRowQ[64];
-    __shared__ long long sOffQ[64], sOffO[64];
-    __shared__ float sL2[64];
-    int l, start, nq;
-    if (!pair_batch(pl, blockIdx.x, QB * sub, &l, &start, &nq)) return;
-    const int bh = l / pl.ns, jb = l % pl.ns, b = bh / a.Hkv, hkv = bh % a.Hkv;
+    const PairBwdTiles<T, D> tl(pbs_smem, 1);
+    T *const sQ = tl.sQ, *const sdO = tl.sdO, *const sK = tl.sK, *const sV = tl.sV, *const sP = tl.sP, *const sdS = tl.sdS;
+    __shared__ PairBwdRows rs;
+    PairPos pp;
+    if (!pair_batch(pl, blockIdx.x, QB * sub, a.Hkv, &pp)) return;
+    const auto [start, nq, b, hkv, jb] = pp;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, qbs = __ffs(QB) - 1;
     const long long kbeg = (long long)jb * a.ls, kend = min(kbeg + a.ls, (long long)a.Nk);
     load_block_kv<T, D>(sK, sV, static_cast<const T *>(a.k) + b * a.ksb + hkv * a.ksh, a.kss,
@@ -1408,17 +1476,8 @@ __global__ void __launch_bounds__(128) nsa_slc_pair_bwd_sub_kernel(const SlcBwdA
     PairBwdPre pb = pair_bwd_fetch(a, b, hkv, qbs, pr.q, tid);
     for (int q0 = 0; q0 < nq; q0 += QB) {
         if (q0 > 0) __syncthreads(); /* every warp is done with the last batch's rows, P and dS */
-        pair_rows(pr, qbs, nullptr, sRowQ, {sOffQ, a.qss, a.qsh}, {sOffO, (long long)a.Hq * D, D}, tid);
-        pair_bwd_put(a, pb, sL2, sDs, tid);
-        __syncthreads();
-        load_pair_rows_off<T, D>(sQ, a.q, a.qsb, a.qsh, b, hkv, a.G, sOffQ, tid);
-        load_pair_rows_off<T, D>(sdO, a.dout, (long long)a.Nq * a.Hq * D, D, b, hkv, a.G, sOffO, tid);
-        cp_commit();
-        if (q0 + QB < nq) pr = pair_fetch(pl, start + q0 + QB, min(QB, nq - q0 - QB), a.G, qbs, false, tid);
-        cp_wait<0>(); /* and K, V the first time */
-        __syncthreads();
-        PairBwdRow rw;
-        pair_bwd_rows<T, D>(a, b, hkv, qbs, sRowQ, sdO, sL2, sDs, wrow, tid, &rw);
+        const PairBwdRow rw = pair_bwd_batch<T, D, 128>(a, pl, pr, pb, tl, rs, b, hkv, qbs, start + q0 + QB,
+                                                       min(QB, nq - q0 - QB), wrow, tid);
 
         float dp[BK / 8][4];
         slc_bwd_pds<T, D>(sQ, sdO, sK, sV, sP, sdS, wrow, lane, kbeg, kend, true, true, rw.ip[0], rw.ip[1], rw.lse2[0],
@@ -1437,16 +1496,7 @@ __global__ void __launch_bounds__(128) nsa_slc_pair_bwd_sub_kernel(const SlcBwdA
                 acc_to_a<T>(dp, kk, af);
                 mma_a_rows<T, D, NC>(dq, af, sK, kk, h * NC, lane);
             }
-#pragma unroll
-            for (int r2 = 0; r2 < 2; r2++) {
-                const int rr = wrow + (lane >> 2) + 8 * r2, iq = sRowQ[rr];
-                if (iq < 0) continue;
-                float *qrow = a.dq + (((size_t)b * a.Nq + iq) * a.Hq + hkv * a.G + (rr >> qbs)) * D + h * NC * 8 +
-                              (lane & 3) * 2;
-#pragma unroll
-                for (int x = 0; x < NC; x++)
-                    red_add2(qrow + x * 8, dq[x][2 * r2] * a.scale, dq[x][2 * r2 + 1] * a.scale);
-            }
+            pair_add_dq<D, NC>(a, rs.sRowQ, dq, b, hkv, qbs, wrow, h * NC, a.scale, lane);
         }
         __syncthreads();
         if (q0 + QB < nq) pb = pair_bwd_fetch(a, b, hkv, qbs, pr.q, tid); /* the next batch's */
@@ -1460,19 +1510,9 @@ __global__ void __launch_bounds__(128) nsa_slc_pair_bwd_sub_kernel(const SlcBwdA
             mma_a_rows<T, D, D / 8>(dk, af, sQ, kk, 0, lane);
         }
     }
-    const long long accs = (long long)a.Hkv * D;
-#pragma unroll
-    for (int r = 0; r < 2; r++) {
-        const long long j = kbeg + wkey + (lane >> 2) + 8 * r;
-        if (j >= kend) continue;
-        float *vrow = a.dv + ((size_t)b * a.Nk * a.Hkv + hkv) * D + j * accs + (lane & 3) * 2;
-        float *krow = a.dk + ((size_t)b * a.Nk * a.Hkv + hkv) * D + j * accs + (lane & 3) * 2;
-#pragma unroll
-        for (int x = 0; x < D / 8; x++) {
-            if (dv[x][2 * r] != 0.f || dv[x][2 * r + 1] != 0.f) red_add2(vrow + x * 8, dv[x][2 * r], dv[x][2 * r + 1]);
-            if (dk[x][2 * r] != 0.f || dk[x][2 * r + 1] != 0.f) red_add2(krow + x * 8, dk[x][2 * r], dk[x][2 * r + 1]);
-        }
-    }
+    const long long accs = (long long)a.Hkv * D, kvo = ((long long)b * a.Nk * a.Hkv + hkv) * D;
+    pair_add_keys<D>(dv, a.dv + kvo, accs, kbeg, kend, wkey, lane);
+    pair_add_keys<D>(dk, a.dk + kvo, accs, kbeg, kend, wkey, lane);
 }
 
 /* nsa_slc_pair_bwd_sub_kernel on 8 warps of at most 128 registers (the 4-warp
@@ -1491,19 +1531,12 @@ __global__ void __launch_bounds__(256, 2) nsa_slc_pair_bwd_w8_kernel(const SlcBw
     static_assert(D == 64 || D == 128, "nsa_slc_pair_bwd_w8_kernel: D 64 or 128");
     constexpr int BK = 64;
     extern __shared__ __align__(128) unsigned char pb8_smem[];
-    T *sQ = reinterpret_cast<T *>(pb8_smem); /* [64 rows][D] */
-    T *sdO = sQ + 64 * D;                     /* [64 rows][D] */
-    T *sK = sdO + 64 * D;                     /* [BK][D] */
-    T *sV = sK + BK * D;                      /* [BK][D] */
-    T *sP = sV + BK * D;                      /* [64 rows][BK] */
-    T *sdS = sP + 64 * BK;                    /* [64 rows][BK] */
-    float *sDs = reinterpret_cast<float *>(sdS + 64 * BK); /* [64] */
-    __shared__ int sRowQ[64];
-    __shared__ long long sOffQ[64], sOffO[64];
-    __shared__ float sL2[64];
-    int l, start, nq;
-    if (!pair_batch(pl, blockIdx.x, QB * sub, &l, &start, &nq)) return;
-    const int bh = l / pl.ns, jb = l % pl.ns, b = bh / a.Hkv, hkv = bh % a.Hkv;
+    const PairBwdTiles<T, D> tl(pb8_smem, 1);
+    T *const sQ = tl.sQ, *const sdO = tl.sdO, *const sK = tl.sK, *const sV = tl.sV, *const sP = tl.sP, *const sdS = tl.sdS;
+    __shared__ PairBwdRows rs;
+    PairPos pp;
+    if (!pair_batch(pl, blockIdx.x, QB * sub, a.Hkv, &pp)) return;
+    const auto [start, nq, b, hkv, jb] = pp;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, qbs = __ffs(QB) - 1;
     const int rg = warp & 3, kh = warp >> 2, wrow = rg * 16, wkey = rg * 16;
     const long long kbeg = (long long)jb * a.ls, kend = min(kbeg + a.ls, (long long)a.Nk);
@@ -1522,19 +1555,8 @@ __global__ void __launch_bounds__(256, 2) nsa_slc_pair_bwd_w8_kernel(const SlcBw
     PairBwdPre pb = pair_bwd_fetch(a, b, hkv, qbs, pr.q, tid);
     for (int q0 = 0; q0 < nq; q0 += QB) {
         if (q0 > 0) __syncthreads(); /* every warp is done with the last batch's rows, P and dS */
-        pair_rows(pr, qbs, nullptr, sRowQ, {sOffQ, a.qss, a.qsh}, {sOffO, (long long)a.Hq * D, D}, tid);
-        pair_bwd_put(a, pb, sL2, sDs, tid);
-        __syncthreads();
-        if (tid < 128)
-            load_pair_rows_off<T, D>(sQ, a.q, a.qsb, a.qsh, b, hkv, a.G, sOffQ, tid);
-        else
-            load_pair_rows_off<T, D>(sdO, a.dout, (long long)a.Nq * a.Hq * D, D, b, hkv, a.G, sOffO, tid - 128);
-        cp_commit();
-        if (q0 + QB < nq) pr = pair_fetch(pl, start + q0 + QB, min(QB, nq - q0 - QB), a.G, qbs, false, tid);
-        cp_wait<0>(); /* and K, V the first time */
-        __syncthreads();
-        PairBwdRow rw;
-        pair_bwd_rows<T, D>(a, b, hkv, qbs, sRowQ, sdO, sL2, sDs, wrow, tid, &rw);
+        const PairBwdRow rw = pair_bwd_batch<T, D, 256>(a, pl, pr, pb, tl, rs, b, hkv, qbs, start + q0 + QB,
+                                                       min(QB, nq - q0 - QB), wrow, tid);
         {
             float dp[BK / 16][4];
             slc_bwd_pds<T, D, 32>(sQ, sdO, sK + kh * 32 * D, sV + kh * 32 * D, sP, sdS, wrow, lane, kbeg + kh * 32,
@@ -1557,15 +1579,7 @@ __global__ void __launch_bounds__(256, 2) nsa_slc_pair_bwd_w8_kernel(const SlcBw
                 ldsm_x4(af, sdS + swz<BK>(wrow + (lane & 7) + ((lane >> 3) & 1) * 8, 2 * kk + (lane >> 4)));
                 mma_a_rows<T, D, NC>(dq, af, sK, kk, c0, lane);
             }
-#pragma unroll
-            for (int r2 = 0; r2 < 2; r2++) {
-                const int rr = wrow + (lane >> 2) + 8 * r2, iq = sRowQ[rr];
-                if (iq < 0) continue;
-                float *qrow = a.dq + (((size_t)b * a.Nq + iq) * a.Hq + hkv * a.G + (rr >> qbs)) * D + c0 * 8 +
-                              (lane & 3) * 2;
-#pragma unroll
-                for (int x = 0; x < NC; x++) red_add2(qrow + x * 8, dq[x][2 * r2], dq[x][2 * r2 + 1]);
-            }
+            pair_add_dq<D, NC>(a, rs.sRowQ, dq, b, hkv, qbs, wrow, c0, 1.f, lane);
         }
         if (q0 + QB < nq) pb = pair_bwd_fetch(a, b, hkv, qbs, pr.q, tid); /* the next batch's */
         /* dV or dK of the warp's 16 keys over the batch's 64 rows */
@@ -1576,17 +1590,8 @@ __global__ void __launch_bounds__(256, 2) nsa_slc_pair_bwd_w8_kernel(const SlcBw
             mma_a_rows<T, D, D / 8>(acc, af, sB, kk, 0, lane);
         }
     }
-    const long long accs = (long long)a.Hkv * D;
-    float *base = (kh ? a.dk : a.dv) + ((size_t)b * a.Nk * a.Hkv + hkv) * D;
-#pragma unroll
-    for (int r = 0; r < 2; r++) {
-        const long long j = kbeg + wkey + (lane >> 2) + 8 * r;
-        if (j >= kend) continue;
-        float *row = base + j * accs + (lane & 3) * 2;
-#pragma unroll
-        for (int x = 0; x < D / 8; x++)
-            if (acc[x][2 * r] != 0.f || acc[x][2 * r + 1] != 0.f) red_add2(row + x * 8, acc[x][2 * r], acc[x][2 * r + 1]);
-    }
+    pair_add_keys<D>(acc, (kh ? a.dk : a.dv) + ((long long)b * a.Nk * a.Hkv + hkv) * D, (long long)a.Hkv * D, kbeg,
+                     kend, wkey, lane);
 }
 
 /* The tile of a kernel over the union of a tile's selected blocks (the selected
@@ -1854,7 +1859,7 @@ template <typename T> attn_status slc_pairs(const SlcArgs &sa, int ns) {
 
 template <typename T, int D>
 attn_status launch_slc_pair_bwd_d(const SlcBwdArgs &a, const PairList &pl, int qb, int stages, unsigned grid) {
-    const size_t smem = (2 * 64 + 2 * (size_t)stages * 64) * D * sizeof(T) + 2 * 64 * 64 * sizeof(T) + 64 * sizeof(float);
+    const size_t smem = PairBwdTiles<T, D>::bytes(stages);
     CUDA_CHECK(
         cudaFuncSetAttribute(nsa_slc_pair_bwd_kernel<T, D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
     nsa_slc_pair_bwd_kernel<T, D><<<grid, 128, smem>>>(a, pl, qb, stages);
@@ -1864,7 +1869,7 @@ attn_status launch_slc_pair_bwd_d(const SlcBwdArgs &a, const PairList &pl, int q
 
 template <typename T, int D>
 attn_status launch_slc_pair_bwd_sub_d(const SlcBwdArgs &a, const PairList &pl, int qb, int sub, unsigned grid) {
-    const size_t smem = 4 * 64 * (size_t)D * sizeof(T) + 2 * 64 * 64 * sizeof(T) + 64 * sizeof(float);
+    const size_t smem = PairBwdTiles<T, D>::bytes(1);
     CUDA_CHECK(cudaFuncSetAttribute(nsa_slc_pair_bwd_sub_kernel<T, D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                     (int)smem));
     nsa_slc_pair_bwd_sub_kernel<T, D><<<grid, 128, smem>>>(a, pl, qb, sub);
@@ -1874,7 +1879,7 @@ attn_status launch_slc_pair_bwd_sub_d(const SlcBwdArgs &a, const PairList &pl, i
 
 template <typename T, int D>
 attn_status launch_slc_pair_bwd_w8_d(const SlcBwdArgs &a, const PairList &pl, int qb, int sub, unsigned grid) {
-    const size_t smem = 4 * 64 * (size_t)D * sizeof(T) + 2 * 64 * 64 * sizeof(T) + 64 * sizeof(float);
+    const size_t smem = PairBwdTiles<T, D>::bytes(1);
     CUDA_CHECK(cudaFuncSetAttribute(nsa_slc_pair_bwd_w8_kernel<T, D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                     (int)smem));
     nsa_slc_pair_bwd_w8_kernel<T, D><<<grid, 256, smem>>>(a, pl, qb, sub);

@@ -285,20 +285,20 @@ __device__ __forceinline__ void warp_qk(float (&s)[BK / 8][4], const T *sQ, cons
                 mma16816<T>(s[nt + 1], qf, kf[2], kf[3]);
             }
         }
-        return;
-    }
+    } else {
 #pragma unroll
-    for (int kk = 0; kk < D / 16; kk++) {
-        uint32_t qf[4];
-        const int r = wrow + (lane & 7) + ((lane >> 3) & 1) * 8;
-        ldsm_x4(qf, sQ + swz<D>(r, 2 * kk + (lane >> 4)));
+        for (int kk = 0; kk < D / 16; kk++) {
+            uint32_t qf[4];
+            const int r = wrow + (lane & 7) + ((lane >> 3) & 1) * 8;
+            ldsm_x4(qf, sQ + swz<D>(r, 2 * kk + (lane >> 4)));
 #pragma unroll
-        for (int nt = 0; nt < BK / 8; nt += 2) {
-            uint32_t kf[4];
-            const int rk = nt * 8 + (lane >> 4) * 8 + (lane & 7);
-            ldsm_x4(kf, sK + swz<D>(rk, 2 * kk + ((lane >> 3) & 1)));
-            mma16816<T>(s[nt], qf, kf[0], kf[1]);
-            mma16816<T>(s[nt + 1], qf, kf[2], kf[3]);
+            for (int nt = 0; nt < BK / 8; nt += 2) {
+                uint32_t kf[4];
+                const int rk = nt * 8 + (lane >> 4) * 8 + (lane & 7);
+                ldsm_x4(kf, sK + swz<D>(rk, 2 * kk + ((lane >> 3) & 1)));
+                mma16816<T>(s[nt], qf, kf[0], kf[1]);
+                mma16816<T>(s[nt + 1], qf, kf[2], kf[3]);
+            }
         }
     }
 }
@@ -334,11 +334,11 @@ __device__ __forceinline__ void ld_a_t(uint32_t a[4], const T *s, int kk, int m0
     if constexpr (KW >= 64) { /* m0 a multiple of 16 */
         const uint32_t b = swz_lane<KW>(s, (lane & 7) + (lane >> 4) * 8, (lane >> 3) & 1);
         ldsm_x4_t_at(a, swz_at(b, m0 / 8) + kk * 16 * KW * (uint32_t)sizeof(T));
-        return;
+    } else {
+        const int qm = lane >> 3;
+        const int row = kk * 16 + (lane & 7) + (qm >> 1) * 8;
+        ldsm_x4_t(a, s + swz<KW>(row, m0 / 8 + (qm & 1)));
     }
-    const int qm = lane >> 3;
-    const int row = kk * 16 + (lane & 7) + (qm >> 1) * 8;
-    ldsm_x4_t(a, s + swz<KW>(row, m0 / 8 + (qm & 1)));
 }
 
 /* acc[t] += A x B for the NC 8-column chunks from chunk c0 of sB (a swizzled
@@ -356,15 +356,15 @@ __device__ __forceinline__ void mma_a_rows(float (&acc)[NC][4], const uint32_t a
             mma16816<T>(acc[dt], a, bf[0], bf[1]);
             mma16816<T>(acc[dt + 1], a, bf[2], bf[3]);
         }
-        return;
-    }
+    } else {
 #pragma unroll
-    for (int dt = 0; dt < NC; dt += 2) {
-        uint32_t bf[4];
-        const int r = kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
-        ldsm_x4_t(bf, sB + swz<D>(r, c0 + dt + (lane >> 4)));
-        mma16816<T>(acc[dt], a, bf[0], bf[1]);
-        mma16816<T>(acc[dt + 1], a, bf[2], bf[3]);
+        for (int dt = 0; dt < NC; dt += 2) {
+            uint32_t bf[4];
+            const int r = kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
+            ldsm_x4_t(bf, sB + swz<D>(r, c0 + dt + (lane >> 4)));
+            mma16816<T>(acc[dt], a, bf[0], bf[1]);
+            mma16816<T>(acc[dt + 1], a, bf[2], bf[3]);
+        }
     }
 }
 
