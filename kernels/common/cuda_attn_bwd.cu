@@ -1117,13 +1117,14 @@ size_t bwd_smem(int BQ, int D, size_t esize) {
     return (size_t)(2 * BQ * D + 4 * BK * D + 2 * BQ * BK) * esize + BQ * 8 + 8 * BK * sizeof(int) + 4 * sizeof(int);
 }
 
-/* 128-row tiles where they fit (D >= 32 and the device's shared memory);
- * DMABENCH_CUDA_BWD_TILE=64 asks for 64-row tiles everywhere. */
+/* The device's opt-in shared memory per CTA in bytes, 0 where it cannot be read. */
 size_t bwd_optin() {
     size_t optin = 0;
     return dm_cuda_smem_optin(&optin) == ATTN_OK ? optin : 0;
 }
 
+/* 128-row tiles where they fit (D >= 32 and the device's shared memory);
+ * DMABENCH_CUDA_BWD_TILE=64 asks for 64-row tiles everywhere. */
 int bwd_tile_rows(int D, size_t esize) {
     static const bool only64 = dm_env_is("DMABENCH_CUDA_BWD_TILE", "64");
     if (only64 || D < 32) return 64;
