@@ -1431,6 +1431,7 @@ template <typename T> struct NsaBufs {
     float *lse;
     size_t kcb;
     unsigned long long *counts = nullptr; /* in a saved area: the selected branch's counts */
+    char *lists = nullptr;                /* in a saved area: the pairs' lists (nsa_slc_lists_bytes) */
 };
 
 /* Steps 1-5: compression, the three branches and the selection. */
@@ -1543,7 +1544,7 @@ template <typename T> attn_status nsa_branches(const attn_params *p, const NsaBu
         a.vsb = p->v_st.b, a.vss = p->v_st.s, a.vsh = p->v_st.h;
         a.B = B, a.Nq = Nq, a.Nk = Nk, a.Hq = Hq, a.Hkv = Hkv, a.G = G, a.D = D, a.nsel = nsel, a.ls = ls;
         a.scale_log2 = (float)(p->scale * 1.4426950408889634);
-        if ((st = nsa_slc_forward<T>(a, ns, bf.counts)) != ATTN_OK) return st;
+        if ((st = nsa_slc_forward<T>(a, ns, bf.counts, bf.lists)) != ATTN_OK) return st;
     }
     /* 5. window branch, lse plane 2 */
     {
@@ -1561,13 +1562,14 @@ template <typename T> attn_status nsa_branches(const attn_params *p, const NsaBu
 
 /* What the forward keeps for the backward in attn_params.saved, in this order:
  * K~, V~ (kcb bytes each), O_cmp, O_slc, O_win (ob each, (B, Nq, Hq, D) contiguous),
- * the selection (selb) and the selected branch's counts (NSA_COUNTS_BYTES). The lse
- * planes are the caller's (attn_params.lse). */
+ * the selection (selb), the selected branch's counts (NSA_COUNTS_BYTES) and its
+ * pairs' lists (listb, 0 where none are kept). The lse planes are the caller's
+ * (attn_params.lse). */
 constexpr size_t NSA_COUNTS_BYTES = 256; /* the selected branch's two counts (slc_choose_pairs) */
 
 struct NsaSaved {
-    size_t kcb, ob, selb;
-    size_t total() const { return 2 * kcb + 3 * ob + selb + NSA_COUNTS_BYTES; }
+    size_t kcb, ob, selb, listb;
+    size_t total() const { return 2 * kcb + 3 * ob + selb + NSA_COUNTS_BYTES + listb; }
 };
 
 NsaSaved nsa_saved_layout(const NsaDims &z, size_t esize) {
@@ -1576,6 +1578,7 @@ NsaSaved nsa_saved_layout(const NsaDims &z, size_t esize) {
     s.kcb = r256((size_t)z.B * (z.nb > 0 ? z.nb : 1) * z.Hkv * z.D * esize);
     s.ob = r256((size_t)z.B * z.Nq * z.Hq * z.D * esize);
     s.selb = r256((size_t)z.B * z.Hkv * z.Nq * z.nsel * sizeof(int));
+    s.listb = nsa_slc_lists_bytes(z.B, z.Hkv, z.Nq, z.nsel, z.ns, z.G, z.D);
     return s;
 }
 
@@ -1588,6 +1591,7 @@ template <typename T> void nsa_saved_bufs(char *base, const NsaSaved &s, const N
     bf->owin_st = {(int64_t)z.Nq * z.Hq * z.D, (int64_t)z.Hq * z.D, z.D};
     bf->sel = reinterpret_cast<int *>(base + 2 * s.kcb + 3 * s.ob);
     bf->counts = reinterpret_cast<unsigned long long *>(base + 2 * s.kcb + 3 * s.ob + s.selb);
+    bf->lists = s.listb ? base + 2 * s.kcb + 3 * s.ob + s.selb + NSA_COUNTS_BYTES : nullptr;
 }
 
 /* The caller's saved area (attn_params.saved), or NULL: with DMABENCH_NSA_SAVED=0
@@ -1743,7 +1747,8 @@ template <typename T> attn_status nsa_backward_t(const attn_params *p) {
         a.vsb = p->v_st.b, a.vss = p->v_st.s, a.vsh = p->v_st.h;
         a.B = B, a.Nq = Nq, a.Nk = Nk, a.Hq = Hq, a.Hkv = Hkv, a.G = G, a.D = D, a.nsel = z.nsel, a.ls = z.ls;
         a.scale = (float)p->scale;
-        if ((st = nsa_slc_backward<T>(a, z.ns, bf.counts, kept != nullptr)) != ATTN_OK) return st;
+        if ((st = nsa_slc_backward<T>(a, z.ns, bf.counts, kept != nullptr, kept ? bf.lists : nullptr)) != ATTN_OK)
+            return st;
     }
     /* compressed branch, then through the compression */
     const size_t nw = (size_t)Hkv * z.l * D * D, np = (size_t)Hkv * z.l * D;

@@ -544,7 +544,7 @@ __global__ void __launch_bounds__(2 * BQ * KS) bwd_main_kernel(const BwdArgs a) 
 #pragma unroll
             for (int kk = 0; kk < BK / 16; kk++) {
                 uint32_t af[4];
-                ldsm_x4(af, sdS + swz<BK>(wrow + (lane & 7) + ((lane >> 3) & 1) * 8, 2 * kk + (lane >> 4)));
+                ld_a<BK>(af, sdS, kk, wrow, lane);
 #pragma unroll
                 for (int dt = 0; dt < DQW / 8; dt += 2) {
                     uint32_t bf[4];
@@ -1112,9 +1112,11 @@ template <typename T, int D> attn_status launch_bwd_kp(const attn_params *p, Bwd
     }
 }
 
-/* The backward's shared memory at BQ query rows per tile. */
-size_t bwd_smem(int BQ, int D, size_t esize) {
-    return (size_t)(2 * BQ * D + 4 * BK * D + 2 * BQ * BK) * esize + BQ * 8 + 8 * BK * sizeof(int) + 4 * sizeof(int);
+/* The backward's shared memory at BQ query rows per tile; KS 2 (16 warps) adds
+ * two floats per row, the key halves' parts of the exact Dsum. */
+size_t bwd_smem(int BQ, int D, size_t esize, int KS = 1) {
+    return (size_t)(2 * BQ * D + 4 * BK * D + 2 * BQ * BK) * esize + BQ * 8 + 8 * BK * sizeof(int) + 4 * sizeof(int) +
+           (KS > 1 ? 2 * (size_t)BQ * sizeof(float) : 0);
 }
 
 /* The device's opt-in shared memory per CTA in bytes, 0 where it cannot be read. */
@@ -1128,9 +1130,7 @@ size_t bwd_optin() {
 int bwd_tile_rows(int D, size_t esize) {
     static const bool only64 = dm_env_is("DMABENCH_CUDA_BWD_TILE", "64");
     if (only64 || D < 32) return 64;
-    size_t optin = 0;
-    if (dm_cuda_smem_optin(&optin) != ATTN_OK) return 64;
-    return bwd_smem(128, D, esize) <= optin ? 128 : 64;
+    return bwd_smem(128, D, esize) <= bwd_optin() ? 128 : 64;
 }
 
 template <typename T, int D, int BQ, bool WG = false, int KS = 1>
@@ -1140,8 +1140,7 @@ attn_status launch_bwd_bq(const attn_params *p, BwdArgs &a, const cuda_attn_spec
         attn_status st = launch_dot<T>(p, const_cast<float *>(a.dsum), p->Nq, nullptr, s->ores);
         if (st != ATTN_OK) return st;
     }
-    const size_t smem = bwd_smem(BQ, D, sizeof(T)) + (WG ? (2 * (size_t)BQ + BK) * D * sizeof(T) : 0) +
-                        (KS > 1 ? 2 * (size_t)BQ * sizeof(float) : 0);
+    const size_t smem = bwd_smem(BQ, D, sizeof(T), KS) + (WG ? (2 * (size_t)BQ + BK) * D * sizeof(T) : 0);
     auto kern = bwd_main_kernel<T, D, BQ, WG, KS>;
     CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
     kern<<<dim3(ntiles, p->Hq, p->B), 2 * BQ * KS, smem>>>(a);
@@ -1179,7 +1178,7 @@ template <typename T, int D> attn_status launch_bwd(const attn_params *p, BwdArg
     if constexpr (D >= 32) {
         if (bwd_tile_rows(D, sizeof(T)) == 128) {
             if constexpr (D == 64 || D == 128) {
-                if (bwd_w16_enabled() && bwd_smem(128, D, sizeof(T)) + 2 * 128 * sizeof(float) <= bwd_optin())
+                if (bwd_w16_enabled() && bwd_smem(128, D, sizeof(T), 2) <= bwd_optin())
                     return launch_bwd_bq<T, D, 128, false, 2>(p, a, s);
             }
             return launch_bwd_bq<T, D, 128>(p, a, s);
