@@ -76,7 +76,8 @@ struct SlcBwdArgs {
     const float *lse1;
     const int *sel;
     float *dq, *dk, *dv; /* fp32 accumulators: (B, Nq, Hq, D), (B, Nk, Hkv, D) x 2 */
-    const float *dsum;   /* Dsum = dO . O_slc per (b, h, i), or null: the kernel forms it */
+    const float *dsum;   /* Dsum = dO . O_slc (B, Hq, Nq), or null: formed here (the union
+                          * and CUDA-core kernels always form their own) */
     long long qsb, qss, qsh, ksb, kss, ksh, vsb, vss, vsh;
     int B, Nq, Nk, Hq, Hkv, G, D, nsel, ls;
     float scale;

@@ -1932,11 +1932,11 @@ template <typename T> attn_status slc_pairs_bwd(const SlcBwdArgs &a0, int ns, co
     /* with the forward's lists, only boff and bmap here */
     const size_t lb = lists ? L.bytes - L.boff - (L.bmap - L.plist) : L.bytes;
     char *ws = nullptr;
-    attn_status st = dm_cuda_ws_get(&g_pbws, lb + (pre ? nrow * sizeof(float) : 0), (void **)&ws, nullptr);
+    attn_status st = dm_cuda_ws_get(&g_pbws, lb + (pre && !a0.dsum ? nrow * sizeof(float) : 0), (void **)&ws, nullptr);
     if (st != ATTN_OK) return st;
     SlcBwdArgs a = a0;
-    a.dsum = nullptr;
-    if (pre) {
+    if (!pre) a.dsum = nullptr;
+    if (pre && !a0.dsum) {
         float *dsum = reinterpret_cast<float *>(ws + lb);
         nsa_dsum_kernel<T><<<(unsigned)((nrow + 7) / 8), 256>>>(static_cast<const T *>(a.dout),
                                                                static_cast<const T *>(a.oslc), dsum, a.B, a.Nq, a.Hq, a.D);
