@@ -57,6 +57,7 @@ rc_of() { cat "$T/$1.rc" 2>/dev/null || echo "?"; }
 # nsa's pairs backward on the 8-warp sub-batch kernel, with and without its CTAs' own Dsum;
 # nsa's pairs forward one batch per CTA, and 16 per CTA in chunks of 37 queries;
 # nsa and dma without the forward's saved area (the backward runs the branches or the plan again);
+# nsa with the pairs' lists built in each pass and the backward's rows (gated dO, Dsum) formed per branch;
 # dma's saved area without O's rounding residual (the backward's first pass forms Dsum);
 # the query-tile backward on 16 warps (dma, nsa; mha and swa sent to the query tiles), and with dma's first pass;
 # dma decode's final select, split and combine as three kernels (not the cluster kernel);
@@ -65,7 +66,7 @@ OPTINS="DMABENCH_NSA_TC=0:nsa DMABENCH_CUDA_BWD_TILE=64+DMABENCH_CUDA_BWD_KEYPAR
 DMABENCH_CUDA_BWD_KEYPAR=1:mha,swa,nsa DMABENCH_CUDA_BWD_KPSPLIT=0:mha,swa,nsa
 DMABENCH_NSA_TC_BWD=0:nsa DMABENCH_NSA_PICK=argmax:nsa DMABENCH_CUDA_WGMMA=1:mha,swa,dma,nsa
 DMABENCH_DECODE_SEL_SAMPLE=0:dma DMABENCH_NSA_CMP_BLK=1:nsa DMABENCH_NSA_CMP_BLK=0:nsa
-DMABENCH_CUDA_WGMMA_BWD=1+DMABENCH_CUDA_BWD_KEYPAR=0:mha,swa,dma,nsa DMABENCH_DECODE_PDL=0:mha,dma DMABENCH_NSA_SLC=pairs+DMABENCH_NSA_PAIR_QUERIES=37:nsa DMABENCH_NSA_SLC=union:nsa DMABENCH_NSA_SLC=auto:nsa DMABENCH_NSA_SEL_WARPS=4:nsa DMABENCH_NSA_SEL_MMA=0:nsa DMABENCH_NSA_SEL_STAGES=1:nsa DMABENCH_NSA_SLC=pairs+DMABENCH_NSA_PAIR_MINB=0:nsa DMABENCH_NSA_SLC=pairs+DMABENCH_NSA_PAIR_DSUM=0:nsa DMABENCH_NSA_PAIR_BWD_W8=1:nsa DMABENCH_NSA_PAIR_BWD_W8=1+DMABENCH_NSA_PAIR_DSUM=0:nsa DMABENCH_NSA_PAIR_FWD_SUB=1:nsa DMABENCH_NSA_PAIR_FWD_SUB=16+DMABENCH_NSA_PAIR_QUERIES=37:nsa DMABENCH_NSA_SAVED=0:nsa DMABENCH_DMA_SAVED=0:dma DMABENCH_DMA_RESIDUAL=0:dma DMABENCH_CUDA_BWD_W16=1:dma,nsa DMABENCH_CUDA_BWD_W16=1+DMABENCH_CUDA_BWD_KEYPAR=0:mha,swa DMABENCH_CUDA_BWD_W16=1+DMABENCH_DMA_RESIDUAL=0:dma DMABENCH_DECODE_FUSED=0:dma DMABENCH_DECODE_FUSED=1:dma"
+DMABENCH_CUDA_WGMMA_BWD=1+DMABENCH_CUDA_BWD_KEYPAR=0:mha,swa,dma,nsa DMABENCH_DECODE_PDL=0:mha,dma DMABENCH_NSA_SLC=pairs+DMABENCH_NSA_PAIR_QUERIES=37:nsa DMABENCH_NSA_SLC=union:nsa DMABENCH_NSA_SLC=auto:nsa DMABENCH_NSA_SEL_WARPS=4:nsa DMABENCH_NSA_SEL_MMA=0:nsa DMABENCH_NSA_SEL_STAGES=1:nsa DMABENCH_NSA_SLC=pairs+DMABENCH_NSA_PAIR_MINB=0:nsa DMABENCH_NSA_SLC=pairs+DMABENCH_NSA_PAIR_DSUM=0:nsa DMABENCH_NSA_PAIR_BWD_W8=1:nsa DMABENCH_NSA_PAIR_BWD_W8=1+DMABENCH_NSA_PAIR_DSUM=0:nsa DMABENCH_NSA_PAIR_FWD_SUB=1:nsa DMABENCH_NSA_PAIR_FWD_SUB=16+DMABENCH_NSA_PAIR_QUERIES=37:nsa DMABENCH_NSA_SAVED=0:nsa DMABENCH_NSA_KEEP_LISTS=0+DMABENCH_NSA_BWD_ROWS=0:nsa DMABENCH_DMA_SAVED=0:dma DMABENCH_DMA_RESIDUAL=0:dma DMABENCH_CUDA_BWD_W16=1:dma,nsa DMABENCH_CUDA_BWD_W16=1+DMABENCH_CUDA_BWD_KEYPAR=0:mha,swa DMABENCH_CUDA_BWD_W16=1+DMABENCH_DMA_RESIDUAL=0:dma DMABENCH_DECODE_FUSED=0:dma DMABENCH_DECODE_FUSED=1:dma"
 if want verify; then
     for dt in bf16 f16 f32; do bg "v-$dt" $B verify --backend cuda --dtype $dt --quiet --out "$T/v-$dt.json"; done
     for o in $OPTINS; do
@@ -142,7 +143,7 @@ memcheck:DMABENCH_CUDA_WGMMA_BWD=1+DMABENCH_CUDA_BWD_KEYPAR=0:mha,dma racecheck:
 memcheck:DMABENCH_NSA_SLC=union:nsa racecheck:DMABENCH_NSA_SLC=union:nsa memcheck:DMABENCH_NSA_SAVED=0:nsa memcheck:DMABENCH_DMA_SAVED=0:dma
 memcheck:DMABENCH_DECODE_FUSED=0:dma memcheck:DMABENCH_DECODE_FUSED=1:dma racecheck:DMABENCH_DECODE_FUSED=1:dma
 memcheck:DMABENCH_CUDA_BWD_W16=1:dma racecheck:DMABENCH_CUDA_BWD_W16=1:dma memcheck:DMABENCH_NSA_PAIR_BWD_W8=1:nsa racecheck:DMABENCH_NSA_PAIR_BWD_W8=1:nsa
-memcheck:DMABENCH_NSA_PAIR_FWD_SUB=1:nsa"
+memcheck:DMABENCH_NSA_PAIR_FWD_SUB=1:nsa memcheck:DMABENCH_NSA_KEEP_LISTS=0+DMABENCH_NSA_BWD_ROWS=0:nsa"
     for o in $SOPT; do
         tool=${o%%:*} rest=${o#*:}
         sw=${rest%%:*} vs=${rest#*:}

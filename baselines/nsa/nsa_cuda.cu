@@ -785,6 +785,60 @@ __global__ void nsa_dg_kernel(const T *dout, long long sb, long long ss, long lo
     if (lane == 0) dg[row * 3] = s0, dg[row * 3 + 1] = s1, dg[row * 3 + 2] = s2;
 }
 
+/* The backward's row pass in one read of dO and the three branches' outputs
+ * (docs/perf-notes.md n48), for each row (b, i, h): dg[row, w] = dout . O_w (as
+ * nsa_dg_kernel), gd[w] = g_w dout rounded to T (B, Nq, Hq, D) contiguous (as
+ * nsa_gate_dout_kernel), and dsum[w] (B, Hq, Nq) = gd[w] . O_w from the rounded
+ * values, the Dsum each branch's backward would form from its gated dO. w: 0
+ * compressed, 1 selected, 2 window. lpr lanes per row (a power of two), 8
+ * elements per lane and load (dm_vec8 of dout; D a multiple of 8). */
+template <typename T>
+__global__ void nsa_bwd_rows_kernel(const T *dout, long long sb, long long ss, long long sh, const T *ocmp,
+                                    const T *oslc, const T *owin, const float *g, float *dg, T *gd, size_t gstride,
+                                    float *dsum, size_t plane, int B, int Nq, int Hq, int D, int lpr) {
+    const int lane = threadIdx.x & 31, sub = lane & (lpr - 1);
+    const long long row = ((long long)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5)) * (32 / lpr) + lane / lpr;
+    const bool live = row < (long long)B * Nq * Hq;
+    const long long r = live ? row : 0;
+    const int h = (int)(r % Hq), i = (int)((r / Hq) % Nq), b = (int)(r / ((long long)Hq * Nq));
+    const T *dr = dout + b * sb + (long long)i * ss + h * sh;
+    const T *ow[3] = {ocmp + (size_t)r * D, oslc + (size_t)r * D, owin + (size_t)r * D};
+    float gv[3] = {0.f, 0.f, 0.f}, sg[3] = {0.f, 0.f, 0.f}, sd[3] = {0.f, 0.f, 0.f};
+    if (live) {
+#pragma unroll
+        for (int w = 0; w < 3; w++) gv[w] = g[(size_t)r * 3 + w];
+        for (int d = sub * 8; d < D; d += lpr * 8) {
+            float x[8];
+            ld8_any<T>(dr + d, x);
+#pragma unroll
+            for (int w = 0; w < 3; w++) {
+                float o[8], y[8];
+                ld8_any<T>(ow[w] + d, o);
+#pragma unroll
+                for (int k = 0; k < 8; k++) {
+                    sg[w] += x[k] * o[k];
+                    y[k] = to_f32<T>(from_f32<T>(gv[w] * x[k]));
+                    sd[w] += y[k] * o[k];
+                }
+                st8_any<T>(gd + w * gstride + (size_t)r * D + d, y);
+            }
+        }
+    }
+#pragma unroll
+    for (int w = 0; w < 3; w++)
+        for (int x = lpr >> 1; x; x >>= 1) {
+            sg[w] += __shfl_xor_sync(0xffffffff, sg[w], x);
+            sd[w] += __shfl_xor_sync(0xffffffff, sd[w], x);
+        }
+    if (!live || sub) return;
+    const size_t u = ((size_t)b * Hq + h) * Nq + i;
+#pragma unroll
+    for (int w = 0; w < 3; w++) {
+        dg[(size_t)r * 3 + w] = sg[w];
+        dsum[w * plane + u] = sd[w];
+    }
+}
+
 /* The compression's backward into the rows: dX[t] = dK~_c W[t]^T (linear) or
  * dK~_c / l (mean), added to dk_acc at row c d + t (blocks overlap: atomics) and,
  * linear, to dpos[h, t]. One CTA of D threads per (c, h, b). */
@@ -1431,6 +1485,7 @@ template <typename T> struct NsaBufs {
     float *lse;
     size_t kcb;
     unsigned long long *counts = nullptr; /* in a saved area: the selected branch's counts */
+    char *lists = nullptr;                /* in a saved area: the pairs' lists (nsa_slc_lists_bytes) */
 };
 
 /* Steps 1-5: compression, the three branches and the selection. */
@@ -1543,7 +1598,7 @@ template <typename T> attn_status nsa_branches(const attn_params *p, const NsaBu
         a.vsb = p->v_st.b, a.vss = p->v_st.s, a.vsh = p->v_st.h;
         a.B = B, a.Nq = Nq, a.Nk = Nk, a.Hq = Hq, a.Hkv = Hkv, a.G = G, a.D = D, a.nsel = nsel, a.ls = ls;
         a.scale_log2 = (float)(p->scale * 1.4426950408889634);
-        if ((st = nsa_slc_forward<T>(a, ns, bf.counts)) != ATTN_OK) return st;
+        if ((st = nsa_slc_forward<T>(a, ns, bf.counts, bf.lists)) != ATTN_OK) return st;
     }
     /* 5. window branch, lse plane 2 */
     {
@@ -1561,13 +1616,14 @@ template <typename T> attn_status nsa_branches(const attn_params *p, const NsaBu
 
 /* What the forward keeps for the backward in attn_params.saved, in this order:
  * K~, V~ (kcb bytes each), O_cmp, O_slc, O_win (ob each, (B, Nq, Hq, D) contiguous),
- * the selection (selb) and the selected branch's counts (NSA_COUNTS_BYTES). The lse
- * planes are the caller's (attn_params.lse). */
+ * the selection (selb), the selected branch's counts (NSA_COUNTS_BYTES) and its
+ * pairs' lists (listb, 0 where none are kept). The lse planes are the caller's
+ * (attn_params.lse). */
 constexpr size_t NSA_COUNTS_BYTES = 256; /* the selected branch's two counts (slc_choose_pairs) */
 
 struct NsaSaved {
-    size_t kcb, ob, selb;
-    size_t total() const { return 2 * kcb + 3 * ob + selb + NSA_COUNTS_BYTES; }
+    size_t kcb, ob, selb, listb;
+    size_t total() const { return 2 * kcb + 3 * ob + selb + NSA_COUNTS_BYTES + listb; }
 };
 
 NsaSaved nsa_saved_layout(const NsaDims &z, size_t esize) {
@@ -1576,6 +1632,7 @@ NsaSaved nsa_saved_layout(const NsaDims &z, size_t esize) {
     s.kcb = r256((size_t)z.B * (z.nb > 0 ? z.nb : 1) * z.Hkv * z.D * esize);
     s.ob = r256((size_t)z.B * z.Nq * z.Hq * z.D * esize);
     s.selb = r256((size_t)z.B * z.Hkv * z.Nq * z.nsel * sizeof(int));
+    s.listb = nsa_slc_lists_bytes(z.B, z.Hkv, z.Nq, z.nsel, z.ns, z.G, z.D);
     return s;
 }
 
@@ -1588,6 +1645,7 @@ template <typename T> void nsa_saved_bufs(char *base, const NsaSaved &s, const N
     bf->owin_st = {(int64_t)z.Nq * z.Hq * z.D, (int64_t)z.Hq * z.D, z.D};
     bf->sel = reinterpret_cast<int *>(base + 2 * s.kcb + 3 * s.ob);
     bf->counts = reinterpret_cast<unsigned long long *>(base + 2 * s.kcb + 3 * s.ob + s.selb);
+    bf->lists = s.listb ? base + 2 * s.kcb + 3 * s.ob + s.selb + NSA_COUNTS_BYTES : nullptr;
 }
 
 /* The caller's saved area (attn_params.saved), or NULL: with DMABENCH_NSA_SAVED=0
@@ -1647,10 +1705,18 @@ template <typename T> attn_status nsa_backward_t(const attn_params *p) {
     /* with the forward's saved area, the branches' buffers are there and the lse
      * planes are the caller's */
     char *kept = nsa_saved_area(p);
-    /* T: [kc vc ocmp oslc owin] dout_s dq_t dk_t dv_t dkc_t dvc_t; [sel; lse]; fp32: dq dk dv dkc dvc, the
-     * column sums of dkc or dvc */
+    /* n48, one pass over the rows for dg, the gated dO of all three branches and
+     * their Dsum (nsa_bwd_rows_kernel); DMABENCH_NSA_BWD_ROWS=0, or rows that 16-byte
+     * loads do not take: dg, then each branch's gated dO before its backward, which
+     * forms its Dsum */
+    static const bool rows_off = dm_env_is("DMABENCH_NSA_BWD_ROWS", "0");
+    const bool rows = !rows_off && D % 8 == 0 && dm_vec8(p->dout, p->do_st, D);
+    const size_t plane = (size_t)B * Hq * Nq;
+    const size_t gdb = rows ? 3 * ob : ob, dsb = rows ? r256(3 * plane * sizeof(float)) : 0;
+    /* T: [kc vc ocmp oslc owin] dout_s (x3 by rows) dq_t dk_t dv_t dkc_t dvc_t; [sel; lse]; fp32: dq dk dv dkc
+     * dvc, the column sums of dkc or dvc, [the three Dsum planes] */
     const size_t total =
-        (kept ? 2 * kcb + 2 * ob : 4 * kcb + 5 * ob + selb + lseb) + 2 * kb + qa + 2 * ka + 2 * ca + sb;
+        (kept ? 2 * kcb + ob : 4 * kcb + 4 * ob + selb + lseb) + gdb + 2 * kb + qa + 2 * ka + 2 * ca + sb + dsb;
     char *ws;
     attn_status st = dm_cuda_ws_get(&g_nws, total, (void **)&ws, nullptr);
     if (st != ATTN_OK) return st;
@@ -1673,7 +1739,7 @@ template <typename T> attn_status nsa_backward_t(const attn_params *p) {
     const attn_stride kst = {(int64_t)Nk * Hkv * D, (int64_t)Hkv * D, D};
     const attn_stride ccst = {(int64_t)(nb > 0 ? nb : 1) * Hkv * D, (int64_t)Hkv * D, D};
     bf.owin_st = cst;
-    T *dout_s = reinterpret_cast<T *>(take(ob)), *dq_t = reinterpret_cast<T *>(take(ob));
+    T *dout_s = reinterpret_cast<T *>(take(gdb)), *dq_t = reinterpret_cast<T *>(take(ob));
     T *dk_t = reinterpret_cast<T *>(take(kb)), *dv_t = reinterpret_cast<T *>(take(kb));
     T *dkc_t = reinterpret_cast<T *>(take(kcb)), *dvc_t = reinterpret_cast<T *>(take(kcb));
     if (kept) {
@@ -1686,13 +1752,22 @@ template <typename T> attn_status nsa_backward_t(const attn_params *p) {
     float *dk_a = reinterpret_cast<float *>(take(ka)), *dv_a = reinterpret_cast<float *>(take(ka));
     float *dkc_a = reinterpret_cast<float *>(take(ca)), *dvc_a = reinterpret_cast<float *>(take(ca));
     float *colsum = reinterpret_cast<float *>(take(sb));
-    const size_t plane = (size_t)B * Hq * Nq;
+    float *dsum = rows ? reinterpret_cast<float *>(take(dsb)) : nullptr;
     const unsigned nqb = (unsigned)((nqe + 255) / 256);
 
     /* without a saved area: the forward's branches again, into scratch (o and lse as
      * the caller gave them are inputs) */
     if (!kept && (st = nsa_branches<T>(p, bf)) != ATTN_OK) return st;
-    {
+    const size_t gstride = ob / sizeof(T);
+    if (rows) {
+        int lpr = 32; /* lanes per row */
+        while (lpr > 1 && lpr * 8 > D) lpr >>= 1;
+        const long long rpb = 8LL * (32 / lpr); /* rows per block of 8 warps */
+        nsa_bwd_rows_kernel<T><<<(unsigned)((plane + rpb - 1) / rpb), 256>>>(
+            static_cast<const T *>(p->dout), p->do_st.b, p->do_st.s, p->do_st.h, bf.ocmp, bf.oslc, bf.owin,
+            (const float *)p->g, static_cast<float *>(p->dg), dout_s, gstride, dsum, plane, B, Nq, Hq, D, lpr);
+        CUDA_CHECK_LAUNCH();
+    } else {
         const int wpb = 8;
         nsa_dg_kernel<T><<<(unsigned)((plane + wpb - 1) / wpb), wpb * 32>>>(
             static_cast<const T *>(p->dout), p->do_st.b, p->do_st.s, p->do_st.h, bf.ocmp, bf.oslc, bf.owin,
@@ -1701,7 +1776,12 @@ template <typename T> attn_status nsa_backward_t(const attn_params *p) {
     }
     CUDA_CHECK(cudaMemsetAsync(dq_a, 0, qa));
     const bool dout8 = dm_vec8(p->dout, p->do_st, D) && reinterpret_cast<uintptr_t>(dout_s) % 16 == 0;
+    /* branch w's gated dO (w: 0 compressed, 1 selected, 2 window) and its Dsum (NULL:
+     * its backward forms it) */
+    auto gated = [&](int w) { return rows ? dout_s + w * gstride : dout_s; };
+    auto branch_dsum = [&](int w) -> const float * { return rows ? dsum + w * plane : nullptr; };
     auto gate = [&](int which) -> attn_status {
+        if (rows) return ATTN_OK; /* nsa_bwd_rows_kernel made them */
         if (dout8)
             nsa_gate_dout_kernel<T, 8><<<(unsigned)(((long long)B * Nq * Hq * D / 8 + 255) / 256), 256>>>(
                 static_cast<const T *>(p->dout), p->do_st.b, p->do_st.s, p->do_st.h, (const float *)p->g, which,
@@ -1718,13 +1798,14 @@ template <typename T> attn_status nsa_backward_t(const attn_params *p) {
         attn_params pw = *p;
         pw.o = bf.owin, pw.o_st = cst;
         pw.lse = bf.lse + 2 * plane;
-        pw.dout = dout_s, pw.do_st = cst;
+        pw.dout = gated(2), pw.do_st = cst;
         pw.dq = dq_t, pw.dq_st = cst;
         pw.dk = dk_t, pw.dk_st = kst;
         pw.dv = dv_t, pw.dv_st = kst;
         cuda_attn_spec s = {};
         s.window = p->w;
         s.dq_add = dq_a;
+        s.dsum = branch_dsum(2);
         if ((st = cuda_attn_backward(&pw, &s, nullptr)) != ATTN_OK) return st;
         /* the first branch into dk_a and dv_a: set, not added (no memset before) */
         if ((st = convert<T, float>(dk_t, kst, dk_a, kst, B, Nk, Hkv, D)) != ATTN_OK ||
@@ -1735,15 +1816,16 @@ template <typename T> attn_status nsa_backward_t(const attn_params *p) {
     {
         if ((st = gate(1)) != ATTN_OK) return st;
         SlcBwdArgs a;
-        a.q = p->q, a.k = p->k, a.v = p->v, a.oslc = bf.oslc, a.dout = dout_s;
+        a.q = p->q, a.k = p->k, a.v = p->v, a.oslc = bf.oslc, a.dout = gated(1);
         a.lse1 = bf.lse + plane, a.sel = bf.sel;
-        a.dq = dq_a, a.dk = dk_a, a.dv = dv_a, a.dsum = nullptr;
+        a.dq = dq_a, a.dk = dk_a, a.dv = dv_a, a.dsum = branch_dsum(1);
         a.qsb = p->q_st.b, a.qss = p->q_st.s, a.qsh = p->q_st.h;
         a.ksb = p->k_st.b, a.kss = p->k_st.s, a.ksh = p->k_st.h;
         a.vsb = p->v_st.b, a.vss = p->v_st.s, a.vsh = p->v_st.h;
         a.B = B, a.Nq = Nq, a.Nk = Nk, a.Hq = Hq, a.Hkv = Hkv, a.G = G, a.D = D, a.nsel = z.nsel, a.ls = z.ls;
         a.scale = (float)p->scale;
-        if ((st = nsa_slc_backward<T>(a, z.ns, bf.counts, kept != nullptr)) != ATTN_OK) return st;
+        if ((st = nsa_slc_backward<T>(a, z.ns, bf.counts, kept != nullptr, kept ? bf.lists : nullptr)) != ATTN_OK)
+            return st;
     }
     /* compressed branch, then through the compression */
     const size_t nw = (size_t)Hkv * z.l * D * D, np = (size_t)Hkv * z.l * D;
@@ -1758,7 +1840,7 @@ template <typename T> attn_status nsa_backward_t(const attn_params *p) {
         pc.k = bf.kc, pc.v = bf.vc, pc.k_st = pc.v_st = ccst;
         pc.o = bf.ocmp, pc.o_st = cst;
         pc.lse = bf.lse;
-        pc.dout = dout_s, pc.do_st = cst;
+        pc.dout = gated(0), pc.do_st = cst;
         pc.dq = dq_t, pc.dq_st = cst;
         pc.dk = dkc_t, pc.dk_st = ccst;
         pc.dv = dvc_t, pc.dv_st = ccst;
@@ -1767,6 +1849,7 @@ template <typename T> attn_status nsa_backward_t(const attn_params *p) {
         s.kpos_add = z.l - 1;
         s.qoff = (long long)Nk - Nq;
         s.dq_add = dq_a;
+        s.dsum = branch_dsum(0);
         if ((st = cuda_attn_backward(&pc, &s, nullptr)) != ATTN_OK) return st;
         /* the first writer of dkc_a and dvc_a: set, not added (no memset before) */
         if ((st = convert<T, float>(dkc_t, ccst, dkc_a, ccst, B, nb, Hkv, D)) != ATTN_OK ||

@@ -76,19 +76,28 @@ struct SlcBwdArgs {
     const float *lse1;
     const int *sel;
     float *dq, *dk, *dv; /* fp32 accumulators: (B, Nq, Hq, D), (B, Nk, Hkv, D) x 2 */
-    const float *dsum;   /* Dsum = dO . O_slc per (b, h, i), or null: the kernel forms it */
+    const float *dsum;   /* Dsum = dO . O_slc (B, Hq, Nq), or null: formed here (the union
+                          * and CUDA-core kernels always form their own) */
     long long qsb, qss, qsh, ksb, kss, ksh, vsb, vss, vsh;
     int B, Nq, Nk, Hq, Hkv, G, D, nsel, ls;
     float scale;
 };
 
+/* The bytes of the pairs' lists that a forward with a saved area keeps for the
+ * backward, which then only batches them again (docs/perf-notes.md n47): where
+ * both passes go by pairs and the forward builds its lists in one chunk; 0 where
+ * none are kept (and with DMABENCH_NSA_KEEP_LISTS=0). */
+size_t nsa_slc_lists_bytes(int B, int Hkv, int Nq, int nsel, int ns, int G, int D);
+
 /* The selected branch forward (a) over ns selection blocks. counts: with a saved
  * area, where the choice between the union kernels and the pairs keeps its two
- * counts for the backward (NULL: counted in a workspace). */
-template <typename T> attn_status nsa_slc_forward(const SlcArgs &a, int ns, unsigned long long *counts);
-/* Its backward; have: counts already holds the forward's counts of this selection. */
+ * counts for the backward (NULL: counted in a workspace). lists: where the
+ * pairs' lists are kept for the backward (nsa_slc_lists_bytes of them), or NULL. */
+template <typename T> attn_status nsa_slc_forward(const SlcArgs &a, int ns, unsigned long long *counts, char *lists);
+/* Its backward; have: counts already holds the forward's counts of this selection;
+ * lists: the forward's kept lists, or NULL. */
 template <typename T>
-attn_status nsa_slc_backward(const SlcBwdArgs &a, int ns, unsigned long long *counts, bool have);
+attn_status nsa_slc_backward(const SlcBwdArgs &a, int ns, unsigned long long *counts, bool have, const char *lists);
 
 } // namespace nsa_gpu
 

@@ -535,8 +535,8 @@ __global__ void nsa_pair_count_kernel(const int *sel, int Nq, int nsel, int ns, 
     pair_runs(j, [&](int jb, int, int c) { atomicAdd(&cnt[bh * ns + jb], c); });
 }
 
-/* One CTA: off[l] = pairs of the lists before l, boff[l] = their batches of qb
- * (boff[nl]: the batches in all). */
+/* One CTA: off[l] = pairs of the lists before l (unless off is null: the lists
+ * are built), boff[l] = their batches of qb (boff[nl]: the batches in all). */
 __global__ void __launch_bounds__(1024) nsa_pair_scan_kernel(const int *cnt, int nl, int qb, int *off, int *boff) {
     __shared__ int sw[32];
     const int per = (nl + 1023) / 1024, j0 = threadIdx.x * per, j1 = min(j0 + per, nl);
@@ -546,10 +546,14 @@ __global__ void __launch_bounds__(1024) nsa_pair_scan_kernel(const int *cnt, int
     int e = dm_block_scan_excl<1024>(c, sw, &tot);
     int eb = dm_block_scan_excl<1024>(nbt, sw, &totb);
     for (int j = j0; j < j1; j++) {
-        off[j] = e, boff[j] = eb;
+        if (off) off[j] = e;
+        boff[j] = eb;
         e += cnt[j], eb += (cnt[j] + qb - 1) / qb;
     }
-    if (threadIdx.x == 0) off[nl] = tot, boff[nl] = totb;
+    if (threadIdx.x == 0) {
+        if (off) off[nl] = tot;
+        boff[nl] = totb;
+    }
 }
 
 /* Each pair into its block's list (fill: zeroed counters), a run of equal blocks
@@ -1576,7 +1580,7 @@ __global__ void __launch_bounds__(256, 2) nsa_slc_pair_bwd_w8_kernel(const SlcBw
 #pragma unroll
             for (int kk = 0; kk < BK / 16; kk++) {
                 uint32_t af[4];
-                ldsm_x4(af, sdS + swz<BK>(wrow + (lane & 7) + ((lane >> 3) & 1) * 8, 2 * kk + (lane >> 4)));
+                ld_a<BK>(af, sdS, kk, wrow, lane);
                 mma_a_rows<T, D, NC>(dq, af, sK, kk, c0, lane);
             }
             pair_add_dq<D, NC>(a, rs.sRowQ, dq, b, hkv, qbs, wrow, c0, 1.f, lane);
@@ -1719,6 +1723,37 @@ attn_status pair_lists(char *ws, const int *sel, int B, int Hkv, int Nq, int nse
     return ATTN_OK;
 }
 
+/* The forward's batches of the lists over queries q0 .. q0 + cq - 1 built in ws as
+ * pair_lists leaves them, for batches of qb pairs: only boff and bmap again, into
+ * boff and bmap (the caller's: ws is read only). */
+attn_status pair_lists_rebatch(const char *ws, int B, int Hkv, int nsel, int ns, int q0, int cq, int qb, int *boff,
+                               int *bmap, PairList *pl, unsigned *grid) {
+    const int nl = B * Hkv * ns;
+    const long long npairs = (long long)B * Hkv * cq * nsel;
+    const PairLayout L = pair_layout(nl, (size_t)npairs);
+    auto at = [ws](size_t o) { return reinterpret_cast<const int *>(ws + o); };
+    nsa_pair_scan_kernel<<<1, 1024>>>(at(L.cnt), nl, qb, nullptr, boff);
+    CUDA_CHECK_LAUNCH();
+    nsa_pair_bmap_kernel<<<(unsigned)((nl + 7) / 8), 256>>>(boff, nl, bmap);
+    CUDA_CHECK_LAUNCH();
+    pl->cnt = at(L.cnt), pl->off = at(L.off), pl->boff = boff, pl->plist = at(L.plist), pl->pq = at(L.pq);
+    pl->bmap = bmap;
+    pl->nl = nl, pl->ns = ns, pl->nsel = nsel, pl->q0 = q0, pl->cq = cq;
+    *grid = (unsigned)((npairs + qb - 1) / qb + nl);
+    return ATTN_OK;
+}
+
+/* The queries of one chunk of the pairs' forward: as many as PAIR_PART_BYTES of
+ * partial results hold, at most DMABENCH_NSA_PAIR_QUERIES=n (so that the tests
+ * reach several chunks at small sizes). */
+int slc_pair_chunk(int B, int Hkv, int Nq, int G, int D, int nsel) {
+    static const long long cap_q = getenv("DMABENCH_NSA_PAIR_QUERIES") ? atoll(getenv("DMABENCH_NSA_PAIR_QUERIES")) : 0;
+    const size_t per_q = (size_t)B * Hkv * nsel * ((size_t)G * D * sizeof(__half) + G * sizeof(float2));
+    size_t cqs = std::min<size_t>((size_t)Nq, PAIR_PART_BYTES / per_q);
+    if (cap_q > 0) cqs = std::min<size_t>(cqs, (size_t)cap_q);
+    return (int)std::max<size_t>(1, cqs);
+}
+
 /* The union kernels walk U chunks of 64 keys (a chunk: 64 mma rows by 64 keys); the
  * pairs run P batches, each one chunk's work but with its own rows to gather and,
  * forward, its partial results to write and merge (U >= P: a block in a batch of
@@ -1803,8 +1838,9 @@ attn_status launch_slc_pair_d(const SlcPairArgs &a, const PairList &pl, int qb, 
 }
 
 /* O_slc and lse plane 1 (sa: the selected branch's arguments) through the pairs,
- * chunk by chunk of queries. */
-template <typename T> attn_status slc_pairs(const SlcArgs &sa, int ns) {
+ * chunk by chunk of queries. lists: where the lists are kept for the backward
+ * (nsa_slc_lists_bytes; one chunk), or null. */
+template <typename T> attn_status slc_pairs(const SlcArgs &sa, int ns, char *lists) {
     const int B = sa.B, Nq = sa.Nq, Hkv = sa.Hkv, G = sa.G, D = sa.D, nsel = sa.nsel;
     const int qb = 64 / G, stages = sa.ls > 64 ? 2 : 1;
     /* Blocks of one chunk (l' <= 64): up to `sub` batches of a list per CTA
@@ -1816,17 +1852,12 @@ template <typename T> attn_status slc_pairs(const SlcArgs &sa, int ns) {
                                : dm_env_is("DMABENCH_NSA_PAIR_FWD_SUB", "16") ? 16
                                                                                : 8;
     const int sub = stages == 1 ? sub_env : 1;
-    const size_t per_q = (size_t)B * Hkv * nsel * ((size_t)G * D * sizeof(__half) + G * sizeof(float2));
-    /* DMABENCH_NSA_PAIR_QUERIES=n: chunks of at most n queries (so that the tests
-     * reach several chunks at small sizes) */
-    static const long long cap_q = getenv("DMABENCH_NSA_PAIR_QUERIES") ? atoll(getenv("DMABENCH_NSA_PAIR_QUERIES")) : 0;
-    size_t cqs = std::min<size_t>((size_t)Nq, PAIR_PART_BYTES / per_q);
-    if (cap_q > 0) cqs = std::min<size_t>(cqs, (size_t)cap_q);
-    const int cq = (int)std::max<size_t>(1, cqs);
+    const int cq = slc_pair_chunk(B, Hkv, Nq, G, D, nsel);
+    if (lists && cq < Nq) return ATTN_ERR_INVALID; /* nsa_slc_lists_bytes keeps none then */
     const int nl = B * Hkv * ns;
     const size_t np = (size_t)B * Hkv * cq * nsel;
     auto r256 = [](size_t x) { return (x + 255) & ~(size_t)255; };
-    const size_t lb = pair_layout(nl, np).bytes, pob = r256(np * G * D * sizeof(__half));
+    const size_t lb = lists ? 0 : pair_layout(nl, np).bytes, pob = r256(np * G * D * sizeof(__half));
     char *ws = nullptr;
     attn_status st = dm_cuda_ws_get(&g_pws, lb + pob + r256(np * G * sizeof(float2)), (void **)&ws, nullptr);
     if (st != ATTN_OK) return st;
@@ -1841,7 +1872,8 @@ template <typename T> attn_status slc_pairs(const SlcArgs &sa, int ns) {
         const int c = std::min(cq, Nq - q0);
         PairList pl;
         unsigned grid = 0;
-        if ((st = pair_lists(ws, sa.sel, B, Hkv, Nq, nsel, ns, q0, c, qb * sub, &pl, &grid)) != ATTN_OK) return st;
+        if ((st = pair_lists(lists ? lists : ws, sa.sel, B, Hkv, Nq, nsel, ns, q0, c, qb * sub, &pl, &grid)) != ATTN_OK)
+            return st;
         switch (D) {
         case 16: st = launch_slc_pair_d<T, 16>(a, pl, qb, stages, sub, grid); break;
         case 32: st = launch_slc_pair_d<T, 32>(a, pl, qb, stages, sub, grid); break;
@@ -1888,20 +1920,23 @@ attn_status launch_slc_pair_bwd_w8_d(const SlcBwdArgs &a, const PairList &pl, in
 }
 
 /* The selected branch's backward through the pairs (the lists of all queries at once:
- * no partial results to hold). */
-template <typename T> attn_status slc_pairs_bwd(const SlcBwdArgs &a0, int ns) {
+ * no partial results to hold). lists: the forward's (slc_pairs), or null: built
+ * here. */
+template <typename T> attn_status slc_pairs_bwd(const SlcBwdArgs &a0, int ns, const char *lists) {
     /* DMABENCH_NSA_PAIR_DSUM=0: each CTA forms its rows' Dsum from O_slc itself */
     static const bool pre = !dm_env_is("DMABENCH_NSA_PAIR_DSUM", "0");
     const int qb = 64 / a0.G, stages = a0.ls > 64 ? 2 : 1;
     const int nl = a0.B * a0.Hkv * ns;
     const size_t np = (size_t)a0.B * a0.Hkv * a0.Nq * a0.nsel, nrow = (size_t)a0.B * a0.Nq * a0.Hq;
-    const size_t lb = pair_layout(nl, np).bytes;
+    const PairLayout L = pair_layout(nl, np);
+    /* with the forward's lists, only boff and bmap here */
+    const size_t lb = lists ? L.bytes - L.boff - (L.bmap - L.plist) : L.bytes;
     char *ws = nullptr;
-    attn_status st = dm_cuda_ws_get(&g_pbws, lb + (pre ? nrow * sizeof(float) : 0), (void **)&ws, nullptr);
+    attn_status st = dm_cuda_ws_get(&g_pbws, lb + (pre && !a0.dsum ? nrow * sizeof(float) : 0), (void **)&ws, nullptr);
     if (st != ATTN_OK) return st;
     SlcBwdArgs a = a0;
-    a.dsum = nullptr;
-    if (pre) {
+    if (!pre) a.dsum = nullptr;
+    if (pre && !a0.dsum) {
         float *dsum = reinterpret_cast<float *>(ws + lb);
         nsa_dsum_kernel<T><<<(unsigned)((nrow + 7) / 8), 256>>>(static_cast<const T *>(a.dout),
                                                                static_cast<const T *>(a.oslc), dsum, a.B, a.Nq, a.Hq, a.D);
@@ -1920,7 +1955,13 @@ template <typename T> attn_status slc_pairs_bwd(const SlcBwdArgs &a0, int ns) {
     const int sub = stages == 1 ? sub_env : 1;
     PairList pl;
     unsigned grid = 0;
-    if ((st = pair_lists(ws, a.sel, a.B, a.Hkv, a.Nq, a.nsel, ns, 0, a.Nq, qb * sub, &pl, &grid)) != ATTN_OK) return st;
+    if (lists) {
+        int *boff = reinterpret_cast<int *>(ws), *bmap = reinterpret_cast<int *>(ws + (L.plist - L.boff));
+        st = pair_lists_rebatch(lists, a.B, a.Hkv, a.nsel, ns, 0, a.Nq, qb * sub, boff, bmap, &pl, &grid);
+    } else {
+        st = pair_lists(ws, a.sel, a.B, a.Hkv, a.Nq, a.nsel, ns, 0, a.Nq, qb * sub, &pl, &grid);
+    }
+    if (st != ATTN_OK) return st;
     /* DMABENCH_NSA_PAIR_BWD_W8=1: at D 64 and 128 the sub-batch kernel on 8 warps
      * (nsa_slc_pair_bwd_w8_kernel), slower than the kernel of 4 so far
      * (docs/perf-notes.md n41) */
@@ -1946,7 +1987,14 @@ template <typename T> attn_status slc_pairs_bwd(const SlcBwdArgs &a0, int ns) {
 
 } // namespace
 
-template <typename T> attn_status nsa_slc_forward(const SlcArgs &a, int ns, unsigned long long *counts) {
+size_t nsa_slc_lists_bytes(int B, int Hkv, int Nq, int nsel, int ns, int G, int D) {
+    static const bool off = dm_env_is("DMABENCH_NSA_KEEP_LISTS", "0") || dm_env_is("DMABENCH_NSA_SLC", "auto");
+    if (off || Nq <= 0 || !nsa_tc_enabled() || !nsa_tc_bwd_enabled() || !nsa_slc_pairs(G, D)) return 0;
+    if (slc_pair_chunk(B, Hkv, Nq, G, D, nsel) < Nq) return 0;
+    return pair_layout(B * Hkv * ns, (size_t)B * Hkv * Nq * nsel).bytes;
+}
+
+template <typename T> attn_status nsa_slc_forward(const SlcArgs &a, int ns, unsigned long long *counts, char *lists) {
     const int G = a.G, D = a.D;
     attn_status st;
     int qs = 0, cap = 0;
@@ -1960,7 +2008,7 @@ template <typename T> attn_status nsa_slc_forward(const SlcArgs &a, int ns, unsi
                                &by_pairs)) != ATTN_OK)
         return st;
     by_pairs = by_pairs && nsa_tc_enabled();
-    if (by_pairs) return slc_pairs<T>(a, ns);
+    if (by_pairs) return slc_pairs<T>(a, ns, lists);
     if (qs > 0) return launch_slc_tc<T>(a, qs, ns, cap, tc_smem);
     const int wpb = 4;
     const long long items = (long long)a.B * a.Hkv * a.Nq;
@@ -1970,7 +2018,7 @@ template <typename T> attn_status nsa_slc_forward(const SlcArgs &a, int ns, unsi
 }
 
 template <typename T>
-attn_status nsa_slc_backward(const SlcBwdArgs &a, int ns, unsigned long long *counts, bool have) {
+attn_status nsa_slc_backward(const SlcBwdArgs &a, int ns, unsigned long long *counts, bool have, const char *lists) {
     const int G = a.G, D = a.D;
     attn_status st;
     int qs = 0, cap = 0;
@@ -1982,7 +2030,7 @@ attn_status nsa_slc_backward(const SlcBwdArgs &a, int ns, unsigned long long *co
         (st = slc_choose_pairs(a.sel, a.B, a.Hkv, a.Nq, a.nsel, ns, G, a.ls, PAIR_RATIO_BWD, counts, have,
                                &by_pairs)) != ATTN_OK)
         return st;
-    if (by_pairs) return slc_pairs_bwd<T>(a, ns);
+    if (by_pairs) return slc_pairs_bwd<T>(a, ns, lists);
     if (qs > 0) return launch_slc_bwd_tc<T>(a, qs, ns, cap, tc_smem);
     const int wpb = 4;
     const size_t smem = (size_t)wpb * 3 * G * D * sizeof(float);
@@ -1993,9 +2041,9 @@ attn_status nsa_slc_backward(const SlcBwdArgs &a, int ns, unsigned long long *co
     return ATTN_OK;
 }
 
-template attn_status nsa_slc_forward<__nv_bfloat16>(const SlcArgs &, int, unsigned long long *);
-template attn_status nsa_slc_forward<__half>(const SlcArgs &, int, unsigned long long *);
-template attn_status nsa_slc_backward<__nv_bfloat16>(const SlcBwdArgs &, int, unsigned long long *, bool);
-template attn_status nsa_slc_backward<__half>(const SlcBwdArgs &, int, unsigned long long *, bool);
+template attn_status nsa_slc_forward<__nv_bfloat16>(const SlcArgs &, int, unsigned long long *, char *);
+template attn_status nsa_slc_forward<__half>(const SlcArgs &, int, unsigned long long *, char *);
+template attn_status nsa_slc_backward<__nv_bfloat16>(const SlcBwdArgs &, int, unsigned long long *, bool, const char *);
+template attn_status nsa_slc_backward<__half>(const SlcBwdArgs &, int, unsigned long long *, bool, const char *);
 
 } // namespace nsa_gpu

@@ -54,6 +54,10 @@ typedef struct {
      * it directly; the other paths write p->dq (then contiguous too, as scratch) and
      * add it in. */
     float *dq_add;
+    /* backward only, without z: Dsum_i = dO_i . O_i, fp32 (B, Hq, Nq) contiguous,
+     * formed by the caller (nsa, from the pass that gates dO), or NULL: formed here
+     * from dout and o. */
+    const float *dsum;
 } cuda_attn_spec;
 
 #ifdef __CUDACC__

@@ -544,7 +544,7 @@ __global__ void __launch_bounds__(2 * BQ * KS) bwd_main_kernel(const BwdArgs a) 
 #pragma unroll
             for (int kk = 0; kk < BK / 16; kk++) {
                 uint32_t af[4];
-                ldsm_x4(af, sdS + swz<BK>(wrow + (lane & 7) + ((lane >> 3) & 1) * 8, 2 * kk + (lane >> 4)));
+                ld_a<BK>(af, sdS, kk, wrow, lane);
 #pragma unroll
                 for (int dt = 0; dt < DQW / 8; dt += 2) {
                     uint32_t bf[4];
@@ -1034,6 +1034,21 @@ attn_status launch_dot(const attn_params *p, float *dsum, int ldp, float *lse2, 
     return ATTN_OK;
 }
 
+/* The key-parallel kernel's rows from a caller's Dsum (cuda_attn_spec.dsum, rows
+ * Nq apart): dsum and lse2 (lse log2 e, +inf for an empty row) ldp apart, as
+ * bwd_dot_kernel leaves them. A thread per (b h, i). */
+__global__ void bwd_rows_kernel(const float *dsum_in, const float *lse, int nbh, int Nq, int ldp, float *dsum,
+                                float *lse2) {
+    const long long x = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (x >= (long long)nbh * Nq) return;
+    const long long bh = x / Nq;
+    const int i = (int)(x - bh * Nq);
+    const size_t u = (size_t)bh * ldp + i;
+    dsum[u] = dsum_in[x];
+    const float l = lse[x];
+    lse2[u] = l == -INFINITY ? INFINITY : l * LOG2E;
+}
+
 dm_cuda_ws g_kws; /* the key-parallel backward's dQ accumulator and Dsum */
 
 /* The key-parallel backward (bwd_kp_kernel): Dsum, the kernel, dQ to its dtype (or,
@@ -1042,7 +1057,8 @@ dm_cuda_ws g_kws; /* the key-parallel backward's dQ accumulator and Dsum */
  * each, about four CTAs per SM in all and at least KP_MIN_CHUNK steps per CTA;
  * dK and dV then go through fp32 accumulators and bwd_finish_kernel. */
 constexpr int KP_MIN_CHUNK = 8;
-template <typename T, int D> attn_status launch_bwd_kp(const attn_params *p, BwdArgs &a, float *dq_add, bool split) {
+template <typename T, int D>
+attn_status launch_bwd_kp(const attn_params *p, BwdArgs &a, float *dq_add, bool split, const float *dsum_in) {
     if constexpr (D != 64 && D != 128) {
         return ATTN_ERR_UNSUPPORTED; /* bwd_kp_choose sends these to the query tiles */
     } else {
@@ -1088,7 +1104,16 @@ template <typename T, int D> attn_status launch_bwd_kp(const attn_params *p, Bwd
             CUDA_CHECK(cudaMemsetAsync(a.dk_acc, 0, 2 * accb));
         }
         if (!dq_add) CUDA_CHECK(cudaMemsetAsync(dq_acc, 0, nq * sizeof(float)));
-        if ((st = launch_dot<T>(p, const_cast<float *>(a.dsum), ldp, const_cast<float *>(a.lse2))) != ATTN_OK) return st;
+        if (dsum_in) {
+            const long long rows = (long long)p->B * p->Hq * p->Nq;
+            bwd_rows_kernel<<<(unsigned)((rows + 255) / 256), 256>>>(dsum_in, static_cast<const float *>(p->lse),
+                                                                     p->B * p->Hq, p->Nq, ldp,
+                                                                     const_cast<float *>(a.dsum),
+                                                                     const_cast<float *>(a.lse2));
+            CUDA_CHECK_LAUNCH();
+        } else if ((st = launch_dot<T>(p, const_cast<float *>(a.dsum), ldp, const_cast<float *>(a.lse2))) != ATTN_OK) {
+            return st;
+        }
         a.dk_out = p->dk, a.dv_out = p->dv;
         a.dksb = p->dk_st.b, a.dkss = p->dk_st.s, a.dksh = p->dk_st.h;
         a.dvsb = p->dv_st.b, a.dvss = p->dv_st.s, a.dvsh = p->dv_st.h;
@@ -1112,9 +1137,11 @@ template <typename T, int D> attn_status launch_bwd_kp(const attn_params *p, Bwd
     }
 }
 
-/* The backward's shared memory at BQ query rows per tile. */
-size_t bwd_smem(int BQ, int D, size_t esize) {
-    return (size_t)(2 * BQ * D + 4 * BK * D + 2 * BQ * BK) * esize + BQ * 8 + 8 * BK * sizeof(int) + 4 * sizeof(int);
+/* The backward's shared memory at BQ query rows per tile; KS 2 (16 warps) adds
+ * two floats per row, the key halves' parts of the exact Dsum. */
+size_t bwd_smem(int BQ, int D, size_t esize, int KS = 1) {
+    return (size_t)(2 * BQ * D + 4 * BK * D + 2 * BQ * BK) * esize + BQ * 8 + 8 * BK * sizeof(int) + 4 * sizeof(int) +
+           (KS > 1 ? 2 * (size_t)BQ * sizeof(float) : 0);
 }
 
 /* The device's opt-in shared memory per CTA in bytes, 0 where it cannot be read. */
@@ -1128,20 +1155,19 @@ size_t bwd_optin() {
 int bwd_tile_rows(int D, size_t esize) {
     static const bool only64 = dm_env_is("DMABENCH_CUDA_BWD_TILE", "64");
     if (only64 || D < 32) return 64;
-    size_t optin = 0;
-    if (dm_cuda_smem_optin(&optin) != ATTN_OK) return 64;
-    return bwd_smem(128, D, esize) <= optin ? 128 : 64;
+    return bwd_smem(128, D, esize) <= bwd_optin() ? 128 : 64;
 }
 
 template <typename T, int D, int BQ, bool WG = false, int KS = 1>
 attn_status launch_bwd_bq(const attn_params *p, BwdArgs &a, const cuda_attn_spec *s) {
     const int ntiles = (p->Nq + BQ - 1) / BQ;
-    if (!a.exact_dsum) {
+    if (!a.exact_dsum && s->dsum && !a.dz) {
+        a.dsum = s->dsum;
+    } else if (!a.exact_dsum) {
         attn_status st = launch_dot<T>(p, const_cast<float *>(a.dsum), p->Nq, nullptr, s->ores);
         if (st != ATTN_OK) return st;
     }
-    const size_t smem = bwd_smem(BQ, D, sizeof(T)) + (WG ? (2 * (size_t)BQ + BK) * D * sizeof(T) : 0) +
-                        (KS > 1 ? 2 * (size_t)BQ * sizeof(float) : 0);
+    const size_t smem = bwd_smem(BQ, D, sizeof(T), KS) + (WG ? (2 * (size_t)BQ + BK) * D * sizeof(T) : 0);
     auto kern = bwd_main_kernel<T, D, BQ, WG, KS>;
     CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
     kern<<<dim3(ntiles, p->Hq, p->B), 2 * BQ * KS, smem>>>(a);
@@ -1179,7 +1205,7 @@ template <typename T, int D> attn_status launch_bwd(const attn_params *p, BwdArg
     if constexpr (D >= 32) {
         if (bwd_tile_rows(D, sizeof(T)) == 128) {
             if constexpr (D == 64 || D == 128) {
-                if (bwd_w16_enabled() && bwd_smem(128, D, sizeof(T)) + 2 * 128 * sizeof(float) <= bwd_optin())
+                if (bwd_w16_enabled() && bwd_smem(128, D, sizeof(T), 2) <= bwd_optin())
                     return launch_bwd_bq<T, D, 128, false, 2>(p, a, s);
             }
             return launch_bwd_bq<T, D, 128>(p, a, s);
@@ -1233,12 +1259,13 @@ extern "C" attn_status cuda_attn_backward(const attn_params *p, const cuda_attn_
     a.ntiles_list = cuda_attn_ntiles(p);
     const bool bf = p->dtype == ATTN_DTYPE_BF16;
     float *dq_add = s->dq_add;
+    const float *dsum_in = dz ? nullptr : s->dsum;
     if (kp) switch (p->D) {
-        case 16: return bf ? launch_bwd_kp<__nv_bfloat16, 16>(p, a, dq_add, split) : launch_bwd_kp<__half, 16>(p, a, dq_add, split);
-        case 32: return bf ? launch_bwd_kp<__nv_bfloat16, 32>(p, a, dq_add, split) : launch_bwd_kp<__half, 32>(p, a, dq_add, split);
-        case 64: return bf ? launch_bwd_kp<__nv_bfloat16, 64>(p, a, dq_add, split) : launch_bwd_kp<__half, 64>(p, a, dq_add, split);
+        case 16: return bf ? launch_bwd_kp<__nv_bfloat16, 16>(p, a, dq_add, split, dsum_in) : launch_bwd_kp<__half, 16>(p, a, dq_add, split, dsum_in);
+        case 32: return bf ? launch_bwd_kp<__nv_bfloat16, 32>(p, a, dq_add, split, dsum_in) : launch_bwd_kp<__half, 32>(p, a, dq_add, split, dsum_in);
+        case 64: return bf ? launch_bwd_kp<__nv_bfloat16, 64>(p, a, dq_add, split, dsum_in) : launch_bwd_kp<__half, 64>(p, a, dq_add, split, dsum_in);
         default:
-            return bf ? launch_bwd_kp<__nv_bfloat16, 128>(p, a, dq_add, split) : launch_bwd_kp<__half, 128>(p, a, dq_add, split);
+            return bf ? launch_bwd_kp<__nv_bfloat16, 128>(p, a, dq_add, split, dsum_in) : launch_bwd_kp<__half, 128>(p, a, dq_add, split, dsum_in);
         }
     attn_status st;
     switch (p->D) {

@@ -262,6 +262,18 @@ __device__ __forceinline__ uint32_t swz_at(uint32_t B, int c) {
     return (B ^ ((uint32_t)(c & 6) << 4)) + ((uint32_t)(c >> 3) << 7);
 }
 
+/* The m16k16 A fragment of rows m0 .. m0 + 15 and columns kk*16 .. kk*16 + 15 of a
+ * swizzled [rows][KW] tile (ldmatrix matrix q: rows m0 + (q % 2) 8, column chunk
+ * 2 kk + q / 2). */
+template <int KW, typename T>
+__device__ __forceinline__ void ld_a(uint32_t a[4], const T *s, int kk, int m0, int lane) {
+    const int r = m0 + (lane & 7) + ((lane >> 3) & 1) * 8;
+    if constexpr (KW >= 64)
+        ldsm_x4_at(a, swz_at(swz_lane<KW>(s, r, lane >> 4), 2 * kk));
+    else
+        ldsm_x4(a, s + swz<KW>(r, 2 * kk + (lane >> 4)));
+}
+
 /* A warp's S = Q K^T tile: its 16 rows from wrow of sQ ([rows][D], swizzled)
  * against the BK rows of sK ([BK][D], swizzled), fp32 accumulators in the m16n8
  * layout (s[nt][e]: row wrow + lane / 4 + 8 (e / 2), key nt 8 + 2 (lane % 4) + e % 2). */
@@ -289,8 +301,7 @@ __device__ __forceinline__ void warp_qk(float (&s)[BK / 8][4], const T *sQ, cons
 #pragma unroll
         for (int kk = 0; kk < D / 16; kk++) {
             uint32_t qf[4];
-            const int r = wrow + (lane & 7) + ((lane >> 3) & 1) * 8;
-            ldsm_x4(qf, sQ + swz<D>(r, 2 * kk + (lane >> 4)));
+            ld_a<D>(qf, sQ, kk, wrow, lane);
 #pragma unroll
             for (int nt = 0; nt < BK / 8; nt += 2) {
                 uint32_t kf[4];
