@@ -485,54 +485,48 @@ __global__ void __launch_bounds__(128) nsa_slc_tc_kernel(const SlcArgs a, const 
  * chunks of cq (the partial results of a chunk are what the workspace holds); a
  * chunk's pairs are indexed p = ((b Hkv + hkv) cq + qi) nsel + s. */
 
-/* Pairs per block list l = (b Hkv + hkv) ns + j of the chunk's queries q0 .. q0 + cq - 1. */
-/* The count and the scatter take a thread per slot s and run of PAIR_RUN consecutive
- * queries of one (batch, kv head): nsel x ceil(cq / PAIR_RUN) threads per (b, hkv),
- * s fastest (a warp's loads are whole rows of the selection). Neighbouring queries
- * share blocks in the same slot (block 0 in slot 0 for every query, the local blocks
- * for ls queries in a row), so the thread adds a run of equal blocks with one
- * atomic: one address per list then takes at most cq / PAIR_RUN of them, not cq. */
-constexpr int PAIR_RUN = 32;
+/* Pairs per block list l = (b Hkv + hkv) ns + j of the chunk's queries q0 .. q0 + cq - 1,
+ * as a partition: the chunk's queries of each (b, hkv) in runs of qc
+ * (pair_run_queries), a CTA each, which counts its run's pairs per block in shared
+ * memory (nsa_pair_count_kernel), one global add per block it holds; after the scan,
+ * the same CTA places its pairs from its own offset in each list, the lists' offset
+ * plus the runs' before it (nsa_pair_place_kernel). Shared-memory atomics only
+ * where the pairs are (the earlier count and scatter added every run of equal
+ * blocks into the lists' global counters, about 0.1 ms at the model's shape at
+ * 8192, docs/perf-notes.md n49). Within a run a list's pairs land in the order the
+ * shared-memory atomics give. */
+constexpr int PAIR_THREADS = 256;
 
-/* The blocks of thread x's slot and queries (PAIR_RUN, -1 past cq and for ids
- * outside [0, ns)); its (b, hkv) and slot, and its first query of the chunk. */
-__device__ __forceinline__ void pair_run_load(const int *sel, int Nq, int nsel, int ns, int q0, int cq, long long x,
-                                              int (&j)[PAIR_RUN], long long *bh, int *s, int *qa) {
-    const int ng = (cq + PAIR_RUN - 1) / PAIR_RUN;
-    *s = (int)(x % nsel);
-    const long long r = x / nsel;
-    *qa = (int)(r % ng) * PAIR_RUN;
-    *bh = r / ng;
-    const int *sp = sel + ((size_t)*bh * Nq + q0 + *qa) * nsel + *s;
-#pragma unroll
-    for (int k = 0; k < PAIR_RUN; k++) {
-        const int v = *qa + k < cq ? sp[(size_t)k * nsel] : -1;
-        j[k] = v >= 0 && v < ns ? v : -1;
-    }
+/* Queries per CTA of the count and the place: at least 256, more with many blocks
+ * so that the runs' counts (runs x ns per (b, hkv)) stay small. */
+int pair_run_queries(int ns) { return std::max(256, 2 * ns); }
+
+/* Pair e of the run of the CTA (blockIdx.x, (b Hkv + hkv) = blockIdx.y) of the
+ * chunk: query q0 + blockIdx.x qc + e / nsel of the selection, slot e % nsel */
+__device__ __forceinline__ int pair_run_block(const int *sel, int Nq, int nsel, int ns, int q0, int e) {
+    const int v = sel[((size_t)blockIdx.y * Nq + q0) * nsel + e];
+    return v >= 0 && v < ns ? v : -1;
 }
 
-/* f(block, first, length) for each run of equal blocks (ids >= 0) in j. */
-template <typename F> __device__ __forceinline__ void pair_runs(const int (&j)[PAIR_RUN], F f) {
-    int prev = j[0], k0 = 0;
-#pragma unroll
-    for (int k = 1; k < PAIR_RUN; k++) {
-        if (j[k] != prev) {
-            if (prev >= 0) f(prev, k0, k - k0);
-            prev = j[k], k0 = k;
-        }
+/* cnt[l] += the chunk's pairs in list l; rcnt (or null): [b Hkv + hkv][run][block]
+ * the run's own counts. Shared memory: ns ints. */
+__global__ void __launch_bounds__(PAIR_THREADS) nsa_pair_count_kernel(const int *sel, int Nq, int nsel, int ns, int q0,
+                                                                      int cq, int qc, int *cnt, int *rcnt) {
+    extern __shared__ int hist[];
+    for (int j = threadIdx.x; j < ns; j += PAIR_THREADS) hist[j] = 0;
+    __syncthreads();
+    const int r0 = blockIdx.x * qc, n = min(qc, cq - r0) * nsel;
+    for (int e = threadIdx.x; e < n; e += PAIR_THREADS) {
+        const int j = pair_run_block(sel, Nq, nsel, ns, q0 + r0, e);
+        if (j >= 0) atomicAdd(&hist[j], 1);
     }
-    if (prev >= 0) f(prev, k0, PAIR_RUN - k0);
-}
-
-/* cnt[l] += the chunk's pairs in list l = (b Hkv + hkv) ns + j; nthr threads. */
-__global__ void nsa_pair_count_kernel(const int *sel, int Nq, int nsel, int ns, int q0, int cq, long long nthr,
-                                      int *cnt) {
-    const long long x = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (x >= nthr) return;
-    int j[PAIR_RUN], s, qa;
-    long long bh;
-    pair_run_load(sel, Nq, nsel, ns, q0, cq, x, j, &bh, &s, &qa);
-    pair_runs(j, [&](int jb, int, int c) { atomicAdd(&cnt[bh * ns + jb], c); });
+    __syncthreads();
+    int *own = rcnt ? rcnt + ((size_t)blockIdx.y * gridDim.x + blockIdx.x) * ns : nullptr;
+    for (int j = threadIdx.x; j < ns; j += PAIR_THREADS) {
+        const int h = hist[j];
+        if (own) own[j] = h;
+        if (h) atomicAdd(&cnt[(size_t)blockIdx.y * ns + j], h);
+    }
 }
 
 /* One CTA: off[l] = pairs of the lists before l (unless off is null: the lists
@@ -556,27 +550,30 @@ __global__ void __launch_bounds__(1024) nsa_pair_scan_kernel(const int *cnt, int
     }
 }
 
-/* Each pair into its block's list (fill: zeroed counters), a run of equal blocks
- * with one atomic (nsa_pair_count_kernel's threads); pq beside plist: the pair's
- * query in the chunk, so that the kernels that read the lists need no division. */
-__global__ void nsa_pair_scatter_kernel(const int *sel, int Nq, int nsel, int ns, int q0, int cq, long long nthr,
-                                        const int *off, int *fill, int *plist, int *pq) {
-    const long long x = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (x >= nthr) return;
-    int j[PAIR_RUN], s, qa;
-    long long bh;
-    pair_run_load(sel, Nq, nsel, ns, q0, cq, x, j, &bh, &s, &qa);
-    /* the pair of query qi of the chunk in this slot: ((b Hkv + hkv) cq + qi) nsel + s */
-    const long long p0 = (bh * cq + qa) * nsel + s;
-    const auto put = [&](int jb, int k0, int c) {
-        const size_t l = (size_t)bh * ns + jb;
-        const int at = off[l] + atomicAdd(&fill[l], c);
-        for (int k = 0; k < c; k++) {
-            plist[at + k] = (int)(p0 + (long long)(k0 + k) * nsel);
-            pq[at + k] = qa + k0 + k;
-        }
-    };
-    pair_runs(j, put);
+/* Each pair into its block's list (the CTAs of nsa_pair_count_kernel, after the
+ * scan): plist the pair's index in the chunk, ((b Hkv + hkv) cq + qi) nsel + s, and
+ * pq beside it the pair's query in the chunk, so that the kernels that read the
+ * lists need no division. Shared memory: ns ints. */
+__global__ void __launch_bounds__(PAIR_THREADS) nsa_pair_place_kernel(const int *sel, int Nq, int nsel, int ns, int q0,
+                                                                      int cq, int qc, const int *off, const int *rcnt,
+                                                                      int *plist, int *pq) {
+    extern __shared__ int at[];
+    const size_t bh = blockIdx.y;
+    for (int j = threadIdx.x; j < ns; j += PAIR_THREADS) { /* the list's offset plus the runs' before this one */
+        int o = off[bh * ns + j];
+        for (int r = 0; r < (int)blockIdx.x; r++) o += rcnt[(bh * gridDim.x + r) * ns + j];
+        at[j] = o;
+    }
+    __syncthreads();
+    const int r0 = blockIdx.x * qc, n = min(qc, cq - r0) * nsel;
+    const long long p0 = ((long long)bh * cq + r0) * nsel;
+    for (int e = threadIdx.x; e < n; e += PAIR_THREADS) {
+        const int j = pair_run_block(sel, Nq, nsel, ns, q0 + r0, e);
+        if (j < 0) continue;
+        const int x = atomicAdd(&at[j], 1);
+        plist[x] = (int)(p0 + e);
+        pq[x] = r0 + e / nsel;
+    }
 }
 
 /* bmap[t] = the list of batch t (boff[l] <= t < boff[l + 1]): a warp per list (a
@@ -585,11 +582,6 @@ __global__ void nsa_pair_bmap_kernel(const int *boff, int nl, int *bmap) {
     const int l = (int)(((long long)blockIdx.x * blockDim.x + threadIdx.x) >> 5), lane = threadIdx.x & 31;
     if (l >= nl) return;
     for (int t = boff[l] + lane; t < boff[l + 1]; t += 32) bmap[t] = l;
-}
-
-/* Threads of nsa_pair_count_kernel and nsa_pair_scatter_kernel for a chunk of cq queries. */
-long long pair_run_threads(int B, int Hkv, int cq, int nsel) {
-    return (long long)B * Hkv * ((cq + PAIR_RUN - 1) / PAIR_RUN) * nsel;
 }
 
 /* The chunks of 64 keys (cpb per block) that the union kernels walk for the tile of
@@ -1677,21 +1669,26 @@ dm_cuda_ws g_pbws; /* the backward's pair lists */
 
 constexpr size_t PAIR_PART_BYTES = (size_t)1 << 30; /* partial results per chunk of queries, at most */
 
-/* The pair lists of np pairs over nl block lists at the start of a workspace: each
- * array's byte offset (256-aligned) and the bytes in all. cnt and fill [nl] (next
- * to each other: one memset), off and boff [nl + 1], plist and pq [np], bmap (a
- * list per batch) [np / qb + nl] at most. */
+/* The pair lists of a chunk of cq queries at the start of a workspace: each array's
+ * byte offset (256-aligned) and the bytes in all, for nl = B Hkv ns lists of np = B
+ * Hkv cq nsel pairs at most: cnt [nl], the runs' counts rcnt [B Hkv][runs][ns]
+ * (nsa_pair_count_kernel), off and boff [nl + 1], plist and pq [np], bmap (a list
+ * per batch) [np / qb + nl] at most. */
 struct PairLayout {
-    size_t cnt, fill, off, boff, plist, pq, bmap, bytes;
+    int nl, runs, qc;
+    size_t np, cnt, rcnt, off, boff, plist, pq, bmap, bytes;
 };
 
-PairLayout pair_layout(int nl, size_t np) {
+PairLayout pair_layout(int B, int Hkv, int ns, int cq, int nsel) {
     auto r256 = [](size_t x) { return (x + 255) & ~(size_t)255; };
-    const size_t cntb = r256((size_t)nl * sizeof(int)), offb = r256((size_t)(nl + 1) * sizeof(int));
-    const size_t pb = r256(np * sizeof(int));
     PairLayout L;
-    L.cnt = 0, L.fill = cntb, L.off = 2 * cntb, L.boff = L.off + offb, L.plist = L.boff + offb;
-    L.pq = L.plist + pb, L.bmap = L.pq + pb, L.bytes = L.bmap + r256((np + nl) * sizeof(int));
+    L.nl = B * Hkv * ns, L.np = (size_t)B * Hkv * cq * nsel;
+    L.qc = pair_run_queries(ns), L.runs = (cq + L.qc - 1) / L.qc;
+    const size_t cntb = r256((size_t)L.nl * sizeof(int)), offb = r256((size_t)(L.nl + 1) * sizeof(int));
+    const size_t pb = r256(L.np * sizeof(int));
+    L.cnt = 0, L.rcnt = cntb, L.off = L.rcnt + r256((size_t)L.nl * L.runs * sizeof(int));
+    L.boff = L.off + offb, L.plist = L.boff + offb;
+    L.pq = L.plist + pb, L.bmap = L.pq + pb, L.bytes = L.bmap + r256((L.np + L.nl) * sizeof(int));
     return L;
 }
 
@@ -1700,22 +1697,22 @@ PairLayout pair_layout(int nl, size_t np) {
  * upper bound on their batches of qb. */
 attn_status pair_lists(char *ws, const int *sel, int B, int Hkv, int Nq, int nsel, int ns, int q0, int cq, int qb,
                        PairList *pl, unsigned *grid) {
-    const int nl = B * Hkv * ns;
-    const long long npairs = (long long)B * Hkv * cq * nsel;
-    const PairLayout L = pair_layout(nl, (size_t)npairs);
+    const PairLayout L = pair_layout(B, Hkv, ns, cq, nsel);
+    const int nl = L.nl;
+    const long long npairs = (long long)L.np;
     auto at = [ws](size_t o) { return reinterpret_cast<int *>(ws + o); };
-    int *cnt = at(L.cnt), *fill = at(L.fill), *off = at(L.off), *boff = at(L.boff);
+    int *cnt = at(L.cnt), *rcnt = at(L.rcnt), *off = at(L.off), *boff = at(L.boff);
     int *plist = at(L.plist), *pq = at(L.pq), *bmap = at(L.bmap);
-    CUDA_CHECK(cudaMemsetAsync(cnt, 0, L.off)); /* cnt and fill */
-    const long long nthr = pair_run_threads(B, Hkv, cq, nsel);
-    const unsigned pg = (unsigned)((nthr + 255) / 256);
-    nsa_pair_count_kernel<<<pg, 256>>>(sel, Nq, nsel, ns, q0, cq, nthr, cnt);
+    CUDA_CHECK(cudaMemsetAsync(cnt, 0, L.rcnt));
+    const dim3 pg((unsigned)L.runs, (unsigned)(B * Hkv));
+    const size_t hs = (size_t)ns * sizeof(int);
+    nsa_pair_count_kernel<<<pg, PAIR_THREADS, hs>>>(sel, Nq, nsel, ns, q0, cq, L.qc, cnt, rcnt);
     CUDA_CHECK_LAUNCH();
     nsa_pair_scan_kernel<<<1, 1024>>>(cnt, nl, qb, off, boff);
     CUDA_CHECK_LAUNCH();
     nsa_pair_bmap_kernel<<<(unsigned)((nl + 7) / 8), 256>>>(boff, nl, bmap);
     CUDA_CHECK_LAUNCH();
-    nsa_pair_scatter_kernel<<<pg, 256>>>(sel, Nq, nsel, ns, q0, cq, nthr, off, fill, plist, pq);
+    nsa_pair_place_kernel<<<pg, PAIR_THREADS, hs>>>(sel, Nq, nsel, ns, q0, cq, L.qc, off, rcnt, plist, pq);
     CUDA_CHECK_LAUNCH();
     pl->cnt = cnt, pl->off = off, pl->boff = boff, pl->plist = plist, pl->pq = pq, pl->bmap = bmap;
     pl->nl = nl, pl->ns = ns, pl->nsel = nsel, pl->q0 = q0, pl->cq = cq;
@@ -1728,9 +1725,9 @@ attn_status pair_lists(char *ws, const int *sel, int B, int Hkv, int Nq, int nse
  * boff and bmap (the caller's: ws is read only). */
 attn_status pair_lists_rebatch(const char *ws, int B, int Hkv, int nsel, int ns, int q0, int cq, int qb, int *boff,
                                int *bmap, PairList *pl, unsigned *grid) {
-    const int nl = B * Hkv * ns;
-    const long long npairs = (long long)B * Hkv * cq * nsel;
-    const PairLayout L = pair_layout(nl, (size_t)npairs);
+    const PairLayout L = pair_layout(B, Hkv, ns, cq, nsel);
+    const int nl = L.nl;
+    const long long npairs = (long long)L.np;
     auto at = [ws](size_t o) { return reinterpret_cast<const int *>(ws + o); };
     nsa_pair_scan_kernel<<<1, 1024>>>(at(L.cnt), nl, qb, nullptr, boff);
     CUDA_CHECK_LAUNCH();
@@ -1791,8 +1788,9 @@ attn_status slc_choose_pairs(const int *sel, int B, int Hkv, int Nq, int nsel, i
         int *boff = reinterpret_cast<int *>(ws + 256 + cntb + offb);
         CUDA_CHECK(cudaMemsetAsync(cnt, 0, cntb));
         CUDA_CHECK(cudaMemsetAsync(u, 0, 2 * sizeof *u));
-        const long long nthr = pair_run_threads(B, Hkv, Nq, nsel);
-        nsa_pair_count_kernel<<<(unsigned)((nthr + 255) / 256), 256>>>(sel, Nq, nsel, ns, 0, Nq, nthr, cnt);
+        const int qc = pair_run_queries(ns);
+        nsa_pair_count_kernel<<<dim3((unsigned)((Nq + qc - 1) / qc), (unsigned)(B * Hkv)), PAIR_THREADS,
+                                (size_t)ns * sizeof(int)>>>(sel, Nq, nsel, ns, 0, Nq, qc, cnt, nullptr);
         CUDA_CHECK_LAUNCH();
         nsa_pair_scan_kernel<<<1, 1024>>>(cnt, nl, qb, off, boff);
         CUDA_CHECK_LAUNCH();
@@ -1854,10 +1852,9 @@ template <typename T> attn_status slc_pairs(const SlcArgs &sa, int ns, char *lis
     const int sub = stages == 1 ? sub_env : 1;
     const int cq = slc_pair_chunk(B, Hkv, Nq, G, D, nsel);
     if (lists && cq < Nq) return ATTN_ERR_INVALID; /* nsa_slc_lists_bytes keeps none then */
-    const int nl = B * Hkv * ns;
     const size_t np = (size_t)B * Hkv * cq * nsel;
     auto r256 = [](size_t x) { return (x + 255) & ~(size_t)255; };
-    const size_t lb = lists ? 0 : pair_layout(nl, np).bytes, pob = r256(np * G * D * sizeof(__half));
+    const size_t lb = lists ? 0 : pair_layout(B, Hkv, ns, cq, nsel).bytes, pob = r256(np * G * D * sizeof(__half));
     char *ws = nullptr;
     attn_status st = dm_cuda_ws_get(&g_pws, lb + pob + r256(np * G * sizeof(float2)), (void **)&ws, nullptr);
     if (st != ATTN_OK) return st;
@@ -1926,9 +1923,8 @@ template <typename T> attn_status slc_pairs_bwd(const SlcBwdArgs &a0, int ns, co
     /* DMABENCH_NSA_PAIR_DSUM=0: each CTA forms its rows' Dsum from O_slc itself */
     static const bool pre = !dm_env_is("DMABENCH_NSA_PAIR_DSUM", "0");
     const int qb = 64 / a0.G, stages = a0.ls > 64 ? 2 : 1;
-    const int nl = a0.B * a0.Hkv * ns;
-    const size_t np = (size_t)a0.B * a0.Hkv * a0.Nq * a0.nsel, nrow = (size_t)a0.B * a0.Nq * a0.Hq;
-    const PairLayout L = pair_layout(nl, np);
+    const size_t nrow = (size_t)a0.B * a0.Nq * a0.Hq;
+    const PairLayout L = pair_layout(a0.B, a0.Hkv, ns, a0.Nq, a0.nsel);
     /* with the forward's lists, only boff and bmap here */
     const size_t lb = lists ? L.bytes - L.boff - (L.bmap - L.plist) : L.bytes;
     char *ws = nullptr;
@@ -1991,7 +1987,7 @@ size_t nsa_slc_lists_bytes(int B, int Hkv, int Nq, int nsel, int ns, int G, int 
     static const bool off = dm_env_is("DMABENCH_NSA_KEEP_LISTS", "0") || dm_env_is("DMABENCH_NSA_SLC", "auto");
     if (off || Nq <= 0 || !nsa_tc_enabled() || !nsa_tc_bwd_enabled() || !nsa_slc_pairs(G, D)) return 0;
     if (slc_pair_chunk(B, Hkv, Nq, G, D, nsel) < Nq) return 0;
-    return pair_layout(B * Hkv * ns, (size_t)B * Hkv * Nq * nsel).bytes;
+    return pair_layout(B, Hkv, ns, Nq, nsel).bytes;
 }
 
 template <typename T> attn_status nsa_slc_forward(const SlcArgs &a, int ns, unsigned long long *counts, char *lists) {
