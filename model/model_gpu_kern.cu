@@ -44,13 +44,21 @@ __global__ void sigmoid_bwd_cols_kernel(const float *sg, const float *ds, __nv_b
     dx[(size_t)i * ld + col0 + j] = __float2bfloat16(ds[e] * s * (1.f - s));
 }
 
-/* dst[:, dcol .. dcol + n) = src[:, scol .. scol + n), bf16 */
+/* dst[:, dcol .. dcol + n) = src[:, scol .. scol + n), bf16; V = 8: 16 bytes per
+ * thread (the caller checks that every row's columns start 16-byte aligned and n
+ * is a multiple of 8), else one element */
+template <int V>
 __global__ void copy_cols_kernel(const __nv_bfloat16 *src, int lds, int scol, __nv_bfloat16 *dst, int ldd, int dcol, int n,
                                  int M) {
-    long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    const long long e = ((long long)blockIdx.x * blockDim.x + threadIdx.x) * V;
     if (e >= (long long)M * n) return;
-    int i = (int)(e / n), j = (int)(e % n);
-    dst[(size_t)i * ldd + dcol + j] = src[(size_t)i * lds + scol + j];
+    const int i = (int)(e / n), j = (int)(e % n);
+    const __nv_bfloat16 *s = src + (size_t)i * lds + scol + j;
+    __nv_bfloat16 *d = dst + (size_t)i * ldd + dcol + j;
+    if constexpr (V == 8)
+        *reinterpret_cast<uint4 *>(d) = *reinterpret_cast<const uint4 *>(s);
+    else
+        *d = *s;
 }
 
 /* out[r] = argmax of row r of x (rows, n) fp32: the first of equal maxima, as the
@@ -115,8 +123,13 @@ extern "C" attn_status mgk_sigmoid_bwd_cols(const float *d_s, const float *d_ds,
 extern "C" attn_status mgk_copy_cols(const void *d_src, int lds, int scol, void *d_dst, int ldd, int dcol, int n, int M) {
     long long all = (long long)M * n;
     if (all == 0) return ATTN_OK;
-    copy_cols_kernel<<<blocks(all), 256>>>(static_cast<const __nv_bfloat16 *>(d_src), lds, scol,
-                                           static_cast<__nv_bfloat16 *>(d_dst), ldd, dcol, n, M);
+    const auto a16 = [](const void *p, long long off) { return (reinterpret_cast<uintptr_t>(p) + 2 * off) % 16 == 0; };
+    if (n % 8 == 0 && lds % 8 == 0 && ldd % 8 == 0 && a16(d_src, scol) && a16(d_dst, dcol))
+        copy_cols_kernel<8><<<blocks(all / 8), 256>>>(static_cast<const __nv_bfloat16 *>(d_src), lds, scol,
+                                                      static_cast<__nv_bfloat16 *>(d_dst), ldd, dcol, n, M);
+    else
+        copy_cols_kernel<1><<<blocks(all), 256>>>(static_cast<const __nv_bfloat16 *>(d_src), lds, scol,
+                                                  static_cast<__nv_bfloat16 *>(d_dst), ldd, dcol, n, M);
     CUDA_CHECK_LAUNCH();
     return ATTN_OK;
 }
