@@ -222,42 +222,30 @@ struct model_gpu_cache {
 
 /* The row stride of qkv and dqkv: the fused projection's width (nsa's gates make
  * it odd) rounded up to 8, so that every row starts 16-byte aligned, as
- * cuBLASLt's fast kernels and the attention's vector loads of v want. */
+ * cuBLASLt's fast kernels and the attention's vector loads of v want. The fused
+ * weight has that many rows too, the last Wq - Wd of them zero (model.c's
+ * build_table), and dqkv's last Wq - Wd columns are zero (set once, never
+ * written), so the projection's three GEMMs run at the whole width Wq: split at
+ * Wd rounded down to 8, the remainder of fewer than 8 columns took cuBLASLt's
+ * 1-element-aligned kernels (docs/perf-notes.md n51). */
 static int qkv_ld(const model *m) { return (m->Wd + 7) / 8 * 8; }
 
-/* The fused projection's three GEMMs, each split where Wd is not a multiple of 8
- * (nsa's learned gates make it 1554, say): the first W8 = Wd rounded down to 8
- * columns of qkv (rows of Wqkv) in one GEMM, the rest (fewer than 8) in another.
- * With the whole width cuBLASLt took its 2-element-aligned kernels for all of it,
- * at a fraction of the speed. */
+/* qkv = xn Wqkv^T (its last Wq - Wd columns zero) */
 static attn_status qkv_gemm_fwd(const model *m, int M, const mcuda_bf16 *xn, const mcuda_bf16 *w, mcuda_bf16 *qkv) {
-    const int C = m->C, Wd = m->Wd, Wq = qkv_ld(m), W8 = Wd / 8 * 8;
-    attn_status st = ATTN_OK;
-    if (W8 > 0) st = mcuda_gemm(0, 1, M, W8, C, 1.0f, xn, C, w, C, 0.0f, qkv, Wq, ATTN_DTYPE_BF16);
-    if (st == ATTN_OK && Wd > W8)
-        st = mcuda_gemm(0, 1, M, Wd - W8, C, 1.0f, xn, C, w + (size_t)W8 * C, C, 0.0f, qkv + W8, Wq, ATTN_DTYPE_BF16);
-    return st;
+    const int C = m->C, Wq = qkv_ld(m);
+    return mcuda_gemm(0, 1, M, Wq, C, 1.0f, xn, C, w, C, 0.0f, qkv, Wq, ATTN_DTYPE_BF16);
 }
 
-/* dxn = dqkv Wqkv (the split's second part adds to the first) */
+/* dxn = dqkv Wqkv */
 static attn_status qkv_gemm_dx(const model *m, int M, const mcuda_bf16 *dqkv, const mcuda_bf16 *w, float *dxn) {
-    const int C = m->C, Wd = m->Wd, Wq = qkv_ld(m), W8 = Wd / 8 * 8;
-    attn_status st = ATTN_OK;
-    if (W8 > 0) st = mcuda_gemm(0, 0, M, C, W8, 1.0f, dqkv, Wq, w, C, 0.0f, dxn, C, ATTN_DTYPE_F32);
-    if (st == ATTN_OK && Wd > W8)
-        st = mcuda_gemm(0, 0, M, C, Wd - W8, 1.0f, dqkv + W8, Wq, w + (size_t)W8 * C, C, W8 > 0 ? 1.0f : 0.0f, dxn, C,
-                        ATTN_DTYPE_F32);
-    return st;
+    const int C = m->C, Wq = qkv_ld(m);
+    return mcuda_gemm(0, 0, M, C, Wq, 1.0f, dqkv, Wq, w, C, 0.0f, dxn, C, ATTN_DTYPE_F32);
 }
 
-/* dWqkv += dqkv^T xn, by rows of dWqkv */
+/* dWqkv += dqkv^T xn (the zero rows' gradient stays zero) */
 static attn_status qkv_gemm_dw(const model *m, int M, const mcuda_bf16 *dqkv, const mcuda_bf16 *xn, float *dw) {
-    const int C = m->C, Wd = m->Wd, Wq = qkv_ld(m), W8 = Wd / 8 * 8;
-    attn_status st = ATTN_OK;
-    if (W8 > 0) st = mcuda_gemm(1, 0, W8, C, M, 1.0f, dqkv, Wq, xn, C, 1.0f, dw, C, ATTN_DTYPE_F32);
-    if (st == ATTN_OK && Wd > W8)
-        st = mcuda_gemm(1, 0, Wd - W8, C, M, 1.0f, dqkv + W8, Wq, xn, C, 1.0f, dw + (size_t)W8 * C, C, ATTN_DTYPE_F32);
-    return st;
+    const int C = m->C, Wq = qkv_ld(m);
+    return mcuda_gemm(1, 0, Wq, C, M, 1.0f, dqkv, Wq, xn, C, 1.0f, dw, C, ATTN_DTYPE_F32);
 }
 
 /* A CUDA-side failure as a model status with the op's reason. */
@@ -426,6 +414,11 @@ model_status model_gpu_create(model *m, int B, int T, model_gpu **out, char *err
     if (st != ATTN_OK) {
         model_gpu_free(g);
         return cfail(st, err, err_len, "the RoPE tables' upload");
+    }
+    /* dqkv's columns past Wd stay zero: the projection's backward GEMMs read them (qkv_ld) */
+    if ((st = dm_cuda_memset(g->dqkv, 0, M * Wq * 2)) != ATTN_OK) {
+        model_gpu_free(g);
+        return cfail(st, err, err_len, "the projection's gradient buffer");
     }
     if (nsa && c->nsa_gates_fixed) {
         /* fixed gates: every row's (g_cmp, g_slc, g_win) per head, uploaded once; nothing else

@@ -198,8 +198,8 @@ static void test_layout(void) {
             CHECK(0, v ? "layout/nsa" : "layout/dma", "model_create failed");
             continue;
         }
-        size_t len = model_params_len(m), count = 0, end = 0, bad_gap = 0;
-        int misaligned = -1, gapped = -1;
+        size_t len = model_params_len(m), count = 0, end = 0, bad_gap = 0, q_off = 0, q_cols = 1;
+        int misaligned = -1, gapped = -1, unpadded = -1;
         unsigned char *used = calloc(len, 1);
         for (int i = 0; i < model_num_tensors(m); i++) {
             const model_tensor *t = model_tensor_at(m, i);
@@ -208,15 +208,21 @@ static void test_layout(void) {
                           strstr(nm, ".up_proj.");
             if (!follows && t->offset % 64 && misaligned < 0) misaligned = i;
             if (follows && t->offset != end && gapped < 0) gapped = i;
+            if (strstr(nm, ".q_proj.")) q_off = t->offset, q_cols = (size_t)t->shape[1];
+            if (strstr(nm, ".q_norm.")) { /* the fused q, k, v (, g) rows, then zero rows up to a multiple of 8 */
+                const size_t rows = (end - q_off) / q_cols;
+                if (t->offset < q_off + (rows + 7) / 8 * 8 * q_cols && unpadded < 0) unpadded = i;
+            }
             memset(used + t->offset, 1, t->numel);
             count += t->numel;
             end = t->offset + t->numel;
         }
         for (size_t e = 0; e < len; e++) bad_gap += !used[e] && model_params(m)[e] != 0.0f;
         const char *nm = v ? "layout/nsa" : "layout/dma";
-        CHECK(misaligned < 0 && gapped < 0 && !bad_gap && count == model_num_params(m) && end == len, nm,
-              "misaligned tensor %d, gap before fused tensor %d, %zu nonzero gap floats, count %zu of %zu, end %zu of "
-              "%zu", misaligned, gapped, bad_gap, count, model_num_params(m), end, len);
+        CHECK(misaligned < 0 && gapped < 0 && unpadded < 0 && !bad_gap && count == model_num_params(m) && end == len, nm,
+              "misaligned tensor %d, gap before fused tensor %d, fused rows not padded to 8 before tensor %d, %zu nonzero "
+              "gap floats, count %zu of %zu, end %zu of %zu",
+              misaligned, gapped, unpadded, bad_gap, count, model_num_params(m), end, len);
         free(used);
         model_free(m);
     }
