@@ -355,6 +355,31 @@ __device__ __forceinline__ void nsa_top4_scan(const float *sc, const unsigned ch
     *more = cnt > 4;
 }
 
+/* The warp's best (s, j) by nsa_better over its lanes' candidates (j < 0: none):
+ * its j, or -1 where no lane has one; every lane gets it. On sm_80 and later two
+ * warp reductions of 32-bit keys: the score's bits in an order that compares as
+ * the floats do (-0 as +0; a lane without a candidate 0, below every score), then
+ * j + 1 over the lanes that hold the best score (the larger j on a tie); before,
+ * five rounds of two shuffles and a branchy compare (docs/perf-notes.md n52). */
+__device__ __forceinline__ int nsa_warp_best(float s, int j) {
+#if __CUDA_ARCH__ >= 800
+    unsigned u = __float_as_uint(s);
+    if ((u & 0x7fffffffu) == 0) u = 0;
+    u = (u & 0x80000000u) ? ~u : (u | 0x80000000u); /* >= 0x007fffff for any score but NaN */
+    const unsigned k = j >= 0 ? u : 0u;
+    const unsigned mk = __reduce_max_sync(0xffffffffu, k);
+    const unsigned mj = __reduce_max_sync(0xffffffffu, j >= 0 && k == mk ? (unsigned)j + 1u : 0u);
+    return mk ? (int)mj - 1 : -1;
+#else
+    for (int o = 16; o; o >>= 1) {
+        const float os = __shfl_xor_sync(0xffffffff, s, o);
+        const int oj = __shfl_xor_sync(0xffffffff, j, o);
+        if (nsa_better(os, oj, s, j)) s = os, j = oj;
+    }
+    return j;
+#endif
+}
+
 /* One warp picks a query's blocks from its block scores sc[0..jmax]: block 0, jmax
  * and jmax - 1 forced, then the best of the rest by (score, larger j) up to n in
  * all; the ids go to out[0..nsel) ascending, -1 padded. chosen: jmax + 1 bytes. */
@@ -381,13 +406,7 @@ __device__ __forceinline__ void nsa_pick_blocks(const float *sc, unsigned char *
         bool more = false;
         if (n - nforced > 0) nsa_top4_scan(sc, chosen, jmax, lane, ts, tj, &more);
         for (int r = 0; r < n - nforced; r++) {
-            float bs = ts[0];
-            int bj = tj[0];
-            for (int o = 16; o; o >>= 1) {
-                float os = __shfl_xor_sync(0xffffffff, bs, o);
-                int oj = __shfl_xor_sync(0xffffffff, bj, o);
-                if (nsa_better(os, oj, bs, bj)) bs = os, bj = oj;
-            }
+            const int bj = nsa_warp_best(ts[0], tj[0]);
             if (bj < 0) break; /* no candidate left */
             const bool won = tj[0] == bj;
             if (won) {
