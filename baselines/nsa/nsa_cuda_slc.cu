@@ -899,33 +899,45 @@ __global__ void __launch_bounds__(128, MINB) nsa_slc_pair_sub_kernel(const SlcPa
     }
 }
 
-/* O_slc and lse plane 1 of the chunk's queries from their pairs: one warp per (b, query,
- * head), the slots in order (the same sum in every run); a lane takes 4 consecutive
- * elements of the row (D a multiple of 4, at most 128). */
+/* O_slc and lse plane 1 of the chunk's queries from their pairs, the slots in order
+ * (the same sum in every run): a row (b, query, head) on D / 8 lanes of 8 elements
+ * (16-byte loads; D of 16-128), so that a warp takes 32 / (D / 8) of the group's
+ * heads of one (b, query, kv head), whose pairs' rows lie side by side and share
+ * the selection's reads (nsa_pair_combine_rows; docs/perf-notes.md n53: one head
+ * of 4 elements a lane before, the index arithmetic per slot taking most of the
+ * kernel's issue). */
+__host__ __device__ inline int nsa_pair_combine_rows(int D) { return 32 / (D / 8); }
+
 template <typename T>
 __global__ void nsa_slc_pair_combine_kernel(const __half *po, const float2 *plse, const int *sel, T *oslc, float *lse1,
                                             int B, int Nq, int Hq, int Hkv, int G, int D, int nsel, int ns, int q0,
                                             int cq) {
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int lpr = D / 8, rpw = 32 / lpr, ngr = (G + rpw - 1) / rpw;
     const long long item = (long long)blockIdx.x * (blockDim.x >> 5) + warp;
-    if (item >= (long long)B * cq * Hq) return;
-    const int h = (int)(item % Hq), qi = (int)((item / Hq) % cq), b = (int)(item / ((long long)Hq * cq));
-    const int hkv = h / G, hh = h % G, i = q0 + qi;
+    if (item >= (long long)B * cq * Hkv * ngr) return;
+    const int gr = (int)(item % ngr);
+    const long long t = item / ngr;
+    const int hkv = (int)(t % Hkv), qi = (int)((t / Hkv) % cq), b = (int)(t / ((long long)Hkv * cq));
+    const int hh = gr * rpw + lane / lpr, c = (lane % lpr) * 8, i = q0 + qi;
+    const bool mine = hh < G;
     const int *sl = sel + (((size_t)b * Hkv + hkv) * Nq + i) * nsel;
     const size_t p0 = (((size_t)b * Hkv + hkv) * cq + qi) * nsel;
+    const __half *pr = po + (p0 * G + hh) * D + c; /* slot s: pr + s G D */
+    const float2 *lr = plse + p0 * G + hh;         /* slot s: lr + s G */
     /* four slots at a time, their loads issued together, merged with a running max */
-    const bool mine = lane * 4 < D;
-    float M = -INFINITY, L = 0.f, acc[4] = {0.f, 0.f, 0.f, 0.f};
+    float M = -INFINITY, L = 0.f, acc[8];
+#pragma unroll
+    for (int e = 0; e < 8; e++) acc[e] = 0.f;
     for (int s0 = 0; s0 < nsel; s0 += 4) {
         float2 ls[4];
-        uint2 u[4];
+        uint4 u[4];
 #pragma unroll
         for (int k = 0; k < 4; k++) {
             const int s = s0 + k, j = s < nsel ? sl[s] : -1;
-            const bool ok = j >= 0 && j < ns;
-            const size_t r = (p0 + s) * G + hh;
-            ls[k] = ok ? plse[r] : make_float2(-INFINITY, 0.f);
-            u[k] = ok && mine ? *reinterpret_cast<const uint2 *>(po + r * D + lane * 4) : make_uint2(0u, 0u);
+            const bool ok = j >= 0 && j < ns && mine;
+            ls[k] = ok ? lr[(size_t)s * G] : make_float2(-INFINITY, 0.f);
+            u[k] = ok ? *reinterpret_cast<const uint4 *>(pr + (size_t)s * G * D) : make_uint4(0u, 0u, 0u, 0u);
         }
         float mn = M;
 #pragma unroll
@@ -934,26 +946,30 @@ __global__ void nsa_slc_pair_combine_kernel(const __half *po, const float2 *plse
         const float rs = exp2f(M - mn); /* 0 while M is -inf */
         L *= rs;
 #pragma unroll
-        for (int e = 0; e < 4; e++) acc[e] *= rs;
+        for (int e = 0; e < 8; e++) acc[e] *= rs;
 #pragma unroll
         for (int k = 0; k < 4; k++) {
             const float w = exp2f(ls[k].x - mn), ws = w * ls[k].y;
             L += w;
-            const float2 lo = __half22float2(*reinterpret_cast<const __half2 *>(&u[k].x));
-            const float2 hi = __half22float2(*reinterpret_cast<const __half2 *>(&u[k].y));
-            acc[0] += ws * lo.x, acc[1] += ws * lo.y, acc[2] += ws * hi.x, acc[3] += ws * hi.y;
+            const __half2 *h2 = reinterpret_cast<const __half2 *>(&u[k]);
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const float2 f = __half22float2(h2[e]);
+                acc[2 * e] += ws * f.x, acc[2 * e + 1] += ws * f.y;
+            }
         }
         M = mn;
     }
+    if (!mine) return;
     const float inv = L > 0.f ? 1.f / L : 0.f;
-    T *orow = oslc + (((size_t)b * Nq + i) * Hq + h) * D;
-    if (mine) {
-        uint2 u;
-        u.x = pack2<T>::from(acc[0] * inv, acc[1] * inv);
-        u.y = pack2<T>::from(acc[2] * inv, acc[3] * inv);
-        *reinterpret_cast<uint2 *>(orow + lane * 4) = u;
-    }
-    if (lane == 0) lse1[((size_t)b * Hq + h) * Nq + i] = L > 0.f ? (M + log2f(L)) * 0.6931471805599453f : -INFINITY;
+    const int h = hkv * G + hh;
+    uint4 u;
+    u.x = pack2<T>::from(acc[0] * inv, acc[1] * inv);
+    u.y = pack2<T>::from(acc[2] * inv, acc[3] * inv);
+    u.z = pack2<T>::from(acc[4] * inv, acc[5] * inv);
+    u.w = pack2<T>::from(acc[6] * inv, acc[7] * inv);
+    *reinterpret_cast<uint4 *>(oslc + (((size_t)b * Nq + i) * Hq + h) * D + c) = u;
+    if (c == 0) lse1[((size_t)b * Hq + h) * Nq + i] = L > 0.f ? (M + log2f(L)) * 0.6931471805599453f : -INFINITY;
 }
 
 
@@ -1878,7 +1894,8 @@ template <typename T> attn_status slc_pairs(const SlcArgs &sa, int ns, char *lis
         default: st = launch_slc_pair_d<T, 128>(a, pl, qb, stages, sub, grid);
         }
         if (st != ATTN_OK) return st;
-        const long long items = (long long)B * c * sa.Hq;
+        const int rpw = nsa_pair_combine_rows(D);
+        const long long items = (long long)B * c * Hkv * ((G + rpw - 1) / rpw);
         nsa_slc_pair_combine_kernel<T><<<(unsigned)((items + 7) / 8), 256>>>(
             a.po, a.plse, sa.sel, static_cast<T *>(sa.o), sa.lse1, B, Nq, sa.Hq, Hkv, G, D, nsel, ns, q0, c);
         CUDA_CHECK_LAUNCH();
