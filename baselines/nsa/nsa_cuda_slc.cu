@@ -529,8 +529,8 @@ __global__ void __launch_bounds__(PAIR_THREADS) nsa_pair_count_kernel(const int 
     }
 }
 
-/* One CTA: off[l] = pairs of the lists before l (unless off is null: the lists
- * are built), boff[l] = their batches of qb (boff[nl]: the batches in all). */
+/* One CTA: off[l] = pairs of the lists before l (unless off is null: lists built
+ * already, batched again), boff[l] = their batches of qb (boff[nl]: all of them). */
 __global__ void __launch_bounds__(1024) nsa_pair_scan_kernel(const int *cnt, int nl, int qb, int *off, int *boff) {
     __shared__ int sw[32];
     const int per = (nl + 1023) / 1024, j0 = threadIdx.x * per, j1 = min(j0 + per, nl);
