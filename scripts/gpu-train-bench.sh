@@ -7,7 +7,8 @@
 # tokens/s of the last logged steps (the set-up excluded), model TFLOP/s and MFU
 # against 989 TFLOP/s (dense bf16, H100/H200), the same for the median of the
 # logged intervals after the first (which holds the set-up and the GEMMs' tuning;
-# single intervals vary by a few percent), and the train log's end line.
+# single intervals vary by a few percent), and the train log's end line; the
+# same lines go to $OUT/summary.txt.
 #   DMABENCH=./build/dmabench OUT=results/gpu-train sh scripts/gpu-train-bench.sh
 #   RUNS="nsa:8192:2 mha:8192:2" ... (variant:context:batch) runs only those.
 set -u
@@ -40,9 +41,12 @@ run() { # variant context batch
     [ -n "$med" ] && mfu "  median of the logged intervals after the first" "$med" "$fpt"
     grep '"event":"end"' "$d/train_log.jsonl" | tail -1
 }
-nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm --format=csv,noheader
-# RUNS: which runs, as variant:context:batch (default: the four above)
-for r in ${RUNS:-mha:2048:8 mha:8192:2 dma:8192:2 nsa:8192:2}; do
-    v=${r%%:*} rest=${r#*:}
-    run "$v" "${rest%%:*}" "${rest#*:}"
-done
+# everything printed also goes to $OUT/summary.txt, beside the runs' logs
+{
+    nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm --format=csv,noheader
+    # RUNS: which runs, as variant:context:batch (default: the four above)
+    for r in ${RUNS:-mha:2048:8 mha:8192:2 dma:8192:2 nsa:8192:2}; do
+        v=${r%%:*} rest=${r#*:}
+        run "$v" "${rest%%:*}" "${rest#*:}"
+    done
+} 2>&1 | tee "$OUT/summary.txt"
