@@ -290,7 +290,12 @@ static void test_gradients(void) {
 
 /* attn_params.saved: the CUDA operators of nsa and dma keep part of their forward.
  * nsa's saved area holds K~ and V~, O_cmp, O_slc, O_win, the selection (each 256-byte
- * aligned) and 256 bytes of counts at the shape. Host arithmetic: runs without a GPU. */
+ * aligned), 256 bytes of counts and, where the selected branch goes by pairs (G
+ * divides 64, D of 16-128) with the forward's lists in one chunk of queries (its
+ * partial results in 1 GiB), those lists: cnt [nl], each run's counts [nl][runs]
+ * (runs of max(256, 2 ns) queries), off and boff [nl + 1], plist and pq [np], the
+ * batches' lists [np + nl], with nl = B Hkv ns lists and np = B Hkv N nsel pairs.
+ * Host arithmetic: runs without a GPU. */
 static void test_saved_bytes(void) {
     int n;
     const attn_op *ops = attn_registry_list(&n);
@@ -320,6 +325,14 @@ static void test_saved_bytes(void) {
 #define R256(x) (((x) + 255) & ~(size_t)255)
             size_t want = 2 * R256((size_t)B * (nb > 0 ? nb : 1) * Hkv * D * e) + 3 * R256((size_t)B * N * Hq * D * e) +
                           R256((size_t)B * Hkv * N * nsel * sizeof(int)) + 256; /* + the selected branch's counts */
+            const size_t G = (size_t)(Hq / Hkv), per_q = (size_t)B * Hkv * nsel * (G * D * 2 + G * 8);
+            const int one_chunk = (size_t)N <= ((size_t)1 << 30) / per_q, pairs = 64 % G == 0;
+            if (pairs && one_chunk) { /* the pairs' lists kept for the backward */
+                const size_t nl = (size_t)B * Hkv * ns, np = (size_t)B * Hkv * N * nsel;
+                const size_t qc = 2 * ns > 256 ? 2 * ns : 256, runs = (N + qc - 1) / qc;
+                want += R256(nl * 4) + R256(nl * runs * 4) + 2 * R256((nl + 1) * 4) + 2 * R256(np * 4) +
+                        R256((np + nl) * 4);
+            }
 #undef R256
             size_t got = op->saved_bytes(&p);
             CHECK(got == want, "nsa saved_bytes", "B %d N %d Hq %d Hkv %d D %d dtype %d: %zu bytes, want %zu", B, N, Hq,
