@@ -293,14 +293,133 @@ __global__ void __launch_bounds__(128) nsa_compress_tc_kernel(const T *x, long l
     }
 }
 
-/* out = T(the ks parts' sums, added in order, + bias): n = B nb Hkv D elements. */
+/* out = T(the ks parts' sums, added in order, + bias): n = B nb Hkv D elements, 4
+ * a thread (16-byte loads; D is a multiple of 16). */
 template <typename T>
 __global__ void nsa_compress_sum_kernel(const float *part, int ks, size_t n, int Hkv, int D, const float *bias, T *out) {
-    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
-        float v = 0.f;
-        for (int k = 0; k < ks; k++) v += part[(size_t)k * n + i];
-        out[i] = from_f32<T>(v + bias[i % ((size_t)Hkv * D)]);
+    const size_t n4 = n / 4, hd = (size_t)Hkv * D;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n4; i += (size_t)gridDim.x * blockDim.x) {
+        float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
+        for (int k = 0; k < ks; k++) {
+            const float4 p = reinterpret_cast<const float4 *>(part + (size_t)k * n)[i];
+            v.x += p.x, v.y += p.y, v.z += p.z, v.w += p.w;
+        }
+        const float4 bs = *reinterpret_cast<const float4 *>(bias + (4 * i) % hd);
+        uint2 o;
+        o.x = pack2<T>::from(v.x + bs.x, v.y + bs.y);
+        o.y = pack2<T>::from(v.z + bs.z, v.w + bs.w);
+        reinterpret_cast<uint2 *>(out)[i] = o;
     }
+}
+
+/* The linear compression's forward at D 64 and 128 in wide tiles (the default
+ * there; DMABENCH_NSA_CMP_WIDE=0 runs nsa_compress_tc_kernel): the same GEMM, out =
+ * X (W hi + W lo) + bias, with W in nsa_cmp_w_split_kernel's layout, but a CTA of 8
+ * warps takes 128 blocks by all D columns, warp w rows 32 (w % 4) .. + 31 by columns
+ * (w / 4) D / 2 .. + D / 2 - 1. Each of W's fragments then serves two m16 tiles, and
+ * W is read once per 128 blocks and X once: nsa_compress_tc_kernel reads W once per
+ * 64 blocks and X once per quarter of D, about 200 MB from the L2 a launch at the
+ * 131M model's shape (B 2, 3 kv heads, N 8192) against about 75 MB here. Stages of
+ * CWD_KC k (two of W's 16-row chunks) through cp.async, CWD_ST deep, one barrier
+ * each; the k dimension in ks parts where the tiles alone leave SMs idle (their
+ * sums added in order by nsa_compress_sum_kernel). Products per 16 k in the order
+ * of nsa_compress_tc_kernel's: hi, then lo. */
+constexpr int CWD_ROWS = 128, CWD_KC = 32, CWD_KP = CWD_KC + 8, CWD_ST = 3;
+template <int D> constexpr size_t cwd_smem_bytes() { return (size_t)CWD_ST * (2 * D + CWD_ROWS) * CWD_KP * 2; }
+
+template <typename T, int D>
+__global__ void __launch_bounds__(256, 2) nsa_compress_wide_kernel(const T *x, long long xsb, long long xss,
+                                                                   long long xsh, int Hkv, int l, int d, int nb,
+                                                                   const T *whi, const T *wlo, const float *bias,
+                                                                   T *out, int ks, float *part) {
+    static_assert(D == 64 || D == 128, "nsa_compress_wide_kernel: D 64 or 128");
+    constexpr int KS = CWD_KC / 16, KP = CWD_KP, NT = D / 16; /* mma k-steps a stage; a warp's n8 tiles */
+    extern __shared__ __align__(16) unsigned char cwd_smem[];
+    T(*shi)[D][KP] = reinterpret_cast<T(*)[D][KP]>(cwd_smem); /* [CWD_ST][D][KP], W's columns as rows */
+    T(*slo)[D][KP] = shi + CWD_ST;
+    T(*sx)[CWD_ROWS][KP] = reinterpret_cast<T(*)[CWD_ROWS][KP]>(slo + CWD_ST); /* [CWD_ST][CWD_ROWS][KP] */
+    const int kq = blockIdx.x % ks, c0 = (blockIdx.x / ks) * CWD_ROWS, h = blockIdx.y, b = blockIdx.z;
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, tq = lane & 3;
+    const int wr = (warp & 3) * 32, wc = (warp >> 2) * (D / 2);
+    const int Q16 = l * (D / 16), Qs = l * (D / CWD_KC); /* 16-chunks of W's layout; stages */
+    const int qper = (Qs + ks - 1) / ks, qa = kq * qper, nq = max(0, min(Qs, qa + qper) - qa);
+    const T *xh = x + b * xsb + h * xsh;
+    const T *hh = whi + (size_t)h * Q16 * D * 16, *lh = wlo + (size_t)h * Q16 * D * 16;
+    auto load = [&](int qi, int st) {
+        const int q = qa + qi, t = q * CWD_KC / D, e0 = q * CWD_KC % D;
+        for (int i = tid; i < D * KS * 2; i += 256) { /* W: per column, KS chunks of 32 bytes, each half */
+            const int n = i / (KS * 2), s = (i / 2) % KS, pt = (i % 2) * 8;
+            const size_t o = ((size_t)(q * KS + s) * D + n) * 16 + pt;
+            cp16(&shi[st][n][s * 16 + pt], hh + o, true);
+            cp16(&slo[st][n][s * 16 + pt], lh + o, true);
+        }
+        for (int i = tid; i < CWD_ROWS * (CWD_KC / 8); i += 256) { /* X: 128 rows of CWD_KC */
+            const int row = i / (CWD_KC / 8), pt = (i % (CWD_KC / 8)) * 8, c = c0 + row;
+            const bool ok = c < nb;
+            cp16(&sx[st][row][pt], ok ? xh + (long long)(c * d + t) * xss + e0 + pt : x, ok);
+        }
+    };
+    float acc[2][NT][4];
+#pragma unroll
+    for (int mt = 0; mt < 2; mt++)
+#pragma unroll
+        for (int j = 0; j < NT; j++) acc[mt][j][0] = acc[mt][j][1] = acc[mt][j][2] = acc[mt][j][3] = 0.f;
+#pragma unroll
+    for (int st = 0; st < CWD_ST - 1; st++) {
+        if (st < nq) load(st, st);
+        cp_commit();
+    }
+    /* ldmatrix lanes: A rows wr + (lane & 15) (+ 16) at k (lane >> 4) 8; B rows (columns
+     * n) ((lane >> 4) << 3) + (lane & 7) of each pair of n8 tiles at k ((lane >> 3) & 1) 8 */
+    const int arow = wr + (lane & 15), ak = (lane >> 4) * 8;
+    const int bn = wc + ((lane >> 4) << 3) + (lane & 7), bk = ((lane >> 3) & 1) * 8;
+    for (int q = 0; q < nq; q++) {
+        cp_wait<CWD_ST - 2>();
+        __syncthreads(); /* stage q is in; every warp is done with stage q - 1's buffers */
+        if (q + CWD_ST - 1 < nq) load(q + CWD_ST - 1, (q + CWD_ST - 1) % CWD_ST);
+        cp_commit();
+        const int st = q % CWD_ST;
+#pragma unroll
+        for (int s = 0; s < KS; s++) {
+            uint32_t a0[4], a1[4];
+            ldsm_x4(a0, &sx[st][arow][s * 16 + ak]);
+            ldsm_x4(a1, &sx[st][arow + 16][s * 16 + ak]);
+#pragma unroll
+            for (int j = 0; j < NT; j += 2) {
+                uint32_t hv[4], lv[4];
+                ldsm_x4(hv, &shi[st][bn + j * 8][s * 16 + bk]);
+                ldsm_x4(lv, &slo[st][bn + j * 8][s * 16 + bk]);
+                mma16816<T>(acc[0][j], a0, hv[0], hv[1]);
+                mma16816<T>(acc[0][j], a0, lv[0], lv[1]);
+                mma16816<T>(acc[0][j + 1], a0, hv[2], hv[3]);
+                mma16816<T>(acc[0][j + 1], a0, lv[2], lv[3]);
+                mma16816<T>(acc[1][j], a1, hv[0], hv[1]);
+                mma16816<T>(acc[1][j], a1, lv[0], lv[1]);
+                mma16816<T>(acc[1][j + 1], a1, hv[2], hv[3]);
+                mma16816<T>(acc[1][j + 1], a1, lv[2], lv[3]);
+            }
+        }
+    }
+    cp_wait<0>();
+    float *pp = ks > 1 ? part + (size_t)kq * gridDim.z * nb * Hkv * D : nullptr; /* this k part's sums */
+#pragma unroll
+    for (int mt = 0; mt < 2; mt++)
+#pragma unroll
+        for (int hf = 0; hf < 2; hf++) {
+            const int row = c0 + wr + mt * 16 + g + 8 * hf;
+            if (row >= nb) continue;
+            const size_t o = (((size_t)b * nb + row) * Hkv + h) * D;
+#pragma unroll
+            for (int j = 0; j < NT; j++) {
+                const int col = wc + j * 8 + 2 * tq;
+                const float v0 = acc[mt][j][2 * hf], v1 = acc[mt][j][2 * hf + 1];
+                if (pp)
+                    *reinterpret_cast<float2 *>(pp + o + col) = make_float2(v0, v1);
+                else
+                    *reinterpret_cast<uint32_t *>(out + o + col) =
+                        pack2<T>::from(v0 + bias[(size_t)h * D + col], v1 + bias[(size_t)h * D + col + 1]);
+            }
+        }
 }
 
 struct SelArgs {
@@ -1078,6 +1197,130 @@ __global__ void __launch_bounds__(128) nsa_cmp_bwd_rows_tc_kernel(const float *d
     }
 }
 
+/* nsa_cmp_bwd_rows_tc_kernel's GEMM in wide tiles at D 64 and 128 (the default
+ * there; DMABENCH_NSA_CMP_WIDE=0 runs the kernel above): a CTA of 8 warps takes 128
+ * consecutive c' by all D columns for tper consecutive t', warp w rows 32 (w % 4) ..
+ * + 31 by columns (w / 4) D / 2 .. + D / 2 - 1, so that each of W's fragments serves
+ * two m16 tiles and W_t is read once per 128 c' (the kernel above: once per 64 c' by
+ * half of D). The dK~ rows c' - (J - 1) .. c' + 127 as hi (and lo) halves in shared
+ * memory, W's columns through CBT_ST cp.async stages of CBT_KW k; products per 16 k
+ * in the kernel above's order (hi hi, hi lo, then lo hi). */
+constexpr int CBW_ROWS = 128;
+template <int D> constexpr size_t cbw_smem_bytes(int J, bool lo) {
+    return (size_t)(lo ? 2 : 1) * (CBW_ROWS + J - 1) * (D + 8) * 2 + 2 * (size_t)CBT_ST * D * (cbt_kw(D) + 8) * 2;
+}
+
+template <int D, bool LO>
+__global__ void __launch_bounds__(256, 2) nsa_cmp_bwd_rows_wide_kernel(const float *dkc, int nb, int Hkv, int l,
+                                                                       int d, int Nk, int tper,
+                                                                       const __nv_bfloat16 *whi,
+                                                                       const __nv_bfloat16 *wlo, float *dacc) {
+    static_assert(D == 64 || D == 128, "nsa_cmp_bwd_rows_wide_kernel: D 64 or 128");
+    typedef __nv_bfloat16 bf;
+    constexpr int AP = D + 8, NT = D / 16; /* padded dK~ row; a warp's n8 tiles */
+    constexpr int KW = cbt_kw(D), KS = KW / 16, KP = KW + 8, KC = D / KW;
+    extern __shared__ __align__(16) unsigned char cbw_smem[];
+    const int J = l / d, AR = CBW_ROWS + J - 1; /* dK~ rows kept: c' - (J - 1) .. c' + 127 */
+    bf *ahi = reinterpret_cast<bf *>(cbw_smem), *alo = ahi + (size_t)AR * AP; /* alo only with LO */
+    bf(*shi)[D][KP] = reinterpret_cast<bf(*)[D][KP]>(ahi + (size_t)(LO ? 2 : 1) * AR * AP);
+    bf(*slo)[D][KP] = shi + CBT_ST;
+    const int tsplit = (d + tper - 1) / tper, tile = blockIdx.x / tsplit;
+    const int tp0 = (blockIdx.x % tsplit) * tper, tp1 = min(d, tp0 + tper);
+    const int cp0 = tile * CBW_ROWS, h = blockIdx.y, b = blockIdx.z;
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, tq = lane & 3;
+    const int wr = (warp & 3) * 32, wc = (warp >> 2) * (D / 2);
+    /* dK~ rows c = cp0 - (J - 1) + i, zero outside 0 .. nb - 1; 4 columns a step */
+    for (int i = tid; i < AR * (D / 4); i += 256) {
+        const int rr = i / (D / 4), col = (i % (D / 4)) * 4, c = cp0 - (J - 1) + rr;
+        const float4 v = c >= 0 && c < nb ? *reinterpret_cast<const float4 *>(dkc + (((size_t)b * nb + c) * Hkv + h) * D + col)
+                                         : make_float4(0.f, 0.f, 0.f, 0.f);
+        const float f[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            const bf hv = __float2bfloat16_rn(f[e]);
+            ahi[(size_t)rr * AP + col + e] = hv;
+            if (LO) alo[(size_t)rr * AP + col + e] = __float2bfloat16_rn(f[e] - __bfloat162float(hv));
+        }
+    }
+    const bf *wh = whi + (size_t)h * l * D * D, *wl = wlo + (size_t)h * l * D * D;
+    const int Q = J * KC; /* stages per t' */
+    /* stage (t', j, kc): W rows (t' + j d) D + n, columns KW kc .. KW kc + KW - 1 */
+    auto load = [&](int tp, int q, int st) {
+        const int j = q / KC, k0 = (q % KC) * KW, t = tp + j * d;
+        for (int i = tid; i < D * (KW / 8); i += 256) {
+            const int n = i / (KW / 8), pt = (i % (KW / 8)) * 8;
+            const size_t o = ((size_t)t * D + n) * D + k0 + pt;
+            cp16(&shi[st][n][pt], wh + o, true);
+            cp16(&slo[st][n][pt], wl + o, true);
+        }
+    };
+    const int arow = wr + (lane & 15), ak = (lane >> 4) * 8;
+    const int bn = wc + ((lane >> 4) << 3) + (lane & 7), bk = ((lane >> 3) & 1) * 8;
+    for (int tp = tp0; tp < tp1; tp++) {
+        float acc[2][NT][4];
+#pragma unroll
+        for (int mt = 0; mt < 2; mt++)
+#pragma unroll
+            for (int jn = 0; jn < NT; jn++) acc[mt][jn][0] = acc[mt][jn][1] = acc[mt][jn][2] = acc[mt][jn][3] = 0.f;
+        __syncthreads(); /* the dK~ rows are in (first t'); every warp is done with the last t's stages */
+#pragma unroll
+        for (int st = 0; st < CBT_ST - 1; st++) {
+            if (st < Q) load(tp, st, st);
+            cp_commit();
+        }
+        for (int q = 0; q < Q; q++) {
+            cp_wait<CBT_ST - 2>();
+            __syncthreads();
+            if (q + CBT_ST - 1 < Q) load(tp, q + CBT_ST - 1, (q + CBT_ST - 1) % CBT_ST);
+            cp_commit();
+            const int st = q % CBT_ST, j = q / KC, k0 = (q % KC) * KW;
+            /* A rows: block c = c' - j, kept at index (J - 1) + c' - cp0 - j */
+            const size_t a0 = (size_t)((J - 1) + arow - j) * AP + k0 + ak;
+#pragma unroll
+            for (int s = 0; s < KS; s++) {
+                uint32_t ah[2][4], al[2][4] = {{0, 0, 0, 0}, {0, 0, 0, 0}};
+#pragma unroll
+                for (int mt = 0; mt < 2; mt++) {
+                    ldsm_x4(ah[mt], ahi + a0 + (size_t)mt * 16 * AP + s * 16);
+                    if (LO) ldsm_x4(al[mt], alo + a0 + (size_t)mt * 16 * AP + s * 16);
+                }
+#pragma unroll
+                for (int jn = 0; jn < NT; jn += 2) {
+                    uint32_t hv[4], lv[4];
+                    ldsm_x4(hv, &shi[st][bn + jn * 8][s * 16 + bk]);
+                    ldsm_x4(lv, &slo[st][bn + jn * 8][s * 16 + bk]);
+#pragma unroll
+                    for (int mt = 0; mt < 2; mt++) {
+                        mma16816<bf>(acc[mt][jn], ah[mt], hv[0], hv[1]);
+                        mma16816<bf>(acc[mt][jn], ah[mt], lv[0], lv[1]);
+                        if (LO) mma16816<bf>(acc[mt][jn], al[mt], hv[0], hv[1]);
+                        mma16816<bf>(acc[mt][jn + 1], ah[mt], hv[2], hv[3]);
+                        mma16816<bf>(acc[mt][jn + 1], ah[mt], lv[2], lv[3]);
+                        if (LO) mma16816<bf>(acc[mt][jn + 1], al[mt], hv[2], hv[3]);
+                    }
+                }
+            }
+        }
+        cp_wait<0>();
+        /* rows r = c' d + t' of this tile: this CTA's alone */
+#pragma unroll
+        for (int mt = 0; mt < 2; mt++)
+#pragma unroll
+            for (int hf = 0; hf < 2; hf++) {
+                const long long r = (long long)(cp0 + wr + mt * 16 + g + 8 * hf) * d + tp;
+                if (r >= Nk) continue;
+                float *orow = dacc + (((size_t)b * Nk + r) * Hkv + h) * D;
+#pragma unroll
+                for (int jn = 0; jn < NT; jn++) {
+                    float2 *o = reinterpret_cast<float2 *>(orow + wc + jn * 8 + 2 * tq);
+                    float2 v = *o;
+                    v.x += acc[mt][jn][2 * hf], v.y += acc[mt][jn][2 * hf + 1];
+                    *o = v;
+                }
+            }
+    }
+}
+
 /* The column sums the position term's gradient needs, S[h, :] = sum_{b, c}
  * dK~[b, c, h, :], in NSA_CS_SPLIT parts per kv head: grid (Hkv, NSA_CS_SPLIT), a
  * CTA of 256 threads sums a contiguous range of the B nb rows into
@@ -1365,6 +1608,14 @@ int nsa_cmp_tc_ok(const attn_params *p) {
     return !(((uintptr_t)p->k | (uintptr_t)p->v) & 15);
 }
 
+/* The compression's GEMMs in wide tiles at D 64 and 128 (nsa_compress_wide_kernel,
+ * nsa_cmp_bwd_rows_wide_kernel) by default; DMABENCH_NSA_CMP_WIDE=0 runs
+ * nsa_compress_tc_kernel and nsa_cmp_bwd_rows_tc_kernel. */
+int nsa_cmp_wide() {
+    static const bool on = !dm_env_is("DMABENCH_NSA_CMP_WIDE", "0");
+    return on;
+}
+
 dm_cuda_ws g_cws; /* the tensor-core compression's W halves and position term */
 
 /* The columns of K~ / V~ one CTA of nsa_compress_tc_kernel takes at head dim D: all
@@ -1384,8 +1635,19 @@ attn_status launch_compress_tc(const attn_params *p, const T *x, const attn_stri
     int sms = 0;
     attn_status st = dm_cuda_num_sms(&sms);
     if (st != ATTN_OK) return st;
-    const long long ctas = (long long)tiles * (D / ctc_cols(D)) * Hkv * p->B;
-    const int ks = ctas >= 4LL * sms ? 1 : 2 * ctas >= 4LL * sms ? 2 : 4;
+    const bool wide = (D == 64 || D == 128) && nsa_cmp_wide();
+    const unsigned wtiles = (unsigned)((nb + CWD_ROWS - 1) / CWD_ROWS);
+    int ks;
+    if (wide) {
+        /* two CTAs an SM: one wave of them, the k dimension split where the tiles
+         * leave more than a quarter of the places empty (at most 16 parts) */
+        const long long ctas = (long long)wtiles * Hkv * p->B, slots = 2LL * sms;
+        ks = 4 * ctas >= 3 * slots ? 1 : (int)std::min<long long>((slots + ctas - 1) / ctas, 16);
+        ks = std::min(ks, l * D / CWD_KC);
+    } else {
+        const long long ctas = (long long)tiles * (D / ctc_cols(D)) * Hkv * p->B;
+        ks = ctas >= 4LL * sms ? 1 : 2 * ctas >= 4LL * sms ? 2 : 4;
+    }
     auto r256 = [](size_t x) { return (x + 255) & ~(size_t)255; };
     char *ws = nullptr;
     const size_t wb = r256(2 * nw * sizeof(T)), bb = r256((size_t)Hkv * D * sizeof(float));
@@ -1400,17 +1662,28 @@ attn_status launch_compress_tc(const attn_params *p, const T *x, const attn_stri
     nsa_compress_tc_kernel<T, DD, ctc_cols(DD)>                                                                        \
         <<<dim3(tiles * (DD / ctc_cols(DD)) * ks, (unsigned)Hkv, (unsigned)p->B), 128>>>(                             \
             x, xs.b, xs.s, xs.h, Hkv, l, p->nsa_d, nb, whi, wlo, bias, out, ks, part)
-    switch (D) {
+#define NSA_CWD(DD)                                                                                                   \
+    do {                                                                                                              \
+        CUDA_CHECK(cudaFuncSetAttribute(nsa_compress_wide_kernel<T, DD>, cudaFuncAttributeMaxDynamicSharedMemorySize, \
+                                        (int)cwd_smem_bytes<DD>()));                                                  \
+        nsa_compress_wide_kernel<T, DD><<<dim3(wtiles * ks, (unsigned)Hkv, (unsigned)p->B), 256,                       \
+                                          cwd_smem_bytes<DD>()>>>(x, xs.b, xs.s, xs.h, Hkv, l, p->nsa_d, nb, whi, wlo, \
+                                                                  bias, out, ks, part);                               \
+    } while (0)
+    if (wide && D == 128) NSA_CWD(128);
+    else if (wide) NSA_CWD(64);
+    else switch (D) {
     case 16: NSA_CTC(16); break;
     case 32: NSA_CTC(32); break;
     case 64: NSA_CTC(64); break;
     default: NSA_CTC(128);
     }
 #undef NSA_CTC
+#undef NSA_CWD
     CUDA_CHECK_LAUNCH();
     if (ks > 1) {
-        nsa_compress_sum_kernel<T><<<(unsigned)std::min<size_t>((nout + 255) / 256, 4096), 256>>>(part, ks, nout, Hkv,
-                                                                                                  D, bias, out);
+        nsa_compress_sum_kernel<T><<<(unsigned)std::min<size_t>((nout / 4 + 255) / 256, 4096), 256>>>(
+            part, ks, nout, Hkv, D, bias, out);
         CUDA_CHECK_LAUNCH();
     }
     return ATTN_OK;
@@ -1449,6 +1722,34 @@ attn_status launch_cmp_bwd_rows_tc(const attn_params *p, const float *dkc, const
     /* dK~ came out of the engine in T and went to fp32 unchanged (convert): with bf16
      * its lo half is zero, and the product lo hi is left out */
     const bool lo = p->dtype != ATTN_DTYPE_BF16;
+    size_t optin = 0;
+    if ((st = dm_cuda_smem_optin(&optin)) != ATTN_OK) return st;
+    const size_t wsmem = D == 128 ? cbw_smem_bytes<128>(l / d, lo) : cbw_smem_bytes<64>(l / d, lo);
+    if ((D == 64 || D == 128) && nsa_cmp_wide() && wsmem <= optin) {
+        /* (tile, t') units over two CTAs an SM: tper consecutive t' a CTA where there
+         * are more units than places, spread evenly over the d */
+        int sms = 0;
+        if ((st = dm_cuda_num_sms(&sms)) != ATTN_OK) return st;
+        const unsigned wtiles = (unsigned)((ncp + CBW_ROWS - 1) / CBW_ROWS);
+        const long long units = (long long)wtiles * Hkv * p->B * d;
+        int tper = (int)std::max<long long>(1, std::min<long long>(d, units / (2LL * sms)));
+        tper = (d + (d + tper - 1) / tper - 1) / ((d + tper - 1) / tper);
+        const int tsplit = (d + tper - 1) / tper; /* as the kernel works it out */
+#define NSA_CBW(DD, LO)                                                                                              \
+    do {                                                                                                             \
+        CUDA_CHECK(cudaFuncSetAttribute(nsa_cmp_bwd_rows_wide_kernel<DD, LO>,                                        \
+                                        cudaFuncAttributeMaxDynamicSharedMemorySize, (int)wsmem));                  \
+        nsa_cmp_bwd_rows_wide_kernel<DD, LO><<<dim3(wtiles * tsplit, (unsigned)Hkv, (unsigned)p->B), 256, wsmem>>>( \
+            dkc, nb, Hkv, l, d, Nk, tper, whi, wlo, dacc);                                                          \
+    } while (0)
+        if (D == 128 && lo) NSA_CBW(128, true);
+        else if (D == 128) NSA_CBW(128, false);
+        else if (lo) NSA_CBW(64, true);
+        else NSA_CBW(64, false);
+#undef NSA_CBW
+        CUDA_CHECK_LAUNCH();
+        return ATTN_OK;
+    }
 #define NSA_CBT_L(DD, DN, LO)                                                                                        \
     do {                                                                                                             \
         CUDA_CHECK(cudaFuncSetAttribute(nsa_cmp_bwd_rows_tc_kernel<DD, DN, LO>,                                      \
