@@ -544,11 +544,7 @@ __device__ __forceinline__ void nsa_pick_blocks(const float *sc, unsigned char *
         int bj = -1;
         for (int j = lane; j <= jmax; j += 32)
             if (!chosen[j] && (sc[j] > bs || (sc[j] == bs && j > bj))) bs = sc[j], bj = j;
-        for (int o = 16; o; o >>= 1) {
-            float os = __shfl_xor_sync(0xffffffff, bs, o);
-            int oj = __shfl_xor_sync(0xffffffff, bj, o);
-            if (oj >= 0 && (bj < 0 || os > bs || (os == bs && oj > bj))) bs = os, bj = oj;
-        }
+        bj = nsa_warp_best(bs, bj);
         if (bj < 0) break; /* no candidate left */
         if (lane == 0) chosen[bj] = 1;
         __syncwarp();
@@ -878,59 +874,13 @@ __global__ void nsa_combine_kernel(T *o, long long osb, long long oss, long long
 
 /* ---- backward kernels ---- */
 
-/* out (B, Nq, Hq, D) contiguous = g[..., which] dout; V = 8: 8 consecutive
- * elements per thread (dm_vec8 of dout) */
-template <typename T, int V>
-__global__ void nsa_gate_dout_kernel(const T *dout, long long sb, long long ss, long long sh, const float *g, int which,
-                                     T *out, int B, int Nq, int Hq, int D) {
-    const long long e = ((long long)blockIdx.x * blockDim.x + threadIdx.x) * V;
-    if (e >= (long long)B * Nq * Hq * D) return;
-    const int dd = (int)(e % D), h = (int)((e / D) % Hq), i = (int)((e / ((long long)D * Hq)) % Nq);
-    const int b = (int)(e / ((long long)D * Hq * Nq));
-    const float gv = g[(((size_t)b * Nq + i) * Hq + h) * 3 + which];
-    const T *dp = dout + b * sb + (long long)i * ss + h * sh + dd;
-    if constexpr (V == 8) {
-        float f[8];
-        ld8_any<T>(dp, f);
-#pragma unroll
-        for (int k = 0; k < 8; k++) f[k] *= gv;
-        st8_any<T>(out + e, f);
-    } else {
-        out[e] = from_f32<T>(gv * to_f32<T>(*dp));
-    }
-}
-
-/* dg[b, i, h, :] = (dout . O_cmp, dout . O_slc, dout . O_win): one warp per row. */
-template <typename T>
-__global__ void nsa_dg_kernel(const T *dout, long long sb, long long ss, long long sh, const T *ocmp, const T *oslc,
-                              const T *owin, float *dg, int B, int Nq, int Hq, int D) {
-    long long row = (long long)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
-    int lane = threadIdx.x & 31;
-    if (row >= (long long)B * Nq * Hq) return;
-    int h = (int)(row % Hq), i = (int)((row / Hq) % Nq), b = (int)(row / ((long long)Hq * Nq));
-    const T *dr = dout + b * sb + (long long)i * ss + h * sh;
-    const size_t o = (size_t)row * D;
-    float s0 = 0.f, s1 = 0.f, s2 = 0.f;
-    for (int e = lane; e < D; e += 32) {
-        float x = to_f32<T>(dr[e]);
-        s0 += x * to_f32<T>(ocmp[o + e]), s1 += x * to_f32<T>(oslc[o + e]), s2 += x * to_f32<T>(owin[o + e]);
-    }
-    for (int k = 16; k; k >>= 1) {
-        s0 += __shfl_xor_sync(0xffffffff, s0, k);
-        s1 += __shfl_xor_sync(0xffffffff, s1, k);
-        s2 += __shfl_xor_sync(0xffffffff, s2, k);
-    }
-    if (lane == 0) dg[row * 3] = s0, dg[row * 3 + 1] = s1, dg[row * 3 + 2] = s2;
-}
-
 /* The backward's row pass in one read of dO and the three branches' outputs
- * (docs/perf-notes.md n48), for each row (b, i, h): dg[row, w] = dout . O_w (as
- * nsa_dg_kernel), gd[w] = g_w dout rounded to T (B, Nq, Hq, D) contiguous (as
- * nsa_gate_dout_kernel), and dsum[w] (B, Hq, Nq) = gd[w] . O_w from the rounded
- * values, the Dsum each branch's backward would form from its gated dO. w: 0
- * compressed, 1 selected, 2 window. lpr lanes per row (a power of two), 8
- * elements per lane and load (dm_vec8 of dout; D a multiple of 8). */
-template <typename T>
+ * (docs/perf-notes.md n48), for each row (b, i, h): dg[row, w] = dout . O_w, gd[w] =
+ * g_w dout rounded to T (B, Nq, Hq, D) contiguous, and dsum[w] (B, Hq, Nq) = gd[w] .
+ * O_w from the rounded values, the Dsum each branch's backward would form from its
+ * gated dO. w: 0 compressed, 1 selected, 2 window. lpr lanes per row (a power of
+ * two), V elements per lane and load: 8 (dm_vec8 of dout; D a multiple of 8) or 1. */
+template <typename T, int V>
 __global__ void nsa_bwd_rows_kernel(const T *dout, long long sb, long long ss, long long sh, const T *ocmp,
                                     const T *oslc, const T *owin, const float *g, float *dg, T *gd, size_t gstride,
                                     float *dsum, size_t plane, int B, int Nq, int Hq, int D, int lpr) {
@@ -945,20 +895,23 @@ __global__ void nsa_bwd_rows_kernel(const T *dout, long long sb, long long ss, l
     if (live) {
 #pragma unroll
         for (int w = 0; w < 3; w++) gv[w] = g[(size_t)r * 3 + w];
-        for (int d = sub * 8; d < D; d += lpr * 8) {
-            float x[8];
-            ld8_any<T>(dr + d, x);
+        for (int d = sub * V; d < D; d += lpr * V) {
+            float x[V];
+            if constexpr (V == 8) ld8_any<T>(dr + d, x);
+            else x[0] = to_f32<T>(dr[d]);
 #pragma unroll
             for (int w = 0; w < 3; w++) {
-                float o[8], y[8];
-                ld8_any<T>(ow[w] + d, o);
+                float o[V], y[V];
+                if constexpr (V == 8) ld8_any<T>(ow[w] + d, o);
+                else o[0] = to_f32<T>(ow[w][d]);
 #pragma unroll
-                for (int k = 0; k < 8; k++) {
+                for (int k = 0; k < V; k++) {
                     sg[w] += x[k] * o[k];
                     y[k] = to_f32<T>(from_f32<T>(gv[w] * x[k]));
                     sd[w] += y[k] * o[k];
                 }
-                st8_any<T>(gd + w * gstride + (size_t)r * D + d, y);
+                if constexpr (V == 8) st8_any<T>(gd + w * gstride + (size_t)r * D + d, y);
+                else gd[w * gstride + (size_t)r * D + d] = from_f32<T>(y[0]);
             }
         }
     }
@@ -1210,11 +1163,12 @@ template <int D> constexpr size_t cbw_smem_bytes(int J, bool lo) {
     return (size_t)(lo ? 2 : 1) * (CBW_ROWS + J - 1) * (D + 8) * 2 + 2 * (size_t)CBT_ST * D * (cbt_kw(D) + 8) * 2;
 }
 
-template <int D, bool LO>
+template <typename T, int D, bool LO>
 __global__ void __launch_bounds__(256, 2) nsa_cmp_bwd_rows_wide_kernel(const float *dkc, int nb, int Hkv, int l,
                                                                        int d, int Nk, int tper,
                                                                        const __nv_bfloat16 *whi,
-                                                                       const __nv_bfloat16 *wlo, float *dacc) {
+                                                                       const __nv_bfloat16 *wlo, float *dacc, T *out,
+                                                                       attn_stride os) {
     static_assert(D == 64 || D == 128, "nsa_cmp_bwd_rows_wide_kernel: D 64 or 128");
     typedef __nv_bfloat16 bf;
     constexpr int AP = D + 8, NT = D / 16; /* padded dK~ row; a warp's n8 tiles */
@@ -1302,20 +1256,24 @@ __global__ void __launch_bounds__(256, 2) nsa_cmp_bwd_rows_wide_kernel(const flo
             }
         }
         cp_wait<0>();
-        /* rows r = c' d + t' of this tile: this CTA's alone */
+        /* rows r = c' d + t' of this tile: this CTA's alone; with out, the last
+         * writer: the sums go to out in T instead of back to dacc */
 #pragma unroll
         for (int mt = 0; mt < 2; mt++)
 #pragma unroll
             for (int hf = 0; hf < 2; hf++) {
                 const long long r = (long long)(cp0 + wr + mt * 16 + g + 8 * hf) * d + tp;
                 if (r >= Nk) continue;
-                float *orow = dacc + (((size_t)b * Nk + r) * Hkv + h) * D;
+                float *arow = dacc + (((size_t)b * Nk + r) * Hkv + h) * D;
+                T *trow = out ? out + b * os.b + r * os.s + h * os.h : nullptr;
 #pragma unroll
                 for (int jn = 0; jn < NT; jn++) {
-                    float2 *o = reinterpret_cast<float2 *>(orow + wc + jn * 8 + 2 * tq);
+                    const int col = wc + jn * 8 + 2 * tq;
+                    float2 *o = reinterpret_cast<float2 *>(arow + col);
                     float2 v = *o;
                     v.x += acc[mt][jn][2 * hf], v.y += acc[mt][jn][2 * hf + 1];
-                    *o = v;
+                    if (trow) *reinterpret_cast<uint32_t *>(trow + col) = pack2<T>::from(v.x, v.y);
+                    else *o = v;
                 }
             }
     }
@@ -1707,8 +1665,10 @@ int nsa_cmp_bwd_tc_ok(const attn_params *p, size_t optin, size_t *smem) {
 dm_cuda_ws g_cbw; /* W's bf16 halves in W's layout, for the rows' backward */
 
 /* dacc += the rows' share of dK~ through W (w): W's halves into the workspace, then the GEMM. */
+template <typename T>
 attn_status launch_cmp_bwd_rows_tc(const attn_params *p, const float *dkc, const float *w, int nb, size_t smem,
-                                   float *dacc) {
+                                   float *dacc, T *out, const attn_stride &os, bool *wrote) {
+    *wrote = false;
     const int D = p->D, l = p->nsa_l, d = p->nsa_d, Hkv = p->Hkv, Nk = p->Nk;
     const size_t nw = (size_t)Hkv * l * D * D;
     __nv_bfloat16 *whi = nullptr;
@@ -1735,12 +1695,15 @@ attn_status launch_cmp_bwd_rows_tc(const attn_params *p, const float *dkc, const
         int tper = (int)std::max<long long>(1, std::min<long long>(d, units / (2LL * sms)));
         tper = (d + (d + tper - 1) / tper - 1) / ((d + tper - 1) / tper);
         const int tsplit = (d + tper - 1) / tper; /* as the kernel works it out */
+        /* the caller's dK (or dV) in T where its rows take 4-byte stores */
+        T *to = out && !((os.b | os.s | os.h) & 1) && !(reinterpret_cast<uintptr_t>(out) & 3) ? out : nullptr;
 #define NSA_CBW(DD, LO)                                                                                              \
     do {                                                                                                             \
-        CUDA_CHECK(cudaFuncSetAttribute(nsa_cmp_bwd_rows_wide_kernel<DD, LO>,                                        \
+        CUDA_CHECK(cudaFuncSetAttribute(nsa_cmp_bwd_rows_wide_kernel<T, DD, LO>,                                     \
                                         cudaFuncAttributeMaxDynamicSharedMemorySize, (int)wsmem));                  \
-        nsa_cmp_bwd_rows_wide_kernel<DD, LO><<<dim3(wtiles * tsplit, (unsigned)Hkv, (unsigned)p->B), 256, wsmem>>>( \
-            dkc, nb, Hkv, l, d, Nk, tper, whi, wlo, dacc);                                                          \
+        nsa_cmp_bwd_rows_wide_kernel<T, DD, LO>                                                                      \
+            <<<dim3(wtiles * tsplit, (unsigned)Hkv, (unsigned)p->B), 256, wsmem>>>(dkc, nb, Hkv, l, d, Nk, tper, whi, \
+                                                                                   wlo, dacc, to, os);               \
     } while (0)
         if (D == 128 && lo) NSA_CBW(128, true);
         else if (D == 128) NSA_CBW(128, false);
@@ -1748,6 +1711,7 @@ attn_status launch_cmp_bwd_rows_tc(const attn_params *p, const float *dkc, const
         else NSA_CBW(64, false);
 #undef NSA_CBW
         CUDA_CHECK_LAUNCH();
+        *wrote = to != nullptr;
         return ATTN_OK;
     }
 #define NSA_CBT_L(DD, DN, LO)                                                                                        \
@@ -2025,15 +1989,14 @@ template <typename T> attn_status nsa_backward_t(const attn_params *p) {
     /* with the forward's saved area, the branches' buffers are there and the lse
      * planes are the caller's */
     char *kept = nsa_saved_area(p);
-    /* n48, one pass over the rows for dg, the gated dO of all three branches and
-     * their Dsum (nsa_bwd_rows_kernel); DMABENCH_NSA_BWD_ROWS=0, or rows that 16-byte
-     * loads do not take: dg, then each branch's gated dO before its backward, which
-     * forms its Dsum */
-    static const bool rows_off = dm_env_is("DMABENCH_NSA_BWD_ROWS", "0");
-    const bool rows = !rows_off && D % 8 == 0 && dm_vec8(p->dout, p->do_st, D);
+    /* one pass over the rows for dg, the gated dO of all three branches and their
+     * Dsum (nsa_bwd_rows_kernel): 16-byte loads where dO takes them, else (and with
+     * DMABENCH_NSA_BWD_ROWS=scalar) one element a load */
+    static const bool scalar = dm_env_is("DMABENCH_NSA_BWD_ROWS", "scalar");
+    const bool vec8 = !scalar && D % 8 == 0 && dm_vec8(p->dout, p->do_st, D);
     const size_t plane = (size_t)B * Hq * Nq;
-    const size_t gdb = rows ? 3 * ob : ob, dsb = rows ? r256(3 * plane * sizeof(float)) : 0;
-    /* T: [kc vc ocmp oslc owin] dout_s (x3 by rows) dq_t dk_t dv_t dkc_t dvc_t; [sel; lse]; fp32: dq dk dv dkc
+    const size_t gdb = 3 * ob, dsb = r256(3 * plane * sizeof(float));
+    /* T: [kc vc ocmp oslc owin] dout_s (x3) dq_t dk_t dv_t dkc_t dvc_t; [sel; lse]; fp32: dq dk dv dkc
      * dvc, the column sums of dkc or dvc, [the three Dsum planes] */
     const size_t total =
         (kept ? 2 * kcb + ob : 4 * kcb + 4 * ob + selb + lseb) + gdb + 2 * kb + qa + 2 * ka + 2 * ca + sb + dsb;
@@ -2072,49 +2035,36 @@ template <typename T> attn_status nsa_backward_t(const attn_params *p) {
     float *dk_a = reinterpret_cast<float *>(take(ka)), *dv_a = reinterpret_cast<float *>(take(ka));
     float *dkc_a = reinterpret_cast<float *>(take(ca)), *dvc_a = reinterpret_cast<float *>(take(ca));
     float *colsum = reinterpret_cast<float *>(take(sb));
-    float *dsum = rows ? reinterpret_cast<float *>(take(dsb)) : nullptr;
-    const unsigned nqb = (unsigned)((nqe + 255) / 256);
+    float *dsum = reinterpret_cast<float *>(take(dsb));
 
     /* without a saved area: the forward's branches again, into scratch (o and lse as
      * the caller gave them are inputs) */
     if (!kept && (st = nsa_branches<T>(p, bf)) != ATTN_OK) return st;
     const size_t gstride = ob / sizeof(T);
-    if (rows) {
+    {
+        const int v = vec8 ? 8 : 1;
         int lpr = 32; /* lanes per row */
-        while (lpr > 1 && lpr * 8 > D) lpr >>= 1;
+        while (lpr > 1 && lpr * v > D) lpr >>= 1;
         const long long rpb = 8LL * (32 / lpr); /* rows per block of 8 warps */
-        nsa_bwd_rows_kernel<T><<<(unsigned)((plane + rpb - 1) / rpb), 256>>>(
-            static_cast<const T *>(p->dout), p->do_st.b, p->do_st.s, p->do_st.h, bf.ocmp, bf.oslc, bf.owin,
-            (const float *)p->g, static_cast<float *>(p->dg), dout_s, gstride, dsum, plane, B, Nq, Hq, D, lpr);
-        CUDA_CHECK_LAUNCH();
-    } else {
-        const int wpb = 8;
-        nsa_dg_kernel<T><<<(unsigned)((plane + wpb - 1) / wpb), wpb * 32>>>(
-            static_cast<const T *>(p->dout), p->do_st.b, p->do_st.s, p->do_st.h, bf.ocmp, bf.oslc, bf.owin,
-            static_cast<float *>(p->dg), B, Nq, Hq, D);
+        const unsigned nblk = (unsigned)((plane + rpb - 1) / rpb);
+        if (vec8)
+            nsa_bwd_rows_kernel<T, 8><<<nblk, 256>>>(static_cast<const T *>(p->dout), p->do_st.b, p->do_st.s,
+                                                     p->do_st.h, bf.ocmp, bf.oslc, bf.owin, (const float *)p->g,
+                                                     static_cast<float *>(p->dg), dout_s, gstride, dsum, plane, B, Nq,
+                                                     Hq, D, lpr);
+        else
+            nsa_bwd_rows_kernel<T, 1><<<nblk, 256>>>(static_cast<const T *>(p->dout), p->do_st.b, p->do_st.s,
+                                                     p->do_st.h, bf.ocmp, bf.oslc, bf.owin, (const float *)p->g,
+                                                     static_cast<float *>(p->dg), dout_s, gstride, dsum, plane, B, Nq,
+                                                     Hq, D, lpr);
         CUDA_CHECK_LAUNCH();
     }
     CUDA_CHECK(cudaMemsetAsync(dq_a, 0, qa));
-    const bool dout8 = dm_vec8(p->dout, p->do_st, D) && reinterpret_cast<uintptr_t>(dout_s) % 16 == 0;
-    /* branch w's gated dO (w: 0 compressed, 1 selected, 2 window) and its Dsum (NULL:
-     * its backward forms it) */
-    auto gated = [&](int w) { return rows ? dout_s + w * gstride : dout_s; };
-    auto branch_dsum = [&](int w) -> const float * { return rows ? dsum + w * plane : nullptr; };
-    auto gate = [&](int which) -> attn_status {
-        if (rows) return ATTN_OK; /* nsa_bwd_rows_kernel made them */
-        if (dout8)
-            nsa_gate_dout_kernel<T, 8><<<(unsigned)(((long long)B * Nq * Hq * D / 8 + 255) / 256), 256>>>(
-                static_cast<const T *>(p->dout), p->do_st.b, p->do_st.s, p->do_st.h, (const float *)p->g, which,
-                dout_s, B, Nq, Hq, D);
-        else
-            nsa_gate_dout_kernel<T, 1><<<nqb, 256>>>(static_cast<const T *>(p->dout), p->do_st.b, p->do_st.s,
-                                                     p->do_st.h, (const float *)p->g, which, dout_s, B, Nq, Hq, D);
-        CUDA_CHECK_LAUNCH();
-        return ATTN_OK;
-    };
+    /* branch w's gated dO (w: 0 compressed, 1 selected, 2 window) and its Dsum */
+    auto gated = [&](int w) { return dout_s + w * gstride; };
+    auto branch_dsum = [&](int w) -> const float * { return dsum + w * plane; };
     /* window branch */
     {
-        if ((st = gate(2)) != ATTN_OK) return st;
         attn_params pw = *p;
         pw.o = bf.owin, pw.o_st = cst;
         pw.lse = bf.lse + 2 * plane;
@@ -2134,7 +2084,6 @@ template <typename T> attn_status nsa_backward_t(const attn_params *p) {
     }
     /* selected branch */
     {
-        if ((st = gate(1)) != ATTN_OK) return st;
         SlcBwdArgs a;
         a.q = p->q, a.k = p->k, a.v = p->v, a.oslc = bf.oslc, a.dout = gated(1);
         a.lse1 = bf.lse + plane, a.sel = bf.sel;
@@ -2148,13 +2097,13 @@ template <typename T> attn_status nsa_backward_t(const attn_params *p) {
             return st;
     }
     /* compressed branch, then through the compression */
+    bool dk_done = false, dv_done = false; /* the compression's rows wrote p->dk, p->dv */
     const size_t nw = (size_t)Hkv * z.l * D * D, np = (size_t)Hkv * z.l * D;
     if (linear) {
         CUDA_CHECK(cudaMemsetAsync(p->dp_k, 0, np * 4));
         CUDA_CHECK(cudaMemsetAsync(p->dp_v, 0, np * 4));
     }
     if (nb > 0) {
-        if ((st = gate(0)) != ATTN_OK) return st;
         attn_params pc = *p;
         pc.Nk = nb;
         pc.k = bf.kc, pc.v = bf.vc, pc.k_st = pc.v_st = ccst;
@@ -2181,8 +2130,10 @@ template <typename T> attn_status nsa_backward_t(const attn_params *p) {
         /* into the rows: dK += dK~ W^T (linear) or dK~ / l (mean) */
         bool rows_pos = false; /* whether the rows' kernel added dpos too */
         if (nsa_cmp_bwd_tc_ok(p, optin, &tc_smem)) {
-            if ((st = launch_cmp_bwd_rows_tc(p, dkc_a, (const float *)p->w_ck, nb, tc_smem, dk_a)) != ATTN_OK ||
-                (st = launch_cmp_bwd_rows_tc(p, dvc_a, (const float *)p->w_cv, nb, tc_smem, dv_a)) != ATTN_OK)
+            if ((st = launch_cmp_bwd_rows_tc<T>(p, dkc_a, (const float *)p->w_ck, nb, tc_smem, dk_a,
+                                                static_cast<T *>(p->dk), p->dk_st, &dk_done)) != ATTN_OK ||
+                (st = launch_cmp_bwd_rows_tc<T>(p, dvc_a, (const float *)p->w_cv, nb, tc_smem, dv_a,
+                                                static_cast<T *>(p->dv), p->dv_st, &dv_done)) != ATTN_OK)
                 return st;
         } else if (nsa_cmp_blk_bwd() && rb_smem <= optin) {
             CUDA_CHECK(cudaFuncSetAttribute(nsa_cmp_bwd_rows_blk_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
@@ -2238,10 +2189,11 @@ template <typename T> attn_status nsa_backward_t(const attn_params *p) {
         CUDA_CHECK(cudaMemsetAsync(p->dw_ck, 0, nw * 4));
         CUDA_CHECK(cudaMemsetAsync(p->dw_cv, 0, nw * 4));
     }
-    /* the accumulated gradients into the caller's tensors */
+    /* the accumulated gradients into the caller's tensors (dK and dV where the
+     * compression's rows did not write them) */
     if ((st = convert<float, T>(dq_a, cst, p->dq, p->dq_st, B, Nq, Hq, D)) != ATTN_OK) return st;
-    if ((st = convert<float, T>(dk_a, kst, p->dk, p->dk_st, B, Nk, Hkv, D)) != ATTN_OK) return st;
-    return convert<float, T>(dv_a, kst, p->dv, p->dv_st, B, Nk, Hkv, D);
+    if (!dk_done && (st = convert<float, T>(dk_a, kst, p->dk, p->dk_st, B, Nk, Hkv, D)) != ATTN_OK) return st;
+    return dv_done ? ATTN_OK : convert<float, T>(dv_a, kst, p->dv, p->dv_st, B, Nk, Hkv, D);
 }
 
 } // namespace

@@ -1361,6 +1361,18 @@ __device__ __forceinline__ PairBwdRow pair_bwd_batch(const SlcBwdArgs &a, const 
     return rw;
 }
 
+/* The sub-batch backward kernels' start (NT threads): the block's keys [kbeg, kend)
+ * of the batch pp and their K and V rows into t by the first 128 threads (cp.async,
+ * committed). */
+template <typename T, int D, int NT>
+__device__ __forceinline__ void pair_bwd_sub_kv(const SlcBwdArgs &a, const PairPos &pp, const PairBwdTiles<T, D> &t,
+                                                long long kbeg, long long kend, int tid) {
+    if (NT == 128 || tid < 128)
+        load_block_kv<T, D>(t.sK, t.sV, static_cast<const T *>(a.k) + pp.b * a.ksb + pp.hkv * a.ksh, a.kss,
+                            static_cast<const T *>(a.v) + pp.b * a.vsb + pp.hkv * a.vsh, a.vss, kbeg, kend, tid);
+    cp_commit();
+}
+
 /* dQ of a warp's two rows per thread (wrow + lane / 4 and 8 below), NC 8-column
  * chunks from chunk c0, times sc, added into a.dq (a query's blocks are in
  * different CTAs: vector reductions). */
@@ -1473,9 +1485,7 @@ __global__ void __launch_bounds__(128) nsa_slc_pair_bwd_sub_kernel(const SlcBwdA
     const auto [start, nq, b, hkv, jb] = pp;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, qbs = __ffs(QB) - 1;
     const long long kbeg = (long long)jb * a.ls, kend = min(kbeg + a.ls, (long long)a.Nk);
-    load_block_kv<T, D>(sK, sV, static_cast<const T *>(a.k) + b * a.ksb + hkv * a.ksh, a.kss,
-                        static_cast<const T *>(a.v) + b * a.vsb + hkv * a.vsh, a.vss, kbeg, kend, tid);
-    cp_commit();
+    pair_bwd_sub_kv<T, D, 128>(a, pp, tl, kbeg, kend, tid);
     const int wrow = warp * 16, wkey = warp * 16;
     const float sl2 = a.scale * LOG2E;
     float dv[D / 8][4], dk[D / 8][4];
@@ -1552,10 +1562,7 @@ __global__ void __launch_bounds__(256, 2) nsa_slc_pair_bwd_w8_kernel(const SlcBw
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, qbs = __ffs(QB) - 1;
     const int rg = warp & 3, kh = warp >> 2, wrow = rg * 16, wkey = rg * 16;
     const long long kbeg = (long long)jb * a.ls, kend = min(kbeg + a.ls, (long long)a.Nk);
-    if (tid < 128)
-        load_block_kv<T, D>(sK, sV, static_cast<const T *>(a.k) + b * a.ksb + hkv * a.ksh, a.kss,
-                            static_cast<const T *>(a.v) + b * a.vsb + hkv * a.vsh, a.vss, kbeg, kend, tid);
-    cp_commit();
+    pair_bwd_sub_kv<T, D, 256>(a, pp, tl, kbeg, kend, tid);
     const float sl2 = a.scale * LOG2E;
     /* kh 0: dV += P^T dO; kh 1: dK += (s dS)^T Q */
     const T *sA = kh ? sdS : sP, *sB = kh ? sQ : sdO;
@@ -1708,6 +1715,18 @@ PairLayout pair_layout(int B, int Hkv, int ns, int cq, int nsel) {
     return L;
 }
 
+/* The PairList of lists built in ws (layout L) whose batches of qb pairs are in
+ * boff and bmap, and *grid: an upper bound on those batches (every list's last
+ * batch may be partial). */
+void pair_list_at(const char *ws, const PairLayout &L, const int *boff, const int *bmap, int nsel, int ns, int q0,
+                  int cq, int qb, PairList *pl, unsigned *grid) {
+    auto at = [ws](size_t o) { return reinterpret_cast<const int *>(ws + o); };
+    pl->cnt = at(L.cnt), pl->off = at(L.off), pl->boff = boff, pl->plist = at(L.plist), pl->pq = at(L.pq);
+    pl->bmap = bmap;
+    pl->nl = L.nl, pl->ns = ns, pl->nsel = nsel, pl->q0 = q0, pl->cq = cq;
+    *grid = (unsigned)(((long long)L.np + qb - 1) / qb + L.nl);
+}
+
 /* The lists of the pairs of queries q0 .. q0 + cq - 1 (sel: the selection, nsel per
  * query), built in ws (pair_layout's bytes for at least these pairs); *grid: an
  * upper bound on their batches of qb. */
@@ -1715,7 +1734,6 @@ attn_status pair_lists(char *ws, const int *sel, int B, int Hkv, int Nq, int nse
                        PairList *pl, unsigned *grid) {
     const PairLayout L = pair_layout(B, Hkv, ns, cq, nsel);
     const int nl = L.nl;
-    const long long npairs = (long long)L.np;
     auto at = [ws](size_t o) { return reinterpret_cast<int *>(ws + o); };
     int *cnt = at(L.cnt), *rcnt = at(L.rcnt), *off = at(L.off), *boff = at(L.boff);
     int *plist = at(L.plist), *pq = at(L.pq), *bmap = at(L.bmap);
@@ -1730,9 +1748,7 @@ attn_status pair_lists(char *ws, const int *sel, int B, int Hkv, int Nq, int nse
     CUDA_CHECK_LAUNCH();
     nsa_pair_place_kernel<<<pg, PAIR_THREADS, hs>>>(sel, Nq, nsel, ns, q0, cq, L.qc, off, rcnt, plist, pq);
     CUDA_CHECK_LAUNCH();
-    pl->cnt = cnt, pl->off = off, pl->boff = boff, pl->plist = plist, pl->pq = pq, pl->bmap = bmap;
-    pl->nl = nl, pl->ns = ns, pl->nsel = nsel, pl->q0 = q0, pl->cq = cq;
-    *grid = (unsigned)((npairs + qb - 1) / qb + nl); /* every list's last batch may be partial */
+    pair_list_at(ws, L, boff, bmap, nsel, ns, q0, cq, qb, pl, grid);
     return ATTN_OK;
 }
 
@@ -1743,16 +1759,11 @@ attn_status pair_lists_rebatch(const char *ws, int B, int Hkv, int nsel, int ns,
                                int *bmap, PairList *pl, unsigned *grid) {
     const PairLayout L = pair_layout(B, Hkv, ns, cq, nsel);
     const int nl = L.nl;
-    const long long npairs = (long long)L.np;
-    auto at = [ws](size_t o) { return reinterpret_cast<const int *>(ws + o); };
-    nsa_pair_scan_kernel<<<1, 1024>>>(at(L.cnt), nl, qb, nullptr, boff);
+    nsa_pair_scan_kernel<<<1, 1024>>>(reinterpret_cast<const int *>(ws + L.cnt), nl, qb, nullptr, boff);
     CUDA_CHECK_LAUNCH();
     nsa_pair_bmap_kernel<<<(unsigned)((nl + 7) / 8), 256>>>(boff, nl, bmap);
     CUDA_CHECK_LAUNCH();
-    pl->cnt = at(L.cnt), pl->off = at(L.off), pl->boff = boff, pl->plist = at(L.plist), pl->pq = at(L.pq);
-    pl->bmap = bmap;
-    pl->nl = nl, pl->ns = ns, pl->nsel = nsel, pl->q0 = q0, pl->cq = cq;
-    *grid = (unsigned)((npairs + qb - 1) / qb + nl);
+    pair_list_at(ws, L, boff, bmap, nsel, ns, q0, cq, qb, pl, grid);
     return ATTN_OK;
 }
 

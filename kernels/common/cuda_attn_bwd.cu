@@ -62,6 +62,7 @@ struct BwdArgs {
     const void *q, *k, *v, *dout;
     void *dq;
     const float *lse, *dsum;
+    const float *dsum_in; /* the caller's Dsum (cuda_attn_spec.dsum, rows Nq apart), where it applies: else null */
     const float *lse2; /* key-parallel: lse log2 e, rows of (b, h) ldp apart as dsum's */
     int ldp;
     float *dk_acc, *dv_acc; /* (B, Nk, Hkv, D) contiguous fp32 */
@@ -1058,7 +1059,7 @@ dm_cuda_ws g_kws; /* the key-parallel backward's dQ accumulator and Dsum */
  * dK and dV then go through fp32 accumulators and bwd_finish_kernel. */
 constexpr int KP_MIN_CHUNK = 8;
 template <typename T, int D>
-attn_status launch_bwd_kp(const attn_params *p, BwdArgs &a, float *dq_add, bool split, const float *dsum_in) {
+attn_status launch_bwd_kp(const attn_params *p, BwdArgs &a, float *dq_add, bool split) {
     if constexpr (D != 64 && D != 128) {
         return ATTN_ERR_UNSUPPORTED; /* bwd_kp_choose sends these to the query tiles */
     } else {
@@ -1104,9 +1105,9 @@ attn_status launch_bwd_kp(const attn_params *p, BwdArgs &a, float *dq_add, bool 
             CUDA_CHECK(cudaMemsetAsync(a.dk_acc, 0, 2 * accb));
         }
         if (!dq_add) CUDA_CHECK(cudaMemsetAsync(dq_acc, 0, nq * sizeof(float)));
-        if (dsum_in) {
+        if (a.dsum_in) {
             const long long rows = (long long)p->B * p->Hq * p->Nq;
-            bwd_rows_kernel<<<(unsigned)((rows + 255) / 256), 256>>>(dsum_in, static_cast<const float *>(p->lse),
+            bwd_rows_kernel<<<(unsigned)((rows + 255) / 256), 256>>>(a.dsum_in, static_cast<const float *>(p->lse),
                                                                      p->B * p->Hq, p->Nq, ldp,
                                                                      const_cast<float *>(a.dsum),
                                                                      const_cast<float *>(a.lse2));
@@ -1161,8 +1162,8 @@ int bwd_tile_rows(int D, size_t esize) {
 template <typename T, int D, int BQ, bool WG = false, int KS = 1>
 attn_status launch_bwd_bq(const attn_params *p, BwdArgs &a, const cuda_attn_spec *s) {
     const int ntiles = (p->Nq + BQ - 1) / BQ;
-    if (!a.exact_dsum && s->dsum && !a.dz) {
-        a.dsum = s->dsum;
+    if (a.dsum_in) {
+        a.dsum = a.dsum_in;
     } else if (!a.exact_dsum) {
         attn_status st = launch_dot<T>(p, const_cast<float *>(a.dsum), p->Nq, nullptr, s->ores);
         if (st != ATTN_OK) return st;
@@ -1239,6 +1240,7 @@ extern "C" attn_status cuda_attn_backward(const attn_params *p, const cuda_attn_
     a.lse = static_cast<const float *>(p->lse);
     a.dz = dz;
     a.exact_dsum = dz != nullptr && !s->ores; /* with the residual, Dsum from dO . (O + residual) */
+    a.dsum_in = dz ? nullptr : s->dsum; /* dma's dz takes Dsum from its own pass */
     a.qsb = p->q_st.b, a.qss = p->q_st.s, a.qsh = p->q_st.h;
     a.ksb = p->k_st.b, a.kss = p->k_st.s, a.ksh = p->k_st.h;
     a.vsb = p->v_st.b, a.vss = p->v_st.s, a.vsh = p->v_st.h;
@@ -1259,13 +1261,12 @@ extern "C" attn_status cuda_attn_backward(const attn_params *p, const cuda_attn_
     a.ntiles_list = cuda_attn_ntiles(p);
     const bool bf = p->dtype == ATTN_DTYPE_BF16;
     float *dq_add = s->dq_add;
-    const float *dsum_in = dz ? nullptr : s->dsum;
     if (kp) switch (p->D) {
-        case 16: return bf ? launch_bwd_kp<__nv_bfloat16, 16>(p, a, dq_add, split, dsum_in) : launch_bwd_kp<__half, 16>(p, a, dq_add, split, dsum_in);
-        case 32: return bf ? launch_bwd_kp<__nv_bfloat16, 32>(p, a, dq_add, split, dsum_in) : launch_bwd_kp<__half, 32>(p, a, dq_add, split, dsum_in);
-        case 64: return bf ? launch_bwd_kp<__nv_bfloat16, 64>(p, a, dq_add, split, dsum_in) : launch_bwd_kp<__half, 64>(p, a, dq_add, split, dsum_in);
+        case 16: return bf ? launch_bwd_kp<__nv_bfloat16, 16>(p, a, dq_add, split) : launch_bwd_kp<__half, 16>(p, a, dq_add, split);
+        case 32: return bf ? launch_bwd_kp<__nv_bfloat16, 32>(p, a, dq_add, split) : launch_bwd_kp<__half, 32>(p, a, dq_add, split);
+        case 64: return bf ? launch_bwd_kp<__nv_bfloat16, 64>(p, a, dq_add, split) : launch_bwd_kp<__half, 64>(p, a, dq_add, split);
         default:
-            return bf ? launch_bwd_kp<__nv_bfloat16, 128>(p, a, dq_add, split, dsum_in) : launch_bwd_kp<__half, 128>(p, a, dq_add, split, dsum_in);
+            return bf ? launch_bwd_kp<__nv_bfloat16, 128>(p, a, dq_add, split) : launch_bwd_kp<__half, 128>(p, a, dq_add, split);
         }
     attn_status st;
     switch (p->D) {
