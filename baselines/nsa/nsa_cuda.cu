@@ -1168,7 +1168,7 @@ __global__ void __launch_bounds__(256, 2) nsa_cmp_bwd_rows_wide_kernel(const flo
                                                                        int d, int Nk, int tper,
                                                                        const __nv_bfloat16 *whi,
                                                                        const __nv_bfloat16 *wlo, float *dacc, T *out,
-                                                                       attn_stride os) {
+                                                                       attn_stride os, const __nv_bfloat16 *dkcb) {
     static_assert(D == 64 || D == 128, "nsa_cmp_bwd_rows_wide_kernel: D 64 or 128");
     typedef __nv_bfloat16 bf;
     constexpr int AP = D + 8, NT = D / 16; /* padded dK~ row; a warp's n8 tiles */
@@ -1183,7 +1183,17 @@ __global__ void __launch_bounds__(256, 2) nsa_cmp_bwd_rows_wide_kernel(const flo
     const int cp0 = tile * CBW_ROWS, h = blockIdx.y, b = blockIdx.z;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, tq = lane & 3;
     const int wr = (warp & 3) * 32, wc = (warp >> 2) * (D / 2);
-    /* dK~ rows c = cp0 - (J - 1) + i, zero outside 0 .. nb - 1; 4 columns a step */
+    /* dK~ rows c = cp0 - (J - 1) + i, zero outside 0 .. nb - 1: given dkcb (dK~ in
+     * bf16, without LO, whose hi half it is), copied as they are (cp.async, waited for
+     * with the first stage); else from the fp32 copy, 4 columns a step */
+    if (!LO && dkcb) {
+        for (int i = tid; i < AR * (D / 8); i += 256) {
+            const int rr = i / (D / 8), col = (i % (D / 8)) * 8, c = cp0 - (J - 1) + rr;
+            const bool ok = c >= 0 && c < nb;
+            cp16(ahi + (size_t)rr * AP + col, ok ? dkcb + (((size_t)b * nb + c) * Hkv + h) * D + col : dkcb, ok);
+        }
+        cp_commit();
+    } else
     for (int i = tid; i < AR * (D / 4); i += 256) {
         const int rr = i / (D / 4), col = (i % (D / 4)) * 4, c = cp0 - (J - 1) + rr;
         const float4 v = c >= 0 && c < nb ? *reinterpret_cast<const float4 *>(dkc + (((size_t)b * nb + c) * Hkv + h) * D + col)
@@ -1346,10 +1356,24 @@ __global__ void nsa_cmp_bwd_pos_kernel(const float *part, int Hkv, int D, int l,
  * inputs must be 16-byte aligned rows (dm_vec8); D 64 or 128. */
 constexpr int CDW_K = 32, CDW_ST = 3; /* k chunk (blocks), stages */
 template <int D> constexpr size_t cdw_smem_bytes() { return (size_t)2 * CDW_ST * CDW_K * (D + 8) * 2; }
+template <typename T> struct CmpDwArgs {
+    const T *x[2];      /* K, V */
+    attn_stride xs[2];
+    const T *dkc[2];    /* dK~, dV~ in T, (B, nb, Hkv, D) contiguous */
+    const float *pos[2], *csum[2];
+    float *dw[2];
+    int B, nb, Hkv, l, d;
+};
 template <typename T, int D>
-__global__ void __launch_bounds__(256) nsa_cmp_dw_kernel(const T *x, long long xsb, long long xss, long long xsh,
-                                                         const T *dkc, const float *pos, const float *csum, int B,
-                                                         int nb, int Hkv, int l, int d, float *dw) {
+__global__ void __launch_bounds__(256) nsa_cmp_dw_kernel(const CmpDwArgs<T> a) {
+    /* tensor u = blockIdx.z (0 K, 1 V): its fields by selects, not by an index into
+     * the parameters (which would copy them to local memory) */
+    const int u = blockIdx.z;
+    const T *x = u ? a.x[1] : a.x[0], *dkc = u ? a.dkc[1] : a.dkc[0];
+    const long long xsb = u ? a.xs[1].b : a.xs[0].b, xss = u ? a.xs[1].s : a.xs[0].s, xsh = u ? a.xs[1].h : a.xs[0].h;
+    const float *pos = u ? a.pos[1] : a.pos[0], *csum = u ? a.csum[1] : a.csum[0];
+    float *dw = u ? a.dw[1] : a.dw[0];
+    const int B = a.B, nb = a.nb, Hkv = a.Hkv, l = a.l, d = a.d;
     constexpr int RP = D + 8;               /* padded row (elements) */
     constexpr int PR = D / 8;               /* 16-byte pieces per row */
     constexpr int MT = D / 64, NT = D / 16; /* a warp's m16 tiles (rows e) and n8 tiles (columns) */
@@ -1433,21 +1457,16 @@ __global__ void __launch_bounds__(256) nsa_cmp_dw_kernel(const T *x, long long x
 template <typename T> bool cmp_dw_applies(const void *x, const attn_stride &xs, const T *dkc_t, int D) {
     return (D == 64 || D == 128) && dm_vec8(x, xs, D) && reinterpret_cast<uintptr_t>(dkc_t) % 16 == 0;
 }
-/* nsa_cmp_dw_kernel for one of K~, V~ (colsum: dK~'s column sums' parts), where
- * cmp_dw_applies. */
-template <typename T>
-attn_status launch_cmp_dw(const void *x, const attn_stride &xs, const T *dkc_t, const float *pos, const float *colsum,
-                          int B, int nb, int Hkv, int D, int l, int d, float *dw) {
-    const dim3 grid((unsigned)l, (unsigned)Hkv);
-    const T *xt = static_cast<const T *>(x);
+/* nsa_cmp_dw_kernel for K~ and V~ in one launch (a.csum: each one's column sums'
+ * parts), where cmp_dw_applies to both. */
+template <typename T> attn_status launch_cmp_dw(const CmpDwArgs<T> &a, int D) {
+    const dim3 grid((unsigned)a.l, (unsigned)a.Hkv, 2);
     if (D == 128) {
         CUDA_CHECK(cudaFuncSetAttribute(nsa_cmp_dw_kernel<T, 128>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                         (int)cdw_smem_bytes<128>()));
-        nsa_cmp_dw_kernel<T, 128><<<grid, 256, cdw_smem_bytes<128>()>>>(xt, xs.b, xs.s, xs.h, dkc_t, pos, colsum, B,
-                                                                        nb, Hkv, l, d, dw);
+        nsa_cmp_dw_kernel<T, 128><<<grid, 256, cdw_smem_bytes<128>()>>>(a);
     } else {
-        nsa_cmp_dw_kernel<T, 64><<<grid, 256, cdw_smem_bytes<64>()>>>(xt, xs.b, xs.s, xs.h, dkc_t, pos, colsum, B, nb,
-                                                                      Hkv, l, d, dw);
+        nsa_cmp_dw_kernel<T, 64><<<grid, 256, cdw_smem_bytes<64>()>>>(a);
     }
     CUDA_CHECK_LAUNCH();
     return ATTN_OK;
@@ -1666,8 +1685,8 @@ dm_cuda_ws g_cbw; /* W's bf16 halves in W's layout, for the rows' backward */
 
 /* dacc += the rows' share of dK~ through W (w): W's halves into the workspace, then the GEMM. */
 template <typename T>
-attn_status launch_cmp_bwd_rows_tc(const attn_params *p, const float *dkc, const float *w, int nb, size_t smem,
-                                   float *dacc, T *out, const attn_stride &os, bool *wrote) {
+attn_status launch_cmp_bwd_rows_tc(const attn_params *p, const float *dkc, const T *dkc_t, const float *w, int nb,
+                                   size_t smem, float *dacc, T *out, const attn_stride &os, bool *wrote) {
     *wrote = false;
     const int D = p->D, l = p->nsa_l, d = p->nsa_d, Hkv = p->Hkv, Nk = p->Nk;
     const size_t nw = (size_t)Hkv * l * D * D;
@@ -1695,6 +1714,8 @@ attn_status launch_cmp_bwd_rows_tc(const attn_params *p, const float *dkc, const
         int tper = (int)std::max<long long>(1, std::min<long long>(d, units / (2LL * sms)));
         tper = (d + (d + tper - 1) / tper - 1) / ((d + tper - 1) / tper);
         const int tsplit = (d + tper - 1) / tper; /* as the kernel works it out */
+        /* dK~ in bf16 as the engine wrote it (its fp32 copy holds the same values) */
+        const __nv_bfloat16 *dkcb = lo ? nullptr : reinterpret_cast<const __nv_bfloat16 *>(dkc_t);
         /* the caller's dK (or dV) in T where its rows take 4-byte stores */
         T *to = out && !((os.b | os.s | os.h) & 1) && !(reinterpret_cast<uintptr_t>(out) & 3) ? out : nullptr;
 #define NSA_CBW(DD, LO)                                                                                              \
@@ -1703,7 +1724,7 @@ attn_status launch_cmp_bwd_rows_tc(const attn_params *p, const float *dkc, const
                                         cudaFuncAttributeMaxDynamicSharedMemorySize, (int)wsmem));                  \
         nsa_cmp_bwd_rows_wide_kernel<T, DD, LO>                                                                      \
             <<<dim3(wtiles * tsplit, (unsigned)Hkv, (unsigned)p->B), 256, wsmem>>>(dkc, nb, Hkv, l, d, Nk, tper, whi, \
-                                                                                   wlo, dacc, to, os);               \
+                                                                                   wlo, dacc, to, os, dkcb);         \
     } while (0)
         if (D == 128 && lo) NSA_CBW(128, true);
         else if (D == 128) NSA_CBW(128, false);
@@ -1999,7 +2020,7 @@ template <typename T> attn_status nsa_backward_t(const attn_params *p) {
     /* T: [kc vc ocmp oslc owin] dout_s (x3) dq_t dk_t dv_t dkc_t dvc_t; [sel; lse]; fp32: dq dk dv dkc
      * dvc, the column sums of dkc or dvc, [the three Dsum planes] */
     const size_t total =
-        (kept ? 2 * kcb + ob : 4 * kcb + 4 * ob + selb + lseb) + gdb + 2 * kb + qa + 2 * ka + 2 * ca + sb + dsb;
+        (kept ? 2 * kcb + ob : 4 * kcb + 4 * ob + selb + lseb) + gdb + 2 * kb + qa + 2 * ka + 2 * ca + 2 * sb + dsb;
     char *ws;
     attn_status st = dm_cuda_ws_get(&g_nws, total, (void **)&ws, nullptr);
     if (st != ATTN_OK) return st;
@@ -2034,7 +2055,7 @@ template <typename T> attn_status nsa_backward_t(const attn_params *p) {
     float *dq_a = reinterpret_cast<float *>(take(qa));
     float *dk_a = reinterpret_cast<float *>(take(ka)), *dv_a = reinterpret_cast<float *>(take(ka));
     float *dkc_a = reinterpret_cast<float *>(take(ca)), *dvc_a = reinterpret_cast<float *>(take(ca));
-    float *colsum = reinterpret_cast<float *>(take(sb));
+    float *colsum = reinterpret_cast<float *>(take(2 * sb)); /* dK~'s, then dV~'s */
     float *dsum = reinterpret_cast<float *>(take(dsb));
 
     /* without a saved area: the forward's branches again, into scratch (o and lse as
@@ -2130,9 +2151,9 @@ template <typename T> attn_status nsa_backward_t(const attn_params *p) {
         /* into the rows: dK += dK~ W^T (linear) or dK~ / l (mean) */
         bool rows_pos = false; /* whether the rows' kernel added dpos too */
         if (nsa_cmp_bwd_tc_ok(p, optin, &tc_smem)) {
-            if ((st = launch_cmp_bwd_rows_tc<T>(p, dkc_a, (const float *)p->w_ck, nb, tc_smem, dk_a,
+            if ((st = launch_cmp_bwd_rows_tc<T>(p, dkc_a, dkc_t, (const float *)p->w_ck, nb, tc_smem, dk_a,
                                                 static_cast<T *>(p->dk), p->dk_st, &dk_done)) != ATTN_OK ||
-                (st = launch_cmp_bwd_rows_tc<T>(p, dvc_a, (const float *)p->w_cv, nb, tc_smem, dv_a,
+                (st = launch_cmp_bwd_rows_tc<T>(p, dvc_a, dvc_t, (const float *)p->w_cv, nb, tc_smem, dv_a,
                                                 static_cast<T *>(p->dv), p->dv_st, &dv_done)) != ATTN_OK)
                 return st;
         } else if (nsa_cmp_blk_bwd() && rb_smem <= optin) {
@@ -2157,34 +2178,45 @@ template <typename T> attn_status nsa_backward_t(const attn_params *p) {
             CUDA_CHECK_LAUNCH();
             rows_pos = true;
         }
-        /* linear, per tensor: dK~'s column sums per kv head (in parts, into colsum),
-         * where a reader below takes them; dpos += W S (where the rows' kernel did not
-         * add it); dW = X^T dK~ + pos S^T (the one-thread-per-weight kernel sums its own) */
-        auto weights = [&](const void *x, const attn_stride &xs, const float *dc, const T *dc_t, const float *w,
-                           const float *pos, float *dpos, float *dw) -> attn_status {
-            const bool tc_dw = nsa_cmp_blk_bwd() && cmp_dw_applies<T>(x, xs, dc_t, D);
-            if (!rows_pos || tc_dw) {
-                nsa_cmp_colsum_kernel<<<dim3((unsigned)Hkv, NSA_CS_SPLIT), NSA_CS_THREADS>>>(dc, (long long)B * nb, Hkv,
-                                                                                              D, colsum);
-                CUDA_CHECK_LAUNCH();
+        /* linear, per tensor u (0 K, 1 V): dK~'s column sums per kv head (in parts, into
+         * colsum + u sb), where a reader below takes them; dpos += W S (where the rows'
+         * kernel did not add it); dW = X^T dK~ + pos S^T, for both tensors in one
+         * launch of nsa_cmp_dw_kernel where it applies to both (the
+         * one-thread-per-weight kernel sums its own) */
+        if (linear) {
+            CmpDwArgs<T> wa;
+            wa.x[0] = static_cast<const T *>(p->k), wa.x[1] = static_cast<const T *>(p->v);
+            wa.xs[0] = p->k_st, wa.xs[1] = p->v_st;
+            wa.dkc[0] = dkc_t, wa.dkc[1] = dvc_t;
+            wa.pos[0] = (const float *)p->p_k, wa.pos[1] = (const float *)p->p_v;
+            wa.dw[0] = (float *)p->dw_ck, wa.dw[1] = (float *)p->dw_cv;
+            wa.B = B, wa.nb = nb, wa.Hkv = Hkv, wa.l = z.l, wa.d = z.d;
+            const float *dc[2] = {dkc_a, dvc_a}, *w[2] = {(const float *)p->w_ck, (const float *)p->w_cv};
+            float *dpos[2] = {(float *)p->dp_k, (float *)p->dp_v};
+            const bool tc_dw = nsa_cmp_blk_bwd() && cmp_dw_applies<T>(p->k, p->k_st, dkc_t, D) &&
+                               cmp_dw_applies<T>(p->v, p->v_st, dvc_t, D);
+            for (int u = 0; u < 2; u++) {
+                float *cs = colsum + u * (sb / sizeof(float));
+                wa.csum[u] = cs;
+                if (!rows_pos || tc_dw) {
+                    nsa_cmp_colsum_kernel<<<dim3((unsigned)Hkv, NSA_CS_SPLIT), NSA_CS_THREADS>>>(
+                        dc[u], (long long)B * nb, Hkv, D, cs);
+                    CUDA_CHECK_LAUNCH();
+                }
+                if (!rows_pos) {
+                    nsa_cmp_bwd_pos_kernel<<<dim3((unsigned)z.l, (unsigned)Hkv), D, D * sizeof(float)>>>(
+                        cs, Hkv, D, z.l, w[u], dpos[u]);
+                    CUDA_CHECK_LAUNCH();
+                }
+                if (!tc_dw) {
+                    nsa_cmp_bwd_w_kernel<T><<<dim3((unsigned)(z.l * D), (unsigned)Hkv), D>>>(
+                        wa.x[u], wa.xs[u].b, wa.xs[u].s, wa.xs[u].h, wa.pos[u], dc[u], B, nb, Hkv, D, z.l, z.d,
+                        wa.dw[u]);
+                    CUDA_CHECK_LAUNCH();
+                }
             }
-            if (!rows_pos) {
-                nsa_cmp_bwd_pos_kernel<<<dim3((unsigned)z.l, (unsigned)Hkv), D, D * sizeof(float)>>>(colsum, Hkv, D,
-                                                                                                   z.l, w, dpos);
-                CUDA_CHECK_LAUNCH();
-            }
-            if (tc_dw) return launch_cmp_dw<T>(x, xs, dc_t, pos, colsum, B, nb, Hkv, D, z.l, z.d, dw);
-            nsa_cmp_bwd_w_kernel<T><<<dim3((unsigned)(z.l * D), (unsigned)Hkv), D>>>(
-                static_cast<const T *>(x), xs.b, xs.s, xs.h, pos, dc, B, nb, Hkv, D, z.l, z.d, dw);
-            CUDA_CHECK_LAUNCH();
-            return ATTN_OK;
-        };
-        if (linear &&
-            ((st = weights(p->k, p->k_st, dkc_a, dkc_t, (const float *)p->w_ck, (const float *)p->p_k,
-                           (float *)p->dp_k, (float *)p->dw_ck)) != ATTN_OK ||
-             (st = weights(p->v, p->v_st, dvc_a, dvc_t, (const float *)p->w_cv, (const float *)p->p_v,
-                           (float *)p->dp_v, (float *)p->dw_cv)) != ATTN_OK))
-            return st;
+            if (tc_dw && (st = launch_cmp_dw<T>(wa, D)) != ATTN_OK) return st;
+        }
     } else if (linear) {
         CUDA_CHECK(cudaMemsetAsync(p->dw_ck, 0, nw * 4));
         CUDA_CHECK(cudaMemsetAsync(p->dw_cv, 0, nw * 4));
