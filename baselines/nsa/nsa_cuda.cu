@@ -1614,8 +1614,9 @@ attn_status launch_compress_tc(const attn_params *p, const T *x, const attn_stri
     const size_t nw = (size_t)Hkv * l * D * D, nout = (size_t)p->B * nb * Hkv * D;
     const unsigned tiles = (unsigned)((nb + CTC_ROWS - 1) / CTC_ROWS);
     /* the k dimension (l D) in ks parts where the tiles alone would leave the SMs
-     * short of CTAs (the 131M model's B 2, 3 kv heads and N 8192: 192 CTAs, 1.5
-     * per SM); the parts' sums in fp32, added in order by nsa_compress_sum_kernel */
+     * short of CTAs (the 131M model's B 2, 3 kv heads and N 8192: 24 wide tiles,
+     * 11 parts; 192 narrow ones, 4 parts); the parts' sums in fp32, added in
+     * order by nsa_compress_sum_kernel */
     int sms = 0;
     attn_status st = dm_cuda_num_sms(&sms);
     if (st != ATTN_OK) return st;
