@@ -86,13 +86,11 @@ static int build_table(model *m) {
         li->v = add_tensor(m, cap, 1 | ADJ, 2, (int64_t)K * D, C, 0, "%s.%d.self_attn.v_proj.weight", pre, l);
         if (c->variant == ATTN_NSA && !c->nsa_gates_fixed)
             li->g = add_tensor(m, cap, 1 | ADJ, 2, 3 * (int64_t)H, C, 0, "%s.%d.self_attn.g_proj.weight", pre, l);
-        {   /* the fused weight's rows end on a multiple of 8, zero rows after them (a gap:
-             * no tensor, the optimizer leaves it alone), so that the GPU's three GEMMs
-             * of it run whole at qkv_ld's width (model_gpu.c); nsa's learned gates make
-             * it 1554 rows, say */
-            const int64_t rows = (int64_t)(H + 2 * K) * D + (li->g >= 0 ? 3 * (int64_t)H : 0);
-            m->np += (size_t)((8 - rows % 8) % 8) * (size_t)C;
-        }
+        /* the fused weight's m->Wd rows end on a multiple of 8, zero rows after them (a
+         * gap: no tensor, the optimizer leaves it alone), so that the GPU's three GEMMs
+         * of it run whole at qkv_ld's width (model_gpu.c); nsa's learned gates make it
+         * 1554 rows, say */
+        m->np += (size_t)((8 - m->Wd % 8) % 8) * (size_t)C;
         li->q_norm = add_tensor(m, cap, 0, 1, D, 0, 0, "%s.%d.self_attn.q_norm.weight", pre, l);
         li->k_norm = add_tensor(m, cap, 0, 1, D, 0, 0, "%s.%d.self_attn.k_norm.weight", pre, l);
         if (c->variant == ATTN_DMA) {
