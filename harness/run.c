@@ -182,6 +182,10 @@ static void usage(void) {
            "  --budget DUR       with --timing-from: the steps per task that fit DUR (1h, 90m)\n"
            "  --print-suite      print the suite (the embedded default without SUITE) and exit\n"
            "  --max-cells N      stop after N newly run cells (to test resume; 0: no limit)\n"
+           "  --deadline T       stop by T, a Unix time in seconds or a duration from now\n"
+           "                     (9m, 540s): a cell that the run's own pace says would end\n"
+           "                     past T is not started, and one still running at T is\n"
+           "                     stopped (exit 130; --resume continues)\n"
            "  --quiet            no per-step progress, only one line per cell\n"
            "\n"
            "Exit status: 0 done, 1 a cell failed (its record says why) or a file could not\n"
@@ -355,6 +359,7 @@ typedef struct {
     double t_cell0, t_last;
     double cost_done, cost_left, cost_this, secs_done; /* for the ETA */
     double t_run0;
+    double deadline; /* now_s() time at which to stop; 0: none */
 } progress;
 
 static void eta_text(const progress *p, double frac_this, char *buf, size_t n) {
@@ -374,6 +379,7 @@ static void eta_text(const progress *p, double frac_this, char *buf, size_t n) {
 
 static int on_progress(const char *phase, int64_t done, int64_t total, double loss, void *user) {
     progress *p = user;
+    if (p->deadline > 0 && now_s() >= p->deadline) g_stop = 1;
     if (g_stop) return 1;
     if (p->quiet) return 0;
     double t = now_s();
@@ -1027,6 +1033,20 @@ static int warn_ppl_passes(const suite *S, int64_t train_n, const char *what, FI
     return 1;
 }
 
+/* "90m", "1h", "540s" or a bare number: *unit says whether a unit was given */
+static int parse_dur(const char *text, double *secs, int *unit) {
+    char *end = NULL;
+    double v = strtod(text, &end);
+    *unit = 1;
+    if (end && *end == 'h' && !end[1]) v *= 3600, end++;
+    else if (end && *end == 'm' && !end[1]) v *= 60, end++;
+    else if (end && *end == 's' && !end[1]) end++;
+    else *unit = 0;
+    if (!end || end == text || *end || !isfinite(v)) return -1;
+    *secs = v;
+    return 0;
+}
+
 int cmd_run(int argc, char **argv) {
     cli_args a;
     if (cli_parse(&a, "run", argc, argv, 2, "--help -h --validate --print-suite --quiet --fresh --report") != 0) {
@@ -1055,16 +1075,21 @@ int cmd_run(int argc, char **argv) {
     const char *timing_from = cli_str(&a, "--timing-from", NULL);
     const char *budget_opt = cli_str(&a, "--budget", NULL);
     double budget_s = 0;
-    if (budget_opt) {
-        char *end = NULL;
-        budget_s = strtod(budget_opt, &end);
-        if (end && *end == 'h' && !end[1]) budget_s *= 3600, end++;
-        else if (end && *end == 'm' && !end[1]) budget_s *= 60, end++;
-        else if (end && *end == 's' && !end[1]) end++;
-        if (!end || end == budget_opt || *end || !(budget_s > 0)) {
-            fprintf(stderr, "dmabench run: --budget takes a duration such as 1h, 90m or 3600s (got '%s')\n", budget_opt);
+    int unit = 0;
+    if (budget_opt && (parse_dur(budget_opt, &budget_s, &unit) || !(budget_s > 0))) {
+        fprintf(stderr, "dmabench run: --budget takes a duration such as 1h, 90m or 3600s (got '%s')\n", budget_opt);
+        return 2;
+    }
+    const char *deadline_opt = cli_str(&a, "--deadline", NULL);
+    double deadline = 0; /* on now_s()'s clock */
+    if (deadline_opt) {
+        double v = 0;
+        if (parse_dur(deadline_opt, &v, &unit) || !(v > 0) || (!unit && v < 1e9)) {
+            fprintf(stderr, "dmabench run: --deadline takes a Unix time in seconds (date +%%s) or a duration from now "
+                            "such as 9m or 540s (got '%s')\n", deadline_opt);
             return 2;
         }
+        deadline = now_s() + (unit ? v : v - (double)time(NULL));
     }
     int validate = cli_flag(&a, "--validate"), print_suite = cli_flag(&a, "--print-suite");
     int quiet = cli_flag(&a, "--quiet"), fresh = cli_flag(&a, "--fresh");
@@ -1465,13 +1490,45 @@ int cmd_run(int argc, char **argv) {
     pr.t_run0 = now_s();
     for (int i = 0; i < ncells; i++)
         if (!done_has(&done, cells[i].key)) pr.cost_left += cells[i].cost;
+    pr.deadline = deadline;
     int nrun = 0, nfail = 0;
-    int stopped = 0;
+    int stopped = 0, late = 0;
+    /* the pace of each task and variant (seconds per unit of cost), from the cells
+     * done in DIR before (their cell_s) and then from this run's */
+    double pace_secs[SUITE_NTASKS][SUITE_MAX_VARIANTS], pace_cost[SUITE_NTASKS][SUITE_MAX_VARIANTS];
+    memset(pace_secs, 0, sizeof pace_secs);
+    memset(pace_cost, 0, sizeof pace_cost);
+    for (int c = 0; c < nall && deadline > 0; c++) {
+        for (int r = 0; r < done.nrecs; r++) {
+            const cJSON *k = cJSON_GetObjectItemCaseSensitive(done.recs[r], "cell");
+            if (!cJSON_IsString(k) || strcmp(k->valuestring, all_cells[c].key)) continue;
+            const cJSON *cs = cJSON_GetObjectItemCaseSensitive(done.recs[r], "cell_s");
+            if (cJSON_IsNumber(cs) && cs->valuedouble > 0) {
+                pace_secs[all_cells[c].task][all_cells[c].variant] += cs->valuedouble;
+                pace_cost[all_cells[c].task][all_cells[c].variant] += all_cells[c].cost;
+            }
+            break;
+        }
+    }
     for (int i = 0; i < ncells && !g_stop && !report_only; i++) {
         if (done_has(&done, cells[i].key)) continue;
         if (max_cells && nrun >= max_cells) {
             stopped = 1;
             break;
+        }
+        if (deadline > 0) { /* start only what this run's pace says ends in time */
+            int t = cells[i].task, v = cells[i].variant;
+            double left = deadline - now_s();
+            double need = pace_cost[t][v] > 0 ? cells[i].cost * pace_secs[t][v] / pace_cost[t][v] : 0;
+            if (left <= 0 || need > left) {
+                char dl[32], dn[32];
+                fmt_dur(dl, sizeof dl, left > 0 ? left : 0);
+                fmt_dur(dn, sizeof dn, need);
+                fprintf(stderr, "run: deadline: %s left, and %s would take about %s; not started\n", dl,
+                        cells[i].key, dn);
+                late = 1;
+                break;
+            }
         }
         pr.cell = i + 1;
         pr.label = cells[i].key;
@@ -1488,6 +1545,9 @@ int cmd_run(int argc, char **argv) {
         }
         pr.secs_done += dt;
         pr.cost_done += cells[i].cost;
+        pace_secs[cells[i].task][cells[i].variant] += dt;
+        pace_cost[cells[i].task][cells[i].variant] += cells[i].cost;
+        for (cJSON *r = recs->child; r; r = r->next) cJSON_AddNumberToObject(r, "cell_s", dt); /* its wall time */
         nrun++;
         /* one write for the whole cell: its lines land together */
         sbuf b = {0};
@@ -1519,10 +1579,14 @@ int cmd_run(int argc, char **argv) {
                 sum, d, eta);
         cJSON_Delete(recs);
     }
-    if (g_stop || stopped) {
+    if (!g_stop && !stopped && !late && deadline > 0 && now_s() >= deadline && S.kernel_argc && !report_only &&
+        shard_k == 0)
+        late = 1; /* no time left for the kernel profile */
+    if (g_stop || stopped || late) {
+        int at_deadline = late || (g_stop && deadline > 0 && now_s() >= deadline);
         fprintf(stderr, "run: %s after %d new cells; `dmabench run --resume %s` continues where it stopped\n",
-                g_stop ? "interrupted" : "stopped (--max-cells)", nrun, dir);
-        rc = g_stop ? 130 : 0;
+                at_deadline ? "stopped at the deadline" : g_stop ? "interrupted" : "stopped (--max-cells)", nrun, dir);
+        rc = g_stop || late ? 130 : 0;
         goto finish;
     }
 

@@ -471,11 +471,11 @@ int suite_parse(const char *json, const char *what, suite *s, char *err, size_t 
     s->threads = (int)x;
     v = cJSON_GetObjectItemCaseSensitive(root, "variants");
     if (!v) {
-        s->n_variants = 4;
+        s->n_variants = SUITE_MAX_VARIANTS;
         const char *def[4] = {"mha", "swa", "dma", "nsa"};
-        for (int i = 0; i < 4; i++) snprintf(s->variants[i], 8, "%s", def[i]);
+        for (int i = 0; i < SUITE_MAX_VARIANTS; i++) snprintf(s->variants[i], 8, "%s", def[i]);
     } else {
-        if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) < 1 || cJSON_GetArraySize(v) > 4) {
+        if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) < 1 || cJSON_GetArraySize(v) > SUITE_MAX_VARIANTS) {
             fail(&p, "variants must be a list of 1 to 4 of mha, swa, dma, nsa");
             goto out;
         }

@@ -16,6 +16,7 @@
 #define SUITE_MAX_CELLS 20000
 
 typedef enum { SUITE_MQAR = 0, SUITE_NIAH, SUITE_PPL, SUITE_NTASKS } suite_task;
+#define SUITE_MAX_VARIANTS 4 /* mha, swa, dma, nsa */
 const char *suite_task_name(suite_task t);
 
 typedef struct {
@@ -62,7 +63,7 @@ typedef struct {
     char backend[8];      /* training backend: cpu | cuda */
     int threads;          /* 0: all */
     int n_variants;
-    char variants[4][8];
+    char variants[SUITE_MAX_VARIANTS][8];
     suite_ilist seeds;
     suite_task_cfg task[SUITE_NTASKS];
     int order[SUITE_NTASKS], n_tasks; /* tasks in the file's order */

@@ -9,9 +9,10 @@
 # DIR/records.jsonl. When the parts are done, `dmabench run --resume DIR --report`
 # writes DIR/report.json and DIR/tables.md for the whole suite.
 #
-# Environment: DMABENCH (default build/dmabench); DEADLINE, a Unix time at which
-# the workers stop (SIGINT: the runs keep their finished cells; running this
-# script again continues where they stopped); SHARDS, the shards of each
+# Environment: DMABENCH (default build/dmabench); DEADLINE, a Unix time by which
+# the workers stop (`run --deadline`: a run starts no cell that its pace says
+# would end later, and stops one still running then; the runs keep their finished
+# cells, and running this script again continues where they stopped); SHARDS, the shards of each
 # variant's task (default: as many as GPUs, so that the queue evens out). Parts
 # run in the order of PARTS (default: MQAR first, then perplexity and the needle;
 # nsa and mha first within each); THREADS, each worker's CPU threads (default:
@@ -64,18 +65,24 @@ worker() {
         va="--variants $v --shard $k/$SHARDS"
         [ "$v" = all ] && va="" && k=""
         [ "$k" = "$t" ] && k="" && va="--variants $v" # PARTS given as variant:task
-        lim=""
+        lim="" dl=""
         if [ -n "${DEADLINE:-}" ]; then
             left=$((DEADLINE - $(date +%s)))
             [ "$left" -gt 5 ] || return 0
-            lim="timeout -s INT $left"
+            # the run starts no cell its pace says would end late and stops one
+            # still running at DEADLINE; the timeout is a backstop
+            dl="--deadline $DEADLINE" lim="timeout -s INT $((left + 10))"
         fi
         log="$DIR/parts/$v-$t${k:+-$k}.log"
         echo "run-gpus: GPU $g: $v $t${k:+ shard $k/$SHARDS} ($THREADS threads)" >&2
         # shellcheck disable=SC2086
-        CUDA_VISIBLE_DEVICES=$g $lim "$B" run "$SUITE" --out "$DIR" $va --only "$t" --threads "$THREADS" --quiet >"$log" 2>&1
+        CUDA_VISIBLE_DEVICES=$g $lim "$B" run "$SUITE" --out "$DIR" $va --only "$t" --threads "$THREADS" $dl --quiet >"$log" 2>&1
         rc=$?
         echo "run-gpus: GPU $g: $v $t${k:+ shard $k/$SHARDS}: exit $rc ($(tail -n 1 "$log"))" >&2
+        if [ -n "$dl" ] && [ "$rc" -eq 130 ]; then # stopped for the deadline: leave the part to the next call
+            rmdir "$CLAIM/$p" 2>/dev/null
+            return 0
+        fi
     done
 }
 for g in $GPUS; do worker "$g" & done

@@ -71,6 +71,22 @@ rc=$?
     [ "$(grep -c '"cell"' "$T/only/report.json")" -eq "$(grep -c '"cell"' "$T/full/report.json")" ] &&
     ok only_keeps_whole_report || nok only_keeps_whole_report "exit $rc; tables or report lost parts"
 
+# 2b'. --deadline: a cell that the folder's pace says would end late is not
+# started (exit 130, a line saying so); each cell's records carry its cell_s
+$B run $SUITE --out "$T/dl" --quiet --only mqar --variants dma --max-cells 1 >/dev/null 2>"$T/dl.err"
+n1=$(grep -c '"cell_s":' "$T/dl/records.jsonl" 2>/dev/null)
+$B run --resume "$T/dl" --only mqar --variants dma --deadline 0.001s --quiet >/dev/null 2>"$T/dl2.err"
+rc=$?
+n2=$(grep -c . "$T/dl/records.jsonl" 2>/dev/null)
+[ "$n1" = 1 ] && [ $rc -eq 130 ] && [ "$n2" = 1 ] && grep -q "deadline: .* not started" "$T/dl2.err" &&
+    grep -q "stopped at the deadline after 0 new cells" "$T/dl2.err" && ok deadline_not_started ||
+    nok deadline_not_started "cell_s in $n1 records, exit $rc, $n2 records (want 1, 130, 1): $(head -1 "$T/dl2.err")"
+$B run --resume "$T/dl" --only mqar --variants dma --deadline 10m --quiet >/dev/null 2>"$T/dl3.err"
+rc=$?
+n3=$(grep -c '"cell_s":' "$T/dl/records.jsonl" 2>/dev/null)
+[ $rc -eq 0 ] && [ "$n3" = 4 ] && ok deadline_far || nok deadline_far "exit $rc, $n3 records with cell_s (want 0, 4)"
+expect_fail deadline_bad "deadline takes" $B run $SUITE --out "$T/dlbad" --deadline 12
+
 # 2c. --report: the report and tables of a partial folder, running nothing
 mkdir "$T/rep" && cp "$T/full/suite.json" "$T/rep/"
 head -n 8 "$T/full/records.jsonl" >"$T/rep/records.jsonl"   # the 8 mqar cells, a record each
