@@ -238,33 +238,34 @@ void recset_free(rec_set *s) {
 
 #define K_KV (REC_KERNEL | REC_VERIFY)
 static const metric_def metrics[] = {
-    /* name, title, unit, scale, higher, kinds, src, field, rate_div, bmf, bmf_scale, bmf_unit, floor */
-    {"time_ms", "time", "ms", 1, 0, REC_KERNEL, MSRC_TIME, "time_ms", 0, "latency", 1e6, "ns", 0},
+    /* name, title, unit, scale, higher, kinds, src, field, rate_div, bmf, bmf_scale, bmf_unit, floor,
+     * bounded, min, max */
+    {"time_ms", "time", "ms", 1, 0, REC_KERNEL, MSRC_TIME, "time_ms", 0, "latency", 1e6, "ns", 0, 0, 0, 0},
     {"gflops_dense", "dense-equivalent throughput", "GFLOP/s", 1, 1, REC_KERNEL, MSRC_RATE, "flops_dense", 1e9,
-     "gflops-dense", 1, "GFLOP/s", 0},
+     "gflops-dense", 1, "GFLOP/s", 0, 0, 0, 0},
     {"gflops_effective", "effective throughput", "GFLOP/s", 1, 1, REC_KERNEL, MSRC_RATE, "flops_effective", 1e9,
-     "gflops-effective", 1, "GFLOP/s", 0},
+     "gflops-effective", 1, "GFLOP/s", 0, 0, 0, 0},
     {"tflops_dense", "dense-equivalent throughput", "TFLOP/s", 1, 1, REC_KERNEL, MSRC_RATE, "flops_dense", 1e12,
-     "tflops-dense", 1, "TFLOP/s", 0},
+     "tflops-dense", 1, "TFLOP/s", 0, 0, 0, 0},
     {"tflops_effective", "effective throughput", "TFLOP/s", 1, 1, REC_KERNEL, MSRC_RATE, "flops_effective", 1e12,
-     "tflops-effective", 1, "TFLOP/s", 0},
-    {"gbps", "bandwidth", "GB/s", 1, 1, REC_KERNEL, MSRC_RATE, "bytes", 1e9, "bandwidth", 1, "GB/s", 0},
+     "tflops-effective", 1, "TFLOP/s", 0, 0, 0, 0},
+    {"gbps", "bandwidth", "GB/s", 1, 1, REC_KERNEL, MSRC_RATE, "bytes", 1e9, "bandwidth", 1, "GB/s", 0, 0, 0, 0},
     {"peak_mem_bytes", "peak memory", "MiB", 1.0 / 1048576, 0, REC_KERNEL, MSRC_FIELD, "peak_mem_bytes", 0,
-     "peak-memory", 1, "bytes", 65536},
+     "peak-memory", 1, "bytes", 65536, 0, 0, 0},
     {"rss_peak_bytes", "peak resident set", "MiB", 1.0 / 1048576, 0, REC_KERNEL, MSRC_FIELD, "rss_peak_bytes", 0,
-     "rss-peak", 1, "bytes", 1048576},
+     "rss-peak", 1, "bytes", 1048576, 0, 0, 0},
     {"tensor_bytes", "tensor memory", "MiB", 1.0 / 1048576, 0, REC_KERNEL, MSRC_FIELD, "tensor_bytes", 0,
-     "tensor-memory", 1, "bytes", 0},
+     "tensor-memory", 1, "bytes", 0, 0, 0, 0},
     {"select_ms", "selection time", "ms", 1, 0, REC_KERNEL, MSRC_FIELD, "select_ms.median", 0, "select-latency",
-     1e6, "ns", 0},
-    {"max_abs_err", "max abs error", "", 1, 0, K_KV, MSRC_FIELD, "max_abs_err", 0, "max-abs-error", 1, "", 0},
-    {"max_rel_err", "max rel error", "", 1, 0, K_KV, MSRC_FIELD, "max_rel_err", 0, "max-rel-error", 1, "", 0},
-    {"accuracy", "accuracy", "%", 100, 1, REC_TASK, MSRC_TASK, "accuracy", 0, "accuracy", 100, "%", 0},
-    {"recall", "recall", "%", 100, 1, REC_TASK, MSRC_TASK, "recall", 0, "recall", 100, "%", 0},
-    {"nll", "NLL", "nats", 1, 0, REC_TASK, MSRC_TASK, "nll", 0, "nll", 1, "nats", 0},
-    {"ppl", "perplexity", "", 1, 0, REC_TASK, MSRC_TASK, "ppl", 0, "perplexity", 1, "", 0},
+     1e6, "ns", 0, 0, 0, 0},
+    {"max_abs_err", "max abs error", "", 1, 0, K_KV, MSRC_FIELD, "max_abs_err", 0, "max-abs-error", 1, "", 0, 0, 0, 0},
+    {"max_rel_err", "max rel error", "", 1, 0, K_KV, MSRC_FIELD, "max_rel_err", 0, "max-rel-error", 1, "", 0, 0, 0, 0},
+    {"accuracy", "accuracy", "%", 100, 1, REC_TASK, MSRC_TASK, "accuracy", 0, "accuracy", 100, "%", 0, 1, 0, 1},
+    {"recall", "recall", "%", 100, 1, REC_TASK, MSRC_TASK, "recall", 0, "recall", 100, "%", 0, 1, 0, 1},
+    {"nll", "NLL", "nats", 1, 0, REC_TASK, MSRC_TASK, "nll", 0, "nll", 1, "nats", 0, 1, 0, INFINITY},
+    {"ppl", "perplexity", "", 1, 0, REC_TASK, MSRC_TASK, "ppl", 0, "perplexity", 1, "", 0, 1, 1, INFINITY},
     {"bits_per_byte", "bits per byte", "bits/byte", 1, 0, REC_TASK, MSRC_TASK, "bits_per_byte", 0,
-     "bits-per-byte", 1, "bits/byte", 0},
+     "bits-per-byte", 1, "bits/byte", 0, 1, 0, INFINITY},
 };
 #define NMETRICS (int)(sizeof metrics / sizeof *metrics)
 
@@ -419,6 +420,14 @@ static int task_value(const metric_def *m, const cJSON *rec, magg *o) {
     return 0;
 }
 
+/* An interval cut to the metric's range (a t interval over two seeds can reach far
+ * past 0% or 100%); a cut one is no longer v +- half. */
+static void clamp_interval(const metric_def *m, magg *o) {
+    if (!m->bounded || !o->has_int) return;
+    if (o->lo < m->min) o->lo = m->min, o->sym = 0;
+    if (o->hi > m->max) o->hi = m->max, o->sym = 0;
+}
+
 int metric_value(const metric_def *m, const rec_ref *r, magg *o) {
     memset(o, 0, sizeof *o);
     if (!(m->kinds & r->kind) || !r->ok) return -1;
@@ -448,6 +457,7 @@ int metric_value(const metric_def *m, const rec_ref *r, magg *o) {
         break;
     }
     if (!o->has_int) o->lo = o->hi = o->v;
+    clamp_interval(m, o);
     o->n = 1;
     o->how = AGG_ONE;
     o->spread = !o->has_int ? "" : m->src == MSRC_TIME || m->src == MSRC_RATE ? "p5-p95" : "95% CI";
@@ -548,6 +558,7 @@ int metric_pool(const metric_def *m, rec_ref *const *rs, int n, magg *o) {
         double half = t975(k - 1) * sqrt(ss / (k - 1)) / sqrt((double)k);
         o->v = mean, o->lo = mean - half, o->hi = mean + half;
         o->has_int = o->sym = 1;
+        clamp_interval(m, o);
         o->n = k;
         o->how = AGG_MEAN;
         o->spread = "95% CI";

@@ -81,6 +81,8 @@ typedef struct {
     double bmf_scale;  /* Bencher value = stored value x bmf_scale */
     const char *bmf_unit;
     double abs_floor;  /* compare: a change smaller than this (stored units) never counts */
+    int bounded;       /* the value lies in [min, max] (stored units): intervals are cut there */
+    double min, max;
 } metric_def;
 
 const metric_def *metric_find(const char *name);

@@ -951,8 +951,9 @@ static int write_tables(const cJSON *report, const char *report_path, const char
                           ? cJSON_GetObjectItemCaseSensitive(co, "name")->valuestring
                           : "?",
                       cJSON_IsNumber(u) ? u->valuedouble : NAN);
-            /* floors per (eval, context) */
-            int first = 1;
+            /* floors per (eval, context), each once (the same for every d_model) */
+            int first = 1, nseen = 0;
+            char seen[64][48];
             for (const cJSON *r = recs->child; r; r = r->next) {
                 const cJSON *t = cJSON_GetObjectItemCaseSensitive(r, "task");
                 const cJSON *v = cJSON_GetObjectItemCaseSensitive(r, "variant");
@@ -965,9 +966,14 @@ static int write_tables(const cJSON *report, const char *report_path, const char
                 const cJSON *fl = cJSON_GetObjectItemCaseSensitive(mm, "floor_bits_per_byte");
                 const cJSON *set = cJSON_GetObjectItemCaseSensitive(r, "settings");
                 if (!cJSON_IsNumber(fl)) continue;
-                sb_printf(b, "%s %s %d: %.3f%s", first ? "; the ideal model's floor:" : ",",
-                          cJSON_GetObjectItemCaseSensitive(set, "eval")->valuestring,
-                          (int)cJSON_GetObjectItemCaseSensitive(set, "context")->valuedouble, fl->valuedouble,
+                char key[48];
+                snprintf(key, sizeof key, "%s %d", cJSON_GetObjectItemCaseSensitive(set, "eval")->valuestring,
+                         (int)cJSON_GetObjectItemCaseSensitive(set, "context")->valuedouble);
+                int dup = 0;
+                for (int i = 0; i < nseen && !dup; i++) dup = !strcmp(seen[i], key);
+                if (dup || nseen == 64) continue;
+                snprintf(seen[nseen++], sizeof seen[0], "%s", key);
+                sb_printf(b, "%s %s: %.3f%s", first ? "; the ideal model's floor:" : ",", key, fl->valuedouble,
                           cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(mm, "floor_exact")) ? "" : " (bound)");
                 first = 0;
             }

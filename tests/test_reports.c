@@ -560,6 +560,28 @@ static void record_tests(void) {
     CHECK(rc == 0 && near(a.v, 0.2, 1e-12) && near(a.hi - a.v, 4.303 * 0.1 / sqrt(3.0), 1e-9) && a.how == AGG_MEAN,
           "records/pool_seeds_t_interval", "%g +- %g", a.v, a.hi - a.v);
     for (int i = 0; i < 3; i++) cJSON_Delete(rs[i]);
+    /* two seeds far apart: the t interval (t 12.7) is cut to accuracy's [0, 1] and is
+     * no longer symmetric; bits per byte is cut at 0 */
+    {
+        cJSON *two[2];
+        rec_ref tr[2], *tp[2];
+        const double acc[2] = {0.05, 0.7}, bpb[2] = {0.5, 3.0};
+        for (int i = 0; i < 2; i++) {
+            char j[160];
+            snprintf(j, sizeof j, "{\"task\":\"mqar\",\"seed\":%d,\"metrics\":{\"accuracy\":%g,\"bits_per_byte\":%g}}",
+                     i, acc[i], bpb[i]);
+            two[i] = cJSON_Parse(j);
+            tr[i] = (rec_ref){two[i], NULL, "cpu", REC_TASK, 0, 1};
+            tp[i] = &tr[i];
+        }
+        rc = metric_pool(metric_find("accuracy"), tp, 2, &a);
+        CHECK(rc == 0 && near(a.v, 0.375, 1e-12) && a.lo == 0 && a.hi == 1 && !a.sym && a.has_int,
+              "records/pool_interval_cut_to_range", "%g [%g, %g] sym %d", a.v, a.lo, a.hi, a.sym);
+        rc = metric_pool(metric_find("bits_per_byte"), tp, 2, &a);
+        CHECK(rc == 0 && a.lo == 0 && near(a.hi, 1.75 + 12.706 * 1.25, 1e-2) && !a.sym, "records/pool_bpb_cut_at_0",
+              "%g [%g, %g]", a.v, a.lo, a.hi);
+        for (int i = 0; i < 2; i++) cJSON_Delete(two[i]);
+    }
 
     /* pooling kernel runs: the timing samples are merged */
     cJSON *k1 = kernel_rec("dma", "fwd", 1024, 1.0, 0.02, 0, "ok"), *k2 = kernel_rec("dma", "fwd", 1024, 3.0, 0.02, 0, "ok");
