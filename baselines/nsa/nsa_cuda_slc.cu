@@ -1804,20 +1804,21 @@ attn_status slc_choose_pairs(const int *sel, int B, int Hkv, int Nq, int nsel, i
     if (Nq <= 0 || (!counted && !stats)) return ATTN_OK;
     unsigned long long *u = kept;
     if (!(kept && have)) {
-        const int qb = 64 / G, nl = B * Hkv * ns, cpb = (ls + 63) / 64;
-        auto r256 = [](size_t x) { return (x + 255) & ~(size_t)255; };
-        const size_t cntb = r256((size_t)nl * sizeof(int)), offb = r256((size_t)(nl + 1) * sizeof(int));
+        /* the lists' counts of every query at once, in pair_layout's places up to its
+         * pair arrays (after 256 bytes for u) */
+        const int qb = 64 / G, cpb = (ls + 63) / 64;
+        const PairLayout L = pair_layout(B, Hkv, ns, Nq, nsel);
+        const int nl = L.nl;
         char *ws = nullptr;
-        attn_status st = dm_cuda_ws_get(&g_sws, 256 + cntb + 2 * offb, (void **)&ws, nullptr);
+        attn_status st = dm_cuda_ws_get(&g_sws, 256 + L.plist, (void **)&ws, nullptr);
         if (st != ATTN_OK) return st;
         if (!u) u = reinterpret_cast<unsigned long long *>(ws);
-        int *cnt = reinterpret_cast<int *>(ws + 256), *off = reinterpret_cast<int *>(ws + 256 + cntb);
-        int *boff = reinterpret_cast<int *>(ws + 256 + cntb + offb);
-        CUDA_CHECK(cudaMemsetAsync(cnt, 0, cntb));
+        auto at = [ws](size_t o) { return reinterpret_cast<int *>(ws + 256 + o); };
+        int *cnt = at(L.cnt), *off = at(L.off), *boff = at(L.boff);
+        CUDA_CHECK(cudaMemsetAsync(cnt, 0, L.rcnt)); /* cnt's bytes */
         CUDA_CHECK(cudaMemsetAsync(u, 0, 2 * sizeof *u));
-        const int qc = pair_run_queries(ns);
-        nsa_pair_count_kernel<<<dim3((unsigned)((Nq + qc - 1) / qc), (unsigned)(B * Hkv)), PAIR_THREADS,
-                                (size_t)ns * sizeof(int)>>>(sel, Nq, nsel, ns, 0, Nq, qc, cnt, nullptr);
+        nsa_pair_count_kernel<<<dim3((unsigned)L.runs, (unsigned)(B * Hkv)), PAIR_THREADS, (size_t)ns * sizeof(int)>>>(
+            sel, Nq, nsel, ns, 0, Nq, L.qc, cnt, nullptr);
         CUDA_CHECK_LAUNCH();
         nsa_pair_scan_kernel<<<1, 1024>>>(cnt, nl, qb, off, boff);
         CUDA_CHECK_LAUNCH();
