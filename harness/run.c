@@ -1627,10 +1627,17 @@ int cmd_run(int argc, char **argv) {
         cJSON_AddStringToObject(suite_info, "name", S.name);
         cJSON_AddNumberToObject(suite_info, "cells", nall);
         cJSON_AddItemToObject(rep, "suite", suite_info);
+        double cells_s = 0; /* the cells' own wall times (cell_s, once per cell) */
+        int ntimed = 0;
         for (int i = 0; i < nall; i++)
             for (int j = 0; j < all.nrecs; j++) {
                 const cJSON *c = cJSON_GetObjectItemCaseSensitive(all.recs[j], "cell");
-                if (!strcmp(c->valuestring, all_cells[i].key)) report_add(rep, cJSON_Duplicate(all.recs[j], 1));
+                if (strcmp(c->valuestring, all_cells[i].key)) continue;
+                report_add(rep, cJSON_Duplicate(all.recs[j], 1));
+                const cJSON *part = cJSON_GetObjectItemCaseSensitive(all.recs[j], "cell_part");
+                const cJSON *cs = cJSON_GetObjectItemCaseSensitive(all.recs[j], "cell_s");
+                if (cJSON_IsNumber(cs) && cJSON_GetArrayItem(part, 0)->valuedouble == 1)
+                    cells_s += cs->valuedouble, ntimed++;
             }
         done_free(&all);
         if (suite_has_kernels && file_exists(p_kern)) {
@@ -1666,15 +1673,18 @@ int cmd_run(int argc, char **argv) {
         fputs(tb.s ? tb.s : "", stdout);
         fflush(stdout);
         sb_free(&tb);
-        char d[32];
+        char d[32], dc[32], took[96] = "";
         fmt_dur(d, sizeof d, now_s() - pr.t_run0);
+        fmt_dur(dc, sizeof dc, cells_s);
+        if (ntimed) /* over every part of a resumed run, on whatever machines ran them */
+            snprintf(took, sizeof took, "; the %s%d cells took %s", ntimed < nall ? "timed " : "", ntimed, dc);
         if (report_only)
-            fprintf(stderr, "run: report of the %d of %d cells done%s%s%s; report %s, tables %s\n", nskip, ncells,
+            fprintf(stderr, "run: report of the %d of %d cells done%s%s%s%s; report %s, tables %s\n", nskip, ncells,
                     nskip < ncells ? " (`dmabench run --resume " : "", nskip < ncells ? dir : "",
-                    nskip < ncells ? "` runs the rest)" : "", p_report, p_tables);
+                    nskip < ncells ? "` runs the rest)" : "", took, p_report, p_tables);
         else
-            fprintf(stderr, "run: %d cells (%d run now, %d resumed%s%d failed) in %s; report %s, tables %s\n", ncells,
-                    nrun, nskip, ", ", nfail, d, p_report, p_tables);
+            fprintf(stderr, "run: %d cells (%d run now, %d resumed%s%d failed) in %s%s; report %s, tables %s\n", ncells,
+                    nrun, nskip, ", ", nfail, d, took, p_report, p_tables);
         if (nfail) rc = 1;
     }
 

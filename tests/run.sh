@@ -84,7 +84,8 @@ n2=$(grep -c . "$T/dl/records.jsonl" 2>/dev/null)
 $B run --resume "$T/dl" --only mqar --variants dma --deadline 10m --quiet >/dev/null 2>"$T/dl3.err"
 rc=$?
 n3=$(grep -c '"cell_s":' "$T/dl/records.jsonl" 2>/dev/null)
-[ $rc -eq 0 ] && [ "$n3" = 4 ] && ok deadline_far || nok deadline_far "exit $rc, $n3 records with cell_s (want 0, 4)"
+[ $rc -eq 0 ] && [ "$n3" = 4 ] && grep -q "the timed 4 cells took" "$T/dl3.err" && ok deadline_far ||
+    nok deadline_far "exit $rc, $n3 records with cell_s (want 0, 4): $(tail -1 "$T/dl3.err")"
 expect_fail deadline_bad "deadline takes" $B run $SUITE --out "$T/dlbad" --deadline 12
 
 # 2c. --report: the report and tables of a partial folder, running nothing
