@@ -244,7 +244,7 @@ __device__ __forceinline__ void bwd_p_ds(float (&s)[BK_ / 8][4], float (&dp)[BK_
  * S, dP, P, dS and dz's column sums over 32 of the block's keys; after the barrier
  * dQ += s dS K for half of D (kh) from sdS; dV and dK over four key groups by four
  * quarters of D; an exact Dsum's first pass adds the halves through sDx. */
-template <typename T, int D, int BQ, bool WG = false, int KS = 1>
+template <typename T, int D, int BQ, bool WG = false, int KS = 1, bool R4 = false>
 __global__ void __launch_bounds__(2 * BQ * KS) bwd_main_kernel(const BwdArgs a) {
     static_assert(!WG || (BQ == 64 && (D == 64 || D == 128)), "the wgmma version takes 64 rows, D 64 or 128");
     static_assert(KS == 1 || (KS == 2 && !WG && BQ == 128 && (D == 64 || D == 128)),
@@ -596,6 +596,24 @@ __global__ void __launch_bounds__(2 * BQ * KS) bwd_main_kernel(const BwdArgs a) 
             }
             /* a block every row keeps in full has no all-zero key row: its sums go
              * without the test that spares masked keys' atomics */
+            if constexpr (R4) {
+                /* lanes 2m and 2m + 1 hold columns 4m' .. 4m' + 3 of rows k and k + 8
+                 * (k = wkey + lane / 4, m' = (lane & 3) / 2) in pairs; after one
+                 * exchange the even lane adds row k's four, the odd lane row k + 8's */
+                const bool odd = lane & 1;
+                const int j = sIdx[st * BK + wkey + (lane >> 2) + 8 * odd];
+                float *row = dst + (long long)(j < 0 ? 0 : j) * accs + d0 + ((lane & 3) >> 1) * 4;
+#pragma unroll
+                for (int t = 0; t < DW / 8; t++) {
+                    const float s0 = odd ? acc[t][0] : acc[t][2], s1 = odd ? acc[t][1] : acc[t][3];
+                    const float r0 = __shfl_xor_sync(0xffffffff, s0, 1), r1 = __shfl_xor_sync(0xffffffff, s1, 1);
+                    const float v0 = odd ? r0 : acc[t][0], v1 = odd ? r1 : acc[t][1];
+                    const float v2 = odd ? acc[t][2] : r0, v3 = odd ? acc[t][3] : r1;
+                    if (j >= 0 && (full || v0 != 0.f || v1 != 0.f || v2 != 0.f || v3 != 0.f))
+                        red_add4(row + t * 8, v0, v1, v2, v3);
+                }
+                continue;
+            }
 #pragma unroll
             for (int r = 0; r < 2; r++) {
                 int j = sIdx[st * BK + wkey + (lane >> 2) + 8 * r];
@@ -1159,7 +1177,7 @@ int bwd_tile_rows(int D, size_t esize) {
     return bwd_smem(128, D, esize) <= bwd_optin() ? 128 : 64;
 }
 
-template <typename T, int D, int BQ, bool WG = false, int KS = 1>
+template <typename T, int D, int BQ, bool WG = false, int KS = 1, bool R4 = false>
 attn_status launch_bwd_bq(const attn_params *p, BwdArgs &a, const cuda_attn_spec *s) {
     const int ntiles = (p->Nq + BQ - 1) / BQ;
     if (a.dsum_in) {
@@ -1169,7 +1187,7 @@ attn_status launch_bwd_bq(const attn_params *p, BwdArgs &a, const cuda_attn_spec
         if (st != ATTN_OK) return st;
     }
     const size_t smem = bwd_smem(BQ, D, sizeof(T), KS) + (WG ? (2 * (size_t)BQ + BK) * D * sizeof(T) : 0);
-    auto kern = bwd_main_kernel<T, D, BQ, WG, KS>;
+    auto kern = bwd_main_kernel<T, D, BQ, WG, KS, R4>;
     CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
     kern<<<dim3(ntiles, p->Hq, p->B), 2 * BQ * KS, smem>>>(a);
     CUDA_CHECK_LAUNCH();
@@ -1192,6 +1210,14 @@ bool bwd_wgmma_enabled() {
     return on;
 }
 
+/* DMABENCH_CUDA_BWD_RED4=1: the query-tile backward's 128-row tiles at D 64 and 128
+ * add dK and dV with 16-byte reductions (bwd_main_kernel's R4: red_add4 after one
+ * lane exchange), half as many as the 8-byte ones */
+bool bwd_red4_enabled() {
+    static const bool on = dm_env_is("DMABENCH_CUDA_BWD_RED4", "1");
+    return on;
+}
+
 /* DMABENCH_CUDA_BWD_W16=1: the 128-row tiles at D 64 and 128 on 16 warps
  * (bwd_main_kernel's KS 2) */
 bool bwd_w16_enabled() {
@@ -1208,6 +1234,7 @@ template <typename T, int D> attn_status launch_bwd(const attn_params *p, BwdArg
             if constexpr (D == 64 || D == 128) {
                 if (bwd_w16_enabled() && bwd_smem(128, D, sizeof(T), 2) <= bwd_optin())
                     return launch_bwd_bq<T, D, 128, false, 2>(p, a, s);
+                if (bwd_red4_enabled()) return launch_bwd_bq<T, D, 128, false, 1, true>(p, a, s);
             }
             return launch_bwd_bq<T, D, 128>(p, a, s);
         }

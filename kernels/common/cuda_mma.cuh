@@ -128,6 +128,17 @@ __device__ __forceinline__ void red_add2(float *p, float a, float b) {
 #endif
 }
 
+/* Four adjacent floats (16-byte aligned): one vector red on sm_90, two pairs before. */
+__device__ __forceinline__ void red_add4(float *p, float a, float b, float c, float d) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("red.global.add.v4.f32 [%0], {%1, %2, %3, %4};\n" ::"l"(p), "f"(a), "f"(b), "f"(c), "f"(d)
+                 : "memory");
+#else
+    red_add2(p, a, b);
+    red_add2(p + 2, c, d);
+#endif
+}
+
 template <typename T> __device__ __forceinline__ float to_f32(T x);
 template <> __device__ __forceinline__ float to_f32<__nv_bfloat16>(__nv_bfloat16 x) { return __bfloat162float(x); }
 template <> __device__ __forceinline__ float to_f32<__half>(__half x) { return __half2float(x); }
