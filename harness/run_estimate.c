@@ -8,7 +8,9 @@
  * record with the same key (task, variant and settings; the seed aside), plus the
  * record's evaluation time scaled to the suite's n_test (mqar) or samples (niah).
  * So a short run of the same shapes (few steps, one seed, a small test set) tells
- * how long the whole suite will take on that machine.
+ * how long the whole suite will take on that machine. Where F holds records of
+ * the suite's own cells (same key, seed included) with their cell_s, their sum is
+ * printed too: what those cells took as they ran, early stops included.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +26,11 @@ typedef struct {
     double tps, eval_s, n;
 } measured;
 
+typedef struct {
+    char key[160]; /* the cell's whole key */
+    double cell_s;
+} timed;
+
 /* key without its "seed=N/" part */
 static void strip_seed(const char *key, char *out, size_t n) {
     const char *s = strstr(key, "seed=");
@@ -38,6 +45,26 @@ static void strip_seed(const char *key, char *out, size_t n) {
 static double num(const cJSON *o, const char *name) {
     const cJSON *x = o ? cJSON_GetObjectItemCaseSensitive(o, name) : NULL;
     return cJSON_IsNumber(x) ? x->valuedouble : -1;
+}
+
+/* A record's cell_s under its whole key (the first record of a cell counts). */
+static int add_timed(const cJSON *r, timed **t, int *n, int *cap) {
+    const cJSON *cell = cJSON_GetObjectItemCaseSensitive(r, "cell"), *cs = cJSON_GetObjectItemCaseSensitive(r, "cell_s");
+    const cJSON *status = cJSON_GetObjectItemCaseSensitive(r, "status");
+    if (!cJSON_IsString(cell) || !cJSON_IsNumber(cs) || !(cs->valuedouble > 0) || !cJSON_IsString(status) ||
+        strcmp(status->valuestring, "ok"))
+        return 0;
+    for (int i = 0; i < *n; i++)
+        if (!strcmp((*t)[i].key, cell->valuestring)) return 0;
+    if (*n == *cap) {
+        int nc = *cap ? 2 * *cap : 64;
+        timed *nt = realloc(*t, sizeof *nt * (size_t)nc);
+        if (!nt) return -1;
+        *t = nt, *cap = nc;
+    }
+    snprintf((*t)[*n].key, sizeof (*t)[*n].key, "%s", cell->valuestring);
+    (*t)[(*n)++].cell_s = cs->valuedouble;
+    return 0;
 }
 
 static int add_record(const cJSON *r, measured **m, int *n, int *cap) {
@@ -66,24 +93,28 @@ static int add_record(const cJSON *r, measured **m, int *n, int *cap) {
 }
 
 /* The task records of a report or of a records.jsonl stream (recset_load). */
-static int load_measured(const char *path, measured **m, int *n, char *err, size_t err_len) {
-    *m = NULL, *n = 0;
-    int cap = 0, rc = 0;
+static int load_measured(const char *path, measured **m, int *n, timed **t, int *nt, char *err, size_t err_len) {
+    *m = NULL, *n = 0, *t = NULL, *nt = 0;
+    int cap = 0, tcap = 0, rc = 0;
     rec_set set = {0};
     if (recset_load(&set, path, err, err_len) != 0) {
         recset_free(&set);
         return -1;
     }
     for (int i = 0; i < set.nrecs && rc == 0; i++)
-        if (set.recs[i].kind == REC_TASK) rc = add_record(set.recs[i].rec, m, n, &cap);
+        if (set.recs[i].kind == REC_TASK)
+            rc = add_record(set.recs[i].rec, m, n, &cap) || add_timed(set.recs[i].rec, t, nt, &tcap);
     recset_free(&set);
     if (rc) {
         free(*m);
-        *m = NULL, *n = 0;
+        free(*t);
+        *m = NULL, *n = 0, *t = NULL, *nt = 0;
         snprintf(err, err_len, "out of memory reading %s", path);
         return -1;
     }
     if (*n == 0) {
+        free(*t);
+        *t = NULL, *nt = 0;
         snprintf(err, err_len, "%s holds no finished task records (a run's records.jsonl or report.json)", path);
         return -1;
     }
@@ -94,8 +125,18 @@ int suite_estimate_time(const suite *S, const suite_cell *cells, int ncells, con
                         FILE *out, double *total_s, char *err, size_t err_len) {
     if (total_s) *total_s = 0;
     measured *m = NULL;
-    int nm = 0;
-    if (load_measured(path, &m, &nm, err, err_len)) return -1;
+    timed *tm = NULL;
+    int nm = 0, ntm = 0;
+    if (load_measured(path, &m, &nm, &tm, &ntm, err, err_len)) return -1;
+    double ran_s = 0; /* the suite's own cells that F ran: their cell_s */
+    int nran = 0;
+    for (int i = 0; i < ncells; i++)
+        for (int j = 0; j < ntm; j++)
+            if (!strcmp(tm[j].key, cells[i].key)) {
+                ran_s += tm[j].cell_s, nran++;
+                break;
+            }
+    free(tm);
     double per_task[SUITE_NTASKS] = {0}, train_task[SUITE_NTASKS] = {0}, total = 0, train_total = 0;
     int found = 0, missing = 0;
     for (int i = 0; i < ncells; i++) {
@@ -137,6 +178,9 @@ int suite_estimate_time(const suite *S, const suite_cell *cells, int ncells, con
         first = 0;
     }
     fprintf(out, "), from the throughput measured in %s\n", path);
+    if (nran > 0)
+        fprintf(out, "%s ran %d of these %d cells: they took %.2f h, %.0f s as they ran (cell_s; early stops included)\n",
+                path, nran, ncells, ran_s / 3600, ran_s);
     if (budget_s > 0 && found > 0) {
         /* training time scales with the steps, evaluation does not */
         const double eval = total - train_total, f = train_total > 0 ? (budget_s - eval) / train_total : 0;

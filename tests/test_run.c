@@ -82,7 +82,7 @@ static void timing_estimate(void) {
         if (c[i].seed != 1 || c[i].d_model != 32) continue; /* d_model 64: no record */
         const double tps = 1000.0 * (1 + nrec++);
         fprintf(f, "{\"kind\":\"task\",\"status\":\"ok\",\"cell\":\"%s\",\"metrics\":{\"n\":50},"
-                   "\"train\":{\"tokens_per_s\":%.1f,\"eval_s\":2.0}}\n", c[i].key, tps);
+                   "\"train\":{\"tokens_per_s\":%.1f,\"eval_s\":2.0},\"cell_s\":%d}\n", c[i].key, tps, 10 * nrec);
         /* seeds 1 and 2 of this key: 100 steps x 8 x seq_len at tps, plus 2 s x 200 / 50 */
         want += 2 * (100.0 * 8 * c[i].seq_len / tps + 8.0);
     }
@@ -97,6 +97,16 @@ static void timing_estimate(void) {
     int missing = n > 0 && out ? suite_estimate_time(&s, c, n, path, 0, out, &got, err, sizeof err) : -1;
     CHECK(n == 16 && nrec == 4 && missing == 8 && fabs(got - want) <= 1e-9 * want, "timing estimate from measured records",
           "cells %d, records %d, missing %d, estimate %.6f s, want %.6f s (%s)", n, nrec, missing, got, want, err);
+    /* the 4 cells the file ran (seed 1, d_model 32), cell_s 10 + 20 + 30 + 40 */
+    char ran[512] = "";
+    if (out) {
+        fflush(out);
+        rewind(out);
+        while (fgets(ran, sizeof ran, out) && !strstr(ran, " ran ")) {
+        }
+    }
+    CHECK(strstr(ran, "ran 4 of these 16 cells") && strstr(ran, "100 s as they ran"), "timing estimate: the cells the file ran",
+          "%s", ran);
     /* a budget of the evaluations (8 cells x 8 s) plus twice the training: steps x 2 */
     char line[512] = "";
     if (out) {
