@@ -22,14 +22,11 @@
 #include "run_suite.h"
 
 typedef struct {
-    char key[160]; /* the cell's key without its seed */
+    char key[160];  /* the cell's whole key */
+    char base[160]; /* the same without its seed */
     double tps, eval_s, n;
+    double cell_s; /* its wall time as it ran, 0 when the record has none */
 } measured;
-
-typedef struct {
-    char key[160]; /* the cell's whole key */
-    double cell_s;
-} timed;
 
 /* key without its "seed=N/" part */
 static void strip_seed(const char *key, char *out, size_t n) {
@@ -47,26 +44,6 @@ static double num(const cJSON *o, const char *name) {
     return cJSON_IsNumber(x) ? x->valuedouble : -1;
 }
 
-/* A record's cell_s under its whole key (the first record of a cell counts). */
-static int add_timed(const cJSON *r, timed **t, int *n, int *cap) {
-    const cJSON *cell = cJSON_GetObjectItemCaseSensitive(r, "cell"), *cs = cJSON_GetObjectItemCaseSensitive(r, "cell_s");
-    const cJSON *status = cJSON_GetObjectItemCaseSensitive(r, "status");
-    if (!cJSON_IsString(cell) || !cJSON_IsNumber(cs) || !(cs->valuedouble > 0) || !cJSON_IsString(status) ||
-        strcmp(status->valuestring, "ok"))
-        return 0;
-    for (int i = 0; i < *n; i++)
-        if (!strcmp((*t)[i].key, cell->valuestring)) return 0;
-    if (*n == *cap) {
-        int nc = *cap ? 2 * *cap : 64;
-        timed *nt = realloc(*t, sizeof *nt * (size_t)nc);
-        if (!nt) return -1;
-        *t = nt, *cap = nc;
-    }
-    snprintf((*t)[*n].key, sizeof (*t)[*n].key, "%s", cell->valuestring);
-    (*t)[(*n)++].cell_s = cs->valuedouble;
-    return 0;
-}
-
 static int add_record(const cJSON *r, measured **m, int *n, int *cap) {
     const cJSON *kind = cJSON_GetObjectItemCaseSensitive(r, "kind"), *status = cJSON_GetObjectItemCaseSensitive(r, "status");
     const cJSON *cell = cJSON_GetObjectItemCaseSensitive(r, "cell"), *train = cJSON_GetObjectItemCaseSensitive(r, "train");
@@ -75,10 +52,8 @@ static int add_record(const cJSON *r, measured **m, int *n, int *cap) {
         return 0;
     double tps = num(train, "tokens_per_s"), ev = num(train, "eval_s");
     if (!(tps > 0) || ev < 0) return 0;
-    char key[160];
-    strip_seed(cell->valuestring, key, sizeof key);
     for (int i = 0; i < *n; i++)
-        if (!strcmp((*m)[i].key, key)) return 0; /* the first record of a key counts */
+        if (!strcmp((*m)[i].key, cell->valuestring)) return 0; /* a cell's first record counts */
     if (*n == *cap) {
         int nc = *cap ? 2 * *cap : 64;
         measured *nm = realloc(*m, sizeof *nm * (size_t)nc);
@@ -86,35 +61,34 @@ static int add_record(const cJSON *r, measured **m, int *n, int *cap) {
         *m = nm, *cap = nc;
     }
     measured *x = &(*m)[(*n)++];
-    snprintf(x->key, sizeof x->key, "%s", key);
+    snprintf(x->key, sizeof x->key, "%s", cell->valuestring);
+    strip_seed(cell->valuestring, x->base, sizeof x->base);
     x->tps = tps, x->eval_s = ev;
     x->n = num(cJSON_GetObjectItemCaseSensitive(r, "metrics"), "n");
+    const double cs = num(r, "cell_s");
+    x->cell_s = cs > 0 ? cs : 0;
     return 0;
 }
 
 /* The task records of a report or of a records.jsonl stream (recset_load). */
-static int load_measured(const char *path, measured **m, int *n, timed **t, int *nt, char *err, size_t err_len) {
-    *m = NULL, *n = 0, *t = NULL, *nt = 0;
-    int cap = 0, tcap = 0, rc = 0;
+static int load_measured(const char *path, measured **m, int *n, char *err, size_t err_len) {
+    *m = NULL, *n = 0;
+    int cap = 0, rc = 0;
     rec_set set = {0};
     if (recset_load(&set, path, err, err_len) != 0) {
         recset_free(&set);
         return -1;
     }
     for (int i = 0; i < set.nrecs && rc == 0; i++)
-        if (set.recs[i].kind == REC_TASK)
-            rc = add_record(set.recs[i].rec, m, n, &cap) || add_timed(set.recs[i].rec, t, nt, &tcap);
+        if (set.recs[i].kind == REC_TASK) rc = add_record(set.recs[i].rec, m, n, &cap);
     recset_free(&set);
     if (rc) {
         free(*m);
-        free(*t);
-        *m = NULL, *n = 0, *t = NULL, *nt = 0;
+        *m = NULL, *n = 0;
         snprintf(err, err_len, "out of memory reading %s", path);
         return -1;
     }
     if (*n == 0) {
-        free(*t);
-        *t = NULL, *nt = 0;
         snprintf(err, err_len, "%s holds no finished task records (a run's records.jsonl or report.json)", path);
         return -1;
     }
@@ -125,18 +99,10 @@ int suite_estimate_time(const suite *S, const suite_cell *cells, int ncells, con
                         FILE *out, double *total_s, char *err, size_t err_len) {
     if (total_s) *total_s = 0;
     measured *m = NULL;
-    timed *tm = NULL;
-    int nm = 0, ntm = 0;
-    if (load_measured(path, &m, &nm, &tm, &ntm, err, err_len)) return -1;
+    int nm = 0;
+    if (load_measured(path, &m, &nm, err, err_len)) return -1;
     double ran_s = 0; /* the suite's own cells that F ran: their cell_s */
     int nran = 0;
-    for (int i = 0; i < ncells; i++)
-        for (int j = 0; j < ntm; j++)
-            if (!strcmp(tm[j].key, cells[i].key)) {
-                ran_s += tm[j].cell_s, nran++;
-                break;
-            }
-    free(tm);
     double per_task[SUITE_NTASKS] = {0}, train_task[SUITE_NTASKS] = {0}, total = 0, train_total = 0;
     int found = 0, missing = 0;
     for (int i = 0; i < ncells; i++) {
@@ -144,9 +110,11 @@ int suite_estimate_time(const suite *S, const suite_cell *cells, int ncells, con
         const suite_task_cfg *t = &S->task[c->task];
         char key[160];
         strip_seed(c->key, key, sizeof key);
-        const measured *x = NULL;
-        for (int j = 0; j < nm && !x; j++)
-            if (!strcmp(m[j].key, key)) x = &m[j];
+        const measured *x = NULL; /* the first record of this key, the seed aside */
+        for (int j = 0; j < nm; j++) {
+            if (!x && !strcmp(m[j].base, key)) x = &m[j];
+            if (m[j].cell_s > 0 && !strcmp(m[j].key, c->key)) ran_s += m[j].cell_s, nran++;
+        }
         if (!x) {
             if (missing++ < 5) fprintf(out, "  no measured record for %s\n", c->key);
             continue;
