@@ -1585,9 +1585,6 @@ int cmd_run(int argc, char **argv) {
                 sum, d, eta);
         cJSON_Delete(recs);
     }
-    if (!g_stop && !stopped && !late && deadline > 0 && now_s() >= deadline && S.kernel_argc && !report_only &&
-        shard_k == 0)
-        late = 1; /* no time left for the kernel profile */
     if (g_stop || stopped || late) {
         int at_deadline = late || (g_stop && deadline > 0 && now_s() >= deadline);
         fprintf(stderr, "run: %s after %d new cells; `dmabench run --resume %s` continues where it stopped\n",
@@ -1598,6 +1595,12 @@ int cmd_run(int argc, char **argv) {
 
     /* the kernel profile */
     if (S.kernel_argc && !report_only && shard_k == 0) { /* the first shard's */
+        if (deadline > 0 && now_s() >= deadline) {
+            fprintf(stderr, "run: stopped at the deadline before the kernel profile; `dmabench run --resume %s` "
+                            "continues\n", dir);
+            rc = 130;
+            goto finish;
+        }
         fprintf(stderr, "run: kernel profile (dmabench kernels %s ...)\n", S.kernel_argc ? S.kernel_argv[0] : "");
         int krc = run_kernels(&S, dir, threads, quiet);
         if (g_stop) {
