@@ -54,13 +54,6 @@ namespace {
 using namespace dm;
 
 constexpr int BK = 64; /* keys per block */
-
-/* The query-tile backward's shared memory at BQ query rows per tile, 8 warps per 16
- * rows: Q, dO, two stages of K and V, P and dS, the rows' thresholds and the stages'
- * key slots. */
-__host__ __device__ constexpr size_t bwd_smem_base(int BQ, int D, size_t esize) {
-    return (size_t)(2 * BQ * D + 4 * BK * D + 2 * BQ * BK) * esize + BQ * 8 + 8 * BK * sizeof(int) + 4 * sizeof(int);
-}
 /* Query rows per tile (BQ): 128 (8 warps) where the shared memory fits, else 64 (4
  * warps; DMABENCH_CUDA_BWD_TILE=64 everywhere), with 16 rows per warp and 2 BQ
  * threads. */
@@ -251,14 +244,11 @@ __device__ __forceinline__ void bwd_p_ds(float (&s)[BK_ / 8][4], float (&dp)[BK_
  * S, dP, P, dS and dz's column sums over 32 of the block's keys; after the barrier
  * dQ += s dS K for half of D (kh) from sdS; dV and dK over four key groups by four
  * quarters of D; an exact Dsum's first pass adds the halves through sDx. */
-template <typename T, int D, int BQ, bool WG = false, int KS = 1, int CL = 1>
+template <typename T, int D, int BQ, bool WG = false, int KS = 1>
 __global__ void __launch_bounds__(2 * BQ * KS) bwd_main_kernel(const BwdArgs a) {
     static_assert(!WG || (BQ == 64 && (D == 64 || D == 128)), "the wgmma version takes 64 rows, D 64 or 128");
     static_assert(KS == 1 || (KS == 2 && !WG && BQ == 128 && (D == 64 || D == 128)),
                   "two warps per row group: 128 rows, D 64 or 128, mma.sync");
-    static_assert(CL == 1 || ((CL == 2 || CL == 4) && !WG && KS == 1 && BQ == 128 && (D == 64 || D == 128) &&
-                              sizeof(T) == 2),
-                  "clusters of 2 or 4 heads: 128 rows, 8 warps, D 64 or 128, 16-bit inputs");
     constexpr int NTHREADS = 2 * BQ * KS, NW = NTHREADS / 32;
     constexpr int BKW = BK / KS; /* keys per warp for S, dP and dS */
     constexpr int DQW = D / KS;  /* dQ columns per warp */
@@ -285,12 +275,6 @@ __global__ void __launch_bounds__(2 * BQ * KS) bwd_main_kernel(const BwdArgs a) 
     T *sdOt = sQt + D * BQ;
     T *sKt = sdOt + D * BQ; /* WG: the block's K^T, [D][BK keys], the B operand of dQ */
     float *sDx = reinterpret_cast<float *>(sFull + 4); /* KS 2: [2 halves][BQ rows], the exact Dsum's parts */
-    /* CL > 1: each block's dV and dK partials in their register order (NF float4s
-     * each, fragment (warp, t, lane) at (warp DW / 8 + t) 32 + lane), read by the
-     * cluster's CTAs; dK's after sFull, dV's over the stage's K and V rows, which
-     * the block no longer needs once dQ is formed */
-    constexpr int NF = BK * D / 4;
-    float4 *sRedK = reinterpret_cast<float4 *>(smem + ((bwd_smem_base(BQ, D, sizeof(T)) + 15) & ~(size_t)15));
 
     /* the last tiles first: under a causal mask they hold the most keys, and
      * starting them early leaves the short ones to fill the final wave */
@@ -392,19 +376,8 @@ __global__ void __launch_bounds__(2 * BQ * KS) bwd_main_kernel(const BwdArgs a) 
     const int nit = (a.exact_dsum ? 2 : 1) * nblocks;
     const int pre_end = a.exact_dsum ? nblocks : 0;
     float dacc[2] = {0.f, 0.f};
-    /* CL > 1: fragment f of dV's (which 0) or dK's (1) partials of stage st */
-    [[maybe_unused]] auto red_frag = [&](int which, int st, int f) -> float4 * {
-        if (which) return sRedK + f;
-        return f < NF / 2 ? reinterpret_cast<float4 *>(sK + st * BK * D) + f
-                          : reinterpret_cast<float4 *>(sV + st * BK * D) + (f - NF / 2);
-    };
-    bool cl_pending = false; /* CL > 1: an arrive not yet waited for */
     for (int it = 0; it < nit; it++) {
         const int st = it & 1;
-        if constexpr (CL > 1) {
-            if (cl_pending) cluster_wait(); /* every CTA done reading the last block's partials */
-            cl_pending = false;
-        }
         if (it + 1 < nit) load_kv(st ^ 1, ((it + 1) % nblocks) * BK);
         cp_commit();
         cp_wait<1>();
@@ -621,68 +594,26 @@ __global__ void __launch_bounds__(2 * BQ * KS) bwd_main_kernel(const BwdArgs a) 
                 }
             }
             }
-            if constexpr (CL > 1) { /* the partials to shared memory; added after the loop */
+            /* a block every row keeps in full has no all-zero key row: its sums go
+             * without the test that spares masked keys' atomics */
 #pragma unroll
-                for (int t = 0; t < DW / 8; t++)
-                    *red_frag(which, st, (warp * (DW / 8) + t) * 32 + lane) =
-                        make_float4(acc[t][0], acc[t][1], acc[t][2], acc[t][3]);
-            } else {
-                /* a block every row keeps in full has no all-zero key row: its sums go
-                 * without the test that spares masked keys' atomics */
+            for (int r = 0; r < 2; r++) {
+                int j = sIdx[st * BK + wkey + (lane >> 2) + 8 * r];
+                if (j < 0) continue;
+                float *row = dst + (long long)j * accs + d0 + (lane & 3) * 2;
+                if (full) {
 #pragma unroll
-                for (int r = 0; r < 2; r++) {
-                    int j = sIdx[st * BK + wkey + (lane >> 2) + 8 * r];
-                    if (j < 0) continue;
-                    float *row = dst + (long long)j * accs + d0 + (lane & 3) * 2;
-                    if (full) {
+                    for (int t = 0; t < DW / 8; t++) red_add2(row + t * 8, acc[t][2 * r], acc[t][2 * r + 1]);
+                } else {
 #pragma unroll
-                        for (int t = 0; t < DW / 8; t++) red_add2(row + t * 8, acc[t][2 * r], acc[t][2 * r + 1]);
-                    } else {
-#pragma unroll
-                        for (int t = 0; t < DW / 8; t++) {
-                            float x0 = acc[t][2 * r], x1 = acc[t][2 * r + 1];
-                            if (x0 != 0.f || x1 != 0.f) red_add2(row + t * 8, x0, x1);
-                        }
+                    for (int t = 0; t < DW / 8; t++) {
+                        float x0 = acc[t][2 * r], x1 = acc[t][2 * r + 1];
+                        if (x0 != 0.f || x1 != 0.f) red_add2(row + t * 8, x0, x1);
                     }
                 }
             }
         }
-        if constexpr (CL > 1) {
-            /* the cluster's heads' partials of this block, summed in rank order: this
-             * CTA adds its CL-th of them, a pair of fragments (lanes 2m, 2m + 1: rows
-             * k and k + 8, four adjacent columns each) at a time */
-            cluster_arrive();
-            cluster_wait();
-            constexpr int NPC = NF / 2 / CL; /* pairs per CTA and product */
-            const int rank = (int)cluster_rank();
-            for (int u = tid; u < 2 * NPC; u += NTHREADS) {
-                const int which = u / NPC, pr = rank * NPC + u % NPC;
-                const int f0 = (pr / 16) * 32 + (pr % 16) * 2;
-                float4 x = make_float4(0.f, 0.f, 0.f, 0.f), y = x;
-#pragma unroll
-                for (int c = 0; c < CL; c++) {
-                    const float4 xc = ld_cluster_f4(red_frag(which, st, f0), c);
-                    const float4 yc = ld_cluster_f4(red_frag(which, st, f0 + 1), c);
-                    x.x += xc.x, x.y += xc.y, x.z += xc.z, x.w += xc.w;
-                    y.x += yc.x, y.y += yc.y, y.z += yc.z, y.w += yc.w;
-                }
-                const int w = f0 / ((DW / 8) * 32), t = (f0 / 32) % (DW / 8), ln = f0 % 32;
-                const int slot = (w % 4) * 16 + (ln >> 2), col = (w / 4) * DW + t * 8 + (ln & 3) * 2;
-                float *dst = which ? dkb : dvb;
-                const int j0 = sIdx[st * BK + slot], j1 = sIdx[st * BK + slot + 8];
-                if (j0 >= 0 && (full || x.x != 0.f || x.y != 0.f || y.x != 0.f || y.y != 0.f))
-                    red_add4(dst + (long long)j0 * accs + col, x.x, x.y, y.x, y.y);
-                if (j1 >= 0 && (full || x.z != 0.f || x.w != 0.f || y.z != 0.f || y.w != 0.f))
-                    red_add4(dst + (long long)j1 * accs + col, x.z, x.w, y.z, y.w);
-            }
-            cluster_arrive(); /* waited for before the stage or the buffers are written again */
-            cl_pending = true;
-        } else {
-            __syncthreads();
-        }
-    }
-    if constexpr (CL > 1) {
-        if (cl_pending) cluster_wait(); /* no CTA leaves while another reads its shared memory */
+        __syncthreads();
     }
     cp_wait<0>();
 
@@ -1208,11 +1139,10 @@ attn_status launch_bwd_kp(const attn_params *p, BwdArgs &a, float *dq_add, bool 
 }
 
 /* The backward's shared memory at BQ query rows per tile; KS 2 (16 warps) adds
- * two floats per row, the key halves' parts of the exact Dsum; a cluster (CL > 1)
- * one block's dK partials in fp32. */
-size_t bwd_smem(int BQ, int D, size_t esize, int KS = 1, int CL = 1) {
-    return bwd_smem_base(BQ, D, esize) + (KS > 1 ? 2 * (size_t)BQ * sizeof(float) : 0) +
-           (CL > 1 ? 15 + (size_t)BK * D * sizeof(float) : 0);
+ * two floats per row, the key halves' parts of the exact Dsum. */
+size_t bwd_smem(int BQ, int D, size_t esize, int KS = 1) {
+    return (size_t)(2 * BQ * D + 4 * BK * D + 2 * BQ * BK) * esize + BQ * 8 + 8 * BK * sizeof(int) + 4 * sizeof(int) +
+           (KS > 1 ? 2 * (size_t)BQ * sizeof(float) : 0);
 }
 
 /* The device's opt-in shared memory per CTA in bytes, 0 where it cannot be read. */
@@ -1229,41 +1159,19 @@ int bwd_tile_rows(int D, size_t esize) {
     return bwd_smem(128, D, esize) <= bwd_optin() ? 128 : 64;
 }
 
-template <typename T, int D, int BQ, bool WG = false, int KS = 1, int CL = 1>
+template <typename T, int D, int BQ, bool WG = false, int KS = 1>
 attn_status launch_bwd_bq(const attn_params *p, BwdArgs &a, const cuda_attn_spec *s) {
     const int ntiles = (p->Nq + BQ - 1) / BQ;
-    const size_t smem = bwd_smem(BQ, D, sizeof(T), KS, CL) + (WG ? (2 * (size_t)BQ + BK) * D * sizeof(T) : 0);
-    auto kern = bwd_main_kernel<T, D, BQ, WG, KS, CL>;
-    CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-    cudaLaunchConfig_t cfg = {};
-    cudaLaunchAttribute at[1];
-    if constexpr (CL > 1) { /* CL heads of a group per cluster, along y */
-        cfg.gridDim = dim3(ntiles, p->Hq, p->B);
-        cfg.blockDim = dim3(2 * BQ * KS);
-        cfg.dynamicSmemBytes = smem;
-        at[0].id = cudaLaunchAttributeClusterDimension;
-        at[0].val.clusterDim.x = 1, at[0].val.clusterDim.y = CL, at[0].val.clusterDim.z = 1;
-        cfg.attrs = at;
-        cfg.numAttrs = 1;
-        static int placeable = 0; /* 0 not asked, 1 yes, -1 no */
-        if (placeable == 0) {
-            int ncl = 0;
-            placeable = cudaOccupancyMaxActiveClusters(&ncl, kern, &cfg) == cudaSuccess && ncl > 0 ? 1 : -1;
-            (void)cudaGetLastError();
-        }
-        if (placeable < 0) return ATTN_ERR_UNSUPPORTED; /* nothing launched: the caller takes CL 1 */
-    }
     if (a.dsum_in) {
         a.dsum = a.dsum_in;
     } else if (!a.exact_dsum) {
         attn_status st = launch_dot<T>(p, const_cast<float *>(a.dsum), p->Nq, nullptr, s->ores);
         if (st != ATTN_OK) return st;
     }
-    if constexpr (CL > 1) {
-        CUDA_CHECK(cudaLaunchKernelEx(&cfg, kern, a));
-    } else {
-        kern<<<dim3(ntiles, p->Hq, p->B), 2 * BQ * KS, smem>>>(a);
-    }
+    const size_t smem = bwd_smem(BQ, D, sizeof(T), KS) + (WG ? (2 * (size_t)BQ + BK) * D * sizeof(T) : 0);
+    auto kern = bwd_main_kernel<T, D, BQ, WG, KS>;
+    CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+    kern<<<dim3(ntiles, p->Hq, p->B), 2 * BQ * KS, smem>>>(a);
     CUDA_CHECK_LAUNCH();
     if (s->after_main) {
         attn_status st = s->after_main(s->after_main_ctx);
@@ -1284,18 +1192,6 @@ bool bwd_wgmma_enabled() {
     return on;
 }
 
-/* DMABENCH_CUDA_BWD_CLUSTER=2 or 4 on an sm_90 device: the query-tile backward's
- * 128-row tiles at D 64 and 128 run as clusters of that many of a GQA group's heads,
- * which sum each block's dK and dV partials through distributed shared memory before
- * one global reduction (bwd_main_kernel's CL); 1 (the default) without clusters. */
-int bwd_cluster_heads() {
-    static const int cl = dm_env_is("DMABENCH_CUDA_BWD_CLUSTER", "4")   ? 4
-                          : dm_env_is("DMABENCH_CUDA_BWD_CLUSTER", "2") ? 2
-                                                                         : 1;
-    static const bool sm90 = dm_cuda_sm90();
-    return sm90 ? cl : 1;
-}
-
 /* DMABENCH_CUDA_BWD_W16=1: the 128-row tiles at D 64 and 128 on 16 warps
  * (bwd_main_kernel's KS 2) */
 bool bwd_w16_enabled() {
@@ -1312,12 +1208,6 @@ template <typename T, int D> attn_status launch_bwd(const attn_params *p, BwdArg
             if constexpr (D == 64 || D == 128) {
                 if (bwd_w16_enabled() && bwd_smem(128, D, sizeof(T), 2) <= bwd_optin())
                     return launch_bwd_bq<T, D, 128, false, 2>(p, a, s);
-                const int cl = bwd_cluster_heads();
-                if (cl > 1 && a.G % cl == 0 && bwd_smem(128, D, sizeof(T), 1, cl) <= bwd_optin()) {
-                    attn_status st = cl == 4 ? launch_bwd_bq<T, D, 128, false, 1, 4>(p, a, s)
-                                             : launch_bwd_bq<T, D, 128, false, 1, 2>(p, a, s);
-                    if (st != ATTN_ERR_UNSUPPORTED) return st;
-                }
             }
             return launch_bwd_bq<T, D, 128>(p, a, s);
         }

@@ -665,6 +665,46 @@ constexpr size_t fus_dyn_bytes(int D, size_t esize) { return (size_t)FUS_CH * 2 
 static_assert(FUS_LIST * 8 <= FUS_BUF && FUS_MAXR * 128 * 4 <= FUS_BUF, "the fused kernel's buffer");
 static_assert(fus_dyn_bytes(64, 2) >= SEL_CAP * 8, "the scan's candidates in the fused kernel's K/V buffer");
 
+[[maybe_unused]] __device__ __forceinline__ unsigned int cluster_rank() {
+    unsigned int r = 0;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("mov.u32 %0, %%cluster_ctarank;\n" : "=r"(r));
+#endif
+    return r;
+}
+
+/* All threads of the cluster: shared-memory writes before it are visible to every
+ * CTA of the cluster after it. */
+[[maybe_unused]] __device__ __forceinline__ void cluster_sync() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;\n" ::: "memory");
+#endif
+}
+
+/* The 32- or 64-bit word *p (float, unsigned int or unsigned long long) in the
+ * shared memory of the cluster's CTA of rank `rank` (after a cluster_sync that
+ * follows its write). */
+template <typename W>
+[[maybe_unused]] __device__ __forceinline__ W ld_cluster(const W *p, unsigned int rank) {
+    static_assert(sizeof(W) == 4 || sizeof(W) == 8, "a 32- or 64-bit word");
+    W v{};
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    const unsigned int a = (unsigned int)__cvta_generic_to_shared(p);
+    unsigned int ra;
+    asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(ra) : "r"(a), "r"(rank));
+    if constexpr (sizeof(W) == 8) {
+        unsigned long long x;
+        asm volatile("ld.shared::cluster.u64 %0, [%1];\n" : "=l"(x) : "r"(ra) : "memory");
+        memcpy(&v, &x, 8);
+    } else {
+        unsigned int x;
+        asm volatile("ld.shared::cluster.b32 %0, [%1];\n" : "=r"(x) : "r"(ra) : "memory");
+        memcpy(&v, &x, 4);
+    }
+#endif
+    return v;
+}
+
 /* The score z back from the high half of sel_key(z, j) (-0 comes back as +0). */
 [[maybe_unused]] __device__ __forceinline__ float sel_score(unsigned long long key) {
     const unsigned int o = (unsigned int)(key >> 32);

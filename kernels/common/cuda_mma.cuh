@@ -7,7 +7,6 @@
 #define DMABENCH_CUDA_MMA_CUH
 
 #include <climits>
-#include <cstring>
 
 #include "cuda_common.cuh"
 
@@ -126,17 +125,6 @@ __device__ __forceinline__ void red_add2(float *p, float a, float b) {
 #else
     atomicAdd(p, a);
     atomicAdd(p + 1, b);
-#endif
-}
-
-/* Four adjacent floats (16-byte aligned): one vector red on sm_90, two pairs before. */
-__device__ __forceinline__ void red_add4(float *p, float a, float b, float c, float d) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    asm volatile("red.global.add.v4.f32 [%0], {%1, %2, %3, %4};\n" ::"l"(p), "f"(a), "f"(b), "f"(c), "f"(d)
-                 : "memory");
-#else
-    red_add2(p, a, b);
-    red_add2(p + 2, c, d);
 #endif
 }
 
@@ -389,78 +377,6 @@ __device__ __forceinline__ void mma_a_rows(float (&acc)[NC][4], const uint32_t a
             mma16816<T>(acc[dt + 1], a, bf[2], bf[3]);
         }
     }
-}
-
-/* Thread-block clusters (sm_90): rank, barrier, loads from another CTA's shared memory. */
-[[maybe_unused]] __device__ __forceinline__ unsigned int cluster_rank() {
-    unsigned int r = 0;
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    asm volatile("mov.u32 %0, %%cluster_ctarank;\n" : "=r"(r));
-#endif
-    return r;
-}
-
-/* All threads of the cluster: shared-memory writes before it are visible to every
- * CTA of the cluster after it. */
-[[maybe_unused]] __device__ __forceinline__ void cluster_sync() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;\n" ::: "memory");
-#endif
-}
-
-/* The 32- or 64-bit word *p (float, unsigned int or unsigned long long) in the
- * shared memory of the cluster's CTA of rank `rank` (after a cluster_sync that
- * follows its write). */
-template <typename W>
-[[maybe_unused]] __device__ __forceinline__ W ld_cluster(const W *p, unsigned int rank) {
-    static_assert(sizeof(W) == 4 || sizeof(W) == 8, "a 32- or 64-bit word");
-    W v{};
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    const unsigned int a = (unsigned int)__cvta_generic_to_shared(p);
-    unsigned int ra;
-    asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(ra) : "r"(a), "r"(rank));
-    if constexpr (sizeof(W) == 8) {
-        unsigned long long x;
-        asm volatile("ld.shared::cluster.u64 %0, [%1];\n" : "=l"(x) : "r"(ra) : "memory");
-        memcpy(&v, &x, 8);
-    } else {
-        unsigned int x;
-        asm volatile("ld.shared::cluster.b32 %0, [%1];\n" : "=r"(x) : "r"(ra) : "memory");
-        memcpy(&v, &x, 4);
-    }
-#endif
-    return v;
-}
-
-
-/* The cluster's barrier in its two halves: every thread arrives (its shared-memory
- * writes and reads before it released), then waits for every thread of the cluster
- * (their writes visible after it). Each thread alternates the two. */
-[[maybe_unused]] __device__ __forceinline__ void cluster_arrive() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    asm volatile("barrier.cluster.arrive.release.aligned;\n" ::: "memory");
-#endif
-}
-[[maybe_unused]] __device__ __forceinline__ void cluster_wait() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    asm volatile("barrier.cluster.wait.acquire.aligned;\n" ::: "memory");
-#endif
-}
-
-/* The 16 bytes at p (16-byte aligned) in the shared memory of the cluster's CTA of
- * rank `rank`. */
-[[maybe_unused]] __device__ __forceinline__ float4 ld_cluster_f4(const void *p, unsigned int rank) {
-    float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    const unsigned int a = (unsigned int)__cvta_generic_to_shared(p);
-    unsigned int ra;
-    asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(ra) : "r"(a), "r"(rank));
-    asm volatile("ld.shared::cluster.v4.f32 {%0, %1, %2, %3}, [%4];\n"
-                 : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w)
-                 : "r"(ra)
-                 : "memory");
-#endif
-    return v;
 }
 
 } // namespace dm
