@@ -307,6 +307,20 @@ __global__ void __launch_bounds__(2 * BQ * KS) bwd_main_kernel(const BwdArgs a) 
         cp16(sQ + lay(r, ch), qb + (long long)(ok ? i : 0) * a.qss + ch * 8, ok);
         cp16(sdO + lay(r, ch), dob + (long long)(ok ? i : 0) * a.doss + ch * 8, ok);
     }
+    /* dma (z and a list) on mma.sync: the list entries of the next two blocks, and z of
+     * each slot's next key, are loaded a block ahead in registers (as in the forward),
+     * so that neither a block's metadata (the first two warps') nor its copies wait on
+     * a global load before the barrier */
+    constexpr int EPL = BK / 32;
+    const bool ahead = !WG && KS == 1 && lst && zrow;
+    int en[EPL], enn[EPL];
+    float zn = 0.f;
+    [[maybe_unused]] auto load_zn = [&](const int(&e)[EPL]) { /* z of this slot's key in block e */
+        if (tid < BK) {
+            const int j = own_entry(e, tid);
+            zn = j >= 0 ? zrow[j] : 0.f;
+        }
+    };
     auto load_kv = [&](int stage, int c0) {
         if constexpr (WG) {
             key_slot_meta_all<BK>(kp, tid, c0, nkeys, lst, kstart, a.tkey ? sT : nullptr, zrow, i0, nrows,
@@ -315,12 +329,30 @@ __global__ void __launch_bounds__(2 * BQ * KS) bwd_main_kernel(const BwdArgs a) 
             load_key_rows<T, D, BK, NTHREADS, true, true>(sK + stage * BK * D, sV + stage * BK * D, kb, vb, a.kss, a.vss,
                                                           c0, nkeys, lst, kstart, tid);
         } else {
+            if (ahead && c0 > 0) { /* block c0 from en and zn; then the next loads */
+                if (tid < BK)
+                    key_slot_meta_at(kp, tid, own_entry(en, tid), zn, a.tkey ? sT : nullptr, true, i0, nrows,
+                                     sIdx + stage * BK, sRlo + stage * BK, sRhi + stage * BK, sZ + stage * BK,
+                                     sFull + stage * 2);
+                load_key_rows_at<T, D, BK, NTHREADS>(sK + stage * BK * D, sV + stage * BK * D, kb, vb, a.kss, a.vss,
+                                                     en, tid);
+                load_zn(enn);
+#pragma unroll
+                for (int q = 0; q < EPL; q++) en[q] = enn[q];
+                list_entries<BK>(lst, c0 + 2 * BK, nkeys, lane, enn);
+                return;
+            }
             if (tid < BK)
                 key_slot_meta(kp, tid, c0, nkeys, lst, kstart, a.tkey ? sT : nullptr, zrow, i0, nrows,
                               sIdx + stage * BK, sRlo + stage * BK, sRhi + stage * BK, sZ + stage * BK,
                               sFull + stage * 2);
             load_key_rows<T, D, BK, NTHREADS>(sK + stage * BK * D, sV + stage * BK * D, kb, vb, a.kss, a.vss, c0,
                                               nkeys, lst, kstart, tid);
+            if (ahead) { /* block 0 (again, for the second pass): the next two blocks' entries, and z */
+                list_entries<BK>(lst, BK, nkeys, lane, en);
+                list_entries<BK>(lst, 2 * BK, nkeys, lane, enn);
+                load_zn(en);
+            }
         }
     };
 
