@@ -329,17 +329,9 @@ __global__ void __launch_bounds__(2 * BQ * KS) bwd_main_kernel(const BwdArgs a) 
             load_key_rows<T, D, BK, NTHREADS, true, true>(sK + stage * BK * D, sV + stage * BK * D, kb, vb, a.kss, a.vss,
                                                           c0, nkeys, lst, kstart, tid);
         } else {
-            if (ahead && c0 > 0) { /* block c0 from en and zn; then the next loads */
-                if (tid < BK)
-                    key_slot_meta_at(kp, tid, own_entry(en, tid), zn, a.tkey ? sT : nullptr, true, i0, nrows,
-                                     sIdx + stage * BK, sRlo + stage * BK, sRhi + stage * BK, sZ + stage * BK,
-                                     sFull + stage * 2);
+            if (ahead && c0 > 0) { /* block c0's rows from en; its metadata after this block's products (meta_ahead) */
                 load_key_rows_at<T, D, BK, NTHREADS>(sK + stage * BK * D, sV + stage * BK * D, kb, vb, a.kss, a.vss,
                                                      en, tid);
-                load_zn(enn);
-#pragma unroll
-                for (int q = 0; q < EPL; q++) en[q] = enn[q];
-                list_entries<BK>(lst, c0 + 2 * BK, nkeys, lane, enn);
                 return;
             }
             if (tid < BK)
@@ -354,6 +346,22 @@ __global__ void __launch_bounds__(2 * BQ * KS) bwd_main_kernel(const BwdArgs a) 
                 load_zn(en);
             }
         }
+    };
+
+    /* with ahead: the metadata of block c0 (in stage `stage`), whose rows load_kv
+     * copied at the top of this iteration, from en and zn, then the next loads. The
+     * first two warps form it after this block's S and dP, off the path to the
+     * barrier that the other warps wait at; the next block reads it after the
+     * iteration's last barrier. */
+    [[maybe_unused]] auto meta_ahead = [&](int stage, int c0) {
+        if (tid < BK)
+            key_slot_meta_at(kp, tid, own_entry(en, tid), zn, a.tkey ? sT : nullptr, true, i0, nrows,
+                             sIdx + stage * BK, sRlo + stage * BK, sRhi + stage * BK, sZ + stage * BK,
+                             sFull + stage * 2);
+        load_zn(enn);
+#pragma unroll
+        for (int q = 0; q < EPL; q++) en[q] = enn[q];
+        list_entries<BK>(lst, c0 + 2 * BK, nkeys, lane, enn);
     };
 
     const int nblocks = (nkeys + BK - 1) / BK;
@@ -502,6 +510,7 @@ __global__ void __launch_bounds__(2 * BQ * KS) bwd_main_kernel(const BwdArgs a) 
             }
         }
         }
+        if (ahead && it + 1 < nit && (it + 1) % nblocks != 0) meta_ahead(st ^ 1, ((it + 1) % nblocks) * BK);
         const bool full = sFull[st * 2] && sFull[st * 2 + 1];
         const int qrow0 = i0 + wrow + (lane >> 2);
         /* P and dS of the stage (DOT: the first pass's sums only), without the mask
