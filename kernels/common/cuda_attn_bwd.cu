@@ -596,10 +596,45 @@ __global__ void __launch_bounds__(2 * BQ * KS) bwd_main_kernel(const BwdArgs a) 
                 }
             }
         }
-        /* dV_j += P^T dO and dK_j += (s dS)^T Q: the warp's 16 keys x DW columns over
-         * the tile's rows, added into the fp32 sums */
+        /* dV_j += P^T dO, then dK_j += (s dS)^T Q: the warp's 16 keys x DW columns over
+         * the tile's rows */
         const int wkey = (warp % 4) * 16, d0 = (warp / 4) * DW;
-        auto add_sums = [&](const float(&acc)[DW / 8][4], float *dst) {
+#pragma unroll
+        for (int which = 0; which < 2; which++) {
+            const T *sA = which ? sdS : sP;
+            const T *sB = which ? sQ : sdO;
+            float *dst = which ? dkb : dvb;
+            float acc[DW / 8][4];
+            if constexpr (WG) { /* m64 keys x nD over the tile's 64 rows: A = P^T or dS^T, B = dO^T or Q^T */
+                float(&af)[DW / 2] = reinterpret_cast<float(&)[DW / 2]>(acc);
+                const T *sBt = which ? sQt : sdOt;
+                wg_fence();
+                wgmma_ss0<T, D>(af, gmma_desc(sA, BQ * 16), gmma_desc(sBt, BQ * 16));
+#pragma unroll
+                for (int kk = 1; kk < BQ / 16; kk++) {
+                    const uint64_t step = (uint64_t)((kk * 2 * 128) >> 4);
+                    wgmma_ss<T, D>(af, gmma_desc(sA, BQ * 16) + step, gmma_desc(sBt, BQ * 16) + step, 1);
+                }
+                wg_commit();
+                wg_wait0();
+                (void)sB;
+            } else {
+#pragma unroll
+            for (int t = 0; t < DW / 8; t++) acc[t][0] = acc[t][1] = acc[t][2] = acc[t][3] = 0.f;
+#pragma unroll
+            for (int kk = 0; kk < BQ / 16; kk++) {
+                uint32_t af[4];
+                /* A = (stored [row][key])^T: the warp's keys; B = dO or Q, its DW columns */
+                ldsm_x4_t_at(af, ad.pt + kk * 16 * BK * (uint32_t)sizeof(T) + which * BQ * BK * (uint32_t)sizeof(T));
+#pragma unroll
+                for (int dt = 0; dt < DW / 8; dt += 2) {
+                    uint32_t bf[4];
+                    ldsm_x4_t_at(bf, ad.b[(dt / 2) % 4] + kk * 16 * RB + (dt / 8) * 128 + (which ? 0u : BQ * RB));
+                    mma16816<T>(acc[dt], af, bf[0], bf[1]);
+                    mma16816<T>(acc[dt + 1], af, bf[2], bf[3]);
+                }
+            }
+            }
             /* a block every row keeps in full has no all-zero key row: its sums go
              * without the test that spares masked keys' atomics */
 #pragma unroll
@@ -618,71 +653,6 @@ __global__ void __launch_bounds__(2 * BQ * KS) bwd_main_kernel(const BwdArgs a) 
                     }
                 }
             }
-        };
-        if constexpr (WG) {
-#pragma unroll
-            for (int which = 0; which < 2; which++) { /* m64 keys x nD over the tile's 64 rows: A = P^T or dS^T, B = dO^T or Q^T */
-                float acc[DW / 8][4];
-                float(&af)[DW / 2] = reinterpret_cast<float(&)[DW / 2]>(acc);
-                const T *sA = which ? sdS : sP, *sBt = which ? sQt : sdOt;
-                wg_fence();
-                wgmma_ss0<T, D>(af, gmma_desc(sA, BQ * 16), gmma_desc(sBt, BQ * 16));
-#pragma unroll
-                for (int kk = 1; kk < BQ / 16; kk++) {
-                    const uint64_t step = (uint64_t)((kk * 2 * 128) >> 4);
-                    wgmma_ss<T, D>(af, gmma_desc(sA, BQ * 16) + step, gmma_desc(sBt, BQ * 16) + step, 1);
-                }
-                wg_commit();
-                wg_wait0();
-                add_sums(acc, which ? dkb : dvb);
-            }
-        } else if constexpr (KS > 1) { /* one product, then its adds (two sets of sums would spill at 128 registers) */
-#pragma unroll
-            for (int which = 0; which < 2; which++) {
-                float acc[DW / 8][4];
-#pragma unroll
-                for (int t = 0; t < DW / 8; t++) acc[t][0] = acc[t][1] = acc[t][2] = acc[t][3] = 0.f;
-#pragma unroll
-                for (int kk = 0; kk < BQ / 16; kk++) {
-                    uint32_t af[4];
-                    ldsm_x4_t_at(af, ad.pt + kk * 16 * BK * (uint32_t)sizeof(T) + which * BQ * BK * (uint32_t)sizeof(T));
-#pragma unroll
-                    for (int dt = 0; dt < DW / 8; dt += 2) {
-                        uint32_t bf[4];
-                        ldsm_x4_t_at(bf, ad.b[(dt / 2) % 4] + kk * 16 * RB + (dt / 8) * 128 + (which ? 0u : BQ * RB));
-                        mma16816<T>(acc[dt], af, bf[0], bf[1]);
-                        mma16816<T>(acc[dt + 1], af, bf[2], bf[3]);
-                    }
-                }
-                add_sums(acc, which ? dkb : dvb);
-            }
-        } else {
-            /* both products in one pass, into separate accumulators, and then both sets of
-             * adds: a product that reused the other's registers would wait on its adds */
-            float accv[DW / 8][4], acck[DW / 8][4];
-#pragma unroll
-            for (int t = 0; t < DW / 8; t++)
-#pragma unroll
-                for (int e = 0; e < 4; e++) accv[t][e] = acck[t][e] = 0.f;
-#pragma unroll
-            for (int kk = 0; kk < BQ / 16; kk++) {
-                /* A = (stored [row][key])^T: the warp's keys of P and of s dS; B = dO and Q, its DW columns */
-                uint32_t ap[4], as[4];
-                ldsm_x4_t_at(ap, ad.pt + kk * 16 * BK * (uint32_t)sizeof(T));
-                ldsm_x4_t_at(as, ad.pt + kk * 16 * BK * (uint32_t)sizeof(T) + BQ * BK * (uint32_t)sizeof(T));
-#pragma unroll
-                for (int dt = 0; dt < DW / 8; dt += 2) {
-                    uint32_t bo[4], bq[4];
-                    ldsm_x4_t_at(bo, ad.b[(dt / 2) % 4] + kk * 16 * RB + (dt / 8) * 128 + BQ * RB);
-                    ldsm_x4_t_at(bq, ad.b[(dt / 2) % 4] + kk * 16 * RB + (dt / 8) * 128);
-                    mma16816<T>(accv[dt], ap, bo[0], bo[1]);
-                    mma16816<T>(accv[dt + 1], ap, bo[2], bo[3]);
-                    mma16816<T>(acck[dt], as, bq[0], bq[1]);
-                    mma16816<T>(acck[dt + 1], as, bq[2], bq[3]);
-                }
-            }
-            add_sums(accv, dvb);
-            add_sums(acck, dkb);
         }
         __syncthreads();
     }
