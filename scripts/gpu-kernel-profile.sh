@@ -5,6 +5,7 @@
 # whose names match REGEX, profiles the next one, and writes to $OUT:
 #   NAME-details.txt  the report's details page (duration, occupancy, pipes, stalls)
 #   NAME-ops.txt      the executed instructions by opcode (scripts/ncu-sass-ops.sh)
+#   NAME-lines.txt    the stall samples by CUDA source line (scripts/ncu-src-lines.sh)
 #   NAME-sass.csv.gz  the source page in SASS, one row per instruction
 #   NAME-src.csv.gz   the same with the CUDA source lines, where ncu prints them
 # and prints the top of NAME-ops.txt and the details' main lines. Clocks are left
@@ -34,7 +35,10 @@ ncu --import "$REP.ncu-rep" --page source --print-source sass --csv >"$REP-sass.
 # the same page with each instruction's CUDA source line (the build's -lineinfo), where
 # this ncu prints it; an empty file (an older ncu) is removed
 ncu --import "$REP.ncu-rep" --page source --print-source cuda,sass --csv >"$REP-src.csv" 2>/dev/null || true
-[ -s "$REP-src.csv" ] && gzip -f "$REP-src.csv" || rm -f "$REP-src.csv"
+if [ -s "$REP-src.csv" ]; then
+    sh scripts/ncu-src-lines.sh "$REP-src.csv" 40 >"$REP-lines.txt" 2>&1
+    gzip -f "$REP-src.csv"
+else rm -f "$REP-src.csv"; fi
 ncu --import "$REP.ncu-rep" --page details >"$REP-details.txt" 2>/dev/null
 sh scripts/ncu-sass-ops.sh "$REP-sass.csv" >"$REP-ops.txt" 2>&1
 echo "$NAME ($REGEX, launch $((SKIP + 1))): ncu exit $rc"
