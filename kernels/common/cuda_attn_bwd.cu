@@ -244,11 +244,13 @@ __device__ __forceinline__ void bwd_p_ds(float (&s)[BK_ / 8][4], float (&dp)[BK_
  * S, dP, P, dS and dz's column sums over 32 of the block's keys; after the barrier
  * dQ += s dS K for half of D (kh) from sdS; dV and dK over four key groups by four
  * quarters of D; an exact Dsum's first pass adds the halves through sDx. */
-template <typename T, int D, int BQ, bool WG = false, int KS = 1>
+template <typename T, int D, int BQ, bool WG = false, int KS = 1, bool BR = false>
 __global__ void __launch_bounds__(2 * BQ * KS) bwd_main_kernel(const BwdArgs a) {
     static_assert(!WG || (BQ == 64 && (D == 64 || D == 128)), "the wgmma version takes 64 rows, D 64 or 128");
     static_assert(KS == 1 || (KS == 2 && !WG && BQ == 128 && (D == 64 || D == 128)),
                   "two warps per row group: 128 rows, D 64 or 128, mma.sync");
+    static_assert(!BR || (!WG && KS == 1 && BQ == 128 && (D == 64 || D == 128)),
+                  "bulk reductions: 128 rows, 8 warps, D 64 or 128");
     constexpr int NTHREADS = 2 * BQ * KS, NW = NTHREADS / 32;
     constexpr int BKW = BK / KS; /* keys per warp for S, dP and dS */
     constexpr int DQW = D / KS;  /* dQ columns per warp */
@@ -275,6 +277,10 @@ __global__ void __launch_bounds__(2 * BQ * KS) bwd_main_kernel(const BwdArgs a) 
     T *sdOt = sQt + D * BQ;
     T *sKt = sdOt + D * BQ; /* WG: the block's K^T, [D][BK keys], the B operand of dQ */
     float *sDx = reinterpret_cast<float *>(sFull + 4); /* KS 2: [2 halves][BQ rows], the exact Dsum's parts */
+    /* BR: one product's partials, [BK key slots][RS] fp32 (rows 32 bytes apart beyond
+     * D, so that the fragments' stores spread over the banks), the bulk reductions' source */
+    constexpr int RS = D + 8;
+    float *sRed = reinterpret_cast<float *>(sFull + 4);
 
     /* the last tiles first: under a causal mask they hold the most keys, and
      * starting them early leaves the short ones to fill the final wave */
@@ -581,6 +587,9 @@ __global__ void __launch_bounds__(2 * BQ * KS) bwd_main_kernel(const BwdArgs a) 
             }
         }
         if constexpr (WG) fence_async_smem(); /* P and dS, visible to the wgmmas */
+        if constexpr (BR) {
+            if (tid < BK) bulk_wait<true>(); /* the last block's dK reductions have read sRed */
+        }
         __syncthreads();
         if constexpr (KS > 1) { /* dQ += (s dS) K, the row's whole block from sdS, DQW columns */
 #pragma unroll
@@ -635,21 +644,44 @@ __global__ void __launch_bounds__(2 * BQ * KS) bwd_main_kernel(const BwdArgs a) 
                 }
             }
             }
-            /* a block every row keeps in full has no all-zero key row: its sums go
-             * without the test that spares masked keys' atomics */
+            if constexpr (BR) {
+                /* the partials to sRed, then one bulk reduction per key slot, of its D
+                 * floats, by the first BK threads (in their bulk groups) */
+                if (which == 1) { /* dV's reductions read sRed until they are done */
+                    if (tid < BK) bulk_wait<true>();
+                    __syncthreads();
+                }
 #pragma unroll
-            for (int r = 0; r < 2; r++) {
-                int j = sIdx[st * BK + wkey + (lane >> 2) + 8 * r];
-                if (j < 0) continue;
-                float *row = dst + (long long)j * accs + d0 + (lane & 3) * 2;
-                if (full) {
+                for (int r = 0; r < 2; r++) {
+                    float *srow = sRed + (wkey + (lane >> 2) + 8 * r) * RS + d0 + (lane & 3) * 2;
 #pragma unroll
-                    for (int t = 0; t < DW / 8; t++) red_add2(row + t * 8, acc[t][2 * r], acc[t][2 * r + 1]);
-                } else {
+                    for (int t = 0; t < DW / 8; t++)
+                        *reinterpret_cast<float2 *>(srow + t * 8) = make_float2(acc[t][2 * r], acc[t][2 * r + 1]);
+                }
+                fence_proxy_async();
+                __syncthreads();
+                if (tid < BK) {
+                    const int j = sIdx[st * BK + tid];
+                    if (j >= 0) bulk_red_add_f32(dst + (long long)j * accs, sRed + tid * RS, D * (uint32_t)sizeof(float));
+                    bulk_commit();
+                }
+            } else {
+                /* a block every row keeps in full has no all-zero key row: its sums go
+                 * without the test that spares masked keys' atomics */
 #pragma unroll
-                    for (int t = 0; t < DW / 8; t++) {
-                        float x0 = acc[t][2 * r], x1 = acc[t][2 * r + 1];
-                        if (x0 != 0.f || x1 != 0.f) red_add2(row + t * 8, x0, x1);
+                for (int r = 0; r < 2; r++) {
+                    int j = sIdx[st * BK + wkey + (lane >> 2) + 8 * r];
+                    if (j < 0) continue;
+                    float *row = dst + (long long)j * accs + d0 + (lane & 3) * 2;
+                    if (full) {
+#pragma unroll
+                        for (int t = 0; t < DW / 8; t++) red_add2(row + t * 8, acc[t][2 * r], acc[t][2 * r + 1]);
+                    } else {
+#pragma unroll
+                        for (int t = 0; t < DW / 8; t++) {
+                            float x0 = acc[t][2 * r], x1 = acc[t][2 * r + 1];
+                            if (x0 != 0.f || x1 != 0.f) red_add2(row + t * 8, x0, x1);
+                        }
                     }
                 }
             }
@@ -657,6 +689,9 @@ __global__ void __launch_bounds__(2 * BQ * KS) bwd_main_kernel(const BwdArgs a) 
         __syncthreads();
     }
     cp_wait<0>();
+    if constexpr (BR) {
+        if (tid < BK) bulk_wait<false>(); /* the reductions done, their source read */
+    }
 
     T *dqb = static_cast<T *>(a.dq) + b * a.dqsb + h * a.dqsh + kh * DQW;
     const float dqs = KS > 1 ? 1.f : a.scale; /* KS 2 read s dS from sdS */
@@ -1186,6 +1221,10 @@ size_t bwd_smem(int BQ, int D, size_t esize, int KS = 1) {
            (KS > 1 ? 2 * (size_t)BQ * sizeof(float) : 0);
 }
 
+/* The bulk reductions' source (BR): one product's partials of a block, BK rows of
+ * D + 8 floats. */
+size_t bwd_bulk_bytes(int D) { return (size_t)BK * (D + 8) * sizeof(float); }
+
 /* The device's opt-in shared memory per CTA in bytes, 0 where it cannot be read. */
 size_t bwd_optin() {
     size_t optin = 0;
@@ -1200,7 +1239,7 @@ int bwd_tile_rows(int D, size_t esize) {
     return bwd_smem(128, D, esize) <= bwd_optin() ? 128 : 64;
 }
 
-template <typename T, int D, int BQ, bool WG = false, int KS = 1>
+template <typename T, int D, int BQ, bool WG = false, int KS = 1, bool BR = false>
 attn_status launch_bwd_bq(const attn_params *p, BwdArgs &a, const cuda_attn_spec *s) {
     const int ntiles = (p->Nq + BQ - 1) / BQ;
     if (a.dsum_in) {
@@ -1209,8 +1248,9 @@ attn_status launch_bwd_bq(const attn_params *p, BwdArgs &a, const cuda_attn_spec
         attn_status st = launch_dot<T>(p, const_cast<float *>(a.dsum), p->Nq, nullptr, s->ores);
         if (st != ATTN_OK) return st;
     }
-    const size_t smem = bwd_smem(BQ, D, sizeof(T), KS) + (WG ? (2 * (size_t)BQ + BK) * D * sizeof(T) : 0);
-    auto kern = bwd_main_kernel<T, D, BQ, WG, KS>;
+    const size_t smem = bwd_smem(BQ, D, sizeof(T), KS) + (WG ? (2 * (size_t)BQ + BK) * D * sizeof(T) : 0) +
+                        (BR ? bwd_bulk_bytes(D) : 0);
+    auto kern = bwd_main_kernel<T, D, BQ, WG, KS, BR>;
     CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
     kern<<<dim3(ntiles, p->Hq, p->B), 2 * BQ * KS, smem>>>(a);
     CUDA_CHECK_LAUNCH();
@@ -1233,6 +1273,15 @@ bool bwd_wgmma_enabled() {
     return on;
 }
 
+/* DMABENCH_CUDA_BWD_BULK=1 on an sm_90 device: the 128-row tiles at D 64 and 128
+ * add dK and dV as bulk reductions from shared memory (bwd_main_kernel's BR: one
+ * cp.reduce.async.bulk of a key's D floats per key slot and product) instead of
+ * each warp's red.global; the partials take bwd_bulk_bytes(D) more shared memory. */
+bool bwd_bulk_enabled() {
+    static const bool on = dm_env_is("DMABENCH_CUDA_BWD_BULK", "1") && dm_cuda_sm90();
+    return on;
+}
+
 /* DMABENCH_CUDA_BWD_W16=1: the 128-row tiles at D 64 and 128 on 16 warps
  * (bwd_main_kernel's KS 2) */
 bool bwd_w16_enabled() {
@@ -1249,6 +1298,8 @@ template <typename T, int D> attn_status launch_bwd(const attn_params *p, BwdArg
             if constexpr (D == 64 || D == 128) {
                 if (bwd_w16_enabled() && bwd_smem(128, D, sizeof(T), 2) <= bwd_optin())
                     return launch_bwd_bq<T, D, 128, false, 2>(p, a, s);
+                if (bwd_bulk_enabled() && bwd_smem(128, D, sizeof(T)) + bwd_bulk_bytes(D) <= bwd_optin())
+                    return launch_bwd_bq<T, D, 128, false, 1, true>(p, a, s);
             }
             return launch_bwd_bq<T, D, 128>(p, a, s);
         }
