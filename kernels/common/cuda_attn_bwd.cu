@@ -54,6 +54,10 @@ namespace {
 using namespace dm;
 
 constexpr int BK = 64; /* keys per block */
+/* BR (bulk reductions): the row stride, in floats, of the shared buffer that holds
+ * one product's partials of a block, BK rows of D floats 32 bytes apart, so that the
+ * fragments' stores spread over the banks */
+__host__ __device__ constexpr int bulk_rs(int D) { return D + 8; }
 /* Query rows per tile (BQ): 128 (8 warps) where the shared memory fits, else 64 (4
  * warps; DMABENCH_CUDA_BWD_TILE=64 everywhere), with 16 rows per warp and 2 BQ
  * threads. */
@@ -277,9 +281,8 @@ __global__ void __launch_bounds__(2 * BQ * KS) bwd_main_kernel(const BwdArgs a) 
     T *sdOt = sQt + D * BQ;
     T *sKt = sdOt + D * BQ; /* WG: the block's K^T, [D][BK keys], the B operand of dQ */
     float *sDx = reinterpret_cast<float *>(sFull + 4); /* KS 2: [2 halves][BQ rows], the exact Dsum's parts */
-    /* BR: one product's partials, [BK key slots][RS] fp32 (rows 32 bytes apart beyond
-     * D, so that the fragments' stores spread over the banks), the bulk reductions' source */
-    constexpr int RS = D + 8;
+    /* BR: one product's partials, [BK key slots][RS] fp32, the bulk reductions' source */
+    constexpr int RS = bulk_rs(D);
     float *sRed = reinterpret_cast<float *>(sFull + 4);
 
     /* the last tiles first: under a causal mask they hold the most keys, and
@@ -1215,15 +1218,12 @@ attn_status launch_bwd_kp(const attn_params *p, BwdArgs &a, float *dq_add, bool 
 }
 
 /* The backward's shared memory at BQ query rows per tile; KS 2 (16 warps) adds
- * two floats per row, the key halves' parts of the exact Dsum. */
-size_t bwd_smem(int BQ, int D, size_t esize, int KS = 1) {
+ * two floats per row, the key halves' parts of the exact Dsum; BR the bulk
+ * reductions' source, one product's partials of a block. */
+size_t bwd_smem(int BQ, int D, size_t esize, int KS = 1, bool BR = false) {
     return (size_t)(2 * BQ * D + 4 * BK * D + 2 * BQ * BK) * esize + BQ * 8 + 8 * BK * sizeof(int) + 4 * sizeof(int) +
-           (KS > 1 ? 2 * (size_t)BQ * sizeof(float) : 0);
+           (KS > 1 ? 2 * (size_t)BQ * sizeof(float) : 0) + (BR ? (size_t)BK * bulk_rs(D) * sizeof(float) : 0);
 }
-
-/* The bulk reductions' source (BR): one product's partials of a block, BK rows of
- * D + 8 floats. */
-size_t bwd_bulk_bytes(int D) { return (size_t)BK * (D + 8) * sizeof(float); }
 
 /* The device's opt-in shared memory per CTA in bytes, 0 where it cannot be read. */
 size_t bwd_optin() {
@@ -1248,8 +1248,7 @@ attn_status launch_bwd_bq(const attn_params *p, BwdArgs &a, const cuda_attn_spec
         attn_status st = launch_dot<T>(p, const_cast<float *>(a.dsum), p->Nq, nullptr, s->ores);
         if (st != ATTN_OK) return st;
     }
-    const size_t smem = bwd_smem(BQ, D, sizeof(T), KS) + (WG ? (2 * (size_t)BQ + BK) * D * sizeof(T) : 0) +
-                        (BR ? bwd_bulk_bytes(D) : 0);
+    const size_t smem = bwd_smem(BQ, D, sizeof(T), KS, BR) + (WG ? (2 * (size_t)BQ + BK) * D * sizeof(T) : 0);
     auto kern = bwd_main_kernel<T, D, BQ, WG, KS, BR>;
     CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
     kern<<<dim3(ntiles, p->Hq, p->B), 2 * BQ * KS, smem>>>(a);
@@ -1276,7 +1275,8 @@ bool bwd_wgmma_enabled() {
 /* DMABENCH_CUDA_BWD_BULK=1 on an sm_90 device: the 128-row tiles at D 64 and 128
  * add dK and dV as bulk reductions from shared memory (bwd_main_kernel's BR: one
  * cp.reduce.async.bulk of a key's D floats per key slot and product) instead of
- * each warp's red.global; the partials take bwd_bulk_bytes(D) more shared memory. */
+ * each warp's red.global; the partials take BK rows of bulk_rs(D) floats more
+ * shared memory (bwd_smem's BR). */
 bool bwd_bulk_enabled() {
     static const bool on = dm_env_is("DMABENCH_CUDA_BWD_BULK", "1") && dm_cuda_sm90();
     return on;
@@ -1298,7 +1298,7 @@ template <typename T, int D> attn_status launch_bwd(const attn_params *p, BwdArg
             if constexpr (D == 64 || D == 128) {
                 if (bwd_w16_enabled() && bwd_smem(128, D, sizeof(T), 2) <= bwd_optin())
                     return launch_bwd_bq<T, D, 128, false, 2>(p, a, s);
-                if (bwd_bulk_enabled() && bwd_smem(128, D, sizeof(T)) + bwd_bulk_bytes(D) <= bwd_optin())
+                if (bwd_bulk_enabled() && bwd_smem(128, D, sizeof(T), 1, true) <= bwd_optin())
                     return launch_bwd_bq<T, D, 128, false, 1, true>(p, a, s);
             }
             return launch_bwd_bq<T, D, 128>(p, a, s);
