@@ -54,10 +54,6 @@ namespace {
 using namespace dm;
 
 constexpr int BK = 64; /* keys per block */
-/* BR (bulk reductions): the row stride, in floats, of the shared buffer that holds
- * one product's partials of a block, BK rows of D floats 32 bytes apart, so that the
- * fragments' stores spread over the banks */
-__host__ __device__ constexpr int bulk_rs(int D) { return D + 8; }
 /* Query rows per tile (BQ): 128 (8 warps) where the shared memory fits, else 64 (4
  * warps; DMABENCH_CUDA_BWD_TILE=64 everywhere), with 16 rows per warp and 2 BQ
  * threads. */
@@ -248,13 +244,11 @@ __device__ __forceinline__ void bwd_p_ds(float (&s)[BK_ / 8][4], float (&dp)[BK_
  * S, dP, P, dS and dz's column sums over 32 of the block's keys; after the barrier
  * dQ += s dS K for half of D (kh) from sdS; dV and dK over four key groups by four
  * quarters of D; an exact Dsum's first pass adds the halves through sDx. */
-template <typename T, int D, int BQ, bool WG = false, int KS = 1, bool BR = false>
+template <typename T, int D, int BQ, bool WG = false, int KS = 1>
 __global__ void __launch_bounds__(2 * BQ * KS) bwd_main_kernel(const BwdArgs a) {
     static_assert(!WG || (BQ == 64 && (D == 64 || D == 128)), "the wgmma version takes 64 rows, D 64 or 128");
     static_assert(KS == 1 || (KS == 2 && !WG && BQ == 128 && (D == 64 || D == 128)),
                   "two warps per row group: 128 rows, D 64 or 128, mma.sync");
-    static_assert(!BR || (!WG && KS == 1 && BQ == 128 && (D == 64 || D == 128)),
-                  "bulk reductions: 128 rows, 8 warps, D 64 or 128");
     constexpr int NTHREADS = 2 * BQ * KS, NW = NTHREADS / 32;
     constexpr int BKW = BK / KS; /* keys per warp for S, dP and dS */
     constexpr int DQW = D / KS;  /* dQ columns per warp */
@@ -281,9 +275,6 @@ __global__ void __launch_bounds__(2 * BQ * KS) bwd_main_kernel(const BwdArgs a) 
     T *sdOt = sQt + D * BQ;
     T *sKt = sdOt + D * BQ; /* WG: the block's K^T, [D][BK keys], the B operand of dQ */
     float *sDx = reinterpret_cast<float *>(sFull + 4); /* KS 2: [2 halves][BQ rows], the exact Dsum's parts */
-    /* BR: one product's partials, [BK key slots][RS] fp32, the bulk reductions' source */
-    constexpr int RS = bulk_rs(D);
-    float *sRed = reinterpret_cast<float *>(sFull + 4);
 
     /* the last tiles first: under a causal mask they hold the most keys, and
      * starting them early leaves the short ones to fill the final wave */
@@ -590,9 +581,6 @@ __global__ void __launch_bounds__(2 * BQ * KS) bwd_main_kernel(const BwdArgs a) 
             }
         }
         if constexpr (WG) fence_async_smem(); /* P and dS, visible to the wgmmas */
-        if constexpr (BR) {
-            if (tid < BK) bulk_wait<true>(); /* the last block's dK reductions have read sRed */
-        }
         __syncthreads();
         if constexpr (KS > 1) { /* dQ += (s dS) K, the row's whole block from sdS, DQW columns */
 #pragma unroll
@@ -647,54 +635,34 @@ __global__ void __launch_bounds__(2 * BQ * KS) bwd_main_kernel(const BwdArgs a) 
                 }
             }
             }
-            if constexpr (BR) {
-                /* the partials to sRed, then one bulk reduction per key slot, of its D
-                 * floats, by the first BK threads (in their bulk groups) */
-                if (which == 1) { /* dV's reductions read sRed until they are done */
-                    if (tid < BK) bulk_wait<true>();
-                    __syncthreads();
-                }
+            /* a block every row keeps in full has no all-zero key row: its sums go
+             * without the test that spares masked keys' atomics */
 #pragma unroll
-                for (int r = 0; r < 2; r++) {
-                    float *srow = sRed + (wkey + (lane >> 2) + 8 * r) * RS + d0 + (lane & 3) * 2;
+            for (int r = 0; r < 2; r++) {
+                int j = sIdx[st * BK + wkey + (lane >> 2) + 8 * r];
+                if (j < 0) continue;
+                float *row = dst + (long long)j * accs + d0 + (lane & 3) * 2;
+                if (full) {
 #pragma unroll
-                    for (int t = 0; t < DW / 8; t++)
-                        *reinterpret_cast<float2 *>(srow + t * 8) = make_float2(acc[t][2 * r], acc[t][2 * r + 1]);
-                }
-                fence_proxy_async();
-                __syncthreads();
-                if (tid < BK) {
-                    const int j = sIdx[st * BK + tid];
-                    if (j >= 0) bulk_red_add_f32(dst + (long long)j * accs, sRed + tid * RS, D * (uint32_t)sizeof(float));
-                    bulk_commit();
-                }
-            } else {
-                /* a block every row keeps in full has no all-zero key row: its sums go
-                 * without the test that spares masked keys' atomics */
+                    for (int t = 0; t < DW / 8; t++) red_add2(row + t * 8, acc[t][2 * r], acc[t][2 * r + 1]);
+                } else {
 #pragma unroll
-                for (int r = 0; r < 2; r++) {
-                    int j = sIdx[st * BK + wkey + (lane >> 2) + 8 * r];
-                    if (j < 0) continue;
-                    float *row = dst + (long long)j * accs + d0 + (lane & 3) * 2;
-                    if (full) {
-#pragma unroll
-                        for (int t = 0; t < DW / 8; t++) red_add2(row + t * 8, acc[t][2 * r], acc[t][2 * r + 1]);
-                    } else {
-#pragma unroll
-                        for (int t = 0; t < DW / 8; t++) {
-                            float x0 = acc[t][2 * r], x1 = acc[t][2 * r + 1];
-                            if (x0 != 0.f || x1 != 0.f) red_add2(row + t * 8, x0, x1);
-                        }
+                    for (int t = 0; t < DW / 8; t++) {
+                        float x0 = acc[t][2 * r], x1 = acc[t][2 * r + 1];
+                        if (x0 != 0.f || x1 != 0.f) red_add2(row + t * 8, x0, x1);
                     }
                 }
             }
         }
-        __syncthreads();
+        /* With the look-ahead, the next iteration's copies (load_kv at its top) write
+         * only the rows of stage st, which no warp reads after the barrier before dV
+         * and dK; its metadata is written after its first barrier, which every warp
+         * reaches only when done with this block. Only a wrap to block 0 (the plain
+         * path, writing the stage's key slots before that barrier while a slow warp
+         * may still read them for its adds) needs this one. */
+        if (!ahead || (it + 2 < nit && (it + 2) % nblocks == 0)) __syncthreads();
     }
     cp_wait<0>();
-    if constexpr (BR) {
-        if (tid < BK) bulk_wait<false>(); /* the reductions done, their source read */
-    }
 
     T *dqb = static_cast<T *>(a.dq) + b * a.dqsb + h * a.dqsh + kh * DQW;
     const float dqs = KS > 1 ? 1.f : a.scale; /* KS 2 read s dS from sdS */
@@ -1218,11 +1186,10 @@ attn_status launch_bwd_kp(const attn_params *p, BwdArgs &a, float *dq_add, bool 
 }
 
 /* The backward's shared memory at BQ query rows per tile; KS 2 (16 warps) adds
- * two floats per row, the key halves' parts of the exact Dsum; BR the bulk
- * reductions' source, one product's partials of a block. */
-size_t bwd_smem(int BQ, int D, size_t esize, int KS = 1, bool BR = false) {
+ * two floats per row, the key halves' parts of the exact Dsum. */
+size_t bwd_smem(int BQ, int D, size_t esize, int KS = 1) {
     return (size_t)(2 * BQ * D + 4 * BK * D + 2 * BQ * BK) * esize + BQ * 8 + 8 * BK * sizeof(int) + 4 * sizeof(int) +
-           (KS > 1 ? 2 * (size_t)BQ * sizeof(float) : 0) + (BR ? (size_t)BK * bulk_rs(D) * sizeof(float) : 0);
+           (KS > 1 ? 2 * (size_t)BQ * sizeof(float) : 0);
 }
 
 /* The device's opt-in shared memory per CTA in bytes, 0 where it cannot be read. */
@@ -1239,7 +1206,7 @@ int bwd_tile_rows(int D, size_t esize) {
     return bwd_smem(128, D, esize) <= bwd_optin() ? 128 : 64;
 }
 
-template <typename T, int D, int BQ, bool WG = false, int KS = 1, bool BR = false>
+template <typename T, int D, int BQ, bool WG = false, int KS = 1>
 attn_status launch_bwd_bq(const attn_params *p, BwdArgs &a, const cuda_attn_spec *s) {
     const int ntiles = (p->Nq + BQ - 1) / BQ;
     if (a.dsum_in) {
@@ -1248,8 +1215,8 @@ attn_status launch_bwd_bq(const attn_params *p, BwdArgs &a, const cuda_attn_spec
         attn_status st = launch_dot<T>(p, const_cast<float *>(a.dsum), p->Nq, nullptr, s->ores);
         if (st != ATTN_OK) return st;
     }
-    const size_t smem = bwd_smem(BQ, D, sizeof(T), KS, BR) + (WG ? (2 * (size_t)BQ + BK) * D * sizeof(T) : 0);
-    auto kern = bwd_main_kernel<T, D, BQ, WG, KS, BR>;
+    const size_t smem = bwd_smem(BQ, D, sizeof(T), KS) + (WG ? (2 * (size_t)BQ + BK) * D * sizeof(T) : 0);
+    auto kern = bwd_main_kernel<T, D, BQ, WG, KS>;
     CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
     kern<<<dim3(ntiles, p->Hq, p->B), 2 * BQ * KS, smem>>>(a);
     CUDA_CHECK_LAUNCH();
@@ -1272,16 +1239,6 @@ bool bwd_wgmma_enabled() {
     return on;
 }
 
-/* DMABENCH_CUDA_BWD_BULK=1 on an sm_90 device: the 128-row tiles at D 64 and 128
- * add dK and dV as bulk reductions from shared memory (bwd_main_kernel's BR: one
- * cp.reduce.async.bulk of a key's D floats per key slot and product) instead of
- * each warp's red.global; the partials take BK rows of bulk_rs(D) floats more
- * shared memory (bwd_smem's BR). */
-bool bwd_bulk_enabled() {
-    static const bool on = dm_env_is("DMABENCH_CUDA_BWD_BULK", "1") && dm_cuda_sm90();
-    return on;
-}
-
 /* DMABENCH_CUDA_BWD_W16=1: the 128-row tiles at D 64 and 128 on 16 warps
  * (bwd_main_kernel's KS 2) */
 bool bwd_w16_enabled() {
@@ -1298,8 +1255,6 @@ template <typename T, int D> attn_status launch_bwd(const attn_params *p, BwdArg
             if constexpr (D == 64 || D == 128) {
                 if (bwd_w16_enabled() && bwd_smem(128, D, sizeof(T), 2) <= bwd_optin())
                     return launch_bwd_bq<T, D, 128, false, 2>(p, a, s);
-                if (bwd_bulk_enabled() && bwd_smem(128, D, sizeof(T), 1, true) <= bwd_optin())
-                    return launch_bwd_bq<T, D, 128, false, 1, true>(p, a, s);
             }
             return launch_bwd_bq<T, D, 128>(p, a, s);
         }

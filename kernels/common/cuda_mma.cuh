@@ -128,37 +128,6 @@ __device__ __forceinline__ void red_add2(float *p, float a, float b) {
 #endif
 }
 
-/* Bulk (TMA) reductions, sm_90: `bytes` (a multiple of 16) of fp32 at src in the
- * CTA's shared memory added into dst in global memory (both 16-byte aligned),
- * asynchronously, in the issuing thread's bulk group; nothing before sm_90, where
- * no kernel issues them. */
-__device__ __forceinline__ void bulk_red_add_f32(float *dst, const float *src, uint32_t bytes) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    asm volatile("cp.reduce.async.bulk.global.shared::cta.bulk_group.add.f32 [%0], [%1], %2;\n" ::"l"(dst),
-                 "r"(smem_addr(src)), "r"(bytes)
-                 : "memory");
-#endif
-}
-/* the thread's bulk operations issued so far, as one group */
-__device__ __forceinline__ void bulk_commit() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    asm volatile("cp.async.bulk.commit_group;\n" ::: "memory");
-#endif
-}
-/* until every bulk group of this thread has read its source (READ) or completed */
-template <bool READ> __device__ __forceinline__ void bulk_wait() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    if constexpr (READ) asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory");
-    else asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory");
-#endif
-}
-/* the thread's shared-memory writes before it, visible to bulk operations after it */
-__device__ __forceinline__ void fence_proxy_async() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
-#endif
-}
-
 template <typename T> __device__ __forceinline__ float to_f32(T x);
 template <> __device__ __forceinline__ float to_f32<__nv_bfloat16>(__nv_bfloat16 x) { return __bfloat162float(x); }
 template <> __device__ __forceinline__ float to_f32<__half>(__half x) { return __half2float(x); }
