@@ -81,15 +81,15 @@ lim 90 env DMABENCH_CUDA_WGMMA=1 $K --variants mha --n 8192,16384 --mode fwd --w
     --out "$OUT/kernels-wgmma-mha.json"
 lim 60 env DMABENCH_CUDA_WGMMA=1 $K --variants swa,dma --n 65536 --w 1024 --mode fwd --warmup 2 --repeats 7 \
     --out "$OUT/kernels-wgmma-sparse.json"
-echo "-- the backward on wgmma (DMABENCH_CUDA_WGMMA_BWD=1), with and without the wgmma forward"
-lim 90 env DMABENCH_CUDA_WGMMA_BWD=1 $K --variants mha,swa,dma --n 8192,65536 --w 1024 --mode fwdbwd --warmup 2 \
-    --repeats 5 --out "$OUT/kernels-wgmma-bwd.json"
-lim 60 env DMABENCH_CUDA_WGMMA_BWD=1 DMABENCH_CUDA_WGMMA=1 $K --variants mha,dma --n 8192 --w 1024 --mode fwdbwd \
+echo "-- the query-tile backward on mma.sync (DMABENCH_CUDA_WGMMA_BWD=0; wgmma is the default), and both on wgmma"
+lim 90 env DMABENCH_CUDA_WGMMA_BWD=0 $K --variants mha,swa,dma --n 8192,65536 --w 1024 --mode fwdbwd --warmup 2 \
+    --repeats 5 --out "$OUT/kernels-mmasync-bwd.json"
+lim 60 env DMABENCH_CUDA_WGMMA=1 $K --variants mha,dma --n 8192 --w 1024 --mode fwdbwd \
     --warmup 2 --repeats 5 --out "$OUT/kernels-wgmma-both.json"
 echo "== the model's attention shapes (B=2, Hq=6, Hkv=3, D=128, N=8192; model/configs/gpu-131m-*.json)"
 lim 90 $B kernels --backend cuda --b 2 --hq 6 --hkv 3 --d 128 --dtype bf16 --variants mha,dma,nsa --n 8192 --w 1024 \
     --mode fwd,fwdbwd --warmup 2 --repeats 5 --out "$OUT/kernels-model-shape.json"
-for bw in "" DMABENCH_CUDA_BWD_KEYPAR=1 DMABENCH_CUDA_WGMMA=1 DMABENCH_CUDA_WGMMA_BWD=1; do
+for bw in "" DMABENCH_CUDA_BWD_KEYPAR=1 DMABENCH_CUDA_WGMMA=1 DMABENCH_CUDA_WGMMA_BWD=0; do
     echo "-- mha at the 131M model's context 2048 (B=8, Hq=6, Hkv=3) ${bw:-default}"
     lim 60 env $bw $B kernels --backend cuda --b 8 --hq 6 --hkv 3 --d 128 --dtype bf16 --variants mha --n 2048 \
         --mode fwd,fwdbwd --warmup 3 --repeats 10 --out "$OUT/kernels-model-2048${bw:+-${bw%%=*}}.json"

@@ -232,13 +232,17 @@ __device__ __forceinline__ void bwd_p_ds(float (&s)[BK_ / 8][4], float (&dp)[BK_
     }
 }
 
-/* WG (DMABENCH_CUDA_WGMMA_BWD=1 on sm_90, BQ 64, D 64 or 128, until tests/gpu.sh has
- * verified it): Hopper's warpgroup MMA from shared memory for S = Q K^T and
- * dP = dO V^T (the tile's 64 rows are one warpgroup's m64) and for dV = P^T dO and
- * dK = (s dS)^T Q (the block's 64 keys as m64; P and s dS stored [key][row], Q^T and
- * dO^T made once per tile) and dQ += dS K (dS from registers, K^T made per block),
- * all in the core-matrix layout (cuda_wgmma.cuh). Masks, Dsum, dz and the
- * reductions as below.
+/* WG (by default on sm_90 at D 64 and 128, BQ 64 or 128; DMABENCH_CUDA_WGMMA_BWD=0
+ * takes mma.sync instead): every product
+ * on Hopper's warpgroup MMA, with Q, dO, K and V in the no-swizzle core-matrix
+ * layout (cuda_wgmma.cuh) and the warps' fragments where mma.sync has them:
+ * - S = Q K^T and dP = dO V^T: warpgroup g's m64 are the tile's rows 64 g .. + 63
+ *   (warp w's accumulators: rows 16 w .. + 15, as below), K-major both;
+ * - dQ += dS K: dS from registers, K read N-major (d along the core matrices' rows);
+ * - dV = P^T dO and dK = (s dS)^T Q: the block's 64 keys as m64 and warpgroup g's
+ *   DW columns of D as N, over the tile's rows as K; P and s dS stored [row][key]
+ *   and read M-major, dO and Q read N-major (no transposed copies).
+ * Masks, Dsum, dz and the reductions as below; the look-ahead (ahead) is mma.sync's.
  * KS 2 (DMABENCH_CUDA_BWD_W16=1, BQ 128, D 64 or 128): 16 warps of at most 128
  * registers, two on each 16 rows (warp w: rows 16 (w % 8), key half kh = w / 8):
  * S, dP, P, dS and dz's column sums over 32 of the block's keys; after the barrier
@@ -246,7 +250,7 @@ __device__ __forceinline__ void bwd_p_ds(float (&s)[BK_ / 8][4], float (&dp)[BK_
  * quarters of D; an exact Dsum's first pass adds the halves through sDx. */
 template <typename T, int D, int BQ, bool WG = false, int KS = 1>
 __global__ void __launch_bounds__(2 * BQ * KS) bwd_main_kernel(const BwdArgs a) {
-    static_assert(!WG || (BQ == 64 && (D == 64 || D == 128)), "the wgmma version takes 64 rows, D 64 or 128");
+    static_assert(!WG || (D == 64 || D == 128), "the wgmma version takes D 64 or 128");
     static_assert(KS == 1 || (KS == 2 && !WG && BQ == 128 && (D == 64 || D == 128)),
                   "two warps per row group: 128 rows, D 64 or 128, mma.sync");
     constexpr int NTHREADS = 2 * BQ * KS, NW = NTHREADS / 32;
@@ -270,10 +274,6 @@ __global__ void __launch_bounds__(2 * BQ * KS) bwd_main_kernel(const BwdArgs a) 
     int *sRhi = sRlo + 2 * BK;
     float *sZ = reinterpret_cast<float *>(sRhi + 2 * BK);
     int *sFull = reinterpret_cast<int *>(sZ + 2 * BK); /* [2 stages][2 loading warps] */
-    /* WG: Q^T and dO^T, [D][BQ rows] core-matrix, the B operands of dK and dV */
-    T *sQt = reinterpret_cast<T *>(sFull + 4);
-    T *sdOt = sQt + D * BQ;
-    T *sKt = sdOt + D * BQ; /* WG: the block's K^T, [D][BK keys], the B operand of dQ */
     float *sDx = reinterpret_cast<float *>(sFull + 4); /* KS 2: [2 halves][BQ rows], the exact Dsum's parts */
 
     /* the last tiles first: under a causal mask they hold the most keys, and
@@ -312,7 +312,7 @@ __global__ void __launch_bounds__(2 * BQ * KS) bwd_main_kernel(const BwdArgs a) 
      * so that neither a block's metadata (the first two warps') nor its copies wait on
      * a global load before the barrier */
     constexpr int EPL = BK / 32;
-    const bool ahead = !WG && KS == 1 && lst && zrow;
+    const bool ahead = KS == 1 && lst && zrow;
     int en[EPL], enn[EPL];
     float zn = 0.f;
     [[maybe_unused]] auto load_zn = [&](const int(&e)[EPL]) { /* z of this slot's key in block e */
@@ -322,29 +322,24 @@ __global__ void __launch_bounds__(2 * BQ * KS) bwd_main_kernel(const BwdArgs a) 
         }
     };
     auto load_kv = [&](int stage, int c0) {
-        if constexpr (WG) {
+        if (ahead && c0 > 0) { /* block c0's rows from en; its metadata after this block's products (meta_ahead) */
+            load_key_rows_at<T, D, BK, NTHREADS, WG, WG>(sK + stage * BK * D, sV + stage * BK * D, kb, vb, a.kss,
+                                                         a.vss, en, tid);
+            return;
+        }
+        if constexpr (WG)
             key_slot_meta_all<BK>(kp, tid, c0, nkeys, lst, kstart, a.tkey ? sT : nullptr, zrow, i0, nrows,
                                   sIdx + stage * BK, sRlo + stage * BK, sRhi + stage * BK, sZ + stage * BK,
                                   sFull + stage * 2);
-            load_key_rows<T, D, BK, NTHREADS, true, true>(sK + stage * BK * D, sV + stage * BK * D, kb, vb, a.kss, a.vss,
-                                                          c0, nkeys, lst, kstart, tid);
-        } else {
-            if (ahead && c0 > 0) { /* block c0's rows from en; its metadata after this block's products (meta_ahead) */
-                load_key_rows_at<T, D, BK, NTHREADS>(sK + stage * BK * D, sV + stage * BK * D, kb, vb, a.kss, a.vss,
-                                                     en, tid);
-                return;
-            }
-            if (tid < BK)
-                key_slot_meta(kp, tid, c0, nkeys, lst, kstart, a.tkey ? sT : nullptr, zrow, i0, nrows,
-                              sIdx + stage * BK, sRlo + stage * BK, sRhi + stage * BK, sZ + stage * BK,
-                              sFull + stage * 2);
-            load_key_rows<T, D, BK, NTHREADS>(sK + stage * BK * D, sV + stage * BK * D, kb, vb, a.kss, a.vss, c0,
-                                              nkeys, lst, kstart, tid);
-            if (ahead) { /* block 0 (again, for the second pass): the next two blocks' entries, and z */
-                list_entries<BK>(lst, BK, nkeys, lane, en);
-                list_entries<BK>(lst, 2 * BK, nkeys, lane, enn);
-                load_zn(en);
-            }
+        else if (tid < BK)
+            key_slot_meta(kp, tid, c0, nkeys, lst, kstart, a.tkey ? sT : nullptr, zrow, i0, nrows, sIdx + stage * BK,
+                          sRlo + stage * BK, sRhi + stage * BK, sZ + stage * BK, sFull + stage * 2);
+        load_key_rows<T, D, BK, NTHREADS, WG, WG>(sK + stage * BK * D, sV + stage * BK * D, kb, vb, a.kss, a.vss, c0,
+                                                  nkeys, lst, kstart, tid);
+        if (ahead) { /* block 0 (again, for the second pass): the next two blocks' entries, and z */
+            list_entries<BK>(lst, BK, nkeys, lane, en);
+            list_entries<BK>(lst, 2 * BK, nkeys, lane, enn);
+            load_zn(en);
         }
     };
 
@@ -421,32 +416,8 @@ __global__ void __launch_bounds__(2 * BQ * KS) bwd_main_kernel(const BwdArgs a) 
         if (it + 1 < nit) load_kv(st ^ 1, ((it + 1) % nblocks) * BK);
         cp_commit();
         cp_wait<1>();
+        if constexpr (WG) fence_async_smem(); /* the stage's copies, visible to the wgmmas */
         __syncthreads();
-        if constexpr (WG) {
-            /* [64][D] core-matrix tiles transposed into [D][64] ones, 8 x 8 blocks
-             * through ldmatrix.trans: Q^T and dO^T once per tile, K^T every block */
-            static_assert(!WG || BQ == 64, "the transposes take 64 rows");
-            auto transpose = [&](const T *src, T *dst) {
-                constexpr int NBLK = (64 / 8) * (D / 8);
-                for (int it4 = warp; it4 < NBLK / 4; it4 += NTHREADS / 32) {
-                    const int blk = it4 * 4 + (lane >> 3), rb = blk / (D / 8), dc = blk % (D / 8);
-                    uint32_t r4[4];
-                    ldsm_x4_t(r4, src + cm_off<D>(rb * 8 + (lane & 7), dc));
-#pragma unroll
-                    for (int q = 0; q < 4; q++) {
-                        const int bq = it4 * 4 + q, rq = bq / (D / 8), cq = bq % (D / 8);
-                        *reinterpret_cast<uint32_t *>(dst + cm_off<64>(cq * 8 + (lane >> 2), rq) + (lane & 3) * 2) = r4[q];
-                    }
-                }
-            };
-            if (it == 0) {
-                transpose(sQ, sQt);
-                transpose(sdO, sdOt);
-            }
-            transpose(sK + st * BK * D, sKt);
-            fence_async_smem(); /* the copies and the transposes, visible to the wgmmas */
-            __syncthreads();
-        }
         const uint32_t so = st * BK * RB; /* the stage's byte offset in sK and sV */
         if (it == pre_end && pre_end > 0) {
 #pragma unroll
@@ -476,7 +447,9 @@ __global__ void __launch_bounds__(2 * BQ * KS) bwd_main_kernel(const BwdArgs a) 
             float(&sf)[BK / 2] = reinterpret_cast<float(&)[BK / 2]>(s);
             float(&df)[BK / 2] = reinterpret_cast<float(&)[BK / 2]>(dp);
             const T *sKs = sK + st * BK * D, *sVs = sV + st * BK * D;
-            const uint64_t dq0 = gmma_desc(sQ, D * 16), ddo0 = gmma_desc(sdO, D * 16);
+            /* warpgroup g: rows 64 g .. + 63, 8 D elements a row block apart */
+            const int g0 = (warp / 4) * 64 * D;
+            const uint64_t dq0 = gmma_desc(sQ + g0, D * 16), ddo0 = gmma_desc(sdO + g0, D * 16);
             wg_fence();
             wgmma_ss0<T, BK>(sf, dq0, gmma_desc(sKs, D * 16));
             wgmma_ss0<T, BK>(df, ddo0, gmma_desc(sVs, D * 16));
@@ -532,38 +505,30 @@ __global__ void __launch_bounds__(2 * BQ * KS) bwd_main_kernel(const BwdArgs a) 
         }
         /* P and dS (dS kept in dp); dz column sums */
         p_ds(std::false_type(), a.dz ? a.dz + ((size_t)b * a.Hkv + hkv) * a.Nk : nullptr);
-        /* P and s dS to shared memory as [row][key] (8 chunks of 8 keys per row); WG: as
-         * [key][row] in the core-matrix layout, the A operands of dV and dK */
+        /* P and s dS to shared memory as [row][key] (8 chunks of 8 keys per row), swizzled;
+         * WG: in the core-matrix layout, the M-major A operands of dV and dK */
 #pragma unroll
         for (int nt = 0; nt < BKW / 8; nt++)
 #pragma unroll
             for (int r = 0; r < 2; r++) {
                 int row = wrow + (lane >> 2) + 8 * r;
-                if constexpr (WG) {
-                    const int k = nt * 8 + (lane & 3) * 2;
-                    const T p0 = from_f32<T>(s[nt][2 * r]), p1 = from_f32<T>(s[nt][2 * r + 1]);
-                    const T d0s = from_f32<T>(dp[nt][2 * r] * a.scale), d1s = from_f32<T>(dp[nt][2 * r + 1] * a.scale);
-                    sP[cm_off<BQ>(k, row >> 3) + (row & 7)] = p0;
-                    sP[cm_off<BQ>(k + 1, row >> 3) + (row & 7)] = p1;
-                    sdS[cm_off<BQ>(k, row >> 3) + (row & 7)] = d0s;
-                    sdS[cm_off<BQ>(k + 1, row >> 3) + (row & 7)] = d1s;
-                } else {
-                    int idx = swz<BK>(row, kh * (BKW / 8) + nt) + (lane & 3) * 2;
-                    *reinterpret_cast<uint32_t *>(sP + idx) = pack2<T>::from(s[nt][2 * r], s[nt][2 * r + 1]);
-                    *reinterpret_cast<uint32_t *>(sdS + idx) =
-                        pack2<T>::from(dp[nt][2 * r] * a.scale, dp[nt][2 * r + 1] * a.scale);
-                }
+                int idx = (WG ? cm_off<BK>(row, nt) : swz<BK>(row, kh * (BKW / 8) + nt)) + (lane & 3) * 2;
+                *reinterpret_cast<uint32_t *>(sP + idx) = pack2<T>::from(s[nt][2 * r], s[nt][2 * r + 1]);
+                *reinterpret_cast<uint32_t *>(sdS + idx) =
+                    pack2<T>::from(dp[nt][2 * r] * a.scale, dp[nt][2 * r + 1] * a.scale);
             }
         /* dQ += dS K (the scale is applied once at the end) */
-        if constexpr (WG) { /* m64 rows x nD, A = dS from registers, B = K^T */
+        if constexpr (WG) { /* m64 rows x nD, A = dS from registers, B = K read N-major:
+                              * 8 keys (K) a core matrix D * 16 bytes apart, 8 d (N) 128 */
             uint32_t pf[BK / 16][4];
 #pragma unroll
             for (int kk = 0; kk < BK / 16; kk++) acc_to_a<T>(dp, kk, pf[kk]);
             float(&dqf)[D / 2] = reinterpret_cast<float(&)[D / 2]>(dq);
+            const T *sKs = sK + st * BK * D;
             wg_fence();
 #pragma unroll
             for (int kk = 0; kk < BK / 16; kk++)
-                wgmma_rs<T, D>(dqf, pf[kk], gmma_desc(sKt + cm_off<BK>(0, 2 * kk), BK * 16));
+                wgmma_rs_mn<T, D>(dqf, pf[kk], gmma_desc_mn(sKs + cm_off<D>(16 * kk, 0), D * 16, 128));
             wg_commit();
             wg_wait0();
         } else if constexpr (KS == 1) {
@@ -605,19 +570,18 @@ __global__ void __launch_bounds__(2 * BQ * KS) bwd_main_kernel(const BwdArgs a) 
             const T *sB = which ? sQ : sdO;
             float *dst = which ? dkb : dvb;
             float acc[DW / 8][4];
-            if constexpr (WG) { /* m64 keys x nD over the tile's 64 rows: A = P^T or dS^T, B = dO^T or Q^T */
+            if constexpr (WG) {
+                /* m64 keys x n DW (columns d0 ..) over the tile's rows: A = P^T or dS^T, read
+                 * M-major from [row][key] (8 keys a core matrix 128 bytes apart, 8 rows BK * 16);
+                 * B = dO or Q read N-major (8 d 128 bytes apart, 8 rows D * 16) */
                 float(&af)[DW / 2] = reinterpret_cast<float(&)[DW / 2]>(acc);
-                const T *sBt = which ? sQt : sdOt;
                 wg_fence();
-                wgmma_ss0<T, D>(af, gmma_desc(sA, BQ * 16), gmma_desc(sBt, BQ * 16));
 #pragma unroll
-                for (int kk = 1; kk < BQ / 16; kk++) {
-                    const uint64_t step = (uint64_t)((kk * 2 * 128) >> 4);
-                    wgmma_ss<T, D>(af, gmma_desc(sA, BQ * 16) + step, gmma_desc(sBt, BQ * 16) + step, 1);
-                }
+                for (int kk = 0; kk < BQ / 16; kk++)
+                    wgmma_ss_mn<T, DW>(af, gmma_desc_mn(sA + cm_off<BK>(16 * kk, 0), BK * 16, 128),
+                                       gmma_desc_mn(sB + cm_off<D>(16 * kk, d0 / 8), D * 16, 128), kk);
                 wg_commit();
                 wg_wait0();
-                (void)sB;
             } else {
 #pragma unroll
             for (int t = 0; t < DW / 8; t++) acc[t][0] = acc[t][1] = acc[t][2] = acc[t][3] = 0.f;
@@ -1215,7 +1179,7 @@ attn_status launch_bwd_bq(const attn_params *p, BwdArgs &a, const cuda_attn_spec
         attn_status st = launch_dot<T>(p, const_cast<float *>(a.dsum), p->Nq, nullptr, s->ores);
         if (st != ATTN_OK) return st;
     }
-    const size_t smem = bwd_smem(BQ, D, sizeof(T), KS) + (WG ? (2 * (size_t)BQ + BK) * D * sizeof(T) : 0);
+    const size_t smem = bwd_smem(BQ, D, sizeof(T), KS);
     auto kern = bwd_main_kernel<T, D, BQ, WG, KS>;
     CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
     kern<<<dim3(ntiles, p->Hq, p->B), 2 * BQ * KS, smem>>>(a);
@@ -1232,10 +1196,10 @@ attn_status launch_bwd_bq(const attn_params *p, BwdArgs &a, const cuda_attn_spec
     return ATTN_OK;
 }
 
-/* DMABENCH_CUDA_WGMMA_BWD=1 on an sm_90 device: the wgmma version of the query-tile
- * backward (bwd_main_kernel's WG), for D 64 and 128. */
+/* On an sm_90 device the query-tile backward runs on wgmma (bwd_main_kernel's WG) at
+ * D 64 and 128; DMABENCH_CUDA_WGMMA_BWD=0 keeps it on mma.sync. */
 bool bwd_wgmma_enabled() {
-    static const bool on = dm_env_is("DMABENCH_CUDA_WGMMA_BWD", "1") && dm_cuda_sm90();
+    static const bool on = !dm_env_is("DMABENCH_CUDA_WGMMA_BWD", "0") && dm_cuda_sm90();
     return on;
 }
 
@@ -1247,17 +1211,15 @@ bool bwd_w16_enabled() {
 }
 
 template <typename T, int D> attn_status launch_bwd(const attn_params *p, BwdArgs &a, const cuda_attn_spec *s) {
-    if constexpr (D == 64 || D == 128) {
-        if (bwd_wgmma_enabled()) return launch_bwd_bq<T, D, 64, true>(p, a, s);
-    }
     if constexpr (D >= 32) {
-        if (bwd_tile_rows(D, sizeof(T)) == 128) {
-            if constexpr (D == 64 || D == 128) {
-                if (bwd_w16_enabled() && bwd_smem(128, D, sizeof(T), 2) <= bwd_optin())
-                    return launch_bwd_bq<T, D, 128, false, 2>(p, a, s);
-            }
-            return launch_bwd_bq<T, D, 128>(p, a, s);
+        const int bq = bwd_tile_rows(D, sizeof(T));
+        if constexpr (D == 64 || D == 128) {
+            if (bq == 128 && bwd_w16_enabled() && bwd_smem(128, D, sizeof(T), 2) <= bwd_optin())
+                return launch_bwd_bq<T, D, 128, false, 2>(p, a, s);
+            if (bwd_wgmma_enabled())
+                return bq == 128 ? launch_bwd_bq<T, D, 128, true>(p, a, s) : launch_bwd_bq<T, D, 64, true>(p, a, s);
         }
+        if (bq == 128) return launch_bwd_bq<T, D, 128>(p, a, s);
     }
     return launch_bwd_bq<T, D, 64>(p, a, s);
 }

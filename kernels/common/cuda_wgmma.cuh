@@ -28,7 +28,19 @@ template <typename T, int N> __device__ __forceinline__ void wgmma_ss0(float (&d
 /* D += A B: m64nNk16, A from registers (mma.sync's m16k16 A fragment per warp). */
 template <typename T, int N> __device__ __forceinline__ void wgmma_rs(float (&d)[N / 2], const uint32_t (&a)[4], uint64_t db);
 
+/* D = A B (+ D when acc): m64nNk16 from shared memory, both operands MN-major
+ * (imm-trans-a and imm-trans-b 1: A's M and B's N run along the 16-byte rows of its
+ * core matrices; the backward's dV and dK, N = 32, 64 or 128). */
+template <typename T, int N> __device__ __forceinline__ void wgmma_ss_mn(float (&d)[N / 2], uint64_t da, uint64_t db, int acc);
+/* D += A B: m64nNk16, A from registers, B MN-major from shared memory (the
+ * backward's dQ, N = 64 or 128). */
+template <typename T, int N> __device__ __forceinline__ void wgmma_rs_mn(float (&d)[N / 2], const uint32_t (&a)[4], uint64_t db);
+
 /* The asm operand lists: the accumulators as %0.. and their constraints. */
+#define DM_ACC16 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15}"
+#define DM_RW16 \
+    "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), \
+    "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15])
 #define DM_ACC32 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}"
 #define DM_ACC64 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}"
 #define DM_RW32 \
@@ -113,6 +125,32 @@ template <typename T, int N> __device__ __forceinline__ void wgmma_rs(float (&d)
                   : "l"(da), "l"(db), "r"(0));                                                                        \
     }
 
+/* MN-major operands: the same instructions with imm-trans-a (ss) and imm-trans-b 1;
+ * NA accumulators, then the operands' numbers as strings */
+#define DM_WGMMA_SS_MN(T, TY, N, ACC, RW, DA, DB, P)                                                                   \
+    template <> __device__ __forceinline__ void wgmma_ss_mn<T, N>(float (&d)[N / 2], uint64_t da, uint64_t db, int acc) { \
+        DM_WG_ASM("{\n.reg .pred p;\nsetp.ne.b32 p, %" P ", 0;\n"                                                     \
+                  "wgmma.mma_async.sync.aligned.m64n" #N "k16.f32." TY "." TY " " ACC ", %" DA ", %" DB ", p, 1, 1, 1, 1;\n}\n" \
+                  : RW                                                                                                 \
+                  : "l"(da), "l"(db), "r"(acc));                                                                      \
+    }
+#define DM_WGMMA_RS_MN(T, TY, N, ACC, RW, A0, A1, A2, A3, DB, P)                                                       \
+    template <> __device__ __forceinline__ void wgmma_rs_mn<T, N>(float (&d)[N / 2], const uint32_t (&a)[4], uint64_t db) { \
+        DM_WG_ASM("{\n.reg .pred p;\nsetp.ne.b32 p, %" P ", 0;\n"                                                     \
+                  "wgmma.mma_async.sync.aligned.m64n" #N "k16.f32." TY "." TY " " ACC                                   \
+                  ", {%" A0 ", %" A1 ", %" A2 ", %" A3 "}, %" DB ", p, 1, 1, 1;\n}\n"                                    \
+                  : RW                                                                                                 \
+                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1));                                   \
+    }
+#define DM_WGMMA_MN_ALL(T, TY)                                                                                         \
+    DM_WGMMA_SS_MN(T, TY, 32, DM_ACC16, DM_RW16, "16", "17", "18")                                                   \
+    DM_WGMMA_SS_MN(T, TY, 64, DM_ACC32, DM_RW32, "32", "33", "34")                                                   \
+    DM_WGMMA_SS_MN(T, TY, 128, DM_ACC64, DM_RW64, "64", "65", "66")                                                  \
+    DM_WGMMA_RS_MN(T, TY, 64, DM_ACC32, DM_RW32, "32", "33", "34", "35", "36", "37")                                 \
+    DM_WGMMA_RS_MN(T, TY, 128, DM_ACC64, DM_RW64, "64", "65", "66", "67", "68", "69")
+DM_WGMMA_MN_ALL(__nv_bfloat16, "bf16")
+DM_WGMMA_MN_ALL(__half, "f16")
+
 DM_WGMMA_SS(__nv_bfloat16, "bf16")
 DM_WGMMA_SS(__half, "f16")
 DM_WGMMA_RS64(__nv_bfloat16, "bf16")
@@ -150,6 +188,15 @@ __device__ __forceinline__ void fence_async_smem() {
 __device__ __forceinline__ uint64_t gmma_desc(const void *p, uint32_t sbo) {
     const uint64_t a = smem_addr(p);
     return ((a & 0x3FFFFull) >> 4) | ((uint64_t)(128u >> 4) << 16) | ((uint64_t)(sbo >> 4) << 32);
+}
+
+/* The descriptor of an MN-major, no-swizzle operand at p (PTX's canonical layout
+ * ((8,1,m),(8,k)):((1,8,SBO),(8,LBO)) in elements): core matrices of 8 rows along K,
+ * each 16 bytes (8 elements) along M or N; SBO the next core matrix along M or N,
+ * LBO the next 8 rows along K. */
+__device__ __forceinline__ uint64_t gmma_desc_mn(const void *p, uint32_t lbo, uint32_t sbo) {
+    const uint64_t a = smem_addr(p);
+    return ((a & 0x3FFFFull) >> 4) | ((uint64_t)(lbo >> 4) << 16) | ((uint64_t)(sbo >> 4) << 32);
 }
 
 } // namespace dm
