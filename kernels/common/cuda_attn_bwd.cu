@@ -248,8 +248,9 @@ __device__ __forceinline__ void bwd_p_ds(float (&s)[BK_ / 8][4], float (&dp)[BK_
  * S, dP, P, dS and dz's column sums over 32 of the block's keys; after the barrier
  * dQ += s dS K for half of D (kh) from sdS; dV and dK over four key groups by four
  * quarters of D; an exact Dsum's first pass adds the halves through sDx. */
-template <typename T, int D, int BQ, bool WG = false, int KS = 1>
+template <typename T, int D, int BQ, bool WG = false, int KS = 1, bool OV = false>
 __global__ void __launch_bounds__(2 * BQ * KS) bwd_main_kernel(const BwdArgs a) {
+    static_assert(!OV || WG, "the overlap is the wgmma version's");
     static_assert(!WG || (D == 64 || D == 128), "the wgmma version takes D 64 or 128");
     static_assert(KS == 1 || (KS == 2 && !WG && BQ == 128 && (D == 64 || D == 128)),
                   "two warps per row group: 128 rows, D 64 or 128, mma.sync");
@@ -564,6 +565,50 @@ __global__ void __launch_bounds__(2 * BQ * KS) bwd_main_kernel(const BwdArgs a) 
         /* dV_j += P^T dO, then dK_j += (s dS)^T Q: the warp's 16 keys x DW columns over
          * the tile's rows */
         const int wkey = (warp % 4) * 16, d0 = (warp / 4) * DW;
+        /* the warp's dV or dK rows (acc) added into dst's fp32 rows; a block every row
+         * keeps in full has no all-zero key row: its sums go without the test that
+         * spares masked keys' atomics */
+        auto add_rows = [&](const float(&acc)[DW / 8][4], float *dst) {
+#pragma unroll
+            for (int r = 0; r < 2; r++) {
+                int j = sIdx[st * BK + wkey + (lane >> 2) + 8 * r];
+                if (j < 0) continue;
+                float *row = dst + (long long)j * accs + d0 + (lane & 3) * 2;
+                if (full) {
+#pragma unroll
+                    for (int t = 0; t < DW / 8; t++) red_add2(row + t * 8, acc[t][2 * r], acc[t][2 * r + 1]);
+                } else {
+#pragma unroll
+                    for (int t = 0; t < DW / 8; t++) {
+                        float x0 = acc[t][2 * r], x1 = acc[t][2 * r + 1];
+                        if (x0 != 0.f || x1 != 0.f) red_add2(row + t * 8, x0, x1);
+                    }
+                }
+            }
+        };
+        /* wgmma: A = P^T or dS^T read M-major from [row][key] (8 keys a core matrix 128
+         * bytes apart, 8 rows BK * 16); B = dO or Q read N-major (8 d 128 bytes apart,
+         * 8 rows D * 16); m64 keys x n DW (columns d0 ..) over the tile's rows */
+        [[maybe_unused]] auto wg_dvdk = [&](float(&acc)[DW / 8][4], const T *sA, const T *sB) {
+            if constexpr (WG) {
+                float(&af)[DW / 2] = reinterpret_cast<float(&)[DW / 2]>(acc);
+#pragma unroll
+                for (int kk = 0; kk < BQ / 16; kk++)
+                    wgmma_ss_mn<T, DW>(af, gmma_desc_mn(sA + cm_off<BK>(16 * kk, 0), BK * 16, 128),
+                                       gmma_desc_mn(sB + cm_off<D>(16 * kk, d0 / 8), D * 16, 128), kk);
+                wg_commit();
+            }
+        };
+        if constexpr (OV) { /* dK's product runs while dV's sums are issued */
+            float accv[DW / 8][4], acck[DW / 8][4];
+            wg_fence();
+            wg_dvdk(accv, sP, sdO);
+            wg_dvdk(acck, sdS, sQ);
+            wg_wait1();
+            add_rows(accv, dvb);
+            wg_wait0();
+            add_rows(acck, dkb);
+        } else
 #pragma unroll
         for (int which = 0; which < 2; which++) {
             const T *sA = which ? sdS : sP;
@@ -571,16 +616,8 @@ __global__ void __launch_bounds__(2 * BQ * KS) bwd_main_kernel(const BwdArgs a) 
             float *dst = which ? dkb : dvb;
             float acc[DW / 8][4];
             if constexpr (WG) {
-                /* m64 keys x n DW (columns d0 ..) over the tile's rows: A = P^T or dS^T, read
-                 * M-major from [row][key] (8 keys a core matrix 128 bytes apart, 8 rows BK * 16);
-                 * B = dO or Q read N-major (8 d 128 bytes apart, 8 rows D * 16) */
-                float(&af)[DW / 2] = reinterpret_cast<float(&)[DW / 2]>(acc);
                 wg_fence();
-#pragma unroll
-                for (int kk = 0; kk < BQ / 16; kk++)
-                    wgmma_ss_mn<T, DW>(af, gmma_desc_mn(sA + cm_off<BK>(16 * kk, 0), BK * 16, 128),
-                                       gmma_desc_mn(sB + cm_off<D>(16 * kk, d0 / 8), D * 16, 128), kk);
-                wg_commit();
+                wg_dvdk(acc, sA, sB);
                 wg_wait0();
             } else {
 #pragma unroll
@@ -599,24 +636,7 @@ __global__ void __launch_bounds__(2 * BQ * KS) bwd_main_kernel(const BwdArgs a) 
                 }
             }
             }
-            /* a block every row keeps in full has no all-zero key row: its sums go
-             * without the test that spares masked keys' atomics */
-#pragma unroll
-            for (int r = 0; r < 2; r++) {
-                int j = sIdx[st * BK + wkey + (lane >> 2) + 8 * r];
-                if (j < 0) continue;
-                float *row = dst + (long long)j * accs + d0 + (lane & 3) * 2;
-                if (full) {
-#pragma unroll
-                    for (int t = 0; t < DW / 8; t++) red_add2(row + t * 8, acc[t][2 * r], acc[t][2 * r + 1]);
-                } else {
-#pragma unroll
-                    for (int t = 0; t < DW / 8; t++) {
-                        float x0 = acc[t][2 * r], x1 = acc[t][2 * r + 1];
-                        if (x0 != 0.f || x1 != 0.f) red_add2(row + t * 8, x0, x1);
-                    }
-                }
-            }
+            add_rows(acc, dst);
         }
         /* With the look-ahead, the next iteration's copies (load_kv at its top) write
          * only the rows of stage st, which no warp reads after the barrier before dV
@@ -1170,7 +1190,7 @@ int bwd_tile_rows(int D, size_t esize) {
     return bwd_smem(128, D, esize) <= bwd_optin() ? 128 : 64;
 }
 
-template <typename T, int D, int BQ, bool WG = false, int KS = 1>
+template <typename T, int D, int BQ, bool WG = false, int KS = 1, bool OV = false>
 attn_status launch_bwd_bq(const attn_params *p, BwdArgs &a, const cuda_attn_spec *s) {
     const int ntiles = (p->Nq + BQ - 1) / BQ;
     if (a.dsum_in) {
@@ -1180,7 +1200,7 @@ attn_status launch_bwd_bq(const attn_params *p, BwdArgs &a, const cuda_attn_spec
         if (st != ATTN_OK) return st;
     }
     const size_t smem = bwd_smem(BQ, D, sizeof(T), KS);
-    auto kern = bwd_main_kernel<T, D, BQ, WG, KS>;
+    auto kern = bwd_main_kernel<T, D, BQ, WG, KS, OV>;
     CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
     kern<<<dim3(ntiles, p->Hq, p->B), 2 * BQ * KS, smem>>>(a);
     CUDA_CHECK_LAUNCH();
@@ -1203,6 +1223,14 @@ bool bwd_wgmma_enabled() {
     return on;
 }
 
+/* DMABENCH_CUDA_BWD_WG_OVERLAP=1: the wgmma version's 128-row tiles issue dK's
+ * product before waiting for dV's, whose sums then go out while dK's runs
+ * (bwd_main_kernel's OV) */
+bool bwd_wg_overlap_enabled() {
+    static const bool on = dm_env_is("DMABENCH_CUDA_BWD_WG_OVERLAP", "1");
+    return on;
+}
+
 /* DMABENCH_CUDA_BWD_W16=1: the 128-row tiles at D 64 and 128 on 16 warps
  * (bwd_main_kernel's KS 2) */
 bool bwd_w16_enabled() {
@@ -1216,8 +1244,10 @@ template <typename T, int D> attn_status launch_bwd(const attn_params *p, BwdArg
         if constexpr (D == 64 || D == 128) {
             if (bq == 128 && bwd_w16_enabled() && bwd_smem(128, D, sizeof(T), 2) <= bwd_optin())
                 return launch_bwd_bq<T, D, 128, false, 2>(p, a, s);
-            if (bwd_wgmma_enabled())
+            if (bwd_wgmma_enabled()) {
+                if (bq == 128 && bwd_wg_overlap_enabled()) return launch_bwd_bq<T, D, 128, true, 1, true>(p, a, s);
                 return bq == 128 ? launch_bwd_bq<T, D, 128, true>(p, a, s) : launch_bwd_bq<T, D, 64, true>(p, a, s);
+            }
         }
         if (bq == 128) return launch_bwd_bq<T, D, 128>(p, a, s);
     }

@@ -175,6 +175,12 @@ __device__ __forceinline__ void wg_wait0() {
     asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
 #endif
 }
+/* wait until at most one committed group is pending (the last one) */
+__device__ __forceinline__ void wg_wait1() {
+#ifdef DM_WGMMA
+    asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory");
+#endif
+}
 /* shared-memory writes of the generic proxy (st.shared, cp.async) made visible
  * to the async proxy that wgmma reads through */
 __device__ __forceinline__ void fence_async_smem() {
