@@ -233,9 +233,9 @@ __device__ __forceinline__ void bwd_p_ds(float (&s)[BK_ / 8][4], float (&dp)[BK_
 }
 
 /* WG (by default on sm_90 at D 64 and 128, BQ 64 or 128; DMABENCH_CUDA_WGMMA_BWD=0
- * takes mma.sync instead): every product
- * on Hopper's warpgroup MMA, with Q, dO, K and V in the no-swizzle core-matrix
- * layout (cuda_wgmma.cuh) and the warps' fragments where mma.sync has them:
+ * takes mma.sync instead): every product on Hopper's warpgroup MMA, with Q, dO, K
+ * and V in the no-swizzle core-matrix layout (cuda_wgmma.cuh) and the warps'
+ * fragments where mma.sync has them:
  * - S = Q K^T and dP = dO V^T: warpgroup g's m64 are the tile's rows 64 g .. + 63
  *   (warp w's accumulators: rows 16 w .. + 15, as below), K-major both;
  * - dQ += dS K: dS from registers, K read N-major (d along the core matrices' rows);
@@ -243,6 +243,8 @@ __device__ __forceinline__ void bwd_p_ds(float (&s)[BK_ / 8][4], float (&dp)[BK_
  *   DW columns of D as N, over the tile's rows as K; P and s dS stored [row][key]
  *   and read M-major, dO and Q read N-major (no transposed copies).
  * Masks, Dsum, dz and the reductions as below; the look-ahead (ahead) is mma.sync's.
+ * OV (DMABENCH_CUDA_BWD_WG_OVERLAP=1, BQ 128): dK's product is committed right after
+ * dV's, and dV's sums wait for dV's group alone (wgmma.wait_group 1).
  * KS 2 (DMABENCH_CUDA_BWD_W16=1, BQ 128, D 64 or 128): 16 warps of at most 128
  * registers, two on each 16 rows (warp w: rows 16 (w % 8), key half kh = w / 8):
  * S, dP, P, dS and dz's column sums over 32 of the block's keys; after the barrier

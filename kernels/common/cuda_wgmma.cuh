@@ -110,21 +110,6 @@ template <typename T, int N> __device__ __forceinline__ void wgmma_rs_mn(float (
                   : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1));                                   \
     }
 
-/* m64n128k16 from shared memory: the backward's dK and dV at D = 128 */
-#define DM_WGMMA_SS128(T, TY)                                                                                          \
-    template <> __device__ __forceinline__ void wgmma_ss<T, 128>(float (&d)[64], uint64_t da, uint64_t db, int acc) { \
-        DM_WG_ASM("{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"                                                         \
-                  "wgmma.mma_async.sync.aligned.m64n128k16.f32." TY "." TY " " DM_ACC64 ", %64, %65, p, 1, 1, 0, 0;\n}\n" \
-                  : DM_RW64                                                                                            \
-                  : "l"(da), "l"(db), "r"(acc));                                                                      \
-    }                                                                                                                  \
-    template <> __device__ __forceinline__ void wgmma_ss0<T, 128>(float (&d)[64], uint64_t da, uint64_t db) {          \
-        DM_WG_ASM("{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"                                                         \
-                  "wgmma.mma_async.sync.aligned.m64n128k16.f32." TY "." TY " " DM_ACC64 ", %64, %65, p, 1, 1, 0, 0;\n}\n" \
-                  : DM_W64                                                                                             \
-                  : "l"(da), "l"(db), "r"(0));                                                                        \
-    }
-
 /* MN-major operands: the same instructions with imm-trans-a (ss) and imm-trans-b 1;
  * NA accumulators, then the operands' numbers as strings */
 #define DM_WGMMA_SS_MN(T, TY, N, ACC, RW, DA, DB, P)                                                                   \
@@ -157,8 +142,6 @@ DM_WGMMA_RS64(__nv_bfloat16, "bf16")
 DM_WGMMA_RS64(__half, "f16")
 DM_WGMMA_RS128(__nv_bfloat16, "bf16")
 DM_WGMMA_RS128(__half, "f16")
-DM_WGMMA_SS128(__nv_bfloat16, "bf16")
-DM_WGMMA_SS128(__half, "f16")
 
 __device__ __forceinline__ void wg_fence() {
 #ifdef DM_WGMMA
