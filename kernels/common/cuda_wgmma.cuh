@@ -79,69 +79,62 @@ template <typename T, int N> __device__ __forceinline__ void wgmma_rs_mn(float (
 #define DM_WG_ASM(...) __trap()
 #endif
 
-/* scale-d is a predicate: p = (acc != 0) */
-#define DM_WGMMA_SS(T, TY)                                                                                             \
+/* The two instruction forms, for every wrapper below: N the accumulators' count
+ * times 2, ACC their list and OUT their constraints, then the other operands' numbers
+ * as strings; scale-d is a predicate, p = (ACCV != 0); TR the transpose immediates
+ * ("0, 0" K-major, "1, 1" MN-major; rs: B's alone). */
+#define DM_WG_SS_ASM(TY, N, ACC, OUT, DA, DB, P, ACCV, TR)                                                             \
+    DM_WG_ASM("{\n.reg .pred p;\nsetp.ne.b32 p, %" P ", 0;\n"                                                         \
+              "wgmma.mma_async.sync.aligned.m64n" #N "k16.f32." TY "." TY " " ACC ", %" DA ", %" DB ", p, 1, 1, " TR  \
+              ";\n}\n"                                                                                                 \
+              : OUT                                                                                                    \
+              : "l"(da), "l"(db), "r"(ACCV))
+#define DM_WG_RS_ASM(TY, N, ACC, RW, A0, A1, A2, A3, DB, P, TRB)                                                       \
+    DM_WG_ASM("{\n.reg .pred p;\nsetp.ne.b32 p, %" P ", 0;\n"                                                         \
+              "wgmma.mma_async.sync.aligned.m64n" #N "k16.f32." TY "." TY " " ACC ", {%" A0 ", %" A1 ", %" A2 ", %" A3 \
+              "}, %" DB ", p, 1, 1, " TRB ";\n}\n"                                                                     \
+              : RW                                                                                                     \
+              : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1))
+
+/* K-major: S and dP (ss, N = 64), the forward's P V and the like (rs, N = 64, 128) */
+#define DM_WGMMA_K_ALL(T, TY)                                                                                          \
     template <> __device__ __forceinline__ void wgmma_ss<T, 64>(float (&d)[32], uint64_t da, uint64_t db, int acc) {  \
-        DM_WG_ASM("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"                                                         \
-                  "wgmma.mma_async.sync.aligned.m64n64k16.f32." TY "." TY " " DM_ACC32 ", %32, %33, p, 1, 1, 0, 0;\n}\n" \
-                  : DM_RW32                                                                                            \
-                  : "l"(da), "l"(db), "r"(acc));                                                                      \
+        DM_WG_SS_ASM(TY, 64, DM_ACC32, DM_RW32, "32", "33", "34", acc, "0, 0");                                       \
     }                                                                                                                  \
     template <> __device__ __forceinline__ void wgmma_ss0<T, 64>(float (&d)[32], uint64_t da, uint64_t db) {           \
-        DM_WG_ASM("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"                                                         \
-                  "wgmma.mma_async.sync.aligned.m64n64k16.f32." TY "." TY " " DM_ACC32 ", %32, %33, p, 1, 1, 0, 0;\n}\n" \
-                  : DM_W32                                                                                             \
-                  : "l"(da), "l"(db), "r"(0));                                                                        \
-    }
-#define DM_WGMMA_RS64(T, TY)                                                                                           \
+        DM_WG_SS_ASM(TY, 64, DM_ACC32, DM_W32, "32", "33", "34", 0, "0, 0");                                          \
+    }                                                                                                                  \
     template <> __device__ __forceinline__ void wgmma_rs<T, 64>(float (&d)[32], const uint32_t (&a)[4], uint64_t db) {  \
-        DM_WG_ASM("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"                                                         \
-                  "wgmma.mma_async.sync.aligned.m64n64k16.f32." TY "." TY " " DM_ACC32                                   \
-                  ", {%32, %33, %34, %35}, %36, p, 1, 1, 0;\n}\n"                                                        \
-                  : DM_RW32                                                                                            \
-                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1));                                   \
-    }
-#define DM_WGMMA_RS128(T, TY)                                                                                          \
+        DM_WG_RS_ASM(TY, 64, DM_ACC32, DM_RW32, "32", "33", "34", "35", "36", "37", "0");                             \
+    }                                                                                                                  \
     template <> __device__ __forceinline__ void wgmma_rs<T, 128>(float (&d)[64], const uint32_t (&a)[4], uint64_t db) { \
-        DM_WG_ASM("{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"                                                         \
-                  "wgmma.mma_async.sync.aligned.m64n128k16.f32." TY "." TY " " DM_ACC64                                  \
-                  ", {%64, %65, %66, %67}, %68, p, 1, 1, 0;\n}\n"                                                        \
-                  : DM_RW64                                                                                            \
-                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1));                                   \
+        DM_WG_RS_ASM(TY, 128, DM_ACC64, DM_RW64, "64", "65", "66", "67", "68", "69", "0");                            \
     }
-
-/* MN-major operands: the same instructions with imm-trans-a (ss) and imm-trans-b 1;
- * NA accumulators, then the operands' numbers as strings */
-#define DM_WGMMA_SS_MN(T, TY, N, ACC, RW, DA, DB, P)                                                                   \
-    template <> __device__ __forceinline__ void wgmma_ss_mn<T, N>(float (&d)[N / 2], uint64_t da, uint64_t db, int acc) { \
-        DM_WG_ASM("{\n.reg .pred p;\nsetp.ne.b32 p, %" P ", 0;\n"                                                     \
-                  "wgmma.mma_async.sync.aligned.m64n" #N "k16.f32." TY "." TY " " ACC ", %" DA ", %" DB ", p, 1, 1, 1, 1;\n}\n" \
-                  : RW                                                                                                 \
-                  : "l"(da), "l"(db), "r"(acc));                                                                      \
-    }
-#define DM_WGMMA_RS_MN(T, TY, N, ACC, RW, A0, A1, A2, A3, DB, P)                                                       \
-    template <> __device__ __forceinline__ void wgmma_rs_mn<T, N>(float (&d)[N / 2], const uint32_t (&a)[4], uint64_t db) { \
-        DM_WG_ASM("{\n.reg .pred p;\nsetp.ne.b32 p, %" P ", 0;\n"                                                     \
-                  "wgmma.mma_async.sync.aligned.m64n" #N "k16.f32." TY "." TY " " ACC                                   \
-                  ", {%" A0 ", %" A1 ", %" A2 ", %" A3 "}, %" DB ", p, 1, 1, 1;\n}\n"                                    \
-                  : RW                                                                                                 \
-                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1));                                   \
-    }
+/* MN-major (imm-trans-a for ss and imm-trans-b 1): the backward's dV and dK (ss,
+ * N = 32, 64, 128) and dQ (rs, N = 64, 128) */
 #define DM_WGMMA_MN_ALL(T, TY)                                                                                         \
-    DM_WGMMA_SS_MN(T, TY, 32, DM_ACC16, DM_RW16, "16", "17", "18")                                                   \
-    DM_WGMMA_SS_MN(T, TY, 64, DM_ACC32, DM_RW32, "32", "33", "34")                                                   \
-    DM_WGMMA_SS_MN(T, TY, 128, DM_ACC64, DM_RW64, "64", "65", "66")                                                  \
-    DM_WGMMA_RS_MN(T, TY, 64, DM_ACC32, DM_RW32, "32", "33", "34", "35", "36", "37")                                 \
-    DM_WGMMA_RS_MN(T, TY, 128, DM_ACC64, DM_RW64, "64", "65", "66", "67", "68", "69")
+    template <> __device__ __forceinline__ void wgmma_ss_mn<T, 32>(float (&d)[16], uint64_t da, uint64_t db, int acc) { \
+        DM_WG_SS_ASM(TY, 32, DM_ACC16, DM_RW16, "16", "17", "18", acc, "1, 1");                                       \
+    }                                                                                                                  \
+    template <> __device__ __forceinline__ void wgmma_ss_mn<T, 64>(float (&d)[32], uint64_t da, uint64_t db, int acc) { \
+        DM_WG_SS_ASM(TY, 64, DM_ACC32, DM_RW32, "32", "33", "34", acc, "1, 1");                                       \
+    }                                                                                                                  \
+    template <>                                                                                                        \
+    __device__ __forceinline__ void wgmma_ss_mn<T, 128>(float (&d)[64], uint64_t da, uint64_t db, int acc) {          \
+        DM_WG_SS_ASM(TY, 128, DM_ACC64, DM_RW64, "64", "65", "66", acc, "1, 1");                                      \
+    }                                                                                                                  \
+    template <>                                                                                                        \
+    __device__ __forceinline__ void wgmma_rs_mn<T, 64>(float (&d)[32], const uint32_t (&a)[4], uint64_t db) {         \
+        DM_WG_RS_ASM(TY, 64, DM_ACC32, DM_RW32, "32", "33", "34", "35", "36", "37", "1");                             \
+    }                                                                                                                  \
+    template <>                                                                                                        \
+    __device__ __forceinline__ void wgmma_rs_mn<T, 128>(float (&d)[64], const uint32_t (&a)[4], uint64_t db) {        \
+        DM_WG_RS_ASM(TY, 128, DM_ACC64, DM_RW64, "64", "65", "66", "67", "68", "69", "1");                            \
+    }
+DM_WGMMA_K_ALL(__nv_bfloat16, "bf16")
+DM_WGMMA_K_ALL(__half, "f16")
 DM_WGMMA_MN_ALL(__nv_bfloat16, "bf16")
 DM_WGMMA_MN_ALL(__half, "f16")
-
-DM_WGMMA_SS(__nv_bfloat16, "bf16")
-DM_WGMMA_SS(__half, "f16")
-DM_WGMMA_RS64(__nv_bfloat16, "bf16")
-DM_WGMMA_RS64(__half, "f16")
-DM_WGMMA_RS128(__nv_bfloat16, "bf16")
-DM_WGMMA_RS128(__half, "f16")
 
 __device__ __forceinline__ void wg_fence() {
 #ifdef DM_WGMMA
@@ -172,21 +165,18 @@ __device__ __forceinline__ void fence_async_smem() {
 #endif
 }
 
-/* The descriptor of a K-major, no-swizzle operand at p: LBO (the next core matrix
- * along K) 128 bytes, SBO (the next 8 rows) sbo bytes. */
-__device__ __forceinline__ uint64_t gmma_desc(const void *p, uint32_t sbo) {
-    const uint64_t a = smem_addr(p);
-    return ((a & 0x3FFFFull) >> 4) | ((uint64_t)(128u >> 4) << 16) | ((uint64_t)(sbo >> 4) << 32);
-}
-
 /* The descriptor of an MN-major, no-swizzle operand at p (PTX's canonical layout
  * ((8,1,m),(8,k)):((1,8,SBO),(8,LBO)) in elements): core matrices of 8 rows along K,
  * each 16 bytes (8 elements) along M or N; SBO the next core matrix along M or N,
- * LBO the next 8 rows along K. */
+ * LBO the next 8 rows along K. The fields are packed as for K-major ones. */
 __device__ __forceinline__ uint64_t gmma_desc_mn(const void *p, uint32_t lbo, uint32_t sbo) {
     const uint64_t a = smem_addr(p);
     return ((a & 0x3FFFFull) >> 4) | ((uint64_t)(lbo >> 4) << 16) | ((uint64_t)(sbo >> 4) << 32);
 }
+
+/* The descriptor of a K-major, no-swizzle operand at p: LBO (the next core matrix
+ * along K) 128 bytes, SBO (the next 8 rows) sbo bytes. */
+__device__ __forceinline__ uint64_t gmma_desc(const void *p, uint32_t sbo) { return gmma_desc_mn(p, 128, sbo); }
 
 } // namespace dm
 
