@@ -243,8 +243,9 @@ __device__ __forceinline__ void bwd_p_ds(float (&s)[BK_ / 8][4], float (&dp)[BK_
  *   DW columns of D as N, over the tile's rows as K; P and s dS stored [row][key]
  *   and read M-major, dO and Q read N-major (no transposed copies).
  * Masks, Dsum, dz and the reductions as below; the look-ahead (ahead) is mma.sync's.
- * OV (DMABENCH_CUDA_BWD_WG_OVERLAP=1, BQ 128): dK's product is committed right after
- * dV's, and dV's sums wait for dV's group alone (wgmma.wait_group 1).
+ * OV (the default at BQ 128; DMABENCH_CUDA_BWD_WG_OVERLAP=0 turns it off): dK's
+ * product is committed right after dV's, and dV's sums wait for dV's group alone
+ * (wgmma.wait_group 1).
  * KS 2 (DMABENCH_CUDA_BWD_W16=1, BQ 128, D 64 or 128): 16 warps of at most 128
  * registers, two on each 16 rows (warp w: rows 16 (w % 8), key half kh = w / 8):
  * S, dP, P, dS and dz's column sums over 32 of the block's keys; after the barrier
@@ -1225,11 +1226,11 @@ bool bwd_wgmma_enabled() {
     return on;
 }
 
-/* DMABENCH_CUDA_BWD_WG_OVERLAP=1: the wgmma version's 128-row tiles issue dK's
- * product before waiting for dV's, whose sums then go out while dK's runs
- * (bwd_main_kernel's OV) */
+/* The wgmma version's 128-row tiles issue dK's product before waiting for dV's, whose
+ * sums then go out while dK's runs (bwd_main_kernel's OV); DMABENCH_CUDA_BWD_WG_OVERLAP=0
+ * waits for each product before its sums */
 bool bwd_wg_overlap_enabled() {
-    static const bool on = dm_env_is("DMABENCH_CUDA_BWD_WG_OVERLAP", "1");
+    static const bool on = !dm_env_is("DMABENCH_CUDA_BWD_WG_OVERLAP", "0");
     return on;
 }
 
