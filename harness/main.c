@@ -35,6 +35,7 @@ static const command commands[] = {
     {"fetch", cmd_fetch, "download a dataset or URL into the cache, checksum-verified"},
     {"upload", cmd_upload, "POST a report to a results server"},
     {"env", cmd_env, "print the provenance block (build, machine, GPU) as JSON"},
+    {"probe", cmd_probe, "the GPU's rate for the backward's fp32 dK/dV sums, alone"},
 };
 #define NCOMMANDS (int)(sizeof commands / sizeof *commands)
 

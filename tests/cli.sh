@@ -34,6 +34,10 @@ expect_fail verify_bad_option "unknown option --frob" $B verify --frob 1
 expect_fail last_unknown_option "unknown option --casual (did you mean --causal?)" \
     $B attn --variant mha --in "$T/none.st" --out "$T/out" --casual
 expect_fail env_unknown_option "unknown option --foo" $B env --foo
+$B probe --help | grep -q -- --ctas-per-sm && ok probe_help || nok probe_help "no options"
+expect_fail probe_bad_op "unknown op 'foo' (red2, red4, bulk, store2)" $B probe --ops red2,foo --out "$T/out"
+expect_fail probe_bad_ctas "--ctas-per-sm 0 is not in 1..32" $B probe --ctas-per-sm 0 --out "$T/out"
+expect_fail probe_bad_iters "--iters" $B probe --iters 0 --out "$T/out"
 expect_fail fetch_unknown_flag "unknown option --progres (did you mean --progress?)" \
     $B fetch file:///nonexistent --out "$T/out" --progres
 expect_fail last_option_no_value "option --in needs a value" $B attn --variant mha --out "$T/out" --in
@@ -53,6 +57,10 @@ if $B env | grep -q '"gpu":[[:space:]]*null'; then
     rc=$?
     [ "$rc" -eq 1 ] && [ "$(grep -c . "$T/vc.err")" -eq 1 ] && grep -q 'nothing was checked' "$T/vc.err" &&
         ok verify_cuda_unavailable || nok verify_cuda_unavailable "exit $rc: $(head -c 200 "$T/vc.err")"
+fi
+# probe where no GPU can be used: one line saying so, no report
+if $B env | grep -q '"gpu":[[:space:]]*null'; then
+    expect_fail probe_no_gpu "no CUDA device can be used\|this build has no CUDA" $B probe --out "$T/out"
 fi
 # --quiet with every check passing: no table header, just the summary
 $B verify --variants swa --quiet --out "$T/vq.json" >"$T/vq.out" 2>&1

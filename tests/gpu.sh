@@ -5,7 +5,7 @@
 # Every CUDA kernel against the double-precision reference (verify's grid: GQA,
 # MQA, Nq != Nk, decode Nq = 1, odd sizes, padded strides; forward and backward)
 # in bf16, f16 and f32 (computed in bf16); compute-sanitizer memcheck and racecheck when it is installed;
-# a small timed sweep whose cells must all be checked and ok.
+# a small timed sweep whose cells must all be checked and ok; the sums probe.
 # DMABENCH_GPU_PART picks one part (default: all), so that each fits a time-limited
 # run: verify (the kernels against the reference, the other versions included, and the
 # sweep), model (the GPU model's tests and a tiny suite), sanitize (the default
@@ -169,6 +169,14 @@ if want verify; then
     n=$(grep -c '"status":[[:space:]]*"ok"' "$T/k.json" 2>/dev/null)
     if [ $rc -eq 0 ] && [ "${n:-0}" -eq 18 ]; then ok "kernels sweep: 18 cells checked and timed"
     else nok "kernels sweep" "exit $rc, $n of 18 cells ok: $(tail -3 "$T/k.log" | tr '\n' ' ')"; fi
+    # the sums' probe: every op at 1 and 2 CTAs an SM, each run's adds counted back
+    $B probe --iters 8 --warmup 0 --repeats 1 --ctas-per-sm 1,2 --out "$T/probe.json" >"$T/probe.log" 2>&1
+    rc=$?
+    n=$(grep -c '"check":[[:space:]]*"ok"' "$T/probe.json" 2>/dev/null)
+    want_n=6 # bulk needs sm_90: before it, its rows say unsupported
+    grep -q '^| bulk .*unsupported' "$T/probe.log" && want_n=4
+    if [ $rc -eq 0 ] && [ "${n:-0}" -eq $want_n ]; then ok "probe: the reductions at 1 and 2 CTAs an SM, every add counted"
+    else nok "probe" "exit $rc, ${n:-0} of $want_n checks ok: $(grep -E 'FAILED|error' "$T/probe.log" | head -2 | tr '\n' ' ')"; fi
     # dma's selection time, from the operator's event spans read after each timed call
     ns=$(grep '"variant":"dma"' "$T/k.json.jsonl" 2>/dev/null | grep '"select_ms":{"median":' | grep -vc '"select_ms":{"median":0[,}]')
     if [ "${ns:-0}" -eq 6 ]; then ok "kernels sweep: select_ms above 0 in dma's 6 cells"
