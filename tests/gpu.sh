@@ -49,7 +49,8 @@ rc_of() { cat "$T/$1.rc" 2>/dev/null || echo "?"; }
 # backward on the CUDA cores; nsa's repeated-argmax pick of the selected blocks;
 # the forward on Hopper's wgmma; dma decode's exact select over all of z; nsa's linear compression 8 blocks per CTA forward
 # and backward, and one block per CTA both ways; the query-tile backward on mma.sync (sm_90 takes wgmma by
-# default), on 128- and 64-row tiles; the wgmma version's dK product issued before dV's sums;
+# default), on 128- and 64-row tiles; the wgmma version waiting for each product before its sums, and
+# with a third warpgroup issuing the sums (also with dma's first pass for Dsum);
 # the decode's launches without programmatic dependent launch; nsa's selected
 # branch by key block (in chunks of 37 queries) and by union, each fixed; nsa's selection with 4 warps per CTA;
 # nsa's selection with its block scores summed by one thread per pair instead of as a product,
@@ -67,7 +68,7 @@ OPTINS="DMABENCH_NSA_TC=0:nsa DMABENCH_CUDA_BWD_TILE=64+DMABENCH_CUDA_BWD_KEYPAR
 DMABENCH_CUDA_BWD_KEYPAR=1:mha,swa,nsa DMABENCH_CUDA_BWD_KPSPLIT=0:mha,swa,nsa
 DMABENCH_NSA_TC_BWD=0:nsa DMABENCH_NSA_PICK=argmax:nsa DMABENCH_CUDA_WGMMA=1:mha,swa,dma,nsa
 DMABENCH_DECODE_SEL_SAMPLE=0:dma DMABENCH_NSA_CMP_BLK=1:nsa DMABENCH_NSA_CMP_BLK=0:nsa
-DMABENCH_CUDA_WGMMA_BWD=0+DMABENCH_CUDA_BWD_KEYPAR=0:mha,swa,dma,nsa DMABENCH_CUDA_WGMMA_BWD=0+DMABENCH_CUDA_BWD_TILE=64+DMABENCH_CUDA_BWD_KEYPAR=0:mha,dma DMABENCH_CUDA_BWD_WG_OVERLAP=0+DMABENCH_CUDA_BWD_KEYPAR=0:mha,swa,dma,nsa DMABENCH_DECODE_PDL=0:mha,dma DMABENCH_NSA_SLC=pairs+DMABENCH_NSA_PAIR_QUERIES=37:nsa DMABENCH_NSA_SLC=union:nsa DMABENCH_NSA_SLC=auto:nsa DMABENCH_NSA_SEL_WARPS=4:nsa DMABENCH_NSA_SEL_MMA=0:nsa DMABENCH_NSA_SEL_STAGES=1:nsa DMABENCH_NSA_SLC=pairs+DMABENCH_NSA_PAIR_MINB=0:nsa DMABENCH_NSA_SLC=pairs+DMABENCH_NSA_PAIR_DSUM=0:nsa DMABENCH_NSA_PAIR_BWD_W8=1:nsa DMABENCH_NSA_PAIR_BWD_W8=1+DMABENCH_NSA_PAIR_DSUM=0:nsa DMABENCH_NSA_PAIR_FWD_SUB=1:nsa DMABENCH_NSA_PAIR_FWD_SUB=16+DMABENCH_NSA_PAIR_QUERIES=37:nsa DMABENCH_NSA_SAVED=0:nsa DMABENCH_NSA_CMP_WIDE=0:nsa DMABENCH_NSA_KEEP_LISTS=0+DMABENCH_NSA_BWD_ROWS=scalar:nsa DMABENCH_DMA_SAVED=0:dma DMABENCH_DMA_RESIDUAL=0:dma DMABENCH_CUDA_BWD_W16=1:dma,nsa DMABENCH_CUDA_BWD_W16=1+DMABENCH_CUDA_BWD_KEYPAR=0:mha,swa DMABENCH_CUDA_BWD_W16=1+DMABENCH_DMA_RESIDUAL=0:dma DMABENCH_DECODE_FUSED=0:dma DMABENCH_DECODE_FUSED=1:dma"
+DMABENCH_CUDA_WGMMA_BWD=0+DMABENCH_CUDA_BWD_KEYPAR=0:mha,swa,dma,nsa DMABENCH_CUDA_WGMMA_BWD=0+DMABENCH_CUDA_BWD_TILE=64+DMABENCH_CUDA_BWD_KEYPAR=0:mha,dma DMABENCH_CUDA_BWD_WG_OVERLAP=0+DMABENCH_CUDA_BWD_KEYPAR=0:mha,swa,dma,nsa DMABENCH_CUDA_BWD_WG_REDUCER=1+DMABENCH_CUDA_BWD_KEYPAR=0:mha,swa,dma,nsa DMABENCH_CUDA_BWD_WG_REDUCER=1+DMABENCH_DMA_RESIDUAL=0:dma DMABENCH_DECODE_PDL=0:mha,dma DMABENCH_NSA_SLC=pairs+DMABENCH_NSA_PAIR_QUERIES=37:nsa DMABENCH_NSA_SLC=union:nsa DMABENCH_NSA_SLC=auto:nsa DMABENCH_NSA_SEL_WARPS=4:nsa DMABENCH_NSA_SEL_MMA=0:nsa DMABENCH_NSA_SEL_STAGES=1:nsa DMABENCH_NSA_SLC=pairs+DMABENCH_NSA_PAIR_MINB=0:nsa DMABENCH_NSA_SLC=pairs+DMABENCH_NSA_PAIR_DSUM=0:nsa DMABENCH_NSA_PAIR_BWD_W8=1:nsa DMABENCH_NSA_PAIR_BWD_W8=1+DMABENCH_NSA_PAIR_DSUM=0:nsa DMABENCH_NSA_PAIR_FWD_SUB=1:nsa DMABENCH_NSA_PAIR_FWD_SUB=16+DMABENCH_NSA_PAIR_QUERIES=37:nsa DMABENCH_NSA_SAVED=0:nsa DMABENCH_NSA_CMP_WIDE=0:nsa DMABENCH_NSA_KEEP_LISTS=0+DMABENCH_NSA_BWD_ROWS=scalar:nsa DMABENCH_DMA_SAVED=0:dma DMABENCH_DMA_RESIDUAL=0:dma DMABENCH_CUDA_BWD_W16=1:dma,nsa DMABENCH_CUDA_BWD_W16=1+DMABENCH_CUDA_BWD_KEYPAR=0:mha,swa DMABENCH_CUDA_BWD_W16=1+DMABENCH_DMA_RESIDUAL=0:dma DMABENCH_DECODE_FUSED=0:dma DMABENCH_DECODE_FUSED=1:dma"
 if want verify; then
     for dt in bf16 f16 f32; do bg "v-$dt" $B verify --backend cuda --dtype $dt --quiet --out "$T/v-$dt.json"; done
     for o in $OPTINS; do
@@ -143,7 +144,7 @@ memcheck:DMABENCH_CUDA_WGMMA=1:mha,dma racecheck:DMABENCH_CUDA_WGMMA=1:mha,dma
 memcheck:DMABENCH_CUDA_WGMMA_BWD=0+DMABENCH_CUDA_BWD_KEYPAR=0:mha,dma racecheck:DMABENCH_CUDA_WGMMA_BWD=0+DMABENCH_CUDA_BWD_KEYPAR=0:mha,dma
 memcheck:DMABENCH_NSA_SLC=union:nsa racecheck:DMABENCH_NSA_SLC=union:nsa memcheck:DMABENCH_NSA_SAVED=0:nsa memcheck:DMABENCH_DMA_SAVED=0:dma
 memcheck:DMABENCH_DECODE_FUSED=0:dma memcheck:DMABENCH_DECODE_FUSED=1:dma racecheck:DMABENCH_DECODE_FUSED=1:dma
-memcheck:DMABENCH_CUDA_BWD_W16=1:dma racecheck:DMABENCH_CUDA_BWD_W16=1:dma memcheck:DMABENCH_CUDA_BWD_WG_OVERLAP=0:dma racecheck:DMABENCH_CUDA_BWD_WG_OVERLAP=0:dma memcheck:DMABENCH_NSA_PAIR_BWD_W8=1:nsa racecheck:DMABENCH_NSA_PAIR_BWD_W8=1:nsa
+memcheck:DMABENCH_CUDA_BWD_W16=1:dma racecheck:DMABENCH_CUDA_BWD_W16=1:dma memcheck:DMABENCH_CUDA_BWD_WG_OVERLAP=0:dma racecheck:DMABENCH_CUDA_BWD_WG_OVERLAP=0:dma memcheck:DMABENCH_CUDA_BWD_WG_REDUCER=1:dma racecheck:DMABENCH_CUDA_BWD_WG_REDUCER=1:dma memcheck:DMABENCH_NSA_PAIR_BWD_W8=1:nsa racecheck:DMABENCH_NSA_PAIR_BWD_W8=1:nsa
 memcheck:DMABENCH_NSA_PAIR_FWD_SUB=1:nsa memcheck:DMABENCH_NSA_KEEP_LISTS=0+DMABENCH_NSA_BWD_ROWS=scalar:nsa"
     for o in $SOPT; do
         tool=${o%%:*} rest=${o#*:}

@@ -232,6 +232,103 @@ __device__ __forceinline__ void bwd_p_ds(float (&s)[BK_ / 8][4], float (&dp)[BK_
     }
 }
 
+/* RW (DMABENCH_CUDA_BWD_WG_REDUCER=1, the wgmma version's 128-row tiles): a third
+ * warpgroup issues the dK/dV sums. After each block's dV and dK products the two
+ * consumer warpgroups write the partials to shared memory as fp32 [key][D] rows
+ * (dV's over sP and sdS, which those products were the last to read; dK's into a
+ * buffer of its own) with the block's keys, and go on; the reducer reads them back
+ * and adds them with red.global.add.v4.f32, a row per warp instruction. Named
+ * barriers pass the buffers back and forth: FULL (the partials are written), FREE_P
+ * (dV's rows are read: the next block's P and dS may go there) and FREE_K (dK's and
+ * the keys are read). The reducer keeps 24 registers, the consumers get 240 (setmaxnreg).
+ * Barrier 1 is the consumers' own, in place of __syncthreads. */
+enum { RW_CONS = 1, RW_FULL = 2, RW_FREE_P = 3, RW_FREE_K = 4 };
+
+__device__ __forceinline__ void nb_sync(int id, int n) {
+    asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(n) : "memory");
+}
+__device__ __forceinline__ void nb_arrive(int id, int n) {
+    asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(n) : "memory");
+}
+/* the consumers' barrier: the whole CTA's, or with RW the 8 consumer warps' */
+template <bool RW> __device__ __forceinline__ void cons_sync() {
+    if constexpr (RW) nb_sync(RW_CONS, 256);
+    else __syncthreads();
+}
+template <int N> __device__ __forceinline__ void setmaxnreg_inc() {
+#ifdef DM_WGMMA
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(N));
+#endif
+}
+template <int N> __device__ __forceinline__ void setmaxnreg_dec() {
+#ifdef DM_WGMMA
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(N));
+#endif
+}
+__device__ __forceinline__ void red_add4(float *p, float4 v) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("red.global.add.v4.f32 [%0], {%1, %2, %3, %4};\n" ::"l"(p), "f"(v.x), "f"(v.y), "f"(v.z), "f"(v.w)
+                 : "memory");
+#else
+    atomicAdd(p, v.x);
+    atomicAdd(p + 1, v.y);
+    atomicAdd(p + 2, v.z);
+    atomicAdd(p + 3, v.w);
+#endif
+}
+/* where column c of a partial's row sits: 8-float groups permuted by the row, so
+ * that the 8 rows of a fragment store and the float4 reads of a row both spread
+ * over the banks */
+__device__ __forceinline__ int rw_col(int row, int c) { return c ^ ((row & 7) << 3); }
+
+/* a warp's m64 accumulator fragment (keys wkey + lane / 4 + 8 r, columns d0 + 8 t +
+ * 2 (lane % 4)) into buf's [key][D] rows */
+template <int D, int DW>
+__device__ __forceinline__ void rw_put(float *buf, const float (&acc)[DW / 8][4], int wkey, int d0, int lane) {
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        const int row = wkey + (lane >> 2) + 8 * r;
+#pragma unroll
+        for (int t = 0; t < DW / 8; t++)
+            *reinterpret_cast<float2 *>(buf + row * D + rw_col(row, d0 + t * 8 + (lane & 3) * 2)) =
+                make_float2(acc[t][2 * r], acc[t][2 * r + 1]);
+    }
+}
+
+/* The reducer warpgroup's loop (thread rt of 128): for each of the tile's nblocks
+ * blocks, dV's rows from sdv and dK's from sdk added at their keys sRidx; rows past
+ * the list's end (key -1) and all-zero float4s (keys no row of the tile keeps) are
+ * left out. The first FREE arrivals let the consumers write block 0's; after the
+ * last block none are owed. */
+template <int D>
+__device__ void rw_reduce(const BwdArgs &a, const float *sdv, const float *sdk, const int *sRidx, int b, int hkv,
+                          int nblocks, int rt) {
+    if (nblocks <= 0) return;
+    constexpr int NALL = 256 + 128, LPR = D / 4 /* lanes a row */, RPW = 32 / LPR /* rows a warp instruction */;
+    float *dkb = a.dk_acc + ((size_t)b * a.Nk * a.Hkv + hkv) * D;
+    float *dvb = a.dv_acc + ((size_t)b * a.Nk * a.Hkv + hkv) * D;
+    const long long accs = (long long)a.Hkv * D;
+    const int w = rt >> 5, lane = rt & 31, col = (lane % LPR) * 4;
+    nb_arrive(RW_FREE_P, NALL);
+    nb_arrive(RW_FREE_K, NALL);
+    for (int blk = 0; blk < nblocks; blk++) {
+        nb_sync(RW_FULL, NALL);
+#pragma unroll
+        for (int which = 0; which < 2; which++) {
+            const float *src = which ? sdk : sdv;
+            float *dst = which ? dkb : dvb;
+#pragma unroll 4
+            for (int row = w * RPW + lane / LPR; row < BK; row += 4 * RPW) {
+                const int j = sRidx[row];
+                const float4 v = *reinterpret_cast<const float4 *>(src + row * D + rw_col(row, col));
+                if (j >= 0 && (v.x != 0.f || v.y != 0.f || v.z != 0.f || v.w != 0.f))
+                    red_add4(dst + (long long)j * accs + col, v);
+            }
+            if (blk + 1 < nblocks) nb_arrive(which ? RW_FREE_K : RW_FREE_P, NALL);
+        }
+    }
+}
+
 /* WG (by default on sm_90 at D 64 and 128, BQ 64 or 128; DMABENCH_CUDA_WGMMA_BWD=0
  * takes mma.sync instead): every product on Hopper's warpgroup MMA, with Q, dO, K
  * and V in the no-swizzle core-matrix layout (cuda_wgmma.cuh) and the warps'
@@ -251,9 +348,10 @@ __device__ __forceinline__ void bwd_p_ds(float (&s)[BK_ / 8][4], float (&dp)[BK_
  * S, dP, P, dS and dz's column sums over 32 of the block's keys; after the barrier
  * dQ += s dS K for half of D (kh) from sdS; dV and dK over four key groups by four
  * quarters of D; an exact Dsum's first pass adds the halves through sDx. */
-template <typename T, int D, int BQ, bool WG = false, int KS = 1, bool OV = false>
-__global__ void __launch_bounds__(2 * BQ * KS) bwd_main_kernel(const BwdArgs a) {
+template <typename T, int D, int BQ, bool WG = false, int KS = 1, bool OV = false, bool RW = false>
+__global__ void __launch_bounds__(2 * BQ * KS + (RW ? 128 : 0), RW ? 1 : 0) bwd_main_kernel(const BwdArgs a) {
     static_assert(!OV || WG, "the overlap is the wgmma version's");
+    static_assert(!RW || (WG && BQ == 128 && KS == 1 && !OV), "the reducer warpgroup: wgmma, 128 rows, 8 warps");
     static_assert(!WG || (D == 64 || D == 128), "the wgmma version takes D 64 or 128");
     static_assert(KS == 1 || (KS == 2 && !WG && BQ == 128 && (D == 64 || D == 128)),
                   "two warps per row group: 128 rows, D 64 or 128, mma.sync");
@@ -279,6 +377,9 @@ __global__ void __launch_bounds__(2 * BQ * KS) bwd_main_kernel(const BwdArgs a) 
     float *sZ = reinterpret_cast<float *>(sRhi + 2 * BK);
     int *sFull = reinterpret_cast<int *>(sZ + 2 * BK); /* [2 stages][2 loading warps] */
     float *sDx = reinterpret_cast<float *>(sFull + 4); /* KS 2: [2 halves][BQ rows], the exact Dsum's parts */
+    /* RW: a block's dK partial, [BK keys][D] fp32 (rw_col), and its keys; dV's goes over sP and sdS */
+    [[maybe_unused]] float *sRdk = sDx + (KS > 1 ? 2 * BQ : 0);
+    [[maybe_unused]] int *sRidx = reinterpret_cast<int *>(sRdk + BK * D);
 
     /* the last tiles first: under a causal mask they hold the most keys, and
      * starting them early leaves the short ones to fill the final wave */
@@ -298,6 +399,16 @@ __global__ void __launch_bounds__(2 * BQ * KS) bwd_main_kernel(const BwdArgs a) 
     const T *kb = static_cast<const T *>(a.k) + b * a.ksb + hkv * a.ksh;
     const T *vb = static_cast<const T *>(a.v) + b * a.vsb + hkv * a.vsh;
     const float *zrow = a.z ? a.z + ((size_t)b * a.Hkv + hkv) * a.Nk : nullptr;
+
+    if constexpr (RW) { /* the reducer warpgroup: the dK/dV sums of every block, off the products' path */
+        if (tid >= NTHREADS) {
+            setmaxnreg_dec<24>();
+            rw_reduce<D>(a, reinterpret_cast<const float *>(sP), sRdk, sRidx, b, hkv, (nkeys + BK - 1) / BK,
+                         tid - NTHREADS);
+            return;
+        }
+        setmaxnreg_inc<240>();
+    }
 
     constexpr int CH = D / 8;
     /* where chunk c of row r of Q, dO, K and V sits */
@@ -421,7 +532,7 @@ __global__ void __launch_bounds__(2 * BQ * KS) bwd_main_kernel(const BwdArgs a) 
         cp_commit();
         cp_wait<1>();
         if constexpr (WG) fence_async_smem(); /* the stage's copies, visible to the wgmmas */
-        __syncthreads();
+        cons_sync<RW>();
         const uint32_t so = st * BK * RB; /* the stage's byte offset in sK and sV */
         if (it == pre_end && pre_end > 0) {
 #pragma unroll
@@ -436,7 +547,7 @@ __global__ void __launch_bounds__(2 * BQ * KS) bwd_main_kernel(const BwdArgs a) 
 #pragma unroll
                     for (int r = 0; r < 2; r++) sDx[kh * BQ + wrow + (lane >> 2) + 8 * r] = dsm[r];
                 }
-                __syncthreads();
+                cons_sync<RW>();
 #pragma unroll
                 for (int r = 0; r < 2; r++) {
                     const int row = wrow + (lane >> 2) + 8 * r;
@@ -504,11 +615,13 @@ __global__ void __launch_bounds__(2 * BQ * KS) bwd_main_kernel(const BwdArgs a) 
         };
         if (it < pre_end) { /* first pass: Dsum only */
             p_ds(std::true_type(), nullptr);
-            __syncthreads();
+            cons_sync<RW>();
             continue;
         }
         /* P and dS (dS kept in dp); dz column sums */
         p_ds(std::false_type(), a.dz ? a.dz + ((size_t)b * a.Hkv + hkv) * a.Nk : nullptr);
+        /* RW: the reducer has read the last block's dV partial from sP and sdS */
+        if constexpr (RW) nb_sync(RW_FREE_P, NTHREADS + 128);
         /* P and s dS to shared memory as [row][key] (8 chunks of 8 keys per row), swizzled;
          * WG: in the core-matrix layout, the M-major A operands of dV and dK */
 #pragma unroll
@@ -550,7 +663,7 @@ __global__ void __launch_bounds__(2 * BQ * KS) bwd_main_kernel(const BwdArgs a) 
             }
         }
         if constexpr (WG) fence_async_smem(); /* P and dS, visible to the wgmmas */
-        __syncthreads();
+        cons_sync<RW>();
         if constexpr (KS > 1) { /* dQ += (s dS) K, the row's whole block from sdS, DQW columns */
 #pragma unroll
             for (int kk = 0; kk < BK / 16; kk++) {
@@ -602,7 +715,19 @@ __global__ void __launch_bounds__(2 * BQ * KS) bwd_main_kernel(const BwdArgs a) 
                 wg_commit();
             }
         };
-        if constexpr (OV) { /* dK's product runs while dV's sums are issued */
+        if constexpr (RW) { /* both products, then the partials to shared memory for the reducer */
+            float accv[DW / 8][4], acck[DW / 8][4];
+            wg_fence();
+            wg_dvdk(accv, sP, sdO);
+            wg_dvdk(acck, sdS, sQ);
+            wg_wait0();
+            cons_sync<RW>();                     /* both warpgroups' products have read sP and sdS */
+            nb_sync(RW_FREE_K, NTHREADS + 128); /* and the reducer the last block's dK partial and keys */
+            rw_put<D, DW>(reinterpret_cast<float *>(sP), accv, wkey, d0, lane);
+            rw_put<D, DW>(sRdk, acck, wkey, d0, lane);
+            if (tid < BK) sRidx[tid] = sIdx[st * BK + tid];
+            nb_arrive(RW_FULL, NTHREADS + 128);
+        } else if constexpr (OV) { /* dK's product runs while dV's sums are issued */
             float accv[DW / 8][4], acck[DW / 8][4];
             wg_fence();
             wg_dvdk(accv, sP, sdO);
@@ -647,7 +772,7 @@ __global__ void __launch_bounds__(2 * BQ * KS) bwd_main_kernel(const BwdArgs a) 
          * reaches only when done with this block. Only a wrap to block 0 (the plain
          * path, writing the stage's key slots before that barrier while a slow warp
          * may still read them for its adds) needs this one. */
-        if (!ahead || (it + 2 < nit && (it + 2) % nblocks == 0)) __syncthreads();
+        if (!ahead || (it + 2 < nit && (it + 2) % nblocks == 0)) cons_sync<RW>();
     }
     cp_wait<0>();
 
@@ -1174,9 +1299,10 @@ attn_status launch_bwd_kp(const attn_params *p, BwdArgs &a, float *dq_add, bool 
 
 /* The backward's shared memory at BQ query rows per tile; KS 2 (16 warps) adds
  * two floats per row, the key halves' parts of the exact Dsum. */
-size_t bwd_smem(int BQ, int D, size_t esize, int KS = 1) {
+size_t bwd_smem(int BQ, int D, size_t esize, int KS = 1, bool RW = false) {
     return (size_t)(2 * BQ * D + 4 * BK * D + 2 * BQ * BK) * esize + BQ * 8 + 8 * BK * sizeof(int) + 4 * sizeof(int) +
-           (KS > 1 ? 2 * (size_t)BQ * sizeof(float) : 0);
+           (KS > 1 ? 2 * (size_t)BQ * sizeof(float) : 0) +
+           (RW ? (size_t)BK * D * sizeof(float) + BK * sizeof(int) : 0); /* RW: sRdk, sRidx */
 }
 
 /* The device's opt-in shared memory per CTA in bytes, 0 where it cannot be read. */
@@ -1193,7 +1319,7 @@ int bwd_tile_rows(int D, size_t esize) {
     return bwd_smem(128, D, esize) <= bwd_optin() ? 128 : 64;
 }
 
-template <typename T, int D, int BQ, bool WG = false, int KS = 1, bool OV = false>
+template <typename T, int D, int BQ, bool WG = false, int KS = 1, bool OV = false, bool RW = false>
 attn_status launch_bwd_bq(const attn_params *p, BwdArgs &a, const cuda_attn_spec *s) {
     const int ntiles = (p->Nq + BQ - 1) / BQ;
     if (a.dsum_in) {
@@ -1202,10 +1328,10 @@ attn_status launch_bwd_bq(const attn_params *p, BwdArgs &a, const cuda_attn_spec
         attn_status st = launch_dot<T>(p, const_cast<float *>(a.dsum), p->Nq, nullptr, s->ores);
         if (st != ATTN_OK) return st;
     }
-    const size_t smem = bwd_smem(BQ, D, sizeof(T), KS);
-    auto kern = bwd_main_kernel<T, D, BQ, WG, KS, OV>;
+    const size_t smem = bwd_smem(BQ, D, sizeof(T), KS, RW);
+    auto kern = bwd_main_kernel<T, D, BQ, WG, KS, OV, RW>;
     CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-    kern<<<dim3(ntiles, p->Hq, p->B), 2 * BQ * KS, smem>>>(a);
+    kern<<<dim3(ntiles, p->Hq, p->B), 2 * BQ * KS + (RW ? 128 : 0), smem>>>(a);
     CUDA_CHECK_LAUNCH();
     if (s->after_main) {
         attn_status st = s->after_main(s->after_main_ctx);
@@ -1234,6 +1360,13 @@ bool bwd_wg_overlap_enabled() {
     return on;
 }
 
+/* DMABENCH_CUDA_BWD_WG_REDUCER=1: the wgmma version's 128-row tiles with a third
+ * warpgroup that issues the dK/dV sums (bwd_main_kernel's RW) */
+bool bwd_wg_reducer_enabled() {
+    static const bool on = dm_env_is("DMABENCH_CUDA_BWD_WG_REDUCER", "1");
+    return on;
+}
+
 /* DMABENCH_CUDA_BWD_W16=1: the 128-row tiles at D 64 and 128 on 16 warps
  * (bwd_main_kernel's KS 2) */
 bool bwd_w16_enabled() {
@@ -1248,6 +1381,8 @@ template <typename T, int D> attn_status launch_bwd(const attn_params *p, BwdArg
             if (bq == 128 && bwd_w16_enabled() && bwd_smem(128, D, sizeof(T), 2) <= bwd_optin())
                 return launch_bwd_bq<T, D, 128, false, 2>(p, a, s);
             if (bwd_wgmma_enabled()) {
+                if (bq == 128 && bwd_wg_reducer_enabled() && bwd_smem(128, D, sizeof(T), 1, true) <= bwd_optin())
+                    return launch_bwd_bq<T, D, 128, true, 1, false, true>(p, a, s);
                 if (bq == 128 && bwd_wg_overlap_enabled()) return launch_bwd_bq<T, D, 128, true, 1, true>(p, a, s);
                 return bq == 128 ? launch_bwd_bq<T, D, 128, true>(p, a, s) : launch_bwd_bq<T, D, 64, true>(p, a, s);
             }
