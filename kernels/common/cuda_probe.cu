@@ -28,18 +28,6 @@ __device__ __forceinline__ uint32_t probe_hash(uint32_t x) {
     return x;
 }
 
-__device__ __forceinline__ void probe_red4(float *p, float a, float b, float c, float d) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    asm volatile("red.global.add.v4.f32 [%0], {%1, %2, %3, %4};\n" ::"l"(p), "f"(a), "f"(b), "f"(c), "f"(d)
-                 : "memory");
-#else
-    atomicAdd(p, a);
-    atomicAdd(p + 1, b);
-    atomicAdd(p + 2, c);
-    atomicAdd(p + 3, d);
-#endif
-}
-
 __device__ __forceinline__ void probe_st2(float *p, float a, float b) {
     asm volatile("st.global.v2.f32 [%0], {%1, %2};\n" ::"l"(p), "f"(a), "f"(b) : "memory");
 }
@@ -103,7 +91,7 @@ __global__ void __launch_bounds__(PT) probe_kernel(float *dk, float *dv, int key
                     float *row = acc + (long long)key_of(wkey + (lane >> 2) + 8 * r) * accs + h * PD + d0;
                     if constexpr (OP == PROBE_RED4) {
 #pragma unroll
-                        for (int t = 0; t < 4; t++) probe_red4(row + t * 16 + (lane & 3) * 4, 1.f, 1.f, 1.f, 1.f);
+                        for (int t = 0; t < 4; t++) dm::red_add4(row + t * 16 + (lane & 3) * 4, make_float4(1.f, 1.f, 1.f, 1.f));
                     } else {
 #pragma unroll
                         for (int t = 0; t < 8; t++) {
