@@ -444,7 +444,11 @@ extern "C" attn_status cuda_attn_forward(const attn_params *p, const cuda_attn_s
     a.cap = s->cap;
     a.ntiles = cuda_attn_ntiles(p);
     a.ores = s->ores;
-    if (dm::fwd_wgmma_enabled() && !a.ores) { /* the residual: mma.sync kernel only */
+    if (dm::fwd_ws_enabled()) {
+        attn_status st = dm::launch_fwd_ws(a, p->D, p->dtype);
+        if (st != ATTN_ERR_UNSUPPORTED) return st;
+    }
+    if (dm::fwd_wgmma_enabled() && !a.ores) { /* the residual: mma.sync and fw1 only */
         attn_status st = dm::launch_fwd_wgmma(a, p->D, p->dtype);
         if (st != ATTN_ERR_UNSUPPORTED) return st;
     }

@@ -244,26 +244,10 @@ __device__ __forceinline__ void bwd_p_ds(float (&s)[BK_ / 8][4], float (&dp)[BK_
  * Barrier 1 is the consumers' own, in place of __syncthreads. */
 enum { RW_CONS = 1, RW_FULL = 2, RW_FREE_P = 3, RW_FREE_K = 4 };
 
-__device__ __forceinline__ void nb_sync(int id, int n) {
-    asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(n) : "memory");
-}
-__device__ __forceinline__ void nb_arrive(int id, int n) {
-    asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(n) : "memory");
-}
 /* the consumers' barrier: the whole CTA's, or with RW the 8 consumer warps' */
 template <bool RW> __device__ __forceinline__ void cons_sync() {
     if constexpr (RW) nb_sync(RW_CONS, 256);
     else __syncthreads();
-}
-template <int N> __device__ __forceinline__ void setmaxnreg_inc() {
-#ifdef DM_WGMMA
-    asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(N));
-#endif
-}
-template <int N> __device__ __forceinline__ void setmaxnreg_dec() {
-#ifdef DM_WGMMA
-    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(N));
-#endif
 }
 /* where column c of a partial's row sits: 8-float groups permuted by the row, so
  * that the 8 rows of a fragment store and the float4 reads of a row both spread

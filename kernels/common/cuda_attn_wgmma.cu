@@ -33,6 +33,7 @@
 #include "cuda_attn_keys.cuh"
 #include "cuda_common.cuh"
 #include "cuda_mma.cuh"
+#include "cuda_rt.h"
 #include "cuda_wgmma.cuh"
 
 namespace dm {
@@ -41,6 +42,99 @@ namespace {
 constexpr int WBQ = CUDA_ATTN_BQ; /* 128 query rows per CTA */
 constexpr int WBK = 64;           /* keys per block */
 constexpr int WNT = 256;          /* 2 warpgroups */
+
+/* A warp's 16 rows of one 64-key block (stage g0 = stage * WBK of the key slots):
+ * scale, z bias and mask on S, then the online softmax (cuda_attn.cu's, one m16
+ * tile): s becomes P, m and l move on, o is rescaled. Shared by both kernels. */
+template <int D>
+__device__ __forceinline__ void wg_softmax(float (&s)[WBK / 8][4], float (&o)[D / 2], float (&m)[2], float (&l)[2],
+                                           const FwdArgs &a, const int *sIdx, const int *sRlo, const int *sRhi,
+                                           const float *sZ, int g0, bool full, int qa, int lane) {
+    float mx[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+    for (int nt = 0; nt < WBK / 8; nt++)
+#pragma unroll
+        for (int e01 = 0; e01 < 2; e01++) {
+            const int g = g0 + nt * 8 + (lane & 3) * 2 + e01;
+            const float zb = a.z ? sZ[g] : 0.f;
+            int j = 0, rl = 0, rh = 0;
+            if (!full) j = sIdx[g], rl = sRlo[g], rh = sRhi[g];
+            const int qb8 = qa + 8;
+            float v0 = s[nt][e01] * a.scale_log2 + zb, v1 = s[nt][e01 + 2] * a.scale_log2 + zb;
+            if (!full) {
+                if (j < 0 || qa < rl || qa > rh) v0 = -INFINITY;
+                if (j < 0 || qb8 < rl || qb8 > rh) v1 = -INFINITY;
+            }
+            s[nt][e01] = v0;
+            s[nt][e01 + 2] = v1;
+            mx[0] = fmaxf(mx[0], v0);
+            mx[1] = fmaxf(mx[1], v1);
+        }
+    float alpha[2];
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        float x = mx[r];
+        x = fmaxf(x, __shfl_xor_sync(0xffffffff, x, 1));
+        x = fmaxf(x, __shfl_xor_sync(0xffffffff, x, 2));
+        const float mnew = fmaxf(m[r], x);
+        alpha[r] = mnew == -INFINITY ? 1.f : fast_exp2(m[r] - mnew);
+        m[r] = mnew;
+        l[r] *= alpha[r];
+    }
+#pragma unroll
+    for (int nt = 0; nt < WBK / 8; nt++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            const float mr = m[e >> 1];
+            const float pv = mr == -INFINITY ? 0.f : fast_exp2(s[nt][e] - mr);
+            s[nt][e] = pv;
+            l[e >> 1] += pv;
+        }
+#pragma unroll
+    for (int t = 0; t < D / 8; t++) {
+        o[4 * t + 0] *= alpha[0], o[4 * t + 1] *= alpha[0];
+        o[4 * t + 2] *= alpha[1], o[4 * t + 3] *= alpha[1];
+    }
+}
+
+/* The finish of a warp's 16 rows (wrow ..): full row sums, normalise, write O (RES:
+ * and its rounding residual, bf16 (B, Nq, Hq, D)) and the natural-log lse. The
+ * accumulators are read outside the row check: a read of them on a divergent path
+ * makes ptxas serialise the wgmmas. */
+template <typename T, int D, bool RES>
+__device__ __forceinline__ void wg_finish(const float (&o)[D / 2], const float (&m)[2], const float (&l)[2],
+                                          const FwdArgs &a, int b, int h, int i0, int wrow, int lane) {
+    T *ob = static_cast<T *>(a.o) + b * a.osb + h * a.osh;
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        float lr = l[r];
+        lr += __shfl_xor_sync(0xffffffff, lr, 1);
+        lr += __shfl_xor_sync(0xffffffff, lr, 2);
+        const int q = i0 + wrow + (lane >> 2) + 8 * r;
+        const float inv = lr > 0.f ? 1.f / lr : 0.f;
+        uint32_t packed[D / 8], resid[RES ? D / 8 : 1];
+#pragma unroll
+        for (int t = 0; t < D / 8; t++) {
+            const float o0 = o[4 * t + 2 * r] * inv, o1 = o[4 * t + 2 * r + 1] * inv;
+            packed[t] = pack2<T>::from(o0, o1);
+            if constexpr (RES) {
+                const float2 rd = pack2<T>::to(packed[t]);
+                resid[t] = pack2<__nv_bfloat16>::from(o0 - rd.x, o1 - rd.y);
+            }
+        }
+        if (q >= a.Nq) continue;
+        T *orow = ob + (long long)q * a.oss;
+#pragma unroll
+        for (int t = 0; t < D / 8; t++) *reinterpret_cast<uint32_t *>(orow + t * 8 + (lane & 3) * 2) = packed[t];
+        if constexpr (RES) {
+            __nv_bfloat16 *rrow = static_cast<__nv_bfloat16 *>(a.ores) + (((size_t)b * a.Nq + q) * a.Hq + h) * D;
+#pragma unroll
+            for (int t = 0; t < D / 8; t++) *reinterpret_cast<uint32_t *>(rrow + t * 8 + (lane & 3) * 2) = resid[t];
+        }
+        if ((lane & 3) == 0)
+            a.lse[((size_t)b * a.Hq + h) * a.Nq + q] = lr > 0.f ? (m[r] + log2f(lr)) * 0.6931471805599453f : -INFINITY;
+    }
+}
 
 template <typename T, int D>
 __global__ void __launch_bounds__(WNT) attn_fwd_wgmma_kernel(const FwdArgs a) {
@@ -137,53 +231,9 @@ __global__ void __launch_bounds__(WNT) attn_fwd_wgmma_kernel(const FwdArgs a) {
         wg_commit();
         wg_wait0();
 
-        /* scale, bias and mask; then the online softmax (cuda_attn.cu's, one m16 tile) */
-        const bool full = sFull[st * 2] && sFull[st * 2 + 1];
-        float mx[2] = {-INFINITY, -INFINITY};
-#pragma unroll
-        for (int nt = 0; nt < WBK / 8; nt++)
-#pragma unroll
-            for (int e01 = 0; e01 < 2; e01++) {
-                const int g = st * WBK + nt * 8 + (lane & 3) * 2 + e01;
-                const float zb = a.z ? sZ[g] : 0.f;
-                int j = 0, rl = 0, rh = 0;
-                if (!full) j = sIdx[g], rl = sRlo[g], rh = sRhi[g];
-                const int qa = i0 + wrow + (lane >> 2), qb8 = qa + 8;
-                float v0 = s[nt][e01] * a.scale_log2 + zb, v1 = s[nt][e01 + 2] * a.scale_log2 + zb;
-                if (!full) {
-                    if (j < 0 || qa < rl || qa > rh) v0 = -INFINITY;
-                    if (j < 0 || qb8 < rl || qb8 > rh) v1 = -INFINITY;
-                }
-                s[nt][e01] = v0;
-                s[nt][e01 + 2] = v1;
-                mx[0] = fmaxf(mx[0], v0);
-                mx[1] = fmaxf(mx[1], v1);
-            }
-        float alpha[2];
-#pragma unroll
-        for (int r = 0; r < 2; r++) {
-            float x = mx[r];
-            x = fmaxf(x, __shfl_xor_sync(0xffffffff, x, 1));
-            x = fmaxf(x, __shfl_xor_sync(0xffffffff, x, 2));
-            const float mnew = fmaxf(m[r], x);
-            alpha[r] = mnew == -INFINITY ? 1.f : fast_exp2(m[r] - mnew);
-            m[r] = mnew;
-            l[r] *= alpha[r];
-        }
-#pragma unroll
-        for (int nt = 0; nt < WBK / 8; nt++)
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-                const float mr = m[e >> 1];
-                const float pv = mr == -INFINITY ? 0.f : fast_exp2(s[nt][e] - mr);
-                s[nt][e] = pv;
-                l[e >> 1] += pv;
-            }
-#pragma unroll
-        for (int t = 0; t < D / 8; t++) {
-            o[4 * t + 0] *= alpha[0], o[4 * t + 1] *= alpha[0];
-            o[4 * t + 2] *= alpha[1], o[4 * t + 3] *= alpha[1];
-        }
+        /* scale, bias and mask; then the online softmax */
+        wg_softmax<D>(s, o, m, l, a, sIdx, sRlo, sRhi, sZ, st * WBK, sFull[st * 2] && sFull[st * 2 + 1],
+                      i0 + wrow + (lane >> 2), lane);
 
         /* O += P V: every A fragment first, so that one fence covers them */
         uint32_t pf[WBK / 16][4];
@@ -198,27 +248,148 @@ __global__ void __launch_bounds__(WNT) attn_fwd_wgmma_kernel(const FwdArgs a) {
     }
     cp_wait<0>();
 
-    /* finish: full row sums, normalise, write O and the natural-log lse (the
-     * accumulators are read outside the row check: a read of them on a divergent
-     * path makes ptxas serialise the wgmmas) */
-    T *ob = static_cast<T *>(a.o) + b * a.osb + h * a.osh;
-#pragma unroll
-    for (int r = 0; r < 2; r++) {
-        float lr = l[r];
-        lr += __shfl_xor_sync(0xffffffff, lr, 1);
-        lr += __shfl_xor_sync(0xffffffff, lr, 2);
-        const int q = i0 + wrow + (lane >> 2) + 8 * r;
-        const float inv = lr > 0.f ? 1.f / lr : 0.f;
-        uint32_t packed[D / 8];
-#pragma unroll
-        for (int t = 0; t < D / 8; t++) packed[t] = pack2<T>::from(o[4 * t + 2 * r] * inv, o[4 * t + 2 * r + 1] * inv);
-        if (q >= a.Nq) continue;
-        T *orow = ob + (long long)q * a.oss;
-#pragma unroll
-        for (int t = 0; t < D / 8; t++) *reinterpret_cast<uint32_t *>(orow + t * 8 + (lane & 3) * 2) = packed[t];
-        if ((lane & 3) == 0)
-            a.lse[((size_t)b * a.Hq + h) * a.Nq + q] = lr > 0.f ? (m[r] + log2f(lr)) * 0.6931471805599453f : -INFINITY;
+    wg_finish<T, D, false>(o, m, l, a, b, h, i0, wrow, lane);
+}
+
+/* fw1 (DMABENCH_CUDA_FWD_WS=1): the same tile warp-specialised. 384 threads: two
+ * consumer warpgroups (rows 64 g .. + 63, as above) and a producer warpgroup that
+ * walks the tile's keys: per block it waits for a free stage of FNS, forms the key
+ * slots' metadata and gathers the K and V rows with cp.async (both in the
+ * core-matrix layout), and signals the stage's "full" mbarrier (each producer thread
+ * once with release for its metadata stores, once when its copies land). The
+ * consumers take the stages in turn with no barrier between them, so the two
+ * warpgroups drift apart and one's softmax runs under the other's products:
+ * S = Q K^T as above, O += P V with V read N-major straight from its rows (the
+ * backward's dQ product reads K so), RES: and O += P_lo V (P's low half, as
+ * cuda_attn.cu's residual kernel), then "empty" for the producer. setmaxnreg moves
+ * the producer's registers to the consumers (232 and 40 of 168 each at launch).
+ * Selected before w1 where it applies; unlike w1 it writes O's residual. */
+constexpr int FNS = 3;   /* stages of K and V */
+constexpr int FNT = 384; /* 2 consumer warpgroups + the producer */
+
+template <int D> constexpr size_t fw_smem(size_t esize) {
+    return (size_t)(WBQ * D + 2 * FNS * WBK * D) * esize + WBQ * 8 + FNS * WBK * 4 * sizeof(int) +
+           FNS * 2 * sizeof(int) + 8 /* alignment of the mbarriers */ + 2 * FNS * sizeof(uint64_t);
+}
+
+template <typename T, int D, bool RES>
+__global__ void __launch_bounds__(FNT, 1) attn_fwd_ws_kernel(const FwdArgs a) {
+    extern __shared__ __align__(128) unsigned char smem[];
+    T *sQ = reinterpret_cast<T *>(smem); /* [WBQ][D] core-matrix K-major */
+    T *sK = sQ + WBQ * D;                /* [FNS][WBK][D] core-matrix */
+    T *sV = sK + FNS * WBK * D;          /* [FNS][WBK][D] core-matrix, read N-major */
+    unsigned long long *sT = reinterpret_cast<unsigned long long *>(sV + FNS * WBK * D);
+    int *sIdx = reinterpret_cast<int *>(sT + WBQ); /* [FNS][WBK] each */
+    int *sRlo = sIdx + FNS * WBK;
+    int *sRhi = sRlo + FNS * WBK;
+    float *sZ = reinterpret_cast<float *>(sRhi + FNS * WBK);
+    int *sFull = reinterpret_cast<int *>(sZ + FNS * WBK); /* [FNS][2] */
+    uint64_t *bars = reinterpret_cast<uint64_t *>((reinterpret_cast<uintptr_t>(sFull + FNS * 2) + 7) & ~(uintptr_t)7);
+    uint64_t *full = bars, *empty = bars + FNS;
+
+    const int tile = gridDim.x - 1 - blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+    const int hkv = h / a.G;
+    const int i0 = tile * WBQ;
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, wg = warp >> 2;
+    const KeyPos kp = {a.off, a.kmul, a.kadd, a.causal, a.window};
+    const int nrows = min(WBQ, a.Nq - i0);
+    int nkeys, kstart;
+    const int *lst;
+    tile_keys<WBQ>(kp, a.Nk, a.Nq, a.Hkv, b, hkv, i0, nrows, a.tkey, sT, a.list, a.list_len, a.cap,
+                   ((size_t)b * a.Hkv + hkv) * a.ntiles + tile, &kstart, &nkeys, &lst);
+    if (tid < FNS) {
+        mbar_init(full + tid, 2 * 128); /* each producer thread: its copies, its metadata */
+        mbar_init(empty + tid, 256);    /* each consumer thread */
     }
+    __syncthreads();
+    const int nblocks = (nkeys + WBK - 1) / WBK;
+    const T *kb = static_cast<const T *>(a.k) + b * a.ksb + hkv * a.ksh;
+    const T *vb = static_cast<const T *>(a.v) + b * a.vsb + hkv * a.vsh;
+
+    if (tid >= 256) { /* the producer */
+        setmaxnreg_dec<40>();
+        const int pt = tid - 256;
+        const float *zrow = a.z ? a.z + ((size_t)b * a.Hkv + hkv) * a.Nk : nullptr;
+        for (int kbk = 0; kbk < nblocks; kbk++) {
+            const int st = kbk % FNS, n = kbk / FNS;
+            if (n > 0) mbar_wait(empty + st, (n - 1) & 1);
+            key_slot_meta_all<WBK>(kp, pt, kbk * WBK, nkeys, lst, kstart, a.tkey ? sT : nullptr, zrow, i0, nrows,
+                                   sIdx + st * WBK, sRlo + st * WBK, sRhi + st * WBK, sZ + st * WBK, sFull + st * 2);
+            load_key_rows<T, D, WBK, 128, true, true>(sK + st * WBK * D, sV + st * WBK * D, kb, vb, a.kss, a.vss,
+                                                      kbk * WBK, nkeys, lst, kstart, pt);
+            mbar_arrive_cp_async(full + st);
+            mbar_arrive(full + st);
+        }
+        cp_commit(); /* every copy landed before the warpgroup leaves */
+        cp_wait<0>();
+        return;
+    }
+    setmaxnreg_inc<232>();
+
+    const T *qb = static_cast<const T *>(a.q) + b * a.qsb + h * a.qsh;
+    constexpr int CH = D / 8;
+    for (int c = tid; c < WBQ * CH; c += 256) {
+        const int r = c / CH, ch = c % CH, i = i0 + r;
+        const bool ok = i < a.Nq;
+        cp16(sQ + cm_off<D>(r, ch), qb + (long long)(ok ? i : 0) * a.qss + ch * 8, ok);
+    }
+    cp_commit();
+    cp_wait<0>();
+    fence_async_smem();
+    nb_sync(1, 256);
+
+    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
+    float o[D / 2];
+#pragma unroll
+    for (int x = 0; x < D / 2; x++) o[x] = 0.f;
+    const int wrow = warp * 16;
+    const uint64_t dq0 = gmma_desc(sQ + cm_off<D>(wg * 64, 0), D * 16);
+    for (int kbk = 0; kbk < nblocks; kbk++) {
+        const int st = kbk % FNS;
+        mbar_wait(full + st, (kbk / FNS) & 1);
+        fence_async_smem(); /* the producer's copies, seen by this thread's wgmmas */
+        float s[WBK / 8][4];
+        float(&sf)[WBK / 2] = reinterpret_cast<float(&)[WBK / 2]>(s);
+        const T *sKs = sK + st * WBK * D, *sVs = sV + st * WBK * D;
+        wg_fence();
+        wgmma_ss0<T, WBK>(sf, dq0, gmma_desc(sKs, D * 16));
+#pragma unroll
+        for (int kk = 1; kk < D / 16; kk++)
+            wgmma_ss<T, WBK>(sf, dq0 + (uint64_t)((kk * 2 * 128) >> 4), gmma_desc(sKs + cm_off<D>(0, 2 * kk), D * 16), 1);
+        wg_commit();
+        wg_wait0();
+        wg_softmax<D>(s, o, m, l, a, sIdx, sRlo, sRhi, sZ, st * WBK, sFull[st * 2] && sFull[st * 2 + 1],
+                      i0 + wrow + (lane >> 2), lane);
+        uint32_t pf[WBK / 16][4], pl[WBK / 16][RES ? 4 : 1];
+#pragma unroll
+        for (int kk = 0; kk < WBK / 16; kk++) {
+            acc_to_a<T>(s, kk, pf[kk]);
+            if constexpr (RES) acc_to_a_lo<T, WBK / 8>(s, kk, pf[kk], pl[kk]);
+        }
+        wg_fence();
+#pragma unroll
+        for (int kk = 0; kk < WBK / 16; kk++) {
+            const uint64_t dv = gmma_desc_mn(sVs + cm_off<D>(16 * kk, 0), D * 16, 128);
+            wgmma_rs_mn<T, D>(o, pf[kk], dv);
+            if constexpr (RES) wgmma_rs_mn<T, D>(o, pl[kk], dv);
+        }
+        wg_commit();
+        wg_wait0();
+        fence_async_smem();
+        mbar_arrive(empty + st);
+    }
+    wg_finish<T, D, RES>(o, m, l, a, b, h, i0, wrow, lane);
+}
+
+template <typename T, int D> attn_status launch_ws(const FwdArgs &a) {
+    const size_t smem = fw_smem<D>(sizeof(T));
+    size_t optin = 0;
+    if (dm_cuda_smem_optin(&optin) != ATTN_OK || smem > optin) return ATTN_ERR_UNSUPPORTED;
+    auto kern = a.ores ? attn_fwd_ws_kernel<T, D, true> : attn_fwd_ws_kernel<T, D, false>;
+    CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+    kern<<<dim3(a.ntiles, a.Hq, a.B), FNT, smem>>>(a);
+    CUDA_CHECK_LAUNCH();
+    return ATTN_OK;
 }
 
 template <typename T, int D> attn_status launch_wgmma(const FwdArgs &a) {
@@ -236,6 +407,20 @@ template <typename T, int D> attn_status launch_wgmma(const FwdArgs &a) {
 bool fwd_wgmma_enabled() {
     static const bool on = dm_env_is("DMABENCH_CUDA_WGMMA", "1") && dm_cuda_sm90();
     return on;
+}
+
+bool fwd_ws_enabled() {
+    static const bool on = dm_env_is("DMABENCH_CUDA_FWD_WS", "1") && dm_cuda_sm90();
+    return on;
+}
+
+attn_status launch_fwd_ws(const FwdArgs &a, int D, attn_dtype dt) {
+    if (dt != ATTN_DTYPE_BF16 && dt != ATTN_DTYPE_F16) return ATTN_ERR_UNSUPPORTED;
+    if (a.ores && !a.z) return ATTN_ERR_INVALID; /* the residual is dma's */
+    const bool bf = dt == ATTN_DTYPE_BF16;
+    if (D == 64) return bf ? launch_ws<__nv_bfloat16, 64>(a) : launch_ws<__half, 64>(a);
+    if (D == 128) return bf ? launch_ws<__nv_bfloat16, 128>(a) : launch_ws<__half, 128>(a);
+    return ATTN_ERR_UNSUPPORTED;
 }
 
 attn_status launch_fwd_wgmma(const FwdArgs &a, int D, attn_dtype dt) {

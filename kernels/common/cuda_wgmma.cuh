@@ -178,6 +178,58 @@ __device__ __forceinline__ uint64_t gmma_desc_mn(const void *p, uint32_t lbo, ui
  * along K) 128 bytes, SBO (the next 8 rows) sbo bytes. */
 __device__ __forceinline__ uint64_t gmma_desc(const void *p, uint32_t sbo) { return gmma_desc_mn(p, 128, sbo); }
 
+/* Warp specialisation (sm_90): named barriers (bar.sync waits, bar.arrive only
+ * counts; n threads in all, whole warps), the register split between warpgroups
+ * (setmaxnreg, by every thread of a warpgroup), and mbarriers in shared memory
+ * (arrivals counted per phase; a wait names the phase's parity). */
+__device__ __forceinline__ void nb_sync(int id, int n) {
+    asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(n) : "memory");
+}
+__device__ __forceinline__ void nb_arrive(int id, int n) {
+    asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(n) : "memory");
+}
+template <int N> __device__ __forceinline__ void setmaxnreg_inc() {
+#ifdef DM_WGMMA
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(N));
+#endif
+}
+template <int N> __device__ __forceinline__ void setmaxnreg_dec() {
+#ifdef DM_WGMMA
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(N));
+#endif
+}
+__device__ __forceinline__ void mbar_init(uint64_t *bar, int count) {
+#ifdef DM_WGMMA
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(smem_addr(bar)), "r"(count) : "memory");
+#endif
+}
+/* one arrival, with release of this thread's earlier writes */
+__device__ __forceinline__ void mbar_arrive(uint64_t *bar) {
+#ifdef DM_WGMMA
+    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(smem_addr(bar)) : "memory");
+#endif
+}
+/* one arrival once this thread's earlier cp.async copies have landed (counted in
+ * the barrier's init count: .noinc) */
+__device__ __forceinline__ void mbar_arrive_cp_async(uint64_t *bar) {
+#ifdef DM_WGMMA
+    asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(smem_addr(bar)) : "memory");
+#endif
+}
+/* until the phase of the given parity has completed */
+__device__ __forceinline__ void mbar_wait(uint64_t *bar, int parity) {
+#ifdef DM_WGMMA
+    asm volatile("{\n"
+                 ".reg .pred done;\n"
+                 "WAIT:\n"
+                 "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+                 "@!done bra WAIT;\n"
+                 "}\n" ::"r"(smem_addr(bar)),
+                 "r"(parity)
+                 : "memory");
+#endif
+}
+
 } // namespace dm
 
 #endif
