@@ -43,6 +43,26 @@ constexpr int WBQ = CUDA_ATTN_BQ; /* 128 query rows per CTA */
 constexpr int WBK = 64;           /* keys per block */
 constexpr int WNT = 256;          /* 2 warpgroups */
 
+/* The CTA's tile (the last tiles first, as cuda_attn.cu orders them), its head and
+ * its keys (tile_keys: a range or the variant's list, and the rows' thresholds in
+ * sT), as both kernels take them. By every thread (tile_keys has a barrier). */
+struct WgTile {
+    int tile, h, b, hkv, i0, nrows, nkeys, kstart;
+    const int *lst;
+    KeyPos kp;
+};
+__device__ __forceinline__ WgTile wg_tile(const FwdArgs &a, unsigned long long *sT) {
+    WgTile t;
+    t.tile = gridDim.x - 1 - blockIdx.x, t.h = blockIdx.y, t.b = blockIdx.z;
+    t.hkv = t.h / a.G;
+    t.i0 = t.tile * WBQ;
+    t.kp = {a.off, a.kmul, a.kadd, a.causal, a.window};
+    t.nrows = min(WBQ, a.Nq - t.i0);
+    tile_keys<WBQ>(t.kp, a.Nk, a.Nq, a.Hkv, t.b, t.hkv, t.i0, t.nrows, a.tkey, sT, a.list, a.list_len, a.cap,
+                   ((size_t)t.b * a.Hkv + t.hkv) * a.ntiles + t.tile, &t.kstart, &t.nkeys, &t.lst);
+    return t;
+}
+
 /* A warp's 16 rows of one 64-key block (stage g0 = stage * WBK of the key slots):
  * scale, z bias and mask on S, then the online softmax (cuda_attn.cu's, one m16
  * tile): s becomes P, m and l move on, o is rescaled. Shared by both kernels. */
@@ -150,17 +170,11 @@ __global__ void __launch_bounds__(WNT) attn_fwd_wgmma_kernel(const FwdArgs a) {
     float *sZ = reinterpret_cast<float *>(sRhi + 2 * WBK);
     int *sFull = reinterpret_cast<int *>(sZ + 2 * WBK); /* [2][2]: per stage, per loading warp */
 
-    const int tile = gridDim.x - 1 - blockIdx.x, h = blockIdx.y, b = blockIdx.z;
-    const int hkv = h / a.G;
-    const int i0 = tile * WBQ;
+    const WgTile t = wg_tile(a, sT);
+    const int h = t.h, b = t.b, hkv = t.hkv, i0 = t.i0, nrows = t.nrows, nkeys = t.nkeys, kstart = t.kstart;
+    const int *lst = t.lst;
+    const KeyPos kp = t.kp;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, wg = warp >> 2;
-    const KeyPos kp = {a.off, a.kmul, a.kadd, a.causal, a.window};
-
-    const int nrows = min(WBQ, a.Nq - i0);
-    int nkeys, kstart;
-    const int *lst;
-    tile_keys<WBQ>(kp, a.Nk, a.Nq, a.Hkv, b, hkv, i0, nrows, a.tkey, sT, a.list, a.list_len, a.cap,
-                   ((size_t)b * a.Hkv + hkv) * a.ntiles + tile, &kstart, &nkeys, &lst);
 
     const T *qb = static_cast<const T *>(a.q) + b * a.qsb + h * a.qsh;
     const T *kb = static_cast<const T *>(a.k) + b * a.ksb + hkv * a.ksh;
@@ -287,16 +301,11 @@ __global__ void __launch_bounds__(FNT, 1) attn_fwd_ws_kernel(const FwdArgs a) {
     uint64_t *bars = reinterpret_cast<uint64_t *>((reinterpret_cast<uintptr_t>(sFull + FNS * 2) + 7) & ~(uintptr_t)7);
     uint64_t *full = bars, *empty = bars + FNS;
 
-    const int tile = gridDim.x - 1 - blockIdx.x, h = blockIdx.y, b = blockIdx.z;
-    const int hkv = h / a.G;
-    const int i0 = tile * WBQ;
+    const WgTile t = wg_tile(a, sT);
+    const int h = t.h, b = t.b, hkv = t.hkv, i0 = t.i0, nrows = t.nrows, nkeys = t.nkeys, kstart = t.kstart;
+    const int *lst = t.lst;
+    const KeyPos kp = t.kp;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, wg = warp >> 2;
-    const KeyPos kp = {a.off, a.kmul, a.kadd, a.causal, a.window};
-    const int nrows = min(WBQ, a.Nq - i0);
-    int nkeys, kstart;
-    const int *lst;
-    tile_keys<WBQ>(kp, a.Nk, a.Nq, a.Hkv, b, hkv, i0, nrows, a.tkey, sT, a.list, a.list_len, a.cap,
-                   ((size_t)b * a.Hkv + hkv) * a.ntiles + tile, &kstart, &nkeys, &lst);
     if (tid < FNS) {
         mbar_init(full + tid, 2 * 128); /* each producer thread: its copies, its metadata */
         mbar_init(empty + tid, 256);    /* each consumer thread */
