@@ -63,6 +63,19 @@ __device__ __forceinline__ WgTile wg_tile(const FwdArgs &a, unsigned long long *
     return t;
 }
 
+/* S = Q K^T for the warpgroup's 64 rows x 64 keys (Q's descriptor dq0, the stage's
+ * K at sKs), both K-major in shared memory; waited for */
+template <typename T, int D>
+__device__ __forceinline__ void wg_scores(float (&sf)[WBK / 2], uint64_t dq0, const T *sKs) {
+    wg_fence();
+    wgmma_ss0<T, WBK>(sf, dq0, gmma_desc(sKs, D * 16));
+#pragma unroll
+    for (int kk = 1; kk < D / 16; kk++)
+        wgmma_ss<T, WBK>(sf, dq0 + (uint64_t)((kk * 2 * 128) >> 4), gmma_desc(sKs + cm_off<D>(0, 2 * kk), D * 16), 1);
+    wg_commit();
+    wg_wait0();
+}
+
 /* A warp's 16 rows of one 64-key block (stage g0 = stage * WBK of the key slots):
  * scale, z bias and mask on S, then the online softmax (cuda_attn.cu's, one m16
  * tile): s becomes P, m and l move on, o is rescaled. Shared by both kernels. */
@@ -237,13 +250,7 @@ __global__ void __launch_bounds__(WNT) attn_fwd_wgmma_kernel(const FwdArgs a) {
         float s[WBK / 8][4];
         float(&sf)[WBK / 2] = reinterpret_cast<float(&)[WBK / 2]>(s);
         const T *sKs = sK + st * WBK * D;
-        wg_fence();
-        wgmma_ss0<T, WBK>(sf, dq0, gmma_desc(sKs, D * 16));
-#pragma unroll
-        for (int kk = 1; kk < D / 16; kk++)
-            wgmma_ss<T, WBK>(sf, dq0 + (uint64_t)((kk * 2 * 128) >> 4), gmma_desc(sKs + cm_off<D>(0, 2 * kk), D * 16), 1);
-        wg_commit();
-        wg_wait0();
+        wg_scores<T, D>(sf, dq0, sKs);
 
         /* scale, bias and mask; then the online softmax */
         wg_softmax<D>(s, o, m, l, a, sIdx, sRlo, sRhi, sZ, st * WBK, sFull[st * 2] && sFull[st * 2 + 1],
@@ -360,13 +367,7 @@ __global__ void __launch_bounds__(FNT, 1) attn_fwd_ws_kernel(const FwdArgs a) {
         float s[WBK / 8][4];
         float(&sf)[WBK / 2] = reinterpret_cast<float(&)[WBK / 2]>(s);
         const T *sKs = sK + st * WBK * D, *sVs = sV + st * WBK * D;
-        wg_fence();
-        wgmma_ss0<T, WBK>(sf, dq0, gmma_desc(sKs, D * 16));
-#pragma unroll
-        for (int kk = 1; kk < D / 16; kk++)
-            wgmma_ss<T, WBK>(sf, dq0 + (uint64_t)((kk * 2 * 128) >> 4), gmma_desc(sKs + cm_off<D>(0, 2 * kk), D * 16), 1);
-        wg_commit();
-        wg_wait0();
+        wg_scores<T, D>(sf, dq0, sKs);
         wg_softmax<D>(s, o, m, l, a, sIdx, sRlo, sRhi, sZ, st * WBK, sFull[st * 2] && sFull[st * 2 + 1],
                       i0 + wrow + (lane >> 2), lane);
         uint32_t pf[WBK / 16][4], pl[WBK / 16][RES ? 4 : 1];
