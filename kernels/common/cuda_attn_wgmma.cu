@@ -64,14 +64,19 @@ __device__ __forceinline__ WgTile wg_tile(const FwdArgs &a, unsigned long long *
 }
 
 /* S = Q K^T for the warpgroup's 64 rows x 64 keys (Q's descriptor dq0, the stage's
- * K at sKs), both K-major in shared memory; waited for */
+ * K at sKs), both K-major in shared memory: issued into the current commit group */
 template <typename T, int D>
-__device__ __forceinline__ void wg_scores(float (&sf)[WBK / 2], uint64_t dq0, const T *sKs) {
-    wg_fence();
+__device__ __forceinline__ void wg_scores_issue(float (&sf)[WBK / 2], uint64_t dq0, const T *sKs) {
     wgmma_ss0<T, WBK>(sf, dq0, gmma_desc(sKs, D * 16));
 #pragma unroll
     for (int kk = 1; kk < D / 16; kk++)
         wgmma_ss<T, WBK>(sf, dq0 + (uint64_t)((kk * 2 * 128) >> 4), gmma_desc(sKs + cm_off<D>(0, 2 * kk), D * 16), 1);
+}
+/* the same, alone in its group, waited for */
+template <typename T, int D>
+__device__ __forceinline__ void wg_scores(float (&sf)[WBK / 2], uint64_t dq0, const T *sKs) {
+    wg_fence();
+    wg_scores_issue<T, D>(sf, dq0, sKs);
     wg_commit();
     wg_wait0();
 }
@@ -284,7 +289,8 @@ __global__ void __launch_bounds__(WNT) attn_fwd_wgmma_kernel(const FwdArgs a) {
  * backward's dQ product reads K so), RES: and O += P_lo V (P's low half, as
  * cuda_attn.cu's residual kernel), then "empty" for the producer. setmaxnreg moves
  * the producer's registers to the consumers (232 and 40 of 168 each at launch).
- * Selected before w1 where it applies; unlike w1 it writes O's residual. */
+ * Selected before w1 where it applies; unlike w1 it writes O's residual.
+ * DMABENCH_CUDA_FWD_WS=2 (PP) adds the ping-pong of FA3 (see the loop). */
 constexpr int FNS = 3;   /* stages of K and V */
 constexpr int FNT = 384; /* 2 consumer warpgroups + the producer */
 
@@ -293,7 +299,31 @@ template <int D> constexpr size_t fw_smem(size_t esize) {
            FNS * 2 * sizeof(int) + 8 /* alignment of the mbarriers */ + 2 * FNS * sizeof(uint64_t);
 }
 
+/* The stage's P V (o += P V, RES: and the low half's) issued, into the current
+ * commit group; pf and pl are read asynchronously until the group is waited for */
 template <typename T, int D, bool RES>
+__device__ __forceinline__ void fw_pv(float (&o)[D / 2], const uint32_t (&pf)[WBK / 16][4],
+                                      const uint32_t (&pl)[WBK / 16][RES ? 4 : 1], const T *sVs) {
+#pragma unroll
+    for (int kk = 0; kk < WBK / 16; kk++) {
+        const uint64_t dv = gmma_desc_mn(sVs + cm_off<D>(16 * kk, 0), D * 16, 128);
+        wgmma_rs_mn<T, D>(o, pf[kk], dv);
+        if constexpr (RES) wgmma_rs_mn<T, D>(o, pl[kk], dv);
+    }
+}
+
+/* S's accumulators, now P, as A fragments (RES: and the low halves) */
+template <typename T, bool RES>
+__device__ __forceinline__ void fw_frags(const float (&s)[WBK / 8][4], uint32_t (&pf)[WBK / 16][4],
+                                         uint32_t (&pl)[WBK / 16][RES ? 4 : 1]) {
+#pragma unroll
+    for (int kk = 0; kk < WBK / 16; kk++) {
+        acc_to_a<T>(s, kk, pf[kk]);
+        if constexpr (RES) acc_to_a_lo<T, WBK / 8>(s, kk, pf[kk], pl[kk]);
+    }
+}
+
+template <typename T, int D, bool RES, bool PP>
 __global__ void __launch_bounds__(FNT, 1) attn_fwd_ws_kernel(const FwdArgs a) {
     extern __shared__ __align__(128) unsigned char smem[];
     T *sQ = reinterpret_cast<T *>(smem); /* [WBQ][D] core-matrix K-major */
@@ -360,42 +390,75 @@ __global__ void __launch_bounds__(FNT, 1) attn_fwd_ws_kernel(const FwdArgs a) {
     for (int x = 0; x < D / 2; x++) o[x] = 0.f;
     const int wrow = warp * 16;
     const uint64_t dq0 = gmma_desc(sQ + cm_off<D>(wg * 64, 0), D * 16);
-    for (int kbk = 0; kbk < nblocks; kbk++) {
-        const int st = kbk % FNS;
-        mbar_wait(full + st, (kbk / FNS) & 1);
-        fence_async_smem(); /* the producer's copies, seen by this thread's wgmmas */
-        float s[WBK / 8][4];
-        float(&sf)[WBK / 2] = reinterpret_cast<float(&)[WBK / 2]>(s);
-        const T *sKs = sK + st * WBK * D, *sVs = sV + st * WBK * D;
-        wg_scores<T, D>(sf, dq0, sKs);
-        wg_softmax<D>(s, o, m, l, a, sIdx, sRlo, sRhi, sZ, st * WBK, sFull[st * 2] && sFull[st * 2 + 1],
-                      i0 + wrow + (lane >> 2), lane);
-        uint32_t pf[WBK / 16][4], pl[WBK / 16][RES ? 4 : 1];
-#pragma unroll
-        for (int kk = 0; kk < WBK / 16; kk++) {
-            acc_to_a<T>(s, kk, pf[kk]);
-            if constexpr (RES) acc_to_a_lo<T, WBK / 8>(s, kk, pf[kk], pl[kk]);
+    const int qa = i0 + wrow + (lane >> 2);
+    float s[WBK / 8][4];
+    float(&sf)[WBK / 2] = reinterpret_cast<float(&)[WBK / 2]>(s);
+    uint32_t pf[WBK / 16][4], pl[WBK / 16][RES ? 4 : 1];
+    if constexpr (!PP) {
+        for (int kbk = 0; kbk < nblocks; kbk++) {
+            const int st = kbk % FNS;
+            mbar_wait(full + st, (kbk / FNS) & 1);
+            fence_async_smem(); /* the producer's copies, seen by this thread's wgmmas */
+            wg_scores<T, D>(sf, dq0, sK + st * WBK * D);
+            wg_softmax<D>(s, o, m, l, a, sIdx, sRlo, sRhi, sZ, st * WBK, sFull[st * 2] && sFull[st * 2 + 1], qa, lane);
+            fw_frags<T, RES>(s, pf, pl);
+            wg_fence();
+            fw_pv<T, D, RES>(o, pf, pl, sV + st * WBK * D);
+            wg_commit();
+            wg_wait0();
+            fence_async_smem();
+            mbar_arrive(empty + st);
         }
-        wg_fence();
-#pragma unroll
-        for (int kk = 0; kk < WBK / 16; kk++) {
-            const uint64_t dv = gmma_desc_mn(sVs + cm_off<D>(16 * kk, 0), D * 16, 128);
-            wgmma_rs_mn<T, D>(o, pf[kk], dv);
-            if constexpr (RES) wgmma_rs_mn<T, D>(o, pl[kk], dv);
-        }
-        wg_commit();
-        wg_wait0();
+    } else if (nblocks > 0) {
+        /* PP: the two warpgroups take turns (named barriers 2 + g) to issue their
+         * products: block j's P V with block j + 1's S in one commit group, so that
+         * one warpgroup's products run under the other's softmax (FA3's ping-pong).
+         * Warpgroup 1 gives warpgroup 0 the first turn and owes no turn after its last. */
+        const int mine = 2 + wg, other = 2 + (wg ^ 1);
+        if (wg == 1) nb_arrive(2, 256);
+        mbar_wait(full, 0);
         fence_async_smem();
-        mbar_arrive(empty + st);
+        nb_sync(mine, 256);
+        wg_fence();
+        wg_scores_issue<T, D>(sf, dq0, sK);
+        wg_commit();
+        nb_arrive(other, 256);
+        wg_wait0();
+        for (int kbk = 0; kbk < nblocks; kbk++) {
+            const int st = kbk % FNS, sn = (kbk + 1) % FNS;
+            const bool next = kbk + 1 < nblocks;
+            wg_softmax<D>(s, o, m, l, a, sIdx, sRlo, sRhi, sZ, st * WBK, sFull[st * 2] && sFull[st * 2 + 1], qa, lane);
+            fw_frags<T, RES>(s, pf, pl);
+            if (next) {
+                mbar_wait(full + sn, ((kbk + 1) / FNS) & 1);
+                fence_async_smem();
+            }
+            nb_sync(mine, 256);
+            wg_fence();
+            fw_pv<T, D, RES>(o, pf, pl, sV + st * WBK * D);
+            if (next) wg_scores_issue<T, D>(sf, dq0, sK + sn * WBK * D);
+            wg_commit();
+            if (next || wg == 0) nb_arrive(other, 256);
+            wg_wait0();
+            fence_async_smem();
+            mbar_arrive(empty + st);
+        }
     }
     wg_finish<T, D, RES>(o, m, l, a, b, h, i0, wrow, lane);
+}
+
+/* DMABENCH_CUDA_FWD_WS=2: fw1 with ping-pong (attn_fwd_ws_kernel's PP) */
+bool fwd_ws_pingpong() {
+    static const bool on = dm_env_is("DMABENCH_CUDA_FWD_WS", "2");
+    return on;
 }
 
 template <typename T, int D> attn_status launch_ws(const FwdArgs &a) {
     const size_t smem = fw_smem<D>(sizeof(T));
     size_t optin = 0;
     if (dm_cuda_smem_optin(&optin) != ATTN_OK || smem > optin) return ATTN_ERR_UNSUPPORTED;
-    auto kern = a.ores ? attn_fwd_ws_kernel<T, D, true> : attn_fwd_ws_kernel<T, D, false>;
+    auto kern = fwd_ws_pingpong() ? (a.ores ? attn_fwd_ws_kernel<T, D, true, true> : attn_fwd_ws_kernel<T, D, false, true>)
+                                  : (a.ores ? attn_fwd_ws_kernel<T, D, true, false> : attn_fwd_ws_kernel<T, D, false, false>);
     CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
     kern<<<dim3(a.ntiles, a.Hq, a.B), FNT, smem>>>(a);
     CUDA_CHECK_LAUNCH();
@@ -420,7 +483,7 @@ bool fwd_wgmma_enabled() {
 }
 
 bool fwd_ws_enabled() {
-    static const bool on = dm_env_is("DMABENCH_CUDA_FWD_WS", "1") && dm_cuda_sm90();
+    static const bool on = (dm_env_is("DMABENCH_CUDA_FWD_WS", "1") || dm_env_is("DMABENCH_CUDA_FWD_WS", "2")) && dm_cuda_sm90();
     return on;
 }
 
