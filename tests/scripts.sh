@@ -1,5 +1,6 @@
 #!/bin/sh
 # scripts.sh: the profile readers (scripts/ncu-src-lines.sh, scripts/ncu-sass-ops.sh)
+# and scripts/kernels-ab.sh (at its end, on the cpu backend)
 # on a real Nsight Compute profile kept in results/ (dma's query-tile backward on an
 # H200: its source page in SASS, and with the CUDA lines). Their totals must equal
 # sums taken here straight from the SASS page, a line whose source holds quotes
@@ -64,3 +65,31 @@ bad "not a source page" 1 README.md
 sh scripts/ncu-sass-ops.sh "$T/sass.csv" >"$T/ops" 2>&1
 if [ "$(head -1 "$T/ops")" = "total $insts" ] && grep -q "^HMMA  *$hmma " "$T/ops"; then ok "sass-ops total $insts, HMMA $hmma"
 else nok "sass-ops" "$(head -3 "$T/ops" | tr '\n' '|') against $insts and $hmma"; fi
+
+# kernels-ab.sh on the cpu backend: two settings alternated over two rounds; every
+# run's cells printed, the summary's medians over the rounds with the second
+# setting's ratio to the first, taken from the runs' own tables
+B=${DMABENCH:-./build/dmabench}
+DMABENCH=$B OUT=$T/ab sh scripts/kernels-ab.sh 2 - DMABENCH_ISA=base -- --backend cpu --variants mha,swa --n 64 --w 32 \
+    --b 1 --hq 2 --hkv 1 --d 16 --mode fwd --warmup 0 --repeats 3 --check-n 0 >"$T/ab.out" 2>"$T/ab.err"
+rc=$?
+nr=$(grep -c '^round [12], .* (exit 0): mha fwd N 64 D 16 w - f32 [0-9.]*, swa fwd N 64 D 16 w 32 f32 [0-9.]*$' "$T/ab.out")
+if [ $rc -eq 0 ] && [ "$nr" -eq 4 ] && [ "$(wc -l <"$T/ab/ab-medians.txt")" -eq 8 ]; then ok "kernels-ab: 2 rounds x 2 settings x 2 cells"
+else nok "kernels-ab runs" "exit $rc, $nr of 4 round lines: $(head -c 200 "$T/ab.err")"; fi
+# the summary's mha cell against a median taken here from the runs' rows
+want=$(awk -F'\t' '$1 ~ /^mha/ && $3 == 2 { v[++n] = $4 } END { if (v[1] > v[2]) { t = v[1]; v[1] = v[2]; v[2] = t }
+    printf "%.4g", (v[1] + v[2]) / 2 }' "$T/ab/ab-medians.txt")
+if grep -q "^| mha fwd N 64 D 16 w - f32 | [0-9.e+-]* | $want ([0-9.]*x) |\$" "$T/ab.out"; then ok "kernels-ab summary: median $want and its ratio"
+else nok "kernels-ab summary" "no row with $want: $(grep '^| mha' "$T/ab.out")"; fi
+# bad usage: one line on stderr, exit 2; a failing run: exit 1, said in its round line
+for args in "x - -- --n 64" "2 foo -- --n 64" "2 - --n 64"; do
+    # shellcheck disable=SC2086
+    sh scripts/kernels-ab.sh $args >"$T/abb.out" 2>"$T/abb.err"
+    rc=$?
+    if [ $rc -eq 2 ] && [ "$(wc -l <"$T/abb.err")" -eq 1 ]; then ok "kernels-ab usage '$args': $(cat "$T/abb.err")"
+    else nok "kernels-ab usage '$args'" "exit $rc, stderr '$(head -c 200 "$T/abb.err")'"; fi
+done
+DMABENCH=$B OUT=$T/abf sh scripts/kernels-ab.sh 1 - -- --backend cpu --variants nosuch >"$T/abf.out" 2>&1
+rc=$?
+if [ $rc -eq 1 ] && grep -q '^round 1, - (exit 2): no cells' "$T/abf.out"; then ok "kernels-ab: a failing run gives exit 1"
+else nok "kernels-ab failing run" "exit $rc: $(head -2 "$T/abf.out" | tr '\n' ' ')"; fi
