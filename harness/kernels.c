@@ -324,20 +324,6 @@ static const check_entry *get_check(sweep *S, const attn_op *op, const kcell *c)
     return e;
 }
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-/* Percentile q in [0, 1] of sorted values, linear between neighbours. */
-static double percentile(const double *s, int n, double q) {
-    if (n == 1) return s[0];
-    double pos = q * (n - 1);
-    int i = (int)floor(pos);
-    if (i >= n - 1) return s[n - 1];
-    return s[i] + (pos - i) * (s[i + 1] - s[i]);
-}
-
 static attn_status run_once(const attn_op *op, const attn_params *p, attn_mode m, const char **what) {
     attn_status st;
     switch (m) {
@@ -477,12 +463,12 @@ static void time_cell(sweep *S, const attn_op *op, const kcell *c, cJSON *rec) {
     getrusage(RUSAGE_SELF, &ru);
 
     memcpy(sorted, samples, (size_t)nrep * sizeof *sorted);
-    qsort(sorted, (size_t)nrep, sizeof *sorted, cmp_double);
-    double med = percentile(sorted, nrep, 0.5);
+    report_sort(sorted, nrep);
+    double med = report_percentile(sorted, nrep, 0.5);
     cJSON *t = cJSON_AddObjectToObject(rec, "time_ms");
     cJSON_AddNumberToObject(t, "median", med);
-    cJSON_AddNumberToObject(t, "p5", percentile(sorted, nrep, 0.05));
-    cJSON_AddNumberToObject(t, "p95", percentile(sorted, nrep, 0.95));
+    cJSON_AddNumberToObject(t, "p5", report_percentile(sorted, nrep, 0.05));
+    cJSON_AddNumberToObject(t, "p95", report_percentile(sorted, nrep, 0.95));
     cJSON_AddItemToObject(t, "samples", cJSON_CreateDoubleArray(samples, nrep));
     double sec = med > 0 ? med * 1e-3 : 1e-9;
     cJSON_AddNumberToObject(rec, "gflops_dense", jnum(rec, "flops_dense", 0) / sec / 1e9);
@@ -502,9 +488,9 @@ static void time_cell(sweep *S, const attn_op *op, const kcell *c, cJSON *rec) {
         }
     }
     if (sel && have_sel == nrep) {
-        qsort(sel, (size_t)nrep, sizeof *sel, cmp_double);
+        report_sort(sel, nrep);
         cJSON *so = cJSON_AddObjectToObject(rec, "select_ms");
-        cJSON_AddNumberToObject(so, "median", percentile(sel, nrep, 0.5));
+        cJSON_AddNumberToObject(so, "median", report_percentile(sel, nrep, 0.5));
     }
     set_status(rec, "ok", NULL);
 done:

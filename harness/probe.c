@@ -19,11 +19,6 @@
 
 static const char *const probe_names[PROBE_NOPS] = {"red2", "red4", "bulk", "store2"};
 
-static int cmp_dbl(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 static void usage(void) {
     printf("usage: dmabench probe [options]\n\n"
            "Times the query-tile backward's dK/dV sums alone on the GPU: per CTA of 8 warps,\n"
@@ -123,8 +118,8 @@ int cmd_probe(int argc, char **argv) {
             double med = NAN;
             if (st == ATTN_OK) {
                 memcpy(srt, ms, (size_t)repeats * sizeof *srt);
-                qsort(srt, (size_t)repeats, sizeof *srt, cmp_dbl);
-                med = repeats % 2 ? srt[repeats / 2] : 0.5 * (srt[repeats / 2 - 1] + srt[repeats / 2]);
+                report_sort(srt, (int)repeats);
+                med = report_percentile(srt, (int)repeats, 0.5);
                 if (opv[i] != PROBE_STORE2) {
                     if (sum == adds) snprintf(check, sizeof check, "ok");
                     else {

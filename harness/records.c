@@ -464,20 +464,6 @@ int metric_value(const metric_def *m, const rec_ref *r, magg *o) {
     return 0;
 }
 
-static int cmp_dbl(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-/* Linear interpolation between sorted samples, as `dmabench kernels` computes them. */
-static double pct(const double *s, int n, double q) {
-    if (n == 1) return s[0];
-    double pos = q * (n - 1);
-    int i = (int)floor(pos);
-    if (i >= n - 1) return s[n - 1];
-    return s[i] + (pos - i) * (s[i + 1] - s[i]);
-}
-
 /* Pools the timing samples of the records; 0 when every one has them. */
 static int pool_samples(const metric_def *m, rec_ref *const *rs, int n, magg *o) {
     int total = 0;
@@ -506,8 +492,8 @@ static int pool_samples(const metric_def *m, rec_ref *const *rs, int n, magg *o)
             v[k++] = x->valuedouble;
         }
     }
-    qsort(v, (size_t)k, sizeof *v, cmp_dbl);
-    double med = pct(v, k, 0.5), p5 = pct(v, k, 0.05), p95 = pct(v, k, 0.95);
+    report_sort(v, k); /* as `dmabench kernels` summarises its samples */
+    double med = report_percentile(v, k, 0.5), p5 = report_percentile(v, k, 0.05), p95 = report_percentile(v, k, 0.95);
     free(v);
     if (m->src == MSRC_TIME) {
         o->v = med, o->lo = p5, o->hi = p95;

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -276,4 +277,19 @@ cJSON *report_read(const char *path, char *err, size_t err_len) {
     if (!j) snprintf(err, err_len, "%s: not valid JSON (near byte %ld)", path, (long)(cJSON_GetErrorPtr() - buf));
     free(buf);
     return j;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+void report_sort(double *v, int n) { qsort(v, (size_t)n, sizeof *v, cmp_double); }
+
+double report_percentile(const double *s, int n, double q) {
+    if (n == 1) return s[0];
+    double pos = q * (n - 1);
+    int i = (int)floor(pos);
+    if (i >= n - 1) return s[n - 1];
+    return s[i] + (pos - i) * (s[i + 1] - s[i]);
 }

@@ -42,4 +42,10 @@ int report_append_jsonl(const char *path, const cJSON *record, char *err, size_t
 /* Reads and parses a JSON file; NULL with a reason on failure. */
 cJSON *report_read(const char *path, char *err, size_t err_len);
 
+/* Time samples' summaries, one rule for every command: report_sort puts n values in
+ * ascending order; report_percentile gives percentile q in [0, 1] of sorted values,
+ * linear between neighbours (the median of an even count: the middle two's mean). */
+void report_sort(double *v, int n);
+double report_percentile(const double *sorted, int n, double q);
+
 #endif
