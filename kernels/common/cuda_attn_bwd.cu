@@ -268,19 +268,29 @@ __device__ __forceinline__ void rw_put(float *buf, const float (&acc)[DW / 8][4]
     }
 }
 
+/* Key 0's rows of kv head hkv in the fp32 dK and dV accumulators ((B, Nk, Hkv, D)),
+ * and the stride from one key's rows to the next */
+struct AccRows {
+    float *dk, *dv;
+    long long stride;
+};
+template <int D> __device__ __forceinline__ AccRows acc_rows(const BwdArgs &a, int b, int hkv) {
+    return {a.dk_acc + ((size_t)b * a.Nk * a.Hkv + hkv) * D, a.dv_acc + ((size_t)b * a.Nk * a.Hkv + hkv) * D,
+            (long long)a.Hkv * D};
+}
+
 /* The reducer warpgroup's loop (thread rt of 128): for each of the tile's nblocks
- * blocks, dV's rows from sdv and dK's from sdk added at their keys sRidx; rows past
- * the list's end (key -1) and all-zero float4s (keys no row of the tile keeps) are
- * left out. The first FREE arrivals let the consumers write block 0's; after the
- * last block none are owed. */
+ * blocks, dV's rows from sdv and dK's from sdk added at their keys sRidx into the
+ * accumulators' rows (acc); rows past the list's end (key -1) and all-zero float4s
+ * (keys no row of the tile keeps) are left out. The first FREE arrivals let the
+ * consumers write block 0's; after the last block none are owed. */
 template <int D>
-__device__ void rw_reduce(const BwdArgs &a, const float *sdv, const float *sdk, const int *sRidx, int b, int hkv,
-                          int nblocks, int rt) {
+__device__ void rw_reduce(const AccRows acc, const float *sdv, const float *sdk, const int *sRidx, int nblocks,
+                          int rt) {
     if (nblocks <= 0) return;
     constexpr int NALL = 256 + 128, LPR = D / 4 /* lanes a row */, RPW = 32 / LPR /* rows a warp instruction */;
-    float *dkb = a.dk_acc + ((size_t)b * a.Nk * a.Hkv + hkv) * D;
-    float *dvb = a.dv_acc + ((size_t)b * a.Nk * a.Hkv + hkv) * D;
-    const long long accs = (long long)a.Hkv * D;
+    float *dkb = acc.dk, *dvb = acc.dv;
+    const long long accs = acc.stride;
     const int w = rt >> 5, lane = rt & 31, col = (lane % LPR) * 4;
     nb_arrive(RW_FREE_P, NALL);
     nb_arrive(RW_FREE_K, NALL);
@@ -376,8 +386,8 @@ __global__ void __launch_bounds__(2 * BQ * KS + (RW ? 128 : 0), RW ? 1 : 0) bwd_
     if constexpr (RW) { /* the reducer warpgroup: the dK/dV sums of every block, off the products' path */
         if (tid >= NTHREADS) {
             setmaxnreg_dec<24>();
-            rw_reduce<D>(a, reinterpret_cast<const float *>(sP), sRdk, sRidx, b, hkv, (nkeys + BK - 1) / BK,
-                         tid - NTHREADS);
+            rw_reduce<D>(acc_rows<D>(a, b, hkv), reinterpret_cast<const float *>(sP), sRdk, sRidx,
+                         (nkeys + BK - 1) / BK, tid - NTHREADS);
             return;
         }
         setmaxnreg_inc<240>();
@@ -490,9 +500,9 @@ __global__ void __launch_bounds__(2 * BQ * KS + (RW ? 128 : 0), RW ? 1 : 0) bwd_
         const int qm = lane >> 3;
         ad.pt = smem_addr(sP + swz<BK>((lane & 7) + (qm >> 1) * 8, wkey / 8 + (qm & 1)));
     }
-    float *dkb = a.dk_acc + ((size_t)b * a.Nk * a.Hkv + hkv) * D;
-    float *dvb = a.dv_acc + ((size_t)b * a.Nk * a.Hkv + hkv) * D;
-    const long long accs = (long long)a.Hkv * D; /* accumulator row stride */
+    const AccRows acc = acc_rows<D>(a, b, hkv);
+    float *dkb = acc.dk, *dvb = acc.dv;
+    const long long accs = acc.stride; /* accumulator row stride */
 
     /* with a.exact_dsum, a first pass over the same key blocks computes Dsum as
      * sum_j P_ij dP_ij in fp32 (see the file comment); the second pass is the backward */
@@ -688,27 +698,25 @@ __global__ void __launch_bounds__(2 * BQ * KS + (RW ? 128 : 0), RW ? 1 : 0) bwd_
                 wg_commit();
             }
         };
-        if constexpr (RW) { /* both products, then the partials to shared memory for the reducer */
+        if constexpr (RW || OV) { /* both products committed, dV's first */
             float accv[DW / 8][4], acck[DW / 8][4];
             wg_fence();
             wg_dvdk(accv, sP, sdO);
             wg_dvdk(acck, sdS, sQ);
-            wg_wait0();
-            cons_sync<RW>();                     /* both warpgroups' products have read sP and sdS */
-            nb_sync(RW_FREE_K, NTHREADS + 128); /* and the reducer the last block's dK partial and keys */
-            rw_put<D, DW>(reinterpret_cast<float *>(sP), accv, wkey, d0, lane);
-            rw_put<D, DW>(sRdk, acck, wkey, d0, lane);
-            if (tid < BK) sRidx[tid] = sIdx[st * BK + tid];
-            nb_arrive(RW_FULL, NTHREADS + 128);
-        } else if constexpr (OV) { /* dK's product runs while dV's sums are issued */
-            float accv[DW / 8][4], acck[DW / 8][4];
-            wg_fence();
-            wg_dvdk(accv, sP, sdO);
-            wg_dvdk(acck, sdS, sQ);
-            wg_wait1();
-            add_rows(accv, dvb);
-            wg_wait0();
-            add_rows(acck, dkb);
+            if constexpr (RW) { /* the partials to shared memory for the reducer */
+                wg_wait0();
+                cons_sync<RW>();                     /* both warpgroups' products have read sP and sdS */
+                nb_sync(RW_FREE_K, NTHREADS + 128); /* and the reducer the last block's dK partial and keys */
+                rw_put<D, DW>(reinterpret_cast<float *>(sP), accv, wkey, d0, lane);
+                rw_put<D, DW>(sRdk, acck, wkey, d0, lane);
+                if (tid < BK) sRidx[tid] = sIdx[st * BK + tid];
+                nb_arrive(RW_FULL, NTHREADS + 128);
+            } else { /* OV: dK's product runs while dV's sums are issued */
+                wg_wait1();
+                add_rows(accv, dvb);
+                wg_wait0();
+                add_rows(acck, dkb);
+            }
         } else
 #pragma unroll
         for (int which = 0; which < 2; which++) {
