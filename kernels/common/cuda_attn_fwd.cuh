@@ -35,7 +35,7 @@ bool fwd_wgmma_enabled();
 /* fw1, the warp-specialised Hopper forward (cuda_attn_wgmma.cu), O's residual
  * included: D 64 or 128, bf16 or f16, sm_90; ATTN_ERR_UNSUPPORTED elsewhere. */
 attn_status launch_fwd_ws(const FwdArgs &a, int D, attn_dtype dt);
-/* DMABENCH_CUDA_FWD_WS=1 and the device is an sm_90 one. */
+/* DMABENCH_CUDA_FWD_WS=1 (or =2, with ping-pong) and the device is an sm_90 one. */
 bool fwd_ws_enabled();
 
 } // namespace dm

@@ -63,6 +63,18 @@ __device__ __forceinline__ WgTile wg_tile(const FwdArgs &a, unsigned long long *
     return t;
 }
 
+/* The tile's Q rows (from qb, the head's row 0) into sQ, core-matrix K-major, by
+ * the two warpgroups' 256 threads (cp.async; rows past Nq zero-filled) */
+template <typename T, int D>
+__device__ __forceinline__ void wg_load_q(T *sQ, const T *qb, const FwdArgs &a, int i0, int tid) {
+    constexpr int CH = D / 8;
+    for (int c = tid; c < WBQ * CH; c += WNT) {
+        const int r = c / CH, ch = c % CH, i = i0 + r;
+        const bool ok = i < a.Nq;
+        cp16(sQ + cm_off<D>(r, ch), qb + (long long)(ok ? i : 0) * a.qss + ch * 8, ok);
+    }
+}
+
 /* S = Q K^T for the warpgroup's 64 rows x 64 keys (Q's descriptor dq0, the stage's
  * K at sKs), both K-major in shared memory: issued into the current commit group */
 template <typename T, int D>
@@ -199,12 +211,7 @@ __global__ void __launch_bounds__(WNT) attn_fwd_wgmma_kernel(const FwdArgs a) {
     const T *vb = static_cast<const T *>(a.v) + b * a.vsb + hkv * a.vsh;
     const float *zrow = a.z ? a.z + ((size_t)b * a.Hkv + hkv) * a.Nk : nullptr;
 
-    constexpr int CH = D / 8;
-    for (int c = tid; c < WBQ * CH; c += WNT) {
-        const int r = c / CH, ch = c % CH, i = i0 + r;
-        const bool ok = i < a.Nq;
-        cp16(sQ + cm_off<D>(r, ch), qb + (long long)(ok ? i : 0) * a.qss + ch * 8, ok);
-    }
+    wg_load_q<T, D>(sQ, qb, a, i0, tid);
     auto load_kv = [&](int stage, int c0) {
         key_slot_meta_all<WBK>(kp, tid, c0, nkeys, lst, kstart, a.tkey ? sT : nullptr, zrow, i0, nrows,
                                sIdx + stage * WBK, sRlo + stage * WBK, sRhi + stage * WBK, sZ + stage * WBK,
@@ -373,12 +380,7 @@ __global__ void __launch_bounds__(FNT, 1) attn_fwd_ws_kernel(const FwdArgs a) {
     setmaxnreg_inc<232>();
 
     const T *qb = static_cast<const T *>(a.q) + b * a.qsb + h * a.qsh;
-    constexpr int CH = D / 8;
-    for (int c = tid; c < WBQ * CH; c += 256) {
-        const int r = c / CH, ch = c % CH, i = i0 + r;
-        const bool ok = i < a.Nq;
-        cp16(sQ + cm_off<D>(r, ch), qb + (long long)(ok ? i : 0) * a.qss + ch * 8, ok);
-    }
+    wg_load_q<T, D>(sQ, qb, a, i0, tid);
     cp_commit();
     cp_wait<0>();
     fence_async_smem();

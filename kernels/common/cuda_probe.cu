@@ -12,6 +12,7 @@
 #include "cuda_common.cuh"
 #include "cuda_mma.cuh"
 #include "cuda_probe.h"
+#include "cuda_wgmma.cuh"
 
 namespace {
 
@@ -33,9 +34,10 @@ __device__ __forceinline__ void probe_st2(float *p, float a, float b) {
 }
 
 /* bytes (a multiple of 16) of fp32 at src in shared memory added into dst, as one
- * bulk operation of this thread, then waited for until its source has been read */
+ * bulk operation of this thread, then waited for until its source has been read;
+ * compiled where the proxy fence before it is (sm_90a: DM_WGMMA) */
 __device__ __forceinline__ void probe_bulk_add(float *dst, const float *src, uint32_t bytes) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+#ifdef DM_WGMMA
     asm volatile("cp.reduce.async.bulk.global.shared::cta.bulk_group.add.f32 [%0], [%1], %2;\n" ::"l"(dst),
                  "r"(dm::smem_addr(src)), "r"(bytes)
                  : "memory");
@@ -43,13 +45,6 @@ __device__ __forceinline__ void probe_bulk_add(float *dst, const float *src, uin
     asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory");
 #else
     (void)dst, (void)src, (void)bytes;
-#endif
-}
-
-/* this thread's shared-memory writes, visible to the bulk operations after the barrier */
-__device__ __forceinline__ void probe_fence() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
 #endif
 }
 
@@ -74,7 +69,7 @@ __global__ void __launch_bounds__(PT) probe_kernel(float *dk, float *dv, int key
 #pragma unroll
                     for (int t = 0; t < 8; t++) *reinterpret_cast<float2 *>(row + t * 8) = make_float2(1.f, 1.f);
                 }
-            probe_fence();
+            dm::fence_async_smem(); /* the staged rows, visible to the bulk reductions */
             __syncthreads();
             if (threadIdx.x < 2 * PBK) {
                 const int which = threadIdx.x / PBK, slot = threadIdx.x % PBK;
