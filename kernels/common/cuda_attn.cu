@@ -44,14 +44,6 @@ constexpr int BK = 64;
 constexpr int MT = 2;                          /* m16 tiles per warp: 32 query rows */
 constexpr int NTHREADS = 32 * (BQ / (16 * MT)); /* 4 warps */
 
-/* How far (in log2 units) a block's row max may rise above the running max before
- * the row is rescaled: P stays below 2^FWD_TAU, and O and l are rescaled only in
- * the blocks where some row of the warp moved that far, not in every block (at
- * N = 8192 on random inputs the forward's FMULs fell from 103 M to 4 M;
- * docs/perf-notes.md o1). The running max m is then a bound rather than the max,
- * which the output and the lse (m + log2 l) do not see. */
-constexpr float FWD_TAU = 8.f;
-
 /* Bias (HASZ: dma's z log2e per key) and, with MASK, the per-key row intervals of
  * block stage st; then the online softmax update of the warp's rows: s becomes
  * P, and where some row's block max exceeds its running max m by more than

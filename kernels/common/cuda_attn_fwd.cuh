@@ -27,6 +27,14 @@ struct FwdArgs {
     void *ores; /* dma: O's rounding residual, bf16 (B, Nq, Hq, D) contiguous (cuda_attn_spec) */
 };
 
+/* How far (in log2 units) a block's row max may rise above the running max before
+ * the row is rescaled: P stays below 2^FWD_TAU, and O and l are rescaled only in
+ * the blocks where some row of the warp moved that far, not in every block (at
+ * N = 8192 on random inputs the forward's FMULs fell from 103 M to 4 M;
+ * docs/perf-notes.md o1). The running max m is then a bound rather than the max,
+ * which the output and the lse (m + log2 l) do not see. Both forwards' softmax. */
+constexpr float FWD_TAU = 8.f;
+
 /* The Hopper forward (cuda_attn_wgmma.cu): wgmma from shared memory, D 64 or 128,
  * bf16 or f16, on an sm_90 device. ATTN_ERR_UNSUPPORTED where it does not apply. */
 attn_status launch_fwd_wgmma(const FwdArgs &a, int D, attn_dtype dt);
@@ -35,7 +43,7 @@ bool fwd_wgmma_enabled();
 /* fw1, the warp-specialised Hopper forward (cuda_attn_wgmma.cu), O's residual
  * included: D 64 or 128, bf16 or f16, sm_90; ATTN_ERR_UNSUPPORTED elsewhere. */
 attn_status launch_fwd_ws(const FwdArgs &a, int D, attn_dtype dt);
-/* DMABENCH_CUDA_FWD_WS=1 (or =2, with ping-pong) and the device is an sm_90 one. */
+/* DMABENCH_CUDA_FWD_WS=1 and the device is an sm_90 one. */
 bool fwd_ws_enabled();
 
 } // namespace dm

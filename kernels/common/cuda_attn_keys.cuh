@@ -166,6 +166,25 @@ __device__ __forceinline__ void key_slot_meta_all(const KeyPos &kp, int tid, int
         if ((slot & 31) == 0) sFull[slot >> 5] = bal == 0xffffffffu;
     }
 }
+/* The same with the slot's key j (-1: none) and its z zj read by the caller ahead
+ * of time (fw1's producer). Kept apart from key_slot_meta_all, whose loads inside
+ * the test give the backward's kernels their register allocation. */
+template <int BK>
+__device__ __forceinline__ void key_slot_meta_all_at(const KeyPos &kp, int tid, int j, float zj,
+                                                     const unsigned long long *sT, bool hasz, int i0, int nrows,
+                                                     int *sIdx, int *sRlo, int *sRhi, float *sZ, int *sFull) {
+    const int slot = tid & (BK - 1);
+    int rl = INT_MAX, rh = -1;
+    float zz = 0.f;
+    if (j >= 0) key_meta(kp, j, zj, sT, hasz, i0, nrows, &rl, &rh, &zz);
+    const bool full = j >= 0 && rl <= i0 && rh >= i0 + nrows - 1;
+    const unsigned bal = __ballot_sync(0xffffffff, full);
+    if (tid < BK) {
+        sIdx[slot] = j, sRlo[slot] = rl, sRhi[slot] = rh;
+        sZ[slot] = zz;
+        if ((slot & 31) == 0) sFull[slot >> 5] = bal == 0xffffffffu;
+    }
+}
 
 /* A list's entries c0 .. c0 + BK - 1 as BK / 32 per lane: e[q] of lane l is entry
  * c0 + 32 q + l (-1 past the list's end). Coalesced; by every lane of a warp. */

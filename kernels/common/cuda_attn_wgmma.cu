@@ -93,58 +93,85 @@ __device__ __forceinline__ void wg_scores(float (&sf)[WBK / 2], uint64_t dq0, co
     wg_wait0();
 }
 
-/* A warp's 16 rows of one 64-key block (stage g0 = stage * WBK of the key slots):
- * scale, z bias and mask on S, then the online softmax (cuda_attn.cu's, one m16
- * tile): s becomes P, m and l move on, o is rescaled. Shared by both kernels. */
-template <int D>
+/* A warp's 16 rows (qa and qa + 8) of one 64-key block (stage g0 = stage * WBK of
+ * the key slots), as cuda_attn.cu's fwd_softmax does them for its m16 tiles: HASZ:
+ * scale and z bias, MASK: the slots' row intervals (a slot past the list's end has
+ * an empty one), then the online softmax: s becomes P, and where some row's block
+ * max exceeds its running max m by more than FWD_TAU, m moves up and that row's l
+ * and O are rescaled. Without z the max is taken on the raw scores and the scale
+ * folds into the exponent's FFMA. The callers instantiate MASK both ways, so that
+ * blocks every row keeps in full read no metadata. Shared by both kernels. */
+template <bool MASK, bool HASZ, int D>
 __device__ __forceinline__ void wg_softmax(float (&s)[WBK / 8][4], float (&o)[D / 2], float (&m)[2], float (&l)[2],
-                                           const FwdArgs &a, const int *sIdx, const int *sRlo, const int *sRhi,
-                                           const float *sZ, int g0, bool full, int qa, int lane) {
+                                           float scale_log2, const int *sRlo, const int *sRhi, const float *sZ, int g0,
+                                           int qa, int lane) {
     float mx[2] = {-INFINITY, -INFINITY};
+    const int qb8 = qa + 8;
 #pragma unroll
     for (int nt = 0; nt < WBK / 8; nt++)
 #pragma unroll
         for (int e01 = 0; e01 < 2; e01++) {
             const int g = g0 + nt * 8 + (lane & 3) * 2 + e01;
-            const float zb = a.z ? sZ[g] : 0.f;
-            int j = 0, rl = 0, rh = 0;
-            if (!full) j = sIdx[g], rl = sRlo[g], rh = sRhi[g];
-            const int qb8 = qa + 8;
-            float v0 = s[nt][e01] * a.scale_log2 + zb, v1 = s[nt][e01 + 2] * a.scale_log2 + zb;
-            if (!full) {
-                if (j < 0 || qa < rl || qa > rh) v0 = -INFINITY;
-                if (j < 0 || qb8 < rl || qb8 > rh) v1 = -INFINITY;
+            float v0 = s[nt][e01], v1 = s[nt][e01 + 2];
+            if constexpr (HASZ) {
+                const float zb = sZ[g];
+                v0 = v0 * scale_log2 + zb, v1 = v1 * scale_log2 + zb;
+            }
+            if constexpr (MASK) {
+                const int rl = sRlo[g], rh = sRhi[g];
+                if (qa < rl || qa > rh) v0 = -INFINITY;
+                if (qb8 < rl || qb8 > rh) v1 = -INFINITY;
             }
             s[nt][e01] = v0;
             s[nt][e01 + 2] = v1;
             mx[0] = fmaxf(mx[0], v0);
             mx[1] = fmaxf(mx[1], v1);
         }
-    float alpha[2];
+    bool grow = false;
 #pragma unroll
     for (int r = 0; r < 2; r++) {
         float x = mx[r];
         x = fmaxf(x, __shfl_xor_sync(0xffffffff, x, 1));
         x = fmaxf(x, __shfl_xor_sync(0xffffffff, x, 2));
-        const float mnew = fmaxf(m[r], x);
-        alpha[r] = mnew == -INFINITY ? 1.f : fast_exp2(m[r] - mnew);
-        m[r] = mnew;
-        l[r] *= alpha[r];
+        mx[r] = HASZ ? x : x * scale_log2; /* -inf stays -inf */
+        grow |= mx[r] > m[r] + FWD_TAU;
     }
+    if (__any_sync(0xffffffff, grow)) {
+        float alpha[2];
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            const bool up = mx[r] > m[r] + FWD_TAU;
+            alpha[r] = up ? fast_exp2(m[r] - mx[r]) : 1.f; /* m = -inf: 0 */
+            m[r] = up ? mx[r] : m[r];
+            l[r] *= alpha[r];
+        }
+#pragma unroll
+        for (int t = 0; t < D / 8; t++) {
+            o[4 * t + 0] *= alpha[0], o[4 * t + 1] *= alpha[0];
+            o[4 * t + 2] *= alpha[1], o[4 * t + 3] *= alpha[1];
+        }
+    }
+    /* a row with no key yet keeps m = -inf: subtract 0 instead, so that its -inf
+     * scores give 0 without a test per element */
+    const float mb0 = m[0] == -INFINITY ? 0.f : m[0], mb1 = m[1] == -INFINITY ? 0.f : m[1];
 #pragma unroll
     for (int nt = 0; nt < WBK / 8; nt++)
 #pragma unroll
         for (int e = 0; e < 4; e++) {
-            const float mr = m[e >> 1];
-            const float pv = mr == -INFINITY ? 0.f : fast_exp2(s[nt][e] - mr);
+            const float mb = e < 2 ? mb0 : mb1;
+            const float pv = fast_exp2(HASZ ? s[nt][e] - mb : s[nt][e] * scale_log2 - mb);
             s[nt][e] = pv;
             l[e >> 1] += pv;
         }
-#pragma unroll
-    for (int t = 0; t < D / 8; t++) {
-        o[4 * t + 0] *= alpha[0], o[4 * t + 1] *= alpha[0];
-        o[4 * t + 2] *= alpha[1], o[4 * t + 3] *= alpha[1];
-    }
+}
+/* wg_softmax with the block's mask (full: every row keeps every slot's key) and z
+ * chosen at run time */
+template <bool HASZ, int D>
+__device__ __forceinline__ void wg_softmax_block(float (&s)[WBK / 8][4], float (&o)[D / 2], float (&m)[2],
+                                                 float (&l)[2], float scale_log2, const int *sRlo, const int *sRhi,
+                                                 const float *sZ, int g0, bool full, int qa, int lane) {
+    if (full) wg_softmax<false, HASZ, D>(s, o, m, l, scale_log2, sRlo, sRhi, sZ, g0, qa, lane);
+    else wg_softmax<true, HASZ, D>(s, o, m, l, scale_log2, sRlo, sRhi, sZ, g0, qa, lane);
 }
 
 /* The finish of a warp's 16 rows (wrow ..): full row sums, normalise, write O (RES:
@@ -265,8 +292,8 @@ __global__ void __launch_bounds__(WNT) attn_fwd_wgmma_kernel(const FwdArgs a) {
         wg_scores<T, D>(sf, dq0, sKs);
 
         /* scale, bias and mask; then the online softmax */
-        wg_softmax<D>(s, o, m, l, a, sIdx, sRlo, sRhi, sZ, st * WBK, sFull[st * 2] && sFull[st * 2 + 1],
-                      i0 + wrow + (lane >> 2), lane);
+        wg_softmax_block<true, D>(s, o, m, l, a.scale_log2, sRlo, sRhi, sZ, st * WBK,
+                                  sFull[st * 2] && sFull[st * 2 + 1], i0 + wrow + (lane >> 2), lane);
 
         /* O += P V: every A fragment first, so that one fence covers them */
         uint32_t pf[WBK / 16][4];
@@ -290,14 +317,17 @@ __global__ void __launch_bounds__(WNT) attn_fwd_wgmma_kernel(const FwdArgs a) {
  * slots' metadata and gathers the K and V rows with cp.async (both in the
  * core-matrix layout), and signals the stage's "full" mbarrier (each producer thread
  * once with release for its metadata stores, once when its copies land). The
- * consumers take the stages in turn with no barrier between them, so the two
- * warpgroups drift apart and one's softmax runs under the other's products:
- * S = Q K^T as above, O += P V with V read N-major straight from its rows (the
- * backward's dQ product reads K so), RES: and O += P_lo V (P's low half, as
- * cuda_attn.cu's residual kernel), then "empty" for the producer. setmaxnreg moves
- * the producer's registers to the consumers (232 and 40 of 168 each at launch).
- * Selected before w1 where it applies; unlike w1 it writes O's residual.
- * DMABENCH_CUDA_FWD_WS=2 (PP) adds the ping-pong of FA3 (see the loop). */
+ * producer reads the next block's list entries, and their z, while it fills this
+ * block's stage, so that the two dependent global loads of a scattered key's
+ * metadata are not on its path. The consumers take the stages in turn with no
+ * barrier between them, so the two warpgroups drift apart and one's softmax runs
+ * under the other's products: S = Q K^T as above, the softmax (without a mask in
+ * blocks the whole tile keeps; HASZ: with z), O += P V with V read N-major straight
+ * from its rows (the backward's dQ product reads K so), RES: and O += P_lo V (P's
+ * low half, as cuda_attn.cu's residual kernel), then "empty" for the producer.
+ * setmaxnreg moves the producer's registers to the consumers (224 and 56 of 168
+ * each at launch). Selected before w1 where it applies; unlike w1 it writes O's
+ * residual. */
 constexpr int FNS = 3;   /* stages of K and V */
 constexpr int FNT = 384; /* 2 consumer warpgroups + the producer */
 
@@ -330,8 +360,24 @@ __device__ __forceinline__ void fw_frags(const float (&s)[WBK / 8][4], uint32_t 
     }
 }
 
-template <typename T, int D, bool RES, bool PP>
+/* The key indices of the block from position c0 of the tile's keys in
+ * list_entries' layout (-1 past the end): from the list, or the range */
+__device__ __forceinline__ void fw_entries(const int *lst, int kstart, int c0, int nkeys, int lane,
+                                           int (&e)[(WBK + 31) / 32]) {
+    if (lst) {
+        list_entries<WBK>(lst, c0, nkeys, lane, e);
+        return;
+    }
+#pragma unroll
+    for (int q = 0; q < (WBK + 31) / 32; q++) {
+        const int pos = c0 + q * 32 + lane;
+        e[q] = pos < nkeys ? kstart + pos : -1;
+    }
+}
+
+template <typename T, int D, bool HASZ, bool RES>
 __global__ void __launch_bounds__(FNT, 1) attn_fwd_ws_kernel(const FwdArgs a) {
+    static_assert(HASZ || !RES, "fw1: O's residual is dma's");
     extern __shared__ __align__(128) unsigned char smem[];
     T *sQ = reinterpret_cast<T *>(smem); /* [WBQ][D] core-matrix K-major */
     T *sK = sQ + WBQ * D;                /* [FNS][WBK][D] core-matrix */
@@ -360,24 +406,40 @@ __global__ void __launch_bounds__(FNT, 1) attn_fwd_ws_kernel(const FwdArgs a) {
     const T *vb = static_cast<const T *>(a.v) + b * a.vsb + hkv * a.vsh;
 
     if (tid >= 256) { /* the producer */
-        setmaxnreg_dec<40>();
-        const int pt = tid - 256;
-        const float *zrow = a.z ? a.z + ((size_t)b * a.Hkv + hkv) * a.Nk : nullptr;
+        setmaxnreg_dec<56>();
+        /* slot pt % WBK is entry e[half] of this lane; the indexed read puts e and en in
+         * local memory, which timed faster than own_entry's selects (0.75 ms against
+         * 0.86 for dma's forward at the paper shape, N 8192; H200) */
+        const int pt = tid - 256, half = (pt >> 5) & 1;
+        const float *zrow = HASZ && a.z ? a.z + ((size_t)b * a.Hkv + hkv) * a.Nk : nullptr;
+        int en[(WBK + 31) / 32];
+        float zn = 0.f;
+        if (nblocks > 0) {
+            fw_entries(lst, kstart, 0, nkeys, lane, en);
+            if (zrow && en[half] >= 0) zn = zrow[en[half]];
+        }
         for (int kbk = 0; kbk < nblocks; kbk++) {
             const int st = kbk % FNS, n = kbk / FNS;
+            int e[(WBK + 31) / 32];
+#pragma unroll
+            for (int q = 0; q < (WBK + 31) / 32; q++) e[q] = en[q];
+            const float zj = zn;
+            const bool next = kbk + 1 < nblocks;
+            if (next) fw_entries(lst, kstart, (kbk + 1) * WBK, nkeys, lane, en);
             if (n > 0) mbar_wait(empty + st, (n - 1) & 1);
-            key_slot_meta_all<WBK>(kp, pt, kbk * WBK, nkeys, lst, kstart, a.tkey ? sT : nullptr, zrow, i0, nrows,
-                                   sIdx + st * WBK, sRlo + st * WBK, sRhi + st * WBK, sZ + st * WBK, sFull + st * 2);
-            load_key_rows<T, D, WBK, 128, true, true>(sK + st * WBK * D, sV + st * WBK * D, kb, vb, a.kss, a.vss,
-                                                      kbk * WBK, nkeys, lst, kstart, pt);
+            key_slot_meta_all_at<WBK>(kp, pt, e[half], zj, a.tkey ? sT : nullptr, zrow != nullptr, i0, nrows,
+                                      sIdx + st * WBK, sRlo + st * WBK, sRhi + st * WBK, sZ + st * WBK, sFull + st * 2);
+            load_key_rows_at<T, D, WBK, 128, true, true>(sK + st * WBK * D, sV + st * WBK * D, kb, vb, a.kss, a.vss, e,
+                                                          pt);
             mbar_arrive_cp_async(full + st);
             mbar_arrive(full + st);
+            if (next && zrow && en[half] >= 0) zn = zrow[en[half]];
         }
         cp_commit(); /* every copy landed before the warpgroup leaves */
         cp_wait<0>();
         return;
     }
-    setmaxnreg_inc<232>();
+    setmaxnreg_inc<224>();
 
     const T *qb = static_cast<const T *>(a.q) + b * a.qsb + h * a.qsh;
     wg_load_q<T, D>(sQ, qb, a, i0, tid);
@@ -396,71 +458,30 @@ __global__ void __launch_bounds__(FNT, 1) attn_fwd_ws_kernel(const FwdArgs a) {
     float s[WBK / 8][4];
     float(&sf)[WBK / 2] = reinterpret_cast<float(&)[WBK / 2]>(s);
     uint32_t pf[WBK / 16][4], pl[WBK / 16][RES ? 4 : 1];
-    if constexpr (!PP) {
-        for (int kbk = 0; kbk < nblocks; kbk++) {
-            const int st = kbk % FNS;
-            mbar_wait(full + st, (kbk / FNS) & 1);
-            fence_async_smem(); /* the producer's copies, seen by this thread's wgmmas */
-            wg_scores<T, D>(sf, dq0, sK + st * WBK * D);
-            wg_softmax<D>(s, o, m, l, a, sIdx, sRlo, sRhi, sZ, st * WBK, sFull[st * 2] && sFull[st * 2 + 1], qa, lane);
-            fw_frags<T, RES>(s, pf, pl);
-            wg_fence();
-            fw_pv<T, D, RES>(o, pf, pl, sV + st * WBK * D);
-            wg_commit();
-            wg_wait0();
-            fence_async_smem();
-            mbar_arrive(empty + st);
-        }
-    } else if (nblocks > 0) {
-        /* PP: the two warpgroups take turns (named barriers 2 + g) to issue their
-         * products: block j's P V with block j + 1's S in one commit group, so that
-         * one warpgroup's products run under the other's softmax (FA3's ping-pong).
-         * Warpgroup 1 gives warpgroup 0 the first turn and owes no turn after its last. */
-        const int mine = 2 + wg, other = 2 + (wg ^ 1);
-        if (wg == 1) nb_arrive(2, 256);
-        mbar_wait(full, 0);
-        fence_async_smem();
-        nb_sync(mine, 256);
+    for (int kbk = 0; kbk < nblocks; kbk++) {
+        const int st = kbk % FNS;
+        mbar_wait(full + st, (kbk / FNS) & 1);
+        fence_async_smem(); /* the producer's copies, seen by this thread's wgmmas */
+        wg_scores<T, D>(sf, dq0, sK + st * WBK * D);
+        wg_softmax_block<HASZ, D>(s, o, m, l, a.scale_log2, sRlo, sRhi, sZ, st * WBK,
+                                  sFull[st * 2] && sFull[st * 2 + 1], qa, lane);
+        fw_frags<T, RES>(s, pf, pl);
         wg_fence();
-        wg_scores_issue<T, D>(sf, dq0, sK);
+        fw_pv<T, D, RES>(o, pf, pl, sV + st * WBK * D);
         wg_commit();
-        nb_arrive(other, 256);
         wg_wait0();
-        for (int kbk = 0; kbk < nblocks; kbk++) {
-            const int st = kbk % FNS, sn = (kbk + 1) % FNS;
-            const bool next = kbk + 1 < nblocks;
-            wg_softmax<D>(s, o, m, l, a, sIdx, sRlo, sRhi, sZ, st * WBK, sFull[st * 2] && sFull[st * 2 + 1], qa, lane);
-            fw_frags<T, RES>(s, pf, pl);
-            if (next) {
-                mbar_wait(full + sn, ((kbk + 1) / FNS) & 1);
-                fence_async_smem();
-            }
-            nb_sync(mine, 256);
-            wg_fence();
-            fw_pv<T, D, RES>(o, pf, pl, sV + st * WBK * D);
-            if (next) wg_scores_issue<T, D>(sf, dq0, sK + sn * WBK * D);
-            wg_commit();
-            if (next || wg == 0) nb_arrive(other, 256);
-            wg_wait0();
-            fence_async_smem();
-            mbar_arrive(empty + st);
-        }
+        fence_async_smem();
+        mbar_arrive(empty + st);
     }
     wg_finish<T, D, RES>(o, m, l, a, b, h, i0, wrow, lane);
-}
-
-/* DMABENCH_CUDA_FWD_WS=2: fw1 with ping-pong (attn_fwd_ws_kernel's PP) */
-bool fwd_ws_pingpong() {
-    static const bool on = dm_env_is("DMABENCH_CUDA_FWD_WS", "2");
-    return on;
 }
 
 template <typename T, int D> attn_status launch_ws(const FwdArgs &a) {
     const size_t smem = fw_smem<D>(sizeof(T));
     size_t optin = 0;
     if (dm_cuda_smem_optin(&optin) != ATTN_OK || smem > optin) return ATTN_ERR_UNSUPPORTED;
-    auto kern = fwd_ws_pingpong() ? (a.ores ? attn_fwd_ws_kernel<T, D, true, true> : attn_fwd_ws_kernel<T, D, false, true>)
-                                  : (a.ores ? attn_fwd_ws_kernel<T, D, true, false> : attn_fwd_ws_kernel<T, D, false, false>);
+    auto kern = a.ores ? attn_fwd_ws_kernel<T, D, true, true>
+                       : (a.z ? attn_fwd_ws_kernel<T, D, true, false> : attn_fwd_ws_kernel<T, D, false, false>);
     CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
     kern<<<dim3(a.ntiles, a.Hq, a.B), FNT, smem>>>(a);
     CUDA_CHECK_LAUNCH();
@@ -485,7 +506,7 @@ bool fwd_wgmma_enabled() {
 }
 
 bool fwd_ws_enabled() {
-    static const bool on = (dm_env_is("DMABENCH_CUDA_FWD_WS", "1") || dm_env_is("DMABENCH_CUDA_FWD_WS", "2")) && dm_cuda_sm90();
+    static const bool on = dm_env_is("DMABENCH_CUDA_FWD_WS", "1") && dm_cuda_sm90();
     return on;
 }
 
