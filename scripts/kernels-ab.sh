@@ -7,7 +7,7 @@
 # $OUT/ab-R-S.json (round R, setting S, from 1).
 #   DMABENCH=./build/dmabench OUT=DIR sh scripts/kernels-ab.sh ROUNDS SETTING... -- KERNELS-ARGS...
 # A SETTING is "-" (the environment as it is) or VAR=VALUE, several joined by "+":
-#   sh scripts/kernels-ab.sh 2 - DMABENCH_CUDA_FWD_WS=1 DMABENCH_CUDA_FWD_WS=2 -- --backend cuda \
+#   sh scripts/kernels-ab.sh 2 - DMABENCH_CUDA_FWD_WS=1 DMABENCH_CUDA_BWD_WG_REDUCER=0 -- --backend cuda \
 #       --variants dma --n 8192 --w 1024 --b 1 --hq 32 --hkv 8 --d 128 --mode fwd,fwdbwd --check-n 0
 set -u
 B=${DMABENCH:-./build/dmabench}

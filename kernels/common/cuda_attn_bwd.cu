@@ -232,17 +232,25 @@ __device__ __forceinline__ void bwd_p_ds(float (&s)[BK_ / 8][4], float (&dp)[BK_
     }
 }
 
-/* RW (DMABENCH_CUDA_BWD_WG_REDUCER=1, the wgmma version's 128-row tiles): a third
- * warpgroup issues the dK/dV sums. After each block's dV and dK products the two
- * consumer warpgroups write the partials to shared memory as fp32 [key][D] rows
- * (dV's over sP and sdS, which those products were the last to read; dK's into a
- * buffer of its own) with the block's keys, and go on; the reducer reads them back
- * and adds them with red.global.add.v4.f32, a row per warp instruction. Named
- * barriers pass the buffers back and forth: FULL (the partials are written), FREE_P
- * (dV's rows are read: the next block's P and dS may go there) and FREE_K (dK's and
- * the keys are read). The reducer keeps 24 registers, the consumers get 240 (setmaxnreg).
- * Barrier 1 is the consumers' own, in place of __syncthreads. */
-enum { RW_CONS = 1, RW_FULL = 2, RW_FREE_P = 3, RW_FREE_K = 4 };
+/* RW (the default on the wgmma version's 128-row tiles where the shared memory
+ * fits; DMABENCH_CUDA_BWD_WG_REDUCER=0 turns it off): a third warpgroup issues the
+ * dK/dV sums. After each block's dV and dK products the two consumer warpgroups
+ * write the partials to shared memory as fp32 [key][D] rows (dV's over sP and sdS,
+ * which those products were the last to read; dK's into a buffer of its own) with
+ * the block's keys, and go on; the reducer reads them back and adds them with
+ * red.global.add.v4.f32, a row per warp instruction. Three mbarriers pass the
+ * buffers back and forth, one phase per block: FULL (the partials are written:
+ * 256 consumer arrivals), FREE_P (dV's rows are read: the next block's P and dS may
+ * go there; 128 reducer arrivals) and FREE_K (dK's and the keys are read). The
+ * consumers' first waits on the FREE ones name the phase before the first, which
+ * counts as complete. (Named barriers with bar.arrive did the same at the same
+ * speed, but compute-sanitizer's racecheck does not take bar.arrive as ordering.)
+ * The reducer keeps 24 registers, the consumers get 240 (setmaxnreg). Barrier 1
+ * is the consumers' own, in place of __syncthreads. */
+enum { RW_CONS = 1 };
+struct RwBars {
+    uint64_t *full, *free_p, *free_k;
+};
 
 /* the consumers' barrier: the whole CTA's, or with RW the 8 consumer warps' */
 template <bool RW> __device__ __forceinline__ void cons_sync() {
@@ -282,20 +290,16 @@ template <int D> __device__ __forceinline__ AccRows acc_rows(const BwdArgs &a, i
 /* The reducer warpgroup's loop (thread rt of 128): for each of the tile's nblocks
  * blocks, dV's rows from sdv and dK's from sdk added at their keys sRidx into the
  * accumulators' rows (acc); rows past the list's end (key -1) and all-zero float4s
- * (keys no row of the tile keeps) are left out. The first FREE arrivals let the
- * consumers write block 0's; after the last block none are owed. */
+ * (keys no row of the tile keeps) are left out. */
 template <int D>
 __device__ void rw_reduce(const AccRows acc, const float *sdv, const float *sdk, const int *sRidx, int nblocks,
-                          int rt) {
-    if (nblocks <= 0) return;
-    constexpr int NALL = 256 + 128, LPR = D / 4 /* lanes a row */, RPW = 32 / LPR /* rows a warp instruction */;
+                          const RwBars bars, int rt) {
+    constexpr int LPR = D / 4 /* lanes a row */, RPW = 32 / LPR /* rows a warp instruction */;
     float *dkb = acc.dk, *dvb = acc.dv;
     const long long accs = acc.stride;
     const int w = rt >> 5, lane = rt & 31, col = (lane % LPR) * 4;
-    nb_arrive(RW_FREE_P, NALL);
-    nb_arrive(RW_FREE_K, NALL);
     for (int blk = 0; blk < nblocks; blk++) {
-        nb_sync(RW_FULL, NALL);
+        mbar_wait(bars.full, blk & 1);
 #pragma unroll
         for (int which = 0; which < 2; which++) {
             const float *src = which ? sdk : sdv;
@@ -307,7 +311,7 @@ __device__ void rw_reduce(const AccRows acc, const float *sdv, const float *sdk,
                 if (j >= 0 && (v.x != 0.f || v.y != 0.f || v.z != 0.f || v.w != 0.f))
                     red_add4(dst + (long long)j * accs + col, v);
             }
-            if (blk + 1 < nblocks) nb_arrive(which ? RW_FREE_K : RW_FREE_P, NALL);
+            mbar_arrive(which ? bars.free_k : bars.free_p);
         }
     }
 }
@@ -363,6 +367,8 @@ __global__ void __launch_bounds__(2 * BQ * KS + (RW ? 128 : 0), RW ? 1 : 0) bwd_
     /* RW: a block's dK partial, [BK keys][D] fp32 (rw_col), and its keys; dV's goes over sP and sdS */
     [[maybe_unused]] float *sRdk = sDx + (KS > 1 ? 2 * BQ : 0);
     [[maybe_unused]] int *sRidx = reinterpret_cast<int *>(sRdk + BK * D);
+    [[maybe_unused]] uint64_t *sRbar = reinterpret_cast<uint64_t *>((reinterpret_cast<uintptr_t>(sRidx + BK) + 7) & ~(uintptr_t)7);
+    [[maybe_unused]] const RwBars rwb = {sRbar, sRbar + 1, sRbar + 2};
 
     /* the last tiles first: under a causal mask they hold the most keys, and
      * starting them early leaves the short ones to fill the final wave */
@@ -384,10 +390,16 @@ __global__ void __launch_bounds__(2 * BQ * KS + (RW ? 128 : 0), RW ? 1 : 0) bwd_
     const float *zrow = a.z ? a.z + ((size_t)b * a.Hkv + hkv) * a.Nk : nullptr;
 
     if constexpr (RW) { /* the reducer warpgroup: the dK/dV sums of every block, off the products' path */
+        if (tid == 0) {
+            mbar_init(rwb.full, NTHREADS);
+            mbar_init(rwb.free_p, 128);
+            mbar_init(rwb.free_k, 128);
+        }
+        __syncthreads();
         if (tid >= NTHREADS) {
             setmaxnreg_dec<24>();
             rw_reduce<D>(acc_rows<D>(a, b, hkv), reinterpret_cast<const float *>(sP), sRdk, sRidx,
-                         (nkeys + BK - 1) / BK, tid - NTHREADS);
+                         (nkeys + BK - 1) / BK, rwb, tid - NTHREADS);
             return;
         }
         setmaxnreg_inc<240>();
@@ -604,7 +616,7 @@ __global__ void __launch_bounds__(2 * BQ * KS + (RW ? 128 : 0), RW ? 1 : 0) bwd_
         /* P and dS (dS kept in dp); dz column sums */
         p_ds(std::false_type(), a.dz ? a.dz + ((size_t)b * a.Hkv + hkv) * a.Nk : nullptr);
         /* RW: the reducer has read the last block's dV partial from sP and sdS */
-        if constexpr (RW) nb_sync(RW_FREE_P, NTHREADS + 128);
+        if constexpr (RW) mbar_wait(rwb.free_p, ((it - pre_end) & 1) ^ 1);
         /* P and s dS to shared memory as [row][key] (8 chunks of 8 keys per row), swizzled;
          * WG: in the core-matrix layout, the M-major A operands of dV and dK */
 #pragma unroll
@@ -706,11 +718,11 @@ __global__ void __launch_bounds__(2 * BQ * KS + (RW ? 128 : 0), RW ? 1 : 0) bwd_
             if constexpr (RW) { /* the partials to shared memory for the reducer */
                 wg_wait0();
                 cons_sync<RW>();                     /* both warpgroups' products have read sP and sdS */
-                nb_sync(RW_FREE_K, NTHREADS + 128); /* and the reducer the last block's dK partial and keys */
+                mbar_wait(rwb.free_k, ((it - pre_end) & 1) ^ 1); /* and the reducer the last block's dK partial and keys */
                 rw_put<D, DW>(reinterpret_cast<float *>(sP), accv, wkey, d0, lane);
                 rw_put<D, DW>(sRdk, acck, wkey, d0, lane);
                 if (tid < BK) sRidx[tid] = sIdx[st * BK + tid];
-                nb_arrive(RW_FULL, NTHREADS + 128);
+                mbar_arrive(rwb.full);
             } else { /* OV: dK's product runs while dV's sums are issued */
                 wg_wait1();
                 add_rows(accv, dvb);
@@ -1283,7 +1295,7 @@ attn_status launch_bwd_kp(const attn_params *p, BwdArgs &a, float *dq_add, bool 
 size_t bwd_smem(int BQ, int D, size_t esize, int KS = 1, bool RW = false) {
     return (size_t)(2 * BQ * D + 4 * BK * D + 2 * BQ * BK) * esize + BQ * 8 + 8 * BK * sizeof(int) + 4 * sizeof(int) +
            (KS > 1 ? 2 * (size_t)BQ * sizeof(float) : 0) +
-           (RW ? (size_t)BK * D * sizeof(float) + BK * sizeof(int) : 0); /* RW: sRdk, sRidx */
+           (RW ? (size_t)BK * D * sizeof(float) + BK * sizeof(int) + 8 + 3 * sizeof(uint64_t) : 0); /* RW: sRdk, sRidx, the mbarriers */
 }
 
 /* The device's opt-in shared memory per CTA in bytes, 0 where it cannot be read. */
@@ -1341,10 +1353,11 @@ bool bwd_wg_overlap_enabled() {
     return on;
 }
 
-/* DMABENCH_CUDA_BWD_WG_REDUCER=1: the wgmma version's 128-row tiles with a third
- * warpgroup that issues the dK/dV sums (bwd_main_kernel's RW) */
+/* The wgmma version's 128-row tiles with a third warpgroup that issues the dK/dV
+ * sums (bwd_main_kernel's RW); DMABENCH_CUDA_BWD_WG_REDUCER=0 leaves them to the
+ * two that run the products (OV, or with DMABENCH_CUDA_BWD_WG_OVERLAP=0 neither) */
 bool bwd_wg_reducer_enabled() {
-    static const bool on = dm_env_is("DMABENCH_CUDA_BWD_WG_REDUCER", "1");
+    static const bool on = !dm_env_is("DMABENCH_CUDA_BWD_WG_REDUCER", "0");
     return on;
 }
 
