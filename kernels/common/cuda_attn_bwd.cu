@@ -30,6 +30,8 @@
  *      bf16/f16, each warp computes 16 keys x D of both products over the tile's
  *      64 rows and adds them into fp32 accumulators in global memory with vector
  *      reductions (red.global.add.v2.f32 on sm_90).
+ *    128-row tiles (8 warps) where the shared memory fits; on sm_90 at D 64 and 128
+ *    their products run on wgmma (WG) and a third warpgroup issues the sums (RW).
  * 3. bwd_finish_kernel: dK, dV (fp32 accumulators) to the output dtype, plus an
  *    optional dv += ddt w_dt^T (dma's score path through V).
  * The fp32 accumulators make the sum order depend on scheduling: results agree
