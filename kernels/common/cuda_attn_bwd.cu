@@ -336,13 +336,9 @@ __device__ void rw_reduce(const AccRows acc, const float *sdv, const float *sdk,
  * registers, two on each 16 rows (warp w: rows 16 (w % 8), key half kh = w / 8):
  * S, dP, P, dS and dz's column sums over 32 of the block's keys; after the barrier
  * dQ += s dS K for half of D (kh) from sdS; dV and dK over four key groups by four
- * quarters of D; an exact Dsum's first pass adds the halves through sDx.
- * DQL (DMABENCH_CUDA_BWD_DQ_LATE=1, with RW): dQ's product is not waited for where
- * it is issued but with dV's and dK's, so that it runs under the barrier and their
- * issue; its dS fragments are pinned (wg_pin) until then. */
-template <typename T, int D, int BQ, bool WG = false, int KS = 1, bool OV = false, bool RW = false, bool DQL = false>
+ * quarters of D; an exact Dsum's first pass adds the halves through sDx. */
+template <typename T, int D, int BQ, bool WG = false, int KS = 1, bool OV = false, bool RW = false>
 __global__ void __launch_bounds__(2 * BQ * KS + (RW ? 128 : 0), RW ? 1 : 0) bwd_main_kernel(const BwdArgs a) {
-    static_assert(!DQL || RW, "dQ's late wait: the reducer warpgroup's tiles");
     static_assert(!OV || WG, "the overlap is the wgmma version's");
     static_assert(!RW || (WG && BQ == 128 && KS == 1 && !OV), "the reducer warpgroup: wgmma, 128 rows, 8 warps");
     static_assert(!WG || (D == 64 || D == 128), "the wgmma version takes D 64 or 128");
@@ -636,9 +632,9 @@ __global__ void __launch_bounds__(2 * BQ * KS + (RW ? 128 : 0), RW ? 1 : 0) bwd_
                     pack2<T>::from(dp[nt][2 * r] * a.scale, dp[nt][2 * r + 1] * a.scale);
             }
         /* dQ += dS K (the scale is applied once at the end) */
-        [[maybe_unused]] uint32_t pf[BK / 16][4]; /* WG: dS as A fragments */
         if constexpr (WG) { /* m64 rows x nD, A = dS from registers, B = K read N-major:
                               * 8 keys (K) a core matrix D * 16 bytes apart, 8 d (N) 128 */
+            uint32_t pf[BK / 16][4];
 #pragma unroll
             for (int kk = 0; kk < BK / 16; kk++) acc_to_a<T>(dp, kk, pf[kk]);
             float(&dqf)[D / 2] = reinterpret_cast<float(&)[D / 2]>(dq);
@@ -648,7 +644,7 @@ __global__ void __launch_bounds__(2 * BQ * KS + (RW ? 128 : 0), RW ? 1 : 0) bwd_
             for (int kk = 0; kk < BK / 16; kk++)
                 wgmma_rs_mn<T, D>(dqf, pf[kk], gmma_desc_mn(sKs + cm_off<D>(16 * kk, 0), D * 16, 128));
             wg_commit();
-            if constexpr (!DQL) wg_wait0();
+            wg_wait0();
         } else if constexpr (KS == 1) {
 #pragma unroll
             for (int kk = 0; kk < BK / 16; kk++) {
@@ -723,7 +719,6 @@ __global__ void __launch_bounds__(2 * BQ * KS + (RW ? 128 : 0), RW ? 1 : 0) bwd_
             wg_dvdk(acck, sdS, sQ);
             if constexpr (RW) { /* the partials to shared memory for the reducer */
                 wg_wait0();
-                if constexpr (DQL) wg_pin(pf); /* dQ's fragments, read until this wait */
                 cons_sync<RW>();                     /* both warpgroups' products have read sP and sdS */
                 mbar_wait(rwb.free_k, ((it - pre_end) & 1) ^ 1); /* and the reducer the last block's dK partial and keys */
                 rw_put<D, DW>(reinterpret_cast<float *>(sP), accv, wkey, d0, lane);
@@ -1319,7 +1314,7 @@ int bwd_tile_rows(int D, size_t esize) {
     return bwd_smem(128, D, esize) <= bwd_optin() ? 128 : 64;
 }
 
-template <typename T, int D, int BQ, bool WG = false, int KS = 1, bool OV = false, bool RW = false, bool DQL = false>
+template <typename T, int D, int BQ, bool WG = false, int KS = 1, bool OV = false, bool RW = false>
 attn_status launch_bwd_bq(const attn_params *p, BwdArgs &a, const cuda_attn_spec *s) {
     const int ntiles = (p->Nq + BQ - 1) / BQ;
     if (a.dsum_in) {
@@ -1329,7 +1324,7 @@ attn_status launch_bwd_bq(const attn_params *p, BwdArgs &a, const cuda_attn_spec
         if (st != ATTN_OK) return st;
     }
     const size_t smem = bwd_smem(BQ, D, sizeof(T), KS, RW);
-    auto kern = bwd_main_kernel<T, D, BQ, WG, KS, OV, RW, DQL>;
+    auto kern = bwd_main_kernel<T, D, BQ, WG, KS, OV, RW>;
     CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
     kern<<<dim3(ntiles, p->Hq, p->B), 2 * BQ * KS + (RW ? 128 : 0), smem>>>(a);
     CUDA_CHECK_LAUNCH();
@@ -1368,13 +1363,6 @@ bool bwd_wg_reducer_enabled() {
     return on;
 }
 
-/* DMABENCH_CUDA_BWD_DQ_LATE=1: the reducer warpgroup's tiles wait for dQ's product
- * with dV's and dK's (bwd_main_kernel's DQL) */
-bool bwd_dq_late_enabled() {
-    static const bool on = dm_env_is("DMABENCH_CUDA_BWD_DQ_LATE", "1");
-    return on;
-}
-
 /* DMABENCH_CUDA_BWD_W16=1: the 128-row tiles at D 64 and 128 on 16 warps
  * (bwd_main_kernel's KS 2) */
 bool bwd_w16_enabled() {
@@ -1390,8 +1378,7 @@ template <typename T, int D> attn_status launch_bwd(const attn_params *p, BwdArg
                 return launch_bwd_bq<T, D, 128, false, 2>(p, a, s);
             if (bwd_wgmma_enabled()) {
                 if (bq == 128 && bwd_wg_reducer_enabled() && bwd_smem(128, D, sizeof(T), 1, true) <= bwd_optin())
-                    return bwd_dq_late_enabled() ? launch_bwd_bq<T, D, 128, true, 1, false, true, true>(p, a, s)
-                                                 : launch_bwd_bq<T, D, 128, true, 1, false, true>(p, a, s);
+                    return launch_bwd_bq<T, D, 128, true, 1, false, true>(p, a, s);
                 if (bq == 128 && bwd_wg_overlap_enabled()) return launch_bwd_bq<T, D, 128, true, 1, true>(p, a, s);
                 return bq == 128 ? launch_bwd_bq<T, D, 128, true>(p, a, s) : launch_bwd_bq<T, D, 64, true>(p, a, s);
             }

@@ -178,14 +178,6 @@ __device__ __forceinline__ uint64_t gmma_desc_mn(const void *p, uint32_t lbo, ui
  * along K) 128 bytes, SBO (the next 8 rows) sbo bytes. */
 __device__ __forceinline__ uint64_t gmma_desc(const void *p, uint32_t sbo) { return gmma_desc_mn(p, 128, sbo); }
 
-/* An empty asm that reads and writes A fragments, placed after the wait for a
- * product that took them from registers: their registers stay this product's
- * until then (ptxas may not give them to other values while it runs). */
-template <int N> __device__ __forceinline__ void wg_pin(uint32_t (&r)[N][4]) {
-#pragma unroll
-    for (int i = 0; i < N; i++) asm volatile("" : "+r"(r[i][0]), "+r"(r[i][1]), "+r"(r[i][2]), "+r"(r[i][3]));
-}
-
 /* Warp specialisation (sm_90): named barriers (bar.sync waits, bar.arrive only
  * counts; n threads in all, whole warps), the register split between warpgroups
  * (setmaxnreg, by every thread of a warpgroup), and mbarriers in shared memory
