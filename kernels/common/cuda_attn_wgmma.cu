@@ -164,8 +164,8 @@ __device__ __forceinline__ void wg_softmax(float (&s)[WBK / 8][4], float (&o)[D 
             l[e >> 1] += pv;
         }
 }
-/* wg_softmax with the block's mask (full: every row keeps every slot's key) and z
- * chosen at run time */
+/* wg_softmax with the block's mask chosen at run time (full: every row keeps every
+ * slot's key, so none) */
 template <bool HASZ, int D>
 __device__ __forceinline__ void wg_softmax_block(float (&s)[WBK / 8][4], float (&o)[D / 2], float (&m)[2],
                                                  float (&l)[2], float scale_log2, const int *sRlo, const int *sRhi,
