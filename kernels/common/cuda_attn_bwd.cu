@@ -247,9 +247,11 @@ __device__ __forceinline__ void bwd_p_ds(float (&s)[BK_ / 8][4], float (&dp)[BK_
  * consumers' first waits on the FREE ones name the phase before the first, which
  * counts as complete. (Named barriers with bar.arrive did the same at the same
  * speed, but compute-sanitizer's racecheck does not take bar.arrive as ordering.)
- * The reducer keeps 24 registers, the consumers get 240 (setmaxnreg). Barrier 1
- * is the consumers' own, in place of __syncthreads. */
+ * The reducer keeps 40 registers, enough for four rows' loads in flight before
+ * their adds; the consumers get 232 (setmaxnreg; 2 x 128 x 232 + 128 x 40 = 384 x
+ * 168, the launch's). Barrier 1 is the consumers' own, in place of __syncthreads. */
 enum { RW_CONS = 1 };
+constexpr int RW_CONS_REGS = 232, RW_RED_REGS = 40;
 struct RwBars {
     uint64_t *full, *free_p, *free_k;
 };
@@ -292,62 +294,39 @@ template <int D> __device__ __forceinline__ AccRows acc_rows(const BwdArgs &a, i
 /* The reducer warpgroup's loop (thread rt of 128): for each of the tile's nblocks
  * blocks, dV's rows from sdv and dK's from sdk added at their keys sRidx into the
  * accumulators' rows (acc); rows past the list's end (key -1) and all-zero float4s
- * (keys no row of the tile keeps) are left out. CL > 1 (a cluster of CL heads of one
- * GQA group, which share the tile's keys): the reducer of rank r takes rows r BK / CL
- * .. + BK / CL - 1 of every CTA's partials, adds them in rank order through
- * distributed shared memory and issues one global add for the CL heads; FULL
- * completes when every CTA of the cluster has written its partials, FREE_P and
- * FREE_K when every reducer of the cluster has read them (one arrival a CTA, after
- * its own barrier). */
-enum { RW_RED = 2 }; /* the reducer warpgroup's named barrier (CL > 1) */
-template <int D, int CL>
+ * (keys no row of the tile keeps) are left out. */
+template <int D>
 __device__ void rw_reduce(const AccRows acc, const float *sdv, const float *sdk, const int *sRidx, int nblocks,
                           const RwBars bars, int rt) {
     constexpr int LPR = D / 4 /* lanes a row */, RPW = 32 / LPR /* rows a warp instruction */;
-    constexpr int ROWS = BK / CL; /* rows this reducer adds */
     float *dkb = acc.dk, *dvb = acc.dv;
     const long long accs = acc.stride;
     const int w = rt >> 5, lane = rt & 31, col = (lane % LPR) * 4;
-    const int row0 = CL > 1 ? (int)cl_rank() * ROWS : 0;
     for (int blk = 0; blk < nblocks; blk++) {
-        if constexpr (CL > 1) mbar_wait_cl(bars.full, blk & 1);
-        else mbar_wait(bars.full, blk & 1);
+        mbar_wait(bars.full, blk & 1);
 #pragma unroll
         for (int which = 0; which < 2; which++) {
             const float *src = which ? sdk : sdv;
             float *dst = which ? dkb : dvb;
-            if constexpr (CL > 1) {
+            /* RB rows' loads in flight before their adds (RW_RED_REGS holds them) */
+            constexpr int RB = 4, STEP = 4 * RPW;
 #pragma unroll 1
-                for (int row = row0 + w * RPW + lane / LPR; row < row0 + ROWS; row += 4 * RPW) {
-                    const uint32_t at = smem_addr(src + row * D + rw_col(row, col));
-                    float4 v = ld_cl_f4(cl_addr_of(at, 0));
+            for (int row0 = w * RPW + lane / LPR; row0 < BK; row0 += RB * STEP) {
+                int j[RB];
+                float4 v[RB];
 #pragma unroll
-                    for (int c = 1; c < CL; c++) {
-                        const float4 x = ld_cl_f4(cl_addr_of(at, c));
-                        v.x += x.x, v.y += x.y, v.z += x.z, v.w += x.w;
-                    }
-                    const int j = sRidx[row];
-                    if (j >= 0 && (v.x != 0.f || v.y != 0.f || v.z != 0.f || v.w != 0.f))
-                        red_add4(dst + (long long)j * accs + col, v);
+                for (int u = 0; u < RB; u++) {
+                    const int row = row0 + u * STEP;
+                    j[u] = row < BK ? sRidx[row] : -1;
+                    v[u] = row < BK ? *reinterpret_cast<const float4 *>(src + row * D + rw_col(row, col))
+                                    : make_float4(0.f, 0.f, 0.f, 0.f);
                 }
-            } else {
-#pragma unroll 4
-                for (int row = w * RPW + lane / LPR; row < BK; row += 4 * RPW) {
-                    const int j = sRidx[row];
-                    const float4 v = *reinterpret_cast<const float4 *>(src + row * D + rw_col(row, col));
-                    if (j >= 0 && (v.x != 0.f || v.y != 0.f || v.z != 0.f || v.w != 0.f))
-                        red_add4(dst + (long long)j * accs + col, v);
-                }
-            }
-            uint64_t *fr = which ? bars.free_k : bars.free_p;
-            if constexpr (CL > 1) {
-                nb_sync(RW_RED, 128); /* the warpgroup's reads are done */
-                if (rt == 0)
 #pragma unroll
-                    for (int c = 0; c < CL; c++) mbar_arrive_cl(cl_addr(fr, c));
-            } else {
-                mbar_arrive(fr);
+                for (int u = 0; u < RB; u++)
+                    if (j[u] >= 0 && (v[u].x != 0.f || v[u].y != 0.f || v[u].z != 0.f || v[u].w != 0.f))
+                        red_add4(dst + (long long)j[u] * accs + col, v[u]);
             }
+            mbar_arrive(which ? bars.free_k : bars.free_p);
         }
     }
 }
@@ -370,18 +349,9 @@ __device__ void rw_reduce(const AccRows acc, const float *sdv, const float *sdk,
  * registers, two on each 16 rows (warp w: rows 16 (w % 8), key half kh = w / 8):
  * S, dP, P, dS and dz's column sums over 32 of the block's keys; after the barrier
  * dQ += s dS K for half of D (kh) from sdS; dV and dK over four key groups by four
- * quarters of D; an exact Dsum's first pass adds the halves through sDx.
- * DQL (DMABENCH_CUDA_BWD_DQ_LATE=1, with RW): dQ's product is not waited for where
- * it is issued but with dV's and dK's, so that it runs under the barrier and their
- * issue; its dS fragments are pinned (wg_pin) until then.
- * CL 2 or 4 (DMABENCH_CUDA_BWD_RW_CLUSTER, with RW): the grid's CTAs in clusters of
- * CL heads of one GQA group along y; their reducers sum the cluster's partials on
- * the chip (rw_reduce), so the global adds carry 1 / CL of the bytes. */
-template <typename T, int D, int BQ, bool WG = false, int KS = 1, bool OV = false, bool RW = false, bool DQL = false,
-          int CL = 1>
+ * quarters of D; an exact Dsum's first pass adds the halves through sDx. */
+template <typename T, int D, int BQ, bool WG = false, int KS = 1, bool OV = false, bool RW = false>
 __global__ void __launch_bounds__(2 * BQ * KS + (RW ? 128 : 0), RW ? 1 : 0) bwd_main_kernel(const BwdArgs a) {
-    static_assert(!DQL || RW, "dQ's late wait: the reducer warpgroup's tiles");
-    static_assert(CL == 1 || (RW && (CL == 2 || CL == 4)), "clusters of 2 or 4 heads: the reducer warpgroup's tiles");
     static_assert(!OV || WG, "the overlap is the wgmma version's");
     static_assert(!RW || (WG && BQ == 128 && KS == 1 && !OV), "the reducer warpgroup: wgmma, 128 rows, 8 warps");
     static_assert(!WG || (D == 64 || D == 128), "the wgmma version takes D 64 or 128");
@@ -436,21 +406,18 @@ __global__ void __launch_bounds__(2 * BQ * KS + (RW ? 128 : 0), RW ? 1 : 0) bwd_
 
     if constexpr (RW) { /* the reducer warpgroup: the dK/dV sums of every block, off the products' path */
         if (tid == 0) {
-            mbar_init(rwb.full, CL > 1 ? CL : NTHREADS);
-            mbar_init(rwb.free_p, CL > 1 ? CL : 128);
-            mbar_init(rwb.free_k, CL > 1 ? CL : 128);
-            if constexpr (CL > 1) mbar_init_fence_cl();
+            mbar_init(rwb.full, NTHREADS);
+            mbar_init(rwb.free_p, 128);
+            mbar_init(rwb.free_k, 128);
         }
-        if constexpr (CL > 1) cl_sync(); /* every CTA's barriers, before another arrives on them */
-        else __syncthreads();
+        __syncthreads();
         if (tid >= NTHREADS) {
-            setmaxnreg_dec<24>();
-            rw_reduce<D, CL>(acc_rows<D>(a, b, hkv), reinterpret_cast<const float *>(sP), sRdk, sRidx,
-                             (nkeys + BK - 1) / BK, rwb, tid - NTHREADS);
-            if constexpr (CL > 1) cl_sync(); /* no CTA leaves while another reads its shared memory */
+            setmaxnreg_dec<RW_RED_REGS>();
+            rw_reduce<D>(acc_rows<D>(a, b, hkv), reinterpret_cast<const float *>(sP), sRdk, sRidx,
+                         (nkeys + BK - 1) / BK, rwb, tid - NTHREADS);
             return;
         }
-        setmaxnreg_inc<240>();
+        setmaxnreg_inc<RW_CONS_REGS>();
     }
 
     constexpr int CH = D / 8;
@@ -664,8 +631,7 @@ __global__ void __launch_bounds__(2 * BQ * KS + (RW ? 128 : 0), RW ? 1 : 0) bwd_
         /* P and dS (dS kept in dp); dz column sums */
         p_ds(std::false_type(), a.dz ? a.dz + ((size_t)b * a.Hkv + hkv) * a.Nk : nullptr);
         /* RW: the reducer has read the last block's dV partial from sP and sdS */
-        if constexpr (CL > 1) mbar_wait_cl(rwb.free_p, ((it - pre_end) & 1) ^ 1);
-        else if constexpr (RW) mbar_wait(rwb.free_p, ((it - pre_end) & 1) ^ 1);
+        if constexpr (RW) mbar_wait(rwb.free_p, ((it - pre_end) & 1) ^ 1);
         /* P and s dS to shared memory as [row][key] (8 chunks of 8 keys per row), swizzled;
          * WG: in the core-matrix layout, the M-major A operands of dV and dK */
 #pragma unroll
@@ -679,9 +645,9 @@ __global__ void __launch_bounds__(2 * BQ * KS + (RW ? 128 : 0), RW ? 1 : 0) bwd_
                     pack2<T>::from(dp[nt][2 * r] * a.scale, dp[nt][2 * r + 1] * a.scale);
             }
         /* dQ += dS K (the scale is applied once at the end) */
-        [[maybe_unused]] uint32_t pf[BK / 16][4]; /* WG: dS as A fragments */
         if constexpr (WG) { /* m64 rows x nD, A = dS from registers, B = K read N-major:
                               * 8 keys (K) a core matrix D * 16 bytes apart, 8 d (N) 128 */
+            uint32_t pf[BK / 16][4];
 #pragma unroll
             for (int kk = 0; kk < BK / 16; kk++) acc_to_a<T>(dp, kk, pf[kk]);
             float(&dqf)[D / 2] = reinterpret_cast<float(&)[D / 2]>(dq);
@@ -691,7 +657,7 @@ __global__ void __launch_bounds__(2 * BQ * KS + (RW ? 128 : 0), RW ? 1 : 0) bwd_
             for (int kk = 0; kk < BK / 16; kk++)
                 wgmma_rs_mn<T, D>(dqf, pf[kk], gmma_desc_mn(sKs + cm_off<D>(16 * kk, 0), D * 16, 128));
             wg_commit();
-            if constexpr (!DQL) wg_wait0();
+            wg_wait0();
         } else if constexpr (KS == 1) {
 #pragma unroll
             for (int kk = 0; kk < BK / 16; kk++) {
@@ -766,22 +732,12 @@ __global__ void __launch_bounds__(2 * BQ * KS + (RW ? 128 : 0), RW ? 1 : 0) bwd_
             wg_dvdk(acck, sdS, sQ);
             if constexpr (RW) { /* the partials to shared memory for the reducer */
                 wg_wait0();
-                if constexpr (DQL) wg_pin(pf); /* dQ's fragments, read until this wait */
                 cons_sync<RW>();                     /* both warpgroups' products have read sP and sdS */
-                /* and the reducer(s) the last block's dK partial and keys */
-                if constexpr (CL > 1) mbar_wait_cl(rwb.free_k, ((it - pre_end) & 1) ^ 1);
-                else mbar_wait(rwb.free_k, ((it - pre_end) & 1) ^ 1);
+                mbar_wait(rwb.free_k, ((it - pre_end) & 1) ^ 1); /* and the reducer the last block's dK partial and keys */
                 rw_put<D, DW>(reinterpret_cast<float *>(sP), accv, wkey, d0, lane);
                 rw_put<D, DW>(sRdk, acck, wkey, d0, lane);
                 if (tid < BK) sRidx[tid] = sIdx[st * BK + tid];
-                if constexpr (CL > 1) { /* one arrival a CTA on every reducer's FULL */
-                    cons_sync<RW>();
-                    if (tid == 0)
-#pragma unroll
-                        for (int c = 0; c < CL; c++) mbar_arrive_cl(cl_addr(rwb.full, c));
-                } else {
-                    mbar_arrive(rwb.full);
-                }
+                mbar_arrive(rwb.full);
             } else { /* OV: dK's product runs while dV's sums are issued */
                 wg_wait1();
                 add_rows(accv, dvb);
@@ -840,7 +796,6 @@ __global__ void __launch_bounds__(2 * BQ * KS + (RW ? 128 : 0), RW ? 1 : 0) bwd_
             *reinterpret_cast<uint32_t *>(row + t * 8 + (lane & 3) * 2) =
                 pack2<T>::from(dq[t][2 * r] * dqs, dq[t][2 * r + 1] * dqs);
     }
-    if constexpr (CL > 1) cl_sync(); /* the reducers' matching barrier: every read of this CTA's partials done */
 }
 
 /* dK, dV from the fp32 accumulators to the output dtype; dv += ddt w^T when given
@@ -1372,8 +1327,7 @@ int bwd_tile_rows(int D, size_t esize) {
     return bwd_smem(128, D, esize) <= bwd_optin() ? 128 : 64;
 }
 
-template <typename T, int D, int BQ, bool WG = false, int KS = 1, bool OV = false, bool RW = false, bool DQL = false,
-          int CL = 1>
+template <typename T, int D, int BQ, bool WG = false, int KS = 1, bool OV = false, bool RW = false>
 attn_status launch_bwd_bq(const attn_params *p, BwdArgs &a, const cuda_attn_spec *s) {
     const int ntiles = (p->Nq + BQ - 1) / BQ;
     if (a.dsum_in) {
@@ -1383,22 +1337,9 @@ attn_status launch_bwd_bq(const attn_params *p, BwdArgs &a, const cuda_attn_spec
         if (st != ATTN_OK) return st;
     }
     const size_t smem = bwd_smem(BQ, D, sizeof(T), KS, RW);
-    auto kern = bwd_main_kernel<T, D, BQ, WG, KS, OV, RW, DQL, CL>;
+    auto kern = bwd_main_kernel<T, D, BQ, WG, KS, OV, RW>;
     CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-    if constexpr (CL > 1) { /* CL heads of a group per cluster, along y */
-        cudaLaunchConfig_t cfg = {};
-        cfg.gridDim = dim3(ntiles, p->Hq, p->B);
-        cfg.blockDim = dim3(2 * BQ * KS + (RW ? 128 : 0));
-        cfg.dynamicSmemBytes = smem;
-        cudaLaunchAttribute at[1];
-        at[0].id = cudaLaunchAttributeClusterDimension;
-        at[0].val.clusterDim.x = 1, at[0].val.clusterDim.y = CL, at[0].val.clusterDim.z = 1;
-        cfg.attrs = at;
-        cfg.numAttrs = 1;
-        CUDA_CHECK(cudaLaunchKernelEx(&cfg, kern, a));
-    } else {
-        kern<<<dim3(ntiles, p->Hq, p->B), 2 * BQ * KS + (RW ? 128 : 0), smem>>>(a);
-    }
+    kern<<<dim3(ntiles, p->Hq, p->B), 2 * BQ * KS + (RW ? 128 : 0), smem>>>(a);
     CUDA_CHECK_LAUNCH();
     if (s->after_main) {
         attn_status st = s->after_main(s->after_main_ctx);
@@ -1435,47 +1376,6 @@ bool bwd_wg_reducer_enabled() {
     return on;
 }
 
-/* DMABENCH_CUDA_BWD_DQ_LATE=1: the reducer warpgroup's tiles wait for dQ's product
- * with dV's and dK's (bwd_main_kernel's DQL) */
-bool bwd_dq_late_enabled() {
-    static const bool on = dm_env_is("DMABENCH_CUDA_BWD_DQ_LATE", "1");
-    return on;
-}
-
-/* DMABENCH_CUDA_BWD_RW_CLUSTER=2|4: the reducer warpgroup's tiles in clusters of
- * that many heads of a GQA group, summing their dK/dV partials on the chip
- * (bwd_main_kernel's CL); 1 (the default) or any other value: no clusters */
-int bwd_rw_cluster() {
-    static const int cl = dm_env_is("DMABENCH_CUDA_BWD_RW_CLUSTER", "4")   ? 4
-                          : dm_env_is("DMABENCH_CUDA_BWD_RW_CLUSTER", "2") ? 2
-                                                                             : 1;
-    return cl;
-}
-
-/* whether the device can run one cluster of CL of kern's CTAs with smem bytes each
- * (the cluster needs CL free SMs of one GPC) */
-template <typename K> bool bwd_cluster_fits(K kern, int CL, int nthreads, size_t smem) {
-    if (cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem) != cudaSuccess) {
-        cudaGetLastError();
-        return false;
-    }
-    cudaLaunchConfig_t cfg = {};
-    cfg.gridDim = dim3(1, CL, 1);
-    cfg.blockDim = dim3(nthreads);
-    cfg.dynamicSmemBytes = smem;
-    cudaLaunchAttribute at[1];
-    at[0].id = cudaLaunchAttributeClusterDimension;
-    at[0].val.clusterDim.x = 1, at[0].val.clusterDim.y = CL, at[0].val.clusterDim.z = 1;
-    cfg.attrs = at;
-    cfg.numAttrs = 1;
-    int n = 0;
-    if (cudaOccupancyMaxActiveClusters(&n, kern, &cfg) != cudaSuccess) {
-        cudaGetLastError();
-        return false;
-    }
-    return n > 0;
-}
-
 /* DMABENCH_CUDA_BWD_W16=1: the 128-row tiles at D 64 and 128 on 16 warps
  * (bwd_main_kernel's KS 2) */
 bool bwd_w16_enabled() {
@@ -1490,18 +1390,8 @@ template <typename T, int D> attn_status launch_bwd(const attn_params *p, BwdArg
             if (bq == 128 && bwd_w16_enabled() && bwd_smem(128, D, sizeof(T), 2) <= bwd_optin())
                 return launch_bwd_bq<T, D, 128, false, 2>(p, a, s);
             if (bwd_wgmma_enabled()) {
-                if (bq == 128 && bwd_wg_reducer_enabled() && bwd_smem(128, D, sizeof(T), 1, true) <= bwd_optin()) {
-                    const int cl = bwd_rw_cluster();
-                    const size_t sm = bwd_smem(128, D, sizeof(T), 1, true);
-                    if (cl == 4 && a.G % 4 == 0 &&
-                        bwd_cluster_fits(bwd_main_kernel<T, D, 128, true, 1, false, true, false, 4>, 4, 384, sm))
-                        return launch_bwd_bq<T, D, 128, true, 1, false, true, false, 4>(p, a, s);
-                    if (cl >= 2 && a.G % 2 == 0 &&
-                        bwd_cluster_fits(bwd_main_kernel<T, D, 128, true, 1, false, true, false, 2>, 2, 384, sm))
-                        return launch_bwd_bq<T, D, 128, true, 1, false, true, false, 2>(p, a, s);
-                    return bwd_dq_late_enabled() ? launch_bwd_bq<T, D, 128, true, 1, false, true, true>(p, a, s)
-                                                 : launch_bwd_bq<T, D, 128, true, 1, false, true>(p, a, s);
-                }
+                if (bq == 128 && bwd_wg_reducer_enabled() && bwd_smem(128, D, sizeof(T), 1, true) <= bwd_optin())
+                    return launch_bwd_bq<T, D, 128, true, 1, false, true>(p, a, s);
                 if (bq == 128 && bwd_wg_overlap_enabled()) return launch_bwd_bq<T, D, 128, true, 1, true>(p, a, s);
                 return bq == 128 ? launch_bwd_bq<T, D, 128, true>(p, a, s) : launch_bwd_bq<T, D, 64, true>(p, a, s);
             }

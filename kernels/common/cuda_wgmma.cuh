@@ -178,14 +178,6 @@ __device__ __forceinline__ uint64_t gmma_desc_mn(const void *p, uint32_t lbo, ui
  * along K) 128 bytes, SBO (the next 8 rows) sbo bytes. */
 __device__ __forceinline__ uint64_t gmma_desc(const void *p, uint32_t sbo) { return gmma_desc_mn(p, 128, sbo); }
 
-/* An empty asm that reads and writes A fragments, placed after the wait for a
- * product that took them from registers: their registers stay this product's
- * until then (ptxas may not give them to other values while it runs). */
-template <int N> __device__ __forceinline__ void wg_pin(uint32_t (&r)[N][4]) {
-#pragma unroll
-    for (int i = 0; i < N; i++) asm volatile("" : "+r"(r[i][0]), "+r"(r[i][1]), "+r"(r[i][2]), "+r"(r[i][3]));
-}
-
 /* Warp specialisation (sm_90): named barriers (bar.sync waits, bar.arrive only
  * counts; n threads in all, whole warps), the register split between warpgroups
  * (setmaxnreg, by every thread of a warpgroup), and mbarriers in shared memory
@@ -235,68 +227,6 @@ __device__ __forceinline__ void mbar_wait(uint64_t *bar, int parity) {
                  "}\n" ::"r"(smem_addr(bar)),
                  "r"(parity)
                  : "memory");
-#endif
-}
-
-/* Thread-block clusters (sm_90): this CTA's rank in its cluster; the address of the
- * same shared-memory location in the cluster's CTA of rank r; a 16-byte load from
- * such an address; mbarrier arrivals on another CTA's barrier and waits that see
- * the other CTAs' writes (release and acquire at cluster scope); the cluster-wide
- * barrier (every thread of every CTA). */
-__device__ __forceinline__ unsigned int cl_rank() {
-    unsigned int r = 0;
-#ifdef DM_WGMMA
-    asm volatile("mov.u32 %0, %%cluster_ctarank;\n" : "=r"(r));
-#endif
-    return r;
-}
-__device__ __forceinline__ uint32_t cl_addr_of(uint32_t a, unsigned int rank) {
-    uint32_t r = a;
-#ifdef DM_WGMMA
-    asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(r) : "r"(a), "r"(rank));
-#endif
-    return r;
-}
-__device__ __forceinline__ uint32_t cl_addr(const void *p, unsigned int rank) { return cl_addr_of(smem_addr(p), rank); }
-__device__ __forceinline__ float4 ld_cl_f4(uint32_t a) {
-    float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
-#ifdef DM_WGMMA
-    asm volatile("ld.shared::cluster.v4.f32 {%0, %1, %2, %3}, [%4];\n"
-                 : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w)
-                 : "r"(a)
-                 : "memory");
-#endif
-    return v;
-}
-/* one arrival on the barrier at cluster address a (cl_addr), releasing this
- * thread's earlier accesses to the cluster */
-__device__ __forceinline__ void mbar_arrive_cl(uint32_t a) {
-#ifdef DM_WGMMA
-    asm volatile("mbarrier.arrive.release.cluster.shared::cluster.b64 _, [%0];\n" ::"r"(a) : "memory");
-#endif
-}
-/* mbar_wait, acquiring at cluster scope what the arrivals from other CTAs released */
-__device__ __forceinline__ void mbar_wait_cl(uint64_t *bar, int parity) {
-#ifdef DM_WGMMA
-    asm volatile("{\n"
-                 ".reg .pred done;\n"
-                 "WAIT:\n"
-                 "mbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 done, [%0], %1;\n"
-                 "@!done bra WAIT;\n"
-                 "}\n" ::"r"(smem_addr(bar)),
-                 "r"(parity)
-                 : "memory");
-#endif
-}
-/* after mbar_init of barriers that other CTAs arrive on, before the cluster barrier */
-__device__ __forceinline__ void mbar_init_fence_cl() {
-#ifdef DM_WGMMA
-    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
-#endif
-}
-__device__ __forceinline__ void cl_sync() {
-#ifdef DM_WGMMA
-    asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;\n" ::: "memory");
 #endif
 }
 
