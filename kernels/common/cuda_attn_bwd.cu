@@ -538,10 +538,14 @@ __global__ void __launch_bounds__(2 * BQ * KS + (RW ? 128 : 0), RW ? 1 : 0) bwd_
     float dacc[2] = {0.f, 0.f};
     for (int it = 0; it < nit; it++) {
         const int st = it & 1;
-        if (it + 1 < nit) load_kv(st ^ 1, ((it + 1) % nblocks) * BK);
-        cp_commit();
-        cp_wait<1>();
-        if constexpr (WG) fence_async_smem(); /* the stage's copies, visible to the wgmmas */
+        if constexpr (WG) { /* this block's copies, issued under the last block's S and dP (below) */
+            cp_wait<0>();
+            fence_async_smem(); /* the stage's copies, visible to the wgmmas */
+        } else {
+            if (it + 1 < nit) load_kv(st ^ 1, ((it + 1) % nblocks) * BK);
+            cp_commit();
+            cp_wait<1>();
+        }
         cons_sync<RW>();
         const uint32_t so = st * BK * RB; /* the stage's byte offset in sK and sV */
         if (it == pre_end && pre_end > 0) {
@@ -585,6 +589,11 @@ __global__ void __launch_bounds__(2 * BQ * KS + (RW ? 128 : 0), RW ? 1 : 0) bwd_
                 wgmma_ss<T, BK>(df, ddo0 + step, gmma_desc(sVs + cm_off<D>(0, 2 * kk), D * 16), 1);
             }
             wg_commit();
+            /* the next block's copies into the other stage, while the products run: every
+             * warp has passed this block's barrier, so none still reads that stage (its
+             * last reader was the previous block's dQ, waited for before it) */
+            if (it + 1 < nit) load_kv(st ^ 1, ((it + 1) % nblocks) * BK);
+            cp_commit();
             wg_wait0();
         } else {
 #pragma unroll
