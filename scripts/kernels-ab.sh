@@ -9,6 +9,9 @@
 # A SETTING is "-" (the environment as it is) or VAR=VALUE, several joined by "+":
 #   sh scripts/kernels-ab.sh 2 - DMABENCH_CUDA_FWD_WS=1 DMABENCH_CUDA_BWD_WG_REDUCER=0 -- --backend cuda \
 #       --variants dma --n 8192 --w 1024 --b 1 --hq 32 --hkv 8 --d 128 --mode fwd,fwdbwd --check-n 0
+# DMABENCH=PATH in a setting runs that binary for it instead of $DMABENCH's, so that
+# two builds are timed against each other the same way:
+#   sh scripts/kernels-ab.sh 3 DMABENCH=old/dmabench DMABENCH=new/dmabench -- --backend cuda ...
 set -u
 B=${DMABENCH:-./build/dmabench}
 OUT=${OUT:-results/kernels-ab}
@@ -23,7 +26,14 @@ NS=0
 while [ $# -gt 0 ] && [ "$1" != -- ]; do
     case $1 in
     -) ;;
-    *=*) ;;
+    *=*)
+        for kv in $(echo "$1" | tr '+' ' '); do
+            case $kv in
+            DMABENCH=*)
+                [ -x "${kv#DMABENCH=}" ] && [ -f "${kv#DMABENCH=}" ] ||
+                    { echo "kernels-ab: setting '$1': no executable '${kv#DMABENCH=}'" >&2; exit 2; } ;;
+            esac
+        done ;;
     *) echo "kernels-ab: setting '$1' is neither '-' nor VAR=VALUE[+VAR=VALUE...]" >&2; exit 2 ;;
     esac
     SETS="$SETS $1"
@@ -41,10 +51,14 @@ r=1
 while [ $r -le "$R" ]; do
     s=1
     for set in $SETS; do
-        envs=""
-        [ "$set" = - ] || envs=$(echo "$set" | tr '+' ' ')
+        envs="" bin=$B
+        if [ "$set" != - ]; then
+            for kv in $(echo "$set" | tr '+' ' '); do
+                case $kv in DMABENCH=*) bin=${kv#DMABENCH=} ;; *) envs="$envs $kv" ;; esac
+            done
+        fi
         # shellcheck disable=SC2086
-        env $envs "$B" kernels "$@" --out "$OUT/ab-$r-$s.json" >"$OUT/ab-$r-$s.log" 2>&1
+        env $envs "$bin" kernels "$@" --out "$OUT/ab-$r-$s.json" >"$OUT/ab-$r-$s.log" 2>&1
         k=$?
         [ $k -eq 0 ] || rc=1
         # the table's rows: variant | backend | mode | B | N | Hq/Hkv | D | w | dtype | median ms | ...

@@ -81,8 +81,17 @@ want=$(awk -F'\t' '$1 ~ /^mha/ && $3 == 2 { v[++n] = $4 } END { if (v[1] > v[2])
     printf "%.4g", (v[1] + v[2]) / 2 }' "$T/ab/ab-medians.txt")
 if grep -q "^| mha fwd N 64 D 16 w - f32 | [0-9.e+-]* | $want ([0-9.]*x) |\$" "$T/ab.out"; then ok "kernels-ab summary: median $want and its ratio"
 else nok "kernels-ab summary" "no row with $want: $(grep '^| mha' "$T/ab.out")"; fi
+# two builds as settings (DMABENCH=PATH, here the same binary twice, one with an
+# environment setting beside it): every run's cells, the summary's two columns
+DMABENCH=/nonexistent OUT=$T/abx sh scripts/kernels-ab.sh 1 DMABENCH=$B DMABENCH=$B+DMABENCH_ISA=base -- --backend cpu \
+    --variants mha --n 64 --b 1 --hq 2 --hkv 1 --d 16 --mode fwd --warmup 0 --repeats 2 --check-n 0 >"$T/abx.out" 2>"$T/abx.err"
+rc=$?
+nr=$(grep -c '^round 1, DMABENCH=.* (exit 0): mha fwd N 64 D 16 w - f32 [0-9.]*$' "$T/abx.out")
+if [ $rc -eq 0 ] && [ "$nr" -eq 2 ] && grep -q "^| mha fwd N 64 D 16 w - f32 | [0-9.e+-]* | [0-9.e+-]* ([0-9.]*x) |\$" "$T/abx.out"
+then ok "kernels-ab: two binaries as settings"
+else nok "kernels-ab binaries" "exit $rc, $nr of 2 round lines: $(head -c 200 "$T/abx.err")"; fi
 # bad usage: one line on stderr, exit 2; a failing run: exit 1, said in its round line
-for args in "x - -- --n 64" "2 foo -- --n 64" "2 - --n 64"; do
+for args in "x - -- --n 64" "2 foo -- --n 64" "2 - --n 64" "1 DMABENCH=/nonexistent/dmabench -- --n 64"; do
     # shellcheck disable=SC2086
     sh scripts/kernels-ab.sh $args >"$T/abb.out" 2>"$T/abb.err"
     rc=$?
