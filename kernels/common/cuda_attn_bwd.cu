@@ -783,12 +783,14 @@ __global__ void __launch_bounds__(2 * BQ * KS + (RW ? 128 : 0), RW ? 1 : 0) bwd_
             }
             add_rows(acc, dst);
         }
-        /* With the look-ahead, the next iteration's copies (load_kv at its top) write
-         * only the rows of stage st, which no warp reads after the barrier before dV
-         * and dK; its metadata is written after its first barrier, which every warp
-         * reaches only when done with this block. Only a wrap to block 0 (the plain
-         * path, writing the stage's key slots before that barrier while a slow warp
-         * may still read them for its adds) needs this one. */
+        /* mma.sync: with the look-ahead, the next iteration's copies (load_kv at its
+         * top) write only the rows of stage st, which no warp reads after the barrier
+         * before dV and dK; its metadata is written after its first barrier, which
+         * every warp reaches only when done with this block. Only a wrap to block 0
+         * (the plain path, writing the stage's key slots before that barrier while a
+         * slow warp may still read them for its adds) needs this one. On wgmma the
+         * next iteration's copies and key slots all come after its first barrier, so
+         * this one is not needed there; it is kept (the kernels as measured). */
         if (!ahead || (it + 2 < nit && (it + 2) % nblocks == 0)) cons_sync<RW>();
     }
     cp_wait<0>();
