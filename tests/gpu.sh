@@ -49,8 +49,9 @@ rc_of() { cat "$T/$1.rc" 2>/dev/null || echo "?"; }
 # backward on the CUDA cores; nsa's repeated-argmax pick of the selected blocks;
 # the forward on Hopper's wgmma; dma decode's exact select over all of z; nsa's linear compression 8 blocks per CTA forward
 # and backward, and one block per CTA both ways; the query-tile backward on mma.sync (sm_90 takes wgmma by
-# default), on 128- and 64-row tiles; the wgmma version waiting for each product before its sums, and
-# with a third warpgroup issuing the sums (also with dma's first pass for Dsum); the warp-specialised forward, and with ping-pong;
+# default), on 128- and 64-row tiles; the wgmma version without its third warpgroup for the sums (the
+# default), with dK's product overlapping dV's sums and waiting for each (also with dma's first pass for
+# Dsum); the warp-specialised forward;
 # the decode's launches without programmatic dependent launch; nsa's selected
 # branch by key block (in chunks of 37 queries) and by union, each fixed; nsa's selection with 4 warps per CTA;
 # nsa's selection with its block scores summed by one thread per pair instead of as a product,
