@@ -1,9 +1,12 @@
 /*
  * probe.c: `dmabench probe`: how fast the GPU takes the query-tile backward's
- * dK/dV sums when nothing else runs (kernels/common/cuda_probe.h): fp32
- * reductions in the backward's pattern, by instruction kind and CTAs per SM,
- * each run's adds counted back from the accumulators. A kernel whose sums cost
- * about what the probe takes for the same bytes is bound by them.
+ * memory traffic when nothing else runs (kernels/common/cuda_probe.h): its dK/dV
+ * sums (fp32 reductions in the backward's pattern, by instruction kind, each run's
+ * adds counted back from the accumulators) and its K/V row gathers (cp.async as
+ * the kernels issue them, or the tensor memory accelerator a row at a time, alone
+ * or shared by a cluster's two CTAs; the layout each leaves in shared memory
+ * checked), by CTAs per SM. A kernel whose traffic costs about what the probe
+ * takes for the same bytes is bound by it.
  */
 #include <math.h>
 #include <stdio.h>
@@ -17,22 +20,35 @@
 #include "cuda_rt.h"
 #include "report.h"
 
-static const char *const probe_names[PROBE_NOPS] = {"red2", "red4", "bulk", "store2"};
+static const char *const probe_names[PROBE_NOPS] = {"red2",    "red4",     "bulk",     "store2",
+                                                    "rows-cp", "rows-tma", "rows-tma2"};
+#define PROBE_OPS "red2, red4, bulk, store2, rows-cp, rows-tma, rows-tma2"
 
 static void usage(void) {
     printf("usage: dmabench probe [options]\n\n"
-           "Times the query-tile backward's dK/dV sums alone on the GPU: per CTA of 8 warps,\n"
-           "blocks of 64 scattered keys, each adding 2 x 64 x 128 fp32 (dV and dK) into\n"
-           "accumulators laid out as the backward's, 8 rows of 32 bytes per warp instruction.\n"
-           "Every run's adds are counted back from the accumulators (check).\n\n"
-           "  --ops LIST          red2 (red.global.add.v2.f32, the backward's), red4 (.v4),\n"
-           "                      bulk (cp.reduce.async.bulk per 512-byte row, sm_90), store2\n"
-           "                      (plain st.global.v2 of the same bytes); default all\n"
+           "Times the query-tile backward's memory traffic alone on the GPU: per CTA of 8\n"
+           "warps, blocks of 64 scattered keys. The sums add 2 x 64 x 128 fp32 (dV and dK) a\n"
+           "block into accumulators laid out as the backward's, 8 rows of 32 bytes per warp\n"
+           "instruction; every run's adds are counted back (check). The gathers copy the\n"
+           "block's K and V rows (128 bf16 each, the keys x kv heads rows of two tensors)\n"
+           "into one of two stages of shared memory; CTA 0's last K stage is compared with\n"
+           "the layout, chunk by chunk (check).\n\n"
+           "  --ops LIST          sums: red2 (red.global.add.v2.f32, the backward's), red4\n"
+           "                      (.v4), bulk (cp.reduce.async.bulk per 512-byte row, sm_90),\n"
+           "                      store2 (plain st.global.v2 of the same bytes, no check);\n"
+           "                      gathers: rows-cp (cp.async, 16 bytes a thread, the\n"
+           "                      core-matrix layout, as the kernels), rows-tma (tensor\n"
+           "                      memory accelerator, a box of 64 x 1 per half row, the\n"
+           "                      128-byte swizzle, sm_90), rows-tma2 (the same in clusters\n"
+           "                      of 2 CTAs that share their keys, each loading half the rows\n"
+           "                      into both); default all\n"
            "  --ctas-per-sm LIST  CTAs of 256 threads per SM in the grid (default 1,4)\n"
-           "  --keys N            keys of the accumulators (default 8192)\n"
-           "  --hkv N             kv heads (default 8): keys x hkv rows of 128 fp32, twice\n"
+           "  --keys N            keys (default 8192)\n"
+           "  --hkv N             kv heads (default 8): keys x hkv rows of 128 fp32 (the\n"
+           "                      sums' accumulators) or 128 bf16 (the gathers' K and V)\n"
            "  --iters N           blocks per CTA (default 256: at 1 CTA per SM of an H200\n"
-           "                      about the 2.2 GB of sums of dma's backward at N 8192)\n"
+           "                      about the 2.2 GB of sums and the 1.2 GB of K/V rows of\n"
+           "                      dma's backward at N 8192)\n"
            "  --warmup N          untimed runs first (default 1)\n"
            "  --repeats N         timed runs (default 5)\n"
            "  --out FILE          a JSON report (records of kind \"probe\") with provenance\n");
@@ -54,7 +70,7 @@ int cmd_probe(int argc, char **argv) {
         cli_int(&a, "--iters", 256, 1, 1 << 20, &iters) || cli_int(&a, "--warmup", 1, 0, 100, &warmup) ||
         cli_int(&a, "--repeats", 5, 1, 1000, &repeats))
         goto bad;
-    const char *ops_s = cli_str(&a, "--ops", "red2,red4,bulk,store2");
+    const char *ops_s = cli_str(&a, "--ops", "red2,red4,bulk,store2,rows-cp,rows-tma,rows-tma2");
     const char *cps_s = cli_str(&a, "--ctas-per-sm", "1,4");
     const char *out = cli_str(&a, "--out", NULL);
     if (cli_finish(&a) != 0) goto bad;
@@ -64,7 +80,7 @@ int cmd_probe(int argc, char **argv) {
         int k = 0;
         while (k < PROBE_NOPS && strcmp(ops[i], probe_names[k])) k++;
         if (k == PROBE_NOPS) {
-            fprintf(stderr, "dmabench probe: unknown op '%s' (red2, red4, bulk, store2)\n", ops[i]);
+            fprintf(stderr, "dmabench probe: unknown op '%s' (" PROBE_OPS ")\n", ops[i]);
             cli_list_free(ops, nops);
             return 2;
         }
@@ -95,10 +111,11 @@ int cmd_probe(int argc, char **argv) {
         return 1;
     }
     if (out) rep = report_new(report_provenance(argc, argv, 0));
-    printf("%s (%d SMs): accumulators %lld keys x %lld kv heads x 128 fp32, twice (%.1f MB); "
-           "%lld blocks a CTA; medians of %lld\n\n",
-           info.name, info.sm_count, keys, hkv, 2.0 * keys * hkv * 128 * 4 / 1e6, iters, repeats);
-    printf("| op | CTAs/SM | CTAs | GB added | median ms | min-max | GB/s | G sectors/s | check |\n"
+    printf("%s (%d SMs): %lld keys x %lld kv heads: accumulators of 128 fp32 a row, twice (%.1f MB), "
+           "K and V of 128 bf16 a row (%.1f MB); %lld blocks a CTA; medians of %lld\n\n",
+           info.name, info.sm_count, keys, hkv, 2.0 * keys * hkv * 128 * 4 / 1e6, 2.0 * keys * hkv * 128 * 2 / 1e6,
+           iters, repeats);
+    printf("| op | CTAs/SM | CTAs | GB moved | median ms | min-max | GB/s | G sectors/s | check |\n"
            "|---|---:|---:|---:|---:|---|---:|---:|---|\n");
     double *ms = malloc((size_t)repeats * sizeof *ms), *srt = malloc((size_t)repeats * sizeof *srt);
     if (!ms || !srt) {
@@ -109,7 +126,7 @@ int cmd_probe(int argc, char **argv) {
     for (int i = 0; i < nops; i++)
         for (int c = 0; c < ncps; c++) {
             probe_cfg cfg = {opv[i], (int)keys, (int)hkv, (int)(info.sm_count * cps[c]), (int)iters};
-            double sum = 0, adds = cuda_probe_adds(&cfg), bytes = adds * 4;
+            double sum = 0, adds = cuda_probe_adds(&cfg), bytes = cuda_probe_bytes(&cfg);
             attn_status st = cuda_probe_run(&cfg, (int)warmup, (int)repeats, ms, &sum);
             const char *status = st == ATTN_OK ? "ok" : st == ATTN_ERR_UNSUPPORTED ? "unsupported"
                                                       : st == ATTN_ERR_OOM         ? "oom"
@@ -123,7 +140,8 @@ int cmd_probe(int argc, char **argv) {
                 if (opv[i] != PROBE_STORE2) {
                     if (sum == adds) snprintf(check, sizeof check, "ok");
                     else {
-                        snprintf(check, sizeof check, "FAILED: %.0f of %.0f adds", sum, adds);
+                        snprintf(check, sizeof check, "FAILED: %.0f of %.0f %s", sum, adds,
+                                 cuda_probe_is_rows(opv[i]) ? "chunks in place" : "adds");
                         rc = 1;
                     }
                 }

@@ -3,7 +3,15 @@
  */
 #include "cuda_probe.h"
 
-double cuda_probe_adds(const probe_cfg *cfg) { return 2.0 * cfg->ctas * cfg->iters * 64.0 * 128.0; }
+int cuda_probe_is_rows(probe_op op) { return op == PROBE_ROWS_CP || op == PROBE_ROWS_TMA || op == PROBE_ROWS_TMA2; }
+
+double cuda_probe_adds(const probe_cfg *cfg) {
+    return cuda_probe_is_rows(cfg->op) ? 64.0 * 16.0 : 2.0 * cfg->ctas * cfg->iters * 64.0 * 128.0;
+}
+
+double cuda_probe_bytes(const probe_cfg *cfg) {
+    return cuda_probe_is_rows(cfg->op) ? 2.0 * cfg->ctas * cfg->iters * 64.0 * 256.0 : cuda_probe_adds(cfg) * 4.0;
+}
 
 #ifndef DMABENCH_CUDA
 attn_status cuda_probe_run(const probe_cfg *cfg, int warmup, int repeats, double *ms, double *sum) {

@@ -1,17 +1,25 @@
 /*
- * cuda_probe.cu: the dK/dV sums of the query-tile backward, alone (cuda_probe.h).
- * Each CTA plays one tile's blocks: per block, 64 keys from a hash of (CTA, block),
- * spread over the accumulators as a selection's keys are; warp w takes keys
- * 16 (w % 4) .. + 15 and columns 64 (w / 4) .. + 63 of both accumulators, as
- * bwd_main_kernel's add_rows does. The values are all 1, so the accumulators'
- * sum after a run counts the adds that reached them.
+ * cuda_probe.cu: the query-tile backward's dK/dV sums and K/V row gathers, alone
+ * (cuda_probe.h). Each CTA plays one tile's blocks: per block, 64 keys from a hash
+ * of (CTA, block), spread over the keys as a selection's are.
+ * The sums: warp w takes keys 16 (w % 4) .. + 15 and columns 64 (w / 4) .. + 63 of
+ * both accumulators, as bwd_main_kernel's add_rows does. The values are all 1, so
+ * the accumulators' sum after a run counts the adds that reached them.
+ * The gathers: the keys' K and V rows into one of two stages of shared memory, the
+ * next block's copies issued before the last block's are waited for, as the
+ * kernels pipeline them (with no products between). CTA 0 then writes its last
+ * block's K stage out, and the host compares it, chunk by chunk, with the layout.
  */
 #include <cstdio>
+#include <cstdint>
+#include <cuda.h>
+#include <cudaTypedefs.h>
 #include <vector>
 
 #include "cuda_common.cuh"
 #include "cuda_mma.cuh"
 #include "cuda_probe.h"
+#include "cuda_rt.h"
 #include "cuda_wgmma.cuh"
 
 namespace {
@@ -20,7 +28,7 @@ constexpr int PD = 128; /* columns per key row */
 constexpr int PBK = 64; /* keys per block */
 constexpr int PT = 256; /* threads per CTA */
 
-__device__ __forceinline__ uint32_t probe_hash(uint32_t x) {
+__host__ __device__ __forceinline__ uint32_t probe_hash(uint32_t x) {
     x ^= x >> 16;
     x *= 0x7feb352du;
     x ^= x >> 15;
@@ -100,6 +108,198 @@ __global__ void __launch_bounds__(PT) probe_kernel(float *dk, float *dv, int key
     }
 }
 
+/* The gathers' source: 2 keys x hkv rows of 128 16-bit values, K's rows (key j, kv
+ * head h at row j hkv + h) then V's; element (row, c) is probe_kval(row, c). */
+__host__ __device__ __forceinline__ uint16_t probe_kval(long long row, int c) {
+    return (uint16_t)((row * 131 + c * 7) & 0x7fff);
+}
+__global__ void probe_fill_kernel(uint16_t *kv, long long n) {
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
+        kv[i] = probe_kval(i / PD, (int)(i % PD));
+}
+/* The key of slot `slot` of block `it` for key-hash group `grp` (a CTA, or a cluster
+ * of CTAs that share their keys), as both the kernels and the host's check take it */
+__host__ __device__ __forceinline__ int probe_rows_key(int grp, int it, int slot, int keys) {
+    const uint32_t seed = (uint32_t)grp * 0x9e3779b9u ^ (uint32_t)it * 0x85ebca6bu;
+    return (int)(probe_hash(seed + (uint32_t)slot) % (uint32_t)keys);
+}
+constexpr int PSTAGE = 2 * PBK * PD * 2; /* bytes of a stage: K and V, 64 rows of 256 bytes */
+
+/* rows-cp: 256 threads, 16 a row (one 16-byte chunk each), four rows of K and four
+ * of V a thread per block, into the core-matrix layout (cm_off) */
+__global__ void __launch_bounds__(PT) probe_rows_cp_kernel(const uint16_t *kv, int keys, int hkv, int iters,
+                                                           uint16_t *dump) {
+    extern __shared__ __align__(128) unsigned char smem[];
+    uint16_t *buf = reinterpret_cast<uint16_t *>(smem); /* [2 stages][K, V][64][128] */
+    const int h = blockIdx.x % hkv, ch = threadIdx.x % 16;
+    const long long vrow0 = (long long)keys * hkv;
+    for (int it = 0; it < iters; it++) {
+        uint16_t *sk = buf + (it & 1) * 2 * PBK * PD, *sv = sk + PBK * PD;
+#pragma unroll
+        for (int i = 0; i < PBK * 16 / PT; i++) {
+            const int r = threadIdx.x / 16 + i * (PT / 16);
+            const long long row = (long long)probe_rows_key(blockIdx.x, it, r, keys) * hkv + h;
+            dm::cp16(sk + dm::cm_off<PD>(r, ch), kv + row * PD + ch * 8, true);
+            dm::cp16(sv + dm::cm_off<PD>(r, ch), kv + (vrow0 + row) * PD + ch * 8, true);
+        }
+        dm::cp_commit();
+        dm::cp_wait<1>(); /* the last block's copies */
+        __syncthreads();
+    }
+    dm::cp_wait<0>();
+    __syncthreads();
+    if (blockIdx.x == 0) {
+        const uint16_t *sk = buf + ((iters - 1) & 1) * 2 * PBK * PD;
+        for (int e = threadIdx.x; e < PBK * PD; e += PT) dump[e] = sk[e];
+    }
+}
+
+#ifdef DM_WGMMA
+__device__ __forceinline__ void probe_expect_tx(uint64_t *bar, uint32_t bytes) {
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(dm::smem_addr(bar)), "r"(bytes)
+                 : "memory");
+}
+/* one box of the tensor map at (c0, c1) into dst; completes on bar (CL 2: in both
+ * CTAs of the cluster, at the same offsets) */
+template <int CL>
+__device__ __forceinline__ void probe_tma_row(void *dst, const CUtensorMap *map, int c0, int c1, uint64_t *bar) {
+    if constexpr (CL == 1)
+        asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes"
+                     " [%0], [%1, {%2, %3}], [%4];\n" ::"r"(dm::smem_addr(dst)),
+                     "l"(map), "r"(c0), "r"(c1), "r"(dm::smem_addr(bar))
+                     : "memory");
+    else
+        asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes"
+                     ".multicast::cluster [%0], [%1, {%2, %3}], [%4], %5;\n" ::"r"(dm::smem_addr(dst)),
+                     "l"(map), "r"(c0), "r"(c1), "r"(dm::smem_addr(bar)), "h"((uint16_t)3)
+                     : "memory");
+}
+__device__ __forceinline__ void probe_cluster_sync() {
+    asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;\n" ::: "memory");
+}
+#endif
+
+/* rows-tma (CL 1) and rows-tma2 (CL 2): the block's boxes, a box of 64 columns x 1
+ * row for each half of a row of K and of V, one a thread (a warp's lanes issue theirs
+ * one after another: one warp alone issues a box about every 50 cycles), each half row at
+ * 128 bytes a row in its own 8-KB column of 128-byte swizzle atoms (the stage
+ * 1024-byte aligned); an mbarrier per stage counts the bytes. CL 2: the cluster's
+ * two CTAs take the same keys (two heads of one group) and each loads half the rows
+ * into both; a cluster barrier per block keeps a stage from being refilled before
+ * both CTAs are past it. */
+template <int CL>
+__global__ void __launch_bounds__(PT) probe_rows_tma_kernel(const __grid_constant__ CUtensorMap map, int keys, int hkv,
+                                                            int iters, uint16_t *dump) {
+#ifdef DM_WGMMA
+    extern __shared__ __align__(128) unsigned char smem[];
+    unsigned char *base =
+        smem + ((1024 - (dm::smem_addr(smem) & 1023)) & 1023); /* 1024-byte aligned: the swizzle's period */
+    uint64_t *full = reinterpret_cast<uint64_t *>(base + 2 * PSTAGE);
+    uint32_t rank = 0;
+    if constexpr (CL > 1) asm volatile("mov.u32 %0, %%cluster_ctarank;\n" : "=r"(rank));
+    const int grp = blockIdx.x / CL, h = grp % hkv, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int vrow0 = keys * hkv;
+    if (threadIdx.x < 2) dm::mbar_init(full + threadIdx.x, 1);
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    if constexpr (CL > 1) probe_cluster_sync();
+    else __syncthreads();
+    for (int it = 0; it < iters; it++) {
+        const int st = it & 1;
+        if constexpr (CL > 1) probe_cluster_sync(); /* both CTAs past block it - 2 (this stage) */
+        if (threadIdx.x == 0) probe_expect_tx(full + st, PSTAGE);
+        __syncthreads(); /* armed before any box of the block is issued */
+        {
+            /* box b of this CTA's 256 / CL: row r of its 64 / CL, tensor t, half hf */
+            constexpr int RPC = PBK / CL;
+            const int bx = warp * 32 + lane, r = (int)rank * RPC + bx % RPC, t = (bx / RPC) & 1, hf = bx / (2 * RPC);
+            if (bx < 4 * RPC) {
+                const int row = probe_rows_key(grp, it, r, keys) * hkv + h;
+                probe_tma_row<CL>(base + st * PSTAGE + (t * 2 + hf) * (PBK * 128) + r * 128, &map, hf * 64,
+                                  t * vrow0 + row, full + st);
+            }
+        }
+        if (it > 0) dm::mbar_wait(full + (st ^ 1), ((it - 1) >> 1) & 1);
+        __syncthreads();
+    }
+    dm::mbar_wait(full + ((iters - 1) & 1), ((iters - 1) >> 1) & 1);
+    __syncthreads();
+    if constexpr (CL > 1) probe_cluster_sync(); /* no CTA leaves while its peer's copies may still land in it */
+    if (blockIdx.x == 0) {
+        const uint16_t *sk = reinterpret_cast<const uint16_t *>(base + ((iters - 1) & 1) * PSTAGE);
+        for (int e = threadIdx.x; e < PBK * PD; e += PT) dump[e] = sk[e];
+    }
+#else
+    (void)map, (void)keys, (void)hkv, (void)iters, (void)dump;
+    __trap();
+#endif
+}
+
+/* The tensor map of the gathers' source for the tensor-memory ops: 2 keys hkv rows
+ * of 128 16-bit values, boxes of 64 x 1, the 128-byte swizzle. The encoder comes
+ * from the driver at run time (no link against libcuda). */
+attn_status probe_map(CUtensorMap *map, void *kv, int keys, int hkv) {
+    void *fn = dm_cuda_tmap_encoder();
+    if (!fn) return ATTN_ERR_UNSUPPORTED;
+    const cuuint64_t dims[2] = {(cuuint64_t)PD, 2ull * keys * hkv};
+    const cuuint64_t strides[1] = {PD * sizeof(uint16_t)};
+    const cuuint32_t box[2] = {64, 1}, estr[2] = {1, 1};
+    const CUresult r = reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(fn)(
+        map, CU_TENSOR_MAP_DATA_TYPE_UINT16, 2, kv, dims, strides, box, estr, CU_TENSOR_MAP_INTERLEAVE_NONE,
+        CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_128B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+    if (r != CUDA_SUCCESS) {
+        dm_cuda_note_error(cudaErrorInvalidValue, "cuTensorMapEncodeTiled", __FILE__, __LINE__);
+        return ATTN_ERR_CUDA;
+    }
+    return ATTN_OK;
+}
+
+attn_status probe_rows_launch(probe_op op, const CUtensorMap *map, uint16_t *kv, uint16_t *dump, const probe_cfg *c) {
+    if (op == PROBE_ROWS_CP) {
+        const int smem = 2 * PSTAGE;
+        CUDA_CHECK(cudaFuncSetAttribute(probe_rows_cp_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+        probe_rows_cp_kernel<<<c->ctas, PT, smem>>>(kv, c->keys, c->hkv, c->iters, dump);
+        CUDA_CHECK_LAUNCH();
+        return ATTN_OK;
+    }
+    const int smem = 2 * PSTAGE + 1024 + 16;
+    cudaLaunchConfig_t cfg = {};
+    cudaLaunchAttribute at[1];
+    cfg.gridDim = dim3(c->ctas), cfg.blockDim = dim3(PT), cfg.dynamicSmemBytes = smem;
+    at[0].id = cudaLaunchAttributeClusterDimension;
+    at[0].val.clusterDim.x = op == PROBE_ROWS_TMA2 ? 2 : 1, at[0].val.clusterDim.y = 1, at[0].val.clusterDim.z = 1;
+    cfg.attrs = at, cfg.numAttrs = 1;
+    if (op == PROBE_ROWS_TMA2) {
+        CUDA_CHECK(cudaFuncSetAttribute(probe_rows_tma_kernel<2>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+        CUDA_CHECK(cudaLaunchKernelEx(&cfg, probe_rows_tma_kernel<2>, *map, c->keys, c->hkv, c->iters, dump));
+    } else {
+        CUDA_CHECK(cudaFuncSetAttribute(probe_rows_tma_kernel<1>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+        CUDA_CHECK(cudaLaunchKernelEx(&cfg, probe_rows_tma_kernel<1>, *map, c->keys, c->hkv, c->iters, dump));
+    }
+    CUDA_CHECK_LAUNCH();
+    return ATTN_OK;
+}
+
+/* How many 16-byte chunks of CTA 0's last K stage (dump) hold what the layout puts
+ * there: rows-cp the core-matrix layout, the tensor-memory ops the 128-byte swizzle
+ * with its phase taken from the destination address (row r's chunk q of a half at
+ * (q ^ r % 8) 16 bytes into the row's 128) */
+double probe_rows_check(probe_op op, const std::vector<uint16_t> &dump, const probe_cfg *c) {
+    double ok = 0;
+    const int h = 0, it = c->iters - 1; /* CTA 0: group 0, kv head 0 */
+    for (int r = 0; r < PBK; r++) {
+        const long long row = (long long)probe_rows_key(0, it, r, c->keys) * c->hkv + h;
+        for (int ch = 0; ch < 16; ch++) {
+            size_t at; /* in 16-bit elements */
+            if (op == PROBE_ROWS_CP) at = (size_t)(((r >> 3) * (PD / 8) + ch) * 64 + (r & 7) * 8); /* cm_off<PD> */
+            else at = (size_t)((ch / 8) * (PBK * 128) + r * 128 + (((ch % 8) ^ (r & 7)) << 4)) / 2;
+            bool same = true;
+            for (int e = 0; e < 8; e++) same = same && dump[at + e] == probe_kval(row, ch * 8 + e);
+            ok += same;
+        }
+    }
+    return ok;
+}
+
 attn_status probe_launch(probe_op op, float *dk, float *dv, const probe_cfg *c) {
     const size_t smem = op == PROBE_BULK ? 2 * PBK * PD * sizeof(float) : 0;
     switch (op) {
@@ -119,15 +319,31 @@ attn_status probe_launch(probe_op op, float *dk, float *dv, const probe_cfg *c) 
 
 attn_status probe_runs(const probe_cfg *c, float *dk, float *dv, size_t bytes, int warmup, int repeats, double *ms,
                        double *sum) {
+    const bool rows = cuda_probe_is_rows(c->op);
+    /* the gathers: dk's bytes hold the K and V rows (2 keys hkv x 128 x 2 bytes), dv
+     * takes CTA 0's last stage */
+    uint16_t *kv = reinterpret_cast<uint16_t *>(dk), *dump = reinterpret_cast<uint16_t *>(dv);
+    CUtensorMap map;
+    if (rows) {
+        const long long n = 2LL * c->keys * c->hkv * PD;
+        probe_fill_kernel<<<1024, 256>>>(kv, n);
+        CUDA_CHECK_LAUNCH();
+        if (c->op != PROBE_ROWS_CP) {
+            attn_status mst = probe_map(&map, kv, c->keys, c->hkv);
+            if (mst != ATTN_OK) return mst;
+        }
+    }
     cudaEvent_t e0, e1;
     CUDA_CHECK(cudaEventCreate(&e0));
     CUDA_CHECK(cudaEventCreate(&e1));
     attn_status st = ATTN_OK;
     for (int i = 0; i < warmup + repeats && st == ATTN_OK; i++) {
-        CUDA_CHECK(cudaMemsetAsync(dk, 0, bytes));
-        CUDA_CHECK(cudaMemsetAsync(dv, 0, bytes));
+        if (!rows) {
+            CUDA_CHECK(cudaMemsetAsync(dk, 0, bytes));
+            CUDA_CHECK(cudaMemsetAsync(dv, 0, bytes));
+        }
         CUDA_CHECK(cudaEventRecord(e0));
-        st = probe_launch(c->op, dk, dv, c);
+        st = rows ? probe_rows_launch(c->op, &map, kv, dump, c) : probe_launch(c->op, dk, dv, c);
         CUDA_CHECK(cudaEventRecord(e1));
         CUDA_CHECK(cudaEventSynchronize(e1));
         float t = 0.f;
@@ -137,6 +353,12 @@ attn_status probe_runs(const probe_cfg *c, float *dk, float *dv, size_t bytes, i
     cudaEventDestroy(e0);
     cudaEventDestroy(e1);
     if (st != ATTN_OK) return st;
+    if (rows) {
+        std::vector<uint16_t> h((size_t)PBK * PD);
+        CUDA_CHECK(cudaMemcpy(h.data(), dump, h.size() * sizeof(uint16_t), cudaMemcpyDeviceToHost));
+        *sum = probe_rows_check(c->op, h, c);
+        return ATTN_OK;
+    }
     std::vector<float> h(bytes / sizeof(float));
     double s = 0;
     for (float *p : {dk, dv}) {
@@ -162,7 +384,9 @@ extern "C" attn_status cuda_probe_run(const probe_cfg *c, int warmup, int repeat
     }
     CUDA_CHECK(cudaGetDevice(&dev));
     CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
-    if (c->op == PROBE_BULK && major < 9) return ATTN_ERR_UNSUPPORTED;
+    if ((c->op == PROBE_BULK || c->op == PROBE_ROWS_TMA || c->op == PROBE_ROWS_TMA2) && major < 9)
+        return ATTN_ERR_UNSUPPORTED;
+    if (c->op == PROBE_ROWS_TMA2 && c->ctas % 2) return ATTN_ERR_INVALID; /* whole clusters */
     const size_t bytes = (size_t)c->keys * c->hkv * PD * sizeof(float);
     float *dk = nullptr, *dv = nullptr;
     if (cudaMalloc(&dk, bytes) != cudaSuccess || cudaMalloc(&dv, bytes) != cudaSuccess) {

@@ -29,6 +29,7 @@ attn_status dm_cuda_num_sms(int *n) {
     *n = 0;
     return ATTN_ERR_UNSUPPORTED;
 }
+void *dm_cuda_tmap_encoder(void) { return NULL; }
 attn_status dm_cuda_mem_info(size_t *f, size_t *t) {
     *f = *t = 0;
     return ATTN_ERR_UNSUPPORTED;

@@ -105,6 +105,23 @@ extern "C" attn_status dm_cuda_num_sms(int *n) {
     return ATTN_OK;
 }
 
+extern "C" void *dm_cuda_tmap_encoder(void) {
+    static void *const fn = [] {
+        void *f = nullptr;
+#if CUDART_VERSION >= 12050
+        cudaDriverEntryPointQueryResult q;
+        if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &f, 12000, cudaEnableDefault, &q) !=
+                cudaSuccess ||
+            q != cudaDriverEntryPointSuccess) {
+            cudaGetLastError();
+            f = nullptr;
+        }
+#endif
+        return f;
+    }();
+    return fn;
+}
+
 extern "C" attn_status dm_cuda_mem_info(size_t *free_bytes, size_t *total_bytes) {
     CUDA_CHECK(cudaMemGetInfo(free_bytes, total_bytes));
     return ATTN_OK;

@@ -41,6 +41,12 @@ attn_status dm_cuda_smem_optin(size_t *bytes);
  * process). */
 attn_status dm_cuda_num_sms(int *n);
 
+/* The driver's tensor-map encoder (cuTensorMapEncodeTiled, of the type
+ * PFN_cuTensorMapEncodeTiled_v12000 in cudaTypedefs.h), looked up once at run time so
+ * that nothing links against libcuda; NULL where the driver or the toolkit (before
+ * 12.5) offers none, and then the tensor-memory copies are not used. */
+void *dm_cuda_tmap_encoder(void);
+
 /* Free and total device memory (cudaMemGetInfo). */
 attn_status dm_cuda_mem_info(size_t *free_bytes, size_t *total_bytes);
 
