@@ -440,7 +440,7 @@ extern "C" attn_status cuda_attn_forward(const attn_params *p, const cuda_attn_s
         attn_status st = dm::launch_fwd_ws(a, p->D, p->dtype);
         if (st != ATTN_ERR_UNSUPPORTED) return st;
     }
-    if (dm::fwd_wgmma_enabled() && !a.ores) { /* the residual: mma.sync and fw1 only */
+    if (dm::fwd_wgmma_enabled()) {
         attn_status st = dm::launch_fwd_wgmma(a, p->D, p->dtype);
         if (st != ATTN_ERR_UNSUPPORTED) return st;
     }

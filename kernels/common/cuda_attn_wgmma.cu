@@ -1,25 +1,23 @@
 /*
  * cuda_attn_wgmma.cu: the CUDA attention engine's forward on Hopper's warpgroup
- * MMA (wgmma), behind DMABENCH_CUDA_WGMMA=1 on sm_90 devices until tests/gpu.sh
- * has verified it (cuda_attn.cu's mma.sync kernel is the default).
+ * MMA (wgmma), opt-in on sm_90 devices (cuda_attn.cu's mma.sync kernel is the
+ * default): fw2 behind DMABENCH_CUDA_WGMMA=1, fw1 behind DMABENCH_CUDA_FWD_WS=1.
  *
- * One CTA of 2 warpgroups (8 warps) per (query tile of 128, query head, batch):
- * warpgroup g owns rows 64g..64g+63, warp w of the CTA rows 16w..16w+15, as in
- * cuda_attn.cu with one m16 tile per warp, so the masks, the online softmax and the
- * output are that kernel's. Per block of 64 keys:
+ * One CTA of 2 consumer warpgroups (8 warps) per (query tile of 128, query head,
+ * batch): warpgroup g owns rows 64g..64g+63, warp w of the CTA rows 16w..16w+15, as
+ * in cuda_attn.cu with one m16 tile per warp, so the masks, the online softmax and
+ * the output are that kernel's. Per block of 64 keys:
  *   S = Q K^T: wgmma m64n64k16 with both operands in shared memory (D / 16 steps);
  *   O += P V:  wgmma m64nDk16 with P from registers (the S accumulators, rounded:
  *              the wgmma accumulator layout per warp is mma.sync's m16n8 one) and
- *              V^T in shared memory (BK / 16 steps).
- * Shared memory holds the operands in the canonical no-swizzle K-major layout:
- * core matrices of 8 rows x 16 bytes, 128 contiguous bytes each, the K direction's
- * core matrices adjacent (LBO 128 B) and the row direction's D / 8 (or BK / 8) apart
- * (SBO). Q and K go there straight from global memory (cp.async); V arrives
- * row-major (swizzled, as cuda_attn.cu has it) and is transposed into V^T with
- * ldmatrix.trans, so that both products read K-major operands.
- * The writes reach the async proxy through fence.proxy.async before the barrier
- * that precedes the wgmmas; each product is one commit group, waited for before its
- * accumulators are read.
+ *              V in shared memory read N-major (BK / 16 steps); for dma's saved
+ *              area also O += P_lo V, P's low half (O's rounding residual).
+ * Shared memory holds Q, K and V in the canonical no-swizzle layout: core matrices
+ * of 8 rows x 16 bytes, 128 contiguous bytes each, the D direction's core matrices
+ * adjacent (128 B) and the row direction's D / 8 apart. Q and K are read K-major,
+ * V N-major (8 keys a core matrix, the next 8 keys D * 16 bytes on). All three go
+ * there straight from global memory (cp.async); the writes reach the async proxy
+ * through fence.proxy.async before the barrier or mbarrier that precedes the wgmmas.
  */
 #include <climits>
 #include <cmath>
@@ -98,13 +96,15 @@ __device__ __forceinline__ void wg_scores(float (&sf)[WBK / 2], uint64_t dq0, co
  * scale and z bias, MASK: the slots' row intervals (a slot past the list's end has
  * an empty one), then the online softmax: s becomes P, and where some row's block
  * max exceeds its running max m by more than FWD_TAU, m moves up and that row's l
- * and O are rescaled. Without z the max is taken on the raw scores and the scale
- * folds into the exponent's FFMA. The callers instantiate MASK both ways, so that
- * blocks every row keeps in full read no metadata. Shared by both kernels. */
-template <bool MASK, bool HASZ, int D>
-__device__ __forceinline__ void wg_softmax(float (&s)[WBK / 8][4], float (&o)[D / 2], float (&m)[2], float (&l)[2],
-                                           float scale_log2, const int *sRlo, const int *sRhi, const float *sZ, int g0,
-                                           int qa, int lane) {
+ * is rescaled by alpha. Returns (the same in every lane of the warp) whether some
+ * row's alpha is not 1: O is then to be rescaled by the caller (wg_rescale), which
+ * so may wait for a product still adding into O. Without z the max is taken on the
+ * raw scores and the scale folds into the exponent's FFMA. The callers instantiate
+ * MASK both ways, so that blocks every row keeps in full read no metadata. */
+template <bool MASK, bool HASZ>
+__device__ __forceinline__ bool wg_softmax_p(float (&s)[WBK / 8][4], float (&m)[2], float (&l)[2], float (&alpha)[2],
+                                             float scale_log2, const int *sRlo, const int *sRhi, const float *sZ,
+                                             int g0, int qa, int lane) {
     float mx[2] = {-INFINITY, -INFINITY};
     const int qb8 = qa + 8;
 #pragma unroll
@@ -136,19 +136,15 @@ __device__ __forceinline__ void wg_softmax(float (&s)[WBK / 8][4], float (&o)[D 
         mx[r] = HASZ ? x : x * scale_log2; /* -inf stays -inf */
         grow |= mx[r] > m[r] + FWD_TAU;
     }
-    if (__any_sync(0xffffffff, grow)) {
-        float alpha[2];
+    alpha[0] = alpha[1] = 1.f;
+    const bool any = __any_sync(0xffffffff, grow);
+    if (any) {
 #pragma unroll
         for (int r = 0; r < 2; r++) {
             const bool up = mx[r] > m[r] + FWD_TAU;
             alpha[r] = up ? fast_exp2(m[r] - mx[r]) : 1.f; /* m = -inf: 0 */
             m[r] = up ? mx[r] : m[r];
             l[r] *= alpha[r];
-        }
-#pragma unroll
-        for (int t = 0; t < D / 8; t++) {
-            o[4 * t + 0] *= alpha[0], o[4 * t + 1] *= alpha[0];
-            o[4 * t + 2] *= alpha[1], o[4 * t + 3] *= alpha[1];
         }
     }
     /* a row with no key yet keeps m = -inf: subtract 0 instead, so that its -inf
@@ -163,6 +159,23 @@ __device__ __forceinline__ void wg_softmax(float (&s)[WBK / 8][4], float (&o)[D 
             s[nt][e] = pv;
             l[e >> 1] += pv;
         }
+    return any;
+}
+/* O's rows (m64nD accumulators, o[4 t + e]: n8 block t, element e) times alpha */
+template <int D> __device__ __forceinline__ void wg_rescale(float (&o)[D / 2], const float (&alpha)[2]) {
+#pragma unroll
+    for (int t = 0; t < D / 8; t++) {
+        o[4 * t + 0] *= alpha[0], o[4 * t + 1] *= alpha[0];
+        o[4 * t + 2] *= alpha[1], o[4 * t + 3] *= alpha[1];
+    }
+}
+/* wg_softmax_p with O rescaled at once (no product adds into O meanwhile) */
+template <bool MASK, bool HASZ, int D>
+__device__ __forceinline__ void wg_softmax(float (&s)[WBK / 8][4], float (&o)[D / 2], float (&m)[2], float (&l)[2],
+                                           float scale_log2, const int *sRlo, const int *sRhi, const float *sZ, int g0,
+                                           int qa, int lane) {
+    float alpha[2];
+    if (wg_softmax_p<MASK, HASZ>(s, m, l, alpha, scale_log2, sRlo, sRhi, sZ, g0, qa, lane)) wg_rescale<D>(o, alpha);
 }
 /* wg_softmax with the block's mask chosen at run time (full: every row keeps every
  * slot's key, so none) */
@@ -213,19 +226,61 @@ __device__ __forceinline__ void wg_finish(const float (&o)[D / 2], const float (
     }
 }
 
-template <typename T, int D>
-__global__ void __launch_bounds__(WNT) attn_fwd_wgmma_kernel(const FwdArgs a) {
+/* The stage's P V (o += P V, RES: and the low half's) issued, into the current
+ * commit group; pf and pl are read asynchronously until the group is waited for */
+template <typename T, int D, bool RES>
+__device__ __forceinline__ void fw_pv(float (&o)[D / 2], const uint32_t (&pf)[WBK / 16][4],
+                                      const uint32_t (&pl)[WBK / 16][RES ? 4 : 1], const T *sVs) {
+#pragma unroll
+    for (int kk = 0; kk < WBK / 16; kk++) {
+        const uint64_t dv = gmma_desc_mn(sVs + cm_off<D>(16 * kk, 0), D * 16, 128);
+        wgmma_rs_mn<T, D>(o, pf[kk], dv);
+        if constexpr (RES) wgmma_rs_mn<T, D>(o, pl[kk], dv);
+    }
+}
+
+/* S's accumulators, now P, as A fragments (RES: and the low halves) */
+template <typename T, bool RES>
+__device__ __forceinline__ void fw_frags(const float (&s)[WBK / 8][4], uint32_t (&pf)[WBK / 16][4],
+                                         uint32_t (&pl)[WBK / 16][RES ? 4 : 1]) {
+#pragma unroll
+    for (int kk = 0; kk < WBK / 16; kk++) {
+        acc_to_a<T>(s, kk, pf[kk]);
+        if constexpr (RES) acc_to_a_lo<T, WBK / 8>(s, kk, pf[kk], pl[kk]);
+    }
+}
+
+/* fw2's stages of K and V: block j in stage j % W2S. While block j's S and block
+ * j - 1's P V run, stage (j - 1) % W2S is read and block j + 1 has landed or is
+ * landing; block j + 2's copies go into the fourth, last read by block j - 2's
+ * P V, which every warp waited for before block j's barrier. */
+constexpr int W2S = 4;
+
+template <int D> constexpr size_t w2_smem(size_t esize) {
+    return (size_t)(WBQ * D + 2 * W2S * WBK * D) * esize + WBQ * 8 + W2S * WBK * 4 * sizeof(int) +
+           W2S * 2 * sizeof(int);
+}
+
+/* fw2 (DMABENCH_CUDA_WGMMA=1): the tile on two warpgroups that also gather their own
+ * keys. Per block j, after one barrier (block j's copies landed in every thread):
+ * S_j = Q K_j^T and O += P_{j-1} V_{j-1} (RES: and the low half's) issued as two
+ * commit groups, then block j + 2's metadata and K/V copies (all 256 threads), then
+ * S_j waited for and its softmax formed while P_{j-1} V_{j-1} still runs; O's rescale,
+ * where some row needs one, waits for it. K and V stay in the core-matrix layout,
+ * V read N-major (fw1's P V), so no transpose and no second barrier. */
+template <typename T, int D, bool HASZ, bool RES>
+__global__ void __launch_bounds__(WNT, 1) attn_fwd_wgmma_kernel(const FwdArgs a) {
+    static_assert(HASZ || !RES, "fw2: O's residual is dma's");
     extern __shared__ __align__(128) unsigned char smem[];
-    T *sQ = reinterpret_cast<T *>(smem);  /* [WBQ][D] core-matrix K-major */
-    T *sK = sQ + WBQ * D;                 /* [2][WBK][D] core-matrix K-major */
-    T *sV = sK + 2 * WBK * D;             /* [2][WBK][D] row-major, swizzled (swz<D>) */
-    T *sVt = sV + 2 * WBK * D;            /* [D][WBK] core-matrix K-major (K = keys) */
-    unsigned long long *sT = reinterpret_cast<unsigned long long *>(sVt + D * WBK); /* [WBQ] thresholds */
-    int *sIdx = reinterpret_cast<int *>(sT + WBQ);
-    int *sRlo = sIdx + 2 * WBK;
-    int *sRhi = sRlo + 2 * WBK;
-    float *sZ = reinterpret_cast<float *>(sRhi + 2 * WBK);
-    int *sFull = reinterpret_cast<int *>(sZ + 2 * WBK); /* [2][2]: per stage, per loading warp */
+    T *sQ = reinterpret_cast<T *>(smem); /* [WBQ][D] core-matrix K-major */
+    T *sK = sQ + WBQ * D;                /* [W2S][WBK][D] core-matrix */
+    T *sV = sK + W2S * WBK * D;          /* [W2S][WBK][D] core-matrix, read N-major */
+    unsigned long long *sT = reinterpret_cast<unsigned long long *>(sV + W2S * WBK * D); /* [WBQ] thresholds */
+    int *sIdx = reinterpret_cast<int *>(sT + WBQ); /* [W2S][WBK] each */
+    int *sRlo = sIdx + W2S * WBK;
+    int *sRhi = sRlo + W2S * WBK;
+    float *sZ = reinterpret_cast<float *>(sRhi + W2S * WBK);
+    int *sFull = reinterpret_cast<int *>(sZ + W2S * WBK); /* [W2S][2] */
 
     const WgTile t = wg_tile(a, sT);
     const int h = t.h, b = t.b, hkv = t.hkv, i0 = t.i0, nrows = t.nrows, nkeys = t.nkeys, kstart = t.kstart;
@@ -236,79 +291,82 @@ __global__ void __launch_bounds__(WNT) attn_fwd_wgmma_kernel(const FwdArgs a) {
     const T *qb = static_cast<const T *>(a.q) + b * a.qsb + h * a.qsh;
     const T *kb = static_cast<const T *>(a.k) + b * a.ksb + hkv * a.ksh;
     const T *vb = static_cast<const T *>(a.v) + b * a.vsb + hkv * a.vsh;
-    const float *zrow = a.z ? a.z + ((size_t)b * a.Hkv + hkv) * a.Nk : nullptr;
-
-    wg_load_q<T, D>(sQ, qb, a, i0, tid);
+    const float *zrow = HASZ && a.z ? a.z + ((size_t)b * a.Hkv + hkv) * a.Nk : nullptr;
     auto load_kv = [&](int stage, int c0) {
         key_slot_meta_all<WBK>(kp, tid, c0, nkeys, lst, kstart, a.tkey ? sT : nullptr, zrow, i0, nrows,
                                sIdx + stage * WBK, sRlo + stage * WBK, sRhi + stage * WBK, sZ + stage * WBK,
                                sFull + stage * 2);
-        load_key_rows<T, D, WBK, WNT, true, false>(sK + stage * WBK * D, sV + stage * WBK * D, kb, vb, a.kss, a.vss, c0,
-                                                   nkeys, lst, kstart, tid);
+        load_key_rows<T, D, WBK, WNT, true, true>(sK + stage * WBK * D, sV + stage * WBK * D, kb, vb, a.kss, a.vss,
+                                                  c0, nkeys, lst, kstart, tid);
     };
 
     const int nblocks = (nkeys + WBK - 1) / WBK;
+    wg_load_q<T, D>(sQ, qb, a, i0, tid);
     if (nblocks > 0) load_kv(0, 0);
-    cp_commit();
+    cp_commit(); /* Q and block 0 */
+    if (nblocks > 1) load_kv(1, WBK);
+    cp_commit(); /* block 1 */
 
     float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
     float o[D / 2]; /* m64nD accumulators: o[4 t + e] is n8 block t, element e */
 #pragma unroll
     for (int x = 0; x < D / 2; x++) o[x] = 0.f;
     const int wrow = warp * 16;
+    const int qa = i0 + wrow + (lane >> 2);
     const uint64_t dq0 = gmma_desc(sQ + cm_off<D>(wg * 64, 0), D * 16);
+    float s[WBK / 8][4];
+    float(&sf)[WBK / 2] = reinterpret_cast<float(&)[WBK / 2]>(s);
+    uint32_t pf[WBK / 16][4], pl[WBK / 16][RES ? 4 : 1]; /* P_{j-1} (RES: and its low half) as A fragments */
 
-    for (int kbk = 0; kbk < nblocks; kbk++) {
-        const int st = kbk & 1;
-        if (kbk + 1 < nblocks) load_kv(st ^ 1, (kbk + 1) * WBK);
-        cp_commit();
-        cp_wait<1>();
-        __syncthreads();
-        /* V^T of this block: 8 x 8 blocks (keys kb, head dims db) through ldmatrix.trans */
-        {
-            const T *sVs = sV + st * WBK * D;
-            constexpr int NBLK = (WBK / 8) * (D / 8);
-#pragma unroll
-            for (int it = 0; it < NBLK / 32; it++) {
-                const int q = lane >> 3, blk = (warp * (NBLK / 32) + it) * 4 + q;
-                const int kbl = blk / (D / 8), dbl = blk % (D / 8);
-                uint32_t r4[4];
-                ldsm_x4_t(r4, sVs + swz<D>(kbl * 8 + (lane & 7), dbl));
-#pragma unroll
-                for (int qq = 0; qq < 4; qq++) {
-                    const int bq = (warp * (NBLK / 32) + it) * 4 + qq;
-                    const int kq = bq / (D / 8), dq = bq % (D / 8);
-                    *reinterpret_cast<uint32_t *>(sVt + cm_off<WBK>(dq * 8 + (lane >> 2), kq) + (lane & 3) * 2) = r4[qq];
-                }
-            }
-        }
+    /* block j's start: its copies landed in every thread, every warp past block j - 2's
+     * P V (the stage block j + 2 refills) */
+    auto block_ready = [&]() {
+        cp_wait<1>(); /* this thread's copies of block j (the group before the newest) */
         fence_async_smem();
         __syncthreads();
-
-        /* S = Q K^T for the warpgroup's 64 rows x 64 keys */
-        float s[WBK / 8][4];
-        float(&sf)[WBK / 2] = reinterpret_cast<float(&)[WBK / 2]>(s);
-        const T *sKs = sK + st * WBK * D;
-        wg_scores<T, D>(sf, dq0, sKs);
-
-        /* scale, bias and mask; then the online softmax */
-        wg_softmax_block<true, D>(s, o, m, l, a.scale_log2, sRlo, sRhi, sZ, st * WBK,
-                                  sFull[st * 2] && sFull[st * 2 + 1], i0 + wrow + (lane >> 2), lane);
-
-        /* O += P V: every A fragment first, so that one fence covers them */
-        uint32_t pf[WBK / 16][4];
-#pragma unroll
-        for (int kk = 0; kk < WBK / 16; kk++) acc_to_a<T>(s, kk, pf[kk]);
+    };
+    /* S_j waited for: its softmax; O's rescale (where needed) after wait_o */
+    auto softmax_block = [&](int st, auto wait_o) {
+        float alpha[2];
+        const bool full = sFull[st * 2] && sFull[st * 2 + 1];
+        const bool up = full ? wg_softmax_p<false, HASZ>(s, m, l, alpha, a.scale_log2, sRlo, sRhi, sZ, st * WBK, qa, lane)
+                             : wg_softmax_p<true, HASZ>(s, m, l, alpha, a.scale_log2, sRlo, sRhi, sZ, st * WBK, qa, lane);
+        wait_o();
+        if (up) wg_rescale<D>(o, alpha);
+        fw_frags<T, RES>(s, pf, pl);
+    };
+    if (nblocks > 0) { /* block 0: no P V before it */
+        block_ready();
         wg_fence();
-#pragma unroll
-        for (int kk = 0; kk < WBK / 16; kk++) wgmma_rs<T, D>(o, pf[kk], gmma_desc(sVt + cm_off<WBK>(0, 2 * kk), WBK * 16));
+        wg_scores_issue<T, D>(sf, dq0, sK);
+        wg_commit();
+        if (2 < nblocks) load_kv(2 % W2S, 2 * WBK);
+        cp_commit();
+        wg_wait0();
+        softmax_block(0, [] {});
+    }
+    for (int kbk = 1; kbk < nblocks; kbk++) {
+        const int st = kbk % W2S;
+        block_ready();
+        wg_fence();
+        wg_scores_issue<T, D>(sf, dq0, sK + st * WBK * D);
+        wg_commit();
+        fw_pv<T, D, RES>(o, pf, pl, sV + ((kbk - 1) % W2S) * WBK * D);
+        wg_commit();
+        if (kbk + 2 < nblocks) load_kv((kbk + 2) % W2S, (kbk + 2) * WBK);
+        cp_commit();
+        wg_wait1(); /* S_j; P_{j-1} V_{j-1} may still run under the softmax */
+        softmax_block(st, [] { wg_wait0(); });
+    }
+    if (nblocks > 0) {
+        wg_fence();
+        fw_pv<T, D, RES>(o, pf, pl, sV + ((nblocks - 1) % W2S) * WBK * D);
         wg_commit();
         wg_wait0();
-        __syncthreads();
     }
     cp_wait<0>();
 
-    wg_finish<T, D, false>(o, m, l, a, b, h, i0, wrow, lane);
+    wg_finish<T, D, RES>(o, m, l, a, b, h, i0, wrow, lane);
 }
 
 /* fw1 (DMABENCH_CUDA_FWD_WS=1): the same tile warp-specialised. 384 threads: two
@@ -334,30 +392,6 @@ constexpr int FNT = 384; /* 2 consumer warpgroups + the producer */
 template <int D> constexpr size_t fw_smem(size_t esize) {
     return (size_t)(WBQ * D + 2 * FNS * WBK * D) * esize + WBQ * 8 + FNS * WBK * 4 * sizeof(int) +
            FNS * 2 * sizeof(int) + 8 /* alignment of the mbarriers */ + 2 * FNS * sizeof(uint64_t);
-}
-
-/* The stage's P V (o += P V, RES: and the low half's) issued, into the current
- * commit group; pf and pl are read asynchronously until the group is waited for */
-template <typename T, int D, bool RES>
-__device__ __forceinline__ void fw_pv(float (&o)[D / 2], const uint32_t (&pf)[WBK / 16][4],
-                                      const uint32_t (&pl)[WBK / 16][RES ? 4 : 1], const T *sVs) {
-#pragma unroll
-    for (int kk = 0; kk < WBK / 16; kk++) {
-        const uint64_t dv = gmma_desc_mn(sVs + cm_off<D>(16 * kk, 0), D * 16, 128);
-        wgmma_rs_mn<T, D>(o, pf[kk], dv);
-        if constexpr (RES) wgmma_rs_mn<T, D>(o, pl[kk], dv);
-    }
-}
-
-/* S's accumulators, now P, as A fragments (RES: and the low halves) */
-template <typename T, bool RES>
-__device__ __forceinline__ void fw_frags(const float (&s)[WBK / 8][4], uint32_t (&pf)[WBK / 16][4],
-                                         uint32_t (&pl)[WBK / 16][RES ? 4 : 1]) {
-#pragma unroll
-    for (int kk = 0; kk < WBK / 16; kk++) {
-        acc_to_a<T>(s, kk, pf[kk]);
-        if constexpr (RES) acc_to_a_lo<T, WBK / 8>(s, kk, pf[kk], pl[kk]);
-    }
 }
 
 /* The key indices of the block from position c0 of the tile's keys in
@@ -489,11 +523,13 @@ template <typename T, int D> attn_status launch_ws(const FwdArgs &a) {
 }
 
 template <typename T, int D> attn_status launch_wgmma(const FwdArgs &a) {
-    const size_t smem = (size_t)(WBQ * D + 5 * WBK * D) * sizeof(T) + WBQ * 8 + 8 * WBK * sizeof(int) + 4 * sizeof(int);
-    auto kern = attn_fwd_wgmma_kernel<T, D>;
+    const size_t smem = w2_smem<D>(sizeof(T));
+    size_t optin = 0;
+    if (dm_cuda_smem_optin(&optin) != ATTN_OK || smem > optin) return ATTN_ERR_UNSUPPORTED;
+    auto kern = a.ores ? attn_fwd_wgmma_kernel<T, D, true, true>
+                       : (a.z ? attn_fwd_wgmma_kernel<T, D, true, false> : attn_fwd_wgmma_kernel<T, D, false, false>);
     CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-    dim3 grid(a.ntiles, a.Hq, a.B);
-    kern<<<grid, WNT, smem>>>(a);
+    kern<<<dim3(a.ntiles, a.Hq, a.B), WNT, smem>>>(a);
     CUDA_CHECK_LAUNCH();
     return ATTN_OK;
 }
@@ -521,6 +557,7 @@ attn_status launch_fwd_ws(const FwdArgs &a, int D, attn_dtype dt) {
 
 attn_status launch_fwd_wgmma(const FwdArgs &a, int D, attn_dtype dt) {
     if (dt != ATTN_DTYPE_BF16 && dt != ATTN_DTYPE_F16) return ATTN_ERR_UNSUPPORTED;
+    if (a.ores && !a.z) return ATTN_ERR_INVALID; /* the residual is dma's */
     const bool bf = dt == ATTN_DTYPE_BF16;
     if (D == 64) return bf ? launch_wgmma<__nv_bfloat16, 64>(a) : launch_wgmma<__half, 64>(a);
     if (D == 128) return bf ? launch_wgmma<__nv_bfloat16, 128>(a) : launch_wgmma<__half, 128>(a);
