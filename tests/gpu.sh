@@ -51,7 +51,7 @@ rc_of() { cat "$T/$1.rc" 2>/dev/null || echo "?"; }
 # and backward, and one block per CTA both ways; the query-tile backward on mma.sync (sm_90 takes wgmma by
 # default), on 128- and 64-row tiles; the wgmma version without its third warpgroup for the sums (the
 # default), with dK's product overlapping dV's sums and waiting for each (also with dma's first pass for
-# Dsum); the warp-specialised forward;
+# Dsum); the reducer tiles' K/V rows by cp.async instead of tensor-memory copies; the warp-specialised forward;
 # the decode's launches without programmatic dependent launch; nsa's selected
 # branch by key block (in chunks of 37 queries) and by union, each fixed; nsa's selection with 4 warps per CTA;
 # nsa's selection with its block scores summed by one thread per pair instead of as a product,
@@ -69,7 +69,7 @@ OPTINS="DMABENCH_NSA_TC=0:nsa DMABENCH_CUDA_BWD_TILE=64+DMABENCH_CUDA_BWD_KEYPAR
 DMABENCH_CUDA_BWD_KEYPAR=1:mha,swa,nsa DMABENCH_CUDA_BWD_KPSPLIT=0:mha,swa,nsa
 DMABENCH_NSA_TC_BWD=0:nsa DMABENCH_NSA_PICK=argmax:nsa DMABENCH_CUDA_WGMMA=1:mha,swa,dma,nsa
 DMABENCH_DECODE_SEL_SAMPLE=0:dma DMABENCH_NSA_CMP_BLK=1:nsa DMABENCH_NSA_CMP_BLK=0:nsa
-DMABENCH_CUDA_WGMMA_BWD=0+DMABENCH_CUDA_BWD_KEYPAR=0:mha,swa,dma,nsa DMABENCH_CUDA_WGMMA_BWD=0+DMABENCH_CUDA_BWD_TILE=64+DMABENCH_CUDA_BWD_KEYPAR=0:mha,dma DMABENCH_CUDA_BWD_WG_REDUCER=0+DMABENCH_CUDA_BWD_WG_OVERLAP=0+DMABENCH_CUDA_BWD_KEYPAR=0:mha,swa,dma,nsa DMABENCH_CUDA_BWD_WG_REDUCER=0+DMABENCH_CUDA_BWD_KEYPAR=0:mha,swa,dma,nsa DMABENCH_CUDA_BWD_WG_REDUCER=0+DMABENCH_DMA_RESIDUAL=0:dma DMABENCH_CUDA_FWD_WS=1:mha,swa,dma,nsa DMABENCH_DECODE_PDL=0:mha,dma DMABENCH_NSA_SLC=pairs+DMABENCH_NSA_PAIR_QUERIES=37:nsa DMABENCH_NSA_SLC=union:nsa DMABENCH_NSA_SLC=auto:nsa DMABENCH_NSA_SEL_WARPS=4:nsa DMABENCH_NSA_SEL_MMA=0:nsa DMABENCH_NSA_SEL_STAGES=1:nsa DMABENCH_NSA_SLC=pairs+DMABENCH_NSA_PAIR_MINB=0:nsa DMABENCH_NSA_SLC=pairs+DMABENCH_NSA_PAIR_DSUM=0:nsa DMABENCH_NSA_PAIR_BWD_W8=1:nsa DMABENCH_NSA_PAIR_BWD_W8=1+DMABENCH_NSA_PAIR_DSUM=0:nsa DMABENCH_NSA_PAIR_FWD_SUB=1:nsa DMABENCH_NSA_PAIR_FWD_SUB=16+DMABENCH_NSA_PAIR_QUERIES=37:nsa DMABENCH_NSA_SAVED=0:nsa DMABENCH_NSA_CMP_WIDE=0:nsa DMABENCH_NSA_KEEP_LISTS=0+DMABENCH_NSA_BWD_ROWS=scalar:nsa DMABENCH_DMA_SAVED=0:dma DMABENCH_DMA_RESIDUAL=0:dma DMABENCH_CUDA_BWD_W16=1:dma,nsa DMABENCH_CUDA_BWD_W16=1+DMABENCH_CUDA_BWD_KEYPAR=0:mha,swa DMABENCH_CUDA_BWD_W16=1+DMABENCH_DMA_RESIDUAL=0:dma DMABENCH_DECODE_FUSED=0:dma DMABENCH_DECODE_FUSED=1:dma"
+DMABENCH_CUDA_WGMMA_BWD=0+DMABENCH_CUDA_BWD_KEYPAR=0:mha,swa,dma,nsa DMABENCH_CUDA_WGMMA_BWD=0+DMABENCH_CUDA_BWD_TILE=64+DMABENCH_CUDA_BWD_KEYPAR=0:mha,dma DMABENCH_CUDA_BWD_WG_REDUCER=0+DMABENCH_CUDA_BWD_WG_OVERLAP=0+DMABENCH_CUDA_BWD_KEYPAR=0:mha,swa,dma,nsa DMABENCH_CUDA_BWD_WG_REDUCER=0+DMABENCH_CUDA_BWD_KEYPAR=0:mha,swa,dma,nsa DMABENCH_CUDA_BWD_WG_REDUCER=0+DMABENCH_DMA_RESIDUAL=0:dma DMABENCH_CUDA_BWD_TMA=0+DMABENCH_CUDA_BWD_KEYPAR=0:mha,swa,dma,nsa DMABENCH_CUDA_FWD_WS=1:mha,swa,dma,nsa DMABENCH_DECODE_PDL=0:mha,dma DMABENCH_NSA_SLC=pairs+DMABENCH_NSA_PAIR_QUERIES=37:nsa DMABENCH_NSA_SLC=union:nsa DMABENCH_NSA_SLC=auto:nsa DMABENCH_NSA_SEL_WARPS=4:nsa DMABENCH_NSA_SEL_MMA=0:nsa DMABENCH_NSA_SEL_STAGES=1:nsa DMABENCH_NSA_SLC=pairs+DMABENCH_NSA_PAIR_MINB=0:nsa DMABENCH_NSA_SLC=pairs+DMABENCH_NSA_PAIR_DSUM=0:nsa DMABENCH_NSA_PAIR_BWD_W8=1:nsa DMABENCH_NSA_PAIR_BWD_W8=1+DMABENCH_NSA_PAIR_DSUM=0:nsa DMABENCH_NSA_PAIR_FWD_SUB=1:nsa DMABENCH_NSA_PAIR_FWD_SUB=16+DMABENCH_NSA_PAIR_QUERIES=37:nsa DMABENCH_NSA_SAVED=0:nsa DMABENCH_NSA_CMP_WIDE=0:nsa DMABENCH_NSA_KEEP_LISTS=0+DMABENCH_NSA_BWD_ROWS=scalar:nsa DMABENCH_DMA_SAVED=0:dma DMABENCH_DMA_RESIDUAL=0:dma DMABENCH_CUDA_BWD_W16=1:dma,nsa DMABENCH_CUDA_BWD_W16=1+DMABENCH_CUDA_BWD_KEYPAR=0:mha,swa DMABENCH_CUDA_BWD_W16=1+DMABENCH_DMA_RESIDUAL=0:dma DMABENCH_DECODE_FUSED=0:dma DMABENCH_DECODE_FUSED=1:dma"
 if want verify; then
     for dt in bf16 f16 f32; do bg "v-$dt" $B verify --backend cuda --dtype $dt --quiet --out "$T/v-$dt.json"; done
     for o in $OPTINS; do
@@ -145,7 +145,7 @@ memcheck:DMABENCH_CUDA_WGMMA=1:mha,dma racecheck:DMABENCH_CUDA_WGMMA=1:mha,dma
 memcheck:DMABENCH_CUDA_WGMMA_BWD=0+DMABENCH_CUDA_BWD_KEYPAR=0:mha,dma racecheck:DMABENCH_CUDA_WGMMA_BWD=0+DMABENCH_CUDA_BWD_KEYPAR=0:mha,dma
 memcheck:DMABENCH_NSA_SLC=union:nsa racecheck:DMABENCH_NSA_SLC=union:nsa memcheck:DMABENCH_NSA_SAVED=0:nsa memcheck:DMABENCH_DMA_SAVED=0:dma
 memcheck:DMABENCH_DECODE_FUSED=0:dma memcheck:DMABENCH_DECODE_FUSED=1:dma racecheck:DMABENCH_DECODE_FUSED=1:dma
-memcheck:DMABENCH_CUDA_BWD_W16=1:dma racecheck:DMABENCH_CUDA_BWD_W16=1:dma memcheck:DMABENCH_CUDA_BWD_WG_REDUCER=0+DMABENCH_CUDA_BWD_WG_OVERLAP=0:dma racecheck:DMABENCH_CUDA_BWD_WG_REDUCER=0+DMABENCH_CUDA_BWD_WG_OVERLAP=0:dma memcheck:DMABENCH_CUDA_BWD_WG_REDUCER=0:dma racecheck:DMABENCH_CUDA_BWD_WG_REDUCER=0:dma memcheck:DMABENCH_CUDA_FWD_WS=1:dma racecheck:DMABENCH_CUDA_FWD_WS=1:dma memcheck:DMABENCH_NSA_PAIR_BWD_W8=1:nsa racecheck:DMABENCH_NSA_PAIR_BWD_W8=1:nsa
+memcheck:DMABENCH_CUDA_BWD_W16=1:dma racecheck:DMABENCH_CUDA_BWD_W16=1:dma memcheck:DMABENCH_CUDA_BWD_WG_REDUCER=0+DMABENCH_CUDA_BWD_WG_OVERLAP=0:dma racecheck:DMABENCH_CUDA_BWD_WG_REDUCER=0+DMABENCH_CUDA_BWD_WG_OVERLAP=0:dma memcheck:DMABENCH_CUDA_BWD_WG_REDUCER=0:dma racecheck:DMABENCH_CUDA_BWD_WG_REDUCER=0:dma memcheck:DMABENCH_CUDA_FWD_WS=1:dma racecheck:DMABENCH_CUDA_FWD_WS=1:dma memcheck:DMABENCH_CUDA_BWD_TMA=0:dma racecheck:DMABENCH_CUDA_BWD_TMA=0:dma memcheck:DMABENCH_NSA_PAIR_BWD_W8=1:nsa racecheck:DMABENCH_NSA_PAIR_BWD_W8=1:nsa
 memcheck:DMABENCH_NSA_PAIR_FWD_SUB=1:nsa memcheck:DMABENCH_NSA_KEEP_LISTS=0+DMABENCH_NSA_BWD_ROWS=scalar:nsa"
     for o in $SOPT; do
         tool=${o%%:*} rest=${o#*:}
@@ -171,13 +171,14 @@ if want verify; then
     n=$(grep -c '"status":[[:space:]]*"ok"' "$T/k.json" 2>/dev/null)
     if [ $rc -eq 0 ] && [ "${n:-0}" -eq 18 ]; then ok "kernels sweep: 18 cells checked and timed"
     else nok "kernels sweep" "exit $rc, $n of 18 cells ok: $(tail -3 "$T/k.log" | tr '\n' ' ')"; fi
-    # the sums' probe: every op at 1 and 2 CTAs an SM, each run's adds counted back
+    # the probe: every op at 1 and 2 CTAs an SM, each run's adds counted back, the
+    # gathers' layout checked
     $B probe --iters 8 --warmup 0 --repeats 1 --ctas-per-sm 1,2 --out "$T/probe.json" >"$T/probe.log" 2>&1
     rc=$?
     n=$(grep -c '"check":[[:space:]]*"ok"' "$T/probe.json" 2>/dev/null)
-    want_n=6 # bulk needs sm_90: before it, its rows say unsupported
-    grep -q '^| bulk .*unsupported' "$T/probe.log" && want_n=4
-    if [ $rc -eq 0 ] && [ "${n:-0}" -eq $want_n ]; then ok "probe: the reductions at 1 and 2 CTAs an SM, every add counted"
+    want_n=12 # bulk, rows-tma and rows-tma2 need sm_90: before it, their rows say unsupported
+    grep -q '^| bulk .*unsupported' "$T/probe.log" && want_n=6
+    if [ $rc -eq 0 ] && [ "${n:-0}" -eq $want_n ]; then ok "probe: the reductions and gathers at 1 and 2 CTAs an SM, every add counted, every layout checked"
     else nok "probe" "exit $rc, ${n:-0} of $want_n checks ok: $(grep -E 'FAILED|error' "$T/probe.log" | head -2 | tr '\n' ' ')"; fi
     # dma's selection time, from the operator's event spans read after each timed call
     ns=$(grep '"variant":"dma"' "$T/k.json.jsonl" 2>/dev/null | grep '"select_ms":{"median":' | grep -vc '"select_ms":{"median":0[,}]')

@@ -42,6 +42,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <cuda.h>
+#include <cudaTypedefs.h>
 #include <type_traits>
 #include <vector>
 
@@ -85,6 +87,13 @@ struct BwdArgs {
     long long dksb, dkss, dksh, dvsb, dvss, dvsh;
     int kp_chunk; /* key-parallel: 0, a CTA per key tile; else at most this many of a
                    * tile's steps per CTA, dK and dV added into dk_acc, dv_acc */
+};
+
+/* TM: the tensor maps of K and V for the reducer tiles' row copies, (D, Hkv, Nk, B)
+ * with the caller's strides, a box of 64 x 1 x 1 x 1 (half a row at D 128) in the
+ * 128-byte swizzle; a key past Nk reads as zeros. */
+struct BwdMaps {
+    CUtensorMap k, v;
 };
 
 /* Dsum[b, h, i] = sum_d dO[b, i, h, d] O[b, i, h, d]: one warp per row, VEC
@@ -345,14 +354,25 @@ __device__ void rw_reduce(const AccRows acc, const float *sdv, const float *sdk,
  * OV (the default at BQ 128; DMABENCH_CUDA_BWD_WG_OVERLAP=0 turns it off): dK's
  * product is committed right after dV's, and dV's sums wait for dV's group alone
  * (wgmma.wait_group 1).
+ * TM (with RW, the default where the driver encodes tensor maps;
+ * DMABENCH_CUDA_BWD_TMA=0 turns it off): K and V arrive by the tensor memory
+ * accelerator instead of cp.async, a 64 x 1 box per half row (BwdMaps), one box a
+ * consumer thread, into the 128-byte swizzle (each 64-column half of a stage 64
+ * rows of 128 bytes, the stage 1024-byte aligned); thread 0 arms the stage's
+ * mbarrier with the block's bytes and every thread waits on its phase instead of
+ * cp.async.wait_group, so no copy holds a register of the consumers. The products
+ * read K and V through 128-byte-swizzle descriptors (gmma_desc_sw128): K-major for
+ * S and dP (a k-step 32 bytes along the row), N-major for dQ (LBO the next 64 of D).
  * KS 2 (DMABENCH_CUDA_BWD_W16=1, BQ 128, D 64 or 128): 16 warps of at most 128
  * registers, two on each 16 rows (warp w: rows 16 (w % 8), key half kh = w / 8):
  * S, dP, P, dS and dz's column sums over 32 of the block's keys; after the barrier
  * dQ += s dS K for half of D (kh) from sdS; dV and dK over four key groups by four
  * quarters of D; an exact Dsum's first pass adds the halves through sDx. */
-template <typename T, int D, int BQ, bool WG = false, int KS = 1, bool OV = false, bool RW = false>
-__global__ void __launch_bounds__(2 * BQ * KS + (RW ? 128 : 0), RW ? 1 : 0) bwd_main_kernel(const BwdArgs a) {
+template <typename T, int D, int BQ, bool WG = false, int KS = 1, bool OV = false, bool RW = false, bool TM = false>
+__global__ void __launch_bounds__(2 * BQ * KS + (RW ? 128 : 0), RW ? 1 : 0)
+    bwd_main_kernel(const BwdArgs a, const __grid_constant__ BwdMaps tm) {
     static_assert(!OV || WG, "the overlap is the wgmma version's");
+    static_assert(!TM || RW, "the tensor-map row copies are the reducer tiles'");
     static_assert(!RW || (WG && BQ == 128 && KS == 1 && !OV), "the reducer warpgroup: wgmma, 128 rows, 8 warps");
     static_assert(!WG || (D == 64 || D == 128), "the wgmma version takes D 64 or 128");
     static_assert(KS == 1 || (KS == 2 && !WG && BQ == 128 && (D == 64 || D == 128)),
@@ -384,6 +404,7 @@ __global__ void __launch_bounds__(2 * BQ * KS + (RW ? 128 : 0), RW ? 1 : 0) bwd_
     [[maybe_unused]] int *sRidx = reinterpret_cast<int *>(sRdk + BK * D);
     [[maybe_unused]] uint64_t *sRbar = reinterpret_cast<uint64_t *>((reinterpret_cast<uintptr_t>(sRidx + BK) + 7) & ~(uintptr_t)7);
     [[maybe_unused]] const RwBars rwb = {sRbar, sRbar + 1, sRbar + 2};
+    [[maybe_unused]] uint64_t *kvbar = sRbar + 3; /* TM: [2 stages], a stage's K and V rows landed */
 
     /* the last tiles first: under a causal mask they hold the most keys, and
      * starting them early leaves the short ones to fill the final wave */
@@ -409,6 +430,7 @@ __global__ void __launch_bounds__(2 * BQ * KS + (RW ? 128 : 0), RW ? 1 : 0) bwd_
             mbar_init(rwb.full, NTHREADS);
             mbar_init(rwb.free_p, 128);
             mbar_init(rwb.free_k, 128);
+            if constexpr (TM) mbar_init(kvbar, 1), mbar_init(kvbar + 1, 1);
         }
         __syncthreads();
         if (tid >= NTHREADS) {
@@ -447,6 +469,30 @@ __global__ void __launch_bounds__(2 * BQ * KS + (RW ? 128 : 0), RW ? 1 : 0) bwd_
         }
     };
     auto load_kv = [&](int stage, int c0) {
+        if constexpr (TM) { /* a box per half row of K and V, one a thread; the stage's barrier counts the bytes */
+            const bool from_en = ahead && c0 > 0; /* the rows from en; the metadata by meta_ahead */
+            if (!from_en)
+                key_slot_meta_all<BK>(kp, tid, c0, nkeys, lst, kstart, a.tkey ? sT : nullptr, zrow, i0, nrows,
+                                      sIdx + stage * BK, sRlo + stage * BK, sRhi + stage * BK, sZ + stage * BK,
+                                      sFull + stage * 2);
+            if (tid == 0) mbar_expect_tx(kvbar + stage, 2 * BK * D * sizeof(T));
+            const int r = tid % BK, t = (tid / BK) & 1, hf = tid / (2 * BK);
+            int j;
+            if (from_en) j = __shfl_sync(0xffffffffu, own_entry(en, r), r & 31);
+            else {
+                const int pos = c0 + r;
+                j = pos < nkeys ? (lst ? lst[pos] : kstart + pos) : -1;
+            }
+            if (tid < 2 * BK * (D / 64))
+                tma_row4((t ? sV : sK) + stage * BK * D + hf * BK * 64 + r * 64, t ? &tm.v : &tm.k, hf * 64, hkv,
+                         j >= 0 ? j : a.Nk, b, kvbar + stage);
+            if (ahead && c0 == 0) { /* as below */
+                list_entries<BK>(lst, BK, nkeys, lane, en);
+                list_entries<BK>(lst, 2 * BK, nkeys, lane, enn);
+                load_zn(en);
+            }
+            return;
+        }
         if (ahead && c0 > 0) { /* block c0's rows from en; its metadata after this block's products (meta_ahead) */
             load_key_rows_at<T, D, BK, NTHREADS, WG, WG>(sK + stage * BK * D, sV + stage * BK * D, kb, vb, a.kss,
                                                          a.vss, en, tid);
@@ -538,7 +584,13 @@ __global__ void __launch_bounds__(2 * BQ * KS + (RW ? 128 : 0), RW ? 1 : 0) bwd_
     float dacc[2] = {0.f, 0.f};
     for (int it = 0; it < nit; it++) {
         const int st = it & 1;
-        if constexpr (WG) { /* this block's copies, issued under the last block's S and dP (below) */
+        if constexpr (TM) { /* this block's rows (issued under the last block's S and dP); Q and dO first */
+            if (it == 0) {
+                cp_wait<0>();
+                fence_async_smem();
+            }
+            mbar_wait(kvbar + st, (it >> 1) & 1);
+        } else if constexpr (WG) { /* this block's copies, issued under the last block's S and dP (below) */
             cp_wait<0>();
             fence_async_smem(); /* the stage's copies, visible to the wgmmas */
         } else {
@@ -580,13 +632,19 @@ __global__ void __launch_bounds__(2 * BQ * KS + (RW ? 128 : 0), RW ? 1 : 0) bwd_
             const int g0 = (warp / 4) * 64 * D;
             const uint64_t dq0 = gmma_desc(sQ + g0, D * 16), ddo0 = gmma_desc(sdO + g0, D * 16);
             wg_fence();
-            wgmma_ss0<T, BK>(sf, dq0, gmma_desc(sKs, D * 16));
-            wgmma_ss0<T, BK>(df, ddo0, gmma_desc(sVs, D * 16));
+            /* K and V of the stage as the B operand, K-major, step kk (16 of D): the core
+             * matrices, or TM the 128-byte swizzle's 64-column halves, 32 bytes a step */
+            auto kvd = [&](const T *base, int kk) -> uint64_t {
+                if constexpr (TM) return gmma_desc_sw128(base + (kk / 4) * BK * 64 + (kk % 4) * 16, 16, 1024);
+                else return gmma_desc(base + cm_off<D>(0, 2 * kk), D * 16);
+            };
+            wgmma_ss0<T, BK>(sf, dq0, kvd(sKs, 0));
+            wgmma_ss0<T, BK>(df, ddo0, kvd(sVs, 0));
 #pragma unroll
             for (int kk = 1; kk < D / 16; kk++) {
                 const uint64_t step = (uint64_t)((kk * 2 * 128) >> 4);
-                wgmma_ss<T, BK>(sf, dq0 + step, gmma_desc(sKs + cm_off<D>(0, 2 * kk), D * 16), 1);
-                wgmma_ss<T, BK>(df, ddo0 + step, gmma_desc(sVs + cm_off<D>(0, 2 * kk), D * 16), 1);
+                wgmma_ss<T, BK>(sf, dq0 + step, kvd(sKs, kk), 1);
+                wgmma_ss<T, BK>(df, ddo0 + step, kvd(sVs, kk), 1);
             }
             wg_commit();
             /* the next block's copies into the other stage, while the products run: every
@@ -664,7 +722,9 @@ __global__ void __launch_bounds__(2 * BQ * KS + (RW ? 128 : 0), RW ? 1 : 0) bwd_
             wg_fence();
 #pragma unroll
             for (int kk = 0; kk < BK / 16; kk++)
-                wgmma_rs_mn<T, D>(dqf, pf[kk], gmma_desc_mn(sKs + cm_off<D>(16 * kk, 0), D * 16, 128));
+                wgmma_rs_mn<T, D>(dqf, pf[kk],
+                                  TM ? gmma_desc_sw128(sKs + kk * 16 * 64, BK * 128, 1024) /* 16 keys of 128 bytes */
+                                     : gmma_desc_mn(sKs + cm_off<D>(16 * kk, 0), D * 16, 128));
             wg_commit();
             wg_wait0();
         } else if constexpr (KS == 1) {
@@ -1321,7 +1381,7 @@ attn_status launch_bwd_kp(const attn_params *p, BwdArgs &a, float *dq_add, bool 
 size_t bwd_smem(int BQ, int D, size_t esize, int KS = 1, bool RW = false) {
     return (size_t)(2 * BQ * D + 4 * BK * D + 2 * BQ * BK) * esize + BQ * 8 + 8 * BK * sizeof(int) + 4 * sizeof(int) +
            (KS > 1 ? 2 * (size_t)BQ * sizeof(float) : 0) +
-           (RW ? (size_t)BK * D * sizeof(float) + BK * sizeof(int) + 8 + 3 * sizeof(uint64_t) : 0); /* RW: sRdk, sRidx, the mbarriers */
+           (RW ? (size_t)BK * D * sizeof(float) + BK * sizeof(int) + 8 + 5 * sizeof(uint64_t) : 0); /* RW: sRdk, sRidx, the mbarriers (TM: two more) */
 }
 
 /* The device's opt-in shared memory per CTA in bytes, 0 where it cannot be read. */
@@ -1338,8 +1398,8 @@ int bwd_tile_rows(int D, size_t esize) {
     return bwd_smem(128, D, esize) <= bwd_optin() ? 128 : 64;
 }
 
-template <typename T, int D, int BQ, bool WG = false, int KS = 1, bool OV = false, bool RW = false>
-attn_status launch_bwd_bq(const attn_params *p, BwdArgs &a, const cuda_attn_spec *s) {
+template <typename T, int D, int BQ, bool WG = false, int KS = 1, bool OV = false, bool RW = false, bool TM = false>
+attn_status launch_bwd_bq(const attn_params *p, BwdArgs &a, const cuda_attn_spec *s, const BwdMaps *maps = nullptr) {
     const int ntiles = (p->Nq + BQ - 1) / BQ;
     if (a.dsum_in) {
         a.dsum = a.dsum_in;
@@ -1348,9 +1408,9 @@ attn_status launch_bwd_bq(const attn_params *p, BwdArgs &a, const cuda_attn_spec
         if (st != ATTN_OK) return st;
     }
     const size_t smem = bwd_smem(BQ, D, sizeof(T), KS, RW);
-    auto kern = bwd_main_kernel<T, D, BQ, WG, KS, OV, RW>;
+    auto kern = bwd_main_kernel<T, D, BQ, WG, KS, OV, RW, TM>;
     CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-    kern<<<dim3(ntiles, p->Hq, p->B), 2 * BQ * KS + (RW ? 128 : 0), smem>>>(a);
+    kern<<<dim3(ntiles, p->Hq, p->B), 2 * BQ * KS + (RW ? 128 : 0), smem>>>(a, maps ? *maps : BwdMaps{});
     CUDA_CHECK_LAUNCH();
     if (s->after_main) {
         attn_status st = s->after_main(s->after_main_ctx);
@@ -1387,6 +1447,27 @@ bool bwd_wg_reducer_enabled() {
     return on;
 }
 
+/* The reducer tiles copy their K and V rows with the tensor memory accelerator
+ * (bwd_main_kernel's TM) where the driver encodes the maps; DMABENCH_CUDA_BWD_TMA=0
+ * keeps them on cp.async */
+bool bwd_tma_enabled() {
+    static const bool on = !dm_env_is("DMABENCH_CUDA_BWD_TMA", "0");
+    return on;
+}
+
+/* A BwdMaps map of K or V at ptr (strides b, s, h in elements, es bytes each):
+ * false where the encoder is missing or refuses the strides */
+bool bwd_map(CUtensorMap *m, const void *ptr, const attn_stride &st, int B, int Nk, int Hkv, int D, size_t es) {
+    const auto enc = reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(dm_cuda_tmap_encoder());
+    if (!enc) return false;
+    const cuuint64_t dims[4] = {(cuuint64_t)D, (cuuint64_t)Hkv, (cuuint64_t)Nk, (cuuint64_t)B};
+    const cuuint64_t strides[3] = {(cuuint64_t)(st.h * es), (cuuint64_t)(st.s * es), (cuuint64_t)(st.b * es)};
+    const cuuint32_t box[4] = {64, 1, 1, 1}, estr[4] = {1, 1, 1, 1};
+    return enc(m, CU_TENSOR_MAP_DATA_TYPE_UINT16, 4, const_cast<void *>(ptr), dims, strides, box, estr,
+               CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_128B,
+               CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
+}
+
 /* DMABENCH_CUDA_BWD_W16=1: the 128-row tiles at D 64 and 128 on 16 warps
  * (bwd_main_kernel's KS 2) */
 bool bwd_w16_enabled() {
@@ -1401,8 +1482,13 @@ template <typename T, int D> attn_status launch_bwd(const attn_params *p, BwdArg
             if (bq == 128 && bwd_w16_enabled() && bwd_smem(128, D, sizeof(T), 2) <= bwd_optin())
                 return launch_bwd_bq<T, D, 128, false, 2>(p, a, s);
             if (bwd_wgmma_enabled()) {
-                if (bq == 128 && bwd_wg_reducer_enabled() && bwd_smem(128, D, sizeof(T), 1, true) <= bwd_optin())
+                if (bq == 128 && bwd_wg_reducer_enabled() && bwd_smem(128, D, sizeof(T), 1, true) <= bwd_optin()) {
+                    BwdMaps m;
+                    if (bwd_tma_enabled() && bwd_map(&m.k, p->k, p->k_st, p->B, p->Nk, p->Hkv, D, sizeof(T)) &&
+                        bwd_map(&m.v, p->v, p->v_st, p->B, p->Nk, p->Hkv, D, sizeof(T)))
+                        return launch_bwd_bq<T, D, 128, true, 1, false, true, true>(p, a, s, &m);
                     return launch_bwd_bq<T, D, 128, true, 1, false, true>(p, a, s);
+                }
                 if (bq == 128 && bwd_wg_overlap_enabled()) return launch_bwd_bq<T, D, 128, true, 1, true>(p, a, s);
                 return bq == 128 ? launch_bwd_bq<T, D, 128, true>(p, a, s) : launch_bwd_bq<T, D, 64, true>(p, a, s);
             }

@@ -178,6 +178,34 @@ __device__ __forceinline__ uint64_t gmma_desc_mn(const void *p, uint32_t lbo, ui
  * along K) 128 bytes, SBO (the next 8 rows) sbo bytes. */
 __device__ __forceinline__ uint64_t gmma_desc(const void *p, uint32_t sbo) { return gmma_desc_mn(p, 128, sbo); }
 
+/* The descriptor of an operand at p in the 128-byte swizzle (layout type 1), its
+ * 1024-byte atoms (8 rows of 128 bytes, the 16-byte chunks of row r XORed with r % 8
+ * by address) aligned to 1024 bytes. K-major: 64 elements of K a row, SBO the next
+ * 8 rows (LBO unused); a k-step inside the atom moves p by its 32 bytes. MN-major:
+ * 64 elements of M or N a row, LBO the next 64 of them, SBO the next 8 rows of K. */
+__device__ __forceinline__ uint64_t gmma_desc_sw128(const void *p, uint32_t lbo, uint32_t sbo) {
+    return gmma_desc_mn(p, lbo, sbo) | (1ull << 62);
+}
+
+/* One row of a tensor map's box (the 128-byte swizzle's 64 x 1 box of K or V rows)
+ * into dst, at coordinates (c0, c1, c2, c3) of a 4-d map, completing on bar's
+ * transaction count. No registers are held after the issue. */
+__device__ __forceinline__ void tma_row4(void *dst, const void *map, int c0, int c1, int c2, int c3, uint64_t *bar) {
+#ifdef DM_WGMMA
+    asm volatile("cp.async.bulk.tensor.4d.shared::cluster.global.tile.mbarrier::complete_tx::bytes"
+                 " [%0], [%1, {%2, %3, %4, %5}], [%6];\n" ::"r"(smem_addr(dst)),
+                 "l"(map), "r"(c0), "r"(c1), "r"(c2), "r"(c3), "r"(smem_addr(bar))
+                 : "memory");
+#endif
+}
+/* one arrival that also expects `bytes` more of the phase's transactions */
+__device__ __forceinline__ void mbar_expect_tx(uint64_t *bar, uint32_t bytes) {
+#ifdef DM_WGMMA
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(smem_addr(bar)), "r"(bytes)
+                 : "memory");
+#endif
+}
+
 /* Warp specialisation (sm_90): named barriers (bar.sync waits, bar.arrive only
  * counts; n threads in all, whole warps), the register split between warpgroups
  * (setmaxnreg, by every thread of a warpgroup), and mbarriers in shared memory
