@@ -155,10 +155,6 @@ __global__ void __launch_bounds__(PT) probe_rows_cp_kernel(const uint16_t *kv, i
 }
 
 #ifdef DM_WGMMA
-__device__ __forceinline__ void probe_expect_tx(uint64_t *bar, uint32_t bytes) {
-    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(dm::smem_addr(bar)), "r"(bytes)
-                 : "memory");
-}
 /* one box of the tensor map at (c0, c1) into dst; completes on bar (CL 2: in both
  * CTAs of the cluster, at the same offsets) */
 template <int CL>
@@ -206,7 +202,7 @@ __global__ void __launch_bounds__(PT) probe_rows_tma_kernel(const __grid_constan
     for (int it = 0; it < iters; it++) {
         const int st = it & 1;
         if constexpr (CL > 1) probe_cluster_sync(); /* both CTAs past block it - 2 (this stage) */
-        if (threadIdx.x == 0) probe_expect_tx(full + st, PSTAGE);
+        if (threadIdx.x == 0) dm::mbar_expect_tx(full + st, PSTAGE);
         __syncthreads(); /* armed before any box of the block is issued */
         {
             /* box b of this CTA's 256 / CL: row r of its 64 / CL, tensor t, half hf */
