@@ -356,9 +356,10 @@ __device__ void rw_reduce(const AccRows acc, const float *sdv, const float *sdk,
  * (wgmma.wait_group 1).
  * TM (with RW, the default where the driver encodes tensor maps;
  * DMABENCH_CUDA_BWD_TMA=0 turns it off): K and V arrive by the tensor memory
- * accelerator instead of cp.async, a 64 x 1 box per half row (BwdMaps), one box a
- * consumer thread, into the 128-byte swizzle (each 64-column half of a stage 64
- * rows of 128 bytes, the stage 1024-byte aligned); thread 0 arms the stage's
+ * accelerator instead of cp.async, a 64 x 1 box per half row (BwdMaps), a row's
+ * boxes from one thread (lanes 0-7 of each consumer warp), into the 128-byte
+ * swizzle (each 64-column half of a stage 64 rows of 128 bytes, the stage
+ * 1024-byte aligned); thread 0 arms the stage's
  * mbarrier with the block's bytes and every thread waits on its phase instead of
  * cp.async.wait_group, so no copy holds a register of the consumers. The products
  * read K and V through 128-byte-swizzle descriptors (gmma_desc_sw128): K-major for
@@ -430,7 +431,10 @@ __global__ void __launch_bounds__(2 * BQ * KS + (RW ? 128 : 0), RW ? 1 : 0)
             mbar_init(rwb.full, NTHREADS);
             mbar_init(rwb.free_p, 128);
             mbar_init(rwb.free_k, 128);
-            if constexpr (TM) mbar_init(kvbar, 1), mbar_init(kvbar + 1, 1);
+            if constexpr (TM) {
+                mbar_init(kvbar, 1), mbar_init(kvbar + 1, 1);
+                fence_async_smem(); /* the initialised barriers, seen by the tensor-memory copies' completions */
+            }
         }
         __syncthreads();
         if (tid >= NTHREADS) {
@@ -476,16 +480,26 @@ __global__ void __launch_bounds__(2 * BQ * KS + (RW ? 128 : 0), RW ? 1 : 0)
                                       sIdx + stage * BK, sRlo + stage * BK, sRhi + stage * BK, sZ + stage * BK,
                                       sFull + stage * 2);
             if (tid == 0) mbar_expect_tx(kvbar + stage, 2 * BK * D * sizeof(T));
-            const int r = tid % BK, t = (tid / BK) & 1, hf = tid / (2 * BK);
+            /* a row's boxes (K and V, each half) from one thread: lanes 0-7 of warp w take
+             * rows 8 w .. + 7, so that a warp issues its boxes in 8 lane turns that share
+             * each row's key and destination (a box a thread took 32 turns a warp) */
+            constexpr int RPW = BK / 8; /* rows a warp */
+            const int r = warp * RPW + (lane & (RPW - 1));
             int j;
             if (from_en) j = __shfl_sync(0xffffffffu, own_entry(en, r), r & 31);
             else {
                 const int pos = c0 + r;
                 j = pos < nkeys ? (lst ? lst[pos] : kstart + pos) : -1;
             }
-            if (tid < 2 * BK * (D / 64))
-                tma_row4((t ? sV : sK) + stage * BK * D + hf * BK * 64 + r * 64, t ? &tm.v : &tm.k, hf * 64, hkv,
-                         j >= 0 ? j : a.Nk, b, kvbar + stage);
+            if (lane < RPW) {
+                j = j >= 0 ? j : a.Nk;
+                T *dk = sK + stage * BK * D + r * 64, *dv = sV + stage * BK * D + r * 64;
+#pragma unroll
+                for (int hf = 0; hf < D / 64; hf++) {
+                    tma_row4(dk + hf * BK * 64, &tm.k, hf * 64, hkv, j, b, kvbar + stage);
+                    tma_row4(dv + hf * BK * 64, &tm.v, hf * 64, hkv, j, b, kvbar + stage);
+                }
+            }
             if (ahead && c0 == 0) { /* as below */
                 list_entries<BK>(lst, BK, nkeys, lane, en);
                 list_entries<BK>(lst, 2 * BK, nkeys, lane, enn);
