@@ -43,7 +43,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <cuda.h>
-#include <cudaTypedefs.h>
 #include <type_traits>
 #include <vector>
 
@@ -1472,14 +1471,11 @@ bool bwd_tma_enabled() {
 /* A BwdMaps map of K or V at ptr (strides b, s, h in elements, es bytes each):
  * false where the encoder is missing or refuses the strides */
 bool bwd_map(CUtensorMap *m, const void *ptr, const attn_stride &st, int B, int Nk, int Hkv, int D, size_t es) {
-    const auto enc = reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(dm_cuda_tmap_encoder());
-    if (!enc) return false;
-    const cuuint64_t dims[4] = {(cuuint64_t)D, (cuuint64_t)Hkv, (cuuint64_t)Nk, (cuuint64_t)B};
-    const cuuint64_t strides[3] = {(cuuint64_t)(st.h * es), (cuuint64_t)(st.s * es), (cuuint64_t)(st.b * es)};
-    const cuuint32_t box[4] = {64, 1, 1, 1}, estr[4] = {1, 1, 1, 1};
-    return enc(m, CU_TENSOR_MAP_DATA_TYPE_UINT16, 4, const_cast<void *>(ptr), dims, strides, box, estr,
-               CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_128B,
-               CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
+    const unsigned long long dims[4] = {(unsigned long long)D, (unsigned long long)Hkv, (unsigned long long)Nk,
+                                        (unsigned long long)B};
+    const unsigned long long strides[3] = {(unsigned long long)(st.h * es), (unsigned long long)(st.s * es),
+                                           (unsigned long long)(st.b * es)};
+    return dm_cuda_tmap_rows16(m, ptr, 4, dims, strides) == 0;
 }
 
 /* DMABENCH_CUDA_BWD_W16=1: the 128-row tiles at D 64 and 128 on 16 warps

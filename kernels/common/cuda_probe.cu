@@ -13,7 +13,6 @@
 #include <cstdio>
 #include <cstdint>
 #include <cuda.h>
-#include <cudaTypedefs.h>
 #include <vector>
 
 #include "cuda_common.cuh"
@@ -234,15 +233,9 @@ __global__ void __launch_bounds__(PT) probe_rows_tma_kernel(const __grid_constan
  * of 128 16-bit values, boxes of 64 x 1, the 128-byte swizzle. The encoder comes
  * from the driver at run time (no link against libcuda). */
 attn_status probe_map(CUtensorMap *map, void *kv, int keys, int hkv) {
-    void *fn = dm_cuda_tmap_encoder();
-    if (!fn) return ATTN_ERR_UNSUPPORTED;
-    const cuuint64_t dims[2] = {(cuuint64_t)PD, 2ull * keys * hkv};
-    const cuuint64_t strides[1] = {PD * sizeof(uint16_t)};
-    const cuuint32_t box[2] = {64, 1}, estr[2] = {1, 1};
-    const CUresult r = reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(fn)(
-        map, CU_TENSOR_MAP_DATA_TYPE_UINT16, 2, kv, dims, strides, box, estr, CU_TENSOR_MAP_INTERLEAVE_NONE,
-        CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_128B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
-    if (r != CUDA_SUCCESS) {
+    if (!dm_cuda_tmap_encoder()) return ATTN_ERR_UNSUPPORTED;
+    const unsigned long long dims[2] = {(unsigned long long)PD, 2ull * keys * hkv}, strides[1] = {PD * sizeof(uint16_t)};
+    if (dm_cuda_tmap_rows16(map, kv, 2, dims, strides) != 0) {
         dm_cuda_note_error(cudaErrorInvalidValue, "cuTensorMapEncodeTiled", __FILE__, __LINE__);
         return ATTN_ERR_CUDA;
     }

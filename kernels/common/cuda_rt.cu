@@ -4,6 +4,8 @@
 #include <atomic>
 #include <cstdio>
 #include <cstring>
+#include <cuda.h>
+#include <cudaTypedefs.h>
 #include <mutex>
 #include <unordered_map>
 
@@ -120,6 +122,25 @@ extern "C" void *dm_cuda_tmap_encoder(void) {
         return f;
     }();
     return fn;
+}
+
+extern "C" int dm_cuda_tmap_rows16(void *map, const void *base, int rank, const unsigned long long *dims,
+                                   const unsigned long long *strides) {
+    const auto enc = reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(dm_cuda_tmap_encoder());
+    if (!enc || rank < 1 || rank > 5) return -1;
+    cuuint64_t d[5], st[4];
+    cuuint32_t box[5], estr[5];
+    for (int i = 0; i < rank; i++) {
+        d[i] = dims[i];
+        box[i] = i == 0 ? 64 : 1;
+        estr[i] = 1;
+        if (i > 0) st[i - 1] = strides[i - 1];
+    }
+    return enc(static_cast<CUtensorMap *>(map), CU_TENSOR_MAP_DATA_TYPE_UINT16, (cuuint32_t)rank, const_cast<void *>(base),
+               d, st, box, estr, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+               CU_TENSOR_MAP_L2_PROMOTION_L2_128B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS
+               ? 0
+               : -1;
 }
 
 extern "C" attn_status dm_cuda_mem_info(size_t *free_bytes, size_t *total_bytes) {

@@ -47,6 +47,14 @@ attn_status dm_cuda_num_sms(int *n);
  * 12.5) offers none, and then the tensor-memory copies are not used. */
 void *dm_cuda_tmap_encoder(void);
 
+/* Encodes into map (a CUtensorMap: 128 bytes, 64-byte aligned) a tensor map for row
+ * gathers of 16-bit elements at base: rank dimensions (innermost first, in elements)
+ * and rank - 1 strides (bytes, from the second dimension on), a box of 64 x 1 x ...
+ * into the 128-byte swizzle, L2 promotion of 128 bytes, a row past the tensor read
+ * as zeros. 0 on success, -1 where the encoder is missing or refuses the layout. */
+int dm_cuda_tmap_rows16(void *map, const void *base, int rank, const unsigned long long *dims,
+                        const unsigned long long *strides);
+
 /* Free and total device memory (cudaMemGetInfo). */
 attn_status dm_cuda_mem_info(size_t *free_bytes, size_t *total_bytes);
 
