@@ -368,11 +368,13 @@ __device__ void rw_reduce(const AccRows acc, const float *sdv, const float *sdk,
  * S, dP, P, dS and dz's column sums over 32 of the block's keys; after the barrier
  * dQ += s dS K for half of D (kh) from sdS; dV and dK over four key groups by four
  * quarters of D; an exact Dsum's first pass adds the halves through sDx. */
-template <typename T, int D, int BQ, bool WG = false, int KS = 1, bool OV = false, bool RW = false, bool TM = false>
+template <typename T, int D, int BQ, bool WG = false, int KS = 1, bool OV = false, bool RW = false, bool TM = false,
+          bool MC = false>
 __global__ void __launch_bounds__(2 * BQ * KS + (RW ? 128 : 0), RW ? 1 : 0)
     bwd_main_kernel(const BwdArgs a, const __grid_constant__ BwdMaps tm) {
     static_assert(!OV || WG, "the overlap is the wgmma version's");
     static_assert(!TM || RW, "the tensor-map row copies are the reducer tiles'");
+    static_assert(!MC || TM, "the multicast rows are the tensor-map copies'");
     static_assert(!RW || (WG && BQ == 128 && KS == 1 && !OV), "the reducer warpgroup: wgmma, 128 rows, 8 warps");
     static_assert(!WG || (D == 64 || D == 128), "the wgmma version takes D 64 or 128");
     static_assert(KS == 1 || (KS == 2 && !WG && BQ == 128 && (D == 64 || D == 128)),
@@ -405,6 +407,9 @@ __global__ void __launch_bounds__(2 * BQ * KS + (RW ? 128 : 0), RW ? 1 : 0)
     [[maybe_unused]] uint64_t *sRbar = reinterpret_cast<uint64_t *>((reinterpret_cast<uintptr_t>(sRidx + BK) + 7) & ~(uintptr_t)7);
     [[maybe_unused]] const RwBars rwb = {sRbar, sRbar + 1, sRbar + 2};
     [[maybe_unused]] uint64_t *kvbar = sRbar + 3; /* TM: [2 stages], a stage's K and V rows landed */
+    /* MC: [2 stages], the peer CTA is past the stage's last block (its one arrival) */
+    [[maybe_unused]] uint64_t *kvempty = sRbar + 5;
+    [[maybe_unused]] const uint32_t rank = MC ? cluster_rank() : 0;
 
     /* the last tiles first: under a causal mask they hold the most keys, and
      * starting them early leaves the short ones to fill the final wave */
@@ -432,10 +437,13 @@ __global__ void __launch_bounds__(2 * BQ * KS + (RW ? 128 : 0), RW ? 1 : 0)
             mbar_init(rwb.free_k, 128);
             if constexpr (TM) {
                 mbar_init(kvbar, 1), mbar_init(kvbar + 1, 1);
+                if constexpr (MC) mbar_init(kvempty, 1), mbar_init(kvempty + 1, 1);
                 fence_async_smem(); /* the initialised barriers, seen by the tensor-memory copies' completions */
+                if constexpr (MC) fence_mbar_init_cluster(); /* and by the peer CTA */
             }
         }
-        __syncthreads();
+        if constexpr (MC) cluster_sync(); /* the peer's barriers initialised before any box or arrival */
+        else __syncthreads();
         if (tid >= NTHREADS) {
             setmaxnreg_dec<RW_RED_REGS>();
             rw_reduce<D>(acc_rows<D>(a, b, hkv), reinterpret_cast<const float *>(sP), sRdk, sRidx,
@@ -471,6 +479,7 @@ __global__ void __launch_bounds__(2 * BQ * KS + (RW ? 128 : 0), RW ? 1 : 0)
             zn = j >= 0 ? zrow[j] : 0.f;
         }
     };
+    [[maybe_unused]] int nfill = 0; /* TM: load_kv's calls so far (the stage's refills, for MC's waits) */
     auto load_kv = [&](int stage, int c0) {
         if constexpr (TM) { /* a box per half row of K and V, one a thread; the stage's barrier counts the bytes */
             const bool from_en = ahead && c0 > 0; /* the rows from en; the metadata by meta_ahead */
@@ -481,9 +490,11 @@ __global__ void __launch_bounds__(2 * BQ * KS + (RW ? 128 : 0), RW ? 1 : 0)
             if (tid == 0) mbar_expect_tx(kvbar + stage, 2 * BK * D * sizeof(T));
             /* a row's boxes (K and V, each half) from one thread: lanes 0-7 of warp w take
              * rows 8 w .. + 7, so that a warp issues its boxes in 8 lane turns that share
-             * each row's key and destination (a box a thread took 32 turns a warp) */
-            constexpr int RPW = BK / 8; /* rows a warp */
-            const int r = warp * RPW + (lane & (RPW - 1));
+             * each row's key and destination (a box a thread took 32 turns a warp). MC:
+             * the cluster's two CTAs (two heads of a GQA group: the same keys) each issue
+             * half the rows, lanes 0-3 of warp w rows 32 rank + 4 w .. + 3, into both */
+            constexpr int RPW = MC ? BK / 16 : BK / 8; /* rows a warp */
+            const int r = (MC ? (int)rank * (BK / 2) : 0) + warp * RPW + (lane & (RPW - 1));
             int j;
             if (from_en) j = __shfl_sync(0xffffffffu, own_entry(en, r), r & 31);
             else {
@@ -493,12 +504,23 @@ __global__ void __launch_bounds__(2 * BQ * KS + (RW ? 128 : 0), RW ? 1 : 0)
             if (lane < RPW) {
                 j = j >= 0 ? j : a.Nk;
                 T *dk = sK + stage * BK * D + r * 64, *dv = sV + stage * BK * D + r * 64;
+                if constexpr (MC) {
+                    /* the stage's third fill on: the peer is past its last block there */
+                    if (nfill >= 2) mbar_wait_cluster(kvempty + stage, ((nfill - 2) >> 1) & 1);
 #pragma unroll
-                for (int hf = 0; hf < D / 64; hf++) {
-                    tma_row4(dk + hf * BK * 64, &tm.k, hf * 64, hkv, j, b, kvbar + stage);
-                    tma_row4(dv + hf * BK * 64, &tm.v, hf * 64, hkv, j, b, kvbar + stage);
+                    for (int hf = 0; hf < D / 64; hf++) {
+                        tma_row4_mc2(dk + hf * BK * 64, &tm.k, hf * 64, hkv, j, b, kvbar + stage);
+                        tma_row4_mc2(dv + hf * BK * 64, &tm.v, hf * 64, hkv, j, b, kvbar + stage);
+                    }
+                } else {
+#pragma unroll
+                    for (int hf = 0; hf < D / 64; hf++) {
+                        tma_row4(dk + hf * BK * 64, &tm.k, hf * 64, hkv, j, b, kvbar + stage);
+                        tma_row4(dv + hf * BK * 64, &tm.v, hf * 64, hkv, j, b, kvbar + stage);
+                    }
                 }
             }
+            nfill++;
             if (ahead && c0 == 0) { /* as below */
                 list_entries<BK>(lst, BK, nkeys, lane, en);
                 list_entries<BK>(lst, 2 * BK, nkeys, lane, enn);
@@ -612,6 +634,11 @@ __global__ void __launch_bounds__(2 * BQ * KS + (RW ? 128 : 0), RW ? 1 : 0)
             cp_wait<1>();
         }
         cons_sync<RW>();
+        /* MC: every consumer here is past block it - 1, whose stage block it + 1 refills
+         * (below, both CTAs' halves): tell the peer */
+        if constexpr (MC) {
+            if (tid == 0 && it >= 1 && it + 1 < nit) mbar_arrive_remote(kvempty + (st ^ 1), rank ^ 1);
+        }
         const uint32_t so = st * BK * RB; /* the stage's byte offset in sK and sV */
         if (it == pre_end && pre_end > 0) {
 #pragma unroll
@@ -1394,7 +1421,7 @@ attn_status launch_bwd_kp(const attn_params *p, BwdArgs &a, float *dq_add, bool 
 size_t bwd_smem(int BQ, int D, size_t esize, int KS = 1, bool RW = false) {
     return (size_t)(2 * BQ * D + 4 * BK * D + 2 * BQ * BK) * esize + BQ * 8 + 8 * BK * sizeof(int) + 4 * sizeof(int) +
            (KS > 1 ? 2 * (size_t)BQ * sizeof(float) : 0) +
-           (RW ? (size_t)BK * D * sizeof(float) + BK * sizeof(int) + 8 + 5 * sizeof(uint64_t) : 0); /* RW: sRdk, sRidx, the mbarriers (TM: two more) */
+           (RW ? (size_t)BK * D * sizeof(float) + BK * sizeof(int) + 8 + 7 * sizeof(uint64_t) : 0); /* RW: sRdk, sRidx, the mbarriers (TM: two more, MC two more) */
 }
 
 /* The device's opt-in shared memory per CTA in bytes, 0 where it cannot be read. */
@@ -1411,7 +1438,8 @@ int bwd_tile_rows(int D, size_t esize) {
     return bwd_smem(128, D, esize) <= bwd_optin() ? 128 : 64;
 }
 
-template <typename T, int D, int BQ, bool WG = false, int KS = 1, bool OV = false, bool RW = false, bool TM = false>
+template <typename T, int D, int BQ, bool WG = false, int KS = 1, bool OV = false, bool RW = false, bool TM = false,
+          bool MC = false>
 attn_status launch_bwd_bq(const attn_params *p, BwdArgs &a, const cuda_attn_spec *s, const BwdMaps *maps = nullptr) {
     const int ntiles = (p->Nq + BQ - 1) / BQ;
     if (a.dsum_in) {
@@ -1421,9 +1449,20 @@ attn_status launch_bwd_bq(const attn_params *p, BwdArgs &a, const cuda_attn_spec
         if (st != ATTN_OK) return st;
     }
     const size_t smem = bwd_smem(BQ, D, sizeof(T), KS, RW);
-    auto kern = bwd_main_kernel<T, D, BQ, WG, KS, OV, RW, TM>;
+    auto kern = bwd_main_kernel<T, D, BQ, WG, KS, OV, RW, TM, MC>;
     CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-    kern<<<dim3(ntiles, p->Hq, p->B), 2 * BQ * KS + (RW ? 128 : 0), smem>>>(a, maps ? *maps : BwdMaps{});
+    const dim3 grid(ntiles, p->Hq, p->B), block(2 * BQ * KS + (RW ? 128 : 0));
+    if constexpr (MC) { /* clusters of two heads of a GQA group on one tile */
+        cudaLaunchConfig_t cfg = {};
+        cudaLaunchAttribute at[1];
+        cfg.gridDim = grid, cfg.blockDim = block, cfg.dynamicSmemBytes = smem;
+        at[0].id = cudaLaunchAttributeClusterDimension;
+        at[0].val.clusterDim.x = 1, at[0].val.clusterDim.y = 2, at[0].val.clusterDim.z = 1;
+        cfg.attrs = at, cfg.numAttrs = 1;
+        CUDA_CHECK(cudaLaunchKernelEx(&cfg, kern, a, *maps));
+    } else {
+        kern<<<grid, block, smem>>>(a, maps ? *maps : BwdMaps{});
+    }
     CUDA_CHECK_LAUNCH();
     if (s->after_main) {
         attn_status st = s->after_main(s->after_main_ctx);
@@ -1468,6 +1507,15 @@ bool bwd_tma_enabled() {
     return on;
 }
 
+/* The reducer tiles of two heads of a GQA group run as a cluster of two CTAs that
+ * share their K/V rows (bwd_main_kernel's MC: each issues half the boxes, multicast
+ * into both) where the group's size is even; DMABENCH_CUDA_BWD_MC=0 keeps a CTA
+ * alone */
+bool bwd_mc_enabled() {
+    static const bool on = !dm_env_is("DMABENCH_CUDA_BWD_MC", "0");
+    return on;
+}
+
 /* A BwdMaps map of K or V at ptr (strides b, s, h in elements, es bytes each):
  * false where the encoder is missing or refuses the strides */
 bool bwd_map(CUtensorMap *m, const void *ptr, const attn_stride &st, int B, int Nk, int Hkv, int D, size_t es) {
@@ -1496,7 +1544,9 @@ template <typename T, int D> attn_status launch_bwd(const attn_params *p, BwdArg
                     BwdMaps m;
                     if (bwd_tma_enabled() && bwd_map(&m.k, p->k, p->k_st, p->B, p->Nk, p->Hkv, D, sizeof(T)) &&
                         bwd_map(&m.v, p->v, p->v_st, p->B, p->Nk, p->Hkv, D, sizeof(T)))
-                        return launch_bwd_bq<T, D, 128, true, 1, false, true, true>(p, a, s, &m);
+                        return bwd_mc_enabled() && (p->Hq / p->Hkv) % 2 == 0
+                                   ? launch_bwd_bq<T, D, 128, true, 1, false, true, true, true>(p, a, s, &m)
+                                   : launch_bwd_bq<T, D, 128, true, 1, false, true, true>(p, a, s, &m);
                     return launch_bwd_bq<T, D, 128, true, 1, false, true>(p, a, s);
                 }
                 if (bq == 128 && bwd_wg_overlap_enabled()) return launch_bwd_bq<T, D, 128, true, 1, true>(p, a, s);

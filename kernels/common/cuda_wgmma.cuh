@@ -198,6 +198,50 @@ __device__ __forceinline__ void tma_row4(void *dst, const void *map, int c0, int
                  : "memory");
 #endif
 }
+/* tma_row4 multicast to both CTAs of a cluster of two: the box lands at dst's offset
+ * in each, and completes on the barrier at bar's offset in each */
+__device__ __forceinline__ void tma_row4_mc2(void *dst, const void *map, int c0, int c1, int c2, int c3,
+                                             uint64_t *bar) {
+#ifdef DM_WGMMA
+    asm volatile("cp.async.bulk.tensor.4d.shared::cluster.global.tile.mbarrier::complete_tx::bytes.multicast::cluster"
+                 " [%0], [%1, {%2, %3, %4, %5}], [%6], %7;\n" ::"r"(smem_addr(dst)),
+                 "l"(map), "r"(c0), "r"(c1), "r"(c2), "r"(c3), "r"(smem_addr(bar)), "h"((uint16_t)3)
+                 : "memory");
+#endif
+}
+/* this CTA's rank in its cluster */
+__device__ __forceinline__ uint32_t cluster_rank() {
+    uint32_t r = 0;
+#ifdef DM_WGMMA
+    asm volatile("mov.u32 %0, %%cluster_ctarank;\n" : "=r"(r));
+#endif
+    return r;
+}
+/* every thread of the cluster's CTAs, with release and acquire of their earlier writes */
+__device__ __forceinline__ void cluster_sync() {
+#ifdef DM_WGMMA
+    asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;\n" ::: "memory");
+#endif
+}
+/* the barrier initialisations, visible to the cluster (and its async proxy) */
+__device__ __forceinline__ void fence_mbar_init_cluster() {
+#ifdef DM_WGMMA
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+#endif
+}
+/* one arrival on the barrier at bar's offset in the cluster's CTA `rank`, releasing
+ * this thread's earlier accesses at cluster scope */
+__device__ __forceinline__ void mbar_arrive_remote(uint64_t *bar, uint32_t rank) {
+#ifdef DM_WGMMA
+    asm volatile("{\n"
+                 ".reg .b32 ra;\n"
+                 "mapa.shared::cluster.u32 ra, %0, %1;\n"
+                 "mbarrier.arrive.release.cluster.shared::cluster.b64 _, [ra];\n"
+                 "}\n" ::"r"(smem_addr(bar)),
+                 "r"(rank)
+                 : "memory");
+#endif
+}
 /* one arrival that also expects `bytes` more of the phase's transactions */
 __device__ __forceinline__ void mbar_expect_tx(uint64_t *bar, uint32_t bytes) {
 #ifdef DM_WGMMA
@@ -242,6 +286,20 @@ __device__ __forceinline__ void mbar_arrive(uint64_t *bar) {
 __device__ __forceinline__ void mbar_arrive_cp_async(uint64_t *bar) {
 #ifdef DM_WGMMA
     asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(smem_addr(bar)) : "memory");
+#endif
+}
+/* until the phase of the given parity has completed, acquiring at cluster scope what
+ * the arrivals (a peer CTA's too) released */
+__device__ __forceinline__ void mbar_wait_cluster(uint64_t *bar, int parity) {
+#ifdef DM_WGMMA
+    asm volatile("{\n"
+                 ".reg .pred done;\n"
+                 "WAIT:\n"
+                 "mbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 done, [%0], %1;\n"
+                 "@!done bra WAIT;\n"
+                 "}\n" ::"r"(smem_addr(bar)),
+                 "r"(parity)
+                 : "memory");
 #endif
 }
 /* until the phase of the given parity has completed */
