@@ -369,12 +369,13 @@ __device__ void rw_reduce(const AccRows acc, const float *sdv, const float *sdk,
  * dQ += s dS K for half of D (kh) from sdS; dV and dK over four key groups by four
  * quarters of D; an exact Dsum's first pass adds the halves through sDx. */
 template <typename T, int D, int BQ, bool WG = false, int KS = 1, bool OV = false, bool RW = false, bool TM = false,
-          bool MC = false>
+          int CL = 1>
 __global__ void __launch_bounds__(2 * BQ * KS + (RW ? 128 : 0), RW ? 1 : 0)
     bwd_main_kernel(const BwdArgs a, const __grid_constant__ BwdMaps tm) {
     static_assert(!OV || WG, "the overlap is the wgmma version's");
     static_assert(!TM || RW, "the tensor-map row copies are the reducer tiles'");
-    static_assert(!MC || TM, "the multicast rows are the tensor-map copies'");
+    static_assert(CL == 1 || (TM && (CL == 2 || CL == 4)), "the multicast rows: the tensor-map copies', 2 or 4 CTAs");
+    constexpr bool MC = CL > 1;
     static_assert(!RW || (WG && BQ == 128 && KS == 1 && !OV), "the reducer warpgroup: wgmma, 128 rows, 8 warps");
     static_assert(!WG || (D == 64 || D == 128), "the wgmma version takes D 64 or 128");
     static_assert(KS == 1 || (KS == 2 && !WG && BQ == 128 && (D == 64 || D == 128)),
@@ -407,7 +408,7 @@ __global__ void __launch_bounds__(2 * BQ * KS + (RW ? 128 : 0), RW ? 1 : 0)
     [[maybe_unused]] uint64_t *sRbar = reinterpret_cast<uint64_t *>((reinterpret_cast<uintptr_t>(sRidx + BK) + 7) & ~(uintptr_t)7);
     [[maybe_unused]] const RwBars rwb = {sRbar, sRbar + 1, sRbar + 2};
     [[maybe_unused]] uint64_t *kvbar = sRbar + 3; /* TM: [2 stages], a stage's K and V rows landed */
-    /* MC: [2 stages], the peer CTA is past the stage's last block (its one arrival) */
+    /* MC: [2 stages], the peer CTAs are past the stage's last block (an arrival each) */
     [[maybe_unused]] uint64_t *kvempty = sRbar + 5;
     [[maybe_unused]] const uint32_t rank = MC ? cluster_rank() : 0;
 
@@ -437,12 +438,12 @@ __global__ void __launch_bounds__(2 * BQ * KS + (RW ? 128 : 0), RW ? 1 : 0)
             mbar_init(rwb.free_k, 128);
             if constexpr (TM) {
                 mbar_init(kvbar, 1), mbar_init(kvbar + 1, 1);
-                if constexpr (MC) mbar_init(kvempty, 1), mbar_init(kvempty + 1, 1);
+                if constexpr (MC) mbar_init(kvempty, CL - 1), mbar_init(kvempty + 1, CL - 1);
                 fence_async_smem(); /* the initialised barriers, seen by the tensor-memory copies' completions */
-                if constexpr (MC) fence_mbar_init_cluster(); /* and by the peer CTA */
+                if constexpr (MC) fence_mbar_init_cluster(); /* and by the peer CTAs */
             }
         }
-        if constexpr (MC) cluster_sync(); /* the peer's barriers initialised before any box or arrival */
+        if constexpr (MC) cluster_sync(); /* the peers' barriers initialised before any box or arrival */
         else __syncthreads();
         if (tid >= NTHREADS) {
             setmaxnreg_dec<RW_RED_REGS>();
@@ -491,10 +492,11 @@ __global__ void __launch_bounds__(2 * BQ * KS + (RW ? 128 : 0), RW ? 1 : 0)
             /* a row's boxes (K and V, each half) from one thread: lanes 0-7 of warp w take
              * rows 8 w .. + 7, so that a warp issues its boxes in 8 lane turns that share
              * each row's key and destination (a box a thread took 32 turns a warp). MC:
-             * the cluster's two CTAs (two heads of a GQA group: the same keys) each issue
-             * half the rows, lanes 0-3 of warp w rows 32 rank + 4 w .. + 3, into both */
-            constexpr int RPW = MC ? BK / 16 : BK / 8; /* rows a warp */
-            const int r = (MC ? (int)rank * (BK / 2) : 0) + warp * RPW + (lane & (RPW - 1));
+             * the cluster's CL CTAs (CL heads of a GQA group: the same keys) each issue
+             * BK / CL of the rows, lanes 0 .. RPW - 1 of warp w rows BK / CL rank + RPW w
+             * on, into all of them */
+            constexpr int RPW = BK / (8 * CL); /* rows a warp */
+            const int r = (int)rank * (BK / CL) + warp * RPW + (lane & (RPW - 1));
             int j;
             if (from_en) j = __shfl_sync(0xffffffffu, own_entry(en, r), r & 31);
             else {
@@ -505,12 +507,12 @@ __global__ void __launch_bounds__(2 * BQ * KS + (RW ? 128 : 0), RW ? 1 : 0)
                 j = j >= 0 ? j : a.Nk;
                 T *dk = sK + stage * BK * D + r * 64, *dv = sV + stage * BK * D + r * 64;
                 if constexpr (MC) {
-                    /* the stage's third fill on: the peer is past its last block there */
+                    /* the stage's third fill on: the peers are past their last block there */
                     if (nfill >= 2) mbar_wait_cluster(kvempty + stage, ((nfill - 2) >> 1) & 1);
 #pragma unroll
                     for (int hf = 0; hf < D / 64; hf++) {
-                        tma_row4_mc2(dk + hf * BK * 64, &tm.k, hf * 64, hkv, j, b, kvbar + stage);
-                        tma_row4_mc2(dv + hf * BK * 64, &tm.v, hf * 64, hkv, j, b, kvbar + stage);
+                        tma_row4_mc(dk + hf * BK * 64, &tm.k, hf * 64, hkv, j, b, kvbar + stage, (1u << CL) - 1);
+                        tma_row4_mc(dv + hf * BK * 64, &tm.v, hf * 64, hkv, j, b, kvbar + stage, (1u << CL) - 1);
                     }
                 } else {
 #pragma unroll
@@ -635,9 +637,10 @@ __global__ void __launch_bounds__(2 * BQ * KS + (RW ? 128 : 0), RW ? 1 : 0)
         }
         cons_sync<RW>();
         /* MC: every consumer here is past block it - 1, whose stage block it + 1 refills
-         * (below, both CTAs' halves): tell the peer */
+         * (below, every CTA's share): tell the peers, one thread each */
         if constexpr (MC) {
-            if (tid == 0 && it >= 1 && it + 1 < nit) mbar_arrive_remote(kvempty + (st ^ 1), rank ^ 1);
+            if (tid < CL - 1 && it >= 1 && it + 1 < nit)
+                mbar_arrive_remote(kvempty + (st ^ 1), (rank + 1 + tid) % CL);
         }
         const uint32_t so = st * BK * RB; /* the stage's byte offset in sK and sV */
         if (it == pre_end && pre_end > 0) {
@@ -1439,7 +1442,7 @@ int bwd_tile_rows(int D, size_t esize) {
 }
 
 template <typename T, int D, int BQ, bool WG = false, int KS = 1, bool OV = false, bool RW = false, bool TM = false,
-          bool MC = false>
+          int CL = 1>
 attn_status launch_bwd_bq(const attn_params *p, BwdArgs &a, const cuda_attn_spec *s, const BwdMaps *maps = nullptr) {
     const int ntiles = (p->Nq + BQ - 1) / BQ;
     if (a.dsum_in) {
@@ -1449,15 +1452,15 @@ attn_status launch_bwd_bq(const attn_params *p, BwdArgs &a, const cuda_attn_spec
         if (st != ATTN_OK) return st;
     }
     const size_t smem = bwd_smem(BQ, D, sizeof(T), KS, RW);
-    auto kern = bwd_main_kernel<T, D, BQ, WG, KS, OV, RW, TM, MC>;
+    auto kern = bwd_main_kernel<T, D, BQ, WG, KS, OV, RW, TM, CL>;
     CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
     const dim3 grid(ntiles, p->Hq, p->B), block(2 * BQ * KS + (RW ? 128 : 0));
-    if constexpr (MC) { /* clusters of two heads of a GQA group on one tile */
+    if constexpr (CL > 1) { /* clusters of CL heads of a GQA group on one tile */
         cudaLaunchConfig_t cfg = {};
         cudaLaunchAttribute at[1];
         cfg.gridDim = grid, cfg.blockDim = block, cfg.dynamicSmemBytes = smem;
         at[0].id = cudaLaunchAttributeClusterDimension;
-        at[0].val.clusterDim.x = 1, at[0].val.clusterDim.y = 2, at[0].val.clusterDim.z = 1;
+        at[0].val.clusterDim.x = 1, at[0].val.clusterDim.y = CL, at[0].val.clusterDim.z = 1;
         cfg.attrs = at, cfg.numAttrs = 1;
         CUDA_CHECK(cudaLaunchKernelEx(&cfg, kern, a, *maps));
     } else {
@@ -1507,13 +1510,16 @@ bool bwd_tma_enabled() {
     return on;
 }
 
-/* The reducer tiles of two heads of a GQA group run as a cluster of two CTAs that
- * share their K/V rows (bwd_main_kernel's MC: each issues half the boxes, multicast
- * into both) where the group's size is even; DMABENCH_CUDA_BWD_MC=0 keeps a CTA
- * alone */
-bool bwd_mc_enabled() {
-    static const bool on = !dm_env_is("DMABENCH_CUDA_BWD_MC", "0");
-    return on;
+/* The reducer tiles of CL heads of a GQA group run as a cluster of CL CTAs that share
+ * their K/V rows (bwd_main_kernel's MC: each issues 1 / CL of the boxes, multicast
+ * into all) where the group's size is a multiple of CL: CL 2 by default;
+ * DMABENCH_CUDA_BWD_MC=4 asks for 4 (2 where the group takes no 4), =0 keeps a CTA
+ * alone. */
+int bwd_mc_cluster(int G) {
+    static const int want = dm_env_is("DMABENCH_CUDA_BWD_MC", "0") ? 1 : dm_env_is("DMABENCH_CUDA_BWD_MC", "4") ? 4 : 2;
+    int cl = want;
+    while (cl > 1 && G % cl) cl /= 2;
+    return cl;
 }
 
 /* A BwdMaps map of K or V at ptr (strides b, s, h in elements, es bytes each):
@@ -1544,9 +1550,11 @@ template <typename T, int D> attn_status launch_bwd(const attn_params *p, BwdArg
                     BwdMaps m;
                     if (bwd_tma_enabled() && bwd_map(&m.k, p->k, p->k_st, p->B, p->Nk, p->Hkv, D, sizeof(T)) &&
                         bwd_map(&m.v, p->v, p->v_st, p->B, p->Nk, p->Hkv, D, sizeof(T)))
-                        return bwd_mc_enabled() && (p->Hq / p->Hkv) % 2 == 0
-                                   ? launch_bwd_bq<T, D, 128, true, 1, false, true, true, true>(p, a, s, &m)
-                                   : launch_bwd_bq<T, D, 128, true, 1, false, true, true>(p, a, s, &m);
+                        switch (bwd_mc_cluster(p->Hq / p->Hkv)) {
+                        case 4: return launch_bwd_bq<T, D, 128, true, 1, false, true, true, 4>(p, a, s, &m);
+                        case 2: return launch_bwd_bq<T, D, 128, true, 1, false, true, true, 2>(p, a, s, &m);
+                        default: return launch_bwd_bq<T, D, 128, true, 1, false, true, true>(p, a, s, &m);
+                        }
                     return launch_bwd_bq<T, D, 128, true, 1, false, true>(p, a, s);
                 }
                 if (bq == 128 && bwd_wg_overlap_enabled()) return launch_bwd_bq<T, D, 128, true, 1, true>(p, a, s);

@@ -198,14 +198,14 @@ __device__ __forceinline__ void tma_row4(void *dst, const void *map, int c0, int
                  : "memory");
 #endif
 }
-/* tma_row4 multicast to both CTAs of a cluster of two: the box lands at dst's offset
- * in each, and completes on the barrier at bar's offset in each */
-__device__ __forceinline__ void tma_row4_mc2(void *dst, const void *map, int c0, int c1, int c2, int c3,
-                                             uint64_t *bar) {
+/* tma_row4 multicast to the cluster's CTAs in mask (bit r: rank r): the box lands at
+ * dst's offset in each, and completes on the barrier at bar's offset in each */
+__device__ __forceinline__ void tma_row4_mc(void *dst, const void *map, int c0, int c1, int c2, int c3, uint64_t *bar,
+                                            uint16_t mask) {
 #ifdef DM_WGMMA
     asm volatile("cp.async.bulk.tensor.4d.shared::cluster.global.tile.mbarrier::complete_tx::bytes.multicast::cluster"
                  " [%0], [%1, {%2, %3, %4, %5}], [%6], %7;\n" ::"r"(smem_addr(dst)),
-                 "l"(map), "r"(c0), "r"(c1), "r"(c2), "r"(c3), "r"(smem_addr(bar)), "h"((uint16_t)3)
+                 "l"(map), "r"(c0), "r"(c1), "r"(c2), "r"(c3), "r"(smem_addr(bar)), "h"(mask)
                  : "memory");
 #endif
 }
