@@ -169,9 +169,6 @@ __device__ __forceinline__ void probe_tma_row(void *dst, const CUtensorMap *map,
                      "l"(map), "r"(c0), "r"(c1), "r"(dm::smem_addr(bar)), "h"((uint16_t)3)
                      : "memory");
 }
-__device__ __forceinline__ void probe_cluster_sync() {
-    asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;\n" ::: "memory");
-}
 #endif
 
 /* rows-tma (CL 1) and rows-tma2 (CL 2): the block's boxes, a box of 64 columns x 1
@@ -195,12 +192,12 @@ __global__ void __launch_bounds__(PT) probe_rows_tma_kernel(const __grid_constan
     const int grp = blockIdx.x / CL, h = grp % hkv, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int vrow0 = keys * hkv;
     if (threadIdx.x < 2) dm::mbar_init(full + threadIdx.x, 1);
-    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
-    if constexpr (CL > 1) probe_cluster_sync();
+    dm::fence_mbar_init_cluster();
+    if constexpr (CL > 1) dm::cluster_sync();
     else __syncthreads();
     for (int it = 0; it < iters; it++) {
         const int st = it & 1;
-        if constexpr (CL > 1) probe_cluster_sync(); /* both CTAs past block it - 2 (this stage) */
+        if constexpr (CL > 1) dm::cluster_sync(); /* both CTAs past block it - 2 (this stage) */
         if (threadIdx.x == 0) dm::mbar_expect_tx(full + st, PSTAGE);
         __syncthreads(); /* armed before any box of the block is issued */
         {
@@ -218,7 +215,7 @@ __global__ void __launch_bounds__(PT) probe_rows_tma_kernel(const __grid_constan
     }
     dm::mbar_wait(full + ((iters - 1) & 1), ((iters - 1) >> 1) & 1);
     __syncthreads();
-    if constexpr (CL > 1) probe_cluster_sync(); /* no CTA leaves while its peer's copies may still land in it */
+    if constexpr (CL > 1) dm::cluster_sync(); /* no CTA leaves while its peer's copies may still land in it */
     if (blockIdx.x == 0) {
         const uint16_t *sk = reinterpret_cast<const uint16_t *>(base + ((iters - 1) & 1) * PSTAGE);
         for (int e = threadIdx.x; e < PBK * PD; e += PT) dump[e] = sk[e];
