@@ -363,6 +363,11 @@ __device__ void rw_reduce(const AccRows acc, const float *sdv, const float *sdk,
  * cp.async.wait_group, so no copy holds a register of the consumers. The products
  * read K and V through 128-byte-swizzle descriptors (gmma_desc_sw128): K-major for
  * S and dP (a k-step 32 bytes along the row), N-major for dQ (LBO the next 64 of D).
+ * CL (with TM; 2 by default where the GQA group's size is even,
+ * DMABENCH_CUDA_BWD_MC=0 / 4 for 1 / 4): CL heads of a group run the tile as a
+ * cluster (the same keys), each CTA issuing the boxes of BK / CL rows multicast
+ * into all; a stage is refilled only after every peer has arrived on this CTA's
+ * kvempty barrier for it (once a block, past the block's consumer barrier).
  * KS 2 (DMABENCH_CUDA_BWD_W16=1, BQ 128, D 64 or 128): 16 warps of at most 128
  * registers, two on each 16 rows (warp w: rows 16 (w % 8), key half kh = w / 8):
  * S, dP, P, dS and dz's column sums over 32 of the block's keys; after the barrier
