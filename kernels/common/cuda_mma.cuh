@@ -99,7 +99,7 @@ template <int D> __device__ __forceinline__ int swz(int r, int c) {
 /* Element offset of chunk c (8 elements along K) of row r in a K-major tile (the layout wgmma reads, cuda_wgmma.cuh) whose
  * rows hold KE elements, laid out as 8 x 16-byte core matrices: row blocks of 8
  * outer, K chunks inner, 64 elements per core matrix. */
-template <int KE> __device__ __forceinline__ int cm_off(int r, int c) { return ((r >> 3) * (KE / 8) + c) * 64 + (r & 7) * 8; }
+template <int KE> __host__ __device__ __forceinline__ int cm_off(int r, int c) { return ((r >> 3) * (KE / 8) + c) * 64 + (r & 7) * 8; }
 
 /* Shared-memory byte addresses of the first N (at most 4) k-steps of an ldmatrix
  * operand in a swizzled [rows][D] tile at base: the lane points at row r, chunk

@@ -276,7 +276,7 @@ double probe_rows_check(probe_op op, const std::vector<uint16_t> &dump, const pr
         const long long row = (long long)probe_rows_key(0, it, r, c->keys) * c->hkv + h;
         for (int ch = 0; ch < 16; ch++) {
             size_t at; /* in 16-bit elements */
-            if (op == PROBE_ROWS_CP) at = (size_t)(((r >> 3) * (PD / 8) + ch) * 64 + (r & 7) * 8); /* cm_off<PD> */
+            if (op == PROBE_ROWS_CP) at = (size_t)dm::cm_off<PD>(r, ch);
             else at = (size_t)((ch / 8) * (PBK * 128) + r * 128 + (((ch % 8) ^ (r & 7)) << 4)) / 2;
             bool same = true;
             for (int e = 0; e < 8; e++) same = same && dump[at + e] == probe_kval(row, ch * 8 + e);
