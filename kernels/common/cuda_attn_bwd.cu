@@ -1461,12 +1461,9 @@ attn_status launch_bwd_bq(const attn_params *p, BwdArgs &a, const cuda_attn_spec
     CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
     const dim3 grid(ntiles, p->Hq, p->B), block(2 * BQ * KS + (RW ? 128 : 0));
     if constexpr (CL > 1) { /* clusters of CL heads of a GQA group on one tile */
-        cudaLaunchConfig_t cfg = {};
+        cudaLaunchConfig_t cfg;
         cudaLaunchAttribute at[1];
-        cfg.gridDim = grid, cfg.blockDim = block, cfg.dynamicSmemBytes = smem;
-        at[0].id = cudaLaunchAttributeClusterDimension;
-        at[0].val.clusterDim.x = 1, at[0].val.clusterDim.y = CL, at[0].val.clusterDim.z = 1;
-        cfg.attrs = at, cfg.numAttrs = 1;
+        dm_cluster_config(&cfg, at, grid, block, smem, 1, CL);
         CUDA_CHECK(cudaLaunchKernelEx(&cfg, kern, a, *maps));
     } else {
         kern<<<grid, block, smem>>>(a, maps ? *maps : BwdMaps{});
@@ -1527,6 +1524,30 @@ int bwd_mc_cluster(int G) {
     return cl;
 }
 
+/* Whether the device can run clusters of CL of the reducer tiles' CTAs at all (one
+ * CTA an SM: CL SMs of one GPC free together; a partitioned device may have none),
+ * asked once per kernel; where it cannot, the backward runs each CTA alone */
+template <typename T, int D, int CL> bool bwd_mc_fits() {
+    static const bool fits = [] {
+        auto kern = bwd_main_kernel<T, D, 128, true, 1, false, true, true, CL>;
+        const size_t smem = bwd_smem(128, D, sizeof(T), 1, true);
+        if (cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem) != cudaSuccess) {
+            cudaGetLastError();
+            return false;
+        }
+        cudaLaunchConfig_t cfg;
+        cudaLaunchAttribute at[1];
+        dm_cluster_config(&cfg, at, dim3(1, CL, 1), dim3(2 * 128 + 128), smem, 1, CL);
+        int n = 0;
+        if (cudaOccupancyMaxActiveClusters(&n, kern, &cfg) != cudaSuccess) {
+            cudaGetLastError();
+            return false;
+        }
+        return n > 0;
+    }();
+    return fits;
+}
+
 /* A BwdMaps map of K or V at ptr (strides b, s, h in elements, es bytes each):
  * false where the encoder is missing or refuses the strides */
 bool bwd_map(CUtensorMap *m, const void *ptr, const attn_stride &st, int B, int Nk, int Hkv, int D, size_t es) {
@@ -1554,12 +1575,14 @@ template <typename T, int D> attn_status launch_bwd(const attn_params *p, BwdArg
                 if (bq == 128 && bwd_wg_reducer_enabled() && bwd_smem(128, D, sizeof(T), 1, true) <= bwd_optin()) {
                     BwdMaps m;
                     if (bwd_tma_enabled() && bwd_map(&m.k, p->k, p->k_st, p->B, p->Nk, p->Hkv, D, sizeof(T)) &&
-                        bwd_map(&m.v, p->v, p->v_st, p->B, p->Nk, p->Hkv, D, sizeof(T)))
-                        switch (bwd_mc_cluster(p->Hq / p->Hkv)) {
-                        case 4: return launch_bwd_bq<T, D, 128, true, 1, false, true, true, 4>(p, a, s, &m);
-                        case 2: return launch_bwd_bq<T, D, 128, true, 1, false, true, true, 2>(p, a, s, &m);
-                        default: return launch_bwd_bq<T, D, 128, true, 1, false, true, true>(p, a, s, &m);
-                        }
+                        bwd_map(&m.v, p->v, p->v_st, p->B, p->Nk, p->Hkv, D, sizeof(T))) {
+                        const int cl = bwd_mc_cluster(p->Hq / p->Hkv);
+                        if (cl == 4 && bwd_mc_fits<T, D, 4>())
+                            return launch_bwd_bq<T, D, 128, true, 1, false, true, true, 4>(p, a, s, &m);
+                        if (cl >= 2 && bwd_mc_fits<T, D, 2>())
+                            return launch_bwd_bq<T, D, 128, true, 1, false, true, true, 2>(p, a, s, &m);
+                        return launch_bwd_bq<T, D, 128, true, 1, false, true, true>(p, a, s, &m);
+                    }
                     return launch_bwd_bq<T, D, 128, true, 1, false, true>(p, a, s);
                 }
                 if (bq == 128 && bwd_wg_overlap_enabled()) return launch_bwd_bq<T, D, 128, true, 1, true>(p, a, s);

@@ -30,6 +30,18 @@ void dm_cuda_note_error(cudaError_t e, const char *what, const char *file, int l
 /* After a <<<...>>> launch: catches bad configurations at once. */
 #define CUDA_CHECK_LAUNCH() CUDA_CHECK(cudaGetLastError())
 
+/* A launch of grid x block CTAs with smem bytes of dynamic shared memory in clusters
+ * of cx x cy x 1, for cudaLaunchKernelEx or cudaOccupancyMaxActiveClusters: at[0]
+ * holds the cluster's dimension (a caller may add at[1] and raise numAttrs). */
+static inline void dm_cluster_config(cudaLaunchConfig_t *cfg, cudaLaunchAttribute *at, dim3 grid, dim3 block,
+                                     size_t smem, unsigned int cx, unsigned int cy) {
+    *cfg = cudaLaunchConfig_t{};
+    cfg->gridDim = grid, cfg->blockDim = block, cfg->dynamicSmemBytes = smem;
+    at[0].id = cudaLaunchAttributeClusterDimension;
+    at[0].val.clusterDim.x = cx, at[0].val.clusterDim.y = cy, at[0].val.clusterDim.z = 1;
+    cfg->attrs = at, cfg->numAttrs = 1;
+}
+
 static inline int dm_div_up(long long a, long long b) { return (int)((a + b - 1) / b); }
 
 /* Whether environment variable name holds value: the switches that choose kernel

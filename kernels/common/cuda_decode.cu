@@ -1092,15 +1092,9 @@ fused_kernel_t fused_kernel(attn_dtype dt, int D) {
  * of dynamic shared memory, programmatic stream serialisation when pdl is set; at
  * holds the attributes cfg points to. */
 void fused_config(cudaLaunchConfig_t *cfg, cudaLaunchAttribute at[2], unsigned int nblocks, size_t smem, bool pdl) {
-    *cfg = cudaLaunchConfig_t{};
-    cfg->gridDim = dim3(nblocks);
-    cfg->blockDim = dim3(SEL_THREADS);
-    cfg->dynamicSmemBytes = smem;
-    at[0].id = cudaLaunchAttributeClusterDimension;
-    at[0].val.clusterDim.x = FUS_C, at[0].val.clusterDim.y = 1, at[0].val.clusterDim.z = 1;
+    dm_cluster_config(cfg, at, dim3(nblocks), dim3(SEL_THREADS), smem, FUS_C, 1);
     at[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
     at[1].val.programmaticStreamSerializationAllowed = 1;
-    cfg->attrs = at;
     cfg->numAttrs = pdl ? 2 : 1;
 }
 

@@ -248,12 +248,9 @@ attn_status probe_rows_launch(probe_op op, const CUtensorMap *map, uint16_t *kv,
         return ATTN_OK;
     }
     const int smem = 2 * PSTAGE + 1024 + 16;
-    cudaLaunchConfig_t cfg = {};
+    cudaLaunchConfig_t cfg;
     cudaLaunchAttribute at[1];
-    cfg.gridDim = dim3(c->ctas), cfg.blockDim = dim3(PT), cfg.dynamicSmemBytes = smem;
-    at[0].id = cudaLaunchAttributeClusterDimension;
-    at[0].val.clusterDim.x = op == PROBE_ROWS_TMA2 ? 2 : 1, at[0].val.clusterDim.y = 1, at[0].val.clusterDim.z = 1;
-    cfg.attrs = at, cfg.numAttrs = 1;
+    dm_cluster_config(&cfg, at, dim3(c->ctas), dim3(PT), smem, op == PROBE_ROWS_TMA2 ? 2 : 1, 1);
     if (op == PROBE_ROWS_TMA2) {
         CUDA_CHECK(cudaFuncSetAttribute(probe_rows_tma_kernel<2>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
         CUDA_CHECK(cudaLaunchKernelEx(&cfg, probe_rows_tma_kernel<2>, *map, c->keys, c->hkv, c->iters, dump));
