@@ -6,7 +6,8 @@
  * the kernels issue them, or the tensor memory accelerator a row at a time, alone
  * or shared by a cluster's two CTAs; the layout each leaves in shared memory
  * checked), by CTAs per SM. A kernel whose traffic costs about what the probe
- * takes for the same bytes is bound by it.
+ * takes for the same bytes is bound by it. It also times the forward's two wgmma
+ * products alone, by shared-memory layout (the accumulators checked exactly).
  */
 #include <math.h>
 #include <stdio.h>
@@ -20,9 +21,10 @@
 #include "cuda_rt.h"
 #include "report.h"
 
-static const char *const probe_names[PROBE_NOPS] = {"red2",    "red4",     "bulk",     "store2",
-                                                    "rows-cp", "rows-tma", "rows-tma2"};
-#define PROBE_OPS "red2, red4, bulk, store2, rows-cp, rows-tma, rows-tma2"
+static const char *const probe_names[PROBE_NOPS] = {"red2",     "red4",     "bulk",  "store2",   "rows-cp",
+                                                    "rows-tma", "rows-tma2", "wg-ss", "wg-ss-sw", "wg-ss64",
+                                                    "wg-rs",    "wg-rs-sw"};
+#define PROBE_OPS "red2, red4, bulk, store2, rows-cp, rows-tma, rows-tma2, wg-ss, wg-ss-sw, wg-ss64, wg-rs, wg-rs-sw"
 
 static void usage(void) {
     printf("usage: dmabench probe [options]\n\n"
@@ -32,7 +34,10 @@ static void usage(void) {
            "instruction; every run's adds are counted back (check). The gathers copy the\n"
            "block's K and V rows (128 bf16 each, the keys x kv heads rows of two tensors)\n"
            "into one of two stages of shared memory; CTA 0's last K stage is compared with\n"
-           "the layout, chunk by chunk (check).\n\n"
+           "the layout, chunk by chunk (check). The products run the forward's wgmma\n"
+           "products alone, per block and warpgroup (two a CTA) S = Q K^T or O += P V over\n"
+           "128 keys at D 128, from shared memory filled once; CTA 0's first warpgroup's\n"
+           "accumulators are compared with the exact product (check).\n\n"
            "  --ops LIST          sums: red2 (red.global.add.v2.f32, the backward's), red4\n"
            "                      (.v4), bulk (cp.reduce.async.bulk per 512-byte row, sm_90),\n"
            "                      store2 (plain st.global.v2 of the same bytes, no check);\n"
@@ -41,7 +46,11 @@ static void usage(void) {
            "                      memory accelerator, a box of 64 x 1 per half row, the\n"
            "                      128-byte swizzle, sm_90), rows-tma2 (the same in clusters\n"
            "                      of 2 CTAs that share their keys, each loading half the rows\n"
-           "                      into both); default all\n"
+           "                      into both); products (sm_90): wg-ss (S, m64n128k16, both\n"
+           "                      operands in the core-matrix layout, no swizzle), wg-ss-sw (the\n"
+           "                      128-byte swizzle), wg-ss64 (S of 64 keys, m64n64k16), wg-rs\n"
+           "                      (P V: P from registers, V MN-major, no swizzle), wg-rs-sw (V\n"
+           "                      in the 128-byte swizzle); default all\n"
            "  --ctas-per-sm LIST  CTAs of 256 threads per SM in the grid (default 1,4)\n"
            "  --keys N            keys (default 8192)\n"
            "  --hkv N             kv heads (default 8): keys x hkv rows of 128 fp32 (the\n"
@@ -70,7 +79,8 @@ int cmd_probe(int argc, char **argv) {
         cli_int(&a, "--iters", 256, 1, 1 << 20, &iters) || cli_int(&a, "--warmup", 1, 0, 100, &warmup) ||
         cli_int(&a, "--repeats", 5, 1, 1000, &repeats))
         goto bad;
-    const char *ops_s = cli_str(&a, "--ops", "red2,red4,bulk,store2,rows-cp,rows-tma,rows-tma2");
+    const char *ops_s =
+        cli_str(&a, "--ops", "red2,red4,bulk,store2,rows-cp,rows-tma,rows-tma2,wg-ss,wg-ss-sw,wg-ss64,wg-rs,wg-rs-sw");
     const char *cps_s = cli_str(&a, "--ctas-per-sm", "1,4");
     const char *out = cli_str(&a, "--out", NULL);
     if (cli_finish(&a) != 0) goto bad;
@@ -115,8 +125,8 @@ int cmd_probe(int argc, char **argv) {
            "K and V of 128 bf16 a row (%.1f MB); %lld blocks a CTA; medians of %lld\n\n",
            info.name, info.sm_count, keys, hkv, 2.0 * keys * hkv * 128 * 4 / 1e6, 2.0 * keys * hkv * 128 * 2 / 1e6,
            iters, repeats);
-    printf("| op | CTAs/SM | CTAs | GB moved | median ms | min-max | GB/s | G sectors/s | check |\n"
-           "|---|---:|---:|---:|---:|---|---:|---:|---|\n");
+    printf("| op | CTAs/SM | CTAs | GB moved | median ms | min-max | GB/s | G sectors/s | TFLOP/s | check |\n"
+           "|---|---:|---:|---:|---:|---|---:|---:|---:|---|\n");
     double *ms = malloc((size_t)repeats * sizeof *ms), *srt = malloc((size_t)repeats * sizeof *srt);
     if (!ms || !srt) {
         fprintf(stderr, "dmabench probe: out of memory\n");
@@ -126,7 +136,9 @@ int cmd_probe(int argc, char **argv) {
     for (int i = 0; i < nops; i++)
         for (int c = 0; c < ncps; c++) {
             probe_cfg cfg = {opv[i], (int)keys, (int)hkv, (int)(info.sm_count * cps[c]), (int)iters};
-            double sum = 0, adds = cuda_probe_adds(&cfg), bytes = cuda_probe_bytes(&cfg);
+            double sum = 0, adds = cuda_probe_adds(&cfg), bytes = cuda_probe_bytes(&cfg),
+                   flops = cuda_probe_flops(&cfg);
+            const int wg = cuda_probe_is_wg(opv[i]);
             attn_status st = cuda_probe_run(&cfg, (int)warmup, (int)repeats, ms, &sum);
             const char *status = st == ATTN_OK ? "ok" : st == ATTN_ERR_UNSUPPORTED ? "unsupported"
                                                       : st == ATTN_ERR_OOM         ? "oom"
@@ -141,17 +153,23 @@ int cmd_probe(int argc, char **argv) {
                     if (sum == adds) snprintf(check, sizeof check, "ok");
                     else {
                         snprintf(check, sizeof check, "FAILED: %.0f of %.0f %s", sum, adds,
-                                 cuda_probe_is_rows(opv[i]) ? "chunks in place" : "adds");
+                                 cuda_probe_is_rows(opv[i]) ? "chunks in place"
+                                 : wg                       ? "accumulators exact"
+                                                            : "adds");
                         rc = 1;
                     }
                 }
-                printf("| %s | %lld | %d | %.2f | %.4g | %.4g-%.4g | %.0f | %.2f | %s |\n", probe_names[opv[i]],
-                       cps[c], cfg.ctas, bytes / 1e9, med, srt[0], srt[repeats - 1], bytes / med / 1e6,
-                       bytes / 32 / med / 1e6, check);
+                if (wg)
+                    printf("| %s | %lld | %d | - | %.4g | %.4g-%.4g | - | - | %.1f | %s |\n", probe_names[opv[i]],
+                           cps[c], cfg.ctas, med, srt[0], srt[repeats - 1], flops / med / 1e9, check);
+                else
+                    printf("| %s | %lld | %d | %.2f | %.4g | %.4g-%.4g | %.0f | %.2f | - | %s |\n",
+                           probe_names[opv[i]], cps[c], cfg.ctas, bytes / 1e9, med, srt[0], srt[repeats - 1],
+                           bytes / med / 1e6, bytes / 32 / med / 1e6, check);
             } else {
                 if (st != ATTN_ERR_UNSUPPORTED && st != ATTN_ERR_OOM) rc = 1;
-                printf("| %s | %lld | %d | %.2f | - | - | - | - | %s%s%s |\n", probe_names[opv[i]], cps[c], cfg.ctas,
-                       bytes / 1e9, status, st == ATTN_ERR_CUDA ? ": " : "",
+                printf("| %s | %lld | %d | %.2f | - | - | - | - | - | %s%s%s |\n", probe_names[opv[i]], cps[c],
+                       cfg.ctas, bytes / 1e9, status, st == ATTN_ERR_CUDA ? ": " : "",
                        st == ATTN_ERR_CUDA ? dm_cuda_last_error() : "");
             }
             fflush(stdout);
@@ -172,8 +190,13 @@ int cmd_probe(int argc, char **argv) {
                     cJSON_AddNumberToObject(t, "min", srt[0]);
                     cJSON_AddNumberToObject(t, "max", srt[repeats - 1]);
                     cJSON_AddItemToObject(t, "samples", cJSON_CreateDoubleArray(ms, (int)repeats));
-                    cJSON_AddNumberToObject(r, "gb_per_s", bytes / med / 1e6);
-                    cJSON_AddNumberToObject(r, "gsectors_per_s", bytes / 32 / med / 1e6);
+                    if (wg) {
+                        cJSON_AddNumberToObject(r, "flops", flops);
+                        cJSON_AddNumberToObject(r, "tflop_per_s", flops / med / 1e9);
+                    } else {
+                        cJSON_AddNumberToObject(r, "gb_per_s", bytes / med / 1e6);
+                        cJSON_AddNumberToObject(r, "gsectors_per_s", bytes / 32 / med / 1e6);
+                    }
                     cJSON_AddStringToObject(r, "check", check);
                 } else if (st == ATTN_ERR_CUDA) cJSON_AddStringToObject(r, "error", dm_cuda_last_error());
                 report_add(rep, r);

@@ -35,7 +35,7 @@ expect_fail last_unknown_option "unknown option --casual (did you mean --causal?
     $B attn --variant mha --in "$T/none.st" --out "$T/out" --casual
 expect_fail env_unknown_option "unknown option --foo" $B env --foo
 $B probe --help | grep -q -- --ctas-per-sm && ok probe_help || nok probe_help "no options"
-expect_fail probe_bad_op "unknown op 'foo' (red2, red4, bulk, store2, rows-cp, rows-tma, rows-tma2)" $B probe --ops red2,foo --out "$T/out"
+expect_fail probe_bad_op "unknown op 'foo' (red2, red4, bulk, store2, rows-cp, rows-tma, rows-tma2, wg-ss, wg-ss-sw, wg-ss64, wg-rs, wg-rs-sw)" $B probe --ops red2,foo --out "$T/out"
 expect_fail probe_bad_ctas "--ctas-per-sm 0 is not in 1..32" $B probe --ctas-per-sm 0 --out "$T/out"
 expect_fail probe_bad_iters "--iters" $B probe --iters 0 --out "$T/out"
 expect_fail fetch_unknown_flag "unknown option --progres (did you mean --progress?)" \

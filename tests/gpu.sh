@@ -173,13 +173,13 @@ if want verify; then
     if [ $rc -eq 0 ] && [ "${n:-0}" -eq 18 ]; then ok "kernels sweep: 18 cells checked and timed"
     else nok "kernels sweep" "exit $rc, $n of 18 cells ok: $(tail -3 "$T/k.log" | tr '\n' ' ')"; fi
     # the probe: every op at 1 and 2 CTAs an SM, each run's adds counted back, the
-    # gathers' layout checked
+    # gathers' layout and the products' accumulators checked
     $B probe --iters 8 --warmup 0 --repeats 1 --ctas-per-sm 1,2 --out "$T/probe.json" >"$T/probe.log" 2>&1
     rc=$?
     n=$(grep -c '"check":[[:space:]]*"ok"' "$T/probe.json" 2>/dev/null)
-    want_n=12 # bulk, rows-tma and rows-tma2 need sm_90: before it, their rows say unsupported
+    want_n=22 # bulk, rows-tma, rows-tma2 and the wg-* products need sm_90: before it, their rows say unsupported
     grep -q '^| bulk .*unsupported' "$T/probe.log" && want_n=6
-    if [ $rc -eq 0 ] && [ "${n:-0}" -eq $want_n ]; then ok "probe: the reductions and gathers at 1 and 2 CTAs an SM, every add counted, every layout checked"
+    if [ $rc -eq 0 ] && [ "${n:-0}" -eq $want_n ]; then ok "probe: the reductions, gathers and products at 1 and 2 CTAs an SM, every add counted, every layout and product checked"
     else nok "probe" "exit $rc, ${n:-0} of $want_n checks ok: $(grep -E 'FAILED|error' "$T/probe.log" | head -2 | tr '\n' ' ')"; fi
     # dma's selection time, from the operator's event spans read after each timed call
     ns=$(grep '"variant":"dma"' "$T/k.json.jsonl" 2>/dev/null | grep '"select_ms":{"median":' | grep -vc '"select_ms":{"median":0[,}]')

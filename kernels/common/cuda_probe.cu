@@ -283,6 +283,138 @@ double probe_rows_check(probe_op op, const std::vector<uint16_t> &dump, const pr
     return ok;
 }
 
+/* The products (wg-*): values exact in bf16 whose products and sums stay exact in
+ * fp32 (multiples of 1/128, sums below 2^14 in size), so that the host can compare
+ * the accumulators with == */
+__host__ __device__ __forceinline__ float probe_wg_a(int r, int c) { return (float)((r * 7 + c * 3) % 17 - 8) / 16.f; }
+__host__ __device__ __forceinline__ float probe_wg_b(int st, int n, int c) {
+    return (float)((n * 5 + c * 11 + st * 3) % 13 - 6) / 8.f;
+}
+constexpr int PWR = 128; /* rows of A (two warpgroups of 64) and of each B stage (keys) */
+
+/* The element offset of (row r, column c) of a tile of PWR rows x 128: the
+ * core-matrix layout (cm_off), or SW the 128-byte swizzle's two 64-column halves
+ * (half c / 64 at PWR x 64 elements, 64 a row, chunk q of 8 at (q ^ r % 8) 8) */
+template <bool SW> __host__ __device__ __forceinline__ int probe_wg_off(int r, int c) {
+    if constexpr (SW) return (c / 64) * PWR * 64 + r * 64 + ((((c % 64) >> 3) ^ (r & 7)) << 3) + (c & 7);
+    else return dm::cm_off<PD>(r, c >> 3) + (c & 7);
+}
+
+/* wg-*: two warpgroups a CTA, A (Q's 128 rows) and two stages of B (128 keys x 128
+ * each) filled once; per block each warpgroup issues its product over stage it % 2
+ * (eight k16 steps, one commit group) and waits for it, as a forward without
+ * overlap does. RS: A is P from registers (the same values as A's rows), B is V
+ * read MN-major; its accumulators sum every block's product. SS: each block's S
+ * overwrites the last. CTA 0's first warpgroup writes its accumulators to dump
+ * (thread t's N / 2 from t N / 2). */
+template <int N, bool SW, bool RS>
+__global__ void __launch_bounds__(PT, 1) probe_wg_kernel(int iters, float *dump) {
+#ifdef DM_WGMMA
+    using T = __nv_bfloat16;
+    extern __shared__ __align__(128) unsigned char smem[];
+    T *sA = reinterpret_cast<T *>(smem + ((1024 - (dm::smem_addr(smem) & 1023)) & 1023)); /* the swizzle's period */
+    T *sB = sA + PWR * PD; /* [2][PWR][128] */
+    const int tid = threadIdx.x, wg = tid >> 7, warp = (tid >> 5) & 3, lane = tid & 31;
+    for (int e = tid; e < PWR * PD; e += PT) {
+        const int r = e / PD, c = e % PD;
+        sA[probe_wg_off<SW>(r, c)] = __float2bfloat16(probe_wg_a(r, c));
+        sB[probe_wg_off<SW>(r, c)] = __float2bfloat16(probe_wg_b(0, r, c));
+        sB[PWR * PD + probe_wg_off<SW>(r, c)] = __float2bfloat16(probe_wg_b(1, r, c));
+    }
+    dm::fence_async_smem();
+    __syncthreads();
+    constexpr int NA = RS ? 64 : N / 2;
+    float acc[NA];
+#pragma unroll
+    for (int i = 0; i < NA; i++) acc[i] = 0.f;
+    uint32_t pf[RS ? PD / 16 : 1][4]; /* RS: the warp's m16 x k16 fragments of P, rows 64 wg + 16 warp .. */
+    if constexpr (RS) {
+        const int r0 = wg * 64 + warp * 16 + (lane >> 2), c0 = (lane & 3) * 2;
+#pragma unroll
+        for (int kk = 0; kk < PD / 16; kk++)
+#pragma unroll
+            for (int q = 0; q < 4; q++) {
+                const int r = r0 + (q & 1) * 8, c = kk * 16 + c0 + (q >> 1) * 8;
+                pf[kk][q] = dm::pack2<T>::from(probe_wg_a(r, c), probe_wg_a(r, c + 1));
+            }
+    }
+    for (int it = 0; it < iters; it++) {
+        const T *sBs = sB + (it & 1) * PWR * PD;
+        dm::wg_fence();
+        if constexpr (RS) {
+#pragma unroll
+            for (int kk = 0; kk < PD / 16; kk++)
+                dm::wgmma_rs_mn<T, 128>(acc, pf[kk],
+                                        SW ? dm::gmma_desc_sw128(sBs + kk * 16 * 64, PWR * 128, 1024)
+                                           : dm::gmma_desc_mn(sBs + dm::cm_off<PD>(16 * kk, 0), PD * 16, 128));
+        } else {
+            auto da = [&](int kk) -> uint64_t {
+                if constexpr (SW) return dm::gmma_desc_sw128(sA + (kk / 4) * PWR * 64 + wg * 64 * 64 + (kk % 4) * 16, 16, 1024);
+                else return dm::gmma_desc(sA + dm::cm_off<PD>(wg * 64, 2 * kk), PD * 16);
+            };
+            auto db = [&](int kk) -> uint64_t {
+                if constexpr (SW) return dm::gmma_desc_sw128(sBs + (kk / 4) * PWR * 64 + (kk % 4) * 16, 16, 1024);
+                else return dm::gmma_desc(sBs + dm::cm_off<PD>(0, 2 * kk), PD * 16);
+            };
+            dm::wgmma_ss0<T, N>(acc, da(0), db(0));
+#pragma unroll
+            for (int kk = 1; kk < PD / 16; kk++) dm::wgmma_ss<T, N>(acc, da(kk), db(kk), 1);
+        }
+        dm::wg_commit();
+        dm::wg_wait0();
+    }
+    if (blockIdx.x == 0 && wg == 0)
+#pragma unroll
+        for (int i = 0; i < NA; i++) dump[tid * NA + i] = acc[i];
+#else
+    (void)iters, (void)dump;
+    __trap();
+#endif
+}
+
+/* How many of CTA 0's first warpgroup's accumulators (dump) equal the exact product:
+ * thread t's element i is row 16 (t / 32) + (t % 32) / 4 + 8 ((i / 2) % 2), column
+ * 8 (i / 4) + 2 (t % 4) + i % 2; SS: block iters - 1's S, RS: the sum over the
+ * blocks of P V of their stages */
+double probe_wg_check(probe_op op, const std::vector<float> &dump, int iters) {
+    const bool rs = op == PROBE_WG_RS || op == PROBE_WG_RS_SW;
+    const int n = op == PROBE_WG_SS64 ? 64 : 128, na = n / 2;
+    const int nb[2] = {(iters + 1) / 2, iters / 2}; /* blocks on each stage */
+    double ok = 0;
+    for (int t = 0; t < 128; t++)
+        for (int i = 0; i < na; i++) {
+            const int r = 16 * (t / 32) + (t % 32) / 4 + 8 * ((i / 2) % 2), col = 8 * (i / 4) + 2 * (t % 4) + i % 2;
+            double want = 0;
+            for (int st = 0; st < 2; st++) {
+                if (!rs && st != (iters - 1) % 2) continue;
+                double x = 0;
+                for (int k = 0; k < PD; k++)
+                    x += rs ? (double)probe_wg_a(r, k) * probe_wg_b(st, k, col) : (double)probe_wg_a(r, k) * probe_wg_b(st, col, k);
+                want += rs ? nb[st] * x : x;
+            }
+            ok += (double)dump[(size_t)t * na + i] == want;
+        }
+    return ok;
+}
+
+attn_status probe_wg_launch(probe_op op, float *dump, const probe_cfg *c) {
+    const int smem = 3 * PWR * PD * 2 + 1024;
+    auto run = [&](auto kern) -> attn_status {
+        CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+        kern<<<c->ctas, PT, smem>>>(c->iters, dump);
+        CUDA_CHECK_LAUNCH();
+        return ATTN_OK;
+    };
+    switch (op) {
+    case PROBE_WG_SS: return run(probe_wg_kernel<128, false, false>);
+    case PROBE_WG_SS_SW: return run(probe_wg_kernel<128, true, false>);
+    case PROBE_WG_SS64: return run(probe_wg_kernel<64, false, false>);
+    case PROBE_WG_RS: return run(probe_wg_kernel<128, false, true>);
+    case PROBE_WG_RS_SW: return run(probe_wg_kernel<128, true, true>);
+    default: return ATTN_ERR_INVALID;
+    }
+}
+
 attn_status probe_launch(probe_op op, float *dk, float *dv, const probe_cfg *c) {
     const size_t smem = op == PROBE_BULK ? 2 * PBK * PD * sizeof(float) : 0;
     switch (op) {
@@ -321,12 +453,14 @@ attn_status probe_runs(const probe_cfg *c, float *dk, float *dv, size_t bytes, i
     CUDA_CHECK(cudaEventCreate(&e1));
     attn_status st = ATTN_OK;
     for (int i = 0; i < warmup + repeats && st == ATTN_OK; i++) {
-        if (!rows) {
+        if (!rows && !cuda_probe_is_wg(c->op)) {
             CUDA_CHECK(cudaMemsetAsync(dk, 0, bytes));
             CUDA_CHECK(cudaMemsetAsync(dv, 0, bytes));
         }
         CUDA_CHECK(cudaEventRecord(e0));
-        st = rows ? probe_rows_launch(c->op, &map, kv, dump, c) : probe_launch(c->op, dk, dv, c);
+        st = rows ? probe_rows_launch(c->op, &map, kv, dump, c)
+             : cuda_probe_is_wg(c->op) ? probe_wg_launch(c->op, dv, c)
+                                        : probe_launch(c->op, dk, dv, c);
         CUDA_CHECK(cudaEventRecord(e1));
         CUDA_CHECK(cudaEventSynchronize(e1));
         float t = 0.f;
@@ -336,6 +470,12 @@ attn_status probe_runs(const probe_cfg *c, float *dk, float *dv, size_t bytes, i
     cudaEventDestroy(e0);
     cudaEventDestroy(e1);
     if (st != ATTN_OK) return st;
+    if (cuda_probe_is_wg(c->op)) {
+        std::vector<float> h((size_t)128 * 64);
+        CUDA_CHECK(cudaMemcpy(h.data(), dv, h.size() * sizeof(float), cudaMemcpyDeviceToHost));
+        *sum = probe_wg_check(c->op, h, c->iters);
+        return ATTN_OK;
+    }
     if (rows) {
         std::vector<uint16_t> h((size_t)PBK * PD);
         CUDA_CHECK(cudaMemcpy(h.data(), dump, h.size() * sizeof(uint16_t), cudaMemcpyDeviceToHost));
@@ -367,7 +507,8 @@ extern "C" attn_status cuda_probe_run(const probe_cfg *c, int warmup, int repeat
     }
     CUDA_CHECK(cudaGetDevice(&dev));
     CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
-    if ((c->op == PROBE_BULK || c->op == PROBE_ROWS_TMA || c->op == PROBE_ROWS_TMA2) && major < 9)
+    if ((c->op == PROBE_BULK || c->op == PROBE_ROWS_TMA || c->op == PROBE_ROWS_TMA2 || cuda_probe_is_wg(c->op)) &&
+        major < 9)
         return ATTN_ERR_UNSUPPORTED;
     if (c->op == PROBE_ROWS_TMA2 && c->ctas % 2) return ATTN_ERR_INVALID; /* whole clusters */
     const size_t bytes = (size_t)c->keys * c->hkv * PD * sizeof(float);

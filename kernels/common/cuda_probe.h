@@ -8,7 +8,9 @@
  * head][128]) copied into shared memory in a layout the wgmma products read, by
  * cp.async as the kernels do or by the tensor memory accelerator one row at a
  * time. `dmabench probe` (harness/probe.c) times them; docs/perf-notes.md reads
- * them against the kernels.
+ * them against the kernels. The products: the forward's two wgmma products alone
+ * (no copies, no softmax), in the shared-memory layouts a forward could use, to
+ * read a kernel's tensor-pipe rate against.
  */
 #ifndef DMABENCH_CUDA_PROBE_H
 #define DMABENCH_CUDA_PROBE_H
@@ -29,6 +31,13 @@ typedef enum {
                       * into the 128-byte swizzle (sm_90) */
     PROBE_ROWS_TMA2, /* the same in clusters of 2 CTAs (two heads of a GQA group: the same keys), each
                       * CTA loading half the rows for both (.multicast::cluster): half the reads */
+    PROBE_WG_SS,     /* the products alone (sm_90): per block and warpgroup, S = Q K^T of 64 rows x 128 keys
+                      * x D 128 (wgmma m64n128k16 x 8), both operands K-major in the core-matrix layout */
+    PROBE_WG_SS_SW,  /* the same with both in the 128-byte swizzle */
+    PROBE_WG_SS64,   /* S of 64 keys (m64n64k16 x 8), the core-matrix layout */
+    PROBE_WG_RS,     /* O += P V of 128 keys (m64n128k16 x 8), P from registers, V MN-major, the
+                      * core-matrix layout */
+    PROBE_WG_RS_SW,  /* the same with V in the 128-byte swizzle */
     PROBE_NOPS
 } probe_op;
 
@@ -61,6 +70,15 @@ double cuda_probe_bytes(const probe_cfg *cfg);
 
 /* Whether op is one of the gathers. */
 int cuda_probe_is_rows(probe_op op);
+
+/* Whether op is one of the products (wg-*); their check counts the accumulator
+ * elements of CTA 0's first warpgroup that equal the exact product (cuda_probe_adds
+ * gives 64 x N: every element), and they move no bytes (cuda_probe_bytes 0). */
+int cuda_probe_is_wg(probe_op op);
+
+/* The floating-point operations of one run of the products (2 x M x N x K each), 0
+ * for the other ops. */
+double cuda_probe_flops(const probe_cfg *cfg);
 
 #ifdef __cplusplus
 }

@@ -20,7 +20,7 @@
 namespace dm {
 
 
-/* D = A B (+ D when acc): m64nNk16, A and B from shared-memory descriptors (N = 64: S). */
+/* D = A B (+ D when acc): m64nNk16, A and B from shared-memory descriptors (N = 64: S; 128). */
 template <typename T, int N> __device__ __forceinline__ void wgmma_ss(float (&d)[N / 2], uint64_t da, uint64_t db, int acc);
 /* D = A B, D written only (its old values dead: no dependence on the registers'
  * last writers, which the softmax's masked stores are). */
@@ -96,13 +96,19 @@ template <typename T, int N> __device__ __forceinline__ void wgmma_rs_mn(float (
               : RW                                                                                                     \
               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1))
 
-/* K-major: S and dP (ss, N = 64), the forward's P V and the like (rs, N = 64, 128) */
+/* K-major: S and dP (ss, N = 64; 128 for the probe's products), the forward's P V and the like (rs, N = 64, 128) */
 #define DM_WGMMA_K_ALL(T, TY)                                                                                          \
     template <> __device__ __forceinline__ void wgmma_ss<T, 64>(float (&d)[32], uint64_t da, uint64_t db, int acc) {  \
         DM_WG_SS_ASM(TY, 64, DM_ACC32, DM_RW32, "32", "33", "34", acc, "0, 0");                                       \
     }                                                                                                                  \
     template <> __device__ __forceinline__ void wgmma_ss0<T, 64>(float (&d)[32], uint64_t da, uint64_t db) {           \
         DM_WG_SS_ASM(TY, 64, DM_ACC32, DM_W32, "32", "33", "34", 0, "0, 0");                                          \
+    }                                                                                                                  \
+    template <> __device__ __forceinline__ void wgmma_ss<T, 128>(float (&d)[64], uint64_t da, uint64_t db, int acc) { \
+        DM_WG_SS_ASM(TY, 128, DM_ACC64, DM_RW64, "64", "65", "66", acc, "0, 0");                                      \
+    }                                                                                                                  \
+    template <> __device__ __forceinline__ void wgmma_ss0<T, 128>(float (&d)[64], uint64_t da, uint64_t db) {          \
+        DM_WG_SS_ASM(TY, 128, DM_ACC64, DM_W64, "64", "65", "66", 0, "0, 0");                                         \
     }                                                                                                                  \
     template <> __device__ __forceinline__ void wgmma_rs<T, 64>(float (&d)[32], const uint32_t (&a)[4], uint64_t db) {  \
         DM_WG_RS_ASM(TY, 64, DM_ACC32, DM_RW32, "32", "33", "34", "35", "36", "37", "0");                             \
