@@ -374,10 +374,13 @@ __global__ void __launch_bounds__(WNT, 1) attn_fwd_wgmma_kernel(const FwdArgs a)
  * walks the tile's keys: per block it waits for a free stage of FNS, forms the key
  * slots' metadata and gathers the K and V rows with cp.async (both in the
  * core-matrix layout), and signals the stage's "full" mbarrier (each producer thread
- * once with release for its metadata stores, once when its copies land). The
- * producer reads the next block's list entries, and their z, while it fills this
- * block's stage, so that the two dependent global loads of a scattered key's
- * metadata are not on its path. The consumers take the stages in turn with no
+ * once with release for its metadata stores, once when its copies land). Each
+ * producer thread reads the list entries of the next block's rows it copies (and
+ * of the slot whose metadata it forms) while it fills this block's stage, into
+ * registers, and that slot's z after the copies, so that no global load is waited
+ * for in the block that issues it (with the entries in local memory and z read
+ * after them, the consumers waited for "full" 24% of their time: thirty-fifth
+ * set). The consumers take the stages in turn with no
  * barrier between them, so the two warpgroups drift apart and one's softmax runs
  * under the other's products: S = Q K^T as above, the softmax (without a mask in
  * blocks the whole tile keeps; HASZ: with z), O += P V with V read N-major straight
@@ -392,21 +395,6 @@ constexpr int FNT = 384; /* 2 consumer warpgroups + the producer */
 template <int D> constexpr size_t fw_smem(size_t esize) {
     return (size_t)(WBQ * D + 2 * FNS * WBK * D) * esize + WBQ * 8 + FNS * WBK * 4 * sizeof(int) +
            FNS * 2 * sizeof(int) + 8 /* alignment of the mbarriers */ + 2 * FNS * sizeof(uint64_t);
-}
-
-/* The key indices of the block from position c0 of the tile's keys in
- * list_entries' layout (-1 past the end): from the list, or the range */
-__device__ __forceinline__ void fw_entries(const int *lst, int kstart, int c0, int nkeys, int lane,
-                                           int (&e)[(WBK + 31) / 32]) {
-    if (lst) {
-        list_entries<WBK>(lst, c0, nkeys, lane, e);
-        return;
-    }
-#pragma unroll
-    for (int q = 0; q < (WBK + 31) / 32; q++) {
-        const int pos = c0 + q * 32 + lane;
-        e[q] = pos < nkeys ? kstart + pos : -1;
-    }
 }
 
 template <typename T, int D, bool HASZ, bool RES>
@@ -441,33 +429,61 @@ __global__ void __launch_bounds__(FNT, 1) attn_fwd_ws_kernel(const FwdArgs a) {
 
     if (tid >= 256) { /* the producer */
         setmaxnreg_dec<56>();
-        /* slot pt % WBK is entry e[half] of this lane; the indexed read puts e and en in
-         * local memory, which timed faster than own_entry's selects (0.75 ms against
-         * 0.86 for dma's forward at the paper shape, N 8192; H200) */
-        const int pt = tid - 256, half = (pt >> 5) & 1;
+        /* Thread pt copies chunk pt % 16 of rows pt / 16 + 8 i (i < WBK / 8) of K and of V
+         * (KeyRowCopy: a half warp a row, coalesced), and the first WBK threads (two whole
+         * warps) form a slot's metadata each. Each thread loads the entries it needs
+         * itself, one per row (the half warp's lanes read the same word), the next
+         * block's while this block's copies go out, into registers indexed at compile
+         * time: no local memory, no shuffles, and no load consumed in the block that
+         * issues it (the z of the next block's slot comes after this block's copies). */
+        const int pt = tid - 256;
+        const bool meta = pt < WBK;
         const float *zrow = HASZ && a.z ? a.z + ((size_t)b * a.Hkv + hkv) * a.Nk : nullptr;
-        int en[(WBK + 31) / 32];
-        float zn = 0.f;
+        using C = KeyRowCopy<T, D, 128, true, true>;
+        constexpr int RPI = C::RPI, PASS = WBK / RPI;
+        static_assert(WBK % RPI == 0, "fw1: whole passes a block");
+        const C c(sK, sV, kb, vb, pt);
+        auto entry = [&](int pos) -> int { return pos < nkeys ? (lst ? lst[pos] : kstart + pos) : -1; };
+        int ej[PASS], em = -1;
+        float zm = 0.f;
         if (nblocks > 0) {
-            fw_entries(lst, kstart, 0, nkeys, lane, en);
-            if (zrow && en[half] >= 0) zn = zrow[en[half]];
+#pragma unroll
+            for (int i = 0; i < PASS; i++) ej[i] = entry(c.lrow + i * RPI);
+            if (meta) {
+                em = entry(pt);
+                if (zrow && em >= 0) zm = zrow[em];
+            }
         }
         for (int kbk = 0; kbk < nblocks; kbk++) {
             const int st = kbk % FNS, n = kbk / FNS;
-            int e[(WBK + 31) / 32];
-#pragma unroll
-            for (int q = 0; q < (WBK + 31) / 32; q++) e[q] = en[q];
-            const float zj = zn;
             const bool next = kbk + 1 < nblocks;
-            if (next) fw_entries(lst, kstart, (kbk + 1) * WBK, nkeys, lane, en);
+            int ejn[PASS], emn = -1;
+            if (next) {
+                const int c1 = (kbk + 1) * WBK;
+#pragma unroll
+                for (int i = 0; i < PASS; i++) ejn[i] = entry(c1 + c.lrow + i * RPI);
+                if (meta) emn = entry(c1 + pt);
+            }
             if (n > 0) mbar_wait(empty + st, (n - 1) & 1);
-            key_slot_meta_all_at<WBK>(kp, pt, e[half], zj, a.tkey ? sT : nullptr, zrow != nullptr, i0, nrows,
-                                      sIdx + st * WBK, sRlo + st * WBK, sRhi + st * WBK, sZ + st * WBK, sFull + st * 2);
-            load_key_rows_at<T, D, WBK, 128, true, true>(sK + st * WBK * D, sV + st * WBK * D, kb, vb, a.kss, a.vss, e,
-                                                          pt);
+            if (meta)
+                key_slot_meta_all_at<WBK>(kp, pt, em, zm, a.tkey ? sT : nullptr, zrow != nullptr, i0, nrows,
+                                          sIdx + st * WBK, sRlo + st * WBK, sRhi + st * WBK, sZ + st * WBK,
+                                          sFull + st * 2);
+#pragma unroll
+            for (int i = 0; i < PASS; i++) {
+                const bool ok = ej[i] >= 0;
+                const long long jj = ok ? ej[i] : 0;
+                cp16(c.kd + (st * WBK + i * RPI) * D, c.ks + jj * a.kss, ok);
+                cp16(c.vd + (st * WBK + i * RPI) * D, c.vs + jj * a.vss, ok);
+            }
             mbar_arrive_cp_async(full + st);
             mbar_arrive(full + st);
-            if (next && zrow && en[half] >= 0) zn = zrow[en[half]];
+            if (next) {
+#pragma unroll
+                for (int i = 0; i < PASS; i++) ej[i] = ejn[i];
+                em = emn;
+                zm = meta && zrow && em >= 0 ? zrow[em] : 0.f;
+            }
         }
         cp_commit(); /* every copy landed before the warpgroup leaves */
         cp_wait<0>();
