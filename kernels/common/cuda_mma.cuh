@@ -101,6 +101,14 @@ template <int D> __device__ __forceinline__ int swz(int r, int c) {
  * outer, K chunks inner, 64 elements per core matrix. */
 template <int KE> __host__ __device__ __forceinline__ int cm_off(int r, int c) { return ((r >> 3) * (KE / 8) + c) * 64 + (r & 7) * 8; }
 
+/* Element offset of element c of row r in a tile of R rows of 16-bit elements in the
+ * 128-byte swizzle (what gmma_desc_sw128 reads and a tensor map's 64 x 1 boxes
+ * write; the tile 1024-byte aligned): 64-column halves of R rows x 128 bytes, the
+ * 16-byte chunk q of row r at (q ^ r % 8) 16 bytes into the row. */
+template <int R> __host__ __device__ __forceinline__ int sw128_off(int r, int c) {
+    return (c / 64) * R * 64 + r * 64 + ((((c % 64) >> 3) ^ (r & 7)) << 3) + (c & 7);
+}
+
 /* Shared-memory byte addresses of the first N (at most 4) k-steps of an ldmatrix
  * operand in a swizzled [rows][D] tile at base: the lane points at row r, chunk
  * c0 + 2 i + h of step i (h 0 or 1, the lane's half). Every row a lane visits over

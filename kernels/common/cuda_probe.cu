@@ -274,7 +274,7 @@ double probe_rows_check(probe_op op, const std::vector<uint16_t> &dump, const pr
         for (int ch = 0; ch < 16; ch++) {
             size_t at; /* in 16-bit elements */
             if (op == PROBE_ROWS_CP) at = (size_t)dm::cm_off<PD>(r, ch);
-            else at = (size_t)((ch / 8) * (PBK * 128) + r * 128 + (((ch % 8) ^ (r & 7)) << 4)) / 2;
+            else at = (size_t)dm::sw128_off<PBK>(r, ch * 8);
             bool same = true;
             for (int e = 0; e < 8; e++) same = same && dump[at + e] == probe_kval(row, ch * 8 + e);
             ok += same;
@@ -293,10 +293,9 @@ __host__ __device__ __forceinline__ float probe_wg_b(int st, int n, int c) {
 constexpr int PWR = 128; /* rows of A (two warpgroups of 64) and of each B stage (keys) */
 
 /* The element offset of (row r, column c) of a tile of PWR rows x 128: the
- * core-matrix layout (cm_off), or SW the 128-byte swizzle's two 64-column halves
- * (half c / 64 at PWR x 64 elements, 64 a row, chunk q of 8 at (q ^ r % 8) 8) */
+ * core-matrix layout (cm_off), or SW the 128-byte swizzle (sw128_off) */
 template <bool SW> __host__ __device__ __forceinline__ int probe_wg_off(int r, int c) {
-    if constexpr (SW) return (c / 64) * PWR * 64 + r * 64 + ((((c % 64) >> 3) ^ (r & 7)) << 3) + (c & 7);
+    if constexpr (SW) return dm::sw128_off<PWR>(r, c);
     else return dm::cm_off<PD>(r, c >> 3) + (c & 7);
 }
 
