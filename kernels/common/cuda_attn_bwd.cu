@@ -260,6 +260,9 @@ __device__ __forceinline__ void bwd_p_ds(float (&s)[BK_ / 8][4], float (&dp)[BK_
  * 168, the launch's). Barrier 1 is the consumers' own, in place of __syncthreads. */
 enum { RW_CONS = 1 };
 constexpr int RW_CONS_REGS = 232, RW_RED_REGS = 40;
+/* bwd_main_kernel's threads: two warps per 32 rows of the tile (KS 2: four), and RW's
+ * reducer warpgroup */
+constexpr int bwd_threads(int BQ, int KS, bool RW) { return 2 * BQ * KS + (RW ? 128 : 0); }
 struct RwBars {
     uint64_t *full, *free_p, *free_k;
 };
@@ -375,7 +378,7 @@ __device__ void rw_reduce(const AccRows acc, const float *sdv, const float *sdk,
  * quarters of D; an exact Dsum's first pass adds the halves through sDx. */
 template <typename T, int D, int BQ, bool WG = false, int KS = 1, bool OV = false, bool RW = false, bool TM = false,
           int CL = 1>
-__global__ void __launch_bounds__(2 * BQ * KS + (RW ? 128 : 0), RW ? 1 : 0)
+__global__ void __launch_bounds__(bwd_threads(BQ, KS, RW), RW ? 1 : 0)
     bwd_main_kernel(const BwdArgs a, const __grid_constant__ BwdMaps tm) {
     static_assert(!OV || WG, "the overlap is the wgmma version's");
     static_assert(!TM || RW, "the tensor-map row copies are the reducer tiles'");
@@ -1459,7 +1462,7 @@ attn_status launch_bwd_bq(const attn_params *p, BwdArgs &a, const cuda_attn_spec
     const size_t smem = bwd_smem(BQ, D, sizeof(T), KS, RW);
     auto kern = bwd_main_kernel<T, D, BQ, WG, KS, OV, RW, TM, CL>;
     CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-    const dim3 grid(ntiles, p->Hq, p->B), block(2 * BQ * KS + (RW ? 128 : 0));
+    const dim3 grid(ntiles, p->Hq, p->B), block(bwd_threads(BQ, KS, RW));
     if constexpr (CL > 1) { /* clusters of CL heads of a GQA group on one tile */
         cudaLaunchConfig_t cfg;
         cudaLaunchAttribute at[1];
@@ -1537,7 +1540,7 @@ template <typename T, int D, int CL> bool bwd_mc_fits() {
         }
         cudaLaunchConfig_t cfg;
         cudaLaunchAttribute at[1];
-        dm_cluster_config(&cfg, at, dim3(1, CL, 1), dim3(2 * 128 + 128), smem, 1, CL);
+        dm_cluster_config(&cfg, at, dim3(1, CL, 1), dim3(bwd_threads(128, 1, true)), smem, 1, CL);
         int n = 0;
         if (cudaOccupancyMaxActiveClusters(&n, kern, &cfg) != cudaSuccess) {
             cudaGetLastError();
