@@ -433,10 +433,11 @@ extern "C" attn_status cuda_attn_forward(const attn_params *p, const cuda_attn_s
     a.off = s->kpos_mul > 0 ? s->qoff : (long long)p->Nk - p->Nq;
     a.z = s->z;
     a.list = s->list, a.list_len = s->list_len, a.tkey = s->tkey;
+    a.list_rows = s->list_rows, a.list_zl = s->list_zl;
     a.cap = s->cap;
     a.ntiles = cuda_attn_ntiles(p);
     a.ores = s->ores;
-    if (dm::fwd_ws_enabled()) {
+    if (dm::fwd_ws_for(a.ores != nullptr, p->D, p->dtype)) {
         attn_status st = dm::launch_fwd_ws(a, p->D, p->dtype);
         if (st != ATTN_ERR_UNSUPPORTED) return st;
     }

@@ -30,6 +30,13 @@ typedef struct {
     /* dma's per-query thresholds as 64-bit keys (B, Hkv, Nq): query i keeps listed
      * key j iff dma_key(z_j, j) >= tkey[i] (and j <= i'); NULL: no threshold. */
     const unsigned long long *tkey;
+    /* Optional beside a list (dma, for the warp-specialised forward): each entry's
+     * rows of its tile that keep it, list_rows[2 e] .. list_rows[2 e + 1] (query
+     * indices, INT_MAX - 1 for no bound above), and its bias z log2e in list_zl[e],
+     * as the forward would form them from tkey and z (cuda_attn_keys.cuh key_meta);
+     * NULL: the forward forms them. */
+    const int32_t *list_rows;
+    const float *list_zl;
     /* Keys at other positions than their index (nsa's compressed blocks): key j
      * sits at position j kpos_mul + kpos_add and query i at i + qoff, for the causal
      * rule (window must be 0). kpos_mul = 0: key j at j, query i at i + Nk - Nq. */

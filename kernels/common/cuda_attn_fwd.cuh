@@ -21,6 +21,8 @@ struct FwdArgs {
     const float *z;
     const int *list, *list_len;
     const unsigned long long *tkey;
+    const int *list_rows;  /* cuda_attn_spec.list_rows and list_zl, or NULL */
+    const float *list_zl;
     int cap, ntiles;
     long long off; /* query i sits at position i + off */
     int kmul, kadd; /* key j sits at position j kmul + kadd */
@@ -43,8 +45,11 @@ bool fwd_wgmma_enabled();
 /* fw1, the warp-specialised Hopper forward (cuda_attn_wgmma.cu), O's residual
  * included: D 64 or 128, bf16 or f16, sm_90; ATTN_ERR_UNSUPPORTED elsewhere. */
 attn_status launch_fwd_ws(const FwdArgs &a, int D, attn_dtype dt);
-/* DMABENCH_CUDA_FWD_WS=1 and the device is an sm_90 one. */
-bool fwd_ws_enabled();
+/* Whether a forward of head dim D in dt runs as fw1 (D 64 or 128, bf16 or f16, an
+ * sm_90 device): with DMABENCH_CUDA_FWD_WS=1 every such forward, with =0 none, and
+ * by default those that write dma's O residual (ores: the training forward, where
+ * fw1 measured faster than the mma.sync forward; without the residual it is slower). */
+bool fwd_ws_for(bool ores, int D, attn_dtype dt);
 
 } // namespace dm
 

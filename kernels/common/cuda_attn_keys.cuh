@@ -186,6 +186,22 @@ __device__ __forceinline__ void key_slot_meta_all_at(const KeyPos &kp, int tid, 
     }
 }
 
+/* key_slot_meta_all_at with the slot's rows (rl .. rh) and bias zz given (formed by
+ * dma's plan beside the list): no search. By the first BK threads, whole warps. */
+template <int BK>
+__device__ __forceinline__ void key_slot_meta_given(int tid, int j, int rl, int rh, float zz, int i0, int nrows,
+                                                    int *sIdx, int *sRlo, int *sRhi, float *sZ, int *sFull) {
+    const int slot = tid & (BK - 1);
+    if (j < 0) rl = INT_MAX, rh = -1, zz = 0.f;
+    const bool full = j >= 0 && rl <= i0 && rh >= i0 + nrows - 1;
+    const unsigned bal = __ballot_sync(0xffffffff, full);
+    if (tid < BK) {
+        sIdx[slot] = j, sRlo[slot] = rl, sRhi[slot] = rh;
+        sZ[slot] = zz;
+        if ((slot & 31) == 0) sFull[slot >> 5] = bal == 0xffffffffu;
+    }
+}
+
 /* A list's entries c0 .. c0 + BK - 1 as BK / 32 per lane: e[q] of lane l is entry
  * c0 + 32 q + l (-1 past the list's end). Coalesced; by every lane of a warp. */
 template <int BK>

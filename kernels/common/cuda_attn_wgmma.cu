@@ -1,7 +1,9 @@
 /*
  * cuda_attn_wgmma.cu: the CUDA attention engine's forward on Hopper's warpgroup
- * MMA (wgmma), opt-in on sm_90 devices (cuda_attn.cu's mma.sync kernel is the
- * default): fw2 behind DMABENCH_CUDA_WGMMA=1, fw1 behind DMABENCH_CUDA_FWD_WS=1.
+ * MMA (wgmma) on sm_90 devices: fw1, the default there for dma's training forward
+ * (the one that writes O's residual) and for every forward with
+ * DMABENCH_CUDA_FWD_WS=1 (=0: never); fw2 behind DMABENCH_CUDA_WGMMA=1. Other
+ * forwards run cuda_attn.cu's mma.sync kernel.
  *
  * One CTA of 2 consumer warpgroups (8 warps) per (query tile of 128, query head,
  * batch): warpgroup g owns rows 64g..64g+63, warp w of the CTA rows 16w..16w+15, as
@@ -369,7 +371,7 @@ __global__ void __launch_bounds__(WNT, 1) attn_fwd_wgmma_kernel(const FwdArgs a)
     wg_finish<T, D, RES>(o, m, l, a, b, h, i0, wrow, lane);
 }
 
-/* fw1 (DMABENCH_CUDA_FWD_WS=1): the same tile warp-specialised. 384 threads: two
+/* fw1 (fwd_ws_for): the same tile warp-specialised. 384 threads: two
  * consumer warpgroups (rows 64 g .. + 63, as above) and a producer warpgroup that
  * walks the tile's keys: per block it waits for a free stage of FNS, forms the key
  * slots' metadata and gathers the K and V rows with cp.async (both in the
@@ -380,6 +382,9 @@ __global__ void __launch_bounds__(WNT, 1) attn_fwd_wgmma_kernel(const FwdArgs a)
  * registers, and that slot's z after the copies, so that no global load is waited
  * for in the block that issues it (with the entries in local memory and z read
  * after them, the consumers waited for "full" 24% of their time: thirty-fifth
+ * set). Where dma's plan wrote each entry's rows and bias (list_rows, list_zl),
+ * the slot's metadata is three loads by position instead of a search over the
+ * tile's thresholds and z read by key (0.674 -> 0.612 ms at 8192, thirty-sixth
  * set). The consumers take the stages in turn with no
  * barrier between them, so the two warpgroups drift apart and one's softmax runs
  * under the other's products: S = Q K^T as above, the softmax (without a mask in
@@ -439,36 +444,55 @@ __global__ void __launch_bounds__(FNT, 1) attn_fwd_ws_kernel(const FwdArgs a) {
         const int pt = tid - 256;
         const bool meta = pt < WBK;
         const float *zrow = HASZ && a.z ? a.z + ((size_t)b * a.Hkv + hkv) * a.Nk : nullptr;
+        /* dma's plan formed each list entry's rows and bias beside the list: the
+         * metadata is then three loads by position, no search and no z by key */
+        const int *mrows = lst && a.list_rows ? a.list_rows + 2 * (lst - a.list) : nullptr;
+        const float *mzl = mrows ? a.list_zl + (lst - a.list) : nullptr;
         using C = KeyRowCopy<T, D, 128, true, true>;
         constexpr int RPI = C::RPI, PASS = WBK / RPI;
         static_assert(WBK % RPI == 0, "fw1: whole passes a block");
         const C c(sK, sV, kb, vb, pt);
         auto entry = [&](int pos) -> int { return pos < nkeys ? (lst ? lst[pos] : kstart + pos) : -1; };
-        int ej[PASS], em = -1;
+        /* the slot's rows and bias from the plan (pos past the end: none) */
+        auto given = [&](int pos, int &rl, int &rh, float &zl) {
+            rl = INT_MAX, rh = -1, zl = 0.f;
+            if (pos < nkeys) rl = mrows[2 * pos], rh = mrows[2 * pos + 1], zl = mzl[pos];
+        };
+        int ej[PASS], em = -1, mrl = INT_MAX, mrh = -1;
         float zm = 0.f;
         if (nblocks > 0) {
 #pragma unroll
             for (int i = 0; i < PASS; i++) ej[i] = entry(c.lrow + i * RPI);
             if (meta) {
                 em = entry(pt);
-                if (zrow && em >= 0) zm = zrow[em];
+                if (mrows) given(pt, mrl, mrh, zm);
+                else if (zrow && em >= 0) zm = zrow[em];
             }
         }
         for (int kbk = 0; kbk < nblocks; kbk++) {
             const int st = kbk % FNS, n = kbk / FNS;
             const bool next = kbk + 1 < nblocks;
-            int ejn[PASS], emn = -1;
+            int ejn[PASS], emn = -1, nrl = INT_MAX, nrh = -1;
+            float nzl = 0.f;
             if (next) {
                 const int c1 = (kbk + 1) * WBK;
 #pragma unroll
                 for (int i = 0; i < PASS; i++) ejn[i] = entry(c1 + c.lrow + i * RPI);
-                if (meta) emn = entry(c1 + pt);
+                if (meta) {
+                    emn = entry(c1 + pt);
+                    if (mrows) given(c1 + pt, nrl, nrh, nzl);
+                }
             }
             if (n > 0) mbar_wait(empty + st, (n - 1) & 1);
-            if (meta)
-                key_slot_meta_all_at<WBK>(kp, pt, em, zm, a.tkey ? sT : nullptr, zrow != nullptr, i0, nrows,
-                                          sIdx + st * WBK, sRlo + st * WBK, sRhi + st * WBK, sZ + st * WBK,
-                                          sFull + st * 2);
+            if (meta) {
+                if (mrows)
+                    key_slot_meta_given<WBK>(pt, em, mrl, mrh, zm, i0, nrows, sIdx + st * WBK, sRlo + st * WBK,
+                                             sRhi + st * WBK, sZ + st * WBK, sFull + st * 2);
+                else
+                    key_slot_meta_all_at<WBK>(kp, pt, em, zm, a.tkey ? sT : nullptr, zrow != nullptr, i0, nrows,
+                                              sIdx + st * WBK, sRlo + st * WBK, sRhi + st * WBK, sZ + st * WBK,
+                                              sFull + st * 2);
+            }
 #pragma unroll
             for (int i = 0; i < PASS; i++) {
                 const bool ok = ej[i] >= 0;
@@ -482,7 +506,8 @@ __global__ void __launch_bounds__(FNT, 1) attn_fwd_ws_kernel(const FwdArgs a) {
 #pragma unroll
                 for (int i = 0; i < PASS; i++) ej[i] = ejn[i];
                 em = emn;
-                zm = meta && zrow && em >= 0 ? zrow[em] : 0.f;
+                if (mrows) mrl = nrl, mrh = nrh, zm = nzl;
+                else zm = meta && zrow && em >= 0 ? zrow[em] : 0.f;
             }
         }
         cp_commit(); /* every copy landed before the warpgroup leaves */
@@ -557,9 +582,14 @@ bool fwd_wgmma_enabled() {
     return on;
 }
 
-bool fwd_ws_enabled() {
-    static const bool on = dm_env_is("DMABENCH_CUDA_FWD_WS", "1") && dm_cuda_sm90();
-    return on;
+bool fwd_ws_for(bool ores, int D, attn_dtype dt) {
+    if ((dt != ATTN_DTYPE_BF16 && dt != ATTN_DTYPE_F16) || (D != 64 && D != 128)) return false;
+    /* 1: every forward, 0: none, -1 (unset): the forwards that write O's residual */
+    static const int mode = !dm_cuda_sm90()                          ? 0
+                            : dm_env_is("DMABENCH_CUDA_FWD_WS", "1") ? 1
+                            : dm_env_is("DMABENCH_CUDA_FWD_WS", "0") ? 0
+                                                                     : -1;
+    return mode == 1 || (mode < 0 && ores);
 }
 
 attn_status launch_fwd_ws(const FwdArgs &a, int D, attn_dtype dt) {

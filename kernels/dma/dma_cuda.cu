@@ -27,8 +27,10 @@
 #include <cstring>
 
 #include "cuda_attn.h"
+#include "cuda_attn_fwd.cuh"
 #include "cuda_common.cuh"
 #include "cuda_decode.h"
+#include "cuda_mma.cuh"
 #include "cuda_rt.h"
 #include "cuda_select.cuh"
 #include "dma.h"
@@ -90,6 +92,10 @@ struct PlanArgs {
     int B, Nq, Nk, Hkv, w, causal, ntiles, cap, ncoarse, cand_cap;
     int *list, *list_len;
     unsigned long long *tkey, *tcoarse;
+    /* or NULL: each list entry's rows of its tile that keep it (2 ints: first and
+     * last query index) and its bias z log2e, as cuda_attn_spec.list_rows and list_zl */
+    int *list_rows;
+    float *list_zl;
 };
 
 /* The rank-th largest key (1-based) among j in [0, n) of zrow, by radix select
@@ -223,6 +229,7 @@ __global__ void __launch_bounds__(PLAN_THREADS) dma_plan_kernel(const PlanArgs a
     __shared__ unsigned long long bkeys[2 * CUDA_ATTN_BQ], found, tlast, tfirst;
     __shared__ Mask128 pm[CUDA_ATTN_BQ + 1]; /* prefix masks of the band's new keys */
     __shared__ int npos[CUDA_ATTN_BQ], nidx[CUDA_ATTN_BQ]; /* sorting path: new keys' positions and indices */
+    __shared__ unsigned long long srow[CUDA_ATTN_BQ];     /* the rows' thresholds, for list_rows */
     const int tile = blockIdx.x, hkv = blockIdx.y, b = blockIdx.z, tid = threadIdx.x;
     const size_t u = (size_t)b * a.Hkv + hkv;
     const float *zrow = a.z + u * a.Nk;
@@ -341,6 +348,7 @@ __global__ void __launch_bounds__(PLAN_THREADS) dma_plan_kernel(const PlanArgs a
     }
     if (tid < nrow) {
         a.tkey[u * a.Nq + i0 + tid] = trow;
+        srow[tid] = trow;
         if (tid == nrow - 1) tlast = trow; /* thresholds never decrease with the row */
     }
     __syncthreads();
@@ -351,10 +359,28 @@ __global__ void __launch_bounds__(PLAN_THREADS) dma_plan_kernel(const PlanArgs a
     auto rest = [&](int p) { return !every(p) && skeys[p] >= tf ? 1 : 0; };
     const int nall = block_scan_flags(n, every, c1, swarp);
     const int nrest = block_scan_flags(n, rest, c2, swarp);
-    int *lst = a.list + (u * a.ntiles + tile) * a.cap;
+    const size_t lbase = (u * a.ntiles + tile) * a.cap;
+    int *lst = a.list + lbase;
+    const long long off = (long long)a.Nk - a.Nq;
     for (int p = tid; p < n; p += PLAN_THREADS) {
-        if (every(p)) lst[c1[p] - 1] = (int)idx_of(p);
-        else if (rest(p)) lst[nall + c2[p] - 1] = (int)idx_of(p);
+        const int at = every(p) ? c1[p] - 1 : rest(p) ? nall + c2[p] - 1 : -1;
+        if (at < 0) continue;
+        const int j = (int)idx_of(p);
+        lst[at] = j;
+        if (a.list_rows) { /* key_rows and key_meta's values (cuda_attn_keys.cuh) */
+            const unsigned long long k = skeys[p];
+            const int rl = a.causal ? (int)max((long long)j - off, 0LL) : 0;
+            int rh = INT_MAX - 1, lo = 0, hi = nrow;
+            while (lo < hi) { /* the first row whose threshold is above the key */
+                const int mid = (lo + hi) >> 1;
+                if (srow[mid] <= k) lo = mid + 1;
+                else hi = mid;
+            }
+            if (lo < nrow) rh = i0 + lo - 1;
+            a.list_rows[2 * (lbase + at)] = rl;
+            a.list_rows[2 * (lbase + at) + 1] = rh;
+            a.list_zl[lbase + at] = zrow[j] * LOG2E;
+        }
     }
     if (tid == 0) a.list_len[u * a.ntiles + tile] = nall + nrest;
 }
@@ -454,8 +480,13 @@ attn_status dma_plan(const attn_params *p, int backward, DmaPlan *pl) {
      * dz (and with w_dt, dt unless kept, ddt and the da/db accumulators) */
     size_t planb = kept ? 0 : sv.tb + sv.lb + sv.nb + sv.zb;
     size_t bwb = backward ? (p->w_dt ? (kept ? 2 : 3) * nzb + r256(2 * p->Hkv * sizeof(float)) : nzb) : 0;
+    /* for the warp-specialised forward (fw1), each entry's rows and bias beside the
+     * list (in the workspace: only this forward call reads them) */
+    const bool rows = !backward && dm::fwd_ws_for(kept && sv.rb, p->D, p->dtype);
+    const size_t entries = units * ntiles * (size_t)cap;
+    size_t rowsb = rows ? r256(entries * 2 * sizeof(int)) + r256(entries * sizeof(float)) : 0;
     char *ws;
-    attn_status st = dm_cuda_ws_get(&g_ws, planb + cb + bwb + 256, (void **)&ws, nullptr);
+    attn_status st = dm_cuda_ws_get(&g_ws, planb + cb + bwb + rowsb + 256, (void **)&ws, nullptr);
     if (st != ATTN_OK) return st;
     char *pb = kept ? kept : ws; /* the plan's base */
     unsigned long long *tkey = reinterpret_cast<unsigned long long *>(pb);
@@ -484,6 +515,10 @@ attn_status dma_plan(const attn_params *p, int backward, DmaPlan *pl) {
     pl->s.cap = cap;
     pl->s.tkey = tkey;
     pl->s.ores = kept && sv.rb ? kept + sv.res_at() : nullptr;
+    int *list_rows = rows ? reinterpret_cast<int *>(rest + bwb) : nullptr;
+    float *list_zl = rows ? reinterpret_cast<float *>(rest + bwb + r256(entries * 2 * sizeof(int))) : nullptr;
+    pl->s.list_rows = list_rows;
+    pl->s.list_zl = list_zl;
     if (kept && backward) return ATTN_OK; /* the forward's plan, z and dt */
 
     int span;
@@ -498,6 +533,7 @@ attn_status dma_plan(const attn_params *p, int backward, DmaPlan *pl) {
     pa.B = p->B, pa.Nq = p->Nq, pa.Nk = p->Nk, pa.Hkv = p->Hkv, pa.w = p->w, pa.causal = p->causal;
     pa.ntiles = ntiles, pa.cap = cap, pa.list = list, pa.list_len = len, pa.tkey = tkey;
     pa.ncoarse = ncoarse, pa.tcoarse = tcoarse;
+    pa.list_rows = list_rows, pa.list_zl = list_zl;
     /* candidates of a tile: w keys at its coarse tile's start, plus every key after;
      * tiles whose first row sees at most w keys sort theirs (at most w + 127) */
     long long cand = std::min<long long>((long long)p->w + (long long)(COARSE + 1) * CUDA_ATTN_BQ, p->Nk);
