@@ -57,7 +57,7 @@ if [ "$PART" = bench ] || [ "$PART" = all ]; then
 echo "== kernels (B=1 Hq=32 Hkv=8 D=128 bf16 causal)"
 lim 90 $K --variants mha --n 8192,16384 --mode fwd,fwdbwd --warmup 3 --repeats 10 --out "$OUT/kernels-mha.json"
 lim 120 $K --variants swa,dma --n 8192,65536 --w 1024 --mode fwd,fwdbwd --warmup 2 --repeats 7 --out "$OUT/kernels-sparse.json"
-lim 90 $K --variants swa,dma --n 131072,262144 --w 1024 --mode fwd --warmup 1 --repeats 3 --out "$OUT/kernels-long.json"
+lim 200 $K --variants swa,dma --n 131072,262144 --w 1024 --mode fwd --warmup 1 --repeats 3 --out "$OUT/kernels-long.json"
 lim 40 $K --variants dma --n 65536 --w 1024 --mode fwd --dma-z clustered,wdt --warmup 2 --repeats 7 --out "$OUT/kernels-dma-z.json"
 echo "== nsa (l 32, d 16, l' 64, n 16, w 512)"
 lim 120 $K --variants nsa --n 8192,65536,131072,262144 --w 512 --mode fwd --warmup 1 --repeats 3 --out "$OUT/kernels-nsa.json"
