@@ -2,8 +2,9 @@
  * cuda_attn_wgmma.cu: the CUDA attention engine's forward on Hopper's warpgroup
  * MMA (wgmma) on sm_90 devices: fw1, the default there for dma's training forward
  * (the one that writes O's residual) and for every forward with
- * DMABENCH_CUDA_FWD_WS=1 (=0: never); fw2 behind DMABENCH_CUDA_WGMMA=1. Other
- * forwards run cuda_attn.cu's mma.sync kernel.
+ * DMABENCH_CUDA_FWD_WS=1 (=0: never), its rows by multicast tensor-memory boxes
+ * where a cluster of two heads applies (TM, below); fw2 behind
+ * DMABENCH_CUDA_WGMMA=1. Other forwards run cuda_attn.cu's mma.sync kernel.
  *
  * One CTA of 2 consumer warpgroups (8 warps) per (query tile of 128, query head,
  * batch): warpgroup g owns rows 64g..64g+63, warp w of the CTA rows 16w..16w+15, as
@@ -27,6 +28,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <cuda.h>
 
 #include "cuda_attn.h"
 #include "cuda_attn_fwd.cuh"
@@ -84,11 +86,23 @@ __device__ __forceinline__ void wg_scores_issue(float (&sf)[WBK / 2], uint64_t d
     for (int kk = 1; kk < D / 16; kk++)
         wgmma_ss<T, WBK>(sf, dq0 + (uint64_t)((kk * 2 * 128) >> 4), gmma_desc(sKs + cm_off<D>(0, 2 * kk), D * 16), 1);
 }
-/* the same, alone in its group, waited for */
+/* the same with the stage's K in the 128-byte swizzle (fw1's TM: [D / 64 halves][WBK
+ * rows][64], each half 1024-byte aligned): a k-step 32 bytes along the row, SBO the
+ * next 8 rows (1024 bytes) */
 template <typename T, int D>
+__device__ __forceinline__ void wg_scores_issue_sw(float (&sf)[WBK / 2], uint64_t dq0, const T *sKs) {
+    wgmma_ss0<T, WBK>(sf, dq0, gmma_desc_sw128(sKs, 16, 1024));
+#pragma unroll
+    for (int kk = 1; kk < D / 16; kk++)
+        wgmma_ss<T, WBK>(sf, dq0 + (uint64_t)((kk * 2 * 128) >> 4),
+                         gmma_desc_sw128(sKs + (kk / 4) * WBK * 64 + (kk % 4) * 16, 16, 1024), 1);
+}
+/* the same, alone in its group, waited for (SW: K in the 128-byte swizzle) */
+template <typename T, int D, bool SW = false>
 __device__ __forceinline__ void wg_scores(float (&sf)[WBK / 2], uint64_t dq0, const T *sKs) {
     wg_fence();
-    wg_scores_issue<T, D>(sf, dq0, sKs);
+    if constexpr (SW) wg_scores_issue_sw<T, D>(sf, dq0, sKs);
+    else wg_scores_issue<T, D>(sf, dq0, sKs);
     wg_commit();
     wg_wait0();
 }
@@ -230,12 +244,15 @@ __device__ __forceinline__ void wg_finish(const float (&o)[D / 2], const float (
 
 /* The stage's P V (o += P V, RES: and the low half's) issued, into the current
  * commit group; pf and pl are read asynchronously until the group is waited for */
-template <typename T, int D, bool RES>
+template <typename T, int D, bool RES, bool SW = false>
 __device__ __forceinline__ void fw_pv(float (&o)[D / 2], const uint32_t (&pf)[WBK / 16][4],
                                       const uint32_t (&pl)[WBK / 16][RES ? 4 : 1], const T *sVs) {
 #pragma unroll
     for (int kk = 0; kk < WBK / 16; kk++) {
-        const uint64_t dv = gmma_desc_mn(sVs + cm_off<D>(16 * kk, 0), D * 16, 128);
+        /* SW: V in the 128-byte swizzle as K above, read N-major: 16 keys a k-step, LBO
+         * the next 64 of D (a half, WBK rows of 128 bytes), SBO the next 8 keys */
+        const uint64_t dv = SW ? gmma_desc_sw128(sVs + kk * 16 * 64, WBK * 128, 1024)
+                               : gmma_desc_mn(sVs + cm_off<D>(16 * kk, 0), D * 16, 128);
         wgmma_rs_mn<T, D>(o, pf[kk], dv);
         if constexpr (RES) wgmma_rs_mn<T, D>(o, pl[kk], dv);
     }
@@ -397,18 +414,40 @@ __global__ void __launch_bounds__(WNT, 1) attn_fwd_wgmma_kernel(const FwdArgs a)
 constexpr int FNS = 3;   /* stages of K and V */
 constexpr int FNT = 384; /* 2 consumer warpgroups + the producer */
 
-template <int D> constexpr size_t fw_smem(size_t esize) {
+/* TM (the default where the GQA group's size is even, the tensor maps encode and
+ * the device holds a cluster of two; DMABENCH_CUDA_FWD_TMA=0: never): two heads of
+ * a group run the tile as a cluster of two CTAs (their keys are the kv head's: the
+ * same). Each CTA's producer issues the tensor-memory boxes of half the block's
+ * rows (a 64 x 1 box per half row of K and of V, lanes 0-7 of each producer warp a
+ * row each) multicast into both, into the 128-byte swizzle, and thread 0 arms the
+ * stage's "full" barrier with the block's bytes; a stage is refilled once both
+ * CTAs' consumers have released it (each consumer warp's lane 0 arrives on the
+ * peer's "empty" too, for the blocks whose stage is refilled, so that every
+ * arrival is waited for). The release and the producer's wait are at CTA scope, as
+ * CUTLASS's cluster pipelines': at cluster scope they cost a MEMBAR.ALL.GPU a block
+ * per consumer warp (16% of the stall samples) and dma's forward 0.6065 against
+ * 0.5766 ms at 8192 (thirty-sixth and thirty-seventh sets). The consumers read K
+ * and V through swizzled descriptors. */
+struct FwMaps {
+    CUtensorMap k, v;
+};
+
+template <int D> constexpr size_t fw_smem(size_t esize, bool tm) {
     return (size_t)(WBQ * D + 2 * FNS * WBK * D) * esize + WBQ * 8 + FNS * WBK * 4 * sizeof(int) +
-           FNS * 2 * sizeof(int) + 8 /* alignment of the mbarriers */ + 2 * FNS * sizeof(uint64_t);
+           FNS * 2 * sizeof(int) + 8 /* alignment of the mbarriers */ + 2 * FNS * sizeof(uint64_t) +
+           (tm ? 1024 : 0) /* TM: the base aligned to 1024 bytes for the swizzle */;
 }
 
-template <typename T, int D, bool HASZ, bool RES>
-__global__ void __launch_bounds__(FNT, 1) attn_fwd_ws_kernel(const FwdArgs a) {
+template <typename T, int D, bool HASZ, bool RES, bool TM>
+__global__ void __launch_bounds__(FNT, 1) attn_fwd_ws_kernel(const FwdArgs a, const __grid_constant__ FwMaps tm) {
     static_assert(HASZ || !RES, "fw1: O's residual is dma's");
-    extern __shared__ __align__(128) unsigned char smem[];
+    extern __shared__ __align__(128) unsigned char smem_raw[];
+    unsigned char *smem = TM ? reinterpret_cast<unsigned char *>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) &
+                                                                 ~(uintptr_t)1023)
+                             : smem_raw;
     T *sQ = reinterpret_cast<T *>(smem); /* [WBQ][D] core-matrix K-major */
-    T *sK = sQ + WBQ * D;                /* [FNS][WBK][D] core-matrix */
-    T *sV = sK + FNS * WBK * D;          /* [FNS][WBK][D] core-matrix, read N-major */
+    T *sK = sQ + WBQ * D;                /* [FNS][WBK][D] core-matrix (TM: [FNS][D / 64][WBK][64] swizzled) */
+    T *sV = sK + FNS * WBK * D;          /* [FNS][WBK][D] as K, read N-major */
     unsigned long long *sT = reinterpret_cast<unsigned long long *>(sV + FNS * WBK * D);
     int *sIdx = reinterpret_cast<int *>(sT + WBQ); /* [FNS][WBK] each */
     int *sRlo = sIdx + FNS * WBK;
@@ -423,12 +462,21 @@ __global__ void __launch_bounds__(FNT, 1) attn_fwd_ws_kernel(const FwdArgs a) {
     const int *lst = t.lst;
     const KeyPos kp = t.kp;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, wg = warp >> 2;
-    if (tid < FNS) {
-        mbar_init(full + tid, 2 * 128); /* each producer thread: its copies, its metadata */
-        mbar_init(empty + tid, 256);    /* each consumer thread */
-    }
-    __syncthreads();
+    [[maybe_unused]] const uint32_t rank = TM ? cluster_rank() : 0;
     const int nblocks = (nkeys + WBK - 1) / WBK;
+    if (tid < FNS) {
+        /* each producer thread: its copies and its metadata (TM: its metadata, thread
+         * 0's arrival arming the bytes); each consumer thread (TM: and each of the
+         * peer's consumer warps) */
+        mbar_init(full + tid, TM ? 128 : 2 * 128);
+        mbar_init(empty + tid, TM ? 256 + 8 : 256);
+        if constexpr (TM) {
+            fence_async_smem();        /* the barriers, seen by the boxes' completions */
+            fence_mbar_init_cluster(); /* and by the peer */
+        }
+    }
+    if constexpr (TM) cluster_sync(); /* the peer's barriers initialised before any box or arrival */
+    else __syncthreads();
     const T *kb = static_cast<const T *>(a.k) + b * a.ksb + hkv * a.ksh;
     const T *vb = static_cast<const T *>(a.v) + b * a.vsb + hkv * a.vsh;
 
@@ -440,7 +488,9 @@ __global__ void __launch_bounds__(FNT, 1) attn_fwd_ws_kernel(const FwdArgs a) {
          * itself, one per row (the half warp's lanes read the same word), the next
          * block's while this block's copies go out, into registers indexed at compile
          * time: no local memory, no shuffles, and no load consumed in the block that
-         * issues it (the z of the next block's slot comes after this block's copies). */
+         * issues it (the z of the next block's slot comes after this block's copies).
+         * TM: lanes 0-7 of producer warp w issue the boxes of rows 32 rank + 8 w + lane
+         * instead, each loading its row's entry a block ahead. */
         const int pt = tid - 256;
         const bool meta = pt < WBK;
         const float *zrow = HASZ && a.z ? a.z + ((size_t)b * a.Hkv + hkv) * a.Nk : nullptr;
@@ -449,20 +499,28 @@ __global__ void __launch_bounds__(FNT, 1) attn_fwd_ws_kernel(const FwdArgs a) {
         const int *mrows = lst && a.list_rows ? a.list_rows + 2 * (lst - a.list) : nullptr;
         const float *mzl = mrows ? a.list_zl + (lst - a.list) : nullptr;
         using C = KeyRowCopy<T, D, 128, true, true>;
-        constexpr int RPI = C::RPI, PASS = WBK / RPI;
+        constexpr int RPI = C::RPI, PASS = TM ? 1 : WBK / RPI;
         static_assert(WBK % RPI == 0, "fw1: whole passes a block");
         const C c(sK, sV, kb, vb, pt);
+        [[maybe_unused]] const int brow = (int)rank * (WBK / 2) + (pt >> 5) * 8 + (pt & 7); /* TM: the box row */
+        [[maybe_unused]] const bool boxes = TM && (pt & 31) < 8;
         auto entry = [&](int pos) -> int { return pos < nkeys ? (lst ? lst[pos] : kstart + pos) : -1; };
         /* the slot's rows and bias from the plan (pos past the end: none) */
         auto given = [&](int pos, int &rl, int &rh, float &zl) {
             rl = INT_MAX, rh = -1, zl = 0.f;
             if (pos < nkeys) rl = mrows[2 * pos], rh = mrows[2 * pos + 1], zl = mzl[pos];
         };
+        auto row_entries = [&](int c0, int (&e)[PASS]) {
+            if constexpr (TM) e[0] = boxes ? entry(c0 + brow) : -1;
+            else {
+#pragma unroll
+                for (int i = 0; i < PASS; i++) e[i] = entry(c0 + c.lrow + i * RPI);
+            }
+        };
         int ej[PASS], em = -1, mrl = INT_MAX, mrh = -1;
         float zm = 0.f;
         if (nblocks > 0) {
-#pragma unroll
-            for (int i = 0; i < PASS; i++) ej[i] = entry(c.lrow + i * RPI);
+            row_entries(0, ej);
             if (meta) {
                 em = entry(pt);
                 if (mrows) given(pt, mrl, mrh, zm);
@@ -476,14 +534,15 @@ __global__ void __launch_bounds__(FNT, 1) attn_fwd_ws_kernel(const FwdArgs a) {
             float nzl = 0.f;
             if (next) {
                 const int c1 = (kbk + 1) * WBK;
-#pragma unroll
-                for (int i = 0; i < PASS; i++) ejn[i] = entry(c1 + c.lrow + i * RPI);
+                row_entries(c1, ejn);
                 if (meta) {
                     emn = entry(c1 + pt);
                     if (mrows) given(c1 + pt, nrl, nrh, nzl);
                 }
             }
-            if (n > 0) mbar_wait(empty + st, (n - 1) & 1);
+            if (n > 0) { /* TM: both CTAs' consumers past the stage */
+                mbar_wait(empty + st, (n - 1) & 1); /* (TM: at CTA scope, as the arrivals) */
+            }
             if (meta) {
                 if (mrows)
                     key_slot_meta_given<WBK>(pt, em, mrl, mrh, zm, i0, nrows, sIdx + st * WBK, sRlo + st * WBK,
@@ -493,15 +552,29 @@ __global__ void __launch_bounds__(FNT, 1) attn_fwd_ws_kernel(const FwdArgs a) {
                                               sIdx + st * WBK, sRlo + st * WBK, sRhi + st * WBK, sZ + st * WBK,
                                               sFull + st * 2);
             }
+            if constexpr (TM) {
+                if (pt == 0) mbar_expect_tx(full + st, 2 * WBK * D * sizeof(T)); /* its arrival, and the bytes */
+                else mbar_arrive(full + st);
+                if (boxes) {
+                    const int j = ej[0] >= 0 ? ej[0] : a.Nk; /* past the list: a row out of the map, zeros */
+                    T *dk = sK + st * WBK * D + brow * 64, *dv = sV + st * WBK * D + brow * 64;
 #pragma unroll
-            for (int i = 0; i < PASS; i++) {
-                const bool ok = ej[i] >= 0;
-                const long long jj = ok ? ej[i] : 0;
-                cp16(c.kd + (st * WBK + i * RPI) * D, c.ks + jj * a.kss, ok);
-                cp16(c.vd + (st * WBK + i * RPI) * D, c.vs + jj * a.vss, ok);
+                    for (int hf = 0; hf < D / 64; hf++) {
+                        tma_row4_mc(dk + hf * WBK * 64, &tm.k, hf * 64, hkv, j, b, full + st, 3);
+                        tma_row4_mc(dv + hf * WBK * 64, &tm.v, hf * 64, hkv, j, b, full + st, 3);
+                    }
+                }
+            } else {
+#pragma unroll
+                for (int i = 0; i < PASS; i++) {
+                    const bool ok = ej[i] >= 0;
+                    const long long jj = ok ? ej[i] : 0;
+                    cp16(c.kd + (st * WBK + i * RPI) * D, c.ks + jj * a.kss, ok);
+                    cp16(c.vd + (st * WBK + i * RPI) * D, c.vs + jj * a.vss, ok);
+                }
+                mbar_arrive_cp_async(full + st);
+                mbar_arrive(full + st);
             }
-            mbar_arrive_cp_async(full + st);
-            mbar_arrive(full + st);
             if (next) {
 #pragma unroll
                 for (int i = 0; i < PASS; i++) ej[i] = ejn[i];
@@ -510,8 +583,12 @@ __global__ void __launch_bounds__(FNT, 1) attn_fwd_ws_kernel(const FwdArgs a) {
                 else zm = meta && zrow && em >= 0 ? zrow[em] : 0.f;
             }
         }
-        cp_commit(); /* every copy landed before the warpgroup leaves */
-        cp_wait<0>();
+        if constexpr (!TM) {
+            cp_commit(); /* every copy landed before the warpgroup leaves */
+            cp_wait<0>();
+        }
+        /* TM: this CTA's boxes into the peer landed before the peer's consumers got
+         * past its last block; nothing is left in flight towards this CTA either */
         return;
     }
     setmaxnreg_inc<224>();
@@ -537,30 +614,80 @@ __global__ void __launch_bounds__(FNT, 1) attn_fwd_ws_kernel(const FwdArgs a) {
         const int st = kbk % FNS;
         mbar_wait(full + st, (kbk / FNS) & 1);
         fence_async_smem(); /* the producer's copies, seen by this thread's wgmmas */
-        wg_scores<T, D>(sf, dq0, sK + st * WBK * D);
+        wg_scores<T, D, TM>(sf, dq0, sK + st * WBK * D);
         wg_softmax_block<HASZ, D>(s, o, m, l, a.scale_log2, sRlo, sRhi, sZ, st * WBK,
                                   sFull[st * 2] && sFull[st * 2 + 1], qa, lane);
         fw_frags<T, RES>(s, pf, pl);
         wg_fence();
-        fw_pv<T, D, RES>(o, pf, pl, sV + st * WBK * D);
+        fw_pv<T, D, RES, TM>(o, pf, pl, sV + st * WBK * D);
         wg_commit();
         wg_wait0();
         fence_async_smem();
         mbar_arrive(empty + st);
+        if constexpr (TM) { /* the peer refills this stage only after this warp, too, is past it */
+            __syncwarp();
+            if (lane == 0 && kbk + FNS < nblocks) mbar_arrive_remote(empty + st, rank ^ 1);
+        }
     }
     wg_finish<T, D, RES>(o, m, l, a, b, h, i0, wrow, lane);
 }
 
-template <typename T, int D> attn_status launch_ws(const FwdArgs &a) {
-    const size_t smem = fw_smem<D>(sizeof(T));
+/* The tensor map of K or V (FwMaps, as the backward's): (D, Hkv, Nk, B), a 64 x 1
+ * box of 16-bit elements into the 128-byte swizzle; false where the encoder is
+ * missing or refuses the strides */
+bool fw_map(CUtensorMap *m, const void *ptr, long long sb, long long ss, long long sh, int B, int Nk, int Hkv, int D) {
+    const unsigned long long dims[4] = {(unsigned long long)D, (unsigned long long)Hkv, (unsigned long long)Nk,
+                                        (unsigned long long)B};
+    const unsigned long long strides[3] = {(unsigned long long)sh * 2, (unsigned long long)ss * 2,
+                                           (unsigned long long)sb * 2};
+    return dm_cuda_tmap_rows16(m, ptr, 4, dims, strides) == 0;
+}
+
+/* fw1's rows by multicast boxes where they apply (DMABENCH_CUDA_FWD_TMA=0: by
+ * cp.async) */
+bool fwd_tma_enabled() {
+    static const bool on = !dm_env_is("DMABENCH_CUDA_FWD_TMA", "0");
+    return on;
+}
+
+template <typename T, int D, bool TM> attn_status launch_ws_tm(const FwdArgs &a, const FwMaps &maps) {
+    const size_t smem = fw_smem<D>(sizeof(T), TM);
     size_t optin = 0;
     if (dm_cuda_smem_optin(&optin) != ATTN_OK || smem > optin) return ATTN_ERR_UNSUPPORTED;
-    auto kern = a.ores ? attn_fwd_ws_kernel<T, D, true, true>
-                       : (a.z ? attn_fwd_ws_kernel<T, D, true, false> : attn_fwd_ws_kernel<T, D, false, false>);
+    auto kern = a.ores ? attn_fwd_ws_kernel<T, D, true, true, TM>
+                       : (a.z ? attn_fwd_ws_kernel<T, D, true, false, TM> : attn_fwd_ws_kernel<T, D, false, false, TM>);
     CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-    kern<<<dim3(a.ntiles, a.Hq, a.B), FNT, smem>>>(a);
+    const dim3 grid(a.ntiles, a.Hq, a.B);
+    if constexpr (TM) {
+        static const bool fits = [&] { /* a device that holds no cluster of two (a partition): none */
+            cudaLaunchConfig_t cfg;
+            cudaLaunchAttribute at[1];
+            dm_cluster_config(&cfg, at, dim3(1, 2, 1), dim3(FNT), smem, 1, 2);
+            int nc = 0;
+            const bool ok = cudaOccupancyMaxActiveClusters(&nc, kern, &cfg) == cudaSuccess && nc > 0;
+            cudaGetLastError();
+            return ok;
+        }();
+        if (!fits) return ATTN_ERR_UNSUPPORTED;
+        cudaLaunchConfig_t cfg;
+        cudaLaunchAttribute at[1];
+        dm_cluster_config(&cfg, at, grid, dim3(FNT), smem, 1, 2);
+        CUDA_CHECK(cudaLaunchKernelEx(&cfg, kern, a, maps));
+    } else {
+        kern<<<grid, FNT, smem>>>(a, maps);
+    }
     CUDA_CHECK_LAUNCH();
     return ATTN_OK;
+}
+
+template <typename T, int D> attn_status launch_ws(const FwdArgs &a) {
+    FwMaps maps{};
+    if (fwd_tma_enabled() && a.G % 2 == 0 && fw_map(&maps.k, a.k, a.ksb, a.kss, a.ksh, a.B, a.Nk, a.Hkv, D) &&
+        fw_map(&maps.v, a.v, a.vsb, a.vss, a.vsh, a.B, a.Nk, a.Hkv, D)) {
+        attn_status st = launch_ws_tm<T, D, true>(a, maps);
+        if (st != ATTN_ERR_UNSUPPORTED) return st;
+    }
+    return launch_ws_tm<T, D, false>(a, maps);
 }
 
 template <typename T, int D> attn_status launch_wgmma(const FwdArgs &a) {

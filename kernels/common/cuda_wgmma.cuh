@@ -235,14 +235,19 @@ __device__ __forceinline__ void fence_mbar_init_cluster() {
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
 #endif
 }
-/* one arrival on the barrier at bar's offset in the cluster's CTA `rank`, releasing
- * this thread's earlier accesses at cluster scope */
+/* one arrival on the barrier at bar's offset in the cluster's CTA `rank`, with the
+ * arrival's default semantics (release at CTA scope), as CUTLASS's cluster
+ * pipelines release a stage to its producers; its waiter waits at CTA scope
+ * (mbar_wait). At cluster scope the release compiles to MEMBAR.ALL.GPU before the
+ * arrival, which fw1's consumer warps paid once a block each (16% of its stall
+ * samples, thirty-sixth set), and the wait's acquire to a CCTL.IVALL that drops the
+ * L1 */
 __device__ __forceinline__ void mbar_arrive_remote(uint64_t *bar, uint32_t rank) {
 #ifdef DM_WGMMA
     asm volatile("{\n"
                  ".reg .b32 ra;\n"
                  "mapa.shared::cluster.u32 ra, %0, %1;\n"
-                 "mbarrier.arrive.release.cluster.shared::cluster.b64 _, [ra];\n"
+                 "mbarrier.arrive.shared::cluster.b64 _, [ra];\n"
                  "}\n" ::"r"(smem_addr(bar)),
                  "r"(rank)
                  : "memory");
@@ -292,20 +297,6 @@ __device__ __forceinline__ void mbar_arrive(uint64_t *bar) {
 __device__ __forceinline__ void mbar_arrive_cp_async(uint64_t *bar) {
 #ifdef DM_WGMMA
     asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(smem_addr(bar)) : "memory");
-#endif
-}
-/* until the phase of the given parity has completed, acquiring at cluster scope what
- * the arrivals (a peer CTA's too) released */
-__device__ __forceinline__ void mbar_wait_cluster(uint64_t *bar, int parity) {
-#ifdef DM_WGMMA
-    asm volatile("{\n"
-                 ".reg .pred done;\n"
-                 "WAIT:\n"
-                 "mbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 done, [%0], %1;\n"
-                 "@!done bra WAIT;\n"
-                 "}\n" ::"r"(smem_addr(bar)),
-                 "r"(parity)
-                 : "memory");
 #endif
 }
 /* until the phase of the given parity has completed */
