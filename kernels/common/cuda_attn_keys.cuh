@@ -147,6 +147,23 @@ __device__ __forceinline__ void key_slot_meta(const KeyPos &kp, int slot, int c0
 /* key_slot_meta computed by every thread of the CTA (slot tid % BK) and stored by
  * the first BK only: for the wgmma kernels, where a branch around the metadata
  * inside the key loop makes ptxas serialise the wgmmas. */
+/* A key slot's metadata stored (slot tid % BK of the stage: key j, -1 none; its rows
+ * rl .. rh; its bias zz) with the warp's fullness: whether every slot of the warp
+ * holds a key that every row of the tile keeps. By whole warps; the first BK
+ * threads store. */
+template <int BK>
+__device__ __forceinline__ void key_slot_store(int tid, int j, int rl, int rh, float zz, int i0, int nrows, int *sIdx,
+                                               int *sRlo, int *sRhi, float *sZ, int *sFull) {
+    const int slot = tid & (BK - 1);
+    const bool full = j >= 0 && rl <= i0 && rh >= i0 + nrows - 1;
+    const unsigned bal = __ballot_sync(0xffffffff, full);
+    if (tid < BK) {
+        sIdx[slot] = j, sRlo[slot] = rl, sRhi[slot] = rh;
+        sZ[slot] = zz;
+        if ((slot & 31) == 0) sFull[slot >> 5] = bal == 0xffffffffu;
+    }
+}
+
 template <int BK>
 __device__ __forceinline__ void key_slot_meta_all(const KeyPos &kp, int tid, int c0, int nkeys, const int *lst, int kstart,
                                                   const unsigned long long *sT, const float *zrow, int i0, int nrows,
@@ -158,13 +175,7 @@ __device__ __forceinline__ void key_slot_meta_all(const KeyPos &kp, int tid, int
         j = lst ? lst[pos] : kstart + pos;
         key_meta(kp, j, zrow ? zrow[j] : 0.f, sT, zrow != nullptr, i0, nrows, &rl, &rh, &zz);
     }
-    const bool full = j >= 0 && rl <= i0 && rh >= i0 + nrows - 1;
-    const unsigned bal = __ballot_sync(0xffffffff, full);
-    if (tid < BK) {
-        sIdx[slot] = j, sRlo[slot] = rl, sRhi[slot] = rh;
-        sZ[slot] = zz;
-        if ((slot & 31) == 0) sFull[slot >> 5] = bal == 0xffffffffu;
-    }
+    key_slot_store<BK>(tid, j, rl, rh, zz, i0, nrows, sIdx, sRlo, sRhi, sZ, sFull);
 }
 /* The same with the slot's key j (-1: none) and its z zj read by the caller ahead
  * of time (fw1's producer). Kept apart from key_slot_meta_all, whose loads inside
@@ -173,33 +184,19 @@ template <int BK>
 __device__ __forceinline__ void key_slot_meta_all_at(const KeyPos &kp, int tid, int j, float zj,
                                                      const unsigned long long *sT, bool hasz, int i0, int nrows,
                                                      int *sIdx, int *sRlo, int *sRhi, float *sZ, int *sFull) {
-    const int slot = tid & (BK - 1);
     int rl = INT_MAX, rh = -1;
     float zz = 0.f;
     if (j >= 0) key_meta(kp, j, zj, sT, hasz, i0, nrows, &rl, &rh, &zz);
-    const bool full = j >= 0 && rl <= i0 && rh >= i0 + nrows - 1;
-    const unsigned bal = __ballot_sync(0xffffffff, full);
-    if (tid < BK) {
-        sIdx[slot] = j, sRlo[slot] = rl, sRhi[slot] = rh;
-        sZ[slot] = zz;
-        if ((slot & 31) == 0) sFull[slot >> 5] = bal == 0xffffffffu;
-    }
+    key_slot_store<BK>(tid, j, rl, rh, zz, i0, nrows, sIdx, sRlo, sRhi, sZ, sFull);
 }
 
 /* key_slot_meta_all_at with the slot's rows (rl .. rh) and bias zz given (formed by
- * dma's plan beside the list): no search. By the first BK threads, whole warps. */
+ * dma's plan beside the list): no search. By whole warps, as key_slot_store. */
 template <int BK>
 __device__ __forceinline__ void key_slot_meta_given(int tid, int j, int rl, int rh, float zz, int i0, int nrows,
                                                     int *sIdx, int *sRlo, int *sRhi, float *sZ, int *sFull) {
-    const int slot = tid & (BK - 1);
     if (j < 0) rl = INT_MAX, rh = -1, zz = 0.f;
-    const bool full = j >= 0 && rl <= i0 && rh >= i0 + nrows - 1;
-    const unsigned bal = __ballot_sync(0xffffffff, full);
-    if (tid < BK) {
-        sIdx[slot] = j, sRlo[slot] = rl, sRhi[slot] = rh;
-        sZ[slot] = zz;
-        if ((slot & 31) == 0) sFull[slot >> 5] = bal == 0xffffffffu;
-    }
+    key_slot_store<BK>(tid, j, rl, rh, zz, i0, nrows, sIdx, sRlo, sRhi, sZ, sFull);
 }
 
 /* A list's entries c0 .. c0 + BK - 1 as BK / 32 per lane: e[q] of lane l is entry
