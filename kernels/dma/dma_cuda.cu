@@ -28,9 +28,9 @@
 
 #include "cuda_attn.h"
 #include "cuda_attn_fwd.cuh"
+#include "cuda_attn_keys.cuh"
 #include "cuda_common.cuh"
 #include "cuda_decode.h"
-#include "cuda_mma.cuh"
 #include "cuda_rt.h"
 #include "cuda_select.cuh"
 #include "dma.h"
@@ -361,22 +361,15 @@ __global__ void __launch_bounds__(PLAN_THREADS) dma_plan_kernel(const PlanArgs a
     const int nrest = block_scan_flags(n, rest, c2, swarp);
     const size_t lbase = (u * a.ntiles + tile) * a.cap;
     int *lst = a.list + lbase;
-    const long long off = (long long)a.Nk - a.Nq;
+    const KeyPos kp = {(long long)a.Nk - a.Nq, 1, 0, a.causal, 0};
     for (int p = tid; p < n; p += PLAN_THREADS) {
         const int at = every(p) ? c1[p] - 1 : rest(p) ? nall + c2[p] - 1 : -1;
         if (at < 0) continue;
         const int j = (int)idx_of(p);
         lst[at] = j;
-        if (a.list_rows) { /* key_rows and key_meta's values (cuda_attn_keys.cuh) */
-            const unsigned long long k = skeys[p];
-            const int rl = a.causal ? (int)max((long long)j - off, 0LL) : 0;
-            int rh = INT_MAX - 1, lo = 0, hi = nrow;
-            while (lo < hi) { /* the first row whose threshold is above the key */
-                const int mid = (lo + hi) >> 1;
-                if (srow[mid] <= k) lo = mid + 1;
-                else hi = mid;
-            }
-            if (lo < nrow) rh = i0 + lo - 1;
+        if (a.list_rows) { /* the rows that keep it as the forward would form them */
+            int rl, rh;
+            key_rows(kp, j, srow, skeys[p], i0, nrow, &rl, &rh);
             a.list_rows[2 * (lbase + at)] = rl;
             a.list_rows[2 * (lbase + at) + 1] = rh;
             a.list_zl[lbase + at] = zrow[j] * LOG2E;
