@@ -437,6 +437,7 @@ extern "C" attn_status cuda_attn_forward(const attn_params *p, const cuda_attn_s
     a.cap = s->cap;
     a.ntiles = cuda_attn_ntiles(p);
     a.ores = s->ores;
+    a.heads_first = dm_tile_heads_first(false);
     if (dm::fwd_ws_for(a.ores != nullptr, p->D, p->dtype)) {
         attn_status st = dm::launch_fwd_ws(a, p->D, p->dtype);
         if (st != ATTN_ERR_UNSUPPORTED) return st;

@@ -86,6 +86,7 @@ struct BwdArgs {
     long long dksb, dkss, dksh, dvsb, dvss, dvsh;
     int kp_chunk; /* key-parallel: 0, a CTA per key tile; else at most this many of a
                    * tile's steps per CTA, dK and dV added into dk_acc, dv_acc */
+    int heads_first; /* the query-tile kernel: tile_head's order */
 };
 
 /* TM: the tensor maps of K and V for the reducer tiles' row copies, (D, Hkv, Nk, B)
@@ -422,9 +423,9 @@ __global__ void __launch_bounds__(bwd_threads(BQ, KS, RW), RW ? 1 : 0)
     [[maybe_unused]] uint64_t *kvempty = sRbar + 5;
     [[maybe_unused]] const uint32_t rank = MC ? cluster_rank() : 0;
 
-    /* the last tiles first: under a causal mask they hold the most keys, and
-     * starting them early leaves the short ones to fill the final wave */
-    const int tile = gridDim.x - 1 - blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+    int tile, h; /* the last tiles first (tile_head) */
+    tile_head(a.heads_first, CL, &tile, &h);
+    const int b = blockIdx.z;
     const int hkv = h / a.G;
     const int i0 = tile * BQ;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
@@ -1623,6 +1624,7 @@ extern "C" attn_status cuda_attn_backward(const attn_params *p, const cuda_attn_
     a.q = p->q, a.k = p->k, a.v = p->v, a.dout = p->dout, a.dq = p->dq;
     a.lse = static_cast<const float *>(p->lse);
     a.dz = dz;
+    a.heads_first = dm_tile_heads_first(true);
     a.exact_dsum = dz != nullptr && !s->ores; /* with the residual, Dsum from dO . (O + residual) */
     a.dsum_in = dz ? nullptr : s->dsum; /* dma's dz takes Dsum from its own pass */
     a.qsb = p->q_st.b, a.qss = p->q_st.s, a.qsh = p->q_st.h;

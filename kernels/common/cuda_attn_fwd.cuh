@@ -27,6 +27,7 @@ struct FwdArgs {
     long long off; /* query i sits at position i + off */
     int kmul, kadd; /* key j sits at position j kmul + kadd */
     void *ores; /* dma: O's rounding residual, bf16 (B, Nq, Hq, D) contiguous (cuda_attn_spec) */
+    int heads_first; /* fw1: tile_head's order */
 };
 
 /* How far (in log2 units) a block's row max may rise above the running max before

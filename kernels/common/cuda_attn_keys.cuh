@@ -77,6 +77,26 @@ __device__ __forceinline__ bool range_block_full(const KeyPos &kp, int kstart, i
     return kp.window <= 0 || first + kp.window - 1 >= (long long)i0 + nrows - 1;
 }
 
+/* The CTA's query tile and head, the last tiles first (under a causal mask they
+ * hold the most keys, and the short ones left to the end fill the final wave).
+ * heads_first 0: blockIdx.x is the tile and blockIdx.y the head, so each head's
+ * tiles run in turn and its short ones sit among the next head's long ones; 1:
+ * the grid's (x, y) as one sequence of clusters of cl heads (blockIdx.y's, cl
+ * dividing gridDim.y), the heads fastest: every head's long tiles start before
+ * any short one, and the heads of a GQA group walk the same keys at once (the
+ * backward's default: dma's fwd+bwd at 8192 2.13 -> 2.10 ms; fw1's was even). A
+ * cluster's CTAs share the tile; blockIdx.y % cl is the CTA's rank. */
+__device__ __forceinline__ void tile_head(int heads_first, int cl, int *tile, int *h) {
+    if (!heads_first) {
+        *tile = gridDim.x - 1 - blockIdx.x, *h = blockIdx.y;
+        return;
+    }
+    const int nhc = gridDim.y / cl;                             /* clusters across the heads */
+    const int c = blockIdx.x + gridDim.x * (blockIdx.y / cl); /* the cluster's place in launch order */
+    *tile = gridDim.x - 1 - c / nhc;
+    *h = (c % nhc) * cl + blockIdx.y % cl;
+}
+
 /* The keys a query tile of rows [i0, i0 + nrows) of (batch b, kv head hkv) walks:
  * with a list, the *nkeys entries *lst of list row u (the forward tile that holds the
  * rows); else the contiguous range from *kstart. With thresholds (dma) the tile's go

@@ -45,7 +45,7 @@ constexpr int WBQ = CUDA_ATTN_BQ; /* 128 query rows per CTA */
 constexpr int WBK = 64;           /* keys per block */
 constexpr int WNT = 256;          /* 2 warpgroups */
 
-/* The CTA's tile (the last tiles first, as cuda_attn.cu orders them), its head and
+/* The CTA's tile and head (tile_head's order; clusters of cl heads), and
  * its keys (tile_keys: a range or the variant's list, and the rows' thresholds in
  * sT), as both kernels take them. By every thread (tile_keys has a barrier). */
 struct WgTile {
@@ -53,9 +53,10 @@ struct WgTile {
     const int *lst;
     KeyPos kp;
 };
-__device__ __forceinline__ WgTile wg_tile(const FwdArgs &a, unsigned long long *sT) {
+__device__ __forceinline__ WgTile wg_tile(const FwdArgs &a, unsigned long long *sT, int heads_first, int cl) {
     WgTile t;
-    t.tile = gridDim.x - 1 - blockIdx.x, t.h = blockIdx.y, t.b = blockIdx.z;
+    tile_head(heads_first, cl, &t.tile, &t.h);
+    t.b = blockIdx.z;
     t.hkv = t.h / a.G;
     t.i0 = t.tile * WBQ;
     t.kp = {a.off, a.kmul, a.kadd, a.causal, a.window};
@@ -301,7 +302,7 @@ __global__ void __launch_bounds__(WNT, 1) attn_fwd_wgmma_kernel(const FwdArgs a)
     float *sZ = reinterpret_cast<float *>(sRhi + W2S * WBK);
     int *sFull = reinterpret_cast<int *>(sZ + W2S * WBK); /* [W2S][2] */
 
-    const WgTile t = wg_tile(a, sT);
+    const WgTile t = wg_tile(a, sT, 0, 1);
     const int h = t.h, b = t.b, hkv = t.hkv, i0 = t.i0, nrows = t.nrows, nkeys = t.nkeys, kstart = t.kstart;
     const int *lst = t.lst;
     const KeyPos kp = t.kp;
@@ -457,7 +458,7 @@ __global__ void __launch_bounds__(FNT, 1) attn_fwd_ws_kernel(const FwdArgs a, co
     uint64_t *bars = reinterpret_cast<uint64_t *>((reinterpret_cast<uintptr_t>(sFull + FNS * 2) + 7) & ~(uintptr_t)7);
     uint64_t *full = bars, *empty = bars + FNS;
 
-    const WgTile t = wg_tile(a, sT);
+    const WgTile t = wg_tile(a, sT, a.heads_first, TM ? 2 : 1);
     const int h = t.h, b = t.b, hkv = t.hkv, i0 = t.i0, nrows = t.nrows, nkeys = t.nkeys, kstart = t.kstart;
     const int *lst = t.lst;
     const KeyPos kp = t.kp;

@@ -51,6 +51,17 @@ static inline bool dm_env_is(const char *name, const char *value) {
     return e && !strcmp(e, value);
 }
 
+/* Whether fw1 (bwd false) or the query-tile backward takes its CTAs' (tile, head)
+ * with the heads fastest (tile_head in cuda_attn_keys.cuh) rather than each head's
+ * tiles in turn. By default the backward does (dma's fwd+bwd at 8192: 2.10 against
+ * 2.13 ms) and fw1 does not (even); DMABENCH_CUDA_TILE_ORDER=fwd, bwd, all or none
+ * names the kernels that do. */
+static inline int dm_tile_heads_first(bool bwd) {
+    const char *e = getenv("DMABENCH_CUDA_TILE_ORDER");
+    if (!e) return bwd;
+    return !strcmp(e, "all") || !strcmp(e, bwd ? "bwd" : "fwd");
+}
+
 /* Whether the current device is an sm_90 one (Hopper's wgmma). */
 static inline bool dm_cuda_sm90() {
     int dev = 0, major = 0;
