@@ -1456,16 +1456,20 @@ template <typename T, int D, int BQ, bool WG = false, int KS = 1, bool OV = fals
           int CL = 1>
 attn_status launch_bwd_bq(const attn_params *p, BwdArgs &a, const cuda_attn_spec *s, const BwdMaps *maps = nullptr) {
     const int ntiles = (p->Nq + BQ - 1) / BQ;
+    const size_t smem = bwd_smem(BQ, D, sizeof(T), KS, RW);
+    auto kern = bwd_main_kernel<T, D, BQ, WG, KS, OV, RW, TM, CL>;
+    const dim3 grid(ntiles, p->Hq, p->B), block(bwd_threads(BQ, KS, RW));
+    if constexpr (CL > 1) { /* before any work: the caller then takes a smaller cluster */
+        static const bool fits = dm_cluster_fits(kern, block, smem, 1, CL);
+        if (!fits) return ATTN_ERR_UNSUPPORTED;
+    }
     if (a.dsum_in) {
         a.dsum = a.dsum_in;
     } else if (!a.exact_dsum) {
         attn_status st = launch_dot<T>(p, const_cast<float *>(a.dsum), p->Nq, nullptr, s->ores);
         if (st != ATTN_OK) return st;
     }
-    const size_t smem = bwd_smem(BQ, D, sizeof(T), KS, RW);
-    auto kern = bwd_main_kernel<T, D, BQ, WG, KS, OV, RW, TM, CL>;
     CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-    const dim3 grid(ntiles, p->Hq, p->B), block(bwd_threads(BQ, KS, RW));
     if constexpr (CL > 1) { /* clusters of CL heads of a GQA group on one tile */
         cudaLaunchConfig_t cfg;
         cudaLaunchAttribute at[1];
@@ -1530,30 +1534,6 @@ int bwd_mc_cluster(int G) {
     return cl;
 }
 
-/* Whether the device can run clusters of CL of the reducer tiles' CTAs at all (one
- * CTA an SM: CL SMs of one GPC free together; a partitioned device may have none),
- * asked once per kernel; where it cannot, the backward runs each CTA alone */
-template <typename T, int D, int CL> bool bwd_mc_fits() {
-    static const bool fits = [] {
-        auto kern = bwd_main_kernel<T, D, 128, true, 1, false, true, true, CL>;
-        const size_t smem = bwd_smem(128, D, sizeof(T), 1, true);
-        if (cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem) != cudaSuccess) {
-            cudaGetLastError();
-            return false;
-        }
-        cudaLaunchConfig_t cfg;
-        cudaLaunchAttribute at[1];
-        dm_cluster_config(&cfg, at, dim3(1, CL, 1), dim3(bwd_threads(128, 1, true)), smem, 1, CL);
-        int n = 0;
-        if (cudaOccupancyMaxActiveClusters(&n, kern, &cfg) != cudaSuccess) {
-            cudaGetLastError();
-            return false;
-        }
-        return n > 0;
-    }();
-    return fits;
-}
-
 /* A BwdMaps map of K or V at ptr (strides b, s, h in elements, es bytes each):
  * false where the encoder is missing or refuses the strides */
 bool bwd_map(CUtensorMap *m, const void *ptr, const attn_stride &st, int B, int Nk, int Hkv, int D, size_t es) {
@@ -1583,10 +1563,14 @@ template <typename T, int D> attn_status launch_bwd(const attn_params *p, BwdArg
                     if (bwd_tma_enabled() && bwd_map(&m.k, p->k, p->k_st, p->B, p->Nk, p->Hkv, D, sizeof(T)) &&
                         bwd_map(&m.v, p->v, p->v_st, p->B, p->Nk, p->Hkv, D, sizeof(T))) {
                         const int cl = bwd_mc_cluster(p->Hq / p->Hkv);
-                        if (cl == 4 && bwd_mc_fits<T, D, 4>())
-                            return launch_bwd_bq<T, D, 128, true, 1, false, true, true, 4>(p, a, s, &m);
-                        if (cl >= 2 && bwd_mc_fits<T, D, 2>())
-                            return launch_bwd_bq<T, D, 128, true, 1, false, true, true, 2>(p, a, s, &m);
+                        /* a cluster size the device cannot hold (one CTA an SM: CL SMs
+                         * of one GPC free together; a partition may have none) is
+                         * refused before any work, and the next one tried */
+                        attn_status st = ATTN_ERR_UNSUPPORTED;
+                        if (cl == 4) st = launch_bwd_bq<T, D, 128, true, 1, false, true, true, 4>(p, a, s, &m);
+                        if (st == ATTN_ERR_UNSUPPORTED && cl >= 2)
+                            st = launch_bwd_bq<T, D, 128, true, 1, false, true, true, 2>(p, a, s, &m);
+                        if (st != ATTN_ERR_UNSUPPORTED) return st;
                         return launch_bwd_bq<T, D, 128, true, 1, false, true, true>(p, a, s, &m);
                     }
                     return launch_bwd_bq<T, D, 128, true, 1, false, true>(p, a, s);

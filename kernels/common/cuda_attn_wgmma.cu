@@ -443,9 +443,7 @@ template <typename T, int D, bool HASZ, bool RES, bool TM>
 __global__ void __launch_bounds__(FNT, 1) attn_fwd_ws_kernel(const FwdArgs a, const __grid_constant__ FwMaps tm) {
     static_assert(HASZ || !RES, "fw1: O's residual is dma's");
     extern __shared__ __align__(128) unsigned char smem_raw[];
-    unsigned char *smem = TM ? reinterpret_cast<unsigned char *>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) &
-                                                                 ~(uintptr_t)1023)
-                             : smem_raw;
+    unsigned char *smem = TM ? align_sw128(smem_raw) : smem_raw;
     T *sQ = reinterpret_cast<T *>(smem); /* [WBQ][D] core-matrix K-major */
     T *sK = sQ + WBQ * D;                /* [FNS][WBK][D] core-matrix (TM: [FNS][D / 64][WBK][64] swizzled) */
     T *sV = sK + FNS * WBK * D;          /* [FNS][WBK][D] as K, read N-major */
@@ -660,15 +658,7 @@ template <typename T, int D, bool TM> attn_status launch_ws_tm(const FwdArgs &a,
     CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
     const dim3 grid(a.ntiles, a.Hq, a.B);
     if constexpr (TM) {
-        static const bool fits = [&] { /* a device that holds no cluster of two (a partition): none */
-            cudaLaunchConfig_t cfg;
-            cudaLaunchAttribute at[1];
-            dm_cluster_config(&cfg, at, dim3(1, 2, 1), dim3(FNT), smem, 1, 2);
-            int nc = 0;
-            const bool ok = cudaOccupancyMaxActiveClusters(&nc, kern, &cfg) == cudaSuccess && nc > 0;
-            cudaGetLastError();
-            return ok;
-        }();
+        static const bool fits = dm_cluster_fits(kern, dim3(FNT), smem, 1, 2); /* none on a small partition */
         if (!fits) return ATTN_ERR_UNSUPPORTED;
         cudaLaunchConfig_t cfg;
         cudaLaunchAttribute at[1];

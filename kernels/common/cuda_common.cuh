@@ -42,6 +42,22 @@ static inline void dm_cluster_config(cudaLaunchConfig_t *cfg, cudaLaunchAttribut
     cfg->attrs = at, cfg->numAttrs = 1;
 }
 
+/* Whether the device holds a cluster of cx x cy CTAs of kern (block threads and
+ * smem bytes of dynamic shared memory a CTA, which it sets as kern's limit): false
+ * on a partition too small for one, or on any error (cleared). Callers keep the
+ * answer in a static. */
+template <typename K>
+static inline bool dm_cluster_fits(K *kern, dim3 block, size_t smem, unsigned int cx, unsigned int cy) {
+    cudaLaunchConfig_t cfg;
+    cudaLaunchAttribute at[1];
+    dm_cluster_config(&cfg, at, dim3(cx, cy, 1), block, smem, cx, cy);
+    int n = 0;
+    const bool ok = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem) == cudaSuccess &&
+                    cudaOccupancyMaxActiveClusters(&n, kern, &cfg) == cudaSuccess && n > 0;
+    cudaGetLastError();
+    return ok;
+}
+
 static inline int dm_div_up(long long a, long long b) { return (int)((a + b - 1) / b); }
 
 /* Whether environment variable name holds value: the switches that choose kernel

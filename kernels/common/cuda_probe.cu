@@ -184,8 +184,7 @@ __global__ void __launch_bounds__(PT) probe_rows_tma_kernel(const __grid_constan
                                                             int iters, uint16_t *dump) {
 #ifdef DM_WGMMA
     extern __shared__ __align__(128) unsigned char smem[];
-    unsigned char *base =
-        smem + ((1024 - (dm::smem_addr(smem) & 1023)) & 1023); /* 1024-byte aligned: the swizzle's period */
+    unsigned char *base = dm::align_sw128(smem);
     uint64_t *full = reinterpret_cast<uint64_t *>(base + 2 * PSTAGE);
     uint32_t rank = 0;
     if constexpr (CL > 1) asm volatile("mov.u32 %0, %%cluster_ctarank;\n" : "=r"(rank));
@@ -311,7 +310,7 @@ __global__ void __launch_bounds__(PT, 1) probe_wg_kernel(int iters, float *dump)
 #ifdef DM_WGMMA
     using T = __nv_bfloat16;
     extern __shared__ __align__(128) unsigned char smem[];
-    T *sA = reinterpret_cast<T *>(smem + ((1024 - (dm::smem_addr(smem) & 1023)) & 1023)); /* the swizzle's period */
+    T *sA = reinterpret_cast<T *>(dm::align_sw128(smem));
     T *sB = sA + PWR * PD; /* [2][PWR][128] */
     const int tid = threadIdx.x, wg = tid >> 7, warp = (tid >> 5) & 3, lane = tid & 31;
     for (int e = tid; e < PWR * PD; e += PT) {

@@ -193,6 +193,13 @@ __device__ __forceinline__ uint64_t gmma_desc_sw128(const void *p, uint32_t lbo,
     return gmma_desc_mn(p, lbo, sbo) | (1ull << 62);
 }
 
+/* p (in shared memory) moved up to the next 1024-byte boundary, the 128-byte
+ * swizzle's period, which its descriptors and tensor-memory boxes assume; dynamic
+ * shared memory is only 16-byte aligned, so the caller reserves 1024 bytes more */
+__device__ __forceinline__ unsigned char *align_sw128(unsigned char *p) {
+    return p + ((1024 - (smem_addr(p) & 1023)) & 1023);
+}
+
 /* One row of a tensor map's box (the 128-byte swizzle's 64 x 1 box of K or V rows)
  * into dst, at coordinates (c0, c1, c2, c3) of a 4-d map, completing on bar's
  * transaction count. No registers are held after the issue. */
