@@ -73,7 +73,7 @@ static inline bool dm_env_is(const char *name, const char *value) {
  * 2.13 ms) and fw1 does not (even); DMABENCH_CUDA_TILE_ORDER=fwd, bwd, all or none
  * names the kernels that do. */
 static inline int dm_tile_heads_first(bool bwd) {
-    const char *e = getenv("DMABENCH_CUDA_TILE_ORDER");
+    static const char *e = getenv("DMABENCH_CUDA_TILE_ORDER");
     if (!e) return bwd;
     return !strcmp(e, "all") || !strcmp(e, bwd ? "bwd" : "fwd");
 }
