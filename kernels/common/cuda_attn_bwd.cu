@@ -1534,14 +1534,10 @@ int bwd_mc_cluster(int G) {
     return cl;
 }
 
-/* A BwdMaps map of K or V at ptr (strides b, s, h in elements, es bytes each):
- * false where the encoder is missing or refuses the strides */
-bool bwd_map(CUtensorMap *m, const void *ptr, const attn_stride &st, int B, int Nk, int Hkv, int D, size_t es) {
-    const unsigned long long dims[4] = {(unsigned long long)D, (unsigned long long)Hkv, (unsigned long long)Nk,
-                                        (unsigned long long)B};
-    const unsigned long long strides[3] = {(unsigned long long)(st.h * es), (unsigned long long)(st.s * es),
-                                           (unsigned long long)(st.b * es)};
-    return dm_cuda_tmap_rows16(m, ptr, 4, dims, strides) == 0;
+/* A BwdMaps map of K or V at ptr (16-bit elements): false where the encoder is
+ * missing or refuses the strides */
+bool bwd_map(CUtensorMap *m, const void *ptr, const attn_stride &st, int B, int Nk, int Hkv, int D) {
+    return dm_cuda_tmap_kv(m, ptr, st.b, st.s, st.h, B, Nk, Hkv, D) == 0;
 }
 
 /* DMABENCH_CUDA_BWD_W16=1: the 128-row tiles at D 64 and 128 on 16 warps
@@ -1560,8 +1556,8 @@ template <typename T, int D> attn_status launch_bwd(const attn_params *p, BwdArg
             if (bwd_wgmma_enabled()) {
                 if (bq == 128 && bwd_wg_reducer_enabled() && bwd_smem(128, D, sizeof(T), 1, true) <= bwd_optin()) {
                     BwdMaps m;
-                    if (bwd_tma_enabled() && bwd_map(&m.k, p->k, p->k_st, p->B, p->Nk, p->Hkv, D, sizeof(T)) &&
-                        bwd_map(&m.v, p->v, p->v_st, p->B, p->Nk, p->Hkv, D, sizeof(T))) {
+                    if (bwd_tma_enabled() && bwd_map(&m.k, p->k, p->k_st, p->B, p->Nk, p->Hkv, D) &&
+                        bwd_map(&m.v, p->v, p->v_st, p->B, p->Nk, p->Hkv, D)) {
                         const int cl = bwd_mc_cluster(p->Hq / p->Hkv);
                         /* a cluster size the device cannot hold (one CTA an SM: CL SMs
                          * of one GPC free together; a partition may have none) is

@@ -164,9 +164,6 @@ __device__ __forceinline__ void key_slot_meta(const KeyPos &kp, int slot, int c0
     key_slot_meta_at(kp, slot, j, zj, sT, zrow != nullptr, i0, nrows, sIdx, sRlo, sRhi, sZ, sFull);
 }
 
-/* key_slot_meta computed by every thread of the CTA (slot tid % BK) and stored by
- * the first BK only: for the wgmma kernels, where a branch around the metadata
- * inside the key loop makes ptxas serialise the wgmmas. */
 /* A key slot's metadata stored (slot tid % BK of the stage: key j, -1 none; its rows
  * rl .. rh; its bias zz) with the warp's fullness: whether every slot of the warp
  * holds a key that every row of the tile keeps. By whole warps; the first BK
@@ -184,6 +181,9 @@ __device__ __forceinline__ void key_slot_store(int tid, int j, int rl, int rh, f
     }
 }
 
+/* key_slot_meta computed by every thread of the CTA (slot tid % BK) and stored by
+ * the first BK only: for the wgmma kernels, where a branch around the metadata
+ * inside the key loop makes ptxas serialise the wgmmas. */
 template <int BK>
 __device__ __forceinline__ void key_slot_meta_all(const KeyPos &kp, int tid, int c0, int nkeys, const int *lst, int kstart,
                                                   const unsigned long long *sT, const float *zrow, int i0, int nrows,

@@ -539,9 +539,7 @@ __global__ void __launch_bounds__(FNT, 1) attn_fwd_ws_kernel(const FwdArgs a, co
                     if (mrows) given(c1 + pt, nrl, nrh, nzl);
                 }
             }
-            if (n > 0) { /* TM: both CTAs' consumers past the stage */
-                mbar_wait(empty + st, (n - 1) & 1); /* (TM: at CTA scope, as the arrivals) */
-            }
+            if (n > 0) mbar_wait(empty + st, (n - 1) & 1); /* TM: both CTAs' consumers, at CTA scope */
             if (meta) {
                 if (mrows)
                     key_slot_meta_given<WBK>(pt, em, mrl, mrh, zm, i0, nrows, sIdx + st * WBK, sRlo + st * WBK,
@@ -631,17 +629,6 @@ __global__ void __launch_bounds__(FNT, 1) attn_fwd_ws_kernel(const FwdArgs a, co
     wg_finish<T, D, RES>(o, m, l, a, b, h, i0, wrow, lane);
 }
 
-/* The tensor map of K or V (FwMaps, as the backward's): (D, Hkv, Nk, B), a 64 x 1
- * box of 16-bit elements into the 128-byte swizzle; false where the encoder is
- * missing or refuses the strides */
-bool fw_map(CUtensorMap *m, const void *ptr, long long sb, long long ss, long long sh, int B, int Nk, int Hkv, int D) {
-    const unsigned long long dims[4] = {(unsigned long long)D, (unsigned long long)Hkv, (unsigned long long)Nk,
-                                        (unsigned long long)B};
-    const unsigned long long strides[3] = {(unsigned long long)sh * 2, (unsigned long long)ss * 2,
-                                           (unsigned long long)sb * 2};
-    return dm_cuda_tmap_rows16(m, ptr, 4, dims, strides) == 0;
-}
-
 /* fw1's rows by multicast boxes where they apply (DMABENCH_CUDA_FWD_TMA=0: by
  * cp.async) */
 bool fwd_tma_enabled() {
@@ -673,8 +660,8 @@ template <typename T, int D, bool TM> attn_status launch_ws_tm(const FwdArgs &a,
 
 template <typename T, int D> attn_status launch_ws(const FwdArgs &a) {
     FwMaps maps{};
-    if (fwd_tma_enabled() && a.G % 2 == 0 && fw_map(&maps.k, a.k, a.ksb, a.kss, a.ksh, a.B, a.Nk, a.Hkv, D) &&
-        fw_map(&maps.v, a.v, a.vsb, a.vss, a.vsh, a.B, a.Nk, a.Hkv, D)) {
+    if (fwd_tma_enabled() && a.G % 2 == 0 && dm_cuda_tmap_kv(&maps.k, a.k, a.ksb, a.kss, a.ksh, a.B, a.Nk, a.Hkv, D) == 0 &&
+        dm_cuda_tmap_kv(&maps.v, a.v, a.vsb, a.vss, a.vsh, a.B, a.Nk, a.Hkv, D) == 0) {
         attn_status st = launch_ws_tm<T, D, true>(a, maps);
         if (st != ATTN_ERR_UNSUPPORTED) return st;
     }

@@ -143,6 +143,15 @@ extern "C" int dm_cuda_tmap_rows16(void *map, const void *base, int rank, const 
                : -1;
 }
 
+extern "C" int dm_cuda_tmap_kv(void *map, const void *base, long long sb, long long ss, long long sh, int B, int Nk,
+                               int Hkv, int D) {
+    const unsigned long long dims[4] = {(unsigned long long)D, (unsigned long long)Hkv, (unsigned long long)Nk,
+                                        (unsigned long long)B};
+    const unsigned long long strides[3] = {(unsigned long long)sh * 2, (unsigned long long)ss * 2,
+                                           (unsigned long long)sb * 2};
+    return dm_cuda_tmap_rows16(map, base, 4, dims, strides);
+}
+
 extern "C" attn_status dm_cuda_mem_info(size_t *free_bytes, size_t *total_bytes) {
     CUDA_CHECK(cudaMemGetInfo(free_bytes, total_bytes));
     return ATTN_OK;

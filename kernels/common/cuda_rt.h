@@ -54,6 +54,11 @@ void *dm_cuda_tmap_encoder(void);
  * as zeros. 0 on success, -1 where the encoder is missing or refuses the layout. */
 int dm_cuda_tmap_rows16(void *map, const void *base, int rank, const unsigned long long *dims,
                         const unsigned long long *strides);
+/* dm_cuda_tmap_rows16's map of K or V (16-bit, D x Hkv x Nk x B; strides sb, ss, sh
+ * in elements), whose boxes the attention kernels copy a half row at a time: 0 on
+ * success, -1 where the encoder is missing or refuses the strides. */
+int dm_cuda_tmap_kv(void *map, const void *base, long long sb, long long ss, long long sh, int B, int Nk, int Hkv,
+                    int D);
 
 /* Free and total device memory (cudaMemGetInfo). */
 attn_status dm_cuda_mem_info(size_t *free_bytes, size_t *total_bytes);
